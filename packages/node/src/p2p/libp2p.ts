@@ -68,6 +68,7 @@ import {
   type PeerInfo,
   type Verdict,
 } from './types.js';
+import { connectionBacklog, writeFrameInChunks } from './write-gate.js';
 
 export const GOSSIP_TOPICS: readonly GossipTopic[] = [
   'tx',
@@ -276,51 +277,12 @@ function errorMessage(err: unknown): string {
 }
 
 /**
- * One length-prefixed frame. Callers bound what they send (gossip limits, block frames); the
- * library's own default bound (4 MiB) would refuse a full block or proposal (up to 9 MiB).
+ * One length-prefixed frame: a request, a status, a transaction (at most 64 KiB). A block's frame
+ * (up to 9 MiB, over the library's own 4 MiB default bound) goes in pieces (write-gate.ts).
  */
-async function sendFrame(
-  stream: Stream,
-  data: Uint8Array,
-  signal: AbortSignal,
-  onQueued?: (bytes: number) => void,
-): Promise<void> {
+async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
   const frame = lp.encode.single(data, { maxDataLength: data.byteLength });
-  const room = stream.send(frame);
-  onQueued?.(frame.byteLength);
-  if (!room) await stream.onDrain({ signal });
-}
-
-/**
- * Resolves once all that was written to `stream` has left its write buffer for the muxer; rejects
- * if the stream closes (an abort, a reset) or `signal` aborts first. A 'drain' (what `sendFrame`
- * waits for) says only that the muxer can take more: a peer whose muxer granted its stream window
- * a few bytes at a time raised one per grant, the frame still queued nearly whole, and its server
- * queued block after block (yamux bounds no write buffer), each charged to the overall serve window
- * as sent, for a few bytes received of each.
- */
-async function written(stream: Stream, signal: AbortSignal): Promise<void> {
-  while (stream.writeBufferLength > 0) {
-    signal.throwIfAborted();
-    await new Promise<void>((resolve, reject) => {
-      const settle = (err?: unknown) => {
-        stream.removeEventListener('idle', onIdle);
-        stream.removeEventListener('close', onClose);
-        signal.removeEventListener('abort', onAbort);
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const onIdle = () => settle();
-      const onClose = (evt: Event) =>
-        settle((evt as Event & { error?: Error }).error ?? new Error('stream closed'));
-      const onAbort = () => settle(signal.reason ?? new Error('aborted'));
-      stream.addEventListener('idle', onIdle);
-      stream.addEventListener('close', onClose);
-      signal.addEventListener('abort', onAbort);
-    });
-  }
-  // An abort empties the write buffer unsent ('idle' then 'close'): nothing was written.
-  if (stream.status === 'aborted' || stream.status === 'reset') throw new Error(`stream ${stream.status}`);
+  if (!stream.send(frame)) await stream.onDrain({ signal });
 }
 
 /** `source`'s chunks, each counted (`onBytes`) as it arrives. */
@@ -872,15 +834,22 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           abort: () => stream.abort(new Error('block write stalled')),
         });
         let sent = 0;
+        // In pieces, each once the connection's own buffers hold little (write-gate.ts): handed
+        // whole, a block went down to the connection as far as the peer's window allowed (any
+        // size it liked), and a peer not reading its socket left it there, outside the slots.
+        const backlog = connectionBacklog(connection);
+        if (!backlog) this.warnNoBacklog();
         // The overall serve window is charged once the frame is written (handed whole to the
         // muxer), not when the block was read: a peer that never reads its answers then holds
         // only its own window (serve-budget.ts ServeBudget.chargeAll).
         const send = async (block: Uint8Array) => {
-          await sendFrame(stream, block, signal, (bytes) => {
-            queued += bytes;
+          await writeFrameInChunks(stream, block, {
+            backlog,
+            signal,
+            onQueued: (bytes) => {
+              queued += bytes;
+            },
           });
-          // Written whole, not only drained once: see `written`.
-          await written(stream, signal);
           sent++;
           answer.sent(block.byteLength);
         };
@@ -923,6 +892,15 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  private warnedNoBacklog = false;
+
+  /** Once: a connection whose write buffers `connectionBacklog` cannot see (a libp2p upgrade). */
+  private warnNoBacklog(): void {
+    if (this.warnedNoBacklog) return;
+    this.warnedNoBacklog = true;
+    this.log.warn('connection write buffers not visible: block answers are gated on their streams only');
   }
 
   // ---- peers, scores, bans ---------------------------------------------------------------------
