@@ -123,11 +123,25 @@ export interface ScoringOptions {
   recoveryPerSecond: number;
 }
 
-/** Optional hooks, e.g. for Prometheus counters; each is called synchronously and must not throw. */
+/** A kind of misbehaviour (a key of PENALTY): a bounded label, where a penalty's reason is free text. */
+export type PenaltyKind = keyof typeof PENALTY;
+
+/**
+ * Why a peer was banned, a bounded label: its score fell to the threshold (`score`), a banned peer
+ * connected again (`reconnected`: the ban starts over), it does not speak this chain's protocols
+ * (`unsupported`) or its status names another chain or genesis (`wrong-chain`).
+ */
+export type BanCause = 'score' | 'reconnected' | 'unsupported' | 'wrong-chain';
+
+/**
+ * Optional hooks, e.g. for Prometheus counters; each is called synchronously and must not throw.
+ * `reason` is free text for logs (it may name a topic, a size, an error); `kind` and `cause` are
+ * the bounded forms of it, for labels.
+ */
 export interface NetworkMetricsHooks {
   gossip?(topic: GossipTopic, verdict: Verdict, bytes: number): void;
-  penalty?(peer: string, reason: string, score: number): void;
-  ban?(peer: string, reason: string): void;
+  penalty?(peer: string, reason: string, score: number, kind: PenaltyKind): void;
+  ban?(peer: string, reason: string, cause: BanCause): void;
   peerCount?(count: number): void;
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
   /** A block-serving read slot held by a stalled write went to a waiting request (serve-budget.ts). */
@@ -214,7 +228,7 @@ export function directProtocol(chainId: string): string {
   return `/unc/${chainId}/direct/1`;
 }
 
-type RequestKind = 'status' | 'blocks' | 'txs';
+export type RequestKind = 'status' | 'blocks' | 'txs';
 
 function protocolOf(kind: RequestKind, chainId: string): string {
   return kind === 'status'
@@ -537,13 +551,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         const frame = chunk.subarray();
         const topic = GOSSIP_TOPICS[frame[0] ?? 255];
         if (++count > MAX_DIRECT_MESSAGES || topic === undefined) {
-          this.scoreDown(peer, PENALTY.invalidGossip, 'malformed direct message');
+          this.scoreDown(peer, 'invalidGossip', 'malformed direct message');
           stream.abort(new Error('malformed direct message'));
           return;
         }
         if (frame.byteLength - 1 > this.maxBytes[topic]) {
           // Priced as oversized gossip is (validate), not as the lighter malformed message.
-          this.scoreDown(peer, PENALTY.oversizedGossip, `oversized direct ${topic} message`);
+          this.scoreDown(peer, 'oversizedGossip', `oversized direct ${topic} message`);
           stream.abort(new Error('oversized direct message'));
           return;
         }
@@ -557,8 +571,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
             error: err as Error,
           });
         }
-        if (verdict === 'reject')
-          this.scoreDown(peer, PENALTY.invalidGossip, `invalid direct ${topic} message`);
+        if (verdict === 'reject') this.scoreDown(peer, 'invalidGossip', `invalid direct ${topic} message`);
         if (this.stopped || this.isBanned(peer)) {
           stream.abort(new Error('stopped'));
           return;
@@ -570,7 +583,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       // A length prefix over every gossip limit: refused before its data is read, and the
       // sender's doing, as an oversized gossip message is.
       if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError')
-        this.scoreDown(peer, PENALTY.oversizedGossip, 'oversized direct message');
+        this.scoreDown(peer, 'oversizedGossip', 'oversized direct message');
       else if (!signal.aborted) this.log.debug('direct receive failed', { peer, error: errorMessage(err) });
       stream.abort(err as Error);
     } finally {
@@ -583,12 +596,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     let verdict: Verdict = 'ignore';
     if (topic === undefined) {
       verdict = 'reject';
-      this.scoreDown(from, PENALTY.invalidGossip, `message on unknown topic ${wireTopic}`);
+      this.scoreDown(from, 'invalidGossip', `message on unknown topic ${wireTopic}`);
     } else if (data.byteLength > this.maxBytes[topic]) {
       verdict = 'reject';
       this.scoreDown(
         from,
-        PENALTY.oversizedGossip,
+        'oversizedGossip',
         `oversized ${topic} message (${data.byteLength} > ${this.maxBytes[topic]} bytes)`,
       );
     } else if (!this.isBanned(from)) {
@@ -601,7 +614,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         // A bug in our own validator must not be blamed on the peer.
         this.log.error('gossip validation threw; ignoring the message', { topic, from, error: err as Error });
       }
-      if (verdict === 'reject') this.scoreDown(from, PENALTY.invalidGossip, `invalid ${topic} message`);
+      if (verdict === 'reject') this.scoreDown(from, 'invalidGossip', `invalid ${topic} message`);
     }
     if (this.stopped) return;
     this.node.services.pubsub.reportMessageValidationResult(msgId, from, verdict as TopicValidatorResult);
@@ -625,19 +638,19 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     );
     if (frame === undefined) {
       // What a peer that hangs up on us mid-request looks like: not provably malicious.
-      this.scoreDown(peer, PENALTY.failedRequest, 'empty status answer');
+      this.scoreDown(peer, 'failedRequest', 'empty status answer');
       throw new PeerRequestError('failed', peer, `status request to ${peer}: empty answer`);
     }
     let status: ChainStatus;
     try {
       status = decodeStatusFrame(frame);
     } catch (err) {
-      this.scoreDown(peer, PENALTY.badResponse, `malformed status: ${errorMessage(err)}`);
+      this.scoreDown(peer, 'badResponse', `malformed status: ${errorMessage(err)}`);
       throw new PeerRequestError('bad-response', peer, `malformed status from ${peer}: ${errorMessage(err)}`);
     }
     if (status.chainId !== this.opts.chainId || !equalBytes(status.genesisHash, this.opts.genesisHash)) {
       const why = `on chain ${status.chainId} with genesis ${toHex(status.genesisHash)}`;
-      this.ban(peer, `peer is ${why}`);
+      this.ban(peer, 'wrong-chain', `peer is ${why}`);
       throw new PeerRequestError('bad-response', peer, `peer ${peer} is ${why}`);
     }
     this.statuses.set(peer, status);
@@ -707,9 +720,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       // Abandoned by the caller: nobody's fault, whatever the stream looked like when it stopped.
       const outcome = cancel?.aborted ? 'cancelled' : failure;
       this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
-      if (outcome === 'bad-response') this.scoreDown(peer, PENALTY.badResponse, message);
-      else if (outcome === 'timeout' || outcome === 'failed')
-        this.scoreDown(peer, PENALTY.failedRequest, message);
+      if (outcome === 'bad-response') this.scoreDown(peer, 'badResponse', message);
+      else if (outcome === 'timeout' || outcome === 'failed') this.scoreDown(peer, 'failedRequest', message);
       throw new PeerRequestError(outcome, peer, `${kind} request to ${peer}: ${message}`);
     };
     let id: PeerId;
@@ -884,7 +896,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       await stream.close({ signal });
     } catch (err) {
       if (err instanceof MalformedRequest) {
-        this.scoreDown(peer, PENALTY.malformedRequest, `malformed ${kind} request: ${err.message}`);
+        this.scoreDown(peer, 'malformedRequest', `malformed ${kind} request: ${err.message}`);
       } else if (!signal.aborted) {
         this.log.debug('could not answer a request', { kind, peer, error: errorMessage(err) });
       }
@@ -918,7 +930,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   }
 
   penalize(peer: string, reason: string): void {
-    this.scoreDown(peer, PENALTY.reported, reason);
+    this.scoreDown(peer, 'reported', reason);
   }
 
   onPeerConnected(listener: (peer: string) => void): () => void {
@@ -974,22 +986,22 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return entry.score;
   }
 
-  private scoreDown(peer: string, amount: number, reason: string): void {
+  private scoreDown(peer: string, kind: PenaltyKind, reason: string): void {
     if (peer === this.peerId || this.isBanned(peer)) return;
-    const score = this.scoreOf(peer) - amount;
+    const score = this.scoreOf(peer) - PENALTY[kind];
     this.scores.set(peer, { score, updatedAt: Date.now() });
     this.log.info('peer scored down', { peer, reason, score });
-    this.opts.metrics?.penalty?.(peer, reason, score);
-    if (score <= this.scoring.threshold) this.ban(peer, `score ${score.toFixed(1)} after ${reason}`);
+    this.opts.metrics?.penalty?.(peer, reason, score, kind);
+    if (score <= this.scoring.threshold) this.ban(peer, 'score', `score ${score.toFixed(1)} after ${reason}`);
   }
 
   /** Disconnects the peer and makes the connection gater refuse it both ways until the ban ends. */
-  private ban(peer: string, reason: string): void {
+  private ban(peer: string, cause: BanCause, reason: string): void {
     if (peer === this.peerId) return;
     this.bannedUntil.set(peer, Date.now() + this.scoring.banMs);
     this.statuses.delete(peer);
     this.log.warn('peer disconnected and banned', { peer, reason, banMs: this.scoring.banMs });
-    this.opts.metrics?.ban?.(peer, reason);
+    this.opts.metrics?.ban?.(peer, reason, cause);
     if (this.stopped) return;
     try {
       this.node.hangUp(peerIdFromString(peer)).catch((err) => {
@@ -1004,7 +1016,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private async handshake(peer: string): Promise<void> {
     if (this.handshaking.has(peer) || this.stopped) return;
     if (this.isBanned(peer)) {
-      this.ban(peer, 'banned peer reconnected');
+      this.ban(peer, 'reconnected', 'banned peer reconnected');
       return;
     }
     this.handshaking.add(peer);
@@ -1013,7 +1025,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       this.log.debug('peer connected', { peer, height: status.height });
     } catch (err) {
       if (err instanceof PeerRequestError && err.kind === 'unsupported') {
-        this.ban(peer, `does not speak this chain's protocols (${this.opts.chainId})`);
+        this.ban(peer, 'unsupported', `does not speak this chain's protocols (${this.opts.chainId})`);
       } else {
         this.log.debug('status exchange failed; retried by maintenance', { peer, error: errorMessage(err) });
       }
