@@ -851,8 +851,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         // size it liked), and a peer not reading its socket left it there, outside the slots.
         const backlog = connectionBacklog(connection);
         if (!backlog) this.warnNoBacklog();
-        // The overall serve window is charged once the frame is written (handed whole to the
-        // muxer), not when the block was read: a peer that never reads its answers then holds
+        // The overall serve window is charged once the frame is written (its last piece handed
+        // to the muxer), not when the block was read: a peer that never reads its answers then holds
         // only its own window (serve-budget.ts ServeBudget.chargeAll).
         const send = async (block: Uint8Array) => {
           await writeFrameInChunks(stream, block, {
