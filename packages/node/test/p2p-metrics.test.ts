@@ -130,6 +130,7 @@ test('/metrics has the p2p series: gossip by topic and verdict, requests by prot
     ['unc_p2p_request_duration_seconds', 'histogram'],
     ['unc_p2p_peers', 'gauge'],
     ['unc_p2p_block_slots_taken_over_total', 'counter'],
+    ['unc_p2p_unread_connections_closed_total', 'counter'],
   ])
     assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'));
   // No peer id anywhere in the text: not the banned peer's, not the node's own.

@@ -68,7 +68,7 @@ import {
   type PeerInfo,
   type Verdict,
 } from './types.js';
-import { connectionBacklog, writeFrameInChunks } from './write-gate.js';
+import { connectionBacklog, connectionWriteBytes, writeFrameInChunks } from './write-gate.js';
 
 export const GOSSIP_TOPICS: readonly GossipTopic[] = [
   'tx',
@@ -101,6 +101,20 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
 export const DEFAULT_MAX_BLOCK_FRAME_BYTES = 9 * 1024 * 1024;
 /** A block-range answer stops growing here, so one request cannot pin 64 × 9 MiB in memory. */
 export const DEFAULT_MAX_BLOCKS_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A connection holding more than this in user space for its peer to read (`connectionWriteBytes`:
+ * its socket, TCP and Noise write buffers and every stream's) is closed: its peer is not reading.
+ * Block answers bound their own share (write-gate.ts), but gossipsub writes each message to a
+ * peer's outbound stream with no backpressure and no bound, and a direct send, a `/txs/1` answer or
+ * a stream's negotiation hands its first bytes down whatever the connection holds: a peer that
+ * stopped reading its socket had every gossiped message kept for it, without end (review of
+ * p2pbound). Three of the largest proposals: an honest reader on a slow link that gets a full
+ * proposal and the transactions around it stays far below.
+ */
+export const DEFAULT_MAX_CONNECTION_WRITE_BYTES = 32 * 1024 * 1024;
+/** How often the connections' write buffers are looked at (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). */
+export const DEFAULT_WRITE_WATCH_INTERVAL_MS = 1_000;
 
 /** How much each kind of misbehaviour costs. Scores start at 0 and recover towards it over time. */
 export const PENALTY = {
@@ -146,6 +160,8 @@ export interface NetworkMetricsHooks {
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
   /** A block-serving read slot held by a stalled write went to a waiting request (serve-budget.ts). */
   blockSlotTakenOver?(): void;
+  /** A connection was closed for holding more than `maxConnectionWriteBytes` its peer did not read. */
+  unreadConnectionClosed?(): void;
 }
 
 export type RequestOutcome =
@@ -181,6 +197,12 @@ export interface NetworkOptions {
   txServe?: Partial<ServeBudgetLimits>;
   /** What `/blocks/1` serves per peer and in all per interval (serve-budget.ts). */
   blockServe?: Partial<ServeBudgetLimits>;
+  /**
+   * A connection holding more than this for its peer to read is closed (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`,
+   * 32 MiB), looked at every `writeWatchIntervalMs` (default 1000).
+   */
+  maxConnectionWriteBytes?: number;
+  writeWatchIntervalMs?: number;
   /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
   connections?: Partial<ConnectionLimits>;
   logger?: Logger;
@@ -351,6 +373,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly log: Logger;
   private node!: Libp2p<{ identify: unknown; pubsub: GossipSubService }>;
   private timer: NodeJS.Timeout | undefined;
+  private writeWatch: NodeJS.Timeout | undefined;
   private stopped = false;
   peerId = '';
 
@@ -388,6 +411,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       const max = this.maxBytes[t];
       if (!Number.isSafeInteger(max) || max <= 0)
         throw new RangeError(`maxMessageBytes.${t} must be positive`);
+    }
+    for (const key of ['maxConnectionWriteBytes', 'writeWatchIntervalMs'] as const) {
+      const v = opts[key];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
+        throw new RangeError(`${key} must be positive`);
     }
     for (const addr of opts.bootstrap ?? []) {
       try {
@@ -491,6 +519,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.dialBootstrap();
     this.timer = setInterval(() => this.maintain(), opts.maintenanceIntervalMs ?? 5000);
     this.timer.unref();
+    this.writeWatch = setInterval(
+      () => this.closeUnread(),
+      opts.writeWatchIntervalMs ?? DEFAULT_WRITE_WATCH_INTERVAL_MS,
+    );
+    this.writeWatch.unref();
   }
 
   // ---- gossip ----------------------------------------------------------------------------------
@@ -1054,6 +1087,29 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     }
   }
 
+  /**
+   * Closes each connection holding more than `maxConnectionWriteBytes` for its peer to read: what
+   * it holds goes with it (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). Not a penalty: an honest peer on
+   * a link far too slow looks the same, and may connect again.
+   */
+  private closeUnread(): void {
+    if (this.stopped) return;
+    const max = this.opts.maxConnectionWriteBytes ?? DEFAULT_MAX_CONNECTION_WRITE_BYTES;
+    for (const connection of this.node.getConnections()) {
+      const bytes = connectionWriteBytes(connection);
+      if (bytes <= max) continue;
+      const peer = connection.remotePeer.toString();
+      this.log.warn('connection closed: its peer does not read what it is sent', { peer, bytes, max });
+      this.opts.metrics?.unreadConnectionClosed?.();
+      try {
+        connection.abort(new Error(`peer not reading: ${bytes} bytes waiting for it`));
+      } catch (err) {
+        // On a timer: a throw here would end the process.
+        this.log.error('could not close a connection', { peer, error: errorMessage(err) });
+      }
+    }
+  }
+
   private maintain(): void {
     if (this.stopped) return;
     for (const peer of [...this.bannedUntil.keys()]) this.isBanned(peer);
@@ -1068,6 +1124,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.writeWatch);
     await this.node.stop();
   }
 }

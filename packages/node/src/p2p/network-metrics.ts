@@ -40,6 +40,12 @@ export function networkMetrics(r: Registry): NetworkMetricsHooks {
     'unc_p2p_block_slots_taken_over_total',
     'Block-serving read slots taken from a stalled write (a peer not reading its answer) for a waiting request',
   );
+  // Nonzero means peers stopped reading what they were sent (libp2p.ts maxConnectionWriteBytes):
+  // processes stopped, links far too slow, or peers pinning this node's memory.
+  const unreadClosed = r.counter(
+    'unc_p2p_unread_connections_closed_total',
+    'Connections closed for holding more than their bound (32 MiB by default) that their peer did not read',
+  );
   return {
     gossip: (topic, verdict, bytes) => {
       gossipMessages.inc(1, { topic, verdict });
@@ -53,5 +59,6 @@ export function networkMetrics(r: Registry): NetworkMetricsHooks {
       requestSeconds.observe(ms / 1000, { protocol, outcome });
     },
     blockSlotTakenOver: () => takenOver.inc(),
+    unreadConnectionClosed: () => unreadClosed.inc(),
   };
 }

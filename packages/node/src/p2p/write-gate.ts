@@ -82,6 +82,17 @@ export function connectionBacklog(connection: Connection): ConnectionBacklog | n
   };
 }
 
+/**
+ * Everything a connection holds in user space for its peer to read: its socket, TCP and Noise
+ * write buffers (`connectionBacklog`; none counted where they are not visible) and every stream's
+ * own write buffer (gossipsub's outbound stream, direct sends, answers).
+ */
+export function connectionWriteBytes(connection: Connection): number {
+  let n = connectionBacklog(connection)?.bytes() ?? 0;
+  for (const s of connection.streams) n += s.writeBufferLength;
+  return n;
+}
+
 function streamGone(stream: Stream): boolean {
   return stream.status === 'aborted' || stream.status === 'reset' || stream.status === 'closed';
 }
