@@ -53,6 +53,7 @@ test('a mesh peer that stops reading its socket has its connection closed past t
   // The sleeper's TCP socket stops reading (a process stopped, or one that means it).
   (toServer as unknown as { maConn: { socket: { pause(): void } } }).maConn.socket.pause();
   const toSleeper = connectionTo(server, sleeper)!;
+  const toReader = connectionTo(server, reader)!;
   let published = 0;
   let peak = 0;
   // Distinct 1 MiB proposals (no validity checked: the peers judge them 'ignore'), one at a time,
@@ -62,6 +63,8 @@ test('a mesh peer that stops reading its socket has its connection closed past t
     await server.publish('proposal', data);
     published++;
     peak = Math.max(peak, connectionWriteBytes(toSleeper));
+    // The reader keeps up: the next one once it has taken most of this one (however slow the machine).
+    await waitFor(() => connectionWriteBytes(toReader) < MiB / 2, 'the reader reading');
     await pause(20);
   }
   assert.ok(
