@@ -8,11 +8,14 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  chmodSync,
+  chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -200,10 +203,26 @@ describe("a killed provider's job folders", () => {
   }, async () => {
     const { removeStaleJobFolders } = await import('../src/provider/sandbox.js');
     assert.equal((await import('../src/provider/sandbox.js')).JOBS_OWNER_FILE, JOBS_OWNER_FILE);
-    const me = processIdentity(process.pid);
+    const me = { ...processIdentity(process.pid), pidns: readlinkSync('/proc/self/ns/pid') };
     // This very pid with another start time: a process that had this pid before (gone).
-    const gone = { pid: process.pid, boot: me.boot, started: '1' };
-    const kinds = ['stale', 'live', 'link', 'noOwner', 'badJson', 'otherKind', 'otherName', 'file'] as const;
+    const gone = { pid: process.pid, boot: me.boot, started: '1', pidns: me.pidns };
+    // The same, written by a provider in another pid namespace (a container sharing /tmp): its pid
+    // means nothing here, its folder is left alone.
+    const otherNs = { ...gone, pidns: 'pid:[1]' };
+    const root = process.getuid?.() === 0;
+    const kinds = [
+      'stale',
+      'live',
+      'link',
+      'noOwner',
+      'badJson',
+      'otherKind',
+      'otherName',
+      'file',
+      'otherNs',
+      'noNs',
+      ...(root ? (['otherUser'] as const) : []),
+    ] as const;
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...kinds), { maxLength: 10 }), (plan) => {
         const tmp = tempDir('unc-jobfolders-prop-');
@@ -235,6 +254,14 @@ describe("a killed provider's job folders", () => {
           else if (kind === 'badJson') writeFileSync(join(folder, JOBS_OWNER_FILE), '{');
           else if (kind === 'otherKind') writeFileSync(join(folder, JOBS_OWNER_FILE), owner(gone, 'other'));
           else if (kind === 'otherName') writeFileSync(join(folder, JOBS_OWNER_FILE), owner(gone));
+          else if (kind === 'otherNs') writeFileSync(join(folder, JOBS_OWNER_FILE), owner(otherNs));
+          else if (kind === 'noNs')
+            writeFileSync(join(folder, JOBS_OWNER_FILE), owner({ ...gone, pidns: undefined }));
+          else if (kind === 'otherUser') {
+            // Root's provider: a folder another user made, owner file and all, is theirs.
+            writeFileSync(join(folder, JOBS_OWNER_FILE), owner(gone));
+            chownSync(folder, 65534, 65534);
+          }
         });
         const before = readdirSync(tmp).sort();
         const removed = removeStaleJobFolders(tmp).sort();
@@ -248,5 +275,65 @@ describe("a killed provider's job folders", () => {
       }),
       { numRuns: 40 },
     );
+  });
+  test('a temporary directory others could rename entries in: nothing is removed (the removal could be sent through a link)', {
+    skip: process.platform !== 'linux' && 'reads /proc',
+  }, async () => {
+    const { removeStaleJobFolders } = await import('../src/provider/sandbox.js');
+    const me = processIdentity(process.pid);
+    const gone = {
+      kind: 'unc provider job folders',
+      pid: process.pid,
+      boot: me.boot,
+      started: '1',
+      pidns: readlinkSync('/proc/self/ns/pid'),
+    };
+    const stale = (parent: string) => {
+      const folder = join(parent, `unc-jobs-${process.pid}-x`);
+      mkdirSync(folder);
+      writeFileSync(join(folder, JOBS_OWNER_FILE), `${JSON.stringify(gone)}\n`);
+      return folder;
+    };
+    const warnings: string[] = [];
+    const warn = (msg: string, fields?: Record<string, unknown>) =>
+      warnings.push(`${msg}: ${String(fields?.why)}`);
+
+    // Sanity: in a folder only this user can write, it is removed.
+    const safe = tempDir('unc-jobfolders-safe-');
+    const inSafe = stale(safe);
+    assert.deepEqual(removeStaleJobFolders(safe, warn), [inSafe]);
+    assert.deepEqual(warnings, []);
+
+    // Writable by everyone, not sticky: anyone can rename the folder away after its check and put
+    // a link to any folder in its place, which the recursive removal would then empty.
+    const open = tempDir('unc-jobfolders-open-');
+    chmodSync(open, 0o777);
+    const inOpen = stale(open);
+    assert.deepEqual(removeStaleJobFolders(open, warn), []);
+    assert.ok(existsSync(join(inOpen, JOBS_OWNER_FILE)));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /writable by others \(mode 777\) and not sticky/);
+
+    // A folder of this user's inside such a folder: the folder above can be renamed just the same.
+    const below = join(open, 'below');
+    mkdirSync(below, { mode: 0o700 });
+    const inBelow = stale(below);
+    assert.deepEqual(removeStaleJobFolders(below, warn), []);
+    assert.ok(existsSync(join(inBelow, JOBS_OWNER_FILE)));
+
+    // Sticky and this user's (or root's): only an entry's owner renames it, the folder is fine.
+    const sticky = tempDir('unc-jobfolders-sticky-');
+    chmodSync(sticky, 0o1777);
+    const inSticky = stale(sticky);
+    assert.deepEqual(removeStaleJobFolders(sticky, warn), [inSticky]);
+
+    if (process.getuid?.() === 0) {
+      // Root's provider, a folder another user owns: they can rename what is in it.
+      const theirs = tempDir('unc-jobfolders-theirs-');
+      const inTheirs = stale(theirs);
+      chownSync(theirs, 65534, 65534);
+      assert.deepEqual(removeStaleJobFolders(theirs, warn), []);
+      assert.ok(existsSync(join(inTheirs, JOBS_OWNER_FILE)));
+    }
   });
 });

@@ -19,6 +19,8 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -247,11 +249,12 @@ function makeJobsHome(parent: string): string {
   const home = mkdtempSync(join(parent, `${JOBS_FOLDER_PREFIX}${process.pid}-`));
   liveHomes.add(home);
   const { boot, started } = processIdentity(process.pid);
+  const pidns = pidNamespace();
   // `wx`: a new file, never through a link (the folder was just made, 0700, by this process).
   try {
     writeFileSync(
       join(home, JOBS_OWNER_FILE),
-      `${JSON.stringify({ kind: JOBS_OWNER_KIND, pid: process.pid, boot, started })}\n`,
+      `${JSON.stringify({ kind: JOBS_OWNER_KIND, pid: process.pid, boot, started, pidns })}\n`,
       { flag: 'wx', mode: 0o600 },
     );
   } catch (err) {
@@ -263,37 +266,93 @@ function makeJobsHome(parent: string): string {
 }
 
 /**
+ * This process's pid namespace (`pid:[4026531836]`), which gives the pids in an owner file their
+ * meaning: a provider in a container sharing the temporary directory writes pids of its own
+ * namespace, which name other processes, or none, here. Undefined where unread (not Linux).
+ */
+function pidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why the folders in `dir` cannot be removed safely, or null. A recursive removal checks that a
+ * name is a folder, then lists it by its name: whoever can rename entries in the folder it lies in
+ * (or in any folder above) can put a link in its place in between, and the removal empties the
+ * folder the link leads to, as this user (root, perhaps). So each folder from `dir` (its links
+ * resolved) up to the root must belong to this user or root and be writable by no one else, or be
+ * sticky (/tmp: only an entry's owner renames it). Null on systems without uids (Windows).
+ */
+export function unsafeJobsParent(dir: string): string | null {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  if (uid === null) return null;
+  for (let d = realpathSync(dir); ; d = dirname(d)) {
+    // A real path: no links on the way.
+    const st = lstatSync(d);
+    if (st.uid !== uid && st.uid !== 0)
+      return `${d} belongs to uid ${st.uid}, not to this user (uid ${uid}) or root`;
+    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
+      return `${d} is writable by others (mode ${(st.mode & 0o7777).toString(8)}) and not sticky`;
+    if (dirname(d) === d) return null;
+  }
+}
+
+/**
  * Removes from `parent` (default: the temporary directory) the job folders of providers that no
  * longer run, and returns their paths. Only a folder this user owns, that is a folder and not a
  * link, named JOBS_FOLDER_PREFIX + the pid its owner file names, whose owner file is a plain file
- * naming a provider process that is gone (processLives: pid, boot id, start time): anything else
- * is left alone, a live provider's folders, a file or link of that name, a folder without a
- * readable owner file. The removal follows no link inside (rmSync removes links, not their
- * targets). Folders of older versions (`unc-job-XXXXXX`, no owner file) cannot be told apart and
- * are left.
+ * naming a provider process of this pid namespace that is gone (processLives: pid, boot id, start
+ * time): anything else is left alone, a live provider's folders, a provider's in another pid
+ * namespace (a container sharing the directory: its pid means another process here), a file or
+ * link of that name, a folder without a readable owner file. The removal follows no link inside
+ * (rmSync removes links, not their targets), and nothing is removed where `parent` or a folder
+ * above it lets others rename what is in it (unsafeJobsParent; `warn` is told). Folders of older
+ * versions (`unc-job-XXXXXX`, no owner file) cannot be told apart and are left.
  */
-export function removeStaleJobFolders(parent: string = tmpdir()): string[] {
+export function removeStaleJobFolders(
+  parent: string = tmpdir(),
+  warn?: (msg: string, fields?: Record<string, unknown>) => void,
+): string[] {
   const removed: string[] = [];
+  let real: string;
   let names: string[];
   try {
-    names = readdirSync(parent);
+    const unsafe = unsafeJobsParent(parent);
+    if (unsafe !== null) {
+      warn?.(
+        'the job folders of providers no longer running are not removed: others can rename what is in this folder',
+        {
+          folder: parent,
+          why: unsafe,
+        },
+      );
+      return removed;
+    }
+    real = realpathSync(parent);
+    names = readdirSync(real);
   } catch {
     return removed;
   }
   const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  const pidns = pidNamespace();
   for (const name of names) {
     if (!name.startsWith(JOBS_FOLDER_PREFIX)) continue;
-    const path = join(parent, name);
+    const path = join(real, name);
     try {
       const folder = lstatSync(path);
       if (!folder.isDirectory() || (uid !== null && folder.uid !== uid)) continue;
       const ownerPath = join(path, JOBS_OWNER_FILE);
       const ownerFile = lstatSync(ownerPath);
       if (!ownerFile.isFile() || ownerFile.size > 4096) continue;
-      const record = JSON.parse(readFileSync(ownerPath, 'utf8')) as { kind?: unknown };
+      const record = JSON.parse(readFileSync(ownerPath, 'utf8')) as { kind?: unknown; pidns?: unknown };
       const owner = identityOf(record);
       if (record.kind !== JOBS_OWNER_KIND || owner === null) continue;
       if (!name.startsWith(`${JOBS_FOLDER_PREFIX}${owner.pid}-`)) continue;
+      // Another namespace's pid, or one whose namespace is not known: it cannot be told.
+      if (record.pidns !== pidns) continue;
       if (processLives(owner)) continue;
       rmSync(path, { recursive: true, force: true });
       removed.push(path);
@@ -346,7 +405,7 @@ export class JobSandbox {
    */
   async start(): Promise<void> {
     // What a provider killed with its job processes left in the temporary directory.
-    const stale = removeStaleJobFolders();
+    const stale = removeStaleJobFolders(tmpdir(), (msg, fields) => this.opts.logger.warn(msg, fields));
     if (stale.length > 0)
       this.opts.logger.info('removed the job folders of providers no longer running', { folders: stale });
     try {
