@@ -254,7 +254,8 @@ export function devCommand(): Command {
                 shutdown.add(
                   'software TPM',
                   () => started.dispose(),
-                  () => pid !== undefined && process.kill(pid, 'SIGTERM'),
+                  // Only a child not yet reaped: once it exited, its pid may be another process's.
+                  () => started.running && pid !== undefined && process.kill(pid, 'SIGTERM'),
                 );
                 return started;
               });
