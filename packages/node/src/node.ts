@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex } from '@unc/core';
+import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex, UncError } from '@unc/core';
 import {
   type AdmissionOptions,
   type AdmissionQueue,
@@ -76,6 +76,17 @@ export interface NodeOptions {
    * `consensus.paceHeights` in config.json): off, the execution budget alone (an A/B baseline).
    */
   paceHeights?: boolean;
+  /**
+   * Aborted (SIGINT/SIGTERM during `unc start`): start() takes no further step, stops what it has
+   * started (the database closed, the RPC server and network stopped) and rejects with
+   * START_ABORTED. A step under way (the database opening, libp2p starting) runs to its end first.
+   */
+  signal?: AbortSignal;
+}
+
+/** The rejection of a start() whose `signal` was aborted. */
+export function startAborted(): UncError {
+  return new UncError('START_ABORTED', 'the node was stopped while it was starting');
 }
 
 export { NODE_VERSION } from './version.js';
@@ -147,11 +158,15 @@ export class UncNode {
 
   static async start(opts: NodeOptions): Promise<UncNode> {
     const logger = opts.logger ?? createLogger('node');
+    const aborted = () => opts.signal?.aborted === true;
+    if (aborted()) throw startAborted();
     mkdirSync(opts.dataDir, { recursive: true });
     const db = await ChainDb.open(join(opts.dataDir, 'chain'));
     let chain: Chain;
     try {
+      if (aborted()) throw startAborted();
       chain = await Chain.open(db, opts.genesis, logger.child('chain'));
+      if (aborted()) throw startAborted();
     } catch (err) {
       await db.close();
       throw err;
@@ -223,6 +238,7 @@ export class UncNode {
     }
     const api = createApi(node.rpcContext());
     try {
+      if (aborted()) throw startAborted();
       node.rpc = await startRpcServer(
         {
           ...opts.rpc,
@@ -245,8 +261,11 @@ export class UncNode {
     }
     if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;
     try {
+      if (aborted()) throw startAborted();
       if (opts.network) node.network = await opts.network(node.driver.handlers(), chain, node.networkMetrics);
+      if (aborted()) throw startAborted();
       await node.driver.start(node.network);
+      if (aborted()) throw startAborted();
     } catch (err) {
       await node.stop();
       throw err;
