@@ -1004,7 +1004,10 @@ export class Mempool {
    * prefix of the block, so it needs no knowledge of the builder's budget (the proposal's execution
    * budget), and every transaction drawn still counts against that budget.
    * Fee-free transactions cannot fill the reserve with junk: each is admitted only if it would
-   * execute now, one per sender at a time, one per answered slot or reported offender.
+   * execute now, one per sender at a time, one per answered slot or reported offender. Reports of
+   * evidence go through the reserve paying or not (first of all, compareFreeForBlock): each holds
+   * its offender's one place here and must land in the next block; they are as bounded (one per
+   * offender, at the sender's next nonce, previewed whole).
    */
   *ordered(
     state: StateReader,
