@@ -255,7 +255,8 @@ export class EvidencePool {
           (err instanceof ValidationError &&
             (err.code === 'REPLACEMENT_UNDERPRICED' ||
               err.code === 'EVIDENCE_PENDING' ||
-              err.code === 'ALREADY_PENDING'))
+              err.code === 'ALREADY_PENDING' ||
+              err.code === 'MEMPOOL_FULL'))
         ) {
           // "Busy, retry" (the node is behind its peers and judged the transaction on stale state,
           // or its admission queue is full) is no verdict on the evidence: dropped, the
@@ -265,7 +266,10 @@ export class EvidencePool {
           // when it lands). Nor is another pending report of the same offender (the mempool holds
           // one per offender, at its sender's next nonce, due in the next block): should it not
           // land after all (the state moved under it, the mempool's recheckEvidence after each
-          // commit), the place is free at the next flush.
+          // commit), the place is free at the next flush. Nor is a full mempool
+          // (MEMPOOL_FULL: a fee-free report evicts no other fee-free transaction, and heartbeats
+          // can fill a pool): it passes with the next blocks, and dropped here the equivocation
+          // went unreported by this validator for good.
           // Kept for the next flush (after the next commit).
           // Bounded: tried once per flush, MAX_WAITING entries, and `checkEvidence` drops it once
           // it is too old to land (or was included by somebody else's report).

@@ -15,12 +15,18 @@
  *   freed the place only until the next commit: refused EVIDENCE_PENDING;
  * - a report beside other actions could hold the place and fail on them: EVIDENCE_NOT_ALONE;
  * - a report the state moved under (its evidence too old after a boundary) held the place until a
- *   node built a block with it: dropped after the commit (`recheckEvidence`), the honest report in.
+ *   node built a block with it: dropped after the commit (`recheckEvidence`), the honest report in;
+ * - (review) the evidence pool's own report refused MEMPOOL_FULL (a pool full of fee-free
+ *   transactions, which a fee-free report cannot evict) was forgotten for good: kept for the next
+ *   commit. And (no regression, a check of the real pool path) the validator's own account with
+ *   transactions queued at its next nonces: the report waits for them and lands after (NONCE_GAP
+ *   never meets it: the pool takes the account's next nonce).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   type Action,
+  addressFromPublicKey,
   type ConsensusEvidence,
   certificateFromVotes,
   duplicateVoteEvidence,
@@ -50,13 +56,17 @@ const dev = devValidator();
 const HONEST: ValidatorKey = { seed: dev.seed, publicKey: ed25519PublicKey(dev.seed) };
 const X_DEV = devValidatorKey(1);
 const X: ValidatorKey = { seed: X_DEV.seed, publicKey: X_DEV.publicKey };
-const ALL = [HONEST, X];
+const Y_DEV = devValidatorKey(2);
+/** A second offender (only where a test names it in `open`). */
+const Y: ValidatorKey = { seed: Y_DEV.seed, publicKey: Y_DEV.publicKey };
 /** The offender's throwaway account: a funded dev account (any account that can pay a min fee). */
 const M = devKey(1);
 /** The least epoch length a 20-block answer window allows: evidence of epoch 0 lands by height 66. */
 const EPOCH_BLOCKS = 22;
 
 interface Net {
+  /** The validators of the genesis; each signs every commit. */
+  all: ValidatorKey[];
   chain: Chain;
   mempool: Mempool;
   pool: EvidencePool;
@@ -82,14 +92,17 @@ function addOnTip(mempool: Mempool, chain: Chain, env: TxEnvelope): void {
   mempool.add(env, chain.tipState, chain.params, nextContext(chain));
 }
 
-async function open(): Promise<Net> {
+async function open(
+  opts: { offenders?: ValidatorKey[]; mempool?: ConstructorParameters<typeof Mempool>[0] } = {},
+): Promise<Net> {
+  const all = [HONEST, ...(opts.offenders ?? [X])];
   const genesis = devGenesisJson({
     time: new Date(GENESIS_TIME),
     epochBlocks: EPOCH_BLOCKS,
-    validators: ALL.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
+    validators: all.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
   });
   const chain = await Chain.open(ChainDb.over(new MemoryKv()), genesis, silentLogger);
-  const mempool = new Mempool();
+  const mempool = new Mempool(opts.mempool);
   const refusals: string[] = [];
   const pool = new EvidencePool({
     chain,
@@ -107,7 +120,7 @@ async function open(): Promise<Net> {
     announceTx: () => {},
     publishEvidence: () => {},
   });
-  return { chain, mempool, pool, refusals, landed: new Map() };
+  return { all, chain, mempool, pool, refusals, landed: new Map() };
 }
 
 /**
@@ -123,7 +136,7 @@ async function height(net: Net, maxTxs = Number.POSITIVE_INFINITY, candidates?: 
   const { pending, rejected } = chain.buildProposal(picked, chain.nextBlockTime(at), HONEST, () => false);
   mempool.prune([], rejected, chain.tipState, chain.tipHeight + 1n);
   const h = pending.block.header.height;
-  const signers = ALL.filter((v) => chain.validatorsForHeight(h).has(v.publicKey));
+  const signers = net.all.filter((v) => chain.validatorsForHeight(h).has(v.publicKey));
   const votes = signers.map((v) =>
     signVote(
       chain.genesis.chainId,
@@ -140,12 +153,12 @@ async function height(net: Net, maxTxs = Number.POSITIVE_INFINITY, candidates?: 
   return committed;
 }
 
-function doubleVote(chainId: string, h: bigint, round: number): ConsensusEvidence {
+function doubleVote(chainId: string, h: bigint, round: number, by: ValidatorKey = X): ConsensusEvidence {
   const vote = (name: string) =>
     signVote(
       chainId,
-      { type: 'precommit', height: h, round, blockHash: sha256(utf8(name)), validator: X.publicKey },
-      X.seed,
+      { type: 'precommit', height: h, round, blockHash: sha256(utf8(name)), validator: by.publicKey },
+      by.seed,
     );
   return duplicateVoteEvidence(chainId, vote('block A'), vote('block B'));
 }
@@ -161,9 +174,9 @@ function signed(from: typeof M, nonce: bigint, actions: Action[], feeTimes = 1n,
 }
 
 const evidenceOf = (e: ConsensusEvidence): Action => ({ type: 'evidence', evidence: e });
-const transfer = (amount: bigint): Action => ({
+const transfer = (amount: bigint, to = devKey(8).address): Action => ({
   type: 'transfer',
-  to: devKey(8).address,
+  to,
   amount,
   memo: new Uint8Array(0),
 });
@@ -298,4 +311,45 @@ test('a report the state moved under leaves after the commit, and the honest rep
   await height(net);
   assert.equal(net.landed.get(67n)?.length, 1, 'the honest report landed at 67');
   assert.equal(isTombstoned(chain.tipState, X.publicKey), true);
+});
+
+test("the validator's own account with transactions queued: its report waits for them (REPLACEMENT_UNDERPRICED, kept) and lands after", async () => {
+  const net = await open();
+  const { chain, mempool } = net;
+  const own = devKey(0);
+  const honestAccount = {
+    ...own,
+    seed: HONEST.seed,
+    publicKey: HONEST.publicKey,
+    address: addressFromPublicKey(HONEST.publicKey),
+  };
+  // Block 1 funds the validator's key account; its operator queues three transfers from it.
+  addOnTip(mempool, chain, signed(devKey(3), 0n, [transfer(10n ** 18n, honestAccount.address)])(chain));
+  await height(net);
+  await height(net);
+  for (let n = 0n; n < 3n; n++) addOnTip(mempool, chain, signed(honestAccount, n, [transfer(1n)])(chain));
+  net.pool.reportEvidence(doubleVote(chain.genesis.chainId, 2n, 0), 'machine');
+  assert.deepEqual(net.refusals, ['REPLACEMENT_UNDERPRICED'], 'its nonce is taken by the operator: kept');
+  // One transaction a block: the operator's three go first, then the report, at the next nonce.
+  while (chain.tipHeight < 8n) await height(net, 1);
+  assert.equal(getAccount(chain.tipState, honestAccount.address).nonce, 4n);
+  assert.deepEqual([...net.landed.keys()], [6n]);
+  assert.equal(isTombstoned(chain.tipState, X.publicKey), true);
+});
+
+test('a full mempool does not make the evidence pool forget its report: kept (MEMPOOL_FULL), it lands once there is room', async () => {
+  // A pool full of fee-free transactions (heartbeats on a large network; here one report), which a
+  // fee-free report cannot evict.
+  const net = await open({ offenders: [X, Y], mempool: { maxTxs: 1 } });
+  const { chain, mempool } = net;
+  await height(net);
+  await height(net);
+  const chainId = chain.genesis.chainId;
+  addOnTip(mempool, chain, signed(M, 0n, [evidenceOf(doubleVote(chainId, 1n, 9, Y))], 0n)(chain));
+  net.pool.reportEvidence(doubleVote(chainId, 2n, 0), 'machine');
+  assert.deepEqual(net.refusals, ['MEMPOOL_FULL']);
+  while (chain.tipHeight < 6n) await height(net);
+  assert.equal(isTombstoned(chain.tipState, Y.publicKey), true);
+  assert.equal(isTombstoned(chain.tipState, X.publicKey), true, "X's report was kept and landed");
+  assert.deepEqual([...net.landed.keys()], [3n, 4n]);
 });
