@@ -16,6 +16,8 @@ import { createApi } from './api.js';
 import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
 import { systemClock } from './clock.js';
 import type { ConsensusDriver } from './consensus/driver.js';
+import { filePrivvalStorage } from './consensus/privval-store.js';
+import { refuseFreshSignerAfterSigning } from './consensus/signer-guard.js';
 import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions } from './mempool.js';
@@ -38,6 +40,12 @@ export interface NodeOptions {
   genesis: unknown;
   /** The validator's Ed25519 seed; without it the node follows the chain without voting. */
   validatorSeed?: Uint8Array;
+  /**
+   * Start a validator with a fresh signer although `privval.json` is missing and the chain store's
+   * last commits hold this key's precommits (consensus/signer-guard.ts; refused otherwise). For one
+   * start, after the operator made sure the node cannot vote again at a height it voted at.
+   */
+  allowFreshSigner?: boolean;
   /**
    * Starts the peer-to-peer network with the handlers the node answers peers with. Without it the
    * node has no peers: a single-validator chain.
@@ -174,6 +182,21 @@ export class UncNode {
     const validator = opts.validatorSeed
       ? { seed: opts.validatorSeed, publicKey: ed25519PublicKey(opts.validatorSeed) }
       : null;
+    if (validator) {
+      // A missing signer state after this key signed with this chain store: refused, not started
+      // afresh (signer-guard.ts), unless the operator says so for this start.
+      try {
+        await refuseFreshSignerAfterSigning(
+          filePrivvalStorage(join(opts.dataDir, 'privval.json')),
+          chain,
+          validator.publicKey,
+          opts.allowFreshSigner,
+        );
+      } catch (err) {
+        await db.close();
+        throw err;
+      }
+    }
     if (validator && !chain.validatorSet().has(validator.publicKey)) {
       // Not an error: a consensus key joins the set at an epoch boundary once an account has
       // registered it (setConsensusKey), bonded at least the minimum and its chips hold enough

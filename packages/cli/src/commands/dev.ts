@@ -221,6 +221,9 @@ export function devCommand(): Command {
               dataDir,
               genesis,
               validatorSeed: devValidator().seed,
+              // A dev chain's one validator has no peers that could hold a vote it cast before a crash,
+              // and its key is public: a lost privval.json is no reason to refuse (signer-guard.ts).
+              allowFreshSigner: true,
               rpcHost: opts.rpcHost,
               rpcPort,
               blockTimeMs,

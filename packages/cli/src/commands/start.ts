@@ -77,6 +77,7 @@ export interface StartOptions {
   rpcPort: string;
   rpcHost: string;
   validator?: boolean;
+  allowFreshSigner?: boolean;
   devChips: string;
   devChipOffset: string;
   devMinerAccount: string;
@@ -92,6 +93,10 @@ export function startCommand(): Command {
     .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
     .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
     .option('--validator', "vote with this home's validator key (it must be in the validator set)")
+    .option(
+      '--allow-fresh-signer',
+      'with --validator: start a fresh signer although data/privval.json is missing and this key signed recent blocks here (docs/operators.md)',
+    )
     .option('--dev-chips <n>', 'dev chains only: software dev chips driven by a miner agent', '0')
     .option('--dev-chip-offset <n>', 'dev chains only: index of the first dev chip key', '0')
     .option('--dev-miner-account <n>', 'dev chains only: dev account that owns the chips', '9')
@@ -143,6 +148,7 @@ export function startCommand(): Command {
               dataDir: join(home, 'data'),
               genesis,
               ...(opts.validator ? { validatorSeed: keys.validatorSeed } : {}),
+              ...(opts.allowFreshSigner ? { allowFreshSigner: true } : {}),
               rpcHost: opts.rpcHost,
               rpcPort,
               rpc: rpcLimits,
