@@ -261,6 +261,8 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // within an answer and state/store.ts computed key ids once per read (commit 0d66022). Recorded
     // again when heartbeats had to come from the chips' owners (each owner now sends its own, the
     // claim goes first): the same chain run on the executor before that rule gives these values.
+    // The root recorded again for the TPM-clock credit rule (four more chip fields, each block's time
+    // kept for its challenge): these dev-soft chips carry no clock, and the events did not move.
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -284,7 +286,7 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: 'ea7f278e5c115ea6ce3bc45f208a8457cfa1d62f5ae9e9aced48bee47599c238',
+  root: '969ad779cb99ff1433c8f4cc1e78eb8405ff96d6bf45322297bfc629d898ed3a',
   events: '5beaa1cfc52a1002d36dc8739083e5cc4356ba5f0edf05890e0769d08a9c0aea',
   answered: 105,
   missed: 17,
