@@ -810,7 +810,7 @@ function answerCredit(
   chip: Chip,
   tpmClock: TpmClock,
   slotHeight: bigint,
-  p: PociParams,
+  slack: () => bigint,
   where: () => string,
   ref: () => AnswerRef,
 ): { reason: TpmAnswerCredit; clockAdvanceMs: bigint; requiredMs: bigint } {
@@ -824,13 +824,13 @@ function answerCredit(
   // signed after it all the same, since the clock never goes back between accepted answers.
   if (slotTime > prevTime) chip.creditClockTime = slotTime;
   if (!prev) return { reason: 'credited', clockAdvanceMs: 0n, requiredMs: 0n };
-  const slack = p.answerWindowBlocks * BigInt(getParams(state).blockTimeMs);
-  const reason = tpmAnswerCredit(prev, prevTime, tpmClock, slotTime, slack);
+  const slackMs = slack();
+  const reason = tpmAnswerCredit(prev, prevTime, tpmClock, slotTime, slackMs);
   if (reason !== 'asleep') return { reason, clockAdvanceMs: 0n, requiredMs: 0n };
   return {
     reason,
     clockAdvanceMs: tpmClock.clock - prev.clock,
-    requiredMs: tpmClockRequiredMs(slotTime - prevTime, slack),
+    requiredMs: tpmClockRequiredMs(slotTime - prevTime, slackMs),
   };
 }
 
@@ -896,6 +896,9 @@ export function applyHeartbeat(
   const currentEpoch = epochOf(ctx.height, p);
   // The class and epoch records the answers change: decoded once, written once after the last.
   const held = new HeldRecords();
+  // The credit slack of tpm2 answers, W × the target block interval: read once, when first needed.
+  let slackMs: bigint | null = null;
+  const slack = () => (slackMs ??= p.answerWindowBlocks * BigInt(getParams(state).blockTimeMs));
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
     const where = () => answerWhere(answer);
@@ -957,7 +960,7 @@ export function applyHeartbeat(
     );
     // The credit is measured against the clock of the chip's previous accepted answer, before the
     // monotonic guard moves the stored clock on.
-    const credit = tpmClock ? answerCredit(state, chip, tpmClock, slotHeight, p, where, ref) : null;
+    const credit = tpmClock ? answerCredit(state, chip, tpmClock, slotHeight, slack, where, ref) : null;
     const rebooted = advanceTpmClock(chip, tpmClock, where, ref);
     if (rebooted) events.push(rebooted);
     // Record the misses whose windows closed since the chip's outcomes were last settled.
