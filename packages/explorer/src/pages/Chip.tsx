@@ -156,8 +156,8 @@ function LogLine({
             : `Answered slot ${e.slot} of epoch ${e.epoch} without credit: the TPM rebooted since the previous answer`;
         sub = (
           <>
-            in block <BlockLink height={entry.height} /> · counts as a miss; the chip is credited again at its next
-            answer if its TPM keeps running
+            in block <BlockLink height={entry.height} /> · counts as a miss; the chip is credited again at its
+            next answer if its TPM keeps running
           </>
         );
         break;
