@@ -4,7 +4,7 @@
  * public dev accounts, and it is refused for any chain that is not a dev chain.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   addressFromPublicKey,
@@ -17,7 +17,7 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { writeFileWhole } from '@unc/node';
+import { removeWholeLeftoversIn, writeFileWhole } from '@unc/node';
 import { checkHome, makeHome } from './home.js';
 
 export interface KeyInfo {
@@ -53,6 +53,11 @@ export class Keyring {
     // The home's rule for its keyring folder as well: one that others own or can write lets them
     // replace a key file (a test key for a chain of theirs, an address of theirs to send to).
     checkHome(this.dir, 'keyring folder');
+    // The temporary files of key writes a kill interrupted (`<key>.json.<12 hex>.tmp`): each is a
+    // whole copy of a key, the unencrypted seed of a dev key or a keystore, at a name nobody looks
+    // after, and a key being added leaves one with no `<key>.json` beside it. Removed where the
+    // keyring is opened, by every command that reads or writes a key, once it passed the check.
+    removeWholeLeftoversIn(this.dir, (file) => file.endsWith('.json') && NAME_RE.test(file.slice(0, -5)));
   }
 
   private path(name: string): string {
@@ -78,7 +83,7 @@ export class Keyring {
       throw new UncError('KEY_EXISTS', `a key named "${file.name}" already exists in ${this.dir}`);
     }
     makeHome(this.home);
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makeHome(this.dir, 'keyring folder');
     writeFileWhole(path, `${JSON.stringify(file, null, 2)}\n`);
   }
 

@@ -171,7 +171,7 @@ function run(): Map<Behaviour, ChipRun> {
         const c = getChip(chain.state, r.chipId)!;
         r.seats.push({
           epoch: epochOf(chain.height, P),
-          seat: chipSeatPower(c, chain.height + 1n, p, challengeLookup(chain.state)),
+          seat: chipSeatPower(chain.state, c, chain.height + 1n, p, challengeLookup(chain.state)),
           power: c.power,
         });
       }

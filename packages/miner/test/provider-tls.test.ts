@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -288,6 +288,37 @@ test('a key that cannot be put in place fails the call and leaves no temporary c
     writeFileSync(join(dir.path, TLS_FILES.key, 'pinned'), 'x');
     assert.throws(() => ensureProviderCertificate(dir.path), /EISDIR|ENOTEMPTY|EEXIST|EPERM/);
     assert.deepEqual(readdirSync(dir.path), [TLS_FILES.key]);
+  } finally {
+    await dir.remove();
+  }
+});
+
+// A kill between a TLS file's temporary copy and its rename left the copy (a private key) at a name
+// nobody looked after, one more at each such kill: nothing removed them.
+test("a killed write's temporary copies of the TLS key and certificates are removed when the folder is loaded", async () => {
+  const dir = await tempDir('unc-tls-');
+  try {
+    const old = new Date(Date.now() - 10 * 60_000);
+    const stale = (name: string) => {
+      writeFileSync(join(dir.path, name), 'a whole copy of a key\n');
+      utimesSync(join(dir.path, name), old, old);
+    };
+    ensureProviderCertificate(dir.path);
+    stale(`${TLS_FILES.key}.0123456789ab.tmp`);
+    stale(`${TLS_FILES.nextKey}.abcdef012345.tmp`);
+    stale(`${TLS_FILES.cert}.0123456789ab.tmp`);
+    stale('other.key.0123456789ab.tmp');
+    writeFileSync(join(dir.path, `${TLS_FILES.key}.eeeeeeeeeeee.tmp`), 'being written\n');
+    assert.equal(ensureProviderCertificate(dir.path).created, false);
+    assert.deepEqual(
+      readdirSync(dir.path).sort(),
+      [
+        'other.key.0123456789ab.tmp',
+        TLS_FILES.cert,
+        TLS_FILES.key,
+        `${TLS_FILES.key}.eeeeeeeeeeee.tmp`,
+      ].sort(),
+    );
   } finally {
     await dir.remove();
   }

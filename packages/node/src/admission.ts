@@ -116,6 +116,8 @@ export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
   'WRONG_CHAIN',
   'NO_ACTIONS',
   'BAD_AMOUNT',
+  // A chip transferred to its own sender: the bytes alone say so (core's sameOwnerRefusal).
+  'SAME_OWNER',
   'EXPIRED',
   'NONCE_USED',
   'DUPLICATE',

@@ -10,7 +10,9 @@
  *   only if they would execute now: core's own rules run on a scratch copy of the next block's
  *   state, at the sender's next nonce, and no two pending transactions answer the same slot or
  *   report the same offender. A heartbeat must come from the owner of every chip it answers for
- *   (core's NOT_CHIP_OWNER): others' are refused before their signature is checked. A paying
+ *   (core's NOT_CHIP_OWNER): others' are refused before their signature is checked, as are a chip
+ *   transfer to its own sender and a transfer or deregistration of a chip its lease binds (core's
+ *   chipActionRefusal: SAME_OWNER, CHIP_LEASED), before any consent check. A paying
  *   transaction's heartbeats and evidence are checked the same way (alone, at any nonce): it pays
  *   nothing if they fail.
  * - A transaction that fails in a block pays nothing either, whatever fee it declares: so one with
@@ -36,6 +38,7 @@ import {
   type CostlyCheck,
   checkCostlyActions,
   checkTransactionStateless,
+  chipActionRefusal,
   chipClass,
   costlyActionCount,
   type EvidenceVerdicts,
@@ -289,7 +292,11 @@ export class Mempool {
     // such transactions were refused only after their signature check, so re-gossiped in new
     // batch orders (each a new message id) they had every node check them again, for nothing.
     // A fee-free transaction (a chip heartbeat) with no value spends nothing and passes.
-    return this.fundsRefusal(env, state, account.balance, countPending) ?? ownerRefusal(env, state);
+    return (
+      this.fundsRefusal(env, state, account.balance, countPending) ??
+      ownerRefusal(env, state) ??
+      chipRefusal(env, state, next)
+    );
   }
 
   /**
@@ -454,7 +461,7 @@ export class Mempool {
     if (unfunded) throw unfunded;
     // The admission queue screened this in cheapRefusal, before the signature check; a transaction
     // admitted directly is screened here, before its signature check and the pending claims alike.
-    const notOwner = signatureChecked ? null : ownerRefusal(env, state);
+    const notOwner = signatureChecked ? null : (ownerRefusal(env, state) ?? chipRefusal(env, state, next));
     if (notOwner) throw notOwner;
     const cost = maxSpend(state, tx);
     const claims = claimsOf(env);
@@ -1027,6 +1034,21 @@ function ownerRefusal(env: TxEnvelope, state: StateReader): ValidationError | nu
   for (const a of env.stx.tx.actions) {
     if (a.type !== 'heartbeat') continue;
     const refusal = heartbeatOwnerRefusal(state, env.sender, a.answers);
+    if (refusal) return refusal;
+  }
+  return null;
+}
+
+/**
+ * A chip transfer to its own sender (SAME_OWNER), or a transfer or deregistration of a chip that a
+ * lease binds at the next block's time and that the sender cannot end at once (CHIP_LEASED): core's
+ * chipActionRefusal, on the head's state, or null. Execution refuses both before any costly check,
+ * so a node refuses them at these lookups, before the signature and the transfer's consent are
+ * checked (the consent's check is milliseconds on a TPM chip).
+ */
+function chipRefusal(env: TxEnvelope, state: StateReader, next: BlockContext): ValidationError | null {
+  for (const a of env.stx.tx.actions) {
+    const refusal = chipActionRefusal(state, next.time, env.sender, a);
     if (refusal) return refusal;
   }
   return null;

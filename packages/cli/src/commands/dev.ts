@@ -44,6 +44,8 @@ const DEV_TPM_MODEL = 'swtpm';
 /** The dev TPM vendor's CA, made once per home, whose root the dev genesis trusts. */
 async function devTpmVendor(home: string): Promise<VendorCa> {
   const dir = join(home, 'vendor', DEV_TPM_VENDOR);
+  // Its root key signs the dev TPM chips' certificates and the dev genesis trusts its root.
+  makeHome(dir, 'vendor folder');
   if (existsSync(join(dir, 'vendor.json'))) return loadVendorCa(dir);
   const ca = createVendorCa({
     vendorId: DEV_TPM_VENDOR,
@@ -136,6 +138,14 @@ export function devCommand(): Command {
           }
         }
         makeHome(home);
+        // The folders of the home the node and the dev miner read as their own (the chain and the
+        // signer's state, the provider's models, used nonces and TLS key, the TPM chips' state):
+        // held to the home's rule before anything is written, made 0700 when they are not there.
+        makeHome(dataDir, 'data folder');
+        makeHome(join(home, 'provider'), 'provider folder');
+        makeHome(join(home, 'provider', 'models'), 'models folder');
+        if (opts.providerTls) makeHome(join(home, 'provider', 'tls'), 'TLS folder');
+        for (let i = 0; i < tpmChipCount; i++) makeHome(join(home, 'tpm', `chip-${i}`), 'TPM chip folder');
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
         if (!existsSync(genesisPath)) {
           const extra = devTpm

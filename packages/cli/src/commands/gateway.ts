@@ -10,11 +10,18 @@ import { formatUnc, parseUnc, UncError } from '@unc/core';
 import { Gateway, type GatewayModel, GatewayStore, isLoopbackHost, jobView } from '@unc/gateway';
 import { createLogger } from '@unc/node';
 import { Command } from 'commander';
-import { type Context, countOption, ctxOf, portOption } from '../context.js';
+import { type Context, checkHome, countOption, ctxOf, portOption } from '../context.js';
 import { confirm } from '../send.js';
 
+/**
+ * --db, else the home's gateway/gateway.db, whose folder is held to the home's rule (BAD_HOME): the
+ * database holds every job's input and result, the receipts and the leases the budget counts.
+ */
 function dbPathOf(ctx: Context, db?: string): string {
-  return db ?? join(ctx.home, 'gateway', 'gateway.db');
+  if (db !== undefined) return db;
+  const dir = join(ctx.home, 'gateway');
+  checkHome(dir, 'gateway folder');
+  return join(dir, 'gateway.db');
 }
 
 function msOption(text: string, name: string): number {

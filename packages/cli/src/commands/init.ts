@@ -31,7 +31,7 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { fsyncDirectory, peerIdFromNodeKey, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, peerIdFromNodeKey, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { checkHome, ctxOf } from '../context.js';
 
@@ -74,6 +74,9 @@ export async function initHome(
 ): Promise<NodeHomeInfo> {
   checkMoniker(moniker);
   const dir = configDir(home);
+  // Nothing made in a home, or a config folder, that checkHome refuses (checked again once made).
+  checkHome(home);
+  checkHome(dir, 'config folder');
   for (const f of [NODE_KEY, VALIDATOR_KEY]) {
     if (existsSync(join(dir, f))) {
       throw new UncError('ALREADY_INITIALISED', `${join(dir, f)} exists: this home is already initialised`);
@@ -96,8 +99,12 @@ export async function initHome(
     }
   try {
     // The command checked the home before it existed, maybe: made meanwhile by someone else, it is
-    // refused now, before a key is written into it.
+    // refused now, before a key is written into it. Its config folder too, which mkdirSync takes as
+    // it finds it: one that was there already, someone else's or writable by others, would have
+    // the keys written where they can read, replace or rename them (checkHome checks the home and
+    // the folders above it on the way).
     checkHome(home);
+    checkHome(dir, 'config folder');
     writeKeyFile(join(dir, NODE_KEY), `${JSON.stringify({ peerId, seed: toHex(nodeKey) }, null, 2)}\n`, made);
     writeKeyFile(
       join(dir, VALIDATOR_KEY),
@@ -189,6 +196,13 @@ function seedFrom(path: string): Uint8Array {
 /** The keys and moniker `unc init` wrote. */
 export function loadHome(home: string): NodeKeys {
   const dir = configDir(home);
+  // The keys are read from it: one that someone else owns or can write may hold their keys, not the
+  // user's (BAD_HOME, as for the home; checkHome walks the folders above as well).
+  checkHome(home);
+  checkHome(dir, 'config folder');
+  // node.json is replaced whole (writeFileWhole): the temporary files of a write a kill interrupted
+  // go here, where it is read.
+  removeWholeLeftovers(join(dir, NODE_CONFIG));
   const config = readJson(join(dir, NODE_CONFIG));
   return {
     nodeKey: seedFrom(join(dir, NODE_KEY)),

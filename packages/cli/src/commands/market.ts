@@ -29,7 +29,7 @@ import {
   updateOfferTlsAction,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, examples } from '../context.js';
+import { type Context, checkHome, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { type Plan, type Sent, signAndSend, unc } from '../send.js';
 import { formatPower } from './chip.js';
@@ -126,8 +126,11 @@ function signerOf(cmd: Command): SendOpts {
   return { from: o.from, ...(o.passwordFile ? { passwordFile: o.passwordFile } : {}) };
 }
 
+/** The home's tls/ (the provider's key and certificates), held to the home's rule (BAD_HOME). */
 function tlsDir(ctx: Context): string {
-  return join(ctx.home, 'tls');
+  const dir = join(ctx.home, 'tls');
+  checkHome(dir, 'TLS folder');
+  return dir;
 }
 
 /** The fingerprints an offer pins: none for http, the given or the home's certificate for https. */

@@ -9,10 +9,28 @@ import {
   MinerAgent,
   URGENT_FEE_FILE,
 } from '@unc/miner';
-import { createLogger, DEV_MODELS, devChipKey, writeFileWhole } from '@unc/node';
+import { createLogger, DEV_MODELS, devChipKey, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf, makeHome } from '../context.js';
+
+/** What `unc miner init` records in `<home>/miner.json`. */
+export interface MinerConfig {
+  from?: string;
+  tpmChips?: string[];
+  devChips?: number;
+}
+
+/**
+ * `<home>/miner.json`, or nothing recorded when there is none. It is replaced whole
+ * (writeFileWhole): the temporary files of a write a kill interrupted are removed here, where
+ * `unc miner start` reads it.
+ */
+export function readMinerConfig(home: string): MinerConfig {
+  const path = join(home, 'miner.json');
+  removeWholeLeftovers(path);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as MinerConfig) : {};
+}
 
 export function minerCommand(): Command {
   const miner = new Command('miner').description('the miner agent that keeps chips registered and answering');
@@ -71,6 +89,8 @@ export function minerCommand(): Command {
       for (const spec of opts.tpmChip) tpmChipFromSpec(spec);
       const config = { from: opts.from, tpmChips: opts.tpmChip, devChips: devChipCount(opts.devChips) };
       makeHome(ctx.home);
+      // The provider's TLS key goes in tls/: held to the home's rule before anything is written.
+      makeHome(join(ctx.home, 'tls'), 'TLS folder');
       // Whole or not at all, like config.json: written in place, a crash or a full disk left it
       // cut (`unc miner start` could not read it), and a link planted at it was written through.
       writeFileWhole(join(ctx.home, 'miner.json'), `${JSON.stringify(config, null, 2)}\n`, 0o644);
@@ -149,14 +169,7 @@ export function minerCommand(): Command {
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
-        const configPath = join(ctx.home, 'miner.json');
-        const saved = existsSync(configPath)
-          ? (JSON.parse(readFileSync(configPath, 'utf8')) as {
-              from?: string;
-              tpmChips?: string[];
-              devChips?: number;
-            })
-          : {};
+        const saved = readMinerConfig(ctx.home);
         const from = opts.from ?? saved.from;
         if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
         const single = opts.tpm ?? opts.tpmTcp;
@@ -199,6 +212,13 @@ export function minerCommand(): Command {
         }
         if (signers.length === 0)
           throw new UncError('NO_CHIPS', 'no chips to drive: pass --tpm-chip or --dev-chips');
+        if (providerPort !== undefined) {
+          // The provider's folders (models renters uploaded, the used-nonce log that refuses a
+          // replayed request, the TLS key): held to the home's rule, made 0700 when not there.
+          makeHome(join(ctx.home, 'models'), 'models folder');
+          makeHome(join(ctx.home, 'provider'), 'provider folder');
+          if (opts.providerTls) makeHome(join(ctx.home, 'tls'), 'TLS folder');
+        }
         const client = ctx.client();
         const status = await client.status();
         const seed = await ctx.unlockKey(from, status.chainId, opts);

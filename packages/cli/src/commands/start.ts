@@ -20,7 +20,7 @@ import {
   writeFileWhole,
 } from '@unc/node';
 import { Command } from 'commander';
-import { countOption, ctxOf, portOption } from '../context.js';
+import { countOption, ctxOf, makeHome, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
 import { loadHome } from './init.js';
@@ -97,6 +97,10 @@ export function startCommand(): Command {
       const ctx = ctxOf(cmd);
       const home = ctx.home;
       const keys = loadHome(home);
+      // The chain and the signer's state (privval.json: the last height, round and step the
+      // validator key signed, which keeps it from signing twice) lie in data/: held to the home's
+      // rule before the node opens them, made 0700 when it is not there (BAD_HOME).
+      makeHome(join(home, 'data'), 'data folder');
       if (!existsSync(opts.genesis))
         throw new UncError('BAD_GENESIS', `genesis file ${opts.genesis} does not exist`);
       let genesis: unknown;

@@ -266,7 +266,9 @@ export interface SlotOutcome {
  * answer, oldest first: the newest `limit` of them. With `after` = the settled height it gives the
  * misses still to record; with `after` = the newest answered challenge, the consecutive misses.
  * Walks the class's lists backwards from the current epoch (at most CHALLENGE_HISTORY_EPOCHS), so
- * the work is bounded by `limit` plus the epochs with fewer challenges than that.
+ * the work is bounded by `limit` plus the epochs with fewer challenges than that. With
+ * `openWindows`, every challenge below `height` counts, its window closed or not (a deregistration's:
+ * its chip answers nothing more), over the same epochs.
  */
 export function unansweredSlots(
   chip: Chip,
@@ -276,6 +278,7 @@ export function unansweredSlots(
   challengesOf: ChallengeLookup,
   limit: number,
   cls: bigint = chipClass(chip.chipId, p),
+  openWindows = false,
 ): SlotOutcome[] {
   const out: SlotOutcome[] = [];
   if (limit <= 0) return out;
@@ -288,7 +291,8 @@ export function unansweredSlots(
     for (let slot = heights.length - 1; slot >= 0; slot--) {
       const slotHeight = heights[slot]!;
       if (slotHeight <= after) break;
-      if (slotHeight + p.answerWindowBlocks >= height) continue; // window still open
+      // Window still open (or, with `openWindows`, the challenge not drawn before `height`).
+      if ((openWindows ? slotHeight : slotHeight + p.answerWindowBlocks) >= height) continue;
       if (answeredIn(chip, e, slot)) continue;
       out.push({ epoch: e, slot, slotHeight, answeredAt: null });
       if (out.length >= limit) break;
@@ -422,47 +426,6 @@ export function consecutiveMisses(
 ): number {
   const after = chip.lastAnsweredSlot > 0n ? chip.lastAnsweredSlot : chip.registeredAt;
   return unansweredSlots(chip, after, height, p, challengesOf, p.offlineAfterMisses, cls).length;
-}
-
-/** How a chip did on the challenges of its class in one epoch: `answered` of `counted`. */
-export interface EpochAnswerShare {
-  answered: number;
-  counted: number;
-}
-
-/**
- * The chip's answers among `heights` (the challenges of its class in `epoch`), as of `height`. A
- * challenge counts once it is answered or its window has closed unanswered (the miss rule's
- * reading), so one whose window is still open at `height` is neither held against the chip nor
- * credited before it answers. Only challenges of the chip's current registration count: none of an
- * epoch before its first (a record registered in `epoch` is first challenged in the next one).
- */
-export function epochAnswerShare(
-  chip: Chip,
-  epoch: bigint,
-  height: bigint,
-  p: Pick<PociParams, 'answerWindowBlocks'>,
-  heights: readonly bigint[],
-): EpochAnswerShare {
-  const share = { answered: 0, counted: 0 };
-  if (epoch < chip.firstEpoch) return share;
-  const mask = answeredMask(chip, epoch);
-  // Defensive, both (consensus code: kept so the result stays byte-identical if a caller or the
-  // record's codec ever changes): the codec already caps a class's heights at
-  // MAX_CHALLENGES_PER_EPOCH, and firstEpoch = epochOf(registeredAt) + 1 returned above for every
-  // epoch that could hold a height at or before the registration.
-  const n = Math.min(heights.length, MAX_CHALLENGES_PER_EPOCH);
-  for (let slot = 0; slot < n; slot++) {
-    const slotHeight = heights[slot]!;
-    if (slotHeight <= chip.registeredAt) continue;
-    if ((mask & (2 ** slot)) !== 0) {
-      share.answered++;
-      share.counted++;
-    } else if (slotHeight + p.answerWindowBlocks < height) {
-      share.counted++;
-    }
-  }
-  return share;
 }
 
 /**

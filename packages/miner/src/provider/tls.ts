@@ -29,7 +29,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { toHex } from '@unc/core';
-import { writeFileWhole } from '@unc/node';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
 import { randomSerial } from '../vendor/ca.js';
 import { fromPem, toPem } from '../vendor/pem.js';
@@ -138,6 +138,9 @@ function readPair(dir: string, keyFile: string, certFile: string): TlsPair | nul
 
 /** The certificate the API serves; created (with its key) on first use. */
 export function ensureProviderCertificate(dir: string): TlsPair & { created: boolean } {
+  // Where the agent (and `unc miner init`) loads the folder at start: the temporary files of a write
+  // a kill interrupted, each a whole copy of a private key or a certificate, go (removeWholeLeftovers).
+  for (const file of Object.values(TLS_FILES)) removeWholeLeftovers(join(dir, file));
   const existing = readPair(dir, TLS_FILES.key, TLS_FILES.cert);
   if (existing) return { ...existing, created: false };
   const pair = createProviderCertificate();

@@ -85,8 +85,22 @@ export const LEFTOVER_MIN_AGE_MS = 60_000;
  * removed.
  */
 export function removeWholeLeftovers(path: string, minAgeMs = LEFTOVER_MIN_AGE_MS): string[] {
-  const dir = dirname(path);
   const base = basename(path);
+  return removeWholeLeftoversIn(dirname(path), (name) => name === base, minAgeMs);
+}
+
+/**
+ * removeWholeLeftovers for every file of `dir` whose name `isBase` accepts, whether that file is
+ * there or not: for a folder of files of varying names (the keyring's `<key>.json`), where a write
+ * killed before its rename left a copy of a file that was never put in place (a key being added).
+ * The same rules: `<name>.<12 hex>.tmp` exactly, regular files and links only (a link unlinked,
+ * never followed), older than `minAgeMs`; never throws; returns the names removed.
+ */
+export function removeWholeLeftoversIn(
+  dir: string,
+  isBase: (name: string) => boolean,
+  minAgeMs = LEFTOVER_MIN_AGE_MS,
+): string[] {
   const removed: string[] = [];
   let entries: string[];
   try {
@@ -96,7 +110,9 @@ export function removeWholeLeftovers(path: string, minAgeMs = LEFTOVER_MIN_AGE_M
   }
   const cutoff = Date.now() - minAgeMs;
   for (const entry of entries) {
-    if (!isWholeFileTemp(entry, base)) continue;
+    // `.` + 12 hex + `.tmp`: 17 characters after the base, which must not be empty.
+    const base = entry.slice(0, -17);
+    if (base.length === 0 || !isWholeFileTemp(entry, base) || !isBase(base)) continue;
     const file = join(dir, entry);
     try {
       const st = lstatSync(file);

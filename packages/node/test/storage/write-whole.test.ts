@@ -22,7 +22,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '../../src/storage/write-whole.js';
+import fc from 'fast-check';
+import {
+  fsyncDirectory,
+  removeWholeLeftovers,
+  removeWholeLeftoversIn,
+  writeFileWhole,
+} from '../../src/storage/write-whole.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -156,4 +162,61 @@ test("a killed write's temporary files are removed at load: only those, and a li
   ]);
   // A directory that is not there: nothing to do, no error.
   assert.deepEqual(removeWholeLeftovers(join(dir, 'missing', 'a.json')), []);
+});
+
+// For a folder of files of many names (the keyring's `<key>.json`), one sweep of the folder: it
+// must take exactly what removeWholeLeftovers takes for each name it accepts, and nothing else.
+test('property: removeWholeLeftoversIn removes exactly the old `<accepted name>.<12 hex>.tmp` files', () => {
+  const piece = fc.constantFrom('a', 'key', '.json', '.', 'tmp', '.tmp', '0123456789ab', 'ABCDEF', 'f', '-');
+  const base = fc.oneof(
+    fc.constantFrom('key.json', 'a.json', '.json', 'key', 'A.json'),
+    fc.array(piece, { minLength: 1, maxLength: 4 }).map((p) => p.join('')),
+  );
+  // Names of the pattern (a base, 12 hex, `.tmp`) or near it (11 or 13 digits, upper case, another
+  // end), and names of no pattern at all.
+  const near = fc
+    .tuple(
+      base,
+      fc.oneof(fc.stringMatching(/^[0-9a-f]{12}$/), fc.stringMatching(/^[0-9a-fA-F]{11,13}$/)),
+      fc.constantFrom('.tmp', '.tmp', '.tmp.bak', 'tmp', '.TMP', ''),
+    )
+    .map(([b, h, end]) => `${b}.${h}${end}`);
+  const name = fc.oneof(near, base).filter((n) => n !== '.' && n !== '..' && n.length < 200);
+  fc.assert(
+    fc.property(fc.uniqueArray(name, { minLength: 1, maxLength: 12 }), (names) => {
+      const dir = tempDir();
+      const old = new Date(Date.now() - 10 * 60_000);
+      for (const n of names) {
+        writeFileSync(join(dir, n), 'x');
+        utimesSync(join(dir, n), old, old);
+      }
+      const accepts = (base: string) => base.endsWith('.json') && /^[a-z]/.test(base);
+      const leftover = (n: string) => {
+        const m = /^(.+)\.[0-9a-f]{12}\.tmp$/s.exec(n);
+        return m !== null && accepts(m[1]!);
+      };
+      const removed = removeWholeLeftoversIn(dir, accepts).sort();
+      assert.deepEqual(removed, names.filter(leftover).sort());
+      assert.deepEqual(readdirSync(dir).sort(), names.filter((n) => !leftover(n)).sort());
+      rmSync(dir, { recursive: true, force: true });
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('removeWholeLeftoversIn takes a leftover whose file was never put in place, and keeps a fresh one', () => {
+  const dir = tempDir();
+  const old = new Date(Date.now() - 10 * 60_000);
+  writeFileSync(join(dir, 'bob.json.0123456789ab.tmp'), 'the only copy of a key being added\n');
+  utimesSync(join(dir, 'bob.json.0123456789ab.tmp'), old, old);
+  writeFileSync(join(dir, 'carol.json.0123456789ab.tmp'), 'being written\n');
+  assert.deepEqual(
+    removeWholeLeftoversIn(dir, (base) => base.endsWith('.json')),
+    ['bob.json.0123456789ab.tmp'],
+  );
+  assert.deepEqual(readdirSync(dir), ['carol.json.0123456789ab.tmp']);
+  assert.deepEqual(
+    removeWholeLeftoversIn(join(dir, 'missing'), () => true),
+    [],
+  );
 });
