@@ -12,7 +12,7 @@
  *
  * Closed for chips whose answers carry a TPM clock (tpm2; docs/poci.md, "Asleep between
  * challenges"): an answer is credited only if the TPM neither reset nor restarted since the chip's
- * previous accepted answer and its clock advanced by 9/10 of the block time between the two
+ * previous accepted answer and its clock advanced by 4/5 of the block time between the two
  * challenges, less W × the target block interval. A suspended machine resumes with a new
  * restartCount (a powered-off one with a new resetCount), and a TPM that did not run has a clock that
  * did not advance. The chips here are TPMs made from fixtures (tpm-chip.ts): an AK certified by a
@@ -44,7 +44,8 @@ const EPOCHS = 8n;
 const BLOCK_MS = 1000n;
 
 type Behaviour =
-  /** Up all the time; its TPM clock runs at 95% of block time (a slow TPM oscillator). */
+  /** Up all the time; its TPM clock runs at 85% of block time (a slow TPM oscillator: the slowest
+   *  TPM 2.0 Library Part 1, clause 33.3.6, allows, 15% off UTC). */
   | 'always'
   /** Suspended between challenges: woken for the block after each of its class's challenges; each
    *  resume is a TPM restart (restartCount + 1) and the clock runs only while it is up. */
@@ -140,7 +141,7 @@ function run(): Map<Behaviour, ChipRun> {
       // sleeping one ran only for the block it was up, and resumed with a new restartCount.
       const c = clocks.get(b)!;
       const since = chain.time - c.at;
-      if (b === 'always') c.clock += (since * 95n) / 100n;
+      if (b === 'always') c.clock += (since * 85n) / 100n;
       else if (b === 'rebooter') {
         c.clock += since;
         if (!rebooted && epochOf(head, P) === REBOOT_EPOCH && open.length > 0) {
@@ -246,26 +247,27 @@ describe('AUDIT: on-demand wake-up defeats "paid for the time online" (tpm2: clo
     assert.ok(f < 0.05, `precondition: the napper is awake under 5% of the blocks (${f})`);
     assert.ok(r.uncredited.length > 0 && r.uncredited.every((u) => u.reason === 'asleep'));
     // Each answer, credited or not, exactly as the rule says: its clock advanced BLOCK_MS (the block
-    // it was up), against 9/10 of the block time since the previous answer's challenge, less W blocks.
+    // it was up), against 4/5 of the block time since the previous answer's challenge, less W blocks.
     const slack = P.answerWindowBlocks * BLOCK_MS;
     let prev: bigint | null = null;
     for (const a of r.answers) {
       if (prev !== null) {
         const elapsed: bigint = (a.slotHeight - prev) * BLOCK_MS;
-        const required: bigint = (9n * elapsed + 9n) / 10n - slack;
+        const required: bigint = (4n * elapsed + 4n) / 5n - slack;
         assert.equal(a.credited, BLOCK_MS >= required, `answer to ${a.slotHeight}, previous ${prev}`);
       }
       prev = a.slotHeight;
     }
-    // Its class drew challenges close together now and then: well under a tenth of the always-on
-    // chip's pay and seat here (W = 5 of 50-block gaps); about 1 − e^(−1.1 W S / B) in general.
-    assert.ok(r.earned * 10n <= always.earned, `the napper earned ${r.earned} against ${always.earned}`);
+    // Its class drew challenges close together now and then: about 1 − e^(−1.25 W S / B) of the
+    // always-on chip's pay and seat, 12% here (W = 5 of 50-block gaps; 2.7% at the defaults). This
+    // run (deterministic: the chips' ids come from their device names) gives 9% and 11%.
+    assert.ok(r.earned * 20n <= always.earned * 3n, `the napper earned ${r.earned} against ${always.earned}`);
     const lent = r.seats.reduce((x, s) => x + s.seat, 0n);
     const power = r.seats.reduce((x, s) => x + s.power, 0n);
-    assert.ok(lent * 10n <= power, `the napper lent ${lent} of ${power}`);
+    assert.ok(lent * 20n <= power * 3n, `the napper lent ${lent} of ${power}`);
   });
 
-  test('an always-on TPM chip (its clock 5% slow) is credited every answer: full weight and full seat', () => {
+  test('an always-on TPM chip (its clock 15% slow) is credited every answer: full weight and full seat', () => {
     const r = run().get('always')!;
     assert.deepEqual(r.uncredited, []);
     assert.equal(r.slotsMissed, 0n);

@@ -346,17 +346,23 @@ export function markUncredited(chip: Chip, epoch: bigint, slot: number): void {
 
 // ---- Credit for answers carrying a TPM clock (tpm2): asleep or rebooted between challenges ----
 
+/** The share of the elapsed block time a TPM's clock must show (tpmClockRequiredMs): 4/5. */
+export const TPM_CLOCK_CREDIT_NUM = 4n;
+export const TPM_CLOCK_CREDIT_DEN = 5n;
+
 /**
  * The least TPM clock advance (ms) that credits an answer whose challenge block is `elapsedMs` of
  * block time after the reference (the previous accepted answer's challenge block, or the
- * registration's block): 9/10 of the elapsed block time, rounded up, minus `slackMs` (W × the target
+ * registration's block): 4/5 of the elapsed block time, rounded up, minus `slackMs` (W × the target
  * block interval: the previous answer may have been signed up to W blocks after its challenge).
- * 0 or less: any advance will do. Exact integers.
+ * 4/5: TPM 2.0 Library Part 1, clause 33.3.6, asks only that Clock's nominal rate be within 15% of
+ * UTC's, so a conforming TPM may run at 85% of real time (9/10 failed such a chip's every answer
+ * more than about 7 minutes after the one before, W = 20). 0 or less: any advance will do. Exact integers.
  */
 export function tpmClockRequiredMs(elapsedMs: bigint, slackMs: bigint): bigint {
-  const nine = 9n * elapsedMs;
-  // ceil(9E / 10) for any sign of E (BigInt division truncates towards zero).
-  const ceil = nine > 0n ? (nine + 9n) / 10n : nine / 10n;
+  const n = TPM_CLOCK_CREDIT_NUM * elapsedMs;
+  // ceil(4E / 5) for any sign of E (BigInt division truncates towards zero).
+  const ceil = n > 0n ? (n + TPM_CLOCK_CREDIT_DEN - 1n) / TPM_CLOCK_CREDIT_DEN : n / TPM_CLOCK_CREDIT_DEN;
   return ceil - slackMs;
 }
 
