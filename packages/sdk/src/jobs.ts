@@ -729,13 +729,19 @@ export class ProviderClient {
   ): Promise<BatchResult> {
     if (inputHashes.length === 0) throw new Error('a batch needs at least one job');
     const sent: { signed?: SignedJobRequest } = {};
-    const batch = (await this.request('POST', '/v1/jobs/batch', body, true, false, sent)) as BatchView;
-    const signed = decodeSignedBatchReceipt(String(batch.receipt?.hex ?? ''));
+    let batch = (await this.request('POST', '/v1/jobs/batch', body, true, false, sent)) as BatchView;
+    const request = sent.signed!.request;
+    const batchId = jobIdOf(this.leaseId, jobRequestDigest(request), request.nonce);
+    // Answered with its id only (202: the renter's earlier answers are not read yet, past its
+    // share): the whole answer is read by GET, asked by the request's own id, and checked below
+    // as if it had come at once, every job against the one receipt.
+    if (!batch.receipt) batch = await this.readKept(toHex(batchId), (id) => this.getBatch(id));
+    if (!batch.receipt) throw new Error('the provider answered the batch without its receipt');
+    const signed = decodeSignedBatchReceipt(String(batch.receipt.hex ?? ''));
     const r = signed.receipt;
     if (r.chainId !== this.opts.chainId) throw new Error(`the batch receipt is for chain "${r.chainId}"`);
     if (!equalBytes(r.leaseId, this.leaseId)) throw new Error('the batch receipt names another lease');
-    const request = sent.signed!.request;
-    if (!equalBytes(r.batchId, jobIdOf(this.leaseId, jobRequestDigest(request), request.nonce)))
+    if (!equalBytes(r.batchId, batchId))
       throw new Error('the batch receipt is for another request than the one sent');
     if (!equalBytes(r.modelHash, modelHash))
       throw new Error('the batch receipt names another model than requested');
@@ -755,6 +761,14 @@ export class ProviderClient {
   }
 
   /**
+   * The whole answer of a batch the provider answered with its id only (202), as kept for its GET
+   * (GET /v1/jobs/<batch id>). Unchecked: runBatch and runOcrBatch check it against what was sent.
+   */
+  async getBatch(batchId: string): Promise<BatchView> {
+    return (await this.request('GET', `/v1/jobs/${batchId}`, undefined)) as BatchView;
+  }
+
+  /**
    * The whole answer of a job waited for. A provider whose earlier answers to this renter key are
    * not read yet, past its share, answers a job that ended with its id only (202, docs/jobs.md):
    * its result is then read by GET, tried again with a growing pause while that is refused
@@ -766,13 +780,21 @@ export class ProviderClient {
     if (job.status !== 'done' || job.receipt) return job;
     // Asked by the request's own id, not the one the answer names.
     const id = toHex(jobIdOf(this.leaseId, jobRequestDigest(sent.request), sent.request.nonce));
+    const got = await this.readKept(id, (i) => this.getJob(i));
+    if (got.status === 'done' || got.status === 'failed') return got;
+    // It said the job had ended: waiting for the GET to agree would only wait on its word.
+    throw new Error(`provider answered job ${id} done, but its GET says ${got.status}`);
+  }
+
+  /**
+   * Reads a result the provider answered with its id only (a job or a batch) by `get`, tried
+   * again with a growing pause while that is refused ANSWERS_UNREAD, until the client's time limit.
+   */
+  private async readKept<T>(id: string, get: (id: string) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.timeoutMs;
     for (let pause = 20; ; pause = Math.min(2 * pause, 1_000)) {
       try {
-        const got = await this.getJob(id);
-        if (got.status === 'done' || got.status === 'failed') return got;
-        // It said the job had ended: waiting for the GET to agree would only wait on its word.
-        throw new Error(`provider answered job ${id} done, but its GET says ${got.status}`);
+        return await get(id);
       } catch (err) {
         if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD') || Date.now() >= deadline)
           throw err;

@@ -10,8 +10,10 @@
  *                              (202 with its id only when waited for and past the renter's
  *                              unread-answers share: GET it)
  *   POST /v1/jobs/batch        { model, jobs: [{ inputs | image }] } → every job's result and
- *                              proof, one receipt signed over their Merkle root
- *   GET  /v1/jobs/<job id>     job view (only to the lease that ran it)
+ *                              proof, one receipt signed over their Merkle root (202 with its
+ *                              batch id only past the share, as for a job: GET it)
+ *   GET  /v1/jobs/<job id>     job view, or a batch's whole answer kept for it (only to the
+ *                              lease that ran it)
  *
  * Every other request is signed by the lease's renter key (see @unc/sdk jobs.ts); the lease must
  * be active on chain, be for one of this agent's chips, and name the signing key as its renter.
@@ -214,8 +216,12 @@ export interface ProviderOptions {
   onJobStages?: (timing: JobTiming) => void;
 }
 
+/**
+ * A job of the store of finished jobs (GET /v1/jobs/<id>), or a batch answered 202 with its id
+ * only (GET /v1/jobs/<batch id> gives its whole answer).
+ */
 interface Job {
-  view: JobView;
+  view: JobView | BatchView;
   done: Promise<void>;
   /** What its view keeps of outputs (base64 and text), counted once it finished. */
   bytes: number;
@@ -295,12 +301,22 @@ export function lookupKey(address: string): string {
     .join(':')}::/64`;
 }
 
-/** Bytes a finished job's view keeps of its outputs (base64 tensor data, OCR text). */
-function keptBytesOf(view: JobView): number {
+/**
+ * Bytes a finished job's view keeps of its outputs (base64 tensor data, OCR text); a batch's,
+ * those of its jobs and their proofs.
+ */
+function keptBytesOf(view: JobView | BatchView | BatchJobView): number {
+  if ('jobs' in view) return view.jobs.reduce((n, j) => n + keptBytesOf(j), 0);
   let n = 0;
   for (const t of Object.values(view.outputs ?? {})) n += t.data.length;
   if (view.ocr) n += 2 * view.ocr.text.length + 64 * view.ocr.lines.length;
+  if ('proof' in view) n += 66 * (view.proof.length + 1);
   return n;
+}
+
+/** Whether a stored job has finished (a batch is stored only once it has). */
+function finished(job: Job): boolean {
+  return !('status' in job.view) || (job.view.status !== 'queued' && job.view.status !== 'running');
 }
 
 /** The job process's V8 heap and ONNX session cache, fixed for every provider (bench:ocr-run builds the same). */
@@ -638,15 +654,24 @@ export class ProviderServer {
   }
 
   /**
-   * Answers a job waited for (POST /v1/jobs): whole while the renter's unread answers and this one
-   * stay within its share (or none of its answers is unread), else 202 with the job's id only,
-   * its result kept for GET /v1/jobs/<id>. Its share is checked when the job is sent, and up to
-   * maxJobsPerRenter jobs of a renter that reads nothing each added an answer of up to ~21 MiB
-   * past it when they ended. A result answered 202 is kept for its GET (keeps.ts); the store
-   * is trimmed only then (submitJob leaves it to this), so the job is still there to be kept; a
-   * result the store no longer holds after that is answered whole. Returns whether the answer was whole.
+   * Answers a job waited for (POST /v1/jobs) or a batch (POST /v1/jobs/batch): whole while the
+   * renter's unread answers and this one stay within its share (or none of its answers is
+   * unread), else 202 with `idOnly` (its id), its result kept for GET /v1/jobs/<id>. Its share is
+   * checked when the request is sent, and up to maxJobsPerRenter jobs (or batches) of a renter
+   * that reads nothing each added an answer of up to ~21 MiB past it when they ended. A result
+   * answered 202 is kept for its GET (keeps.ts); the store is trimmed only then (submitJob leaves
+   * it to this), so the job is still there to be kept. A batch is put in the store only here, when
+   * answered by its id (`store`). A result the store no longer holds after that is answered whole.
+   * Returns whether the answer was whole.
    */
-  private answerJob(res: ServerResponse, view: JobView, renter: string): boolean {
+  private answerKept(
+    res: ServerResponse,
+    id: string,
+    view: JobView | BatchView,
+    renter: string,
+    idOnly: Record<string, string>,
+    store = false,
+  ): boolean {
     const text = JSON.stringify(view);
     const unread = this.unreadAnswers.get(renter) ?? 0;
     if (unread === 0 || unread + Buffer.byteLength(text) <= this.maxUnreadAnswerBytesPerRenter) {
@@ -654,18 +679,22 @@ export class ProviderServer {
       this.trimJobs();
       return true;
     }
-    const { jobId, leaseId, model, status } = view;
-    const job = this.jobs.get(jobId);
-    if (job?.view === view) this.keeps.keep(jobId, renter, job.bytes);
+    if (store && !this.jobs.has(id)) {
+      const bytes = keptBytesOf(view);
+      this.jobs.set(id, { view, done: Promise.resolve(), bytes });
+      this.keptBytes += bytes;
+    }
+    const job = this.jobs.get(id);
+    if (job?.view === view) this.keeps.keep(id, renter, job.bytes);
     this.trimJobs();
     // The id alone answers only while its GET can still find the result: one already out of the
     // store (its keep lost at once to others' kept results, then trimmed) would be JOB_NOT_FOUND
     // for a job its renter paid for, so it is answered whole, past the share, as it ends.
-    if (this.jobs.get(jobId)?.view !== view) {
+    if (this.jobs.get(id)?.view !== view) {
       this.write(res, 200, text, renter);
       return true;
     }
-    this.send(res, 202, { jobId, leaseId, model, status }, renter);
+    this.send(res, 202, idOnly, renter);
     return false;
   }
 
@@ -827,16 +856,29 @@ export class ProviderServer {
         if (route === 'jobs') {
           const { status, view } = await this.submitJob(auth, lease, body, clock);
           let whole = false;
-          if (status === 200) whole = this.answerJob(res, view, auth.renterKeyHex);
-          else this.send(res, status, view, auth.renterKeyHex);
+          if (status === 200) {
+            const { jobId, leaseId, model, status } = view;
+            whole = this.answerKept(res, jobId, view, auth.renterKeyHex, { jobId, leaseId, model, status });
+          } else this.send(res, status, view, auth.renterKeyHex);
           if (clock && whole) {
             clock.mark('answer written');
             this.opts.onJobStages?.({ began: clock.began, stages: clock.stages, jobCpuMs: clock.jobCpuMs });
           }
           return;
         }
-        if (route === 'batch')
-          return this.send(res, 200, await this.submitBatch(auth, lease, body), auth.renterKeyHex);
+        if (route === 'batch') {
+          const view = await this.submitBatch(auth, lease, body);
+          const { batchId, leaseId, model } = view;
+          this.answerKept(
+            res,
+            batchId,
+            view,
+            auth.renterKeyHex,
+            { batchId, leaseId, model, status: 'done' },
+            true,
+          );
+          return;
+        }
       } finally {
         release();
         endModel();
@@ -1440,7 +1482,7 @@ export class ProviderServer {
         if (left <= 0) this.jobsByRenter.delete(renter);
         else this.jobsByRenter.set(renter, left);
         // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget. A
-        // waited job's result is trimmed once its answer is decided (answerJob): a 202 keeps it.
+        // waited job's result is trimmed once its answer is decided (answerKept): a 202 keeps it.
         // A job sent with "wait": false is only ever read by GET: unkept, another renter's jobs
         // of large outputs pushed it out of the store before that GET came (JOB_NOT_FOUND for a
         // job its renter paid for). Its result is kept for its sender like a 202's, within the
@@ -1699,7 +1741,7 @@ export class ProviderServer {
   private trimJobs(): void {
     for (const [id, j] of this.jobs) {
       if (this.jobs.size <= this.maxJobsKept && this.keptBytes <= this.maxKeptOutputBytes) return;
-      if (j.view.status === 'queued' || j.view.status === 'running' || this.keeps.has(id)) continue;
+      if (!finished(j) || this.keeps.has(id)) continue;
       this.jobs.delete(id);
       this.keptBytes -= j.bytes;
     }
