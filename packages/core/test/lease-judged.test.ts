@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import {
   type Action,
   BlockExecutor,
+  challengeOutcome,
   chipClass,
   devSoftChipId,
   effectiveStatus,
@@ -447,6 +448,39 @@ describe('lease judgement: only the challenges of its run, each once, outcome kn
         },
       ),
       { numRuns: 25 },
+    );
+  });
+});
+
+describe('challenge outcome', () => {
+  test('an uncredited answer (tpm2 asleep or rebooted) is a miss at once, as a credited one is an answer at once', () => {
+    const { chain } = setup();
+    const p = getPociParams(chain.state);
+    const rec = getChip(chain.state, chipId)!;
+    const epoch = rec.epoch;
+    const slot = 3;
+    const h = 100n;
+    // Inside the window (h + W ≥ height): unknown while unanswered, known once answered either way.
+    const inWindow = h + p.answerWindowBlocks;
+    const blank = { ...rec, answered: 0, prevAnswered: 0, uncredited: 0, prevUncredited: 0 };
+    assert.equal(challengeOutcome(blank, epoch, slot, h, inWindow, p), null);
+    assert.equal(
+      challengeOutcome({ ...blank, answered: 1 << slot }, epoch, slot, h, inWindow, p),
+      'answered',
+    );
+    assert.equal(
+      challengeOutcome({ ...blank, uncredited: 1 << slot }, epoch, slot, h, inWindow, p),
+      'missed',
+    );
+    assert.equal(
+      challengeOutcome({ ...blank, prevUncredited: 1 << slot }, epoch - 1n, slot, h, inWindow, p),
+      'missed',
+    );
+    // After the window: a miss either way.
+    assert.equal(challengeOutcome(blank, epoch, slot, h, inWindow + 1n, p), 'missed');
+    assert.equal(
+      challengeOutcome({ ...blank, uncredited: 1 << slot }, epoch, slot, h, inWindow + 1n, p),
+      'missed',
     );
   });
 });

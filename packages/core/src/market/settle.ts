@@ -6,7 +6,14 @@
  */
 import { equalBytes } from '../bytes.js';
 import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
-import { answeredIn, type ChallengeLookup, chipClass, epochOf, isProvenOnline } from '../poci/liveness.js';
+import {
+  answeredIn,
+  type ChallengeLookup,
+  chipClass,
+  epochOf,
+  isProvenOnline,
+  uncreditedIn,
+} from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
@@ -135,10 +142,12 @@ export function slaSplit(
 
 /**
  * How one challenge of the chip (challenge `slot` of `epoch`, drawn at `slotHeight`) judges a lease
- * settled in block `height`: `answered` as soon as an answer to it is included (before `height`),
- * `missed` once its answer window has closed without one (slotHeight + W < height), null while its
- * window is still open and unanswered (its outcome is not known yet). The one rule every lease
- * settlement counts a challenge by (slotOutcomesIn).
+ * settled in block `height`: `answered` as soon as a credited answer to it is included (before
+ * `height`), `missed` as soon as an uncredited one is (a tpm2 chip whose TPM slept or rebooted since
+ * its previous answer, poci/execute.ts: it cannot be answered again, so its outcome is known), or
+ * once its answer window has closed without one (slotHeight + W < height), null while its window is
+ * still open and unanswered (its outcome is not known yet). The one rule every lease settlement
+ * counts a challenge by (slotOutcomesIn).
  */
 export function challengeOutcome(
   chip: Chip,
@@ -149,6 +158,7 @@ export function challengeOutcome(
   p: PociParams,
 ): 'answered' | 'missed' | null {
   if (answeredIn(chip, epoch, slot)) return 'answered';
+  if (uncreditedIn(chip, epoch, slot)) return 'missed';
   return slotHeight + p.answerWindowBlocks < height ? 'missed' : null;
 }
 
