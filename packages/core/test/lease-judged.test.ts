@@ -16,6 +16,7 @@ import {
   challengeOutcome,
   chipClass,
   devSoftChipId,
+  dropLeaseEnd,
   effectiveStatus,
   epochOf,
   equalBytes,
@@ -369,13 +370,17 @@ describe('lease judgement: only the challenges of its run, each once, outcome kn
           const remember = (events: TxEvent[]) => {
             for (const e of events) if (e.type === 'leaseOpened') ids.push(e.leaseId);
           };
-          /** Every open lease is queued at or before its end (so the block that reaches it closes it). */
+          /** The queue holds one entry per open lease, at its end, and nothing else. */
           const queued = () => {
             const l = current();
-            if (!l) return;
-            const end = leaseEndsAt(l);
-            const q = leaseEndQueue(chain.state).filter((x) => equalBytes(x.leaseId, l.id) && x.time <= end);
-            assert.ok(q.length > 0, 'an open lease is queued at or before its end');
+            const q = leaseEndQueue(chain.state);
+            if (!l) {
+              assert.equal(q.length, 0, 'no open lease: the queue is empty');
+              return;
+            }
+            assert.equal(q.length, 1, 'one entry, that of the open lease');
+            assert.ok(equalBytes(q[0]!.leaseId, l.id));
+            assert.equal(q[0]!.time, leaseEndsAt(l), 'at its end');
           };
           for (const o of ops) {
             queued();
@@ -418,8 +423,7 @@ describe('lease judgement: only the challenges of its run, each once, outcome kn
           // Let the last lease run out (at most two hours of blocks of at most 100 s).
           for (let i = 0; i < 400 && current(); i++) chain.block();
           assert.equal(current(), null, 'every lease closed');
-          for (const q of leaseEndQueue(chain.state))
-            assert.equal(getLease(chain.state, q.leaseId)!.status, LeaseStatus.closed, 'stale entries only');
+          queued();
           let runs: Array<[bigint, bigint]> = [];
           const seen = new Set<bigint>();
           let total = 0n;
@@ -486,38 +490,49 @@ describe('challenge outcome', () => {
 });
 
 describe('lease end queue', () => {
-  test('property: entries come out by (end time, lease id), whatever the order of pushes and pops', () => {
-    type Op = { push: bigint; id: number } | { pop: true };
+  test('property: one entry per lease, out by (end time, lease id), whatever the order of sets, drops and pops', () => {
+    type Op = { set: bigint; id: number } | { drop: number } | { pop: true };
     const opArb: fc.Arbitrary<Op> = fc.oneof(
       {
-        arbitrary: fc.record({ push: fc.bigInt({ min: 0n, max: 50n }), id: fc.integer({ min: 0, max: 20 }) }),
+        arbitrary: fc.record({ set: fc.bigInt({ min: 0n, max: 50n }), id: fc.integer({ min: 0, max: 20 }) }),
         weight: 3,
       },
+      fc.record({ drop: fc.integer({ min: 0, max: 20 }) }),
       fc.constant({ pop: true as const }),
     );
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 120 }), (ops) => {
+      fc.property(fc.array(opArb, { maxLength: 150 }), (ops) => {
         const state = new StateOverlay(new MemoryState());
-        const model: string[] = [];
-        const entry = (time: bigint, id: Uint8Array) => `${time.toString().padStart(4, '0')}:${toHex(id)}`;
+        // The model: each lease's end, at most one.
+        const model = new Map<string, bigint>();
+        const entry = (time: bigint, id: string) => `${time.toString().padStart(4, '0')}:${id}`;
+        const sorted = () => [...model].map(([id, t]) => entry(t, id)).sort();
+        const idOf = (n: number) => sha256(utf8(`lease ${n}`));
         for (const o of ops) {
-          if ('push' in o) {
-            const id = sha256(utf8(`lease ${o.id}`));
-            queueLeaseEnd(state, id, o.push);
-            model.push(entry(o.push, id));
-            model.sort();
+          if ('set' in o) {
+            queueLeaseEnd(state, idOf(o.id), o.set);
+            model.set(toHex(idOf(o.id)), o.set);
+          } else if ('drop' in o) {
+            dropLeaseEnd(state, idOf(o.drop));
+            model.delete(toHex(idOf(o.drop)));
           } else {
             const got = popLeaseEnd(state);
-            const want = model.shift();
-            assert.equal(got ? entry(got.time, got.leaseId) : undefined, want);
+            const want = sorted()[0];
+            assert.equal(got ? entry(got.time, toHex(got.leaseId)) : undefined, want);
+            if (got) model.delete(toHex(got.leaseId));
           }
           const next = nextLeaseEnd(state);
-          assert.equal(next ? entry(next.time, next.leaseId) : undefined, model[0]);
-          assert.equal(leaseEndQueue(state).length, model.length);
+          assert.equal(next ? entry(next.time, toHex(next.leaseId)) : undefined, sorted()[0]);
+          assert.deepEqual(
+            leaseEndQueue(state)
+              .map((x) => entry(x.time, toHex(x.leaseId)))
+              .sort(),
+            sorted(),
+          );
         }
-        while (model.length > 0) {
+        for (const want of sorted()) {
           const got = popLeaseEnd(state)!;
-          assert.equal(entry(got.time, got.leaseId), model.shift());
+          assert.equal(entry(got.time, toHex(got.leaseId)), want);
         }
         assert.equal(popLeaseEnd(state), null);
         assert.equal(
@@ -528,5 +543,26 @@ describe('lease end queue', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  test('leases opened and closed early leave nothing queued: what one block pops is bounded by the open leases', () => {
+    // The attack: open a lease and close it in the same transaction, over and over, each with a
+    // deposit that makes its escrow run out at one chosen moment T. Nothing is paid (no time ran),
+    // the renter gets its deposits back, and if each closed lease left its entry behind, the block
+    // at T would pop them all, however many blocks they were opened over.
+    const { chain, offerId } = setup();
+    const T = chain.time + 60n * MINUTE;
+    for (let i = 0; i < 10; i++) {
+      const start = chain.time + MINUTE; // the next block's time (the step is a minute)
+      const deposit = ((T - start) * PRICE) / (60n * MINUTE); // escrow until T (the price is per hour)
+      const id = openedId(chain.block([chain.tx(renter, [openAction(chain, offerId, 2, deposit)])]));
+      assert.equal(leaseEndsAt(getLease(chain.state, id)!), T);
+      chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId: id }])]);
+      assert.equal(getLease(chain.state, id)!.status, LeaseStatus.closed);
+      assert.equal(leaseEndQueue(chain.state).length, 0, 'a closed lease leaves no entry');
+    }
+    while (chain.time < T) chain.block();
+    assert.equal(chain.time, T);
+    assert.equal(leaseEndQueue(chain.state).length, 0);
   });
 });

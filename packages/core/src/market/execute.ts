@@ -524,6 +524,8 @@ export function applyTopUpLease(
   lease.deposited += action.amount;
   lease.remaining += action.amount;
   putLease(state, lease);
+  // A top-up moves the end (when the escrow ran out before the booked end): its entry moves with it.
+  queueLeaseEnd(state, lease.id, leaseEndsAt(lease));
   return [
     {
       type: 'leaseToppedUp',
@@ -909,9 +911,13 @@ export function endLeaseOfChip(state: StateOverlay, ctx: MarketContext, chipId: 
 /**
  * CONSENSUS (docs/jobs.md, "How a lease is paid"): settles and closes every lease whose end (core's
  * leaseEndsAt) this block's time has reached, in end order, so that each is closed in the first block
- * at or after its end and judged by exactly the challenges drawn before it (settleLease). An entry
- * whose lease is closed already is dropped; one whose lease a top-up made longer is queued again at
- * its new end. O(log n) per entry due, n the entries queued; two reads when none is due.
+ * at or after its end and judged by exactly the challenges drawn before it (settleLease). Each open
+ * lease has one entry, at its current end (an opening inserts it, a notice or a top-up moves it, a
+ * close removes it: market/state.ts), so the entries due are those of open leases that ended, at
+ * most the open leases, however many leases were opened and closed before (each closed one took its
+ * entry with it). The epoch start settles every open lease in one block anyway, so this adds no
+ * larger bound. (The checks below keep a due entry of a closed or longer lease harmless; neither
+ * is ever queued.) O(log n) per entry due, n the open leases; two reads when none is due.
  */
 function closeEndedLeases(
   state: StateOverlay,

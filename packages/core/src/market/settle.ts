@@ -19,6 +19,7 @@ import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
 import {
   activeLeases,
+  dropLeaseEnd,
   getChipMarket,
   getProviderRecord,
   type Lease,
@@ -292,7 +293,10 @@ export function settleLease(
   return { event, exhausted, chipOk: ok };
 }
 
-/** Returns the unused escrow to the renter and frees the chip. The lease must be settled first. */
+/**
+ * Returns the unused escrow to the renter, frees the chip and takes the lease out of the end queue.
+ * The lease must be settled first.
+ */
 export function closeLease(
   state: StateOverlay,
   lease: Lease,
@@ -309,6 +313,7 @@ export function closeLease(
   lease.closedReason = reason;
   putLease(state, lease);
   listRemove(state, activeLeases, lease.id);
+  dropLeaseEnd(state, lease.id);
   const m = getChipMarket(state, lease.chipId);
   if (m.leaseId && equalBytes(m.leaseId, lease.id))
     putChipMarket(state, lease.chipId, { ...m, leaseId: null });
