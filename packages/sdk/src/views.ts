@@ -934,8 +934,9 @@ export interface LeaseJson {
    *  the chain; the escrow pays up to exactly this moment and the provider serves no job from it on.
    *  A top-up before it moves it later. For a closed lease: the time it was paid through. */
   escrowUntil: number;
-  /** 'closing': notice given, ending at endTime; 'ended': past escrowUntil, no job is served, and
-   *  it is settled and closed at the next epoch start (or when its chip is leased again). */
+  /** 'closing': notice given, ending at endTime; 'ended': past escrowUntil at the head's time, no
+   *  job is served (the chain settles and closes a lease in the first block at or after its end, so
+   *  a head past it shows it closed). */
   status: 'active' | 'closing' | 'ended' | 'closed';
   startHeight: number;
   startTime: number;
