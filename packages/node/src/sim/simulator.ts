@@ -27,6 +27,7 @@ import {
 import { feeFor } from '@unc/sdk';
 import { clockSlices } from '../admission.js';
 import { Chain, type CommittedBlock } from '../chain.js';
+import type { Clock } from '../clock.js';
 import type { PrivvalStorage } from '../consensus/privval-store.js';
 import { type DevKey, devGenesisJson, devKey, devValidatorKey } from '../dev.js';
 import { createLogger, type Logger, silentLogger } from '../log.js';
@@ -66,6 +67,12 @@ export interface FaultPlan {
    * it stays "up" by its votes, so only its missed turns can tell the others not to wait for it).
    */
   withholdProposals?: number[];
+  /**
+   * AUDIT (branch audchoice, test-only): nodes whose clock reads `ms` ahead of the simulation's. A
+   * validator proposing with such a clock stamps its blocks `ms` late, as a proposer that picks the
+   * latest time the others accept (their clock + maxClockDriftMs) does.
+   */
+  clockAheadMs?: { node: number; ms: number }[];
 }
 
 export interface Scenario {
@@ -434,7 +441,7 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
       privvalStorage: memoryPrivval(node.privval, node.id),
       blockTimeMs: chain.params.blockTimeMs,
       logger: nodeLogger(node.id, clock, opts.logLevel),
-      clock,
+      clock: aheadBy(clock, s.faults.clockAheadMs?.find((c) => c.node === node.index)?.ms ?? 0),
       // Signatures checked in-thread and admission sliced on the virtual clock: the same stages
       // and answers as a real node's worker pool and event-loop slices, deterministic by seed.
       verifier: new InThreadVerifier(),
@@ -643,6 +650,12 @@ const CLIENT_ACCOUNTS = () => (clientAccounts ??= [0, 1, 2, 3, 4, 5, 6, 7].map((
  * Silent unless `level` names one (bench/sim.ts passes UNC_SIM_LOG: the environment is read at
  * the edge, not here), then stamped with virtual time.
  */
+/** The clock `ms` ahead (AUDIT, test-only): the same timers, a later `now()`. */
+function aheadBy(clock: VirtualClock, ms: number): Clock {
+  if (ms === 0) return clock;
+  return { now: () => clock.now() + ms, schedule: (delayMs, fn) => clock.schedule(delayMs, fn) };
+}
+
 function nodeLogger(id: string, clock: VirtualClock, level: string | undefined): Logger {
   if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') return silentLogger;
   return createLogger(id, { level, clock: () => new Date(clock.now()) });
