@@ -10,8 +10,10 @@
  * the blocks per second of the other three, which the one-down tests hold at ≥ 0.75 with a
  * validator that is down altogether, fall well below that.
  *
- * The test states the rate the chain keeps with a validator down (one-down.test.ts) and FAILS on
- * the current code. The simulator gained a test-only fault for it (FaultPlan.clockAheadMs).
+ * The test states the rate the chain keeps with a validator down (one-down.test.ts); it failed
+ * (0.60 blocks/s) until the driver started each height from the earlier of the head's block time
+ * and its own clock (driver.ts scheduleHeight; docs/consensus.md, "Block time"). The simulator
+ * gained a fault for it (FaultPlan.clockAheadMs).
  * Run: npx tsc -b && node scripts/run-tests.mjs packages/node/dist/test/sim/audchoice-block-time.test.js
  */
 import assert from 'node:assert/strict';
