@@ -586,8 +586,13 @@ export class ConsensusDriver {
    * ids: what a re-send of the proposal carries (`proposalMessage`).
    */
   private signedIds = new Map<string, { idsSignature: Uint8Array; idsHash: string }>();
-  /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
-  private proposalArrived = new Set<number>();
+  /**
+   * Rounds of the current height whose proposer's signed proposal arrived (checked or not yet),
+   * with when the first did on this node's clock (`timelyProposal`).
+   */
+  private proposalArrived = new Map<number, number>();
+  /** The round the machine is in and when it entered it on this node's clock (`roundEnteredAt`). */
+  private roundEntered = { height: -1n, round: -1, at: 0 };
   /** Rounds of the current height whose proposed block went to the pre-check (one block each). */
   private preverifiedRounds = new Set<number>();
   /** When each stage of the current height happened here (debug log `height stages`). */
@@ -735,7 +740,53 @@ export class ConsensusDriver {
       timeouts: this.timeouts,
       privval: this.privval,
       verify: this.cachedVerify,
+      timely: this.timelyProposal,
     });
+  }
+
+  /**
+   * Whether this node prevotes for a fresh proposal it holds valid (the machine asks at line 22,
+   * in the proposal's round): not if its block time lies more than `maxClockDriftMs` behind the
+   * later of when the round's proposal first arrived here and when this node entered the round
+   * (`proposalEnvelopeProblem`, `stale`). Arrival, not the end of fetching and executing the block:
+   * that is this node's time, not the proposer's. The round's start, not arrival alone: a proposal
+   * for the next round arrives before it, and a round can stall far longer than the drift (waiting
+   * for 2/3+ of the votes), so one signed at the start of such a stall would otherwise be taken
+   * when the round comes, stamped before the whole stall. The block stays valid here (executed,
+   * relayed, locked on at a polka, decided on 2/3+ precommits), and a re-proposal is never asked
+   * about, so a block the others went on with is never held back. An honest proposer whose clock
+   * runs more than the drift behind the others' loses its fresh proposals this way: they prevote
+   * nil, and the next round's proposer proposes.
+   */
+  private readonly timelyProposal = (proposal: Proposal): boolean => {
+    const block = this.pending.get(toHex(proposal.blockHash))?.pending.block;
+    // A valid block is held until its height ends (for its commit); without it, nothing to judge.
+    if (!block) return true;
+    const entered = this.roundEnteredAt();
+    const reference = Math.max(this.proposalArrived.get(proposal.round) ?? entered, entered);
+    const problem = proposalEnvelopeProblem(proposal, { block }, reference, this.maxClockDriftMs);
+    if (problem?.kind !== 'stale') return true;
+    this.logger.info('prevote nil: a fresh proposal stamped too far before its round here', {
+      height: proposal.height,
+      round: proposal.round,
+      proposer: toHex(proposal.proposer).slice(0, 16),
+      reason: problem.reason,
+    });
+    this.mark('stale', proposal.round, this.clock.now(), { behindMs: reference - Number(block.header.time) });
+    return false;
+  };
+
+  /**
+   * When the machine entered the round it is in, on this node's clock. Noted after every event
+   * the machine takes (`handle`) and whenever asked: the machine asks `timelyProposal` in the
+   * very event that starts a round, before the driver sees that event's actions, and one event
+   * runs at one instant, so a round not noted yet was entered now.
+   */
+  private roundEnteredAt(): number {
+    const { height, round } = this.machine.snapshot();
+    const e = this.roundEntered;
+    if (e.height !== height || e.round !== round) this.roundEntered = { height, round, at: this.clock.now() };
+    return this.roundEntered.at;
   }
 
   /**
@@ -931,7 +982,7 @@ export class ConsensusDriver {
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposeCutShort = new Set();
-    this.proposalArrived = new Set();
+    this.proposalArrived = new Map();
     this.preverifiedRounds = new Set();
     this.signedIds = new Map();
     this.invalidContent = new Set();
@@ -1025,6 +1076,7 @@ export class ConsensusDriver {
       if (this.stopped) return;
     }
     const actions = this.machine.handle(event);
+    this.roundEnteredAt();
     try {
       this.persistSigner(actions);
     } catch (err) {
@@ -2564,8 +2616,10 @@ export class ConsensusDriver {
     checks: InFlightChecks | null,
   ): Promise<PendingBlock> {
     const { proposal, block } = msg;
+    // A stale fresh proposal is valid: the machine asks whether to prevote it (`timelyProposal`).
     const problem = proposalEnvelopeProblem(proposal, msg, this.clock.now(), this.maxClockDriftMs);
-    if (problem) throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem}`);
+    if (problem?.kind === 'invalid')
+      throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem.reason}`);
     const started = this.clock.now();
     const pending =
       checks && checks.size > 0
@@ -2629,7 +2683,7 @@ export class ConsensusDriver {
     // Rounds far ahead have no timeout running here yet (and would let a proposer fill the set).
     if (proposal.round > this.machine.snapshot().round + 1) return;
     if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return;
-    this.proposalArrived.add(proposal.round);
+    if (!this.proposalArrived.has(proposal.round)) this.proposalArrived.set(proposal.round, this.clock.now());
     if (!this.proposeTimedOut.has(proposal.round)) this.liveness.proposedInTime(proposal.proposer);
   }
 

@@ -11,8 +11,9 @@
  * before or after; a registration with a certificate that expired during the stall, a dispute or
  * receipt past its posting window, a top-up of a lease that ended meanwhile are all taken).
  *
- * The test states a lower bound the node could keep (not older than its clock minus a bound) and
- * FAILS on the current code.
+ * The test states a lower bound the node could keep (not older than its clock minus a bound); it
+ * failed until such a fresh proposal was found `stale`: valid, but prevoted nil (driver.ts
+ * timelyProposal; docs/consensus.md, "Block time"; block-time.test.ts runs it on a node).
  * Run: npx tsc -b && node scripts/run-tests.mjs packages/node/dist/test/consensus/audchoice-backdated.test.js
  */
 import assert from 'node:assert/strict';
