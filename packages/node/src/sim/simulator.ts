@@ -68,11 +68,17 @@ export interface FaultPlan {
    */
   withholdProposals?: number[];
   /**
-   * AUDIT (branch audchoice, test-only): nodes whose clock reads `ms` ahead of the simulation's. A
-   * validator proposing with such a clock stamps its blocks `ms` late, as a proposer that picks the
-   * latest time the others accept (their clock + maxClockDriftMs) does.
+   * Nodes whose clock reads `ms` ahead of the simulation's (negative: behind); timers still run at
+   * the simulation's pace. A validator proposing with a clock ahead stamps its blocks `ms` late, as
+   * a proposer that picks the latest time the others accept (their clock + maxClockDriftMs) does.
    */
   clockAheadMs?: { node: number; ms: number }[];
+  /**
+   * Validators that stamp each block they build at the previous block's time + 1 ms, the earliest
+   * core allows, whatever their clock reads: after a stall, a proposer that puts the stall's time
+   * after everything its block does (docs/consensus.md, "Block time").
+   */
+  backdateBlocks?: number[];
 }
 
 export interface Scenario {
@@ -454,6 +460,7 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
         : {}),
     });
     chain.onCommit((c) => onCommitted(node, c));
+    if (s.faults.backdateBlocks?.includes(node.index)) chain.nextBlockTime = () => chain.tip.header.time + 1n;
     node.core = core;
     const wiring = behaviour
       ? byzantineWiring(behaviour, {
@@ -646,16 +653,16 @@ let clientAccounts: DevKey[] | null = null;
 /** The client's funded dev accounts (derived once per process: key derivation is slow on purpose). */
 const CLIENT_ACCOUNTS = () => (clientAccounts ??= [0, 1, 2, 3, 4, 5, 6, 7].map((i) => devKey(i)));
 
-/**
- * Silent unless `level` names one (bench/sim.ts passes UNC_SIM_LOG: the environment is read at
- * the edge, not here), then stamped with virtual time.
- */
-/** The clock `ms` ahead (AUDIT, test-only): the same timers, a later `now()`. */
+/** The clock `ms` ahead (`FaultPlan.clockAheadMs`): the same timers, a later `now()`. */
 function aheadBy(clock: VirtualClock, ms: number): Clock {
   if (ms === 0) return clock;
   return { now: () => clock.now() + ms, schedule: (delayMs, fn) => clock.schedule(delayMs, fn) };
 }
 
+/**
+ * Silent unless `level` names one (bench/sim.ts passes UNC_SIM_LOG: the environment is read at
+ * the edge, not here), then stamped with virtual time.
+ */
 function nodeLogger(id: string, clock: VirtualClock, level: string | undefined): Logger {
   if (level !== 'debug' && level !== 'info' && level !== 'warn' && level !== 'error') return silentLogger;
   return createLogger(id, { level, clock: () => new Date(clock.now()) });
