@@ -21,6 +21,7 @@ export * from './poci/liveness.js';
 export * from './poci/network.js';
 export * from './poci/params.js';
 export * from './poci/registry.js';
+export * from './poci/seat-share.js';
 export * from './rewards/bonds.js';
 export * from './rewards/emission.js';
 export * from './state/accounts.js';

@@ -43,6 +43,8 @@ const FIXED: Schedule = (chip, epoch, slot) => {
 
 interface Run {
   root: string;
+  /** The root without the chips' remembered seat shares (`0x10 0x07 ‖ chip id`, poci/seat-share.ts). */
+  rootBeforeSeatShares: string;
   events: string;
   answered: number;
   missed: number;
@@ -101,9 +103,14 @@ function runChain(schedule: Schedule, split: boolean): Run {
     eventHashes.push(sha256(encode(blockEventsCodec, events)));
   }
   const trie = applyToTrie(emptyTrie(), chain.state.map.values());
+  const beforeSeatShares = applyToTrie(
+    emptyTrie(),
+    [...chain.state.map.values()].filter((w) => !(w.key[0] === 0x10 && w.key[1] === 0x07)),
+  );
   const count = (type: string) => chain.events.filter((e) => e.type === type).length;
   return {
     root: toHex(trie.root),
+    rootBeforeSeatShares: toHex(beforeSeatShares.root),
     events: toHex(sha256(...eventHashes)),
     answered: count('slotAnswered'),
     missed: count('slotMissed'),
@@ -261,6 +268,11 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // within an answer and state/store.ts computed key ids once per read (commit 0d66022). Recorded
     // again when heartbeats had to come from the chips' owners (each owner now sends its own, the
     // claim goes first): the same chain run on the executor before that rule gives these values.
+    // Recorded again when answers began to remember the chips' seat shares (a record of its own per
+    // chip, CONSENSUS CHANGE): without those records the state is the one recorded before.
+    // The root recorded again for the TPM-clock credit rule (four more chip fields, each block's time
+    // kept for its challenge): these dev-soft chips carry no clock, and the events did not move;
+    // without the seat-share records the root is the one that rule alone gave (969ad779…).
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -284,7 +296,8 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: 'ea7f278e5c115ea6ce3bc45f208a8457cfa1d62f5ae9e9aced48bee47599c238',
+  root: '4549fd9e6c2340e87bf89493ebbb6216b0ef1c70bd305d9c1abd2629561fcb89',
+  rootBeforeSeatShares: '969ad779cb99ff1433c8f4cc1e78eb8405ff96d6bf45322297bfc629d898ed3a',
   events: '5beaa1cfc52a1002d36dc8739083e5cc4356ba5f0edf05890e0769d08a9c0aea',
   answered: 105,
   missed: 17,

@@ -5,8 +5,13 @@ import {
   type Action,
   accountCodec,
   actionCodec,
+  answeredIn,
   BlockExecutor,
   bondCodec,
+  CHALLENGE_HISTORY_EPOCHS,
+  checkCostlyActions,
+  chipActionRefusal,
+  chipClass,
   circulatingSupply,
   costThrough,
   DEFAULT_MARKET_PARAMS,
@@ -17,10 +22,12 @@ import {
   effectiveStatus,
   encode,
   epochOf,
+  equalBytes,
   escrowUntil,
   type Genesis,
   genesisToJson,
   getAccount,
+  getChallengeClass,
   getChip,
   getChipMarket,
   getLease,
@@ -56,6 +63,8 @@ import {
   slaSplit,
   type TxEnvelope,
   type TxEvent,
+  toHex,
+  transferConsentChecks,
   transferMessage,
   txEventCodec,
   utf8,
@@ -235,6 +244,25 @@ function find<T extends TxEvent['type']>(events: TxEvent[], type: T): Extract<Tx
 
 function createOffer(chain: MarketChain, chipIds = [idA, idB], over = {}): Uint8Array {
   return find(chain.block([chain.tx(provider, [offerAction(chipIds, over)])]), 'offerCreated').offerId;
+}
+
+/** A third account, which buys chips. */
+const buyer = key('market-buyer');
+
+/** `chip`'s transfer to `to`, its consent signed by the chip and anchored at the head. */
+function transferAction(chain: MarketChain, chip: Key, to: Uint8Array): Action {
+  const chipId = devSoftChipId(chip.publicKey);
+  const anchor = chain.height;
+  return {
+    type: 'transferChip',
+    chipId,
+    newOwner: to,
+    anchorHeight: anchor,
+    consent: {
+      type: 'dev-soft',
+      signature: ed25519Sign(chip.seed, transferMessage(CHAIN, chipId, to, chain.hashOf(anchor))),
+    },
+  };
 }
 
 /** The terms digest a renter that read offer `offerId` from `chain`'s state signs. */
@@ -668,21 +696,28 @@ describe('market: leases', () => {
   });
 
   test('attack: a leased chip deregistered and registered again does not carry its lease onto the fresh record', () => {
-    // The provider re-registers the leased chip within an epoch. Left to the next epoch start, the
-    // lease ran on over the fresh record, which answered nothing yet and forgot the old record's
-    // misses; the deregistration now settles and closes the lease in its own transaction.
+    // The provider re-registers the chip within an epoch. Left to the next epoch start, the lease
+    // ran on over the fresh record, which answered nothing yet and forgot the old record's misses;
+    // the deregistration settles and closes the lease in its own transaction. With an offer that
+    // gives no notice, the provider ends the lease and deregisters in one transaction.
     const chain = setup();
     const p = getPociParams(chain.state);
-    const offerId = createOffer(chain, [idA]);
+    const offerId = createOffer(chain, [idA], { noticeMs: 0n });
     chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks); // an epoch's last block
     const X = epochOf(chain.height + 1n, p);
     // The chip answers nothing in epoch X, so nothing of X holds its re-registration back.
     chain.skip = (chip, e) => chip === chipA && e === X;
     const leaseId = openLease(chain, offerId, 3); // opens in the first block of epoch X
-    const events = chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
-    assert.equal(find(events, 'leaseClosed').reason, 'chipUnavailable');
+    const events = chain.block([
+      chain.tx(provider, [
+        { type: 'closeLease', leaseId },
+        { type: 'deregisterChip', chipId: idA },
+      ]),
+    ]);
+    assert.equal(find(events, 'leaseClosed').reason, 'providerClosed');
     const l = lease(chain, leaseId);
     assert.equal(l.status, LeaseStatus.closed, 'closed by the deregistration itself');
+    assert.equal(l.closedHeight, chain.height);
     assert.equal(l.paid + l.refunded, l.deposited);
     assert.equal(getChipMarket(chain.state, idA).leaseId, null, 'the chip is free');
     registerAgain(chain, chipA, provider);
@@ -699,30 +734,19 @@ describe('market: leases', () => {
   });
 
   test('attack: a sold chip does not keep paying its seller for the lease it served', () => {
-    // The provider sells a leased chip. The buyer's chip keeps answering its challenges; left to the
-    // next epoch start, the seller was paid for those answers as if it still served the lease.
+    // The provider sells a chip whose lease it ended (an offer without notice: in the same
+    // transaction). The buyer's chip keeps answering its challenges; left to the next epoch start,
+    // the seller was paid for those answers as if it still served the lease.
     const chain = setup();
     const p = getPociParams(chain.state);
-    const offerId = createOffer(chain, [idA]);
+    const offerId = createOffer(chain, [idA], { noticeMs: 0n });
     const leaseId = openLease(chain, offerId, 3);
     chain.blocksUntil(chain.height + 5n);
     let events: TxEvent[] | null = null;
     for (let i = 0; i < 60 && !events; i++) {
-      const anchor = chain.height;
       const tx = chain.tx(provider, [
-        {
-          type: 'transferChip',
-          chipId: idA,
-          newOwner: other.address,
-          anchorHeight: anchor,
-          consent: {
-            type: 'dev-soft',
-            signature: ed25519Sign(
-              chipA.seed,
-              transferMessage(CHAIN, idA, other.address, chain.hashOf(anchor)),
-            ),
-          },
-        },
+        { type: 'closeLease', leaseId },
+        transferAction(chain, chipA, buyer.address),
       ]);
       const refusal = chain.try(tx);
       if (refusal) {
@@ -731,8 +755,8 @@ describe('market: leases', () => {
       } else events = chain.block([tx]);
     }
     assert.ok(events, 'the chip could not be transferred');
-    assert.deepEqual(getChip(chain.state, idA)!.owner, other.address);
-    assert.equal(find(events, 'leaseClosed').reason, 'chipUnavailable');
+    assert.deepEqual(getChip(chain.state, idA)!.owner, buyer.address);
+    assert.equal(find(events, 'leaseClosed').reason, 'providerClosed');
     const l = lease(chain, leaseId);
     assert.equal(l.status, LeaseStatus.closed, 'closed by the transfer itself');
     const { paid } = l;
@@ -746,15 +770,80 @@ describe('market: leases', () => {
     checkInvariants(chain);
   });
 
-  test('a deregistered chip ends its lease at once, refunding the time it could not serve', () => {
+  test('attack: a provider cannot skip its notice by moving a leased chip (transfer, to itself too, or deregistration)', () => {
+    // A transfer, or a deregistration, ended the chip's lease at once: the unused escrow came back,
+    // but the renter lost the notice period it signed for. A transfer to the owner itself did the
+    // same and moved nothing. Now the chip stays while its lease binds it, closing or not.
     const chain = setup();
-    const offerId = createOffer(chain, [idA]);
+    const offerId = createOffer(chain, [idA], { noticeMs: 30n * MINUTE });
     const leaseId = openLease(chain, offerId, 3);
+    const moves = (): [string | null, string | null, string | null] => [
+      chain.try(chain.tx(provider, [transferAction(chain, chipA, buyer.address)]))?.code ?? null,
+      chain.try(chain.tx(provider, [transferAction(chain, chipA, provider.address)]))?.code ?? null,
+      chain.try(chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }]))?.code ?? null,
+    ];
+    assert.deepEqual(moves(), ['CHIP_LEASED', 'SAME_OWNER', 'CHIP_LEASED']);
+    const refusal = chain.try(chain.tx(provider, [transferAction(chain, chipA, buyer.address)]));
+    assert.match(
+      refusal!.message,
+      /is leased .* give notice first \(closeLease, or closeOffer: the lease then ends within 1800 s\)/,
+    );
+    // The provider gives notice: the lease is closing, and binds the chip until the notice has run.
+    const closing = find(
+      chain.block([chain.tx(provider, [{ type: 'closeLease', leaseId }])]),
+      'leaseClosing',
+    );
+    assert.equal(closing.endTime, chain.time + 30n * MINUTE);
+    assert.deepEqual(moves(), ['CHIP_LEASED', 'SAME_OWNER', 'CHIP_LEASED']);
+    assert.match(
+      chain.try(chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }]))!.message,
+      /its notice runs until .* deregister it from then on/,
+    );
+    // Once the notice has run the chip moves: from the block whose time reaches its end on.
+    while (chain.time + 2n * MINUTE < closing.endTime) chain.block();
+    assert.equal(chain.time + MINUTE, closing.endTime - MINUTE, 'the next block is the last of the notice');
+    assert.equal(moves()[0], 'CHIP_LEASED', 'one block before the notice ends');
+    chain.block();
+    let events: TxEvent[] | null = null;
+    for (let i = 0; i < 60 && !events; i++) {
+      const tx = chain.tx(provider, [transferAction(chain, chipA, buyer.address)]);
+      const r = chain.try(tx);
+      if (r) {
+        assert.equal(r.code, 'CHIP_REWARDS_PENDING', r.message);
+        chain.block();
+      } else events = chain.block([tx]);
+    }
+    assert.ok(events, 'the chip could not be transferred after the notice');
+    assert.deepEqual(getChip(chain.state, idA)!.owner, buyer.address);
+    const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed);
+    assert.equal(l.closedReason, 'providerClosed');
+    assert.equal(l.endTime, closing.endTime);
+    assert.equal(
+      l.accrued,
+      costThrough(PRICE, l.startTime, l.endTime),
+      'served and charged through the notice',
+    );
+    checkInvariants(chain);
+  });
+
+  test('a chip whose lease has ended is deregistered, the lease settled and closed in that transaction', () => {
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    const offerId = createOffer(chain, [idA], { minHours: 0 });
+    // Ten minutes of escrow, opened in an epoch's first block: it runs out well before the next.
+    chain.blocksUntil((epochOf(chain.height, p) + 1n) * p.epochBlocks);
+    const leaseId = openLease(chain, offerId, 3, PRICE / 6n, idA);
+    const until = escrowUntil(lease(chain, leaseId));
+    assert.equal(code(chain, provider, [{ type: 'deregisterChip', chipId: idA }]), 'CHIP_LEASED');
+    while (chain.time < until) chain.block();
+    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'ended, not closed yet');
     chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
     const l = lease(chain, leaseId);
     assert.equal(l.status, LeaseStatus.closed);
-    assert.equal(l.closedReason, 'chipUnavailable');
+    assert.equal(l.closedReason, 'escrowExhausted');
     assert.equal(l.closedHeight, chain.height, 'closed in the block of the deregistration');
+    assert.equal(l.settledTime, until);
     checkInvariants(chain);
   });
 
@@ -778,6 +867,347 @@ describe('market: leases', () => {
       .changes()
       .filter((w) => w.key[0] >= StateSpace.offer && w.key[0] <= StateSpace.marketIndex);
     assert.equal(touched.length, 0, 'no market writes outside an epoch start');
+  });
+});
+
+describe('market: a leased chip stays with its provider until the lease ends', () => {
+  test('admission refuses a leased chip’s transfer before its consent is checked, and a transfer to the sender at once', () => {
+    const chain = setup();
+    const noticed = createOffer(chain, [idA], { noticeMs: 30n * MINUTE });
+    const noNotice = createOffer(chain, [idB], { noticeMs: 0n });
+    openLease(chain, noticed, 2, 0n, idA);
+    openLease(chain, noNotice, 2, 0n, idB);
+    // As a node's mempool asks it: on the next block's opening state, at its time.
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: chain.height + 1n,
+      time: chain.time + MINUTE,
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+    });
+    let costly = 0;
+    const ctx = { ...ex.ctx, onCostlyCheck: () => costly++ };
+    const tx = (actions: Action[]) => chain.tx(provider, actions).stx.tx;
+    const refusal = (actions: Action[]): string | null => {
+      try {
+        checkCostlyActions(ex.overlay, ctx, provider.address, tx(actions));
+        return null;
+      } catch (err) {
+        assert.ok(err instanceof ValidationError);
+        return err.code;
+      }
+    };
+    const toBuyer = transferAction(chain, chipA, buyer.address);
+    assert.equal(refusal([toBuyer]), 'CHIP_LEASED');
+    assert.equal(refusal([transferAction(chain, chipA, provider.address)]), 'SAME_OWNER');
+    assert.equal(refusal([transferAction(chain, chipB, provider.address)]), 'SAME_OWNER');
+    assert.equal(costly, 0, 'no consent was checked');
+    assert.deepEqual(transferConsentChecks(ex.overlay, ctx, provider.address, tx([toBuyer])), []);
+    // The cheap screen a node runs before the signature: the same refusals, deregistration too.
+    const screen = (a: Action) => chipActionRefusal(ex.overlay, ctx.time, provider.address, a)?.code ?? null;
+    assert.equal(screen(toBuyer), 'CHIP_LEASED');
+    assert.equal(screen({ type: 'deregisterChip', chipId: idA }), 'CHIP_LEASED');
+    assert.equal(screen(transferAction(chain, chipA, provider.address)), 'SAME_OWNER');
+    // Someone else's chip, or a chip not registered: passed over here, execution refuses it.
+    assert.equal(chipActionRefusal(ex.overlay, ctx.time, renter.address, toBuyer), null);
+    // An offer without notice: the provider's own closeLease (earlier in the transaction, or
+    // pending) ends the lease at once, so admission does not refuse what would then be valid.
+    const bToBuyer = transferAction(chain, chipB, buyer.address);
+    assert.equal(screen(bToBuyer), null);
+    assert.equal(screen({ type: 'deregisterChip', chipId: idB }), null);
+    const leaseB = getChipMarket(chain.state, idB).leaseId!;
+    assert.equal(refusal([{ type: 'closeLease', leaseId: leaseB }, bToBuyer]), null);
+    assert.equal(costly, 1, 'its consent was checked');
+    assert.equal(transferConsentChecks(ex.overlay, ctx, provider.address, tx([bToBuyer])).length, 1);
+    // ...and so it executes; without the closeLease it is refused.
+    assert.equal(code(chain, provider, [bToBuyer]), 'CHIP_LEASED');
+    assert.equal(code(chain, provider, [{ type: 'closeLease', leaseId: leaseB }, bToBuyer]), null);
+  });
+
+  test('a chip still offered can be leased again the moment its lease ends; once its offer is closed it moves', () => {
+    // What the docs tell a provider: a renter's openLease earlier in the block binds the chip again
+    // (a few base units suffice on an offer without a minimum duration), so close the offer first.
+    const chain = setup();
+    const offerId = createOffer(chain, [idA], { minHours: 0, noticeMs: 30n * MINUTE });
+    const first = openLease(chain, offerId, 1, 0n, idA);
+    while (chain.time + MINUTE < leaseEndsAt(lease(chain, first))) chain.block();
+    const sameBlock = (txs: TxEnvelope[]): (ValidationError | null)[] => {
+      const ex = new BlockExecutor(chain.state, {
+        chainId: CHAIN,
+        height: chain.height + 1n,
+        time: chain.time + MINUTE,
+        proposer: validator.publicKey,
+        prevHash: chain.hashOf(chain.height),
+        prevBeacon: chain.beaconOf(chain.height),
+      });
+      return txs.map((t) => {
+        const r = ex.tryApply(t);
+        return r instanceof ValidationError ? r : null;
+      });
+    };
+    const toBuyer = () => chain.tx(provider, [transferAction(chain, chipA, buyer.address)]);
+    assert.notEqual(sameBlock([toBuyer()])[0]?.code, 'CHIP_LEASED', 'the lease has ended: the chip may move');
+    const dust = chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA, hours: 1, deposit: 1n })]);
+    const [opened, moved] = sameBlock([dust, toBuyer()]);
+    assert.equal(opened, null);
+    assert.equal(moved?.code, 'CHIP_LEASED', 'a lease opened earlier in the block binds the chip again');
+    chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId }])]);
+    assert.equal(
+      code(chain, renter, [leaseAction(chain, offerId, { chipId: idA, deposit: 1n })]),
+      'OFFER_CLOSED',
+    );
+    for (let i = 0; i < 60 && !equalBytes(getChip(chain.state, idA)!.owner, buyer.address); i++) {
+      const tx = toBuyer();
+      const r = chain.try(tx);
+      if (r) {
+        assert.equal(r.code, 'CHIP_REWARDS_PENDING', r.message);
+        chain.block();
+      } else chain.block([tx]);
+    }
+    assert.deepEqual(getChip(chain.state, idA)!.owner, buyer.address);
+    checkInvariants(chain);
+  });
+
+  test('property: a chip its lease binds never changes owner nor leaves; no lease is cut short but by its renter; top-ups never outlast the notice', () => {
+    type Op =
+      | { op: 'wait'; blocks: number }
+      | { op: 'transfer'; toSelf: boolean }
+      | { op: 'transferBack' }
+      | { op: 'deregister' }
+      | { op: 'register' }
+      | { op: 'providerClose' }
+      | { op: 'renterClose' }
+      | { op: 'closeOffer' }
+      | { op: 'newOffer' }
+      | { op: 'topUp'; share: number }
+      | { op: 'open'; hours: number; share: number };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 25 }) }),
+      fc.record({ op: fc.constant('transfer' as const), toSelf: fc.boolean() }),
+      fc.constant({ op: 'transferBack' as const }),
+      fc.constant({ op: 'deregister' as const }),
+      fc.constant({ op: 'register' as const }),
+      fc.constant({ op: 'providerClose' as const }),
+      fc.constant({ op: 'renterClose' as const }),
+      fc.constant({ op: 'closeOffer' as const }),
+      fc.constant({ op: 'newOffer' as const }),
+      // Per mille of an hour's price: the renter tries to keep the chip bound by paying for more.
+      fc.record({ op: fc.constant('topUp' as const), share: fc.integer({ min: 1, max: 5000 }) }),
+      fc.record({
+        op: fc.constant('open' as const),
+        hours: fc.integer({ min: 1, max: 3 }),
+        // Per mille of price × hours: below 1000 the escrow runs out before the booked end.
+        share: fc.integer({ min: 50, max: 1000 }),
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(0n, 2n * MINUTE, 30n * MINUTE),
+        fc.array(opArb, { minLength: 1, maxLength: 12 }),
+        (noticeMs, ops) => {
+          const chain = setup();
+          chain.block([
+            chain.tx(provider, [
+              { type: 'transfer', to: buyer.address, amount: UNC, memo: new Uint8Array() },
+            ]),
+          ]);
+          const offerTerms = { minHours: 0, maxHours: 3, noticeMs };
+          let offerId = createOffer(chain, [idA], offerTerms);
+          /** The latest end each lease may have: its provider's notice, once given, caps it. */
+          const capped = new Map<string, bigint>();
+          const currentLease = (): Lease | null => {
+            const id = getChipMarket(chain.state, idA).leaseId;
+            return id ? getLease(chain.state, id) : null;
+          };
+          /** Whether a running lease of the provider's binds the chip at the next block's time. */
+          const bound = (): boolean => {
+            const l = currentLease();
+            const chip = getChip(chain.state, idA);
+            return (
+              l !== null &&
+              chip !== null &&
+              l.status !== LeaseStatus.closed &&
+              equalBytes(l.provider, chip.owner) &&
+              chain.time + MINUTE < leaseEndsAt(l)
+            );
+          };
+          const step = (from: Key, actions: Action[]): string | null => {
+            const tx = chain.tx(from, actions);
+            const refusal = chain.try(tx);
+            const wasBound = bound();
+            const before = getChip(chain.state, idA);
+            if (refusal) {
+              chain.block();
+            } else {
+              chain.block([tx]);
+              const after = getChip(chain.state, idA);
+              if (wasBound && before) {
+                assert.ok(after && equalBytes(after.owner, before.owner), 'a bound chip changed owner');
+                assert.equal(after.status, before.status, 'a bound chip left');
+              }
+            }
+            for (const l of allLeases(chain)) {
+              const cap = capped.get(toHex(l.id));
+              if (cap !== undefined) assert.ok(leaseEndsAt(l) <= cap, 'a lease outlasted its notice');
+              if (l.status !== LeaseStatus.closed) continue;
+              assert.notEqual(l.closedReason, 'chipUnavailable');
+              if (l.closedReason !== 'renterClosed')
+                assert.ok(l.closedTime >= leaseEndsAt(l), `lease closed (${l.closedReason}) before its end`);
+            }
+            checkInvariants(chain);
+            return refusal?.code ?? null;
+          };
+          /** The provider's notice on its leases of the chip's offer: their ends may not pass it. */
+          const noticeGiven = (ids: Uint8Array[]) => {
+            for (const id of ids) {
+              const cap = chain.time + noticeMs;
+              const was = capped.get(toHex(id));
+              if (was === undefined || cap < was) capped.set(toHex(id), cap);
+            }
+          };
+          for (const o of ops) {
+            const wasBound = bound();
+            switch (o.op) {
+              case 'wait':
+                for (let i = 0; i < o.blocks; i++) step(provider, []);
+                break;
+              case 'transfer': {
+                const to = o.toSelf ? provider.address : buyer.address;
+                const c = step(provider, [transferAction(chain, chipA, to)]);
+                if (o.toSelf) assert.equal(c, 'SAME_OWNER');
+                else if (wasBound) assert.equal(c, 'CHIP_LEASED');
+                else assert.notEqual(c, 'CHIP_LEASED');
+                break;
+              }
+              case 'transferBack':
+                step(buyer, [transferAction(chain, chipA, provider.address)]);
+                break;
+              case 'deregister': {
+                const c = step(provider, [{ type: 'deregisterChip', chipId: idA }]);
+                if (wasBound) assert.equal(c, 'CHIP_LEASED');
+                else assert.notEqual(c, 'CHIP_LEASED');
+                break;
+              }
+              case 'register':
+                step(provider, [registerAction(chain, chipA, provider.address)]);
+                break;
+              case 'providerClose':
+              case 'renterClose': {
+                const l = currentLease();
+                if (!l) break;
+                const c = step(o.op === 'renterClose' ? renter : provider, [
+                  { type: 'closeLease', leaseId: l.id },
+                ]);
+                if (c === null && o.op === 'providerClose') noticeGiven([l.id]);
+                break;
+              }
+              case 'closeOffer': {
+                const l = currentLease();
+                const c = step(provider, [{ type: 'closeOffer', offerId }]);
+                if (c === null && l && equalBytes(l.offerId, offerId)) noticeGiven([l.id]);
+                break;
+              }
+              case 'newOffer': {
+                const tx = chain.tx(provider, [offerAction([idA], offerTerms)]);
+                if (chain.try(tx)) step(provider, []);
+                else offerId = find(chain.block([tx]), 'offerCreated').offerId;
+                break;
+              }
+              case 'topUp': {
+                const l = currentLease();
+                if (l)
+                  step(renter, [
+                    { type: 'topUpLease', leaseId: l.id, amount: (PRICE * BigInt(o.share)) / 1000n },
+                  ]);
+                break;
+              }
+              case 'open':
+                step(renter, [
+                  leaseAction(chain, offerId, {
+                    chipId: idA,
+                    hours: o.hours,
+                    deposit: (PRICE * BigInt(o.hours) * BigInt(o.share)) / 1000n,
+                  }),
+                ]);
+                break;
+            }
+          }
+        },
+      ),
+      { numRuns: 15 },
+    );
+  });
+});
+
+describe('POCI: misses across a deregistration', () => {
+  test('misses not yet recorded are recorded at the deregistration, and a registration again keeps them', () => {
+    // Misses are recorded lazily, at the chip's next answer. A deregistered chip answers no more,
+    // and its registration again started a fresh record carrying only the recorded count: the
+    // misses of its last silent stretch vanished from `slotsMissed`, which renters read.
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    const from = epochOf(chain.height, p) + 1n;
+    chain.skip = (chip, e) => chip === chipA && e >= from;
+    chain.blocksUntil((from + 1n) * p.epochBlocks + 3n);
+    const before = getChip(chain.state, idA)!;
+    const height = chain.height + 1n; // the deregistration's block
+    const cls = chipClass(idA, p);
+    const expected: { epoch: bigint; slot: number; slotHeight: bigint }[] = [];
+    for (let e = before.firstEpoch; e <= epochOf(height, p); e++)
+      getChallengeClass(chain.state, e, cls).heights.forEach((h, slot) => {
+        if (h > before.settledThrough && h < height && !answeredIn(before, e, slot))
+          expected.push({ epoch: e, slot, slotHeight: h });
+      });
+    assert.ok(expected.length >= 2, `the chip's class drew ${expected.length} challenges it left unanswered`);
+    const events = chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    const missed = events.filter((e) => e.type === 'slotMissed');
+    assert.deepEqual(
+      missed.map((e) => ({ epoch: e.epoch, slot: e.slot, slotHeight: e.slotHeight })),
+      expected,
+    );
+    for (const e of missed)
+      assert.equal(
+        e.reason,
+        e.slotHeight + p.answerWindowBlocks < height
+          ? `no answer included by height ${e.slotHeight + p.answerWindowBlocks}`
+          : `the chip was deregistered at height ${height} before answering`,
+      );
+    const after = getChip(chain.state, idA)!;
+    assert.equal(after.slotsMissed, before.slotsMissed + BigInt(expected.length));
+    assert.equal(after.settledThrough, height);
+    registerAgain(chain, chipA, provider);
+    const again = getChip(chain.state, idA)!;
+    assert.equal(again.registeredAt, chain.height, 'a fresh record');
+    assert.equal(again.slotsMissed, after.slotsMissed, 'the recorded misses carried over');
+    assert.equal(again.slotsAnswered, before.slotsAnswered);
+  });
+
+  test('a deregistration in the last blocks of an epoch counts the same 64 epochs of history as an answer there', () => {
+    // The deregistration counted its misses as if judged W + 1 blocks later, to take the challenges
+    // whose window is still open: in an epoch's last W + 1 blocks that moved the 64-epoch history
+    // bound one epoch on, and the oldest epoch's misses of a long silent stretch went uncounted.
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    const from = epochOf(chain.height, p) + 1n;
+    chain.skip = (chip, e) => chip === chipA && e >= from;
+    const e = from + CHALLENGE_HISTORY_EPOCHS; // the silent stretch is longer than the history
+    chain.blocksUntil((e + 1n) * p.epochBlocks - 2n);
+    const before = getChip(chain.state, idA)!;
+    const height = chain.height + 1n; // the deregistration's block: the epoch's last
+    assert.equal(epochOf(height, p), e);
+    assert.ok(
+      height + p.answerWindowBlocks + 1n > (e + 1n) * p.epochBlocks,
+      'within W + 1 blocks of its end',
+    );
+    const cls = chipClass(idA, p);
+    let expected = 0;
+    for (let x = e - CHALLENGE_HISTORY_EPOCHS + 1n; x <= e; x++)
+      for (const h of getChallengeClass(chain.state, x, cls).heights)
+        if (h > before.settledThrough && h < height) expected++;
+    assert.ok(expected > 0 && expected < 256, `${expected} misses: under the count's cap`);
+    chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    assert.equal(getChip(chain.state, idA)!.slotsMissed - before.slotsMissed, BigInt(expected));
   });
 });
 
@@ -1706,7 +2136,7 @@ describe('market: properties', () => {
     );
   });
 
-  test('property: re-registrations mid-lease: no pay for an undecided period unless proven online, every unit conserved', () => {
+  test('property: re-registrations between leases: no pay for an undecided period unless proven online, every unit conserved', () => {
     type Op = { op: 'wait'; blocks: number } | { op: 'reregister' } | { op: 'reopen'; hours: number };
     const opArb: fc.Arbitrary<Op> = fc.oneof(
       fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 30 }) }),
@@ -1738,7 +2168,15 @@ describe('market: properties', () => {
           if (o.op === 'wait') for (let i = 0; i < o.blocks; i++) step();
           else if (o.op === 'reregister') {
             const txs = [chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])];
-            if (!chain.try(txs[0]!)) step(txs);
+            let refusal = chain.try(txs[0]!);
+            // A chip its lease binds is not deregistered: the renter gives it back first.
+            const current = getChipMarket(chain.state, idA).leaseId;
+            if (refusal?.code === 'CHIP_LEASED' && current) {
+              step([chain.tx(renter, [{ type: 'closeLease', leaseId: current }])]);
+              txs[0] = chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }]);
+              refusal = chain.try(txs[0]);
+            }
+            if (!refusal) step(txs);
             for (
               let i = 0;
               i < 60 && effectiveStatus(chain.state, getChip(chain.state, idA)!).status !== 'active';

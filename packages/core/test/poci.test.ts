@@ -172,7 +172,9 @@ describe('POCI: registration', () => {
     forOther.newOwner = key('third').address;
     expectReject(chain, chain.tx(miner, [forOther]), 'ATTEST_BAD_SIGNATURE');
     // Only the owner can ask.
-    expectReject(chain, chain.tx(other, [consent(chip, other.address)]), 'NOT_OWNER');
+    expectReject(chain, chain.tx(other, [consent(chip, key('third').address)]), 'NOT_OWNER');
+    // And only for another account: a transfer to the owner itself moves nothing.
+    expectReject(chain, chain.tx(miner, [consent(chip, miner.address)]), 'SAME_OWNER');
     const events = chain.block([chain.tx(miner, [consent(chip, other.address)])]);
     assert.ok(events.some((e) => e.type === 'chipTransferred'));
     assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);

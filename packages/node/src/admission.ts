@@ -116,13 +116,18 @@ export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
   'WRONG_CHAIN',
   'NO_ACTIONS',
   'BAD_AMOUNT',
+  // A chip transferred to its own sender: the bytes alone say so (core's sameOwnerRefusal).
+  'SAME_OWNER',
   'EXPIRED',
   'NONCE_USED',
   'DUPLICATE',
   'REPLACEMENT_UNDERPRICED',
   'ALREADY_PENDING',
   'INTERNAL',
-  // Chip evidence the bytes prove bad: garbled, or its signature does not verify over its message.
+  // A report of evidence beside other actions (node policy, mempool.ts evidenceShapeRefusal).
+  'EVIDENCE_NOT_ALONE',
+  // Evidence the bytes prove bad: chip evidence garbled or not signed over its message, consensus
+  // evidence that proves no offence or whose signatures do not verify.
   ...PROVABLY_BAD_EVIDENCE,
 ]);
 

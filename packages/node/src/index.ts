@@ -16,9 +16,12 @@ export * from './p2p/connection-limits.js';
 export * from './p2p/frames.js';
 export * from './p2p/lazy.js';
 export type {
+  BanCause,
   Libp2pNetwork,
   NetworkMetricsHooks,
   NetworkOptions,
+  PenaltyKind,
+  RequestKind,
   RequestOutcome,
   ScoringOptions,
 } from './p2p/libp2p.js';
@@ -37,3 +40,9 @@ export { RPC_COSTS } from './rpc-costs.js';
 export * from './storage/db.js';
 export * from './storage/write-whole.js';
 export * from './sync.js';
+export {
+  MAX_DEFAULT_VERIFY_THREADS,
+  MAX_VERIFY_THREADS,
+  parseVerifyConfig,
+  verifyThreadsSetting,
+} from './verify-pool.js';

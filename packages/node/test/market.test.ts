@@ -13,6 +13,7 @@ import {
   heartbeatChallenge,
   registrationMessage,
   toHex,
+  transferMessage,
 } from '@unc/core';
 import {
   buildTransaction,
@@ -283,6 +284,37 @@ describe('market RPC', () => {
       byProvider.map((x) => x.id),
       [leaseId],
     );
+  });
+
+  test('attack: the leased chip’s transfer or deregistration is refused at submission, before any consent check', async () => {
+    // The provider moved a leased chip (to another account, or to itself) and the lease ended at
+    // once, skipping the notice its renter signed for. The node refuses both at a lookup now.
+    const { chainId } = await client.status();
+    const anchor = await client.getHeader('latest');
+    const id = devSoftChipId(chip.publicKey);
+    const transferTo = (to: Uint8Array): Action => ({
+      type: 'transferChip',
+      chipId: id,
+      newOwner: to,
+      anchorHeight: BigInt(anchor.height),
+      consent: {
+        type: 'dev-soft',
+        signature: ed25519Sign(chip.seed, transferMessage(chainId, id, to, fromHex(anchor.hash, 32))),
+      },
+    });
+    const checks = node.mempool.evidenceChecks;
+    const refused = async (actions: Action[]) => {
+      const stx = await buildTransaction(client, provider.seed, actions);
+      return rpcError(client.sendRawTransaction(encodeSigned(stx)));
+    };
+    const leased = await refused([transferTo(devKey(3).address)]);
+    assert.equal(leased.reason, 'CHIP_LEASED', leased.message);
+    assert.match(leased.message, /is leased .* not transferred while the lease runs/);
+    assert.equal((await refused([transferTo(provider.address)])).reason, 'SAME_OWNER');
+    assert.equal((await refused([{ type: 'deregisterChip', chipId: id }])).reason, 'CHIP_LEASED');
+    assert.equal(node.mempool.evidenceChecks, checks, 'no consent was checked');
+    assert.equal((await client.getChip(chipId)).owner, encodeAddress(provider.address));
+    assert.equal((await client.getLease(leaseId)).status, 'active');
   });
 
   test("attack: a lease ends the moment its escrow runs out, and the RPC says so at once ('ended')", async () => {

@@ -97,6 +97,18 @@ export type TxEventJson =
   | { type: 'slotAnswered'; chipId: string; epoch: number; slot: number; slotHeight: number }
   | { type: 'slotMissed'; chipId: string; epoch: number; slot: number; slotHeight: number; reason: string }
   | { type: 'chipRebooted'; chipId: string; resetCount: number; restartCount: number }
+  /** A tpm2 answer accepted without credit (a miss): the TPM was asleep (its clock advanced
+   *  `clockAdvanceMs`, less than `requiredMs`) or rebooted (both 0) since the previous answer. */
+  | {
+      type: 'answerUncredited';
+      chipId: string;
+      epoch: number;
+      slot: number;
+      slotHeight: number;
+      reason: 'asleep' | 'rebooted';
+      clockAdvanceMs: string;
+      requiredMs: string;
+    }
   | {
       type: 'chipRewarded';
       chipId: string;
@@ -503,6 +515,17 @@ export function eventToJson(e: TxEvent): TxEventJson {
         chipId: toHex(e.chipId),
         resetCount: e.resetCount,
         restartCount: e.restartCount,
+      };
+    case 'answerUncredited':
+      return {
+        type: 'answerUncredited',
+        chipId: toHex(e.chipId),
+        epoch: Number(e.epoch),
+        slot: e.slot,
+        slotHeight: Number(e.slotHeight),
+        reason: e.reason,
+        clockAdvanceMs: e.clockAdvanceMs.toString(),
+        requiredMs: e.requiredMs.toString(),
       };
     case 'chipRewarded':
       return {

@@ -4,8 +4,10 @@
  * validator bond. Each validator votes with a consensus key of its own, registered by its account
  * (setConsensusKey, with proof of possession), never the account key; its voting weight is its
  * seat power at the epoch start (seatPowerOf: each proven-online chip's power × the share of its
- * challenges it answered in the epoch that ends), counted only up to bonded ÷ uncPerPowerUnit, so
- * influence always has UNC at stake. Chips of a tombstoned validator back nobody for tombstoneEpochs epochs.
+ * challenges it answered, each counted at the first boundary after its deadline, the last measured
+ * share carried through a boundary that drew none of its class), counted only up to bonded ÷
+ * uncPerPowerUnit, so influence always has UNC at stake. Chips of a tombstoned validator back nobody
+ * for tombstoneEpochs epochs.
  *
  * The set is computed once, at the end of the last block of an epoch (so the state after that
  * block already names who must sign the first block of the next one) and stored in a ring of the
@@ -18,10 +20,11 @@
  * per bond, unbond, registration, transfer and deregistration. At the boundary every candidate's
  * rated power is read (one access each), candidates are visited in order of rated power (an upper
  * bound of seat power), and a candidate's chips are evaluated (liveness is lazy, docs/poci.md:
- * about S·(K/S + 2) hashes per chip) only until N candidates are found whose seat power beats the
- * next one's upper bound. So the work is O(candidates) accesses plus the chips of the candidates
- * that can still make the cut, typically the top N, never all chips of the chain. A candidate holds
- * at least minValidatorBond bonded, so their number is bounded by the supply over that minimum.
+ * about S·(K/S + 2) hashes per chip; its seat window, two class lists, poci/seat-share.ts) only
+ * until N candidates are found whose seat power beats the next one's upper bound. So the work is
+ * O(candidates) accesses plus the chips of the candidates that can still make the cut, typically
+ * the top N, never all chips of the chain. A candidate holds at least minValidatorBond bonded, so
+ * their number is bounded by the supply over that minimum.
  */
 import { compareBytes, equalBytes, toHex, utf8 } from '../bytes.js';
 import { addressFromPublicKey } from '../crypto/address.js';
@@ -35,13 +38,12 @@ import {
   type ChallengeLookup,
   challengeLookup,
   chipClass,
-  epochAnswerShare,
   epochOf,
   isProvenOnline,
 } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
+import { chipSeatShare } from '../poci/seat-share.js';
 import { getBond } from '../rewards/bonds.js';
-import { creditedChallenges } from '../rewards/emission.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import { IndexedSet } from './indexed-set.js';
@@ -551,35 +553,40 @@ export function onlinePowerOf(
 
 /**
  * What one chip lends its owner's seat in the set computed at the end of an epoch (`height`: the
- * first height of the next one): its power × the share of its class's challenges in the ending
- * epoch that it answered (epochAnswerShare), after the grace of rewards (creditedChallenges: all of
- * them when it still answered at least S, its class having drawn more than S, and missed at most
- * G), floored, if it is proven online at
- * `height`; nothing otherwise. The K-miss rule alone holds a seat for a chip that is up only near each epoch's end
- * (it never misses K in a row at the boundary); the share makes the seat follow the uptime that
- * rewards already follow. A class that drew no challenge of the chip in the ending epoch (possible:
- * the count per class is random) measured nothing, and the chip counts in full by the
- * proven-online rule alone. One read of the class's record for the ending epoch, which the miss
- * count reuses.
+ * first height of the next one, b), if it is proven online at `height`; nothing otherwise: its
+ * power × the share of its class's challenges it answered (poci/seat-share.ts, chipSeatShare)
+ * over the window of boundary b (the challenges whose answer window closed since the boundary
+ * before, so each counts once, answered or missed, and none still open at a boundary is lost: it
+ * counts at the next), after the grace of rewards (creditedChallenges: all of them when it still
+ * answered at least S, its class having drawn more than S, and missed at most G), floored. A
+ * window in which the class drew no challenge measured nothing: the chip is then weighed by the
+ * newest earlier window of its current registration that counted one (read from its masks, or the
+ * share remembered when they moved on), and by nothing if none did, so an unmeasured boundary is
+ * never a free full seat. The K-miss rule alone holds a seat for a chip that is up only near each
+ * epoch's end (it never misses K in a row at the boundary); the share makes the seat follow the
+ * uptime that rewards already follow. Reads: the class's lists of epochs b−2 and b−1 (memoised
+ * with those of the miss count), more only for the windows that counted nothing, plus the
+ * remembered share when none of the readable ones counted a challenge.
  */
 export function chipSeatPower(
+  state: StateReader,
   chip: Chip,
   height: bigint,
   p: PociParams,
   challengesOf: ChallengeLookup,
 ): bigint {
   const cls = chipClass(chip.chipId, p);
-  const ending = epochOf(height - 1n, p);
-  const heights = challengesOf(ending, cls);
-  const lookup: ChallengeLookup = (e, c) => (e === ending && c === cls ? heights : challengesOf(e, c));
+  const lists = new Map<bigint, readonly bigint[]>();
+  const lookup: ChallengeLookup = (e, c) => {
+    if (c !== cls) return challengesOf(e, c);
+    let heights = lists.get(e);
+    if (!heights) lists.set(e, (heights = challengesOf(e, c)));
+    return heights;
+  };
   if (!isProvenOnline(chip, height, p, lookup, cls)) return 0n;
-  const { answered, counted } = epochAnswerShare(chip, ending, height, p, heights);
-  if (counted === 0) return chip.power;
-  // The grace rewards give (at least S answered, at most G missed: a restart, not downtime): a chip
-  // that missed one challenge keeps its full seat when it still answered at least S (its class
-  // drew more than S). One whose class drew exactly S and that missed one is not forgiven: with
-  // S = 4 it keeps 3/4.
-  return (chip.power * BigInt(creditedChallenges(answered, counted, p))) / BigInt(counted);
+  const share = chipSeatShare(state, chip, epochOf(height, p), p, lookup, cls);
+  if (share === null) return 0n;
+  return (chip.power * BigInt(share.credited)) / BigInt(share.counted);
 }
 
 /**
@@ -602,7 +609,7 @@ export function seatPowerOf(
     if (!chip || !equalBytes(chip.owner, owner)) continue;
     if (effectiveStatus(state, chip).status !== 'active') continue;
     if (tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
-    power += chipSeatPower(chip, height, p, challengesOf);
+    power += chipSeatPower(state, chip, height, p, challengesOf);
   }
   return power;
 }
@@ -764,6 +771,43 @@ export function validatorSetAt(state: StateReader, genesis: GenesisValidatorsLik
 }
 
 /**
+ * What an empty computed set keeps for the next epoch (CONSENSUS: docs/consensus.md, Fallbacks):
+ * the set of `epoch` (the ending one), or the genesis validators when that is the genesis set
+ * (stored as [], or no set stored yet), less the validators that may no longer serve:
+ * - tombstoned ones (the genesis set's too: stored as [], it used to keep a tombstoned genesis
+ *   validator for as long as no bonded set was computed, free to equivocate again, since evidence
+ *   against a tombstoned validator is refused);
+ * - ones that hold their seat by a bond (a registered consensus key) and have less than
+ *   minValidatorBond bonded now: kept epoch after epoch, they voted on with nothing at stake once
+ *   their unbonding was released, and their equivocation slashed 0. Genesis validators (keys no
+ *   account registered) hold their seat by the genesis, not a bond, and are not asked for one.
+ * Whoever is left serves; if nobody is, the tombstone filter alone, and if nobody is left even then
+ * the kept set as it is: a chain with no validator could never make another block. So the bond
+ * rule yields to liveness when every kept validator unbonded: they serve on unbonded (their
+ * unbonding slashable for its 3 epochs) until a computed set replaces them.
+ * The list is returned as [] (the genesis set, as stored before) when it is the genesis set whole.
+ */
+function keptValidators(state: StateReader, epoch: bigint): Validator[] {
+  const previous = getStoredSet(state, epoch);
+  let kept = previous && previous.epoch === epoch ? previous.validators : [];
+  const genesis = kept.length === 0;
+  if (genesis) {
+    const raw = state.get(GENESIS_SET_KEY);
+    // A state written before the genesis set was kept in it: nothing to filter against.
+    if (!raw) return [];
+    kept = decode(validatorListCodec, raw);
+  }
+  const { minValidatorBond } = getConsensusParams(state);
+  const honest = kept.filter((v) => !isTombstoned(state, v.publicKey));
+  const staked = honest.filter((v) => {
+    const account = state.get(consensusKeyOwnerKey(v.publicKey));
+    return account === undefined || getBond(state, account).bonded >= minValidatorBond;
+  });
+  const serving = staked.length > 0 ? staked : honest.length > 0 ? honest : kept;
+  return genesis && serving.length === kept.length ? [] : serving;
+}
+
+/**
  * End-of-block hook (BlockExecutor.finish): at the last block of an epoch, computes and stores the
  * next epoch's set. O(1) on every other block.
  */
@@ -772,14 +816,7 @@ export function endBlockValidators(state: StateOverlay, height: bigint): void {
   const next = epochOf(height + 1n, p);
   if (height === 0n || next === epochOf(height, p)) return;
   let validators = computeValidatorSet(state, height + 1n);
-  if (validators.length === 0) {
-    const previous = getStoredSet(state, next - 1n);
-    const kept = previous && previous.epoch === next - 1n ? previous.validators : [];
-    // A tombstoned validator does not come back with the kept set, unless nobody else is left:
-    // a chain with no validator could never make another block.
-    const honest = kept.filter((v) => !isTombstoned(state, v.publicKey));
-    validators = honest.length > 0 ? honest : kept;
-  }
+  if (validators.length === 0) validators = keptValidators(state, next - 1n);
   state.set(ringKey(next), encode(storedSetCodec, { epoch: next, validators }));
   state.set(LATEST_KEY, encode(u64, next));
 }

@@ -800,11 +800,80 @@ export function applyDispute(
 }
 
 /**
+ * The lease that binds `owner`'s chip `chipId` at block time `time`, or null: one not closed, of
+ * `owner` as its provider, that has not ended (leaseEndsAt: its end time, brought forward by a
+ * notice, or its escrow's exhaustion, is still ahead). A `closing` lease binds until its notice
+ * has run. A lease of another provider binds nobody here (none can run: the chip's owner never
+ * changes while its lease runs, and a lease opens only on its provider's chip).
+ */
+export function bindingLeaseOf(
+  state: StateReader,
+  chipId: Uint8Array,
+  owner: Uint8Array,
+  time: bigint,
+): Lease | null {
+  const { leaseId } = getChipMarket(state, chipId);
+  if (!leaseId) return null;
+  const lease = getLease(state, leaseId);
+  if (!lease || !equalBytes(lease.provider, owner) || leaseOver(lease, time)) return null;
+  return lease;
+}
+
+/**
+ * CONSENSUS RULE (docs/jobs.md "Leases and the chip's owner"): a chip whose lease still binds its
+ * provider (bindingLeaseOf) is neither transferred nor deregistered, `CHIP_LEASED`. Either ended the
+ * lease at once (endLeaseOfChip), so a provider skipped the notice its renter signed for by
+ * moving the chip to another account or to itself. The provider gives notice (its `closeLease`, or
+ * `closeOffer`), and once the lease has ended (the notice run, or the escrow or the booked hours out)
+ * the chip moves. Null when no lease binds the chip. A lookup or three.
+ */
+export function chipLeasedRefusal(
+  state: StateReader,
+  chipId: Uint8Array,
+  owner: Uint8Array,
+  time: bigint,
+  what: 'transferred' | 'deregistered',
+): ValidationError | null {
+  const lease = bindingLeaseOf(state, chipId, owner, time);
+  if (!lease) return null;
+  const endsAt = new Date(Number(leaseEndsAt(lease))).toISOString();
+  const notice = getOffer(state, lease.offerId)?.noticeMs ?? 0n;
+  const how =
+    lease.status === LeaseStatus.closing
+      ? `its notice runs until ${endsAt} (block time); ${what === 'transferred' ? 'transfer' : 'deregister'} it from then on`
+      : `it runs until ${endsAt} (block time); give notice first (closeLease, or closeOffer: the lease then ends within ${notice / 1000n} s) and ${what === 'transferred' ? 'transfer' : 'deregister'} the chip once it has ended`;
+  return new ValidationError(
+    'CHIP_LEASED',
+    `chip ${short(chipId)} is leased (lease ${short(lease.id)}) and is not ${what} while the lease runs: ${how}`,
+  );
+}
+
+/**
+ * Whether admission may refuse `chipLeasedRefusal` on the state before the transaction, whatever
+ * the sender's own transactions do first: only when the lease's offer gives notice. With none, the
+ * provider's `closeLease` (earlier in the same transaction, or pending before it) ends the lease at
+ * once, and the transfer or deregistration after it is valid.
+ */
+export function chipLeasedRefusalAtAdmission(
+  state: StateReader,
+  chipId: Uint8Array,
+  owner: Uint8Array,
+  time: bigint,
+  what: 'transferred' | 'deregistered',
+): ValidationError | null {
+  const lease = bindingLeaseOf(state, chipId, owner, time);
+  if (!lease || (getOffer(state, lease.offerId)?.noticeMs ?? 0n) === 0n) return null;
+  return chipLeasedRefusal(state, chipId, owner, time, what);
+}
+
+/**
  * The chip of a lease left its provider (transferChip) or stopped being a chip (deregisterChip): the
- * lease is settled and closed in that same transaction ('chipUnavailable'). Left to the next epoch
- * start, the settlement would pay the provider for challenges answered by a chip it had sold (the
- * buyer's), and a chip deregistered and registered again within the epoch kept its lease on a
- * fresh record whose earlier misses no longer count. O(1).
+ * lease is settled and closed in that same transaction. Left to the next epoch start, the
+ * settlement would pay the provider for challenges answered by a chip it had sold (the buyer's),
+ * and a chip deregistered and registered again within the epoch kept its lease on a fresh record
+ * whose earlier misses no longer count. Both are refused while the lease binds the chip
+ * (chipLeasedRefusal), so the lease has ended here and closes with its own reason (`ended`, its
+ * notice's, `escrowExhausted`); 'chipUnavailable' only for a lease of another provider. O(1).
  */
 export function endLeaseOfChip(state: StateOverlay, ctx: MarketContext, chipId: Uint8Array): MarketEvent[] {
   const { leaseId } = getChipMarket(state, chipId);

@@ -10,7 +10,9 @@ import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
 import { normalizeRevocationId, parseCertificate } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
+import { getParams } from '../chain/params.js';
 import type {
+  Action,
   ClaimRewardsAction,
   DeregisterChipAction,
   GovernanceAction,
@@ -21,6 +23,7 @@ import type {
   TransferChipAction,
 } from '../chain/transaction.js';
 import { type AnswerRef, StateRefusal, ValidationError } from '../errors.js';
+import { chipLeasedRefusal, chipLeasedRefusalAtAdmission } from '../market/execute.js';
 import {
   addAnswerWeight,
   finalizeEpochIfDue,
@@ -57,20 +60,29 @@ import { checkApprovals, getGovernance, putGovernance } from './governance.js';
 import {
   answeredIn,
   answeredMask,
+  type ChallengeLookup,
   challengeLookup,
   chipClass,
   epochOf,
   epochStart,
   getEpochRecord,
   getRecentHash,
+  getRecentTime,
   heartbeatChallenge,
   MAX_CHALLENGES_PER_EPOCH,
   markAnswered,
+  markUncredited,
   putEpochRecord,
   putRecentHash,
+  putRecentTime,
   registrationMessage,
+  type SlotOutcome,
+  type TpmAnswerCredit,
+  tpmAnswerCredit,
+  tpmClockRequiredMs,
   transferMessage,
   unansweredSlots,
+  uncreditedIn,
 } from './liveness.js';
 import { getPociParams, type PociParams, putPociParams } from './params.js';
 import {
@@ -83,6 +95,7 @@ import {
   putVendor,
   setSerialRevoked,
 } from './registry.js';
+import { forgetSeatShare, rememberSeatShare } from './seat-share.js';
 
 export interface PociContext {
   chainId: string;
@@ -123,6 +136,19 @@ export type PociEvent =
       reason: string;
     }
   | { type: 'chipRebooted'; chipId: Uint8Array; resetCount: number; restartCount: number }
+  | {
+      /** An answer accepted but not credited (tpm2): a miss for everything answers count for. */
+      type: 'answerUncredited';
+      chipId: Uint8Array;
+      epoch: bigint;
+      slot: number;
+      slotHeight: bigint;
+      /** 'asleep': the TPM clock advanced less than `requiredMs`; 'rebooted': resetCount or
+       *  restartCount changed (then both figures are 0). */
+      reason: 'asleep' | 'rebooted';
+      clockAdvanceMs: bigint;
+      requiredMs: bigint;
+    }
   | {
       type: 'chipRewarded';
       chipId: Uint8Array;
@@ -192,6 +218,8 @@ export function beginBlockPoci(
   prevBeacon: Uint8Array,
 ): void {
   putRecentHash(state, ctx.height - 1n, prevHash);
+  // The block's own time, for the credit of answers to its challenge (tpmAnswerCredit).
+  putRecentTime(state, ctx.height, ctx.time);
   const p = getPociParams(state);
   const epoch = epochOf(ctx.height, p);
   if (ctx.height >= 2n) recordBlockChallenge(state, ctx.height - 1n, prevBeacon, p);
@@ -452,6 +480,46 @@ function consentingChip(state: StateReader, owner: Uint8Array, action: TransferC
   return chip;
 }
 
+/** A chip goes to another account: a transfer to its own owner is refused (it moved nothing, and ended the chip's lease). */
+function sameOwnerRefusal(owner: Uint8Array, action: TransferChipAction): ValidationError | null {
+  if (!equalBytes(action.newOwner, owner)) return null;
+  return new ValidationError(
+    'SAME_OWNER',
+    `chip ${toHex(action.chipId)} already belongs to the sender: a chip is transferred to another account`,
+  );
+}
+
+/**
+ * The refusal a node gives at admission, for a few lookups and before any costly check, to a chip
+ * transfer or deregistration by `sender` that execution refuses before any costly work whatever
+ * `sender`'s own transactions do first: a transfer to the sender itself (`SAME_OWNER`, from the
+ * bytes alone), or a chip of the sender's held by a lease that binds it at block time `time` and
+ * that the sender cannot end at once (`CHIP_LEASED`, market/execute.ts chipLeasedRefusalAtAdmission:
+ * its offer gives notice). Null otherwise, and for any other action. Node policy, not a block rule:
+ * the state (a lease the renter closes, the notice running out) may let the same transaction
+ * through later.
+ */
+export function chipActionRefusal(
+  state: StateReader,
+  time: bigint,
+  sender: Uint8Array,
+  action: Action,
+): ValidationError | null {
+  if (action.type === 'transferChip') {
+    const same = sameOwnerRefusal(sender, action);
+    if (same) return same;
+    return consentingChip(state, sender, action)
+      ? chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'transferred')
+      : null;
+  }
+  if (action.type === 'deregisterChip') {
+    const chip = getChip(state, action.chipId);
+    if (!chip || !equalBytes(chip.owner, sender)) return null;
+    return chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'deregistered');
+  }
+  return null;
+}
+
 function consentCheck(chip: Chip, consent: HeartbeatEvidence, message: Uint8Array): ConsentCheck {
   return { consent, profile: chip.profile, keyMaterial: chip.keyMaterial, message };
 }
@@ -460,7 +528,8 @@ function consentCheck(chip: Chip, consent: HeartbeatEvidence, message: Uint8Arra
  * The consent checks of `tx`'s chip transfers, as `checkCostlyActions` would make them against
  * `state` at `ctx`, as plain data to make elsewhere (`runConsentCheck` on a worker thread) and hand
  * back through `ctx.consentVerdicts`. A transfer `checkCostlyActions` passes over (a chip that is
- * not the sender's active one) or refuses before its consent (an anchor not recent) has none.
+ * not the sender's active one) or refuses before its consent (chipActionRefusal: to its sender, or
+ * of a leased chip; an anchor not recent) has none.
  */
 export function transferConsentChecks(
   state: StateReader,
@@ -473,6 +542,7 @@ export function transferConsentChecks(
   const p = getPociParams(state);
   for (const a of tx.actions) {
     if (a.type !== 'transferChip') continue;
+    if (chipActionRefusal(state, ctx.time, owner, a)) continue;
     const chip = consentingChip(state, owner, a);
     if (!chip) continue;
     try {
@@ -519,7 +589,9 @@ export function costlyActionCount(tx: Transaction): number {
  * the cheap refusal a registration meets only after its evidence, a chip already registered (here
  * or earlier in `tx`). Returns the ids of the chips `tx` registers. Throws the ValidationError
  * execution would throw from that part (a transfer's consent failure as a StateRefusal: it depends
- * on the chip's key in `state`). A transfer whose chip is not the sender's active one is
+ * on the chip's key in `state`). A transfer to its sender, or of a chip a lease binds that the
+ * sender cannot end at once, is refused before its consent's check (chipActionRefusal: SAME_OWNER,
+ * CHIP_LEASED). A transfer whose chip is not the sender's active one is
  * passed over (execution refuses it before any costly work, and the sender's earlier pending
  * transactions may yet register it). Node policy, not a block rule: a failed transaction pays
  * nothing, so a mempool refuses at admission what fails here rather than hand it to every proposer
@@ -548,6 +620,9 @@ export function checkCostlyActions(
       refuseHeldAttestationKey(state, id);
       registered.push(chipId);
     } else if (a.type === 'transferChip') {
+      // A transfer to its sender, or of a chip its lease binds: refused before the consent's check.
+      const refusal = chipActionRefusal(state, ctx.time, owner, a);
+      if (refusal) throw refusal;
       const chip = consentingChip(state, owner, a);
       if (!chip) continue;
       try {
@@ -622,9 +697,15 @@ export function applyRegisterChip(
     status: ChipStatus.active,
     statusReason: '',
     tpmClock: id.tpmClock,
+    // The first answer's credit is measured from the evidence, held against the block that
+    // includes it (the evidence was signed before it; its anchor may be 100 blocks older).
+    creditClock: id.tpmClock,
+    creditClockTime: ctx.time,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,
+    uncredited: 0,
+    prevUncredited: 0,
     lastAnsweredSlot: 0n,
     lastAnsweredAt: 0n,
     settledThrough: ctx.height,
@@ -634,6 +715,8 @@ export function applyRegisterChip(
     rewardedThrough: epochOf(ctx.height, p) + 1n,
   };
   putChip(state, chip);
+  // The remembered seat share is the old record's (its answers): the new one has none yet.
+  forgetSeatShare(state, chip.chipId);
   if (id.akKeyId) putTpmAkChip(state, id.akKeyId, id.chipId);
   return [
     ...events,
@@ -689,7 +772,14 @@ export function applyTransferChip(
   owner: Uint8Array,
   action: TransferChipAction,
 ): PociEvent[] {
+  // CONSENSUS CHANGE: a transfer to the sender itself moved nothing but ended the chip's lease at
+  // once (SAME_OWNER); a chip its lease binds stays with its provider (CHIP_LEASED). Both before
+  // the consent's check, so neither costs one.
+  const same = sameOwnerRefusal(owner, action);
+  if (same) throw same;
   const chip = ownedActiveChip(state, action.chipId, owner);
+  const leased = chipLeasedRefusal(state, chip.chipId, owner, ctx.time, 'transferred');
+  if (leased) throw leased;
   const p = getPociParams(state);
   const { tpmClock } = verifyTransferConsent(state, ctx, chip, action, p);
   // The consent is a TPM attestation like a heartbeat's, and its clock becomes the one the next
@@ -723,12 +813,41 @@ export function applyDeregisterChip(
   action: DeregisterChipAction,
 ): PociEvent[] {
   const chip = ownedActiveChip(state, action.chipId, owner);
-  void ctx;
+  // CONSENSUS CHANGE: as for a transfer, a chip its lease binds is not deregistered (CHIP_LEASED):
+  // the deregistration ended the lease at once, skipping the notice its renter signed for.
+  const leased = chipLeasedRefusal(state, chip.chipId, owner, ctx.time, 'deregistered');
+  if (leased) throw leased;
+  const p = getPociParams(state);
   // What is final is paid now; the rest can be claimed once final (claimRewards).
-  const events = rewardEvents(chip, settleChipRewards(state, chip, getPociParams(state)));
+  const events = rewardEvents(chip, settleChipRewards(state, chip, p));
+  // CONSENSUS CHANGE: the misses not yet recorded are recorded now. A deregistered chip answers
+  // nothing more (no heartbeat records them later), and a registration again starts a fresh record
+  // that carries only the recorded count (`slotsMissed`, which renters see): they were lost. Every
+  // challenge the record drew (the heights below this block) is settled, those whose window is
+  // still open too, since no answer to them can come now.
+  if (ctx.height > chip.settledThrough) {
+    recordMisses(
+      events,
+      chip,
+      ctx.height,
+      ctx.height,
+      p,
+      challengeLookup(state),
+      (m) =>
+        uncreditedIn(chip, m.epoch, m.slot)
+          ? UNCREDITED_MISS
+          : m.slotHeight + p.answerWindowBlocks < ctx.height
+            ? `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`
+            : `the chip was deregistered at height ${ctx.height} before answering`,
+      undefined,
+      true,
+    );
+  }
   chip.status = ChipStatus.deregistered;
   chip.statusReason = 'deregistered by its owner';
   putChip(state, chip);
+  // It lends no seat and answers nothing from now on: its remembered seat share goes with it.
+  forgetSeatShare(state, chip.chipId);
   return [...events, { type: 'chipDeregistered', chipId: chip.chipId, owner }];
 }
 
@@ -769,6 +888,43 @@ function advanceTpmClock(
 }
 
 /**
+ * CONSENSUS (docs/poci.md, "Asleep between challenges"): whether a tpm2 answer with `tpmClock`, to
+ * the challenge of block `slotHeight`, is credited. Measured against the chip's reference clock (its
+ * previous accepted answer's, or its registration evidence's), with a slack of W × the target block
+ * interval; the reference then moves on to this answer, credited or not, so a chip that stays up
+ * is credited again at its next answer. Call before advanceTpmClock (which refuses a clock that
+ * went back; an answer refused for it changes nothing, the overlay being dropped).
+ */
+function answerCredit(
+  state: StateOverlay,
+  chip: Chip,
+  tpmClock: TpmClock,
+  slotHeight: bigint,
+  slack: () => bigint,
+  where: () => string,
+  ref: () => AnswerRef,
+): { reason: TpmAnswerCredit; clockAdvanceMs: bigint; requiredMs: bigint } {
+  const slotTime = getRecentTime(state, slotHeight);
+  if (slotTime === null)
+    throw new ValidationError('SLOT_NOT_OPEN', `${where()}: slot block time unavailable`, ref());
+  const prev = chip.creditClock;
+  const prevTime = chip.creditClockTime;
+  chip.creditClock = tpmClock;
+  // The newest challenge block answered: an older one answered later (its window still open) was
+  // signed after it all the same, since the clock never goes back between accepted answers.
+  if (slotTime > prevTime) chip.creditClockTime = slotTime;
+  if (!prev) return { reason: 'credited', clockAdvanceMs: 0n, requiredMs: 0n };
+  const slackMs = slack();
+  const reason = tpmAnswerCredit(prev, prevTime, tpmClock, slotTime, slackMs);
+  if (reason !== 'asleep') return { reason, clockAdvanceMs: 0n, requiredMs: 0n };
+  return {
+    reason,
+    clockAdvanceMs: tpmClock.clock - prev.clock,
+    requiredMs: tpmClockRequiredMs(slotTime - prevTime, slackMs),
+  };
+}
+
+/**
  * The first answer of `answers` whose chip is not registered or not `sender`'s, refused as
  * applyHeartbeat's unknown-chip and owner rules refuse it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null.
  * Only those two rules: execution may refuse an earlier answer for another reason first (a chip
@@ -793,6 +949,52 @@ export function heartbeatOwnerRefusal(
       : new ValidationError('UNKNOWN_CHIP', `${where}: not registered`, ref);
   }
   return null;
+}
+
+/** A miss's reason when the challenge was answered but not credited (answerUncredited). */
+const UNCREDITED_MISS =
+  'answered without credit: the TPM was asleep or rebooted since the previous answer (answerUncredited)';
+
+/**
+ * Records the chip's misses above its settled height as judged at `asOf` (unansweredSlots: at most
+ * the newest MAX_MISSES_COUNTED, `slotMissed` events pushed onto `events` for the first
+ * MAX_MISS_EVENTS of them) and moves its settled height to `settleTo`. A heartbeat settles the
+ * challenges whose windows have closed; a deregistration (`openWindows`) every one the record drew
+ * below its block, over the same 64 epochs an answer in that block would look back.
+ */
+function recordMisses(
+  events: PociEvent[],
+  chip: Chip,
+  settleTo: bigint,
+  asOf: bigint,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+  reason: (m: SlotOutcome) => string,
+  cls?: bigint,
+  openWindows = false,
+): void {
+  const missed = unansweredSlots(
+    chip,
+    chip.settledThrough,
+    asOf,
+    p,
+    challengesOf,
+    MAX_MISSES_COUNTED,
+    cls,
+    openWindows,
+  );
+  for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
+    events.push({
+      type: 'slotMissed',
+      chipId: chip.chipId,
+      epoch: m.epoch,
+      slot: m.slot,
+      slotHeight: m.slotHeight,
+      reason: reason(m),
+    });
+  }
+  chip.slotsMissed += BigInt(missed.length);
+  chip.settledThrough = settleTo;
 }
 
 /** Where an answer is, in a refusal's message (words for people). */
@@ -830,6 +1032,9 @@ export function applyHeartbeat(
   const currentEpoch = epochOf(ctx.height, p);
   // The class and epoch records the answers change: decoded once, written once after the last.
   const held = new HeldRecords();
+  // The credit slack of tpm2 answers, W × the target block interval: read once, when first needed.
+  let slackMs: bigint | null = null;
+  const slack = () => (slackMs ??= p.answerWindowBlocks * BigInt(getParams(state).blockTimeMs));
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
     const where = () => answerWhere(answer);
@@ -873,7 +1078,7 @@ export function applyHeartbeat(
         ref(),
       );
     }
-    if (answeredIn(chip, answer.epoch, answer.slot)) {
+    if (answeredIn(chip, answer.epoch, answer.slot) || uncreditedIn(chip, answer.epoch, answer.slot)) {
       throw new ValidationError('ANSWER_REPLAYED', `${where()}: already answered`, ref());
     }
     const slotHash = getRecentHash(state, slotHeight);
@@ -889,38 +1094,57 @@ export function applyHeartbeat(
       heartbeatChallenge(ctx.chainId, chip.chipId, slotHash),
       ctx.isEd25519Verified,
     );
+    // The credit is measured against the clock of the chip's previous accepted answer, before the
+    // monotonic guard moves the stored clock on.
+    const credit = tpmClock ? answerCredit(state, chip, tpmClock, slotHeight, slack, where, ref) : null;
     const rebooted = advanceTpmClock(chip, tpmClock, where, ref);
     if (rebooted) events.push(rebooted);
     // Record the misses whose windows closed since the chip's outcomes were last settled.
     const settleTo = ctx.height - p.answerWindowBlocks - 1n;
     if (settleTo > chip.settledThrough) {
-      const missed = unansweredSlots(
+      recordMisses(
+        events,
         chip,
-        chip.settledThrough,
+        settleTo,
         ctx.height,
         p,
         (e, c) => (e === answer.epoch && c === cls ? challenges : challengesOf(e, c)),
-        MAX_MISSES_COUNTED,
+        (m) =>
+          uncreditedIn(chip, m.epoch, m.slot)
+            ? UNCREDITED_MISS
+            : `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`,
         cls,
       );
-      for (const m of missed.slice(0, MAX_MISS_EVENTS)) {
-        events.push({
-          type: 'slotMissed',
-          chipId: chip.chipId,
-          epoch: m.epoch,
-          slot: m.slot,
-          slotHeight: m.slotHeight,
-          reason: `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`,
-        });
-      }
-      chip.slotsMissed += BigInt(missed.length);
-      chip.settledThrough = settleTo;
     }
     // Pay what is final before the answered-slot window moves on, then weigh this answer.
     // The epoch records the settlement reads are handed to the reweighing (the answer's epoch is
     // usually one of them), so that each is decoded once per answer; nothing writes them between.
     const paid = settleChipRewards(state, chip, p, cls, held.epochs);
     if (paid.length > 0) events.push(...rewardEvents(chip, paid));
+    // The seat windows the masks can no longer hold once they move on are remembered first, by an
+    // uncredited answer too (markUncredited moves them as markAnswered does; its bit is a miss there).
+    if (answer.epoch > chip.epoch) {
+      rememberSeatShare(state, chip, answer.epoch, p, (e, c) => held.classRecord(state, e, c).heights, cls);
+    }
+    if (credit && credit.reason !== 'credited') {
+      // Accepted (the chip's clock and block time move on, so it is credited again at its next
+      // answer if it stays up), but a miss for everything answers count for: rewards, the offline
+      // streak, validator seats, lease settlement. Kept in its own mask so it cannot be answered
+      // again, and settled as a miss once its window closes.
+      markUncredited(chip, answer.epoch, answer.slot);
+      putChip(state, chip);
+      events.push({
+        type: 'answerUncredited',
+        chipId: chip.chipId,
+        epoch: answer.epoch,
+        slot: answer.slot,
+        slotHeight,
+        reason: credit.reason,
+        clockAdvanceMs: credit.clockAdvanceMs,
+        requiredMs: credit.requiredMs,
+      });
+      continue;
+    }
     const before = popcount(answeredMask(chip, answer.epoch));
     markAnswered(chip, answer.epoch, answer.slot);
     addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, held.epochs, held);

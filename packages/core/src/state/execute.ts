@@ -237,7 +237,8 @@ function applyAction(
       return indexChipEvents(state, applyRegisterChip(state, ctx, sender, action), ctx.height);
     case 'heartbeat':
       return applyHeartbeat(state, ctx, sender, action);
-    // A chip that leaves its owner ends its lease at once (market/execute.ts endLeaseOfChip).
+    // A chip that leaves its owner closes its lease, which has ended: a lease that still binds the
+    // chip refuses the transfer or deregistration (CHIP_LEASED; market/execute.ts endLeaseOfChip).
     case 'transferChip': {
       const events = indexChipEvents(state, applyTransferChip(state, ctx, sender, action), ctx.height);
       return [...events, ...endLeaseOfChip(state, ctx, action.chipId)];

@@ -54,6 +54,7 @@ import {
   key,
   miner,
   other,
+  POCI,
   registerAction,
   setConsensusKeyAction,
   slotsOf,
@@ -176,9 +177,12 @@ function runSome(
  * the challenges the chain drew (slotsOf), never with the code under test:
  * - online: answered at least once, and fewer than K of its challenges whose windows closed went
  *   unanswered since its newest answer (docs/poci.md, Liveness);
- * - seat: what it lends the set computed now (docs/consensus.md): power × answered ÷ counted over
- *   the challenges of the ending epoch, counted = answered or window closed, floored; the whole
- *   power when none counted; nothing when not online.
+ * - seat: what it lends the set computed now, when the head is the last block of an epoch
+ *   (docs/consensus.md): a challenge counts at the first boundary after its answer window closed,
+ *   so the boundary at `next` = start(b) counts those with start(b−1) ≤ h + W < start(b) (window b,
+ *   answered or not); the seat is power × credited ÷ counted over the newest window, b or an
+ *   earlier one of the chip's current registration, that counted any (credited: its answers, or all
+ *   of them under the rewards' grace), floored; nothing when no window counted any, or not online.
  */
 function chipModel(
   chain: TestChain,
@@ -186,25 +190,34 @@ function chipModel(
   power: bigint,
   registeredAt: bigint,
   answered: ReadonlySet<bigint>,
-): { online: bigint; seat: bigint } {
+): { online: bigint; seat: bigint; window: number } {
   const p = getPociParams(chain.state);
+  const B = p.epochBlocks;
+  const W = p.answerWindowBlocks;
   const next = chain.height + 1n;
-  const closed = (h: bigint) => h + p.answerWindowBlocks < next;
-  const ending = (chain.height - 1n) / p.epochBlocks;
+  const closed = (h: bigint) => h + W < next;
+  const ending = (chain.height - 1n) / B;
   const all: bigint[] = [];
   // First challenged in the epoch after the one of its registration (epoch e covers e·B+1 … (e+1)·B).
-  for (let e = (registeredAt - 1n) / p.epochBlocks + 1n; e <= ending; e++) all.push(...slotsOf(chain, c, e));
+  const firstEpoch = (registeredAt - 1n) / B + 1n;
+  for (let e = firstEpoch; e <= ending; e++) all.push(...slotsOf(chain, c, e));
   const newest = [...answered].reduce((m, h) => (h > m ? h : m), 0n);
   const misses = all.filter((h) => h > registeredAt && h > newest && closed(h) && !answered.has(h)).length;
-  if (answered.size === 0 || misses >= p.offlineAfterMisses) return { online: 0n, seat: 0n };
-  const counted = all.filter(
-    (h) => (h - 1n) / p.epochBlocks === ending && h > registeredAt && (answered.has(h) || closed(h)),
-  );
-  const hits = counted.filter((h) => answered.has(h)).length;
-  // The grace of rewards: at least S answered and at most G missed is a restart, not downtime.
-  const graced = hits >= p.slotsPerEpoch && counted.length - hits <= p.graceSlotsPerEpoch;
-  const seat = counted.length === 0 || graced ? power : (power * BigInt(hits)) / BigInt(counted.length);
-  return { online: power, seat };
+  const start = (e: bigint) => e * B + 1n;
+  const windowOf = (b: bigint) => all.filter((h) => h + W >= start(b - 1n) && h + W < start(b));
+  const boundary = (next - 1n) / B;
+  const window = windowOf(boundary).length;
+  if (answered.size === 0 || misses >= p.offlineAfterMisses) return { online: 0n, seat: 0n, window };
+  for (let b = boundary; b > firstEpoch; b--) {
+    const counted = windowOf(b);
+    if (counted.length === 0) continue;
+    const hits = counted.filter((h) => answered.has(h)).length;
+    // The grace of rewards: at least S answered and at most G missed is a restart, not downtime.
+    const graced = hits >= p.slotsPerEpoch && counted.length - hits <= p.graceSlotsPerEpoch;
+    const seat = graced ? power : (power * BigInt(hits)) / BigInt(counted.length);
+    return { online: power, seat, window };
+  }
+  return { online: power, seat: 0n, window };
 }
 
 describe('epoch validator sets', () => {
@@ -339,7 +352,7 @@ describe('epoch validator sets', () => {
   test('attack: a chip online only in the last part of each epoch gets a seat in proportion to its answers', () => {
     // The K-miss rule reads the chip as online at every boundary (its newest challenges are
     // answered), so it held a full seat; rewards already paid it for its uptime alone. Its seat
-    // must follow the same share: power × answered ÷ challenged in the epoch that ends.
+    // must follow the same share: power × answered ÷ counted over the boundary's window.
     const chain = new TestChain(G);
     const partTime = key('part-time-chip');
     const fullTime = key('full-time-chip');
@@ -395,6 +408,8 @@ describe('epoch validator sets', () => {
     for (let end = 40n; end <= 240n; end += 20n) {
       runSome(chain, [...mine, ...theirs], end, answers, answered);
       const set = validatorSetAt(chain.state, G);
+      const b = end / p.epochBlocks;
+      const W = p.answerWindowBlocks;
       for (const [owner, chips] of [
         [miner, mine],
         [other, theirs],
@@ -404,9 +419,10 @@ describe('epoch validator sets', () => {
           const hits = answered.get(c) ?? new Set<bigint>();
           const m = chipModel(chain, c, H100, registeredAt, hits);
           seat += m.seat;
-          const counted = slotsOf(chain, c, (end - 1n) / p.epochBlocks).filter(
-            (h) => hits.has(h) || h + p.answerWindowBlocks <= end,
-          );
+          // What the boundary counts: the challenges whose answer window closed since the last one.
+          const counted = [b - 2n, b - 1n]
+            .flatMap((e) => (e < 1n ? [] : slotsOf(chain, c, e)))
+            .filter((h) => h + W >= b * p.epochBlocks - p.epochBlocks + 1n && h + W <= end);
           const missed = counted.filter((h) => !hits.has(h)).length;
           if (missed === 1 && counted.length - missed >= p.slotsPerEpoch) {
             assert.equal(m.seat, H100, `a restart costs no seat at ${end}`);
@@ -417,6 +433,118 @@ describe('epoch validator sets', () => {
       }
     }
     assert.ok(graced > 0, 'some chip answered S of its challenges and missed one');
+  });
+
+  test('attack: a part-time chip whose class drew no challenge that counts at a boundary holds its last measured share there, not a full seat', () => {
+    // Whether a class draws a challenge in a boundary's window is random: (1 − 1/M)^B of windows
+    // draw none, whatever the number of chips in the class (e^−S ≈ 2% at the defaults; here S = 1
+    // and M = 20, so about a third). Such a chip was not measured, and counted in full by the
+    // proven-online rule alone: a part-time chip held a free full seat at those boundaries. It now
+    // holds the share of the newest window that measured it; an always-online chip keeps its full
+    // seat through them.
+    const g = genesis({ ...POCI, slotsPerEpoch: 1 });
+    const chain = new TestChain(g);
+    const p = getPociParams(chain.state);
+    const partTime = key('unmeasured-part-time');
+    const fullTime = key('unmeasured-full-time');
+    enlist(chain, miner, [[partTime, 'sim-h100']], true);
+    enlist(chain, other, [[fullTime, 'sim-h100']], true);
+    const registeredAt = chain.height;
+    // Up for the second half of each epoch, and answering everything then.
+    const up = (c: Key, h: bigint) => c === fullTime || (h - 1n) % p.epochBlocks >= p.epochBlocks / 2n;
+    const answered = new Map<Key, Set<bigint>>();
+    let free = 0;
+    let kept = 0;
+    for (let end = 40n; end <= 600n; end += 20n) {
+      runSome(chain, [partTime, fullTime], end, up, answered);
+      const set = validatorSetAt(chain.state, g);
+      const part = chipModel(chain, partTime, H100, registeredAt, answered.get(partTime) ?? new Set());
+      const full = chipModel(chain, fullTime, H100, registeredAt, answered.get(fullTime) ?? new Set());
+      if (full.window === 0) {
+        assert.equal(set.powerOf(consensusKey(other).publicKey), H100, `full-time seat at ${end}`);
+        kept++;
+      }
+      if (part.window === 0 && part.online > 0n && part.seat < H100) {
+        assert.equal(
+          set.powerOf(consensusKey(miner).publicKey),
+          part.seat,
+          `unmeasured part-time chip at ${end}: its last measured share, not a free full seat`,
+        );
+        free++;
+      }
+    }
+    assert.ok(kept > 0, 'the always-online chip went unmeasured at some boundary');
+    assert.ok(free > 0, 'the part-time chip went unmeasured at some boundary');
+  });
+
+  test('a boundary that measured nothing weighs a chip by its newest measured window, also once its answers moved past it (the remembered share)', () => {
+    // A chip that answered a challenge of the ending epoch's last W blocks before the boundary has
+    // its masks on that epoch: the window before is no longer in them, and its share was remembered
+    // when they moved. An always-online chip keeps its full seat there, a part-time one its share.
+    const g = genesis({ ...POCI, slotsPerEpoch: 1 });
+    const chain = new TestChain(g);
+    const p = getPociParams(chain.state);
+    const owners = [miner, other, key('remembered-owner-2'), key('remembered-owner-3')];
+    fund(chain, owners.slice(2));
+    const chips = owners.map((_, i) => key(`remembered-chip-${i}`));
+    owners.forEach((o, i) => enlist(chain, o, [[chips[i]!, 'sim-h100']], true));
+    const registeredAt = chain.height;
+    // Chips 0 and 1 always up, 2 and 3 for the second half of each epoch.
+    const up = (c: Key, h: bigint) => chips.indexOf(c) < 2 || (h - 1n) % p.epochBlocks >= p.epochBlocks / 2n;
+    const answered = new Map<Key, Set<bigint>>();
+    const remembered = [0, 0, 0, 0];
+    for (let end = 40n; end <= 600n; end += 20n) {
+      runSome(chain, chips, end, up, answered);
+      const set = validatorSetAt(chain.state, g);
+      owners.forEach((o, i) => {
+        const hits = answered.get(chips[i]!) ?? new Set<bigint>();
+        const m = chipModel(chain, chips[i]!, H100, registeredAt, hits);
+        assert.equal(set.powerOf(consensusKey(o).publicKey), m.seat, `chip ${i}'s seat at ${end}`);
+        const movedOn = [...hits].some((h) => h > end - p.answerWindowBlocks);
+        if (m.window === 0 && m.online > 0n && movedOn) {
+          if (i < 2) assert.equal(m.seat, H100, `always-online chip ${i} at ${end}`);
+          remembered[i]!++;
+        }
+      });
+    }
+    assert.ok(
+      remembered[0]! + remembered[1]! > 0,
+      `an always-online chip needed its remembered share (${remembered})`,
+    );
+    assert.ok(
+      remembered[2]! + remembered[3]! > 0,
+      `a part-time chip needed its remembered share (${remembered})`,
+    );
+  });
+
+  test('attack: challenges still open at a boundary count at the next one, answered or not (a chip down for the last W blocks of every epoch)', () => {
+    // The set is computed at an epoch's last block, when the challenges of its last W blocks are
+    // still open: they counted toward no seat, so a chip could be down for those blocks of every
+    // epoch at no cost to its seat. Each challenge now counts at the first boundary after its
+    // answer window closed: once, answered or not.
+    const chain = new TestChain(G);
+    const p = getPociParams(chain.state);
+    const owners = [miner, other, key('tail-owner-2'), key('tail-owner-3')];
+    fund(chain, owners.slice(2));
+    const chips = owners.map((_, i) => key(`down-at-the-tail-${i}`));
+    owners.forEach((o, i) => enlist(chain, o, [[chips[i]!, 'sim-h100']], true));
+    const registeredAt = chain.height;
+    const down = (_: Key, h: bigint) => (h - 1n) % p.epochBlocks < p.epochBlocks - p.answerWindowBlocks;
+    const answered = new Map<Key, Set<bigint>>();
+    let seats = 0n;
+    let measured = 0n;
+    for (let end = 40n; end <= 240n; end += 20n) {
+      runSome(chain, chips, end, down, answered);
+      const set = validatorSetAt(chain.state, G);
+      owners.forEach((o, i) => {
+        const m = chipModel(chain, chips[i]!, H100, registeredAt, answered.get(chips[i]!) ?? new Set());
+        assert.equal(m.online, H100, `chip ${i} is online at ${end}`);
+        assert.equal(set.powerOf(consensusKey(o).publicKey), m.seat, `chip ${i}'s seat at ${end}`);
+        seats += m.seat;
+        measured += H100;
+      });
+    }
+    assert.ok(seats < measured, `seats ${seats} of ${measured}: the missed challenges count`);
   });
 
   test('a transferred chip moves its power; a deregistered one takes it away', () => {
@@ -458,7 +586,7 @@ describe('epoch validator sets', () => {
     });
   });
 
-  test('property: through registrations, transfers, deregistrations and re-registrations in any order, with chips answering any pattern of their challenges, a chip lends power only to its current owner, once it answered since its current registration, and its seat follows its answered share of the ending epoch', () => {
+  test('property: through registrations, transfers, deregistrations and re-registrations in any order, with chips answering any pattern of their challenges, a chip lends power only to its current owner, once it answered since its current registration, and its seat follows its answered share of the newest window that counted a challenge (with S = 1 as well, where a third of the windows count none)', () => {
     const owners = [miner, other, key('lifecycle-third')];
     const chipKeys = [0, 1, 2].map((i) => key(`lifecycle-chip-${i}`));
     const models = ['sim-h100', 'sim-a100', 'sim-h100'];
@@ -476,8 +604,11 @@ describe('epoch validator sets', () => {
         // (all true: always up; all false: never; mixed: part-time, in any rhythm).
         fc.array(fc.array(fc.boolean(), { minLength: 1, maxLength: 7 }), { minLength: 3, maxLength: 3 }),
         fc.array(opArb, { minLength: 4, maxLength: 14 }),
-        (patterns, ops) => {
-          const chain = new TestChain(G);
+        // Sparse: S = 1 (M = 20 classes), so that many windows count no challenge of a chip.
+        fc.boolean(),
+        (patterns, ops, sparse) => {
+          const g = sparse ? genesis({ ...POCI, slotsPerEpoch: 1 }) : G;
+          const chain = new TestChain(g);
           fund(chain, [owners[2]!]);
           for (const o of owners)
             chain.block([chain.tx(o, [setConsensusKeyAction(o), { type: 'bond', amount: BOND }])]);
@@ -511,7 +642,7 @@ describe('epoch validator sets', () => {
             // documented fallback, not a chip lending power, so only a non-empty set is checked.
             const seats = owners.map((_, o) => sum(o, 'seat'));
             if (chain.height % 20n === 0n && seats.some((s) => s > 0n)) {
-              const set = validatorSetAt(chain.state, G);
+              const set = validatorSetAt(chain.state, g);
               for (let o = 0; o < owners.length; o++) {
                 const weight = set.powerOf(consensusKey(owners[o]!).publicKey);
                 assert.equal(weight, seats[o], `owner ${o}'s seat from height ${chain.height + 1n}`);
@@ -574,10 +705,10 @@ describe('epoch validator sets', () => {
             else owner[c] = op.to;
             check();
           }
-          for (let i = 0; i < 40; i++) step();
+          for (let i = 0; i < 100; i++) step();
         },
       ),
-      { numRuns: 10 },
+      { numRuns: 24 },
     );
   });
 

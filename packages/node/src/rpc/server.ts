@@ -14,6 +14,18 @@ import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { createLogger, type Logger } from '../log.js';
 import {
+  ClientTally,
+  clientKey,
+  DEFAULT_PREFIX_SHARES,
+  describeLevel,
+  type Level,
+  levelsOf,
+  normalAddress,
+  type PrefixShares,
+  RateLimiter,
+  unlimitedEntry,
+} from './clients.js';
+import {
   RpcError,
   RpcErrorCode,
   type RpcErrorObject,
@@ -21,7 +33,20 @@ import {
   toRpcErrorObject,
 } from './errors.js';
 import { JsonTooLargeError, type JsonValue, toJsonValue } from './json.js';
+import { WsLine } from './line.js';
 
+export {
+  ClientTally,
+  clientKey,
+  DEFAULT_PREFIX_SHARES,
+  type Level,
+  levelsOf,
+  MAX_TRACKED_CLIENTS,
+  type PrefixShares,
+  prefixesOf,
+  RateLimiter,
+  type Tallied,
+} from './clients.js';
 export {
   RpcError,
   RpcErrorCode,
@@ -30,6 +55,7 @@ export {
   toRpcErrorObject,
 } from './errors.js';
 export { JsonTooLargeError, type JsonValue, toJsonValue } from './json.js';
+export { endsPlace, heldBy, refusedUnrun, roomAhead, WsLine, type WsPlace } from './line.js';
 
 export type RpcTransport = 'http' | 'ws';
 export interface RpcContext {
@@ -60,21 +86,35 @@ export interface RpcLimits {
   maxBatchResponseBytes: number;
   /** Most open sockets (HTTP and WebSocket together). */
   maxConnections: number;
-  /** Most open sockets from one IP address (IPv6: one /64; a /48 IPV6_48_SHARE times that). */
+  /**
+   * Most open sockets from one IP address (an IPv4 address, an IPv6 /64); its /24 or /48, and its
+   * /16 or /32, get subnetShare and networkShare times that, shared by all of their addresses.
+   */
   maxConnectionsPerIp: number;
   maxWsConnections: number;
   maxSubscriptionsPerConnection: number;
   /**
    * Most messages (requests or batches) of one IP address being handled at once, over all its
    * connections: what bounds the replies in memory for one client (HTTP pipelining included). An
-   * HTTP message counts until its reply has been handed to the socket. IPv6: per /64, and a /48
-   * IPV6_48_SHARE times that.
+   * HTTP message counts until its reply has been handed to the socket. Its prefixes get their
+   * shares' worth, as for maxConnectionsPerIp.
    */
   maxInflightPerIp: number;
-  /** Work units per second one IP address may spend, refilled continuously; 0 turns it off. */
+  /**
+   * Work units per second one IP address may spend, refilled continuously; 0 turns it off. Each of
+   * its prefixes has a bucket of its share's worth (rate and burst), shared by all of its addresses.
+   */
   rateLimitPerSecond: number;
   /** Work units an IP address may spend at once (the bucket size); at least maxWork. */
   rateLimitBurst: number;
+  /**
+   * How many addresses' worth of every per-IP limit (connections, messages in progress, rate, and
+   * places in the WebSocket line) an IPv4 /24 or IPv6 /48 gets, shared by all of its addresses; 0:
+   * no cap per /24 or /48. See clients.ts for the trade-off.
+   */
+  subnetShare: number;
+  /** The same for an IPv4 /16 or IPv6 /32; 0 (the default): no cap per /16 or /32, which hold too many unrelated clients to cap by default. */
+  networkShare: number;
   /** Time a client has to send a request's headers (also the upgrade request of a WebSocket). */
   headersTimeoutMs: number;
   /** Time a client has to send a whole request; also how long an HTTP socket may sit idle. */
@@ -120,6 +160,8 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   maxInflightPerIp: 16,
   rateLimitPerSecond: 500,
   rateLimitBurst: 2_000,
+  subnetShare: DEFAULT_PREFIX_SHARES.subnet,
+  networkShare: DEFAULT_PREFIX_SHARES.network,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
@@ -157,9 +199,23 @@ export function parseRpcLimits(value: unknown, where = 'rpc'): Partial<RpcLimits
       const want = key === 'unlimitedAddresses' ? 'a list of addresses' : 'a non-negative integer';
       throw new TypeError(`${where}.${key} must be ${want}`);
     }
+    if (key === 'unlimitedAddresses') checkUnlimited(v as string[], `${where}.${key}`);
     out[key] = v;
   }
   return out as Partial<RpcLimits>;
+}
+
+/** Throws a TypeError naming `where` when an entry is not one IP address (unlimitedEntry). */
+function checkUnlimited(entries: readonly string[], where: string): void {
+  for (const entry of entries) {
+    try {
+      unlimitedEntry(entry);
+    } catch (err) {
+      throw new TypeError(
+        `${where}: ${(err as Error).message} (list addresses one by one, no names or ranges)`,
+      );
+    }
+  }
 }
 
 export interface RpcServerOptions extends Partial<RpcLimits> {
@@ -201,8 +257,6 @@ export const SUBSCRIBE_METHOD = 'unc_subscribe';
 export const UNSUBSCRIBE_METHOD = 'unc_unsubscribe';
 export const SUBSCRIPTION_NOTIFICATION = 'unc_subscription';
 
-/** Rate-limit buckets kept at most (idle full ones are dropped first). */
-const MAX_TRACKED_CLIENTS = 65_536;
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Media types that JSON-RPC clients send in the wild; all mean "JSON". */
@@ -323,200 +377,6 @@ function pathOf(url: string | undefined): string {
   return end === -1 ? raw : raw.slice(0, end);
 }
 
-/** The address a client is counted under: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by /64. */
-export function clientKey(address: string | undefined): string {
-  if (!address) return 'unknown';
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!address.includes(':')) return address;
-  const zone = address.indexOf('%');
-  const bare = zone === -1 ? address : address.slice(0, zone);
-  const [head = '', tail] = bare.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups =
-    tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  // One client usually holds a whole /64, so per-address limits apply per /64.
-  const prefix = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16));
-  return `${prefix.join(':')}::/64`;
-}
-
-function normalAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-/**
- * The /48 an IPv6 client key (a /64, from clientKey) belongs to; undefined for IPv4 and the rest.
- * One customer is commonly handed a whole /48, i.e. 65,536 /64s: per-/64 buckets alone would give
- * it 65,536 times the rate limit, so the /64s of a /48 also share one larger bucket.
- */
-export function blockKey(client: string): string | undefined {
-  if (!client.endsWith('::/64')) return undefined;
-  const groups = client.slice(0, -'::/64'.length).split(':');
-  return groups.length === 4 ? `${groups.slice(0, 3).join(':')}::/48` : undefined;
-}
-
-/** How many /64s' worth of rate limit a whole IPv6 /48 gets, shared by all of its /64s. */
-export const IPV6_48_SHARE = 4;
-
-/** What one ClientTally.add counted: the client, and the /48 when it counted toward it too. */
-export interface Tallied {
-  readonly client: string;
-  readonly block: string | undefined;
-  /** Whether it stayed within the client's cap and its /48's. */
-  readonly within: boolean;
-}
-
-/**
- * Counts of something per client (an IPv4 address or an IPv6 /64) capped at `limit` each, where an
- * IPv6 client also counts under its /48, capped at IPV6_48_SHARE times that: as with the rate
- * limit, per-/64 caps alone would give a /48 (65,536 /64s) 65,536 times the connections and
- * messages in progress of one address.
- */
-export class ClientTally {
-  private readonly counts = new Map<string, number>();
-
-  constructor(private readonly limit: number) {}
-
-  /** Whether one more of the client's would stay within its cap and its /48's (counts nothing). */
-  fits(client: string): boolean {
-    const block = blockKey(client);
-    return (
-      (this.counts.get(client) ?? 0) < this.limit &&
-      (block === undefined || (this.counts.get(block) ?? 0) < this.limit * IPV6_48_SHARE)
-    );
-  }
-
-  /**
-   * Counts one more of the client's (`within`: false when that takes it past its cap or its
-   * /48's). It counts toward the /48 only when within its /64's own cap: else one /64 opening
-   * sockets past its cap (each refused, but open until its refusal is out) filled its /48's count
-   * and locked out the other /64s of the /48.
-   */
-  add(client: string): Tallied {
-    const within = this.fits(client);
-    const block = (this.counts.get(client) ?? 0) < this.limit ? blockKey(client) : undefined;
-    this.bump(client, 1);
-    if (block !== undefined) this.bump(block, 1);
-    return { client, block, within };
-  }
-
-  /** Counts one fewer: undoes what one add() counted (its return value). */
-  remove(counted: Tallied): void {
-    this.bump(counted.client, -1);
-    if (counted.block !== undefined) this.bump(counted.block, -1);
-  }
-
-  private bump(key: string, by: number): void {
-    const n = (this.counts.get(key) ?? 0) + by;
-    if (n <= 0) this.counts.delete(key);
-    else this.counts.set(key, n);
-  }
-}
-
-/** Token buckets per key: `rate` units a second, at most `burst` saved up. */
-class TokenBuckets {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-  ) {}
-
-  /** The key's bucket, refilled up to `now` (created full). */
-  private bucket(key: string, now: number): { tokens: number; at: number } {
-    let bucket = this.buckets.get(key);
-    if (bucket) {
-      bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
-      bucket.at = now;
-    } else {
-      if (this.buckets.size >= MAX_TRACKED_CLIENTS) this.prune(now);
-      bucket = { tokens: this.burst, at: now };
-      this.buckets.set(key, bucket);
-    }
-    return bucket;
-  }
-
-  /** 0 when `cost` units are there now, else the ms until they would be; takes nothing. */
-  wait(key: string, cost: number, now: number): number {
-    const want = Math.min(cost, this.burst);
-    const bucket = this.bucket(key, now);
-    if (bucket.tokens >= want) return 0;
-    return Math.max(1, Math.ceil(((want - bucket.tokens) * 1000) / this.rate));
-  }
-
-  /**
-   * Takes `cost` units: after wait() said they are there, a cost over the burst costs the burst
-   * (as wait() asked for no more); work charged after the fact (`debt`) may go down to -burst.
-   */
-  spend(key: string, cost: number, now: number, debt = false): void {
-    const bucket = this.bucket(key, now);
-    const amount = debt ? cost : Math.min(cost, this.burst);
-    bucket.tokens = Math.max(-this.burst, bucket.tokens - amount);
-  }
-
-  /** Forgets keys whose bucket has refilled (they are indistinguishable from new ones). */
-  prune(now: number): void {
-    for (const [key, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
-    }
-    // Still full of active clients: forget the oldest, which at worst hands them a fresh burst. A
-    // sixteenth of the table goes at once: freeing one slot would make every new client (an IPv6
-    // /48 has 65,536 /64s to come from) pay for a scan of the whole table.
-    for (const key of this.buckets.keys()) {
-      if (this.buckets.size < MAX_TRACKED_CLIENTS - MAX_TRACKED_CLIENTS / 16) break;
-      this.buckets.delete(key);
-    }
-  }
-}
-
-/**
- * Token buckets per client (an IPv4 address or an IPv6 /64): `rate` units a second, at most `burst`
- * saved up; an IPv6 client also draws on its /48's bucket of IPV6_48_SHARE times that. The /48
- * buckets are kept apart from the others, so that a /48 cycling through its 65,536 /64s cannot
- * crowd its own bucket out of the table and come back to a full one.
- */
-export class RateLimiter {
-  private readonly clients: TokenBuckets;
-  private readonly blocks: TokenBuckets;
-
-  constructor(
-    private readonly rate: number,
-    burst: number,
-  ) {
-    this.clients = new TokenBuckets(rate, burst);
-    this.blocks = new TokenBuckets(rate * IPV6_48_SHARE, burst * IPV6_48_SHARE);
-  }
-
-  /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
-  take(client: string, cost: number, now = Date.now()): number {
-    if (this.rate <= 0) return 0;
-    const block = blockKey(client);
-    // Both buckets must have the units before either is charged: a refusal costs nothing.
-    const wait = Math.max(
-      this.clients.wait(client, cost, now),
-      block === undefined ? 0 : this.blocks.wait(block, cost, now),
-    );
-    if (wait > 0) return wait;
-    this.clients.spend(client, cost, now);
-    if (block !== undefined) this.blocks.spend(block, cost, now);
-    return 0;
-  }
-
-  /** Charges work found only once it is done (reply bytes); the buckets may go into debt. */
-  debit(client: string, cost: number, now = Date.now()): void {
-    if (this.rate <= 0 || cost <= 0) return;
-    this.clients.spend(client, cost, now, true);
-    const block = blockKey(client);
-    if (block !== undefined) this.blocks.spend(block, cost, now, true);
-  }
-
-  prune(now = Date.now()): void {
-    this.clients.prune(now);
-    this.blocks.prune(now);
-  }
-}
-
 function rawToString(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
@@ -531,7 +391,13 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
   for (const key of Object.keys(DEFAULT_RPC_LIMITS) as Array<keyof RpcLimits>) {
     if (key === 'unlimitedAddresses') continue;
     const v = limits[key];
-    const min = key === 'rateLimitPerSecond' || key === 'minWsReadBytesPerSecond' ? 0 : 1;
+    const min =
+      key === 'rateLimitPerSecond' ||
+      key === 'minWsReadBytesPerSecond' ||
+      key === 'subnetShare' ||
+      key === 'networkShare'
+        ? 0
+        : 1;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
       const what = min === 0 ? 'a non-negative integer' : 'a positive integer';
       throw new RangeError(`rpc option ${key} must be ${what} (got ${String(v)})`);
@@ -543,6 +409,7 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
   ) {
     throw new TypeError('rpc option unlimitedAddresses must be a list of addresses');
   }
+  checkUnlimited(limits.unlimitedAddresses, 'rpc option unlimitedAddresses');
   if (limits.rateLimitBurst < limits.maxWork) {
     throw new RangeError('rpc option rateLimitBurst must be at least maxWork (or no batch could ever run)');
   }
@@ -699,64 +566,6 @@ function bytesTaken(ws: WebSocket): number | undefined {
  */
 const BATCH_KIND = '[batch]';
 
-/** A client's place in the line for room in the WebSocket total (see roomAhead). */
-export interface WsPlace {
-  /** The largest reply refused it (its real size: a request refused unrun makes no place). */
-  bytes: number;
-  /** What that reply answered (the method, or BATCH_KIND): a reply to it ends the place. */
-  kind: string;
-  /** When it first was refused: among clients holding as much, the earlier goes first. */
-  seq: number;
-  /** The ping round it last was refused in. */
-  round: number;
-}
-
-/** What a client holds unsent, for its place in the line: a /64 at least its /48's per-/64 share. */
-export function heldBy(client: string, held: ReadonlyMap<string, number>): number {
-  const mine = held.get(client) ?? 0;
-  const block = blockKey(client);
-  return block === undefined ? mine : Math.max(mine, (held.get(block) ?? 0) / IPV6_48_SHARE);
-}
-
-/**
- * Room in the total kept for the clients ahead of `client` in the line: those refused that hold
- * less than it does (or as much, and were refused first), the largest reply any of them was
- * refused. Without it, room freed after a BUSY went to whoever asked first: an attacker asking
- * right after each ping round (and reading at the floor) kept honest big replies refused for
- * ever. Ordered by bytes held, so that a client holding more than others who wait (its share)
- * gets no more until they have had theirs; a /48 counts as IPV6_48_SHARE /64s (heldBy). The
- * largest, not the sum: clients that get in line and never come back keep one reply's room, at
- * most, for at most two rounds.
- */
-export function roomAhead(
-  line: ReadonlyMap<string, WsPlace>,
-  client: string,
-  held: ReadonlyMap<string, number>,
-): number {
-  const mine = heldBy(client, held);
-  const seq = line.get(client)?.seq ?? Number.POSITIVE_INFINITY;
-  let room = 0;
-  for (const [other, wait] of line) {
-    if (other === client) continue;
-    const theirs = heldBy(other, held);
-    if (theirs < mine || (theirs === mine && wait.seq < seq)) room = Math.max(room, wait.bytes);
-  }
-  return room;
-}
-
-/**
- * A request of `kind` refused before it runs (no reply could fit): whether it renews its client's
- * place in line, and the room it asks the next ping round to make. Its size unknown, it asks for
- * one byte, or its place's real size when it retries what the place waits for; only such a retry
- * renews the place. A guessed size (maxResponseBytes) kept that much room from everyone for two
- * rounds, even for a client gone at once; renewing on any request kept alive, for a client polling
- * something else, a place (and the room made for it) for a reply it no longer asks for.
- */
-export function refusedUnrun(place: Pick<WsPlace, 'bytes' | 'kind'> | undefined, kind: string) {
-  const retry = place !== undefined && place.kind === kind;
-  return { renew: retry, roomBytes: retry ? place.bytes : 1 };
-}
-
 /** One WebSocket client and the subscriptions it owns. */
 class Connection {
   readonly subs = new Map<string, () => void>();
@@ -878,8 +687,12 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   const log = modules.logger ?? createLogger('rpc');
   const { methods, subscriptions } = modules;
   const costs = modules.costs ?? {};
-  const unlimited = new Set(limits.unlimitedAddresses.map(normalAddress));
-  const rateLimiter = new RateLimiter(limits.rateLimitPerSecond, limits.rateLimitBurst);
+  const unlimited = new Set(limits.unlimitedAddresses.map(unlimitedEntry));
+  const shares: PrefixShares = { subnet: limits.subnetShare, network: limits.networkShare };
+  const rateLimiter = new RateLimiter(limits.rateLimitPerSecond, limits.rateLimitBurst, shares);
+  /** What a per-IP cap of `limit` is for a level (the client, or one of its prefixes). */
+  const capWords = (level: Level, limit: number): string =>
+    `${describeLevel(level)} (limit ${limit * level.share}${level.share === 1 ? '' : ' for its addresses together'})`;
   /** The rate-limit key of a socket's client, or null when it is exempt. */
   const clientOf = (socket: { remoteAddress?: string | undefined }): string | null =>
     unlimited.has(normalAddress(socket.remoteAddress)) ? null : clientKey(socket.remoteAddress);
@@ -1079,7 +892,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     call.retryAfterMs = Math.max(call.retryAfterMs, waitMs);
     return limitError(
       'RATE_LIMITED',
-      `rate limit exceeded (${limits.rateLimitPerSecond} work units per second); retry in ${waitMs} ms`,
+      `rate limit of your address or its network exceeded (${limits.rateLimitPerSecond} work units per second an address); retry in ${waitMs} ms`,
       limits.rateLimitPerSecond,
       { retryAfterMs: waitMs },
     );
@@ -1287,8 +1100,24 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     return replies.length > 0 ? `[${replies.join(',')}]` : undefined;
   }
 
-  /** Messages being handled per client (rate-limit key), and per IPv6 /48. */
-  const inflight = new ClientTally(limits.maxInflightPerIp);
+  /** Messages being handled per client (rate-limit key), and per prefix. */
+  const inflight = new ClientTally(limits.maxInflightPerIp, shares);
+
+  /** A per-IP cap's refusal: its limit is the cap of the level it hit, a prefix named in `network`. */
+  function perIpError(
+    reason: RpcLimitReason,
+    what: string,
+    level: Level,
+    limit: number,
+    tail = '',
+  ): RpcError {
+    return limitError(
+      reason,
+      `${what} from ${capWords(level, limit)}${tail}`,
+      limit * level.share,
+      level.share === 1 ? undefined : { network: level.key },
+    );
+  }
 
   /**
    * handleText within the client's in-flight cap, then the reply's size charged to it: a unit per
@@ -1297,13 +1126,16 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   async function handleMessage(text: string, call: Call, res?: ServerResponse): Promise<string | undefined> {
     const client = call.client;
     if (client === null) return handleText(text, call);
-    if (!inflight.fits(client)) {
+    const over = inflight.over(client);
+    if (over !== undefined) {
       call.rateLimited = call.replies = 1;
       call.retryAfterMs = 1_000;
-      const err = limitError(
+      const err = perIpError(
         'CONCURRENCY_LIMIT',
-        `too many requests in progress from your address (limit ${limits.maxInflightPerIp}, ${limits.maxInflightPerIp * IPV6_48_SHARE} for an IPv6 /48); wait for replies`,
+        'too many requests in progress',
+        over,
         limits.maxInflightPerIp,
+        '; wait for replies',
       );
       return JSON.stringify(limitResponse(null, err));
     }
@@ -1454,15 +1286,15 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Sockets over a cap: their first request is answered with this error, then they are closed. */
   const refusals = new WeakMap<Socket, ConnectionRefusal>();
-  const perClient = new ClientTally(limits.maxConnectionsPerIp);
+  const perClient = new ClientTally(limits.maxConnectionsPerIp, shares);
   let openSockets = 0;
 
   function onSocket(socket: Socket): void {
     openSockets++;
     const client = clientOf(socket);
+    const over = client === null ? undefined : perClient.over(client);
     // Counted even when refused: the socket is open until its refusal has gone out.
     const counted = client === null ? null : perClient.add(client);
-    const within = counted === null || counted.within;
     socket.once('close', () => {
       openSockets--;
       if (counted !== null) perClient.remove(counted);
@@ -1482,14 +1314,10 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
           limits.maxConnections,
         ),
       });
-    } else if (!within) {
+    } else if (over !== undefined) {
       refusals.set(socket, {
         status: 429,
-        error: limitError(
-          'CONNECTION_LIMIT',
-          `too many open connections from your address (limit ${limits.maxConnectionsPerIp}, ${limits.maxConnectionsPerIp * IPV6_48_SHARE} for an IPv6 /48)`,
-          limits.maxConnectionsPerIp,
-        ),
+        error: perIpError('CONNECTION_LIMIT', 'too many open connections', over, limits.maxConnectionsPerIp),
       });
     }
   }
@@ -1548,9 +1376,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       conn.dispose();
       // A client gone keeps no room: its place lasts only while one of its WebSockets is open.
       const client = conn.client;
-      if (client === null || !wsLine.has(client)) return;
+      if (client === null || wsLine.get(client) === undefined) return;
       for (const c of connections) if (c.client === client && !c.closed) return;
-      leaveWsLine(client);
+      wsLine.leave(client);
     });
     // One message at a time per connection, and no reading while one is in hand: a client that
     // fires thousands of messages without waiting holds one reply in memory, not thousands.
@@ -1632,42 +1460,14 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   let wsRefusedBytes = 0;
 
   /**
-   * The line for room in the total: clients (rate-limit keys) refused a reply for want of it, with
-   * the largest reply refused, when they first were (`seq`) and the ping round they last were. An
-   * entry lasts to the end of the round after its last refusal (the round that made room for it),
-   * until the reply it waits for is booked (bookedForLine), or until the client has no WebSocket
-   * open.
+   * The line for room in the total: clients (rate-limit keys) refused a reply for want of it (see
+   * WsLine), at most as many as WebSockets, and per prefix its share of places.
    */
-  const wsLine = new Map<string, WsPlace>();
-  let wsLineSeq = 0;
-  let wsRound = 0;
-  /** The largest place in the line (at least): no room kept for anyone ahead can be more. */
-  let wsLineMost = 0;
-
-  /** Takes a client's place out of the line. */
-  function leaveWsLine(client: string): void {
-    if (!wsLine.delete(client)) return;
-    wsLineMost = 0;
-    for (const place of wsLine.values()) wsLineMost = Math.max(wsLineMost, place.bytes);
-  }
-
-  /**
-   * A reply of `bytes` to `kind` booked for `client`: it ends the client's place only when it is
-   * what the place waits for, a reply at least as large, or one to the same kind at least half as
-   * large (the data asked for may have changed a little). Any reply ending it let one small poll on
-   * the same WebSocket, or from anyone behind the same address, throw the place away, and the
-   * attacker took the room again.
-   */
-  function bookedForLine(client: string | null, bytes: number, kind: string): void {
-    if (client === null) return;
-    const place = wsLine.get(client);
-    if (!place) return;
-    if (bytes >= place.bytes || (kind === place.kind && 2 * bytes >= place.bytes)) leaveWsLine(client);
-  }
+  const wsLine = new WsLine(limits.maxWsConnections, shares);
 
   /**
    * Unsent bytes of all WebSockets together (the total is also taken as the new bound), and per
-   * client and per IPv6 /48: one look at every connection.
+   * client and per prefix (levelsOf): one look at every connection.
    */
   function countWsHeld(): { total: number; held: Map<string, number> } {
     const held = new Map<string, number>();
@@ -1677,46 +1477,18 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       const pending = c.ws.bufferedAmount;
       total += pending;
       if (c.client === null || pending <= 0) continue;
-      held.set(c.client, (held.get(c.client) ?? 0) + pending);
-      const block = blockKey(c.client);
-      if (block !== undefined) held.set(block, (held.get(block) ?? 0) + pending);
+      for (const { key } of levelsOf(c.client, shares)) held.set(key, (held.get(key) ?? 0) + pending);
     }
     wsUnsentBound = total;
     return { total, held };
-  }
-
-  /** Whether anyone other than `client` is in the line. */
-  function othersInLine(client: string | null): client is string {
-    return client !== null && wsLine.size > (wsLine.has(client) ? 1 : 0);
   }
 
   /** Puts a client refused a reply of `bytes` in the line, or keeps its place. */
   function joinWsLine(client: string | null, bytes: number, kind: string): void {
     const want = Math.min(bytes, limits.maxWsBufferedBytesTotal);
     wsRefusedBytes = Math.max(wsRefusedBytes, want);
-    if (client === null) return; // exempt (a trusted proxy): it does not wait in line
-    const place = wsLine.get(client);
-    if (place) {
-      // It waits for the largest reply refused it.
-      if (want > place.bytes) {
-        place.bytes = want;
-        place.kind = kind;
-        wsLineMost = Math.max(wsLineMost, want);
-      }
-      place.round = wsRound;
-      return;
-    }
-    // Bounded: as many places as WebSockets, a /48 as many as IPV6_48_SHARE /64s. A client left
-    // out is still refused, only without a place kept for it.
-    if (wsLine.size >= limits.maxWsConnections) return;
-    const block = blockKey(client);
-    if (block !== undefined) {
-      let mates = 0;
-      for (const other of wsLine.keys()) if (blockKey(other) === block) mates++;
-      if (mates >= IPV6_48_SHARE) return;
-    }
-    wsLine.set(client, { bytes: want, kind, seq: wsLineSeq++, round: wsRound });
-    wsLineMost = Math.max(wsLineMost, want);
+    // An exempt client (a trusted proxy) does not wait in line.
+    if (client !== null) wsLine.refused(client, want, kind);
   }
 
   /**
@@ -1725,17 +1497,16 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    */
   function wsNoRoom(conn: Connection, kind: string): boolean {
     if (conn.ws.bufferedAmount > limits.maxWsBufferedBytes) return true;
-    if (wsUnsentBound + wsLineMost < limits.maxWsBufferedBytesTotal) return false; // no scans
-    const queued = othersInLine(conn.client);
+    // The round made room for it (it is due): its retry runs, and is booked (bookWsReply).
+    if (wsLine.due(conn.client, kind)) return false;
+    if (wsUnsentBound + wsLine.most < limits.maxWsBufferedBytesTotal) return false; // no scans
+    const queued = wsLine.othersThan(conn.client);
     if (!queued && wsUnsentBound < limits.maxWsBufferedBytesTotal) return false;
     const { total, held } = countWsHeld();
-    const ahead = queued ? roomAhead(wsLine, conn.client as string, held) : 0;
+    const ahead = queued ? wsLine.ahead(conn.client as string, held) : 0;
     if (total + ahead < limits.maxWsBufferedBytesTotal) return false;
     // Its busy answer, refused too, may take a place of that answer's own small size: a position.
-    const place = conn.client === null ? undefined : wsLine.get(conn.client);
-    const { renew, roomBytes } = refusedUnrun(place, kind);
-    if (renew) place!.round = wsRound;
-    wsRefusedBytes = Math.max(wsRefusedBytes, roomBytes);
+    wsRefusedBytes = Math.max(wsRefusedBytes, wsLine.refusedUnrun(conn.client, kind));
     return true;
   }
 
@@ -1766,22 +1537,24 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
    */
   function bookWsReply(bytes: number, client: string | null, kind: string): boolean {
     // With others in line, the room kept for them is counted (one look at every connection and
-    // the line), unless even the largest place fits beside it in the bound.
-    const queued = othersInLine(client);
+    // the line), unless even the largest place fits beside it in the bound. The reply a round made
+    // room for (its client due) is booked even if events took that room since: the total goes
+    // over the cap by that one reply at most, until the next send or round sheds.
+    const queued = wsLine.othersThan(client);
     const room = limits.maxWsBufferedBytesTotal - bytes;
-    if (wsUnsentBound + (queued ? wsLineMost : 0) <= room) {
+    if (wsUnsentBound + (queued ? wsLine.most : 0) <= room || wsLine.dueFor(client, bytes, kind)) {
       wsUnsentBound += bytes;
-      bookedForLine(client, bytes, kind);
+      wsLine.booked(client, bytes, kind);
       return true;
     }
     const { total, held } = countWsHeld();
-    const ahead = queued ? roomAhead(wsLine, client, held) : 0;
+    const ahead = queued ? wsLine.ahead(client, held) : 0;
     if (total + ahead > 0 && total + ahead > room) {
       joinWsLine(client, bytes, kind);
       return false;
     }
     wsUnsentBound += bytes;
-    bookedForLine(client, bytes, kind);
+    wsLine.booked(client, bytes, kind);
     return true;
   }
 
@@ -1859,9 +1632,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     // clients reading at the floor could fill the total and have every big reply refused for ever).
     shedWsBytes(wsRefusedBytes, true);
     wsRefusedBytes = 0;
-    // Those refused before the last round had it make room for them, and did not come back.
-    wsRound++;
-    for (const [client, place] of wsLine) if (place.round < wsRound - 1) leaveWsLine(client);
+    // Those refused before the last round had it make room for them, and did not come back; the
+    // head of those left is due.
+    wsLine.endRound(wsLine.size > 0 ? countWsHeld().held : new Map());
   }
 
   // ---- lifecycle ----

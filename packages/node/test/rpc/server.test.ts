@@ -7,13 +7,13 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
 import {
-  blockKey,
   ClientTally,
   clientKey,
   DEFAULT_RPC_LIMITS,
   heldBy,
   overBudget,
   parseRpcLimits,
+  prefixesOf,
   RateLimiter,
   RpcError,
   type RpcServer,
@@ -814,13 +814,14 @@ describe('rpc server limits', () => {
     assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
   });
 
-  it('also counts an IPv6 /64 under its /48; IPv4 and IPv4-mapped addresses have no /48', () => {
-    assert.equal(blockKey(clientKey('2001:db8:1:2:aaaa::1')), '2001:db8:1::/48');
-    assert.equal(blockKey(clientKey('2001:db8:1:ffff::9')), '2001:db8:1::/48');
-    assert.equal(blockKey(clientKey('2001:db8::1')), '2001:db8:0::/48');
-    assert.equal(blockKey(clientKey('203.0.113.9')), undefined);
-    assert.equal(blockKey(clientKey('::ffff:203.0.113.9')), undefined);
-    assert.equal(blockKey(clientKey(undefined)), undefined);
+  it('also counts a client under its prefixes: an IPv6 /64 its /48 and /32, IPv4 its /24 and /16', () => {
+    assert.deepEqual(prefixesOf(clientKey('2001:db8:1:2:aaaa::1')), ['2001:db8:1::/48', '2001:db8::/32']);
+    assert.deepEqual(prefixesOf(clientKey('2001:db8:1:ffff::9')), ['2001:db8:1::/48', '2001:db8::/32']);
+    assert.deepEqual(prefixesOf(clientKey('2001:db8::1')), ['2001:db8:0::/48', '2001:db8::/32']);
+    assert.deepEqual(prefixesOf(clientKey('203.0.113.9')), ['203.0.113.0/24', '203.0.0.0/16']);
+    // An IPv4-mapped address is its IPv4 address, prefixes included.
+    assert.deepEqual(prefixesOf(clientKey('::ffff:203.0.113.9')), ['203.0.113.0/24', '203.0.0.0/16']);
+    assert.equal(prefixesOf(clientKey(undefined)), undefined);
   });
 
   it('rate-limits a whole IPv6 /48 to a few /64s, however many /64s it spreads over', () => {
@@ -843,17 +844,18 @@ describe('rpc server limits', () => {
     const wait = limiter.take(clientKey('2001:db8:1:ffff::1'), 1, now);
     assert.ok(wait > 0);
     assert.equal(limiter.take(clientKey('2001:db8:1:ffff::1'), 1, now + wait), 0);
-    // Neighbouring /48s, IPv4 and IPv4-mapped clients keep their own full budgets.
+    // Neighbouring /48s, and IPv4 and IPv4-mapped clients of networks of their own, keep their own
+    // full budgets (IPv4 /24s and /16s are held as /48s and /32s are: their own test).
     let other = 0;
     while (limiter.take(clientKey('2001:db8:2:1::1'), 1, now) === 0) other++;
     assert.equal(other, burst);
     let v4 = 0;
     for (let i = 0; i < 100; i++) {
-      while (limiter.take(clientKey(`198.51.100.${i}`), 1, now) === 0) v4++;
+      while (limiter.take(clientKey(`198.${i}.100.7`), 1, now) === 0) v4++;
     }
     assert.equal(v4, 100 * burst);
-    // ::ffff:198.51.100.7 is 198.51.100.7: its bucket was spent above.
-    assert.ok(limiter.take(clientKey('::ffff:198.51.100.7'), 1, now) > 0);
+    // ::ffff:198.5.100.7 is 198.5.100.7: its bucket was spent above.
+    assert.ok(limiter.take(clientKey('::ffff:198.5.100.7'), 1, now) > 0);
   });
 
   it('holds all 65,536 /64s of a /48 to the /48 budget, even with the bucket table full', () => {
@@ -993,6 +995,128 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('caps the sockets and messages in progress of an IPv4 /24 and /16 (real sockets from 127.x.y.z)', async () => {
+    // Before, IPv4 addresses had no prefix: 127.0.0.1, .2, .3 … each had a whole cap. The sockets
+    // are real, from loopback addresses the kernel provides (127.0.0.0/8 is all local), unfaked.
+    let running = 0;
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const methods = {
+      echo: (p: unknown) => p,
+      hold: async () => {
+        running++;
+        await gate;
+        running--;
+        return 'held';
+      },
+    };
+    // An address 2 sockets (or 1 message in progress); a /24 twice that, a /16 three times. Each
+    // cap on a server of its own, so that no socket of one part is still counted in the other.
+    const shares = { subnetShare: 2, networkShare: 3 };
+    const sockets = await startRpcServer(
+      { ...OPTS, ...shares, maxConnectionsPerIp: 2 },
+      modules({ ...quiet(), methods }),
+    );
+    const messages = await startRpcServer(
+      { ...OPTS, ...shares, maxInflightPerIp: 1 },
+      modules({ ...quiet(), methods }),
+    );
+    const ours: Socket[] = [];
+    const connectFrom = (
+      server: RpcServer,
+      localAddress: string,
+    ): Promise<{ socket: Socket; answer: Promise<string> }> => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => {
+        received += d.toString();
+      });
+      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+      return new Promise((resolve) => socket.once('connect', () => resolve({ socket, answer })));
+    };
+    const ask = (socket: Socket, method: string): void => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+    };
+    const statusOf = (text: string): string => text.slice(9, 12);
+    const dataOf = (text: string): { reason: string; limit: number; network?: string } =>
+      (JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: { data: never } }).error.data;
+    try {
+      const opened = [];
+      for (const from of [
+        '127.0.0.1',
+        '127.0.0.1',
+        '127.0.0.1', // over its address's 2
+        '127.0.0.2',
+        '127.0.0.2', // the /24 127.0.0.0/24 holds 4 now
+        '127.0.0.3', // over the /24's 4
+        '127.0.1.1',
+        '127.0.1.1', // the /16 127.0.0.0/16 holds 6 now
+        '127.0.2.1', // over the /16's 6
+        '127.1.0.1',
+        '127.1.0.1', // a lone address of another /16: its whole cap
+      ]) {
+        opened.push(await connectFrom(sockets, from));
+      }
+      for (const c of opened) ask(c.socket, 'echo');
+      const answers = await Promise.all(opened.map((c) => c.answer));
+      assert.deepEqual(answers.map(statusOf), [
+        '200',
+        '200',
+        '429',
+        '200',
+        '200',
+        '429',
+        '200',
+        '200',
+        '429',
+        '200',
+        '200',
+      ]);
+      assert.deepEqual(dataOf(answers[2]!), { reason: 'CONNECTION_LIMIT', limit: 2 });
+      assert.deepEqual(dataOf(answers[5]!), {
+        reason: 'CONNECTION_LIMIT',
+        limit: 4,
+        network: '127.0.0.0/24',
+      });
+      assert.deepEqual(dataOf(answers[8]!), {
+        reason: 'CONNECTION_LIMIT',
+        limit: 6,
+        network: '127.0.0.0/16',
+      });
+      assert.match(answers[5]!, /your network 127\.0\.0\.0\/24/);
+      // Messages in progress: one each for 127.0.0.1 and .2 fill the /24's 2; .3 is refused, while
+      // 127.0.1.1 (same /16, another /24) and 127.1.0.1 are not.
+      const holders = [];
+      for (const from of ['127.0.0.1', '127.0.0.2']) holders.push(await connectFrom(messages, from));
+      for (const c of holders) ask(c.socket, 'hold');
+      await waitFor(() => running === 2);
+      const third = await connectFrom(messages, '127.0.0.3');
+      ask(third.socket, 'echo');
+      const busy = await third.answer;
+      assert.equal(statusOf(busy), '429');
+      assert.deepEqual(dataOf(busy), { reason: 'CONCURRENCY_LIMIT', limit: 2, network: '127.0.0.0/24' });
+      for (const from of ['127.0.1.1', '127.1.0.1']) {
+        const other = await connectFrom(messages, from);
+        ask(other.socket, 'echo');
+        assert.equal(statusOf(await other.answer), '200', `${from} is not held by 127.0.0.0/24`);
+      }
+      open();
+      assert.deepEqual((await Promise.all(holders.map((c) => c.answer))).map(statusOf), ['200', '200']);
+    } finally {
+      open();
+      for (const socket of ours) socket.destroy();
+      await sockets.close();
+      await messages.close();
+    }
+  });
+
   it('caps connections and messages in progress per IPv6 /48 too, at 4 /64s worth', () => {
     // Before, the caps were per /64 only: a /48 holds 65,536 of them, each with a full cap.
     const tally = new ClientTally(2);
@@ -1032,8 +1156,8 @@ describe('rpc server limits', () => {
             }
           }
           for (const k of held) assert.ok(held.filter((h) => h === k).length <= 2);
-          for (const blk of new Set(held.map((h) => blockKey(h)))) {
-            assert.ok(held.filter((h) => blockKey(h) === blk).length <= 8);
+          for (const blk of new Set(held.map((h) => prefixesOf(h)?.[0]))) {
+            assert.ok(held.filter((h) => prefixesOf(h)?.[0] === blk).length <= 8);
           }
         }
       }),
@@ -1239,6 +1363,30 @@ describe('rpc server limits', () => {
       idle.destroy();
     } finally {
       await exempt.close();
+    }
+    // An IPv6 address is matched however it is written (sockets give the canonical form), and an
+    // IPv4-mapped one as its IPv4 address; before, '0:0:0:0:0:0:0:1' never matched '::1', silently.
+    const exempt6 = await startRpcServer(
+      { ...OPTS, host: '::1', maxConnectionsPerIp: 1, unlimitedAddresses: ['0:0:0:0:0:0:0:1'] },
+      modules(quiet()),
+    );
+    try {
+      const idle = netConnect(exempt6.port, '::1');
+      await new Promise((r) => idle.once('connect', r));
+      assert.deepEqual(await rpc(exempt6, 'echo', [1]), { jsonrpc: '2.0', id: 1, result: [1] });
+      idle.destroy();
+    } finally {
+      await exempt6.close();
+    }
+  });
+
+  it('refuses unlimitedAddresses entries that are not IP addresses, which never matched a client', async () => {
+    for (const bad of ['localhost', '10.0.0.0/8', '10.0.0.256', '']) {
+      assert.throws(() => parseRpcLimits({ unlimitedAddresses: [bad] }), /rpc\.unlimitedAddresses/, bad);
+      await assert.rejects(
+        startRpcServer({ ...OPTS, unlimitedAddresses: [bad] }, modules()),
+        /unlimitedAddresses/,
+      );
     }
   });
 
@@ -1782,6 +1930,41 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
     }
   });
 
+  it('books the reply a ping round made room for, even after events took that room', async () => {
+    // Before, events sent after the round (which do not wait in line) took the room the round made
+    // for the head of the line, its retry was refused again and renewed its place: it stayed at
+    // the head, room kept for it from everyone behind, as long as events filled the total.
+    const emitters = new Set<(r: unknown) => void>();
+    const server = await startCapped(
+      { methods: { big: () => 'x'.repeat(24 * MiB) }, subscriptions: sharedInto(emitters) },
+      // Rounds far enough apart that the steps after the first round fit before the next.
+      { pingIntervalMs: 3_000 },
+    );
+    type Answer = { result?: string; error?: { data: { reason: string } } };
+    try {
+      const holder = await Client.open(server.wsUrl, { localAddress: '127.0.0.3' });
+      const subscriber = await Client.open(server.wsUrl, { localAddress: '127.0.0.4' });
+      const asker = await Client.open(server.wsUrl);
+      opened.push(holder, subscriber, asker);
+      await subscriber.call('unc_subscribe', ['shared']);
+      holder.sendRaw(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'big', params: [] }));
+      holdSilently(holder.ws);
+      const holderGone = holder.closed();
+      // The two replies may go out in either order: ask until the holder's is the one waiting.
+      let answer = (await asker.call('big', [])) as Answer;
+      while (answer.error?.data.reason !== 'BUSY') answer = (await asker.call('big', [])) as Answer;
+      // The round drops the silent holder to make room for the asker's reply; the asker is due.
+      await holderGone;
+      // An event takes that room before the asker comes back.
+      socketOf(subscriber.ws).pause();
+      for (const emit of emitters) emit({ chunk: 'y'.repeat(24 * MiB) });
+      answer = (await asker.call('big', [])) as Answer;
+      assert.equal(answer.result?.length, 24 * MiB, `refused again: ${JSON.stringify(answer.error)}`);
+    } finally {
+      await closeAll(server);
+    }
+  });
+
   it('answers each request of a refused batch "busy", and stops the subscriptions it made', async () => {
     const emitters = new Set<(r: unknown) => void>();
     const server = await startCapped({
@@ -1823,7 +2006,13 @@ describe('rpc server: WebSocket clients that hold unsent bytes', () => {
   });
 
   it('keeps room in line for those holding less, a /48 counted as 4 /64s, and never two ahead of each other', () => {
-    const place = (seq: number, bytes = 24 * MiB): WsPlace => ({ bytes, kind: 'big', seq, round: 0 });
+    const place = (seq: number, bytes = 24 * MiB): WsPlace => ({
+      bytes,
+      kind: 'big',
+      seq,
+      round: 0,
+      due: false,
+    });
     const honest = '10.0.0.1';
     const attacker = '10.0.0.2';
     // The honest client holds nothing and was refused; the attacker holds 20 MiB: it gets no room

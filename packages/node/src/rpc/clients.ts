@@ -1,0 +1,315 @@
+/**
+ * Who an RPC client is, for the per-IP limits: an address (an IPv4 address, an IPv6 /64), and the
+ * networks it belongs to, each of which shares one larger cap among all of its addresses.
+ *
+ * Addresses are cheap in blocks: a /24 of IPv4 or a /48 of IPv6 (65,536 /64s) is rented by the
+ * month. Per-address caps alone give such a block 256 or 65,536 times the share of one honest
+ * client, so every per-IP limit is also held per prefix, in a hierarchy: an IPv4 address counts
+ * under its /24 and its /16, an IPv6 /64 under its /48 and its /32 (an IPv4-mapped IPv6 address is
+ * its IPv4 address). A prefix gets `share` addresses' worth of each limit (PrefixShares), shared by
+ * all of its addresses, first come first served: one address alone is held to its own cap and never
+ * to less, however its prefixes stand; many addresses of one prefix together get one prefix's share.
+ *
+ * The trade-off: addresses of one prefix share its cap whoever holds them. Honest clients spread
+ * over one /24 (a carrier NAT's pool, an office's addresses) get four addresses' worth between them,
+ * not one each, and a client shares its /24's (and /16's) cap with whoever else sends from it, an
+ * attacker included. One NAT address, however many people are behind it, keeps a whole address's
+ * share: the prefix caps are multiples of the address cap, and an address's own sockets refused
+ * over its own cap never count toward its prefixes. An operator whose clients come from one
+ * network (a farm on one LAN, a pool of proxies) lists them as unlimited or raises the shares (0
+ * turns a level off).
+ */
+import { isIP } from 'node:net';
+
+/** How many addresses' worth of each per-IP limit a whole prefix gets (0: no cap at that level). */
+export interface PrefixShares {
+  /** An IPv4 /24 or an IPv6 /48. */
+  readonly subnet: number;
+  /** An IPv4 /16 or an IPv6 /32. */
+  readonly network: number;
+}
+
+/** A /24 or /48 gets 4 addresses' worth; a /16 or /32, 16 (four /24s or /48s). */
+export const DEFAULT_PREFIX_SHARES: PrefixShares = Object.freeze({ subnet: 4, network: 0 });
+
+/** The address a client is counted under: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by /64. */
+export function clientKey(address: string | undefined): string {
+  if (!address) return 'unknown';
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!address.includes(':')) return address;
+  const zone = address.indexOf('%');
+  const bare = zone === -1 ? address : address.slice(0, zone);
+  const [head = '', tail] = bare.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  // One client usually holds a whole /64, so per-address limits apply per /64.
+  const prefix = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16));
+  return `${prefix.join(':')}::/64`;
+}
+
+/** A socket's address, as unlimitedAddresses are matched: IPv4-mapped IPv6 as IPv4. */
+export function normalAddress(address: string | undefined): string {
+  if (!address) return 'unknown';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/**
+ * An unlimitedAddresses entry as normalAddress gives a socket's address: IPv4 as is, IPv6 in the
+ * canonical form sockets give (lower case, the longest run of zero groups compressed), IPv4-mapped
+ * IPv6 (in any spelling) as IPv4; a TypeError for anything that is not one IP address. Entries were
+ * compared as written: '2001:DB8::1', '0:0:0:0:0:0:0:1', 'localhost' or a range '10.0.0.0/8' never
+ * matched a client, silently, and every client behind such a proxy shared one address's limits.
+ */
+export function unlimitedEntry(entry: string): string {
+  const zone = entry.indexOf('%');
+  const bare = zone === -1 ? entry : entry.slice(0, zone);
+  const family = isIP(bare);
+  if (family === 4 && zone === -1) return bare;
+  if (family !== 6) throw new TypeError(`${JSON.stringify(entry)} is not an IP address`);
+  const canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped) {
+    const hi = Number.parseInt(mapped[1]!, 16);
+    const lo = Number.parseInt(mapped[2]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return zone === -1 ? canonical : canonical + entry.slice(zone);
+}
+
+/**
+ * The prefixes of a client key (from clientKey), the smaller first: an IPv4 address's /24 and /16,
+ * an IPv6 /64's /48 and /32; undefined for anything else ('unknown').
+ */
+export function prefixesOf(client: string): readonly [subnet: string, network: string] | undefined {
+  if (client.endsWith('::/64')) {
+    const g = client.slice(0, -'::/64'.length).split(':');
+    return g.length === 4 ? [`${g[0]}:${g[1]}:${g[2]}::/48`, `${g[0]}:${g[1]}::/32`] : undefined;
+  }
+  const o = client.split('.');
+  return o.length === 4 ? [`${o[0]}.${o[1]}.${o[2]}.0/24`, `${o[0]}.${o[1]}.0.0/16`] : undefined;
+}
+
+/** One level a client is counted at: its key, and how many addresses' worth its cap is. */
+export interface Level {
+  readonly key: string;
+  readonly share: number;
+}
+
+/** The levels a client is counted at: itself (share 1), then each prefix whose share is not 0. */
+export function levelsOf(client: string, shares: PrefixShares): Level[] {
+  const levels: Level[] = [{ key: client, share: 1 }];
+  const prefixes = prefixesOf(client);
+  if (prefixes === undefined) return levels;
+  if (shares.subnet > 0) levels.push({ key: prefixes[0], share: shares.subnet });
+  if (shares.network > 0) levels.push({ key: prefixes[1], share: shares.network });
+  return levels;
+}
+
+/** The words for a level in an error message: "your address", or "your network 10.1.2.0/24". */
+export function describeLevel(level: Level): string {
+  return level.share === 1 ? 'your address' : `your network ${level.key}`;
+}
+
+/** What one ClientTally.add counted: the client, and the prefixes when it counted toward them too. */
+export interface Tallied {
+  readonly client: string;
+  readonly prefixes: readonly string[];
+  /** Whether it stayed within the client's cap and every prefix's. */
+  readonly within: boolean;
+}
+
+/**
+ * Counts of something (open sockets, messages in progress) per client, capped at `limit` each and
+ * at `limit` × share per prefix (levelsOf). A prefix counts only what was admitted: a client
+ * opening sockets past a cap (each refused, but open until its refusal is out) keeps itself over
+ * its own cap, and fills none of its prefixes' counts, so it cannot lock out its neighbours with
+ * sockets it was refused. Memory: an entry per key with something counted.
+ */
+export class ClientTally {
+  private readonly counts = new Map<string, number>();
+
+  constructor(
+    private readonly limit: number,
+    private readonly shares: PrefixShares = DEFAULT_PREFIX_SHARES,
+  ) {}
+
+  /** The level (the client itself, or a prefix) whose cap one more of the client's would pass. */
+  over(client: string): Level | undefined {
+    for (const level of levelsOf(client, this.shares)) {
+      if ((this.counts.get(level.key) ?? 0) >= this.limit * level.share) return level;
+    }
+    return undefined;
+  }
+
+  /** Whether one more of the client's would stay within every cap (counts nothing). */
+  fits(client: string): boolean {
+    return this.over(client) === undefined;
+  }
+
+  /** Its count now (a client key, or a prefix's from prefixesOf). */
+  count(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  /** Counts one more of the client's: toward its prefixes only when it is within every cap. */
+  add(client: string): Tallied {
+    const levels = levelsOf(client, this.shares);
+    const within = levels.every((l) => (this.counts.get(l.key) ?? 0) < this.limit * l.share);
+    const prefixes = within ? levels.slice(1).map((l) => l.key) : [];
+    this.bump(client, 1);
+    for (const key of prefixes) this.bump(key, 1);
+    return { client, prefixes, within };
+  }
+
+  /** Counts one fewer: undoes what one add() counted (its return value). */
+  remove(counted: Tallied): void {
+    this.bump(counted.client, -1);
+    for (const key of counted.prefixes) this.bump(key, -1);
+  }
+
+  private bump(key: string, by: number): void {
+    const n = (this.counts.get(key) ?? 0) + by;
+    if (n <= 0) this.counts.delete(key);
+    else this.counts.set(key, n);
+  }
+}
+
+/** Token buckets kept at most in each table (idle full ones are dropped first). */
+export const MAX_TRACKED_CLIENTS = 65_536;
+
+/** Token buckets per key: `rate` units a second, at most `burst` saved up. */
+class TokenBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {}
+
+  /** The key's bucket, refilled up to `now` (created full). */
+  private bucket(key: string, now: number): { tokens: number; at: number } {
+    let bucket = this.buckets.get(key);
+    if (bucket) {
+      bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
+      bucket.at = now;
+    } else {
+      if (this.buckets.size >= MAX_TRACKED_CLIENTS) this.prune(now);
+      bucket = { tokens: this.burst, at: now };
+      this.buckets.set(key, bucket);
+    }
+    return bucket;
+  }
+
+  /** 0 when `cost` units are there now, else the ms until they would be; takes nothing. */
+  wait(key: string, cost: number, now: number): number {
+    const want = Math.min(cost, this.burst);
+    const bucket = this.bucket(key, now);
+    if (bucket.tokens >= want) return 0;
+    return Math.max(1, Math.ceil(((want - bucket.tokens) * 1000) / this.rate));
+  }
+
+  /**
+   * Takes `cost` units: after wait() said they are there, a cost over the burst costs the burst
+   * (as wait() asked for no more); work charged after the fact (`debt`) may go down to -burst.
+   * Returns the units taken (the rest of a debt past -burst is forgiven).
+   */
+  spend(key: string, cost: number, now: number, debt = false): number {
+    const bucket = this.bucket(key, now);
+    const amount = debt ? cost : Math.min(cost, this.burst);
+    const before = bucket.tokens;
+    bucket.tokens = Math.max(-this.burst, bucket.tokens - amount);
+    return Math.max(0, before - bucket.tokens);
+  }
+
+  /** How many keys it holds. */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** Forgets keys whose bucket has refilled (they are indistinguishable from new ones). */
+  prune(now: number): void {
+    for (const [key, b] of this.buckets) {
+      if (b.tokens + ((now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
+    }
+    // Still full of active clients: forget the oldest, which at worst hands them a fresh burst. A
+    // sixteenth of the table goes at once: freeing one slot would make every new client (an IPv6
+    // /48 has 65,536 /64s to come from) pay for a scan of the whole table.
+    for (const key of this.buckets.keys()) {
+      if (this.buckets.size < MAX_TRACKED_CLIENTS - MAX_TRACKED_CLIENTS / 16) break;
+      this.buckets.delete(key);
+    }
+  }
+}
+
+/**
+ * Token buckets per client (an IPv4 address or an IPv6 /64): `rate` units a second, at most `burst`
+ * saved up; a client also draws on the bucket of each of its prefixes, of share times that rate and
+ * burst (levelsOf). A request runs only when every bucket has its units, and a refused one costs
+ * none of them. Each level's buckets are a table of their own, so that addresses cycling through
+ * their prefix (a /48 has 65,536 /64s) cannot crowd the prefix's bucket out of its table and come
+ * back to a full one; each table holds at most MAX_TRACKED_CLIENTS buckets.
+ */
+export class RateLimiter {
+  /** Per level: clients, then subnets, then networks (those with a share). */
+  private readonly tables: TokenBuckets[];
+
+  constructor(
+    private readonly rate: number,
+    burst: number,
+    private readonly shares: PrefixShares = DEFAULT_PREFIX_SHARES,
+  ) {
+    this.tables = [1, shares.subnet, shares.network].map((s) => new TokenBuckets(rate * s, burst * s));
+  }
+
+  /** The bucket table of each level of the client's, with its key. */
+  private levels(client: string): Array<[TokenBuckets, string]> {
+    const prefixes = prefixesOf(client);
+    const out: Array<[TokenBuckets, string]> = [[this.tables[0]!, client]];
+    if (prefixes === undefined) return out;
+    if (this.shares.subnet > 0) out.push([this.tables[1]!, prefixes[0]]);
+    if (this.shares.network > 0) out.push([this.tables[2]!, prefixes[1]]);
+    return out;
+  }
+
+  /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
+  take(client: string, cost: number, now = Date.now()): number {
+    if (this.rate <= 0) return 0;
+    const levels = this.levels(client);
+    // Every bucket must have the units before any is charged: a refusal costs nothing.
+    let wait = 0;
+    for (const [table, key] of levels) wait = Math.max(wait, table.wait(key, cost, now));
+    if (wait > 0) return wait;
+    this.charge(levels, cost, now, false);
+    return 0;
+  }
+
+  /** Charges work found only once it is done (reply bytes); the buckets may go into debt. */
+  debit(client: string, cost: number, now = Date.now()): void {
+    if (this.rate <= 0 || cost <= 0) return;
+    this.charge(this.levels(client), cost, now, true);
+  }
+
+  /**
+   * Charges the client's bucket, then each prefix's exactly what the client's took: a prefix is
+   * charged no more than its addresses were, so one address spends at most its own share of it.
+   * Charging the prefixes the whole cost let one address, its bucket held at -burst (the rest of
+   * a big reply's charge forgiven it), keep its /24's bucket empty with cheap requests for big
+   * replies, and four addresses their /16's.
+   */
+  private charge(levels: Array<[TokenBuckets, string]>, cost: number, now: number, debt: boolean): void {
+    const [[own, client], ...prefixes] = levels as [[TokenBuckets, string], ...Array<[TokenBuckets, string]>];
+    const taken = own.spend(client, cost, now, debt);
+    for (const [table, key] of prefixes) table.spend(key, taken, now, true);
+  }
+
+  /** Buckets held, per level (clients, subnets, networks): each at most MAX_TRACKED_CLIENTS. */
+  sizes(): number[] {
+    return this.tables.map((t) => t.size);
+  }
+
+  prune(now = Date.now()): void {
+    for (const table of this.tables) table.prune(now);
+  }
+}

@@ -1,0 +1,467 @@
+/**
+ * Per-IP limits shared by prefix (rpc/clients.ts) and the WebSocket line (rpc/line.ts), tested in
+ * their pure form with any address: an IPv4 address counts under its /24 and /16, an IPv6 /64 under
+ * its /48 and /32, and each prefix gets its share's worth of every limit. The server's wiring, with
+ * real sockets from 127.x.y.z, is tested in server.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import {
+  ClientTally,
+  clientKey,
+  DEFAULT_PREFIX_SHARES,
+  levelsOf,
+  MAX_TRACKED_CLIENTS,
+  normalAddress,
+  type PrefixShares,
+  prefixesOf,
+  RateLimiter,
+  type Tallied,
+  unlimitedEntry,
+} from '../../src/rpc/clients.js';
+import { roomAhead, WsLine, type WsPlace } from '../../src/rpc/line.js';
+
+/** Both prefix levels on, as a node that sets networkShare has them (the /16, /32 level is off by default). */
+const BOTH_LEVELS: PrefixShares = { subnet: 4, network: 16 };
+
+/**
+ * Addresses from a small world, so that sequences hit the same prefixes often: IPv4 in two /16s of
+ * two /24s each (one also reached as IPv4-mapped IPv6), IPv6 in two /32s of two /48s each.
+ */
+const address = fc.oneof(
+  fc
+    .tuple(fc.constantFrom(10, 11), fc.constantFrom(1, 2), fc.nat({ max: 5 }), fc.boolean())
+    .map(([b, c, d, mapped]) => `${mapped ? '::ffff:' : ''}${b}.20.${c}.${d}`),
+  fc
+    .tuple(fc.constantFrom('2001:db8', '2001:db9'), fc.constantFrom(1, 2), fc.nat({ max: 5 }))
+    .map(([net, sub, host]) => `${net}:${sub}:${host}::7`),
+);
+const shares = fc.record({ subnet: fc.nat({ max: 4 }), network: fc.nat({ max: 8 }) });
+
+/** The keys (client and prefixes) `client` counts under, with the cap multiplier of each. */
+function capsOf(client: string, s: PrefixShares): Map<string, number> {
+  return new Map(levelsOf(client, s).map((l) => [l.key, l.share]));
+}
+
+describe('per-IP limits shared by prefix', () => {
+  it('counts IPv4 under its /24 and /16, IPv6 under its /48 and /32, IPv4-mapped as IPv4', () => {
+    assert.deepEqual(prefixesOf(clientKey('198.51.100.7')), ['198.51.100.0/24', '198.51.0.0/16']);
+    assert.deepEqual(prefixesOf(clientKey('::ffff:198.51.100.7')), ['198.51.100.0/24', '198.51.0.0/16']);
+    assert.deepEqual(prefixesOf(clientKey('2001:db8:aa:bb:1::1')), ['2001:db8:aa::/48', '2001:db8::/32']);
+    assert.deepEqual(prefixesOf(clientKey('2001:0db8:00aa::1')), ['2001:db8:aa::/48', '2001:db8::/32']);
+    assert.equal(prefixesOf('unknown'), undefined);
+    // A share of 0 turns its level off; the client itself is always counted, at share 1.
+    assert.deepEqual(
+      levelsOf('198.51.100.7', { subnet: 0, network: 16 }).map((l) => [l.key, l.share]),
+      [
+        ['198.51.100.7', 1],
+        ['198.51.0.0/16', 16],
+      ],
+    );
+    assert.deepEqual(levelsOf('unknown', DEFAULT_PREFIX_SHARES), [{ key: 'unknown', share: 1 }]);
+    // By default only the /24 (/48) level is counted: a /16 or /32 holds too many unrelated clients.
+    assert.deepEqual(
+      levelsOf('198.51.100.7', DEFAULT_PREFIX_SHARES).map((l) => l.key),
+      levelsOf('198.51.100.7', { subnet: 4, network: 0 }).map((l) => l.key),
+    );
+    assert.equal(levelsOf('198.51.100.7', DEFAULT_PREFIX_SHARES).length, 2);
+  });
+
+  it('matches unlimitedAddresses as sockets give addresses, however they are written', () => {
+    for (const [written, socket] of [
+      ['10.0.0.5', '10.0.0.5'],
+      ['2001:DB8:0:0::1', '2001:db8::1'],
+      ['0:0:0:0:0:0:0:1', '::1'],
+      ['::FFFF:127.0.0.1', '::ffff:127.0.0.1'],
+      ['::ffff:7f00:1', '::ffff:127.0.0.1'],
+      ['fe80::0:1%eth0', 'fe80::1%eth0'],
+    ] as const) {
+      assert.equal(unlimitedEntry(written), normalAddress(socket), written);
+    }
+    for (const bad of ['localhost', '10.0.0.0/8', '1.2.3.4%eth0', '::g', ''])
+      assert.throws(() => unlimitedEntry(bad), TypeError, bad);
+  });
+
+  it('holds a /24 and a /16 of IPv4, a /48 and a /32 of IPv6, to their shares however many addresses', () => {
+    // Before, IPv4 addresses had no prefix: a /24 opened 256 times the sockets of one address.
+    const limit = 2;
+    for (const [label, many, lone] of [
+      ['/24', (i: number) => `203.0.113.${i}`, '198.51.100.1'],
+      ['/16', (i: number) => `203.0.${i}.1`, '198.51.100.1'],
+      ['/48', (i: number) => `2001:db8:1:${i.toString(16)}::1`, '2001:db9::1'],
+      ['/32', (i: number) => `2001:db8:${i.toString(16)}::1`, '2001:db9::1'],
+    ] as const) {
+      const tally = new ClientTally(limit, BOTH_LEVELS);
+      let admitted = 0;
+      for (let i = 0; i < 256; i++)
+        for (let k = 0; k < limit; k++) if (tally.add(clientKey(many(i))).within) admitted++;
+      const share = label === '/24' || label === '/48' ? BOTH_LEVELS.subnet : BOTH_LEVELS.network;
+      assert.equal(admitted, limit * share, `a ${label} gets ${share} addresses' worth`);
+      // A lone address elsewhere is unaffected: its whole cap, no more.
+      assert.ok(tally.add(clientKey(lone)).within && tally.add(clientKey(lone)).within, `${label}: lone`);
+      assert.ok(!tally.fits(clientKey(lone)));
+    }
+  });
+
+  it('says which level refused: the address, or the prefix by name', () => {
+    const tally = new ClientTally(1, { subnet: 2, network: 3 });
+    tally.add('10.1.1.1');
+    assert.deepEqual(tally.over('10.1.1.1'), { key: '10.1.1.1', share: 1 });
+    tally.add('10.1.1.2');
+    assert.deepEqual(tally.over('10.1.1.3'), { key: '10.1.1.0/24', share: 2 });
+    tally.add('10.1.2.1');
+    assert.deepEqual(tally.over('10.1.3.1'), { key: '10.1.0.0/16', share: 3 });
+    assert.equal(tally.over('10.2.1.1'), undefined);
+  });
+
+  it('counts tallies within every cap, and a lone address is held to its own cap only (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 3 }).map((n) => n + 1),
+        shares,
+        fc.array(fc.tuple(fc.boolean(), address), { maxLength: 200 }),
+        (limit, s, steps) => {
+          const tally = new ClientTally(limit, s);
+          // Every add is kept (a socket is open until closed, refused or not), as onSocket does.
+          const open: Tallied[] = [];
+          for (const [add, addr] of steps) {
+            const client = clientKey(addr);
+            if (!add) {
+              const i = open.findIndex((t) => t.client === client);
+              if (i !== -1) tally.remove(open.splice(i, 1)[0]!);
+              continue;
+            }
+            const caps = capsOf(client, s);
+            const admittedIn = (key: string) =>
+              open.filter((t) => t.within && capsOf(t.client, s).has(key)).length;
+            const mine = open.filter((t) => t.client === client).length;
+            // Only its own addresses in its prefixes: a lone address, held to its own cap only.
+            const lone = open.every(
+              (t) => t.client === client || !t.within || !prefixShared(t.client, client, s),
+            );
+            const fits = tally.fits(client);
+            if (lone) assert.equal(fits, mine < limit, 'a lone address is held to its own cap only');
+            const t = tally.add(client);
+            assert.equal(t.within, fits);
+            open.push(t);
+            // Every level holds at most its cap of admitted tallies, and counts nothing else.
+            for (const [key, share] of caps) {
+              if (key === client) continue;
+              assert.equal(tally.count(key), admittedIn(key));
+              assert.ok(tally.count(key) <= limit * share, `${key} over its share`);
+            }
+            assert.ok(open.filter((o) => o.client === client && o.within).length <= limit);
+          }
+          for (const t of open.splice(0)) tally.remove(t);
+          for (const [, addr] of steps)
+            for (const key of capsOf(clientKey(addr), s).keys()) assert.equal(tally.count(key), 0);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+/** Whether two clients share a prefix that is counted (a level with a share). */
+function prefixShared(a: string, b: string, s: PrefixShares): boolean {
+  const mine = new Set(
+    levelsOf(b, s)
+      .slice(1)
+      .map((l) => l.key),
+  );
+  return levelsOf(a, s)
+    .slice(1)
+    .some((l) => mine.has(l.key));
+}
+
+describe('rate limits shared by prefix', () => {
+  it('rate-limits an IPv4 /24 to 4 addresses and a /16 to 16, however many addresses ask', () => {
+    // Before, every IPv4 address had a bucket of its own and nothing more: a /24, 256 bursts.
+    const rate = 10;
+    const burst = 20;
+    const now = 1_000;
+    const limiter = new RateLimiter(rate, burst, BOTH_LEVELS);
+    const drain = (addr: string, at = now): number => {
+      let n = 0;
+      while (limiter.take(clientKey(addr), 1, at) === 0) n++;
+      return n;
+    };
+    let slash24 = 0;
+    for (let i = 0; i < 256; i++) slash24 += drain(`203.0.113.${i}`);
+    assert.equal(slash24, 4 * burst);
+    let slash16 = 0;
+    for (let i = 0; i < 256; i++) slash16 += drain(`198.51.${i}.1`);
+    assert.equal(slash16, 16 * burst);
+    // A lone address (in networks of its own) gets its whole burst, IPv4-mapped or not.
+    assert.equal(drain('192.0.2.1'), burst);
+    assert.equal(drain('::ffff:192.0.2.1'), 0, 'the same address');
+    // The /24's bucket refills at 4 times the rate: a second later, 40 more units over the /24.
+    let later = 0;
+    for (let i = 0; i < 256; i++) later += drain(`203.0.113.${i}`, now + 1_000);
+    assert.equal(later, 4 * rate);
+  });
+
+  it('grants a prefix at most share × (burst + rate × time), an address burst + rate × time (property)', () => {
+    fc.assert(
+      fc.property(
+        shares,
+        fc.array(fc.tuple(address, fc.nat({ max: 500 }), fc.nat({ max: 30 })), { maxLength: 300 }),
+        (s, steps) => {
+          const rate = 7;
+          const burst = 30;
+          const limiter = new RateLimiter(rate, burst, s);
+          const granted = new Map<string, number>();
+          let now = 0;
+          for (const [addr, dt, cost] of steps) {
+            now += dt;
+            const client = clientKey(addr);
+            if (limiter.take(client, Math.max(1, cost), now) !== 0) continue;
+            for (const { key, share } of levelsOf(client, s)) {
+              const n = (granted.get(key) ?? 0) + Math.max(1, cost);
+              granted.set(key, n);
+              assert.ok(n <= share * (burst + (rate * now) / 1000) + 1e-9, `${key} got ${n} by ${now} ms`);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('charges a prefix what its address was charged, no more: one address cannot empty its /24 with big replies', () => {
+    // Replies are charged after the fact (debit) and an address's bucket goes no lower than -burst:
+    // the rest of a big reply's charge is forgiven it. Its /24 and /16 were charged the whole reply,
+    // so one address asking cheap requests with big replies (16 in progress at once) kept its /24's
+    // bucket empty, its neighbours refused, and four such addresses its /16's.
+    const rate = 1_000; // a unit per ms: no fractions
+    const burst = 20;
+    const limiter = new RateLimiter(rate, burst, BOTH_LEVELS);
+    const attacker = clientKey('203.0.113.1');
+    for (let now = 0; now <= 10_000; now += 7) {
+      let admitted = 0;
+      while (admitted < 16 && limiter.take(attacker, 1, now) === 0) admitted++;
+      for (let i = 0; i < admitted; i++) limiter.debit(attacker, 50 * burst, now);
+    }
+    // Its neighbour in the /24 (and one in the /16) still has its whole burst.
+    for (const neighbour of ['203.0.113.2', '203.0.114.1']) {
+      let taken = 0;
+      while (limiter.take(clientKey(neighbour), 1, 10_000) === 0) taken++;
+      assert.equal(taken, burst, neighbour);
+    }
+  });
+
+  it('leaves its prefixes at least (share - 2) bursts whatever one address takes and is charged (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({ subnet: fc.constantFrom(0, 3, 4, 6), network: fc.constantFrom(0, 3, 5, 16) }),
+        fc.array(fc.tuple(fc.nat({ max: 40 }), fc.nat({ max: 25 }), fc.nat({ max: 500 })), {
+          maxLength: 200,
+        }),
+        (s, steps) => {
+          const rate = 1_000;
+          const burst = 20;
+          const limiter = new RateLimiter(rate, burst, s);
+          const attacker = clientKey('10.20.1.1');
+          let now = 0;
+          for (const [dt, cost, reply] of steps) {
+            now += dt;
+            if (limiter.take(attacker, Math.max(1, cost), now) === 0) limiter.debit(attacker, reply, now);
+          }
+          // The address goes from +burst to -burst at most: its prefixes lose no more than that.
+          let taken = 0;
+          while (limiter.take(clientKey('10.20.1.2'), 1, now) === 0) taken++;
+          assert.equal(taken, burst);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps a lone address whole beside a prefix spending all its share (property)', () => {
+    fc.assert(
+      fc.property(shares, fc.nat({ max: 255 }), (s, spread) => {
+        const limiter = new RateLimiter(5, 10, s);
+        for (let i = 0; i <= spread; i++) {
+          let taken = 0;
+          while (limiter.take(clientKey(`10.20.${i % 4}.${i}`), 1, 0) === 0) taken++;
+          assert.ok(taken <= 10);
+        }
+        let lone = 0;
+        while (limiter.take(clientKey('10.21.0.1'), 1, 0) === 0) lone++;
+        // 10.21.0.1 shares no /24 with them; its /16 (10.21) neither: its whole burst.
+        assert.equal(lone, 10);
+      }),
+    );
+  });
+
+  it('keeps at most MAX_TRACKED_CLIENTS buckets per level, however many addresses pass', () => {
+    const limiter = new RateLimiter(1, 10, BOTH_LEVELS);
+    // 70,000 IPv6 /64s over 70,000 /48s of 2 /32s: each bucket spent, none prunable as full.
+    for (let i = 0; i < 70_000; i++) {
+      limiter.take(clientKey(`2001:${(0xdb8 + (i & 1)).toString(16)}:${(i >> 1).toString(16)}:1::1`), 1, 0);
+    }
+    const [clients, subnets, networks] = limiter.sizes();
+    assert.ok(clients! <= MAX_TRACKED_CLIENTS && subnets! <= MAX_TRACKED_CLIENTS, `${clients} ${subnets}`);
+    assert.equal(networks, 2);
+  });
+});
+
+describe('the WebSocket line shared by prefix', () => {
+  const MiB = 1024 * 1024;
+
+  it('gives a /24 (or /48) 4 places and a /16 (or /32) 16, a lone address its one', () => {
+    // Before, a place per address: a /24 of attackers took 256 places, a NAT of honest clients one.
+    const line = new WsLine(1_000, BOTH_LEVELS);
+    for (let i = 0; i < 256; i++) line.refused(`203.0.113.${i}`, MiB, 'big');
+    assert.equal(line.size, 4);
+    assert.equal(line.placesOf('203.0.113.0/24'), 4);
+    for (let i = 0; i < 256; i++) line.refused(`203.0.${i}.1`, MiB, 'big');
+    assert.equal(line.placesOf('203.0.0.0/16'), 16);
+    for (let i = 0; i < 65_536; i += 97)
+      line.refused(clientKey(`2001:db8:${i.toString(16)}:1::1`), MiB, 'big');
+    assert.equal(line.placesOf('2001:db8::/32'), 16);
+    line.refused('192.0.2.1', MiB, 'big');
+    assert.ok(line.get('192.0.2.1'), 'a lone address gets its place');
+    assert.equal(line.size, 16 + 16 + 1);
+  });
+
+  it('orders by prefix first: a client of a /24 that holds much waits behind a lone one', () => {
+    const place = (seq: number): WsPlace => ({ bytes: 24 * MiB, kind: 'big', seq, round: 0, due: false });
+    // 10.0.0.1 holds nothing itself, but its /24 holds 64 MiB (16 MiB an address of its share of 4);
+    // the lone 192.0.2.1 holds 8 MiB: it goes first, though refused later.
+    const held = new Map([
+      ['10.0.0.0/24', 64 * MiB],
+      ['10.0.0.0/16', 64 * MiB],
+      ['192.0.2.1', 8 * MiB],
+      ['192.0.2.0/24', 8 * MiB],
+      ['192.0.0.0/16', 8 * MiB],
+    ]);
+    const line = new Map([
+      ['10.0.0.1', place(1)],
+      ['192.0.2.1', place(2)],
+    ]);
+    assert.equal(roomAhead(line, '192.0.2.1', held), 0);
+    assert.equal(roomAhead(line, '10.0.0.1', held), 24 * MiB);
+  });
+
+  it('makes the head due at a round; refused all the same, it goes to the back', () => {
+    const line = new WsLine(16, BOTH_LEVELS);
+    line.refused('10.0.0.1', 24 * MiB, 'big');
+    line.refused('10.1.0.1', 24 * MiB, 'big');
+    const none = new Map<string, number>();
+    line.endRound(none);
+    assert.ok(line.due('10.0.0.1', 'big'), 'the first refused is the head: the round made room for it');
+    assert.ok(!line.due('10.0.0.1', 'small'), 'due only for what it waits for');
+    assert.ok(!line.due('10.1.0.1', 'big'));
+    assert.ok(line.dueFor('10.0.0.1', 12 * MiB, 'big') && !line.dueFor('10.0.0.1', 12 * MiB, 'other'));
+    assert.equal(line.ahead('10.1.0.1', none), 24 * MiB);
+    // Refused a small reply to something else (a poll), it stays due, its place not renewed by it.
+    line.refused('10.0.0.1', MiB, 'poll');
+    assert.ok(line.due('10.0.0.1', 'big'));
+    assert.equal(line.get('10.0.0.1')?.round, 0);
+    // Events took its room and it was refused again: to the back, the other is the head now.
+    line.refused('10.0.0.1', 24 * MiB, 'big');
+    assert.ok(!line.due('10.0.0.1', 'big'));
+    assert.equal(line.ahead('10.0.0.1', none), 24 * MiB);
+    assert.equal(line.ahead('10.1.0.1', none), 0);
+    // The same for a retry refused unrun.
+    line.refused('10.1.0.1', 24 * MiB, 'big');
+    line.endRound(none);
+    assert.ok(line.due('10.1.0.1', 'big'));
+    assert.equal(line.refusedUnrun('10.1.0.1', 'big'), 24 * MiB);
+    assert.equal(line.ahead('10.1.0.1', none), 24 * MiB, 'behind 10.0.0.1 now');
+    // A due client that is booked its reply leaves the line.
+    line.refused('10.0.0.1', 24 * MiB, 'big');
+    line.endRound(none);
+    assert.ok(line.due('10.0.0.1', 'big'));
+    line.booked('10.0.0.1', 24 * MiB, 'big');
+    assert.equal(line.get('10.0.0.1'), undefined);
+  });
+
+  it('bounds places per prefix and in all, keeps one due at most, and never leaves the head there twice (property)', () => {
+    type Op =
+      | { op: 'refused'; addr: string; bytes: number; kind: string }
+      | { op: 'unrun'; addr: string; kind: string }
+      | { op: 'booked'; addr: string; bytes: number; kind: string }
+      | { op: 'leave'; addr: string }
+      | { op: 'round'; held: Array<[string, number]> };
+    const kind = fc.constantFrom('big', 'other');
+    const bytes = fc.integer({ min: 1, max: 32 }).map((n) => n * MiB);
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('refused' as const), addr: address, bytes, kind }),
+      fc.record({ op: fc.constant('unrun' as const), addr: address, kind }),
+      fc.record({ op: fc.constant('booked' as const), addr: address, bytes, kind }),
+      fc.record({ op: fc.constant('leave' as const), addr: address }),
+      fc.record({
+        op: fc.constant('round' as const),
+        held: fc.array(fc.tuple(address, bytes), { maxLength: 4 }),
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 12 }),
+        shares,
+        fc.array(op, { maxLength: 120 }),
+        (capacity, s, ops) => {
+          const line = new WsLine(capacity, s);
+          for (const o of ops) {
+            if (o.op === 'round') {
+              const held = new Map<string, number>();
+              for (const [addr, b] of o.held) {
+                for (const { key } of levelsOf(clientKey(addr), s)) held.set(key, (held.get(key) ?? 0) + b);
+              }
+              line.endRound(held);
+              const due = [...line.entries].filter(([, p]) => p.due);
+              assert.ok(due.length === (line.size > 0 ? 1 : 0), 'the head, and only it, is due');
+              if (due.length === 1) assert.equal(line.ahead(due[0]![0], held), 0, 'no one is ahead of it');
+              continue;
+            }
+            const client = clientKey(o.addr);
+            const found = line.get(client);
+            const before = found ? { ...found } : undefined;
+            const wasDue = before?.due === true;
+            const lone = [...line.entries.keys()].every((c) => c === client || !prefixShared(c, client, s));
+            const size = line.size;
+            if (o.op === 'refused') line.refused(client, o.bytes, o.kind);
+            else if (o.op === 'unrun') line.refusedUnrun(client, o.kind);
+            else if (o.op === 'booked') line.booked(client, o.bytes, o.kind);
+            else line.leave(client);
+            const after = line.get(client);
+            if (o.op === 'refused' && before === undefined && lone && size < capacity) {
+              assert.ok(after, 'a lone address gets a place while there is room');
+            }
+            // A refusal renews a place only for what it waits for, or a larger reply; a due place
+            // renewed so (refused again) goes to the back: behind every other place.
+            const renewed =
+              before !== undefined &&
+              ((o.op === 'refused' && (o.bytes > before.bytes || o.kind === before.kind)) ||
+                (o.op === 'unrun' && o.kind === before.kind));
+            if (before && after && (o.op === 'refused' || o.op === 'unrun') && !renewed) {
+              assert.deepEqual(after, before, 'a refusal of something else changes nothing');
+            }
+            if (wasDue && after && renewed) {
+              assert.ok(!after.due);
+              for (const [c, p] of line.entries) if (c !== client) assert.ok(p.seq < after.seq);
+            }
+            // Bounds: in all, and per prefix its share.
+            assert.ok(line.size <= capacity);
+            const count = new Map<string, number>();
+            let most = 0;
+            for (const [c, p] of line.entries) {
+              most = Math.max(most, p.bytes);
+              for (const { key } of levelsOf(c, s).slice(1)) count.set(key, (count.get(key) ?? 0) + 1);
+            }
+            for (const [key, n] of count) {
+              assert.equal(line.placesOf(key), n);
+              const share = key.endsWith('/24') || key.endsWith('/48') ? s.subnet : s.network;
+              assert.ok(n <= share, `${key} holds ${n} places, over its share ${share}`);
+            }
+            assert.ok(line.most >= most);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
