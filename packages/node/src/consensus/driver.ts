@@ -764,7 +764,12 @@ export class ConsensusDriver {
     if (!block) return true;
     const entered = this.roundEnteredAt();
     const reference = Math.max(this.proposalArrived.get(proposal.round) ?? entered, entered);
-    const problem = proposalEnvelopeProblem(proposal, { block }, reference, this.maxClockDriftMs);
+    const problem = proposalEnvelopeProblem(
+      proposal,
+      { block },
+      reference,
+      this.staleWindowMs(proposal.round),
+    );
     if (problem?.kind !== 'stale') return true;
     this.logger.info('prevote nil: a fresh proposal stamped too far before its round here', {
       height: proposal.height,
@@ -775,6 +780,21 @@ export class ConsensusDriver {
     this.mark('stale', proposal.round, this.clock.now(), { behindMs: reference - Number(block.header.time) });
     return false;
   };
+
+  /**
+   * How far behind its reference a fresh proposal of `round` may be stamped and still be prevoted:
+   * the drift, widened by as much per round as the round's timeouts grow (propose, prevote and
+   * precommit deltas). A fixed window would break Tendermint's liveness where honest proposals
+   * take longer than it to arrive (a slow link, a saturated node, a late round entry): every fresh
+   * proposal would get nil prevotes, round after round, while the growing timeouts wait for
+   * nothing. Widened with the rounds, some round's window covers the network's real delay, as the
+   * timeouts do; it still grows far slower than a stall lasts (timeouts grow linearly, so a stall
+   * of R rounds lasts about R² × delta / 2), so a proposer after a stall backdates by a fraction of it.
+   */
+  private staleWindowMs(round: number): number {
+    const t = this.timeouts;
+    return this.maxClockDriftMs + round * (t.proposeDeltaMs + t.prevoteDeltaMs + t.precommitDeltaMs);
+  }
 
   /**
    * When the machine entered the round it is in, on this node's clock. Noted after every event

@@ -235,3 +235,31 @@ test('a head stamped ahead of this node’s clock starts the next height one blo
   );
   await t.core.stop();
 });
+
+test('the stale window widens with the round as the timeouts do: a delay past the drift is not refused in every round', async () => {
+  // Widened by the timeouts' deltas per round (500 ms each of propose, prevote, precommit).
+  const growth = 1_500;
+  for (const [late, prevoted] of [
+    [DRIFT_MS + 1_000, true],
+    [DRIFT_MS + growth + 1_000, false],
+  ] as const) {
+    const t = await v0AtHeight1();
+    let round = 1;
+    while (t.proposerOf(round) === validators[0]) round++;
+    // Into that round by f+1 of the power there (line 55), the proposal arriving once v0 is in it.
+    for (const v of t.others.filter((o) => o !== t.proposerOf(round)).slice(0, 2))
+      await t.gossip('vote', t.vote(v, 'prevote', round, null), 'relay');
+    assert.equal(t.core.driver.position.round, round);
+    const p = t.proposal(round, t.clock.now() - (late + growth * (round - 1)), `0.0${prevoted ? 6 : 7}`);
+    assert.equal(await t.gossip('proposal', p.wire, 'relay'), 'accept');
+    const prevote = await t.ownVote('prevote', 1n, round);
+    assert.ok(prevote, `v0 prevoted in round ${round}`);
+    if (prevoted)
+      assert.ok(
+        prevote.blockHash && equalBytes(prevote.blockHash, p.hash),
+        `a proposal ${late} ms late in round ${round} was prevoted nil: a fixed window fails every round`,
+      );
+    else assert.equal(prevote.blockHash, null, 'a proposal past the widened window was prevoted');
+    await t.core.stop();
+  }
+});
