@@ -39,6 +39,7 @@ import {
   challengeLookup,
   chipClass,
   epochOf,
+  getEpochRecord,
   isProvenOnline,
 } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
@@ -624,10 +625,33 @@ export function bondBacking(
 
 // ---- The computation ----
 
-/** Canonical rank: more power first, then the smaller public key, so ties never depend on order. */
-export function compareValidatorRank(a: Validator, b: Validator): number {
+/**
+ * The seed that breaks ties in the set computed at `height` (the first height of the epoch it is
+ * for): the recorded seed of the epoch that ends there (the beacon of the block before that
+ * epoch), in every node's state; 32 zero bytes where no record exists.
+ */
+export function validatorRankSeed(state: StateReader, height: bigint, p: PociParams): Uint8Array {
+  return getEpochRecord(state, epochOf(height - 1n, p))?.seed ?? new Uint8Array(32);
+}
+
+/** taggedHash('UNC/validator-tie', seed ‖ consensus key): the order among candidates of equal weight. */
+export function validatorTieBreak(seed: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  return taggedHash('UNC/validator-tie', seed, publicKey);
+}
+
+/** A validator with its tie-break (validatorTieBreak) for the epoch being ranked. */
+export interface RankedValidator extends Validator {
+  tie: Uint8Array;
+}
+
+/**
+ * Canonical rank, a total order: more power first, then the smaller tie-break, then the smaller
+ * public key. Not the key alone: a key is chosen freely, so one ground to start with zero bytes
+ * would win every tie.
+ */
+export function compareValidatorRank(a: RankedValidator, b: RankedValidator): number {
   if (a.power !== b.power) return a.power > b.power ? -1 : 1;
-  return compareBytes(a.publicKey, b.publicKey);
+  return compareBytes(a.tie, b.tie) || compareBytes(a.publicKey, b.publicKey);
 }
 
 /**
@@ -643,7 +667,14 @@ export function computeValidatorSet(state: StateReader, height: bigint): Validat
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
   const epoch = epochOf(height, p);
-  const ranked: { publicKey: Uint8Array; address: Uint8Array; bound: bigint; backing: bigint }[] = [];
+  const seed = validatorRankSeed(state, height, p);
+  const ranked: {
+    publicKey: Uint8Array;
+    tie: Uint8Array;
+    address: Uint8Array;
+    bound: bigint;
+    backing: bigint;
+  }[] = [];
   for (const address of validatorCandidates(state)) {
     const key = getValidatorKey(state, address);
     if (!hasConsensusKey(address, key) || key.tombstonedAt > 0n) continue;
@@ -652,24 +683,30 @@ export function computeValidatorSet(state: StateReader, height: bigint): Validat
     const rated = ownerRatedPower(state, address);
     const bound = rated < backing ? rated : backing;
     if (bound === 0n) continue;
-    ranked.push({ publicKey: key.publicKey, address, bound, backing });
+    ranked.push({
+      publicKey: key.publicKey,
+      tie: validatorTieBreak(seed, key.publicKey),
+      address,
+      bound,
+      backing,
+    });
   }
   ranked.sort((a, b) => compareValidatorRank({ ...a, power: a.bound }, { ...b, power: b.bound }));
-  const top: Validator[] = [];
+  const top: RankedValidator[] = [];
   for (const c of ranked) {
     // Nobody left can beat the last place: its bound is at most this one's (strict, for ties).
     if (top.length === maxValidators && top[maxValidators - 1]!.power > c.bound) break;
     const seat = seatPowerOf(state, c.address, height, p, challengesOf, epoch);
     const power = seat < c.backing ? seat : c.backing;
     if (power === 0n) continue;
-    const v = { publicKey: c.publicKey, power };
+    const v = { publicKey: c.publicKey, tie: c.tie, power };
     let i = top.length;
     while (i > 0 && compareValidatorRank(v, top[i - 1]!) < 0) i--;
     if (i >= maxValidators) continue;
     top.splice(i, 0, v);
     if (top.length > maxValidators) top.pop();
   }
-  return top;
+  return top.map(({ publicKey, power }) => ({ publicKey, power }));
 }
 
 // ---- Stored sets ----
