@@ -16,9 +16,12 @@ export * from './p2p/connection-limits.js';
 export * from './p2p/frames.js';
 export * from './p2p/lazy.js';
 export type {
+  BanCause,
   Libp2pNetwork,
   NetworkMetricsHooks,
   NetworkOptions,
+  PenaltyKind,
+  RequestKind,
   RequestOutcome,
   ScoringOptions,
 } from './p2p/libp2p.js';

@@ -92,26 +92,136 @@ export interface Deferred {
   fromTotal?: boolean;
 }
 
+/** A waiting transaction, linked to its relay's waiting ones of the same kind (`PeerWaiting`). */
+interface Waiting {
+  key: string;
+  d: Deferred;
+  /** Its place in arrival order: the queue's own order (a Map keeps insertion order). */
+  seq: number;
+  /** The relay's next older and next newer of the same kind. */
+  older: Waiting | null;
+  newer: Waiting | null;
+}
+
+/** A relay with transactions waiting. Index 0 of each pair: without precedence; 1: a proven peer's. */
+interface PeerWaiting {
+  peer: string;
+  /** Its waiting transactions, both kinds. */
+  count: number;
+  /** Its newest waiting transaction of each kind (the others linked from it, `Waiting.older`). */
+  newest: [Waiting | null, Waiting | null];
+  /** How many of each kind. */
+  size: [number, number];
+  /** Its place in `MostWaiting` of each kind; -1 while it holds none of that kind. */
+  at: [number, number];
+}
+
+/**
+ * The relays holding transactions of one kind, as a binary heap: the one holding most (both kinds
+ * counted) on top, ties to the one whose newest of this kind arrived last: the relay whose newest
+ * transaction a full queue pushes out (`CostlyRelayBudget.defer`). A relay moves in it by
+ * log2(relays) steps at most as a transaction of its arrives or leaves.
+ */
+class MostWaiting {
+  private readonly heap: PeerWaiting[] = [];
+  /** Comparisons made (tests: the work a push-out costs). */
+  steps = 0;
+
+  constructor(private readonly kind: 0 | 1) {}
+
+  top(): PeerWaiting | undefined {
+    return this.heap[0];
+  }
+
+  /** Whether `a` comes before `b`: holds more, or as many and its newest of this kind is newer. */
+  private before(a: PeerWaiting, b: PeerWaiting): boolean {
+    this.steps++;
+    if (a.count !== b.count) return a.count > b.count;
+    return a.newest[this.kind]!.seq > b.newest[this.kind]!.seq;
+  }
+
+  private place(p: PeerWaiting, i: number): void {
+    this.heap[i] = p;
+    p.at[this.kind] = i;
+  }
+
+  /** `p` (in it or not yet) comes before where it is: it holds more, or has a newer newest. */
+  raised(p: PeerWaiting): void {
+    let i = p.at[this.kind];
+    if (i < 0) i = this.heap.length;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      const parent = this.heap[up]!;
+      if (!this.before(p, parent)) break;
+      this.place(parent, i);
+      i = up;
+    }
+    this.place(p, i);
+  }
+
+  /** `p` (in it) comes after where it is: it holds fewer, or its newest is older. */
+  lowered(p: PeerWaiting): void {
+    const n = this.heap.length;
+    let i = p.at[this.kind];
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const child = r < n && this.before(this.heap[r]!, this.heap[l]!) ? r : l;
+      const c = this.heap[child]!;
+      if (!this.before(c, p)) break;
+      this.place(c, i);
+      i = child;
+    }
+    this.place(p, i);
+  }
+
+  /** `p` holds none of this kind any more. */
+  delete(p: PeerWaiting): void {
+    const i = p.at[this.kind];
+    p.at[this.kind] = -1;
+    const last = this.heap.pop()!;
+    if (last === p) return;
+    // The last relay takes its place, then moves up or down to where it belongs.
+    this.place(last, i);
+    this.lowered(last);
+    if (last.at[this.kind] === i) this.raised(last);
+  }
+}
+
 export class CostlyRelayBudget {
   private readonly opts: CostlyRelayBudgetOptions;
   /** Per peer, by last use (a Map keeps insertion order: re-inserted when touched). */
   private readonly buckets = new Map<string, Bucket>();
   private readonly all: Bucket;
   /** Waiting transactions by hash, oldest first. */
-  private readonly waiting = new Map<string, Deferred>();
-  private readonly waitingPerPeer = new Map<string, number>();
-  /** Of those, the ones waiting with a proven peer's precedence. */
-  private readonly provenPerPeer = new Map<string, number>();
+  private readonly waiting = new Map<string, Waiting>();
+  /** The relays with transactions waiting: how many, of each kind (`PeerWaiting`). */
+  private readonly peers = new Map<string, PeerWaiting>();
   /**
-   * All of those together. At most half the queue keeps precedence: else 4 proven ids (proven is
+   * The relays holding transactions of each kind (index 0: without precedence, 1: with a proven
+   * peer's), the one `defer` pushes out of first on top (`MostWaiting`): a full queue's push-out
+   * is a look at the top, not a walk of the queue.
+   */
+  private readonly mostWaiting: [MostWaiting, MostWaiting] = [new MostWaiting(0), new MostWaiting(1)];
+  /** Arrival order of the waiting transactions (`Waiting.seq`). */
+  private arrivals = 0;
+  /**
+   * The waiting transactions with a proven peer's precedence, all relays together (`PeerWaiting`
+   * size[1] of each). At most half the queue keeps precedence: else 4 proven ids (proven is
    * only having delivered some consensus message first) at their 128 each would fill the queue
    * with entries no unproven peer may push out, and every unproven peer's would be refused.
    */
   private provenWaiting = 0;
   /** Transactions dropped because the waiting queue was full (tests and diagnostics). */
   droppedDeferred = 0;
-  /** Walks of the full waiting queue for a transaction to push out (`defer`; tests and diagnostics). */
-  fullQueueWalks = 0;
+  /** Looks for a transaction to push out of the full waiting queue (`defer`; tests and diagnostics). */
+  pushOutLooks = 0;
+
+  /** Comparisons of two relays made so far to keep them in order (`MostWaiting`; tests). */
+  get pushOutSteps(): number {
+    return this.mostWaiting[0].steps + this.mostWaiting[1].steps;
+  }
 
   constructor(opts: Partial<CostlyRelayBudgetOptions> = {}, now = 0) {
     this.opts = { ...DEFAULT_COSTLY_RELAY_BUDGET, ...opts };
@@ -194,25 +304,47 @@ export class CostlyRelayBudget {
    * whether it was waiting: its place is free again.
    */
   undefer(env: TxEnvelope): boolean {
-    const key = keyId(env.hash);
-    const d = this.waiting.get(key);
-    if (d) this.remove(key, d);
-    return d !== undefined;
+    const w = this.waiting.get(keyId(env.hash));
+    if (w) this.remove(w);
+    return w !== undefined;
   }
 
-  private remove(key: string, d: Deferred): void {
-    this.waiting.delete(key);
-    CostlyRelayBudget.count(this.waitingPerPeer, d.peer, -1);
-    if (d.proven) {
-      CostlyRelayBudget.count(this.provenPerPeer, d.peer, -1);
-      this.provenWaiting--;
+  /** Waits `d` (not waiting yet), the newest of its relay's of its kind. */
+  private add(key: string, d: Deferred): void {
+    const kind = d.proven ? 1 : 0;
+    let p = this.peers.get(d.peer);
+    if (!p) {
+      p = { peer: d.peer, count: 0, newest: [null, null], size: [0, 0], at: [-1, -1] };
+      this.peers.set(d.peer, p);
     }
+    const w: Waiting = { key, d, seq: this.arrivals++, older: p.newest[kind], newer: null };
+    if (w.older) w.older.newer = w;
+    p.newest[kind] = w;
+    p.size[kind]++;
+    p.count++;
+    this.waiting.set(key, w);
+    if (d.proven) this.provenWaiting++;
+    // It holds one more, its newest is the newest of all: it only moves up, in both orders.
+    for (const k of [0, 1] as const) if (p.size[k] > 0) this.mostWaiting[k].raised(p);
   }
 
-  private static count(m: Map<string, number>, peer: string, by: number): void {
-    const n = (m.get(peer) ?? 0) + by;
-    if (n <= 0) m.delete(peer);
-    else m.set(peer, n);
+  private remove(w: Waiting): void {
+    const { d } = w;
+    const kind = d.proven ? 1 : 0;
+    const p = this.peers.get(d.peer)!;
+    this.waiting.delete(w.key);
+    if (w.newer) w.newer.older = w.older;
+    else p.newest[kind] = w.older;
+    if (w.older) w.older.newer = w.newer;
+    p.size[kind]--;
+    p.count--;
+    if (d.proven) this.provenWaiting--;
+    // It holds one fewer, its newest may be older: it only moves down, or out of an order.
+    for (const k of [0, 1] as const) {
+      if (p.size[k] > 0) this.mostWaiting[k].lowered(p);
+      else if (p.at[k] >= 0) this.mostWaiting[k].delete(p);
+    }
+    if (p.count === 0) this.peers.delete(d.peer);
   }
 
   /**
@@ -226,30 +358,26 @@ export class CostlyRelayBudget {
   defer(arrived: Deferred): boolean {
     const key = keyId(arrived.env.hash);
     if (this.waiting.has(key)) return true;
-    const mine = this.waitingPerPeer.get(arrived.peer) ?? 0;
+    const own = this.peers.get(arrived.peer);
+    const mine = own?.count ?? 0;
     // Past its share a proven peer's wait as anyone's: pushed out first, it holding most.
     const d =
       arrived.proven &&
-      ((this.provenPerPeer.get(arrived.peer) ?? 0) >= this.opts.maxDeferredProvenPerPeer ||
+      ((own?.size[1] ?? 0) >= this.opts.maxDeferredProvenPerPeer ||
         this.provenWaiting >= Math.floor(this.opts.maxDeferred / 2))
         ? { ...arrived, proven: false }
         : arrived;
     if (this.waiting.size >= this.opts.maxDeferred) {
-      /** The newest waiting transaction of the peer (proven or not, as asked) holding most. */
+      /**
+       * The newest waiting transaction (proven or not, as asked) of the peer holding most; ties:
+       * the newest of those peers' (their newest of that kind, arrival order). The top of
+       * `mostWaiting`, where it was a walk of the whole queue (512 by default) per look, and a
+       * batch of pushes out made up to 256 of them.
+       */
       const victimAmong = (proven: boolean) => {
-        this.fullQueueWalks++;
-        let found: { key: string; d: Deferred } | null = null;
-        let most = 0;
-        for (const [k, w] of this.waiting) {
-          if (w.proven !== proven) continue;
-          const n = this.waitingPerPeer.get(w.peer) ?? 0;
-          // Ties: the newest (later in the map) of the peers holding most.
-          if (n >= most) {
-            most = n;
-            found = { key: k, d: w };
-          }
-        }
-        return { victim: found, most };
+        this.pushOutLooks++;
+        const top = this.mostWaiting[proven ? 1 : 0].top();
+        return { victim: top ? top.newest[proven ? 1 : 0] : null, most: top?.count ?? 0 };
       };
       let { victim, most } = victimAmong(false);
       // A queue full of proven peers' transactions: a proven peer holding fewer pushes out the
@@ -264,16 +392,12 @@ export class CostlyRelayBudget {
         this.droppedDeferred++;
         return false;
       }
-      this.remove(victim.key, victim.d);
+      this.remove(victim);
       this.droppedDeferred++;
     }
-    this.waiting.set(key, d);
-    // Counted again, not `mine + 1`: a proven peer's arrival may have pushed out its own overflow.
-    CostlyRelayBudget.count(this.waitingPerPeer, d.peer, 1);
-    if (d.proven) {
-      CostlyRelayBudget.count(this.provenPerPeer, d.peer, 1);
-      this.provenWaiting++;
-    }
+    // Counted on what it holds now, not `mine + 1`: a proven peer's arrival may have pushed out
+    // its own overflow.
+    this.add(key, d);
     return true;
   }
 
@@ -291,14 +415,15 @@ export class CostlyRelayBudget {
       while (took) {
         took = false;
         const turn = new Set<string>();
-        for (const [key, d] of this.waiting) {
+        for (const w of this.waiting.values()) {
+          const { d } = w;
           if (d.proven !== proven || turn.has(d.peer)) continue;
           turn.add(d.peer);
           let ready = this.tryTake(d.peer, d.cost, now);
           const fromTotal = !ready && now - d.at >= this.opts.maxWaitMs;
           if (fromTotal) ready = this.tryTake(d.peer, d.cost, now, true);
           if (!ready) continue;
-          this.remove(key, d);
+          this.remove(w);
           out.push(fromTotal ? { ...d, fromTotal } : d);
           took = true;
         }

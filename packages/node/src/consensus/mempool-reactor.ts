@@ -353,8 +353,8 @@ export class MempoolReactor {
     let deferred = false;
     // The waiting queue refused one of this batch's: full, and this peer holding (about) most of
     // it, which the rest of the batch cannot change (but for a waiting copy it takes out below).
-    // The rest is refused without a look: each look at a full queue walks all of it, and a
-    // message full of junk would have it walked once per transaction.
+    // The rest is refused without a look, the same answer (a look was once a walk of the whole
+    // queue; now a look at the top of an ordering of the relays, costly-relay-budget.ts).
     let refusedWait = false;
     for (const env of envelopes) {
       const cost = costlyActionCount(env.stx.tx);

@@ -68,6 +68,7 @@ import {
   type PeerInfo,
   type Verdict,
 } from './types.js';
+import { connectionBacklog, connectionWriteBytes, writeFrameInChunks } from './write-gate.js';
 
 export const GOSSIP_TOPICS: readonly GossipTopic[] = [
   'tx',
@@ -101,6 +102,20 @@ export const DEFAULT_MAX_BLOCK_FRAME_BYTES = 9 * 1024 * 1024;
 /** A block-range answer stops growing here, so one request cannot pin 64 × 9 MiB in memory. */
 export const DEFAULT_MAX_BLOCKS_RESPONSE_BYTES = 64 * 1024 * 1024;
 
+/**
+ * A connection holding more than this in user space for its peer to read (`connectionWriteBytes`:
+ * its socket, TCP and Noise write buffers and every stream's) is closed: its peer is not reading.
+ * Block answers bound their own share (write-gate.ts), but gossipsub writes each message to a
+ * peer's outbound stream with no backpressure and no bound, and a direct send, a `/txs/1` answer or
+ * a stream's negotiation hands its first bytes down whatever the connection holds: a peer that
+ * stopped reading its socket had every gossiped message kept for it, without end (review of
+ * p2pbound). Three of the largest proposals: an honest reader on a slow link that gets a full
+ * proposal and the transactions around it stays far below.
+ */
+export const DEFAULT_MAX_CONNECTION_WRITE_BYTES = 32 * 1024 * 1024;
+/** How often the connections' write buffers are looked at (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). */
+export const DEFAULT_WRITE_WATCH_INTERVAL_MS = 1_000;
+
 /** How much each kind of misbehaviour costs. Scores start at 0 and recover towards it over time. */
 export const PENALTY = {
   invalidGossip: 10,
@@ -122,15 +137,31 @@ export interface ScoringOptions {
   recoveryPerSecond: number;
 }
 
-/** Optional hooks, e.g. for Prometheus counters; each is called synchronously and must not throw. */
+/** A kind of misbehaviour (a key of PENALTY): a bounded label, where a penalty's reason is free text. */
+export type PenaltyKind = keyof typeof PENALTY;
+
+/**
+ * Why a peer was banned, a bounded label: its score fell to the threshold (`score`), a banned peer
+ * connected again (`reconnected`: the ban starts over), it does not speak this chain's protocols
+ * (`unsupported`) or its status names another chain or genesis (`wrong-chain`).
+ */
+export type BanCause = 'score' | 'reconnected' | 'unsupported' | 'wrong-chain';
+
+/**
+ * Optional hooks, e.g. for Prometheus counters; each is called synchronously and must not throw.
+ * `reason` is free text for logs (it may name a topic, a size, an error); `kind` and `cause` are
+ * the bounded forms of it, for labels.
+ */
 export interface NetworkMetricsHooks {
   gossip?(topic: GossipTopic, verdict: Verdict, bytes: number): void;
-  penalty?(peer: string, reason: string, score: number): void;
-  ban?(peer: string, reason: string): void;
+  penalty?(peer: string, reason: string, score: number, kind: PenaltyKind): void;
+  ban?(peer: string, reason: string, cause: BanCause): void;
   peerCount?(count: number): void;
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
   /** A block-serving read slot held by a stalled write went to a waiting request (serve-budget.ts). */
   blockSlotTakenOver?(): void;
+  /** A connection was closed for holding more than `maxConnectionWriteBytes` its peer did not read. */
+  unreadConnectionClosed?(): void;
 }
 
 export type RequestOutcome =
@@ -166,6 +197,12 @@ export interface NetworkOptions {
   txServe?: Partial<ServeBudgetLimits>;
   /** What `/blocks/1` serves per peer and in all per interval (serve-budget.ts). */
   blockServe?: Partial<ServeBudgetLimits>;
+  /**
+   * A connection holding more than this for its peer to read is closed (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`,
+   * 32 MiB), looked at every `writeWatchIntervalMs` (default 1000).
+   */
+  maxConnectionWriteBytes?: number;
+  writeWatchIntervalMs?: number;
   /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
   connections?: Partial<ConnectionLimits>;
   logger?: Logger;
@@ -213,7 +250,7 @@ export function directProtocol(chainId: string): string {
   return `/unc/${chainId}/direct/1`;
 }
 
-type RequestKind = 'status' | 'blocks' | 'txs';
+export type RequestKind = 'status' | 'blocks' | 'txs';
 
 function protocolOf(kind: RequestKind, chainId: string): string {
   return kind === 'status'
@@ -276,51 +313,12 @@ function errorMessage(err: unknown): string {
 }
 
 /**
- * One length-prefixed frame. Callers bound what they send (gossip limits, block frames); the
- * library's own default bound (4 MiB) would refuse a full block or proposal (up to 9 MiB).
+ * One length-prefixed frame: a request, a status, a transaction (at most 64 KiB). A block's frame
+ * (up to 9 MiB, over the library's own 4 MiB default bound) goes in pieces (write-gate.ts).
  */
-async function sendFrame(
-  stream: Stream,
-  data: Uint8Array,
-  signal: AbortSignal,
-  onQueued?: (bytes: number) => void,
-): Promise<void> {
+async function sendFrame(stream: Stream, data: Uint8Array, signal: AbortSignal): Promise<void> {
   const frame = lp.encode.single(data, { maxDataLength: data.byteLength });
-  const room = stream.send(frame);
-  onQueued?.(frame.byteLength);
-  if (!room) await stream.onDrain({ signal });
-}
-
-/**
- * Resolves once all that was written to `stream` has left its write buffer for the muxer; rejects
- * if the stream closes (an abort, a reset) or `signal` aborts first. A 'drain' (what `sendFrame`
- * waits for) says only that the muxer can take more: a peer whose muxer granted its stream window
- * a few bytes at a time raised one per grant, the frame still queued nearly whole, and its server
- * queued block after block (yamux bounds no write buffer), each charged to the overall serve window
- * as sent, for a few bytes received of each.
- */
-async function written(stream: Stream, signal: AbortSignal): Promise<void> {
-  while (stream.writeBufferLength > 0) {
-    signal.throwIfAborted();
-    await new Promise<void>((resolve, reject) => {
-      const settle = (err?: unknown) => {
-        stream.removeEventListener('idle', onIdle);
-        stream.removeEventListener('close', onClose);
-        signal.removeEventListener('abort', onAbort);
-        if (err === undefined) resolve();
-        else reject(err);
-      };
-      const onIdle = () => settle();
-      const onClose = (evt: Event) =>
-        settle((evt as Event & { error?: Error }).error ?? new Error('stream closed'));
-      const onAbort = () => settle(signal.reason ?? new Error('aborted'));
-      stream.addEventListener('idle', onIdle);
-      stream.addEventListener('close', onClose);
-      signal.addEventListener('abort', onAbort);
-    });
-  }
-  // An abort empties the write buffer unsent ('idle' then 'close'): nothing was written.
-  if (stream.status === 'aborted' || stream.status === 'reset') throw new Error(`stream ${stream.status}`);
+  if (!stream.send(frame)) await stream.onDrain({ signal });
 }
 
 /** `source`'s chunks, each counted (`onBytes`) as it arrives. */
@@ -375,6 +373,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private readonly log: Logger;
   private node!: Libp2p<{ identify: unknown; pubsub: GossipSubService }>;
   private timer: NodeJS.Timeout | undefined;
+  private writeWatch: NodeJS.Timeout | undefined;
   private stopped = false;
   peerId = '';
 
@@ -412,6 +411,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       const max = this.maxBytes[t];
       if (!Number.isSafeInteger(max) || max <= 0)
         throw new RangeError(`maxMessageBytes.${t} must be positive`);
+    }
+    for (const key of ['maxConnectionWriteBytes', 'writeWatchIntervalMs'] as const) {
+      const v = opts[key];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
+        throw new RangeError(`${key} must be positive`);
     }
     for (const addr of opts.bootstrap ?? []) {
       try {
@@ -515,6 +519,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.dialBootstrap();
     this.timer = setInterval(() => this.maintain(), opts.maintenanceIntervalMs ?? 5000);
     this.timer.unref();
+    this.writeWatch = setInterval(
+      () => this.closeUnread(),
+      opts.writeWatchIntervalMs ?? DEFAULT_WRITE_WATCH_INTERVAL_MS,
+    );
+    this.writeWatch.unref();
   }
 
   // ---- gossip ----------------------------------------------------------------------------------
@@ -575,13 +584,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         const frame = chunk.subarray();
         const topic = GOSSIP_TOPICS[frame[0] ?? 255];
         if (++count > MAX_DIRECT_MESSAGES || topic === undefined) {
-          this.scoreDown(peer, PENALTY.invalidGossip, 'malformed direct message');
+          this.scoreDown(peer, 'invalidGossip', 'malformed direct message');
           stream.abort(new Error('malformed direct message'));
           return;
         }
         if (frame.byteLength - 1 > this.maxBytes[topic]) {
           // Priced as oversized gossip is (validate), not as the lighter malformed message.
-          this.scoreDown(peer, PENALTY.oversizedGossip, `oversized direct ${topic} message`);
+          this.scoreDown(peer, 'oversizedGossip', `oversized direct ${topic} message`);
           stream.abort(new Error('oversized direct message'));
           return;
         }
@@ -595,8 +604,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
             error: err as Error,
           });
         }
-        if (verdict === 'reject')
-          this.scoreDown(peer, PENALTY.invalidGossip, `invalid direct ${topic} message`);
+        if (verdict === 'reject') this.scoreDown(peer, 'invalidGossip', `invalid direct ${topic} message`);
         if (this.stopped || this.isBanned(peer)) {
           stream.abort(new Error('stopped'));
           return;
@@ -608,7 +616,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       // A length prefix over every gossip limit: refused before its data is read, and the
       // sender's doing, as an oversized gossip message is.
       if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError')
-        this.scoreDown(peer, PENALTY.oversizedGossip, 'oversized direct message');
+        this.scoreDown(peer, 'oversizedGossip', 'oversized direct message');
       else if (!signal.aborted) this.log.debug('direct receive failed', { peer, error: errorMessage(err) });
       stream.abort(err as Error);
     } finally {
@@ -621,12 +629,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     let verdict: Verdict = 'ignore';
     if (topic === undefined) {
       verdict = 'reject';
-      this.scoreDown(from, PENALTY.invalidGossip, `message on unknown topic ${wireTopic}`);
+      this.scoreDown(from, 'invalidGossip', `message on unknown topic ${wireTopic}`);
     } else if (data.byteLength > this.maxBytes[topic]) {
       verdict = 'reject';
       this.scoreDown(
         from,
-        PENALTY.oversizedGossip,
+        'oversizedGossip',
         `oversized ${topic} message (${data.byteLength} > ${this.maxBytes[topic]} bytes)`,
       );
     } else if (!this.isBanned(from)) {
@@ -639,7 +647,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         // A bug in our own validator must not be blamed on the peer.
         this.log.error('gossip validation threw; ignoring the message', { topic, from, error: err as Error });
       }
-      if (verdict === 'reject') this.scoreDown(from, PENALTY.invalidGossip, `invalid ${topic} message`);
+      if (verdict === 'reject') this.scoreDown(from, 'invalidGossip', `invalid ${topic} message`);
     }
     if (this.stopped) return;
     this.node.services.pubsub.reportMessageValidationResult(msgId, from, verdict as TopicValidatorResult);
@@ -663,19 +671,19 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     );
     if (frame === undefined) {
       // What a peer that hangs up on us mid-request looks like: not provably malicious.
-      this.scoreDown(peer, PENALTY.failedRequest, 'empty status answer');
+      this.scoreDown(peer, 'failedRequest', 'empty status answer');
       throw new PeerRequestError('failed', peer, `status request to ${peer}: empty answer`);
     }
     let status: ChainStatus;
     try {
       status = decodeStatusFrame(frame);
     } catch (err) {
-      this.scoreDown(peer, PENALTY.badResponse, `malformed status: ${errorMessage(err)}`);
+      this.scoreDown(peer, 'badResponse', `malformed status: ${errorMessage(err)}`);
       throw new PeerRequestError('bad-response', peer, `malformed status from ${peer}: ${errorMessage(err)}`);
     }
     if (status.chainId !== this.opts.chainId || !equalBytes(status.genesisHash, this.opts.genesisHash)) {
       const why = `on chain ${status.chainId} with genesis ${toHex(status.genesisHash)}`;
-      this.ban(peer, `peer is ${why}`);
+      this.ban(peer, 'wrong-chain', `peer is ${why}`);
       throw new PeerRequestError('bad-response', peer, `peer ${peer} is ${why}`);
     }
     this.statuses.set(peer, status);
@@ -745,9 +753,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       // Abandoned by the caller: nobody's fault, whatever the stream looked like when it stopped.
       const outcome = cancel?.aborted ? 'cancelled' : failure;
       this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
-      if (outcome === 'bad-response') this.scoreDown(peer, PENALTY.badResponse, message);
-      else if (outcome === 'timeout' || outcome === 'failed')
-        this.scoreDown(peer, PENALTY.failedRequest, message);
+      if (outcome === 'bad-response') this.scoreDown(peer, 'badResponse', message);
+      else if (outcome === 'timeout' || outcome === 'failed') this.scoreDown(peer, 'failedRequest', message);
       throw new PeerRequestError(outcome, peer, `${kind} request to ${peer}: ${message}`);
     };
     let id: PeerId;
@@ -872,15 +879,22 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           abort: () => stream.abort(new Error('block write stalled')),
         });
         let sent = 0;
-        // The overall serve window is charged once the frame is written (handed whole to the
-        // muxer), not when the block was read: a peer that never reads its answers then holds
+        // In pieces, each once the connection's own buffers hold little (write-gate.ts): handed
+        // whole, a block went down to the connection as far as the peer's window allowed (any
+        // size it liked), and a peer not reading its socket left it there, outside the slots.
+        const backlog = connectionBacklog(connection);
+        if (!backlog) this.warnNoBacklog();
+        // The overall serve window is charged once the frame is written (its last piece handed
+        // to the muxer), not when the block was read: a peer that never reads its answers then holds
         // only its own window (serve-budget.ts ServeBudget.chargeAll).
         const send = async (block: Uint8Array) => {
-          await sendFrame(stream, block, signal, (bytes) => {
-            queued += bytes;
+          await writeFrameInChunks(stream, block, {
+            backlog,
+            signal,
+            onQueued: (bytes) => {
+              queued += bytes;
+            },
           });
-          // Written whole, not only drained once: see `written`.
-          await written(stream, signal);
           sent++;
           answer.sent(block.byteLength);
         };
@@ -915,7 +929,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       await stream.close({ signal });
     } catch (err) {
       if (err instanceof MalformedRequest) {
-        this.scoreDown(peer, PENALTY.malformedRequest, `malformed ${kind} request: ${err.message}`);
+        this.scoreDown(peer, 'malformedRequest', `malformed ${kind} request: ${err.message}`);
       } else if (!signal.aborted) {
         this.log.debug('could not answer a request', { kind, peer, error: errorMessage(err) });
       }
@@ -923,6 +937,15 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  private warnedNoBacklog = false;
+
+  /** Once: a connection whose write buffers `connectionBacklog` cannot see (a libp2p upgrade). */
+  private warnNoBacklog(): void {
+    if (this.warnedNoBacklog) return;
+    this.warnedNoBacklog = true;
+    this.log.warn('connection write buffers not visible: block answers are gated on their streams only');
   }
 
   // ---- peers, scores, bans ---------------------------------------------------------------------
@@ -940,7 +963,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   }
 
   penalize(peer: string, reason: string): void {
-    this.scoreDown(peer, PENALTY.reported, reason);
+    this.scoreDown(peer, 'reported', reason);
   }
 
   onPeerConnected(listener: (peer: string) => void): () => void {
@@ -996,22 +1019,22 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return entry.score;
   }
 
-  private scoreDown(peer: string, amount: number, reason: string): void {
+  private scoreDown(peer: string, kind: PenaltyKind, reason: string): void {
     if (peer === this.peerId || this.isBanned(peer)) return;
-    const score = this.scoreOf(peer) - amount;
+    const score = this.scoreOf(peer) - PENALTY[kind];
     this.scores.set(peer, { score, updatedAt: Date.now() });
     this.log.info('peer scored down', { peer, reason, score });
-    this.opts.metrics?.penalty?.(peer, reason, score);
-    if (score <= this.scoring.threshold) this.ban(peer, `score ${score.toFixed(1)} after ${reason}`);
+    this.opts.metrics?.penalty?.(peer, reason, score, kind);
+    if (score <= this.scoring.threshold) this.ban(peer, 'score', `score ${score.toFixed(1)} after ${reason}`);
   }
 
   /** Disconnects the peer and makes the connection gater refuse it both ways until the ban ends. */
-  private ban(peer: string, reason: string): void {
+  private ban(peer: string, cause: BanCause, reason: string): void {
     if (peer === this.peerId) return;
     this.bannedUntil.set(peer, Date.now() + this.scoring.banMs);
     this.statuses.delete(peer);
     this.log.warn('peer disconnected and banned', { peer, reason, banMs: this.scoring.banMs });
-    this.opts.metrics?.ban?.(peer, reason);
+    this.opts.metrics?.ban?.(peer, reason, cause);
     if (this.stopped) return;
     try {
       this.node.hangUp(peerIdFromString(peer)).catch((err) => {
@@ -1026,7 +1049,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private async handshake(peer: string): Promise<void> {
     if (this.handshaking.has(peer) || this.stopped) return;
     if (this.isBanned(peer)) {
-      this.ban(peer, 'banned peer reconnected');
+      this.ban(peer, 'reconnected', 'banned peer reconnected');
       return;
     }
     this.handshaking.add(peer);
@@ -1035,7 +1058,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       this.log.debug('peer connected', { peer, height: status.height });
     } catch (err) {
       if (err instanceof PeerRequestError && err.kind === 'unsupported') {
-        this.ban(peer, `does not speak this chain's protocols (${this.opts.chainId})`);
+        this.ban(peer, 'unsupported', `does not speak this chain's protocols (${this.opts.chainId})`);
       } else {
         this.log.debug('status exchange failed; retried by maintenance', { peer, error: errorMessage(err) });
       }
@@ -1064,6 +1087,29 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     }
   }
 
+  /**
+   * Closes each connection holding more than `maxConnectionWriteBytes` for its peer to read: what
+   * it holds goes with it (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). Not a penalty: an honest peer on
+   * a link far too slow looks the same, and may connect again.
+   */
+  private closeUnread(): void {
+    if (this.stopped) return;
+    const max = this.opts.maxConnectionWriteBytes ?? DEFAULT_MAX_CONNECTION_WRITE_BYTES;
+    for (const connection of this.node.getConnections()) {
+      const bytes = connectionWriteBytes(connection);
+      if (bytes <= max) continue;
+      const peer = connection.remotePeer.toString();
+      this.log.warn('connection closed: its peer does not read what it is sent', { peer, bytes, max });
+      this.opts.metrics?.unreadConnectionClosed?.();
+      try {
+        connection.abort(new Error(`peer not reading: ${bytes} bytes waiting for it`));
+      } catch (err) {
+        // On a timer: a throw here would end the process.
+        this.log.error('could not close a connection', { peer, error: errorMessage(err) });
+      }
+    }
+  }
+
   private maintain(): void {
     if (this.stopped) return;
     for (const peer of [...this.bannedUntil.keys()]) this.isBanned(peer);
@@ -1078,6 +1124,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.writeWatch);
     await this.node.stop();
   }
 }

@@ -677,7 +677,8 @@ export class BlockAnswerBudget {
   }
 
   /**
-   * A taken block of `bytes` was written to the stream (its frame handed whole to the muxer): the
+   * A taken block of `bytes` was written to the stream (its frame handed, piece by piece, to the
+   * muxer: libp2p.ts, write-gate.ts): the
    * overall window is charged it now, not when it was read (ServeBudget.chargeAll).
    */
   sent(bytes: number): void {

@@ -30,6 +30,14 @@ import { txBatchCodec } from '../../src/consensus/wire.js';
 import { devGenesis, devKey } from '../../src/dev.js';
 import type { Logger } from '../../src/log.js';
 import { devSoftRegistration, namedKey } from '../fixtures.js';
+import { WalkingCostlyRelayBudget } from './costly-relay-budget-reference.js';
+
+/** A waiting transaction as CostlyRelayBudget keeps it (its internals, read by the properties). */
+interface WaitingInside {
+  key: string;
+  d: { peer: string; proven: boolean };
+  older: WaitingInside | null;
+}
 
 const genesis = devGenesis();
 const owner = devKey(1);
@@ -440,17 +448,17 @@ describe('the costly-check budget of a relaying peer', () => {
     reactor.stop();
   });
 
-  test('attack: a message full of junk over a full waiting queue walks the queue once, not once per transaction', async () => {
+  test('attack: a message full of junk over a full waiting queue looks for a transaction to push out once, not once per transaction', async () => {
     // Review of relayfix: each refused wait walked the whole queue (512 by default) to find what
     // to push out; a full message of junk made that some 5 to 15 ms per message.
     const { reactor, gossip } = reactorWith(new Set());
     const fill = Array.from({ length: perPeer + BUDGET.maxDeferred }, (_, i) => registration(`filler ${i}`));
     await gossip('mallory', fill);
     assert.equal(reactor.costly.deferred, BUDGET.maxDeferred);
-    assert.equal(reactor.costly.fullQueueWalks, 0);
+    assert.equal(reactor.costly.pushOutLooks, 0);
     const more = Array.from({ length: 10 }, (_, i) => registration(`over a full queue ${i}`));
     assert.equal(await gossip('mallory', more), 'ignore');
-    assert.equal(reactor.costly.fullQueueWalks, 1);
+    assert.equal(reactor.costly.pushOutLooks, 1);
     assert.equal(reactor.costly.droppedDeferred, more.length);
     for (const env of more) assert.ok(!reactor.costly.isDeferred(env));
     // Another peer, holding fewer, still pushes out mallory's newest to wait in its place.
@@ -675,28 +683,156 @@ describe('CostlyRelayBudget', () => {
           else if (o.kind === 'take') budget.tryTake(peers[o.peer]!, 1, (now += o.dt));
           else budget.takeReady((now += o.dt));
           const inside = budget as unknown as {
-            waiting: Map<string, { peer: string; proven: boolean }>;
-            waitingPerPeer: Map<string, number>;
-            provenPerPeer: Map<string, number>;
+            waiting: Map<string, WaitingInside>;
+            peers: Map<
+              string,
+              { count: number; size: [number, number]; newest: [WaitingInside | null, WaitingInside | null] }
+            >;
             provenWaiting: number;
           };
           const all = new Map<string, number>();
           const proven = new Map<string, number>();
-          for (const w of inside.waiting.values()) {
+          for (const { d: w } of inside.waiting.values()) {
             all.set(w.peer, (all.get(w.peer) ?? 0) + 1);
             if (w.proven) proven.set(w.peer, (proven.get(w.peer) ?? 0) + 1);
           }
-          assert.deepEqual(new Map([...inside.waitingPerPeer].sort()), new Map([...all].sort()));
-          assert.deepEqual(new Map([...inside.provenPerPeer].sort()), new Map([...proven].sort()));
+          const held = (pick: (p: { count: number; size: [number, number] }) => number) =>
+            new Map(
+              [...inside.peers]
+                .map(([peer, p]) => [peer, pick(p)] as const)
+                .filter(([, n]) => n > 0)
+                .sort(),
+            );
+          assert.deepEqual(
+            held((p) => p.count),
+            new Map([...all].sort()),
+          );
+          assert.deepEqual(
+            held((p) => p.size[1]),
+            new Map([...proven].sort()),
+          );
           assert.equal(
             inside.provenWaiting,
             [...proven.values()].reduce((a, b) => a + b, 0),
           );
+          // Each relay's lists hold its waiting ones of each kind, newest first, in arrival order.
+          for (const [peer, p] of inside.peers)
+            for (const kind of [0, 1] as const) {
+              const linked: string[] = [];
+              for (let w = p.newest[kind]; w; w = w.older) linked.push(w.key);
+              const expected = [...inside.waiting.values()]
+                .filter((w) => w.d.peer === peer && (w.d.proven ? 1 : 0) === kind)
+                .map((w) => w.key)
+                .reverse();
+              assert.deepEqual(linked, expected);
+              assert.equal(p.size[kind], expected.length);
+            }
           assert.ok(budget.deferred <= 4);
           for (const n of proven.values()) assert.ok(n <= 1);
         }
       }),
       { numRuns: 500 },
+    );
+  });
+
+  test('a full queue pushes out the very transaction the walk of the queue chose, whatever the queue (property)', () => {
+    // The push-out once walked the whole queue per look (WalkingCostlyRelayBudget, the code as it
+    // was); now it looks at the top of an ordering of the relays (MostWaiting). The same ops on
+    // both, from small queues with a few relays (pushes out on most defers) to ties of every kind:
+    // every answer, and what waits, the same.
+    const envs = Array.from({ length: 24 }, (_, i) => registration(`same choice ${i}`));
+    const op = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.record({
+          kind: fc.constant('defer' as const),
+          tx: fc.nat(23),
+          peer: fc.nat(5),
+          proven: fc.boolean(),
+          cost: fc.integer({ min: 1, max: 2 }),
+        }),
+      },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('undefer' as const), tx: fc.nat(23) }) },
+      {
+        weight: 1,
+        arbitrary: fc.record({ kind: fc.constant('take' as const), peer: fc.nat(5), dt: fc.nat(3_000) }),
+      },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('ready' as const), dt: fc.nat(12_000) }) },
+    );
+    const options = fc.record({
+      perPeer: fc.integer({ min: 1, max: 3 }),
+      total: fc.integer({ min: 2, max: 8 }),
+      maxDeferred: fc.integer({ min: 1, max: 12 }),
+      maxDeferredProvenPerPeer: fc.integer({ min: 1, max: 4 }),
+    });
+    fc.assert(
+      fc.property(options, fc.array(op, { minLength: 20, maxLength: 150 }), (opts, ops) => {
+        const budget = new CostlyRelayBudget(opts);
+        const walking = new WalkingCostlyRelayBudget(opts);
+        let now = 0;
+        const peer = (n: number) => `peer ${n}`;
+        for (const o of ops) {
+          if (o.kind === 'defer') {
+            const d = { env: envs[o.tx]!, peer: peer(o.peer), cost: o.cost, proven: o.proven, at: now };
+            assert.equal(budget.defer({ ...d }), walking.defer({ ...d }));
+          } else if (o.kind === 'undefer')
+            assert.equal(budget.undefer(envs[o.tx]!), walking.undefer(envs[o.tx]!));
+          else if (o.kind === 'take') {
+            now += o.dt;
+            assert.equal(budget.tryTake(peer(o.peer), 1, now), walking.tryTake(peer(o.peer), 1, now));
+          } else {
+            now += o.dt;
+            const show = (ds: { env: TxEnvelope; peer: string; fromTotal?: boolean }[]) =>
+              ds.map((d) => `${keyId(d.env.hash)} ${d.peer} ${d.fromTotal === true}`);
+            assert.deepEqual(show(budget.takeReady(now)), show(walking.takeReady(now)));
+          }
+          assert.deepEqual(
+            envs.map((e) => budget.isDeferred(e)),
+            envs.map((e) => walking.isDeferred(e)),
+          );
+          assert.equal(budget.deferred, walking.deferred);
+          assert.equal(budget.droppedDeferred, walking.droppedDeferred);
+          assert.equal(budget.pushOutLooks, walking.fullQueueWalks);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test('a push-out costs log2(relays) steps, not a walk of the queue: a batch of 128 pushes out over a full default queue', () => {
+    // Review of relayfix: a transaction that pushes another out of the full queue still walked all
+    // of it (512), up to 256 times per batch. Here a queue full of one relay's (256) and 128
+    // others' (2 each); a fresh relay's batch pushes out the big one's newest, one at a time, until
+    // it holds as many.
+    const make = () => ({ budget: new CostlyRelayBudget(), walking: new WalkingCostlyRelayBudget() });
+    const { budget, walking } = make();
+    const wait = (env: TxEnvelope, peer: string) => {
+      const d = { env, peer, cost: 1, proven: false, at: 0 };
+      const waits = budget.defer({ ...d });
+      assert.equal(walking.defer({ ...d }), waits);
+      return waits;
+    };
+    const label = (i: number) => `count ${i}`;
+    let n = 0;
+    for (let i = 0; i < 256; i++) assert.ok(wait(registration(label(n++)), 'big'));
+    for (let p = 0; p < 128; p++)
+      for (let i = 0; i < 2; i++) assert.ok(wait(registration(label(n++)), `small ${p}`));
+    assert.equal(budget.deferred, DEFAULT_COSTLY_RELAY_BUDGET.maxDeferred);
+    const relays = 129 + 1;
+    const stepsBefore = budget.pushOutSteps;
+    let pushedOut = 0;
+    while (wait(registration(label(n++)), 'fresh')) pushedOut++;
+    assert.equal(pushedOut, 128, 'the fresh relay waits until it would hold as many as the big one');
+    const steps = budget.pushOutSteps - stepsBefore;
+    // Per push out: the victim's relay moved down (2 comparisons a level) and the arrival's up
+    // (1 a level), in the order of each kind it is in.
+    const bound = (pushedOut + 1) * 6 * Math.ceil(Math.log2(relays + 1));
+    assert.ok(steps <= bound, `${steps} steps for ${pushedOut} pushes out (bound ${bound})`);
+    // The walk: the whole queue per look (one look per defer, the refused last one included).
+    assert.equal(walking.entriesWalked, (pushedOut + 1) * DEFAULT_COSTLY_RELAY_BUDGET.maxDeferred);
+    assert.ok(
+      steps * 20 < walking.entriesWalked,
+      `${steps} steps against ${walking.entriesWalked} entries walked`,
     );
   });
 
