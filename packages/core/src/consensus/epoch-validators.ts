@@ -10,7 +10,8 @@
  * for tombstoneEpochs epochs.
  *
  * The set is computed once, at the end of the last block of an epoch (so the state after that
- * block already names who must sign the first block of the next one) and stored in a ring of the
+ * block already names who must sign the first block of the next one), equal weights ranked by a
+ * hash of that block's own VRF beacon and the consensus key, and stored in a ring of the
  * last few epochs, so every node reads the same set cheaply and evidence of a recent epoch can be
  * checked against the set that was in force. Until a computed set exists (or whenever one comes
  * out empty) the previous set stays; the first is the genesis validators.
@@ -39,7 +40,6 @@ import {
   challengeLookup,
   chipClass,
   epochOf,
-  getEpochRecord,
   isProvenOnline,
 } from '../poci/liveness.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
@@ -626,15 +626,11 @@ export function bondBacking(
 // ---- The computation ----
 
 /**
- * The seed that breaks ties in the set computed at `height` (the first height of the epoch it is
- * for): the recorded seed of the epoch that ends there (the beacon of the block before that
- * epoch), in every node's state; 32 zero bytes where no record exists.
+ * taggedHash('UNC/validator-tie', seed ‖ consensus key): the order among candidates of equal
+ * weight. `seed` is the beacon of the block that computes the set (the epoch's last block,
+ * endBlockValidators): its proposer's VRF output, which nobody knows before that block is proposed,
+ * so no candidate can have placed its chips under a key that wins it.
  */
-export function validatorRankSeed(state: StateReader, height: bigint, p: PociParams): Uint8Array {
-  return getEpochRecord(state, epochOf(height - 1n, p))?.seed ?? new Uint8Array(32);
-}
-
-/** taggedHash('UNC/validator-tie', seed ‖ consensus key): the order among candidates of equal weight. */
 export function validatorTieBreak(seed: Uint8Array, publicKey: Uint8Array): Uint8Array {
   return taggedHash('UNC/validator-tie', seed, publicKey);
 }
@@ -658,16 +654,17 @@ export function compareValidatorRank(a: RankedValidator, b: RankedValidator): nu
  * The top `maxValidators` bonded candidates by voting weight at `height` (the first height of the
  * epoch the set is for), in rank order, each under its consensus key. Voting weight = seat power
  * of the account's chips (seatPowerOf, which leaves out chips barred by a tombstone), capped at what its bond backs
- * (bondBacking: nothing below minValidatorBond). Candidates without weight are left out, so the
- * result may be empty.
+ * (bondBacking: nothing below minValidatorBond). Equal weights are ordered by validatorTieBreak with
+ * `seed` (the beacon of block height − 1, endBlockValidators). Candidates without weight are left
+ * out, so the result may be empty.
  */
-export function computeValidatorSet(state: StateReader, height: bigint): Validator[] {
+export function computeValidatorSet(state: StateReader, height: bigint, seed: Uint8Array): Validator[] {
+  if (seed.length !== 32) throw new RangeError('the tie-break seed must be 32 bytes');
   const params = getConsensusParams(state);
   const { maxValidators } = params;
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
   const epoch = epochOf(height, p);
-  const seed = validatorRankSeed(state, height, p);
   const ranked: {
     publicKey: Uint8Array;
     tie: Uint8Array;
@@ -809,13 +806,14 @@ export function validatorSetAt(state: StateReader, genesis: GenesisValidatorsLik
 
 /**
  * End-of-block hook (BlockExecutor.finish): at the last block of an epoch, computes and stores the
- * next epoch's set. O(1) on every other block.
+ * next epoch's set, its ties broken with `beacon`, that block's own beacon (BlockContext.beacon,
+ * verified against the block's proposer before the block runs). O(1) on every other block.
  */
-export function endBlockValidators(state: StateOverlay, height: bigint): void {
+export function endBlockValidators(state: StateOverlay, height: bigint, beacon: Uint8Array): void {
   const p = getPociParams(state);
   const next = epochOf(height + 1n, p);
   if (height === 0n || next === epochOf(height, p)) return;
-  let validators = computeValidatorSet(state, height + 1n);
+  let validators = computeValidatorSet(state, height + 1n, beacon);
   if (validators.length === 0) {
     const previous = getStoredSet(state, next - 1n);
     const kept = previous && previous.epoch === next - 1n ? previous.validators : [];

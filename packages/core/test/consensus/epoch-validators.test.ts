@@ -6,6 +6,7 @@ import {
   actionCodec,
   applyBond,
   applySetConsensusKey,
+  BlockExecutor,
   CONSENSUS_PARAMS_KEY,
   type ConsensusParams,
   chipsOfOwner,
@@ -38,6 +39,7 @@ import {
   putEpochRecord,
   type RankedValidator,
   StateOverlay,
+  type StateReader,
   sha256,
   type TxEnvelope,
   taggedHash,
@@ -132,19 +134,22 @@ function runAnswering(
   until: bigint,
   slotsOf: (c: Key, e: bigint) => bigint[],
 ) {
-  while (chain.height < until) {
-    const due: ReturnType<typeof answer>[] = [];
-    const epoch = (chain.height - 1n) / 20n;
-    for (const c of chips) {
-      for (const e of [epoch - 1n, epoch]) {
-        if (e < 1n) continue;
-        slotsOf(c, e).forEach((h, slot) => {
-          if (h === chain.height) due.push(answer(chain, c, e, slot));
-        });
-      }
+  while (chain.height < until) chain.block(chain.heartbeats(dueAnswers(chain, chips, slotsOf)));
+}
+
+/** The answers of `chips` to the challenges of the head block: what the next block carries. */
+function dueAnswers(chain: TestChain, chips: Key[], slotsOf: (c: Key, e: bigint) => bigint[]) {
+  const due: ReturnType<typeof answer>[] = [];
+  const epoch = (chain.height - 1n) / 20n;
+  for (const c of chips) {
+    for (const e of [epoch - 1n, epoch]) {
+      if (e < 1n) continue;
+      slotsOf(c, e).forEach((h, slot) => {
+        if (h === chain.height) due.push(answer(chain, c, e, slot));
+      });
     }
-    chain.block(chain.heartbeats(due));
   }
+  return due;
 }
 
 /**
@@ -316,7 +321,7 @@ describe('epoch validator sets', () => {
     assert.equal(onlinePowerOf(fresh, miner.address, chain.height), 0n);
   });
 
-  test('the top N by power make the cut; equal power is ranked by the epoch seed’s tie-break', () => {
+  test('the top N by power make the cut; equal power is ranked by the boundary block’s tie-break', () => {
     const chain = new TestChain(G);
     setMaxValidators(chain, 2);
     const owners = [key('owner-1'), key('owner-2'), key('owner-3')];
@@ -325,9 +330,8 @@ describe('epoch validator sets', () => {
     enlist(chain, owners[1]!, [[key('c2'), 'sim-a100']], true);
     enlist(chain, owners[2]!, [[key('c3'), 'sim-h100']], true);
     proveThroughEpoch1(chain, [key('c1'), key('c2'), key('c3')]);
-    // The set of epoch 2 breaks ties with the seed recorded for epoch 1 (the beacon of block 20).
-    const seed = getEpochRecord(chain.state, 1n)!.seed;
-    assert.deepEqual(seed, chain.beaconOf(20n));
+    // The set of epoch 2 is computed by block 40 and breaks ties with that block's own beacon.
+    const seed = chain.beaconOf(40n);
     const [low, high] = [owners[0]!, owners[1]!].sort((a, b) =>
       compareBytes(tie(seed, consensusKey(a).publicKey), tie(seed, consensusKey(b).publicKey)),
     );
@@ -338,11 +342,14 @@ describe('epoch validator sets', () => {
     assert.ok(!validatorSetAt(chain.state, G).has(consensusKey(high!).publicKey));
   });
 
-  test('attack: a consensus key ground to start with zero bytes does not win the ties for the last seat', () => {
+  test('attack: the winner of a tie for the last seat is unknown until the boundary block exists', () => {
     // Seat power is capped by chip power, so two owners of the same fully answering chip tie
     // exactly, whatever they bond. Ranked by key, a key ground to start with a zero byte (a few
-    // hundred tries) took the last seat at every boundary. The tie-break is drawn from the
-    // epoch's seed instead: each of the two must win some of the boundaries.
+    // hundred tries) took the last seat at every boundary. Ranked by a hash of the seed recorded
+    // for the ending epoch (known a whole epoch ahead), a candidate could move its chips, before
+    // the boundary, to a spare bonded account whose key wins that seed. The tie-break is drawn
+    // from the beacon of the boundary block itself: the same state before that block gives either
+    // winner, depending only on the beacon its proposer reveals with it.
     const honest = key('tie-honest');
     const grinder = key('tie-grinder');
     let ground = key('ground-0');
@@ -353,34 +360,52 @@ describe('epoch validator sets', () => {
     ) {
       ground = key(`ground-${i}`);
     }
+    const chips = [key('tie-chip-h'), key('tie-chip-g')];
     const chain = new TestChain(G);
     setMaxValidators(chain, 1);
     fund(chain, [honest, grinder]);
-    enlist(chain, honest, [[key('tie-chip-h'), 'sim-a100']], true);
+    enlist(chain, honest, [[chips[0]!, 'sim-a100']], true);
     chain.block([
       chain.tx(grinder, [
-        registerAction(chain, key('tie-chip-g'), grinder.address, chain.height, 'sim-a100'),
+        registerAction(chain, chips[1]!, grinder.address, chain.height, 'sim-a100'),
         setConsensusKeyAction(grinder, ground),
         { type: 'bond', amount: BOND },
       ]),
     ]);
-    proveThroughEpoch1(chain, [key('tie-chip-h'), key('tie-chip-g')]);
-    const record = getEpochRecord(chain.state, 1n)!;
-    const stored = validatorSetAt(chain.state, G);
-    assert.equal(stored.size, 1);
-    assert.deepEqual(
-      computeValidatorSet(chain.state, 41n).map((v) => toHex(v.publicKey)),
-      stored.validators.map((v) => toHex(v.publicKey)),
-    );
-    // The same two tied candidates at 64 boundaries, each under a seed of its own.
+    runAnswering(chain, chips, 39n, (c, e) => slotsOf(chain, c, e));
+    // Block 40 (the last of epoch 1) computes the set of epoch 2, run 64 times on the same state,
+    // each time as if its proposer's VRF had given another beacon.
+    const due = chain.heartbeats(dueAnswers(chain, chips, (c, e) => slotsOf(chain, c, e)));
+    const ctx = chain.executor().ctx;
+    assert.equal(ctx.height, 40n);
+    const boundary = (beacon: Uint8Array): StateReader => {
+      const ex = new BlockExecutor(chain.state, { ...ctx, beacon });
+      for (const t of due) ex.apply(t);
+      return ex.finish().overlay;
+    };
     const wins = new Map<string, number>();
     for (let i = 0; i < 64; i++) {
-      const boundary = new StateOverlay(chain.state);
-      putEpochRecord(boundary, { ...record, seed: sha256(utf8(`tie-seed-${i}`)) });
-      const set = computeValidatorSet(boundary, 41n);
-      assert.equal(set.length, 1);
-      assert.equal(set[0]!.power, A100);
-      const winner = toHex(set[0]!.publicKey);
+      const beacon = sha256(utf8(`tie-beacon-${i}`));
+      const after = boundary(beacon);
+      const stored = validatorSetForEpoch(after, G, 2n)!;
+      assert.equal(stored.size, 1);
+      assert.equal(stored.validators[0]!.power, A100);
+      const winner = toHex(stored.validators[0]!.publicKey);
+      // The same as the computation with that beacon as its seed, on the state after the block.
+      assert.deepEqual(
+        computeValidatorSet(after, 41n, beacon).map((v) => toHex(v.publicKey)),
+        [winner],
+      );
+      // The seed recorded for the ending epoch (known since block 20) decides nothing.
+      if (i < 4) {
+        const record = getEpochRecord(after, 1n)!;
+        const other = new StateOverlay(after);
+        putEpochRecord(other, { ...record, seed: sha256(utf8(`other-seed-${i}`)) });
+        assert.deepEqual(
+          computeValidatorSet(other, 41n, beacon).map((v) => toHex(v.publicKey)),
+          [winner],
+        );
+      }
       wins.set(winner, (wins.get(winner) ?? 0) + 1);
     }
     const groundWins = wins.get(toHex(ground.publicKey)) ?? 0;
@@ -794,7 +819,7 @@ describe('epoch validator sets', () => {
         return chain.state.get(k);
       },
     };
-    const set = computeValidatorSet(probe, 41n);
+    const set = computeValidatorSet(probe, 41n, chain.beaconOf(40n));
     assert.deepEqual(
       set.map((v) => toHex(v.publicKey)),
       [toHex(consensusKey(big).publicKey)],
@@ -854,16 +879,16 @@ describe('epoch validator sets', () => {
             chain,
             order.flatMap((op) => (op.chip === null ? [] : [key(`prop-chip-${op.owner}-${op.chip}`)])),
           );
-          seedOfEpoch1 = chain.beaconOf(20n);
+          boundaryBeacon = chain.beaconOf(40n);
           return validatorSetAt(chain.state, G);
         };
-        let seedOfEpoch1: Uint8Array | undefined;
+        let boundaryBeacon: Uint8Array | undefined;
         const forward = run(ops);
         const backward = run([...ops].reverse());
         assert.equal(toHex(forward.hash()), toHex(backward.hash()));
-        // The model: bonded owners with chips, by power then by the tie-break drawn from the seed
-        // of epoch 1 (the epoch that ends where the set is computed), the first n.
-        const seed = seedOfEpoch1!;
+        // The model: bonded owners with chips, by power then by the tie-break drawn from the
+        // beacon of block 40 (the last of epoch 1, which computes the set), the first n.
+        const seed = boundaryBeacon!;
         const expected = accounts
           .map((a, i) => ({
             publicKey: consensusKey(owners[i]!).publicKey,
@@ -1036,7 +1061,7 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
         return chain.state.get(k);
       },
     };
-    assert.deepEqual(computeValidatorSet(counting, 21n), []);
+    assert.deepEqual(computeValidatorSet(counting, 21n, chain.beaconOf(20n)), []);
     assert.ok(reads < 10, `the boundary read ${reads} keys for ${sybils.length} sub-minimum bonds`);
 
     // Reaching the minimum makes a candidate; unbonding under it takes the place away again, and
