@@ -27,6 +27,10 @@ export const ENV_VARS: readonly (readonly [name: string, meaning: string])[] = [
   ['UNC_LOG_FORMAT', 'json: log JSON lines instead of text'],
   ['UNC_DEBUG', 'any value: print the stack trace of an error'],
   [
+    'UNC_VERIFY_THREADS',
+    'signature-check worker threads of a node (unc start, unc dev), like --verify-threads',
+  ],
+  [
     'UNC_TESTNET_NODE_FLAGS',
     'node flags for each validator `unc testnet` starts, split on spaces (e.g. --cpu-prof)',
   ],

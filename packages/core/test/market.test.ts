@@ -9,6 +9,7 @@ import {
   BlockExecutor,
   bondCodec,
   CHALLENGE_HISTORY_EPOCHS,
+  ChipStatus,
   checkCostlyActions,
   chipActionRefusal,
   chipClass,
@@ -665,16 +666,18 @@ describe('market: leases', () => {
     while (chain.time + 2n * MINUTE < until) chain.block();
     assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), null, 'still open');
     while (chain.time < until) chain.block();
-    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'not settled yet (lazily closed)');
-    // ...but it has ended: no top-up revives it, the renter cannot dispute, the chip is free.
-    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_ENDED');
-    const events = chain.block([chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA })])]);
-    const closed = find(events, 'leaseClosed');
+    // Settled and closed by the chain in the first block at or after that moment, before any of its
+    // transactions: no top-up revives it, and the chip is free.
+    const closed = find(chain.blockEvents, 'leaseClosed');
     assert.equal(closed.reason, 'escrowExhausted');
     const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed);
+    assert.equal(l.closedHeight, chain.height, 'closed in the first block at or after its end');
     assert.equal(l.settledTime, until, 'the escrow paid up to exactly that moment');
     assert.equal(l.accrued, deposit);
     assert.equal(l.paid + l.refunded, deposit);
+    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_CLOSED');
+    const events = chain.block([chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA })])]);
     find(events, 'leaseOpened');
     checkInvariants(chain);
   });
@@ -829,7 +832,7 @@ describe('market: leases', () => {
     checkInvariants(chain);
   });
 
-  test('a chip whose lease has ended is deregistered, the lease settled and closed in that transaction', () => {
+  test('a chip whose lease has ended is deregistered: the chain closed the lease in the first block at its end', () => {
     const chain = setup();
     const p = getPociParams(chain.state);
     const offerId = createOffer(chain, [idA], { minHours: 0 });
@@ -839,13 +842,14 @@ describe('market: leases', () => {
     const until = escrowUntil(lease(chain, leaseId));
     assert.equal(code(chain, provider, [{ type: 'deregisterChip', chipId: idA }]), 'CHIP_LEASED');
     while (chain.time < until) chain.block();
-    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'ended, not closed yet');
+    const endBlock = chain.height;
     chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
     const l = lease(chain, leaseId);
     assert.equal(l.status, LeaseStatus.closed);
     assert.equal(l.closedReason, 'escrowExhausted');
-    assert.equal(l.closedHeight, chain.height, 'closed in the block of the deregistration');
+    assert.equal(l.closedHeight, endBlock, 'closed in the first block at or after its end');
     assert.equal(l.settledTime, until);
+    assert.equal(getChip(chain.state, idA)!.status, ChipStatus.deregistered);
     checkInvariants(chain);
   });
 

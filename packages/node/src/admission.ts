@@ -124,7 +124,10 @@ export const FINAL_REFUSALS: ReadonlySet<string> = new Set([
   'REPLACEMENT_UNDERPRICED',
   'ALREADY_PENDING',
   'INTERNAL',
-  // Chip evidence the bytes prove bad: garbled, or its signature does not verify over its message.
+  // A report of evidence beside other actions (node policy, mempool.ts evidenceShapeRefusal).
+  'EVIDENCE_NOT_ALONE',
+  // Evidence the bytes prove bad: chip evidence garbled or not signed over its message, consensus
+  // evidence that proves no offence or whose signatures do not verify.
   ...PROVABLY_BAD_EVIDENCE,
 ]);
 

@@ -105,6 +105,12 @@ export function devGenesis(
     models?: ChipModel[];
     /** The validators (default: the one dev validator), e.g. those of `unc testnet`. */
     validators?: { publicKey: Uint8Array; name: string }[];
+    /**
+     * The chain id (default DEV_CHAIN_ID). Votes sign the chain id, not the genesis hash, so a
+     * genesis whose validators hold keys of their own needs an id no other chain has
+     * (docs/consensus.md): `unc testnet` gives each of its genesis files a fresh one.
+     */
+    chainId?: string;
   } = {},
 ): Genesis {
   const accounts = devAccounts(opts.accounts ?? DEV_ACCOUNT_COUNT);
@@ -117,7 +123,7 @@ export function devGenesis(
   const each = (total - governanceFunds) / BigInt(accounts.length);
   const remainder = total - governanceFunds - each * BigInt(accounts.length);
   return {
-    chainId: DEV_CHAIN_ID,
+    chainId: opts.chainId ?? DEV_CHAIN_ID,
     genesisTime: BigInt((opts.time ?? new Date()).getTime()),
     params: { ...DEFAULT_PARAMS, blockTimeMs: opts.blockTimeMs ?? DEFAULT_PARAMS.blockTimeMs },
     maxSupply: DEFAULT_MAX_SUPPLY,

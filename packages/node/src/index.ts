@@ -40,3 +40,9 @@ export { RPC_COSTS } from './rpc-costs.js';
 export * from './storage/db.js';
 export * from './storage/write-whole.js';
 export * from './sync.js';
+export {
+  MAX_DEFAULT_VERIFY_THREADS,
+  MAX_VERIFY_THREADS,
+  parseVerifyConfig,
+  verifyThreadsSetting,
+} from './verify-pool.js';

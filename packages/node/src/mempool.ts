@@ -13,8 +13,17 @@
  *   (core's NOT_CHIP_OWNER): others' are refused before their signature is checked, as are a chip
  *   transfer to its own sender and a transfer or deregistration of a chip its lease binds (core's
  *   chipActionRefusal: SAME_OWNER, CHIP_LEASED), before any consent check. A paying
- *   transaction's heartbeats and evidence are checked the same way (alone, at any nonce): it pays
- *   nothing if they fail.
+ *   transaction's heartbeats are checked the same way (alone, at any nonce): it pays nothing if
+ *   they fail.
+ * - A transaction reporting evidence, paying or not, holds the one place its offender has here, so
+ *   it must be sure to land in the next block: it carries that one evidence action and nothing else
+ *   (EVIDENCE_NOT_ALONE), takes the sender's next nonce (NONCE_GAP), would execute now (core's rules
+ *   on the next block's opening state), is drawn through the fee-free reserve before anything else
+ *   (`ordered`), is replaced only by one reporting the same offender (EVIDENCE_PENDING), and is
+ *   checked again after every commit (`recheckEvidence`). A paying one parked at a nonce gap used to
+ *   hold the place, never includable and never paid for, for up to its whole lifetime: the
+ *   offender's own evidence kept every honest report out (ALREADY_PENDING) until the offence was
+ *   too old to punish.
  * - A transaction that fails in a block pays nothing either, whatever fee it declares: so one with
  *   costly actions (a chip registration's certificate chain and quote, a transfer's consent;
  *   milliseconds each) is admitted only if that costly part passes on the next block's state
@@ -28,7 +37,6 @@
  */
 import {
   type AnswerRef,
-  applyEvidence,
   applyHeartbeat,
   type BlockContext,
   BlockExecutor,
@@ -99,7 +107,28 @@ export const DEFAULT_MEMPOOL_OPTIONS: MempoolOptions = {
 export const PROVABLY_BAD_EVIDENCE: ReadonlySet<string> = new Set([
   'ATTEST_MALFORMED',
   'ATTEST_BAD_SIGNATURE',
+  // Consensus evidence that proves no offence (two signers or slots, no conflict, out of order) or
+  // whose vote or proposal signature does not verify (core's consensusEvidenceFault). Evidence
+  // refused BAD_EVIDENCE (a signer outside the epoch's set, a height the chain has not passed)
+  // depends on the state and blames nobody.
+  'BAD_EVIDENCE_PROOF',
+  'BAD_EVIDENCE_SIGNATURE',
 ]);
+
+/**
+ * A transaction reporting consensus evidence carries that one action and nothing else (node
+ * policy, not a rule of blocks): it holds its offender's one place in the pool, and anything beside
+ * the evidence that could fail at the block (an answer whose window closes, another piece of
+ * evidence whose offender another report tombstones first, a transfer, a lease) would let it hold
+ * that place and fail, so that no report of the offender lands. Null when `tx` is fine.
+ */
+export function evidenceShapeRefusal(tx: { actions: readonly { type: string }[] }): ValidationError | null {
+  if (tx.actions.length <= 1 || !tx.actions.some((a) => a.type === 'evidence')) return null;
+  return new ValidationError(
+    'EVIDENCE_NOT_ALONE',
+    'a transaction reporting evidence carries that one evidence action and nothing else',
+  );
+}
 
 /**
  * Whether `err` proves the bytes bad whatever the state: a PROVABLY_BAD_EVIDENCE code, unless core
@@ -160,6 +189,11 @@ interface Entry {
   deadline: bigint;
   /** Whether it answers a heartbeat slot (evidence goes before answers in the reserve). */
   answers: boolean;
+  /**
+   * Whether it reports evidence (its one action): drawn through the fee-free reserve, paying or
+   * not, so that it lands in the next block.
+   */
+  evidence: boolean;
   /** Admission order: among equal deadlines, the one waiting longest goes first. */
   seq: number;
 }
@@ -282,6 +316,8 @@ export class Mempool {
       if (err instanceof ValidationError) return err;
       throw err;
     }
+    const shape = evidenceShapeRefusal(env.stx.tx);
+    if (shape) return shape;
     const account = getAccount(state, env.sender);
     if (env.stx.tx.nonce < account.nonce)
       return new ValidationError(
@@ -423,10 +459,13 @@ export class Mempool {
       throw new ValidationError('NONCE_USED', `nonce ${nonce} already used (next is ${account.nonce})`);
     }
     const free = isFeeFree(tx) && fee < minimumFee(params, env.bytes.length, tx.actions.length);
-    if (free && nonce !== account.nonce) {
+    const shape = evidenceShapeRefusal(tx);
+    if (shape) throw shape;
+    const evidence = tx.actions[0]?.type === 'evidence';
+    if ((free || evidence) && nonce !== account.nonce) {
       throw new ValidationError(
         'NONCE_GAP',
-        `a fee-free transaction must use the sender's next nonce ${account.nonce}, not ${nonce}`,
+        `a ${free ? 'fee-free transaction' : 'transaction reporting evidence'} must use the sender's next nonce ${account.nonce}, not ${nonce}`,
       );
     }
     if (nonce > account.nonce + this.opts.maxNonceGap) {
@@ -456,6 +495,19 @@ export class Mempool {
           ? `a fee-free transaction with nonce ${nonce} is pending; a replacement must pay the minimum fee`
           : `a transaction with nonce ${nonce} is pending; a replacement must pay at least 10% more than ${formatUnc(existing.fee)} UNC`,
       );
+    }
+    // A report of evidence is replaced only by one reporting the same offender: another transaction
+    // of that nonce (paying 10% more, and never paid if it failed) would free the offender's place
+    // just before a block, each time, with the honest reports refused until the next commit.
+    if (existing?.evidence) {
+      const claimed = claimsOf(env);
+      const lost = existing.claims.find((c) => !claimed.includes(c));
+      if (lost !== undefined) {
+        throw new ValidationError(
+          'EVIDENCE_PENDING',
+          `the pending transaction with nonce ${nonce} reports ${lost}; a replacement must report it too (it lands in the next block)`,
+        );
+      }
     }
     const unfunded = this.fundsRefusal(env, state, account.balance);
     if (unfunded) throw unfunded;
@@ -517,7 +569,9 @@ export class Mempool {
     }
     if (!signatureChecked && !verifyEnvelopeSignature(env))
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
-    if (free) this.checkWouldExecute(env, state, next);
+    // Fee-free, or reporting evidence (so at the sender's next nonce): the whole transaction as the
+    // next block would run it.
+    if (free || evidence) this.checkWouldExecute(env, state, next);
     else {
       this.checkFreeActionsWouldExecute(env, state, next);
       // One pending registration per chip: only the first of several (from any accounts) could
@@ -574,10 +628,24 @@ export class Mempool {
     const weight = free
       ? tx.actions.reduce((n, a) => n + (a.type === 'heartbeat' ? a.answers.length : 1), 0)
       : tx.actions.length;
-    const deadline = free ? freeDeadline(env, state, next) : 0n;
+    const deadline = free || evidence ? freeDeadline(env, state, next) : 0n;
     const answers = claims.some((c) => c.startsWith('heartbeat'));
     const seq = this.admitted++;
-    this.insert(queue, { env, id, nonce, fee, size, cost, free, claims, weight, deadline, answers, seq });
+    this.insert(queue, {
+      env,
+      id,
+      nonce,
+      fee,
+      size,
+      cost,
+      free,
+      claims,
+      weight,
+      deadline,
+      answers,
+      evidence,
+      seq,
+    });
     this.verified.add(id);
     this.drops.delete(id);
     return { replaced: existing !== undefined };
@@ -668,45 +736,88 @@ export class Mempool {
     return this.preflight.executor;
   }
 
-  /** Core's execution rules, on a scratch copy of the next block's opening state. */
+  /**
+   * Core's execution rules, on a scratch copy of the next block's opening state. A refusal the bytes
+   * prove (evidence that proves no offence or whose signatures fail) is remembered for good, so
+   * that the copies peers relay are refused by cheapRefusal for a lookup, not checked again.
+   */
   private checkWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
+    const cached = this.rememberedEvidenceRefusal(env, next);
+    if (cached) throw cached;
     try {
       this.nextBlock(state, next).preview(env);
     } catch (err) {
-      throw asRefusal(err);
+      const refusal = asRefusal(err);
+      if (provablyBadEvidence(refusal)) {
+        this.evidenceRefusals.set(keyId(env.hash), {
+          code: refusal.code,
+          message: refusal.message,
+          head: '*',
+        });
+      }
+      throw refusal;
     }
   }
 
   /**
-   * The fee-free actions (heartbeats, evidence) of a paying transaction, alone, as the next block
-   * would run them for its sender: its declared fee is charged only if it executes, so an answer
-   * that does not verify (or a slot that is not open), or evidence that does not, admitted here
-   * would be gossiped to every node and fail at the proposer for nothing, then be sent again at the
-   * same nonce. They are checked as a fee-free transaction's are (core's applyHeartbeat and
-   * applyEvidence, on this thread, once); those actions alone, not the whole transaction, because a
-   * paying one may wait behind the sender's earlier nonces, which no preview of the whole
-   * transaction could pass (NONCE_GAP). Neither depends on what the sender's other actions do (a
-   * sender cannot hand itself a chip, nor change a past validator set), so alone they are refused
-   * only where the whole transaction would fail too. A refusal the bytes prove (an answer garbled
-   * or not signed over its challenge) is remembered for good, as checkCostly's are, so that the
-   * copies every peer relays are refused by cheapRefusal for a lookup, not verified again on this
-   * thread; a refusal for a state reason is not remembered (a later head may let it through).
+   * After a commit (`state` the new head's, `next` the block after it): every pending report of
+   * evidence checked again as the next block would run it, and those that would fail dropped (with
+   * the reason), so that the offender's place goes to a report that can land: the evidence pool
+   * of every validator tries its own again after each commit (evidence-pool.ts). A report fails
+   * once the state moved under it (its evidence too old after an epoch boundary, its offender
+   * tombstoned by another report, its fee no longer covered): left here, it held the place on every
+   * node that was not the next proposer until that node built a block. At most one report per
+   * offender is pending, each due in the next block: a few checks per commit.
+   */
+  recheckEvidence(state: StateReader, next: BlockContext): void {
+    const reports: Entry[] = [];
+    for (const [claim, id] of this.claims) {
+      const e = claim.startsWith('evidence') ? this.byHash.get(id) : undefined;
+      if (e?.evidence) reports.push(e);
+    }
+    const at = next.height - 1n;
+    for (const e of reports) {
+      try {
+        this.nextBlock(state, next).preview(e.env);
+      } catch (err) {
+        const refusal = asRefusal(err);
+        const q = this.senders.get(keyId(e.env.sender));
+        if (!q || q.byNonce.get(e.nonce) !== e) continue;
+        this.removeEntry(q, e);
+        this.recordDrop(e, refusal.code, refusal.message, at);
+      }
+    }
+  }
+
+  /**
+   * The heartbeats of a paying transaction, alone, as the next block would run them for its
+   * sender: its declared fee is charged only if it executes, so an answer that does not verify (or
+   * a slot that is not open) admitted here would be gossiped to every node and fail at the proposer
+   * for nothing, then be sent again at the same nonce. They are checked as a fee-free transaction's
+   * are (core's applyHeartbeat, on this thread, once); those actions alone, not the whole
+   * transaction, because a paying one may wait behind the sender's earlier nonces, which no preview
+   * of the whole transaction could pass (NONCE_GAP). They do not depend on what the sender's other
+   * actions do (a sender cannot hand itself a chip), so alone they are refused only where the whole
+   * transaction would fail too. (Evidence is never beside other actions and always at the next
+   * nonce, EVIDENCE_NOT_ALONE: the whole transaction is previewed, checkWouldExecute.) A refusal the
+   * bytes prove (an answer garbled or not signed over its challenge) is remembered for good, as
+   * checkCostly's are, so that the copies every peer relays are refused by cheapRefusal for a
+   * lookup, not verified again on this thread; a refusal for a state reason is not remembered (a
+   * later head may let it through).
    */
   private checkFreeActionsWouldExecute(env: TxEnvelope, state: StateReader, next: BlockContext): void {
     const { actions } = env.stx.tx;
-    if (!actions.some((a) => a.type === 'heartbeat' || a.type === 'evidence')) return;
+    if (!actions.some((a) => a.type === 'heartbeat')) return;
     const cached = this.rememberedEvidenceRefusal(env, next);
     if (cached) throw cached;
     this.freeActionChecks++;
     const executor = this.nextBlock(state, next);
-    // One scratch copy for all of them, thrown away after: two actions answering the same slot or
-    // reporting the same offence fail as in a block, and nothing is seen by the next transaction.
+    // One scratch copy for all of them, thrown away after: two actions answering the same slot
+    // fail as in a block, and nothing is seen by the next transaction.
     const scratch = executor.overlay.child();
     try {
-      for (const a of actions) {
+      for (const a of actions)
         if (a.type === 'heartbeat') applyHeartbeat(scratch, executor.ctx, env.sender, a);
-        else if (a.type === 'evidence') applyEvidence(scratch, executor.ctx, env.sender, a.evidence);
-      }
     } catch (err) {
       const refusal = asRefusal(err);
       if (provablyBadEvidence(refusal)) {
@@ -900,7 +1011,10 @@ export class Mempool {
    * prefix of the block, so it needs no knowledge of the builder's budget (the proposal's execution
    * budget), and every transaction drawn still counts against that budget.
    * Fee-free transactions cannot fill the reserve with junk: each is admitted only if it would
-   * execute now, one per sender at a time, one per answered slot or reported offender.
+   * execute now, one per sender at a time, one per answered slot or reported offender. Reports of
+   * evidence go through the reserve paying or not (first of all, compareFreeForBlock): each holds
+   * its offender's one place here and must land in the next block; they are as bounded (one per
+   * offender, at the sender's next nonce, previewed whole).
    */
   *ordered(
     state: StateReader,
@@ -909,7 +1023,9 @@ export class Mempool {
   ): Generator<TxEnvelope, void, boolean | undefined> {
     const paid = new MaxHeap<Entry>(compareForBlock);
     const free = new MaxHeap<Entry>(compareFreeForBlock);
-    const push = (e: Entry) => (e.free ? free : paid).push(e);
+    // Reports of evidence go through the reserve too, paying or not: first of all (compareFreeForBlock),
+    // so that one at the sender's next nonce lands in the next block whatever the fees pending.
+    const push = (e: Entry) => (e.free || e.evidence ? free : paid).push(e);
     for (const q of this.senders.values()) {
       const first = q.byNonce.values().next().value as Entry;
       const head = q.byNonce.get(getAccount(state, first.env.sender).nonce);
@@ -926,7 +1042,7 @@ export class Mempool {
       const taken = yield e.env;
       if (taken === false) continue;
       weight += e.weight;
-      if (e.free) {
+      if (e.free || e.evidence) {
         freeWeight += e.weight;
         freeBytes += e.size;
       }

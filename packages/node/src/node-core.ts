@@ -253,6 +253,9 @@ export class NodeCore {
 
   private pruneAfter(committed: CommittedBlock): void {
     this.mempool.prune(committed.envelopes, [], this.chain.tipState, committed.block.header.height + 1n);
+    // Reports of evidence that can no longer land leave now, before the evidence pool's flush after
+    // this commit: each holds its offender's one place here.
+    this.mempool.recheckEvidence(this.chain.tipState, this.nextContext());
     this.opts.onMempoolChanged?.();
     // What still waits in the admission queue that this block took (its copies from gossip and
     // re-announcements): refused now, their signature checks not made (admission.ts dropTaken).

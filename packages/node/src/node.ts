@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex } from '@unc/core';
+import { ed25519PublicKey, keyId, type TimeoutParams, type TxEnvelope, toHex, UncError } from '@unc/core';
 import {
   type AdmissionOptions,
   type AdmissionQueue,
@@ -16,6 +16,8 @@ import { createApi } from './api.js';
 import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
 import { systemClock } from './clock.js';
 import type { ConsensusDriver } from './consensus/driver.js';
+import { filePrivvalStorage } from './consensus/privval-store.js';
+import { refuseFreshSignerAfterSigning } from './consensus/signer-guard.js';
 import { explorerHandler } from './explorer.js';
 import { createLogger, type Logger } from './log.js';
 import { DEFAULT_MEMPOOL_OPTIONS, type DroppedTx, Mempool, type MempoolOptions } from './mempool.js';
@@ -38,6 +40,12 @@ export interface NodeOptions {
   genesis: unknown;
   /** The validator's Ed25519 seed; without it the node follows the chain without voting. */
   validatorSeed?: Uint8Array;
+  /**
+   * Start a validator with a fresh signer although `privval.json` is missing and the chain store's
+   * last commits hold this key's precommits (consensus/signer-guard.ts; refused otherwise). For one
+   * start, after the operator made sure the node cannot vote again at a height it voted at.
+   */
+  allowFreshSigner?: boolean;
   /**
    * Starts the peer-to-peer network with the handlers the node answers peers with. Without it the
    * node has no peers: a single-validator chain.
@@ -76,6 +84,17 @@ export interface NodeOptions {
    * `consensus.paceHeights` in config.json): off, the execution budget alone (an A/B baseline).
    */
   paceHeights?: boolean;
+  /**
+   * Aborted (SIGINT/SIGTERM during `unc start`): start() takes no further step, stops what it has
+   * started (the database closed, the RPC server and network stopped) and rejects with
+   * START_ABORTED. A step under way (the database opening, libp2p starting) runs to its end first.
+   */
+  signal?: AbortSignal;
+}
+
+/** The rejection of a start() whose `signal` was aborted. */
+export function startAborted(): UncError {
+  return new UncError('START_ABORTED', 'the node was stopped while it was starting');
 }
 
 export { NODE_VERSION } from './version.js';
@@ -147,11 +166,15 @@ export class UncNode {
 
   static async start(opts: NodeOptions): Promise<UncNode> {
     const logger = opts.logger ?? createLogger('node');
+    const aborted = () => opts.signal?.aborted === true;
+    if (aborted()) throw startAborted();
     mkdirSync(opts.dataDir, { recursive: true });
     const db = await ChainDb.open(join(opts.dataDir, 'chain'));
     let chain: Chain;
     try {
+      if (aborted()) throw startAborted();
       chain = await Chain.open(db, opts.genesis, logger.child('chain'));
+      if (aborted()) throw startAborted();
     } catch (err) {
       await db.close();
       throw err;
@@ -159,6 +182,21 @@ export class UncNode {
     const validator = opts.validatorSeed
       ? { seed: opts.validatorSeed, publicKey: ed25519PublicKey(opts.validatorSeed) }
       : null;
+    if (validator) {
+      // A missing signer state after this key signed with this chain store: refused, not started
+      // afresh (signer-guard.ts), unless the operator says so for this start.
+      try {
+        await refuseFreshSignerAfterSigning(
+          filePrivvalStorage(join(opts.dataDir, 'privval.json')),
+          chain,
+          validator.publicKey,
+          opts.allowFreshSigner,
+        );
+      } catch (err) {
+        await db.close();
+        throw err;
+      }
+    }
     if (validator && !chain.validatorSet().has(validator.publicKey)) {
       // Not an error: a consensus key joins the set at an epoch boundary once an account has
       // registered it (setConsensusKey), bonded at least the minimum and its chips hold enough
@@ -223,6 +261,7 @@ export class UncNode {
     }
     const api = createApi(node.rpcContext());
     try {
+      if (aborted()) throw startAborted();
       node.rpc = await startRpcServer(
         {
           ...opts.rpc,
@@ -245,8 +284,11 @@ export class UncNode {
     }
     if (opts.explorerDir) node.explorerUrl = `${node.rpcUrl}/explorer/`;
     try {
+      if (aborted()) throw startAborted();
       if (opts.network) node.network = await opts.network(node.driver.handlers(), chain, node.networkMetrics);
+      if (aborted()) throw startAborted();
       await node.driver.start(node.network);
+      if (aborted()) throw startAborted();
     } catch (err) {
       await node.stop();
       throw err;

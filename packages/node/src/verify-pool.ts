@@ -207,7 +207,7 @@ export interface VerifyPoolOptions {
 /**
  * Worker threads when none are given: one per core where the workers sit below the main thread's
  * priority (Linux, `workerNice` > 0, the main thread not already at nice 19), the cores but one
- * elsewhere.
+ * elsewhere; at most MAX_DEFAULT_VERIFY_THREADS either way.
  *
  * With the cores but one, a 2-core node had a single worker, and it was the bottleneck: under
  * saturation that worker was busy all the time while the main thread (execution, consensus, RPC)
@@ -223,7 +223,51 @@ export function defaultVerifyThreads(
   cores: number = availableParallelism(),
   workersBelowMain: boolean = workersCanSitBelowMain(WORKER_NICE),
 ): number {
-  return Math.max(1, workersBelowMain ? cores : cores - 1);
+  return Math.min(MAX_DEFAULT_VERIFY_THREADS, Math.max(1, workersBelowMain ? cores : cores - 1));
+}
+
+/**
+ * The most worker threads the default gives (`defaultVerifyThreads`), however many cores: each
+ * worker costs about 10 MiB and a thread, and a 64-core machine got 64 of them, far more than one
+ * node's signature checks keep busy. An operator sets more, up to MAX_VERIFY_THREADS, with
+ * `threads` (`unc start --verify-threads`, UNC_VERIFY_THREADS, config.json `verify.threads`).
+ */
+export const MAX_DEFAULT_VERIFY_THREADS = 16;
+
+/** The most worker threads a pool takes when they are given. */
+export const MAX_VERIFY_THREADS = 256;
+
+/**
+ * A worker-thread count as an operator gives it (config.json `verify.threads`, UNC_VERIFY_THREADS,
+ * `--verify-threads`): a whole number from 1 to MAX_VERIFY_THREADS; throws a RangeError naming
+ * `source` otherwise.
+ */
+export function verifyThreadsSetting(value: unknown, source: string): number {
+  const n = typeof value === 'string' && /^[0-9]+$/.test(value.trim()) ? Number(value.trim()) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1 || n > MAX_VERIFY_THREADS)
+    throw new RangeError(
+      `${source} must be a whole number of signature-check threads from 1 to ${MAX_VERIFY_THREADS}, not ${JSON.stringify(value)}`,
+    );
+  return n;
+}
+
+/**
+ * The settings of a config file's `"verify"` object (`{"threads": 8}`; absent: the defaults): only
+ * keys this node knows, each of its type; throws saying why not.
+ */
+export function parseVerifyConfig(value: unknown): { threads?: number } {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new TypeError('verify must be an object, like {"threads": 8}');
+  const config: { threads?: number } = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key === 'threads') {
+      if (typeof v !== 'number')
+        throw new TypeError(`verify.threads must be a number, not ${JSON.stringify(v)}`);
+      config.threads = verifyThreadsSetting(v, 'verify.threads');
+    } else throw new TypeError(`unknown setting "verify.${key}": not a verify setting (known: threads)`);
+  }
+  return config;
 }
 
 /** The default `workerNice`. */
@@ -700,6 +744,10 @@ export class VerifyPool implements SignatureVerifier {
       if (!Number.isSafeInteger(value) || value < least)
         throw new RangeError(`verify pool: ${name} must be an integer of at least ${least}, not ${value}`);
     }
+    if (this.opts.threads > MAX_VERIFY_THREADS)
+      throw new RangeError(
+        `verify pool: threads must be at most ${MAX_VERIFY_THREADS}, not ${this.opts.threads}`,
+      );
     if (!(Number.isInteger(this.opts.workerNice) && this.opts.workerNice >= 0 && this.opts.workerNice <= 19))
       throw new RangeError(
         `verify pool: workerNice must be a whole number from 0 to 19, not ${this.opts.workerNice}`,

@@ -699,7 +699,7 @@ describe('mempool attacks', () => {
     assert.equal(pool.freeActionChecks, 2);
   });
 
-  test('attack: paying evidence that does not verify is refused at admission, at any nonce, alone or beside other actions', () => {
+  test('attack: paying evidence that does not verify is refused at admission; a report takes the next nonce, alone', () => {
     // As for a paying heartbeat: failed at the proposer it pays nothing, so admitted it was junk
     // gossiped to every node for free, sent again at the same nonce at will.
     const chain = new Chain();
@@ -718,20 +718,88 @@ describe('mempool attacks', () => {
 
     const pool = new Mempool();
     refused(() => pool.add(garbled, chain.state, params, chain.next()), 'BAD_EVIDENCE');
+    // A report holds its offender's one place, so it must be sure to land in the next block: at
+    // the sender's next nonce (not behind a transaction of its own) and alone (nothing beside it
+    // that could fail at the block).
     pool.add(tx(owner, 0n, [transfer(1n)]), chain.state, params, chain.next());
-    refused(() => pool.add(tx(owner, 1n, [junk]), chain.state, params, chain.next()), 'BAD_EVIDENCE');
-    refused(
-      () => pool.add(tx(owner, 1n, [transfer(1n), junk]), chain.state, params, chain.next()),
-      'BAD_EVIDENCE',
-    );
-    assert.equal(pool.size, 1);
-    // Genuine evidence, paying, is admitted behind the transfer.
+    refused(() => pool.add(tx(owner, 1n, [junk]), chain.state, params, chain.next()), 'NONCE_GAP');
     const v = devValidator();
     const evidence = fakeEvidence({ ...v, address: addressFromPublicKey(v.publicKey) }, 1n);
-    const real = tx(owner, 1n, [{ type: 'evidence', evidence }]);
-    pool.add(real, chain.state, params, chain.next());
-    assert.ok(pool.has(real.hash));
+    const real: Action = { type: 'evidence', evidence };
+    refused(() => pool.add(tx(owner, 1n, [real]), chain.state, params, chain.next()), 'NONCE_GAP');
+    refused(
+      () => pool.add(tx(rich, 0n, [transfer(1n), real]), chain.state, params, chain.next()),
+      'EVIDENCE_NOT_ALONE',
+    );
+    refused(
+      () => pool.add(tx(rich, 0n, [real, real]), chain.state, params, chain.next()),
+      'EVIDENCE_NOT_ALONE',
+    );
+    assert.equal(pool.size, 1);
+    // Genuine evidence, paying, alone, at the sender's next nonce is admitted.
+    const report = tx(rich, 0n, [real]);
+    pool.add(report, chain.state, params, chain.next());
+    assert.ok(pool.has(report.hash));
     pool.checkInvariants();
+  });
+
+  test("property: a pending report at its sender's next nonce is the first transaction of every block drawn from the pool", () => {
+    const chain = new Chain();
+    for (let i = 0; i < 4; i++) chain.block();
+    const v = devValidator();
+    const offender = { ...v, address: addressFromPublicKey(v.publicKey) };
+    const payers = [0, 2, 3, 4, 5, 6, 7].map((i) => devKey(i));
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ who: fc.nat(payers.length - 1), feeMul: fc.integer({ min: 1, max: 50 }) }), {
+          maxLength: 40,
+        }),
+        fc.constantFrom<bigint | 'min'>(0n, 'min'),
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer({ min: 1, max: 30 }),
+        (paying, reportFee, behind, maxTxs) => {
+          const pool = new Mempool();
+          const nonces = new Map<number, bigint>();
+          for (const p of paying) {
+            const n = nonces.get(p.who) ?? 0n;
+            const fee = BigInt(p.feeMul) * minimumFee(params, 200, 1);
+            if (
+              codeOf(() =>
+                pool.add(
+                  tx(payers[p.who]!, n, [transfer(1n)], fee, 1000n),
+                  chain.state,
+                  params,
+                  chain.next(),
+                ),
+              ) === null
+            )
+              nonces.set(p.who, n + 1n);
+          }
+          // The reporter (devKey(1), funded) with its report at nonce 0 and transactions of its own
+          // behind it paying far more.
+          const reporter = rich;
+          const report = tx(
+            reporter,
+            0n,
+            [{ type: 'evidence', evidence: fakeEvidence(offender, 1n) }],
+            reportFee,
+            1000n,
+          );
+          pool.add(report, chain.state, params, chain.next());
+          for (let i = 1; i <= behind; i++)
+            pool.add(
+              tx(reporter, BigInt(i), [transfer(1n)], 60n * minimumFee(params, 200, 1), 1000n),
+              chain.state,
+              params,
+              chain.next(),
+            );
+          const picked = pool.select(chain.state, maxTxs, params.maxBlockBytes);
+          assert.equal(picked[0], report);
+          pool.checkInvariants();
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 
   test('attack: a batch holding a heartbeat refused before its answer is checked is not forwarded whole, its valid transaction published here', async () => {

@@ -9,8 +9,11 @@ import fc from 'fast-check';
 import {
   DEFAULT_VERIFY_POOL_OPTIONS,
   defaultVerifyThreads,
+  MAX_DEFAULT_VERIFY_THREADS,
+  MAX_VERIFY_THREADS,
   type PackedBatch,
   packBatch,
+  parseVerifyConfig,
   SharedSlabs,
   type SignatureCheck,
   shardOfKey,
@@ -20,10 +23,14 @@ import {
   VerifyPoolClosed,
   type VerifyPoolOptions,
   verifyClaimed,
+  verifyThreadsSetting,
   WorkerBacklog,
   type WorkerBatch,
   workersCanSitBelowMain,
 } from '../src/verify-pool.js';
+
+/** The default's count on `cores` cores, capped (defaultVerifyThreads). */
+const capped = (n: number) => Math.min(MAX_DEFAULT_VERIFY_THREADS, Math.max(1, n));
 
 const seed = sha256(utf8('verify pool test key'));
 const publicKey = ed25519PublicKey(seed);
@@ -616,18 +623,74 @@ describe('VerifyPool', () => {
     const cores = availableParallelism();
     // A worker per core here only where they sit a whole workerNice below this thread (Linux, not
     // already niced past 9, no CPU quota: workersCanSitBelowMain).
-    assert.equal(
-      DEFAULT_VERIFY_POOL_OPTIONS.threads,
-      workersCanSitBelowMain(10) ? cores : Math.max(1, cores - 1),
-    );
+    assert.equal(DEFAULT_VERIFY_POOL_OPTIONS.threads, capped(workersCanSitBelowMain(10) ? cores : cores - 1));
     assert.equal(workersCanSitBelowMain(0), false, 'workers left level with the main thread');
     // Workers left at the main thread's priority: the main thread keeps its core, whatever the platform.
     const level = new VerifyPool({ workerNice: 0 });
     try {
-      assert.equal(level.threads, Math.max(1, cores - 1));
+      assert.equal(level.threads, capped(cores - 1));
     } finally {
       await level.close();
     }
+  });
+
+  test('the default is capped at MAX_DEFAULT_VERIFY_THREADS however many cores (a 64-core box got 64 workers)', () => {
+    assert.equal(MAX_DEFAULT_VERIFY_THREADS, 16);
+    assert.equal(defaultVerifyThreads(64, true), 16);
+    assert.equal(defaultVerifyThreads(64, false), 16);
+    assert.equal(defaultVerifyThreads(17, false), 16);
+    assert.equal(defaultVerifyThreads(17, true), 16);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4096 }), fc.boolean(), (cores, below) => {
+        const n = defaultVerifyThreads(cores, below);
+        assert.ok(n >= 1 && n <= MAX_DEFAULT_VERIFY_THREADS);
+        assert.equal(n, capped(below ? cores : cores - 1));
+      }),
+    );
+  });
+
+  test('a thread count given: 1 to MAX_VERIFY_THREADS, anything else refused saying why, before any worker starts', () => {
+    assert.equal(verifyThreadsSetting('8', '--verify-threads'), 8);
+    assert.equal(verifyThreadsSetting(' 32 ', 'UNC_VERIFY_THREADS'), 32);
+    assert.equal(verifyThreadsSetting(MAX_VERIFY_THREADS, 'verify.threads'), MAX_VERIFY_THREADS);
+    for (const bad of [
+      '0',
+      '',
+      '-1',
+      '1.5',
+      '8x',
+      '0x10',
+      '1e2',
+      String(MAX_VERIFY_THREADS + 1),
+      0,
+      2.5,
+      null,
+      true,
+    ])
+      assert.throws(
+        () => verifyThreadsSetting(bad, '--verify-threads'),
+        (e: Error) =>
+          e instanceof RangeError &&
+          /--verify-threads must be a whole number .* from 1 to 256/.test(e.message),
+        String(bad),
+      );
+    fc.assert(
+      fc.property(fc.integer({ min: -1000, max: 1000 }), (n) => {
+        const ok = n >= 1 && n <= MAX_VERIFY_THREADS;
+        if (ok) assert.equal(verifyThreadsSetting(String(n), 'x'), n);
+        else assert.throws(() => verifyThreadsSetting(String(n), 'x'), RangeError);
+      }),
+    );
+    assert.deepEqual(parseVerifyConfig(undefined), {});
+    assert.deepEqual(parseVerifyConfig({}), {});
+    assert.deepEqual(parseVerifyConfig({ threads: 4 }), { threads: 4 });
+    assert.throws(() => parseVerifyConfig({ threads: '4' }), /verify\.threads must be a number, not "4"/);
+    assert.throws(() => parseVerifyConfig({ threads: 0 }), /verify\.threads must be a whole number/);
+    assert.throws(() => parseVerifyConfig({ thread: 4 }), /unknown setting "verify\.thread"/);
+    assert.throws(() => parseVerifyConfig(8), /verify must be an object/);
+    assert.throws(() => parseVerifyConfig([]), /verify must be an object/);
+    // The pool itself refuses more than it takes given, before starting a worker.
+    assert.throws(() => new VerifyPool({ threads: MAX_VERIFY_THREADS + 1 }), /threads must be at most 256/);
   });
 
   test('a process already niced keeps a core for its main thread when its workers cannot go a whole workerNice lower (Linux)', {
@@ -664,8 +727,8 @@ await q.close();
         cores: number;
       };
       assert.equal(below, false);
-      assert.equal(threads, Math.max(1, cores - 1));
-      assert.ok(four === cores || four === Math.max(1, cores - 1));
+      assert.equal(threads, capped(cores - 1));
+      assert.ok(four === capped(cores) || four === capped(cores - 1));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

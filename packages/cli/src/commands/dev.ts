@@ -35,6 +35,8 @@ import { tpmChipFromDir } from '../chips.js';
 import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, makeHome, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
+import { once, Shutdown } from '../shutdown.js';
+import { type VerifyFlags, verifyThreadsOf, withVerifyOptions } from '../verify-options.js';
 import { rpcLimitsOf } from './start.js';
 
 const DEV_TPM_VENDOR = 'dev-tpm';
@@ -65,7 +67,7 @@ function blockTime(text: string): number {
 }
 
 export function devCommand(): Command {
-  return withMempoolOptions(new Command('dev'))
+  return withVerifyOptions(withMempoolOptions(new Command('dev')))
     .description('run a local single-validator dev chain with funded dev accounts')
     .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
     .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
@@ -102,10 +104,12 @@ export function devCommand(): Command {
           offerPrice: string;
           offer: boolean;
           providerTls?: boolean;
-        } & MempoolFlags,
+        } & MempoolFlags &
+          VerifyFlags,
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
+        const logger = createLogger('dev');
         const rpcPort = portOption(opts.rpcPort, 'rpc-port');
         const blockTimeMs = blockTime(opts.blockTime);
         const chipCount = countOption(opts.chips, 'chips', 0, 1000);
@@ -118,6 +122,10 @@ export function devCommand(): Command {
               ? 0
               : rpcPort + 1;
         const offerPrice = parseUnc(opts.offerPrice);
+        // Before --reset removes anything: a bad value changes nothing.
+        const verifyThreads = verifyThreadsOf(opts, process.env, ctx.config(), join(ctx.home, 'config.json'));
+        // Before anything is written or started: a signal from here on stops cleanly (shutdown.ts).
+        const shutdown = new Shutdown(logger).install();
         const home = ctx.home;
         const dataDir = join(home, 'data');
         const genesisPath = join(home, 'genesis.json');
@@ -146,6 +154,7 @@ export function devCommand(): Command {
         makeHome(join(home, 'provider', 'models'), 'models folder');
         if (opts.providerTls) makeHome(join(home, 'provider', 'tls'), 'TLS folder');
         for (let i = 0; i < tpmChipCount; i++) makeHome(join(home, 'tpm', `chip-${i}`), 'TPM chip folder');
+        // Written kill-safe (each file whole, vendor.json last): a signal meanwhile exits at once.
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
         if (!existsSync(genesisPath)) {
           const extra = devTpm
@@ -186,7 +195,6 @@ export function devCommand(): Command {
         for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
         keyring.addTest('governance', devGovernanceKey().seed, chainId);
 
-        const logger = createLogger('dev');
         // The explorer built beside this CLI in the monorepo (npm run build builds it).
         const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
         const configPath = join(home, 'config.json');
@@ -200,84 +208,123 @@ export function devCommand(): Command {
           unlimitedAddresses: DEV_UNLIMITED_ADDRESSES,
           ...rpcLimitsOf(recorded, configPath),
         };
-        const node = await UncNode.start({
-          rpc: rpcLimits,
-          ...(existsSync(join(explorerDir, 'index.html')) ? { explorerDir } : {}),
-          dataDir,
-          genesis,
-          validatorSeed: devValidator().seed,
-          rpcHost: opts.rpcHost,
-          rpcPort,
-          blockTimeMs,
-          mempool: mempoolOptions(opts),
-          logger,
-        });
-        const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
-          const k = devChipKey(i);
-          return new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name);
-        });
+        // From here to the ready lines a signal stops the start-up at its next step (shutdown.ts):
+        // it killed the process outright, its swtpm children left running.
+        let node!: UncNode;
+        let miner!: MinerAgent;
         const swtpms: Swtpm[] = [];
-        if (devTpm) {
-          const progress = spinner(`starting ${tpmChipCount} software TPM chip(s)…`);
-          for (let i = 0; i < tpmChipCount; i++) {
-            progress.update(
-              `TPM chip ${i + 1}/${tpmChipCount}: starting swtpm and provisioning its attestation key…`,
-            );
-            const tpmDir = join(home, 'tpm', `chip-${i}`);
-            mkdirSync(join(tpmDir, 'state'), { recursive: true });
-            const swtpm = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
-            swtpms.push(swtpm);
-            const certDir = join(tpmDir, 'cert');
-            if (!existsSync(join(certDir, 'ak.cert.pem'))) {
-              const tpm = new Tpm(swtpm.transport());
-              try {
-                await tpm.startup('clear');
-                await provisionChip(tpm, devTpm, {
-                  model: DEV_TPM_MODEL,
-                  notBefore: new Date('2026-01-01T00:00:00Z'),
-                  notAfter: new Date('2036-01-01T00:00:00Z'),
-                  outDir: certDir,
+        const ready = await shutdown.startUp(async () => {
+          node = await shutdown.step(() =>
+            UncNode.start({
+              rpc: rpcLimits,
+              ...(existsSync(join(explorerDir, 'index.html')) ? { explorerDir } : {}),
+              dataDir,
+              genesis,
+              validatorSeed: devValidator().seed,
+              // A dev chain's one validator has no peers that could hold a vote it cast before a crash,
+              // and its key is public: a lost privval.json is no reason to refuse (signer-guard.ts).
+              allowFreshSigner: true,
+              rpcHost: opts.rpcHost,
+              rpcPort,
+              blockTimeMs,
+              mempool: mempoolOptions(opts),
+              ...(verifyThreads !== undefined ? { verifyPool: { threads: verifyThreads } } : {}),
+              logger,
+              signal: shutdown.signal,
+            }).then((started) => {
+              // In the step: a signal during the start finds it added and stops it.
+              shutdown.add('node', () => started.stop());
+              return started;
+            }),
+          );
+          const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
+            const k = devChipKey(i);
+            return new DevSoftSigner(k.seed, DEV_MODELS[i % DEV_MODELS.length]!.modelId, k.name);
+          });
+          if (devTpm) {
+            const progress = spinner(`starting ${tpmChipCount} software TPM chip(s)…`);
+            for (let i = 0; i < tpmChipCount; i++) {
+              progress.update(
+                `TPM chip ${i + 1}/${tpmChipCount}: starting swtpm and provisioning its attestation key…`,
+              );
+              const tpmDir = join(home, 'tpm', `chip-${i}`);
+              mkdirSync(join(tpmDir, 'state'), { recursive: true });
+              const swtpm = await shutdown.step(async () => {
+                const started = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
+                // Before anything else can fail or stop: the child process goes with this one.
+                swtpms.push(started);
+                const pid = started.pid;
+                shutdown.add(
+                  'software TPM',
+                  () => started.dispose(),
+                  // Only a child not yet reaped: once it exited, its pid may be another process's.
+                  () => started.running && pid !== undefined && process.kill(pid, 'SIGTERM'),
+                );
+                return started;
+              });
+              const certDir = join(tpmDir, 'cert');
+              if (!existsSync(join(certDir, 'ak.cert.pem'))) {
+                await shutdown.step(async () => {
+                  const tpm = new Tpm(swtpm.transport());
+                  try {
+                    await tpm.startup('clear');
+                    await provisionChip(tpm, devTpm, {
+                      model: DEV_TPM_MODEL,
+                      notBefore: new Date('2026-01-01T00:00:00Z'),
+                      notAfter: new Date('2036-01-01T00:00:00Z'),
+                      outDir: certDir,
+                    });
+                  } finally {
+                    await tpm.close();
+                  }
                 });
-              } finally {
-                await tpm.close();
               }
+              chips.push(
+                tpmChipFromDir(
+                  { kind: 'tcp', host: '127.0.0.1', port: swtpm.port },
+                  certDir,
+                  `tpm-chip-${i}`,
+                ),
+              );
             }
-            chips.push(
-              tpmChipFromDir({ kind: 'tcp', host: '127.0.0.1', port: swtpm.port }, certDir, `tpm-chip-${i}`),
-            );
+            progress.done();
           }
-          progress.done();
-        }
-        const miner = new MinerAgent({
-          nodeUrl: node.rpcUrl,
-          ownerSeed: devKey(DEV_MINER_ACCOUNT).seed,
-          chips,
-          statusPort: 0,
-          // Renters lease the dev chips through the same market and provider API as anywhere else.
-          provider: {
-            port: providerPort,
-            modelDir: join(home, 'provider', 'models'),
-            ...(opts.providerTls ? { tls: { dir: join(home, 'provider', 'tls') } } : {}),
-            stateDir: join(home, 'provider'),
-          },
-          ...(opts.offer
-            ? {
-                offer: {
-                  pricePerHour: offerPrice,
-                  // Pay as you go: a renter trying the dev chain deposits as little as it likes.
-                  minHours: 0,
-                  maxHours: 24,
-                  noticeMs: 10n * 60_000n,
-                  attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },
-                },
-              }
-            : {}),
-          // Kept across restarts as `unc miner start` keeps it: a restart must not give every chip
-          // its urgent-fee budget again.
-          urgentFeeFile: join(home, URGENT_FEE_FILE),
-          logger: logger.child('miner'),
+          miner = new MinerAgent({
+            nodeUrl: node.rpcUrl,
+            ownerSeed: devKey(DEV_MINER_ACCOUNT).seed,
+            chips,
+            statusPort: 0,
+            // Renters lease the dev chips through the same market and provider API as anywhere else.
+            provider: {
+              port: providerPort,
+              modelDir: join(home, 'provider', 'models'),
+              ...(opts.providerTls ? { tls: { dir: join(home, 'provider', 'tls') } } : {}),
+              stateDir: join(home, 'provider'),
+            },
+            ...(opts.offer
+              ? {
+                  offer: {
+                    pricePerHour: offerPrice,
+                    // Pay as you go: a renter trying the dev chain deposits as little as it likes.
+                    minHours: 0,
+                    maxHours: 24,
+                    noticeMs: 10n * 60_000n,
+                    attributes: { region: 'local', runtimes: ['onnx', 'ocr'] },
+                  },
+                }
+              : {}),
+            // Kept across restarts as `unc miner start` keeps it: a restart must not give every chip
+            // its urgent-fee budget again.
+            urgentFeeFile: join(home, URGENT_FEE_FILE),
+            logger: logger.child('miner'),
+          });
+          const stopMiner = once(() => miner.stop());
+          shutdown.add('miner agent', stopMiner);
+          // Registering the chips waits for blocks: a signal meanwhile stops the agent at once
+          // (a stop during its start takes nothing and starts nothing).
+          if (chips.length > 0) await shutdown.step(() => miner.start(), stopMiner);
         });
-        if (chips.length > 0) await miner.start();
+        if (!ready) return;
         // The RPC limits an operator wrote there are kept; the URLs are this run's.
         // What the user set with `unc config set` (output, explorer) is kept too.
         writeFileWhole(
@@ -301,6 +348,7 @@ export function devCommand(): Command {
           dataDir,
           blockTimeMs,
           height: Number(node.chain.height),
+          verifyThreads: node.verifyPool.threads,
           miner: { status: miner.statusUrl, chips: chipCount, tpmChips: tpmChipCount },
           provider: miner.providerUrl,
           accounts: accounts.map((a) => ({
@@ -310,26 +358,6 @@ export function devCommand(): Command {
           })),
           mnemonic: DEV_MNEMONIC,
         };
-        // Before the summary: its RPC line is what a supervisor (or a test) waits for, and a SIGTERM
-        // sent the moment it reads it found no handler yet and killed the process outright, miner
-        // and node left unstopped (seen in urgent-fees.e2e, about one start in two on an existing home).
-        let stopping = false;
-        const stop = (signal: string) => {
-          if (stopping) return;
-          stopping = true;
-          logger.info(`received ${signal}, stopping`);
-          miner
-            .stop()
-            .then(() => Promise.all(swtpms.map((t) => t.dispose())))
-            .then(() => node.stop())
-            .then(() => process.exit(0))
-            .catch((err) => {
-              logger.error('error while stopping', { error: (err as Error).message });
-              process.exit(1);
-            });
-        };
-        process.on('SIGINT', () => stop('SIGINT'));
-        process.on('SIGTERM', () => stop('SIGTERM'));
         ctx.print(summary, () =>
           [
             `UtilityNet dev chain ${chainId} (height ${summary.height})`,
@@ -337,6 +365,7 @@ export function devCommand(): Command {
             `  Explorer    ${node.explorerUrl ?? 'not built (npm run build)'}`,
             `  Data dir    ${dataDir}`,
             `  Block time  ${blockTimeMs} ms`,
+            `  Verify      ${summary.verifyThreads} signature-check threads`,
             `  Provider    ${miner.providerUrl ?? 'none (no chips)'}   (renters' jobs; the chips are offered at ${formatUnc(offerPrice)} UNC/h)`,
             `  Dev miner   ${chipCount} software chips${tpmChipCount ? ` and ${tpmChipCount} swtpm chips (pids ${swtpms.map((t) => t.pid).join(', ')})` : ''} owned by dev${DEV_MINER_ACCOUNT}${miner.statusUrl ? ` (status ${miner.statusUrl}/status)` : ''}`,
             '',

@@ -12,6 +12,7 @@ import { createLogger } from '@unc/node';
 import { Command } from 'commander';
 import { type Context, checkHome, countOption, ctxOf, portOption } from '../context.js';
 import { confirm } from '../send.js';
+import { Shutdown } from '../shutdown.js';
 
 /**
  * --db, else the home's gateway/gateway.db, whose folder is held to the home's rule (BAD_HOME): the
@@ -130,6 +131,10 @@ export function gatewayCommand(): Command {
             'BAD_ARGUMENT',
             `--host ${opts.host} without --api-token-file: anyone who reaches the API could spend the budget`,
           );
+        const logger = createLogger('gateway');
+        // Before the first await: a signal while the node is asked (or a password) exits at once
+        // (nothing is open yet); during the gateway's start it stops it once started (shutdown.ts).
+        const shutdown = new Shutdown(logger).install();
         const client = ctx.client();
         const status = await client.status();
         const devChain = (await client.getParams()).devChain === true;
@@ -161,17 +166,20 @@ export function gatewayCommand(): Command {
           ...(opts.providers ? { providers: opts.providers.split(',').map((s) => s.trim()) } : {}),
           ...(apiToken ? { apiToken } : {}),
           allowHttp: devChain,
-          logger: createLogger('gateway'),
+          logger,
         });
-        await gw.start();
-        // Before the ready lines: a SIGTERM sent the moment they are read must find its handler.
-        const stop = () => {
-          gw.stop()
-            .then(() => process.exit(0))
-            .catch(() => process.exit(1));
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
+        // Its start (reading the chain, adopting the leases a previous run left, the API) runs to
+        // its end; a signal meanwhile then stops it (shutdown.ts): it killed the process outright.
+        if (
+          !(await shutdown.startUp(async () => {
+            await shutdown.step(async () => {
+              await gw.start();
+              // In the step: a signal during the start finds it added and stops it.
+              shutdown.add('gateway', () => gw.stop());
+            });
+          }))
+        )
+          return;
         ctx.print({ url: gw.url, renter: gw.renter, db: dbPath, budgetPerHour: budget.toString() }, () =>
           [
             `gateway running for ${gw.renter}, budget ${formatUnc(budget)} UNC/h`,

@@ -13,6 +13,7 @@ import { createLogger, DEV_MODELS, devChipKey, removeWholeLeftovers, writeFileWh
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf, makeHome } from '../context.js';
+import { once, Shutdown } from '../shutdown.js';
 
 /** What `unc miner init` records in `<home>/miner.json`. */
 export interface MinerConfig {
@@ -219,6 +220,10 @@ export function minerCommand(): Command {
           makeHome(join(ctx.home, 'provider'), 'provider folder');
           if (opts.providerTls) makeHome(join(ctx.home, 'tls'), 'TLS folder');
         }
+        const logger = createLogger('miner');
+        // Before the first await: a signal while the node is asked (or a password) exits at once
+        // (nothing is taken yet); during the agent's start it stops it (shutdown.ts).
+        const shutdown = new Shutdown(logger).install();
         const client = ctx.client();
         const status = await client.status();
         const seed = await ctx.unlockKey(from, status.chainId, opts);
@@ -247,23 +252,23 @@ export function minerCommand(): Command {
                 },
               }
             : {}),
-          logger: createLogger('miner'),
+          logger,
         });
-        await agent.start();
+        // Registering the chips waits for blocks: a signal meanwhile stops the agent at once (a stop
+        // during its start takes nothing and starts nothing, agent.ts).
+        const stopAgent = once(() => agent.stop());
+        if (
+          !(await shutdown.startUp(async () => {
+            await shutdown.step(() => agent.start(), stopAgent);
+            shutdown.add('miner agent', stopAgent);
+          }))
+        )
+          return;
         const config = join(ctx.home, 'config.json');
         const current = existsSync(config)
           ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>)
           : {};
         writeFileWhole(config, `${JSON.stringify({ ...current, miner: agent.statusUrl }, null, 2)}\n`, 0o644);
-        // Before the ready lines: a SIGTERM sent the moment they are read must find its handler.
-        const stop = () => {
-          agent
-            .stop()
-            .then(() => process.exit(0))
-            .catch(() => process.exit(1));
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
         ctx.print(
           {
             status: agent.statusUrl,

@@ -23,6 +23,8 @@ import { Command } from 'commander';
 import { countOption, ctxOf, makeHome, portOption } from '../context.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
+import { Shutdown } from '../shutdown.js';
+import { type VerifyFlags, verifyThreadsOf, withVerifyOptions } from '../verify-options.js';
 import { loadHome } from './init.js';
 
 function peerList(text: string | undefined): string[] {
@@ -75,13 +77,14 @@ export interface StartOptions {
   rpcPort: string;
   rpcHost: string;
   validator?: boolean;
+  allowFreshSigner?: boolean;
   devChips: string;
   devChipOffset: string;
   devMinerAccount: string;
 }
 
 export function startCommand(): Command {
-  return withMempoolOptions(new Command('start'))
+  return withVerifyOptions(withMempoolOptions(new Command('start')))
     .description('run a node of a network: consensus with its peers, block sync and RPC')
     .requiredOption('--genesis <file>', 'the genesis file of the chain')
     .option('--peers <multiaddrs>', 'comma-separated peers, /ip4/<ip>/tcp/<port>/p2p/<peer id>')
@@ -90,10 +93,14 @@ export function startCommand(): Command {
     .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
     .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
     .option('--validator', "vote with this home's validator key (it must be in the validator set)")
+    .option(
+      '--allow-fresh-signer',
+      'with --validator: start a fresh signer although data/privval.json is missing and this key signed recent blocks here (docs/operators.md)',
+    )
     .option('--dev-chips <n>', 'dev chains only: software dev chips driven by a miner agent', '0')
     .option('--dev-chip-offset <n>', 'dev chains only: index of the first dev chip key', '0')
     .option('--dev-miner-account <n>', 'dev chains only: dev account that owns the chips', '9')
-    .action(async (opts: StartOptions & MempoolFlags, cmd: Command) => {
+    .action(async (opts: StartOptions & MempoolFlags & VerifyFlags, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const home = ctx.home;
       const keys = loadHome(home);
@@ -122,6 +129,7 @@ export function startCommand(): Command {
         : {};
       const rpcLimits = rpcLimitsOf(recorded, configPath);
       const consensus = consensusOptionsOf(recorded, configPath);
+      const verifyThreads = verifyThreadsOf(opts, process.env, recorded, configPath);
       let connections: ReturnType<typeof parseConnectionLimits>;
       try {
         connections = parseConnectionLimits(recorded.p2p);
@@ -129,29 +137,47 @@ export function startCommand(): Command {
         throw new UncError('BAD_CONFIG', `${configPath}: ${(err as Error).message}`);
       }
 
-      const node = await UncNode.start({
-        dataDir: join(home, 'data'),
-        genesis,
-        ...(opts.validator ? { validatorSeed: keys.validatorSeed } : {}),
-        rpcHost: opts.rpcHost,
-        rpcPort,
-        rpc: rpcLimits,
-        mempool: mempoolOptions(opts),
-        ...consensus,
-        logger,
-        network: (handlers, chain, metrics) =>
-          startNetwork({
-            listen: [`/ip4/${opts.p2pHost}/tcp/${p2pPort}`],
-            bootstrap: peers,
-            nodeKey: keys.nodeKey,
-            chainId: chain.genesis.chainId,
-            genesisHash: chain.genesisHash,
-            handlers,
-            connections,
-            logger: logger.child('p2p'),
-            metrics,
-          }),
-      });
+      // From here to the ready lines a signal stops the start-up at its next step (shutdown.ts):
+      // it killed the process outright, in the middle of opening the database or starting libp2p.
+      const shutdown = new Shutdown(logger).install();
+      let node!: UncNode;
+      if (
+        !(await shutdown.startUp(async () => {
+          node = await shutdown.step(() =>
+            UncNode.start({
+              dataDir: join(home, 'data'),
+              genesis,
+              ...(opts.validator ? { validatorSeed: keys.validatorSeed } : {}),
+              ...(opts.allowFreshSigner ? { allowFreshSigner: true } : {}),
+              rpcHost: opts.rpcHost,
+              rpcPort,
+              rpc: rpcLimits,
+              mempool: mempoolOptions(opts),
+              ...(verifyThreads !== undefined ? { verifyPool: { threads: verifyThreads } } : {}),
+              ...consensus,
+              logger,
+              signal: shutdown.signal,
+              network: (handlers, chain, metrics) =>
+                startNetwork({
+                  listen: [`/ip4/${opts.p2pHost}/tcp/${p2pPort}`],
+                  bootstrap: peers,
+                  nodeKey: keys.nodeKey,
+                  chainId: chain.genesis.chainId,
+                  genesisHash: chain.genesisHash,
+                  handlers,
+                  connections,
+                  logger: logger.child('p2p'),
+                  metrics,
+                }),
+            }).then((started) => {
+              // In the step: a signal during the start finds it added and stops it.
+              shutdown.add('node', () => started.stop());
+              return started;
+            }),
+          );
+        }))
+      )
+        return;
 
       const chips: ChipSigner[] = Array.from({ length: chipCount }, (_, i) => {
         const k = devChipKey(chipOffset + i);
@@ -169,6 +195,7 @@ export function startCommand(): Command {
         validator: node.validator ? Buffer.from(node.validator.publicKey).toString('hex') : null,
         height: Number(node.chain.height),
         devChips: chips.length,
+        verifyThreads: node.verifyPool.threads,
         pid: process.pid,
       };
       const miner = new MinerAgent({
@@ -181,6 +208,8 @@ export function startCommand(): Command {
         urgentFeeFile: join(home, URGENT_FEE_FILE),
         logger: logger.child('miner'),
       });
+      // Started after the ready lines, not awaited: a stop meanwhile stops its start (agent.ts).
+      shutdown.add('miner agent', () => miner.stop());
 
       // A node that starts behind its peers syncs before it joins consensus: show how far it is.
       const bar = progressBar('syncing blocks');
@@ -201,27 +230,7 @@ export function startCommand(): Command {
         }
       }, 250);
       syncWatch.unref();
-
-      // Before the summary: its RPC line is what a supervisor (or a test) waits for, and a SIGTERM
-      // sent the moment it reads it must find the handler (it found none and killed the process
-      // outright, miner and node left unstopped).
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        clearInterval(syncWatch);
-        logger.info(`received ${signal}, stopping`);
-        miner
-          .stop()
-          .then(() => node.stop())
-          .then(() => process.exit(0))
-          .catch((err) => {
-            logger.error('error while stopping', { error: (err as Error).message });
-            process.exit(1);
-          });
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+      shutdown.add('sync progress', async () => clearInterval(syncWatch));
 
       ctx.print(summary, () =>
         [
@@ -232,15 +241,18 @@ export function startCommand(): Command {
           `  Role        ${summary.validator ? `validator ${summary.validator}` : 'follower (no validator key)'}`,
           `  Peers       ${peers.length > 0 ? peers.join(', ') : 'none given'}`,
           ...(chips.length > 0 ? [`  Dev miner   ${chips.length} software chips (registering)`] : []),
+          `  Verify      ${summary.verifyThreads} signature-check threads`,
           `  PID         ${process.pid}`,
         ].join('\n'),
       );
 
       // After the summary: registering chips waits for blocks, and operators want the URLs first.
       if (chips.length > 0) {
-        miner
-          .start()
-          .catch((err) => logger.error('miner agent failed to start', { error: (err as Error).message }));
+        miner.start().catch((err) => {
+          // A stop during its start ends it with an error that is no news.
+          if (!shutdown.requested)
+            logger.error('miner agent failed to start', { error: (err as Error).message });
+        });
       }
     });
 }

@@ -805,6 +805,43 @@ export function validatorSetAt(state: StateReader, genesis: GenesisValidatorsLik
 }
 
 /**
+ * What an empty computed set keeps for the next epoch (CONSENSUS: docs/consensus.md, Fallbacks):
+ * the set of `epoch` (the ending one), or the genesis validators when that is the genesis set
+ * (stored as [], or no set stored yet), less the validators that may no longer serve:
+ * - tombstoned ones (the genesis set's too: stored as [], it used to keep a tombstoned genesis
+ *   validator for as long as no bonded set was computed, free to equivocate again, since evidence
+ *   against a tombstoned validator is refused);
+ * - ones that hold their seat by a bond (a registered consensus key) and have less than
+ *   minValidatorBond bonded now: kept epoch after epoch, they voted on with nothing at stake once
+ *   their unbonding was released, and their equivocation slashed 0. Genesis validators (keys no
+ *   account registered) hold their seat by the genesis, not a bond, and are not asked for one.
+ * Whoever is left serves; if nobody is, the tombstone filter alone, and if nobody is left even then
+ * the kept set as it is: a chain with no validator could never make another block. So the bond
+ * rule yields to liveness when every kept validator unbonded: they serve on unbonded (their
+ * unbonding slashable for its 3 epochs) until a computed set replaces them.
+ * The list is returned as [] (the genesis set, as stored before) when it is the genesis set whole.
+ */
+function keptValidators(state: StateReader, epoch: bigint): Validator[] {
+  const previous = getStoredSet(state, epoch);
+  let kept = previous && previous.epoch === epoch ? previous.validators : [];
+  const genesis = kept.length === 0;
+  if (genesis) {
+    const raw = state.get(GENESIS_SET_KEY);
+    // A state written before the genesis set was kept in it: nothing to filter against.
+    if (!raw) return [];
+    kept = decode(validatorListCodec, raw);
+  }
+  const { minValidatorBond } = getConsensusParams(state);
+  const honest = kept.filter((v) => !isTombstoned(state, v.publicKey));
+  const staked = honest.filter((v) => {
+    const account = state.get(consensusKeyOwnerKey(v.publicKey));
+    return account === undefined || getBond(state, account).bonded >= minValidatorBond;
+  });
+  const serving = staked.length > 0 ? staked : honest.length > 0 ? honest : kept;
+  return genesis && serving.length === kept.length ? [] : serving;
+}
+
+/**
  * End-of-block hook (BlockExecutor.finish): at the last block of an epoch, computes and stores the
  * next epoch's set, its ties broken with `beacon`, that block's own beacon (BlockContext.beacon,
  * verified against the block's proposer before the block runs). O(1) on every other block.
@@ -814,14 +851,7 @@ export function endBlockValidators(state: StateOverlay, height: bigint, beacon: 
   const next = epochOf(height + 1n, p);
   if (height === 0n || next === epochOf(height, p)) return;
   let validators = computeValidatorSet(state, height + 1n, beacon);
-  if (validators.length === 0) {
-    const previous = getStoredSet(state, next - 1n);
-    const kept = previous && previous.epoch === next - 1n ? previous.validators : [];
-    // A tombstoned validator does not come back with the kept set, unless nobody else is left:
-    // a chain with no validator could never make another block.
-    const honest = kept.filter((v) => !isTombstoned(state, v.publicKey));
-    validators = honest.length > 0 ? honest : kept;
-  }
+  if (validators.length === 0) validators = keptValidators(state, next - 1n);
   state.set(ringKey(next), encode(storedSetCodec, { epoch: next, validators }));
   state.set(LATEST_KEY, encode(u64, next));
 }

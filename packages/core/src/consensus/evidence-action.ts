@@ -36,10 +36,10 @@ import {
 import {
   type ConsensusEvidence,
   consensusEvidenceCodec,
+  consensusEvidenceFault,
   defaultVerify,
   evidenceOffender,
   type VerifyFn,
-  verifyConsensusEvidence,
 } from './messages.js';
 
 export interface ValidatorSlashedEvent {
@@ -109,9 +109,11 @@ export function checkEvidence(
 ): void {
   const slot = evidenceSlot(evidence);
   const where = `evidence of ${evidence.type} at height ${slot.height} round ${slot.round}`;
+  // No votes or proposals are signed at height 0 (the genesis): a fact of the bytes.
+  if (slot.height === 0n) throw new ValidationError('BAD_EVIDENCE_PROOF', `${where}: height 0 has no votes`);
   // The messages of a height are signed after its block was proposed: a block can only carry
   // evidence of earlier heights.
-  if (slot.height === 0n || slot.height >= height) {
+  if (slot.height >= height) {
     throw new ValidationError('BAD_EVIDENCE', `${where}: not a height before ${height}`);
   }
   const p = getPociParams(state);
@@ -136,8 +138,8 @@ export function checkEvidence(
   if (!set) {
     throw new ValidationError('EVIDENCE_TOO_OLD', `${where}: the validator set of epoch ${epoch} is unknown`);
   }
-  const reason = verifyConsensusEvidence(chainId, set, evidence, verify);
-  if (reason !== null) throw new ValidationError('BAD_EVIDENCE', `${where}: ${reason}`);
+  const fault = consensusEvidenceFault(chainId, set, evidence, verify);
+  if (fault !== null) throw new ValidationError(fault.code, `${where}: ${fault.reason}`);
 }
 
 /** Applies an `evidence` action included at `ctx.height` by `reporter` (the sender's address). */

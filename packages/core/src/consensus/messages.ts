@@ -310,39 +310,63 @@ export function evidenceOffender(evidence: ConsensusEvidence): Uint8Array {
 }
 
 /**
- * Checks evidence from an untrusted source: one validator of `validators`, the same slot, two
- * different signed contents, both signatures valid, canonical order. Returns a reason on failure.
+ * Why evidence fails, by kind: `BAD_EVIDENCE_PROOF` (the two messages do not prove an offence:
+ * different signers or slots, no conflict, not in canonical order) and `BAD_EVIDENCE_SIGNATURE` (a
+ * signature that does not verify over its message for `chainId`) are facts of the bytes, whatever
+ * the state; `BAD_EVIDENCE` (the signer is not in `validators`) depends on the set it is checked
+ * against. A node blames and remembers only the first two (node mempool.ts PROVABLY_BAD_EVIDENCE).
  */
+export type EvidenceFaultCode = 'BAD_EVIDENCE' | 'BAD_EVIDENCE_PROOF' | 'BAD_EVIDENCE_SIGNATURE';
+
+/**
+ * Checks evidence from an untrusted source: one validator of `validators`, the same slot, two
+ * different signed contents, both signatures valid, canonical order. Returns the fault, or null.
+ * The signatures are checked last, so evidence of a signer outside the set costs no check.
+ */
+export function consensusEvidenceFault(
+  chainId: string,
+  validators: ValidatorSet,
+  evidence: ConsensusEvidence,
+  verify: VerifyFn = defaultVerify,
+): { code: EvidenceFaultCode; reason: string } | null {
+  const proof = (reason: string) => ({ code: 'BAD_EVIDENCE_PROOF' as const, reason });
+  const notValidator = { code: 'BAD_EVIDENCE' as const, reason: 'signer is not a validator' };
+  const badSignature = { code: 'BAD_EVIDENCE_SIGNATURE' as const, reason: 'bad signature' };
+  if (evidence.type === 'duplicate-vote') {
+    const { first: a, second: b } = evidence;
+    if (!equalBytes(a.validator, b.validator)) return proof('votes are by different validators');
+    if (a.type !== b.type || a.height !== b.height || a.round !== b.round)
+      return proof('votes are for different slots');
+    if (sameBlockHash(a.blockHash, b.blockHash)) return proof('votes do not conflict');
+    if (!validators.has(a.validator)) return notValidator;
+    if (compareBytes(voteSignBytes(chainId, a), voteSignBytes(chainId, b)) >= 0)
+      return proof('not in canonical order');
+    if (!verifyVoteSignature(chainId, a, verify) || !verifyVoteSignature(chainId, b, verify)) {
+      return badSignature;
+    }
+    return null;
+  }
+  const { first: a, second: b } = evidence;
+  if (!equalBytes(a.proposer, b.proposer)) return proof('proposals are by different validators');
+  if (a.height !== b.height || a.round !== b.round) return proof('proposals are for different slots');
+  if (equalBytes(a.blockHash, b.blockHash) && a.polRound === b.polRound)
+    return proof('proposals do not conflict');
+  if (!validators.has(a.proposer)) return notValidator;
+  if (compareBytes(proposalSignBytes(chainId, a), proposalSignBytes(chainId, b)) >= 0) {
+    return proof('not in canonical order');
+  }
+  if (!verifyProposalSignature(chainId, a, verify) || !verifyProposalSignature(chainId, b, verify)) {
+    return badSignature;
+  }
+  return null;
+}
+
+/** `consensusEvidenceFault`'s reason alone, or null when the evidence verifies. */
 export function verifyConsensusEvidence(
   chainId: string,
   validators: ValidatorSet,
   evidence: ConsensusEvidence,
   verify: VerifyFn = defaultVerify,
 ): string | null {
-  if (evidence.type === 'duplicate-vote') {
-    const { first: a, second: b } = evidence;
-    if (!equalBytes(a.validator, b.validator)) return 'votes are by different validators';
-    if (a.type !== b.type || a.height !== b.height || a.round !== b.round)
-      return 'votes are for different slots';
-    if (sameBlockHash(a.blockHash, b.blockHash)) return 'votes do not conflict';
-    if (!validators.has(a.validator)) return 'signer is not a validator';
-    if (compareBytes(voteSignBytes(chainId, a), voteSignBytes(chainId, b)) >= 0)
-      return 'not in canonical order';
-    if (!verifyVoteSignature(chainId, a, verify) || !verifyVoteSignature(chainId, b, verify)) {
-      return 'bad signature';
-    }
-    return null;
-  }
-  const { first: a, second: b } = evidence;
-  if (!equalBytes(a.proposer, b.proposer)) return 'proposals are by different validators';
-  if (a.height !== b.height || a.round !== b.round) return 'proposals are for different slots';
-  if (equalBytes(a.blockHash, b.blockHash) && a.polRound === b.polRound) return 'proposals do not conflict';
-  if (!validators.has(a.proposer)) return 'signer is not a validator';
-  if (compareBytes(proposalSignBytes(chainId, a), proposalSignBytes(chainId, b)) >= 0) {
-    return 'not in canonical order';
-  }
-  if (!verifyProposalSignature(chainId, a, verify) || !verifyProposalSignature(chainId, b, verify)) {
-    return 'bad signature';
-  }
-  return null;
+  return consensusEvidenceFault(chainId, validators, evidence, verify)?.reason ?? null;
 }

@@ -32,6 +32,7 @@ import {
 import { basename, dirname, join, resolve } from 'node:path';
 import { UncError } from '@unc/core';
 import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { identityOf, processIdentity, processLives } from '../process-identity.js';
 import {
   UrgentFeeBudget,
   type UrgentFeeBudgetStore,
@@ -368,53 +369,18 @@ function readOrNull(file: string): string | null {
 
 /** The live process that holds a lock file of `text`, or null: none (gone, or not one of ours). */
 function liveHolder(text: string): number | null {
-  let pid: unknown;
-  let boot: unknown;
-  let started: unknown;
+  let id: ReturnType<typeof identityOf>;
   try {
-    ({ pid, boot, started } = JSON.parse(text) as { pid?: unknown; boot?: unknown; started?: unknown });
+    id = identityOf(JSON.parse(text));
   } catch {
     // Every lock is linked in whole: one that does not parse was never an agent's.
     return null;
   }
-  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return null;
+  if (id === null) return null;
   // This process holds none of that name (heldLocks): a process before it had the same pid (a
   // container restarted runs its agent as the same pid each time).
-  if (pid === process.pid) return null;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    // EPERM: it lives, as another user.
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return null;
-  }
-  // The pid lives, but may be another process's now (after a reboot or a container restart, pids
-  // are handed out again from the start): the writer's boot and start time tell, where known.
-  const now = processIdentity(pid);
-  if (typeof boot === 'string' && now.boot !== undefined && boot !== now.boot) return null;
-  if (typeof started === 'string' && now.started !== undefined && started !== now.started) return null;
-  return pid;
-}
-
-/**
- * What tells process `pid` apart from another that had the same pid (Linux's /proc: the boot's id
- * and the process's start time in ticks since boot); each undefined where it cannot be read.
- */
-function processIdentity(pid: number): { boot?: string; started?: string } {
-  const id: { boot?: string; started?: string } = {};
-  try {
-    id.boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    // Not Linux: the pid alone.
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // After the command's name (in parentheses, which may hold anything): field 3 on; 22 is the start.
-    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    if (started !== undefined && /^[0-9]+$/.test(started)) id.started = started;
-  } catch {
-    // Gone since, or not Linux.
-  }
-  return id;
+  if (id.pid === process.pid) return null;
+  return processLives(id) ? id.pid : null;
 }
 
 function inUse(lock: string, pid: number): UncError {
@@ -466,7 +432,8 @@ export function lockUrgentFeeFile(path: string): () => void {
   // second name would find this pid's lock and take it as a dead process's (liveHolder).
   const lock = `${resolve(path)}.lock`;
   if (heldLocks.has(lock)) throw inUse(lock, process.pid);
-  const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex'), ...processIdentity(process.pid) })}\n`;
+  const { boot, started } = processIdentity(process.pid);
+  const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex'), boot, started })}\n`;
   const taken = () => {
     heldLocks.set(lock, mine);
     return () => {

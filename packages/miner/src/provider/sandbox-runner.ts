@@ -18,8 +18,9 @@
  * A done request's answer also carries `at`: when it arrived, when its work ended (the machine's
  * monotonic clock) and the CPU ms this process spent in between (bench:jobs --stages).
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@unc/node';
 import type { RawTensor } from '@unc/sdk';
@@ -234,17 +235,60 @@ process.on('message', (req: SandboxRequest) => {
 // The provider went away: so does this process. A job blocks this thread (ONNX Runtime runs
 // synchronously), so a watchdog thread also checks the parent, and kills this process when the
 // provider died without a word (kill -9): no job outlives its provider.
-// Its working directory (empty, made for it by the provider) goes with it.
-const removeHome = () => rmSync(process.cwd(), { recursive: true, force: true });
-process.on('disconnect', () => {
+// Its working directory (empty, made for it by the provider) goes with it, and so does the
+// provider's folder of job folders (sandbox.ts: `unc-jobs-<pid>-…`, its owner file naming the
+// provider) once the provider is gone for good (this process handed to another parent) and no
+// other job process's folder is left in it: a provider killed alone left it behind.
+const home = process.cwd();
+// Its provider's pid, given as its argument: its parent now may already be another process (a
+// provider that died while this one loaded).
+const given = Number(process.argv[2]);
+const parent = Number.isSafeInteger(given) && given > 0 ? given : process.ppid;
+const removeHome = () => rmSync(home, { recursive: true, force: true });
+const removeProviderFolder = () => {
+  const folder = dirname(home);
+  try {
+    if (process.ppid === parent || !basename(folder).startsWith(`unc-jobs-${parent}-`)) return;
+    if (readdirSync(folder).some((n) => n !== 'owner.json')) return;
+    const owner = JSON.parse(readFileSync(join(folder, 'owner.json'), 'utf8')) as { pid?: unknown };
+    if (owner.pid === parent) rmSync(folder, { recursive: true, force: true });
+  } catch {
+    // Gone already (another job process removed it), or not ours: the next provider's start decides.
+  }
+};
+const onDisconnect = () => {
   removeHome();
-  process.exit(0);
-});
-const parent = process.ppid;
+  // The channel ends as the provider dies, a moment before this process is handed to another
+  // parent: that is waited for (a second at most; a provider alive that closed the channel kills
+  // this process meanwhile).
+  const deadline = Date.now() + 1_000;
+  const poll = () => {
+    if (process.ppid !== parent || Date.now() > deadline) {
+      removeProviderFolder();
+      process.exit(0);
+    }
+    setTimeout(poll, 20);
+  };
+  poll();
+};
+process.on('disconnect', onDisconnect);
+// The modules this one imports load asynchronously: a provider that died meanwhile closed the
+// channel before anyone listened, and this process, left with nothing to do, ended without
+// removing its folder.
+if (!process.connected) onDisconnect();
 const watchdog = new Worker(
-  `setInterval(() => {
+  `const { readdirSync, readFileSync, rmSync } = require('node:fs');
+   const { basename, dirname, join } = require('node:path');
+   const home = ${JSON.stringify(home)};
+   setInterval(() => {
      if (process.ppid === ${parent}) return;
-     try { require('node:fs').rmSync(process.cwd(), { recursive: true, force: true }); } catch {}
+     try { rmSync(home, { recursive: true, force: true }); } catch {}
+     try {
+       const folder = dirname(home);
+       if (basename(folder).startsWith('unc-jobs-${parent}-') && readdirSync(folder).every((n) => n === 'owner.json')
+         && JSON.parse(readFileSync(join(folder, 'owner.json'), 'utf8')).pid === ${parent})
+         rmSync(folder, { recursive: true, force: true });
+     } catch {}
      process.kill(process.pid, 'SIGKILL');
    }, 500);`,
   { eval: true },

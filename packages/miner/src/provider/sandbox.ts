@@ -13,12 +13,23 @@
  * its place for the next job.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
+import { identityOf, processIdentity, processLives } from '../process-identity.js';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import {
@@ -199,6 +210,159 @@ export function residentBytes(pid: number): number | null {
   }
 }
 
+/**
+ * The folder a provider's job processes work in, one subfolder each (`job-XXXXXX`):
+ * `unc-jobs-<pid>-XXXXXX` in the temporary directory, holding JOBS_OWNER_FILE, which names the
+ * provider process that made it (pid, boot id, start time). A job process removes its own
+ * subfolder when its provider goes (sandbox-runner.ts) and the provider removes the whole folder
+ * when it stops; a provider killed together with its job processes (kill -9 of the process group,
+ * the OOM killer) left them behind, one per job process it had started. The next provider to
+ * start removes such folders (removeStaleJobFolders).
+ */
+export const JOBS_FOLDER_PREFIX = 'unc-jobs-';
+export const JOBS_OWNER_FILE = 'owner.json';
+const JOBS_OWNER_KIND = 'unc provider job folders';
+
+/**
+ * The job-folder homes of this process's pools that are not stopped: removed when the process
+ * exits without stopping them (process.exit: `unc dev` forced out by a third signal, an error).
+ */
+const liveHomes = new Set<string>();
+let exitHookInstalled = false;
+
+function removeLiveHomes(): void {
+  for (const home of liveHomes) {
+    try {
+      rmSync(home, { recursive: true, force: true });
+    } catch {
+      // exiting anyway: the next provider's start removes it
+    }
+  }
+}
+
+/** Makes a fresh job-folder home in `parent` for this process, with its owner file. */
+function makeJobsHome(parent: string): string {
+  if (!exitHookInstalled) {
+    process.on('exit', removeLiveHomes);
+    exitHookInstalled = true;
+  }
+  const home = mkdtempSync(join(parent, `${JOBS_FOLDER_PREFIX}${process.pid}-`));
+  liveHomes.add(home);
+  const { boot, started } = processIdentity(process.pid);
+  const pidns = pidNamespace();
+  // `wx`: a new file, never through a link (the folder was just made, 0700, by this process).
+  try {
+    writeFileSync(
+      join(home, JOBS_OWNER_FILE),
+      `${JSON.stringify({ kind: JOBS_OWNER_KIND, pid: process.pid, boot, started, pidns })}\n`,
+      { flag: 'wx', mode: 0o600 },
+    );
+  } catch (err) {
+    rmSync(home, { recursive: true, force: true });
+    liveHomes.delete(home);
+    throw err;
+  }
+  return home;
+}
+
+/**
+ * This process's pid namespace (`pid:[4026531836]`), which gives the pids in an owner file their
+ * meaning: a provider in a container sharing the temporary directory writes pids of its own
+ * namespace, which name other processes, or none, here. Undefined where unread (not Linux).
+ */
+function pidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why the folders in `dir` cannot be removed safely, or null. A recursive removal checks that a
+ * name is a folder, then lists it by its name: whoever can rename entries in the folder it lies in
+ * (or in any folder above) can put a link in its place in between, and the removal empties the
+ * folder the link leads to, as this user (root, perhaps). So each folder from `dir` (its links
+ * resolved) up to the root must belong to this user or root and be writable by no one else, or be
+ * sticky (/tmp: only an entry's owner renames it). Null on systems without uids (Windows).
+ */
+export function unsafeJobsParent(dir: string): string | null {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  if (uid === null) return null;
+  for (let d = realpathSync(dir); ; d = dirname(d)) {
+    // A real path: no links on the way.
+    const st = lstatSync(d);
+    if (st.uid !== uid && st.uid !== 0)
+      return `${d} belongs to uid ${st.uid}, not to this user (uid ${uid}) or root`;
+    if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
+      return `${d} is writable by others (mode ${(st.mode & 0o7777).toString(8)}) and not sticky`;
+    if (dirname(d) === d) return null;
+  }
+}
+
+/**
+ * Removes from `parent` (default: the temporary directory) the job folders of providers that no
+ * longer run, and returns their paths. Only a folder this user owns, that is a folder and not a
+ * link, named JOBS_FOLDER_PREFIX + the pid its owner file names, whose owner file is a plain file
+ * naming a provider process of this pid namespace that is gone (processLives: pid, boot id, start
+ * time): anything else is left alone, a live provider's folders, a provider's in another pid
+ * namespace (a container sharing the directory: its pid means another process here), a file or
+ * link of that name, a folder without a readable owner file. The removal follows no link inside
+ * (rmSync removes links, not their targets), and nothing is removed where `parent` or a folder
+ * above it lets others rename what is in it (unsafeJobsParent; `warn` is told). Folders of older
+ * versions (`unc-job-XXXXXX`, no owner file) cannot be told apart and are left.
+ */
+export function removeStaleJobFolders(
+  parent: string = tmpdir(),
+  warn?: (msg: string, fields?: Record<string, unknown>) => void,
+): string[] {
+  const removed: string[] = [];
+  let real: string;
+  let names: string[];
+  try {
+    const unsafe = unsafeJobsParent(parent);
+    if (unsafe !== null) {
+      warn?.(
+        'the job folders of providers no longer running are not removed: others can rename what is in this folder',
+        {
+          folder: parent,
+          why: unsafe,
+        },
+      );
+      return removed;
+    }
+    real = realpathSync(parent);
+    names = readdirSync(real);
+  } catch {
+    return removed;
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : null;
+  const pidns = pidNamespace();
+  for (const name of names) {
+    if (!name.startsWith(JOBS_FOLDER_PREFIX)) continue;
+    const path = join(real, name);
+    try {
+      const folder = lstatSync(path);
+      if (!folder.isDirectory() || (uid !== null && folder.uid !== uid)) continue;
+      const ownerPath = join(path, JOBS_OWNER_FILE);
+      const ownerFile = lstatSync(ownerPath);
+      if (!ownerFile.isFile() || ownerFile.size > 4096) continue;
+      const record = JSON.parse(readFileSync(ownerPath, 'utf8')) as { kind?: unknown; pidns?: unknown };
+      const owner = identityOf(record);
+      if (record.kind !== JOBS_OWNER_KIND || owner === null) continue;
+      if (!name.startsWith(`${JOBS_FOLDER_PREFIX}${owner.pid}-`)) continue;
+      // Another namespace's pid, or one whose namespace is not known: it cannot be told.
+      if (record.pidns !== pidns) continue;
+      if (processLives(owner)) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    } catch {
+      // Gone meanwhile, unreadable, not JSON: left alone.
+    }
+  }
+  return removed;
+}
+
 export class JobSandbox {
   private readonly workers: Worker[] = [];
   private readonly waiting: ((w: Worker) => void)[] = [];
@@ -214,6 +378,8 @@ export class JobSandbox {
   /** Jobs (or a group's rest) run a second time, fresh, after JOB_MEMORY amid leftovers; tests read it. */
   retried = 0;
   private memoryChecks = 0;
+  /** The job-folder homes this pool made (makeJobsHome); the last one is in use. */
+  private readonly homes: string[] = [];
 
   private readonly limits: MessageLimits;
 
@@ -238,6 +404,10 @@ export class JobSandbox {
    * works, and how much a job process takes); the others warm up meanwhile, and jobs wait for them.
    */
   async start(): Promise<void> {
+    // What a provider killed with its job processes left in the temporary directory.
+    const stale = removeStaleJobFolders(tmpdir(), (msg, fields) => this.opts.logger.warn(msg, fields));
+    if (stale.length > 0)
+      this.opts.logger.info('removed the job folders of providers no longer running', { folders: stale });
     try {
       const first = this.spawn();
       await first.ready;
@@ -266,6 +436,10 @@ export class JobSandbox {
     if (this.monitor) clearInterval(this.monitor);
     for (const w of this.workers.splice(0))
       this.kill(w, new SandboxError('JOB_FAILED', 'the provider is stopping'));
+    for (const home of this.homes.splice(0)) {
+      rmSync(home, { recursive: true, force: true });
+      liveHomes.delete(home);
+    }
   }
 
   /** Loads a model (refusing external data) and keeps its session for the jobs that follow. */
@@ -329,12 +503,26 @@ export class JobSandbox {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * The home in which the next job process gets its folder: made at the first spawn, and again
+   * where it is gone (a temporary-file cleaner removed it) or the temporary directory changed.
+   */
+  private jobsHome(): string {
+    const home = this.homes.at(-1);
+    if (home !== undefined && dirname(home) === tmpdir() && existsSync(join(home, JOBS_OWNER_FILE)))
+      return home;
+    const made = makeJobsHome(tmpdir());
+    this.homes.push(made);
+    return made;
+  }
+
   private spawn(): Worker {
-    const dir = mkdtempSync(join(tmpdir(), 'unc-job-'));
+    const dir = mkdtempSync(join(this.jobsHome(), 'job-'));
     const env: Record<string, string> = {};
     for (const k of ['PATH', 'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'CUDA_HOME'])
       if (process.env[k] !== undefined) env[k] = process.env[k]!;
-    const child = fork(this.opts.runner ?? RUNNER, [], {
+    // Its argument: this process's pid, its provider, which it may find gone before it has loaded.
+    const child = fork(this.opts.runner ?? RUNNER, [String(process.pid)], {
       cwd: dir,
       env,
       // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.

@@ -253,15 +253,23 @@ export class EvidencePool {
         if (
           isRetryableRefusal(err) ||
           (err instanceof ValidationError &&
-            (err.code === 'REPLACEMENT_UNDERPRICED' || err.code === 'ALREADY_PENDING'))
+            (err.code === 'REPLACEMENT_UNDERPRICED' ||
+              err.code === 'EVIDENCE_PENDING' ||
+              err.code === 'ALREADY_PENDING' ||
+              err.code === 'MEMPOOL_FULL'))
         ) {
           // "Busy, retry" (the node is behind its peers and judged the transaction on stale state,
           // or its admission queue is full) is no verdict on the evidence: dropped, the
           // equivocation would go unslashed. Nor is a pending transaction of this validator's
           // holding the next nonce (one of an earlier flush, or the operator's): it leaves the
-          // mempool when included or expired. Nor is another pending report of the same offender
-          // (the mempool holds one per offender): its sender, the offender itself for one, can
-          // replace it with a paying transaction of its own and leave the equivocation unreported.
+          // mempool when included or expired (or, a report of other evidence, EVIDENCE_PENDING,
+          // when it lands). Nor is another pending report of the same offender (the mempool holds
+          // one per offender, at its sender's next nonce, due in the next block): should it not
+          // land after all (the state moved under it, the mempool's recheckEvidence after each
+          // commit), the place is free at the next flush. Nor is a full mempool
+          // (MEMPOOL_FULL: a fee-free report evicts no other fee-free transaction, and heartbeats
+          // can fill a pool): it passes with the next blocks, and dropped here the equivocation
+          // went unreported by this validator for good.
           // Kept for the next flush (after the next commit).
           // Bounded: tried once per flush, MAX_WAITING entries, and `checkEvidence` drops it once
           // it is too old to land (or was included by somebody else's report).

@@ -793,9 +793,10 @@ export class MempoolReactor {
 
 /**
  * Whether a refusal proves the relay wrong from the bytes alone, whatever state it saw: a signature
- * that does not verify, or chip evidence that is garbled or not signed over its message (checked
+ * that does not verify, chip evidence that is garbled or not signed over its message (checked
  * at admission for every transaction, a registration's costing milliseconds: relaying junk that
- * makes every node run that check is a fault). Evidence refused for a state reason (vendor,
+ * makes every node run that check is a fault), or consensus evidence that proves no offence or
+ * whose vote or proposal signatures fail. Evidence refused for a state reason (vendor,
  * revocation, expiry at block time, a transfer's consent checked against the chip's key as this
  * node's state holds it) is not: the relay may be behind or ahead.
  */
@@ -804,12 +805,13 @@ function relayAtFault(err: ValidationError): boolean {
 }
 
 /**
- * Whether `tx` carries chip evidence that admission checks, with a verdict that can blame the relay
- * (relayAtFault): a registration's evidence, a transfer's consent (its costly actions), or a
- * heartbeat's answers (checked at admission, the transaction fee-free or paying).
+ * Whether `tx` carries evidence that admission checks, with a verdict that can blame the relay
+ * (relayAtFault): a registration's evidence, a transfer's consent (its costly actions), a
+ * heartbeat's answers (checked at admission, the transaction fee-free or paying), or consensus
+ * evidence (BAD_EVIDENCE_PROOF, BAD_EVIDENCE_SIGNATURE).
  */
 function carriesChipEvidence(tx: Transaction): boolean {
-  return costlyActionCount(tx) > 0 || tx.actions.some((a) => a.type === 'heartbeat');
+  return costlyActionCount(tx) > 0 || tx.actions.some((a) => a.type === 'heartbeat' || a.type === 'evidence');
 }
 
 /** A refusal whose costly checks go back to the relay's budget (settle): final, and met before any check. */

@@ -95,6 +95,8 @@ export class TestNodes {
       logger?: Logger;
       /** A data directory the test prepared (the node's chain in it); removed with the others. */
       dataDir?: string;
+      /** NodeOptions.allowFreshSigner: a prepared chain signed by v0, without its privval.json. */
+      allowFreshSigner?: boolean;
     } = {},
   ): Promise<UncNode> {
     const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), prefix));
@@ -105,6 +107,7 @@ export class TestNodes {
       ...(opts.fullNode ? {} : { validatorSeed: validators[0]!.seed }),
       rpcPort: 0,
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+      ...(opts.allowFreshSigner ? { allowFreshSigner: true } : {}),
       logger: opts.logger ?? silentLogger,
       network: opts.network ?? (async (handlers) => hub.join(opts.fullNode ? 'n0' : 'v0', handlers)),
     });
