@@ -119,6 +119,7 @@ function runBlock(height: bigint): { ms: number; reads: number; writes: number }
     proposer: validator,
     prevHash: sha256(utf8(`h${height}`)),
     prevBeacon: sha256(utf8(`b${height}`)),
+    beacon: sha256(utf8(`b${height + 1n}`)),
   });
   const out = ex.finish();
   state.apply(out.overlay.changes());

@@ -87,6 +87,7 @@ class JudgeChain extends TestChain {
       proposer: validator.publicKey,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
+      beacon: this.beaconOf(next),
     });
     const events: TxEvent[] = [];
     for (const t of txs) events.push(...ex.apply(t).events);

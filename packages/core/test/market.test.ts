@@ -119,6 +119,7 @@ class MarketChain extends TestChain {
       proposer: validator.publicKey,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
+      beacon: this.beaconOf(this.height + 1n),
     });
     const events: TxEvent[] = [];
     for (const t of all) events.push(...ex.apply(t).events);
@@ -150,6 +151,7 @@ class MarketChain extends TestChain {
       proposer: validator.publicKey,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
+      beacon: this.beaconOf(this.height + 1n),
     });
     const r = ex.tryApply(t);
     return r instanceof ValidationError ? r : null;
@@ -865,6 +867,7 @@ describe('market: leases', () => {
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     assert.equal(ex.blockEvents.length, 0);
     const touched = ex.overlay
@@ -889,6 +892,7 @@ describe('market: a leased chip stays with its provider until the lease ends', (
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     let costly = 0;
     const ctx = { ...ex.ctx, onCostlyCheck: () => costly++ };
@@ -944,6 +948,7 @@ describe('market: a leased chip stays with its provider until the lease ends', (
         proposer: validator.publicKey,
         prevHash: chain.hashOf(chain.height),
         prevBeacon: chain.beaconOf(chain.height),
+        beacon: chain.beaconOf(chain.height + 1n),
       });
       return txs.map((t) => {
         const r = ex.tryApply(t);
@@ -1225,6 +1230,7 @@ describe('market: the renter signs the price and the offer terms', () => {
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     const before = ex.overlay.changes();
     const r = ex.tryApply(t);
@@ -1819,6 +1825,7 @@ describe('market: receipts and disputes', () => {
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     const writes = () =>
       ex.overlay
