@@ -122,8 +122,19 @@ export function devCommand(): Command {
               ? 0
               : rpcPort + 1;
         const offerPrice = parseUnc(opts.offerPrice);
-        // Before --reset removes anything: a bad value changes nothing.
-        const verifyThreads = verifyThreadsOf(opts, process.env, ctx.config(), join(ctx.home, 'config.json'));
+        // Before --reset removes anything: a bad value (a flag, a config.json setting) changes nothing.
+        const configPath = join(ctx.home, 'config.json');
+        // --reset leaves config.json: what it says now is what the node gets.
+        const recorded = ctx.config();
+        const verifyThreads = verifyThreadsOf(opts, process.env, recorded, configPath);
+        const mempool = mempoolOptions(opts);
+        // A dev chain serves its own explorer, CLI and miner on this machine: per-address limits would
+        // only throttle them. Other loopback addresses (127.0.0.2, …) stay limited, and the home's
+        // config.json `rpc.unlimitedAddresses` replaces this list.
+        const rpcLimits = {
+          unlimitedAddresses: DEV_UNLIMITED_ADDRESSES,
+          ...rpcLimitsOf(recorded, configPath),
+        };
         // Before anything is written or started: a signal from here on stops cleanly (shutdown.ts).
         const shutdown = new Shutdown(logger).install();
         const home = ctx.home;
@@ -197,17 +208,6 @@ export function devCommand(): Command {
 
         // The explorer built beside this CLI in the monorepo (npm run build builds it).
         const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
-        const configPath = join(home, 'config.json');
-        const recorded = existsSync(configPath)
-          ? (JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>)
-          : {};
-        // A dev chain serves its own explorer, CLI and miner on this machine: per-address limits would
-        // only throttle them. Other loopback addresses (127.0.0.2, …) stay limited, and the home's
-        // config.json `rpc.unlimitedAddresses` replaces this list.
-        const rpcLimits = {
-          unlimitedAddresses: DEV_UNLIMITED_ADDRESSES,
-          ...rpcLimitsOf(recorded, configPath),
-        };
         // From here to the ready lines a signal stops the start-up at its next step (shutdown.ts):
         // it killed the process outright, its swtpm children left running.
         let node!: UncNode;
@@ -227,7 +227,7 @@ export function devCommand(): Command {
               rpcHost: opts.rpcHost,
               rpcPort,
               blockTimeMs,
-              mempool: mempoolOptions(opts),
+              mempool,
               ...(verifyThreads !== undefined ? { verifyPool: { threads: verifyThreads } } : {}),
               logger,
               signal: shutdown.signal,
