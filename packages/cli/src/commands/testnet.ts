@@ -5,7 +5,6 @@
  * was started in <dir>/testnet.json, so a node that was stopped can be started again by hand.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,11 +33,6 @@ export interface TestnetFile {
 }
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
-
-/** A fresh chain id for a new testnet genesis: `unc-testnet-` and 8 random hex digits. */
-export function testnetChainId(): string {
-  return `unc-testnet-${randomBytes(4).toString('hex')}`;
-}
 
 export function testnetCommand(): Command {
   return withMempoolOptions(new Command('testnet'))
@@ -99,11 +93,11 @@ export function testnetCommand(): Command {
           makeHome(dir, 'testnet folder');
           homes = [];
           for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
-          // A chain id of its own: votes sign the chain id, not the genesis hash, so two testnets
-          // sharing one would take each other's votes as their own (docs/consensus.md).
+          // Fresh validator keys (initHome above), so no validator key is in two testnets' sets and
+          // sharing the dev chain id frames no one (docs/consensus.md); its accounts are the public
+          // dev keys, which the dev chain id lets the keyring's dev0…dev9 spend from.
           const genesis = devGenesisJson({
             blockTimeMs,
-            chainId: testnetChainId(),
             validators: homes.map((h) => ({ publicKey: fromHex(h.validatorPublicKey, 32), name: h.moniker })),
           });
           writeFileSync(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
