@@ -148,6 +148,20 @@ export class SyncReactor {
     return false;
   }
 
+  /**
+   * Whether this node has caught up with its peers: at least one answered its status, and none
+   * claims a height above our head. A held fresh signer waits for this (driver.ts
+   * `releaseSigner`): without a peer's answer an empty chain store proves nothing. Stricter than
+   * `peerAhead`: a claim a recent sync disproved still counts, since releasing the signer behind the
+   * network would let it sign at a height it may have signed at; a peer that lies costs only the
+   * wait (the operator's way out: `--allow-fresh-signer`).
+   */
+  async caughtUp(network: Network): Promise<boolean> {
+    const statuses = await peerStatuses(network);
+    const head = this.opts.chain.tipHeight;
+    return statuses.size > 0 && [...statuses.values()].every((s) => s.height <= head);
+  }
+
   private isDisproved(peer: string): boolean {
     return this.until(this.disproved, peer);
   }
