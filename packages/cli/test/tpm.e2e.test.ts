@@ -234,9 +234,25 @@ describe('POCI with real software TPMs', () => {
     );
     const missed = events.filter((e) => e.event.type === 'slotMissed');
     assert.ok(missed.length >= 3);
+    // The first answer after the reboot is accepted without credit (docs/poci.md, "Asleep between
+    // challenges"); the chip is online again only from a later one.
+    assert.ok(
+      events.some((e) => e.event.type === 'answerUncredited' && e.event.reason === 'rebooted'),
+      'the answer after the reboot was not credited',
+    );
+    // The chips whose TPM ran all along (its clock with the chain's block time) lost no answer.
+    for (const c of others) {
+      const theirs = await client.call<ChipEventJson[]>('unc_getChipEvents', [c.chipId, 200]);
+      assert.deepEqual(
+        theirs.filter((e) => e.event.type === 'answerUncredited'),
+        [],
+        `chip ${c.chipId}`,
+      );
+    }
     const show = await runUnc(['chip', 'show', chip1.chipId, ...h()]);
     assert.match(show.stdout, /MISSED slot \d+ of epoch \d+ .*no answer included by height/);
     assert.match(show.stdout, /rebooted \(TPM resetCount/);
+    assert.match(show.stdout, /WITHOUT CREDIT: the TPM rebooted/);
   });
 
   test('a TPM rolled back to an old state (its clock goes backwards) is refused', async () => {

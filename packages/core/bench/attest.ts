@@ -690,6 +690,7 @@ function blockContext(height: bigint): BlockContext {
     proposer: validator.publicKey,
     prevHash: hashOf(height - 1n),
     prevBeacon: beaconOf(height - 1n),
+    beacon: beaconOf(height),
   };
 }
 

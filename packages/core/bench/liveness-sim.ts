@@ -219,6 +219,7 @@ export function simulateLiveness(opts: LivenessSimOptions): LivenessSimResult {
         proposer: validator,
         prevHash: hashOf(height),
         prevBeacon: beaconOf(height),
+        beacon: beaconOf(h),
       },
       { isSignatureVerified: () => true },
     );

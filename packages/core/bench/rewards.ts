@@ -80,9 +80,13 @@ const template = {
   status: 0,
   statusReason: '',
   tpmClock: null,
+  creditClock: null,
+  creditClockTime: 0n,
   epoch: 1n,
   answered: 0b1111,
   prevAnswered: 0,
+  uncredited: 0,
+  prevUncredited: 0,
   lastAnsweredSlot: 0n,
   lastAnsweredAt: 0n,
   settledThrough: 1n,
@@ -115,6 +119,7 @@ function runBlock(height: bigint): { ms: number; reads: number; writes: number }
     proposer: validator,
     prevHash: sha256(utf8(`h${height}`)),
     prevBeacon: sha256(utf8(`b${height}`)),
+    beacon: sha256(utf8(`b${height + 1n}`)),
   });
   const out = ex.finish();
   state.apply(out.overlay.changes());

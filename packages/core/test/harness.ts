@@ -170,6 +170,7 @@ export class TestChain {
       proposer: this.proposer,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
+      beacon: this.beaconOf(this.height + 1n),
     });
   }
   /** Commits one block with `txs`; throws the first transaction's ValidationError, changing nothing. */

@@ -270,6 +270,9 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // claim goes first): the same chain run on the executor before that rule gives these values.
     // Recorded again when answers began to remember the chips' seat shares (a record of its own per
     // chip, CONSENSUS CHANGE): without those records the state is the one recorded before.
+    // The root recorded again for the TPM-clock credit rule (four more chip fields, each block's time
+    // kept for its challenge): these dev-soft chips carry no clock, and the events did not move;
+    // without the seat-share records the root is the one that rule alone gave (969ad779…).
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -293,8 +296,8 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: '25c746a62c833d159e6823d8becc0c7cd98d0e31173c16e540f1aa2c22045f28',
-  rootBeforeSeatShares: 'ea7f278e5c115ea6ce3bc45f208a8457cfa1d62f5ae9e9aced48bee47599c238',
+  root: '4549fd9e6c2340e87bf89493ebbb6216b0ef1c70bd305d9c1abd2629561fcb89',
+  rootBeforeSeatShares: '969ad779cb99ff1433c8f4cc1e78eb8405ff96d6bf45322297bfc629d898ed3a',
   events: '5beaa1cfc52a1002d36dc8739083e5cc4356ba5f0edf05890e0769d08a9c0aea',
   answered: 105,
   missed: 17,

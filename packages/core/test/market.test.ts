@@ -9,6 +9,7 @@ import {
   BlockExecutor,
   bondCodec,
   CHALLENGE_HISTORY_EPOCHS,
+  ChipStatus,
   checkCostlyActions,
   chipActionRefusal,
   chipClass,
@@ -118,6 +119,7 @@ class MarketChain extends TestChain {
       proposer: validator.publicKey,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
+      beacon: this.beaconOf(this.height + 1n),
     });
     const events: TxEvent[] = [];
     for (const t of all) events.push(...ex.apply(t).events);
@@ -149,6 +151,7 @@ class MarketChain extends TestChain {
       proposer: validator.publicKey,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
+      beacon: this.beaconOf(this.height + 1n),
     });
     const r = ex.tryApply(t);
     return r instanceof ValidationError ? r : null;
@@ -663,16 +666,18 @@ describe('market: leases', () => {
     while (chain.time + 2n * MINUTE < until) chain.block();
     assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), null, 'still open');
     while (chain.time < until) chain.block();
-    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'not settled yet (lazily closed)');
-    // ...but it has ended: no top-up revives it, the renter cannot dispute, the chip is free.
-    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_ENDED');
-    const events = chain.block([chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA })])]);
-    const closed = find(events, 'leaseClosed');
+    // Settled and closed by the chain in the first block at or after that moment, before any of its
+    // transactions: no top-up revives it, and the chip is free.
+    const closed = find(chain.blockEvents, 'leaseClosed');
     assert.equal(closed.reason, 'escrowExhausted');
     const l = lease(chain, leaseId);
+    assert.equal(l.status, LeaseStatus.closed);
+    assert.equal(l.closedHeight, chain.height, 'closed in the first block at or after its end');
     assert.equal(l.settledTime, until, 'the escrow paid up to exactly that moment');
     assert.equal(l.accrued, deposit);
     assert.equal(l.paid + l.refunded, deposit);
+    assert.equal(code(chain, renter, [{ type: 'topUpLease', leaseId, amount: PRICE }]), 'LEASE_CLOSED');
+    const events = chain.block([chain.tx(renter, [leaseAction(chain, offerId, { chipId: idA })])]);
     find(events, 'leaseOpened');
     checkInvariants(chain);
   });
@@ -827,7 +832,7 @@ describe('market: leases', () => {
     checkInvariants(chain);
   });
 
-  test('a chip whose lease has ended is deregistered, the lease settled and closed in that transaction', () => {
+  test('a chip whose lease has ended is deregistered: the chain closed the lease in the first block at its end', () => {
     const chain = setup();
     const p = getPociParams(chain.state);
     const offerId = createOffer(chain, [idA], { minHours: 0 });
@@ -837,13 +842,14 @@ describe('market: leases', () => {
     const until = escrowUntil(lease(chain, leaseId));
     assert.equal(code(chain, provider, [{ type: 'deregisterChip', chipId: idA }]), 'CHIP_LEASED');
     while (chain.time < until) chain.block();
-    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'ended, not closed yet');
+    const endBlock = chain.height;
     chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
     const l = lease(chain, leaseId);
     assert.equal(l.status, LeaseStatus.closed);
     assert.equal(l.closedReason, 'escrowExhausted');
-    assert.equal(l.closedHeight, chain.height, 'closed in the block of the deregistration');
+    assert.equal(l.closedHeight, endBlock, 'closed in the first block at or after its end');
     assert.equal(l.settledTime, until);
+    assert.equal(getChip(chain.state, idA)!.status, ChipStatus.deregistered);
     checkInvariants(chain);
   });
 
@@ -861,6 +867,7 @@ describe('market: leases', () => {
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     assert.equal(ex.blockEvents.length, 0);
     const touched = ex.overlay
@@ -885,6 +892,7 @@ describe('market: a leased chip stays with its provider until the lease ends', (
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     let costly = 0;
     const ctx = { ...ex.ctx, onCostlyCheck: () => costly++ };
@@ -940,6 +948,7 @@ describe('market: a leased chip stays with its provider until the lease ends', (
         proposer: validator.publicKey,
         prevHash: chain.hashOf(chain.height),
         prevBeacon: chain.beaconOf(chain.height),
+        beacon: chain.beaconOf(chain.height + 1n),
       });
       return txs.map((t) => {
         const r = ex.tryApply(t);
@@ -1221,6 +1230,7 @@ describe('market: the renter signs the price and the offer terms', () => {
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     const before = ex.overlay.changes();
     const r = ex.tryApply(t);
@@ -1815,6 +1825,7 @@ describe('market: receipts and disputes', () => {
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     const writes = () =>
       ex.overlay

@@ -90,6 +90,7 @@ const context = (chain: TestChain): BlockContext => ({
   proposer: validator.publicKey,
   prevHash: chain.hashOf(chain.height),
   prevBeacon: chain.beaconOf(chain.height),
+  beacon: chain.beaconOf(chain.height + 1n),
 });
 
 interface Op {

@@ -4,20 +4,22 @@
  * than in the verifier: one TPM is one chip, and the TPM clock never goes back.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, test } from 'node:test';
 import {
+  challengeLookup,
+  consecutiveMisses,
   getChip,
-  getRecentHash,
+  getPociParams,
   heartbeatChallenge,
+  isProvenOnline,
   parseSubjectPublicKeyInfo,
-  registrationMessage,
-  TPM_ALG,
-  TPM_GENERATED_VALUE,
   type TxEnvelope,
+  type TxEvent,
   tpm2AkKeyId,
+  transferMessage,
 } from '../src/index.js';
-import { der, ext, type Issued, issue, issueCa, name } from './attestation/helpers.js';
+import { type Issued, issueCa } from './attestation/helpers.js';
 import {
   CHAIN,
   challengesOfChip,
@@ -29,82 +31,20 @@ import {
   TestChain,
   untilChipChallenged,
 } from './harness.js';
-
-const VENDOR = 'tpmv';
-const MODEL = 'tpu-1';
+import {
+  akCertificate,
+  type Clock,
+  FixtureTpm,
+  timeAttest,
+  tpmRegisterAction,
+  tpmSign,
+  withTpmVendor,
+} from './tpm-chip.js';
 
 function tpmChain(root: Issued): TestChain {
-  const g = genesis(POCI);
-  g.vendors = [...g.vendors, { id: VENDOR, name: 'TPM vendor', profile: 'tpm2', roots: [root.der] }];
-  g.models = [...g.models, { vendorId: VENDOR, modelId: MODEL, name: 'tpu', power: 100_000n }];
-  const chain = new TestChain(g);
+  const chain = new TestChain(withTpmVendor(genesis(POCI), root));
   chain.blocksUntil(3n);
   return chain;
-}
-
-/** An AK certificate for `ak` issued by the vendor root, naming the device (HardwareModuleName) or not. */
-function akCertificate(
-  root: Issued,
-  ak: { publicKey: KeyObject; privateKey: KeyObject },
-  device: Uint8Array | null,
-) {
-  // SubjectAltName otherName id-on-hardwareModuleName (RFC 4108) { hwType, hwSerialNum }.
-  const hmn = (serial: Uint8Array) =>
-    der.seq(
-      der.ctx(
-        0,
-        true,
-        new Uint8Array([
-          ...der.oid('1.3.6.1.5.5.7.8.4'),
-          ...der.ctx(0, true, der.seq(der.oid('1.3.6.1.4.1.99999.1.1'), der.octet(serial))),
-        ]),
-      ),
-    );
-  return issue({
-    subject: name('AK', [['2.23.133.2.2', MODEL]]),
-    issuer: root,
-    keyPair: ak,
-    extensions: ({ ski }) => [
-      ext.ski(ski),
-      ext.aki(root.ski),
-      ...(device ? [ext.raw('2.5.29.17', false, hmn(device))] : []),
-    ],
-  }).der;
-}
-
-type Clock = { clock: bigint; resetCount: number; restartCount: number };
-
-/** A TPMS_ATTEST of type TPM_ST_ATTEST_TIME over `extraData`, as a TPM makes. */
-function timeAttest(extraData: Uint8Array, c: Clock): Uint8Array {
-  const b = Buffer.alloc(4 + 2 + 2 + 2 + extraData.length + 17 + 8 + 8 + 17 + 8);
-  let o = b.writeUInt32BE(TPM_GENERATED_VALUE, 0);
-  o = b.writeUInt16BE(0x8019, o);
-  o = b.writeUInt16BE(0, o); // empty qualifiedSigner
-  o = b.writeUInt16BE(extraData.length, o);
-  b.set(extraData, o);
-  o += extraData.length;
-  for (let k = 0; k < 2; k++) {
-    if (k === 1) o = b.writeBigUInt64BE(123456n, o); // TPMS_TIME_INFO.time
-    o = b.writeBigUInt64BE(c.clock, o);
-    o = b.writeUInt32BE(c.resetCount, o);
-    o = b.writeUInt32BE(c.restartCount, o);
-    o = b.writeUInt8(1, o);
-    o = b.writeBigUInt64BE(0x2019102300163636n, o);
-  }
-  return new Uint8Array(b);
-}
-
-/** TPMT_SIGNATURE (ECDSA P-256, SHA-256) over `data` by the AK. */
-function tpmSign(ak: KeyObject, data: Uint8Array): Uint8Array {
-  const raw = new Uint8Array(sign('sha256', data, { key: ak, dsaEncoding: 'ieee-p1363' }));
-  const b = Buffer.alloc(4 + 2 + 32 + 2 + 32);
-  let o = b.writeUInt16BE(TPM_ALG.ECDSA, 0);
-  o = b.writeUInt16BE(TPM_ALG.SHA256, o);
-  o = b.writeUInt16BE(32, o);
-  b.set(raw.subarray(0, 32), o);
-  o = b.writeUInt16BE(32, o + 32);
-  b.set(raw.subarray(32), o);
-  return new Uint8Array(b);
 }
 
 function register(
@@ -114,27 +54,7 @@ function register(
   cert: Uint8Array,
   clock: Clock = { clock: 1000n, resetCount: 1, restartCount: 0 },
 ): TxEnvelope {
-  const anchor = chain.height;
-  const message = registrationMessage(
-    CHAIN,
-    owner.address,
-    getRecentHash(chain.state, anchor) ?? chain.hashOf(anchor),
-  );
-  const attest = timeAttest(message, clock);
-  return chain.tx(owner, [
-    {
-      type: 'registerChip',
-      anchorHeight: anchor,
-      evidence: {
-        type: 'tpm2',
-        vendorId: VENDOR,
-        attest,
-        signature: tpmSign(ak.privateKey, attest),
-        akCertificate: cert,
-        chain: [],
-      },
-    },
-  ]);
+  return chain.tx(owner, [tpmRegisterAction(chain, owner.address, ak, cert, clock)]);
 }
 
 function expectReject(chain: TestChain, t: TxEnvelope, code: string, message?: RegExp): void {
@@ -217,6 +137,10 @@ describe('POCI: the TPM clock of a registered tpm2 chip', () => {
     const root = issueCa('TPM Vendor Root');
     const chain = tpmChain(root);
     const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    // The TPM's clock runs with block time from its evidence on (as an always-on chip's does: a
+    // clock that stood still while the chain moved would be credited nothing, docs/poci.md).
+    const signedAt = chain.time;
+    const running = (c: Omit<Clock, 'clock'>): Clock => ({ clock: 1000n + chain.time - signedAt, ...c });
     const chipId = chipIdOf(
       chain.block([
         register(chain, miner, ak, akCertificate(root, ak, Uint8Array.of(9)), {
@@ -248,7 +172,7 @@ describe('POCI: the TPM clock of a registered tpm2 chip', () => {
     };
     expectReject(
       chain,
-      heartbeat({ clock: 2000n, resetCount: 2, restartCount: 4 }),
+      heartbeat(running({ resetCount: 2, restartCount: 4 })),
       'TPM_CLOCK_BACKWARDS',
       /restartCount/,
     );
@@ -258,7 +182,104 @@ describe('POCI: the TPM clock of a registered tpm2 chip', () => {
       restartCount: 5,
     });
     // The same restartCount, or a reset (which starts restartCount again), is fine.
-    chain.block([heartbeat({ clock: 2000n, resetCount: 2, restartCount: 5 })]);
+    chain.block([heartbeat(running({ resetCount: 2, restartCount: 5 }))]);
     assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
+  });
+});
+
+describe('POCI: an answer is credited only if the TPM ran since the previous one (docs/poci.md)', () => {
+  /** A registered fixture TPM whose clock runs with block time from its evidence on. */
+  function setUp() {
+    const root = issueCa('TPM Vendor Root');
+    const chain = tpmChain(root);
+    const tpm = new FixtureTpm(root, Uint8Array.of(0x77));
+    const clock: Clock = { clock: 50_000n, resetCount: 4, restartCount: 2 };
+    const signedAt = chain.time;
+    const events = chain.block([chain.tx(miner, [tpm.register(chain, miner.address, clock)])]);
+    const chipId = chipIdOf(events);
+    tpm.chipId = chipId;
+    /** The clock the TPM reads now had it run all along, less `lost` ms it did not run. */
+    const running = (lost = 0n, counts: Partial<Clock> = {}): Clock => ({
+      ...clock,
+      ...counts,
+      clock: clock.clock + chain.time - signedAt - lost,
+    });
+    const send = (from: Key, c: { epoch: bigint; slot: number }, at: Clock) =>
+      chain.tx(from, [{ type: 'heartbeat', answers: [tpm.answer(chain, c.epoch, c.slot, at)] }]);
+    chain.blocksUntil(POCI.epochBlocks);
+    return { chain, tpm, chipId, running, send };
+  }
+  const uncredited = (events: TxEvent[]) =>
+    events.filter((e): e is Extract<TxEvent, { type: 'answerUncredited' }> => e.type === 'answerUncredited');
+
+  test('attack: an answer accepted without credit cannot be sent again with a clock that then passes', () => {
+    // The uncredited answer moves the reference on: answered again at once, the same challenge
+    // would see no block time elapsed and be credited.
+    const { chain, chipId, running, send } = setUp();
+    const c = untilChipChallenged(chain, chipId);
+    // Up for one second since its registration, some twenty blocks ago.
+    const asleep = chain.block([send(miner, c, { ...running(), clock: 51_000n })]);
+    assert.equal(uncredited(asleep)[0]?.reason, 'asleep');
+    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 0n);
+    expectReject(chain, send(miner, c, { ...running(), clock: 52_000n }), 'ANSWER_REPLAYED');
+  });
+
+  test('attack: a reboot shown by a transfer consent still costs the next answer its credit', () => {
+    // A consent moves the clock the monotonic rule holds answers to, not the one credit is measured
+    // from: otherwise a sleeper could have a consent (to another account of its owner) absorb each
+    // resume's new restartCount before its answer.
+    const { chain, tpm, chipId, running, send } = setUp();
+    const first = untilChipChallenged(chain, chipId);
+    chain.block([send(miner, first, running())]);
+    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
+    const anchor = chain.height;
+    const attest = timeAttest(
+      transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
+      running(0n, { restartCount: 3 }),
+    );
+    const consent = chain.block([
+      chain.tx(miner, [
+        {
+          type: 'transferChip',
+          chipId,
+          newOwner: other.address,
+          anchorHeight: anchor,
+          consent: { type: 'tpm2', attest, signature: tpmSign(tpm.ak.privateKey, attest) },
+        },
+      ]),
+    ]);
+    assert.ok(consent.some((e) => e.type === 'chipRebooted'));
+    const next = untilChipChallenged(chain, chipId);
+    const events = chain.block([send(other, next, running(0n, { restartCount: 3 }))]);
+    assert.equal(uncredited(events)[0]?.reason, 'rebooted');
+    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
+    // The reference moved on with that answer: the chip, up since, is credited again.
+    const again = untilChipChallenged(chain, chipId);
+    chain.block([send(other, again, running(0n, { restartCount: 3 }))]);
+    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 2n);
+  });
+
+  test('uncredited answers are misses for the offline streak: K of them take the chip offline', () => {
+    const { chain, chipId, running, send } = setUp();
+    const p = getPociParams(chain.state);
+    const first = untilChipChallenged(chain, chipId);
+    chain.block([send(miner, first, running())]);
+    assert.ok(isProvenOnline(getChip(chain.state, chipId)!, chain.height, p, challengeLookup(chain.state)));
+    // From here on the TPM sleeps between challenges: each answer a new restartCount.
+    let restarts = 2;
+    for (let k = 0; k < Number(p.offlineAfterMisses); k++) {
+      const c = untilChipChallenged(chain, chipId);
+      restarts++;
+      const events = chain.block([send(miner, c, running(0n, { restartCount: restarts }))]);
+      assert.equal(uncredited(events)[0]?.reason, 'rebooted');
+    }
+    chain.blocksUntil(chain.height + p.answerWindowBlocks + 1n);
+    const chip = getChip(chain.state, chipId)!;
+    assert.equal(chip.slotsAnswered, 1n);
+    assert.equal(
+      consecutiveMisses(chip, chain.height, p, challengeLookup(chain.state)),
+      Number(p.offlineAfterMisses),
+    );
+    assert.equal(isProvenOnline(chip, chain.height, p, challengeLookup(chain.state)), false);
   });
 });

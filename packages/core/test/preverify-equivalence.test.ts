@@ -119,6 +119,7 @@ function context(chain: TestChain): BlockContext {
     proposer: validator.publicKey,
     prevHash: chain.hashOf(chain.height),
     prevBeacon: chain.beaconOf(chain.height),
+    beacon: chain.beaconOf(chain.height + 1n),
   };
 }
 

@@ -150,6 +150,7 @@ describe('execution with remembered passes (the pre-verified set a node hands th
         proposer: validator.publicKey,
         prevHash: chain.hashOf(chain.height),
         prevBeacon: chain.beaconOf(chain.height),
+        beacon: chain.beaconOf(chain.height + 1n),
       },
       { isEd25519Verified: verified.isVerified },
     );

@@ -364,6 +364,7 @@ describe('rewards', () => {
       proposer: validator.publicKey,
       prevHash: chain.hashOf(chain.height),
       prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
     });
     assert.deepEqual(ex.blockEvents, [{ type: 'unbondReleased', account: poor.address, amount: stake }]);
     chain.block();
@@ -674,6 +675,7 @@ describe('rewards', () => {
           proposer: validator.publicKey,
           prevHash: new Uint8Array(32),
           prevBeacon: new Uint8Array(32),
+          beacon: new Uint8Array(32),
         });
         const out = ex.finish();
         total = { reads: total.reads + out.overlay.reads, writes: total.writes + out.overlay.writes };
@@ -700,9 +702,13 @@ function getChipTemplate() {
     status: 0,
     statusReason: '',
     tpmClock: null,
+    creditClock: null,
+    creditClockTime: 0n,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,
+    uncredited: 0,
+    prevUncredited: 0,
     lastAnsweredSlot: 0n,
     lastAnsweredAt: 0n,
     settledThrough: 1n,

@@ -91,6 +91,7 @@ const ctx = {
   proposer,
   prevHash: new Uint8Array(32),
   prevBeacon: new Uint8Array(32),
+  beacon: new Uint8Array(32),
 };
 
 describe('small-order keys on the transaction path', () => {

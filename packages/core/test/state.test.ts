@@ -101,6 +101,7 @@ const ctx = (height: bigint): BlockContext => ({
   proposer: proposer.publicKey,
   prevHash: new Uint8Array(32),
   prevBeacon: new Uint8Array(32),
+  beacon: new Uint8Array(32),
 });
 
 function nonceOf(state: StateReader, i: number): bigint {

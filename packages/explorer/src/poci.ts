@@ -360,7 +360,11 @@ export type LogEntry =
 
 export function chipLog(chip: ChipJson, events: ChipEventJson[], p: LivenessParams): LogEntry[] {
   const recorded = new Set<string>();
-  for (const e of events) if (e.event.type === 'slotMissed') recorded.add(slotKey(e.event));
+  const uncredited = new Set<string>();
+  for (const e of events) {
+    if (e.event.type === 'slotMissed') recorded.add(slotKey(e.event));
+    if (e.event.type === 'answerUncredited') uncredited.add(slotKey(e.event));
+  }
   // Only slots newer than the oldest event returned can be judged from the events.
   const oldest = events.length > 0 ? Math.min(...events.map((e) => e.height)) : 0;
   const pending = chip.slots
@@ -370,7 +374,9 @@ export function chipLog(chip: ChipJson, events: ChipEventJson[], p: LivenessPara
         kind: 'pending',
         height: s.windowEnd + 1,
         slot: s,
-        reason: `no answer included by height ${s.windowEnd}`,
+        reason: uncredited.has(slotKey(s))
+          ? 'answered without credit (the TPM was asleep or rebooted)'
+          : `no answer included by height ${s.windowEnd}`,
       }),
     );
   const out: LogEntry[] = [

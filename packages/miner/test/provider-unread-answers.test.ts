@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ed25519PublicKey, jobIdOf, jobRequestDigest, toHex } from '@unc/core';
@@ -55,6 +56,43 @@ function readAnswer(s: Socket): Promise<{ status: number; body: Record<string, u
 const until = async (cond: () => boolean) => {
   while (!cond()) await new Promise((r) => setTimeout(r, 20));
 };
+
+/** Forwards requests to the provider and lets a test rewrite answers to GETs: a dishonest provider. */
+async function rewritingProxy(
+  target: string,
+  rewrite: (view: Record<string, unknown>) => void,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      if (typeof v === 'string' && k.startsWith('x-unc-')) headers[k] = v;
+    const answer = await fetch(`${target}${req.url}`, {
+      method: req.method!,
+      headers,
+      ...(chunks.length ? { body: Buffer.concat(chunks) } : {}),
+    });
+    const json = (await answer.json()) as Record<string, unknown>;
+    if (req.method === 'GET' && answer.status === 200) rewrite(json);
+    const text = JSON.stringify(json);
+    res.writeHead(answer.status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
 
 describe('answers a renter does not read', () => {
   const signer = new DevSoftSigner(new Uint8Array(randomBytes(32)), 'dev-h100', 'dev-chip-unread');
@@ -143,20 +181,23 @@ describe('answers a renter does not read', () => {
       s.write(Array.from({ length: count }, () => getText(jobId)).join(''));
       return s;
     };
-    /** A signed POST /v1/jobs written whole on a connection of its own; returns its job id. */
-    const rawJob = (model: string, wait = true) => {
+    /**
+     * A signed POST /v1/jobs (or, `batch`, a POST /v1/jobs/batch of that one job) written whole on
+     * a connection of its own; returns its job (batch) id.
+     */
+    const rawJob = (model: string, wait = true, batch = false) => {
+      const inputs = { x: { type: 'float32', dims: [1], data: ONE } };
       const body = Buffer.from(
-        JSON.stringify({
-          model,
-          inputs: { x: { type: 'float32', dims: [1], data: ONE } },
-          ...(wait ? {} : { wait: false }),
-        }),
+        JSON.stringify(
+          batch ? { model, jobs: [{ inputs }] } : { model, inputs, ...(wait ? {} : { wait: false }) },
+        ),
       );
+      const path = batch ? '/v1/jobs/batch' : '/v1/jobs';
       const signed = signJobRequestAuth(seed, {
         chainId: CHAIN,
         leaseId: Buffer.from(leaseId, 'hex'),
         method: 'POST',
-        path: '/v1/jobs',
+        path,
         body,
       });
       const headers = jobRequestHeaders(signed, ed25519PublicKey(seed));
@@ -165,7 +206,7 @@ describe('answers a renter does not read', () => {
       sockets.push(s);
       s.write(
         [
-          'POST /v1/jobs HTTP/1.1',
+          `POST ${path} HTTP/1.1`,
           'host: provider',
           'content-type: application/json',
           `content-length: ${body.length}`,
@@ -180,7 +221,7 @@ describe('answers a renter does not read', () => {
       );
       return { socket: s, jobId };
     };
-    return { client, key, unreadGet, rawJob };
+    return { client, key, seed, leaseId, unreadGet, rawJob };
   }
 
   test('past its share of unread answers a renter is refused until it reads them; others are not', {
@@ -559,5 +600,110 @@ describe('answers a renter does not read', () => {
     assert.notEqual(again.job.jobId, job.jobId);
     assert.ok(again.job.outputs && again.job.receipt);
     s.destroy();
+  });
+
+  test('batches whose answers would pass the share are answered with their id only; GET gives them whole', {
+    timeout: 180_000,
+  }, async () => {
+    const share = 8 * 1024 * 1024;
+    const { provider, url } = await start('models-batches', undefined, {
+      maxUnreadAnswerBytesPerRenter: share,
+      jobTimeoutMs: 5_000,
+    });
+    const a = await renter(url);
+    const b = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const { modelHash: loop } = await b.client.uploadModel(loopModel());
+    // b's job holds the only job process: a's batches are all sent, nothing of a's unread, before any ends.
+    const blocked = b.client.runJob(loop, { x: { type: 'float32', dims: [1], data: ONE } }).catch(() => null);
+    while ((await b.client.health()).queue.running === 0) await new Promise((r) => setTimeout(r, 20));
+    const sent = [0, 1, 2, 3].map(() => a.rawJob(modelHash, true, true));
+    while ((await b.client.health()).queue.queued < 4) await new Promise((r) => setTimeout(r, 20));
+    await blocked;
+    // All of a's batches end (asked of health); their connections read nothing.
+    for (;;) {
+      const { queue } = await b.client.health();
+      if (queue.running === 0 && queue.queued === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Every answer has begun to come (its receipt is signed after the queue frees its place).
+    await until(() => sent.every(({ socket }) => socket.readableLength > 0));
+    // Before, each answered whole when it ended: 4 answers of ~5.6 MB held against a share of 8 MiB.
+    const held = provider.unreadAnswerBytes(a.key);
+    assert.ok(held <= share, `held ${held} bytes against a share of ${share}`);
+    const answers = await Promise.all(sent.map(({ socket }) => readAnswer(socket)));
+    assert.deepEqual(answers.map((x) => x.status).sort(), [200, 202, 202, 202]);
+    for (const [i, x] of answers.entries()) {
+      if (x.status !== 202) {
+        assert.ok(x.body.receipt && x.body.jobs);
+        continue;
+      }
+      assert.deepEqual(x.body, {
+        batchId: sent[i]!.jobId,
+        leaseId: a.leaseId,
+        model: modelHash,
+        status: 'done',
+      });
+      const got = await a.client.getBatch(sent[i]!.jobId);
+      assert.equal(got.batchId, sent[i]!.jobId);
+      assert.ok(got.receipt);
+      assert.equal(got.jobs.length, 1);
+      assert.equal(got.jobs[0]!.status, 'done');
+      assert.ok(got.jobs[0]!.outputs && got.jobs[0]!.proof);
+    }
+    // Kept only until fetched; another renter's key cannot read them.
+    await until(() => provider.unfetchedResultBytes(a.key) === 0);
+    await assert.rejects(b.client.getBatch(sent[0]!.jobId), (e: ProviderError) => e.code === 'JOB_NOT_FOUND');
+  });
+
+  test('the client reads a batch answered with its id only by GET and checks every job against its receipt', {
+    timeout: 120_000,
+  }, async () => {
+    const { provider, url } = await start('models-batch-id-only', undefined, {
+      maxUnreadAnswerBytesPerRenter: 8 * 1024 * 1024,
+    });
+    const a = await renter(url);
+    const { modelHash } = await a.client.uploadModel(expandModel(FLOATS));
+    const x = { x: { type: 'float32' as const, dims: [1], data: ONE } };
+    const { job } = await a.client.runJob(modelHash, x);
+    // One answer of ~5.6 MB left unread: the batch's answer would pass the share, it is answered 202.
+    const s = a.unreadGet(job.jobId);
+    await until(() => provider.unreadAnswerBytes(a.key) > 0);
+    const gets: string[] = [];
+    const getBatch = a.client.getBatch.bind(a.client);
+    a.client.getBatch = (id: string) => {
+      gets.push(id);
+      return getBatch(id);
+    };
+    const { batch, receipt, jobs } = await a.client.runBatch(modelHash, [x]);
+    assert.deepEqual(gets, [batch.batchId], 'its result read by one GET');
+    assert.equal(toHex(receipt.receipt.batchId), batch.batchId);
+    assert.equal(jobs.length, 1);
+    assert.equal(jobs[0]!.status, 'done');
+    assert.equal(Buffer.from(jobs[0]!.outputs!.y!.data, 'base64').length, 4 * FLOATS);
+
+    // A provider that changes what its GET gives is caught as for an answer given at once.
+    const proxy = await rewritingProxy(url, (view) => {
+      const jobs = view.jobs as { outputs: { y: { data: string } } }[] | undefined;
+      if (!jobs) return;
+      const y = Buffer.from(jobs[0]!.outputs.y.data, 'base64');
+      y[0] = y[0]! ^ 1;
+      jobs[0]!.outputs.y.data = y.toString('base64');
+    });
+    const c = new ProviderClient({
+      endpoint: proxy.url,
+      chainId: CHAIN,
+      leaseId: a.leaseId,
+      renterSeed: a.seed,
+      allowHttp: true,
+    });
+    try {
+      await until(() => provider.unreadAnswerBytes(a.key) > 0);
+      await assert.rejects(c.runBatch(modelHash, [x]), /not the one the chip signed/);
+    } finally {
+      c.close();
+      await proxy.close();
+      s.destroy();
+    }
   });
 });

@@ -50,6 +50,7 @@ import {
   trieKey,
   txEventCodec,
   UncError,
+  uncreditedIn,
   validatorCandidateCount,
   validatorSetForHeight,
   vendorCodec,
@@ -651,11 +652,12 @@ export function createApi(node: RpcContext): RpcServerModules {
       if (e < chip.firstEpoch || e < 0n) continue;
       challengesAsOf(chain.state, e, cls, head, p).forEach((h, slot) => {
         const windowEnd = h + p.answerWindowBlocks;
+        // An answer accepted without credit (asleep or rebooted) is a miss, and cannot be sent again.
         const state: SlotJson['status'] = answeredIn(chip, e, slot)
           ? 'answered'
-          : windowEnd >= height + 1n
-            ? 'open'
-            : 'missed';
+          : uncreditedIn(chip, e, slot) || windowEnd < height + 1n
+            ? 'missed'
+            : 'open';
         slots.push({
           epoch: Number(e),
           slot,

@@ -442,6 +442,10 @@ export class Chain {
     const prev = tip.header;
     const height = prev.height + 1n;
     let costlyChecks = 0;
+    // The VRF beacon (PROTOCOL §6): the proposer cannot choose it, nobody can predict it earlier.
+    // The block's execution reads it at its end (an epoch's last block breaks the next set's ties
+    // with it), exactly as a validator's does with the header's (checkBeforeExecution).
+    const { beacon, proof: vrfProof } = nextVrfBeacon(prev.beacon, height, validator.seed);
     const executor = new BlockExecutor(
       this.tipState,
       {
@@ -451,12 +455,11 @@ export class Chain {
         proposer: validator.publicKey,
         prevHash: tip.hash,
         prevBeacon: prev.beacon,
+        beacon,
       },
       // Counts the costly checks execution starts, so that a failure is weighed by what it cost.
       { isSignatureVerified, onCostlyCheck: () => costlyChecks++ },
     );
-    // The VRF beacon (PROTOCOL §6): the proposer cannot choose it, nobody can predict it earlier.
-    const { beacon, proof: vrfProof } = nextVrfBeacon(prev.beacon, height, validator.seed);
     const included: TxEnvelope[] = [];
     const rejected: Rejected[] = [];
     // The limits every validator checks (validateProposal): candidates past them are left for a
@@ -638,6 +641,8 @@ export class Chain {
       proposer: header.proposer,
       prevHash: tip.hash,
       prevBeacon: prev.beacon,
+      // Verified above: the proposer's VRF output, the one its own execution used.
+      beacon: header.beacon,
     };
     return { hash, txs, ctx, parentCommit, prevHash: tip.hash };
   }

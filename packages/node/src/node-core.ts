@@ -202,6 +202,9 @@ export class NodeCore {
       proposer: head.proposer,
       prevHash: this.chain.tip.hash,
       prevBeacon: head.beacon,
+      // Not known before the next block is proposed; admission never finishes a block, and no
+      // transaction sees it (core's TxContext).
+      beacon: new Uint8Array(32),
     };
   }
 

@@ -114,6 +114,7 @@ function following(ctx: BlockContext): BlockContext {
     time: ctx.time + 1000n,
     prevHash: sha256(utf8(`block ${ctx.height}`)),
     prevBeacon: sha256(utf8(`beacon ${ctx.height}`)),
+    beacon: sha256(utf8(`beacon ${ctx.height + 1n}`)),
   };
 }
 
@@ -128,6 +129,7 @@ function stateAtOne(): { state: MemoryState; next: BlockContext; anchorHash: Uin
     proposer: devValidator().publicKey,
     prevHash: sha256(utf8('block 0')),
     prevBeacon: sha256(utf8('beacon 0')),
+    beacon: sha256(utf8('beacon 1')),
   };
   const ex = new BlockExecutor(state, one);
   state.apply(ex.finish().overlay.changes());

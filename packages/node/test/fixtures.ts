@@ -58,6 +58,7 @@ export function devBlockOne(): { genesis: Genesis; state: MemoryState; next: Blo
     proposer: genesis.validators[0]!.publicKey,
     prevHash: new Uint8Array(32),
     prevBeacon: new Uint8Array(32),
+    beacon: new Uint8Array(32),
   };
   return { genesis, state, next };
 }

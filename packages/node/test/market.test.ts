@@ -317,7 +317,7 @@ describe('market RPC', () => {
     assert.equal((await client.getLease(leaseId)).status, 'active');
   });
 
-  test("attack: a lease ends the moment its escrow runs out, and the RPC says so at once ('ended')", async () => {
+  test('attack: a lease ends the moment its escrow runs out: the chain closes it in the first block at or after it', async () => {
     // Another provider and chip, so the records the other tests check stay theirs.
     const provider2 = devKey(8);
     const chip2 = devChipKey(1);
@@ -369,10 +369,13 @@ describe('market RPC', () => {
     assert.ok(fresh.escrowUntil < fresh.endTime);
     while ((await client.getHeader('latest')).timeMs < fresh.escrowUntil)
       await new Promise((r) => setTimeout(r, 50));
+    // The first block at or after that moment settled and closed it, before its transactions.
     const ended = await client.getLease(opened.leaseId);
-    assert.equal(ended.status, 'ended', 'the RPC says so before any settlement');
-    assert.equal(ended.closingReason, 'escrowExhausted');
-    assert.equal(ended.unsettled, ended.remaining, 'what is left is exactly the cost up to that moment');
+    assert.equal(ended.status, 'closed', 'the chain closed it in the first block at or after its end');
+    assert.equal(ended.closedReason, 'escrowExhausted');
+    assert.equal(ended.settledTime, fresh.escrowUntil, 'the escrow paid up to exactly that moment');
+    assert.equal(ended.remaining, '0');
+    assert.equal(BigInt(ended.paid) + BigInt(ended.refunded), 15n * 10n ** 15n, 'every unit of the escrow');
   });
 
   test('epoch ends settle the lease; top-up and close keep every unit accounted for', async () => {

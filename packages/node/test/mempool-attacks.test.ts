@@ -78,6 +78,7 @@ class Chain {
       proposer: devValidator().publicKey,
       prevHash: this.hashOf(this.height),
       prevBeacon: this.beaconOf(this.height),
+      beacon: this.beaconOf(this.height + 1n),
     };
   }
   block(txs: TxEnvelope[] = []): void {

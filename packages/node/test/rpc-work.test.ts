@@ -83,6 +83,7 @@ function marketState(): { state: MemoryState; chipIds: Uint8Array[]; offerId: Ui
       proposer: devValidator().publicKey,
       prevHash: hashOf(height),
       prevBeacon: sha256(utf8(`beacon ${height}`)),
+      beacon: sha256(utf8(`beacon ${height + 1n}`)),
     };
     const ex = new BlockExecutor(state, ctx);
     for (const t of txs) ex.apply(t);

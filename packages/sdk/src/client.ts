@@ -184,7 +184,7 @@ export class UncClient {
   getRawBlock(ref: number | string | 'latest' = 'latest'): Promise<string> {
     return this.call('unc_getRawBlock', [ref]);
   }
-  /** What a block did before its transactions (the market's epoch-end settlement). */
+  /** What a block did before its transactions (lease settlements at an epoch start or a lease's end). */
   getBlockEvents(ref: number | string | 'latest' = 'latest'): Promise<TxEventJson[]> {
     return this.call('unc_getBlockEvents', [ref]);
   }

@@ -47,7 +47,7 @@ export interface NetworkHistoryPage {
 
 export interface LeaseEventJson {
   height: number;
-  /** The transaction's place in its block, or null for the block's own events (epoch-end settlement). */
+  /** The transaction's place in its block, or null for the block's own events (lease settlements at an epoch start or a lease's end). */
   txIndex: number | null;
   event: TxEventJson;
 }

@@ -336,9 +336,13 @@ function chipFromJson(c: ChipJson): Chip {
     status: 0,
     statusReason: c.statusReason,
     tpmClock: null,
+    creditClock: null,
+    creditClockTime: 0n,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,
+    uncredited: 0,
+    prevUncredited: 0,
     lastAnsweredSlot: 0n,
     lastAnsweredAt: BigInt(c.lastAnsweredAt),
     settledThrough: 0n,
@@ -729,13 +733,19 @@ export class ProviderClient {
   ): Promise<BatchResult> {
     if (inputHashes.length === 0) throw new Error('a batch needs at least one job');
     const sent: { signed?: SignedJobRequest } = {};
-    const batch = (await this.request('POST', '/v1/jobs/batch', body, true, false, sent)) as BatchView;
-    const signed = decodeSignedBatchReceipt(String(batch.receipt?.hex ?? ''));
+    let batch = (await this.request('POST', '/v1/jobs/batch', body, true, false, sent)) as BatchView;
+    const request = sent.signed!.request;
+    const batchId = jobIdOf(this.leaseId, jobRequestDigest(request), request.nonce);
+    // Answered with its id only (202: the renter's earlier answers are not read yet, past its
+    // share): the whole answer is read by GET, asked by the request's own id, and checked below
+    // as if it had come at once, every job against the one receipt.
+    if (!batch.receipt) batch = await this.readKept(toHex(batchId), (id, ms) => this.getBatch(id, ms));
+    if (!batch.receipt) throw new Error('the provider answered the batch without its receipt');
+    const signed = decodeSignedBatchReceipt(String(batch.receipt.hex ?? ''));
     const r = signed.receipt;
     if (r.chainId !== this.opts.chainId) throw new Error(`the batch receipt is for chain "${r.chainId}"`);
     if (!equalBytes(r.leaseId, this.leaseId)) throw new Error('the batch receipt names another lease');
-    const request = sent.signed!.request;
-    if (!equalBytes(r.batchId, jobIdOf(this.leaseId, jobRequestDigest(request), request.nonce)))
+    if (!equalBytes(r.batchId, batchId))
       throw new Error('the batch receipt is for another request than the one sent');
     if (!equalBytes(r.modelHash, modelHash))
       throw new Error('the batch receipt names another model than requested');
@@ -750,8 +760,34 @@ export class ProviderClient {
     return { batch, receipt: signed, jobs: batch.jobs };
   }
 
-  async getJob(jobId: string): Promise<JobView> {
-    return (await this.request('GET', `/v1/jobs/${jobId}`, undefined)) as JobView;
+  /** A job's view (GET /v1/jobs/<job id>); `timeoutMs`: the most this read may take (the client's by default). */
+  async getJob(jobId: string, timeoutMs?: number): Promise<JobView> {
+    return (await this.request(
+      'GET',
+      `/v1/jobs/${jobId}`,
+      undefined,
+      true,
+      false,
+      undefined,
+      timeoutMs,
+    )) as JobView;
+  }
+
+  /**
+   * The whole answer of a batch the provider answered with its id only (202), as kept for its GET
+   * (GET /v1/jobs/<batch id>). Unchecked: runBatch and runOcrBatch check it against what was sent.
+   * `timeoutMs`: the most this read may take (the client's by default).
+   */
+  async getBatch(batchId: string, timeoutMs?: number): Promise<BatchView> {
+    return (await this.request(
+      'GET',
+      `/v1/jobs/${batchId}`,
+      undefined,
+      true,
+      false,
+      undefined,
+      timeoutMs,
+    )) as BatchView;
   }
 
   /**
@@ -766,20 +802,31 @@ export class ProviderClient {
     if (job.status !== 'done' || job.receipt) return job;
     // Asked by the request's own id, not the one the answer names.
     const id = toHex(jobIdOf(this.leaseId, jobRequestDigest(sent.request), sent.request.nonce));
+    const got = await this.readKept(id, (i, ms) => this.getJob(i, ms));
+    if (got.status === 'done' || got.status === 'failed') return got;
+    // It said the job had ended: waiting for the GET to agree would only wait on its word.
+    throw new Error(`provider answered job ${id} done, but its GET says ${got.status}`);
+  }
+
+  /**
+   * Reads a result the provider answered with its id only (a job or a batch) by `get`, tried
+   * again with a growing pause while that is refused ANSWERS_UNREAD, until the client's time limit.
+   * The limit holds for the whole read: each GET and pause has only what is left of it. Before, the
+   * GET sent just before the limit had a whole limit of its own, so a provider that refused until
+   * then and held that GET kept its renter waiting twice as long.
+   */
+  private async readKept<T>(id: string, get: (id: string, timeoutMs: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.timeoutMs;
     for (let pause = 20; ; pause = Math.min(2 * pause, 1_000)) {
       try {
-        const got = await this.getJob(id);
-        if (got.status === 'done' || got.status === 'failed') return got;
-        // It said the job had ended: waiting for the GET to agree would only wait on its word.
-        throw new Error(`provider answered job ${id} done, but its GET says ${got.status}`);
+        return await get(id, Math.max(1, deadline - Date.now()));
       } catch (err) {
         if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD') || Date.now() >= deadline)
           throw err;
       }
+      await new Promise((r) => setTimeout(r, Math.min(pause, deadline - Date.now())));
       if (Date.now() >= deadline)
         throw new Error(`job ${id} ended, but its result could not be read in time`);
-      await new Promise((r) => setTimeout(r, pause));
     }
   }
 
@@ -821,6 +868,8 @@ export class ProviderClient {
     retried = false,
     /** Receives the signed request actually sent (the last one, after a retry). */
     sent?: { signed?: SignedJobRequest },
+    /** The most this request may take, ms (the client's time limit by default). */
+    timeoutMs: number = this.timeoutMs,
   ): Promise<unknown> {
     const payload = body ?? new Uint8Array(0);
     let headers: Record<string, string> = {};
@@ -857,7 +906,7 @@ export class ProviderClient {
         headers,
         ...(body ? { body: payload } : {}),
         agent: this.agent,
-        timeoutMs: this.timeoutMs,
+        timeoutMs,
         maxResponseBytes: this.opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       });
     } catch (err) {
@@ -874,7 +923,8 @@ export class ProviderClient {
         if (!retried && this.opts.refreshTlsFingerprints) {
           const fresh = (await this.opts.refreshTlsFingerprints()).map((f) => f.toLowerCase());
           if (fresh.length > 0) this.setFingerprints(fresh);
-          if (fresh.includes(err.presented)) return this.request(method, path, body, sign, true, sent);
+          if (fresh.includes(err.presented))
+            return this.request(method, path, body, sign, true, sent, timeoutMs);
           throw new TlsFingerprintError(err.endpoint, fresh, err.presented);
         }
         throw err;

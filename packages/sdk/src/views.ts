@@ -97,6 +97,18 @@ export type TxEventJson =
   | { type: 'slotAnswered'; chipId: string; epoch: number; slot: number; slotHeight: number }
   | { type: 'slotMissed'; chipId: string; epoch: number; slot: number; slotHeight: number; reason: string }
   | { type: 'chipRebooted'; chipId: string; resetCount: number; restartCount: number }
+  /** A tpm2 answer accepted without credit (a miss): the TPM was asleep (its clock advanced
+   *  `clockAdvanceMs`, less than `requiredMs`) or rebooted (both 0) since the previous answer. */
+  | {
+      type: 'answerUncredited';
+      chipId: string;
+      epoch: number;
+      slot: number;
+      slotHeight: number;
+      reason: 'asleep' | 'rebooted';
+      clockAdvanceMs: string;
+      requiredMs: string;
+    }
   | {
       type: 'chipRewarded';
       chipId: string;
@@ -503,6 +515,17 @@ export function eventToJson(e: TxEvent): TxEventJson {
         chipId: toHex(e.chipId),
         resetCount: e.resetCount,
         restartCount: e.restartCount,
+      };
+    case 'answerUncredited':
+      return {
+        type: 'answerUncredited',
+        chipId: toHex(e.chipId),
+        epoch: Number(e.epoch),
+        slot: e.slot,
+        slotHeight: Number(e.slotHeight),
+        reason: e.reason,
+        clockAdvanceMs: e.clockAdvanceMs.toString(),
+        requiredMs: e.requiredMs.toString(),
       };
     case 'chipRewarded':
       return {
@@ -911,8 +934,9 @@ export interface LeaseJson {
    *  the chain; the escrow pays up to exactly this moment and the provider serves no job from it on.
    *  A top-up before it moves it later. For a closed lease: the time it was paid through. */
   escrowUntil: number;
-  /** 'closing': notice given, ending at endTime; 'ended': past escrowUntil, no job is served, and
-   *  it is settled and closed at the next epoch start (or when its chip is leased again). */
+  /** 'closing': notice given, ending at endTime; 'ended': past escrowUntil at the head's time, no
+   *  job is served (the chain settles and closes a lease in the first block at or after its end, so
+   *  a head past it shows it closed). */
   status: 'active' | 'closing' | 'ended' | 'closed';
   startHeight: number;
   startTime: number;

@@ -26,6 +26,10 @@ function eventText(e: TxEventJson): string {
       return `deregistered by ${e.owner}`;
     case 'chipRebooted':
       return `rebooted (TPM resetCount ${e.resetCount}, restartCount ${e.restartCount})`;
+    case 'answerUncredited':
+      return e.reason === 'asleep'
+        ? `answered slot ${e.slot} of epoch ${e.epoch} (slot block ${e.slotHeight}) WITHOUT CREDIT: asleep (TPM clock advanced ${e.clockAdvanceMs} ms of the ${e.requiredMs} ms required since the previous answer)`
+        : `answered slot ${e.slot} of epoch ${e.epoch} (slot block ${e.slotHeight}) WITHOUT CREDIT: the TPM rebooted since the previous answer`;
     default:
       return JSON.stringify(e);
   }

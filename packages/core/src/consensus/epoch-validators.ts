@@ -10,7 +10,8 @@
  * for tombstoneEpochs epochs.
  *
  * The set is computed once, at the end of the last block of an epoch (so the state after that
- * block already names who must sign the first block of the next one) and stored in a ring of the
+ * block already names who must sign the first block of the next one), equal weights ranked by a
+ * hash of that block's own VRF beacon and the consensus key, and stored in a ring of the
  * last few epochs, so every node reads the same set cheaply and evidence of a recent epoch can be
  * checked against the set that was in force. Until a computed set exists (or whenever one comes
  * out empty) the previous set stays; the first is the genesis validators.
@@ -624,26 +625,53 @@ export function bondBacking(
 
 // ---- The computation ----
 
-/** Canonical rank: more power first, then the smaller public key, so ties never depend on order. */
-export function compareValidatorRank(a: Validator, b: Validator): number {
+/**
+ * taggedHash('UNC/validator-tie', seed ‖ consensus key): the order among candidates of equal
+ * weight. `seed` is the beacon of the block that computes the set (the epoch's last block,
+ * endBlockValidators): its proposer's VRF output, which nobody knows before that block is proposed,
+ * so no candidate can have placed its chips under a key that wins it.
+ */
+export function validatorTieBreak(seed: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  return taggedHash('UNC/validator-tie', seed, publicKey);
+}
+
+/** A validator with its tie-break (validatorTieBreak) for the epoch being ranked. */
+export interface RankedValidator extends Validator {
+  tie: Uint8Array;
+}
+
+/**
+ * Canonical rank, a total order: more power first, then the smaller tie-break, then the smaller
+ * public key. Not the key alone: a key is chosen freely, so one ground to start with zero bytes
+ * would win every tie.
+ */
+export function compareValidatorRank(a: RankedValidator, b: RankedValidator): number {
   if (a.power !== b.power) return a.power > b.power ? -1 : 1;
-  return compareBytes(a.publicKey, b.publicKey);
+  return compareBytes(a.tie, b.tie) || compareBytes(a.publicKey, b.publicKey);
 }
 
 /**
  * The top `maxValidators` bonded candidates by voting weight at `height` (the first height of the
  * epoch the set is for), in rank order, each under its consensus key. Voting weight = seat power
  * of the account's chips (seatPowerOf, which leaves out chips barred by a tombstone), capped at what its bond backs
- * (bondBacking: nothing below minValidatorBond). Candidates without weight are left out, so the
- * result may be empty.
+ * (bondBacking: nothing below minValidatorBond). Equal weights are ordered by validatorTieBreak with
+ * `seed` (the beacon of block height − 1, endBlockValidators). Candidates without weight are left
+ * out, so the result may be empty.
  */
-export function computeValidatorSet(state: StateReader, height: bigint): Validator[] {
+export function computeValidatorSet(state: StateReader, height: bigint, seed: Uint8Array): Validator[] {
+  if (seed.length !== 32) throw new RangeError('the tie-break seed must be 32 bytes');
   const params = getConsensusParams(state);
   const { maxValidators } = params;
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
   const epoch = epochOf(height, p);
-  const ranked: { publicKey: Uint8Array; address: Uint8Array; bound: bigint; backing: bigint }[] = [];
+  const ranked: {
+    publicKey: Uint8Array;
+    tie: Uint8Array;
+    address: Uint8Array;
+    bound: bigint;
+    backing: bigint;
+  }[] = [];
   for (const address of validatorCandidates(state)) {
     const key = getValidatorKey(state, address);
     if (!hasConsensusKey(address, key) || key.tombstonedAt > 0n) continue;
@@ -652,24 +680,30 @@ export function computeValidatorSet(state: StateReader, height: bigint): Validat
     const rated = ownerRatedPower(state, address);
     const bound = rated < backing ? rated : backing;
     if (bound === 0n) continue;
-    ranked.push({ publicKey: key.publicKey, address, bound, backing });
+    ranked.push({
+      publicKey: key.publicKey,
+      tie: validatorTieBreak(seed, key.publicKey),
+      address,
+      bound,
+      backing,
+    });
   }
   ranked.sort((a, b) => compareValidatorRank({ ...a, power: a.bound }, { ...b, power: b.bound }));
-  const top: Validator[] = [];
+  const top: RankedValidator[] = [];
   for (const c of ranked) {
     // Nobody left can beat the last place: its bound is at most this one's (strict, for ties).
     if (top.length === maxValidators && top[maxValidators - 1]!.power > c.bound) break;
     const seat = seatPowerOf(state, c.address, height, p, challengesOf, epoch);
     const power = seat < c.backing ? seat : c.backing;
     if (power === 0n) continue;
-    const v = { publicKey: c.publicKey, power };
+    const v = { publicKey: c.publicKey, tie: c.tie, power };
     let i = top.length;
     while (i > 0 && compareValidatorRank(v, top[i - 1]!) < 0) i--;
     if (i >= maxValidators) continue;
     top.splice(i, 0, v);
     if (top.length > maxValidators) top.pop();
   }
-  return top;
+  return top.map(({ publicKey, power }) => ({ publicKey, power }));
 }
 
 // ---- Stored sets ----
@@ -809,13 +843,14 @@ function keptValidators(state: StateReader, epoch: bigint): Validator[] {
 
 /**
  * End-of-block hook (BlockExecutor.finish): at the last block of an epoch, computes and stores the
- * next epoch's set. O(1) on every other block.
+ * next epoch's set, its ties broken with `beacon`, that block's own beacon (BlockContext.beacon,
+ * verified against the block's proposer before the block runs). O(1) on every other block.
  */
-export function endBlockValidators(state: StateOverlay, height: bigint): void {
+export function endBlockValidators(state: StateOverlay, height: bigint, beacon: Uint8Array): void {
   const p = getPociParams(state);
   const next = epochOf(height + 1n, p);
   if (height === 0n || next === epochOf(height, p)) return;
-  let validators = computeValidatorSet(state, height + 1n);
+  let validators = computeValidatorSet(state, height + 1n, beacon);
   if (validators.length === 0) validators = keptValidators(state, next - 1n);
   state.set(ringKey(next), encode(storedSetCodec, { epoch: next, validators }));
   state.set(LATEST_KEY, encode(u64, next));

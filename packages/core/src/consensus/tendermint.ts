@@ -115,6 +115,16 @@ export interface TendermintOptions {
    * validator can make us spend on far-future rounds. Honest nodes drift apart by a few rounds.
    */
   maxRoundsAhead?: number;
+  /**
+   * Whether this node prevotes for a fresh proposal (polRound -1) it holds valid and is free to
+   * vote for (line 22): asked at that moment, in the proposal's round, so the driver judges it on
+   * its own clock then (the block time against when the proposal arrived and when its round
+   * began: proposer-based timestamps). `false` gets a nil prevote, nothing else: the block stays
+   * valid, so it is still locked on at a polka (line 36) and decided on 2/3+ precommits (line 49),
+   * and a re-proposal (line 28) is never asked about, so a block 2/3+ prevoted is never refused
+   * for its time. A node policy, not a rule of validity. Default: every fresh proposal is timely.
+   */
+  timely?: (proposal: Proposal) => boolean;
 }
 
 export interface ConsensusSnapshot {
@@ -149,6 +159,7 @@ export class Tendermint {
   private readonly privval: PrivValidator | null;
   private readonly verify: VerifyFn;
   private readonly maxRoundsAhead: number;
+  private readonly timely: (proposal: Proposal) => boolean;
 
   private started = false;
   private height = 0n;
@@ -173,6 +184,7 @@ export class Tendermint {
     this.privval = options.privval ?? null;
     this.verify = options.verify ?? defaultVerify;
     this.maxRoundsAhead = options.maxRoundsAhead ?? 1_000;
+    this.timely = options.timely ?? (() => true);
   }
 
   /** Applies one event; returns what the driver must do, in order. */
@@ -402,8 +414,12 @@ export class Tendermint {
       const v = proposal.proposal.blockHash;
       const polRound = proposal.proposal.polRound;
       if (polRound === -1) {
-        // Line 22: a fresh proposal; vote for it unless locked on something else.
-        const ok = proposal.valid && (this.lockedRound === -1 || sameBlockHash(this.lockedValue, v));
+        // Line 22: a fresh proposal; vote for it unless locked on something else, or the driver
+        // finds it untimely (`timely`: asked last, only of a proposal it could be given a vote).
+        const ok =
+          proposal.valid &&
+          (this.lockedRound === -1 || sameBlockHash(this.lockedValue, v)) &&
+          this.timely(proposal.proposal);
         this.prevote(ok ? v : null);
         return true;
       }

@@ -1,6 +1,7 @@
 /**
- * The market's part of the state transition: offers, leases, receipts and disputes, and the
- * eager settlement of every active lease at each epoch end. Each apply function either applies
+ * The market's part of the state transition: offers, leases, receipts and disputes, the eager
+ * settlement of every active lease at each epoch start, and the close of each lease in the first
+ * block at or after its end. Each apply function either applies
  * fully or throws a ValidationError (the caller discards its overlay then).
  */
 
@@ -9,8 +10,15 @@ import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
 import { effectiveStatus, getChip } from '../poci/chips.js';
-import { challengeLookup, epochOf, epochStart, hasProvenOnline, isOnline } from '../poci/liveness.js';
-import { getPociParams } from '../poci/params.js';
+import {
+  type ChallengeLookup,
+  challengeLookup,
+  epochOf,
+  epochStart,
+  hasProvenOnline,
+  isOnline,
+} from '../poci/liveness.js';
+import { getPociParams, type PociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import { formatUnc } from '../units.js';
@@ -30,7 +38,6 @@ import { getMarketParams, type MarketParams } from './params.js';
 import { verifyReceipt } from './receipt.js';
 import { jobRequestDigest } from './request.js';
 import {
-  closeLease,
   costThrough,
   escrowUntil,
   HOUR_MS,
@@ -56,14 +63,17 @@ import {
   listRemove,
   markOnce,
   nextId,
+  nextLeaseEnd,
   type Offer,
   OfferStatus,
   offersByProvider,
   openOffers,
+  popLeaseEnd,
   putChipMarket,
   putLease,
   putOffer,
   putProviderRecord,
+  queueLeaseEnd,
 } from './state.js';
 import { type LeaseTerms, leaseTermsDigest } from './terms.js';
 
@@ -205,20 +215,33 @@ function existingLease(state: StateOverlay, id: Uint8Array): Lease {
   return l;
 }
 
-/** Moves a running lease to closing at `endTime` (never later than it already ends). */
+/**
+ * Moves a running lease to closing at `endTime` (never later than it already ends). A lease whose
+ * end this brings forward is queued at its new end; one that ends at once (an offer without notice)
+ * is settled and closed here, so that no challenge drawn from this block on judges it.
+ */
 function shortenLease(
   state: StateOverlay,
+  ctx: MarketContext,
   lease: Lease,
   endTime: bigint,
   reason: string,
-): MarketEvent | null {
+): MarketEvent[] | null {
   if (lease.status === LeaseStatus.closed) return null;
   if (lease.status === LeaseStatus.closing && lease.endTime <= endTime) return null;
+  const before = leaseEndsAt(lease);
   if (endTime < lease.endTime) lease.endTime = endTime;
   lease.status = LeaseStatus.closing;
   lease.closingReason = reason;
   putLease(state, lease);
-  return { type: 'leaseClosing', leaseId: lease.id, chipId: lease.chipId, endTime: lease.endTime, reason };
+  const events: MarketEvent[] = [
+    { type: 'leaseClosing', leaseId: lease.id, chipId: lease.chipId, endTime: lease.endTime, reason },
+  ];
+  const after = leaseEndsAt(lease);
+  if (after <= ctx.time)
+    events.push(...settleAndMaybeClose(state, lease, ctx, getPociParams(state), challengeLookup(state)));
+  else if (after < before) queueLeaseEnd(state, lease.id, after);
+  return events;
 }
 
 export function applyCloseOffer(
@@ -248,8 +271,8 @@ export function applyCloseOffer(
     if (m.leaseId) {
       const lease = getLease(state, m.leaseId);
       if (lease && equalBytes(lease.offerId, offer.id)) {
-        const e = shortenLease(state, lease, offer.closesAt, 'offerClosed');
-        if (e) events.push(e);
+        const e = shortenLease(state, ctx, lease, offer.closesAt, 'offerClosed');
+        if (e) events.push(...e);
       }
     }
     if (m.offerId && equalBytes(m.offerId, offer.id)) putChipMarket(state, chipId, { ...m, offerId: null });
@@ -352,8 +375,9 @@ export function applyOpenLease(
     if (status !== 'active') return `is ${status}`;
     const current = getChipMarket(state, chipId).leaseId;
     if (current) {
-      // A lease that has ended (escrow exhausted or end time passed) holds the chip no longer: it
-      // is settled and closed here rather than at the epoch end.
+      // A lease that has ended (escrow exhausted or end time passed) holds the chip no longer. The
+      // chain closes it in the first block at or after its end (beginBlockMarket), or at once for a
+      // notice of 0: one still open here is settled and closed (a safeguard).
       const old = getLease(state, current);
       if (!old || !leaseOver(old, ctx.time)) return 'is already leased';
       if (old.status !== LeaseStatus.closed)
@@ -437,6 +461,7 @@ export function applyOpenLease(
     disputes: 0,
   };
   putLease(state, lease);
+  queueLeaseEnd(state, id, leaseEndsAt(lease));
   putChipMarket(state, chipId, { ...getChipMarket(state, chipId), leaseId: id });
   listInsert(state, activeLeases, id);
   listInsert(state, leasesByRenter(renter), id);
@@ -471,10 +496,7 @@ function runningLease(state: StateOverlay, ctx: MarketContext, id: Uint8Array): 
     throw new ValidationError('LEASE_CLOSED', `lease ${short(id)} is closed (${lease.closedReason})`);
   }
   if (ctx.time >= leaseEndsAt(lease)) {
-    throw new ValidationError(
-      'LEASE_ENDED',
-      `lease ${short(id)} has ended (${endReason(lease)}); it is settled at the epoch end`,
-    );
+    throw new ValidationError('LEASE_ENDED', `lease ${short(id)} has ended (${endReason(lease)})`);
   }
   return lease;
 }
@@ -502,6 +524,8 @@ export function applyTopUpLease(
   lease.deposited += action.amount;
   lease.remaining += action.amount;
   putLease(state, lease);
+  // A top-up moves the end (when the escrow ran out before the booked end): its entry moves with it.
+  queueLeaseEnd(state, lease.id, leaseEndsAt(lease));
   return [
     {
       type: 'leaseToppedUp',
@@ -524,23 +548,22 @@ export function applyCloseLease(
     throw new ValidationError('LEASE_CLOSED', `lease ${short(lease.id)} is already closed`);
   }
   if (equalBytes(lease.renter, sender)) {
-    const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), challengeLookup(state));
-    if (lease.status !== LeaseStatus.closed) events.push(closeLease(state, lease, ctx, 'renterClosed'));
-    return events;
+    const p = getPociParams(state);
+    return settleAndMaybeClose(state, lease, ctx, p, challengeLookup(state), 'renterClosed');
   }
   if (equalBytes(lease.provider, sender)) {
     if (ctx.time >= leaseEndsAt(lease)) {
       throw new ValidationError('LEASE_ENDED', `lease ${short(lease.id)} has ended already`);
     }
     const offer = existingOffer(state, lease.offerId);
-    const e = shortenLease(state, lease, ctx.time + offer.noticeMs, 'providerClosed');
+    const e = shortenLease(state, ctx, lease, ctx.time + offer.noticeMs, 'providerClosed');
     if (!e) {
       throw new ValidationError(
         'ALREADY_CLOSING',
         `lease ${short(lease.id)} already ends at ${new Date(Number(lease.endTime)).toISOString()}, before the notice would`,
       );
     }
-    return [e];
+    return e;
   }
   throw new ValidationError('NOT_PARTY', `lease ${short(lease.id)} is neither yours to rent nor to provide`);
 }
@@ -872,29 +895,63 @@ export function chipLeasedRefusalAtAdmission(
  * settlement would pay the provider for challenges answered by a chip it had sold (the buyer's),
  * and a chip deregistered and registered again within the epoch kept its lease on a fresh record
  * whose earlier misses no longer count. Both are refused while the lease binds the chip
- * (chipLeasedRefusal), so the lease has ended here and closes with its own reason (`ended`, its
- * notice's, `escrowExhausted`); 'chipUnavailable' only for a lease of another provider. O(1).
+ * (chipLeasedRefusal), so a lease of the provider has ended here, and the chain closed it in the
+ * first block at or after its end (beginBlockMarket) with its own reason; what is left to close
+ * here is a lease of another provider ('chipUnavailable'). O(1).
  */
 export function endLeaseOfChip(state: StateOverlay, ctx: MarketContext, chipId: Uint8Array): MarketEvent[] {
   const { leaseId } = getChipMarket(state, chipId);
   if (!leaseId) return [];
   const lease = getLease(state, leaseId);
   if (!lease || lease.status === LeaseStatus.closed) return [];
-  const events = settleAndMaybeClose(state, lease, ctx, getPociParams(state), challengeLookup(state));
-  if (lease.status !== LeaseStatus.closed) events.push(closeLease(state, lease, ctx, 'chipUnavailable'));
+  const p = getPociParams(state);
+  return settleAndMaybeClose(state, lease, ctx, p, challengeLookup(state), 'chipUnavailable');
+}
+
+/**
+ * CONSENSUS (docs/jobs.md, "How a lease is paid"): settles and closes every lease whose end (core's
+ * leaseEndsAt) this block's time has reached, in end order, so that each is closed in the first block
+ * at or after its end and judged by exactly the challenges drawn before it (settleLease). Each open
+ * lease has one entry, at its current end (an opening inserts it, a notice or a top-up moves it, a
+ * close removes it: market/state.ts), so the entries due are those of open leases that ended, at
+ * most the open leases, however many leases were opened and closed before (each closed one took its
+ * entry with it). The epoch start settles every open lease in one block anyway, so this adds no
+ * larger bound. (The checks below keep a due entry of a closed or longer lease harmless; neither
+ * is ever queued.) O(log n) per entry due, n the open leases; two reads when none is due.
+ */
+function closeEndedLeases(
+  state: StateOverlay,
+  ctx: MarketContext,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+): MarketEvent[] {
+  const events: MarketEvent[] = [];
+  for (let next = nextLeaseEnd(state); next && next.time <= ctx.time; next = nextLeaseEnd(state)) {
+    popLeaseEnd(state);
+    const lease = getLease(state, next.leaseId);
+    if (!lease) throw new Error(`queued lease ${toHex(next.leaseId)} has no record`);
+    if (lease.status === LeaseStatus.closed) continue;
+    const end = leaseEndsAt(lease);
+    if (end > ctx.time) {
+      queueLeaseEnd(state, lease.id, end);
+      continue;
+    }
+    events.push(...settleAndMaybeClose(state, lease, ctx, p, challengesOf));
+  }
   return events;
 }
 
 /**
- * Block-start bookkeeping: at the first block of each epoch, settle every active lease (and close
- * those that are over). O(active leases) once per epoch; nothing on other blocks.
+ * Block-start bookkeeping: close the leases that ended by this block's time (closeEndedLeases); at
+ * the first block of each epoch, settle every active lease (and close those that are over).
+ * O(active leases) once per epoch; on other blocks, only the leases that end.
  */
 export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): MarketEvent[] {
   const p = getPociParams(state);
-  const epoch = epochOf(ctx.height, p);
-  if (epoch === 0n || ctx.height !== epochStart(epoch, p)) return [];
   const challengesOf = challengeLookup(state);
-  const events: MarketEvent[] = [];
+  const events = closeEndedLeases(state, ctx, p, challengesOf);
+  const epoch = epochOf(ctx.height, p);
+  if (epoch === 0n || ctx.height !== epochStart(epoch, p)) return events;
   for (const id of listItems(state, activeLeases)) {
     const lease = getLease(state, id);
     if (!lease) throw new Error(`active lease ${toHex(id)} has no record`);

@@ -6,12 +6,20 @@
  */
 import { equalBytes } from '../bytes.js';
 import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
-import { answeredIn, type ChallengeLookup, chipClass, epochOf, isProvenOnline } from '../poci/liveness.js';
+import {
+  answeredIn,
+  type ChallengeLookup,
+  chipClass,
+  epochOf,
+  isProvenOnline,
+  uncreditedIn,
+} from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
 import {
   activeLeases,
+  dropLeaseEnd,
   getChipMarket,
   getProviderRecord,
   type Lease,
@@ -133,11 +141,37 @@ export function slaSplit(
   return { paid, refunded: cost - paid };
 }
 
-/** Answered and missed challenges of the chip with heights in (after, through]; all must be decided. */
+/**
+ * How one challenge of the chip (challenge `slot` of `epoch`, drawn at `slotHeight`) judges a lease
+ * settled in block `height`: `answered` as soon as a credited answer to it is included (before
+ * `height`), `missed` as soon as an uncredited one is (a tpm2 chip whose TPM slept or rebooted since
+ * its previous answer, poci/execute.ts: it cannot be answered again, so its outcome is known), or
+ * once its answer window has closed without one (slotHeight + W < height), null while its window is
+ * still open and unanswered (its outcome is not known yet). The one rule every lease settlement
+ * counts a challenge by (slotOutcomesIn).
+ */
+export function challengeOutcome(
+  chip: Chip,
+  epoch: bigint,
+  slot: number,
+  slotHeight: bigint,
+  height: bigint,
+  p: PociParams,
+): 'answered' | 'missed' | null {
+  if (answeredIn(chip, epoch, slot)) return 'answered';
+  if (uncreditedIn(chip, epoch, slot)) return 'missed';
+  return slotHeight + p.answerWindowBlocks < height ? 'missed' : null;
+}
+
+/**
+ * Answered and missed challenges of the chip with heights in (after, through], as block `height`
+ * judges them (challengeOutcome); those whose outcome is not known yet are left out.
+ */
 export function slotOutcomesIn(
   chip: Chip,
   after: bigint,
   through: bigint,
+  height: bigint,
   p: PociParams,
   challengesOf: ChallengeLookup,
 ): { answered: number; missed: number } {
@@ -150,8 +184,9 @@ export function slotOutcomesIn(
   for (let e = from; e <= epochOf(through, p); e++) {
     challengesOf(e, cls).forEach((h, slot) => {
       if (h <= after || h > through) return;
-      if (answeredIn(chip, e, slot)) answered++;
-      else missed++;
+      const outcome = challengeOutcome(chip, e, slot, h, height, p);
+      if (outcome === 'answered') answered++;
+      else if (outcome === 'missed') missed++;
     });
   }
   return { answered, missed };
@@ -172,9 +207,18 @@ export function chipServes(state: StateOverlay, lease: Lease): { ok: boolean; ch
 }
 
 /**
- * Settles the lease's cost through min(now, endTime) against its escrow, pays the provider, refunds
+ * Settles the lease's cost through min(now, its end) against its escrow, pays the provider, refunds
  * the renter the missed share. Returns the event (null when nothing moved) and whether the escrow
  * ran out before the lease's end. Writes the lease.
+ *
+ * CONSENSUS (docs/jobs.md, "How a lease is paid"): the cost is split by the chip's challenges drawn
+ * while the lease ran, judged by challengeOutcome. A settlement of a running lease judges those up
+ * to `height − W − 1` (every one of them decided; the rest wait for the next settlement). The
+ * `final` one (the lease closes in this block) judges every challenge left through `height − 1`:
+ * those answered count at once, those still open are left out. A lease is closed in the first block
+ * whose time reaches its end (the end queue, market/execute.ts beginBlockMarket), or in the block
+ * its renter closes it or its chip leaves, so `height − 1` is always the last block drawn while it
+ * ran (its time is before the end), and no challenge drawn after the end judges it.
  */
 export function settleLease(
   state: StateOverlay,
@@ -182,6 +226,8 @@ export function settleLease(
   ctx: MarketContext,
   p: PociParams,
   challengesOf: ChallengeLookup,
+  final = false,
+  served: { ok: boolean; chip: Chip | null } = chipServes(state, lease),
 ): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean } {
   // The escrow pays up to exactly the moment the lease ends, never past it.
   const until = escrowUntil(lease);
@@ -194,19 +240,21 @@ export function settleLease(
   // At `until` the cost reaches the deposit: what is left is drawn to the last base unit.
   if (cost > lease.remaining || exhausted) cost = lease.remaining;
 
-  // Slots are judged once their answer window has closed before this block.
-  const decided = ctx.height - p.answerWindowBlocks - 1n;
-  const { ok, chip } = chipServes(state, lease);
+  // A running lease's challenges are judged once their answer window has closed before this block;
+  // at its close, every challenge drawn before this block whose outcome is known.
+  const through = final ? ctx.height - 1n : ctx.height - p.answerWindowBlocks - 1n;
+  const { ok, chip } = served;
   let answered = 0;
   let missed = 0;
-  if (chip && decided > lease.slotCursor) {
-    ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, decided, p, challengesOf));
-    lease.slotCursor = decided;
+  if (chip && through > lease.slotCursor) {
+    ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, through, ctx.height, p, challengesOf));
+    lease.slotCursor = through;
   }
-  // Liveness of the chip matters only for a period without a decided slot (it costs hashing). Such a
-  // period is paid only while the chip is proven online, the rule voting power uses: by the miss
-  // rule alone a chip that has never answered (a fresh registration) would be paid for up to K
-  // challenges' worth of time it never showed it was there.
+  // Liveness of the chip matters only for a period without a judged challenge (it costs hashing).
+  // Such a period is paid only while the chip is proven online, the rule voting power uses: by the
+  // miss rule alone a chip that has never answered (a fresh registration) would be paid for up to K
+  // challenges' worth of time it never showed it was there. Judged in this block: for a lease that
+  // ended, the first block at or after its end.
   const provenOnline =
     answered + missed === 0 && ok && chip !== null && isProvenOnline(chip, ctx.height, p, challengesOf);
   const { paid, refunded } = slaSplit(cost, answered, missed, provenOnline);
@@ -245,7 +293,10 @@ export function settleLease(
   return { event, exhausted, chipOk: ok };
 }
 
-/** Returns the unused escrow to the renter and frees the chip. The lease must be settled first. */
+/**
+ * Returns the unused escrow to the renter, frees the chip and takes the lease out of the end queue.
+ * The lease must be settled first.
+ */
 export function closeLease(
   state: StateOverlay,
   lease: Lease,
@@ -262,6 +313,7 @@ export function closeLease(
   lease.closedReason = reason;
   putLease(state, lease);
   listRemove(state, activeLeases, lease.id);
+  dropLeaseEnd(state, lease.id);
   const m = getChipMarket(state, lease.chipId);
   if (m.leaseId && equalBytes(m.leaseId, lease.id))
     putChipMarket(state, lease.chipId, { ...m, leaseId: null });
@@ -277,8 +329,21 @@ export function closeLease(
 }
 
 /**
+ * Why the lease closes at block time `time` by itself, or null: its escrow ran out, its end time
+ * passed (its notice's reason, or `ended`), or its chip can no longer serve it.
+ */
+function closeReasonAt(lease: Lease, time: bigint, chipOk: boolean): string | null {
+  if (escrowUntil(lease) < lease.endTime && time >= escrowUntil(lease)) return 'escrowExhausted';
+  if (time >= lease.endTime) return lease.closingReason || 'ended';
+  if (!chipOk) return 'chipUnavailable';
+  return null;
+}
+
+/**
  * Settles a lease and closes it if it is over: its end time passed, its escrow ran out, or its chip
- * can no longer serve it. Used at every epoch end and whenever an action touches the lease.
+ * can no longer serve it; or else, with `otherwise`, closes it for that reason (the renter's close,
+ * its chip leaving). Used at every epoch start, at every lease's end, and whenever an action touches
+ * the lease. The settlement of a lease that closes is final (settleLease).
  */
 export function settleAndMaybeClose(
   state: StateOverlay,
@@ -286,14 +351,13 @@ export function settleAndMaybeClose(
   ctx: MarketContext,
   p: PociParams,
   challengesOf: ChallengeLookup,
+  otherwise: string | null = null,
 ): MarketEvent[] {
+  const served = chipServes(state, lease);
+  const reason = closeReasonAt(lease, ctx.time, served.ok) ?? otherwise;
   const events: MarketEvent[] = [];
-  const { event, exhausted, chipOk } = settleLease(state, lease, ctx, p, challengesOf);
+  const { event } = settleLease(state, lease, ctx, p, challengesOf, reason !== null, served);
   if (event) events.push(event);
-  let reason: string | null = null;
-  if (exhausted) reason = 'escrowExhausted';
-  else if (ctx.time >= lease.endTime) reason = lease.closingReason || 'ended';
-  else if (!chipOk) reason = 'chipUnavailable';
   if (reason) events.push(closeLease(state, lease, ctx, reason));
   return events;
 }

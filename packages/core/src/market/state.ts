@@ -219,6 +219,9 @@ const IDX = {
   chip: 0x01,
   receipt: 0x02,
   dispute: 0x03,
+  endQueueSize: 0x04,
+  endQueue: 0x05,
+  endQueuePos: 0x06,
   list: 0x10,
 } as const;
 
@@ -269,6 +272,182 @@ export function markOnce(state: StateOverlay, kind: 'receipt' | 'dispute', id: U
 
 export function disputeId(leaseId: Uint8Array, requestHash: Uint8Array): Uint8Array {
   return taggedHash('UNC/dispute', leaseId, requestHash);
+}
+
+// ---- The lease end queue: a binary min-heap of (end time, lease id), one entry per open lease ----
+//
+// `0x0C 0x04` → the number of entries (u32), `0x0C 0x05 ‖ u32 i` → entry i: u64 end time ‖ lease id
+// (40 bytes, compared as bytes: by time, then by id, so the order is total and every node pops the
+// same entry), `0x0C 0x06 ‖ lease id` → the entry's index (u32). Each block's opening bookkeeping
+// pops the entries due at its time (market/execute.ts beginBlockMarket), so a lease is settled and
+// closed in the first block whose time reaches its end. A lease has exactly one entry while it is
+// open, at its current end (moved when a notice or a top-up moves the end), and none once it is
+// closed (closeLease removes it): the queue never holds more entries than there are open leases,
+// so what one block pops is bounded by the open leases, whatever was opened and closed before.
+// O(log n) reads and writes per insert, move, removal or pop; a block with nothing due reads two keys.
+
+const END_QUEUE_SIZE_KEY = Uint8Array.of(StateSpace.marketIndex, IDX.endQueueSize);
+
+function endQueueKey(i: number): Uint8Array {
+  const k = new Uint8Array(6);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.endQueue;
+  new DataView(k.buffer).setUint32(2, i);
+  return k;
+}
+
+function endQueuePosKey(leaseId: Uint8Array): Uint8Array {
+  const k = new Uint8Array(2 + leaseId.length);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.endQueuePos;
+  k.set(leaseId, 2);
+  return k;
+}
+
+function u32Bytes(n: number): Uint8Array {
+  const v = new Uint8Array(4);
+  new DataView(v.buffer).setUint32(0, n);
+  return v;
+}
+
+function readU32(raw: Uint8Array): number {
+  return new DataView(raw.buffer, raw.byteOffset, raw.byteLength).getUint32(0);
+}
+
+function endQueueSize(state: StateReader): number {
+  const raw = state.get(END_QUEUE_SIZE_KEY);
+  return raw ? readU32(raw) : 0;
+}
+
+function putEndQueueSize(state: StateOverlay, n: number): void {
+  state.set(END_QUEUE_SIZE_KEY, n === 0 ? null : u32Bytes(n));
+}
+
+function endQueueAt(state: StateReader, i: number): Uint8Array {
+  const raw = state.get(endQueueKey(i));
+  if (raw?.length !== 40) throw new Error(`lease end queue: entry ${i} missing`);
+  return raw;
+}
+
+/** The index of the lease's entry, or null when it has none. */
+function endQueuePos(state: StateReader, leaseId: Uint8Array): number | null {
+  const raw = state.get(endQueuePosKey(leaseId));
+  return raw ? readU32(raw) : null;
+}
+
+/** Writes `entry` at index i and records i as its lease's position. */
+function placeEndEntry(state: StateOverlay, i: number, entry: Uint8Array): void {
+  state.set(endQueueKey(i), entry);
+  state.set(endQueuePosKey(entry.subarray(8, 40)), u32Bytes(i));
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length && i < b.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+export interface LeaseEndEntry {
+  time: bigint;
+  leaseId: Uint8Array;
+}
+
+function decodeEndEntry(raw: Uint8Array): LeaseEndEntry {
+  return {
+    time: new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0),
+    leaseId: raw.slice(8, 40),
+  };
+}
+
+/** Places `entry` at hole i, moving it up past larger parents. */
+function siftUp(state: StateOverlay, i: number, entry: Uint8Array): number {
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    const above = endQueueAt(state, parent);
+    if (compareBytes(above, entry) <= 0) break;
+    placeEndEntry(state, i, above);
+    i = parent;
+  }
+  placeEndEntry(state, i, entry);
+  return i;
+}
+
+/** Places `entry` at hole i of a heap of `size` entries, moving it down past smaller children. */
+function siftDown(state: StateOverlay, i: number, entry: Uint8Array, size: number): void {
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= size) break;
+    let child = l;
+    let below = endQueueAt(state, l);
+    if (l + 1 < size) {
+      const right = endQueueAt(state, l + 1);
+      if (compareBytes(right, below) < 0) {
+        child = l + 1;
+        below = right;
+      }
+    }
+    if (compareBytes(entry, below) <= 0) break;
+    placeEndEntry(state, i, below);
+    i = child;
+  }
+  placeEndEntry(state, i, entry);
+}
+
+/** Removes the entry at index i (its position record too); returns it. */
+function removeEndAt(state: StateOverlay, i: number): Uint8Array {
+  const n = endQueueSize(state);
+  const removed = endQueueAt(state, i);
+  state.set(endQueuePosKey(removed.subarray(8, 40)), null);
+  const size = n - 1;
+  putEndQueueSize(state, size);
+  if (i === size) {
+    state.set(endQueueKey(size), null);
+    return removed;
+  }
+  const last = endQueueAt(state, size);
+  state.set(endQueueKey(size), null);
+  // The last entry fills the hole: up if it is below the hole's parent, else down.
+  if (siftUp(state, i, last) === i) siftDown(state, i, last, size);
+  return removed;
+}
+
+/**
+ * Sets the lease's end in the queue to `time`: inserts its entry, or moves the one it has (a lease
+ * has at most one). It is looked at in the first block whose time is at or past `time`. O(log n).
+ */
+export function queueLeaseEnd(state: StateOverlay, leaseId: Uint8Array, time: bigint): void {
+  if (leaseId.length !== 32) throw new Error('lease end queue: a lease id is 32 bytes');
+  const entry = new Uint8Array(40);
+  new DataView(entry.buffer).setBigUint64(0, time);
+  entry.set(leaseId, 8);
+  const at = endQueuePos(state, leaseId);
+  if (at !== null) removeEndAt(state, at);
+  const i = endQueueSize(state);
+  putEndQueueSize(state, i + 1);
+  siftUp(state, i, entry);
+}
+
+/** Removes the lease's entry, if it has one (its lease closed). O(log n). */
+export function dropLeaseEnd(state: StateOverlay, leaseId: Uint8Array): void {
+  const at = endQueuePos(state, leaseId);
+  if (at !== null) removeEndAt(state, at);
+}
+
+/** The earliest queued entry, or null when the queue is empty. O(1). */
+export function nextLeaseEnd(state: StateReader): LeaseEndEntry | null {
+  return endQueueSize(state) === 0 ? null : decodeEndEntry(endQueueAt(state, 0));
+}
+
+/** Removes and returns the earliest queued entry (null when empty). O(log n). */
+export function popLeaseEnd(state: StateOverlay): LeaseEndEntry | null {
+  return endQueueSize(state) === 0 ? null : decodeEndEntry(removeEndAt(state, 0));
+}
+
+/** The queued entries in heap order (for readers and tests). O(n). */
+export function leaseEndQueue(state: StateReader): LeaseEndEntry[] {
+  const out: LeaseEndEntry[] = [];
+  const n = endQueueSize(state);
+  for (let i = 0; i < n; i++) out.push(decodeEndEntry(endQueueAt(state, i)));
+  return out;
 }
 
 // ---- Linked lists ----

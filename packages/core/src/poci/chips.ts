@@ -55,11 +55,25 @@ export interface Chip {
   statusReason: string;
   /** Latest attested TPM clock, to refuse a clock that goes backwards. */
   tpmClock: TpmClock | null;
-  /** Liveness: answered-challenge bit masks (bit j = challenge j of the chip's class) of `epoch`
-   *  and of the epoch before it. */
+  /**
+   * The TPM clock an answer's credit is measured from (docs/poci.md, "Asleep between challenges"):
+   * the clock of the chip's last accepted answer, or of its registration evidence (null: a profile
+   * whose evidence carries no clock). A transfer consent moves `tpmClock`, never this one, so a
+   * reboot a consent showed still costs the next answer its credit.
+   */
+  creditClock: TpmClock | null;
+  /** Block time (ms) `creditClock` is held against: the newest challenge block among the accepted
+   *  answers, or the block that included the registration. */
+  creditClockTime: bigint;
+  /** Liveness: credited-answer bit masks (bit j = challenge j of the chip's class) of `epoch` and
+   *  of the epoch before it. Everything answers count for reads these. */
   epoch: bigint;
   answered: number;
   prevAnswered: number;
+  /** Answers accepted without credit (asleep or rebooted, tpm2 only), same epochs: a miss for
+   *  every count, kept only so that the same challenge cannot be answered again. */
+  uncredited: number;
+  prevUncredited: number;
   /** Height of the newest answered challenge (0 = none yet) and where its answer was included. */
   lastAnsweredSlot: bigint;
   lastAnsweredAt: bigint;
@@ -88,9 +102,13 @@ export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
   status: u8,
   statusReason: string(256, 'statusReason'),
   tpmClock: option(tpmClockCodec),
+  creditClock: option(tpmClockCodec),
+  creditClockTime: u64,
   epoch: u64,
   answered: u32,
   prevAnswered: u32,
+  uncredited: u32,
+  prevUncredited: u32,
   lastAnsweredSlot: u64,
   lastAnsweredAt: u64,
   settledThrough: u64,

@@ -10,6 +10,7 @@ import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
 import { normalizeRevocationId, parseCertificate } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
+import { getParams } from '../chain/params.js';
 import type {
   Action,
   ClaimRewardsAction,
@@ -66,15 +67,22 @@ import {
   epochStart,
   getEpochRecord,
   getRecentHash,
+  getRecentTime,
   heartbeatChallenge,
   MAX_CHALLENGES_PER_EPOCH,
   markAnswered,
+  markUncredited,
   putEpochRecord,
   putRecentHash,
+  putRecentTime,
   registrationMessage,
   type SlotOutcome,
+  type TpmAnswerCredit,
+  tpmAnswerCredit,
+  tpmClockRequiredMs,
   transferMessage,
   unansweredSlots,
+  uncreditedIn,
 } from './liveness.js';
 import { getPociParams, type PociParams, putPociParams } from './params.js';
 import {
@@ -128,6 +136,19 @@ export type PociEvent =
       reason: string;
     }
   | { type: 'chipRebooted'; chipId: Uint8Array; resetCount: number; restartCount: number }
+  | {
+      /** An answer accepted but not credited (tpm2): a miss for everything answers count for. */
+      type: 'answerUncredited';
+      chipId: Uint8Array;
+      epoch: bigint;
+      slot: number;
+      slotHeight: bigint;
+      /** 'asleep': the TPM clock advanced less than `requiredMs`; 'rebooted': resetCount or
+       *  restartCount changed (then both figures are 0). */
+      reason: 'asleep' | 'rebooted';
+      clockAdvanceMs: bigint;
+      requiredMs: bigint;
+    }
   | {
       type: 'chipRewarded';
       chipId: Uint8Array;
@@ -197,6 +218,8 @@ export function beginBlockPoci(
   prevBeacon: Uint8Array,
 ): void {
   putRecentHash(state, ctx.height - 1n, prevHash);
+  // The block's own time, for the credit of answers to its challenge (tpmAnswerCredit).
+  putRecentTime(state, ctx.height, ctx.time);
   const p = getPociParams(state);
   const epoch = epochOf(ctx.height, p);
   if (ctx.height >= 2n) recordBlockChallenge(state, ctx.height - 1n, prevBeacon, p);
@@ -674,9 +697,15 @@ export function applyRegisterChip(
     status: ChipStatus.active,
     statusReason: '',
     tpmClock: id.tpmClock,
+    // The first answer's credit is measured from the evidence, held against the block that
+    // includes it (the evidence was signed before it; its anchor may be 100 blocks older).
+    creditClock: id.tpmClock,
+    creditClockTime: ctx.time,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,
+    uncredited: 0,
+    prevUncredited: 0,
     lastAnsweredSlot: 0n,
     lastAnsweredAt: 0n,
     settledThrough: ctx.height,
@@ -805,9 +834,11 @@ export function applyDeregisterChip(
       p,
       challengeLookup(state),
       (m) =>
-        m.slotHeight + p.answerWindowBlocks < ctx.height
-          ? `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`
-          : `the chip was deregistered at height ${ctx.height} before answering`,
+        uncreditedIn(chip, m.epoch, m.slot)
+          ? UNCREDITED_MISS
+          : m.slotHeight + p.answerWindowBlocks < ctx.height
+            ? `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`
+            : `the chip was deregistered at height ${ctx.height} before answering`,
       undefined,
       true,
     );
@@ -857,6 +888,43 @@ function advanceTpmClock(
 }
 
 /**
+ * CONSENSUS (docs/poci.md, "Asleep between challenges"): whether a tpm2 answer with `tpmClock`, to
+ * the challenge of block `slotHeight`, is credited. Measured against the chip's reference clock (its
+ * previous accepted answer's, or its registration evidence's), with a slack of W × the target block
+ * interval; the reference then moves on to this answer, credited or not, so a chip that stays up
+ * is credited again at its next answer. Call before advanceTpmClock (which refuses a clock that
+ * went back; an answer refused for it changes nothing, the overlay being dropped).
+ */
+function answerCredit(
+  state: StateOverlay,
+  chip: Chip,
+  tpmClock: TpmClock,
+  slotHeight: bigint,
+  slack: () => bigint,
+  where: () => string,
+  ref: () => AnswerRef,
+): { reason: TpmAnswerCredit; clockAdvanceMs: bigint; requiredMs: bigint } {
+  const slotTime = getRecentTime(state, slotHeight);
+  if (slotTime === null)
+    throw new ValidationError('SLOT_NOT_OPEN', `${where()}: slot block time unavailable`, ref());
+  const prev = chip.creditClock;
+  const prevTime = chip.creditClockTime;
+  chip.creditClock = tpmClock;
+  // The newest challenge block answered: an older one answered later (its window still open) was
+  // signed after it all the same, since the clock never goes back between accepted answers.
+  if (slotTime > prevTime) chip.creditClockTime = slotTime;
+  if (!prev) return { reason: 'credited', clockAdvanceMs: 0n, requiredMs: 0n };
+  const slackMs = slack();
+  const reason = tpmAnswerCredit(prev, prevTime, tpmClock, slotTime, slackMs);
+  if (reason !== 'asleep') return { reason, clockAdvanceMs: 0n, requiredMs: 0n };
+  return {
+    reason,
+    clockAdvanceMs: tpmClock.clock - prev.clock,
+    requiredMs: tpmClockRequiredMs(slotTime - prevTime, slackMs),
+  };
+}
+
+/**
  * The first answer of `answers` whose chip is not registered or not `sender`'s, refused as
  * applyHeartbeat's unknown-chip and owner rules refuse it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null.
  * Only those two rules: execution may refuse an earlier answer for another reason first (a chip
@@ -882,6 +950,10 @@ export function heartbeatOwnerRefusal(
   }
   return null;
 }
+
+/** A miss's reason when the challenge was answered but not credited (answerUncredited). */
+const UNCREDITED_MISS =
+  'answered without credit: the TPM was asleep or rebooted since the previous answer (answerUncredited)';
 
 /**
  * Records the chip's misses above its settled height as judged at `asOf` (unansweredSlots: at most
@@ -960,6 +1032,9 @@ export function applyHeartbeat(
   const currentEpoch = epochOf(ctx.height, p);
   // The class and epoch records the answers change: decoded once, written once after the last.
   const held = new HeldRecords();
+  // The credit slack of tpm2 answers, W × the target block interval: read once, when first needed.
+  let slackMs: bigint | null = null;
+  const slack = () => (slackMs ??= p.answerWindowBlocks * BigInt(getParams(state).blockTimeMs));
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
     const where = () => answerWhere(answer);
@@ -1003,7 +1078,7 @@ export function applyHeartbeat(
         ref(),
       );
     }
-    if (answeredIn(chip, answer.epoch, answer.slot)) {
+    if (answeredIn(chip, answer.epoch, answer.slot) || uncreditedIn(chip, answer.epoch, answer.slot)) {
       throw new ValidationError('ANSWER_REPLAYED', `${where()}: already answered`, ref());
     }
     const slotHash = getRecentHash(state, slotHeight);
@@ -1019,6 +1094,9 @@ export function applyHeartbeat(
       heartbeatChallenge(ctx.chainId, chip.chipId, slotHash),
       ctx.isEd25519Verified,
     );
+    // The credit is measured against the clock of the chip's previous accepted answer, before the
+    // monotonic guard moves the stored clock on.
+    const credit = tpmClock ? answerCredit(state, chip, tpmClock, slotHeight, slack, where, ref) : null;
     const rebooted = advanceTpmClock(chip, tpmClock, where, ref);
     if (rebooted) events.push(rebooted);
     // Record the misses whose windows closed since the chip's outcomes were last settled.
@@ -1031,7 +1109,10 @@ export function applyHeartbeat(
         ctx.height,
         p,
         (e, c) => (e === answer.epoch && c === cls ? challenges : challengesOf(e, c)),
-        (m) => `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`,
+        (m) =>
+          uncreditedIn(chip, m.epoch, m.slot)
+            ? UNCREDITED_MISS
+            : `no answer included by height ${m.slotHeight + p.answerWindowBlocks}`,
         cls,
       );
     }
@@ -1040,11 +1121,31 @@ export function applyHeartbeat(
     // usually one of them), so that each is decoded once per answer; nothing writes them between.
     const paid = settleChipRewards(state, chip, p, cls, held.epochs);
     if (paid.length > 0) events.push(...rewardEvents(chip, paid));
-    const before = popcount(answeredMask(chip, answer.epoch));
-    // The seat windows the masks can no longer hold once they move on are remembered first.
+    // The seat windows the masks can no longer hold once they move on are remembered first, by an
+    // uncredited answer too (markUncredited moves them as markAnswered does; its bit is a miss there).
     if (answer.epoch > chip.epoch) {
       rememberSeatShare(state, chip, answer.epoch, p, (e, c) => held.classRecord(state, e, c).heights, cls);
     }
+    if (credit && credit.reason !== 'credited') {
+      // Accepted (the chip's clock and block time move on, so it is credited again at its next
+      // answer if it stays up), but a miss for everything answers count for: rewards, the offline
+      // streak, validator seats, lease settlement. Kept in its own mask so it cannot be answered
+      // again, and settled as a miss once its window closes.
+      markUncredited(chip, answer.epoch, answer.slot);
+      putChip(state, chip);
+      events.push({
+        type: 'answerUncredited',
+        chipId: chip.chipId,
+        epoch: answer.epoch,
+        slot: answer.slot,
+        slotHeight,
+        reason: credit.reason,
+        clockAdvanceMs: credit.clockAdvanceMs,
+        requiredMs: credit.requiredMs,
+      });
+      continue;
+    }
+    const before = popcount(answeredMask(chip, answer.epoch));
     markAnswered(chip, answer.epoch, answer.slot);
     addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, held.epochs, held);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;

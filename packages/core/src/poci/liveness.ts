@@ -10,7 +10,7 @@ import { bool, type Codec, decode, encode, list, struct, u64, u128 } from '../en
 import { hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
-import type { Chip } from './chips.js';
+import type { Chip, TpmClock } from './chips.js';
 import type { PociParams } from './params.js';
 
 /** Epochs are numbered from 0; epoch e covers heights e·B+1 … (e+1)·B. */
@@ -180,6 +180,25 @@ export function getRecentHash(state: StateReader, height: bigint): Uint8Array | 
   return r.height === height ? r.hash : null;
 }
 
+const recentTimeCodec = struct<{ height: bigint; time: bigint }>('RecentTime', { height: u64, time: u64 });
+
+function timeRingKey(height: bigint): Uint8Array {
+  return Uint8Array.of(StateSpace.system, 0x11, Number(height % BLOCK_HASH_RING));
+}
+
+/** Records the block time of block `height` (written by the block itself, as it begins). */
+export function putRecentTime(state: StateOverlay, height: bigint, time: bigint): void {
+  state.set(timeRingKey(height), encode(recentTimeCodec, { height, time }));
+}
+
+/** The block time (ms) of a recent block, or null if it is not (or no longer) in the ring. */
+export function getRecentTime(state: StateReader, height: bigint): bigint | null {
+  const raw = state.get(timeRingKey(height));
+  if (!raw) return null;
+  const r = decode(recentTimeCodec, raw);
+  return r.height === height ? r.time : null;
+}
+
 // ---- Challenge classes per epoch (one append per block, one prune per block) ----
 
 export interface ChallengeClassRecord {
@@ -282,28 +301,90 @@ export function unansweredSlots(
   return out.reverse();
 }
 
+/** Whether the chip's answer to the challenge was credited (an uncredited answer is a miss). */
 export function answeredIn(chip: Chip, epoch: bigint, slot: number): boolean {
-  const bit = 2 ** slot;
-  if (epoch === chip.epoch) return (chip.answered & bit) !== 0;
-  if (epoch === chip.epoch - 1n) return (chip.prevAnswered & bit) !== 0;
-  return false;
+  return (answeredMask(chip, epoch) & (2 ** slot)) !== 0;
 }
 
-/** The chip's answered-challenge mask of `epoch` (0 outside the two epochs it keeps). */
+/** Whether the chip's answer to the challenge was accepted without credit (asleep or rebooted). */
+export function uncreditedIn(chip: Chip, epoch: bigint, slot: number): boolean {
+  const mask = epoch === chip.epoch ? chip.uncredited : epoch === chip.epoch - 1n ? chip.prevUncredited : 0;
+  return (mask & (2 ** slot)) !== 0;
+}
+
+/** The chip's credited-answer mask of `epoch` (0 outside the two epochs it keeps). */
 export function answeredMask(chip: Chip, epoch: bigint): number {
   return epoch === chip.epoch ? chip.answered : epoch === chip.epoch - 1n ? chip.prevAnswered : 0;
 }
 
-/** Marks a challenge answered, shifting the two-epoch window of masks forward as needed. */
+/** Moves the two-epoch window of masks forward to `epoch` if it is newer. */
+function shiftMasks(chip: Chip, epoch: bigint): void {
+  if (epoch <= chip.epoch) return;
+  const adjacent = epoch === chip.epoch + 1n;
+  chip.prevAnswered = adjacent ? chip.answered : 0;
+  chip.prevUncredited = adjacent ? chip.uncredited : 0;
+  chip.answered = 0;
+  chip.uncredited = 0;
+  chip.epoch = epoch;
+}
+
+/** Marks a challenge answered (credited), shifting the two-epoch window of masks forward as needed. */
 export function markAnswered(chip: Chip, epoch: bigint, slot: number): void {
-  if (epoch > chip.epoch) {
-    chip.prevAnswered = epoch === chip.epoch + 1n ? chip.answered : 0;
-    chip.answered = 0;
-    chip.epoch = epoch;
-  }
+  shiftMasks(chip, epoch);
   const bit = 2 ** slot;
   if (epoch === chip.epoch) chip.answered = (chip.answered | bit) >>> 0;
   else if (epoch === chip.epoch - 1n) chip.prevAnswered = (chip.prevAnswered | bit) >>> 0;
+}
+
+/** Marks a challenge answered without credit (so it cannot be answered again), as markAnswered. */
+export function markUncredited(chip: Chip, epoch: bigint, slot: number): void {
+  shiftMasks(chip, epoch);
+  const bit = 2 ** slot;
+  if (epoch === chip.epoch) chip.uncredited = (chip.uncredited | bit) >>> 0;
+  else if (epoch === chip.epoch - 1n) chip.prevUncredited = (chip.prevUncredited | bit) >>> 0;
+}
+
+// ---- Credit for answers carrying a TPM clock (tpm2): asleep or rebooted between challenges ----
+
+/** The share of the elapsed block time a TPM's clock must show (tpmClockRequiredMs): 4/5. */
+export const TPM_CLOCK_CREDIT_NUM = 4n;
+export const TPM_CLOCK_CREDIT_DEN = 5n;
+
+/**
+ * The least TPM clock advance (ms) that credits an answer whose challenge block is `elapsedMs` of
+ * block time after the reference (the previous accepted answer's challenge block, or the
+ * registration's block): 4/5 of the elapsed block time, rounded up, minus `slackMs` (W × the target
+ * block interval: the previous answer may have been signed up to W blocks after its challenge).
+ * 4/5: TPM 2.0 Library Part 1, clause 33.3.6, asks only that Clock's nominal rate be within 15% of
+ * UTC's, so a conforming TPM may run at 85% of real time (9/10 failed such a chip's every answer
+ * more than about 7 minutes after the one before, W = 20). 0 or less: any advance will do. Exact integers.
+ */
+export function tpmClockRequiredMs(elapsedMs: bigint, slackMs: bigint): bigint {
+  const n = TPM_CLOCK_CREDIT_NUM * elapsedMs;
+  // ceil(4E / 5) for any sign of E (BigInt division truncates towards zero).
+  const ceil = n > 0n ? (n + TPM_CLOCK_CREDIT_DEN - 1n) / TPM_CLOCK_CREDIT_DEN : n / TPM_CLOCK_CREDIT_DEN;
+  return ceil - slackMs;
+}
+
+export type TpmAnswerCredit = 'credited' | 'asleep' | 'rebooted';
+
+/**
+ * CONSENSUS: whether an answer carrying the TPM clock `next`, to a challenge of block time
+ * `nextTime`, is credited, given the chip's reference clock `prev` at block time `prevTime`
+ * (docs/poci.md, "Asleep between challenges"). `rebooted`: the TPM reset or restarted in between
+ * (resetCount or restartCount changed: power lost, or a suspend and resume); `asleep`: same counts,
+ * but the clock advanced less than tpmClockRequiredMs (the TPM did not run for most of the time).
+ * A clock that went back is refused before this (checkTpmClockMonotonic); here it is only short.
+ */
+export function tpmAnswerCredit(
+  prev: TpmClock,
+  prevTime: bigint,
+  next: TpmClock,
+  nextTime: bigint,
+  slackMs: bigint,
+): TpmAnswerCredit {
+  if (next.resetCount !== prev.resetCount || next.restartCount !== prev.restartCount) return 'rebooted';
+  return next.clock - prev.clock >= tpmClockRequiredMs(nextTime - prevTime, slackMs) ? 'credited' : 'asleep';
 }
 
 /**

@@ -149,7 +149,8 @@ export function chipSeatShare(
 }
 
 /**
- * Called by an answer of epoch `next` > chip.epoch, before it moves the chip's masks there: windows
+ * Called by an answer of epoch `next` > chip.epoch, credited or not (markAnswered and markUncredited
+ * both move the masks), before it moves the chip's masks there: windows
  * chip.epoch + 1 … next (all closed by now: next's began at start(next)) can no longer be read from
  * the masks afterwards. The newest of them that counted a challenge becomes the remembered share
  * (written only when its ratio changes, so an always-online chip writes it once); if none did, the

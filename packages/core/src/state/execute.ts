@@ -63,7 +63,18 @@ export interface BlockContext {
   /** Hash and beacon of the previous block (challenges and epoch seeds are derived from them). */
   prevHash: Uint8Array;
   prevBeacon: Uint8Array;
+  /**
+   * This block's own beacon: its proposer's VRF output on (prevBeacon, height), checked against
+   * the header's proposer before the block runs. Read only by the end of the block (finish): at an
+   * epoch's last block it draws the tie-break of the next validator set, a value nobody else knows
+   * before the block is proposed. No transaction reads it, so a context for admission (before any
+   * block exists, which never finishes a block) may carry any 32 bytes.
+   */
+  beacon: Uint8Array;
 }
+
+/** What a transaction sees of its block: everything but the block's own beacon (BlockContext.beacon). */
+export type TxContext = Omit<BlockContext, 'beacon'>;
 
 export type TxEvent =
   | { type: 'transfer'; from: Uint8Array; to: Uint8Array; amount: bigint; memo: Uint8Array }
@@ -124,7 +135,7 @@ export function maxSpend(state: StateReader, tx: Transaction): bigint {
 }
 
 /** Checks that need no state: chain, size, fee floor, expiry window, shape of the actions. */
-export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, ctx: BlockContext): void {
+export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, ctx: TxContext): void {
   const { tx } = env.stx;
   if (tx.chainId !== ctx.chainId) {
     throw new ValidationError(
@@ -176,7 +187,7 @@ export function applyTransaction(
   state: StateOverlay,
   env: TxEnvelope,
   params: ChainParams,
-  ctx: BlockContext,
+  ctx: TxContext,
 ): TxEvent[] {
   checkTransactionStateless(env, params, ctx);
   const { tx } = env.stx;
@@ -211,7 +222,7 @@ function applyAction(
   state: StateOverlay,
   sender: Uint8Array,
   action: Action,
-  ctx: BlockContext,
+  ctx: TxContext,
   signer: Uint8Array,
 ): TxEvent[] {
   switch (action.type) {
@@ -332,7 +343,7 @@ export class BlockExecutor {
   /** What the block's opening bookkeeping did (epoch-end lease settlements and closes). */
   readonly blockEvents: TxEvent[];
   /** `ctx` plus the pre-verified signature hook, as transactions see it. */
-  private readonly txCtx: BlockContext & { isEd25519Verified?: Ed25519Verified; onCostlyCheck?: () => void };
+  private readonly txCtx: TxContext & { isEd25519Verified?: Ed25519Verified; onCostlyCheck?: () => void };
 
   constructor(
     base: StateReader,
@@ -340,19 +351,22 @@ export class BlockExecutor {
     private readonly options: ExecuteOptions = {},
   ) {
     this.overlay = new StateOverlay(base);
+    // Neither the block's opening bookkeeping nor its transactions see the block's own beacon:
+    // admission runs both before it exists. Only finish() reads it.
+    const { beacon: _beacon, ...txBase } = ctx;
     this.txCtx = {
-      ...ctx,
+      ...txBase,
       ...(options.isEd25519Verified ? { isEd25519Verified: options.isEd25519Verified } : {}),
       ...(options.onCostlyCheck ? { onCostlyCheck: options.onCostlyCheck } : {}),
     };
     this.params = getParams(this.overlay);
-    beginBlockPoci(this.overlay, ctx, ctx.prevHash, ctx.prevBeacon);
+    beginBlockPoci(this.overlay, txBase, ctx.prevHash, ctx.prevBeacon);
     const released: TxEvent[] = releaseUnbondedAt(this.overlay, ctx.height).map((r) => ({
       type: 'unbondReleased',
       account: r.account,
       amount: r.amount,
     }));
-    this.blockEvents = [...released, ...beginBlockMarket(this.overlay, ctx)];
+    this.blockEvents = [...released, ...beginBlockMarket(this.overlay, txBase)];
   }
 
   get count(): number {
@@ -410,7 +424,7 @@ export class BlockExecutor {
       supply.burned += this.feesBurned;
       putSupply(this.overlay, supply);
     }
-    endBlockValidators(this.overlay, this.ctx.height);
+    endBlockValidators(this.overlay, this.ctx.height, this.ctx.beacon);
     return {
       overlay: this.overlay,
       results: this.results,

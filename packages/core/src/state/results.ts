@@ -12,9 +12,26 @@ import {
   u64,
   u128,
 } from '../encoding/codec.js';
+import { DecodeError } from '../errors.js';
 import { MAX_REASON_BYTES } from '../market/actions.js';
 import { idCodec } from '../poci/registry.js';
 import type { TxEvent, TxResult } from './execute.js';
+
+/** Why an answer was not credited: u8 1 asleep, 2 rebooted. */
+const uncreditedReasonCodec: Codec<'asleep' | 'rebooted'> = {
+  name: 'UncreditedReason',
+  write(w, v) {
+    if (v === 'asleep') w.u8(1);
+    else if (v === 'rebooted') w.u8(2);
+    else throw new RangeError(`unknown uncredited reason ${String(v)}`);
+  },
+  read(r) {
+    const tag = r.u8('UncreditedReason');
+    if (tag === 1) return 'asleep';
+    if (tag === 2) return 'rebooted';
+    throw new DecodeError(`unknown uncredited reason tag ${tag}`);
+  },
+};
 
 /** Stored with each block so `getTransaction` can say what a transaction did. */
 export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
@@ -73,6 +90,19 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
   unbondReleased: [40, struct('UnbondReleasedEvent', { account: address, amount: u128 })],
   // An account named its validator's consensus key (consensus/epoch-validators.ts).
   consensusKeySet: [41, struct('ConsensusKeySetEvent', { account: address, publicKey })],
+  // A tpm2 answer accepted without credit: the TPM was asleep or rebooted (poci/execute.ts).
+  answerUncredited: [
+    42,
+    struct('AnswerUncreditedEvent', {
+      chipId: hash32,
+      epoch: u64,
+      slot: u8,
+      slotHeight: u64,
+      reason: uncreditedReasonCodec,
+      clockAdvanceMs: u64,
+      requiredMs: u64,
+    }),
+  ],
   // Compute rental (market/settle.ts).
   offerCreated: [
     13,

@@ -6,10 +6,12 @@ import {
   actionCodec,
   applyBond,
   applySetConsensusKey,
+  BlockExecutor,
   CONSENSUS_PARAMS_KEY,
   type ConsensusParams,
   chipsOfOwner,
   compareBytes,
+  compareValidatorRank,
   computeValidatorSet,
   consensusKeyOf,
   consensusParamsCodec,
@@ -23,6 +25,7 @@ import {
   getBond,
   getChip,
   getConsensusParams,
+  getEpochRecord,
   getPociParams,
   getRecentHash,
   getValidatorKey,
@@ -33,17 +36,24 @@ import {
   parseGenesis,
   putAccount,
   putChip,
+  putEpochRecord,
+  type RankedValidator,
   StateOverlay,
+  type StateReader,
+  sha256,
   type TxEnvelope,
+  taggedHash,
   toHex,
   transferMessage,
   txEventCodec,
+  utf8,
   type ValidatorSet,
   validatorCandidateCount,
   validatorCandidates,
   validatorSetAt,
   validatorSetForEpoch,
   validatorSetForHeight,
+  validatorTieBreak,
 } from '../../src/index.js';
 import {
   answer,
@@ -66,6 +76,9 @@ const A100 = 312_000n;
 /** 10,000 UNC: backs 10^7 units of power at the default 10^15 base units per unit (no cap here). */
 const BOND = 10n ** 22n;
 const G = genesis();
+
+/** The tie-break of docs/consensus.md, written out: taggedHash('UNC/validator-tie', seed ‖ key). */
+const tie = (seed: Uint8Array, publicKey: Uint8Array) => taggedHash('UNC/validator-tie', seed, publicKey);
 
 function powers(set: ValidatorSet): Record<string, bigint> {
   return Object.fromEntries(set.validators.map((v) => [toHex(v.publicKey), v.power]));
@@ -121,19 +134,22 @@ function runAnswering(
   until: bigint,
   slotsOf: (c: Key, e: bigint) => bigint[],
 ) {
-  while (chain.height < until) {
-    const due: ReturnType<typeof answer>[] = [];
-    const epoch = (chain.height - 1n) / 20n;
-    for (const c of chips) {
-      for (const e of [epoch - 1n, epoch]) {
-        if (e < 1n) continue;
-        slotsOf(c, e).forEach((h, slot) => {
-          if (h === chain.height) due.push(answer(chain, c, e, slot));
-        });
-      }
+  while (chain.height < until) chain.block(chain.heartbeats(dueAnswers(chain, chips, slotsOf)));
+}
+
+/** The answers of `chips` to the challenges of the head block: what the next block carries. */
+function dueAnswers(chain: TestChain, chips: Key[], slotsOf: (c: Key, e: bigint) => bigint[]) {
+  const due: ReturnType<typeof answer>[] = [];
+  const epoch = (chain.height - 1n) / 20n;
+  for (const c of chips) {
+    for (const e of [epoch - 1n, epoch]) {
+      if (e < 1n) continue;
+      slotsOf(c, e).forEach((h, slot) => {
+        if (h === chain.height) due.push(answer(chain, c, e, slot));
+      });
     }
-    chain.block(chain.heartbeats(due));
   }
+  return due;
 }
 
 /**
@@ -305,7 +321,7 @@ describe('epoch validator sets', () => {
     assert.equal(onlinePowerOf(fresh, miner.address, chain.height), 0n);
   });
 
-  test('the top N by power make the cut; equal power is ranked by public key', () => {
+  test('the top N by power make the cut; equal power is ranked by the boundary block’s tie-break', () => {
     const chain = new TestChain(G);
     setMaxValidators(chain, 2);
     const owners = [key('owner-1'), key('owner-2'), key('owner-3')];
@@ -314,14 +330,88 @@ describe('epoch validator sets', () => {
     enlist(chain, owners[1]!, [[key('c2'), 'sim-a100']], true);
     enlist(chain, owners[2]!, [[key('c3'), 'sim-h100']], true);
     proveThroughEpoch1(chain, [key('c1'), key('c2'), key('c3')]);
+    // The set of epoch 2 is computed by block 40 and breaks ties with that block's own beacon.
+    const seed = chain.beaconOf(40n);
     const [low, high] = [owners[0]!, owners[1]!].sort((a, b) =>
-      compareBytes(consensusKey(a).publicKey, consensusKey(b).publicKey),
+      compareBytes(tie(seed, consensusKey(a).publicKey), tie(seed, consensusKey(b).publicKey)),
     );
     assert.deepEqual(powers(validatorSetAt(chain.state, G)), {
       [toHex(consensusKey(owners[2]!).publicKey)]: H100,
       [toHex(consensusKey(low!).publicKey)]: A100,
     });
     assert.ok(!validatorSetAt(chain.state, G).has(consensusKey(high!).publicKey));
+  });
+
+  test('attack: the winner of a tie for the last seat is unknown until the boundary block exists', () => {
+    // Seat power is capped by chip power, so two owners of the same fully answering chip tie
+    // exactly, whatever they bond. Ranked by key, a key ground to start with a zero byte (a few
+    // hundred tries) took the last seat at every boundary. Ranked by a hash of the seed recorded
+    // for the ending epoch (known a whole epoch ahead), a candidate could move its chips, before
+    // the boundary, to a spare bonded account whose key wins that seed. The tie-break is drawn
+    // from the beacon of the boundary block itself: the same state before that block gives either
+    // winner, depending only on the beacon its proposer reveals with it.
+    const honest = key('tie-honest');
+    const grinder = key('tie-grinder');
+    let ground = key('ground-0');
+    for (
+      let i = 1;
+      ground.publicKey[0] !== 0 || compareBytes(ground.publicKey, consensusKey(honest).publicKey) >= 0;
+      i++
+    ) {
+      ground = key(`ground-${i}`);
+    }
+    const chips = [key('tie-chip-h'), key('tie-chip-g')];
+    const chain = new TestChain(G);
+    setMaxValidators(chain, 1);
+    fund(chain, [honest, grinder]);
+    enlist(chain, honest, [[chips[0]!, 'sim-a100']], true);
+    chain.block([
+      chain.tx(grinder, [
+        registerAction(chain, chips[1]!, grinder.address, chain.height, 'sim-a100'),
+        setConsensusKeyAction(grinder, ground),
+        { type: 'bond', amount: BOND },
+      ]),
+    ]);
+    runAnswering(chain, chips, 39n, (c, e) => slotsOf(chain, c, e));
+    // Block 40 (the last of epoch 1) computes the set of epoch 2, run 64 times on the same state,
+    // each time as if its proposer's VRF had given another beacon.
+    const due = chain.heartbeats(dueAnswers(chain, chips, (c, e) => slotsOf(chain, c, e)));
+    const ctx = chain.executor().ctx;
+    assert.equal(ctx.height, 40n);
+    const boundary = (beacon: Uint8Array): StateReader => {
+      const ex = new BlockExecutor(chain.state, { ...ctx, beacon });
+      for (const t of due) ex.apply(t);
+      return ex.finish().overlay;
+    };
+    const wins = new Map<string, number>();
+    for (let i = 0; i < 64; i++) {
+      const beacon = sha256(utf8(`tie-beacon-${i}`));
+      const after = boundary(beacon);
+      const stored = validatorSetForEpoch(after, G, 2n)!;
+      assert.equal(stored.size, 1);
+      assert.equal(stored.validators[0]!.power, A100);
+      const winner = toHex(stored.validators[0]!.publicKey);
+      // The same as the computation with that beacon as its seed, on the state after the block.
+      assert.deepEqual(
+        computeValidatorSet(after, 41n, beacon).map((v) => toHex(v.publicKey)),
+        [winner],
+      );
+      // The seed recorded for the ending epoch (known since block 20) decides nothing.
+      if (i < 4) {
+        const record = getEpochRecord(after, 1n)!;
+        const other = new StateOverlay(after);
+        putEpochRecord(other, { ...record, seed: sha256(utf8(`other-seed-${i}`)) });
+        assert.deepEqual(
+          computeValidatorSet(other, 41n, beacon).map((v) => toHex(v.publicKey)),
+          [winner],
+        );
+      }
+      wins.set(winner, (wins.get(winner) ?? 0) + 1);
+    }
+    const groundWins = wins.get(toHex(ground.publicKey)) ?? 0;
+    const honestWins = wins.get(toHex(consensusKey(honest).publicKey)) ?? 0;
+    assert.equal(groundWins + honestWins, 64);
+    assert.ok(honestWins >= 16 && groundWins >= 16, `ground key won ${groundWins} of 64 ties`);
   });
 
   test('a chip that goes offline lowers its owner’s weight in the next set', () => {
@@ -729,7 +819,7 @@ describe('epoch validator sets', () => {
         return chain.state.get(k);
       },
     };
-    const set = computeValidatorSet(probe, 41n);
+    const set = computeValidatorSet(probe, 41n, chain.beaconOf(40n));
     assert.deepEqual(
       set.map((v) => toHex(v.publicKey)),
       [toHex(consensusKey(big).publicKey)],
@@ -789,12 +879,16 @@ describe('epoch validator sets', () => {
             chain,
             order.flatMap((op) => (op.chip === null ? [] : [key(`prop-chip-${op.owner}-${op.chip}`)])),
           );
+          boundaryBeacon = chain.beaconOf(40n);
           return validatorSetAt(chain.state, G);
         };
+        let boundaryBeacon: Uint8Array | undefined;
         const forward = run(ops);
         const backward = run([...ops].reverse());
         assert.equal(toHex(forward.hash()), toHex(backward.hash()));
-        // The model: bonded owners with chips, by power then key, the first n.
+        // The model: bonded owners with chips, by power then by the tie-break drawn from the
+        // beacon of block 40 (the last of epoch 1, which computes the set), the first n.
+        const seed = boundaryBeacon!;
         const expected = accounts
           .map((a, i) => ({
             publicKey: consensusKey(owners[i]!).publicKey,
@@ -803,7 +897,11 @@ describe('epoch validator sets', () => {
           }))
           .filter((c) => c.bond && c.power > 0n)
           .sort((a, b) =>
-            a.power !== b.power ? (a.power > b.power ? -1 : 1) : compareBytes(a.publicKey, b.publicKey),
+            a.power !== b.power
+              ? a.power > b.power
+                ? -1
+                : 1
+              : compareBytes(tie(seed, a.publicKey), tie(seed, b.publicKey)),
           )
           .slice(0, n);
         if (expected.length === 0) assert.equal(forward.validators[0]!.power, 1n, 'genesis set kept');
@@ -814,6 +912,61 @@ describe('epoch validator sets', () => {
           );
       }),
       { numRuns: 12 },
+    );
+  });
+
+  test('property: the rank is a total order, so any input order sorts to the same list', () => {
+    const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+    // Ties by power are common; a few keys start with zero bytes; some tie-breaks are forced equal
+    // (impossible with the hash, but the comparator must stay total on any input).
+    const candidate = fc.record({
+      publicKey: fc.oneof(
+        bytes32,
+        bytes32.map((k) => Uint8Array.of(0, 0, ...k.subarray(2))),
+      ),
+      power: fc.constantFrom(1n, 2n, 3n),
+      forcedTie: fc.option(fc.constantFrom(0, 255), { freq: 3 }),
+    });
+    const scenario = fc
+      .tuple(
+        bytes32,
+        fc.uniqueArray(candidate, { selector: (c) => toHex(c.publicKey), minLength: 1, maxLength: 8 }),
+      )
+      .chain(([seed, cs]) =>
+        fc.tuple(fc.constant(seed), fc.constant(cs), fc.shuffledSubarray(cs, { minLength: cs.length })),
+      );
+    fc.assert(
+      fc.property(scenario, ([seed, cs, shuffled]) => {
+        const ranked = (c: (typeof cs)[number]): RankedValidator => ({
+          publicKey: c.publicKey,
+          power: c.power,
+          tie:
+            c.forcedTie === null
+              ? validatorTieBreak(seed, c.publicKey)
+              : new Uint8Array(32).fill(c.forcedTie),
+        });
+        const xs = cs.map(ranked);
+        const keys = (list: RankedValidator[]) =>
+          [...list].sort(compareValidatorRank).map((v) => toHex(v.publicKey));
+        assert.deepEqual(keys(xs), keys(shuffled.map(ranked)));
+        assert.deepEqual(keys(xs), keys([...xs].reverse()));
+        for (const a of xs) {
+          for (const b of xs) {
+            const ab = Math.sign(compareValidatorRank(a, b)) || 0;
+            assert.equal(ab, 0 - Math.sign(compareValidatorRank(b, a)) || 0, 'antisymmetric');
+            assert.equal(ab === 0, a === b, 'only a candidate ranks equal to itself');
+            for (const c of xs) {
+              if (ab < 0 && compareValidatorRank(b, c) < 0)
+                assert.ok(compareValidatorRank(a, c) < 0, 'transitive');
+            }
+          }
+        }
+        // Only power and the tie-break decide, the key last: more power always ranks first.
+        for (const a of xs)
+          for (const b of xs) if (a.power > b.power) assert.ok(compareValidatorRank(a, b) < 0);
+        for (const c of cs) assert.deepEqual(validatorTieBreak(seed, c.publicKey), tie(seed, c.publicKey));
+      }),
+      { numRuns: 200 },
     );
   });
 
@@ -908,7 +1061,7 @@ describe('validators with skin in the game (PROTOCOL §6)', () => {
         return chain.state.get(k);
       },
     };
-    assert.deepEqual(computeValidatorSet(counting, 21n), []);
+    assert.deepEqual(computeValidatorSet(counting, 21n, chain.beaconOf(20n)), []);
     assert.ok(reads < 10, `the boundary read ${reads} keys for ${sybils.length} sub-minimum bonds`);
 
     // Reaching the minimum makes a candidate; unbonding under it takes the place away again, and

@@ -84,9 +84,16 @@ export class Harness {
     readonly me: number,
     readonly beacon: Uint8Array,
     privval?: PrivValidator,
+    /** The driver's policy on fresh proposals (`TendermintOptions.timely`); default: all timely. */
+    timely?: (proposal: Proposal) => boolean,
   ) {
     this.privval = privval ?? new PrivValidator(SEEDS[me]!, CHAIN);
-    this.machine = new Tendermint({ chainId: CHAIN, privval: this.privval, timeouts: TIMEOUTS });
+    this.machine = new Tendermint({
+      chainId: CHAIN,
+      privval: this.privval,
+      timeouts: TIMEOUTS,
+      ...(timely ? { timely } : {}),
+    });
   }
 
   send(event: ConsensusEvent): ConsensusAction[] {

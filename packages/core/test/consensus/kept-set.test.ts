@@ -269,11 +269,11 @@ describe('keptValidators, property', () => {
           const registered: boolean[] = [];
           const genesisSet = list(state);
           apply(state, registered, f1, true);
-          endBlockValidators(state, POCI.epochBlocks);
+          endBlockValidators(state, POCI.epochBlocks, new Uint8Array(32));
           const first = list(state);
           check(state, registered, genesisSet, first);
           apply(state, registered, f2, false);
-          endBlockValidators(state, 2n * POCI.epochBlocks);
+          endBlockValidators(state, 2n * POCI.epochBlocks, new Uint8Array(32));
           check(state, registered, first, list(state));
         },
       ),

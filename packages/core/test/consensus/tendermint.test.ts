@@ -324,6 +324,56 @@ describe('tendermint: proposing', () => {
   });
 });
 
+describe('tendermint: a fresh proposal the driver finds untimely (TendermintOptions.timely)', () => {
+  /** A harness whose driver finds every fresh proposal of `A` untimely, recording when it was asked. */
+  function untimelyA() {
+    const asked: { round: number; proposalRound: number; polRound: number }[] = [];
+    const h: Harness = new Harness(0, NOT_ME, undefined, (p) => {
+      asked.push({ round: h.machine.snapshot().round, proposalRound: p.round, polRound: p.polRound });
+      return !equalBytes(p.blockHash, A);
+    });
+    h.start();
+    return { h, asked };
+  }
+
+  test('gets a nil prevote, but the block stays valid: locked on at a polka and decided', () => {
+    const { h, asked } = untimelyA();
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:nil']);
+    assert.deepEqual(asked, [{ round: 0, proposalRound: 0, polRound: -1 }]);
+    // The others prevoted it (their clocks read otherwise): this node locks on it and precommits.
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 0, A)), []);
+    assert.deepEqual(votesOf(h.votes([3], 'prevote', 0, A)), ['precommit@0:A']);
+    assert.equal(h.machine.snapshot().lockedRound, 0);
+    const commit = h.votes([1, 2], 'precommit', 0, A).find((a) => a.type === 'commit');
+    assert.ok(commit && commit.type === 'commit' && equalBytes(commit.blockHash, A));
+  });
+
+  test('only a fresh proposal is asked about: a re-proposal of the block is prevoted (line 28)', () => {
+    const { h, asked } = untimelyA();
+    h.timeout('propose', 0);
+    h.votes([1, 2, 3], 'prevote', 0, A);
+    h.timeout('prevote', 0);
+    h.timeout('precommit', 0);
+    assert.deepEqual(votesOf(h.propose(1, A, 0)), ['prevote@1:A']);
+    assert.deepEqual(asked, []);
+  });
+
+  test('asked in the proposal’s round, once it is entered, and only of a block it could vote for', () => {
+    const { h, asked } = untimelyA();
+    // Round 1's proposal arrives during round 0: nothing asked until round 1 begins.
+    h.propose(1, B);
+    assert.deepEqual(asked, []);
+    h.timeout('propose', 0);
+    h.timeout('prevote', 0);
+    assert.deepEqual(votesOf(h.timeout('precommit', 0)), ['prevote@1:B']);
+    assert.deepEqual(asked, [{ round: 1, proposalRound: 1, polRound: -1 }]);
+    // An invalid block gets its nil prevote without the question.
+    const { h: h2, asked: asked2 } = untimelyA();
+    assert.deepEqual(votesOf(h2.propose(0, B, -1, false)), ['prevote@0:nil']);
+    assert.deepEqual(asked2, []);
+  });
+});
+
 describe('tendermint: rounds and decisions', () => {
   test('f+1 of the power in a later round pulls the node into it (line 55)', () => {
     const h = new Harness(0, NOT_ME);

@@ -148,6 +148,19 @@ function LogLine({
           </>
         );
         break;
+      case 'answerUncredited':
+        tone = 'warn';
+        text =
+          e.reason === 'asleep'
+            ? `Answered slot ${e.slot} of epoch ${e.epoch} without credit: asleep (TPM clock advanced ${e.clockAdvanceMs} ms of the ${e.requiredMs} ms required)`
+            : `Answered slot ${e.slot} of epoch ${e.epoch} without credit: the TPM rebooted since the previous answer`;
+        sub = (
+          <>
+            in block <BlockLink height={entry.height} /> · counts as a miss; the chip is credited again at its
+            next answer if its TPM keeps running
+          </>
+        );
+        break;
       case 'chipRewarded':
         tone = 'ok';
         text = (
@@ -203,7 +216,11 @@ function EventLog({ data, models, vendors }: { data: ChipData; models: ModelJson
   const log = chipLog(data.chip, data.events, data.epoch);
   const shown = problems
     ? log.filter(
-        (l) => l.kind !== 'event' || l.event.type === 'slotMissed' || l.event.type === 'chipRebooted',
+        (l) =>
+          l.kind !== 'event' ||
+          l.event.type === 'slotMissed' ||
+          l.event.type === 'chipRebooted' ||
+          l.event.type === 'answerUncredited',
       )
     : log;
   return (

@@ -10,8 +10,10 @@
  *                              (202 with its id only when waited for and past the renter's
  *                              unread-answers share: GET it)
  *   POST /v1/jobs/batch        { model, jobs: [{ inputs | image }] } → every job's result and
- *                              proof, one receipt signed over their Merkle root
- *   GET  /v1/jobs/<job id>     job view (only to the lease that ran it)
+ *                              proof, one receipt signed over their Merkle root (202 with its
+ *                              batch id only past the share, as for a job: GET it)
+ *   GET  /v1/jobs/<job id>     job view, or a batch's whole answer kept for it (only to the
+ *                              lease that ran it)
  *
  * Every other request is signed by the lease's renter key (see @unc/sdk jobs.ts); the lease must
  * be active on chain, be for one of this agent's chips, and name the signing key as its renter.
@@ -79,6 +81,7 @@ import type { ChipSigner } from '../agent/signers.js';
 import { type AuthenticatedRequest, RequestAuthenticator } from './auth.js';
 import { HttpError } from './errors.js';
 import { checkUploadPace, DEFAULT_UPLOAD_PACE, listenOn, type UploadPace, watchUploadPace } from './http.js';
+import { ResultKeeps } from './keeps.js';
 import { type LeaseSource, leaseAt, type ProviderLease } from './lease.js';
 import { ModelStore, StoreFullError } from './models.js';
 import { DEFAULT_OCR_MODELS, OcrEngine, ocrModelHash } from './ocr.js';
@@ -213,18 +216,14 @@ export interface ProviderOptions {
   onJobStages?: (timing: JobTiming) => void;
 }
 
+/**
+ * A job of the store of finished jobs (GET /v1/jobs/<id>), or a batch answered 202 with its id
+ * only (GET /v1/jobs/<batch id> gives its whole answer).
+ */
 interface Job {
-  view: JobView;
+  view: JobView | BatchView;
   done: Promise<void>;
   /** What its view keeps of outputs (base64 and text), counted once it finished. */
-  bytes: number;
-  /** Answered 202 (id only) to this renter key and not fetched yet: trimJobs keeps it. */
-  unfetched?: { renter: string; timer: NodeJS.Timeout };
-}
-
-/** A renter key's jobs answered 202 and not fetched yet, oldest first, and their kept bytes. */
-interface Unfetched {
-  jobs: Map<string, Job>;
   bytes: number;
 }
 
@@ -302,12 +301,22 @@ export function lookupKey(address: string): string {
     .join(':')}::/64`;
 }
 
-/** Bytes a finished job's view keeps of its outputs (base64 tensor data, OCR text). */
-function keptBytesOf(view: JobView): number {
+/**
+ * Bytes a finished job's view keeps of its outputs (base64 tensor data, OCR text); a batch's,
+ * those of its jobs and their proofs.
+ */
+function keptBytesOf(view: JobView | BatchView | BatchJobView): number {
+  if ('jobs' in view) return view.jobs.reduce((n, j) => n + keptBytesOf(j), 0);
   let n = 0;
   for (const t of Object.values(view.outputs ?? {})) n += t.data.length;
   if (view.ocr) n += 2 * view.ocr.text.length + 64 * view.ocr.lines.length;
+  if ('proof' in view) n += 66 * (view.proof.length + 1);
   return n;
+}
+
+/** Whether a stored job has finished (a batch is stored only once it has). */
+function finished(job: Job): boolean {
+  return !('status' in job.view) || (job.view.status !== 'queued' && job.view.status !== 'running');
 }
 
 /** The job process's V8 heap and ONNX session cache, fixed for every provider (bench:ocr-run builds the same). */
@@ -377,14 +386,13 @@ export class ProviderServer {
   private readonly maxUnreadAnswerBytesPerRenter: number;
   private readonly answerTimeoutMs: number;
   /**
-   * Results answered 202 and not yet fetched by GET, per renter key. Before, they sat in the store
+   * Results answered 202 (or sent with "wait": false) and not yet fetched by GET: trimJobs passes
+   * them over, within bounds (keeps.ts), so they never pin the store. Before, they sat in the store
    * of finished jobs like any other, oldest dropped first: ~12 jobs of ~21 MiB outputs from any
    * renter pushed out every result still waiting, and its renter got JOB_NOT_FOUND for a job it
-   * paid for. Kept by trimJobs within bounds (markUnfetched), so they never pin the store.
+   * paid for.
    */
-  private readonly unfetched = new Map<string, Unfetched>();
-  private unfetchedBytes = 0;
-  private unfetchedJobs = 0;
+  private readonly keeps: ResultKeeps;
   private readonly jobTimeoutMs: number;
   private readonly maxGroupMs: number;
   private readonly maxOutputBytes: number;
@@ -485,6 +493,15 @@ export class ProviderServer {
     this.maxKeptOutputBytes = opts.maxKeptOutputBytes ?? 256 * 1024 * 1024;
     this.maxUnreadAnswerBytesPerRenter = opts.maxUnreadAnswerBytesPerRenter ?? 4 * this.maxOutputBytes;
     this.answerTimeoutMs = opts.answerTimeoutMs ?? 300_000;
+    // Per renter key its share and its jobs; in all half of the store's bounds, so trimJobs can
+    // always bring the store within them by dropping others.
+    this.keeps = new ResultKeeps({
+      bytesPerRenter: this.maxUnreadAnswerBytesPerRenter,
+      resultsPerRenter: this.maxJobsPerRenter,
+      bytes: Math.floor(this.maxKeptOutputBytes / 2),
+      results: Math.floor(this.maxJobsKept / 2),
+      timeoutMs: this.answerTimeoutMs,
+    });
   }
 
   get ocrModelHash(): string {
@@ -587,7 +604,7 @@ export class ProviderServer {
     await settled;
     // A keep's timer holds its result (up to ~21 MiB) for answerTimeoutMs: a stopped provider
     // was kept in memory that long by them, with up to half of maxKeptOutputBytes.
-    for (const u of [...this.unfetched.values()]) while (u.jobs.size > 0) this.unmarkOldest(u);
+    this.keeps.endAll();
     this.auth.close();
   }
 
@@ -637,15 +654,24 @@ export class ProviderServer {
   }
 
   /**
-   * Answers a job waited for (POST /v1/jobs): whole while the renter's unread answers and this one
-   * stay within its share (or none of its answers is unread), else 202 with the job's id only,
-   * its result kept for GET /v1/jobs/<id>. Its share is checked when the job is sent, and up to
-   * maxJobsPerRenter jobs of a renter that reads nothing each added an answer of up to ~21 MiB
-   * past it when they ended. A result answered 202 is kept for its GET (markUnfetched); the store
-   * is trimmed only then (submitJob leaves it to this), so the job is still there to be kept; a
-   * result the store no longer holds after that is answered whole. Returns whether the answer was whole.
+   * Answers a job waited for (POST /v1/jobs) or a batch (POST /v1/jobs/batch): whole while the
+   * renter's unread answers and this one stay within its share (or none of its answers is
+   * unread), else 202 with `idOnly` (its id), its result kept for GET /v1/jobs/<id>. Its share is
+   * checked when the request is sent, and up to maxJobsPerRenter jobs (or batches) of a renter
+   * that reads nothing each added an answer of up to ~21 MiB past it when they ended. A result
+   * answered 202 is kept for its GET (keeps.ts); the store is trimmed only then (submitJob leaves
+   * it to this), so the job is still there to be kept. A batch is put in the store only here, when
+   * answered by its id (`store`). A result the store no longer holds after that is answered whole.
+   * Returns whether the answer was whole.
    */
-  private answerJob(res: ServerResponse, view: JobView, renter: string): boolean {
+  private answerKept(
+    res: ServerResponse,
+    id: string,
+    view: JobView | BatchView,
+    renter: string,
+    idOnly: Record<string, string>,
+    store = false,
+  ): boolean {
     const text = JSON.stringify(view);
     const unread = this.unreadAnswers.get(renter) ?? 0;
     if (unread === 0 || unread + Buffer.byteLength(text) <= this.maxUnreadAnswerBytesPerRenter) {
@@ -653,86 +679,28 @@ export class ProviderServer {
       this.trimJobs();
       return true;
     }
-    const { jobId, leaseId, model, status } = view;
-    const job = this.jobs.get(jobId);
-    if (job?.view === view) this.markUnfetched(jobId, job, renter);
+    if (store && !this.jobs.has(id)) {
+      const bytes = keptBytesOf(view);
+      this.jobs.set(id, { view, done: Promise.resolve(), bytes });
+      this.keptBytes += bytes;
+    }
+    const job = this.jobs.get(id);
+    if (job?.view === view) this.keeps.keep(id, renter, job.bytes);
     this.trimJobs();
     // The id alone answers only while its GET can still find the result: one already out of the
     // store (its keep lost at once to others' kept results, then trimmed) would be JOB_NOT_FOUND
     // for a job its renter paid for, so it is answered whole, past the share, as it ends.
-    if (this.jobs.get(jobId)?.view !== view) {
+    if (this.jobs.get(id)?.view !== view) {
       this.write(res, 200, text, renter);
       return true;
     }
-    this.send(res, 202, { jobId, leaseId, model, status }, renter);
+    this.send(res, 202, idOnly, renter);
     return false;
-  }
-
-  /**
-   * Keeps a result answered 202 (or sent with "wait": false) from trimJobs until its GET's answer is written or answerTimeoutMs
-   * passed. Kept results are bounded, or they would pin the store: per renter key, their bytes
-   * within maxUnreadAnswerBytesPerRenter and at most maxJobsPerRenter of them (its own oldest lose
-   * their keep first); in all, within half of maxKeptOutputBytes and of maxJobsKept, so trimJobs can
-   * always bring the store within its bounds by dropping others. Past a total, the oldest result
-   * kept for the renter holding most of it (bytes, or results for the count) loses its keep: a
-   * renter (or an attacker) that keeps more than others loses first, and one that keeps no more
-   * than its equal part of the total never loses to another. A result that loses its keep stays in
-   * the store, dropped only in its turn (oldest first).
-   */
-  private markUnfetched(id: string, job: Job, renter: string): void {
-    this.unmark(id, job);
-    let mine = this.unfetched.get(renter);
-    if (!mine) {
-      mine = { jobs: new Map(), bytes: 0 };
-      this.unfetched.set(renter, mine);
-    }
-    const timer = setTimeout(() => this.unmark(id, job), this.answerTimeoutMs);
-    timer.unref();
-    job.unfetched = { renter, timer };
-    mine.jobs.set(id, job);
-    mine.bytes += job.bytes;
-    this.unfetchedBytes += job.bytes;
-    this.unfetchedJobs += 1;
-    while (mine.bytes > this.maxUnreadAnswerBytesPerRenter || mine.jobs.size > this.maxJobsPerRenter)
-      this.unmarkOldest(mine);
-    while (this.unfetchedBytes > Math.floor(this.maxKeptOutputBytes / 2))
-      this.unmarkOldest(this.heaviestUnfetched((u) => u.bytes));
-    while (this.unfetchedJobs > Math.floor(this.maxJobsKept / 2))
-      this.unmarkOldest(this.heaviestUnfetched((u) => u.jobs.size));
-  }
-
-  private heaviestUnfetched(weight: (u: Unfetched) => number): Unfetched {
-    let most: Unfetched | undefined;
-    // Renters in the order they began keeping results: on a tie the latest comes last and loses,
-    // so a newcomer (an attacker's key as well) cannot end the keeps of a renter already waiting.
-    for (const u of this.unfetched.values()) if (!most || weight(u) >= weight(most)) most = u;
-    // Called only while something is kept past a total: there is a renter keeping it.
-    return most!;
-  }
-
-  private unmarkOldest(u: Unfetched): void {
-    const [id, job] = u.jobs.entries().next().value!;
-    this.unmark(id, job);
-  }
-
-  /** Lets trimJobs drop a result kept for its GET (fetched, expired or past a bound). */
-  private unmark(id: string, job: Job): void {
-    const mark = job.unfetched;
-    if (!mark) return;
-    clearTimeout(mark.timer);
-    job.unfetched = undefined;
-    const mine = this.unfetched.get(mark.renter);
-    if (!mine) return;
-    mine.jobs.delete(id);
-    mine.bytes -= job.bytes;
-    if (mine.jobs.size === 0) this.unfetched.delete(mark.renter);
-    this.unfetchedBytes -= job.bytes;
-    this.unfetchedJobs -= 1;
   }
 
   /** Bytes of a renter key's results answered 202 and kept for their GET (tests read it). */
   unfetchedResultBytes(renter: string): number {
-    return this.unfetched.get(renter.toLowerCase())?.bytes ?? 0;
+    return this.keeps.bytesOf(renter.toLowerCase());
   }
 
   /** Counts an answer's bytes against its renter until its connection took them (or closed). */
@@ -834,7 +802,7 @@ export class ProviderServer {
           throw new HttpError(404, 'JOB_NOT_FOUND', 'no such job for this lease');
         this.send(res, 200, job.view, auth.renterKeyHex);
         // Kept until the renter has it: an answer cut off on its way leaves it kept for another GET.
-        if (job.unfetched) res.once('finish', () => this.unmark(id, job));
+        if (this.keeps.has(id)) res.once('finish', () => this.keeps.end(id));
         return;
       }
       this.checkUploadFits(route, length);
@@ -888,16 +856,29 @@ export class ProviderServer {
         if (route === 'jobs') {
           const { status, view } = await this.submitJob(auth, lease, body, clock);
           let whole = false;
-          if (status === 200) whole = this.answerJob(res, view, auth.renterKeyHex);
-          else this.send(res, status, view, auth.renterKeyHex);
+          if (status === 200) {
+            const { jobId, leaseId, model, status } = view;
+            whole = this.answerKept(res, jobId, view, auth.renterKeyHex, { jobId, leaseId, model, status });
+          } else this.send(res, status, view, auth.renterKeyHex);
           if (clock && whole) {
             clock.mark('answer written');
             this.opts.onJobStages?.({ began: clock.began, stages: clock.stages, jobCpuMs: clock.jobCpuMs });
           }
           return;
         }
-        if (route === 'batch')
-          return this.send(res, 200, await this.submitBatch(auth, lease, body), auth.renterKeyHex);
+        if (route === 'batch') {
+          const view = await this.submitBatch(auth, lease, body);
+          const { batchId, leaseId, model } = view;
+          this.answerKept(
+            res,
+            batchId,
+            view,
+            auth.renterKeyHex,
+            { batchId, leaseId, model, status: 'done' },
+            true,
+          );
+          return;
+        }
       } finally {
         release();
         endModel();
@@ -1501,7 +1482,7 @@ export class ProviderServer {
         if (left <= 0) this.jobsByRenter.delete(renter);
         else this.jobsByRenter.set(renter, left);
         // Outputs kept for GET are counted, and old jobs forgotten to stay inside the budget. A
-        // waited job's result is trimmed once its answer is decided (answerJob): a 202 keeps it.
+        // waited job's result is trimmed once its answer is decided (answerKept): a 202 keeps it.
         // A job sent with "wait": false is only ever read by GET: unkept, another renter's jobs
         // of large outputs pushed it out of the store before that GET came (JOB_NOT_FOUND for a
         // job its renter paid for). Its result is kept for its sender like a 202's, within the
@@ -1512,7 +1493,7 @@ export class ProviderServer {
           job.bytes = keptBytesOf(view);
           this.keptBytes += job.bytes;
           if (!wait) {
-            this.markUnfetched(jobIdHex, job, renter);
+            this.keeps.keep(jobIdHex, renter, job.bytes);
             this.trimJobs();
           }
         }
@@ -1755,12 +1736,12 @@ export class ProviderServer {
    * Forgets finished jobs, oldest first, while more than maxJobsKept are kept or their outputs
    * pass maxKeptOutputBytes. Unfinished jobs are passed over, not waited for: one long job at the
    * head no longer stops every later job from being forgotten. Results kept for their GET (at most
-   * half of either bound, markUnfetched) are passed over too.
+   * half of either bound, keeps.ts) are passed over too.
    */
   private trimJobs(): void {
     for (const [id, j] of this.jobs) {
       if (this.jobs.size <= this.maxJobsKept && this.keptBytes <= this.maxKeptOutputBytes) return;
-      if (j.view.status === 'queued' || j.view.status === 'running' || j.unfetched) continue;
+      if (!finished(j) || this.keeps.has(id)) continue;
       this.jobs.delete(id);
       this.keptBytes -= j.bytes;
     }

@@ -468,6 +468,8 @@ export class ConsensusDriver {
   private height = 0n;
   private readonly timers = new Set<Cancel>();
   private startTimer: Cancel | null = null;
+  /** When the next height is due to start on this node's clock (`scheduleHeight`). */
+  private heightDueAt = 0;
   private watchdog: Cancel | null = null;
   /** Checks that no block write stays pending past `blockWriteTimeoutMs`. */
   private writeWatchdog: Cancel | null = null;
@@ -602,8 +604,13 @@ export class ConsensusDriver {
    * ids: what a re-send of the proposal carries (`proposalMessage`).
    */
   private signedIds = new Map<string, { idsSignature: Uint8Array; idsHash: string }>();
-  /** Rounds of the current height whose proposer's signed proposal arrived (checked or not yet). */
-  private proposalArrived = new Set<number>();
+  /**
+   * Rounds of the current height whose proposer's signed proposal arrived (checked or not yet),
+   * with when the first did on this node's clock (`timelyProposal`).
+   */
+  private proposalArrived = new Map<number, number>();
+  /** The round the machine is in and when it entered it on this node's clock (`roundEnteredAt`). */
+  private roundEntered = { height: -1n, round: -1, at: 0 };
   /** Rounds of the current height whose proposed block went to the pre-check (one block each). */
   private preverifiedRounds = new Set<number>();
   /** When each stage of the current height happened here (debug log `height stages`). */
@@ -762,7 +769,73 @@ export class ConsensusDriver {
       timeouts: this.timeouts,
       privval: this.signer,
       verify: this.cachedVerify,
+      timely: this.timelyProposal,
     });
+  }
+
+  /**
+   * Whether this node prevotes for a fresh proposal it holds valid (the machine asks at line 22,
+   * in the proposal's round): not if its block time lies more than `maxClockDriftMs` behind the
+   * later of when the round's proposal first arrived here and when this node entered the round
+   * (`proposalEnvelopeProblem`, `stale`). Arrival, not the end of fetching and executing the block:
+   * that is this node's time, not the proposer's. The round's start, not arrival alone: a proposal
+   * for the next round arrives before it, and a round can stall far longer than the drift (waiting
+   * for 2/3+ of the votes), so one signed at the start of such a stall would otherwise be taken
+   * when the round comes, stamped before the whole stall. The block stays valid here (executed,
+   * relayed, locked on at a polka, decided on 2/3+ precommits), and a re-proposal is never asked
+   * about, so a block the others went on with is never held back. An honest proposer whose clock
+   * runs more than the drift behind the others' loses its fresh proposals this way: they prevote
+   * nil, and the next round's proposer proposes.
+   */
+  private readonly timelyProposal = (proposal: Proposal): boolean => {
+    const block = this.pending.get(toHex(proposal.blockHash))?.pending.block;
+    // A valid block is held until its height ends (for its commit); without it, nothing to judge.
+    if (!block) return true;
+    const entered = this.roundEnteredAt();
+    const reference = Math.max(this.proposalArrived.get(proposal.round) ?? entered, entered);
+    const problem = proposalEnvelopeProblem(
+      proposal,
+      { block },
+      reference,
+      this.staleWindowMs(proposal.round),
+    );
+    if (problem?.kind !== 'stale') return true;
+    this.logger.info('prevote nil: a fresh proposal stamped too far before its round here', {
+      height: proposal.height,
+      round: proposal.round,
+      proposer: toHex(proposal.proposer).slice(0, 16),
+      reason: problem.reason,
+    });
+    this.mark('stale', proposal.round, this.clock.now(), { behindMs: reference - Number(block.header.time) });
+    return false;
+  };
+
+  /**
+   * How far behind its reference a fresh proposal of `round` may be stamped and still be prevoted:
+   * the drift, widened by as much per round as the round's timeouts grow (propose, prevote and
+   * precommit deltas). A fixed window would break Tendermint's liveness where honest proposals
+   * take longer than it to arrive (a slow link, a saturated node, a late round entry): every fresh
+   * proposal would get nil prevotes, round after round, while the growing timeouts wait for
+   * nothing. Widened with the rounds, some round's window covers the network's real delay, as the
+   * timeouts do; it still grows far slower than a stall lasts (timeouts grow linearly, so a stall
+   * of R rounds lasts about R² × delta / 2), so a proposer after a stall backdates by a fraction of it.
+   */
+  private staleWindowMs(round: number): number {
+    const t = this.timeouts;
+    return this.maxClockDriftMs + round * (t.proposeDeltaMs + t.prevoteDeltaMs + t.precommitDeltaMs);
+  }
+
+  /**
+   * When the machine entered the round it is in, on this node's clock. Noted after every event
+   * the machine takes (`handle`) and whenever asked: the machine asks `timelyProposal` in the
+   * very event that starts a round, before the driver sees that event's actions, and one event
+   * runs at one instant, so a round not noted yet was entered now.
+   */
+  private roundEnteredAt(): number {
+    const { height, round } = this.machine.snapshot();
+    const e = this.roundEntered;
+    if (e.height !== height || e.round !== round) this.roundEntered = { height, round, at: this.clock.now() };
+    return this.roundEntered.at;
   }
 
   /**
@@ -912,11 +985,21 @@ export class ConsensusDriver {
     return run;
   }
 
-  /** Starts the next height once the block interval since the head's block time has passed. */
+  /**
+   * Starts the next height a block interval after the earlier of the head's block time and this
+   * node's clock now (called as the head changes: a commit, a sync, the start). The block time is
+   * the proposer's choice, anywhere up to the receivers' clocks + `maxClockDriftMs`: counted from
+   * it alone, a proposer stamping its blocks at the drift edge held every node idle that long after
+   * each of them (one validator of four, 4.9 s ahead, took the simulated chain from 1.00 to 0.60
+   * blocks/s). Now a head stamped ahead of this clock starts the next height one interval after it
+   * was taken, and one stamped behind it (the usual case: stamped at its round's start) as before.
+   */
   private scheduleHeight(): void {
     if (this.stopped) return;
     const next = this.chain.tipHeight + 1n;
-    const delay = Math.max(0, Number(this.chain.tip.header.time) + this.blockTimeMs - this.clock.now());
+    const now = this.clock.now();
+    this.heightDueAt = Math.min(Number(this.chain.tip.header.time), now) + this.blockTimeMs;
+    const delay = Math.max(0, this.heightDueAt - now);
     this.startTimer?.();
     this.startTimer = this.clock.schedule(delay, () => {
       this.startTimer = null;
@@ -955,7 +1038,7 @@ export class ConsensusDriver {
     this.pending = new Map();
     this.proposeTimedOut = new Set();
     this.proposeCutShort = new Set();
-    this.proposalArrived = new Set();
+    this.proposalArrived = new Map();
     this.preverifiedRounds = new Set();
     this.signedIds = new Map();
     this.invalidContent = new Set();
@@ -966,7 +1049,7 @@ export class ConsensusDriver {
     this.trace = new HeightTrace(height, this.lastProgress);
     // How far past its block-time slot this height started (the previous one ran long).
     this.trace.mark('start', this.lastProgress, {
-      late: this.lastProgress - Number(this.chain.tip.header.time) - this.blockTimeMs,
+      late: this.lastProgress - this.heightDueAt,
     });
     await this.handle({
       type: 'start',
@@ -1049,6 +1132,7 @@ export class ConsensusDriver {
       if (this.stopped) return;
     }
     const actions = this.machine.handle(event);
+    this.roundEnteredAt();
     try {
       this.persistSigner(actions);
     } catch (err) {
@@ -2590,8 +2674,10 @@ export class ConsensusDriver {
     checks: InFlightChecks | null,
   ): Promise<PendingBlock> {
     const { proposal, block } = msg;
+    // A stale fresh proposal is valid: the machine asks whether to prevote it (`timelyProposal`).
     const problem = proposalEnvelopeProblem(proposal, msg, this.clock.now(), this.maxClockDriftMs);
-    if (problem) throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem}`);
+    if (problem?.kind === 'invalid')
+      throw new ValidationError('BAD_PROPOSAL', `block ${block.header.height}: ${problem.reason}`);
     const started = this.clock.now();
     const pending =
       checks && checks.size > 0
@@ -2655,7 +2741,7 @@ export class ConsensusDriver {
     // Rounds far ahead have no timeout running here yet (and would let a proposer fill the set).
     if (proposal.round > this.machine.snapshot().round + 1) return;
     if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return;
-    this.proposalArrived.add(proposal.round);
+    if (!this.proposalArrived.has(proposal.round)) this.proposalArrived.set(proposal.round, this.clock.now());
     if (!this.proposeTimedOut.has(proposal.round)) this.liveness.proposedInTime(proposal.proposer);
   }
 

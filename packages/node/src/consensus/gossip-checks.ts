@@ -171,22 +171,41 @@ export function signedContentMatches(msg: ProposalMessage, envelopes: readonly T
 }
 
 /**
- * What a proposed block must satisfy beyond the chain's rules, given this node's clock: a fresh
- * proposal (polRound -1) carries a block its proposer built, and no block time lies further ahead
- * of our clock than the drift allowed. Returns why not, or null.
+ * What this node holds against a proposal beyond the chain's rules, on its clock (`nowMs`), or
+ * null. `invalid`: the block is not taken (not prevoted, relayed or decided here): a fresh
+ * proposal (polRound -1) must carry a block its proposer built, and no block time may lie further
+ * ahead of the clock than the drift allowed. `stale`: a fresh proposal whose block time lies more
+ * than the drift behind the clock; the block stays valid, and this node only prevotes nil for it
+ * (the driver asks when it would prevote, `nowMs` then being the later of the proposal's arrival
+ * and its round's start: Tendermint's `timely`). A re-proposal (polRound ≥ 0) carries a block
+ * an earlier round proposed, however long ago, and is never stale: 2/3+ may have prevoted it.
+ * Without the stale rule a proposer could stamp its block at the previous block's time + 1 ms,
+ * however long ago: after a stall, the first block's proposer chose on which side of the stall
+ * its block's effects fell (a lease's start, an epoch's emission, expiries, posting windows).
  */
+export interface ProposalProblem {
+  kind: 'invalid' | 'stale';
+  reason: string;
+}
+
 export function proposalEnvelopeProblem(
   proposal: Proposal,
-  msg: ProposalMessage,
+  msg: { block: { header: BlockHeader } },
   nowMs: number,
   maxClockDriftMs: number,
-): string | null {
-  const { block } = msg;
+): ProposalProblem | null {
+  const { header } = msg.block;
   // A fresh block is the proposer's own; a re-proposal (polRound ≥ 0) carries an earlier round's.
-  if (proposal.polRound === -1 && !equalBytes(block.header.proposer, proposal.proposer)) {
-    return 'a fresh proposal must carry a block built by its proposer';
+  if (proposal.polRound === -1 && !equalBytes(header.proposer, proposal.proposer)) {
+    return { kind: 'invalid', reason: 'a fresh proposal must carry a block built by its proposer' };
   }
-  if (block.header.time > BigInt(nowMs + maxClockDriftMs)) return 'block time is in the future';
+  if (header.time > BigInt(nowMs + maxClockDriftMs))
+    return { kind: 'invalid', reason: 'block time is in the future' };
+  if (proposal.polRound === -1 && header.time < BigInt(nowMs - maxClockDriftMs))
+    return {
+      kind: 'stale',
+      reason: `a fresh proposal's block time is ${BigInt(nowMs) - header.time} ms behind this node's clock`,
+    };
   return null;
 }
 

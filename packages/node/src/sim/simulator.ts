@@ -27,6 +27,7 @@ import {
 import { feeFor } from '@unc/sdk';
 import { clockSlices } from '../admission.js';
 import { Chain, type CommittedBlock } from '../chain.js';
+import type { Clock } from '../clock.js';
 import type { PrivvalStorage } from '../consensus/privval-store.js';
 import { type DevKey, devGenesisJson, devKey, devValidatorKey } from '../dev.js';
 import { createLogger, type Logger, silentLogger } from '../log.js';
@@ -66,6 +67,18 @@ export interface FaultPlan {
    * it stays "up" by its votes, so only its missed turns can tell the others not to wait for it).
    */
   withholdProposals?: number[];
+  /**
+   * Nodes whose clock reads `ms` ahead of the simulation's (negative: behind); timers still run at
+   * the simulation's pace. A validator proposing with a clock ahead stamps its blocks `ms` late, as
+   * a proposer that picks the latest time the others accept (their clock + maxClockDriftMs) does.
+   */
+  clockAheadMs?: { node: number; ms: number }[];
+  /**
+   * Validators that stamp each block they build at the previous block's time + 1 ms, the earliest
+   * core allows, whatever their clock reads: after a stall, a proposer that puts the stall's time
+   * after everything its block does (docs/consensus.md, "Block time").
+   */
+  backdateBlocks?: number[];
 }
 
 export interface Scenario {
@@ -434,7 +447,7 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
       privvalStorage: memoryPrivval(node.privval, node.id),
       blockTimeMs: chain.params.blockTimeMs,
       logger: nodeLogger(node.id, clock, opts.logLevel),
-      clock,
+      clock: aheadBy(clock, s.faults.clockAheadMs?.find((c) => c.node === node.index)?.ms ?? 0),
       // Signatures checked in-thread and admission sliced on the virtual clock: the same stages
       // and answers as a real node's worker pool and event-loop slices, deterministic by seed.
       verifier: new InThreadVerifier(),
@@ -447,6 +460,7 @@ async function simulate(s: Scenario, opts: SimOptions): Promise<SimReport & { st
         : {}),
     });
     chain.onCommit((c) => onCommitted(node, c));
+    if (s.faults.backdateBlocks?.includes(node.index)) chain.nextBlockTime = () => chain.tip.header.time + 1n;
     node.core = core;
     const wiring = behaviour
       ? byzantineWiring(behaviour, {
@@ -638,6 +652,12 @@ const genesisChainId = 'unc-dev-1';
 let clientAccounts: DevKey[] | null = null;
 /** The client's funded dev accounts (derived once per process: key derivation is slow on purpose). */
 const CLIENT_ACCOUNTS = () => (clientAccounts ??= [0, 1, 2, 3, 4, 5, 6, 7].map((i) => devKey(i)));
+
+/** The clock `ms` ahead (`FaultPlan.clockAheadMs`): the same timers, a later `now()`. */
+function aheadBy(clock: VirtualClock, ms: number): Clock {
+  if (ms === 0) return clock;
+  return { now: () => clock.now() + ms, schedule: (delayMs, fn) => clock.schedule(delayMs, fn) };
+}
 
 /**
  * Silent unless `level` names one (bench/sim.ts passes UNC_SIM_LOG: the environment is read at

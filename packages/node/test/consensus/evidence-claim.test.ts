@@ -85,6 +85,7 @@ function nextContext(chain: Chain) {
     proposer: head.proposer,
     prevHash: chain.tip.hash,
     prevBeacon: head.beacon,
+    beacon: new Uint8Array(32),
   };
 }
 

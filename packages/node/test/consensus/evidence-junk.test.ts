@@ -53,6 +53,7 @@ async function twoBlocks() {
     proposer: head.proposer,
     prevHash: chain.tip.hash,
     prevBeacon: head.beacon,
+    beacon: new Uint8Array(32),
   };
   return { chain, next };
 }

@@ -96,6 +96,7 @@ function addOnTip(mempool: Mempool, chain: Chain, env: TxEnvelope): void {
     proposer: head.proposer,
     prevHash: chain.tip.hash,
     prevBeacon: head.beacon,
+    beacon: new Uint8Array(32),
   });
 }
 

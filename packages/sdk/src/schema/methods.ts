@@ -153,7 +153,8 @@ export const rpcMethods = {
   }),
   unc_getBlockEvents: method({
     group: 'chain',
-    summary: "What a block did before its transactions: the market's epoch-end settlement of leases.",
+    summary:
+      "What a block did before its transactions: the market's settlement of leases at an epoch start, and the settlement and close of every lease whose end its time reached.",
     params: { block: optional(BlockRefSchema) },
     result: returns<TxEventJson[]>()(v.array(Tagged)),
   }),

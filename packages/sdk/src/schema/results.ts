@@ -400,7 +400,12 @@ export const LeaseEventsResult = v.strictObject({
   events: v.array(
     v.strictObject({
       height: Int,
-      txIndex: v.pipe(nullable(Int), v.description("null for the block's own events (epoch-end settlement)")),
+      txIndex: v.pipe(
+        nullable(Int),
+        v.description(
+          "null for the block's own events (lease settlements at an epoch start or a lease's end)",
+        ),
+      ),
       event: Tagged,
     }),
   ),

@@ -1,0 +1,130 @@
+/**
+ * The credit rule for answers carrying a TPM clock (poci/liveness.ts tpmAnswerCredit, docs/poci.md
+ * "Asleep between challenges"), as a pure function: exact integers, and the two promises it makes.
+ * An honest always-on chip is always credited, however late in its window it signed the previous
+ * answer; a chip whose TPM did not run for more than a fifth of the time (plus the slack) never is.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { type TpmClock, tpmAnswerCredit, tpmClockRequiredMs } from '../src/index.js';
+
+const ms = (max: bigint) => fc.bigInt({ min: 0n, max });
+const DAY = 86_400_000n;
+const counts = fc.record({ resetCount: fc.nat(1000), restartCount: fc.nat(1000) });
+
+describe('TPM clock credit (pure)', () => {
+  test('property: credited exactly when 5 × advance ≥ 4 × elapsed − 5 × slack (no rounding either way)', () => {
+    fc.assert(
+      fc.property(
+        ms(1n << 40n),
+        fc.bigInt({ min: -DAY, max: 30n * DAY }),
+        ms(30n * DAY),
+        ms(600_000n),
+        counts,
+        (prevClock, elapsed, advance, slack, c) => {
+          const prev: TpmClock = { clock: prevClock, ...c };
+          const next: TpmClock = { clock: prevClock + advance, ...c };
+          const t0 = 1_795_000_000_000n;
+          const credited = tpmAnswerCredit(prev, t0, next, t0 + elapsed, slack) === 'credited';
+          assert.equal(credited, 5n * advance >= 4n * elapsed - 5n * slack);
+          assert.equal(credited, advance >= tpmClockRequiredMs(elapsed, slack));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('property: an always-on chip is credited, whatever its signing delays within the window', () => {
+    // Challenges at block times 0 and E ≥ 0. The previous answer was signed d ≤ slack after its
+    // challenge (the slack is W × the target interval: an answer signed later missed its window),
+    // the new one L ≥ 0 after its challenge or after the previous signature, whichever is later.
+    // The TPM clock runs at 85% to 115% of real time between the two: TPM 2.0 Library Part 1,
+    // clause 33.3.6, asks only that Clock's nominal rate be within 15% of UTC's (a TPM's oscillator
+    // is not a reference clock). Slack of at least 20 ms: a block interval is never shorter.
+    fc.assert(
+      fc.property(
+        ms(30n * DAY),
+        fc.bigInt({ min: 20n, max: 600_000n }),
+        fc.bigInt({ min: 0n, max: 1000n }),
+        ms(600_000n),
+        fc.integer({ min: 850, max: 1150 }),
+        counts,
+        (elapsed, slack, delayShare, laterDelay, ratePerMille, c) => {
+          const signedPrev = (slack * delayShare) / 1000n; // 0 … slack after block time 0
+          const signedNext = (elapsed > signedPrev ? elapsed : signedPrev) + laterDelay;
+          const advance = ((signedNext - signedPrev) * BigInt(ratePerMille)) / 1000n;
+          const prev: TpmClock = { clock: 10_000n, ...c };
+          const next: TpmClock = { clock: 10_000n + advance, ...c };
+          assert.equal(tpmAnswerCredit(prev, 0n, next, elapsed, slack), 'credited');
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('a TPM at the slow end of the specification (85% of real time) is credited across a long gap', () => {
+    const c = { resetCount: 1, restartCount: 0 };
+    // 15 minutes and a day between two challenges, signed at once each time: 85% of it on the clock.
+    for (const elapsed of [900_000n, 86_400_000n]) {
+      const advance = (elapsed * 85n) / 100n;
+      assert.equal(
+        tpmAnswerCredit({ clock: 0n, ...c }, 0n, { clock: advance, ...c }, elapsed, 20_000n),
+        'credited',
+        `${elapsed} ms`,
+      );
+    }
+  });
+
+  test('property: a TPM that did not run for over a fifth of the time, plus the slack, is never credited', () => {
+    fc.assert(
+      fc.property(ms(30n * DAY), ms(30n * DAY), ms(600_000n), counts, (up, down, slack, c) => {
+        // Up `up` ms (its clock runs), down `down` ms (it does not), between the two challenges.
+        const elapsed = up + down;
+        fc.pre(5n * down > elapsed + 5n * slack);
+        const prev: TpmClock = { clock: 1n, ...c };
+        const next: TpmClock = { clock: 1n + up, ...c };
+        assert.equal(tpmAnswerCredit(prev, 5n, next, 5n + elapsed, slack), 'asleep');
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('property: a reset or a restart is never credited, whatever the clock says', () => {
+    fc.assert(
+      fc.property(
+        counts,
+        fc.oneof(fc.constant('reset'), fc.constant('restart')),
+        ms(1n << 40n),
+        ms(1n << 40n),
+        fc.bigInt({ min: -DAY, max: DAY }),
+        (c, what, a, b, elapsed) => {
+          const prev: TpmClock = { clock: a, ...c };
+          const next: TpmClock =
+            what === 'reset'
+              ? { clock: b, resetCount: c.resetCount + 1, restartCount: 0 }
+              : { clock: b, resetCount: c.resetCount, restartCount: c.restartCount + 1 };
+          assert.equal(tpmAnswerCredit(prev, 0n, next, elapsed, 20_000n), 'rebooted');
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('the figures at the defaults: 15 minutes between challenges, W = 20 one-second blocks', () => {
+    const c = { resetCount: 1, restartCount: 0 };
+    const at = (clock: bigint): TpmClock => ({ clock, ...c });
+    // 900 s of block time: 720 s of clock required, less the 20 s slack.
+    assert.equal(tpmClockRequiredMs(900_000n, 20_000n), 700_000n);
+    assert.equal(tpmAnswerCredit(at(0n), 0n, at(700_000n), 900_000n, 20_000n), 'credited');
+    assert.equal(tpmAnswerCredit(at(0n), 0n, at(699_999n), 900_000n, 20_000n), 'asleep');
+    // Within the slack anything is credited; an older challenge answered after a newer one too.
+    assert.equal(tpmAnswerCredit(at(0n), 0n, at(0n), 25_000n, 20_000n), 'credited');
+    assert.equal(tpmAnswerCredit(at(0n), 0n, at(0n), 25_001n, 20_000n), 'asleep');
+    assert.equal(tpmAnswerCredit(at(5n), 10_000n, at(5n), 0n, 0n), 'credited');
+    // Rounding up: 4/5 of 1 ms is 1 ms.
+    assert.equal(tpmClockRequiredMs(1n, 0n), 1n);
+    assert.equal(tpmClockRequiredMs(-1n, 0n), 0n);
+    assert.equal(tpmClockRequiredMs(-11n, 0n), -8n);
+  });
+});
