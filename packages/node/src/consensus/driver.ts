@@ -229,6 +229,9 @@ export interface DriverOptions {
  * will not finish (a hung device or mount) reaches it.
  */
 export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
+/** How long a held fresh signer waits before it warns that it is held, and how often it warns again. */
+export const FRESH_SIGNER_WARN_MS = 5_000;
+export const FRESH_SIGNER_WARN_EVERY_MS = 60_000;
 
 /**
  * Round timeouts: a proposer that is down costs a round of 3 s (plus 0.5 s per further round).
@@ -390,6 +393,9 @@ export class ConsensusDriver {
    */
   private signerHeld = false;
   private signerProbing = false;
+  /** Since when a held fresh signer was first found not caught up, and when it last warned. */
+  private signerHeldSince: number | null = null;
+  private signerWarnedAt: number | null = null;
   /** What identifies the signer state last written (its latest signatures), to skip rewrites. */
   private lastSavedPrivval = '';
   private lastProposal: SignedProposalRecord | null = null;
@@ -3094,10 +3100,52 @@ export class ConsensusDriver {
    */
   private async caughtUpToSign(network: Network): Promise<boolean> {
     const set = this.nextValidators();
-    if (this.behindView.behind(this.chain.tipHeight, set, this.clock.now())) return false;
-    if (network.peers().length === 0)
-      return this.validator !== null && set.hasQuorum(set.powerOf(this.validator.publicKey));
-    return this.syncReactor.caughtUp(network);
+    const head = this.chain.tipHeight;
+    if (this.behindView.behind(head, set, this.clock.now())) {
+      this.warnSignerHeld(head, 'signed votes or a certificate show the network past the head (syncing)');
+      return false;
+    }
+    if (network.peers().length === 0) {
+      const alone = this.validator !== null && set.hasQuorum(set.powerOf(this.validator.publicKey));
+      if (!alone) this.warnSignerHeld(head, 'no peer connected');
+      return alone;
+    }
+    const { caughtUp, answered, ahead } = await this.syncReactor.caughtUp(network);
+    if (!caughtUp)
+      this.warnSignerHeld(
+        head,
+        answered === 0 ? 'no peer answered a status request' : 'peers claim heights above the head',
+        ahead,
+      );
+    return caughtUp;
+  }
+
+  /**
+   * A held fresh signer that is not released says why, at warn level, once it has been held for
+   * FRESH_SIGNER_WARN_MS and then every FRESH_SIGNER_WARN_EVERY_MS: a peer that claims a height
+   * it does not serve keeps it a follower (the trade-off `SyncReactor.caughtUp` makes), and the
+   * operator must see that, with the peers that claim to be ahead, and the way out.
+   */
+  private warnSignerHeld(head: bigint, why: string, ahead: readonly string[] = []): void {
+    const now = this.clock.now();
+    this.signerHeldSince ??= now;
+    if (now - this.signerHeldSince < FRESH_SIGNER_WARN_MS) return;
+    if (this.signerWarnedAt !== null && now - this.signerWarnedAt < FRESH_SIGNER_WARN_EVERY_MS) return;
+    this.signerWarnedAt = now;
+    this.logger.warn(
+      'fresh signer held: this validator signs nothing until it has caught up with its peers',
+      {
+        why,
+        head,
+        heldForMs: now - this.signerHeldSince,
+        ...(ahead.length > 0
+          ? { ahead: ahead.slice(0, 8).join(', ') + (ahead.length > 8 ? ', …' : '') }
+          : {}),
+        wayOut:
+          'if these peers do not serve the heights they claim, disconnect them; once sure this key cannot ' +
+          'have signed at the heights ahead, restart with --allow-fresh-signer',
+      },
+    );
   }
 
   /**

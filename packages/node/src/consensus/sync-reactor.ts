@@ -154,12 +154,14 @@ export class SyncReactor {
    * `releaseSigner`): without a peer's answer an empty chain store proves nothing. Stricter than
    * `peerAhead`: a claim a recent sync disproved still counts, since releasing the signer behind the
    * network would let it sign at a height it may have signed at; a peer that lies costs only the
-   * wait (the operator's way out: `--allow-fresh-signer`).
+   * wait (the operator's way out: `--allow-fresh-signer`), and the driver warns naming the peers
+   * that claim to be ahead (`ahead`, `peer@height`) so that the operator sees it.
    */
-  async caughtUp(network: Network): Promise<boolean> {
+  async caughtUp(network: Network): Promise<{ caughtUp: boolean; answered: number; ahead: string[] }> {
     const statuses = await peerStatuses(network);
     const head = this.opts.chain.tipHeight;
-    return statuses.size > 0 && [...statuses.values()].every((s) => s.height <= head);
+    const ahead = [...statuses].filter(([, s]) => s.height > head).map(([peer, s]) => `${peer}@${s.height}`);
+    return { caughtUp: statuses.size > 0 && ahead.length === 0, answered: statuses.size, ahead };
   }
 
   private isDisproved(peer: string): boolean {

@@ -20,7 +20,7 @@ import {
   SignerStateMissing,
 } from '../../src/consensus/signer-guard.js';
 import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
-import { silentLogger } from '../../src/log.js';
+import { type Logger, silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import { ChainDb, MemoryKv } from '../../src/storage/db.js';
 import { MemoryNetworkHub } from './memory-network.js';
@@ -231,5 +231,76 @@ describe('a fresh signer on an empty data directory', () => {
     assert.equal(fatal, null);
     assert.equal(fresh.driver.holdingFreshSigner, false);
     for (const h of signed) assert.ok(h > syncedTo, `v3 signed at ${h}, not above ${syncedTo}`);
+  });
+});
+
+/**
+ * A peer that claims a height above ours keeps a held fresh signer a follower (the claim is what
+ * a node behind its peers sees, and a bare status costs nothing to lie in). That trade-off stays,
+ * but it was silent: a validator held by a liar signed nothing, forever, and said nothing. It now
+ * warns, naming the peers that claim to be ahead and the way out.
+ */
+describe('a held fresh signer kept back by a peer that claims to be ahead', () => {
+  const TIMEOUTS = {
+    proposeMs: 400,
+    proposeDeltaMs: 100,
+    prevoteMs: 200,
+    prevoteDeltaMs: 100,
+    precommitMs: 200,
+    precommitDeltaMs: 100,
+  };
+  const genesis = fourValidatorGenesis(150);
+  const dirs: string[] = [];
+  const running = new Set<UncNode>();
+  after(async () => {
+    for (const n of running) await n.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('says so, loudly: the peer, its claim, and --allow-fresh-signer', async () => {
+    const hub = new MemoryNetworkHub();
+    const warnings: { msg: string; fields: Record<string, unknown> }[] = [];
+    const capture = (component: string): Logger => ({
+      component,
+      level: 'debug',
+      debug: () => {},
+      info: () => {},
+      warn: (msg, fields) => {
+        warnings.push({ msg, fields: { ...(fields ?? {}) } });
+      },
+      error: () => {},
+      child: (c) => capture(`${component}.${c}`),
+    });
+    // The liar: answers every status with a height far above anyone's, serves no block.
+    hub.join('liar', {
+      onGossip: () => 'ignore',
+      status: () => ({
+        chainId: 'x',
+        genesisHash: new Uint8Array(32),
+        height: 1_000_000n,
+        headHash: new Uint8Array(32),
+      }),
+      blocks: async () => [],
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), 'unc-fresh-signer-liar-'));
+    dirs.push(dataDir);
+    const node = await UncNode.start({
+      dataDir,
+      genesis,
+      validatorSeed: validators[3]!.seed,
+      rpcPort: 0,
+      timeouts: TIMEOUTS,
+      logger: capture('node'),
+      network: async (handlers) => hub.join('v3', handlers),
+    });
+    running.add(node);
+    const held = await until(
+      'a warning that the fresh signer is held',
+      () => warnings.find((w) => /fresh signer held/.test(w.msg)) ?? false,
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    assert.ok(node.driver.holdingFreshSigner);
+    assert.match(String(held.fields.ahead), /liar@1000000/);
+    assert.match(String(held.fields.wayOut), /--allow-fresh-signer/);
   });
 });
