@@ -58,6 +58,8 @@ export interface NodeCoreOptions {
   overlapCommit?: boolean;
   /** DriverOptions.blockWriteTimeoutMs. */
   blockWriteTimeoutMs?: number;
+  /** DriverOptions.allowFreshSigner: sign at once with a signer that has no saved state. */
+  allowFreshSigner?: boolean;
   /** DriverOptions.paceHeights. */
   paceHeights?: boolean;
   /** After every change to the mempool's contents (metrics). */
@@ -125,6 +127,7 @@ export class NodeCore {
       ...(opts.compactProposals !== undefined ? { compactProposals: opts.compactProposals } : {}),
       ...(opts.overlapCommit !== undefined ? { overlapCommit: opts.overlapCommit } : {}),
       ...(opts.blockWriteTimeoutMs !== undefined ? { blockWriteTimeoutMs: opts.blockWriteTimeoutMs } : {}),
+      ...(opts.allowFreshSigner ? { allowFreshSigner: true } : {}),
       ...(opts.paceHeights !== undefined ? { paceHeights: opts.paceHeights } : {}),
       logger: opts.logger.child('consensus'),
     });

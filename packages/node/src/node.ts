@@ -42,8 +42,11 @@ export interface NodeOptions {
   validatorSeed?: Uint8Array;
   /**
    * Start a validator with a fresh signer although `privval.json` is missing and the chain store's
-   * last commits hold this key's precommits (consensus/signer-guard.ts; refused otherwise). For one
-   * start, after the operator made sure the node cannot vote again at a height it voted at.
+   * last commits hold this key's precommits (consensus/signer-guard.ts; refused otherwise), and let
+   * it sign at once: without it a fresh signer signs nothing until the node has caught up with its
+   * peers and the commits it then holds show no precommit of this key (fatal, exit 70, if they do:
+   * driver.ts `releaseSigner`). For one start, after the operator made sure the node cannot vote
+   * again at a height it voted at.
    */
   allowFreshSigner?: boolean;
   /**
@@ -231,6 +234,7 @@ export class UncNode {
         logger,
         clock: systemClock,
         ...(opts.blockWriteTimeoutMs !== undefined ? { blockWriteTimeoutMs: opts.blockWriteTimeoutMs } : {}),
+        ...(opts.allowFreshSigner ? { allowFreshSigner: true } : {}),
         onMempoolChanged: () => {
           node.m.mempoolSize.set(node.mempool.size);
           node.m.mempoolBytes.set(node.mempool.bytes);

@@ -109,6 +109,7 @@ import {
 import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
+import { recentlySignedHeights, SignerStateMissing } from './signer-guard.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
   type CompactProposalMessage,
@@ -212,6 +213,14 @@ export interface DriverOptions {
    * and signing nothing, forever. Default `DEFAULT_BLOCK_WRITE_TIMEOUT_MS`.
    */
   blockWriteTimeoutMs?: number;
+  /**
+   * Sign at once with a signer that starts with no saved state (no `privval.json`): `unc dev`, and
+   * `unc start --allow-fresh-signer`. Without it such a signer is held (`signerHeld`): the node
+   * follows without signing until it has caught up with its peers and the last commits it then
+   * holds show no precommit of this key (signer-guard.ts), and stops (SIGNER_STATE_MISSING, fatal)
+   * if they do.
+   */
+  allowFreshSigner?: boolean;
 }
 
 /**
@@ -220,6 +229,9 @@ export interface DriverOptions {
  * will not finish (a hung device or mount) reaches it.
  */
 export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
+/** How long a held fresh signer waits before it warns that it is held, and how often it warns again. */
+export const FRESH_SIGNER_WARN_MS = 5_000;
+export const FRESH_SIGNER_WARN_EVERY_MS = 60_000;
 
 /**
  * Round timeouts: a proposer that is down costs a round of 3 s (plus 0.5 s per further round).
@@ -370,8 +382,20 @@ export class ConsensusDriver {
   private readonly overlapCommit: boolean;
   private readonly paceHeights: boolean;
 
-  private readonly machine: Tendermint;
+  /** Replaced once, when a held fresh signer is released (`releaseSigner`). */
+  private machine: Tendermint;
   private privval: PrivValidator | null = null;
+  /**
+   * A fresh signer (no saved state at start) not yet cleared to sign: the machine runs without it
+   * (a follower), and its state is not written, so a restart still finds it fresh. A node whose
+   * whole data directory was lost starts with an empty chain store, which the start guard cannot
+   * search; this waits until the store holds what its peers hold, then searches it.
+   */
+  private signerHeld = false;
+  private signerProbing = false;
+  /** Since when a held fresh signer was first found not caught up, and when it last warned. */
+  private signerHeldSince: number | null = null;
+  private signerWarnedAt: number | null = null;
   /** What identifies the signer state last written (its latest signatures), to skip rewrites. */
   private lastSavedPrivval = '';
   private lastProposal: SignedProposalRecord | null = null;
@@ -635,6 +659,7 @@ export class ConsensusDriver {
       const stored = loadPrivvalFrom(this.privvalStorage, this.validator.publicKey);
       this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, stored?.state);
       this.lastProposal = stored?.lastProposal ?? null;
+      this.signerHeld = stored === null && opts.allowFreshSigner !== true;
     }
     this.machine = this.newMachine();
     this.mempoolReactor = new MempoolReactor({
@@ -734,11 +759,21 @@ export class ConsensusDriver {
     return this.validatorMemo.set;
   }
 
+  /** The signer the machine may use: none while a fresh signer is held. */
+  private get signer(): PrivValidator | null {
+    return this.signerHeld ? null : this.privval;
+  }
+
+  /** Whether a fresh signer is still held back from signing (tests, status). */
+  get holdingFreshSigner(): boolean {
+    return this.signerHeld;
+  }
+
   private newMachine(): Tendermint {
     return new Tendermint({
       chainId: this.chain.genesis.chainId,
       timeouts: this.timeouts,
-      privval: this.privval,
+      privval: this.signer,
       verify: this.cachedVerify,
       timely: this.timelyProposal,
     });
@@ -904,6 +939,13 @@ export class ConsensusDriver {
       while (network.peers().length === 0 && this.clock.now() - t0 < 3_000 && !this.stopped)
         await sleep(this.clock, 50);
       await this.enqueue(() => this.catchUp());
+      if (this.stopped) return;
+    }
+    // A held fresh signer: released before the first height when no peer is ahead (or there is no
+    // network at all); otherwise the watchdog asks again until it is (`probeSignerRelease`).
+    if (this.signerHeld) {
+      const caughtUp = network ? await this.caughtUpToSign(network).catch(() => false) : true;
+      if (caughtUp) await this.enqueue(() => this.releaseSigner());
       if (this.stopped) return;
     }
     this.watchdog = every(this.clock, Math.max(250, Math.min(1_000, this.blockTimeMs)), () =>
@@ -1299,12 +1341,12 @@ export class ConsensusDriver {
    */
   private maySign(event: ConsensusEvent): boolean {
     // A follower signs nothing (a block it decides is committed in order: beginCommit waits).
-    if (!this.privval) return false;
+    if (!this.signer) return false;
     // Still on the height being written (decided): the machine signs nothing more there, and a
     // late vote or timeout of it must not hold the queue (the next height's start waits behind).
     if (event.type !== 'start' && this.height <= this.chain.tipHeight) return false;
     if (event.type !== 'start') return true;
-    return this.privval.lastRoundAt(event.height) >= 0 || this.privval.votesAt(event.height).length > 0;
+    return this.signer.lastRoundAt(event.height) >= 0 || this.signer.votesAt(event.height).length > 0;
   }
 
   /**
@@ -1364,7 +1406,9 @@ export class ConsensusDriver {
    * on, a crash cannot make this validator forget a signature that may be on the wire.
    */
   private persistSigner(actions: ConsensusAction[]): void {
-    if (!this.privval || !this.privvalStorage || !this.validator) return;
+    // A held fresh signer signed nothing, and its state is not written: a restart must find it fresh.
+    const signer = this.signer;
+    if (!signer || !this.privvalStorage || !this.validator) return;
     for (const a of actions) {
       if (a.type !== 'broadcast-proposal') continue;
       const known = this.pending.get(toHex(a.proposal.blockHash));
@@ -1373,7 +1417,7 @@ export class ConsensusDriver {
       if (block && lastCommit) this.lastProposal = { proposal: a.proposal, block, lastCommit };
     }
     // Every signature changes the last signature (or the slot); nothing else needs a write.
-    const state = this.privval.state;
+    const state = signer.state;
     const mark = `${state.height}/${state.round}/${state.step}/${state.signature ? toHex(state.signature) : ''}/${
       this.lastProposal ? toHex(this.lastProposal.proposal.signature) : ''
     }`;
@@ -2795,6 +2839,7 @@ export class ConsensusDriver {
   // Stalls and catching up
 
   private checkStall(): void {
+    this.probeSignerRelease();
     if (this.stopped || this.syncing || !this.network) return;
     const now = this.clock.now();
     const idle = now - this.lastProgress;
@@ -3020,6 +3065,119 @@ export class ConsensusDriver {
     if (messages.length === 0) return;
     this.polkaStats.sent++;
     for (const peer of network.peers()) void this.sendInChunks(network, peer.id, messages, false);
+  }
+
+  /**
+   * A held fresh signer: asks the peers (outside the work queue) whether any is ahead, and once
+   * none is, and no signed vote or certificate shows the network past the head either, tries to
+   * release it (`releaseSigner`). From the watchdog, one probe at a time.
+   */
+  private probeSignerRelease(): void {
+    const network = this.network;
+    if (!this.signerHeld || this.signerProbing || this.stopped || this.syncing || !network) return;
+    this.signerProbing = true;
+    const probedAt = this.chain.tipHeight;
+    this.caughtUpToSign(network)
+      .then((caughtUp) => {
+        if (!caughtUp || !this.signerHeld || this.stopped) return;
+        return this.enqueue(async () => {
+          if (this.syncing || this.chain.tipHeight < probedAt) return;
+          await this.releaseSigner();
+        });
+      })
+      .catch((err) => this.logger.debug('signer release probe failed', { error: (err as Error).message }))
+      .finally(() => {
+        this.signerProbing = false;
+      });
+  }
+
+  /**
+   * Whether a held fresh signer's node has caught up: no signed vote or certificate shows the
+   * network past the head (behind-view.ts), and a peer answered and none is ahead
+   * (`SyncReactor.caughtUp`). Without any peer connected, only a validator holding a quorum of the
+   * power alone (it decides without peers: a one-validator chain) counts as caught up; any other
+   * waits for a peer, since an empty chain store with no peer to compare it with proves nothing.
+   */
+  private async caughtUpToSign(network: Network): Promise<boolean> {
+    const set = this.nextValidators();
+    const head = this.chain.tipHeight;
+    if (this.behindView.behind(head, set, this.clock.now())) {
+      this.warnSignerHeld(head, 'signed votes or a certificate show the network past the head (syncing)');
+      return false;
+    }
+    if (network.peers().length === 0) {
+      const alone = this.validator !== null && set.hasQuorum(set.powerOf(this.validator.publicKey));
+      if (!alone) this.warnSignerHeld(head, 'no peer connected');
+      return alone;
+    }
+    const { caughtUp, answered, ahead } = await this.syncReactor.caughtUp(network);
+    if (!caughtUp)
+      this.warnSignerHeld(
+        head,
+        answered === 0 ? 'no peer answered a status request' : 'peers claim heights above the head',
+        ahead,
+      );
+    return caughtUp;
+  }
+
+  /**
+   * A held fresh signer that is not released says why, at warn level, once it has been held for
+   * FRESH_SIGNER_WARN_MS and then every FRESH_SIGNER_WARN_EVERY_MS: a peer that claims a height
+   * it does not serve keeps it a follower (the trade-off `SyncReactor.caughtUp` makes), and the
+   * operator must see that, with the peers that claim to be ahead, and the way out.
+   */
+  private warnSignerHeld(head: bigint, why: string, ahead: readonly string[] = []): void {
+    const now = this.clock.now();
+    this.signerHeldSince ??= now;
+    if (now - this.signerHeldSince < FRESH_SIGNER_WARN_MS) return;
+    if (this.signerWarnedAt !== null && now - this.signerWarnedAt < FRESH_SIGNER_WARN_EVERY_MS) return;
+    this.signerWarnedAt = now;
+    this.logger.warn(
+      'fresh signer held: this validator signs nothing until it has caught up with its peers',
+      {
+        why,
+        head,
+        heldForMs: now - this.signerHeldSince,
+        ...(ahead.length > 0
+          ? { ahead: ahead.slice(0, 8).join(', ') + (ahead.length > 8 ? ', …' : '') }
+          : {}),
+        wayOut:
+          'if these peers do not serve the heights they claim, disconnect them; once sure this key cannot ' +
+          'have signed at the heights ahead, restart with --allow-fresh-signer',
+      },
+    );
+  }
+
+  /**
+   * On the work queue, once caught up: the start guard's search (signer-guard.ts) on the commits
+   * of the last SIGNER_GUARD_HEIGHTS blocks now held. This key's precommit among them: it signed
+   * there with a signer state now lost, and could sign a second, conflicting vote at the height it
+   * stopped at; fatal (SIGNER_STATE_MISSING, the node exits 70). None: the signer is released and
+   * signs from the height after the head, above every height searched. A height under way is
+   * started again with the signer (the machine knew no signer; what it had heard comes again from
+   * the peers' re-sends, as after a restart).
+   */
+  private async releaseSigner(): Promise<void> {
+    if (!this.signerHeld || this.stopped || !this.validator || !this.privvalStorage) return;
+    const head = this.chain.tipHeight;
+    const found = await recentlySignedHeights(this.chain, this.validator.publicKey);
+    if (this.stopped || !this.signerHeld || this.chain.tipHeight !== head) return;
+    if (found.length > 0) {
+      this.fatal(
+        new SignerStateMissing(this.privvalStorage.where, found, this.validator.publicKey, head),
+        'a fresh signer found its own precommits in the commits it synced (SIGNER_STATE_MISSING)',
+      );
+      return;
+    }
+    this.signerHeld = false;
+    this.machine = this.newMachine();
+    this.logger.info('fresh signer cleared: no precommit of this key in the last commits; signing', {
+      from: head + 1n,
+    });
+    if (this.height === head + 1n) {
+      this.height = head;
+      await this.startHeight(head + 1n);
+    }
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */

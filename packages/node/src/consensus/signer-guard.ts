@@ -10,8 +10,9 @@
  * signed with this chain store lately, and the node refuses to start validating without its signer
  * state unless the operator says so explicitly (`allowFreshSigner`, `unc start --allow-fresh-signer`).
  * A guard, not a proof: a commit holds only the precommits its proposer gathered, so a validator
- * whose precommits were left out of all of them, or one that lost its whole data directory, is not
- * caught.
+ * whose precommits were left out of all of them is not caught. One that lost its whole data
+ * directory has no chain store to search at start: the driver holds its fresh signer until it has
+ * caught up and searches the commits it then holds (driver.ts `releaseSigner`).
  */
 import { equalBytes, toHex } from '@unc/core';
 import type { Chain } from '../chain.js';

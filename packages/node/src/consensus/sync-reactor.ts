@@ -148,6 +148,22 @@ export class SyncReactor {
     return false;
   }
 
+  /**
+   * Whether this node has caught up with its peers: at least one answered its status, and none
+   * claims a height above our head. A held fresh signer waits for this (driver.ts
+   * `releaseSigner`): without a peer's answer an empty chain store proves nothing. Stricter than
+   * `peerAhead`: a claim a recent sync disproved still counts, since releasing the signer behind the
+   * network would let it sign at a height it may have signed at; a peer that lies costs only the
+   * wait (the operator's way out: `--allow-fresh-signer`), and the driver warns naming the peers
+   * that claim to be ahead (`ahead`, `peer@height`) so that the operator sees it.
+   */
+  async caughtUp(network: Network): Promise<{ caughtUp: boolean; answered: number; ahead: string[] }> {
+    const statuses = await peerStatuses(network);
+    const head = this.opts.chain.tipHeight;
+    const ahead = [...statuses].filter(([, s]) => s.height > head).map(([peer, s]) => `${peer}@${s.height}`);
+    return { caughtUp: statuses.size > 0 && ahead.length === 0, answered: statuses.size, ahead };
+  }
+
   private isDisproved(peer: string): boolean {
     return this.until(this.disproved, peer);
   }

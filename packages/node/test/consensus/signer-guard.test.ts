@@ -20,9 +20,11 @@ import {
   SignerStateMissing,
 } from '../../src/consensus/signer-guard.js';
 import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
-import { silentLogger } from '../../src/log.js';
+import { type Logger, silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import { ChainDb, MemoryKv } from '../../src/storage/db.js';
+import { MemoryNetworkHub } from './memory-network.js';
+import { fourValidatorGenesis, validators } from './test-nodes.js';
 
 const GENESIS_TIME = Date.parse('2026-06-01T00:00:00Z');
 const dev = devValidator();
@@ -121,5 +123,184 @@ describe('a validator node', () => {
     // The refusal closed the store: the operator's explicit start opens it again.
     const allowed = await UncNode.start({ ...options, allowFreshSigner: true });
     await allowed.stop();
+  });
+});
+
+/**
+ * The start guard searches the chain store, and a node that lost its whole data directory (a dead
+ * disk, a new machine) starts with an empty one: it passed, synced, and signed at once, at the
+ * height after the head it synced to, which the lost node may have signed already (a second,
+ * conflicting vote: slashed and tombstoned). A fresh signer is now held until the node has caught
+ * up with its peers and the commits it then holds show no precommit of its key (driver.ts
+ * `releaseSigner`).
+ */
+describe('a fresh signer on an empty data directory', () => {
+  const TIMEOUTS = {
+    proposeMs: 400,
+    proposeDeltaMs: 100,
+    prevoteMs: 200,
+    prevoteDeltaMs: 100,
+    precommitMs: 200,
+    precommitDeltaMs: 100,
+  };
+  const genesis = fourValidatorGenesis(150);
+  const dirs: string[] = [];
+  const running = new Set<UncNode>();
+  after(async () => {
+    for (const n of running) await n.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const tempDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'unc-fresh-signer-'));
+    dirs.push(d);
+    return d;
+  };
+  const start = async (hub: MemoryNetworkHub, i: number, dataDir: string, onFatal?: (e: Error) => void) => {
+    const node = await UncNode.start({
+      dataDir,
+      genesis,
+      validatorSeed: validators[i]!.seed,
+      rpcPort: 0,
+      timeouts: TIMEOUTS,
+      logger: silentLogger,
+      network: async (handlers) => hub.join(`v${i}`, handlers),
+      ...(onFatal ? { onFatal } : {}),
+    });
+    running.add(node);
+    return node;
+  };
+  const stop = async (hub: MemoryNetworkHub, node: UncNode, id: string) => {
+    await node.stop();
+    running.delete(node);
+    hub.cut(id);
+  };
+  const wait = <T>(what: string, cond: () => T | false | Promise<T | false>) =>
+    until<T>(what, cond, { timeoutMs: 90_000, intervalMs: 25 });
+
+  test('waits until caught up, finds its own precommits in the synced commits, and stops without signing', async () => {
+    const hub = new MemoryNetworkHub();
+    const nodes = await Promise.all([0, 1, 2, 3].map((i) => start(hub, i, tempDir())));
+    const v0 = validators[0]!.publicKey;
+    await wait(
+      'v0 precommits in the last commits',
+      async () => (await recentlySignedHeights(nodes[1]!.chain, v0)).length >= 2,
+    );
+    // v0 loses its disk; with v3 down too the others (half the power) cannot decide, so the last
+    // commits they hold keep v0's precommits however long the restart takes.
+    await stop(hub, nodes[0]!, 'v0');
+    await stop(hub, nodes[3]!, 'v3');
+    const halted = await wait<bigint>('the others to agree on the head', () => {
+      const [a, b] = [nodes[1]!.chain.height, nodes[2]!.chain.height];
+      return a === b && !nodes[1]!.chain.writing && !nodes[2]!.chain.writing && a;
+    });
+    assert.ok((await recentlySignedHeights(nodes[1]!.chain, v0)).length > 0);
+
+    const wiped = tempDir();
+    const fatal: { error: Error | null } = { error: null };
+    const restarted = await start(hub, 0, wiped, (e) => {
+      fatal.error = e;
+    });
+    const privval = join(wiped, 'privval.json');
+    // Before: the signer signed (and saved privval.json) at once, at the height after the head it
+    // synced to, where the lost node may have voted already.
+    await wait('the restarted v0 to stop or sign', () => fatal.error !== null || existsSync(privval));
+    const error = fatal.error;
+    assert.ok(error instanceof SignerStateMissing, `expected SIGNER_STATE_MISSING, got ${error}`);
+    assert.equal(error.code, 'SIGNER_STATE_MISSING');
+    assert.ok(restarted.chain.height >= halted, 'it refused only once caught up');
+    assert.ok(!existsSync(privval), 'a held signer saved a signer state');
+    assert.ok(restarted.driver.holdingFreshSigner);
+  });
+
+  test('a key that never signed starts signing once caught up, above the head it synced to', async () => {
+    const hub = new MemoryNetworkHub();
+    // Three of the four decide without v3 (3/4 of the power).
+    const nodes = await Promise.all([0, 1, 2].map((i) => start(hub, i, tempDir())));
+    await wait('a few blocks', () => nodes[0]!.chain.height >= 3n);
+    let fatal: Error | null = null;
+    const fresh = await start(hub, 3, tempDir(), (e) => {
+      fatal = e;
+    });
+    const syncedTo = fresh.chain.height;
+    assert.ok(syncedTo >= 3n, 'it caught up during its start');
+    const v3 = validators[3]!.publicKey;
+    const signed = await wait<bigint[]>('v3 precommits in a commit', async () => {
+      const found = await recentlySignedHeights(nodes[0]!.chain, v3, 1_000n);
+      return found.length > 0 && found;
+    });
+    assert.equal(fatal, null);
+    assert.equal(fresh.driver.holdingFreshSigner, false);
+    for (const h of signed) assert.ok(h > syncedTo, `v3 signed at ${h}, not above ${syncedTo}`);
+  });
+});
+
+/**
+ * A peer that claims a height above ours keeps a held fresh signer a follower (the claim is what
+ * a node behind its peers sees, and a bare status costs nothing to lie in). That trade-off stays,
+ * but it was silent: a validator held by a liar signed nothing, forever, and said nothing. It now
+ * warns, naming the peers that claim to be ahead and the way out.
+ */
+describe('a held fresh signer kept back by a peer that claims to be ahead', () => {
+  const TIMEOUTS = {
+    proposeMs: 400,
+    proposeDeltaMs: 100,
+    prevoteMs: 200,
+    prevoteDeltaMs: 100,
+    precommitMs: 200,
+    precommitDeltaMs: 100,
+  };
+  const genesis = fourValidatorGenesis(150);
+  const dirs: string[] = [];
+  const running = new Set<UncNode>();
+  after(async () => {
+    for (const n of running) await n.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('says so, loudly: the peer, its claim, and --allow-fresh-signer', async () => {
+    const hub = new MemoryNetworkHub();
+    const warnings: { msg: string; fields: Record<string, unknown> }[] = [];
+    const capture = (component: string): Logger => ({
+      component,
+      level: 'debug',
+      debug: () => {},
+      info: () => {},
+      warn: (msg, fields) => {
+        warnings.push({ msg, fields: { ...(fields ?? {}) } });
+      },
+      error: () => {},
+      child: (c) => capture(`${component}.${c}`),
+    });
+    // The liar: answers every status with a height far above anyone's, serves no block.
+    hub.join('liar', {
+      onGossip: () => 'ignore',
+      status: () => ({
+        chainId: 'x',
+        genesisHash: new Uint8Array(32),
+        height: 1_000_000n,
+        headHash: new Uint8Array(32),
+      }),
+      blocks: async () => [],
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), 'unc-fresh-signer-liar-'));
+    dirs.push(dataDir);
+    const node = await UncNode.start({
+      dataDir,
+      genesis,
+      validatorSeed: validators[3]!.seed,
+      rpcPort: 0,
+      timeouts: TIMEOUTS,
+      logger: capture('node'),
+      network: async (handlers) => hub.join('v3', handlers),
+    });
+    running.add(node);
+    const held = await until(
+      'a warning that the fresh signer is held',
+      () => warnings.find((w) => /fresh signer held/.test(w.msg)) ?? false,
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    assert.ok(node.driver.holdingFreshSigner);
+    assert.match(String(held.fields.ahead), /liar@1000000/);
+    assert.match(String(held.fields.wayOut), /--allow-fresh-signer/);
   });
 });

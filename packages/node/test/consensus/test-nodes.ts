@@ -95,7 +95,12 @@ export class TestNodes {
       logger?: Logger;
       /** A data directory the test prepared (the node's chain in it); removed with the others. */
       dataDir?: string;
-      /** NodeOptions.allowFreshSigner: a prepared chain signed by v0, without its privval.json. */
+      /**
+       * NodeOptions.allowFreshSigner (default true for a validator): v0 starts alone on the hub with
+       * a quarter of the power and these tests hand it the other validators' messages, so a fresh
+       * signer held until a peer shows it caught up (driver.ts `caughtUpToSign`) would never vote;
+       * also what a prepared chain signed by v0, without its privval.json, needs.
+       */
       allowFreshSigner?: boolean;
     } = {},
   ): Promise<UncNode> {
@@ -107,7 +112,7 @@ export class TestNodes {
       ...(opts.fullNode ? {} : { validatorSeed: validators[0]!.seed }),
       rpcPort: 0,
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
-      ...(opts.allowFreshSigner ? { allowFreshSigner: true } : {}),
+      ...(!opts.fullNode && opts.allowFreshSigner !== false ? { allowFreshSigner: true } : {}),
       logger: opts.logger ?? silentLogger,
       network: opts.network ?? (async (handlers) => hub.join(opts.fullNode ? 'n0' : 'v0', handlers)),
     });
