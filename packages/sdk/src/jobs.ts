@@ -821,8 +821,11 @@ export class ProviderClient {
       try {
         return await get(id, Math.max(1, deadline - Date.now()));
       } catch (err) {
-        if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD') || Date.now() >= deadline)
-          throw err;
+        // The last GET has only what was left of the time, so it can end with it: that is this
+        // limit running out, not a provider out of reach.
+        if (Date.now() >= deadline)
+          throw new Error(`job ${id} ended, but its result could not be read in time`, { cause: err });
+        if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD')) throw err;
       }
       await new Promise((r) => setTimeout(r, Math.min(pause, deadline - Date.now())));
       if (Date.now() >= deadline)
