@@ -53,6 +53,7 @@ import {
   type PinnedHttpsAgent,
   pinnedHttpsAgent,
   plainHttpAgent,
+  RequestTimeoutError,
   ResponseTooLargeError,
   sendRequest,
   TlsFingerprintError,
@@ -821,11 +822,13 @@ export class ProviderClient {
       try {
         return await get(id, Math.max(1, deadline - Date.now()));
       } catch (err) {
-        // The last GET has only what was left of the time, so it can end with it: that is this
-        // limit running out, not a provider out of reach.
-        if (Date.now() >= deadline)
+        // The last GET has only what was left of the time, so it can end with it: that request
+        // timeout is this limit running out, not a provider out of reach. Any other failure (a
+        // certificate not on chain, a definitive answer) is passed on as it is.
+        if (Date.now() >= deadline && (err as Error).cause instanceof RequestTimeoutError)
           throw new Error(`job ${id} ended, but its result could not be read in time`, { cause: err });
-        if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD')) throw err;
+        if (!(err instanceof ProviderError && err.code === 'ANSWERS_UNREAD') || Date.now() >= deadline)
+          throw err;
       }
       await new Promise((r) => setTimeout(r, Math.min(pause, deadline - Date.now())));
       if (Date.now() >= deadline)
@@ -935,6 +938,7 @@ export class ProviderClient {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
       throw new Error(
         `cannot reach the provider at ${this.endpoint}: ${e.code ?? e.cause?.code ?? e.cause?.message ?? e.message}`,
+        { cause: err },
       );
     }
     let json: unknown;

@@ -95,6 +95,32 @@ describe('a batch answered with its id only', () => {
     }
   });
 
+  test('a definitive answer that comes past the time limit is passed on as it is, not as a timeout', async () => {
+    const hour = 3_600_000;
+    const realNow = Date.now;
+    let skew = 0;
+    Date.now = () => realNow() + skew;
+    gets.length = 0;
+    onGet = (n, res) => {
+      if (n === 1) refuse(res, 429, 'ANSWERS_UNREAD');
+      else {
+        // The limit passes while this GET is answered: its answer still says what happened.
+        skew = hour + 1_000;
+        refuse(res, 404, 'JOB_NOT_FOUND');
+      }
+    };
+    const client = clientOf(hour);
+    try {
+      await assert.rejects(
+        client.runBatch(model, inputs),
+        (e: Error & { code?: string }) => e.code === 'JOB_NOT_FOUND',
+      );
+    } finally {
+      Date.now = realNow;
+      client.close();
+    }
+  });
+
   test("a GET held by the provider ends with the client's time limit, not a whole limit later", {
     timeout: 60_000,
   }, async () => {
