@@ -108,7 +108,7 @@ export function devGenesis(
     /**
      * The chain id (default DEV_CHAIN_ID). Votes sign the chain id, not the genesis hash, so a
      * genesis whose validators hold keys of their own needs an id no other chain has
-     * (docs/consensus.md): `unc testnet` gives each of its genesis files a fresh one.
+     * (docs/consensus.md), unless its validator keys are fresh, as every `unc testnet`'s are.
      */
     chainId?: string;
   } = {},

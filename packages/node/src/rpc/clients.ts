@@ -29,7 +29,7 @@ export interface PrefixShares {
   readonly network: number;
 }
 
-/** A /24 or /48 gets 4 addresses' worth; a /16 or /32, 16 (four /24s or /48s). */
+/** A /24 or /48 gets 4 addresses' worth; the /16 or /32 level is off unless networkShare is set. */
 export const DEFAULT_PREFIX_SHARES: PrefixShares = Object.freeze({ subnet: 4, network: 0 });
 
 /** The address a client is counted under: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by /64. */

@@ -98,7 +98,7 @@ export function endsPlace(place: Pick<WsPlace, 'bytes' | 'kind'>, bytes: number,
 
 /**
  * The places in line, at most one per client, `capacity` in all, and per prefix at most its share
- * (PrefixShares: a /24 or /48 four places, a /16 or /32 sixteen, at the defaults), so that many
+ * (PrefixShares: a /24 or /48 four places at the defaults; a /16 or /32 networkShare, when set), so that many
  * addresses of one prefix hold one prefix's places, not one each; a client left out is still
  * refused, only without a place kept for it. A place lasts until the reply it waits for is booked
  * (endsPlace), until the end of the ping round after its last refusal (the round that made room for
