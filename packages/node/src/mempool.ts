@@ -747,15 +747,7 @@ export class Mempool {
     try {
       this.nextBlock(state, next).preview(env);
     } catch (err) {
-      const refusal = asRefusal(err);
-      if (provablyBadEvidence(refusal)) {
-        this.evidenceRefusals.set(keyId(env.hash), {
-          code: refusal.code,
-          message: refusal.message,
-          head: '*',
-        });
-      }
-      throw refusal;
+      throw this.rememberIfProvablyBad(env, asRefusal(err));
     }
   }
 
@@ -819,16 +811,15 @@ export class Mempool {
       for (const a of actions)
         if (a.type === 'heartbeat') applyHeartbeat(scratch, executor.ctx, env.sender, a);
     } catch (err) {
-      const refusal = asRefusal(err);
-      if (provablyBadEvidence(refusal)) {
-        this.evidenceRefusals.set(keyId(env.hash), {
-          code: refusal.code,
-          message: refusal.message,
-          head: '*',
-        });
-      }
-      throw refusal;
+      throw this.rememberIfProvablyBad(env, asRefusal(err));
     }
+  }
+
+  /** A refusal the bytes prove is remembered for good (head '*'), whatever the state; returned as is. */
+  private rememberIfProvablyBad(env: TxEnvelope, refusal: ValidationError): ValidationError {
+    if (provablyBadEvidence(refusal))
+      this.evidenceRefusals.set(keyId(env.hash), { code: refusal.code, message: refusal.message, head: '*' });
+    return refusal;
   }
 
   /** The priority the new transaction would have: its own fee rate, capped by its predecessors'. */
