@@ -9,17 +9,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import {
-  challengeLookup,
-  chipClass,
-  chipSeatShare,
-  creditedChallenges,
-  epochStart,
-  getChip,
-  getPociParams,
-  type HeartbeatAnswer,
-} from '../src/index.js';
+import { challengeLookup, chipClass, getChip, getPociParams, type HeartbeatAnswer } from '../src/index.js';
 import { issueCa } from './attestation/helpers.js';
+import { assertSeatShareAsModel } from './consensus/seat-share-model.js';
 import { challengesOfChip, genesis, miner, POCI, TestChain } from './harness.js';
 import { type Clock, FixtureTpm, withTpmVendor } from './tpm-chip.js';
 
@@ -44,7 +36,6 @@ describe('uncredited answers in the seat shares and the recorded misses', () => 
           );
           const p = getPociParams(chain.state);
           const B = p.epochBlocks;
-          const W = p.answerWindowBlocks;
           chain.blocksUntil(1n);
           const t0 = chain.time;
           // Each TPM runs all along: its clock reads the block time of the head it signs at.
@@ -90,28 +81,7 @@ describe('uncredited answers in the seat shares and the recorded misses', () => 
             const b = chain.height / B;
             const lookup = challengeLookup(chain.state);
             TPMS.forEach((_, i) => {
-              const chip = getChip(chain.state, ids[i]!)!;
-              const cls = chipClass(chip.chipId, p);
-              let model: { credited: number; counted: number } | null = null;
-              for (let w = b; w > chip.firstEpoch && model === null; w--) {
-                const counted = [w - 2n, w - 1n]
-                  .filter((e) => e >= chip.firstEpoch)
-                  .flatMap((e) => lookup(e, cls))
-                  .filter((s) => s + W >= epochStart(w - 1n, p) && s + W < epochStart(w, p));
-                if (counted.length === 0) continue;
-                const hits = counted.filter((s) => credited[i]!.has(s)).length;
-                model = { credited: creditedChallenges(hits, counted.length, p), counted: counted.length };
-              }
-              const got = chipSeatShare(chain.state, chip, b, p, lookup, cls);
-              if (model === null) assert.equal(got, null, `chip ${i} at boundary ${b}`);
-              else {
-                assert.ok(got, `chip ${i} at boundary ${b}: measured`);
-                assert.equal(
-                  got.credited * model.counted,
-                  model.credited * got.counted,
-                  `chip ${i} at boundary ${b}: ${got.credited}/${got.counted}, model ${model.credited}/${model.counted}`,
-                );
-              }
+              assertSeatShareAsModel(chain.state, lookup, ids[i]!, b, p, credited[i]!, i);
               checked++;
             });
           }

@@ -10,9 +10,7 @@ import fc from 'fast-check';
 import {
   type Chip,
   challengeLookup,
-  chipClass,
   chipSeatShare,
-  creditedChallenges,
   devSoftChipId,
   epochStart,
   getChip,
@@ -27,6 +25,7 @@ import {
   windowShare,
 } from '../../src/index.js';
 import { answer, genesis, key, miner, POCI, registerAction, slotsOf, TestChain } from '../harness.js';
+import { assertSeatShareAsModel } from './seat-share-model.js';
 
 /** A chip record as registration writes it, with the fields the windows read. */
 function chipAt(firstEpoch: bigint, registeredAt: bigint, epoch = 0n, answered = 0, prevAnswered = 0): Chip {
@@ -202,7 +201,6 @@ describe('seat shares under any answer timing', () => {
           const chain = new TestChain(genesis(sparse ? { ...POCI, slotsPerEpoch: 1 } : POCI));
           const p = getPociParams(chain.state);
           const B = p.epochBlocks;
-          const W = p.answerWindowBlocks;
           chain.block([
             chain.tx(
               miner,
@@ -235,28 +233,7 @@ describe('seat shares under any answer timing', () => {
             const b = chain.height / B;
             const lookup = challengeLookup(chain.state);
             chips.forEach((_, i) => {
-              const chip = getChip(chain.state, ids[i]!)!;
-              const cls = chipClass(chip.chipId, p);
-              let model: { credited: number; counted: number } | null = null;
-              for (let w = b; w > chip.firstEpoch && model === null; w--) {
-                const counted = [w - 2n, w - 1n]
-                  .filter((e) => e >= chip.firstEpoch)
-                  .flatMap((e) => lookup(e, cls))
-                  .filter((s) => s + W >= epochStart(w - 1n, p) && s + W < epochStart(w, p));
-                if (counted.length === 0) continue;
-                const hits = counted.filter((s) => answered[i]!.has(s)).length;
-                model = { credited: creditedChallenges(hits, counted.length, p), counted: counted.length };
-              }
-              const got = chipSeatShare(chain.state, chip, b, p, lookup, cls);
-              if (model === null) assert.equal(got, null, `chip ${i} at boundary ${b}`);
-              else {
-                assert.ok(got, `chip ${i} at boundary ${b}: measured`);
-                assert.equal(
-                  got.credited * model.counted,
-                  model.credited * got.counted,
-                  `chip ${i} at boundary ${b}: ${got.credited}/${got.counted}, model ${model.credited}/${model.counted}`,
-                );
-              }
+              assertSeatShareAsModel(chain.state, lookup, ids[i]!, b, p, answered[i]!, i);
               checked++;
             });
           }
