@@ -12,7 +12,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ensureProviderCertificate, prepareNextCertificate, readProviderCertificate } from '@unc/miner';
+import {
+  ensureProviderCertificate,
+  finishInterruptedPromotion,
+  prepareNextCertificate,
+  readProviderCertificate,
+} from '@unc/miner';
 
 const dirs: string[] = [];
 after(() => {
@@ -64,3 +69,20 @@ for (const cut of [0, 1, 2, 3, 4]) {
     assert.equal(readProviderCertificate(dir)?.fingerprint, served.fingerprint);
   });
 }
+
+test('aud-crash: rotate-tls run again after a kill mid-promotion finds the promoted pair, without an agent start', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aud-crash-tls-'));
+  dirs.push(dir);
+  ensureProviderCertificate(dir);
+  const next = prepareNextCertificate(dir);
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD], {
+    env: { ...process.env, CUT: '2', TLS_MODULE, TLS_DIR: dir },
+    encoding: 'utf8',
+  });
+  assert.equal(run.signal, 'SIGKILL', run.stderr);
+  assert.equal(readProviderCertificate(dir), null);
+  // What `unc market offer rotate-tls` does first.
+  assert.equal(finishInterruptedPromotion(dir), true);
+  assert.equal(readProviderCertificate(dir)?.fingerprint, next.fingerprint);
+  assert.equal(finishInterruptedPromotion(dir), false);
+});

@@ -29,7 +29,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { toHex } from '@unc/core';
-import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
 import { randomSerial } from '../vendor/ca.js';
 import { fromPem, toPem } from '../vendor/pem.js';
@@ -141,6 +141,8 @@ export function ensureProviderCertificate(dir: string): TlsPair & { created: boo
   // Where the agent (and `unc miner init`) loads the folder at start: the temporary files of a write
   // a kill interrupted, each a whole copy of a private key or a certificate, go (removeWholeLeftovers).
   for (const file of Object.values(TLS_FILES)) removeWholeLeftovers(join(dir, file));
+  // Before a missing half is taken for a first start: a fresh pair here would be pinned by no offer.
+  finishInterruptedPromotion(dir);
   const existing = readPair(dir, TLS_FILES.key, TLS_FILES.cert);
   if (existing) return { ...existing, created: false };
   const pair = createProviderCertificate();
@@ -176,7 +178,30 @@ export function promoteNextCertificate(dir: string): TlsPair {
   // Key first: the agent reloads when the certificate file changes.
   renameSync(join(dir, TLS_FILES.nextKey), join(dir, TLS_FILES.key));
   renameSync(join(dir, TLS_FILES.nextCert), join(dir, TLS_FILES.cert));
+  // The rotation's transaction is on chain already: a power loss must not bring the old pair back.
+  fsyncDirectory(dir);
   return next;
+}
+
+/**
+ * Completes a promotion (promoteNextCertificate) that a kill cut between two of its renames, which
+ * left the key or the certificate missing beside the next pair. It runs after the transaction
+ * pinning the next certificate, so the next pair is the one to serve; taken for a first start, the
+ * agent made a fresh pair that no offer pinned and every renter refused. Returns whether it did
+ * anything. Not for the certificate watcher: it would race a promotion under way.
+ */
+export function finishInterruptedPromotion(dir: string): boolean {
+  const at = (file: string) => join(dir, file);
+  const key = existsSync(at(TLS_FILES.key));
+  const cert = existsSync(at(TLS_FILES.cert));
+  if ((key && cert) || !existsSync(at(TLS_FILES.nextCert))) return false;
+  if (!key && !existsSync(at(TLS_FILES.nextKey))) return false;
+  // Cut after the current key was moved aside: its certificate follows it.
+  if (cert) renameSync(at(TLS_FILES.cert), at(TLS_FILES.previousCert));
+  if (!key) renameSync(at(TLS_FILES.nextKey), at(TLS_FILES.key));
+  renameSync(at(TLS_FILES.nextCert), at(TLS_FILES.cert));
+  fsyncDirectory(dir);
+  return true;
 }
 
 /** The server side of the provider's TLS: what https.createServer gets, and the reload. */
