@@ -15,7 +15,7 @@
  * core's taggedHash(tag, encode(list))) or SHA-384 for a P-384 root.
  */
 import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import {
   bytes,
   type Codec,
@@ -33,6 +33,7 @@ import {
   u64,
   utf8,
 } from '@unc/core';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { bigintToBytes, bytesToBigint } from '../asn1/der.js';
 import type { VendorCa } from './ca.js';
 import { fromPem, toPem } from './pem.js';
@@ -179,6 +180,8 @@ export async function revokeSerials(
   serials: Iterable<bigint>,
   issuedAt: Date | bigint,
 ): Promise<Uint8Array> {
+  // The cut copies earlier revokes' kills left (public data, but a file per kill).
+  removeWholeLeftovers(path);
   let previous: (RevocationList & { serialNumbers: bigint[] }) | null = null;
   try {
     previous = verifyRevocationList(revocationListFromPem(await readFile(path, 'utf8')), ca.root);
@@ -190,6 +193,8 @@ export async function revokeSerials(
     issuedAt,
     serials: [...(previous?.serialNumbers ?? []), ...serials],
   });
-  await writeFile(path, revocationListToPem(encoded));
+  // Replaced whole (writeFileWhole): rewritten in place, a kill or a full disk mid-write left a cut
+  // file, every serial revoked so far unreadable and each later revoke refused on it.
+  writeFileWhole(path, revocationListToPem(encoded), 0o644);
   return encoded;
 }
