@@ -1,11 +1,13 @@
 /**
  * Content-addressed model store: a model is saved under the hex of its content hash, written to a
- * temporary file and renamed, so a file under a hash name is always complete.
+ * temporary file, flushed and renamed, so a file under a hash name is always complete (one a power
+ * loss tore under older versions is replaced by the next upload of the model).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { contentHash, toHex } from '@unc/core';
+import { fsyncDirectory } from '@unc/node';
 
 /** A model that cannot be stored: the store (or the renter's share of it) is full of models in use. */
 export class StoreFullError extends Error {}
@@ -412,7 +414,14 @@ export class ModelStore {
    */
   async commit(tmp: string, hashHex: string, renter: string | null = null): Promise<{ stored: boolean }> {
     const dest = this.pathOf(hashHex);
-    const there = (await this.onDisk(hashHex)) ? this.entries.get(hashHex) : undefined;
+    let there = (await this.onDisk(hashHex)) ? this.entries.get(hashHex) : undefined;
+    // A file under the name whose bytes are not the model's: renamed in before they reached the
+    // disk (a power loss; older versions did not flush first). Joined, the upload was thrown away
+    // and every job went on loading the torn file; its holders upload the model again like this one.
+    if (there && !this.landing.has(hashHex) && !(await holdsModel(dest, hashHex))) {
+      this.forget(hashHex);
+      there = undefined;
+    }
     if (there) {
       const { stored, changed } = this.join(hashHex, there, renter);
       await rm(tmp, { force: true });
@@ -427,7 +436,11 @@ export class ModelStore {
     this.landing.add(hashHex);
     try {
       await this.removeEvicted();
+      // Flushed before the name is the model's, and the name after: a power loss leaves the whole
+      // model under its hash, or none.
+      await flush(tmp);
       await rename(tmp, dest);
+      fsyncDirectory(this.dir);
     } catch (err) {
       this.forget(hashHex);
       // The holders other models lost to make room are gone in memory: their records follow.
@@ -462,5 +475,21 @@ export class ModelStore {
 
   async get(hashHex: string): Promise<Uint8Array> {
     return new Uint8Array(await readFile(this.pathOf(hashHex)));
+  }
+}
+
+/** Whether the file at `path` holds the model of hash `hashHex` (false too when unreadable). */
+async function holdsModel(path: string, hashHex: string): Promise<boolean> {
+  const bytes = await readFile(path).catch(() => null);
+  return bytes !== null && toHex(contentHash(new Uint8Array(bytes))) === hashHex;
+}
+
+async function flush(path: string): Promise<void> {
+  // 'r+': Windows flushes only a handle open for writing.
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
