@@ -26,6 +26,7 @@ test('aud-crash: unc dev cut while writing its genesis starts again without --re
     { encoding: 'utf8', timeout: 60_000 },
   );
   assert.notEqual(cut.status, 0, `the genesis write was not cut: ${cut.stdout}${cut.stderr}`);
+  assert.match(cut.stderr, /EFBIG/);
   const genesisPath = join(home.dir, 'genesis.json');
   if (existsSync(genesisPath)) assert.doesNotThrow(() => JSON.parse(readFileSync(genesisPath, 'utf8')));
   dev = await startDev(home.dir);
