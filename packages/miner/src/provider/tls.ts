@@ -24,7 +24,7 @@ import {
   type KeyObject,
   X509Certificate,
 } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -167,10 +167,31 @@ export function prepareNextCertificate(dir: string, opts: { fresh?: boolean } = 
   return pair;
 }
 
+/**
+ * Throws unless `keyFile` is a readable private key of the public key `certFile` certifies: a pair
+ * that does not match is never moved into place, where the API could not serve it at all.
+ */
+function assertPairMatches(dir: string, keyFile: string, certFile: string): void {
+  let matches = false;
+  try {
+    const cert = new X509Certificate(readFileSync(join(dir, certFile)));
+    matches = cert.checkPrivateKey(createPrivateKey(readFileSync(join(dir, keyFile))));
+  } catch (err) {
+    throw new Error(
+      `${join(dir, keyFile)} and ${join(dir, certFile)} are not a readable key and certificate (${(err as Error).message}); the TLS files were left as they are`,
+    );
+  }
+  if (!matches)
+    throw new Error(
+      `${join(dir, keyFile)} is not the key of ${join(dir, certFile)}; the TLS files were left as they are`,
+    );
+}
+
 /** Puts the next certificate in place (the current one becomes `previous`); returns it. */
 export function promoteNextCertificate(dir: string): TlsPair {
   const next = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
   if (!next) throw new Error(`no rotation in progress in ${dir} (no ${TLS_FILES.nextCert})`);
+  assertPairMatches(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
   if (existsSync(join(dir, TLS_FILES.cert))) {
     renameSync(join(dir, TLS_FILES.key), join(dir, TLS_FILES.previousKey));
     renameSync(join(dir, TLS_FILES.cert), join(dir, TLS_FILES.previousCert));
@@ -192,10 +213,17 @@ export function promoteNextCertificate(dir: string): TlsPair {
  */
 export function finishInterruptedPromotion(dir: string): boolean {
   const at = (file: string) => join(dir, file);
-  const key = existsSync(at(TLS_FILES.key));
-  const cert = existsSync(at(TLS_FILES.cert));
-  if ((key && cert) || !existsSync(at(TLS_FILES.nextCert))) return false;
-  if (!key && !existsSync(at(TLS_FILES.nextKey))) return false;
+  // Any entry counts, a dangling link too: taken for missing, a link was renamed over and its
+  // half of the pair replaced by a guess.
+  const present = (file: string) => lstatSync(at(file), { throwIfNoEntry: false }) !== undefined;
+  const key = present(TLS_FILES.key);
+  const cert = present(TLS_FILES.cert);
+  if ((key && cert) || !present(TLS_FILES.nextCert)) return false;
+  if (!key && !present(TLS_FILES.nextKey)) return false;
+  // The pair it would leave in place must be one: a key left beside a next certificate that a kill
+  // mid-promotion never leaves (provider.key with next.key still there, say) or a next key that
+  // does not parse is not finished into a pair no TLS server can load.
+  assertPairMatches(dir, key ? TLS_FILES.key : TLS_FILES.nextKey, TLS_FILES.nextCert);
   // Cut after the current key was moved aside: its certificate follows it.
   if (cert) renameSync(at(TLS_FILES.cert), at(TLS_FILES.previousCert));
   if (!key) renameSync(at(TLS_FILES.nextKey), at(TLS_FILES.key));
