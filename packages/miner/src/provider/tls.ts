@@ -31,6 +31,7 @@ import type { TLSSocket } from 'node:tls';
 import { toHex } from '@unc/core';
 import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
+import { takeLockFile } from '../lock-file.js';
 import { randomSerial } from '../vendor/ca.js';
 import { fromPem, toPem } from '../vendor/pem.js';
 import { encodeName, issueCertificate, keyIdentifier, OID } from '../vendor/x509.js';
@@ -187,21 +188,61 @@ function assertPairMatches(dir: string, keyFile: string, certFile: string): void
     );
 }
 
+/** The lock file held while the folder's files are moved (promotion, its completion). */
+const MOVE_LOCK = 'moving.lock';
+/** How long a move waits for another process's move (which takes milliseconds) before it gives up. */
+const MOVE_LOCK_WAIT_MS = 10_000;
+
+/**
+ * Runs `move` holding the folder's move lock: an agent starting (finishInterruptedPromotion) while
+ * rotate-tls promoted took the half-moved folder for a cut promotion and finished it under it; the
+ * promotion's next renames then moved the new certificate to previous.crt and failed, and the next
+ * start made a fresh pair no offer pins. A lock left by a process that is gone is taken over.
+ */
+function underMoveLock<T>(dir: string, move: () => T): T {
+  const path = join(dir, MOVE_LOCK);
+  let busy: Error | null = null;
+  const held = (pid: number) => {
+    busy = new Error(`process ${pid} is moving the TLS files in ${dir} (${path}); try again`);
+    return busy;
+  };
+  const errors = { held, takingOver: held, changing: () => new Error(`${path} kept changing`) };
+  const sleep = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; ; waited += 20) {
+    let release: () => void;
+    try {
+      release = takeLockFile(path, errors);
+    } catch (err) {
+      if (err !== busy || waited >= MOVE_LOCK_WAIT_MS) throw err;
+      // Synchronous callers (the agent's start): a move holds the lock for milliseconds.
+      Atomics.wait(sleep, 0, 0, 20);
+      continue;
+    }
+    try {
+      return move();
+    } finally {
+      release();
+    }
+  }
+}
+
 /** Puts the next certificate in place (the current one becomes `previous`); returns it. */
 export function promoteNextCertificate(dir: string): TlsPair {
-  const next = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
-  if (!next) throw new Error(`no rotation in progress in ${dir} (no ${TLS_FILES.nextCert})`);
-  assertPairMatches(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
-  if (existsSync(join(dir, TLS_FILES.cert))) {
-    renameSync(join(dir, TLS_FILES.key), join(dir, TLS_FILES.previousKey));
-    renameSync(join(dir, TLS_FILES.cert), join(dir, TLS_FILES.previousCert));
-  }
-  // Key first: the agent reloads when the certificate file changes.
-  renameSync(join(dir, TLS_FILES.nextKey), join(dir, TLS_FILES.key));
-  renameSync(join(dir, TLS_FILES.nextCert), join(dir, TLS_FILES.cert));
-  // The rotation's transaction is on chain already: a power loss must not bring the old pair back.
-  fsyncDirectory(dir);
-  return next;
+  return underMoveLock(dir, () => {
+    const next = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+    if (!next) throw new Error(`no rotation in progress in ${dir} (no ${TLS_FILES.nextCert})`);
+    assertPairMatches(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+    if (existsSync(join(dir, TLS_FILES.cert))) {
+      renameSync(join(dir, TLS_FILES.key), join(dir, TLS_FILES.previousKey));
+      renameSync(join(dir, TLS_FILES.cert), join(dir, TLS_FILES.previousCert));
+    }
+    // Key first: the agent reloads when the certificate file changes.
+    renameSync(join(dir, TLS_FILES.nextKey), join(dir, TLS_FILES.key));
+    renameSync(join(dir, TLS_FILES.nextCert), join(dir, TLS_FILES.cert));
+    // The rotation's transaction is on chain already: a power loss must not bring the old pair back.
+    fsyncDirectory(dir);
+    return next;
+  });
 }
 
 /**
@@ -216,10 +257,20 @@ export function finishInterruptedPromotion(dir: string): boolean {
   // Any entry counts, a dangling link too: taken for missing, a link was renamed over and its
   // half of the pair replaced by a guess.
   const present = (file: string) => lstatSync(at(file), { throwIfNoEntry: false }) !== undefined;
+  const cut = () =>
+    !(present(TLS_FILES.key) && present(TLS_FILES.cert)) &&
+    present(TLS_FILES.nextCert) &&
+    (present(TLS_FILES.key) || present(TLS_FILES.nextKey));
+  // Looked at again under the lock: what looked cut may have been a promotion under way.
+  if (!cut()) return false;
+  return underMoveLock(dir, () => (cut() ? finishCut(dir) : false));
+}
+
+function finishCut(dir: string): boolean {
+  const at = (file: string) => join(dir, file);
+  const present = (file: string) => lstatSync(at(file), { throwIfNoEntry: false }) !== undefined;
   const key = present(TLS_FILES.key);
   const cert = present(TLS_FILES.cert);
-  if ((key && cert) || !present(TLS_FILES.nextCert)) return false;
-  if (!key && !present(TLS_FILES.nextKey)) return false;
   // The pair it would leave in place must be one: a key left beside a next certificate that a kill
   // mid-promotion never leaves (provider.key with next.key still there, say) or a next key that
   // does not parse is not finished into a pair no TLS server can load.
