@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type TpmClock, tpmAnswerCredit, tpmClockRequiredMs } from '../src/index.js';
+import { type TpmClock, tpmAnswerCredit, tpmBatchAnswerCredit, tpmClockRequiredMs } from '../src/index.js';
 
 const ms = (max: bigint) => fc.bigInt({ min: 0n, max });
 const DAY = 86_400_000n;
@@ -126,5 +126,77 @@ describe('TPM clock credit (pure)', () => {
     assert.equal(tpmClockRequiredMs(1n, 0n), 1n);
     assert.equal(tpmClockRequiredMs(-1n, 0n), 0n);
     assert.equal(tpmClockRequiredMs(-11n, 0n), -8n);
+  });
+});
+
+describe('TPM clock credit of answers signed together (tpmBatchAnswerCredit, pure)', () => {
+  const max = (a: bigint, b: bigint) => (a > b ? a : b);
+
+  test('property: an always-on chip that signs two answers together, late in their windows, at any block pace, is credited both', () => {
+    // The reference answer signed d0 ≤ slack after its challenge (block time 0); challenges A at
+    // T1 and B at T2 (T2 − T1 up to W blocks of any length: slow blocks); both signed together at
+    // T2 + late. The TPM runs at 85% to 115% of real time.
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 20n, max: 600_000n }),
+        fc.bigInt({ min: 0n, max: 1000n }),
+        ms(DAY),
+        ms(10n * 600_000n),
+        ms(600_000n),
+        fc.integer({ min: 850, max: 1150 }),
+        counts,
+        (slack, d0Share, t1, gap, late, ratePerMille, c) => {
+          const d0 = (slack * d0Share) / 1000n;
+          const t2 = t1 + gap;
+          const signed = max(t2, d0) + late;
+          const start: TpmClock = { clock: 10_000n, ...c };
+          const both: TpmClock = { clock: 10_000n + ((signed - d0) * BigInt(ratePerMille)) / 1000n, ...c };
+          assert.equal(tpmAnswerCredit(start, 0n, both, t1, slack), 'credited', 'A');
+          assert.equal(tpmBatchAnswerCredit(start, 0n, both, max(0n, t1), both, t2, slack), 'credited', 'B');
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('property: it credits nothing the order of the answers did not already allow (a sleeper gains nothing)', () => {
+    // Whatever the clocks (A signed at or before B, same counts or not), the outcome of A then B
+    // under the batch measure is matched by the single-answer rule alone: for the same quotes in
+    // the same order, or for A signed again with B (its window is open: they share a heartbeat)
+    // and sent after it, where A, older than the reference's challenge, is always credited.
+    fc.assert(
+      fc.property(
+        ms(1n << 40n),
+        ms(DAY),
+        ms(DAY),
+        ms(DAY),
+        ms(DAY),
+        ms(DAY),
+        ms(600_000n),
+        counts,
+        fc.boolean(),
+        (c0, t0, t1, t2, dA, dB, slack, c, restart) => {
+          // A's own credit is the single-answer rule's in both (measured against `start`).
+          const start: TpmClock = { clock: c0, ...c };
+          const a: TpmClock = { clock: c0 + dA, ...c };
+          const b: TpmClock = {
+            clock: c0 + dA + dB,
+            resetCount: c.resetCount,
+            restartCount: c.restartCount + (restart ? 1 : 0),
+          };
+          const newB = tpmBatchAnswerCredit(start, t0, a, max(t0, t1), b, t2, slack);
+          const oldB = tpmAnswerCredit(a, max(t0, t1), b, t2, slack);
+          const firstB = tpmAnswerCredit(start, t0, b, t2, slack);
+          const thenA = tpmAnswerCredit(b, max(t0, t2), b, t1, slack);
+          if (newB === 'credited' && oldB !== 'credited') {
+            assert.equal(firstB, 'credited', 'B sent first is credited the same');
+            assert.equal(thenA, 'credited', 'and A after it too');
+          } else {
+            assert.equal(newB, oldB, 'otherwise the single-answer rule itself');
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });
