@@ -199,4 +199,57 @@ describe('TPM clock credit of answers signed together (tpmBatchAnswerCredit, pur
       { numRuns: 3000 },
     );
   });
+
+  test('property: for up to three answers in a heartbeat, in any order, it credits no more than the single-answer rule allows for some order of quotes from the same signing moments', () => {
+    // What a chip could have sent under the single-answer rule alone, from the same wake-ups: each
+    // challenge answered by a quote signed at its own moment or a later one of the heartbeat (the
+    // challenge is open until the heartbeat lands, and the chip was up then: it signed), in any
+    // order whose clocks do not go back. The batch measure never credits more answers than the
+    // best of these: what a chip woken only when challenged gets from it, it could already get.
+    const clock = (c: bigint): TpmClock => ({ clock: c, resetCount: 1, restartCount: 1 });
+    type Ans = { t: bigint; c: bigint };
+    const credited = (answers: readonly Ans[], t0: bigint, slack: bigint, batch: boolean): number => {
+      let ref = { c: 0n, t: t0 };
+      let n = 0;
+      for (const a of answers) {
+        if (a.c < ref.c) return -1; // refused: the clock went back
+        const r = batch
+          ? tpmBatchAnswerCredit(clock(0n), t0, clock(ref.c), ref.t, clock(a.c), a.t, slack)
+          : tpmAnswerCredit(clock(ref.c), ref.t, clock(a.c), a.t, slack);
+        if (r === 'credited') n++;
+        ref = { c: a.c, t: max(a.t, ref.t) };
+      }
+      return n;
+    };
+    const orders = <T>(xs: readonly T[]): T[][] =>
+      xs.length <= 1
+        ? [[...xs]]
+        : xs.flatMap((x, i) => orders(xs.filter((_, j) => j !== i)).map((o) => [x, ...o]));
+    fc.assert(
+      fc.property(
+        ms(20n),
+        ms(10n),
+        fc.array(fc.record({ dt: fc.bigInt({ min: 1n, max: 40n }), dc: ms(25n) }), {
+          minLength: 2,
+          maxLength: 3,
+        }),
+        (t0, slack, draws) => {
+          let c = 0n;
+          const sent: Ans[] = draws.map((d) => ({ t: t0 + d.dt, c: (c += d.dc) }));
+          const moments = sent.map((a) => a.c);
+          let best = -1;
+          const choose = (i: number, acc: Ans[]): void => {
+            if (i === sent.length) {
+              for (const o of orders(acc)) best = Math.max(best, credited(o, t0, slack, false));
+              return;
+            }
+            for (const m of moments) if (m >= sent[i]!.c) choose(i + 1, [...acc, { t: sent[i]!.t, c: m }]);
+          };
+          choose(0, []);
+          assert.ok(credited(sent, t0, slack, true) <= best);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
