@@ -848,22 +848,24 @@ function keptValidators(state: StateReader, epoch: bigint): Validator[] {
 /**
  * CONSENSUS (docs/consensus.md, Fallbacks): the weight a kept validator votes with in the next
  * epoch: its weight in the set it is kept from, but never more than its bond backs now
- * (bonded ÷ uncPerPowerUnit, as bondBacking counts it, the minimum aside). Its weight came from a
- * bond that may since have been mostly unbonded; kept as it was, it voted with influence its stake
- * no longer backed, and an equivocation slashed a bond far smaller than the weight it wielded. Seat
- * power is no bound here: a fresh computation came out empty, so it weighs every candidate at 0.
- * At least 1, so the liveness fallback (kept with less than the minimum, or nothing, bonded) still
- * forms a set. A genesis validator whose key no account registered has no bond: its seat is the
- * genesis's, and so is its weight.
+ * (bondBacking). Its weight came from a bond that may since have been mostly unbonded; kept as it
+ * was, it voted with influence its stake no longer backed, and an equivocation slashed a bond far
+ * smaller than the weight it wielded. Seat power is no bound here: a fresh computation came out
+ * empty, so it weighs every candidate at 0. At least 1, so the liveness fallback (every kept
+ * validator below the minimum) still forms a set, each with 1: below the minimum a bond backs
+ * nothing, as for a computed set. Counted as bonded ÷ uncPerPowerUnit there, a validator keeping a
+ * sliver bonded outvoted, alone, peers that had unbonded whole (their stake slashable all the same).
+ * A genesis validator whose key no account registered has no bond: its seat is the genesis's, and
+ * so is its weight.
  */
 function keptWeight(
   state: StateReader,
   v: Validator,
-  params: Pick<ConsensusParams, 'uncPerPowerUnit'>,
+  params: Pick<ConsensusParams, 'minValidatorBond' | 'uncPerPowerUnit'>,
 ): bigint {
   const account = state.get(consensusKeyOwnerKey(v.publicKey));
   if (account === undefined) return v.power;
-  const backing = getBond(state, account).bonded / params.uncPerPowerUnit;
+  const backing = bondBacking(getBond(state, account).bonded, params);
   const power = backing < v.power ? backing : v.power;
   return power > 0n ? power : 1n;
 }

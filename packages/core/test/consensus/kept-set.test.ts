@@ -218,6 +218,29 @@ describe('the weight of a kept validator', () => {
     assert.equal(kept.powerOf(MINER.publicKey), MIN / DEFAULT_CONSENSUS_PARAMS.uncPerPowerUnit);
     assert.equal(kept.powerOf(OTHER.publicKey), 989_000n, 'its bond still backs its weight: unchanged');
   });
+  test('in the fallback, a kept validator keeping a sliver bonded does not outvote the others alone', () => {
+    // Regression (review of the bond cap): every kept validator is below the minimum, so all serve
+    // (the liveness fallback). Weighed by bonded ÷ uncPerPowerUnit with a floor of 1, miner, keeping
+    // 0.01 UNC bonded (10 units), outweighed other (unbonded whole, its 10,000 UNC still slashable in
+    // unbonding) ten to one: alone a quorum, free to finalise what it liked for 0.01 UNC at stake. A
+    // bond below the minimum backs nothing (bondBacking), so in the fallback each votes with 1.
+    const chain = bondedPair();
+    const SLIVER = 10n ** 16n;
+    const deregister = (c: Key): Action => ({ type: 'deregisterChip', chipId: devSoftChipId(c.publicKey) });
+    chain.block([
+      chain.tx(miner, [
+        deregister(CHIPS[0]!),
+        deregister(CHIPS[1]!),
+        { type: 'unbond', amount: BOND - SLIVER },
+      ]),
+      chain.tx(other, [deregister(CHIPS[2]!), { type: 'unbond', amount: BOND }]),
+    ]);
+    chain.blocksUntil(60n);
+    const kept = validatorSetAt(chain.state, PAIR);
+    assert.deepEqual(keys(PAIR, chain.state), [toHex(MINER.publicKey), toHex(OTHER.publicKey)].sort());
+    assert.equal(kept.hasQuorum(kept.powerOf(MINER.publicKey)), false, 'no quorum of its own');
+    assert.equal(kept.powerOf(MINER.publicKey), kept.powerOf(OTHER.publicKey));
+  });
 });
 
 describe('keptValidators, property', () => {
@@ -303,7 +326,9 @@ describe('keptValidators, property', () => {
         assert.equal(v.power, old, 'a genesis seat keeps its genesis weight');
         continue;
       }
-      const backs = getBond(state, accounts[i]!.address).bonded / PER_UNIT;
+      const bonded = getBond(state, accounts[i]!.address).bonded;
+      // Below the minimum a bond backs nothing (bondBacking): the fallback's weight is then 1.
+      const backs = bonded < MIN ? 0n : bonded / PER_UNIT;
       const most = backs > 0n ? backs : 1n;
       assert.equal(v.power, old < most ? old : most, 'its weight, capped at what its bond backs now');
       assert.ok(v.power <= most && v.power <= old);
