@@ -252,4 +252,76 @@ describe('TPM clock credit of answers signed together (tpmBatchAnswerCredit, pur
       { numRuns: 500 },
     );
   });
+
+  test('property: with a suspend between wake-ups (restartCount moving) and up to four answers, every answer the batch credits is credited together in one order the single-answer rule allows', () => {
+    // The test above compares counts only, with counts that never move. Here each signing moment
+    // may follow a resume (restartCount + 1), and the claim is on the answers themselves: some
+    // re-signing (each challenge at its own moment or a later one of the heartbeat) and order, under
+    // the single-answer rule alone, credits every answer the batch measure credits. A batch measure
+    // that let a later answer reach back to the reference across a resume fails it.
+    type Ans = { id: number; t: bigint; c: bigint; r: number };
+    const clock = (c: bigint, r: number): TpmClock => ({ clock: c, resetCount: 1, restartCount: r });
+    const credited = (
+      answers: readonly Ans[],
+      t0: bigint,
+      slack: bigint,
+      batch: boolean,
+    ): Set<number> | null => {
+      let ref = { c: 0n, t: t0, r: 0 };
+      const got = new Set<number>();
+      for (const a of answers) {
+        if (a.r < ref.r || (a.r === ref.r && a.c < ref.c)) return null; // refused: the clock went back
+        const r = batch
+          ? tpmBatchAnswerCredit(clock(0n, 0), t0, clock(ref.c, ref.r), ref.t, clock(a.c, a.r), a.t, slack)
+          : tpmAnswerCredit(clock(ref.c, ref.r), ref.t, clock(a.c, a.r), a.t, slack);
+        if (r === 'credited') got.add(a.id);
+        ref = { c: a.c, t: max(a.t, ref.t), r: a.r };
+      }
+      return got;
+    };
+    const orders = <T>(xs: readonly T[]): T[][] =>
+      xs.length <= 1
+        ? [[...xs]]
+        : xs.flatMap((x, i) => orders(xs.filter((_, j) => j !== i)).map((o) => [x, ...o]));
+    fc.assert(
+      fc.property(
+        ms(20n),
+        ms(10n),
+        fc.array(fc.record({ dt: fc.bigInt({ min: 1n, max: 40n }), dc: ms(25n), resumed: fc.boolean() }), {
+          minLength: 2,
+          maxLength: 4,
+        }),
+        (t0, slack, draws) => {
+          let c = 0n;
+          let r = 0;
+          const sent: Ans[] = draws.map((d, id) => ({
+            id,
+            t: t0 + d.dt,
+            c: (c += d.dc),
+            r: (r += d.resumed ? 1 : 0),
+          }));
+          const batch = credited(sent, t0, slack, true)!;
+          let matched = false;
+          const choose = (i: number, acc: Ans[]): void => {
+            if (matched) return;
+            if (i === sent.length) {
+              for (const o of orders(acc)) {
+                const got = credited(o, t0, slack, false);
+                if (got && [...batch].every((id) => got.has(id))) matched = true;
+              }
+              return;
+            }
+            for (let j = i; j < sent.length; j++)
+              choose(i + 1, [...acc, { ...sent[i]!, c: sent[j]!.c, r: sent[j]!.r }]);
+          };
+          choose(0, []);
+          assert.ok(
+            matched,
+            `credited ${[...batch]} of ${JSON.stringify(sent, (_, v) => (typeof v === 'bigint' ? `${v}` : v))}`,
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
