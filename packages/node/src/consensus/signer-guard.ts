@@ -13,8 +13,25 @@
  * whose precommits were left out of all of them is not caught. One that lost its whole data
  * directory has no chain store to search at start: the driver holds its fresh signer until it has
  * caught up and searches the commits it then holds (driver.ts `releaseSigner`).
+ *
+ * Commits cover only decided heights. The lost node may also have signed at the undecided height
+ * above the head (a prevote or precommit of a round that decided nothing yet), and its peers keep
+ * re-sending those messages: while held, the driver notes every one signed by its own key
+ * (`OwnSignaturesAbove`), and releases the signer with the state those messages prove, as if it
+ * had been restored, so the signer's own slot rule refuses any conflicting signature there.
  */
-import { equalBytes, toHex } from '@unc/core';
+import {
+  equalBytes,
+  KEPT_VOTES,
+  type PrivValidatorState,
+  type Proposal,
+  proposalSignBytes,
+  SIGN_STEP,
+  toHex,
+  type VerifyFn,
+  type Vote,
+  voteSignBytes,
+} from '@unc/core';
 import type { Chain } from '../chain.js';
 import type { PrivvalStorage } from './privval-store.js';
 
@@ -78,4 +95,101 @@ export async function refuseFreshSignerAfterSigning(
   if (allowFreshSigner || storage.read() !== null) return;
   const heights = await recentlySignedHeights(chain, publicKey);
   if (heights.length > 0) throw new SignerStateMissing(storage.where, heights, publicKey, chain.height);
+}
+
+/** A slot signed (height, round, step), with what was signed there. */
+interface SignedSlot {
+  height: bigint;
+  round: number;
+  step: number;
+  signBytes: Uint8Array;
+  signature: Uint8Array;
+}
+
+/**
+ * What a held fresh signer saw of its own key's signatures above its head: the latest slot
+ * (height, round, step), the lock (last non-nil precommit) and the latest votes of that height,
+ * which is exactly what a signer state keeps (privval.ts). Only a message whose signature verifies
+ * under this key counts, so a forgery changes nothing; one at or below the head is not kept, since
+ * the commit search covers decided heights and the signer begins above the head anyway (so replays
+ * of old genuine messages change nothing). A genuine one above the head proves the lost node
+ * signed there: a later signer state says so too, and refuses nothing but what would conflict.
+ * Bounded: one slot, one lock, KEPT_VOTES votes.
+ */
+export class OwnSignaturesAbove {
+  private top: SignedSlot | null = null;
+  private lock: Vote | null = null;
+  private votes: Vote[] = [];
+
+  constructor(
+    private readonly chainId: string,
+    private readonly publicKey: Uint8Array,
+    private readonly verify: VerifyFn,
+  ) {}
+
+  /** Notes `vote` if this key signed it (checked) above `head`; says whether it was noted. */
+  noteVote(vote: Vote, head: bigint): boolean {
+    if (vote.height <= head || !equalBytes(vote.validator, this.publicKey)) return false;
+    const signBytes = voteSignBytes(this.chainId, vote);
+    if (!this.verify(this.publicKey, signBytes, vote.signature)) return false;
+    const slot = { height: vote.height, round: vote.round, step: SIGN_STEP[vote.type] };
+    if (!this.noteSlot({ ...slot, signBytes, signature: vote.signature })) return false;
+    if (!this.votes.some((v) => equalBytes(v.signature, vote.signature))) {
+      this.votes = [...this.votes, vote]
+        .sort((a, b) => a.round - b.round || SIGN_STEP[a.type] - SIGN_STEP[b.type])
+        .slice(-KEPT_VOTES);
+    }
+    if (vote.type === 'precommit' && vote.blockHash !== null && (!this.lock || vote.round > this.lock.round))
+      this.lock = vote;
+    return true;
+  }
+
+  /** Notes `proposal` if this key signed it (checked) above `head`; says whether it was noted. */
+  noteProposal(proposal: Proposal, head: bigint): boolean {
+    if (proposal.height <= head || !equalBytes(proposal.proposer, this.publicKey)) return false;
+    const signBytes = proposalSignBytes(this.chainId, proposal);
+    if (!this.verify(this.publicKey, signBytes, proposal.signature)) return false;
+    return this.noteSlot({
+      height: proposal.height,
+      round: proposal.round,
+      step: SIGN_STEP.proposal,
+      signBytes,
+      signature: proposal.signature,
+    });
+  }
+
+  /**
+   * The signer state these signatures prove, when their height is above `head` (null otherwise):
+   * a signer built from it signs nothing at or before the latest slot seen but the very same
+   * message, and starts that height locked as its precommits left it.
+   */
+  stateAbove(head: bigint): PrivValidatorState | null {
+    const top = this.top;
+    if (!top || top.height <= head) return null;
+    return {
+      height: top.height,
+      round: top.round,
+      step: top.step,
+      signBytes: top.signBytes,
+      signature: top.signature,
+      lock: this.lock,
+      votes: [...this.votes],
+    };
+  }
+
+  /** Whether `slot`'s height is the latest seen (a later height starts afresh); keeps the latest slot. */
+  private noteSlot(slot: SignedSlot): boolean {
+    const top = this.top;
+    if (top && slot.height < top.height) return false;
+    if (!top || slot.height > top.height) {
+      this.top = slot;
+      this.lock = null;
+      this.votes = [];
+      return true;
+    }
+    // Same height: the later slot wins. Two messages of one slot (the lost node equivocated
+    // already) keep the first: a signer refuses the other either way.
+    if (slot.round > top.round || (slot.round === top.round && slot.step > top.step)) this.top = slot;
+    return true;
+  }
 }
