@@ -176,6 +176,43 @@ describe('a held fresh signer that sees its own votes above its head', () => {
     const mine = peer.votes.filter((v) => equalBytes(v.validator, v0.publicKey) && v.height === 1n);
     assert.ok(mine.every((v) => v.blockHash === null || !equalBytes(v.blockHash, A)));
   });
+
+  test('its own genuine vote at a far height (another chain, same chain id) does not stop it signing', async () => {
+    const { node, peer } = await heldV0('unc-held-far-');
+    const ctx = roundOfOther(node);
+    const { h, round, B } = ctx;
+    // The same key and chain id on another chain (a relaunch, a test chain): a precommit there at
+    // height 1000 is genuine here too. Kept for a later height, it is no sign that v0 voted at
+    // height 1, the one it will sign at: before, the released signer's state began at 1000, and
+    // it signed nothing until this chain got there.
+    const far = signVote(
+      CHAIN,
+      {
+        type: 'precommit',
+        height: 1_000n,
+        round: 0,
+        blockHash: new Uint8Array(32).fill(0xbb),
+        validator: v0.publicKey,
+      },
+      v0.seed,
+    );
+    assert.equal(await h.gossip('vote', encode(voteMessageCodec, { vote: far, sentAt: 1n }), 'p'), 'ignore');
+    await playRound(node, peer, ctx);
+    await until(
+      'v0 to precommit B at height 1',
+      () =>
+        peer.votes.some(
+          (v) =>
+            equalBytes(v.validator, v0.publicKey) &&
+            v.height === 1n &&
+            v.type === 'precommit' &&
+            v.round === round &&
+            v.blockHash !== null &&
+            equalBytes(v.blockHash, B.blockHash),
+        ),
+      { timeoutMs: 60_000 },
+    );
+  });
 });
 
 describe('OwnSignaturesAbove', () => {
@@ -207,7 +244,36 @@ describe('OwnSignaturesAbove', () => {
     assert.equal(own.stateAbove(6n), null);
   });
 
-  test('property: a signer released with the state seen signs nothing conflicting with a message seen, nor before the latest', () => {
+  test('a far height says nothing of the height it releases at, and hides no nearer one', () => {
+    const own = seen();
+    const A = new Uint8Array(32).fill(1);
+    const vote = (height: bigint, round = 0) =>
+      signVote(CHAIN, { type: 'precommit', height, round, blockHash: A, validator: v0.publicKey }, v0.seed);
+    // Another chain with this chain id and key: genuine here, at any height.
+    assert.equal(own.noteVote(vote(1_000_000n), HEAD), true);
+    assert.equal(own.stateAbove(HEAD), null, 'released at HEAD, it signs from HEAD + 1 on');
+    // The lost node's own precommit at the undecided height, seen after the far one, still counts.
+    assert.equal(own.noteVote(vote(HEAD + 1n, 2), HEAD), true);
+    const state = own.stateAbove(HEAD);
+    assert.equal(state?.height, HEAD + 1n);
+    assert.equal(state?.round, 2);
+  });
+
+  test('bounded: heights pile up to a fixed number, the nearest kept', () => {
+    const own = seen();
+    const A = new Uint8Array(32).fill(1);
+    const vote = (height: bigint) =>
+      signVote(CHAIN, { type: 'prevote', height, round: 0, blockHash: A, validator: v0.publicKey }, v0.seed);
+    for (let h = 1_000n; h > HEAD; h--) own.noteVote(vote(h), HEAD);
+    for (let h = 2_000n; h < 2_100n; h++) own.noteVote(vote(h), HEAD);
+    assert.ok(own.heightsKept <= 8, `kept ${own.heightsKept} heights`);
+    assert.equal(own.stateAbove(HEAD)?.height, HEAD + 1n);
+    // Heights the head passed are dropped.
+    own.noteVote(vote(HEAD + 5n), HEAD + 3n);
+    assert.equal(own.stateAbove(HEAD + 3n)?.height, HEAD + 4n);
+  });
+
+  test('property: a signer released with the state seen signs nothing conflicting with a message seen at head + 1, nor before the latest there', () => {
     type Msg = {
       kind: 'proposal' | 'prevote' | 'precommit';
       height: bigint;
@@ -261,10 +327,13 @@ describe('OwnSignaturesAbove', () => {
             const s = signed(m, forged ? other.seed : v0.seed);
             if ('p' in s && s.p) own.noteProposal(s.p, HEAD);
             else if ('v' in s && s.v) own.noteVote(s.v, HEAD);
-            if (!forged && m.height > HEAD) genuine.push({ m, bytes: s.bytes });
+            // Only head + 1 binds the released signer: the lost node signed at no height above it
+            // once this node caught up, and a later one (another chain) must not stop it signing.
+            if (!forged && m.height === HEAD + 1n) genuine.push({ m, bytes: s.bytes });
           }
           const signer = new PrivValidator(v0.seed, CHAIN, own.stateAbove(HEAD) ?? undefined);
           assert.equal(own.stateAbove(HEAD) !== null, genuine.length > 0);
+          assert.ok((own.stateAbove(HEAD)?.height ?? HEAD + 1n) === HEAD + 1n, 'a state beyond head + 1');
           for (const m of attempts) {
             if (m.height <= HEAD) continue; // a released signer signs only above its head
             const s = signed(m, v0.seed);
