@@ -142,6 +142,26 @@ describe('a held fresh signer that sees its own votes above its head', () => {
     assert.ok(stored.state.signature && own.includes(toHex(stored.state.signature)));
   });
 
+  test('released with its own votes seen, it saves that state before it signs anything', async () => {
+    const { node, peer, privval } = await heldV0('unc-held-save-');
+    const h = nextHeight(node);
+    // The lost node precommitted A at (1, 3): released, the signer refuses everything at height 1
+    // up to that slot, so no new signature saves the state before round 4. A crash meanwhile must
+    // not lose what it saw: restarted held, with the peers no longer re-sending those votes, it
+    // could be released fresh and sign against them. (The height's start saves it.)
+    const A = new Uint8Array(32).fill(0xaa);
+    assert.equal(await h.gossip('vote', h.vote(v0, 'prevote', 3, A), 'p'), 'accept');
+    assert.equal(await h.gossip('vote', h.vote(v0, 'precommit', 3, A), 'p'), 'accept');
+    peer.claim = 0n;
+    await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
+    const stored = loadPrivval(privval, v0.publicKey);
+    assert.ok(stored, 'the state seen is on disk at release');
+    assert.equal(stored.state.height, 1n);
+    assert.equal(stored.state.round, 3);
+    assert.equal(stored.state.step, SIGN_STEP.precommit);
+    assert.ok(stored.state.lock?.blockHash && equalBytes(stored.state.lock.blockHash, A));
+  });
+
   test('a forged "own" vote (the signature is another key\'s) does not hold it back', async () => {
     const { node, peer } = await heldV0('unc-held-forged-');
     const ctx = roundOfOther(node);
