@@ -218,7 +218,7 @@ export interface DriverOptions {
    * `unc start --allow-fresh-signer`. Without it such a signer is held (`signerHeld`): the node
    * follows without signing until it has caught up with its peers and the last commits it then
    * holds show no precommit of this key (signer-guard.ts), and stops (SIGNER_STATE_MISSING, fatal)
-   * if they do; released, it signs nothing at or before the latest slot above the head that a
+   * if they do; released, it signs nothing at or before the latest slot at head + 1 that a
    * message of its own key, seen while held, was signed for (`OwnSignaturesAbove`).
    */
   allowFreshSigner?: boolean;
@@ -3190,7 +3190,7 @@ export class ConsensusDriver {
    * there with a signer state now lost, and could sign a second, conflicting vote at the height it
    * stopped at; fatal (SIGNER_STATE_MISSING, the node exits 70). None: the signer is released and
    * signs from the height after the head, above every height searched. Messages of its own key
-   * seen above the head while held (`ownSignatures`) show it signed at an undecided height: the
+   * seen at head + 1 while held (`ownSignatures`) show it signed at the undecided height: the
    * signer gets the state they prove, as if restored, so it signs nothing at or before the latest
    * of them but the very same message, and starts that height locked as its precommits left it. A
    * height under way is started again with the signer (the machine knew no signer; what it had
