@@ -17,7 +17,7 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { removeWholeLeftoversIn, writeFileWhole } from '@unc/node';
+import { devAccounts, devGovernanceKey, removeWholeLeftoversIn, writeFileWhole } from '@unc/node';
 import { checkHome, makeHome } from './home.js';
 
 export interface KeyInfo {
@@ -121,6 +121,16 @@ export class Keyring {
     };
     this.write({ ...info, kind: 'test', chainId, secret: toHex(seed) }, true);
     return info;
+  }
+
+  /**
+   * The public dev keys, dev0…dev9 and governance, bound to `chainId`: what `unc dev` and
+   * `unc testnet` (whose genesis funds the same accounts) give the home they run in, so that the
+   * README's `--from dev0` works on either.
+   */
+  addDevKeys(chainId: string): void {
+    for (const a of devAccounts()) this.addTest(a.name, a.seed, chainId);
+    this.addTest('governance', devGovernanceKey().seed, chainId);
   }
 
   info(name: string): KeyInfo {

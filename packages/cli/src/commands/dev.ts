@@ -24,7 +24,6 @@ import {
   devAccounts,
   devChipKey,
   devGenesisJson,
-  devGovernanceKey,
   devKey,
   devValidator,
   UncNode,
@@ -201,10 +200,8 @@ export function devCommand(): Command {
           );
         }
         const chainId = String(genesis.chainId);
-        const keyring = ctx.keyring();
+        ctx.keyring().addDevKeys(chainId);
         const accounts = devAccounts();
-        for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
-        keyring.addTest('governance', devGovernanceKey().seed, chainId);
 
         // The explorer built beside this CLI in the monorepo (npm run build builds it).
         const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
