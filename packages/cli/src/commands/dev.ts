@@ -246,19 +246,16 @@ export function devCommand(): Command {
               );
               const tpmDir = join(home, 'tpm', `chip-${i}`);
               mkdirSync(join(tpmDir, 'state'), { recursive: true });
-              const swtpm = await shutdown.step(async () => {
-                const started = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
-                // Before anything else can fail or stop: the child process goes with this one.
-                swtpms.push(started);
-                const pid = started.pid;
-                shutdown.add(
-                  'software TPM',
-                  () => started.dispose(),
-                  // Only a child not yet reaped: once it exited, its pid may be another process's.
-                  () => started.running && pid !== undefined && process.kill(pid, 'SIGTERM'),
-                );
-                return started;
-              });
+              const swtpm = await Swtpm.prepare({ stateDir: join(tpmDir, 'state'), keepState: true });
+              // Before it is spawned: a third signal while it starts, not listening yet, kills it by
+              // PID too (added once it listened, such a swtpm was left running).
+              shutdown.add(
+                'software TPM',
+                () => swtpm.dispose(),
+                () => swtpm.kill(),
+              );
+              swtpms.push(swtpm);
+              await shutdown.step(() => swtpm.run());
               const certDir = join(tpmDir, 'cert');
               if (!existsSync(join(certDir, 'ak.cert.pem'))) {
                 await shutdown.step(async () => {
