@@ -22,6 +22,7 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  type Stats,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -279,6 +280,50 @@ function pidNamespace(): string | undefined {
 }
 
 /**
+ * The job folders of versions before JOBS_FOLDER_PREFIX: `unc-job-XXXXXX` (mkdtemp's six
+ * characters), one per job process, that process's working directory for its whole life, with no
+ * owner file. The job process ends when its provider goes, so one that no process works in any
+ * more is a dead provider's leftover (oldJobFolderUnused).
+ */
+const OLD_JOB_FOLDER = /^unc-job-[A-Za-z0-9]{6}$/;
+/** The initial pid namespace's inode (the kernel's PROC_PID_INIT_INO): its /proc lists every process. */
+const INIT_PID_NAMESPACE = 'pid:[4026531836]';
+/** An old folder younger than this is left: its provider made it and forks into it in one step. */
+const OLD_JOB_FOLDER_MIN_AGE_MS = 60_000;
+
+/** The working directories of the processes this one can see (others' are unreadable: skipped). */
+function workingDirectories(): string[] {
+  const cwds: string[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      cwds.push(readlinkSync(`/proc/${name}/cwd`));
+    } catch {
+      // gone meanwhile, or another user's
+    }
+  }
+  return cwds;
+}
+
+/**
+ * Whether the old job folder at `path` (lstat `folder`) is a leftover no one uses: only in the
+ * initial pid namespace, where /proc shows every process that could work in it (in a container a
+ * process of the host or of another container sharing the directory is unseen); only a folder
+ * private to this user (0700, as mkdtemp made it: no other user's process can be in it), older than
+ * a minute, that is no visible process's working directory (`cwds`) or inside one.
+ */
+function oldJobFolderUnused(
+  path: string,
+  folder: Stats,
+  pidns: string | undefined,
+  cwds: () => string[],
+): boolean {
+  if (pidns !== INIT_PID_NAMESPACE || (folder.mode & 0o077) !== 0) return false;
+  if (Date.now() - folder.mtimeMs < OLD_JOB_FOLDER_MIN_AGE_MS) return false;
+  return !cwds().some((cwd) => cwd === path || cwd.startsWith(`${path}/`));
+}
+
+/**
  * Why the folders in `dir` cannot be removed safely, or null. A recursive removal checks that a
  * name is a folder, then lists it by its name: whoever can rename entries in the folder it lies in
  * (or in any folder above) can put a link in its place in between, and the removal empties the
@@ -310,7 +355,8 @@ export function unsafeJobsParent(dir: string): string | null {
  * link of that name, a folder without a readable owner file. The removal follows no link inside
  * (rmSync removes links, not their targets), and nothing is removed where `parent` or a folder
  * above it lets others rename what is in it (unsafeJobsParent; `warn` is told). Folders of older
- * versions (`unc-job-XXXXXX`, no owner file) cannot be told apart and are left.
+ * versions (`unc-job-XXXXXX`, no owner file) are removed, under the same checks, when no process
+ * works in them any more (oldJobFolderUnused).
  */
 export function removeStaleJobFolders(
   parent: string = tmpdir(),
@@ -338,12 +384,20 @@ export function removeStaleJobFolders(
   }
   const uid = typeof process.getuid === 'function' ? process.getuid() : null;
   const pidns = pidNamespace();
+  let cwds: string[] | null = null;
   for (const name of names) {
-    if (!name.startsWith(JOBS_FOLDER_PREFIX)) continue;
+    const old = OLD_JOB_FOLDER.test(name);
+    if (!old && !name.startsWith(JOBS_FOLDER_PREFIX)) continue;
     const path = join(real, name);
     try {
       const folder = lstatSync(path);
       if (!folder.isDirectory() || (uid !== null && folder.uid !== uid)) continue;
+      if (old) {
+        if (!oldJobFolderUnused(path, folder, pidns, () => (cwds ??= workingDirectories()))) continue;
+        rmSync(path, { recursive: true, force: true });
+        removed.push(path);
+        continue;
+      }
       const ownerPath = join(path, JOBS_OWNER_FILE);
       const ownerFile = lstatSync(ownerPath);
       if (!ownerFile.isFile() || ownerFile.size > 4096) continue;
