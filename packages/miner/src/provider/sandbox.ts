@@ -14,6 +14,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import {
+  type BigIntStats,
   existsSync,
   lstatSync,
   mkdtempSync,
@@ -23,6 +24,7 @@ import {
   realpathSync,
   rmSync,
   type Stats,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -291,18 +293,43 @@ const INIT_PID_NAMESPACE = 'pid:[4026531836]';
 /** An old folder younger than this is left: its provider made it and forks into it in one step. */
 const OLD_JOB_FOLDER_MIN_AGE_MS = 60_000;
 
-/** The working directories of the processes this one can see (others' are unreadable: skipped). */
-function workingDirectories(): string[] {
-  const cwds: string[] = [];
+/** A file's identity, whatever path names it (another mount namespace's, a bind mount's). */
+function fileIdentity(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}`;
+}
+
+/**
+ * The folders (fileIdentity) the processes this one can see work in (others' are unreadable:
+ * skipped). Compared by identity, not by the path /proc shows: a process in another mount
+ * namespace (a container sharing the directory) shows the path of its own view.
+ */
+function foldersInUse(): Set<string> | null {
+  const inUse = new Set<string>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      cwds.push(readlinkSync(`/proc/${name}/cwd`));
+      inUse.add(fileIdentity(statSync(`/proc/${name}/cwd`, { bigint: true })));
     } catch {
       // gone meanwhile, or another user's
     }
   }
-  return cwds;
+  return inUse;
+}
+
+/** The identities of `folder` and of every folder in it (links not followed), or null past `max`. */
+function folderTree(folder: string, max = 10_000): Set<string> | null {
+  const found = new Set<string>([fileIdentity(lstatSync(folder, { bigint: true }))]);
+  const queue = [folder];
+  for (let dir = queue.pop(); dir !== undefined; dir = queue.pop()) {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const path = join(dir, entry.name);
+      found.add(fileIdentity(lstatSync(path, { bigint: true })));
+      if (found.size > max) return null;
+      queue.push(path);
+    }
+  }
+  return found;
 }
 
 /**
@@ -310,17 +337,21 @@ function workingDirectories(): string[] {
  * initial pid namespace, where /proc shows every process that could work in it (in a container a
  * process of the host or of another container sharing the directory is unseen); only a folder
  * private to this user (0700, as mkdtemp made it: no other user's process can be in it), older than
- * a minute, that is no visible process's working directory (`cwds`) or inside one.
+ * a minute, that is no process's working directory (`inUse`, null: not all seen) or inside one.
  */
 function oldJobFolderUnused(
   path: string,
   folder: Stats,
   pidns: string | undefined,
-  cwds: () => string[],
+  inUse: () => Set<string> | null,
 ): boolean {
   if (pidns !== INIT_PID_NAMESPACE || (folder.mode & 0o077) !== 0) return false;
   if (Date.now() - folder.mtimeMs < OLD_JOB_FOLDER_MIN_AGE_MS) return false;
-  return !cwds().some((cwd) => cwd === path || cwd.startsWith(`${path}/`));
+  const used = inUse();
+  const tree = used === null ? null : folderTree(path);
+  if (used === null || tree === null) return false;
+  for (const id of tree) if (used.has(id)) return false;
+  return true;
 }
 
 /**
@@ -384,7 +415,7 @@ export function removeStaleJobFolders(
   }
   const uid = typeof process.getuid === 'function' ? process.getuid() : null;
   const pidns = pidNamespace();
-  let cwds: string[] | null = null;
+  let inUse: Set<string> | null | undefined;
   for (const name of names) {
     const old = OLD_JOB_FOLDER.test(name);
     if (!old && !name.startsWith(JOBS_FOLDER_PREFIX)) continue;
@@ -393,7 +424,8 @@ export function removeStaleJobFolders(
       const folder = lstatSync(path);
       if (!folder.isDirectory() || (uid !== null && folder.uid !== uid)) continue;
       if (old) {
-        if (!oldJobFolderUnused(path, folder, pidns, () => (cwds ??= workingDirectories()))) continue;
+        const seen = () => (inUse === undefined ? (inUse = foldersInUse()) : inUse);
+        if (!oldJobFolderUnused(path, folder, pidns, seen)) continue;
         rmSync(path, { recursive: true, force: true });
         removed.push(path);
         continue;
