@@ -8,6 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -69,6 +70,32 @@ function cwdOf(pid: number): string {
   }
 }
 
+function exeOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A job process of user nobody at work in `folder` that nobody cannot inspect: it runs a program
+ * nobody may execute but not read, so the kernel makes it non-dumpable (as a setuid or
+ * file-capability program, or prctl(PR_SET_DUMPABLE, 0), would), and its /proc/<pid>/cwd is
+ * unreadable by its own user.
+ */
+async function hiddenWorker(folder: string): Promise<ChildProcess> {
+  const bin = tempDir('unc-oldjob-bin-');
+  chmodSync(bin, 0o755);
+  const sleeper = join(bin, 'job-sleep');
+  copyFileSync('/bin/sleep', sleeper);
+  chmodSync(sleeper, 0o111);
+  const worker = spawn(sleeper, ['1000'], { cwd: folder, uid: NOBODY, gid: NOBODY, stdio: 'ignore' });
+  children.push(worker);
+  await until(() => exeOf(worker.pid!) === sleeper);
+  return worker;
+}
+
 /** Stops `child` by its PID and waits until it is reaped. */
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -120,6 +147,19 @@ describe('old job folders: a process at work in one keeps it', () => {
     children.push(worker);
     await until(() => cwdOf(worker.pid!) === join(elsewhere, 'unc-job-aB3xYz'));
     assert.deepEqual(removeStaleJobFolders(tmp), [], 'the folder a process works in was removed');
+    assert.ok(existsSync(folder));
+    await stop(worker);
+  });
+
+  test('a process of this user whose working directory it cannot read keeps every old folder', {
+    skip: !canSetpriv && 'needs root and setpriv in the initial pid namespace',
+  }, async () => {
+    const parent = tempDir('unc-oldjob-hidden-');
+    chownSync(parent, NOBODY, NOBODY);
+    chmodSync(parent, 0o700);
+    const folder = oldFolder(parent, NOBODY);
+    const worker = await hiddenWorker(folder);
+    assert.deepEqual(removeAsNobody(parent), [], 'a folder an unseen process may work in was removed');
     assert.ok(existsSync(folder));
     await stop(worker);
   });

@@ -298,19 +298,38 @@ function fileIdentity(st: BigIntStats): string {
   return `${st.dev}:${st.ino}`;
 }
 
+/** Whether `err` says the process asked about has ended meanwhile. */
+function processGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ESRCH';
+}
+
 /**
- * The folders (fileIdentity) the processes this one can see work in (others' are unreadable:
- * skipped). Compared by identity, not by the path /proc shows: a process in another mount
- * namespace (a container sharing the directory) shows the path of its own view.
+ * The folders (fileIdentity) the processes work in, or null where one of this user's processes
+ * could work in a folder unseen: one whose working directory this process may not read (a
+ * non-dumpable one: a setuid or file-capability program, a program it may run but not read).
+ * Working directories are compared by identity, not by the path /proc shows: a process in another
+ * mount namespace (a container sharing the directory) shows the path of its own view. Another
+ * user's unreadable process is no matter: it cannot enter a folder private to this user.
  */
-function foldersInUse(): Set<string> | null {
+function foldersInUse(uid: number): Set<string> | null {
   const inUse = new Set<string>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       inUse.add(fileIdentity(statSync(`/proc/${name}/cwd`, { bigint: true })));
-    } catch {
-      // gone meanwhile, or another user's
+    } catch (err) {
+      if (processGone(err)) continue;
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${name}/status`, 'utf8');
+      } catch (err2) {
+        if (processGone(err2)) continue;
+        return null;
+      }
+      // Real, effective, saved and file-system uids: any of them this user's, it may be in one.
+      const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/).map(Number);
+      if (uids === undefined || uids.includes(uid)) return null;
     }
   }
   return inUse;
@@ -424,7 +443,8 @@ export function removeStaleJobFolders(
       const folder = lstatSync(path);
       if (!folder.isDirectory() || (uid !== null && folder.uid !== uid)) continue;
       if (old) {
-        const seen = () => (inUse === undefined ? (inUse = foldersInUse()) : inUse);
+        if (uid === null) continue;
+        const seen = () => (inUse === undefined ? (inUse = foldersInUse(uid)) : inUse);
         if (!oldJobFolderUnused(path, folder, pidns, seen)) continue;
         rmSync(path, { recursive: true, force: true });
         removed.push(path);
