@@ -159,9 +159,33 @@ describe('old job folders: a process at work in one keeps it', () => {
     chmodSync(parent, 0o700);
     const folder = oldFolder(parent, NOBODY);
     const worker = await hiddenWorker(folder);
-    assert.deepEqual(removeAsNobody(parent), [], 'a folder an unseen process may work in was removed');
-    assert.ok(existsSync(folder));
-    await stop(worker);
+    try {
+      assert.deepEqual(removeAsNobody(parent), [], 'a folder an unseen process may work in was removed');
+      assert.ok(existsSync(folder));
+    } finally {
+      await stop(worker);
+    }
+  });
+
+  test('a /proc that hides processes (hidepid) keeps every old folder', {
+    skip: !canSetpriv && 'needs root and setpriv in the initial pid namespace',
+  }, async () => {
+    const parent = tempDir('unc-oldjob-hidepid-');
+    chownSync(parent, NOBODY, NOBODY);
+    chmodSync(parent, 0o700);
+    const folder = oldFolder(parent, NOBODY);
+    const worker = await hiddenWorker(folder);
+    try {
+      // hidepid=2: a process one may not inspect is not even listed.
+      assert.deepEqual(
+        removeAsNobody(parent, 'mount -t proc -o hidepid=2 proc /proc &&'),
+        [],
+        'a folder a hidden process may work in was removed',
+      );
+      assert.ok(existsSync(folder));
+    } finally {
+      await stop(worker);
+    }
   });
 
   test('a job process of this user at work in a folder inside it keeps it', {

@@ -313,6 +313,7 @@ function processGone(err: unknown): boolean {
  * user's unreadable process is no matter: it cannot enter a folder private to this user.
  */
 function foldersInUse(uid: number): Set<string> | null {
+  if (procHidesProcesses()) return null;
   const inUse = new Set<string>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -333,6 +334,30 @@ function foldersInUse(uid: number): Set<string> | null {
     }
   }
   return inUse;
+}
+
+/**
+ * Whether /proc is mounted so that it lists only some processes (hidepid=invisible or 2, which
+ * leaves out even this user's processes it may not inspect; subset=pid), or cannot be told.
+ */
+function procHidesProcesses(): boolean {
+  let options: string | undefined;
+  try {
+    // The last mount on /proc is the one seen there; its options follow the " - " separator.
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [mount, fs] = line.split(' - ');
+      if (mount?.split(' ')[4] === '/proc' && fs !== undefined) options = fs.split(' ')[2];
+    }
+  } catch {
+    return true;
+  }
+  if (options === undefined) return true;
+  return options
+    .split(',')
+    .some(
+      (o) =>
+        (o.startsWith('hidepid=') && !['hidepid=0', 'hidepid=off'].includes(o)) || o.startsWith('subset='),
+    );
 }
 
 /** The identities of `folder` and of every folder in it (links not followed), or null past `max`. */
