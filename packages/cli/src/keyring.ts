@@ -126,11 +126,18 @@ export class Keyring {
   /**
    * The public dev keys, dev0…dev9 and governance, bound to `chainId`: what `unc dev` and
    * `unc testnet` (whose genesis funds the same accounts) give the home they run in, so that the
-   * README's `--from dev0` works on either.
+   * README's `--from dev0` works on either. All or nothing: a name held by the user's own key refuses them
+   * all before any is written, and the message names `command`, the one to give another --home.
    */
-  addDevKeys(chainId: string): void {
-    for (const a of devAccounts()) this.addTest(a.name, a.seed, chainId);
-    this.addTest('governance', devGovernanceKey().seed, chainId);
+  addDevKeys(chainId: string, command = 'unc dev'): void {
+    const keys = [...devAccounts(), devGovernanceKey()];
+    for (const { name } of keys)
+      if (this.has(name) && this.read(name).kind !== 'test')
+        throw new UncError(
+          'KEY_EXISTS',
+          `the keyring ${this.dir} holds your own key "${name}", a name ${command} uses for its public dev key: rename it (unc keys rename ${name} NEW) or give ${command} another --home`,
+        );
+    for (const k of keys) this.addTest(k.name, k.seed, chainId);
   }
 
   info(name: string): KeyInfo {

@@ -77,3 +77,24 @@ test('a home that only ran `unc testnet` holds dev0…dev9 and governance for th
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a home holding the user's own `governance` key: `unc testnet` writes no dev key and says why", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-testnet-keys-'));
+  try {
+    const keyring = new Keyring(join(dir, 'home'));
+    const mine = keyring.addEncrypted('governance', new Uint8Array(32).fill(7), 'correct horse battery');
+    await assert.rejects(
+      prepareTestnet({ dir: join(dir, 'net'), validators: 1, blockTimeMs: 1000, keyring }),
+      (err: Error & { code?: string }) =>
+        err.code === 'KEY_EXISTS' && /unc testnet/.test(err.message) && !/unc dev/.test(err.message),
+    );
+    // Refused whole: none of dev0…dev9 half-written before the name that clashes.
+    assert.deepEqual(
+      keyring.list().map((k) => k.name),
+      ['governance'],
+    );
+    assert.equal(keyring.info('governance').address, mine.address);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -79,7 +79,7 @@ export async function prepareTestnet(opts: {
   }
   // The README sends from dev0 on a testnet as on `unc dev`: the same keys, for this genesis.
   const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as { chainId: unknown };
-  opts.keyring.addDevKeys(String(genesis.chainId));
+  opts.keyring.addDevKeys(String(genesis.chainId), 'unc testnet');
   return { homes, genesisPath, recordPath };
 }
 
