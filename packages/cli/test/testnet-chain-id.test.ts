@@ -5,7 +5,7 @@
  * the command's own home-and-genesis step and read the genesis it writes.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -94,6 +94,34 @@ test("a home holding the user's own `governance` key: `unc testnet` writes no de
       ['governance'],
     );
     assert.equal(keyring.info('governance').address, mine.address);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a testnet folder whose genesis names a chain that is not a dev chain gets no public dev key', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-testnet-keys-'));
+  try {
+    const net = join(dir, 'net');
+    const first = new Keyring(join(dir, 'first'));
+    const { homes, genesisPath, recordPath } = await prepareTestnet({
+      dir: net,
+      validators: 1,
+      blockTimeMs: 1000,
+      keyring: first,
+    });
+    // What the command records once its nodes run, so that a second run resumes this testnet.
+    writeFileSync(recordPath, JSON.stringify({ genesis: genesisPath, nodes: homes }));
+    // The genesis in the folder edited to another chain's id (a real network's, say): the public
+    // dev keys bound to it would be spendable there by anyone.
+    const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(genesisPath, `${JSON.stringify({ ...genesis, chainId: 'unc-main-1' }, null, 2)}\n`);
+    const keyring = new Keyring(join(dir, 'home'));
+    await assert.rejects(
+      prepareTestnet({ dir: net, validators: 1, blockTimeMs: 1000, keyring }),
+      (err: Error & { code?: string }) => err.code === 'NOT_A_DEV_CHAIN',
+    );
+    assert.deepEqual(keyring.list(), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
