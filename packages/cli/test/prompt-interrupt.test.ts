@@ -105,3 +105,19 @@ test('Ctrl-D at the password prompt is a clear error, not a silent end', { skip:
     home.cleanup();
   }
 });
+
+test('Ctrl-C at the mnemonic prompt of `unc keys import` exits 130 and writes no key', {
+  skip: !hasScript,
+}, async () => {
+  const home = tempHome();
+  try {
+    // A visible prompt (askLine), read raw too where the terminal is one: ^C is a byte there as well.
+    const s = onTerminal(['keys', 'import', 'alice', '--home', home.dir]);
+    await s.waitFor('Mnemonic: ');
+    s.type('\x03');
+    assert.equal(await s.exited, 130, s.output());
+    assert.deepEqual(keyFiles(home.dir), []);
+  } finally {
+    home.cleanup();
+  }
+});
