@@ -17,6 +17,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statfsSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -56,8 +57,12 @@ function everyProcessOfMineSeen(): boolean {
   }
   return true;
 }
+/** Whether the temporary directory is on a filesystem sandbox.ts's LOCAL_FILESYSTEMS names. */
+const tmpIsLocal = [
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0x2fc12fc1, 0xf2f52010, 0xca451a4e,
+].includes(Number(statfsSync(tmpdir()).type));
 /** Whether old job folders (`unc-job-XXXXXX`) can be told here at all. */
-const oldFoldersTold = inInitPidNamespace && everyProcessOfMineSeen();
+const oldFoldersTold = inInitPidNamespace && tmpIsLocal && everyProcessOfMineSeen();
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];

@@ -208,6 +208,25 @@ describe('old job folders: a process at work in one keeps it', () => {
     await stop(worker);
   });
 
+  test('an old folder on a filesystem not known to be local (another machine may work in it) is left', {
+    skip: !canSetpriv && 'needs root and setpriv in the initial pid namespace',
+  }, () => {
+    // ramfs stands for one shared between machines (NFS, CIFS, a cluster's): local or not, it is
+    // none of those known to be local, and a job process of another machine would be unseen here.
+    const parent = tempDir('unc-oldjob-remote-');
+    const folder = join(parent, 'unc-job-aB3xYz');
+    const setup = [
+      `mount -t ramfs ramfs '${parent}'`,
+      `chown ${NOBODY}:${NOBODY} '${parent}'`,
+      `chmod 700 '${parent}'`,
+      `mkdir -m 700 '${folder}'`,
+      `chown ${NOBODY}:${NOBODY} '${folder}'`,
+      `touch -d '1 hour ago' '${folder}'`,
+      '',
+    ].join(' && ');
+    assert.deepEqual(removeAsNobody(parent, setup), [], 'an old folder on a shared filesystem was removed');
+  });
+
   test('the same folders, no process in them, are removed', {
     skip: !canSetpriv && 'needs root and setpriv in the initial pid namespace',
   }, () => {

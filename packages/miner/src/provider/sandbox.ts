@@ -24,6 +24,7 @@ import {
   realpathSync,
   rmSync,
   type Stats,
+  statfsSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -377,9 +378,27 @@ function folderTree(folder: string, max = 10_000): Set<string> | null {
 }
 
 /**
+ * The filesystems (statfs magic numbers) known to be of this machine alone: ext2/3/4, xfs, btrfs,
+ * tmpfs, overlayfs, zfs, f2fs, bcachefs. On any other (NFS, CIFS, a cluster's, FUSE) a directory
+ * may be shared with other machines, whose processes no /proc here shows.
+ */
+const LOCAL_FILESYSTEMS = new Set([
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0x2fc12fc1, 0xf2f52010, 0xca451a4e,
+]);
+
+function onLocalFilesystem(dir: string): boolean {
+  try {
+    return LOCAL_FILESYSTEMS.has(Number(statfsSync(dir).type));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Whether the old job folder at `path` (lstat `folder`) is a leftover no one uses: only in the
  * initial pid namespace, where /proc shows every process that could work in it (in a container a
- * process of the host or of another container sharing the directory is unseen); only a folder
+ * process of the host or of another container sharing the directory is unseen), on a filesystem
+ * of this machine alone (onLocalFilesystem: another machine's process is unseen); only a folder
  * private to this user (0700, as mkdtemp made it: no other user's process can be in it), older than
  * a minute, that is no process's working directory (`inUse`, null: not all seen) or inside one.
  */
@@ -390,6 +409,7 @@ function oldJobFolderUnused(
   inUse: () => Set<string> | null,
 ): boolean {
   if (pidns !== INIT_PID_NAMESPACE || (folder.mode & 0o077) !== 0) return false;
+  if (!onLocalFilesystem(path)) return false;
   if (Date.now() - folder.mtimeMs < OLD_JOB_FOLDER_MIN_AGE_MS) return false;
   const used = inUse();
   const tree = used === null ? null : folderTree(path);
