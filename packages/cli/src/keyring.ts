@@ -17,7 +17,13 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { devAccounts, devGovernanceKey, fsyncDirectory, removeWholeLeftoversIn, writeFileWhole } from '@unc/node';
+import {
+  devAccounts,
+  devGovernanceKey,
+  fsyncDirectory,
+  removeWholeLeftoversIn,
+  writeFileWhole,
+} from '@unc/node';
 import { checkHome, makeHome } from './home.js';
 
 export interface KeyInfo {
