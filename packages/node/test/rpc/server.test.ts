@@ -41,6 +41,7 @@ const OPTS = {
   // Most tests fire many requests from loopback; the per-IP limits have tests of their own.
   rateLimitPerSecond: 0,
   maxConnectionsPerIp: 1_000,
+  maxWsConnectionsPerIp: 1_000,
 } satisfies RpcServerOptions;
 
 class AppError extends Error {
@@ -1388,6 +1389,176 @@ describe('rpc server limits', () => {
         /unlimitedAddresses/,
       );
     }
+  });
+
+  /** A WebSocket upgrade: 101 and the open socket, or the refusal's status and body. */
+  function upgrade(
+    url: string,
+    options: WebSocket.ClientOptions = {},
+  ): Promise<{ status: number; body: string; ws: WebSocket }> {
+    const ws = new WebSocket(url, options);
+    ws.on('error', () => {});
+    return new Promise((resolve) => {
+      ws.on('open', () => resolve({ status: 101, body: '', ws }));
+      ws.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ws }));
+      });
+    });
+  }
+
+  it('holds a /24 to an eighth of the WebSockets, so that other networks always get in', async () => {
+    // Before, only the per-IP socket cap held WebSockets: at the defaults a /24's share of it
+    // (4 × 64) was every one of maxWsConnections (256), and one /24 could take them all.
+    // 64 WebSockets in all: a network gets at most 8 of them (an address alone its own 8).
+    const server = await startRpcServer(
+      { ...OPTS, maxWsConnections: 64, maxWsConnectionsPerIp: 8 },
+      modules(quiet()),
+    );
+    const opened: WebSocket[] = [];
+    try {
+      for (const from of ['127.0.0.1', '127.0.0.2'])
+        for (let i = 0; i < 4; i++) {
+          const up = await upgrade(server.wsUrl, { localAddress: from });
+          opened.push(up.ws);
+          assert.equal(up.status, 101, `${from} #${i}`);
+        }
+      const refused = await upgrade(server.wsUrl, { localAddress: '127.0.0.3' });
+      opened.push(refused.ws);
+      assert.equal(refused.status, 429);
+      assert.deepEqual(errorOf(JSON.parse(refused.body)).data, {
+        reason: 'CONNECTION_LIMIT',
+        limit: 8,
+        network: '127.0.0.0/24',
+      });
+      for (const from of ['127.0.1.1', '127.1.0.1']) {
+        const other = await upgrade(server.wsUrl, { localAddress: from });
+        opened.push(other.ws);
+        assert.equal(other.status, 101, `${from}: another network still gets in`);
+      }
+      const d = DEFAULT_RPC_LIMITS;
+      assert.ok(
+        d.maxWsConnectionsPerIp * d.subnetShare * 8 <= d.maxWsConnections,
+        'at the defaults, 8 /24s fit',
+      );
+    } finally {
+      for (const ws of opened) ws.terminate();
+      await server.close();
+    }
+  });
+
+  it("counts a trusted proxy's requests as its X-Forwarded-For client, and no one else's header", async () => {
+    let running = 0;
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    // One message in progress per client; 127.0.0.2 (and a second proxy it forwards from) trusted.
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        maxConnectionsPerIp: 2,
+        maxInflightPerIp: 1,
+        maxWsConnectionsPerIp: 1,
+        trustedProxies: ['127.0.0.2', '10.9.9.9'],
+      },
+      modules({
+        ...quiet(),
+        methods: {
+          echo: (p) => p,
+          hold: async () => {
+            running++;
+            await gate;
+            running--;
+            return 'held';
+          },
+        },
+      }),
+    );
+    const ours: Socket[] = [];
+    const opened: WebSocket[] = [];
+    /** Sends a request from `from`; its answer (an object: an async function would await it). */
+    const ask = async (
+      from: string,
+      method: string,
+      forwarded?: string,
+    ): Promise<{ answer: Promise<string> }> => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress: from });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => {
+        received += d.toString();
+      });
+      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+      await new Promise((r) => socket.once('connect', r));
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+      const header = forwarded === undefined ? '' : `X-Forwarded-For: ${forwarded}\r\n`;
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${header}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      return { answer };
+    };
+    const statusOf = (text: string): string => text.slice(9, 12);
+    try {
+      const held = [(await ask('127.0.0.2', 'hold', '203.0.113.5')).answer];
+      await waitFor(() => running === 1);
+      // Another client behind the proxy is not held by 203.0.113.5's message (before: both were
+      // 127.0.0.2, whose one message was in progress).
+      assert.equal(statusOf(await (await ask('127.0.0.2', 'echo', '198.51.100.7')).answer), '200');
+      // 203.0.113.5 again, whatever it wrote itself left of what the proxies appended.
+      for (const chain of ['1.1.1.1, 203.0.113.5', '127.0.0.1, 203.0.113.5, 10.9.9.9']) {
+        const again = await (await ask('127.0.0.2', 'echo', chain)).answer;
+        assert.equal(statusOf(again), '429', chain);
+        assert.match(again, /CONCURRENCY_LIMIT/);
+      }
+      // The attack: a peer that is not a trusted proxy sends the header; it is still itself.
+      held.push((await ask('127.0.0.3', 'hold')).answer);
+      await waitFor(() => running === 2);
+      const spoofed = await (await ask('127.0.0.3', 'echo', '198.51.100.99')).answer;
+      assert.equal(statusOf(spoofed), '429', 'a header from an untrusted peer is ignored');
+      // Malformed (a port, a name, padding past the bound): the proxy's own address, answered.
+      for (const bad of ['203.0.113.5:443', 'localhost', `${'1'.repeat(8_000)}`])
+        assert.equal(statusOf(await (await ask('127.0.0.2', 'echo', bad)).answer), '200', bad.slice(0, 20));
+      // WebSocket upgrades too: one WebSocket per client, counted as the forwarded client.
+      const ws = async (from: string, forwarded?: string): Promise<number> => {
+        const headers = forwarded === undefined ? undefined : { 'x-forwarded-for': forwarded };
+        const up = await upgrade(server.wsUrl, { localAddress: from, headers });
+        opened.push(up.ws);
+        return up.status;
+      };
+      assert.equal(await ws('127.0.0.2', '203.0.113.5'), 101);
+      assert.equal(await ws('127.0.0.2', '203.0.113.5'), 429, 'the same client behind the proxy');
+      assert.equal(await ws('127.0.0.2', '198.51.100.7'), 101, 'another client behind the proxy');
+      assert.equal(await ws('127.0.0.3', '198.51.100.1'), 101);
+      assert.equal(
+        await ws('127.0.0.3', '198.51.100.2'),
+        429,
+        'an untrusted peer is itself, whatever it says',
+      );
+      open();
+      assert.deepEqual((await Promise.all(held)).map(statusOf), ['200', '200']);
+    } finally {
+      open();
+      for (const socket of ours) socket.destroy();
+      for (const w of opened) w.terminate();
+      await server.close();
+    }
+  });
+
+  it('reads trustedProxies from a config object, IP addresses one by one', async () => {
+    assert.deepEqual(parseRpcLimits({ trustedProxies: ['10.0.0.5', '::1'] }), {
+      trustedProxies: ['10.0.0.5', '::1'],
+    });
+    assert.deepEqual(DEFAULT_RPC_LIMITS.trustedProxies, [], 'no proxy trusted unless configured');
+    for (const bad of ['localhost', '10.0.0.0/8', '']) {
+      assert.throws(() => parseRpcLimits({ trustedProxies: [bad] }), /rpc\.trustedProxies/, bad);
+      await assert.rejects(startRpcServer({ ...OPTS, trustedProxies: [bad] }, modules()), /trustedProxies/);
+    }
+    assert.throws(() => parseRpcLimits({ trustedProxies: '10.0.0.5' }), /a list of addresses/);
   });
 
   it('rate-limits requests per IP, counting each request of a batch, with a retry hint', async () => {
