@@ -1149,9 +1149,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     tail = '',
   ): RpcError {
     const cap = tally.cap(client, level.key) ?? 0;
+    // Under the cap, a network refuses an address only for holding its fair part while others wait.
+    const fair = tally.count(level.key) < cap ? ', of which you hold your fair part while others wait' : '';
     return limitError(
       reason,
-      `${what} from ${capWords(level, cap)}${tail}`,
+      `${what} from ${capWords(level, cap)}${fair}${tail}`,
       cap,
       level.share === 1 ? undefined : { network: level.key },
     );
@@ -1500,7 +1502,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     }
     const client = clientOf(req);
     if (client !== null) {
-      const over = wsPerClient.ask(client);
+      const now = Date.now();
+      const over = wsPerClient.ask(client, now);
       if (over !== undefined) {
         rejectUpgradeWith(socket, {
           status: 429,
@@ -1508,7 +1511,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         });
         return;
       }
-      const counted = wsPerClient.add(client);
+      const counted = wsPerClient.add(client, now);
       socket.once('close', () => wsPerClient.remove(counted));
     }
     // Counted on the raw socket so that a failed handshake (which ws answers itself) frees its slot.
