@@ -148,8 +148,9 @@ export const MIN_NETWORKS = 8;
  * another address wants in, an address holding its fair part or more is refused more, so what its
  * own connections free goes to the one waiting. Before, the prefix was first come first served: the
  * addresses that filled it took back every slot they freed, and a neighbour (behind the same campus
- * NAT range, in the same cloud /24) stayed locked out for as long as they kept reconnecting. Nothing
- * is taken back from anyone: a holder's surplus goes as its own connections close.
+ * NAT range, in the same cloud /24) stayed locked out for as long as they kept reconnecting. The
+ * tally takes nothing back itself: a holder's surplus goes as its own connections close, or as the
+ * server closes idle ones of a holder over its fair part (surplus()).
  *
  * Memory: an entry per key with something counted; wants only for prefixes that hold something,
  * at most the prefix's cap of them each.
@@ -251,6 +252,20 @@ export class ClientTally {
     // At most a cap's worth of them: past that, every fair part is 1 already.
     if (wants.has(client) || wants.size < cap) wants.set(client, now + WANT_MS);
     return refused;
+  }
+
+  /**
+   * Whether the client holds more than its fair part of a prefix while another address of it wants
+   * in: an idle one of its (a keep-alive socket between requests) may then be closed for the one
+   * waiting. Without that, two addresses (each at its own cap, together a /24's 128 sockets) kept
+   * their keep-alive sockets busy enough to stay open and locked every neighbour out for good.
+   */
+  surplus(client: string, prefix: string, now = Date.now()): boolean {
+    const levels = levelsOf(client, this.shares);
+    const i = levels.findIndex((l) => l.key === prefix);
+    if (i <= 0 || !this.othersWant(client, prefix, now)) return false;
+    const mine = this.admitted.get(client) ?? 0;
+    return mine > this.fairPart(client, prefix, this.capOf(levels[i]!, false), now);
   }
 
   /** The clients that want in to a prefix now (ask()). */

@@ -25,6 +25,7 @@ import {
   normalAddress,
   type PrefixShares,
   RateLimiter,
+  type Tallied,
   unlimitedEntry,
 } from './clients.js';
 import {
@@ -1334,6 +1335,51 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     Math.floor(limits.maxConnections / MIN_NETWORKS),
   );
   let openSockets = 0;
+  /**
+   * Admitted sockets counted toward a network, kept alive between requests, by network: one of an
+   * address holding more than its fair part is closed when a neighbour is refused at the network's
+   * cap (reclaimIdle). WebSockets are never among them.
+   */
+  const idleByPrefix = new Map<string, Map<Socket, Tallied>>();
+  const tallied = new WeakMap<Socket, Tallied>();
+
+  function setIdle(socket: Socket, idle: boolean): void {
+    const counted = tallied.get(socket);
+    if (counted === undefined) return;
+    for (const prefix of counted.prefixes) {
+      let idles = idleByPrefix.get(prefix);
+      if (idle && !socket.destroyed) {
+        if (idles === undefined) idleByPrefix.set(prefix, (idles = new Map()));
+        idles.set(socket, counted);
+      } else if (idles?.delete(socket) && idles.size === 0) {
+        idleByPrefix.delete(prefix);
+      }
+    }
+  }
+
+  /**
+   * A client refused at a network's cap that now wants in (ClientTally.ask) gets one idle socket
+   * of a neighbour holding more than its fair part closed, so that its retry finds room: the
+   * fairness mark alone only refused the holders more, and holders that kept their keep-alive
+   * sockets open (a request every few seconds) held the whole network for good.
+   */
+  function reclaimIdle(client: string, prefix: string, now: number): void {
+    if (!perClient.wanting(prefix, now).includes(client)) return;
+    const idles = idleByPrefix.get(prefix);
+    if (idles === undefined) return;
+    const verdicts = new Map<string, boolean>();
+    for (const [socket, counted] of idles) {
+      let surplus = verdicts.get(counted.client);
+      if (surplus === undefined) {
+        surplus = perClient.surplus(counted.client, prefix, now);
+        verdicts.set(counted.client, surplus);
+      }
+      if (!surplus) continue;
+      setIdle(socket, false);
+      socket.destroy();
+      return;
+    }
+  }
 
   function onSocket(socket: Socket): void {
     openSockets++;
@@ -1342,8 +1388,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const over = client === null ? undefined : perClient.over(client, now);
     // Counted even when refused: the socket is open until its refusal has gone out.
     const counted = client === null ? null : perClient.add(client, now);
+    // Idle only once a reply is done: a fresh socket is left its headersTimeoutMs to send one.
+    if (counted?.within && counted.prefixes.length > 0) tallied.set(socket, counted);
     socket.once('close', () => {
       openSockets--;
+      setIdle(socket, false);
       if (counted !== null) perClient.remove(counted);
     });
     if (openSockets > 2 * limits.maxConnections) {
@@ -1366,6 +1415,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         status: 429,
         error: perIpError('CONNECTION_LIMIT', 'too many open connections', client!, over, perClient),
       });
+      if (over.key !== client) reclaimIdle(client!, over.key, now);
     }
   }
 
@@ -1474,6 +1524,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => log.debug('upgrade socket error', { err }));
+    // A WebSocket (or a socket on its way to be one) is never idle: its subscriptions live on it.
+    setIdle(socket as Socket, false);
+    tallied.delete(socket as Socket);
     const path = pathOf(req.url);
     if (path !== '/' && path !== '/ws') {
       rejectUpgrade(socket, 404, 'WebSocket is served at / and /ws');
@@ -1727,6 +1780,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   server.timeout = limits.requestTimeoutMs;
   server.on('upgrade', onUpgrade);
   server.on('connection', onSocket);
+  // A socket with a request in hand is not idle; it is again once the reply is done.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    setIdle(req.socket, false);
+    res.once('close', () => setIdle(req.socket, true));
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1450,6 +1450,65 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('closes an idle keep-alive socket of a neighbour over its fair part for the address that wants in', async () => {
+    // Before, the waiting mark only refused the holders more: two addresses each at their own cap
+    // (at the defaults 2 × 64, a /24's whole 128) kept their keep-alive sockets open with a request
+    // every few seconds, and a third address of the /24 was refused for as long as they cared.
+    // An address 2 sockets, a /24 4: two addresses fill it.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, keepAliveTimeoutMs: 60_000 },
+      modules(quiet()),
+    );
+    const ours: Socket[] = [];
+    /** A socket from `localAddress`, its answers as they come, and whether it closed. */
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      const waiting: Array<() => void> = [];
+      socket.on('data', (d) => {
+        received += d.toString();
+        for (const w of waiting.splice(0)) w();
+      });
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      /** Sends one request (kept alive) and waits for its status line. */
+      const ask = async (): Promise<string> => {
+        const before = received.length;
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        while (received.length === before || !received.slice(before).includes('\r\n\r\n')) {
+          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
+          if (socket.destroyed && received.length === before) return 'closed';
+        }
+        return received.slice(before + 9, before + 12);
+      };
+      return { socket, ask, closed };
+    };
+    try {
+      const holders = [];
+      for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3']) {
+        const c = await connectFrom(from);
+        assert.equal(await c.ask(), '200', from);
+        holders.push(c);
+      }
+      const first = await connectFrom('127.0.0.4');
+      assert.equal(await first.ask(), '429', 'the /24 is full');
+      await first.closed;
+      const again = await connectFrom('127.0.0.4');
+      assert.equal(await again.ask(), '200', 'an idle socket of a holder made room for the one waiting');
+      await Promise.race(holders.map((c) => c.closed));
+      assert.equal(holders.filter((c) => c.socket.destroyed).length, 1, 'one holder socket, no more');
+      for (const c of holders.filter((h) => !h.socket.destroyed)) assert.equal(await c.ask(), '200');
+    } finally {
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
   it("counts a trusted proxy's requests as its X-Forwarded-For client, and no one else's header", async () => {
     let running = 0;
     let open = (): void => {};
