@@ -129,6 +129,15 @@ export interface Tallied {
 export const WANT_MS = 10_000;
 
 /**
+ * The clock ClientTally's wants are timed by: monotonic, so that a step of the wall clock (NTP, an
+ * operator) neither keeps a neighbour that left wanting in for as long as the step back, nor cuts
+ * WANT_MS short.
+ */
+export function tallyNow(): number {
+  return performance.now();
+}
+
+/**
  * The fewest networks (prefixes) that always fit in a server-wide total (maxConnections,
  * maxWsConnections): a prefix holds at most total / MIN_NETWORKS of it (ClientTally's `most`), unless
  * one address's own cap is more (an address alone is never held below its own cap).
@@ -213,7 +222,7 @@ export class ClientTally {
    * The level (the client itself, or a prefix) whose cap one more of the client's would pass, or
    * where it holds its fair part while another address of that prefix wants in. Counts nothing.
    */
-  over(client: string, now = Date.now()): Level | undefined {
+  over(client: string, now = tallyNow()): Level | undefined {
     const levels = levelsOf(client, this.shares);
     const mine = this.admitted.get(client) ?? 0;
     for (const [i, level] of levels.entries()) {
@@ -231,7 +240,7 @@ export class ClientTally {
   }
 
   /** Whether one more of the client's would stay within every cap (counts nothing). */
-  fits(client: string, now = Date.now()): boolean {
+  fits(client: string, now = tallyNow()): boolean {
     return this.over(client, now) === undefined;
   }
 
@@ -239,7 +248,7 @@ export class ClientTally {
    * over(), and when a prefix refused the client while it holds less than its fair part there, the
    * client wants in to it (for WANT_MS): what its neighbours free is kept for it.
    */
-  ask(client: string, now = Date.now()): Level | undefined {
+  ask(client: string, now = tallyNow()): Level | undefined {
     const refused = this.over(client, now);
     if (refused === undefined || refused.key === client) return refused;
     const cap = this.capOf(refused, false);
@@ -260,7 +269,7 @@ export class ClientTally {
    * waiting. Without that, two addresses (each at its own cap, together a /24's 128 sockets) kept
    * their keep-alive sockets busy enough to stay open and locked every neighbour out for good.
    */
-  surplus(client: string, prefix: string, now = Date.now()): boolean {
+  surplus(client: string, prefix: string, now = tallyNow()): boolean {
     const levels = levelsOf(client, this.shares);
     const i = levels.findIndex((l) => l.key === prefix);
     if (i <= 0 || !this.othersWant(client, prefix, now)) return false;
@@ -269,7 +278,7 @@ export class ClientTally {
   }
 
   /** The clients that want in to a prefix now (ask()). */
-  wanting(prefix: string, now = Date.now()): string[] {
+  wanting(prefix: string, now = tallyNow()): string[] {
     return [...(this.wantsOf(prefix, now)?.keys() ?? [])];
   }
 
@@ -282,7 +291,7 @@ export class ClientTally {
    * Counts one more of the client's: toward its prefixes only when it is within every cap (ask():
    * a client refused at a prefix may want in).
    */
-  add(client: string, now = Date.now()): Tallied {
+  add(client: string, now = tallyNow()): Tallied {
     const levels = levelsOf(client, this.shares);
     const within = this.ask(client, now) === undefined;
     const prefixes = within ? levels.slice(1).map((l) => l.key) : [];

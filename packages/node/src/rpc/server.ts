@@ -26,6 +26,7 @@ import {
   type PrefixShares,
   RateLimiter,
   type Tallied,
+  tallyNow,
   unlimitedEntry,
 } from './clients.js';
 import {
@@ -1167,7 +1168,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   async function handleMessage(text: string, call: Call, res?: ServerResponse): Promise<string | undefined> {
     const client = call.client;
     if (client === null) return handleText(text, call);
-    const now = Date.now();
+    const now = tallyNow();
     const over = inflight.ask(client, now);
     if (over !== undefined) {
       call.rateLimited = call.replies = 1;
@@ -1384,7 +1385,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   function onSocket(socket: Socket): void {
     openSockets++;
     const client = socketClientOf(socket);
-    const now = Date.now();
+    const now = tallyNow();
     const over = client === null ? undefined : perClient.over(client, now);
     // Counted even when refused: the socket is open until its refusal has gone out.
     const counted = client === null ? null : perClient.add(client, now);
@@ -1555,7 +1556,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     }
     const client = clientOf(req);
     if (client !== null) {
-      const now = Date.now();
+      const now = tallyNow();
       const over = wsPerClient.ask(client, now);
       if (over !== undefined) {
         rejectUpgradeWith(socket, {

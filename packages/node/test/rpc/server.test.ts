@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
+import { WANT_MS } from '../../src/rpc/clients.js';
 import {
   ClientTally,
   clientKey,
@@ -1504,6 +1505,58 @@ describe('rpc server limits', () => {
       assert.equal(holders.filter((c) => c.socket.destroyed).length, 1, 'one holder socket, no more');
       for (const c of holders.filter((h) => !h.socket.destroyed)) assert.equal(await c.ask(), '200');
     } finally {
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
+  it('times the waiting mark on a monotonic clock: a step of the wall clock neither stretches nor cuts it', async () => {
+    // Before, ClientTally's wants were timed by Date.now(): an NTP step back of an hour kept a
+    // neighbour that left wanting in for that hour, holding its network's other addresses to their
+    // fair part. An address 2 sockets, a /24 4.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2 },
+      modules(quiet()),
+    );
+    const ours: Socket[] = [];
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => {
+        received += d.toString();
+      });
+      const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      /** One request, closed after its reply: the status of that reply. */
+      const ask = async (): Promise<string> => {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        return (await closed).slice(9, 12);
+      };
+      return { ask };
+    };
+    const wall = Date.now;
+    const mono = performance.now.bind(performance);
+    try {
+      const a = await connectFrom('127.0.0.2');
+      await connectFrom('127.0.0.2');
+      await connectFrom('127.0.0.3');
+      await connectFrom('127.0.0.3');
+      assert.equal(await (await connectFrom('127.0.0.4')).ask(), '429', 'the /24 is full: .4 wants in');
+      assert.equal(await a.ask(), '200', 'one socket of .2 done: room for one');
+      // The wall clock steps back an hour while 11 s pass: the want has expired.
+      const start = wall();
+      Date.now = () => start - 3_600_000;
+      const base = mono();
+      performance.now = () => base + WANT_MS + 1_000;
+      assert.equal(await (await connectFrom('127.0.0.2')).ask(), '200', 'no one wants in any more');
+    } finally {
+      Date.now = wall;
+      performance.now = mono;
       for (const socket of ours) socket.destroy();
       await server.close();
     }
