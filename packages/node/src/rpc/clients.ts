@@ -265,8 +265,8 @@ export class ClientTally {
 
   /**
    * Whether the client holds more than its fair part of a prefix while another address of it wants
-   * in: an idle one of its (a keep-alive socket between requests) may then be closed for the one
-   * waiting. Without that, two addresses (each at its own cap, together a /24's 128 sockets) kept
+   * in: one of its HTTP sockets may then be closed for the one waiting (at once when idle, else
+   * once its reply is out). Without that, two addresses (each at its own cap, together a /24's 128 sockets) kept
    * their keep-alive sockets busy enough to stay open and locked every neighbour out for good.
    */
   surplus(client: string, prefix: string, now = tallyNow()): boolean {

@@ -1337,49 +1337,60 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   );
   let openSockets = 0;
   /**
-   * Admitted sockets counted toward a network, kept alive between requests, by network: one of an
-   * address holding more than its fair part is closed when a neighbour is refused at the network's
-   * cap (reclaimIdle). WebSockets are never among them.
+   * Admitted HTTP sockets counted toward a network that have sent a request, by network: one of an
+   * address holding more than its fair part is taken back when a neighbour is refused at the
+   * network's cap (reclaimSocket). A fresh socket joins with its first request (it has its
+   * headersTimeoutMs to send one); a WebSocket leaves on upgrade (its subscriptions live on it).
    */
-  const idleByPrefix = new Map<string, Map<Socket, Tallied>>();
+  const heldByPrefix = new Map<string, Map<Socket, Tallied>>();
   const tallied = new WeakMap<Socket, Tallied>();
+  /** Sockets with a request in hand, and those to close as soon as their reply is out. */
+  const busy = new WeakSet<Socket>();
+  const closeAfterReply = new WeakSet<Socket>();
 
-  function setIdle(socket: Socket, idle: boolean): void {
+  function setHeld(socket: Socket, held: boolean): void {
     const counted = tallied.get(socket);
     if (counted === undefined) return;
     for (const prefix of counted.prefixes) {
-      let idles = idleByPrefix.get(prefix);
-      if (idle && !socket.destroyed) {
-        if (idles === undefined) idleByPrefix.set(prefix, (idles = new Map()));
-        idles.set(socket, counted);
-      } else if (idles?.delete(socket) && idles.size === 0) {
-        idleByPrefix.delete(prefix);
+      let sockets = heldByPrefix.get(prefix);
+      if (held && !socket.destroyed) {
+        if (sockets === undefined) heldByPrefix.set(prefix, (sockets = new Map()));
+        sockets.set(socket, counted);
+      } else if (sockets?.delete(socket) && sockets.size === 0) {
+        heldByPrefix.delete(prefix);
       }
     }
   }
 
   /**
-   * A client refused at a network's cap that now wants in (ClientTally.ask) gets one idle socket
-   * of a neighbour holding more than its fair part closed, so that its retry finds room: the
-   * fairness mark alone only refused the holders more, and holders that kept their keep-alive
-   * sockets open (a request every few seconds) held the whole network for good.
+   * A client refused at a network's cap that now wants in (ClientTally.ask) gets one socket of a
+   * neighbour holding more than its fair part taken back, so that its retry finds room: an idle one
+   * (kept alive between requests) closed at once, else a busy one closed once its reply is out.
+   * The fairness mark alone only refused the holders more, and holders that kept their sockets open
+   * (a request every few seconds, or one always in hand) held the whole network for good.
    */
-  function reclaimIdle(client: string, prefix: string, now: number): void {
+  function reclaimSocket(client: string, prefix: string, now: number): void {
     if (!perClient.wanting(prefix, now).includes(client)) return;
-    const idles = idleByPrefix.get(prefix);
-    if (idles === undefined) return;
+    const held = heldByPrefix.get(prefix);
+    if (held === undefined) return;
     const verdicts = new Map<string, boolean>();
-    for (const [socket, counted] of idles) {
+    let later: Socket | undefined;
+    for (const [socket, counted] of held) {
+      if (closeAfterReply.has(socket)) continue;
       let surplus = verdicts.get(counted.client);
       if (surplus === undefined) {
         surplus = perClient.surplus(counted.client, prefix, now);
         verdicts.set(counted.client, surplus);
       }
       if (!surplus) continue;
-      setIdle(socket, false);
-      socket.destroy();
-      return;
+      if (!busy.has(socket)) {
+        setHeld(socket, false);
+        socket.destroy();
+        return;
+      }
+      later ??= socket;
     }
+    if (later !== undefined) closeAfterReply.add(later);
   }
 
   function onSocket(socket: Socket): void {
@@ -1389,11 +1400,10 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const over = client === null ? undefined : perClient.over(client, now);
     // Counted even when refused: the socket is open until its refusal has gone out.
     const counted = client === null ? null : perClient.add(client, now);
-    // Idle only once a reply is done: a fresh socket is left its headersTimeoutMs to send one.
     if (counted?.within && counted.prefixes.length > 0) tallied.set(socket, counted);
     socket.once('close', () => {
       openSockets--;
-      setIdle(socket, false);
+      setHeld(socket, false);
       if (counted !== null) perClient.remove(counted);
     });
     if (openSockets > 2 * limits.maxConnections) {
@@ -1416,7 +1426,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         status: 429,
         error: perIpError('CONNECTION_LIMIT', 'too many open connections', client!, over, perClient),
       });
-      if (over.key !== client) reclaimIdle(client!, over.key, now);
+      if (over.key !== client) reclaimSocket(client!, over.key, now);
     }
   }
 
@@ -1525,8 +1535,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => log.debug('upgrade socket error', { err }));
-    // A WebSocket (or a socket on its way to be one) is never idle: its subscriptions live on it.
-    setIdle(socket as Socket, false);
+    // A WebSocket (or a socket on its way to be one) is never taken back: its subscriptions live on it.
+    setHeld(socket as Socket, false);
     tallied.delete(socket as Socket);
     const path = pathOf(req.url);
     if (path !== '/' && path !== '/ws') {
@@ -1781,10 +1791,18 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   server.timeout = limits.requestTimeoutMs;
   server.on('upgrade', onUpgrade);
   server.on('connection', onSocket);
-  // A socket with a request in hand is not idle; it is again once the reply is done.
+  // A socket with a request in hand is busy (reclaimSocket waits for its reply); idle again after.
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    setIdle(req.socket, false);
-    res.once('close', () => setIdle(req.socket, true));
+    const socket = req.socket;
+    setHeld(socket, true);
+    busy.add(socket);
+    res.once('close', () => {
+      busy.delete(socket);
+      if (closeAfterReply.has(socket)) {
+        setHeld(socket, false);
+        socket.destroy();
+      }
+    });
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -1510,6 +1510,83 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('closes a busy socket of a neighbour over its fair part once its reply is out, for the address that wants in', async () => {
+    // Holders that kept a request in hand on every socket (pipelined, or slow) were never idle at
+    // the moment a neighbour was refused, so none of their sockets was taken back.
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let running = 0;
+    const methods = {
+      echo: (p: unknown) => p,
+      hold: async () => {
+        running++;
+        await gate;
+        return 'held';
+      },
+    };
+    // An address 2 sockets, a /24 4: two addresses fill it. Messages in progress: no cap in reach.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, maxInflightPerIp: 100, keepAliveTimeoutMs: 60_000 },
+      modules({ ...quiet(), methods }),
+    );
+    const ours: Socket[] = [];
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      const waiting: Array<() => void> = [];
+      socket.on('data', (d) => {
+        received += d.toString();
+        for (const w of waiting.splice(0)) w();
+      });
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const send = (method: string): void => {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+      };
+      /** The status of the next reply, or 'closed'. */
+      const reply = async (from: number): Promise<string> => {
+        while (!received.slice(from).includes('\r\n\r\n')) {
+          if (socket.destroyed) return 'closed';
+          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
+        }
+        return received.slice(from + 9, from + 12);
+      };
+      const ask = async (method = 'echo'): Promise<string> => {
+        const from = received.length;
+        send(method);
+        return reply(from);
+      };
+      return { socket, ask, closed };
+    };
+    try {
+      const holders = [];
+      for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3'])
+        holders.push(await connectFrom(from));
+      const held = holders.map((c) => c.ask('hold'));
+      await waitFor(() => running === 4);
+      const first = await connectFrom('127.0.0.4');
+      assert.equal(await first.ask(), '429', 'the /24 is full');
+      await first.closed;
+      open();
+      assert.deepEqual(await Promise.all(held), Array(4).fill('200'), 'every reply in hand is out');
+      const again = await connectFrom('127.0.0.4');
+      assert.equal(await again.ask(), '200', 'a holder socket made room once its reply was out');
+      await Promise.race(holders.map((c) => c.closed));
+      assert.equal(holders.filter((c) => c.socket.destroyed).length, 1, 'one holder socket, no more');
+    } finally {
+      open();
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
   it('times the waiting mark on a monotonic clock: a step of the wall clock neither stretches nor cuts it', async () => {
     // Before, ClientTally's wants were timed by Date.now(): an NTP step back of an hour kept a
     // neighbour that left wanting in for that hour, holding its network's other addresses to their
