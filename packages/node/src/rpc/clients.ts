@@ -269,11 +269,12 @@ export class ClientTally {
    * once its reply is out). Without that, two addresses (each at its own cap, together a /24's 128 sockets) kept
    * their keep-alive sockets busy enough to stay open and locked every neighbour out for good.
    */
-  surplus(client: string, prefix: string, now = tallyNow()): boolean {
+  surplus(client: string, prefix: string, now = tallyNow(), leaving = 0): boolean {
     const levels = levelsOf(client, this.shares);
     const i = levels.findIndex((l) => l.key === prefix);
     if (i <= 0 || !this.othersWant(client, prefix, now)) return false;
-    const mine = this.admitted.get(client) ?? 0;
+    // `leaving`: those of its already being taken back, still counted until they close.
+    const mine = (this.admitted.get(client) ?? 0) - leaving;
     return mine > this.fairPart(client, prefix, this.capOf(levels[i]!, false), now);
   }
 

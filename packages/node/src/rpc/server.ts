@@ -1347,6 +1347,24 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   /** Sockets with a request in hand, and those to close as soon as their reply is out. */
   const busy = new WeakSet<Socket>();
   const closeAfterReply = new WeakSet<Socket>();
+  /**
+   * Sockets taken back (closed, or to close after their reply) and not yet closed, and how many per
+   * client: they still count until they close, and one holder must not lose more than its surplus.
+   */
+  const takenBack = new WeakSet<Socket>();
+  const leaving = new Map<string, number>();
+
+  function takeBack(socket: Socket, counted: Tallied): void {
+    takenBack.add(socket);
+    leaving.set(counted.client, (leaving.get(counted.client) ?? 0) + 1);
+  }
+
+  function taken(socket: Socket, counted: Tallied | null): void {
+    if (counted === null || !takenBack.delete(socket)) return;
+    const n = (leaving.get(counted.client) ?? 0) - 1;
+    if (n <= 0) leaving.delete(counted.client);
+    else leaving.set(counted.client, n);
+  }
 
   function setHeld(socket: Socket, held: boolean): void {
     const counted = tallied.get(socket);
@@ -1376,21 +1394,25 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     const verdicts = new Map<string, boolean>();
     let later: Socket | undefined;
     for (const [socket, counted] of held) {
-      if (closeAfterReply.has(socket)) continue;
+      if (takenBack.has(socket)) continue;
       let surplus = verdicts.get(counted.client);
       if (surplus === undefined) {
-        surplus = perClient.surplus(counted.client, prefix, now);
+        surplus = perClient.surplus(counted.client, prefix, now, leaving.get(counted.client) ?? 0);
         verdicts.set(counted.client, surplus);
       }
       if (!surplus) continue;
       if (!busy.has(socket)) {
+        takeBack(socket, counted);
         setHeld(socket, false);
         socket.destroy();
         return;
       }
       later ??= socket;
     }
-    if (later !== undefined) closeAfterReply.add(later);
+    if (later !== undefined) {
+      takeBack(later, tallied.get(later)!);
+      closeAfterReply.add(later);
+    }
   }
 
   function onSocket(socket: Socket): void {
@@ -1404,6 +1426,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     socket.once('close', () => {
       openSockets--;
       setHeld(socket, false);
+      taken(socket, counted);
       if (counted !== null) perClient.remove(counted);
     });
     if (openSockets > 2 * limits.maxConnections) {

@@ -1587,6 +1587,87 @@ describe('rpc server limits', () => {
     }
   });
 
+  it('takes back no more than a holder holds past its fair part, however often a neighbour is refused', async () => {
+    // Each refusal of an address that wants in took one more busy socket of the first holder still
+    // over its fair part by its count, which did not drop until the replies were out: refused
+    // twice, the neighbour had both of one holder's sockets closed, and none of the other's.
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let running = 0;
+    const methods = {
+      echo: (p: unknown) => p,
+      hold: async () => {
+        running++;
+        await gate;
+        return 'held';
+      },
+    };
+    // An address 2 sockets, a /24 4: with a third address wanting in, each fair part is 1.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, maxInflightPerIp: 100, keepAliveTimeoutMs: 60_000 },
+      modules({ ...quiet(), methods }),
+    );
+    const ours: Socket[] = [];
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      const waiting: Array<() => void> = [];
+      socket.on('data', (d) => {
+        received += d.toString();
+        for (const w of waiting.splice(0)) w();
+      });
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      /** The status of the reply to one more request, or 'closed'. */
+      const ask = async (method = 'echo'): Promise<string> => {
+        const from = received.length;
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        while (!received.slice(from).includes('\r\n\r\n')) {
+          if (socket.destroyed) return 'closed';
+          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
+        }
+        return received.slice(from + 9, from + 12);
+      };
+      return { ask };
+    };
+    try {
+      const holders = [];
+      const held = [];
+      // One at a time, so that the server holds them in this order.
+      for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3']) {
+        const c = await connectFrom(from);
+        holders.push(c);
+        held.push(c.ask('hold'));
+        await waitFor(() => running === holders.length);
+      }
+      for (let i = 0; i < 2; i++) {
+        assert.equal(await (await connectFrom('127.0.0.4')).ask(), '429', `refusal ${i}`);
+      }
+      open();
+      assert.deepEqual(await Promise.all(held), Array(4).fill('200'), 'every reply in hand is out');
+      const after = [];
+      for (const c of holders) after.push(await c.ask());
+      assert.deepEqual(
+        [...after].sort(),
+        ['200', '200', 'closed', 'closed'],
+        'two holder sockets taken back',
+      );
+      assert.ok(after[0] === '200' || after[1] === '200', `127.0.0.2 keeps its fair part (${after})`);
+      assert.ok(after[2] === '200' || after[3] === '200', `127.0.0.3 keeps its fair part (${after})`);
+    } finally {
+      open();
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
   it('times the waiting mark on a monotonic clock: a step of the wall clock neither stretches nor cuts it', async () => {
     // Before, ClientTally's wants were timed by Date.now(): an NTP step back of an hour kept a
     // neighbour that left wanting in for that hour, holding its network's other addresses to their
