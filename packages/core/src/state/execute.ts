@@ -49,7 +49,7 @@ import {
 import { getPociParams } from '../poci/params.js';
 import { applyBond, applyUnbond, releaseUnbondedAt } from '../rewards/bonds.js';
 import { formatUnc } from '../units.js';
-import { getAccount, putAccount } from './accounts.js';
+import { accountKey, getAccount, putAccount } from './accounts.js';
 import { StateOverlay, type StateReader } from './store.js';
 import { getSupply, putSupply } from './supply.js';
 
@@ -109,16 +109,39 @@ export function isFeeFree(tx: Transaction): boolean {
 }
 
 /**
+ * What a transfer that creates an account burns on top of the transaction's fee, in per-action
+ * minimum fees. Every account is an entry that each node keeps in memory and rehashes at every
+ * start (~0.6 kB, ~9 µs), for good once it has a nonce: at the per-action fee alone, one UNC made
+ * 100,000 of them, so a few hundred UNC could exhaust every node's memory. Burned, not paid to the
+ * proposer, so that a proposer gets none of it back. Tied to minFeePerAction so that it follows
+ * the fee level governance sets.
+ */
+export const NEW_ACCOUNT_FEE_ACTIONS = 100n;
+
+/** The burn a transfer to `to` adds now: NEW_ACCOUNT_FEE_ACTIONS per-action fees if `to` has no account. */
+export function newAccountFee(
+  state: StateReader,
+  params: Pick<ChainParams, 'minFeePerAction'>,
+  to: Uint8Array,
+): bigint {
+  return state.get(accountKey(to)) === undefined ? NEW_ACCOUNT_FEE_ACTIONS * params.minFeePerAction : 0n;
+}
+
+/**
  * The most a transaction can take from its sender's balance: the fee plus what its actions move
- * out (transfers, bonds, lease deposits and top-ups). A lease deposit of 0 means price × hours of
+ * out (transfers and the burn of the accounts they create, bonds, lease deposits and top-ups). A lease deposit of 0 means price × hours of
  * the offer in `state`; an unknown offer counts 0 (the lease would fail anyway). Credits inside
  * the same transaction (a claim, a released unbonding) are not counted: this is an upper bound.
  */
 export function maxSpend(state: StateReader, tx: Transaction): bigint {
   let total = tx.fee;
+  let params: ChainParams | null = null;
   for (const action of tx.actions) {
     switch (action.type) {
       case 'transfer':
+        params ??= getParams(state);
+        total += action.amount + newAccountFee(state, params, action.to);
+        break;
       case 'bond':
       case 'topUpLease':
         total += action.amount;
@@ -211,9 +234,35 @@ export function applyTransaction(
   putAccount(scratch, sender, account);
 
   const events: TxEvent[] = [];
-  for (const action of tx.actions) events.push(...applyAction(scratch, sender, action, ctx, tx.signer));
+  let accountsBurn = 0n;
+  for (const action of tx.actions) {
+    if (action.type === 'transfer') {
+      // Charged before the transfer runs, so that its amount check counts it (INSUFFICIENT_FUNDS).
+      const burn = newAccountFee(scratch, params, action.to);
+      if (burn > 0n) {
+        const from = getAccount(scratch, sender);
+        if (from.balance < burn + action.amount) {
+          throw new ValidationError(
+            'INSUFFICIENT_FUNDS',
+            `balance ${formatUnc(from.balance)} UNC cannot pay the transfer of ${formatUnc(action.amount)} UNC and the ${formatUnc(burn)} UNC a new account burns (after the fee)`,
+          );
+        }
+        from.balance -= burn;
+        putAccount(scratch, sender, from);
+        accountsBurn += burn;
+      }
+    }
+    events.push(...applyAction(scratch, sender, action, ctx, tx.signer));
+  }
   const { burned, toProposer } = splitFee(tx.fee);
-  events.push({ type: 'fee', payer: sender, amount: tx.fee, burned, toProposer });
+  // One fee event per transaction: the new-account burn is part of what it paid and burned.
+  events.push({
+    type: 'fee',
+    payer: sender,
+    amount: tx.fee + accountsBurn,
+    burned: burned + accountsBurn,
+    toProposer,
+  });
   scratch.commit();
   return events;
 }
@@ -380,9 +429,11 @@ export class BlockExecutor {
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     }
     const events = applyTransaction(this.overlay, env, this.params, this.txCtx);
-    const { burned, toProposer } = splitFee(env.stx.tx.fee);
-    this.feesBurned += burned;
-    this.feesToProposer += toProposer;
+    // The transaction's fee event (always its last) counts what new accounts burned too.
+    const fee = events[events.length - 1]!;
+    if (fee.type !== 'fee') throw new Error('a transaction ends with its fee event');
+    this.feesBurned += fee.burned;
+    this.feesToProposer += fee.toProposer;
     const result = { hash: env.hash, events };
     this.results.push(result);
     return result;
