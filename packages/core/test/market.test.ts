@@ -16,6 +16,7 @@ import {
   circulatingSupply,
   costThrough,
   DEFAULT_MARKET_PARAMS,
+  DEFAULT_PARAMS,
   decode,
   devSoftChipId,
   disputeAllowance,
@@ -58,6 +59,7 @@ import {
   putChip,
   RECEIPT_CLOCK_SLACK_MS,
   receiptDigest,
+  STATE_ENTRY_BURN_ACTIONS,
   StateOverlay,
   StateSpace,
   sha256,
@@ -97,6 +99,8 @@ const idA = devSoftChipId(chipA.publicKey);
 const idB = devSoftChipId(chipB.publicKey);
 const provider = miner;
 const renter = other;
+/** What opening a lease burns for the record it keeps (stateEntryBurn). */
+const LEASE_BURN = STATE_ENTRY_BURN_ACTIONS * DEFAULT_PARAMS.minFeePerAction;
 /** A terms digest for the encoding tests, where no offer is read. */
 const TERMS = sha256(utf8('lease terms'));
 
@@ -508,8 +512,8 @@ describe('market: leases', () => {
     assert.equal(l.endTime, chain.time + 2n * HOUR_MS);
     assert.equal(
       getAccount(chain.state, renter.address).balance,
-      balance - 2n * PRICE - tx.stx.tx.fee,
-      'deposit and fee left the balance',
+      balance - 2n * PRICE - tx.stx.tx.fee - LEASE_BURN,
+      'deposit, fee and the burn of the lease record left the balance',
     );
     assert.deepEqual(getChipMarket(chain.state, idB).leaseId, opened.leaseId);
     assert.equal(
@@ -1311,7 +1315,10 @@ describe('market: the renter signs the price and the offer terms', () => {
     const above = lease(chain, find(chain.block([t]), 'leaseOpened').leaseId);
     assert.equal(above.pricePerHour, PRICE);
     assert.equal(above.deposited, 2n * PRICE);
-    assert.equal(getAccount(chain.state, renter.address).balance, balance - 2n * PRICE - t.stx.tx.fee);
+    assert.equal(
+      getAccount(chain.state, renter.address).balance,
+      balance - 2n * PRICE - t.stx.tx.fee - LEASE_BURN,
+    );
     // Exactly the price is accepted too.
     const exact = openLease(chain, offerId, 1, 0n, idB);
     assert.equal(lease(chain, exact).pricePerHour, PRICE);

@@ -109,39 +109,47 @@ export function isFeeFree(tx: Transaction): boolean {
 }
 
 /**
- * What a transfer that creates an account burns on top of the transaction's fee, in per-action
- * minimum fees. Every account is an entry that each node keeps in memory and rehashes at every
- * start (~0.6 kB, ~9 µs), for good once it has a nonce: at the per-action fee alone, one UNC made
- * 100,000 of them, so a few hundred UNC could exhaust every node's memory. Burned, not paid to the
- * proposer, so that a proposer gets none of it back. Tied to minFeePerAction so that it follows
- * the fee level governance sets.
+ * What an action that leaves a record in the state for good burns on top of the transaction's
+ * fee, in per-action minimum fees, per record: a transfer that creates an account, a lease opened
+ * (its record and its renter's and provider's list links stay after it closes), a receipt posted
+ * (its replay mark stays). Each is an entry that every node keeps in memory and rehashes at every
+ * start (~0.6 kB, ~9 µs): at the per-action fee alone, one UNC made ~100,000 of them, so a few
+ * hundred UNC could exhaust every node's memory. Burned, not paid to the proposer, so that a
+ * proposer gets none of it back; tied to minFeePerAction so that it follows the fee level.
  */
-export const NEW_ACCOUNT_FEE_ACTIONS = 100n;
+export const STATE_ENTRY_BURN_ACTIONS = 100n;
 
-/** The burn a transfer to `to` adds now: NEW_ACCOUNT_FEE_ACTIONS per-action fees if `to` has no account. */
-export function newAccountFee(
+/** What `action` would burn now (STATE_ENTRY_BURN_ACTIONS): 0 for an action that keeps nothing. */
+export function stateEntryBurn(
   state: StateReader,
   params: Pick<ChainParams, 'minFeePerAction'>,
-  to: Uint8Array,
+  action: Action,
 ): bigint {
-  return state.get(accountKey(to)) === undefined ? NEW_ACCOUNT_FEE_ACTIONS * params.minFeePerAction : 0n;
+  const burn = STATE_ENTRY_BURN_ACTIONS * params.minFeePerAction;
+  switch (action.type) {
+    case 'transfer':
+      return state.get(accountKey(action.to)) === undefined ? burn : 0n;
+    case 'openLease':
+    case 'postReceipt':
+      return burn;
+    default:
+      return 0n;
+  }
 }
 
 /**
  * The most a transaction can take from its sender's balance: the fee plus what its actions move
- * out (transfers and the burn of the accounts they create, bonds, lease deposits and top-ups). A lease deposit of 0 means price × hours of
+ * out (transfers, bonds, lease deposits and top-ups) and what they burn (stateEntryBurn). A lease deposit of 0 means price × hours of
  * the offer in `state`; an unknown offer counts 0 (the lease would fail anyway). Credits inside
  * the same transaction (a claim, a released unbonding) are not counted: this is an upper bound.
  */
 export function maxSpend(state: StateReader, tx: Transaction): bigint {
   let total = tx.fee;
-  let params: ChainParams | null = null;
+  const params = getParams(state);
   for (const action of tx.actions) {
+    total += stateEntryBurn(state, params, action);
     switch (action.type) {
       case 'transfer':
-        params ??= getParams(state);
-        total += action.amount + newAccountFee(state, params, action.to);
-        break;
       case 'bond':
       case 'topUpLease':
         total += action.amount;
@@ -234,33 +242,31 @@ export function applyTransaction(
   putAccount(scratch, sender, account);
 
   const events: TxEvent[] = [];
-  let accountsBurn = 0n;
+  let entriesBurn = 0n;
   for (const action of tx.actions) {
-    if (action.type === 'transfer') {
-      // Charged before the transfer runs, so that its amount check counts it (INSUFFICIENT_FUNDS).
-      const burn = newAccountFee(scratch, params, action.to);
-      if (burn > 0n) {
-        const from = getAccount(scratch, sender);
-        if (from.balance < burn + action.amount) {
-          throw new ValidationError(
-            'INSUFFICIENT_FUNDS',
-            `balance ${formatUnc(from.balance)} UNC cannot pay the transfer of ${formatUnc(action.amount)} UNC and the ${formatUnc(burn)} UNC a new account burns (after the fee)`,
-          );
-        }
-        from.balance -= burn;
-        putAccount(scratch, sender, from);
-        accountsBurn += burn;
+    // Charged before the action runs, so that its own amount check counts it (INSUFFICIENT_FUNDS).
+    const burn = stateEntryBurn(scratch, params, action);
+    if (burn > 0n) {
+      const from = getAccount(scratch, sender);
+      if (from.balance < burn) {
+        throw new ValidationError(
+          'INSUFFICIENT_FUNDS',
+          `balance ${formatUnc(from.balance)} UNC cannot pay the ${formatUnc(burn)} UNC that a ${action.type} burns for the record it keeps (after the fee)`,
+        );
       }
+      from.balance -= burn;
+      putAccount(scratch, sender, from);
+      entriesBurn += burn;
     }
     events.push(...applyAction(scratch, sender, action, ctx, tx.signer));
   }
   const { burned, toProposer } = splitFee(tx.fee);
-  // One fee event per transaction: the new-account burn is part of what it paid and burned.
+  // One fee event per transaction: what its records burned is part of what it paid and burned.
   events.push({
     type: 'fee',
     payer: sender,
-    amount: tx.fee + accountsBurn,
-    burned: burned + accountsBurn,
+    amount: tx.fee + entriesBurn,
+    burned: burned + entriesBurn,
     toProposer,
   });
   scratch.commit();
