@@ -119,22 +119,34 @@ export function isFeeFree(tx: Transaction): boolean {
  */
 export const STATE_ENTRY_BURN_ACTIONS = 100n;
 
-/** What `action` would burn now (STATE_ENTRY_BURN_ACTIONS): 0 for an action that keeps nothing. */
-export function stateEntryBurn(
-  state: StateReader,
-  params: Pick<ChainParams, 'minFeePerAction'>,
+/**
+ * The rule of stateEntryBurn on what a client can read (`isNewAccount`: the recipient has no
+ * account), so that wallets, the sdk and the gateway count the burn the chain takes.
+ */
+export function recordBurn(
+  minFeePerAction: bigint,
   action: Action,
+  isNewAccount: (address: Uint8Array) => boolean,
 ): bigint {
-  const burn = STATE_ENTRY_BURN_ACTIONS * params.minFeePerAction;
+  const burn = STATE_ENTRY_BURN_ACTIONS * minFeePerAction;
   switch (action.type) {
     case 'transfer':
-      return state.get(accountKey(action.to)) === undefined ? burn : 0n;
+      return isNewAccount(action.to) ? burn : 0n;
     case 'openLease':
     case 'postReceipt':
       return burn;
     default:
       return 0n;
   }
+}
+
+/** What `action` would burn now (STATE_ENTRY_BURN_ACTIONS): 0 for an action that keeps nothing. */
+export function stateEntryBurn(
+  state: StateReader,
+  params: Pick<ChainParams, 'minFeePerAction'>,
+  action: Action,
+): bigint {
+  return recordBurn(params.minFeePerAction, action, (a) => state.get(accountKey(a)) === undefined);
 }
 
 /**
