@@ -98,7 +98,9 @@ export function confirmationLines(p: {
     ...p.summary,
     `  from      ${p.from} (${p.address})`,
     `  fee       ${unc(p.fee)}`,
-    ...(burn > 0n ? [`  burned    ${unc(burn)} for the records it keeps (new account, lease, receipt)`] : []),
+    ...(burn > 0n
+      ? [`  burned    ${unc(burn)} for the records it keeps (new account, lease, receipt, dispute)`]
+      : []),
     ...(p.spend + burn > 0n ? [`  total     ${unc(p.spend + p.fee + burn)} leaves the balance`] : []),
     `  chain     ${p.chainId}`,
     `  node      ${p.node}`,

@@ -1659,6 +1659,25 @@ describe('market: receipts and disputes', () => {
     assert.equal(lease(chain, leaseId).disputes, 1);
   });
 
+  // Each dispute leaves its replay mark (0x0C 0x03) in the state for good, as a receipt does: on a
+  // lease of its own chip at one base unit an hour, a provider's second account added one per wait
+  // (12 an hour per chip, for as long as the lease runs) for the per-action fee alone.
+  test('a dispute, whose replay mark stays, burns like a receipt (100 per-action fees)', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const signed = signedRequest(leaseId, chain.time, 1);
+    nextBlockAt(chain, signed.request.timestampMs + WAIT);
+    const before = getAccount(chain.state, renter.address).balance;
+    const tx = chain.tx(renter, [dispute(signed)]);
+    const events = chain.block([tx]);
+    find(events, 'disputeRecorded');
+    const paid = before - getAccount(chain.state, renter.address).balance;
+    assert.equal(paid, tx.stx.tx.fee + LEASE_BURN);
+    const fee = find(events, 'fee');
+    assert.equal(fee.burned, tx.stx.tx.fee - tx.stx.tx.fee / 2n + LEASE_BURN);
+  });
+
   test('attack: dispute spam — only signed requests, on a lease kept through the wait, at most a bounded number', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA, idB]);

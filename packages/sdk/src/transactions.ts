@@ -310,7 +310,7 @@ export function describeOfferTerms(o: OfferJson, digest: Uint8Array = offerTerms
 
 /**
  * What `actions` burn on top of the fee for the records they keep in the state (core's
- * stateEntryBurn: 100 × minFeePerAction for a lease, a receipt, a transfer to an address with no
+ * stateEntryBurn: 100 × minFeePerAction for a lease, a receipt, a dispute, a transfer to an address with no
  * account). A transfer's recipient is looked up on the node, and each transfer to one it has no
  * account for counts, as the node's admission check (maxSpend) counts it.
  */
