@@ -88,9 +88,12 @@ describe('block sync against a long-range history', () => {
     (fresh as unknown as CheckpointChain).trustedCheckpoint = cp;
     const log = newLog();
     // Only the long-range peer answers (an eclipsed node, or the first to be asked).
-    await reactor(fresh).catchUp(fakeNetwork(real, { oldKeys: peerOf(fork) }, log));
+    const r = reactor(fresh);
+    await r.catchUp(fakeNetwork(real, { oldKeys: peerOf(fork) }, log));
     assert.ok(fresh.height < CHECKPOINT, `synced the other history to ${fresh.height}, past the checkpoint`);
-    assert.deepEqual(log.penalized, ['oldKeys']);
+    // Its certified block at the checkpoint's height is not the checkpoint: the node, on that
+    // history below it, stops there (it must be wiped) rather than blaming the peer and going on.
+    assert.notEqual(conflictOf(r), null);
   });
 
   test('a node that followed another history below the checkpoint stops syncing when the checkpoint arrives, and says so', async () => {
@@ -126,6 +129,26 @@ describe('block sync against a long-range history', () => {
     // Stopped for good: a later sync, even from the honest peer, does not run.
     await r.catchUp(fakeNetwork(real, { honest: peerOf(real) }, log));
     assert.equal(behind.height, CHECKPOINT);
+  });
+
+  test("a wrong checkpoint (or one above the network's head) stops sync at its height, blaming no honest peer (review)", async () => {
+    // The operator typed the checkpoint wrong, or took it from a bad source: the block the head's
+    // validators certified at its height is not it. Before, the honest peer serving that block was
+    // penalised and set aside for ten minutes as if it had served a bad block, at every sync.
+    const node = await chains.open();
+    await grow(node, CHECKPOINT - 1n);
+    (node as unknown as CheckpointChain).trustedCheckpoint = {
+      height: CHECKPOINT,
+      hash: new Uint8Array(32).fill(0xee),
+    };
+    const log = newLog();
+    const lines: string[] = [];
+    const r = reactor(node, recordingLogger(lines));
+    await r.catchUp(fakeNetwork(real, { honest: peerOf(real) }, log));
+    assert.equal(node.height, CHECKPOINT - 1n);
+    assert.deepEqual(log.penalized, [], "the honest peer was blamed for the operator's checkpoint");
+    assert.notEqual(conflictOf(r), null, 'no conflict reported');
+    assert.ok(lines.some((l) => l.startsWith('error CONFLICTING CHAIN')));
   });
 
   test('a chain store holding another block at the checkpoint height is refused at start', async () => {

@@ -346,11 +346,22 @@ export class SyncReactor {
   private refuseConflict(block: Block): void {
     const { chain } = this.opts;
     const height = block.header.height;
-    if (height !== chain.tipHeight + 1n || equalBytes(block.header.prevHash, chain.tip.hash)) return;
+    if (height !== chain.tipHeight + 1n) return;
     const cp = chain.trustedCheckpoint;
+    const atCheckpoint = cp !== null && cp.height === height;
+    const builds = equalBytes(block.header.prevHash, chain.tip.hash);
+    if (builds && !atCheckpoint) return;
     const hash = blockHash(block.header);
     let why: string | null = null;
-    if (cp && cp.height === height && equalBytes(cp.hash, hash))
+    if (builds) {
+      // The checkpoint itself, or an uncertified block the chain refuses (its peer blamed).
+      if (equalBytes(cp!.hash, hash) || !this.commitVerifies(block)) return;
+      // The operator's checkpoint is wrong (or above the network's head), or this node followed
+      // another history below it: either way not the fault of the peer serving a certified block,
+      // which was penalised and set aside for ten minutes at every sync.
+      why =
+        "the head's validators certified a block at the trusted checkpoint's height that is not the checkpoint: the checkpoint is wrong, or this node followed another history below it";
+    } else if (atCheckpoint && equalBytes(cp!.hash, hash))
       why = "the trusted checkpoint does not extend this node's chain";
     else if (this.commitVerifies(block))
       why = "the head's validators certified a block that does not extend the head";
