@@ -25,6 +25,16 @@ import {
  */
 export class SyncConflictError extends Error {
   override readonly name = 'SyncConflictError';
+  /**
+   * `final`: the sync stops. Otherwise (a trusted checkpoint ahead will tell the histories apart)
+   * only the peer serving the block is set aside from this sync, unblamed, and the sync goes on.
+   */
+  constructor(
+    message: string,
+    readonly final = true,
+  ) {
+    super(message);
+  }
 }
 
 /** What sync needs from the node's chain. */
@@ -362,7 +372,9 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         // long-range attacker counts on; the sync stops and the operator decides.
         if (err instanceof SyncConflictError) {
           drop(slot.peer, `block ${height} conflicts with this node's chain: ${err.message}`, false, false);
-          throw err;
+          if (err.final) throw err;
+          failed = true;
+          break;
         }
         drop(slot.peer, `block ${height} does not apply: ${(err as Error).message}`, true);
         failed = true;

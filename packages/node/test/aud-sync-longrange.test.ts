@@ -151,6 +151,26 @@ describe('block sync against a long-range history', () => {
     assert.ok(lines.some((l) => l.startsWith('error CONFLICTING CHAIN')));
   });
 
+  test('with a trusted checkpoint ahead, a certified block off the head sets its peer aside: the checkpoint decides, sync goes on (review)', async () => {
+    // Old keys (a set long unbonded) sign a block off the real chain at no cost: with the
+    // checkpoint ahead, stopping for good let them halt every node syncing through their heights,
+    // at every restart; the checkpoint tells the histories apart once reached.
+    const node = await chains.open();
+    await grow(node, FORK_AT + 1n);
+    (node as unknown as CheckpointChain).trustedCheckpoint = {
+      height: CHECKPOINT,
+      hash: await hashAt(real, CHECKPOINT),
+    };
+    const log = newLog();
+    const r = reactor(node);
+    await r.catchUp(fakeNetwork(real, { oldKeys: peerOf(fork) }, log));
+    assert.equal(node.height, FORK_AT + 1n);
+    assert.equal(conflictOf(r), null, 'sync stopped for good though the checkpoint ahead decides');
+    assert.deepEqual(log.penalized, []);
+    await r.catchUp(fakeNetwork(real, { honest: peerOf(real) }, log));
+    assert.equal(node.height, 20n);
+  });
+
   test('a chain store holding another block at the checkpoint height is refused at start', async () => {
     const other = await chains.open();
     await grow(other, FORK_AT);

@@ -368,6 +368,18 @@ export class SyncReactor {
     // Not certified: an ordinary bad block, its peer blamed, without checking its commit again.
     if (!why)
       throw new ValidationError('BAD_BLOCK', `block ${height}: previous hash does not match the head`);
+    // A trusted checkpoint ahead tells the two histories apart once reached: the peer serving this
+    // one is set aside (unblamed) and the sync goes on. Stopping for good here let holders of
+    // long-unbonded keys (a set's +2/3 signs any block at its heights at no cost) halt every node
+    // syncing through those heights, at every restart. On the wrong history, the node stops at
+    // the checkpoint instead (its certified block there is not the checkpoint, or does not extend).
+    if (cp && cp.height > height && !builds) {
+      this.opts.logger.warn(
+        "a certified block does not extend this node's chain: its peer is set aside, the trusted checkpoint ahead decides",
+        { height, theirs: Buffer.from(hash).toString('hex'), checkpoint: cp.height },
+      );
+      throw new SyncConflictError(`${why} (block ${height}; the trusted checkpoint ahead decides)`, false);
+    }
     this.conflict = {
       height,
       theirs: Buffer.from(hash).toString('hex'),
