@@ -1614,6 +1614,20 @@ export class ConsensusDriver {
   /** This validator proposes: a block from the mempool, with its VRF beacon. */
   private async buildValue(height: bigint, round: number): Promise<void> {
     if (!this.validator || height !== this.chain.tipHeight + 1n) return;
+    // No block at the trusted checkpoint's height but the checkpoint is accepted, this validator's
+    // own included (others' are refused in Chain.checkBeforeExecution): one it built cannot be it
+    // (the checkpoint must be a block the network already decided), so it proposes nothing there.
+    const cp = this.chain.trustedCheckpoint;
+    if (cp && cp.height === height) {
+      this.logger.warn(
+        "not proposing at the trusted checkpoint's height: only that block may be decided there",
+        {
+          height,
+          round,
+        },
+      );
+      return;
+    }
     const time = this.chain.nextBlockTime(BigInt(this.clock.now()));
     // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
     // skipped only for the very envelope drawn from the mempool under that hash.
