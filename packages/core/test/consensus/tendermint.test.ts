@@ -472,6 +472,46 @@ describe('tendermint: vote counting cannot be gamed', () => {
     assert.equal(verifyConsensusEvidence(CHAIN, SET, ev.evidence), null);
   });
 
+  test('an equivocating proposer’s second block, valid, with the polka: locked on and precommitted (line 36)', () => {
+    // The proposer showed this node A first and the others B; B came here second (a driver
+    // executes it once 2/3+ vote for it). The paper's line 36 asks for a proposal of B from the
+    // round's proposer, not for the first one: the round kept A, and the node precommitted nil.
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:A']);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, B)), [], 'B not known yet: nothing to lock on');
+    assert.deepEqual(votesOf(h.propose(0, B)), ['precommit@0:B']);
+    const snap = h.machine.snapshot();
+    assert.equal(snap.lockedRound, 0);
+    assert.ok(equalBytes(snap.lockedValue!, B));
+    assert.ok(equalBytes(snap.validValue!, B));
+  });
+
+  test('an equivocating proposer’s second block found invalid is not locked on, whatever its polka', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    h.propose(0, B, -1, false);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, B)), []);
+    assert.equal(h.machine.snapshot().lockedRound, -1);
+    assert.equal(h.machine.snapshot().validValue, null);
+  });
+
+  test('a polka for a round’s second block, seen after leaving the round, makes it the valid value, not the lock', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    h.propose(0, B);
+    h.timeout('prevote', 0);
+    h.timeout('precommit', 0);
+    assert.equal(h.machine.snapshot().round, 1);
+    h.votes([1, 2, 3], 'prevote', 0, B);
+    const snap = h.machine.snapshot();
+    assert.equal(snap.validRound, 0);
+    assert.ok(equalBytes(snap.validValue!, B));
+    assert.equal(snap.lockedRound, -1);
+  });
+
   test('an equivocator’s vote still counts for the value it names, so a certified block is recognised', () => {
     // Validator 3 told us nil but told the others A; the network decided A with 3's precommit.
     const h = new Harness(0, NOT_ME);
