@@ -113,6 +113,15 @@ export const DEFAULT_MAX_BLOCKS_RESPONSE_BYTES = 64 * 1024 * 1024;
  * proposal and the transactions around it stays far below.
  */
 export const DEFAULT_MAX_CONNECTION_WRITE_BYTES = 32 * 1024 * 1024;
+/**
+ * What all connections together may hold for their peers to read: past it, the connection holding
+ * the most is closed, then the next, until the rest fit. The per-connection bound alone let a peer
+ * with many connections (or many peers) each stay just under it pin 32 MiB × the connection limit
+ * (200 by default: 6.4 GiB). The one holding the most is the one not reading (an honest reader
+ * holds what a round trip takes), never the newest or an arbitrary one, so the peers that read
+ * stay connected.
+ */
+export const DEFAULT_MAX_TOTAL_WRITE_BYTES = 256 * 1024 * 1024;
 /** How often the connections' write buffers are looked at (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). */
 export const DEFAULT_WRITE_WATCH_INTERVAL_MS = 1_000;
 
@@ -160,8 +169,12 @@ export interface NetworkMetricsHooks {
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
   /** A block-serving read slot held by a stalled write went to a waiting request (serve-budget.ts). */
   blockSlotTakenOver?(): void;
-  /** A connection was closed for holding more than `maxConnectionWriteBytes` its peer did not read. */
-  unreadConnectionClosed?(): void;
+  /**
+   * A connection was closed for holding what its peer did not read: more than
+   * `maxConnectionWriteBytes` (`bound` 'connection'), or the most of all connections while they
+   * held more than `maxTotalWriteBytes` together ('total').
+   */
+  unreadConnectionClosed?(bound: 'connection' | 'total'): void;
 }
 
 export type RequestOutcome =
@@ -202,6 +215,11 @@ export interface NetworkOptions {
    * 32 MiB), looked at every `writeWatchIntervalMs` (default 1000).
    */
   maxConnectionWriteBytes?: number;
+  /**
+   * All connections holding more than this together for their peers to read: the one holding the
+   * most is closed, until the rest fit (`DEFAULT_MAX_TOTAL_WRITE_BYTES`, 256 MiB).
+   */
+  maxTotalWriteBytes?: number;
   writeWatchIntervalMs?: number;
   /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
   connections?: Partial<ConnectionLimits>;
@@ -412,7 +430,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       if (!Number.isSafeInteger(max) || max <= 0)
         throw new RangeError(`maxMessageBytes.${t} must be positive`);
     }
-    for (const key of ['maxConnectionWriteBytes', 'writeWatchIntervalMs'] as const) {
+    for (const key of ['maxConnectionWriteBytes', 'maxTotalWriteBytes', 'writeWatchIntervalMs'] as const) {
       const v = opts[key];
       if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
         throw new RangeError(`${key} must be positive`);
@@ -1089,24 +1107,47 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
 
   /**
    * Closes each connection holding more than `maxConnectionWriteBytes` for its peer to read: what
-   * it holds goes with it (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). Not a penalty: an honest peer on
-   * a link far too slow looks the same, and may connect again.
+   * it holds goes with it (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). Then, while the others hold more
+   * than `maxTotalWriteBytes` together, the one holding the most (`DEFAULT_MAX_TOTAL_WRITE_BYTES`).
+   * Not a penalty: an honest peer on a link far too slow looks the same, and may connect again.
    */
   private closeUnread(): void {
     if (this.stopped) return;
     const max = this.opts.maxConnectionWriteBytes ?? DEFAULT_MAX_CONNECTION_WRITE_BYTES;
+    const maxTotal = this.opts.maxTotalWriteBytes ?? DEFAULT_MAX_TOTAL_WRITE_BYTES;
+    const holding: { connection: Connection; bytes: number }[] = [];
+    let total = 0;
     for (const connection of this.node.getConnections()) {
       const bytes = connectionWriteBytes(connection);
-      if (bytes <= max) continue;
-      const peer = connection.remotePeer.toString();
-      this.log.warn('connection closed: its peer does not read what it is sent', { peer, bytes, max });
-      this.opts.metrics?.unreadConnectionClosed?.();
-      try {
-        connection.abort(new Error(`peer not reading: ${bytes} bytes waiting for it`));
-      } catch (err) {
-        // On a timer: a throw here would end the process.
-        this.log.error('could not close a connection', { peer, error: errorMessage(err) });
+      if (bytes > max) this.closeNotReading(connection, bytes, 'connection', max);
+      else if (bytes > 0) {
+        holding.push({ connection, bytes });
+        total += bytes;
       }
+    }
+    if (total <= maxTotal) return;
+    holding.sort((a, b) => b.bytes - a.bytes);
+    for (const { connection, bytes } of holding) {
+      if (total <= maxTotal) break;
+      this.closeNotReading(connection, bytes, 'total', maxTotal);
+      total -= bytes;
+    }
+  }
+
+  private closeNotReading(
+    connection: Connection,
+    bytes: number,
+    bound: 'connection' | 'total',
+    max: number,
+  ): void {
+    const peer = connection.remotePeer.toString();
+    this.log.warn('connection closed: its peer does not read what it is sent', { peer, bytes, bound, max });
+    this.opts.metrics?.unreadConnectionClosed?.(bound);
+    try {
+      connection.abort(new Error(`peer not reading: ${bytes} bytes waiting for it`));
+    } catch (err) {
+      // On a timer: a throw here would end the process.
+      this.log.error('could not close a connection', { peer, error: errorMessage(err) });
     }
   }
 
