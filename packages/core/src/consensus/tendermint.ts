@@ -598,9 +598,16 @@ export class Tendermint {
     return this.blocks.get(toHex(v))?.valid ? v : null;
   }
 
+  /**
+   * A block found valid under any proposal is valid: its execution passed. A `false` may be the
+   * proposal's alone (the driver refuses a fresh proposal carrying a block another validator
+   * built), so it never stands against a later `true`: kept first, another round's proposer
+   * re-signing an honest block so and racing it here left it never locked on nor decided.
+   */
   private noteBlock(proposal: Proposal, valid: boolean): void {
     const key = toHex(proposal.blockHash);
-    if (!this.blocks.has(key)) this.blocks.set(key, { valid, proposal });
+    const known = this.blocks.get(key);
+    if (!known || (valid && !known.valid)) this.blocks.set(key, { valid, proposal });
   }
 
   private addVote(vote: Vote, trusted: boolean): void {

@@ -497,6 +497,20 @@ describe('tendermint: vote counting cannot be gamed', () => {
     assert.equal(h.machine.snapshot().validValue, null);
   });
 
+  test('a block first seen in a proposal found invalid, then valid from its own proposer: decided and locked on', () => {
+    // A verdict can be the proposal's, not the block's: the driver refuses a fresh proposal
+    // carrying a block another validator built. Another round's proposer re-signing block A so,
+    // seen first, left A noted invalid here for the height: never locked on nor decided (line 49).
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(1, A, -1, false);
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:A']);
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 0, A)), ['precommit@0:A']);
+    assert.ok(equalBytes(h.machine.snapshot().lockedValue!, A));
+    const commit = h.votes([1, 2], 'precommit', 0, A).find((a) => a.type === 'commit');
+    assert.ok(commit && commit.type === 'commit' && equalBytes(commit.blockHash, A), 'A decided');
+  });
+
   test('a polka for a round’s second block, seen after leaving the round, makes it the valid value, not the lock', () => {
     const h = new Harness(0, NOT_ME);
     h.start();
