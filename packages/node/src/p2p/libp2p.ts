@@ -68,7 +68,13 @@ import {
   type PeerInfo,
   type Verdict,
 } from './types.js';
-import { connectionBacklog, connectionWriteBytes, writeFrameInChunks } from './write-gate.js';
+import {
+  connectionBacklog,
+  connectionWriteBytes,
+  type UnreadHolding,
+  unreadToClose,
+  writeFrameInChunks,
+} from './write-gate.js';
 
 export const GOSSIP_TOPICS: readonly GossipTopic[] = [
   'tx',
@@ -393,6 +399,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private timer: NodeJS.Timeout | undefined;
   private writeWatch: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** What each connection held unread at the last look (`closeUnread`), by connection id. */
+  private unreadBefore = new Map<string, number>();
   peerId = '';
 
   constructor(private readonly opts: NetworkOptions) {
@@ -1115,22 +1123,19 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (this.stopped) return;
     const max = this.opts.maxConnectionWriteBytes ?? DEFAULT_MAX_CONNECTION_WRITE_BYTES;
     const maxTotal = this.opts.maxTotalWriteBytes ?? DEFAULT_MAX_TOTAL_WRITE_BYTES;
-    const holding: { connection: Connection; bytes: number }[] = [];
-    let total = 0;
+    const holding: UnreadHolding<Connection>[] = [];
+    const before = this.unreadBefore;
+    this.unreadBefore = new Map();
     for (const connection of this.node.getConnections()) {
       const bytes = connectionWriteBytes(connection);
       if (bytes > max) this.closeNotReading(connection, bytes, 'connection', max);
       else if (bytes > 0) {
-        holding.push({ connection, bytes });
-        total += bytes;
+        holding.push({ connection, bytes, before: before.get(connection.id) ?? 0 });
+        this.unreadBefore.set(connection.id, bytes);
       }
     }
-    if (total <= maxTotal) return;
-    holding.sort((a, b) => b.bytes - a.bytes);
-    for (const { connection, bytes } of holding) {
-      if (total <= maxTotal) break;
-      this.closeNotReading(connection, bytes, 'total', maxTotal);
-      total -= bytes;
+    for (const connection of unreadToClose(holding, maxTotal)) {
+      this.closeNotReading(connection, connectionWriteBytes(connection), 'total', maxTotal);
     }
   }
 
