@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { equalBytes } from '../../src/bytes.js';
+import fc from 'fast-check';
+import { equalBytes, toHex } from '../../src/bytes.js';
 import {
   consensusEvidenceCodec,
   verifyCommitCertificate,
@@ -613,4 +614,88 @@ test('mayStillNeed: a block with a quorum of votes in some round, or locked, is 
   locked.votes([1, 2], 'prevote', 0, A);
   assert.ok(equalBytes(locked.machine.snapshot().lockedValue!, A));
   assert.equal(locked.machine.mayStillNeed(A), true);
+});
+
+test('whatever order proposals (two blocks a round, valid or not), votes and timeouts come in: a lock, the valid value and every block precommit rest on a polka for a block known valid', () => {
+  // Line 36 takes any block known valid with its round's polka (`validPolka`), and a block's verdict
+  // is the best any proposal gave it: neither may let a lock, the valid value or a precommit rest
+  // on anything else, nor a lock go back to an earlier round.
+  const value = fc.constantFrom<Uint8Array | null>(A, B, null);
+  const round = fc.integer({ min: 0, max: 2 });
+  const event = fc.oneof(
+    fc.record({ k: fc.constant('prop' as const), round, v: fc.constantFrom(A, B), valid: fc.boolean() }),
+    fc.record({
+      k: fc.constant('vote' as const),
+      from: fc.integer({ min: 1, max: 3 }),
+      type: fc.constantFrom<'prevote' | 'precommit'>('prevote', 'precommit'),
+      round,
+      v: value,
+    }),
+    // Each of the others naming one value at once: the polkas and quorums single votes rarely make.
+    fc.record({
+      k: fc.constant('quorum' as const),
+      type: fc.constantFrom<'prevote' | 'precommit'>('prevote', 'precommit'),
+      round,
+      v: value,
+    }),
+    fc.record({
+      k: fc.constant('timeout' as const),
+      step: fc.constantFrom<'propose' | 'prevote' | 'precommit'>('propose', 'prevote', 'precommit'),
+      round,
+    }),
+  );
+  fc.assert(
+    fc.property(fc.array(event, { maxLength: 60 }), (events) => {
+      const h = new Harness(0, NOT_ME);
+      const named = new Map<string, Set<number>>();
+      const valid = new Set<string>();
+      const key = (r: number, v: Uint8Array | null) => `${r}:${v ? toHex(v) : 'nil'}`;
+      const polka = (r: number, v: Uint8Array) => (named.get(key(r, v))?.size ?? 0) >= 3;
+      const note = (actions: ReturnType<Harness['send']>) => {
+        for (const vote of broadcastVotes(actions)) {
+          if (vote.type === 'prevote') {
+            const k = key(vote.round, vote.blockHash);
+            named.set(k, (named.get(k) ?? new Set()).add(0));
+          } else if (vote.blockHash) {
+            assert.ok(polka(vote.round, vote.blockHash), `precommit ${describeVote(vote)} without its polka`);
+            assert.ok(
+              valid.has(toHex(vote.blockHash)),
+              `precommit ${describeVote(vote)} for a block not known valid`,
+            );
+          }
+        }
+      };
+      note(h.start());
+      let lockedRound = -1;
+      for (const e of events) {
+        if (e.k === 'prop') {
+          if (e.valid) valid.add(toHex(e.v));
+          note(h.propose(e.round, e.v, -1, e.valid));
+        } else if (e.k === 'vote') {
+          if (e.type === 'prevote') {
+            const k = key(e.round, e.v);
+            named.set(k, (named.get(k) ?? new Set()).add(e.from));
+          }
+          note(h.votes([e.from], e.type, e.round, e.v));
+        } else if (e.k === 'quorum') {
+          if (e.type === 'prevote') {
+            const k = key(e.round, e.v);
+            named.set(k, new Set([...(named.get(k) ?? []), 1, 2, 3]));
+          }
+          note(h.votes([1, 2, 3], e.type, e.round, e.v));
+        } else note(h.timeout(e.step, e.round));
+        const s = h.machine.snapshot();
+        assert.ok(s.lockedRound >= lockedRound, 'a lock never goes back to an earlier round');
+        lockedRound = s.lockedRound;
+        assert.ok(s.validRound >= s.lockedRound);
+        if (s.lockedRound >= 0) {
+          assert.ok(polka(s.lockedRound, s.lockedValue!) && valid.has(toHex(s.lockedValue!)));
+        }
+        if (s.validRound >= 0) {
+          assert.ok(polka(s.validRound, s.validValue!) && valid.has(toHex(s.validValue!)));
+        }
+      }
+    }),
+    { numRuns: 400 },
+  );
 });
