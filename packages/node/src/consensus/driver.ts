@@ -2428,6 +2428,15 @@ export class ConsensusDriver {
     // of turn, each a new signature (so relayed once each) and each checked here, at every node.
     if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return 'ignore';
     if (from !== null) this.proposalArrives(proposal);
+    // A fresh proposal carrying a block another validator built is refused for what its proposer
+    // signed, not for the block: judged before the block's cached verdicts, and never cached under
+    // the block's content (`invalidContent`). Cached, another round's proposer re-signing an honest
+    // block so and racing it here had the genuine proposal taken for invalid: prevoted nil, never
+    // decided. Not executed, and not held against `from` (its proposer's doing).
+    if (proposal.polRound === -1 && !equalBytes(msg.block.header.proposer, proposal.proposer)) {
+      await this.handle({ type: 'proposal', proposal, valid: false });
+      return 'ignore';
+    }
     const key = toHex(proposal.blockHash);
     const { idsHash } = wireIdsOfBlock(msg.block);
     const content = `${key}:${idsHash}`;
