@@ -3160,6 +3160,20 @@ export class ConsensusDriver {
   private async caughtUpToSign(network: Network): Promise<boolean> {
     const set = this.nextValidators();
     const head = this.chain.tipHeight;
+    // Block sync stopped for good (two certified histories): no peer will ever bring the head up,
+    // so the signer stays held until a restart; said as such, since the usual way out
+    // (--allow-fresh-signer) would have it sign on a history the network may not follow.
+    const conflict = this.syncReactor.conflict;
+    if (conflict) {
+      this.warnSignerHeld(
+        head,
+        `CONFLICTING CHAIN at height ${conflict.height}: block sync stopped (${conflict.why})`,
+        [],
+        'find out which history the network follows, set --trusted-checkpoint on it and restart, removing data/chain ' +
+          'if this node is on the other (docs/operators.md); do not use --allow-fresh-signer: it would sign on this history',
+      );
+      return false;
+    }
     if (this.behindView.behind(head, set, this.clock.now())) {
       this.warnSignerHeld(head, 'signed votes or a certificate show the network past the head (syncing)');
       return false;
@@ -3185,7 +3199,7 @@ export class ConsensusDriver {
    * it does not serve keeps it a follower (the trade-off `SyncReactor.caughtUp` makes), and the
    * operator must see that, with the peers that claim to be ahead, and the way out.
    */
-  private warnSignerHeld(head: bigint, why: string, ahead: readonly string[] = []): void {
+  private warnSignerHeld(head: bigint, why: string, ahead: readonly string[] = [], wayOut?: string): void {
     const now = this.clock.now();
     this.signerHeldSince ??= now;
     if (now - this.signerHeldSince < FRESH_SIGNER_WARN_MS) return;
@@ -3201,8 +3215,9 @@ export class ConsensusDriver {
           ? { ahead: ahead.slice(0, 8).join(', ') + (ahead.length > 8 ? ', …' : '') }
           : {}),
         wayOut:
+          wayOut ??
           'if these peers do not serve the heights they claim, disconnect them; once sure this key cannot ' +
-          'have signed at the heights ahead, restart with --allow-fresh-signer',
+            'have signed at the heights ahead, restart with --allow-fresh-signer',
       },
     );
   }
