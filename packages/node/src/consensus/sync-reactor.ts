@@ -62,11 +62,6 @@ export interface SyncReactorOptions {
    * it): the network decided its height, evidence that this node is behind (behind-view.ts).
    */
   onCertified?(height: bigint): void;
-  /**
-   * A peer served a block proving two certified histories (SyncReactor.conflict): sync has
-   * stopped for good, until the operator restarts the node (the driver logs it loudly).
-   */
-  onConflict?(conflict: SyncConflict): void;
   /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
   verifyCommitSignature?: VerifyFn;
 }
@@ -109,7 +104,9 @@ export interface SyncConflict {
 export class SyncReactor {
   /**
    * Set once sync found two certified histories: block sync then refuses to run, so that a
-   * node is never carried down one of them by whichever peer answered first.
+   * node is never carried down one of them by whichever peer answered first. Logged here (error,
+   * once; warn at each catch-up refused); a held fresh signer's warning names it (driver.ts
+   * `caughtUpToSign`).
    */
   conflict: SyncConflict | null = null;
 
@@ -390,7 +387,6 @@ export class SyncReactor {
       'CONFLICTING CHAIN: block sync stopped; check the trusted checkpoint and the peers (docs/operators.md)',
       { ...this.conflict },
     );
-    this.opts.onConflict?.(this.conflict);
     throw new SyncConflictError(`${why} (block ${height})`);
   }
 
