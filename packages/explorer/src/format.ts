@@ -112,3 +112,21 @@ export function formatPercent(f: number, digits = 2): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${formatInt(n)} ${n === 1 ? one : many}`;
 }
+
+/**
+ * Characters that draw nothing or change the direction of the text around them: bidi embeddings,
+ * overrides and isolates (U+202A–202E, U+2066–2069), marks (U+200E/200F, U+061C), zero-width ones
+ * (U+200B–200D, U+2060–2064, U+FEFF), the soft hyphen, Hangul fillers and the tag characters.
+ * Anyone can put text on chain; with these in it, "price 1000" after an override reads "0001
+ * ecirp" backwards, and two addresses or names that differ only by one of them look identical.
+ */
+const HIDDEN_CHARS =
+  /[\u00AD\u061C\u115F\u1160\u17B4\u17B5\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\u3164\uFEFF\uFFA0\uFFF9-\uFFFB\u{E0000}-\u{E007F}]/gu;
+
+/** Text from the chain or a node, with every hidden character shown as its code point: "a⟨U+202E⟩b". */
+export function visibleText(text: string): string {
+  return text.replace(
+    HIDDEN_CHARS,
+    (c) => `⟨U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}⟩`,
+  );
+}

@@ -4,7 +4,7 @@
  * online power over the last two epochs, and the miner's "what to fix" hints. Pure functions of the
  * RPC's JSON, no React.
  */
-import { formatInt } from './format';
+import { formatInt, visibleText } from './format';
 import type { ChipEventJson, ChipJson, EpochJson, ModelJson, SlotJson, VendorJson } from './sdk';
 
 /** `power` is dense FP16 TFLOPS × 1000, as a decimal string. */
@@ -249,11 +249,14 @@ export function powerByModel(chips: ChipJson[], models: ModelJson[], vendors: Ve
 }
 
 export function modelName(chip: Pick<ChipJson, 'vendorId' | 'modelId'>, models: ModelJson[]): string {
-  return models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId;
+  // Names are registered on chain: shown with their hidden characters visible (visibleText).
+  return visibleText(
+    models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId,
+  );
 }
 
 export function vendorName(vendorId: string, vendors: VendorJson[]): string {
-  return vendors.find((v) => v.id === vendorId)?.name ?? vendorId;
+  return visibleText(vendors.find((v) => v.id === vendorId)?.name ?? vendorId);
 }
 
 function modelLabel(chip: ChipJson, models: ModelJson[], vendors: VendorJson[]): string {

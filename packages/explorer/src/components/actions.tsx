@@ -8,7 +8,7 @@ import { formatInt, shortHash } from '../format';
 import { href, paths } from '../router';
 import type { ActionJson, TxEventJson, TxJson } from '../sdk';
 import { ArrowRightIcon } from './icons';
-import { AddrLink, Amount, Badge } from './ui';
+import { AddrLink, Amount, Badge, ChainText } from './ui';
 
 /** The UNC a transaction moves with its transfer actions. */
 export function transferredAmount(tx: TxJson): bigint {
@@ -102,7 +102,7 @@ function FieldValue({ name, value }: { name: string; value: unknown }): ReactNod
           {shortHash(value, 10, 8)}
         </span>
       );
-    return <span>{value}</span>;
+    return <ChainText text={value} />;
   }
   if (typeof value === 'number') return <span className="mono">{formatInt(value)}</span>;
   if (typeof value === 'boolean') return <span>{value ? 'yes' : 'no'}</span>;
@@ -161,7 +161,13 @@ export function memoText(hex: string): { text: string; isText: boolean } {
 export function Memo({ hex }: { hex: string }) {
   const m = memoText(hex);
   if (!m.text) return null;
-  return m.isText ? <span className="memo">“{m.text}”</span> : <span className="mono">0x{m.text}</span>;
+  return m.isText ? (
+    <span className="memo">
+      “<ChainText text={m.text} />”
+    </span>
+  ) : (
+    <span className="mono">0x{m.text}</span>
+  );
 }
 
 export function ActionItem({ action, index }: { action: ActionJson; index: number }) {

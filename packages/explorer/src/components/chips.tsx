@@ -15,7 +15,7 @@ import {
 import { href, paths } from '../router';
 import type { ChipJson, EpochJson, ModelJson, SlotJson, VendorJson } from '../sdk';
 import { AlertIcon, CheckIcon, ChipIcon } from './icons';
-import { AddrLink, Badge, Empty, TableWrap } from './ui';
+import { AddrLink, Badge, ChainText, Empty, TableWrap } from './ui';
 
 const STATE_BADGE: Record<ChipState, { tone: 'ok' | 'warn' | 'danger' | 'neutral'; text: string }> = {
   online: { tone: 'ok', text: 'online' },
@@ -136,7 +136,7 @@ export function ChipsTable({
                   <div className="cell-sub">{vendorName(c.vendorId, vendors)}</div>
                 </td>
                 <td className="hide-md">
-                  <span className="profile">{c.profile}</span>
+                  <ChainText className="profile" text={c.profile} />
                 </td>
                 <td className="num nowrap col-power">{formatPower(c.power)}</td>
                 <td className="col-status">

@@ -19,7 +19,7 @@ import {
 import { formatPower, modelName } from '../poci';
 import { href, paths } from '../router';
 import type { ModelJson } from '../sdk';
-import { AddrLink, Amount, Badge, Empty, TableWrap } from './ui';
+import { AddrLink, Amount, Badge, ChainText, Empty, TableWrap } from './ui';
 
 export function LeaseLink({ id }: { id: string }) {
   return (
@@ -204,7 +204,7 @@ export function OffersTable({
                 <td className="hide-md nowrap">{formatSpan(o.noticeMs)}</td>
                 <td className="hide-md">
                   <span className="mono endpoint" title={o.endpoint}>
-                    {o.endpoint}
+                    <ChainText text={o.endpoint} />
                   </span>
                 </td>
                 <td>

@@ -13,6 +13,7 @@ import {
   Amount,
   BlockLink,
   Card,
+  ChainText,
   CopyButton,
   Empty,
   FullHash,
@@ -401,14 +402,16 @@ export function ChipPage({ params }: PageProps) {
             </Row>
             <Row label="Vendor">
               {vendorName(chip.vendorId, vendors)}
-              <div className="kv-sub mono">{chip.vendorId}</div>
+              <div className="kv-sub mono">
+                <ChainText text={chip.vendorId} />
+              </div>
             </Row>
             <Row label="Model">
               {modelName(chip, models)}
               <div className="kv-sub mono">{chip.modelId}</div>
             </Row>
             <Row label="Profile">
-              <span className="profile">{chip.profile}</span>
+              <ChainText className="profile" text={chip.profile} />
             </Row>
             <Row label="Power">{formatPower(chip.power)} (dense FP16)</Row>
             <Row label="Status">

@@ -16,6 +16,7 @@ import {
   Amount,
   BlockLink,
   Card,
+  ChainText,
   CopyButton,
   FullHash,
   KV,
@@ -203,7 +204,7 @@ export function LeasePage({ params }: PageProps) {
             <div className="kv-sub">the provider's agent authenticates job requests by this key</div>
           </Row>
           <Row label="Endpoint">
-            <span className="mono break">{lease.endpoint || offer?.endpoint || '—'}</span>
+            <ChainText className="mono break" text={lease.endpoint || offer?.endpoint || '—'} />
           </Row>
           <Row label="Started">
             {lease.startTime ? formatTime(lease.startTime) : '—'}
@@ -341,7 +342,7 @@ export function OfferPage({ params }: PageProps) {
           </Row>
           <Row label="Notice period">{formatSpan(Number(offer.noticeMs))}</Row>
           <Row label="Endpoint">
-            <span className="mono break">{offer.endpoint}</span>
+            <ChainText className="mono break" text={offer.endpoint} />
           </Row>
           {offer.attributes ? (
             <Row label="Attributes">
