@@ -1,6 +1,7 @@
 /** The shell: top bar (brand, search, node), tabs, the connection banner, the current page. */
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { AlertIcon, Logo, SearchIcon, SettingsIcon } from './components/icons';
+import { ChainText } from './components/ui';
 import { useNode, useNow, useWatcher } from './node/context';
 import { rpcUrlFromPage, switchRpcUrl } from './node/rpcUrl';
 import { NotFoundPage } from './pages/NotFound';
@@ -158,6 +159,44 @@ function NodeMenu() {
   );
 }
 
+/**
+ * A link can open this page with `?rpc=` naming any node, and everything the page shows (balances,
+ * transfers, "paid") is then that node's word under this site's address: a link to a node that
+ * lies is enough to show someone a payment that never happened. Said where the reader looks, with
+ * the way back; not when the node is the page's own.
+ */
+function ForeignNodeBanner() {
+  const node = useNode();
+  const { source } = rpcUrlFromPage();
+  if (source !== 'query') return null;
+  let host = node.url;
+  try {
+    const u = new URL(node.url);
+    if (u.origin === window.location.origin) return null;
+    host = u.host;
+  } catch {
+    // an invalid address has its own banner
+    return null;
+  }
+  return (
+    <div className="banner banner-warn" role="note" data-testid="foreign-node">
+      <AlertIcon size={18} />
+      <div className="banner-text">
+        <strong>
+          Reading from another node: <ChainText className="mono break" text={host} />
+        </strong>
+        <span className="banner-detail">
+          The link that opened this page chose it (?rpc=). What this page shows is that node’s word, not this
+          site’s.
+        </span>
+      </div>
+      <button type="button" className="btn btn-small" onClick={() => switchRpcUrl(null)}>
+        Use this site’s node
+      </button>
+    </div>
+  );
+}
+
 function ConnectionBanner() {
   const node = useNode();
   const watcher = useWatcher();
@@ -270,6 +309,7 @@ export function App() {
           </div>
         </nav>
       </header>
+      <ForeignNodeBanner />
       <ConnectionBanner />
       <main className="main">
         <Page key={path} params={match?.params ?? {}} query={splitQuery(path).query} />
