@@ -207,6 +207,24 @@ describe('explorer reading from a hostile node', { skip }, () => {
     assert.equal(isolated, true, 'chain text is not bidi-isolated');
   });
 
+  test('what a link puts in the page address (the hash route) is shown with its hidden characters visible', async () => {
+    const probe = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      for (const route of ['chip', 'lease', 'offer', 'account', 'block', 'tx']) {
+        await probe.goto(
+          `${site.base}?rpc=${encodeURIComponent(hostile.url)}#/${route}/${encodeURIComponent(`refund${RLO}`)}`,
+        );
+        const main = probe.locator('main');
+        await main.getByText('refund', { exact: false }).first().waitFor({ timeout: UI_WAIT });
+        const text = (await main.textContent()) ?? '';
+        assert.ok(!text.includes(RLO), `#/${route}/: the override reached the page as is`);
+        assert.match(text, /refund⟨U\+202E⟩/);
+      }
+    } finally {
+      await probe.close();
+    }
+  });
+
   test('a page opened with ?rpc= naming another node says so on the page itself', async () => {
     const banner = page.getByTestId('foreign-node');
     await banner.waitFor({ timeout: UI_WAIT });
