@@ -301,7 +301,9 @@ export function ChipPage({ params }: PageProps) {
   if (!valid) {
     return (
       <div className="page">
-        <ProblemCard title="Not a chip id">“{params.id}” is not a chip id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not a chip id">
+          “<ChainText text={params.id ?? ''} />” is not a chip id (64 hex digits).
+        </ProblemCard>
       </div>
     );
   }

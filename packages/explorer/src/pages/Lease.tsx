@@ -89,7 +89,9 @@ export function LeasePage({ params }: PageProps) {
   if (!valid)
     return (
       <Frame kicker={kicker()} title="Lease">
-        <ProblemCard title="Not a lease id">“{params.id}” is not a lease id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not a lease id">
+          “<ChainText text={params.id ?? ''} />” is not a lease id (64 hex digits).
+        </ProblemCard>
       </Frame>
     );
   const data = res.data;
@@ -262,7 +264,9 @@ export function OfferPage({ params }: PageProps) {
   if (!valid)
     return (
       <Frame kicker={kicker()} title="Offer">
-        <ProblemCard title="Not an offer id">“{params.id}” is not an offer id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not an offer id">
+          “<ChainText text={params.id ?? ''} />” is not an offer id (64 hex digits).
+        </ProblemCard>
       </Frame>
     );
   const data = res.data;

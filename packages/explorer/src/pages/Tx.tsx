@@ -50,7 +50,9 @@ export function TxPage({ params }: PageProps) {
   if (!valid) {
     return (
       <div className="page">
-        <ProblemCard title="Not a transaction hash">“{params.hash}” is not 64 hex digits.</ProblemCard>
+        <ProblemCard title="Not a transaction hash">
+          “<ChainText text={params.hash ?? ''} />” is not 64 hex digits.
+        </ProblemCard>
       </div>
     );
   }
