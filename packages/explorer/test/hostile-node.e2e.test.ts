@@ -37,6 +37,29 @@ const TO = 'unc1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqt0';
 const TX_HASH = 'ab'.repeat(32);
 /** What the sender wrote: a right-to-left override, so that what follows reads backwards. */
 const MEMO = `invoice 7${RLO}`;
+/**
+ * One of every other kind of character that draws nothing, moves the line or changes what is beside
+ * it: C0 and C1 controls and DEL, the line and paragraph separators (a paragraph separator restarts
+ * the bidi algorithm), variation selectors (both planes), the combining grapheme joiner, an
+ * unassigned default-ignorable, a musical formatting control, the Braille blank.
+ */
+const HIDDEN_MORE = [
+  '\u0007',
+  '\u001B',
+  '\u007F',
+  '\u0085',
+  '\u009B',
+  '\u2028',
+  '\u2029',
+  '\uFE0F',
+  '\u{E0100}',
+  '\u034F',
+  '\u2065',
+  '\u{1D173}',
+  '\u2800',
+];
+/** Text that looks like what the explorer shows for a hidden character, written as is. */
+const FAKE_ESCAPE = 'bob⟨U+200B⟩';
 const hex = (s: string) => Buffer.from(s, 'utf8').toString('hex');
 
 /** A transaction as a hostile node (or a sender, for the free-text fields) can make it. */
@@ -62,6 +85,11 @@ function receipt() {
           tag: `unc1pay${ZWSP}ee`,
           markup: '<img src=x onerror="window.__pwned=1">',
           link: 'javascript:window.__pwned=2',
+          hidden: `x${HIDDEN_MORE.join('x')}x`,
+          lookalike: FAKE_ESCAPE,
+          // Combining marks stacked on one letter paint over the lines above and below it.
+          zalgo: `Z${'\u0301\u0316'.repeat(40)}end`,
+          long: 'L'.repeat(100_000),
         },
       ],
     },
@@ -205,6 +233,56 @@ describe('explorer reading from a hostile node', { skip }, () => {
       return owners.length >= 3 && owners.every(isolatedUpTo);
     });
     assert.equal(isolated, true, 'chain text is not bidi-isolated');
+  });
+
+  test('every other invisible or line-moving character, stacked marks, look-alike escapes and huge text are shown bounded', async () => {
+    const text = (await page.locator('main').textContent()) ?? '';
+    for (const hidden of HIDDEN_MORE)
+      assert.ok(
+        !text.includes(hidden),
+        `U+${hidden.codePointAt(0)!.toString(16).toUpperCase()} reached the page as is`,
+      );
+    assert.match(text, /x⟨U\+0007⟩x⟨U\+001B⟩x/);
+    assert.match(text, /x⟨U\+E0100⟩x/);
+    // A literal "⟨" is itself shown as a code point, so what the explorer shows for a hidden
+    // character cannot be typed in to make two names look the same.
+    assert.ok(!text.includes(FAKE_ESCAPE), 'a typed-in "⟨U+200B⟩" reads as a hidden character');
+    assert.match(text, /bob⟨U\+27E8⟩U\+200B⟩/);
+    assert.doesNotMatch(text, /\p{M}{5}/u, 'more than four combining marks stacked on one letter');
+    assert.match(text, /Z\u0301\u0316\u0301\u0316⟨U\+0301⟩/);
+    // 100 000 characters of one field: shown up to about 2 000, cut with a visible "…".
+    assert.match(text, /L{1000}…/);
+    assert.doesNotMatch(text, /L{2100}/);
+  });
+
+  test('an invalid ?rpc= address from a link is echoed with its hidden characters visible', async () => {
+    const probe = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await probe.goto(`${site.base}?rpc=${encodeURIComponent(`refund${RLO}`)}#/`);
+      const banner = probe.getByTestId('banner');
+      await banner.getByText('refund', { exact: false }).waitFor({ timeout: UI_WAIT });
+      const text = (await banner.textContent()) ?? '';
+      assert.ok(!text.includes(RLO), 'the override in the ?rpc= value reached the page as is');
+      assert.match(text, /refund⟨U\+202E⟩/);
+    } finally {
+      await probe.close();
+    }
+  });
+
+  test('?rpc= naming this site with another path is another node; naming the site itself is not', async () => {
+    const origin = new URL(site.base).origin;
+    const probe = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await probe.goto(`${site.base}?rpc=${encodeURIComponent(`${origin}/elsewhere/rpc`)}#/`);
+      const banner = probe.getByTestId('foreign-node');
+      await banner.waitFor({ timeout: UI_WAIT });
+      assert.match((await banner.textContent()) ?? '', /\/elsewhere\/rpc/);
+      await probe.goto(`${site.base}?rpc=${encodeURIComponent(origin.toUpperCase())}#/`);
+      await probe.getByTestId('banner').waitFor({ timeout: UI_WAIT });
+      assert.equal(await probe.getByTestId('foreign-node').count(), 0);
+    } finally {
+      await probe.close();
+    }
   });
 
   test('what a link puts in the page address (the hash route) is shown with its hidden characters visible', async () => {
