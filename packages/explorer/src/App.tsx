@@ -169,11 +169,14 @@ function ForeignNodeBanner() {
   const node = useNode();
   const { source } = rpcUrlFromPage();
   if (source !== 'query') return null;
-  let host = node.url;
+  let shown: string;
   try {
+    // The client posts to the whole URL, path included: the site's origin with another path can be
+    // another service behind the same proxy, so only the origin itself is this site's node. Shown
+    // as host and path: never the user-info part, which a link can make read as this site's name.
     const u = new URL(node.url);
-    if (u.origin === window.location.origin) return null;
-    host = u.host;
+    if (u.href.replace(/\/$/, '') === window.location.origin) return null;
+    shown = u.host + (u.pathname === '/' ? '' : u.pathname);
   } catch {
     // an invalid address has its own banner
     return null;
@@ -183,7 +186,7 @@ function ForeignNodeBanner() {
       <AlertIcon size={18} />
       <div className="banner-text">
         <strong>
-          Reading from another node: <ChainText className="mono break" text={host} />
+          Reading from another node: <ChainText className="mono break" text={shown} />
         </strong>
         <span className="banner-detail">
           The link that opened this page chose it (?rpc=). What this page shows is that node’s word, not this
@@ -214,8 +217,9 @@ function ConnectionBanner() {
       <div className="banner banner-danger" role="alert" data-testid="banner">
         <AlertIcon size={18} />
         <div>
-          <strong>The node address is not valid:</strong> {node.error}. Set one with the node button at the
-          top right, or open the page with <span className="mono">?rpc=http://127.0.0.1:3030</span>.
+          <strong>The node address is not valid:</strong> <ChainText text={node.error ?? ''} />. Set one with
+          the node button at the top right, or open the page with{' '}
+          <span className="mono">?rpc=http://127.0.0.1:3030</span>.
         </div>
       </div>
     );
@@ -243,7 +247,11 @@ function ConnectionBanner() {
           {secs > 0 ? ` in ${secs} s` : '…'}
         </strong>
         <span className="banner-detail">
-          {node.error ? `${node.error}. ` : ''}
+          {node.error ? (
+            <>
+              <ChainText text={node.error} />.{' '}
+            </>
+          ) : null}
           {node.status
             ? 'What is shown is from before the node went away.'
             : 'Is it running? The node button at the top right changes the address.'}
