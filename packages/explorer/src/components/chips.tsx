@@ -1,6 +1,6 @@
 /** Chip parts shared by the chips, chip, miner and account pages. */
 import type { ReactNode } from 'react';
-import { formatInt, plural } from '../format';
+import { formatInt, plural, visibleText } from '../format';
 import {
   type ChipState,
   chipState,
@@ -47,7 +47,8 @@ export const SLOT_TEXT: Record<SlotJson['status'], string> = {
 
 export function slotTip(s: SlotJson, reason?: string): string {
   const base = `Challenge ${s.slot} of epoch ${s.epoch} by block ${s.height}: ${SLOT_TEXT[s.status]}`;
-  if (s.status === 'missed') return `${base} — ${reason ?? `no answer included by height ${s.windowEnd}`}`;
+  if (s.status === 'missed')
+    return `${base} — ${reason !== undefined ? visibleText(reason) : `no answer included by height ${s.windowEnd}`}`;
   if (s.status === 'open') return `${base}, answerable until height ${s.windowEnd}`;
   return base;
 }

@@ -1,6 +1,6 @@
 /** Marketplace parts shared by the market, lease, offer, chip and account pages. */
 import type { ReactNode } from 'react';
-import { formatInt, formatPercent, formatTime, formatUnc, shortHash } from '../format';
+import { formatInt, formatPercent, formatTime, formatUnc, shortHash, visibleText } from '../format';
 import {
   bestPricePerTflopsHour,
   combinedUptime,
@@ -203,7 +203,7 @@ export function OffersTable({
                 </td>
                 <td className="hide-md nowrap">{formatSpan(o.noticeMs)}</td>
                 <td className="hide-md">
-                  <span className="mono endpoint" title={o.endpoint}>
+                  <span className="mono endpoint" title={visibleText(o.endpoint)}>
                     <ChainText text={o.endpoint} />
                   </span>
                 </td>

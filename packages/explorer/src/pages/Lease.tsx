@@ -352,9 +352,9 @@ export function OfferPage({ params }: PageProps) {
             <Row label="Attributes">
               <span className="params">
                 {offer.attributes.memoryMiB ? <span>{formatInt(offer.attributes.memoryMiB)} MiB</span> : null}
-                {offer.attributes.region ? <span>{offer.attributes.region}</span> : null}
+                {offer.attributes.region ? <ChainText text={offer.attributes.region} /> : null}
                 {offer.attributes.runtimes.map((r) => (
-                  <span key={r}>{r}</span>
+                  <ChainText key={r} text={r} />
                 ))}
               </span>
             </Row>

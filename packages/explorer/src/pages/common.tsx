@@ -56,7 +56,12 @@ export function RpcErrorCard({ error, what }: { error: unknown; what: string }) 
     return (
       <ProblemCard title={`The node could not return this ${what}`}>
         <ChainText text={error.message} />
-        {error.reason ? <span className="mono"> ({error.reason})</span> : null}
+        {error.reason ? (
+          <span className="mono">
+            {' '}
+            (<ChainText text={error.reason} />)
+          </span>
+        ) : null}
       </ProblemCard>
     );
   }
