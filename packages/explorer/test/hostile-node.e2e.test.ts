@@ -100,9 +100,21 @@ function receipt() {
   };
 }
 
-function rpcAnswer(method: string): { result?: unknown; error?: { code: number; message: string } } {
+function rpcAnswer(method: string): {
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+} {
   if (method === 'unc_getTransaction') return { result: receipt() };
-  return { error: { code: -32601, message: `<b>no</b> ${RLO}method` } };
+  if (method === 'unc_getGenesis')
+    return {
+      result: {
+        chainId: 'unc-devnet',
+        genesisTime: '2026-12-01T00:00:00.000Z',
+        validators: [{ publicKey: 'ee'.repeat(32), name: `validator${RLO}` }],
+      },
+    };
+  // The reason code a node gives is its own text too.
+  return { error: { code: -32601, message: `<b>no</b> ${RLO}method`, data: { reason: `NOPE${RLO}` } } };
 }
 
 /** A JSON-RPC node that answers what it likes, from any origin (as the real one allows). */
@@ -280,6 +292,25 @@ describe('explorer reading from a hostile node', { skip }, () => {
       await probe.goto(`${site.base}?rpc=${encodeURIComponent(origin.toUpperCase())}#/`);
       await probe.getByTestId('banner').waitFor({ timeout: UI_WAIT });
       assert.equal(await probe.getByTestId('foreign-node').count(), 0);
+    } finally {
+      await probe.close();
+    }
+  });
+
+  test("a node's error reason and the genesis validators' names are shown with their hidden characters visible", async () => {
+    const probe = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      for (const [route, written] of [
+        ['block/5', 'NOPE'],
+        ['validators', 'validator'],
+      ] as const) {
+        await probe.goto(`${site.base}?rpc=${encodeURIComponent(hostile.url)}#/${route}`);
+        const main = probe.locator('main');
+        await main.getByText(written, { exact: false }).first().waitFor({ timeout: UI_WAIT });
+        const text = (await main.textContent()) ?? '';
+        assert.ok(!text.includes(RLO), `#/${route}: the override reached the page as is`);
+        assert.match(text, new RegExp(`${written}⟨U\\+202E⟩`));
+      }
     } finally {
       await probe.close();
     }
