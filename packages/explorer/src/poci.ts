@@ -35,9 +35,12 @@ export function tflops(milli: bigint): number {
   return Number(milli) / 1000;
 }
 
-/** "008e0297…", how hints and titles name a chip. */
+/**
+ * "008e0297…c41a9e", how hints and titles name a chip: head and tail, since a miner picks its chip
+ * key and 32 bits of one end alone can be ground to read as someone else's chip.
+ */
 export function shortChip(chipId: string): string {
-  return `${chipId.slice(0, 8)}…`;
+  return chipId.length <= 15 ? chipId : `${chipId.slice(0, 8)}…${chipId.slice(-6)}`;
 }
 
 export type ChipState = 'online' | 'missing' | 'offline' | 'revoked' | 'deregistered';

@@ -4,7 +4,7 @@
  * so a new protocol action appears in the explorer without a code change here.
  */
 import type { ReactNode } from 'react';
-import { formatInt, shortHash } from '../format';
+import { big, formatInt, shortHash } from '../format';
 import { href, paths } from '../router';
 import type { ActionJson, TxEventJson, TxJson } from '../sdk';
 import { ArrowRightIcon } from './icons';
@@ -13,7 +13,8 @@ import { AddrLink, Amount, Badge, ChainText } from './ui';
 /** The UNC a transaction moves with its transfer actions. */
 export function transferredAmount(tx: TxJson): bigint {
   let sum = 0n;
-  for (const a of tx.actions) if (a.type === 'transfer') sum += BigInt(a.amount);
+  // big(): a node can answer anything as an amount, and a throw here blanks the whole page.
+  for (const a of tx.actions) if (a.type === 'transfer') sum += big(a.amount);
   return sum;
 }
 
