@@ -24,6 +24,15 @@ interface Actions {
 interface Poci {
   shortChip: (chipId: string) => string;
 }
+interface Market {
+  LeasesTable: (props: { leases: unknown[]; now: number; empty: string; testId?: string }) => unknown;
+}
+interface ReactServer {
+  renderToString: (el: unknown) => string;
+}
+interface ReactMod {
+  createElement: (type: unknown, props: unknown) => unknown;
+}
 
 /** What must never reach the page as is: it draws nothing, moves the line, or turns text around. */
 const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}]/u;
@@ -42,6 +51,9 @@ describe('chain text and the CSV export', () => {
   let history: History;
   let actions: Actions;
   let poci: Poci;
+  let market: Market;
+  let reactServer: ReactServer;
+  let react: ReactMod;
 
   before(async () => {
     const { createServer } = await import('vite');
@@ -57,6 +69,10 @@ describe('chain text and the CSV export', () => {
     history = (await server.ssrLoadModule('/src/account-history.ts')) as History;
     actions = (await server.ssrLoadModule('/src/components/actions.tsx')) as Actions;
     poci = (await server.ssrLoadModule('/src/poci.ts')) as Poci;
+    market = (await server.ssrLoadModule('/src/components/market.tsx')) as Market;
+    // The same React the SSR-loaded module gets: Vite leaves packages to Node.
+    reactServer = (await import('react-dom/server')) as unknown as ReactServer;
+    react = (await import('react')) as unknown as ReactMod;
   });
 
   after(async () => {
@@ -120,5 +136,30 @@ describe('chain text and the CSV export', () => {
   test('a chip is named by 8 + 6 hex digits: 32 bits could be ground to look like another chip', () => {
     const id = `0123456789${'ab'.repeat(24)}cdef01`;
     assert.equal(poci.shortChip(id), '01234567…cdef01');
+  });
+
+  test('a lease list shows its first 100 (newest first, as the page orders them) and a way to see more', () => {
+    const lease = (i: number) => ({
+      id: i.toString(16).padStart(64, '0'),
+      chipId: 'cc'.repeat(32),
+      offerId: 'dd'.repeat(32),
+      renter: SELF,
+      provider: SELF,
+      pricePerHour: '1',
+      paid: '0',
+      refunded: '0',
+      remaining: '1',
+      status: 'open',
+      startHeight: i,
+      startTime: i,
+      endTime: 0,
+    });
+    const leases = Array.from({ length: 250 }, (_, i) => lease(250 - i));
+    const html = reactServer.renderToString(
+      react.createElement(market.LeasesTable, { leases, now: 0, empty: 'none', testId: 'leases' }),
+    );
+    assert.equal(html.match(/data-lease="/g)?.length, 100);
+    assert.match(html, new RegExp(`data-lease="${lease(250).id}"`));
+    assert.match(html.replace(/<!-- -->/g, ''), /data-testid="leases-more"[^>]*>Show 100 more of 150</);
   });
 });
