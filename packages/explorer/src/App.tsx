@@ -325,11 +325,13 @@ export function App() {
       <footer className="footer">
         <span>UtilityNet explorer</span>
         <span className="faint">·</span>
-        <span className="mono">{node.status?.chainId ?? '…'}</span>
+        <ChainText className="mono" text={node.status?.chainId ?? '…'} />
         {node.status ? (
           <>
             <span className="faint">·</span>
-            <span>node {node.status.version}</span>
+            <span>
+              node <ChainText text={node.status.version} />
+            </span>
           </>
         ) : null}
         <span className="faint">·</span>

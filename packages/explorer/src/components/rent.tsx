@@ -311,7 +311,7 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
           <KV>
             <Row label="Chain">
               <span className="mono" data-testid="rent-chain-id">
-                {phase.review.tx.chainId}
+                <ChainText text={phase.review.tx.chainId} />
               </span>
             </Row>
             <Row label="Node">

@@ -179,7 +179,7 @@ export function BlockPage({ params }: PageProps) {
             <FullHash value={block.lastCommitHash} />
           </Row>
           <Row label="Chain">
-            <span className="mono">{block.chainId}</span>
+            <ChainText className="mono" text={block.chainId} />
           </Row>
         </KV>
       </Card>

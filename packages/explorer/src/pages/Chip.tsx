@@ -22,7 +22,7 @@ import {
   Row,
   Stat,
 } from '../components/ui';
-import { formatInt, plural } from '../format';
+import { formatInt, plural, visibleText } from '../format';
 import { useRpc } from '../node/context';
 import { CHIPS_REFRESH_MS, useRegistries } from '../node/poci';
 import {
@@ -87,7 +87,7 @@ function LogLine({
   } else if (entry.kind === 'pending') {
     const s = entry.slot;
     tone = 'danger';
-    text = `Missed slot ${s.slot} of epoch ${s.epoch} at height ${s.height}: ${entry.reason}`;
+    text = `Missed slot ${s.slot} of epoch ${s.epoch} at height ${s.height}: ${visibleText(entry.reason)}`;
     sub = (
       <>
         window closed after block <BlockLink height={s.windowEnd} /> · the chain records it when the chip next
@@ -99,7 +99,7 @@ function LogLine({
     switch (e.type) {
       case 'slotMissed':
         tone = 'danger';
-        text = `Missed slot ${e.slot} of epoch ${e.epoch} at height ${e.slotHeight}: ${e.reason}`;
+        text = `Missed slot ${e.slot} of epoch ${e.epoch} at height ${e.slotHeight}: ${visibleText(e.reason)}`;
         sub = (
           <>
             recorded in block <BlockLink height={entry.height} />
@@ -419,7 +419,7 @@ export function ChipPage({ params }: PageProps) {
             <Row label="Status">
               <span data-testid="chip-status-text">
                 {chip.status}
-                {chip.statusReason ? `: ${chip.statusReason}` : ''}
+                {chip.statusReason ? `: ${visibleText(chip.statusReason)}` : ''}
                 {chip.status === 'active' ? (chip.online ? ', online' : ', OFFLINE') : ''}
                 {chip.consecutiveMisses > 0
                   ? ` (${plural(chip.consecutiveMisses, 'missed slot')} in a row)`

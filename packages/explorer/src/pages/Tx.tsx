@@ -68,7 +68,7 @@ export function TxPage({ params }: PageProps) {
         ) : dropped ? (
           <ProblemCard title="Dropped" testId="tx-dropped">
             <span className="mono">
-              dropped: {dropped.code} at height {formatInt(dropped.height)}
+              dropped: <ChainText text={dropped.code} /> at height {formatInt(dropped.height)}
             </span>
             <br />
             <ChainText text={dropped.reason} />. The transaction left the mempool without being included; send
