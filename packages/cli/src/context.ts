@@ -231,28 +231,61 @@ export async function readPassword(
   return first;
 }
 
-function askHidden(prompt: string): Promise<string> {
-  return new Promise((resolvePromise) => {
-    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-    const rlAny = rl as unknown as { _writeToOutput: (s: string) => void };
-    process.stderr.write(prompt);
-    rlAny._writeToOutput = () => {};
-    rl.question('', (answer) => {
+/**
+ * Thrown when the user presses Ctrl-C at a prompt: a terminal read raw turns ^C into a byte, not a
+ * signal, so without this the prompt's promise never settled and the CLI ended as if nothing
+ * happened. main.ts ends with 130, what a shell reports for SIGINT, so that scripts see the abort.
+ */
+export class Interrupted extends UncError {
+  constructor() {
+    super('INTERRUPTED', 'interrupted');
+    this.name = 'Interrupted';
+  }
+}
+
+/**
+ * Asks one line on the terminal. Ctrl-C rejects with Interrupted; Ctrl-D (end of input) with
+ * `onEnd`'s error, so that no caller goes on with an answer nobody gave.
+ */
+function ask(prompt: string, hidden: boolean, onEnd: () => Error): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const rl = createInterface({
+      input: process.stdin,
+      output: process.stderr,
+      ...(hidden ? { terminal: true } : {}),
+    });
+    let settled = false;
+    if (hidden) {
+      process.stderr.write(prompt);
+      (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => {};
+    }
+    rl.on('SIGINT', () => {
+      settled = true;
       rl.close();
       process.stderr.write('\n');
+      reject(new Interrupted());
+    });
+    rl.on('close', () => {
+      if (settled) return;
+      settled = true;
+      process.stderr.write('\n');
+      reject(onEnd());
+    });
+    rl.question(hidden ? '' : prompt, (answer) => {
+      settled = true;
+      rl.close();
+      if (hidden) process.stderr.write('\n');
       resolvePromise(answer);
     });
   });
 }
 
+function askHidden(prompt: string): Promise<string> {
+  return ask(prompt, true, () => new UncError('PASSWORD_REQUIRED', 'no password given (end of input)'));
+}
+
 export async function askLine(prompt: string): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  return new Promise((resolvePromise) =>
-    rl.question(prompt, (answer) => {
-      rl.close();
-      resolvePromise(answer);
-    }),
-  );
+  return ask(prompt, false, () => new UncError('NO_ANSWER', 'no answer given (end of input)'));
 }
 
 /** A TCP port given as `--<name>`; 0 asks the system for a free one. */

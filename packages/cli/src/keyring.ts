@@ -17,7 +17,13 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { fsyncDirectory, removeWholeLeftoversIn, writeFileWhole } from '@unc/node';
+import {
+  devAccounts,
+  devGovernanceKey,
+  fsyncDirectory,
+  removeWholeLeftoversIn,
+  writeFileWhole,
+} from '@unc/node';
 import { checkHome, makeHome } from './home.js';
 
 export interface KeyInfo {
@@ -121,6 +127,30 @@ export class Keyring {
     };
     this.write({ ...info, kind: 'test', chainId, secret: toHex(seed) }, true);
     return info;
+  }
+
+  /**
+   * The public dev keys, dev0…dev9 and governance, bound to `chainId`: what `unc dev` and
+   * `unc testnet` (whose genesis funds the same accounts) give the home they run in, so that the
+   * README's `--from dev0` works on either. Only for a dev chain id (`unc-dev-…`): their seeds are
+   * public, so bound to another chain (a genesis in the folder edited to a real network's id) they
+   * would sign there for anyone. All or nothing: a name held by the user's own key refuses them
+   * all before any is written, and the message names `command`, the one to give another --home.
+   */
+  addDevKeys(chainId: string, command = 'unc dev'): void {
+    if (!chainId.startsWith('unc-dev-'))
+      throw new UncError(
+        'NOT_A_DEV_CHAIN',
+        `the chain id "${chainId}" is not a dev chain's (unc-dev-…): the public dev keys are not put in the keyring for it`,
+      );
+    const keys = [...devAccounts(), devGovernanceKey()];
+    for (const { name } of keys)
+      if (this.has(name) && this.read(name).kind !== 'test')
+        throw new UncError(
+          'KEY_EXISTS',
+          `the keyring ${this.dir} holds your own key "${name}", a name ${command} uses for its public dev key: rename it (unc keys rename ${name} NEW) or give ${command} another --home`,
+        );
+    for (const k of keys) this.addTest(k.name, k.seed, chainId);
   }
 
   info(name: string): KeyInfo {

@@ -16,7 +16,7 @@ import { startCommand } from './commands/start.js';
 import { testnetCommand } from './commands/testnet.js';
 import { txCommand } from './commands/tx.js';
 import { vendorCommand } from './commands/vendor.js';
-import { addGlobalOptions, ENV_VARS, examples } from './context.js';
+import { addGlobalOptions, ENV_VARS, examples, Interrupted } from './context.js';
 import { CLI_VERSION } from './version.js';
 
 const program = addGlobalOptions(
@@ -72,6 +72,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  // Ctrl-C at a prompt: the status a shell gives SIGINT, and no error line (the user chose it).
+  if (err instanceof Interrupted) process.exit(130);
   const e = err as Error & { code?: unknown; reason?: string };
   const code = typeof e.code === 'string' ? e.code : e.reason;
   console.error(`error: ${e.message}${code && !e.message.includes(code) ? ` [${code}]` : ''}`);

@@ -5,7 +5,15 @@
  */
 import { type Action, formatUnc, fromHex, UncError } from '@unc/core';
 import { isLoopbackHost } from '@unc/gateway';
-import { buildTransaction, checkFunds, encodeSigned, feeFor, signedHash, type TxEventJson } from '@unc/sdk';
+import {
+  buildTransaction,
+  checkFunds,
+  encodeSigned,
+  feeFor,
+  recordBurnOf,
+  signedHash,
+  type TxEventJson,
+} from '@unc/sdk';
 import { askLine, type Context } from './context.js';
 
 export interface Signer {
@@ -80,14 +88,20 @@ export function confirmationLines(p: {
   address: string;
   fee: bigint;
   spend: bigint;
+  /** Burned for the records the actions keep (a new account, a lease, a receipt): sdk recordBurnOf. */
+  burn?: bigint;
   chainId: string;
   node: string;
 }): string[] {
+  const burn = p.burn ?? 0n;
   return [
     ...p.summary,
     `  from      ${p.from} (${p.address})`,
     `  fee       ${unc(p.fee)}`,
-    ...(p.spend > 0n ? [`  total     ${unc(p.spend + p.fee)} leaves the balance`] : []),
+    ...(burn > 0n
+      ? [`  burned    ${unc(burn)} for the records it keeps (new account, lease, receipt, dispute)`]
+      : []),
+    ...(p.spend + burn > 0n ? [`  total     ${unc(p.spend + p.fee + burn)} leaves the balance`] : []),
     `  chain     ${p.chainId}`,
     `  node      ${p.node}`,
   ];
@@ -141,7 +155,10 @@ export async function signAndSend(
       },
       { minFeePerByte: BigInt(params.minFeePerByte), minFeePerAction: BigInt(params.minFeePerAction) },
     );
-  checkBalance({ from: signer.from, balance: BigInt(account.balance), spend: plan.spend, fee });
+  // What the chain burns on top of the fee (state/execute.ts stateEntryBurn): the node refuses a
+  // transaction whose balance cannot pay it, so it is checked and shown before anything is signed.
+  const burn = await recordBurnOf(client, actions, BigInt(params.minFeePerAction));
+  checkBalance({ from: signer.from, balance: BigInt(account.balance), spend: plan.spend, fee, burn });
   await confirm(
     confirmationLines({
       summary: plan.summary,
@@ -149,6 +166,7 @@ export async function signAndSend(
       address: key.address,
       fee,
       spend: plan.spend,
+      burn,
       chainId: status.chainId,
       node: ctx.nodeUrl,
     }),

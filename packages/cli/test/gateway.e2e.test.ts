@@ -379,8 +379,13 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
       BigInt(shown.fees) >= chainFees,
       `the gateway counts ${shown.fees} of fees, the chain charged ${chainFees}`,
     );
-    // The shown spend holds the fees and the leases' charges (rounded up, by the gateway's clock).
+    // The shown spend holds the fees and the leases' charges (rounded up, by the gateway's clock),
+    // and what its openings burned for their records: never less than what left the balance.
     assert.ok(BigInt(shown.spent) >= chainFees);
+    assert.ok(
+      BigInt(shown.spent) >= spent,
+      `the gateway shows ${shown.spent} spent, the chain took ${spent}`,
+    );
     assert.ok(BigInt(shown.spentLastHour) <= parseUnc(BUDGET));
     t.diagnostic(
       `chain: spent ${spent} base units over ${sent} transactions (fees ${chainFees}); gateway shows spent ${shown.spent}, fees ${shown.fees}; budget ${parseUnc(BUDGET)} per hour`,

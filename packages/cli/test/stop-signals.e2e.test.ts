@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +121,17 @@ function processesNaming(dir: string): { pid: number; cmd: string }[] {
   return found;
 }
 
+/** Those of `processesNaming` that still run (a zombie has ended; only its reaping is due). */
+function liveNaming(dir: string): { pid: number; cmd: string }[] {
+  return processesNaming(dir).filter((p) => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p.pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** The job folders (provider/sandbox.ts) that process `pid` made and left in the temporary directory. */
 function jobFoldersOf(pid: number | undefined): string[] {
   return readdirSync(tmpdir()).filter((n) => n.startsWith(`unc-jobs-${pid}-`));
@@ -221,6 +232,51 @@ describe('unc dev: signals while stopping', () => {
     assert.deepEqual(processesNaming(dir), [], 'the forced exit left a child process running');
     assert.deepEqual(jobFoldersOf(dev.proc.pid), [], "the forced exit left the provider's job folder");
     await assertDataDirOpens(join(dir, 'data'));
+  });
+});
+
+describe('unc dev: a third signal while a swtpm starts', () => {
+  test('the forced exit kills the swtpm that does not listen yet', {
+    skip: !hasSwtpm && 'no swtpm',
+  }, async () => {
+    const dir = home();
+    // A swtpm slow to listen: `swtpm` on the PATH is a script that waits for a gate, then becomes
+    // the real one. The gate never opens here, so the three signals land while it starts; its
+    // command line names the home (the state folder) like the real one's.
+    const realSwtpm = (process.env.PATH ?? '')
+      .split(':')
+      .map((d) => join(d, 'swtpm'))
+      .find((p) => existsSync(p))!;
+    const bin = join(dir, 'slow-bin');
+    mkdirSync(bin);
+    const gate = join(dir, 'swtpm-gate');
+    writeFileSync(
+      join(bin, 'swtpm'),
+      `#!/bin/sh\nwhile [ ! -e '${gate}' ]; do sleep 0.05; done\nexec '${realSwtpm}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const dev = unc(['dev', '--home', dir, '--rpc-port', '0', '--chips', '0', '--tpm-chips', '1'], {
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+    });
+    while (!processesNaming(dir).some((p) => p.cmd.includes('--tpm2'))) {
+      if (dev.proc.exitCode !== null) assert.fail(`unc dev exited:\n${dev.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    dev.proc.kill('SIGTERM');
+    await dev.waitFor(/received SIGTERM during start-up/);
+    dev.proc.kill('SIGTERM');
+    await dev.waitFor(/received SIGTERM again: still stopping/);
+    dev.proc.kill('SIGTERM');
+    const { code, signal } = await exitedWith(dev);
+    assert.equal(signal, null, `killed by ${signal}:\n${dev.output()}`);
+    assert.equal(code, 143, dev.output());
+    assert.match(dev.output(), /exiting at once/);
+    // The swtpm got its SIGTERM before the exit, but it ends (and is reaped) a moment later: the
+    // wait is bounded only so that a swtpm left running fails the test instead of holding it.
+    const bound = Date.now() + 30_000;
+    while (liveNaming(dir).length > 0 && Date.now() < bound)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(liveNaming(dir), [], 'the forced exit left the starting swtpm running');
   });
 });
 

@@ -16,6 +16,7 @@ import {
   circulatingSupply,
   costThrough,
   DEFAULT_MARKET_PARAMS,
+  DEFAULT_PARAMS,
   decode,
   devSoftChipId,
   disputeAllowance,
@@ -58,6 +59,7 @@ import {
   putChip,
   RECEIPT_CLOCK_SLACK_MS,
   receiptDigest,
+  STATE_ENTRY_BURN_ACTIONS,
   StateOverlay,
   StateSpace,
   sha256,
@@ -97,6 +99,8 @@ const idA = devSoftChipId(chipA.publicKey);
 const idB = devSoftChipId(chipB.publicKey);
 const provider = miner;
 const renter = other;
+/** What opening a lease burns for the record it keeps (stateEntryBurn). */
+const LEASE_BURN = STATE_ENTRY_BURN_ACTIONS * DEFAULT_PARAMS.minFeePerAction;
 /** A terms digest for the encoding tests, where no offer is read. */
 const TERMS = sha256(utf8('lease terms'));
 
@@ -468,7 +472,9 @@ describe('market: TLS fingerprints', () => {
     assert.deepEqual(getOffer(chain.state, offerId)!.tlsFingerprints, [TLS_A, TLS_B]);
     chain.block([chain.tx(provider, [update([TLS_B])])]);
     assert.deepEqual(getOffer(chain.state, offerId)!.tlsFingerprints, [TLS_B]);
-    // During the notice period the leases still connect, so the certificate may still rotate.
+    // During the notice period the leases still connect, so the certificate may still rotate (an
+    // offer nobody leased leaves the state when it closes: it has no notice period to serve).
+    openLease(chain, offerId, 2);
     chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId }])]);
     assert.equal(code(chain, provider, [update([TLS_A])]), null);
     while (chain.time < getOffer(chain.state, offerId)!.closesAt) chain.block();
@@ -506,8 +512,8 @@ describe('market: leases', () => {
     assert.equal(l.endTime, chain.time + 2n * HOUR_MS);
     assert.equal(
       getAccount(chain.state, renter.address).balance,
-      balance - 2n * PRICE - tx.stx.tx.fee,
-      'deposit and fee left the balance',
+      balance - 2n * PRICE - tx.stx.tx.fee - LEASE_BURN,
+      'deposit, fee and the burn of the lease record left the balance',
     );
     assert.deepEqual(getChipMarket(chain.state, idB).leaseId, opened.leaseId);
     assert.equal(
@@ -1309,7 +1315,10 @@ describe('market: the renter signs the price and the offer terms', () => {
     const above = lease(chain, find(chain.block([t]), 'leaseOpened').leaseId);
     assert.equal(above.pricePerHour, PRICE);
     assert.equal(above.deposited, 2n * PRICE);
-    assert.equal(getAccount(chain.state, renter.address).balance, balance - 2n * PRICE - t.stx.tx.fee);
+    assert.equal(
+      getAccount(chain.state, renter.address).balance,
+      balance - 2n * PRICE - t.stx.tx.fee - LEASE_BURN,
+    );
     // Exactly the price is accepted too.
     const exact = openLease(chain, offerId, 1, 0n, idB);
     assert.equal(lease(chain, exact).pricePerHour, PRICE);
@@ -1648,6 +1657,25 @@ describe('market: receipts and disputes', () => {
     assert.equal(code(chain, renter, [dispute(signed)]), 'DISPUTE_REPLAYED');
     assert.equal(getProviderRecord(chain.state, provider.address).disputes, 1n);
     assert.equal(lease(chain, leaseId).disputes, 1);
+  });
+
+  // Each dispute leaves its replay mark (0x0C 0x03) in the state for good, as a receipt does: on a
+  // lease of its own chip at one base unit an hour, a provider's second account added one per wait
+  // (12 an hour per chip, for as long as the lease runs) for the per-action fee alone.
+  test('a dispute, whose replay mark stays, burns like a receipt (100 per-action fees)', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const signed = signedRequest(leaseId, chain.time, 1);
+    nextBlockAt(chain, signed.request.timestampMs + WAIT);
+    const before = getAccount(chain.state, renter.address).balance;
+    const tx = chain.tx(renter, [dispute(signed)]);
+    const events = chain.block([tx]);
+    find(events, 'disputeRecorded');
+    const paid = before - getAccount(chain.state, renter.address).balance;
+    assert.equal(paid, tx.stx.tx.fee + LEASE_BURN);
+    const fee = find(events, 'fee');
+    assert.equal(fee.burned, tx.stx.tx.fee - tx.stx.tx.fee / 2n + LEASE_BURN);
   });
 
   test('attack: dispute spam — only signed requests, on a lease kept through the wait, at most a bounded number', () => {

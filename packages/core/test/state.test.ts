@@ -22,6 +22,7 @@ import {
   getAccount,
   getSupply,
   MemoryState,
+  maxSpend,
   minimumFee,
   StateOverlay,
   type StateReader,
@@ -192,6 +193,56 @@ describe('state transition', () => {
         });
       }),
       { numRuns: 60 },
+    );
+  });
+});
+
+describe("what a transaction may spend (maxSpend, the mempool's funds check)", () => {
+  // The mempool admits a transaction only if the balance covers maxSpend: an action that burns for
+  // the record it keeps (a transfer that makes an account: stateEntryBurn) must count there too,
+  // or a transaction that pays its fee but not its burn passes admission and fails in the block.
+  const fresh = [0, 1, 2].map((i) => sha256(utf8(`maxSpend fresh ${i}`)).slice(0, 20));
+  const recipients = [keys[1]!.address, keys[3]!.address, ...fresh];
+  test('property: a balance that covers maxSpend pays every transfer and its burns, and never more', () => {
+    const op = fc.record({
+      to: fc.integer({ min: 0, max: recipients.length - 1 }),
+      amount: fc.bigInt({ min: 1n, max: 10n ** 15n }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 1, maxLength: 6 }),
+        fc.bigInt({ min: 0n, max: 3n }),
+        (ops, slack) => {
+          const state = freshState();
+          const sender = keys[0]!;
+          const base = {
+            chainId: CHAIN,
+            signer: sender.publicKey,
+            nonce: 0n,
+            expiresAt: 100n,
+            actions: ops.map((o) => ({
+              type: 'transfer' as const,
+              to: recipients[o.to]!,
+              amount: o.amount,
+              memo: new Uint8Array(0),
+            })),
+            fee: 0n,
+          };
+          const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+          const tx = { ...base, fee: minimumFee(DEFAULT_PARAMS, size, ops.length) };
+          const cost = maxSpend(state, tx);
+          const balance = cost + slack;
+          state.apply([
+            { key: accountKey(sender.address), value: encode(accountCodec, { balance, nonce: 0n }) },
+          ]);
+          const executor = new BlockExecutor(state, ctx(1n));
+          const outcome = executor.tryApply(envelopeFromSigned(signTransaction(tx, sender.seed)));
+          assert.ok(!(outcome instanceof ValidationError), `refused: ${String(outcome)}`);
+          const left = getAccount(executor.overlay, sender.address).balance;
+          assert.ok(balance - left <= cost, `paid ${balance - left}, maxSpend ${cost}`);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

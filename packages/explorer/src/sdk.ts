@@ -50,6 +50,7 @@ export {
   openLeaseAction,
   prepareTransaction,
   RpcClientError,
+  recordBurnOf,
   type Signer,
   type Subscription,
   signedHash,

@@ -968,6 +968,10 @@ describe('explorer in a real browser', { skip }, () => {
       assert.equal(await page.getByTestId('rent-deposit').textContent(), exact(deposit));
       const feeText = (await page.getByTestId('rent-fee').textContent()) ?? '';
       assert.match(feeText, /^0\.\d+ UNC$/);
+      // What the chain burns for the lease's record (core stateEntryBurn), shown beside the fee.
+      const params = await rpc<{ minFeePerAction: string }>(dev.url, 'unc_getParams', []);
+      const burn = 100n * BigInt(params.minFeePerAction);
+      assert.equal(await page.getByTestId('rent-burn').textContent(), exact(burn));
       // The offer terms signed with the lease (their digest with them), as the node showed them.
       const termsText = (await page.getByTestId('rent-terms').textContent()) ?? '';
       assert.ok(termsText.includes(`notice     ${offer.noticeMs} ms`), termsText);
@@ -1008,8 +1012,8 @@ describe('explorer in a real browser', { skip }, () => {
       const balanceAfter = BigInt(
         (await rpc<{ balance: string }>(dev.url, 'unc_getAccount', [renter])).balance,
       );
-      const fee = balanceBefore - balanceAfter - deposit;
-      assert.equal(exact(fee), feeText, 'the fee shown is the fee paid');
+      const fee = balanceBefore - balanceAfter - deposit - burn;
+      assert.equal(exact(fee), feeText, 'the fee shown is the fee paid (besides the burn shown)');
 
       await link.click();
       await page.waitForURL(new RegExp(`#/lease/${leaseId}$`), { timeout: UI_WAIT });

@@ -45,6 +45,7 @@ import {
   type ProviderRecordJson,
   RpcClientError,
   receiptToJson,
+  recordBurnOf,
   sendTransaction,
   signedHash,
   type TensorJson,
@@ -1682,11 +1683,14 @@ export class Gateway {
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions, {
         chainId: this.chainId,
       });
+      // What the key pays besides the escrow: the fee, and what the chain burns for the records
+      // the actions keep (a lease's: core stateEntryBurn), which leaves the balance like a fee.
+      const paid = stx.tx.fee + (await recordBurnOf(this.client, actions, this.feeParams.minFeePerAction));
       if (spend) {
-        const fees = stx.tx.fee + (spend.commitsClose ? this.closeFee() : 0n);
+        const fees = paid + (spend.commitsClose ? this.closeFee() : 0n);
         if (!(await this.spendAllowed(spend.newRate, fees)))
           throw new OverBudgetError(
-            `${kind} not sent: with its fee of ${stx.tx.fee} base units it would pass the budget of ${this.opts.budgetPerHour} per hour`,
+            `${kind} not sent: with its fee of ${paid} base units (what it burns included) it would pass the budget of ${this.opts.budgetPerHour} per hour`,
           );
         // Last, right before it goes: the spend check reads the chain for a while (every pending
         // fee's status), and a notice landing meanwhile was missed by a precheck taken before it.
@@ -1697,7 +1701,7 @@ export class Gateway {
       this.store.addFee({
         txHash: hash,
         kind,
-        fee: stx.tx.fee.toString(),
+        fee: paid.toString(),
         atMs: this.now(),
         expiresAt: stx.tx.expiresAt.toString(),
       });

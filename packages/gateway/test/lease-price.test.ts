@@ -9,7 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { decode, fromHex, type OpenLeaseAction, signedTransactionCodec } from '@unc/core';
+import {
+  decode,
+  fromHex,
+  type OpenLeaseAction,
+  STATE_ENTRY_BURN_ACTIONS,
+  signedTransactionCodec,
+} from '@unc/core';
 import { Gateway } from '../src/gateway.js';
 import { gatewayOptions, listening, mempoolOnlyNode } from './fake-node.js';
 
@@ -41,5 +47,14 @@ describe('the gateway’s lease opening', () => {
     assert.equal(action.type, 'openLease');
     assert.equal(action.maxPricePerHour, UNC);
     assert.equal(action.deposit, UNC, 'price × minHours (1)');
+  });
+
+  // The chain burns 100 × minFeePerAction for each lease opened (core stateEntryBurn), on top of
+  // the fee: it leaves the key's balance like a fee, so the budget and the fees shown count it.
+  test('counts what the opening burns for its record with its fee', () => {
+    assert.equal(sent.length, 1);
+    const stx = decode(signedTransactionCodec, fromHex(sent[0]!));
+    const burn = STATE_ENTRY_BURN_ACTIONS * 100_000n; // the fake node's minFeePerAction
+    assert.equal(BigInt(gw.status().pendingFees), stx.tx.fee + burn);
   });
 });

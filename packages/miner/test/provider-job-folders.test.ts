@@ -6,7 +6,7 @@
  * and the next provider to start removes those of providers that no longer run, and nothing else.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -17,7 +17,9 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statfsSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +30,39 @@ import { processIdentity } from '../src/process-identity.js';
 
 /** sandbox.ts's JOBS_OWNER_FILE, spelled out: the kill -9 test runs against a sandbox.ts without it too. */
 const JOBS_OWNER_FILE = 'owner.json';
+
+/** Whether this process sees every process (the kernel's initial pid namespace). */
+const inInitPidNamespace =
+  process.platform === 'linux' && readlinkSync('/proc/self/ns/pid') === 'pid:[4026531836]';
+
+/**
+ * Whether this process can read the working directory of each of its user's processes: where it
+ * cannot (root without every capability of a process it runs beside), one of them might work in
+ * an old folder, and none is removed (provider-old-job-folders.test.ts).
+ */
+function everyProcessOfMineSeen(): boolean {
+  const uid = String(process.getuid?.());
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      readlinkSync(`/proc/${name}/cwd`);
+    } catch {
+      try {
+        const uids = /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1]?.split(/\s+/);
+        if (uids?.includes(uid)) return false;
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return true;
+}
+/** Whether the temporary directory is on a filesystem sandbox.ts's LOCAL_FILESYSTEMS names. */
+const tmpIsLocal = [
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0x2fc12fc1, 0xf2f52010, 0xca451a4e,
+].includes(Number(statfsSync(tmpdir()).type));
+/** Whether old job folders (`unc-job-XXXXXX`) can be told here at all. */
+const oldFoldersTold = inInitPidNamespace && tmpIsLocal && everyProcessOfMineSeen();
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
@@ -221,8 +256,16 @@ describe("a killed provider's job folders", () => {
       'file',
       'otherNs',
       'noNs',
-      ...(root ? (['otherUser'] as const) : []),
+      'oldStale',
+      'oldFresh',
+      'oldOpen',
+      'oldLink',
+      'oldName',
+      ...(root ? (['otherUser', 'oldOtherUser'] as const) : []),
     ] as const;
+    // Old folders (`unc-job-XXXXXX`, no owner file) are told only where /proc shows every process.
+    const initNs = oldFoldersTold;
+    const anHourAgo = new Date(Date.now() - 3_600_000);
     fc.assert(
       fc.property(fc.array(fc.constantFrom(...kinds), { maxLength: 10 }), (plan) => {
         const tmp = tempDir('unc-jobfolders-prop-');
@@ -231,6 +274,27 @@ describe("a killed provider's job folders", () => {
           `${JSON.stringify({ kind, ...id })}\n`;
         const expected: string[] = [];
         plan.forEach((kind, i) => {
+          if (kind.startsWith('old')) {
+            // An old version's job folder: mkdtemp's six characters, 0700, no owner file.
+            const old = join(
+              tmp,
+              kind === 'oldName' ? `unc-job-${i}` : `unc-job-old${String(i).padStart(3, '0')}`,
+            );
+            if (kind === 'oldLink') {
+              const t = join(outside, `t${i}`);
+              mkdirSync(t);
+              writeFileSync(join(t, 'job-leftover'), 'x');
+              symlinkSync(t, old);
+              return;
+            }
+            mkdirSync(old, { mode: 0o700 });
+            writeFileSync(join(old, 'model.onnx'), 'x');
+            if (kind === 'oldOpen') chmodSync(old, 0o755);
+            if (kind === 'oldOtherUser') chownSync(old, 65534, 65534);
+            if (kind !== 'oldFresh') utimesSync(old, anHourAgo, anHourAgo);
+            if (kind === 'oldStale' && initNs) expected.push(old);
+            return;
+          }
           const name = `unc-jobs-${process.pid}-${i}`;
           const path = join(tmp, name);
           if (kind === 'link') {
@@ -271,7 +335,10 @@ describe("a killed provider's job folders", () => {
           before.filter((n) => !expected.includes(join(tmp, n))),
         );
         // Nothing outside was touched through a link.
-        for (const t of readdirSync(outside)) assert.ok(existsSync(join(outside, t, JOBS_OWNER_FILE)));
+        for (const t of readdirSync(outside))
+          assert.ok(
+            existsSync(join(outside, t, JOBS_OWNER_FILE)) || existsSync(join(outside, t, 'job-leftover')),
+          );
       }),
       { numRuns: 40 },
     );
@@ -335,5 +402,73 @@ describe("a killed provider's job folders", () => {
       assert.deepEqual(removeStaleJobFolders(theirs, warn), []);
       assert.ok(existsSync(join(inTheirs, JOBS_OWNER_FILE)));
     }
+  });
+  test('an old job folder (`unc-job-XXXXXX`) is removed once no process works in it', {
+    skip:
+      !oldFoldersTold &&
+      'old folders are told only in the initial pid namespace, every process of this user seen',
+  }, async () => {
+    const { removeStaleJobFolders } = await import('../src/provider/sandbox.js');
+    const tmp = tempDir('unc-jobfolders-old-');
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    const folders = ['unc-job-aB3xYz', 'unc-job-Qw9Er7'].map((n) => join(tmp, n));
+    for (const f of folders) {
+      mkdirSync(join(f, 'models'), { recursive: true, mode: 0o700 });
+      utimesSync(f, anHourAgo, anHourAgo);
+    }
+    // An old version's job process at work: its working directory is its folder (or, here, one
+    // inside the second).
+    const workers = [folders[0]!, join(folders[1]!, 'models')].map((cwd) =>
+      spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000); console.log("up")'], {
+        cwd,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }),
+    );
+    children.push(...workers);
+    await Promise.all(workers.map((w) => new Promise((resolve) => w.stdout!.once('data', resolve))));
+    assert.deepEqual(removeStaleJobFolders(tmp), [], 'a folder a process works in is left');
+    for (const f of folders) assert.ok(existsSync(f));
+
+    for (const w of workers) {
+      const exited = new Promise((resolve) => w.once('exit', resolve));
+      process.kill(w.pid!, 'SIGKILL');
+      await exited;
+    }
+    assert.deepEqual(removeStaleJobFolders(tmp).sort(), folders.sort());
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  test('in another pid namespace (a container) an old job folder is left: a process using it may be unseen', {
+    skip:
+      (process.platform !== 'linux' ||
+        spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status !== 0) &&
+      'cannot make a pid namespace here (unshare needs root)',
+  }, async () => {
+    const tmp = tempDir('unc-jobfolders-ns-');
+    const old = join(tmp, 'unc-job-aB3xYz');
+    mkdirSync(old, { mode: 0o700 });
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(old, anHourAgo, anHourAgo);
+    const sandbox = new URL('../src/provider/sandbox.js', import.meta.url).href;
+    const run = spawnSync(
+      'unshare',
+      [
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        `const { removeStaleJobFolders } = await import(${JSON.stringify(sandbox)});
+console.log(JSON.stringify(removeStaleJobFolders(${JSON.stringify(tmp)})));`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout), []);
+    assert.ok(existsSync(old));
+    // The same folder, seen from here (every process visible): removed.
+    const { removeStaleJobFolders } = await import('../src/provider/sandbox.js');
+    if (oldFoldersTold) assert.deepEqual(removeStaleJobFolders(tmp), [old]);
   });
 });

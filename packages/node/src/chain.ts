@@ -235,11 +235,33 @@ interface InFlightCommit {
   txIds?: Set<string>;
 }
 
+/** A block height and hash the operator trusts (weak subjectivity). */
+export interface TrustedCheckpoint {
+  height: bigint;
+  hash: Uint8Array;
+}
+
+/** `HEIGHT:HASH` (hash as 64 hex digits) as a checkpoint; throws a RangeError saying what is wrong. */
+export function parseTrustedCheckpoint(text: string): TrustedCheckpoint {
+  const m = /^([0-9]{1,19}):(?:0x)?([0-9a-fA-F]{64})$/.exec(text.trim());
+  if (!m) throw new RangeError(`trusted checkpoint "${text}" is not HEIGHT:HASH (64 hex digits)`);
+  const height = BigInt(m[1]!);
+  if (height < 1n) throw new RangeError('trusted checkpoint height must be at least 1');
+  return { height, hash: Uint8Array.from(Buffer.from(m[2]!, 'hex')) };
+}
+
 export class Chain {
   private listeners: CommitListener[] = [];
   private inFlight: InFlightCommit | null = null;
   /** Why a block's write failed: nothing is committed after it (the node must stop). */
   private writeFailure: BlockWriteError | null = null;
+  /**
+   * The operator's weak-subjectivity checkpoint (`unc start --trusted-checkpoint`): no block at
+   * its height but the one it names is accepted, by sync or by consensus. Keys of validators whose
+   * bonds were released long ago still sign valid commits at old heights; a history they build
+   * from there is told from the real one only by what the operator trusts (docs/operators.md).
+   */
+  trustedCheckpoint: TrustedCheckpoint | null = null;
   private constructor(
     readonly db: ChainDb,
     readonly genesis: Genesis,
@@ -249,6 +271,24 @@ export class Chain {
     private headHash: Uint8Array,
     private readonly logger: Logger,
   ) {}
+
+  /**
+   * Sets the trusted checkpoint, first checking the stored chain against it: a store holding
+   * another block at its height followed a history the operator does not trust, and is refused
+   * (the node must be wiped and synced again from trusted peers).
+   */
+  async trustCheckpoint(cp: TrustedCheckpoint): Promise<void> {
+    if (cp.height <= this.height) {
+      const raw = await this.db.getBlockBytes(cp.height);
+      const stored = raw ? blockHash(decode(blockCodec, raw).header) : null;
+      if (!stored || !equalBytes(stored, cp.hash))
+        throw new ValidationError(
+          'BAD_BLOCK',
+          `the stored block ${cp.height} is ${stored ? Buffer.from(stored).toString('hex') : 'missing'}, not the trusted checkpoint ${Buffer.from(cp.hash).toString('hex')}: this chain store followed another history; remove its data folder and sync again`,
+        );
+    }
+    this.trustedCheckpoint = cp;
+  }
 
   /** Opens the chain in `db`, initialising it from `genesis` if empty. */
   static async open(db: ChainDb, genesisJson: unknown, logger: Logger): Promise<Chain> {
@@ -612,6 +652,9 @@ export class Chain {
     };
     if (header.chainId !== this.genesis.chainId) fail('wrong chain id');
     if (header.height !== prev.height + 1n) fail(`expected height ${prev.height + 1n}`);
+    const cp = this.trustedCheckpoint;
+    if (cp && header.height === cp.height && !equalBytes(blockHash(header), cp.hash))
+      fail('conflicts with the trusted checkpoint');
     if (!equalBytes(header.prevHash, tip.hash)) fail('previous hash does not match the head');
     if (header.time <= prev.time) fail('block time does not increase');
     const tooBig = blockLimitViolation(this.params, block.txs);

@@ -366,7 +366,7 @@ export class Mempool {
     const others = (q?.byNonce.size ?? 0) - (existing ? 1 : 0);
     return new ValidationError(
       'INSUFFICIENT_FUNDS',
-      `balance ${formatUnc(balance)} UNC cannot pay ${formatUnc(cost)} UNC (fee and value)` +
+      `balance ${formatUnc(balance)} UNC cannot pay ${formatUnc(cost)} UNC (fee, value and what its records burn)` +
         (others > 0 ? ` on top of ${queuedCost} for ${others} pending transaction(s)` : ''),
     );
   }

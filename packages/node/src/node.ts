@@ -13,7 +13,7 @@ import {
   eventLoopSlices,
 } from './admission.js';
 import { createApi } from './api.js';
-import { Chain, type CommittedBlock, type ValidatorKey } from './chain.js';
+import { Chain, type CommittedBlock, type TrustedCheckpoint, type ValidatorKey } from './chain.js';
 import { systemClock } from './clock.js';
 import type { ConsensusDriver } from './consensus/driver.js';
 import { filePrivvalStorage } from './consensus/privval-store.js';
@@ -49,6 +49,12 @@ export interface NodeOptions {
    * again at a height it voted at.
    */
   allowFreshSigner?: boolean;
+  /**
+   * A block height and hash the operator trusts (`unc start --trusted-checkpoint`, config
+   * `sync.trustedCheckpoint`): no other block at its height is accepted, a store holding another is
+   * refused at start, and sync stops if the checkpoint does not extend the head (Chain.trustCheckpoint).
+   */
+  trustedCheckpoint?: TrustedCheckpoint;
   /**
    * Starts the peer-to-peer network with the handlers the node answers peers with. Without it the
    * node has no peers: a single-validator chain.
@@ -177,6 +183,7 @@ export class UncNode {
     try {
       if (aborted()) throw startAborted();
       chain = await Chain.open(db, opts.genesis, logger.child('chain'));
+      if (opts.trustedCheckpoint) await chain.trustCheckpoint(opts.trustedCheckpoint);
       if (aborted()) throw startAborted();
     } catch (err) {
       await db.close();

@@ -17,6 +17,26 @@ import {
   type NetworkHandlers,
 } from './p2p/types.js';
 
+/**
+ * Thrown by `SyncChain.applyBlock` when a block proves that this node's history and the one a peer
+ * serves cannot both be the chain (a commit certificate of the head's validators on a block that
+ * does not extend the head, or a block that conflicts with the operator's trusted checkpoint):
+ * the sync ends with it, no later block is applied, and no peer is asked to settle it.
+ */
+export class SyncConflictError extends Error {
+  override readonly name = 'SyncConflictError';
+  /**
+   * `final`: the sync stops. Otherwise (a trusted checkpoint ahead will tell the histories apart)
+   * only the peer serving the block is set aside from this sync, unblamed, and the sync goes on.
+   */
+  constructor(
+    message: string,
+    readonly final = true,
+  ) {
+    super(message);
+  }
+}
+
 /** What sync needs from the node's chain. */
 export interface SyncChain {
   /** Height of the latest committed block. */
@@ -348,6 +368,14 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         // Our disk failed, not the block: no peer is to blame, and no later block can be
         // written either (chain.ts BlockWriteError), so the sync ends with the failure.
         if (err instanceof BlockWriteError) throw err;
+        // Two certified histories: choosing between them (first come, most peers) is what a
+        // long-range attacker counts on; the sync stops and the operator decides.
+        if (err instanceof SyncConflictError) {
+          drop(slot.peer, `block ${height} conflicts with this node's chain: ${err.message}`, false, false);
+          if (err.final) throw err;
+          failed = true;
+          break;
+        }
         drop(slot.peer, `block ${height} does not apply: ${(err as Error).message}`, true);
         failed = true;
         break;

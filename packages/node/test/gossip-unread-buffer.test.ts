@@ -15,6 +15,7 @@ import { serveNetworks } from './serve-networks.js';
 
 const MiB = 1024 * 1024;
 const LIMIT = 6 * MiB;
+const TOTAL = 8 * MiB;
 const networks = serveNetworks({ dirPrefix: 'unc-gossip-unread-', firstSeed: 230 });
 after(() => networks.close());
 
@@ -39,7 +40,12 @@ test('a mesh peer that stops reading its socket has its connection closed past t
   const server = await networks.net(chain, none, {
     maxConnectionWriteBytes: LIMIT,
     writeWatchIntervalMs: 100,
-    metrics: { unreadConnectionClosed: () => closed++ },
+    metrics: {
+      unreadConnectionClosed: (bound) => {
+        assert.equal(bound, 'connection');
+        closed++;
+      },
+    },
   });
   const reader = await networks.net(chain, none);
   const sleeper = await networks.net(chain, none);
@@ -76,4 +82,53 @@ test('a mesh peer that stops reading its socket has its connection closed past t
   assert.equal(closed, 1, 'counted once (unc_p2p_unread_connections_closed_total)');
   // The reader kept up: connected, not closed with it.
   assert.ok(connectionTo(server, reader)?.status === 'open', 'the reader stays connected');
+});
+
+test('peers each under their own bound, past the bound on all connections together: the one holding the most is closed, not the newest nor a reader', async () => {
+  // Each connection stays under its own bound (here well over what the test sends), so before the
+  // total bound a node with its 200 connections could be made to hold 200 × 32 MiB.
+  const chain = await networks.chain();
+  const none = async () => [];
+  const closed: string[] = [];
+  const server = await networks.net(chain, none, {
+    maxConnectionWriteBytes: 1024 * MiB,
+    maxTotalWriteBytes: TOTAL,
+    writeWatchIntervalMs: 100,
+    metrics: { unreadConnectionClosed: (bound) => closed.push(bound) },
+  });
+  const reader = await networks.net(chain, none);
+  const first = await networks.net(chain, none);
+  const newest = await networks.net(chain, none);
+  for (const n of [reader, first, newest]) await n.dial(server.listenAddrs[0]!);
+  await waitFor(
+    () => [reader, first, newest].every((n) => server.meshPeers('proposal').includes(n.peerId)),
+    'all three peers in the server proposal mesh',
+  );
+  const pauseSocket = (n: Libp2pNetwork) =>
+    (connectionTo(n, server) as unknown as { maConn: { socket: { pause(): void } } }).maConn.socket.pause();
+  const toReader = connectionTo(server, reader)!;
+  const toFirst = connectionTo(server, first)!;
+  const toNewest = connectionTo(server, newest)!;
+  // The first stops reading at once, the newest connection only after 3 MiB: the first holds the most.
+  pauseSocket(first);
+  let published = 0;
+  while (closed.length === 0 && published < 40) {
+    if (published === 3) pauseSocket(newest);
+    await server.publish('proposal', new Uint8Array(MiB).fill(published + 1));
+    published++;
+    await waitFor(() => connectionWriteBytes(toReader) < MiB / 2, 'the reader reading');
+    await pause(20);
+    // A watch or two to look at what is held now, before the next one adds to it.
+    if (connectionWriteBytes(toFirst) + connectionWriteBytes(toNewest) > TOTAL) await pause(250);
+  }
+  assert.deepEqual(
+    closed,
+    ['total'],
+    `one connection closed for the total bound after ${published} MiB published (the first held ${(connectionWriteBytes(toFirst) / MiB).toFixed(1)} MiB, the newest ${(connectionWriteBytes(toNewest) / MiB).toFixed(1)} MiB)`,
+  );
+  assert.equal(connectionTo(server, first), undefined, 'the connection holding the most is closed');
+  assert.equal(toFirst.status === 'open', false);
+  assert.equal(connectionWriteBytes(toFirst), 0, 'nothing held for it once closed');
+  assert.equal(toNewest.status, 'open', 'the newest, holding less, stays');
+  assert.equal(toReader.status, 'open', 'the reader stays');
 });

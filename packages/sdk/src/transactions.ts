@@ -16,6 +16,7 @@ import {
   leaseTermsDigest,
   minimumFee,
   type OfferAttributes,
+  recordBurn,
   type SignedJobRequest,
   type SignedReceipt,
   type SignedTransaction,
@@ -307,13 +308,49 @@ export function describeOfferTerms(o: OfferJson, digest: Uint8Array = offerTerms
   ];
 }
 
-/** Pre-flight of any payment: the balance must cover what leaves it and the fee (amounts in UNC). */
-export function checkFunds(p: { from: string; balance: bigint; spend: bigint; fee: bigint }): void {
-  const need = p.spend + p.fee;
+/**
+ * What `actions` burn on top of the fee for the records they keep in the state (core's
+ * stateEntryBurn: 100 × minFeePerAction for a lease, a receipt, a dispute, a transfer to an address with no
+ * account). A transfer's recipient is looked up on the node, and each transfer to one it has no
+ * account for counts, as the node's admission check (maxSpend) counts it.
+ */
+export async function recordBurnOf(
+  client: Pick<UncClient, 'getAccount'>,
+  actions: Action[],
+  minFeePerAction: bigint,
+): Promise<bigint> {
+  const fresh = new Map<string, boolean>();
+  for (const a of actions) {
+    if (a.type !== 'transfer') continue;
+    const to = encodeAddress(a.to);
+    if (fresh.has(to)) continue;
+    const acc = await client.getAccount(to);
+    // The chain removes an account with nothing in it: one without balance or nonce has none.
+    fresh.set(to, BigInt(acc.balance) === 0n && acc.nonce === 0);
+  }
+  let total = 0n;
+  for (const a of actions)
+    total += recordBurn(minFeePerAction, a, (addr) => fresh.get(encodeAddress(addr)) === true);
+  return total;
+}
+
+/**
+ * Pre-flight of any payment: the balance must cover what leaves it, the fee and what the actions
+ * burn for the records they keep (`burn`, recordBurnOf) (amounts in UNC).
+ */
+export function checkFunds(p: {
+  from: string;
+  balance: bigint;
+  spend: bigint;
+  fee: bigint;
+  burn?: bigint;
+}): void {
+  const burn = p.burn ?? 0n;
+  const need = p.spend + p.fee + burn;
   if (p.balance < need) {
     throw new UncError(
       'INSUFFICIENT_FUNDS',
-      `${p.from} holds ${unc(p.balance)} but this needs ${unc(need)} (${p.spend > 0n ? `${unc(p.spend)} + ` : ''}fee ${unc(p.fee)}); nothing was signed`,
+      `${p.from} holds ${unc(p.balance)} but this needs ${unc(need)} (${p.spend > 0n ? `${unc(p.spend)} + ` : ''}fee ${unc(p.fee)}${burn > 0n ? ` + ${unc(burn)} burned for the records it keeps` : ''}); nothing was signed`,
     );
   }
 }

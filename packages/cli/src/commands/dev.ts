@@ -24,7 +24,6 @@ import {
   devAccounts,
   devChipKey,
   devGenesisJson,
-  devGovernanceKey,
   devKey,
   devValidator,
   removeWholeLeftovers,
@@ -206,10 +205,8 @@ export function devCommand(): Command {
           );
         }
         const chainId = String(genesis.chainId);
-        const keyring = ctx.keyring();
+        ctx.keyring().addDevKeys(chainId);
         const accounts = devAccounts();
-        for (const a of accounts) keyring.addTest(a.name, a.seed, chainId);
-        keyring.addTest('governance', devGovernanceKey().seed, chainId);
 
         // The explorer built beside this CLI in the monorepo (npm run build builds it).
         const explorerDir = fileURLToPath(new URL('../../../../explorer/dist/', import.meta.url));
@@ -254,19 +251,16 @@ export function devCommand(): Command {
               );
               const tpmDir = join(home, 'tpm', `chip-${i}`);
               mkdirSync(join(tpmDir, 'state'), { recursive: true });
-              const swtpm = await shutdown.step(async () => {
-                const started = await Swtpm.start({ stateDir: join(tpmDir, 'state'), keepState: true });
-                // Before anything else can fail or stop: the child process goes with this one.
-                swtpms.push(started);
-                const pid = started.pid;
-                shutdown.add(
-                  'software TPM',
-                  () => started.dispose(),
-                  // Only a child not yet reaped: once it exited, its pid may be another process's.
-                  () => started.running && pid !== undefined && process.kill(pid, 'SIGTERM'),
-                );
-                return started;
-              });
+              const swtpm = await Swtpm.prepare({ stateDir: join(tpmDir, 'state'), keepState: true });
+              // Before it is spawned: a third signal while it starts, not listening yet, kills it by
+              // PID too (added once it listened, such a swtpm was left running).
+              shutdown.add(
+                'software TPM',
+                () => swtpm.dispose(),
+                () => swtpm.kill(),
+              );
+              swtpms.push(swtpm);
+              await shutdown.step(() => swtpm.run());
               const certDir = join(tpmDir, 'cert');
               if (!existsSync(join(certDir, 'ak.cert.pem'))) {
                 await shutdown.step(async () => {

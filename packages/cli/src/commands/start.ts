@@ -14,6 +14,7 @@ import {
   parseConnectionLimits,
   parseConsensusConfig,
   parseRpcLimits,
+  parseTrustedCheckpoint,
   type RpcLimits,
   startNetwork,
   UncNode,
@@ -54,6 +55,39 @@ export function rpcLimitsOf(config: Record<string, unknown>, path: string): Part
 }
 
 /**
+ * The weak-subjectivity checkpoint: `--trusted-checkpoint HEIGHT:HASH`, else config.json's
+ * `"sync": {"trustedCheckpoint": "HEIGHT:HASH"}` (docs/operators.md); the flag wins.
+ */
+export function trustedCheckpointOf(
+  flag: string | undefined,
+  config: Record<string, unknown>,
+  path: string,
+): ReturnType<typeof parseTrustedCheckpoint> | undefined {
+  if (flag !== undefined) {
+    try {
+      return parseTrustedCheckpoint(flag);
+    } catch (err) {
+      throw new UncError('BAD_CHECKPOINT', `--trusted-checkpoint: ${(err as Error).message}`);
+    }
+  }
+  const sync = config.sync;
+  if (sync === undefined) return undefined;
+  const fail = (why: string): never => {
+    throw new UncError('BAD_CONFIG', `${path}: sync.${why}`);
+  };
+  if (typeof sync !== 'object' || sync === null || Array.isArray(sync)) return fail(' must be an object');
+  for (const key of Object.keys(sync)) if (key !== 'trustedCheckpoint') fail(`${key} is not a setting`);
+  const cp = (sync as Record<string, unknown>).trustedCheckpoint;
+  if (cp === undefined) return undefined;
+  if (typeof cp !== 'string') return fail('trustedCheckpoint must be a "HEIGHT:HASH" string');
+  try {
+    return parseTrustedCheckpoint(cp);
+  } catch (err) {
+    return fail(`trustedCheckpoint: ${(err as Error).message}`);
+  }
+}
+
+/**
  * The consensus settings in a home's config.json (`"consensus": {"paceHeights": false,
  * "blockWriteTimeoutMs": 60000}`; docs/operators.md): only keys this node knows, each of its type,
  * or a clear BAD_CONFIG.
@@ -78,6 +112,7 @@ export interface StartOptions {
   rpcHost: string;
   validator?: boolean;
   allowFreshSigner?: boolean;
+  trustedCheckpoint?: string;
   devChips: string;
   devChipOffset: string;
   devMinerAccount: string;
@@ -96,6 +131,10 @@ export function startCommand(): Command {
     .option(
       '--allow-fresh-signer',
       'with --validator: start a fresh signer although data/privval.json is missing and this key signed recent blocks here (docs/operators.md)',
+    )
+    .option(
+      '--trusted-checkpoint <height:hash>',
+      'a block height and hash from a source you trust: no other block at that height is accepted (weak subjectivity, docs/operators.md)',
     )
     .option('--dev-chips <n>', 'dev chains only: software dev chips driven by a miner agent', '0')
     .option('--dev-chip-offset <n>', 'dev chains only: index of the first dev chip key', '0')
@@ -129,6 +168,7 @@ export function startCommand(): Command {
         : {};
       const rpcLimits = rpcLimitsOf(recorded, configPath);
       const consensus = consensusOptionsOf(recorded, configPath);
+      const trustedCheckpoint = trustedCheckpointOf(opts.trustedCheckpoint, recorded, configPath);
       const verifyThreads = verifyThreadsOf(opts, process.env, recorded, configPath);
       let connections: ReturnType<typeof parseConnectionLimits>;
       try {
@@ -149,6 +189,7 @@ export function startCommand(): Command {
               genesis,
               ...(opts.validator ? { validatorSeed: keys.validatorSeed } : {}),
               ...(opts.allowFreshSigner ? { allowFreshSigner: true } : {}),
+              ...(trustedCheckpoint ? { trustedCheckpoint } : {}),
               rpcHost: opts.rpcHost,
               rpcPort,
               rpc: rpcLimits,

@@ -12,6 +12,7 @@ import { fromHex, UncError } from '@unc/core';
 import { DEV_MINER_ACCOUNT, devGenesisJson, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { checkHome, countOption, ctxOf, makeHome } from '../context.js';
+import type { Keyring } from '../keyring.js';
 import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
 import { initHome, type NodeHomeInfo } from './init.js';
 
@@ -33,6 +34,58 @@ export interface TestnetFile {
 }
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+
+/**
+ * The home-and-genesis step of `unc testnet`: the validators' homes and the genesis of a fresh
+ * testnet in `dir` (those recorded there, for one started before), and the public dev keys in
+ * `keyring` for the genesis's chain id (its accounts are the dev accounts).
+ */
+export async function prepareTestnet(opts: {
+  dir: string;
+  validators: number;
+  blockTimeMs: number;
+  keyring: Keyring;
+}): Promise<{ homes: NodeHomeInfo[]; genesisPath: string; recordPath: string }> {
+  const { dir, validators: n, blockTimeMs } = opts;
+  const genesisPath = join(dir, 'genesis.json');
+  const recordPath = join(dir, 'testnet.json');
+  removeWholeLeftovers(genesisPath);
+  removeWholeLeftovers(recordPath);
+  let homes: NodeHomeInfo[];
+  if (existsSync(recordPath)) {
+    const previous = JSON.parse(readFileSync(recordPath, 'utf8')) as TestnetFile;
+    if (previous.nodes.length !== n) {
+      throw new UncError(
+        'TESTNET_EXISTS',
+        `${dir} holds a testnet of ${previous.nodes.length} validators: use --reset or another --dir`,
+      );
+    }
+    homes = previous.nodes.map((p) => ({
+      home: p.home,
+      moniker: p.moniker,
+      peerId: p.peerId,
+      validatorPublicKey: p.validatorPublicKey,
+    }));
+  } else {
+    makeHome(dir, 'testnet folder');
+    homes = [];
+    for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
+    // Fresh validator keys (initHome above), so no validator key is in two testnets' sets and
+    // sharing the dev chain id frames no one (docs/consensus.md); its accounts are the public
+    // dev keys, which the dev chain id lets the keyring's dev0…dev9 spend from.
+    const genesis = devGenesisJson({
+      blockTimeMs,
+      validators: homes.map((h) => ({ publicKey: fromHex(h.validatorPublicKey, 32), name: h.moniker })),
+    });
+    // Whole (writeFileWhole): cut in place by a kill or a full disk, every later start of the
+    // testnet failed to parse it until --reset.
+    writeFileWhole(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`, 0o644);
+  }
+  // The README sends from dev0 on a testnet as on `unc dev`: the same keys, for this genesis.
+  const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as { chainId: unknown };
+  opts.keyring.addDevKeys(String(genesis.chainId), 'unc testnet');
+  return { homes, genesisPath, recordPath };
+}
 
 export function testnetCommand(): Command {
   return withMempoolOptions(new Command('testnet'))
@@ -71,41 +124,12 @@ export function testnetCommand(): Command {
         // It holds every validator's home and testnet.json, which names them: held to a home's rule.
         checkHome(dir, 'testnet folder');
         if (opts.reset) rmSync(dir, { recursive: true, force: true });
-        const genesisPath = join(dir, 'genesis.json');
-        const recordPath = join(dir, 'testnet.json');
-        removeWholeLeftovers(genesisPath);
-        removeWholeLeftovers(recordPath);
-
-        let homes: NodeHomeInfo[];
-        if (existsSync(recordPath)) {
-          const previous = JSON.parse(readFileSync(recordPath, 'utf8')) as TestnetFile;
-          if (previous.nodes.length !== n) {
-            throw new UncError(
-              'TESTNET_EXISTS',
-              `${dir} holds a testnet of ${previous.nodes.length} validators: use --reset or another --dir`,
-            );
-          }
-          homes = previous.nodes.map((p) => ({
-            home: p.home,
-            moniker: p.moniker,
-            peerId: p.peerId,
-            validatorPublicKey: p.validatorPublicKey,
-          }));
-        } else {
-          makeHome(dir, 'testnet folder');
-          homes = [];
-          for (let i = 0; i < n; i++) homes.push(await initHome(join(dir, `node${i}`), `node${i}`));
-          // Fresh validator keys (initHome above), so no validator key is in two testnets' sets and
-          // sharing the dev chain id frames no one (docs/consensus.md); its accounts are the public
-          // dev keys, which the dev chain id lets the keyring's dev0…dev9 spend from.
-          const genesis = devGenesisJson({
-            blockTimeMs,
-            validators: homes.map((h) => ({ publicKey: fromHex(h.validatorPublicKey, 32), name: h.moniker })),
-          });
-          // Whole (writeFileWhole): cut in place by a kill or a full disk, every later start of
-          // the testnet failed to parse it until --reset.
-          writeFileWhole(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`, 0o644);
-        }
+        const { homes, genesisPath, recordPath } = await prepareTestnet({
+          dir,
+          validators: n,
+          blockTimeMs,
+          keyring: ctx.keyring(),
+        });
 
         if (opts.paceHeights !== undefined)
           for (const h of homes) {

@@ -440,16 +440,13 @@ export class Tendermint {
       return true;
     }
 
-    // Line 36: a polka for this round's valid proposal: lock and precommit (if still prevoting),
-    // and remember it as the valid value either way.
-    if (
-      (this.step === 'prevote' || this.step === 'precommit') &&
-      proposal?.valid &&
-      !rs.polkaHandled &&
-      rs.prevotes.hasQuorumFor(proposal.proposal.blockHash)
-    ) {
+    // Line 36: a polka for a valid block this round's proposer proposed: lock and precommit (if
+    // still prevoting), and remember it as the valid value either way.
+    const polka =
+      (this.step === 'prevote' || this.step === 'precommit') && !rs.polkaHandled && this.validPolka(rs);
+    if (polka) {
       rs.polkaHandled = true;
-      const v = proposal.proposal.blockHash;
+      const v = polka;
       if (this.step === 'prevote') {
         this.lockedValue = v;
         this.lockedRound = this.round;
@@ -469,9 +466,9 @@ export class Tendermint {
     // 2640: 60 s). Proposing the valid value with its polka round is what line 28 accepts, and
     // which value a proposer proposes never matters to safety; each voter checks the polka itself.
     for (const [r, rs] of this.rounds) {
-      if (r <= this.validRound || r >= this.round || !rs.proposal?.valid) continue;
-      const v = rs.proposal.proposal.blockHash;
-      if (!rs.prevotes.hasQuorumFor(v)) continue;
+      if (r <= this.validRound || r >= this.round) continue;
+      const v = this.validPolka(rs);
+      if (!v) continue;
       this.validValue = v;
       this.validRound = r;
       return true;
@@ -581,9 +578,36 @@ export class Tendermint {
     this.addParticipant(rs, proposal.proposer);
   }
 
+  /**
+   * The block 2/3+ of the power prevoted in `rs`, where this machine knows it valid: the round's
+   * proposal's, or another block a proposer signed (a second proposal of the round is kept by
+   * `noteBlock` only). The paper's line 36 asks for a proposal of `v` from the round's proposer,
+   * not for the first one: an equivocating proposer shows this node block A and the others B,
+   * and the polka is B's whatever this node was shown first. Keeping to the round's first
+   * proposal, the node that executed A and then B (its driver holds B over the execution cap until
+   * 2/3+ vote for it) saw B's polka and precommitted nil all the same, and never took B as its
+   * valid value: one honest precommit missing from B's round, and its own next turn proposed
+   * another block the locked validators prevote nil. Safe: a lock rests on its polka alone (one
+   * per round below a third Byzantine), and the block is one this node found valid.
+   */
+  private validPolka(rs: RoundState): Uint8Array | null {
+    const q = rs.prevotes.quorumValue();
+    if (!q || q.blockHash === null) return null;
+    const v = q.blockHash;
+    if (rs.proposal?.valid && sameBlockHash(rs.proposal.proposal.blockHash, v)) return v;
+    return this.blocks.get(toHex(v))?.valid ? v : null;
+  }
+
+  /**
+   * A block found valid under any proposal is valid: its execution passed. A `false` may be the
+   * proposal's alone (the driver refuses a fresh proposal carrying a block another validator
+   * built), so it never stands against a later `true`: kept first, another round's proposer
+   * re-signing an honest block so and racing it here left it never locked on nor decided.
+   */
   private noteBlock(proposal: Proposal, valid: boolean): void {
     const key = toHex(proposal.blockHash);
-    if (!this.blocks.has(key)) this.blocks.set(key, { valid, proposal });
+    const known = this.blocks.get(key);
+    if (!known || (valid && !known.valid)) this.blocks.set(key, { valid, proposal });
   }
 
   private addVote(vote: Vote, trusted: boolean): void {

@@ -49,6 +49,7 @@ import {
 } from './settle.js';
 import {
   activeLeases,
+  deleteOffer,
   disputeId,
   getChipMarket,
   getLease,
@@ -276,6 +277,14 @@ export function applyCloseOffer(
       }
     }
     if (m.offerId && equalBytes(m.offerId, offer.id)) putChipMarket(state, chipId, { ...m, offerId: null });
+  }
+  // An offer nobody leased is referred to by nothing now (no lease; its chips' marks cleared just
+  // above), so it goes: a provider that closes and recreates offers (the agent does at each change
+  // of terms) would otherwise leave a record of up to ~1.7 kB, which every node holds in memory
+  // for good, per two actions' fee. Its events keep its history; ids are never reused (nextId).
+  if (offer.leasesOpened === 0n) {
+    deleteOffer(state, offer.id);
+    listRemove(state, offersByProvider(offer.provider), offer.id);
   }
   return events;
 }

@@ -197,6 +197,10 @@ export function getOffer(state: StateReader, id: Uint8Array): Offer | null {
 export function putOffer(state: StateOverlay, o: Offer): void {
   state.set(offerKey(o.id), encode(offerCodec, o));
 }
+/** Removes an offer record (only one no lease refers to: market/execute.ts applyCloseOffer). */
+export function deleteOffer(state: StateOverlay, id: Uint8Array): void {
+  state.set(offerKey(id), null);
+}
 export function getLease(state: StateReader, id: Uint8Array): Lease | null {
   const raw = state.get(leaseKey(id));
   return raw ? decode(leaseCodec, raw) : null;

@@ -49,7 +49,7 @@ import {
 import { getPociParams } from '../poci/params.js';
 import { applyBond, applyUnbond, releaseUnbondedAt } from '../rewards/bonds.js';
 import { formatUnc } from '../units.js';
-import { getAccount, putAccount } from './accounts.js';
+import { accountKey, getAccount, putAccount } from './accounts.js';
 import { StateOverlay, type StateReader } from './store.js';
 import { getSupply, putSupply } from './supply.js';
 
@@ -109,14 +109,59 @@ export function isFeeFree(tx: Transaction): boolean {
 }
 
 /**
+ * What an action that leaves a record in the state for good burns on top of the transaction's
+ * fee, in per-action minimum fees, per record: a transfer that creates an account, a lease opened
+ * (its record and its renter's and provider's list links stay after it closes), a receipt posted
+ * or a dispute recorded (its replay mark stays; a dispute's allowance bounds them by lease time,
+ * but at one base unit an hour on a provider's own chip that time cost nothing). Each is an entry that every node keeps in memory and rehashes at every
+ * start (~0.6 kB, ~9 µs): at the per-action fee alone, one UNC made ~100,000 of them, so a few
+ * hundred UNC could exhaust every node's memory. Burned, not paid to the proposer, so that a
+ * proposer gets none of it back; tied to minFeePerAction so that it follows the fee level.
+ */
+export const STATE_ENTRY_BURN_ACTIONS = 100n;
+
+/**
+ * The rule of stateEntryBurn on what a client can read (`isNewAccount`: the recipient has no
+ * account), so that wallets, the sdk and the gateway count the burn the chain takes.
+ */
+export function recordBurn(
+  minFeePerAction: bigint,
+  action: Action,
+  isNewAccount: (address: Uint8Array) => boolean,
+): bigint {
+  const burn = STATE_ENTRY_BURN_ACTIONS * minFeePerAction;
+  switch (action.type) {
+    case 'transfer':
+      return isNewAccount(action.to) ? burn : 0n;
+    case 'openLease':
+    case 'postReceipt':
+    case 'dispute':
+      return burn;
+    default:
+      return 0n;
+  }
+}
+
+/** What `action` would burn now (STATE_ENTRY_BURN_ACTIONS): 0 for an action that keeps nothing. */
+export function stateEntryBurn(
+  state: StateReader,
+  params: Pick<ChainParams, 'minFeePerAction'>,
+  action: Action,
+): bigint {
+  return recordBurn(params.minFeePerAction, action, (a) => state.get(accountKey(a)) === undefined);
+}
+
+/**
  * The most a transaction can take from its sender's balance: the fee plus what its actions move
- * out (transfers, bonds, lease deposits and top-ups). A lease deposit of 0 means price × hours of
+ * out (transfers, bonds, lease deposits and top-ups) and what they burn (stateEntryBurn). A lease deposit of 0 means price × hours of
  * the offer in `state`; an unknown offer counts 0 (the lease would fail anyway). Credits inside
  * the same transaction (a claim, a released unbonding) are not counted: this is an upper bound.
  */
 export function maxSpend(state: StateReader, tx: Transaction): bigint {
   let total = tx.fee;
+  const params = getParams(state);
   for (const action of tx.actions) {
+    total += stateEntryBurn(state, params, action);
     switch (action.type) {
       case 'transfer':
       case 'bond':
@@ -211,9 +256,33 @@ export function applyTransaction(
   putAccount(scratch, sender, account);
 
   const events: TxEvent[] = [];
-  for (const action of tx.actions) events.push(...applyAction(scratch, sender, action, ctx, tx.signer));
+  let entriesBurn = 0n;
+  for (const action of tx.actions) {
+    // Charged before the action runs, so that its own amount check counts it (INSUFFICIENT_FUNDS).
+    const burn = stateEntryBurn(scratch, params, action);
+    if (burn > 0n) {
+      const from = getAccount(scratch, sender);
+      if (from.balance < burn) {
+        throw new ValidationError(
+          'INSUFFICIENT_FUNDS',
+          `balance ${formatUnc(from.balance)} UNC cannot pay the ${formatUnc(burn)} UNC that a ${action.type} burns for the record it keeps (after the fee)`,
+        );
+      }
+      from.balance -= burn;
+      putAccount(scratch, sender, from);
+      entriesBurn += burn;
+    }
+    events.push(...applyAction(scratch, sender, action, ctx, tx.signer));
+  }
   const { burned, toProposer } = splitFee(tx.fee);
-  events.push({ type: 'fee', payer: sender, amount: tx.fee, burned, toProposer });
+  // One fee event per transaction: what its records burned is part of what it paid and burned.
+  events.push({
+    type: 'fee',
+    payer: sender,
+    amount: tx.fee + entriesBurn,
+    burned: burned + entriesBurn,
+    toProposer,
+  });
   scratch.commit();
   return events;
 }
@@ -380,9 +449,11 @@ export class BlockExecutor {
       throw new ValidationError('BAD_SIGNATURE', 'invalid transaction signature');
     }
     const events = applyTransaction(this.overlay, env, this.params, this.txCtx);
-    const { burned, toProposer } = splitFee(env.stx.tx.fee);
-    this.feesBurned += burned;
-    this.feesToProposer += toProposer;
+    // The transaction's fee event (always its last) counts what new accounts burned too.
+    const fee = events[events.length - 1]!;
+    if (fee.type !== 'fee') throw new Error('a transaction ends with its fee event');
+    this.feesBurned += fee.burned;
+    this.feesToProposer += fee.toProposer;
     const result = { hash: env.hash, events };
     this.results.push(result);
     return result;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { equalBytes } from '../../src/bytes.js';
+import fc from 'fast-check';
+import { equalBytes, toHex } from '../../src/bytes.js';
 import {
   consensusEvidenceCodec,
   verifyCommitCertificate,
@@ -472,6 +473,60 @@ describe('tendermint: vote counting cannot be gamed', () => {
     assert.equal(verifyConsensusEvidence(CHAIN, SET, ev.evidence), null);
   });
 
+  test('an equivocating proposer’s second block, valid, with the polka: locked on and precommitted (line 36)', () => {
+    // The proposer showed this node A first and the others B; B came here second (a driver
+    // executes it once 2/3+ vote for it). The paper's line 36 asks for a proposal of B from the
+    // round's proposer, not for the first one: the round kept A, and the node precommitted nil.
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:A']);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, B)), [], 'B not known yet: nothing to lock on');
+    assert.deepEqual(votesOf(h.propose(0, B)), ['precommit@0:B']);
+    const snap = h.machine.snapshot();
+    assert.equal(snap.lockedRound, 0);
+    assert.ok(equalBytes(snap.lockedValue!, B));
+    assert.ok(equalBytes(snap.validValue!, B));
+  });
+
+  test('an equivocating proposer’s second block found invalid is not locked on, whatever its polka', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    h.propose(0, B, -1, false);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 0, B)), []);
+    assert.equal(h.machine.snapshot().lockedRound, -1);
+    assert.equal(h.machine.snapshot().validValue, null);
+  });
+
+  test('a block first seen in a proposal found invalid, then valid from its own proposer: decided and locked on', () => {
+    // A verdict can be the proposal's, not the block's: the driver refuses a fresh proposal
+    // carrying a block another validator built. Another round's proposer re-signing block A so,
+    // seen first, left A noted invalid here for the height: never locked on nor decided (line 49).
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(1, A, -1, false);
+    assert.deepEqual(votesOf(h.propose(0, A)), ['prevote@0:A']);
+    assert.deepEqual(votesOf(h.votes([1, 2], 'prevote', 0, A)), ['precommit@0:A']);
+    assert.ok(equalBytes(h.machine.snapshot().lockedValue!, A));
+    const commit = h.votes([1, 2], 'precommit', 0, A).find((a) => a.type === 'commit');
+    assert.ok(commit && commit.type === 'commit' && equalBytes(commit.blockHash, A), 'A decided');
+  });
+
+  test('a polka for a round’s second block, seen after leaving the round, makes it the valid value, not the lock', () => {
+    const h = new Harness(0, NOT_ME);
+    h.start();
+    h.propose(0, A);
+    h.propose(0, B);
+    h.timeout('prevote', 0);
+    h.timeout('precommit', 0);
+    assert.equal(h.machine.snapshot().round, 1);
+    h.votes([1, 2, 3], 'prevote', 0, B);
+    const snap = h.machine.snapshot();
+    assert.equal(snap.validRound, 0);
+    assert.ok(equalBytes(snap.validValue!, B));
+    assert.equal(snap.lockedRound, -1);
+  });
+
   test('an equivocator’s vote still counts for the value it names, so a certified block is recognised', () => {
     // Validator 3 told us nil but told the others A; the network decided A with 3's precommit.
     const h = new Harness(0, NOT_ME);
@@ -559,4 +614,88 @@ test('mayStillNeed: a block with a quorum of votes in some round, or locked, is 
   locked.votes([1, 2], 'prevote', 0, A);
   assert.ok(equalBytes(locked.machine.snapshot().lockedValue!, A));
   assert.equal(locked.machine.mayStillNeed(A), true);
+});
+
+test('whatever order proposals (two blocks a round, valid or not), votes and timeouts come in: a lock, the valid value and every block precommit rest on a polka for a block known valid', () => {
+  // Line 36 takes any block known valid with its round's polka (`validPolka`), and a block's verdict
+  // is the best any proposal gave it: neither may let a lock, the valid value or a precommit rest
+  // on anything else, nor a lock go back to an earlier round.
+  const value = fc.constantFrom<Uint8Array | null>(A, B, null);
+  const round = fc.integer({ min: 0, max: 2 });
+  const event = fc.oneof(
+    fc.record({ k: fc.constant('prop' as const), round, v: fc.constantFrom(A, B), valid: fc.boolean() }),
+    fc.record({
+      k: fc.constant('vote' as const),
+      from: fc.integer({ min: 1, max: 3 }),
+      type: fc.constantFrom<'prevote' | 'precommit'>('prevote', 'precommit'),
+      round,
+      v: value,
+    }),
+    // Each of the others naming one value at once: the polkas and quorums single votes rarely make.
+    fc.record({
+      k: fc.constant('quorum' as const),
+      type: fc.constantFrom<'prevote' | 'precommit'>('prevote', 'precommit'),
+      round,
+      v: value,
+    }),
+    fc.record({
+      k: fc.constant('timeout' as const),
+      step: fc.constantFrom<'propose' | 'prevote' | 'precommit'>('propose', 'prevote', 'precommit'),
+      round,
+    }),
+  );
+  fc.assert(
+    fc.property(fc.array(event, { maxLength: 60 }), (events) => {
+      const h = new Harness(0, NOT_ME);
+      const named = new Map<string, Set<number>>();
+      const valid = new Set<string>();
+      const key = (r: number, v: Uint8Array | null) => `${r}:${v ? toHex(v) : 'nil'}`;
+      const polka = (r: number, v: Uint8Array) => (named.get(key(r, v))?.size ?? 0) >= 3;
+      const note = (actions: ReturnType<Harness['send']>) => {
+        for (const vote of broadcastVotes(actions)) {
+          if (vote.type === 'prevote') {
+            const k = key(vote.round, vote.blockHash);
+            named.set(k, (named.get(k) ?? new Set()).add(0));
+          } else if (vote.blockHash) {
+            assert.ok(polka(vote.round, vote.blockHash), `precommit ${describeVote(vote)} without its polka`);
+            assert.ok(
+              valid.has(toHex(vote.blockHash)),
+              `precommit ${describeVote(vote)} for a block not known valid`,
+            );
+          }
+        }
+      };
+      note(h.start());
+      let lockedRound = -1;
+      for (const e of events) {
+        if (e.k === 'prop') {
+          if (e.valid) valid.add(toHex(e.v));
+          note(h.propose(e.round, e.v, -1, e.valid));
+        } else if (e.k === 'vote') {
+          if (e.type === 'prevote') {
+            const k = key(e.round, e.v);
+            named.set(k, (named.get(k) ?? new Set()).add(e.from));
+          }
+          note(h.votes([e.from], e.type, e.round, e.v));
+        } else if (e.k === 'quorum') {
+          if (e.type === 'prevote') {
+            const k = key(e.round, e.v);
+            named.set(k, new Set([...(named.get(k) ?? []), 1, 2, 3]));
+          }
+          note(h.votes([1, 2, 3], e.type, e.round, e.v));
+        } else note(h.timeout(e.step, e.round));
+        const s = h.machine.snapshot();
+        assert.ok(s.lockedRound >= lockedRound, 'a lock never goes back to an earlier round');
+        lockedRound = s.lockedRound;
+        assert.ok(s.validRound >= s.lockedRound);
+        if (s.lockedRound >= 0) {
+          assert.ok(polka(s.lockedRound, s.lockedValue!) && valid.has(toHex(s.lockedValue!)));
+        }
+        if (s.validRound >= 0) {
+          assert.ok(polka(s.validRound, s.validValue!) && valid.has(toHex(s.validValue!)));
+        }
+      }
+    }),
+    { numRuns: 400 },
+  );
 });

@@ -19,6 +19,7 @@ import {
   offerTermsDigest,
   openLeaseAction,
   prepareTransaction,
+  recordBurnOf,
   type Signer,
   signedHash,
   signerAddress,
@@ -39,6 +40,8 @@ interface Review {
   renter: string;
   balance: bigint;
   escrow: bigint;
+  /** Burned for the lease's record on top of the fee (sdk recordBurnOf). */
+  burn: bigint;
   hours: number;
   chipId: string | undefined;
   offer: OfferJson;
@@ -107,9 +110,12 @@ async function check(
       termsDigest,
     }),
   ]);
-  const balance = await client.balance(renter);
-  checkFunds({ from: renter, balance, spend: escrow, fee: tx.fee });
-  return { signer, tx, renter, balance, escrow, hours, chipId, offer, termsDigest };
+  const [balance, params] = await Promise.all([client.balance(renter), client.getParams()]);
+  // The chain burns this for the lease's record, on top of the fee: the node refuses a lease the
+  // balance cannot pay it for, so it is checked and shown here.
+  const burn = await recordBurnOf(client, tx.actions, BigInt(params.minFeePerAction));
+  checkFunds({ from: renter, balance, spend: escrow, fee: tx.fee, burn });
+  return { signer, tx, renter, balance, escrow, burn, hours, chipId, offer, termsDigest };
 }
 
 export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => void }) {
@@ -336,14 +342,21 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
             <Row label="Fee">
               <span data-testid="rent-fee">{formatUncExact(phase.review.tx.fee)} UNC</span>
             </Row>
+            <Row label="Burned">
+              <span data-testid="rent-burn">{formatUncExact(phase.review.burn)} UNC</span>
+              <span className="muted"> for the lease's record, which every node keeps</span>
+            </Row>
             <Row label="Total">
               <span data-testid="rent-total">
-                {formatUncExact(phase.review.escrow + phase.review.tx.fee)} UNC
+                {formatUncExact(phase.review.escrow + phase.review.tx.fee + phase.review.burn)} UNC
               </span>
               <span className="muted">
                 {' '}
                 of {formatUncExact(phase.review.balance)} UNC held; leaves{' '}
-                {formatUncExact(phase.review.balance - phase.review.escrow - phase.review.tx.fee)} UNC
+                {formatUncExact(
+                  phase.review.balance - phase.review.escrow - phase.review.tx.fee - phase.review.burn,
+                )}{' '}
+                UNC
               </span>
             </Row>
           </KV>

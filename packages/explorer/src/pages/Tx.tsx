@@ -191,7 +191,11 @@ export function TxPage({ params }: PageProps) {
             </Row>
           </KV>
         </Card>
-        <Card title="Fee" subtitle="Half is burned, half goes to the block's proposer" testId="fee-split">
+        <Card
+          title="Fee"
+          subtitle="Half is burned, half goes to the block's proposer; what a record kept for good costs (a new account, a lease, a receipt, a dispute) is burned whole"
+          testId="fee-split"
+        >
           {fee ? (
             <>
               <div className="fee-total">

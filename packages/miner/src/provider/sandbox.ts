@@ -14,6 +14,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import {
+  type BigIntStats,
   existsSync,
   lstatSync,
   mkdtempSync,
@@ -22,6 +23,9 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  type Stats,
+  statfsSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -279,6 +283,142 @@ function pidNamespace(): string | undefined {
 }
 
 /**
+ * The job folders of versions before JOBS_FOLDER_PREFIX: `unc-job-XXXXXX` (mkdtemp's six
+ * characters), one per job process, that process's working directory for its whole life, with no
+ * owner file. The job process ends when its provider goes, so one that no process works in any
+ * more is a dead provider's leftover (oldJobFolderUnused).
+ */
+const OLD_JOB_FOLDER = /^unc-job-[A-Za-z0-9]{6}$/;
+/** The initial pid namespace's inode (the kernel's PROC_PID_INIT_INO): its /proc lists every process. */
+const INIT_PID_NAMESPACE = 'pid:[4026531836]';
+/** An old folder younger than this is left: its provider made it and forks into it in one step. */
+const OLD_JOB_FOLDER_MIN_AGE_MS = 60_000;
+
+/** A file's identity, whatever path names it (another mount namespace's, a bind mount's). */
+function fileIdentity(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}`;
+}
+
+/** Whether `err` says the process asked about has ended meanwhile. */
+function processGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ESRCH';
+}
+
+/**
+ * The folders (fileIdentity) the processes work in, or null where one of this user's processes
+ * could work in a folder unseen: one whose working directory this process may not read (a
+ * non-dumpable one: a setuid or file-capability program, a program it may run but not read).
+ * Working directories are compared by identity, not by the path /proc shows: a process in another
+ * mount namespace (a container sharing the directory) shows the path of its own view. Another
+ * user's unreadable process is no matter: it cannot enter a folder private to this user.
+ */
+function foldersInUse(uid: number): Set<string> | null {
+  if (procHidesProcesses()) return null;
+  const inUse = new Set<string>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      inUse.add(fileIdentity(statSync(`/proc/${name}/cwd`, { bigint: true })));
+    } catch (err) {
+      if (processGone(err)) continue;
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${name}/status`, 'utf8');
+      } catch (err2) {
+        if (processGone(err2)) continue;
+        return null;
+      }
+      // Real, effective, saved and file-system uids: any of them this user's, it may be in one.
+      const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/).map(Number);
+      if (uids === undefined || uids.includes(uid)) return null;
+    }
+  }
+  return inUse;
+}
+
+/**
+ * Whether /proc is mounted so that it lists only some processes (hidepid=invisible or 2, which
+ * leaves out even this user's processes it may not inspect; subset=pid), or cannot be told.
+ */
+function procHidesProcesses(): boolean {
+  let options: string | undefined;
+  try {
+    // The last mount on /proc is the one seen there; its options follow the " - " separator.
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [mount, fs] = line.split(' - ');
+      if (mount?.split(' ')[4] === '/proc' && fs !== undefined) options = fs.split(' ')[2];
+    }
+  } catch {
+    return true;
+  }
+  if (options === undefined) return true;
+  return options
+    .split(',')
+    .some(
+      (o) =>
+        (o.startsWith('hidepid=') && !['hidepid=0', 'hidepid=off'].includes(o)) || o.startsWith('subset='),
+    );
+}
+
+/** The identities of `folder` and of every folder in it (links not followed), or null past `max`. */
+function folderTree(folder: string, max = 10_000): Set<string> | null {
+  const found = new Set<string>([fileIdentity(lstatSync(folder, { bigint: true }))]);
+  const queue = [folder];
+  for (let dir = queue.pop(); dir !== undefined; dir = queue.pop()) {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const path = join(dir, entry.name);
+      found.add(fileIdentity(lstatSync(path, { bigint: true })));
+      if (found.size > max) return null;
+      queue.push(path);
+    }
+  }
+  return found;
+}
+
+/**
+ * The filesystems (statfs magic numbers) known to be of this machine alone: ext2/3/4, xfs, btrfs,
+ * tmpfs, overlayfs, zfs, f2fs, bcachefs. On any other (NFS, CIFS, a cluster's, FUSE) a directory
+ * may be shared with other machines, whose processes no /proc here shows.
+ */
+const LOCAL_FILESYSTEMS = new Set([
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0x2fc12fc1, 0xf2f52010, 0xca451a4e,
+]);
+
+function onLocalFilesystem(dir: string): boolean {
+  try {
+    return LOCAL_FILESYSTEMS.has(Number(statfsSync(dir).type));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the old job folder at `path` (lstat `folder`) is a leftover no one uses: only in the
+ * initial pid namespace, where /proc shows every process that could work in it (in a container a
+ * process of the host or of another container sharing the directory is unseen), on a filesystem
+ * of this machine alone (onLocalFilesystem: another machine's process is unseen); only a folder
+ * private to this user (0700, as mkdtemp made it: no other user's process can be in it), older than
+ * a minute, that is no process's working directory (`inUse`, null: not all seen) or inside one.
+ */
+function oldJobFolderUnused(
+  path: string,
+  folder: Stats,
+  pidns: string | undefined,
+  inUse: () => Set<string> | null,
+): boolean {
+  if (pidns !== INIT_PID_NAMESPACE || (folder.mode & 0o077) !== 0) return false;
+  if (!onLocalFilesystem(path)) return false;
+  if (Date.now() - folder.mtimeMs < OLD_JOB_FOLDER_MIN_AGE_MS) return false;
+  const used = inUse();
+  const tree = used === null ? null : folderTree(path);
+  if (used === null || tree === null) return false;
+  for (const id of tree) if (used.has(id)) return false;
+  return true;
+}
+
+/**
  * Why the folders in `dir` cannot be removed safely, or null. A recursive removal checks that a
  * name is a folder, then lists it by its name: whoever can rename entries in the folder it lies in
  * (or in any folder above) can put a link in its place in between, and the removal empties the
@@ -310,7 +450,8 @@ export function unsafeJobsParent(dir: string): string | null {
  * link of that name, a folder without a readable owner file. The removal follows no link inside
  * (rmSync removes links, not their targets), and nothing is removed where `parent` or a folder
  * above it lets others rename what is in it (unsafeJobsParent; `warn` is told). Folders of older
- * versions (`unc-job-XXXXXX`, no owner file) cannot be told apart and are left.
+ * versions (`unc-job-XXXXXX`, no owner file) are removed, under the same checks, when no process
+ * works in them any more (oldJobFolderUnused).
  */
 export function removeStaleJobFolders(
   parent: string = tmpdir(),
@@ -338,12 +479,22 @@ export function removeStaleJobFolders(
   }
   const uid = typeof process.getuid === 'function' ? process.getuid() : null;
   const pidns = pidNamespace();
+  let inUse: Set<string> | null | undefined;
   for (const name of names) {
-    if (!name.startsWith(JOBS_FOLDER_PREFIX)) continue;
+    const old = OLD_JOB_FOLDER.test(name);
+    if (!old && !name.startsWith(JOBS_FOLDER_PREFIX)) continue;
     const path = join(real, name);
     try {
       const folder = lstatSync(path);
       if (!folder.isDirectory() || (uid !== null && folder.uid !== uid)) continue;
+      if (old) {
+        if (uid === null) continue;
+        const seen = () => (inUse === undefined ? (inUse = foldersInUse(uid)) : inUse);
+        if (!oldJobFolderUnused(path, folder, pidns, seen)) continue;
+        rmSync(path, { recursive: true, force: true });
+        removed.push(path);
+        continue;
+      }
       const ownerPath = join(path, JOBS_OWNER_FILE);
       const ownerFile = lstatSync(ownerPath);
       if (!ownerFile.isFile() || ownerFile.size > 4096) continue;

@@ -87,15 +87,38 @@ export class Swtpm {
 
   /** Starts swtpm and resolves once it accepts connections (and, by default, is powered on). */
   static async start(opts: SwtpmOptions = {}): Promise<Swtpm> {
-    const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), 'unc-swtpm-')));
-    const swtpm = new Swtpm(stateDir, opts.keepState ?? opts.stateDir !== undefined, opts);
+    const swtpm = await Swtpm.prepare(opts);
     try {
-      await swtpm.launch();
+      await swtpm.run();
     } catch (err) {
       await swtpm.dispose();
       throw err;
     }
     return swtpm;
+  }
+
+  /**
+   * A swtpm not started yet (its state directory made): one who must kill it on a forced exit
+   * registers `kill` before `run`, which spawns it and waits until it listens. Registered only
+   * after, a process that exits at once while swtpm starts left it running.
+   */
+  static async prepare(opts: SwtpmOptions = {}): Promise<Swtpm> {
+    const stateDir = opts.stateDir ?? (await mkdtemp(join(tmpdir(), 'unc-swtpm-')));
+    return new Swtpm(stateDir, opts.keepState ?? opts.stateDir !== undefined, opts);
+  }
+
+  /** Spawns swtpm and resolves once it accepts connections (and, by default, is powered on). */
+  async run(): Promise<void> {
+    await this.launch();
+  }
+
+  /**
+   * At a forced exit: SIGTERM to the swtpm process by its PID, at once and without waiting, whether
+   * it listens yet or not. Only a child not yet reaped: once it exited, its PID may be another's.
+   */
+  kill(): void {
+    const pid = this.child?.pid;
+    if (pid !== undefined && this.running) process.kill(pid, 'SIGTERM');
   }
 
   /** The TPM command port. */

@@ -1614,6 +1614,20 @@ export class ConsensusDriver {
   /** This validator proposes: a block from the mempool, with its VRF beacon. */
   private async buildValue(height: bigint, round: number): Promise<void> {
     if (!this.validator || height !== this.chain.tipHeight + 1n) return;
+    // No block at the trusted checkpoint's height but the checkpoint is accepted, this validator's
+    // own included (others' are refused in Chain.checkBeforeExecution): one it built cannot be it
+    // (the checkpoint must be a block the network already decided), so it proposes nothing there.
+    const cp = this.chain.trustedCheckpoint;
+    if (cp && cp.height === height) {
+      this.logger.warn(
+        "not proposing at the trusted checkpoint's height: only that block may be decided there",
+        {
+          height,
+          round,
+        },
+      );
+      return;
+    }
     const time = this.chain.nextBlockTime(BigInt(this.clock.now()));
     // Drawn lazily (the builder keeps drawing past candidates that fail): each signature check is
     // skipped only for the very envelope drawn from the mempool under that hash.
@@ -2414,6 +2428,15 @@ export class ConsensusDriver {
     // of turn, each a new signature (so relayed once each) and each checked here, at every node.
     if (!equalBytes(proposal.proposer, this.proposerAt(proposal.height, proposal.round))) return 'ignore';
     if (from !== null) this.proposalArrives(proposal);
+    // A fresh proposal carrying a block another validator built is refused for what its proposer
+    // signed, not for the block: judged before the block's cached verdicts, and never cached under
+    // the block's content (`invalidContent`). Cached, another round's proposer re-signing an honest
+    // block so and racing it here had the genuine proposal taken for invalid: prevoted nil, never
+    // decided. Not executed, and not held against `from` (its proposer's doing).
+    if (proposal.polRound === -1 && !equalBytes(msg.block.header.proposer, proposal.proposer)) {
+      await this.handle({ type: 'proposal', proposal, valid: false });
+      return 'ignore';
+    }
     const key = toHex(proposal.blockHash);
     const { idsHash } = wireIdsOfBlock(msg.block);
     const content = `${key}:${idsHash}`;

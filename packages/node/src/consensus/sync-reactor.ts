@@ -18,6 +18,7 @@ import {
   latestValidatorSetEpoch,
   type TxEnvelope,
   txRootOf,
+  ValidationError,
   VerifiedSignatures,
   type VerifyFn,
 } from '@unc/core';
@@ -25,11 +26,13 @@ import type { Chain, CommittedBlock } from '../chain.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { BlockTake, Network } from '../p2p/types.js';
-import { peerStatuses, readBlockRange, type SyncProgress, syncChain } from '../sync.js';
+import { peerStatuses, readBlockRange, SyncConflictError, type SyncProgress, syncChain } from '../sync.js';
 import type { BlockPreverifier } from './block-preverify.js';
 
 /** How long a peer whose claimed heights a sync found it did not serve is not believed. */
 export const DISPROVED_MS = 10 * 60_000;
+/** The unbonding period in epochs (execute.ts: 3 × epochBlocks). */
+const UNBONDING_EPOCHS = 3n;
 /** Peers remembered as disproved at once. */
 const MAX_DISPROVED = 1_024;
 
@@ -59,6 +62,11 @@ export interface SyncReactorOptions {
    * it): the network decided its height, evidence that this node is behind (behind-view.ts).
    */
   onCertified?(height: bigint): void;
+  /**
+   * A peer served a block proving two certified histories (SyncReactor.conflict): sync has
+   * stopped for good, until the operator restarts the node (the driver logs it loudly).
+   */
+  onConflict?(conflict: SyncConflict): void;
   /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
   verifyCommitSignature?: VerifyFn;
 }
@@ -88,7 +96,23 @@ export interface SyncPreverified {
   complete?: boolean;
 }
 
+/** Why sync stopped for good: a block that cannot belong to this node's chain, yet is certified. */
+export interface SyncConflict {
+  height: bigint;
+  /** The peer's block (hex). */
+  theirs: string;
+  /** This node's head (hex) when the conflict was found. */
+  head: string;
+  why: string;
+}
+
 export class SyncReactor {
+  /**
+   * Set once sync found two certified histories: block sync then refuses to run, so that a
+   * node is never carried down one of them by whichever peer answered first.
+   */
+  conflict: SyncConflict | null = null;
+
   /** A sync is running (it holds the consensus queue meanwhile). */
   syncing = false;
   /** The latest block-sync progress, while a sync runs. */
@@ -187,9 +211,15 @@ export class SyncReactor {
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
   async catchUp(network: Network): Promise<void> {
+    if (this.conflict) {
+      this.opts.logger.warn('block sync stopped: conflicting certified histories', { ...this.conflict });
+      return;
+    }
     this.syncing = true;
     try {
       await this.syncFromPeers(network);
+    } catch (err) {
+      if (!(err instanceof SyncConflictError)) throw err;
     } finally {
       this.syncing = false;
       this.syncProgress = null;
@@ -213,6 +243,8 @@ export class SyncReactor {
           const block = ahead?.block ?? decode(blockCodec, encoded);
           let committed: CommittedBlock;
           try {
+            // Before any work on it: a block proving two certified histories ends the sync.
+            this.refuseConflict(block);
             // A look-ahead that could not check the block's commit (its validator set was not
             // known before the block before it ran: an epoch's first block) started nothing; now
             // that the head is that block, the commit can be checked and the pre-check run.
@@ -253,6 +285,7 @@ export class SyncReactor {
       },
       onProgress: (p) => {
         this.syncProgress = p;
+        this.warnLongRange(p);
         if (this.opts.clock.now() - lastLog < 2_000 && p.height < p.target) return;
         lastLog = this.opts.clock.now();
         logger.info('syncing blocks', {
@@ -275,6 +308,90 @@ export class SyncReactor {
     for (const peer of result.excluded)
       if (!result.disproved.includes(peer)) this.disprove(peer, this.unserved);
     if (result.applied > 0) logger.info('synced', { height: result.height, applied: result.applied });
+  }
+
+  private warnedLongRange = false;
+
+  /**
+   * Warns, once, when the blocks to sync past the head (or past the trusted checkpoint, if it is
+   * ahead) span more than the unbonding period: validators that signed there may have unbonded
+   * since, and an alternative history signed by their keys costs them nothing (long-range attack).
+   * Only a warning: peers' heights are bare claims, and a chain synced from genesis is the normal
+   * way to start a node; the operator's answer is `--trusted-checkpoint` (docs/operators.md).
+   */
+  private warnLongRange(p: SyncProgress): void {
+    if (this.warnedLongRange) return;
+    const { chain } = this.opts;
+    const cp = chain.trustedCheckpoint;
+    const from = cp && cp.height > p.height ? cp.height : p.height;
+    const unbonding = UNBONDING_EPOCHS * getPociParams(chain.tipState).epochBlocks;
+    if (p.target - from <= unbonding) return;
+    this.warnedLongRange = true;
+    this.opts.logger.warn(
+      'syncing past the unbonding period without a trusted checkpoint there: set --trusted-checkpoint HEIGHT:HASH from a source you trust (docs/operators.md, weak subjectivity)',
+      { height: p.height, target: p.target, checkpoint: cp ? cp.height : 'none', unbondingBlocks: unbonding },
+    );
+  }
+
+  /**
+   * Stops sync (SyncConflictError) on a block that proves this node's history is not the one its
+   * peer serves, though both are certified: +2/3 of the validators the head knows signed a block
+   * that does not extend the head (a fork of the current set: over a third of it equivocated, or
+   * this node followed a long-range history), or the block is the trusted checkpoint and does not
+   * extend the head (this node followed another history below it). Before, such a block was
+   * "a bad block" like any other: its peer was penalised and ignored for ten minutes, and the node
+   * went on down the history whichever peer answered first had served. A block at the checkpoint's
+   * height that is not the checkpoint is refused by the chain itself (Chain.trustedCheckpoint).
+   */
+  private refuseConflict(block: Block): void {
+    const { chain } = this.opts;
+    const height = block.header.height;
+    if (height !== chain.tipHeight + 1n) return;
+    const cp = chain.trustedCheckpoint;
+    const atCheckpoint = cp !== null && cp.height === height;
+    const builds = equalBytes(block.header.prevHash, chain.tip.hash);
+    if (builds && !atCheckpoint) return;
+    const hash = blockHash(block.header);
+    let why: string | null = null;
+    if (builds) {
+      // The checkpoint itself, or an uncertified block the chain refuses (its peer blamed).
+      if (equalBytes(cp!.hash, hash) || !this.commitVerifies(block)) return;
+      // The operator's checkpoint is wrong (or above the network's head), or this node followed
+      // another history below it: either way not the fault of the peer serving a certified block,
+      // which was penalised and set aside for ten minutes at every sync.
+      why =
+        "the head's validators certified a block at the trusted checkpoint's height that is not the checkpoint: the checkpoint is wrong, or this node followed another history below it";
+    } else if (atCheckpoint && equalBytes(cp!.hash, hash))
+      why = "the trusted checkpoint does not extend this node's chain";
+    else if (this.commitVerifies(block))
+      why = "the head's validators certified a block that does not extend the head";
+    // Not certified: an ordinary bad block, its peer blamed, without checking its commit again.
+    if (!why)
+      throw new ValidationError('BAD_BLOCK', `block ${height}: previous hash does not match the head`);
+    // A trusted checkpoint ahead tells the two histories apart once reached: the peer serving this
+    // one is set aside (unblamed) and the sync goes on. Stopping for good here let holders of
+    // long-unbonded keys (a set's +2/3 signs any block at its heights at no cost) halt every node
+    // syncing through those heights, at every restart. On the wrong history, the node stops at
+    // the checkpoint instead (its certified block there is not the checkpoint, or does not extend).
+    if (cp && cp.height > height && !builds) {
+      this.opts.logger.warn(
+        "a certified block does not extend this node's chain: its peer is set aside, the trusted checkpoint ahead decides",
+        { height, theirs: Buffer.from(hash).toString('hex'), checkpoint: cp.height },
+      );
+      throw new SyncConflictError(`${why} (block ${height}; the trusted checkpoint ahead decides)`, false);
+    }
+    this.conflict = {
+      height,
+      theirs: Buffer.from(hash).toString('hex'),
+      head: Buffer.from(chain.tip.hash).toString('hex'),
+      why,
+    };
+    this.opts.logger.error(
+      'CONFLICTING CHAIN: block sync stopped; check the trusted checkpoint and the peers (docs/operators.md)',
+      { ...this.conflict },
+    );
+    this.opts.onConflict?.(this.conflict);
+    throw new SyncConflictError(`${why} (block ${height})`);
   }
 
   /**

@@ -68,7 +68,13 @@ import {
   type PeerInfo,
   type Verdict,
 } from './types.js';
-import { connectionBacklog, connectionWriteBytes, writeFrameInChunks } from './write-gate.js';
+import {
+  connectionBacklog,
+  connectionWriteBytes,
+  type UnreadHolding,
+  unreadToClose,
+  writeFrameInChunks,
+} from './write-gate.js';
 
 export const GOSSIP_TOPICS: readonly GossipTopic[] = [
   'tx',
@@ -113,6 +119,15 @@ export const DEFAULT_MAX_BLOCKS_RESPONSE_BYTES = 64 * 1024 * 1024;
  * proposal and the transactions around it stays far below.
  */
 export const DEFAULT_MAX_CONNECTION_WRITE_BYTES = 32 * 1024 * 1024;
+/**
+ * What all connections together may hold for their peers to read: past it, the connection holding
+ * the most is closed, then the next, until the rest fit. The per-connection bound alone let a peer
+ * with many connections (or many peers) each stay just under it pin 32 MiB × the connection limit
+ * (200 by default: 6.4 GiB). The one holding the most is the one not reading (an honest reader
+ * holds what a round trip takes), never the newest or an arbitrary one, so the peers that read
+ * stay connected.
+ */
+export const DEFAULT_MAX_TOTAL_WRITE_BYTES = 256 * 1024 * 1024;
 /** How often the connections' write buffers are looked at (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). */
 export const DEFAULT_WRITE_WATCH_INTERVAL_MS = 1_000;
 
@@ -160,8 +175,12 @@ export interface NetworkMetricsHooks {
   request?(protocol: RequestKind, outcome: RequestOutcome, ms: number): void;
   /** A block-serving read slot held by a stalled write went to a waiting request (serve-budget.ts). */
   blockSlotTakenOver?(): void;
-  /** A connection was closed for holding more than `maxConnectionWriteBytes` its peer did not read. */
-  unreadConnectionClosed?(): void;
+  /**
+   * A connection was closed for holding what its peer did not read: more than
+   * `maxConnectionWriteBytes` (`bound` 'connection'), or the most of all connections while they
+   * held more than `maxTotalWriteBytes` together ('total').
+   */
+  unreadConnectionClosed?(bound: 'connection' | 'total'): void;
 }
 
 export type RequestOutcome =
@@ -202,6 +221,11 @@ export interface NetworkOptions {
    * 32 MiB), looked at every `writeWatchIntervalMs` (default 1000).
    */
   maxConnectionWriteBytes?: number;
+  /**
+   * All connections holding more than this together for their peers to read: the one holding the
+   * most is closed, until the rest fit (`DEFAULT_MAX_TOTAL_WRITE_BYTES`, 256 MiB).
+   */
+  maxTotalWriteBytes?: number;
   writeWatchIntervalMs?: number;
   /** Connection limits (see `ConnectionLimits`); explicit values, never the library's defaults. */
   connections?: Partial<ConnectionLimits>;
@@ -375,6 +399,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private timer: NodeJS.Timeout | undefined;
   private writeWatch: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** What each connection held unread at the last look (`closeUnread`), by connection id. */
+  private unreadBefore = new Map<string, number>();
   peerId = '';
 
   constructor(private readonly opts: NetworkOptions) {
@@ -412,7 +438,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       if (!Number.isSafeInteger(max) || max <= 0)
         throw new RangeError(`maxMessageBytes.${t} must be positive`);
     }
-    for (const key of ['maxConnectionWriteBytes', 'writeWatchIntervalMs'] as const) {
+    for (const key of ['maxConnectionWriteBytes', 'maxTotalWriteBytes', 'writeWatchIntervalMs'] as const) {
       const v = opts[key];
       if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
         throw new RangeError(`${key} must be positive`);
@@ -1089,24 +1115,44 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
 
   /**
    * Closes each connection holding more than `maxConnectionWriteBytes` for its peer to read: what
-   * it holds goes with it (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). Not a penalty: an honest peer on
-   * a link far too slow looks the same, and may connect again.
+   * it holds goes with it (`DEFAULT_MAX_CONNECTION_WRITE_BYTES`). Then, while the others hold more
+   * than `maxTotalWriteBytes` together, the one holding the most (`DEFAULT_MAX_TOTAL_WRITE_BYTES`).
+   * Not a penalty: an honest peer on a link far too slow looks the same, and may connect again.
    */
   private closeUnread(): void {
     if (this.stopped) return;
     const max = this.opts.maxConnectionWriteBytes ?? DEFAULT_MAX_CONNECTION_WRITE_BYTES;
+    const maxTotal = this.opts.maxTotalWriteBytes ?? DEFAULT_MAX_TOTAL_WRITE_BYTES;
+    const holding: UnreadHolding<Connection>[] = [];
+    const before = this.unreadBefore;
+    this.unreadBefore = new Map();
     for (const connection of this.node.getConnections()) {
       const bytes = connectionWriteBytes(connection);
-      if (bytes <= max) continue;
-      const peer = connection.remotePeer.toString();
-      this.log.warn('connection closed: its peer does not read what it is sent', { peer, bytes, max });
-      this.opts.metrics?.unreadConnectionClosed?.();
-      try {
-        connection.abort(new Error(`peer not reading: ${bytes} bytes waiting for it`));
-      } catch (err) {
-        // On a timer: a throw here would end the process.
-        this.log.error('could not close a connection', { peer, error: errorMessage(err) });
+      if (bytes > max) this.closeNotReading(connection, bytes, 'connection', max);
+      else if (bytes > 0) {
+        holding.push({ connection, bytes, before: before.get(connection.id) ?? 0 });
+        this.unreadBefore.set(connection.id, bytes);
       }
+    }
+    for (const connection of unreadToClose(holding, maxTotal)) {
+      this.closeNotReading(connection, connectionWriteBytes(connection), 'total', maxTotal);
+    }
+  }
+
+  private closeNotReading(
+    connection: Connection,
+    bytes: number,
+    bound: 'connection' | 'total',
+    max: number,
+  ): void {
+    const peer = connection.remotePeer.toString();
+    this.log.warn('connection closed: its peer does not read what it is sent', { peer, bytes, bound, max });
+    this.opts.metrics?.unreadConnectionClosed?.(bound);
+    try {
+      connection.abort(new Error(`peer not reading: ${bytes} bytes waiting for it`));
+    } catch (err) {
+      // On a timer: a throw here would end the process.
+      this.log.error('could not close a connection', { peer, error: errorMessage(err) });
     }
   }
 

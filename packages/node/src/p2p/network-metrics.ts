@@ -3,7 +3,7 @@
  * node registers them with its other series and hands the hooks to the network it starts.
  *
  * Labels are bounded sets only (docs/rpc.md "Metrics"): a gossip topic and verdict, a request's
- * protocol and outcome, a penalty's kind, a ban's cause. Never a peer id (free to make: one series
+ * protocol and outcome, a penalty's kind, a ban's cause, the unread bound that closed a connection. Never a peer id (free to make: one series
  * per id would grow without end) nor a penalty's free-text reason (it names sizes and errors).
  */
 import { DEFAULT_SECONDS_BUCKETS, type Registry } from '../metrics.js';
@@ -40,11 +40,11 @@ export function networkMetrics(r: Registry): NetworkMetricsHooks {
     'unc_p2p_block_slots_taken_over_total',
     'Block-serving read slots taken from a stalled write (a peer not reading its answer) for a waiting request',
   );
-  // Nonzero means peers stopped reading what they were sent (libp2p.ts maxConnectionWriteBytes):
-  // processes stopped, links far too slow, or peers pinning this node's memory.
+  // Nonzero means peers stopped reading what they were sent (libp2p.ts maxConnectionWriteBytes,
+  // maxTotalWriteBytes): processes stopped, links far too slow, or peers pinning this node's memory.
   const unreadClosed = r.counter(
     'unc_p2p_unread_connections_closed_total',
-    'Connections closed for holding more than their bound (32 MiB by default) that their peer did not read',
+    'Connections closed for holding what their peer did not read, by bound: more than their own (32 MiB by default), or the most while all held more than theirs (256 MiB)',
   );
   return {
     gossip: (topic, verdict, bytes) => {
@@ -59,6 +59,6 @@ export function networkMetrics(r: Registry): NetworkMetricsHooks {
       requestSeconds.observe(ms / 1000, { protocol, outcome });
     },
     blockSlotTakenOver: () => takenOver.inc(),
-    unreadConnectionClosed: () => unreadClosed.inc(),
+    unreadConnectionClosed: (bound) => unreadClosed.inc(1, { bound }),
   };
 }

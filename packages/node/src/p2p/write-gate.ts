@@ -207,3 +207,36 @@ export async function writeFrameInChunks(
   }
   await written(stream, opts.signal);
 }
+
+/** A connection's unread bytes at this look and at the one before (0 if it was not there then). */
+export interface UnreadHolding<C> {
+  connection: C;
+  bytes: number;
+  before: number;
+}
+
+/**
+ * Which connections to close, in order, while all together hold more than `maxTotal` for their
+ * peers to read: those holding the most steadily first, the least of what each held at this look
+ * and the one before, then the most held now. Ranked by what each holds now alone, a peer with
+ * many connections each kept just under an honest one's burst (an honest peer mid-way through a
+ * large proposal on a slow link) had the honest one closed at every look while its own stayed,
+ * pinning the total. Held across two looks, a byte is one its peer did not read for a whole
+ * interval; an honest reader's drain within one, so to rank above it a peer must hold what it
+ * does not read, and is closed first. O(n log n) in the connections, once per look.
+ */
+export function unreadToClose<C>(holding: readonly UnreadHolding<C>[], maxTotal: number): C[] {
+  let total = 0;
+  for (const h of holding) total += h.bytes;
+  if (total <= maxTotal) return [];
+  const ranked = [...holding].sort(
+    (a, b) => Math.min(b.bytes, b.before) - Math.min(a.bytes, a.before) || b.bytes - a.bytes,
+  );
+  const out: C[] = [];
+  for (const h of ranked) {
+    if (total <= maxTotal) break;
+    out.push(h.connection);
+    total -= h.bytes;
+  }
+  return out;
+}

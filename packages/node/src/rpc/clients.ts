@@ -7,8 +7,9 @@
  * client, so every per-IP limit is also held per prefix, in a hierarchy: an IPv4 address counts
  * under its /24 and its /16, an IPv6 /64 under its /48 and its /32 (an IPv4-mapped IPv6 address is
  * its IPv4 address). A prefix gets `share` addresses' worth of each limit (PrefixShares), shared by
- * all of its addresses, first come first served: one address alone is held to its own cap and never
- * to less, however its prefixes stand; many addresses of one prefix together get one prefix's share.
+ * all of its addresses, fairly where they want more than it holds (ClientTally): one address alone
+ * is held to its own cap and never to less, however its prefixes stand; many addresses of one prefix
+ * together get one prefix's share.
  *
  * The trade-off: addresses of one prefix share its cap whoever holds them. Honest clients spread
  * over one /24 (a carrier NAT's pool, an office's addresses) get four addresses' worth between them,
@@ -121,31 +122,165 @@ export interface Tallied {
 }
 
 /**
+ * How long an address refused at its network's cap, while holding less than its fair part there,
+ * counts as wanting in (ClientTally): long enough to span a client's retries (Retry-After is 1 s),
+ * short enough that one gone for good holds its neighbours to their fair part only briefly.
+ */
+export const WANT_MS = 10_000;
+
+/**
+ * The clock ClientTally's wants are timed by: monotonic, so that a step of the wall clock (NTP, an
+ * operator) neither keeps a neighbour that left wanting in for as long as the step back, nor cuts
+ * WANT_MS short.
+ */
+export function tallyNow(): number {
+  return performance.now();
+}
+
+/**
+ * The fewest networks (prefixes) that always fit in a server-wide total (maxConnections,
+ * maxWsConnections): a prefix holds at most total / MIN_NETWORKS of it (ClientTally's `most`), unless
+ * one address's own cap is more (an address alone is never held below its own cap).
+ */
+export const MIN_NETWORKS = 8;
+
+/**
  * Counts of something (open sockets, messages in progress) per client, capped at `limit` each and
- * at `limit` × share per prefix (levelsOf). A prefix counts only what was admitted: a client
+ * per prefix at `limit` × share (levelsOf), and at most `most` (a fraction of a server-wide total,
+ * MIN_NETWORKS) unless that is below `limit`. A prefix counts only what was admitted: a client
  * opening sockets past a cap (each refused, but open until its refusal is out) keeps itself over
  * its own cap, and fills none of its prefixes' counts, so it cannot lock out its neighbours with
- * sockets it was refused. Memory: an entry per key with something counted.
+ * sockets it was refused.
+ *
+ * Fairness within a prefix: an address refused at a prefix's cap while holding less than its fair
+ * part there (the cap over the addresses holding or wanting some of it) wants in for WANT_MS; while
+ * another address wants in, an address holding its fair part or more is refused more, so what its
+ * own connections free goes to the one waiting. Before, the prefix was first come first served: the
+ * addresses that filled it took back every slot they freed, and a neighbour (behind the same campus
+ * NAT range, in the same cloud /24) stayed locked out for as long as they kept reconnecting. The
+ * tally takes nothing back itself: a holder's surplus goes as its own connections close, or as the
+ * server closes idle ones of a holder over its fair part (surplus()).
+ *
+ * Memory: an entry per key with something counted; wants only for prefixes that hold something,
+ * at most the prefix's cap of them each.
  */
 export class ClientTally {
   private readonly counts = new Map<string, number>();
+  /** Per client: how many of its own were admitted (counted toward its prefixes). */
+  private readonly admitted = new Map<string, number>();
+  /** Per prefix: how many clients hold something admitted in it. */
+  private readonly members = new Map<string, number>();
+  /** Per prefix: the clients that want in, and until when (WANT_MS). */
+  private readonly wants = new Map<string, Map<string, number>>();
 
   constructor(
     private readonly limit: number,
     private readonly shares: PrefixShares = DEFAULT_PREFIX_SHARES,
+    private readonly most = Number.POSITIVE_INFINITY,
   ) {}
 
-  /** The level (the client itself, or a prefix) whose cap one more of the client's would pass. */
-  over(client: string): Level | undefined {
-    for (const level of levelsOf(client, this.shares)) {
-      if ((this.counts.get(level.key) ?? 0) >= this.limit * level.share) return level;
+  /** The cap of a level: the client's own (the first level), or a prefix's. */
+  private capOf(level: Level, own: boolean): number {
+    if (own) return this.limit;
+    return Math.min(this.limit * level.share, Math.max(this.limit, this.most));
+  }
+
+  /** Its cap (a level of levelsOf: the client itself first). */
+  cap(client: string, key: string): number | undefined {
+    const levels = levelsOf(client, this.shares);
+    const i = levels.findIndex((l) => l.key === key);
+    return i === -1 ? undefined : this.capOf(levels[i]!, i === 0);
+  }
+
+  /** The live wants of a prefix (expired ones dropped). */
+  private wantsOf(prefix: string, now: number): Map<string, number> | undefined {
+    const wants = this.wants.get(prefix);
+    if (wants === undefined) return undefined;
+    for (const [client, until] of wants) if (until <= now) wants.delete(client);
+    if (wants.size > 0) return wants;
+    this.wants.delete(prefix);
+    return undefined;
+  }
+
+  /** The client's fair part of a prefix's cap: the cap over the clients holding or wanting some. */
+  private fairPart(client: string, prefix: string, cap: number, now: number): number {
+    let n = this.members.get(prefix) ?? 0;
+    if ((this.admitted.get(client) ?? 0) === 0) n++;
+    for (const other of this.wantsOf(prefix, now)?.keys() ?? []) {
+      if (other !== client && (this.admitted.get(other) ?? 0) === 0) n++;
+    }
+    return Math.max(1, Math.floor(cap / n));
+  }
+
+  /** Whether a client other than `client` wants in to the prefix. */
+  private othersWant(client: string, prefix: string, now: number): boolean {
+    const wants = this.wantsOf(prefix, now);
+    return wants !== undefined && (wants.size > 1 || !wants.has(client));
+  }
+
+  /**
+   * The level (the client itself, or a prefix) whose cap one more of the client's would pass, or
+   * where it holds its fair part while another address of that prefix wants in. Counts nothing.
+   */
+  over(client: string, now = tallyNow()): Level | undefined {
+    const levels = levelsOf(client, this.shares);
+    const mine = this.admitted.get(client) ?? 0;
+    for (const [i, level] of levels.entries()) {
+      const cap = this.capOf(level, i === 0);
+      if ((this.counts.get(level.key) ?? 0) >= cap) return level;
+      if (
+        i > 0 &&
+        this.othersWant(client, level.key, now) &&
+        mine >= this.fairPart(client, level.key, cap, now)
+      ) {
+        return level;
+      }
     }
     return undefined;
   }
 
   /** Whether one more of the client's would stay within every cap (counts nothing). */
-  fits(client: string): boolean {
-    return this.over(client) === undefined;
+  fits(client: string, now = tallyNow()): boolean {
+    return this.over(client, now) === undefined;
+  }
+
+  /**
+   * over(), and when a prefix refused the client while it holds less than its fair part there, the
+   * client wants in to it (for WANT_MS): what its neighbours free is kept for it.
+   */
+  ask(client: string, now = tallyNow()): Level | undefined {
+    const refused = this.over(client, now);
+    if (refused === undefined || refused.key === client) return refused;
+    const cap = this.capOf(refused, false);
+    if ((this.admitted.get(client) ?? 0) >= this.fairPart(client, refused.key, cap, now)) return refused;
+    let wants = this.wantsOf(refused.key, now);
+    if (wants === undefined) {
+      wants = new Map();
+      this.wants.set(refused.key, wants);
+    }
+    // At most a cap's worth of them: past that, every fair part is 1 already.
+    if (wants.has(client) || wants.size < cap) wants.set(client, now + WANT_MS);
+    return refused;
+  }
+
+  /**
+   * Whether the client holds more than its fair part of a prefix while another address of it wants
+   * in: one of its HTTP sockets may then be closed for the one waiting (at once when idle, else
+   * once its reply is out). Without that, two addresses (each at its own cap, together a /24's 128 sockets) kept
+   * their keep-alive sockets busy enough to stay open and locked every neighbour out for good.
+   */
+  surplus(client: string, prefix: string, now = tallyNow(), leaving = 0): boolean {
+    const levels = levelsOf(client, this.shares);
+    const i = levels.findIndex((l) => l.key === prefix);
+    if (i <= 0 || !this.othersWant(client, prefix, now)) return false;
+    // `leaving`: those of its already being taken back, still counted until they close.
+    const mine = (this.admitted.get(client) ?? 0) - leaving;
+    return mine > this.fairPart(client, prefix, this.capOf(levels[i]!, false), now);
+  }
+
+  /** The clients that want in to a prefix now (ask()). */
+  wanting(prefix: string, now = tallyNow()): string[] {
+    return [...(this.wantsOf(prefix, now)?.keys() ?? [])];
   }
 
   /** Its count now (a client key, or a prefix's from prefixesOf). */
@@ -153,26 +288,45 @@ export class ClientTally {
     return this.counts.get(key) ?? 0;
   }
 
-  /** Counts one more of the client's: toward its prefixes only when it is within every cap. */
-  add(client: string): Tallied {
+  /**
+   * Counts one more of the client's: toward its prefixes only when it is within every cap (ask():
+   * a client refused at a prefix may want in).
+   */
+  add(client: string, now = tallyNow()): Tallied {
     const levels = levelsOf(client, this.shares);
-    const within = levels.every((l) => (this.counts.get(l.key) ?? 0) < this.limit * l.share);
+    const within = this.ask(client, now) === undefined;
     const prefixes = within ? levels.slice(1).map((l) => l.key) : [];
-    this.bump(client, 1);
-    for (const key of prefixes) this.bump(key, 1);
+    this.bump(this.counts, client, 1);
+    if (within) {
+      const mine = this.bump(this.admitted, client, 1);
+      for (const key of prefixes) {
+        this.bump(this.counts, key, 1);
+        if (mine === 1) this.bump(this.members, key, 1);
+        // In: what it wanted came; wanting more, it asks again.
+        const wants = this.wants.get(key);
+        if (wants?.delete(client) && wants.size === 0) this.wants.delete(key);
+      }
+    }
     return { client, prefixes, within };
   }
 
   /** Counts one fewer: undoes what one add() counted (its return value). */
   remove(counted: Tallied): void {
-    this.bump(counted.client, -1);
-    for (const key of counted.prefixes) this.bump(key, -1);
+    this.bump(this.counts, counted.client, -1);
+    if (counted.prefixes.length === 0) return;
+    const mine = this.bump(this.admitted, counted.client, -1);
+    for (const key of counted.prefixes) {
+      if (mine === 0) this.bump(this.members, key, -1);
+      // A prefix holding nothing has nothing to share out: its wants go (so they stay bounded).
+      if (this.bump(this.counts, key, -1) === 0) this.wants.delete(key);
+    }
   }
 
-  private bump(key: string, by: number): void {
-    const n = (this.counts.get(key) ?? 0) + by;
-    if (n <= 0) this.counts.delete(key);
-    else this.counts.set(key, n);
+  private bump(map: Map<string, number>, key: string, by: number): number {
+    const n = (map.get(key) ?? 0) + by;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+    return Math.max(0, n);
   }
 }
 
@@ -312,4 +466,51 @@ export class RateLimiter {
   prune(now = Date.now()): void {
     for (const table of this.tables) table.prune(now);
   }
+}
+
+/** The most of an X-Forwarded-For header read, from its right end (its left is the client's to write). */
+export const MAX_FORWARDED_CHARS = 1_024;
+
+/** The most entries of X-Forwarded-For walked (each a trusted proxy but the last). */
+export const MAX_FORWARDED_HOPS = 16;
+
+/**
+ * The address a request comes from, given its socket's peer and its X-Forwarded-For header: the
+ * peer, unless the peer is a trusted proxy (`trusted`: unlimitedEntry forms); then the right-most
+ * entry of the header that is not a trusted proxy, walking from the right (each proxy appends the
+ * address it was reached from, so only the entries right of the first untrusted one were written by
+ * proxies we trust; the rest are the client's to forge, and never read). All entries trusted: the
+ * left-most. A header from any other peer is ignored: anyone can send one. Malformed where it is
+ * read (an entry that is not one IP address: empty, a port, brackets, a name), longer than
+ * MAX_FORWARDED_HOPS hops, or absent: the peer (the proxy) itself. Only the last MAX_FORWARDED_CHARS
+ * are read, so a client padding the header cannot make this cost more, nor be counted as its proxy.
+ */
+export function forwardedClient(
+  peer: string | undefined,
+  header: string | readonly string[] | undefined,
+  trusted: ReadonlySet<string>,
+): string | undefined {
+  if (trusted.size === 0 || header === undefined || !trusted.has(normalAddress(peer))) return peer;
+  // Node joins repeated X-Forwarded-For headers with ', ': a proxy's own line comes last either way.
+  const text = typeof header === 'string' ? header : header.join(', ');
+  const cut = text.length > MAX_FORWARDED_CHARS;
+  const tail = cut ? text.slice(text.length - MAX_FORWARDED_CHARS) : text;
+  let end = tail.length;
+  for (let hop = 0; hop < MAX_FORWARDED_HOPS; hop++) {
+    const start = end === 0 ? 0 : tail.lastIndexOf(',', end - 1) + 1;
+    // The read part began mid-entry: that entry may be cut short.
+    if (start === 0 && cut) return peer;
+    const entry = tail.slice(start, end).trim();
+    // An IPv6 address is at most 45 characters; a zone (%eth0) names the proxy's interface, not a client.
+    if (entry.length > 45 || entry.includes('%')) return peer;
+    let address: string;
+    try {
+      address = unlimitedEntry(entry);
+    } catch {
+      return peer;
+    }
+    if (!trusted.has(address) || start === 0) return address;
+    end = start - 1;
+  }
+  return peer;
 }

@@ -18,11 +18,15 @@ import {
   clientKey,
   DEFAULT_PREFIX_SHARES,
   describeLevel,
+  forwardedClient,
   type Level,
   levelsOf,
+  MIN_NETWORKS,
   normalAddress,
   type PrefixShares,
   RateLimiter,
+  type Tallied,
+  tallyNow,
   unlimitedEntry,
 } from './clients.js';
 import {
@@ -39,9 +43,13 @@ export {
   ClientTally,
   clientKey,
   DEFAULT_PREFIX_SHARES,
+  forwardedClient,
   type Level,
   levelsOf,
+  MAX_FORWARDED_CHARS,
+  MAX_FORWARDED_HOPS,
   MAX_TRACKED_CLIENTS,
+  MIN_NETWORKS,
   type PrefixShares,
   prefixesOf,
   RateLimiter,
@@ -88,10 +96,17 @@ export interface RpcLimits {
   maxConnections: number;
   /**
    * Most open sockets from one IP address (an IPv4 address, an IPv6 /64); its /24 or /48, and its
-   * /16 or /32, get subnetShare and networkShare times that, shared by all of their addresses.
+   * /16 or /32, get subnetShare and networkShare times that, shared by all of their addresses, but
+   * at most maxConnections / MIN_NETWORKS (8) each, so that 8 networks always fit.
    */
   maxConnectionsPerIp: number;
   maxWsConnections: number;
+  /**
+   * Most WebSockets of one IP address (also counted in maxConnectionsPerIp); its networks get their
+   * shares of it, at most maxWsConnections / MIN_NETWORKS each. Before, only the per-IP socket cap
+   * held WebSockets: a /24's share of it (4 × 64) was every one of maxWsConnections (256).
+   */
+  maxWsConnectionsPerIp: number;
   maxSubscriptionsPerConnection: number;
   /**
    * Most messages (requests or batches) of one IP address being handled at once, over all its
@@ -144,7 +159,17 @@ export interface RpcLimits {
   pingIntervalMs: number;
   /** Addresses exempt from the per-IP connection cap and the rate limit (e.g. a trusted proxy). */
   unlimitedAddresses: readonly string[];
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (forwardedClient): a request whose socket
+   * comes from one is counted as the right-most address of the header that is not one of them. No
+   * other peer's header is read (anyone can send one). Their sockets skip the per-IP socket cap
+   * (their clients are counted per request and per WebSocket instead). Empty by default.
+   */
+  trustedProxies: readonly string[];
 }
+
+/** The limits that are lists of IP addresses, one by one (unlimitedEntry). */
+const ADDRESS_LISTS: ReadonlySet<string> = new Set(['unlimitedAddresses', 'trustedProxies']);
 
 export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   maxBodyBytes: 16 * 1024 * 1024,
@@ -156,6 +181,8 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   maxConnections: 1_024,
   maxConnectionsPerIp: 64,
   maxWsConnections: 256,
+  // A /24 (4 addresses' worth) 32: an eighth of maxWsConnections.
+  maxWsConnectionsPerIp: 8,
   maxSubscriptionsPerConnection: 32,
   maxInflightPerIp: 16,
   rateLimitPerSecond: 500,
@@ -175,6 +202,7 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
   wsReadSlackBytes: 8 * 1024 * 1024,
   pingIntervalMs: 30_000,
   unlimitedAddresses: Object.freeze([]) as readonly string[],
+  trustedProxies: Object.freeze([]) as readonly string[],
 });
 
 /**
@@ -191,15 +219,15 @@ export function parseRpcLimits(value: unknown, where = 'rpc'): Partial<RpcLimits
         `${where}.${key} is not an RPC limit (known: ${Object.keys(DEFAULT_RPC_LIMITS).join(', ')})`,
       );
     }
-    const ok =
-      key === 'unlimitedAddresses'
-        ? Array.isArray(v) && v.every((a) => typeof a === 'string')
-        : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    const list = ADDRESS_LISTS.has(key);
+    const ok = list
+      ? Array.isArray(v) && v.every((a) => typeof a === 'string')
+      : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
     if (!ok) {
-      const want = key === 'unlimitedAddresses' ? 'a list of addresses' : 'a non-negative integer';
+      const want = list ? 'a list of addresses' : 'a non-negative integer';
       throw new TypeError(`${where}.${key} must be ${want}`);
     }
-    if (key === 'unlimitedAddresses') checkUnlimited(v as string[], `${where}.${key}`);
+    if (list) checkUnlimited(v as string[], `${where}.${key}`);
     out[key] = v;
   }
   return out as Partial<RpcLimits>;
@@ -389,7 +417,7 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
     if (opts[key] !== undefined) (limits as unknown as Record<string, unknown>)[key] = opts[key];
   }
   for (const key of Object.keys(DEFAULT_RPC_LIMITS) as Array<keyof RpcLimits>) {
-    if (key === 'unlimitedAddresses') continue;
+    if (ADDRESS_LISTS.has(key)) continue;
     const v = limits[key];
     const min =
       key === 'rateLimitPerSecond' ||
@@ -403,13 +431,13 @@ function resolveLimits(opts: RpcServerOptions): RpcLimits {
       throw new RangeError(`rpc option ${key} must be ${what} (got ${String(v)})`);
     }
   }
-  if (
-    !Array.isArray(limits.unlimitedAddresses) ||
-    !limits.unlimitedAddresses.every((a) => typeof a === 'string')
-  ) {
-    throw new TypeError('rpc option unlimitedAddresses must be a list of addresses');
+  for (const key of ['unlimitedAddresses', 'trustedProxies'] as const) {
+    const list = limits[key];
+    if (!Array.isArray(list) || !list.every((a) => typeof a === 'string')) {
+      throw new TypeError(`rpc option ${key} must be a list of addresses`);
+    }
+    checkUnlimited(list, `rpc option ${key}`);
   }
-  checkUnlimited(limits.unlimitedAddresses, 'rpc option unlimitedAddresses');
   if (limits.rateLimitBurst < limits.maxWork) {
     throw new RangeError('rpc option rateLimitBurst must be at least maxWork (or no batch could ever run)');
   }
@@ -690,12 +718,19 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   const unlimited = new Set(limits.unlimitedAddresses.map(unlimitedEntry));
   const shares: PrefixShares = { subnet: limits.subnetShare, network: limits.networkShare };
   const rateLimiter = new RateLimiter(limits.rateLimitPerSecond, limits.rateLimitBurst, shares);
-  /** What a per-IP cap of `limit` is for a level (the client, or one of its prefixes). */
-  const capWords = (level: Level, limit: number): string =>
-    `${describeLevel(level)} (limit ${limit * level.share}${level.share === 1 ? '' : ' for its addresses together'})`;
-  /** The rate-limit key of a socket's client, or null when it is exempt. */
-  const clientOf = (socket: { remoteAddress?: string | undefined }): string | null =>
-    unlimited.has(normalAddress(socket.remoteAddress)) ? null : clientKey(socket.remoteAddress);
+  /** What a level's cap (the client's, or one of its prefixes') is, in words. */
+  const capWords = (level: Level, cap: number): string =>
+    `${describeLevel(level)} (limit ${cap}${level.share === 1 ? '' : ' for its addresses together'})`;
+  const trusted = new Set(limits.trustedProxies.map(unlimitedEntry));
+  /** The rate-limit key of an address, or null when it is exempt. */
+  const keyOf = (address: string | undefined): string | null =>
+    unlimited.has(normalAddress(address)) ? null : clientKey(address);
+  /** A request's client: its socket's peer, or behind a trusted proxy its X-Forwarded-For client. */
+  const clientOf = (req: IncomingMessage): string | null =>
+    keyOf(forwardedClient(req.socket.remoteAddress, req.headers['x-forwarded-for'], trusted));
+  /** The key a socket counts under for the per-IP socket cap: none for a trusted proxy's. */
+  const socketClientOf = (socket: Socket): string | null =>
+    trusted.has(normalAddress(socket.remoteAddress)) ? null : keyOf(socket.remoteAddress);
 
   const connections = new Set<Connection>();
   /** Raw sockets from accepted upgrades, including ones still mid-handshake, so close() can end them. */
@@ -1103,18 +1138,25 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   /** Messages being handled per client (rate-limit key), and per prefix. */
   const inflight = new ClientTally(limits.maxInflightPerIp, shares);
 
-  /** A per-IP cap's refusal: its limit is the cap of the level it hit, a prefix named in `network`. */
+  /**
+   * A per-IP cap's refusal: its limit is the cap of the level it hit (as `tally` holds it), a prefix
+   * named in `network`.
+   */
   function perIpError(
     reason: RpcLimitReason,
     what: string,
+    client: string,
     level: Level,
-    limit: number,
+    tally: ClientTally,
     tail = '',
   ): RpcError {
+    const cap = tally.cap(client, level.key) ?? 0;
+    // Under the cap, a network refuses an address only for holding its fair part while others wait.
+    const fair = tally.count(level.key) < cap ? ', of which you hold your fair part while others wait' : '';
     return limitError(
       reason,
-      `${what} from ${capWords(level, limit)}${tail}`,
-      limit * level.share,
+      `${what} from ${capWords(level, cap)}${fair}${tail}`,
+      cap,
       level.share === 1 ? undefined : { network: level.key },
     );
   }
@@ -1126,20 +1168,22 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   async function handleMessage(text: string, call: Call, res?: ServerResponse): Promise<string | undefined> {
     const client = call.client;
     if (client === null) return handleText(text, call);
-    const over = inflight.over(client);
+    const now = tallyNow();
+    const over = inflight.ask(client, now);
     if (over !== undefined) {
       call.rateLimited = call.replies = 1;
       call.retryAfterMs = 1_000;
       const err = perIpError(
         'CONCURRENCY_LIMIT',
         'too many requests in progress',
+        client,
         over,
-        limits.maxInflightPerIp,
+        inflight,
         '; wait for replies',
       );
       return JSON.stringify(limitResponse(null, err));
     }
-    const counted = inflight.add(client);
+    const counted = inflight.add(client, now);
     let released = false;
     const release = (): void => {
       if (released) return;
@@ -1210,7 +1254,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
       sendRpcFailure(res, 413, RpcErrorCode.INVALID_REQUEST, message);
       return;
     }
-    const call = newCall({ transport: 'http' }, clientOf(req.socket));
+    const call = newCall({ transport: 'http' }, clientOf(req));
     const reply = await handleMessage(body.body.toString('utf8'), call, res);
     if (reply === undefined) {
       if (!res.headersSent && !res.destroyed) res.writeHead(204).end();
@@ -1286,17 +1330,103 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** Sockets over a cap: their first request is answered with this error, then they are closed. */
   const refusals = new WeakMap<Socket, ConnectionRefusal>();
-  const perClient = new ClientTally(limits.maxConnectionsPerIp, shares);
+  const perClient = new ClientTally(
+    limits.maxConnectionsPerIp,
+    shares,
+    Math.floor(limits.maxConnections / MIN_NETWORKS),
+  );
   let openSockets = 0;
+  /**
+   * Admitted HTTP sockets counted toward a network that have sent a request, by network: one of an
+   * address holding more than its fair part is taken back when a neighbour is refused at the
+   * network's cap (reclaimSocket). A fresh socket joins with its first request (it has its
+   * headersTimeoutMs to send one); a WebSocket leaves on upgrade (its subscriptions live on it).
+   */
+  const heldByPrefix = new Map<string, Map<Socket, Tallied>>();
+  const tallied = new WeakMap<Socket, Tallied>();
+  /** Sockets with a request in hand, and those to close as soon as their reply is out. */
+  const busy = new WeakSet<Socket>();
+  const closeAfterReply = new WeakSet<Socket>();
+  /**
+   * Sockets taken back (closed, or to close after their reply) and not yet closed, and how many per
+   * client: they still count until they close, and one holder must not lose more than its surplus.
+   */
+  const takenBack = new WeakSet<Socket>();
+  const leaving = new Map<string, number>();
+
+  function takeBack(socket: Socket, counted: Tallied): void {
+    takenBack.add(socket);
+    leaving.set(counted.client, (leaving.get(counted.client) ?? 0) + 1);
+  }
+
+  function taken(socket: Socket, counted: Tallied | null): void {
+    if (counted === null || !takenBack.delete(socket)) return;
+    const n = (leaving.get(counted.client) ?? 0) - 1;
+    if (n <= 0) leaving.delete(counted.client);
+    else leaving.set(counted.client, n);
+  }
+
+  function setHeld(socket: Socket, held: boolean): void {
+    const counted = tallied.get(socket);
+    if (counted === undefined) return;
+    for (const prefix of counted.prefixes) {
+      let sockets = heldByPrefix.get(prefix);
+      if (held && !socket.destroyed) {
+        if (sockets === undefined) heldByPrefix.set(prefix, (sockets = new Map()));
+        sockets.set(socket, counted);
+      } else if (sockets?.delete(socket) && sockets.size === 0) {
+        heldByPrefix.delete(prefix);
+      }
+    }
+  }
+
+  /**
+   * A client refused at a network's cap that now wants in (ClientTally.ask) gets one socket of a
+   * neighbour holding more than its fair part taken back, so that its retry finds room: an idle one
+   * (kept alive between requests) closed at once, else a busy one closed once its reply is out.
+   * The fairness mark alone only refused the holders more, and holders that kept their sockets open
+   * (a request every few seconds, or one always in hand) held the whole network for good.
+   */
+  function reclaimSocket(client: string, prefix: string, now: number): void {
+    if (!perClient.wanting(prefix, now).includes(client)) return;
+    const held = heldByPrefix.get(prefix);
+    if (held === undefined) return;
+    const verdicts = new Map<string, boolean>();
+    let later: Socket | undefined;
+    for (const [socket, counted] of held) {
+      if (takenBack.has(socket)) continue;
+      let surplus = verdicts.get(counted.client);
+      if (surplus === undefined) {
+        surplus = perClient.surplus(counted.client, prefix, now, leaving.get(counted.client) ?? 0);
+        verdicts.set(counted.client, surplus);
+      }
+      if (!surplus) continue;
+      if (!busy.has(socket)) {
+        takeBack(socket, counted);
+        setHeld(socket, false);
+        socket.destroy();
+        return;
+      }
+      later ??= socket;
+    }
+    if (later !== undefined) {
+      takeBack(later, tallied.get(later)!);
+      closeAfterReply.add(later);
+    }
+  }
 
   function onSocket(socket: Socket): void {
     openSockets++;
-    const client = clientOf(socket);
-    const over = client === null ? undefined : perClient.over(client);
+    const client = socketClientOf(socket);
+    const now = tallyNow();
+    const over = client === null ? undefined : perClient.over(client, now);
     // Counted even when refused: the socket is open until its refusal has gone out.
-    const counted = client === null ? null : perClient.add(client);
+    const counted = client === null ? null : perClient.add(client, now);
+    if (counted?.within && counted.prefixes.length > 0) tallied.set(socket, counted);
     socket.once('close', () => {
       openSockets--;
+      setHeld(socket, false);
+      taken(socket, counted);
       if (counted !== null) perClient.remove(counted);
     });
     if (openSockets > 2 * limits.maxConnections) {
@@ -1317,8 +1447,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     } else if (over !== undefined) {
       refusals.set(socket, {
         status: 429,
-        error: perIpError('CONNECTION_LIMIT', 'too many open connections', over, limits.maxConnectionsPerIp),
+        error: perIpError('CONNECTION_LIMIT', 'too many open connections', client!, over, perClient),
       });
+      if (over.key !== client) reclaimSocket(client!, over.key, now);
     }
   }
 
@@ -1360,7 +1491,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   function onConnection(ws: WebSocket, req: IncomingMessage): void {
     const conn = new Connection(
       ws,
-      clientOf(req.socket),
+      clientOf(req),
       limits.maxWsBufferedBytes,
       { event: bookWsEvent, reply: bookWsReply },
       log,
@@ -1415,8 +1546,21 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     });
   }
 
+  /**
+   * WebSockets per client (as clientOf: behind a trusted proxy, its X-Forwarded-For client) and per
+   * network, each network at most an eighth (MIN_NETWORKS) of maxWsConnections.
+   */
+  const wsPerClient = new ClientTally(
+    limits.maxWsConnectionsPerIp,
+    shares,
+    Math.floor(limits.maxWsConnections / MIN_NETWORKS),
+  );
+
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => log.debug('upgrade socket error', { err }));
+    // A WebSocket (or a socket on its way to be one) is never taken back: its subscriptions live on it.
+    setHeld(socket as Socket, false);
+    tallied.delete(socket as Socket);
     const path = pathOf(req.url);
     if (path !== '/' && path !== '/ws') {
       rejectUpgrade(socket, 404, 'WebSocket is served at / and /ws');
@@ -1442,6 +1586,20 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
         ),
       });
       return;
+    }
+    const client = clientOf(req);
+    if (client !== null) {
+      const now = tallyNow();
+      const over = wsPerClient.ask(client, now);
+      if (over !== undefined) {
+        rejectUpgradeWith(socket, {
+          status: 429,
+          error: perIpError('CONNECTION_LIMIT', 'too many WebSocket connections', client, over, wsPerClient),
+        });
+        return;
+      }
+      const counted = wsPerClient.add(client, now);
+      socket.once('close', () => wsPerClient.remove(counted));
     }
     // Counted on the raw socket so that a failed handshake (which ws answers itself) frees its slot.
     upgradeSockets.add(socket);
@@ -1656,6 +1814,19 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   server.timeout = limits.requestTimeoutMs;
   server.on('upgrade', onUpgrade);
   server.on('connection', onSocket);
+  // A socket with a request in hand is busy (reclaimSocket waits for its reply); idle again after.
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    setHeld(socket, true);
+    busy.add(socket);
+    res.once('close', () => {
+      busy.delete(socket);
+      if (closeAfterReply.has(socket)) {
+        setHeld(socket, false);
+        socket.destroy();
+      }
+    });
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -16,7 +16,7 @@ import { type ConsensusEvidence, consensusEvidenceCodec, decode, encode, equalBy
 import { until as waitUntil } from '@unc/test-utils';
 import { MAX_EXECUTED_BLOCKS_PER_ROUND, MAX_HELD_OVER_CAP } from '../../src/consensus/driver.js';
 import { peerBindingCodec, signPeerBinding } from '../../src/consensus/peer-binding.js';
-import { compactProposalCodec } from '../../src/consensus/wire.js';
+import { compactProposalCodec, voteMessageCodec } from '../../src/consensus/wire.js';
 import type { UncNode } from '../../src/node.js';
 import type { NetworkHandlers } from '../../src/p2p/types.js';
 import { MemoryNetworkHub } from './memory-network.js';
@@ -157,6 +157,57 @@ test('the block the others decide, held over the cap behind junk from the propos
   for (const v of others) await gossip('vote', vote(v, 'precommit', 0, b.blockHash), 'honest');
   await until('v0 to commit the block', () => node.chain.tipHeight === 1n);
   assert.equal(toHex(node.chain.tip.hash), b.hash);
+});
+
+test('an equivocating proposer’s valid block A executed, then B held: the polka for B arriving after has v0 execute B and precommit it, not nil', async () => {
+  // The release already executed B; the machine then kept to A, the round's first proposal, and
+  // precommitted nil on B's polka (tendermint.ts `validPolka`): one honest precommit short in B's round.
+  const { node, peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
+  let b: ReturnType<typeof proposalFor> | undefined;
+  const precommits: (string | null)[] = [];
+  const prevoted: string[] = [];
+  peer('evil');
+  peer('honest', {
+    ...serving(() => b),
+    onGossip: (topic, data) => {
+      if (topic !== 'vote') return 'ignore';
+      const { vote: v } = decode(voteMessageCodec, data);
+      if (!equalBytes(v.validator, validators[0]!.publicKey)) return 'ignore';
+      const block = v.blockHash ? toHex(v.blockHash) : null;
+      if (v.type === 'precommit') precommits.push(block);
+      else if (block) prevoted.push(block);
+      return 'ignore';
+    },
+  });
+  const a = proposalFor(0, fee(0), x);
+  await gossip('proposal', a.full, 'evil');
+  await until('v0 to prevote A', () => prevoted.includes(a.hash));
+  b = proposalFor(0, fee(1), x);
+  assert.equal(await gossip('proposal', b.full, 'honest'), 'ignore');
+  assert.equal(node.driver.heldOverCapProposals, 1, 'B held');
+  const others = validators.filter((v) => v !== validators[0]);
+  for (const v of others) await gossip('vote', vote(v, 'prevote', 0, b.blockHash), 'honest');
+  await until('the held block to be executed', () => checks() === MAX_EXECUTED_BLOCKS_PER_ROUND + 1);
+  await until('v0 to precommit', () => precommits.length > 0);
+  assert.deepEqual(precommits, [b.hash], 'v0 precommits B, the block with the polka');
+});
+
+test('an equivocating proposer’s valid block A executed, then B held: 2/3+ precommits for B arriving after have v0 execute and commit B', async () => {
+  const { node, peer, x, checks, proposalFor, vote, gossip } = await v0AtHeight1();
+  let b: ReturnType<typeof proposalFor> | undefined;
+  peer('evil');
+  peer(
+    'honest',
+    serving(() => b),
+  );
+  await gossip('proposal', proposalFor(0, fee(0), x).full, 'evil');
+  b = proposalFor(0, fee(1), x);
+  assert.equal(await gossip('proposal', b.full, 'honest'), 'ignore');
+  const others = validators.filter((v) => v !== validators[0]);
+  for (const v of others) await gossip('vote', vote(v, 'precommit', 0, b.blockHash), 'honest');
+  await until('v0 to commit the block', () => node.chain.tipHeight === 1n);
+  assert.equal(toHex(node.chain.tip.hash), b.hash);
+  assert.equal(checks(), MAX_EXECUTED_BLOCKS_PER_ROUND + 1);
 });
 
 test('a block over the cap that arrives once 2/3+ prevoted it is executed on arrival and relayed', async () => {

@@ -11,14 +11,19 @@ import {
   ClientTally,
   clientKey,
   DEFAULT_PREFIX_SHARES,
+  forwardedClient,
   levelsOf,
+  MAX_FORWARDED_CHARS,
+  MAX_FORWARDED_HOPS,
   MAX_TRACKED_CLIENTS,
+  MIN_NETWORKS,
   normalAddress,
   type PrefixShares,
   prefixesOf,
   RateLimiter,
   type Tallied,
   unlimitedEntry,
+  WANT_MS,
 } from '../../src/rpc/clients.js';
 import { roomAhead, WsLine, type WsPlace } from '../../src/rpc/line.js';
 
@@ -122,27 +127,35 @@ describe('per-IP limits shared by prefix', () => {
         shares,
         fc.array(fc.tuple(fc.boolean(), address), { maxLength: 200 }),
         (limit, s, steps) => {
+          const now = 1_000;
           const tally = new ClientTally(limit, s);
           // Every add is kept (a socket is open until closed, refused or not), as onSocket does.
           const open: Tallied[] = [];
+          /** Per prefix: the clients that asked since it last held nothing (a want lasts that long here). */
+          const askedIn = new Map<string, Set<string>>();
           for (const [add, addr] of steps) {
             const client = clientKey(addr);
             if (!add) {
               const i = open.findIndex((t) => t.client === client);
               if (i !== -1) tally.remove(open.splice(i, 1)[0]!);
+              for (const [key, who] of askedIn) if (tally.count(key) === 0) who.clear();
               continue;
             }
             const caps = capsOf(client, s);
             const admittedIn = (key: string) =>
               open.filter((t) => t.within && capsOf(t.client, s).has(key)).length;
             const mine = open.filter((t) => t.client === client).length;
-            // Only its own addresses in its prefixes: a lone address, held to its own cap only.
-            const lone = open.every(
-              (t) => t.client === client || !t.within || !prefixShared(t.client, client, s),
-            );
-            const fits = tally.fits(client);
+            // No other address in its prefixes, holding or wanting: held to its own cap only.
+            const lone =
+              open.every((t) => t.client === client || !t.within || !prefixShared(t.client, client, s)) &&
+              [...caps.keys()].every((key) => [...(askedIn.get(key) ?? [])].every((c) => c === client));
+            const fits = tally.fits(client, now);
             if (lone) assert.equal(fits, mine < limit, 'a lone address is held to its own cap only');
-            const t = tally.add(client);
+            for (const key of caps.keys()) {
+              if (!askedIn.has(key)) askedIn.set(key, new Set());
+              askedIn.get(key)!.add(client);
+            }
+            const t = tally.add(client, now);
             assert.equal(t.within, fits);
             open.push(t);
             // Every level holds at most its cap of admitted tallies, and counts nothing else.
@@ -174,6 +187,179 @@ function prefixShared(a: string, b: string, s: PrefixShares): boolean {
     .slice(1)
     .some((l) => mine.has(l.key));
 }
+
+describe('a network shares a total with others, and its addresses share it fairly', () => {
+  it('holds a network to an eighth of a server-wide total, an address alone never below its own cap', () => {
+    // maxWsConnections 256 and 8 WebSockets an address: a /24 (4 addresses' worth) gets 32.
+    const ws = new ClientTally(8, DEFAULT_PREFIX_SHARES, 256 / MIN_NETWORKS);
+    assert.equal(ws.cap('203.0.113.1', '203.0.113.0/24'), 32);
+    // However large a share an operator sets, a network holds at most total / MIN_NETWORKS of it...
+    const wide = new ClientTally(8, { subnet: 64, network: 256 }, 256 / MIN_NETWORKS);
+    assert.equal(wide.cap('203.0.113.1', '203.0.113.0/24'), 32);
+    assert.equal(wide.cap('203.0.113.1', '203.0.0.0/16'), 32);
+    // ...unless one address's own cap is more: an address alone is never held below it.
+    const big = new ClientTally(64, DEFAULT_PREFIX_SHARES, 256 / MIN_NETWORKS);
+    assert.equal(big.cap('203.0.113.1', '203.0.113.0/24'), 64);
+    let admitted = 0;
+    for (let i = 1; i <= 200; i++) if (ws.add(`203.0.113.${i}`, 0).within) admitted++;
+    assert.equal(admitted, 32);
+    for (let n = 0; n < MIN_NETWORKS - 1; n++)
+      for (let i = 1; i <= 8; i++) assert.ok(ws.add(`198.51.${n}.${i}`, 0).within);
+  });
+
+  it('keeps what a hog of its network frees for the neighbour that wants in', () => {
+    // One address's worth per /24 (subnetShare 1): before, the address that filled it took back
+    // every slot it freed, and a neighbour asking all along never got one.
+    const tally = new ClientTally(4, { subnet: 1, network: 0 });
+    let now = 0;
+    const hog = Array.from({ length: 4 }, () => tally.add('10.0.0.1', now));
+    assert.ok(
+      hog.every((t) => t.within),
+      'alone, an address may hold its whole network',
+    );
+    const refused = tally.add('10.0.0.2', now);
+    assert.ok(!refused.within);
+    tally.remove(refused);
+    // The hog's sockets come and go: what it frees, it cannot take back while its neighbour waits.
+    tally.remove(hog.pop()!);
+    now += 500;
+    assert.ok(!tally.add('10.0.0.1', now).within, 'a hog over its fair part (2 of 4) is refused');
+    assert.ok(tally.add('10.0.0.2', now).within, 'the neighbour that waited gets the slot');
+    assert.deepEqual(tally.wanting('10.0.0.0/24', now), [], 'in, it wants no more');
+    // Both asking, the hog gets back no more than its fair part as it frees more.
+    tally.remove(hog.pop()!);
+    tally.remove(hog.pop()!);
+    assert.ok(tally.add('10.0.0.3', now).within, 'under the cap, no one waiting: a third address is let in');
+    assert.equal(tally.count('10.0.0.0/24'), 3);
+    // Wants end: once no one else asked for WANT_MS, an address may fill its network again.
+    const later = now + WANT_MS + 1;
+    assert.deepEqual(tally.wanting('10.0.0.0/24', later), []);
+    assert.ok(tally.add('10.0.0.1', later).within);
+  });
+
+  it('admits no address past half its network while another wants in (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 4 }).map((n) => n + 1),
+        fc.record({ subnet: fc.nat({ max: 4 }).map((n) => n + 1), network: fc.constant(0) }),
+        fc.option(fc.nat({ max: 12 }), { nil: undefined }),
+        // Mostly adds, mostly no time passing: networks fill and neighbours wait.
+        fc.array(
+          fc.tuple(
+            fc.nat({ max: 9 }).map((n) => n < 7),
+            fc.nat({ max: 3 }),
+            fc.oneof(fc.constant(0), fc.constant(0), fc.nat({ max: 2 * WANT_MS })),
+          ),
+          { maxLength: 150 },
+        ),
+        (limit, s, most, steps) => {
+          const tally = new ClientTally(limit, s, most);
+          const open: Tallied[] = [];
+          let now = 0;
+          for (const [add, host, wait] of steps) {
+            now += wait;
+            const client = `10.0.0.${host}`;
+            const prefix = '10.0.0.0/24';
+            if (!add) {
+              const i = open.findIndex((t) => t.client === client);
+              if (i !== -1) tally.remove(open.splice(i, 1)[0]!);
+              continue;
+            }
+            const cap = tally.cap(client, prefix)!;
+            const others = tally.wanting(prefix, now).filter((c) => c !== client);
+            const t = tally.add(client, now);
+            open.push(t);
+            const mine = open.filter((o) => o.client === client && o.within).length;
+            if (t.within && others.length > 0) {
+              assert.ok(mine <= Math.max(1, Math.floor(cap / 2)), `${client} past half of ${cap}`);
+            }
+            assert.ok(tally.count(prefix) <= cap);
+            assert.ok(cap <= Math.max(limit, most ?? Number.POSITIVE_INFINITY));
+            // Only addresses refused (and none that got in since) want in, at most cap of them.
+            const wanting = tally.wanting(prefix, now);
+            assert.ok(wanting.length <= cap);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('the client behind a trusted proxy (X-Forwarded-For)', () => {
+  const proxies = new Set(['10.0.0.1', '10.0.0.2', '2001:db8::1']);
+
+  it('ignores the header from any peer not a trusted proxy: anyone can send one', () => {
+    for (const header of ['203.0.113.9', '127.0.0.1', '10.0.0.1', '203.0.113.9, 10.0.0.2'])
+      assert.equal(forwardedClient('198.51.100.7', header, proxies), '198.51.100.7', header);
+    // And no proxy trusted (the default): the header is never read.
+    assert.equal(forwardedClient('10.0.0.1', '203.0.113.9', new Set()), '10.0.0.1');
+    assert.equal(forwardedClient('10.0.0.1', undefined, proxies), '10.0.0.1');
+  });
+
+  it('takes the right-most untrusted entry, walking past trusted proxies; the client cannot forge it', () => {
+    assert.equal(forwardedClient('10.0.0.1', '203.0.113.9', proxies), '203.0.113.9');
+    assert.equal(forwardedClient('::ffff:10.0.0.1', '203.0.113.9', proxies), '203.0.113.9');
+    // What the client wrote itself (left of the address the first proxy appended) is never read.
+    assert.equal(
+      forwardedClient('10.0.0.1', '127.0.0.1, 1.1.1.1, 203.0.113.9, 10.0.0.2', proxies),
+      '203.0.113.9',
+    );
+    assert.equal(forwardedClient('10.0.0.1', 'garbage, 203.0.113.9', proxies), '203.0.113.9');
+    assert.equal(forwardedClient('10.0.0.1', ['1.1.1.1', '203.0.113.9'], proxies), '203.0.113.9');
+    // Spelled any way, an address is as sockets give it.
+    assert.equal(forwardedClient('2001:db8::1', '2001:DB8:0:0::7', proxies), '2001:db8::7');
+    assert.equal(forwardedClient('10.0.0.1', ' ::FFFF:203.0.113.9 ', proxies), '203.0.113.9');
+    // Every entry a trusted proxy: the left-most.
+    assert.equal(forwardedClient('10.0.0.1', '10.0.0.2', proxies), '10.0.0.2');
+    // Padding the left (the client's part) changes nothing, however long.
+    const padded = `${'9.9.9.9, '.repeat(5_000)}203.0.113.9`;
+    assert.equal(forwardedClient('10.0.0.1', padded, proxies), '203.0.113.9');
+  });
+
+  it('falls back to the proxy itself on a malformed header, and never throws (property)', () => {
+    for (const bad of [
+      '',
+      ' ',
+      '203.0.113.9,',
+      '203.0.113.9:8080',
+      '[2001:db8::7]',
+      'fe80::1%eth0',
+      'localhost',
+      '203.0.113.9 198.51.100.7',
+      '203.0.113.256',
+      '1'.repeat(MAX_FORWARDED_CHARS + 1),
+      `${Array(MAX_FORWARDED_HOPS + 1)
+        .fill('10.0.0.2')
+        .join(',')}`,
+    ]) {
+      assert.equal(forwardedClient('10.0.0.1', bad, proxies), '10.0.0.1', JSON.stringify(bad));
+    }
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 200 }),
+          fc.array(fc.oneof(address, fc.string({ maxLength: 8 }))).map((a) => a.join(',')),
+        ),
+        fc.constantFrom('10.0.0.1', '198.51.100.7'),
+        (header, peer) => {
+          const got = forwardedClient(peer, header, proxies);
+          if (peer !== '10.0.0.1') return assert.equal(got, peer);
+          // The peer itself, or an address written in the header (as unlimitedEntry spells it).
+          const written = header.split(',').map((e) => {
+            try {
+              return unlimitedEntry(e.trim());
+            } catch {
+              return undefined;
+            }
+          });
+          assert.ok(got === peer || written.includes(got), `${got} from ${JSON.stringify(header)}`);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
 
 describe('rate limits shared by prefix', () => {
   it('rate-limits an IPv4 /24 to 4 addresses and a /16 to 16, however many addresses ask', () => {

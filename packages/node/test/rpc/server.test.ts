@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { createLogger } from '../../src/log.js';
+import { WANT_MS } from '../../src/rpc/clients.js';
 import {
   ClientTally,
   clientKey,
@@ -41,6 +42,7 @@ const OPTS = {
   // Most tests fire many requests from loopback; the per-IP limits have tests of their own.
   rateLimitPerSecond: 0,
   maxConnectionsPerIp: 1_000,
+  maxWsConnectionsPerIp: 1_000,
 } satisfies RpcServerOptions;
 
 class AppError extends Error {
@@ -1388,6 +1390,445 @@ describe('rpc server limits', () => {
         /unlimitedAddresses/,
       );
     }
+  });
+
+  /** A WebSocket upgrade: 101 and the open socket, or the refusal's status and body. */
+  function upgrade(
+    url: string,
+    options: WebSocket.ClientOptions = {},
+  ): Promise<{ status: number; body: string; ws: WebSocket }> {
+    const ws = new WebSocket(url, options);
+    ws.on('error', () => {});
+    return new Promise((resolve) => {
+      ws.on('open', () => resolve({ status: 101, body: '', ws }));
+      ws.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ws }));
+      });
+    });
+  }
+
+  it('holds a /24 to an eighth of the WebSockets, so that other networks always get in', async () => {
+    // Before, only the per-IP socket cap held WebSockets: at the defaults a /24's share of it
+    // (4 × 64) was every one of maxWsConnections (256), and one /24 could take them all.
+    // 64 WebSockets in all: a network gets at most 8 of them (an address alone its own 8).
+    const server = await startRpcServer(
+      { ...OPTS, maxWsConnections: 64, maxWsConnectionsPerIp: 8 },
+      modules(quiet()),
+    );
+    const opened: WebSocket[] = [];
+    try {
+      for (const from of ['127.0.0.1', '127.0.0.2'])
+        for (let i = 0; i < 4; i++) {
+          const up = await upgrade(server.wsUrl, { localAddress: from });
+          opened.push(up.ws);
+          assert.equal(up.status, 101, `${from} #${i}`);
+        }
+      const refused = await upgrade(server.wsUrl, { localAddress: '127.0.0.3' });
+      opened.push(refused.ws);
+      assert.equal(refused.status, 429);
+      assert.deepEqual(errorOf(JSON.parse(refused.body)).data, {
+        reason: 'CONNECTION_LIMIT',
+        limit: 8,
+        network: '127.0.0.0/24',
+      });
+      for (const from of ['127.0.1.1', '127.1.0.1']) {
+        const other = await upgrade(server.wsUrl, { localAddress: from });
+        opened.push(other.ws);
+        assert.equal(other.status, 101, `${from}: another network still gets in`);
+      }
+      const d = DEFAULT_RPC_LIMITS;
+      assert.ok(
+        d.maxWsConnectionsPerIp * d.subnetShare * 8 <= d.maxWsConnections,
+        'at the defaults, 8 /24s fit',
+      );
+    } finally {
+      for (const ws of opened) ws.terminate();
+      await server.close();
+    }
+  });
+
+  it('closes an idle keep-alive socket of a neighbour over its fair part for the address that wants in', async () => {
+    // Before, the waiting mark only refused the holders more: two addresses each at their own cap
+    // (at the defaults 2 × 64, a /24's whole 128) kept their keep-alive sockets open with a request
+    // every few seconds, and a third address of the /24 was refused for as long as they cared.
+    // An address 2 sockets, a /24 4: two addresses fill it.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, keepAliveTimeoutMs: 60_000 },
+      modules(quiet()),
+    );
+    const ours: Socket[] = [];
+    /** A socket from `localAddress`, its answers as they come, and whether it closed. */
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      const waiting: Array<() => void> = [];
+      socket.on('data', (d) => {
+        received += d.toString();
+        for (const w of waiting.splice(0)) w();
+      });
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      /** Sends one request (kept alive) and waits for its status line. */
+      const ask = async (): Promise<string> => {
+        const before = received.length;
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        while (received.length === before || !received.slice(before).includes('\r\n\r\n')) {
+          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
+          if (socket.destroyed && received.length === before) return 'closed';
+        }
+        return received.slice(before + 9, before + 12);
+      };
+      return { socket, ask, closed };
+    };
+    try {
+      const holders = [];
+      for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3']) {
+        const c = await connectFrom(from);
+        assert.equal(await c.ask(), '200', from);
+        holders.push(c);
+      }
+      const first = await connectFrom('127.0.0.4');
+      assert.equal(await first.ask(), '429', 'the /24 is full');
+      await first.closed;
+      const again = await connectFrom('127.0.0.4');
+      assert.equal(await again.ask(), '200', 'an idle socket of a holder made room for the one waiting');
+      await Promise.race(holders.map((c) => c.closed));
+      assert.equal(holders.filter((c) => c.socket.destroyed).length, 1, 'one holder socket, no more');
+      for (const c of holders.filter((h) => !h.socket.destroyed)) assert.equal(await c.ask(), '200');
+    } finally {
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
+  it('closes a busy socket of a neighbour over its fair part once its reply is out, for the address that wants in', async () => {
+    // Holders that kept a request in hand on every socket (pipelined, or slow) were never idle at
+    // the moment a neighbour was refused, so none of their sockets was taken back.
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let running = 0;
+    const methods = {
+      echo: (p: unknown) => p,
+      hold: async () => {
+        running++;
+        await gate;
+        return 'held';
+      },
+    };
+    // An address 2 sockets, a /24 4: two addresses fill it. Messages in progress: no cap in reach.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, maxInflightPerIp: 100, keepAliveTimeoutMs: 60_000 },
+      modules({ ...quiet(), methods }),
+    );
+    const ours: Socket[] = [];
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      const waiting: Array<() => void> = [];
+      socket.on('data', (d) => {
+        received += d.toString();
+        for (const w of waiting.splice(0)) w();
+      });
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const send = (method: string): void => {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+      };
+      /** The status of the next reply, or 'closed'. */
+      const reply = async (from: number): Promise<string> => {
+        while (!received.slice(from).includes('\r\n\r\n')) {
+          if (socket.destroyed) return 'closed';
+          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
+        }
+        return received.slice(from + 9, from + 12);
+      };
+      const ask = async (method = 'echo'): Promise<string> => {
+        const from = received.length;
+        send(method);
+        return reply(from);
+      };
+      return { socket, ask, closed };
+    };
+    try {
+      const holders = [];
+      for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3'])
+        holders.push(await connectFrom(from));
+      const held = holders.map((c) => c.ask('hold'));
+      await waitFor(() => running === 4);
+      const first = await connectFrom('127.0.0.4');
+      assert.equal(await first.ask(), '429', 'the /24 is full');
+      await first.closed;
+      open();
+      assert.deepEqual(await Promise.all(held), Array(4).fill('200'), 'every reply in hand is out');
+      const again = await connectFrom('127.0.0.4');
+      assert.equal(await again.ask(), '200', 'a holder socket made room once its reply was out');
+      await Promise.race(holders.map((c) => c.closed));
+      assert.equal(holders.filter((c) => c.socket.destroyed).length, 1, 'one holder socket, no more');
+    } finally {
+      open();
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
+  it('takes back no more than a holder holds past its fair part, however often a neighbour is refused', async () => {
+    // Each refusal of an address that wants in took one more busy socket of the first holder still
+    // over its fair part by its count, which did not drop until the replies were out: refused
+    // twice, the neighbour had both of one holder's sockets closed, and none of the other's.
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    let running = 0;
+    const methods = {
+      echo: (p: unknown) => p,
+      hold: async () => {
+        running++;
+        await gate;
+        return 'held';
+      },
+    };
+    // An address 2 sockets, a /24 4: with a third address wanting in, each fair part is 1.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, maxInflightPerIp: 100, keepAliveTimeoutMs: 60_000 },
+      modules({ ...quiet(), methods }),
+    );
+    const ours: Socket[] = [];
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      const waiting: Array<() => void> = [];
+      socket.on('data', (d) => {
+        received += d.toString();
+        for (const w of waiting.splice(0)) w();
+      });
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      /** The status of the reply to one more request, or 'closed'. */
+      const ask = async (method = 'echo'): Promise<string> => {
+        const from = received.length;
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        while (!received.slice(from).includes('\r\n\r\n')) {
+          if (socket.destroyed) return 'closed';
+          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
+        }
+        return received.slice(from + 9, from + 12);
+      };
+      return { ask };
+    };
+    try {
+      const holders = [];
+      const held = [];
+      // One at a time, so that the server holds them in this order.
+      for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3']) {
+        const c = await connectFrom(from);
+        holders.push(c);
+        held.push(c.ask('hold'));
+        await waitFor(() => running === holders.length);
+      }
+      for (let i = 0; i < 2; i++) {
+        assert.equal(await (await connectFrom('127.0.0.4')).ask(), '429', `refusal ${i}`);
+      }
+      open();
+      assert.deepEqual(await Promise.all(held), Array(4).fill('200'), 'every reply in hand is out');
+      const after = [];
+      for (const c of holders) after.push(await c.ask());
+      assert.deepEqual(
+        [...after].sort(),
+        ['200', '200', 'closed', 'closed'],
+        'two holder sockets taken back',
+      );
+      assert.ok(after[0] === '200' || after[1] === '200', `127.0.0.2 keeps its fair part (${after})`);
+      assert.ok(after[2] === '200' || after[3] === '200', `127.0.0.3 keeps its fair part (${after})`);
+    } finally {
+      open();
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
+  it('times the waiting mark on a monotonic clock: a step of the wall clock neither stretches nor cuts it', async () => {
+    // Before, ClientTally's wants were timed by Date.now(): an NTP step back of an hour kept a
+    // neighbour that left wanting in for that hour, holding its network's other addresses to their
+    // fair part. An address 2 sockets, a /24 4.
+    const server = await startRpcServer(
+      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2 },
+      modules(quiet()),
+    );
+    const ours: Socket[] = [];
+    const connectFrom = async (localAddress: string) => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => {
+        received += d.toString();
+      });
+      const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      /** One request, closed after its reply: the status of that reply. */
+      const ask = async (): Promise<string> => {
+        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [] });
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        return (await closed).slice(9, 12);
+      };
+      return { ask };
+    };
+    const wall = Date.now;
+    const mono = performance.now.bind(performance);
+    try {
+      const a = await connectFrom('127.0.0.2');
+      await connectFrom('127.0.0.2');
+      await connectFrom('127.0.0.3');
+      await connectFrom('127.0.0.3');
+      assert.equal(await (await connectFrom('127.0.0.4')).ask(), '429', 'the /24 is full: .4 wants in');
+      assert.equal(await a.ask(), '200', 'one socket of .2 done: room for one');
+      // The wall clock steps back an hour while 11 s pass: the want has expired.
+      const start = wall();
+      Date.now = () => start - 3_600_000;
+      const base = mono();
+      performance.now = () => base + WANT_MS + 1_000;
+      assert.equal(await (await connectFrom('127.0.0.2')).ask(), '200', 'no one wants in any more');
+    } finally {
+      Date.now = wall;
+      performance.now = mono;
+      for (const socket of ours) socket.destroy();
+      await server.close();
+    }
+  });
+
+  it("counts a trusted proxy's requests as its X-Forwarded-For client, and no one else's header", async () => {
+    let running = 0;
+    let open = (): void => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    // One message in progress per client; 127.0.0.2 (and a second proxy it forwards from) trusted.
+    const server = await startRpcServer(
+      {
+        ...OPTS,
+        maxConnectionsPerIp: 2,
+        maxInflightPerIp: 1,
+        maxWsConnectionsPerIp: 1,
+        trustedProxies: ['127.0.0.2', '10.9.9.9'],
+      },
+      modules({
+        ...quiet(),
+        methods: {
+          echo: (p) => p,
+          hold: async () => {
+            running++;
+            await gate;
+            running--;
+            return 'held';
+          },
+        },
+      }),
+    );
+    const ours: Socket[] = [];
+    const opened: WebSocket[] = [];
+    /** Sends a request from `from`; its answer (an object: an async function would await it). */
+    const ask = async (
+      from: string,
+      method: string,
+      forwarded?: string,
+    ): Promise<{ answer: Promise<string> }> => {
+      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress: from });
+      ours.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d) => {
+        received += d.toString();
+      });
+      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+      await new Promise((r) => socket.once('connect', r));
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+      const header = forwarded === undefined ? '' : `X-Forwarded-For: ${forwarded}\r\n`;
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${header}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      return { answer };
+    };
+    const statusOf = (text: string): string => text.slice(9, 12);
+    try {
+      const held = [(await ask('127.0.0.2', 'hold', '203.0.113.5')).answer];
+      await waitFor(() => running === 1);
+      // Another client behind the proxy is not held by 203.0.113.5's message (before: both were
+      // 127.0.0.2, whose one message was in progress).
+      assert.equal(statusOf(await (await ask('127.0.0.2', 'echo', '198.51.100.7')).answer), '200');
+      // 203.0.113.5 again, whatever it wrote itself left of what the proxies appended.
+      for (const chain of ['1.1.1.1, 203.0.113.5', '127.0.0.1, 203.0.113.5, 10.9.9.9']) {
+        const again = await (await ask('127.0.0.2', 'echo', chain)).answer;
+        assert.equal(statusOf(again), '429', chain);
+        assert.match(again, /CONCURRENCY_LIMIT/);
+      }
+      // The attack: a peer that is not a trusted proxy sends the header; it is still itself.
+      held.push((await ask('127.0.0.3', 'hold')).answer);
+      await waitFor(() => running === 2);
+      const spoofed = await (await ask('127.0.0.3', 'echo', '198.51.100.99')).answer;
+      assert.equal(statusOf(spoofed), '429', 'a header from an untrusted peer is ignored');
+      // Malformed (a port, a name, padding past the bound): the proxy's own address, answered.
+      for (const bad of ['203.0.113.5:443', 'localhost', `${'1'.repeat(8_000)}`])
+        assert.equal(statusOf(await (await ask('127.0.0.2', 'echo', bad)).answer), '200', bad.slice(0, 20));
+      // WebSocket upgrades too: one WebSocket per client, counted as the forwarded client.
+      const ws = async (from: string, forwarded?: string): Promise<number> => {
+        const headers = forwarded === undefined ? undefined : { 'x-forwarded-for': forwarded };
+        const up = await upgrade(server.wsUrl, { localAddress: from, headers });
+        opened.push(up.ws);
+        return up.status;
+      };
+      assert.equal(await ws('127.0.0.2', '203.0.113.5'), 101);
+      assert.equal(await ws('127.0.0.2', '203.0.113.5'), 429, 'the same client behind the proxy');
+      assert.equal(await ws('127.0.0.2', '198.51.100.7'), 101, 'another client behind the proxy');
+      assert.equal(await ws('127.0.0.3', '198.51.100.1'), 101);
+      assert.equal(
+        await ws('127.0.0.3', '198.51.100.2'),
+        429,
+        'an untrusted peer is itself, whatever it says',
+      );
+      open();
+      assert.deepEqual((await Promise.all(held)).map(statusOf), ['200', '200']);
+    } finally {
+      open();
+      for (const socket of ours) socket.destroy();
+      for (const w of opened) w.terminate();
+      await server.close();
+    }
+  });
+
+  it('reads trustedProxies from a config object, IP addresses one by one', async () => {
+    assert.deepEqual(parseRpcLimits({ trustedProxies: ['10.0.0.5', '::1'] }), {
+      trustedProxies: ['10.0.0.5', '::1'],
+    });
+    assert.deepEqual(DEFAULT_RPC_LIMITS.trustedProxies, [], 'no proxy trusted unless configured');
+    for (const bad of ['localhost', '10.0.0.0/8', '']) {
+      assert.throws(() => parseRpcLimits({ trustedProxies: [bad] }), /rpc\.trustedProxies/, bad);
+      await assert.rejects(startRpcServer({ ...OPTS, trustedProxies: [bad] }, modules()), /trustedProxies/);
+    }
+    assert.throws(() => parseRpcLimits({ trustedProxies: '10.0.0.5' }), /a list of addresses/);
   });
 
   it('rate-limits requests per IP, counting each request of a batch, with a retry hint', async () => {
