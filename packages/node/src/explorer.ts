@@ -20,6 +20,8 @@ export const EXPLORER_PATH = '/explorer/';
 
 export function explorerHandler(dir: string): (req: IncomingMessage, res: ServerResponse) => boolean {
   const root = resolve(dir);
+  // The root build compiles the browser test (and tsc's build info) into dist/test/: not the page.
+  const testDir = join(root, 'test');
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -37,7 +39,13 @@ export function explorerHandler(dir: string): (req: IncomingMessage, res: Server
       return true;
     }
     const file = normalize(join(root, rel));
-    if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
+    if (
+      !file.startsWith(root + sep) ||
+      file === testDir ||
+      file.startsWith(testDir + sep) ||
+      !existsSync(file) ||
+      !statSync(file).isFile()
+    ) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return true;
     }

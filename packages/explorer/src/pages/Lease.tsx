@@ -16,6 +16,7 @@ import {
   Amount,
   BlockLink,
   Card,
+  ChainText,
   CopyButton,
   FullHash,
   KV,
@@ -88,7 +89,9 @@ export function LeasePage({ params }: PageProps) {
   if (!valid)
     return (
       <Frame kicker={kicker()} title="Lease">
-        <ProblemCard title="Not a lease id">“{params.id}” is not a lease id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not a lease id">
+          “<ChainText text={params.id ?? ''} />” is not a lease id (64 hex digits).
+        </ProblemCard>
       </Frame>
     );
   const data = res.data;
@@ -203,7 +206,7 @@ export function LeasePage({ params }: PageProps) {
             <div className="kv-sub">the provider's agent authenticates job requests by this key</div>
           </Row>
           <Row label="Endpoint">
-            <span className="mono break">{lease.endpoint || offer?.endpoint || '—'}</span>
+            <ChainText className="mono break" text={lease.endpoint || offer?.endpoint || '—'} />
           </Row>
           <Row label="Started">
             {lease.startTime ? formatTime(lease.startTime) : '—'}
@@ -261,7 +264,9 @@ export function OfferPage({ params }: PageProps) {
   if (!valid)
     return (
       <Frame kicker={kicker()} title="Offer">
-        <ProblemCard title="Not an offer id">“{params.id}” is not an offer id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not an offer id">
+          “<ChainText text={params.id ?? ''} />” is not an offer id (64 hex digits).
+        </ProblemCard>
       </Frame>
     );
   const data = res.data;
@@ -341,15 +346,15 @@ export function OfferPage({ params }: PageProps) {
           </Row>
           <Row label="Notice period">{formatSpan(Number(offer.noticeMs))}</Row>
           <Row label="Endpoint">
-            <span className="mono break">{offer.endpoint}</span>
+            <ChainText className="mono break" text={offer.endpoint} />
           </Row>
           {offer.attributes ? (
             <Row label="Attributes">
               <span className="params">
                 {offer.attributes.memoryMiB ? <span>{formatInt(offer.attributes.memoryMiB)} MiB</span> : null}
-                {offer.attributes.region ? <span>{offer.attributes.region}</span> : null}
+                {offer.attributes.region ? <ChainText text={offer.attributes.region} /> : null}
                 {offer.attributes.runtimes.map((r) => (
-                  <span key={r}>{r}</span>
+                  <ChainText key={r} text={r} />
                 ))}
               </span>
             </Row>

@@ -8,7 +8,7 @@ import { StoreIcon } from '../components/icons';
 import { LeasesTable, OffersTable, ProvidersTable } from '../components/market';
 import { RentCard } from '../components/rent';
 import { Amount, Card, PageTitle, Skeleton, Stat } from '../components/ui';
-import { big, formatInt, plural } from '../format';
+import { big, formatInt, plural, visibleText } from '../format';
 import { filterOffers, type OfferFilter, parseUncInput } from '../market';
 import { useNow } from '../node/context';
 import { useMarket } from '../node/market';
@@ -121,7 +121,7 @@ export function MarketplacePage() {
               <option value="">Every model</option>
               {offeredModels.map((m) => (
                 <option key={m} value={m}>
-                  {models.find((x) => x.modelId === m)?.name ?? m}
+                  {visibleText(models.find((x) => x.modelId === m)?.name ?? m)}
                 </option>
               ))}
             </select>
