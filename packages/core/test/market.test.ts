@@ -2335,3 +2335,92 @@ describe('market: properties', () => {
     );
   });
 });
+
+describe('market: admission refuses what would fail in the block for free', () => {
+  /** The next block's opening state, as a node's mempool builds it, and a context that counts consent checks. */
+  function nextBlock(chain: MarketChain) {
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: chain.height + 1n,
+      time: chain.time + MINUTE,
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
+    });
+    const counter = { costly: 0 };
+    return { ex, counter, ctx: { ...ex.ctx, onCostlyCheck: () => counter.costly++ } };
+  }
+
+  function costlyRefusal(chain: MarketChain, actions: Action[]): { code: string | null; costly: number } {
+    const { ex, ctx, counter } = nextBlock(chain);
+    try {
+      checkCostlyActions(ex.overlay, ctx, provider.address, chain.tx(provider, actions).stx.tx);
+      return { code: null, costly: counter.costly };
+    } catch (err) {
+      assert.ok(err instanceof ValidationError);
+      return { code: err.code, costly: counter.costly };
+    }
+  }
+
+  test('attack: a chip leased without notice is not moved unless the sender ends the lease first (closeLease, closeOffer), in the transaction or pending before it', () => {
+    // Admitted as "the sender may close the lease first", a bare transfer or deregistration of
+    // such a chip failed in the block with CHIP_LEASED, paying nothing, for block space.
+    const chain = setup();
+    const offerId = createOffer(chain, [idB], { noticeMs: 0n });
+    const leaseId = openLease(chain, offerId, 2, 0n, idB);
+    const { ex, ctx } = nextBlock(chain);
+    const move = transferAction(chain, chipB, buyer.address);
+    const dereg: Action = { type: 'deregisterChip', chipId: idB };
+    const screen = (a: Action, earlier?: Action[]) =>
+      chipActionRefusal(ex.overlay, ctx.time, provider.address, a, earlier)?.code ?? null;
+    assert.equal(screen(move, []), 'CHIP_LEASED');
+    assert.equal(screen(dereg, []), 'CHIP_LEASED');
+    // What the block says of each: the same.
+    assert.equal(code(chain, provider, [move]), 'CHIP_LEASED');
+    assert.equal(code(chain, provider, [dereg]), 'CHIP_LEASED');
+    for (const ends of [
+      { type: 'closeLease', leaseId },
+      { type: 'closeOffer', offerId },
+    ] as Action[]) {
+      assert.equal(screen(move, [ends]), null);
+      assert.equal(screen(dereg, [ends]), null);
+    }
+    // Another lease's or offer's close ends nothing here.
+    const other = createOffer(chain, [idA], { noticeMs: 0n });
+    assert.equal(screen(move, [{ type: 'closeOffer', offerId: other }]), 'CHIP_LEASED');
+    assert.equal(screen(move, [{ type: 'closeLease', leaseId: offerId }]), 'CHIP_LEASED');
+    // Unknown earlier actions (not given): left to the block, as before.
+    assert.equal(screen(move), null);
+  });
+
+  test('attack: a transfer held back by rewards not final yet is refused before its consent is checked, as the block refuses it', () => {
+    // The block refused it (CHIP_REWARDS_PENDING) only after the consent's check, and for free.
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    // The first blocks of an epoch: the chip answered in the last one, which is not final yet.
+    chain.blocksUntil((epochOf(chain.height, p) + 2n) * p.epochBlocks + 1n);
+    const move = transferAction(chain, chipA, buyer.address);
+    assert.equal(code(chain, provider, [move]), 'CHIP_REWARDS_PENDING');
+    assert.deepEqual(costlyRefusal(chain, [move]), { code: 'CHIP_REWARDS_PENDING', costly: 0 });
+    // Once final, both let it through (its consent checked once here).
+    while (code(chain, provider, [move]) === 'CHIP_REWARDS_PENDING') chain.block();
+    assert.deepEqual(costlyRefusal(chain, [transferAction(chain, chipA, buyer.address)]), {
+      code: null,
+      costly: 1,
+    });
+  });
+
+  test('attack: a registration again held back by rewards not final yet is refused at admission, as the block refuses it', () => {
+    const chain = setup();
+    const p = getPociParams(chain.state);
+    chain.blocksUntil((epochOf(chain.height, p) + 2n) * p.epochBlocks - 2n);
+    chain.block([chain.tx(provider, [{ type: 'deregisterChip', chipId: idA }])]);
+    const again = registerAction(chain, chipA, provider.address);
+    assert.equal(code(chain, provider, [again]), 'CHIP_REWARDS_PENDING');
+    assert.equal(
+      costlyRefusal(chain, [registerAction(chain, chipA, provider.address)]).code,
+      'CHIP_REWARDS_PENDING',
+    );
+  });
+});

@@ -6,6 +6,7 @@
  */
 
 import { equalBytes, toHex } from '../bytes.js';
+import type { Action } from '../chain/transaction.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
@@ -872,10 +873,12 @@ export function chipLeasedRefusal(
 }
 
 /**
- * Whether admission may refuse `chipLeasedRefusal` on the state before the transaction, whatever
- * the sender's own transactions do first: only when the lease's offer gives notice. With none, the
- * provider's `closeLease` (earlier in the same transaction, or pending before it) ends the lease at
- * once, and the transfer or deregistration after it is valid.
+ * Whether admission may refuse `chipLeasedRefusal` on the state before the transaction. A lease whose
+ * offer gives notice binds whatever the sender's own transactions do first. One whose offer gives
+ * none ends at once by the provider's `closeLease` of it or `closeOffer` of its offer, earlier in
+ * the same transaction or pending before it: `earlier` lists the sender's actions that run first
+ * (undefined when they are not known: such a lease is then not refused). Without one of them the
+ * transfer or deregistration fails in the block, paying nothing, so it is refused here too.
  */
 export function chipLeasedRefusalAtAdmission(
   state: StateReader,
@@ -883,9 +886,19 @@ export function chipLeasedRefusalAtAdmission(
   owner: Uint8Array,
   time: bigint,
   what: 'transferred' | 'deregistered',
+  earlier?: readonly Action[],
 ): ValidationError | null {
   const lease = bindingLeaseOf(state, chipId, owner, time);
-  if (!lease || (getOffer(state, lease.offerId)?.noticeMs ?? 0n) === 0n) return null;
+  if (!lease) return null;
+  if ((getOffer(state, lease.offerId)?.noticeMs ?? 0n) === 0n) {
+    if (earlier === undefined) return null;
+    const ends = earlier.some(
+      (a) =>
+        (a.type === 'closeLease' && equalBytes(a.leaseId, lease.id)) ||
+        (a.type === 'closeOffer' && equalBytes(a.offerId, lease.offerId)),
+    );
+    if (ends) return null;
+  }
   return chipLeasedRefusal(state, chipId, owner, time, what);
 }
 
