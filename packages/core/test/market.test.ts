@@ -40,6 +40,7 @@ import {
   type HeartbeatAnswer,
   HOUR_MS,
   hasProvenOnline,
+  heldLeasesAt,
   type JobReceipt,
   jobRequestDigest,
   type Lease,
@@ -348,7 +349,15 @@ function checkInvariants(chain: MarketChain): void {
     assert.equal(l.deposited, l.paid + l.refunded + l.remaining, 'deposited = paid + refunded + remaining');
     assert.ok(l.accrued <= costThrough(l.pricePerHour, l.startTime, l.endTime), 'never charged past the end');
     assert.ok(l.settledTime <= leaseEndsAt(l), 'never settled past the moment the lease ended');
-    if (l.status === LeaseStatus.closed) assert.equal(l.remaining, 0n);
+    if (l.status === LeaseStatus.closed && l.remaining !== 0n) {
+      // Its last period held for its open challenges: decided W blocks after its close.
+      const at = l.closedHeight + getPociParams(chain.state).answerWindowBlocks;
+      assert.ok(chain.height < at, 'a held period is decided W blocks after the close');
+      assert.ok(
+        heldLeasesAt(chain.state, at).some((id) => equalBytes(id, l.id)),
+        'a closed lease holds a period only while it is queued',
+      );
+    }
   }
 }
 
@@ -2423,4 +2432,42 @@ describe('market: admission refuses what would fail in the block for free', () =
       'CHIP_REWARDS_PENDING',
     );
   });
+});
+
+describe('market: the challenges of a closed lease’s last answer window', () => {
+  for (const answers of [true, false]) {
+    test(`attack: a challenge still open when the lease closes counts for it once its window closes (${answers ? 'answered: paid' : 'missed: refunded'})`, () => {
+      // Judged at the close, a challenge drawn in the lease's last W blocks whose window was still
+      // open counted for nobody: a chip could go silent for the last window of every lease.
+      const chain = setup();
+      const p = getPociParams(chain.state);
+      const offerId = createOffer(chain, [idA], { noticeMs: 0n });
+      const leaseId = openLease(chain, offerId, 2, 0n, idA);
+      const opened = chain.height;
+      const drawnAtHead = () => slotsOf(chain, chipA, epochOf(chain.height, p)).indexOf(chain.height);
+      do chain.block();
+      while (
+        drawnAtHead() < 0 ||
+        epochOf(chain.height + p.answerWindowBlocks + 2n, p) !== epochOf(chain.height, p)
+      );
+      const h = chain.height;
+      const slot = drawnAtHead();
+      const epoch = epochOf(h, p);
+      chain.skip = (chip, e, s) => !answers && chip === chipA && e === epoch && s === slot;
+      // The renter's close comes before the chip's answer in the block: the challenge is open then.
+      const events = chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId }])]);
+      assert.equal(find(events, 'leaseClosed').reason, 'renterClosed');
+      chain.blocksUntil(chain.height + p.answerWindowBlocks);
+      const l = lease(chain, leaseId);
+      let judged = 0;
+      for (let e = epochOf(opened, p); e <= epoch; e++)
+        judged += slotsOf(chain, chipA, e).filter((x) => x >= opened && x <= h).length;
+      assert.equal(l.slotsAnswered + l.slotsMissed, BigInt(judged), 'every challenge drawn while it ran');
+      assert.equal(l.slotsMissed, answers ? 0n : 1n);
+      assert.equal(l.remaining, 0n, 'all of the escrow is paid out once the last window has closed');
+      assert.equal(l.paid + l.refunded, l.deposited);
+      if (!answers) assert.ok(l.refunded > 0n, 'the missed challenge refunds its share');
+      checkInvariants(chain);
+    });
+  }
 });

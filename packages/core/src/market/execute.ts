@@ -40,6 +40,7 @@ import { verifyReceipt } from './receipt.js';
 import { jobRequestDigest } from './request.js';
 import {
   costThrough,
+  decideHeldLease,
   escrowUntil,
   HOUR_MS,
   leaseEndsAt,
@@ -75,6 +76,7 @@ import {
   putOffer,
   putProviderRecord,
   queueLeaseEnd,
+  takeHeldLeases,
 } from './state.js';
 import { type LeaseTerms, leaseTermsDigest } from './terms.js';
 
@@ -955,14 +957,23 @@ function closeEndedLeases(
 }
 
 /**
- * Block-start bookkeeping: close the leases that ended by this block's time (closeEndedLeases); at
+ * Block-start bookkeeping: decide the last periods held W blocks ago (decideHeldLease), close the
+ * leases that ended by this block's time (closeEndedLeases); at
  * the first block of each epoch, settle every active lease (and close those that are over).
  * O(active leases) once per epoch; on other blocks, only the leases that end.
  */
 export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): MarketEvent[] {
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
-  const events = closeEndedLeases(state, ctx, p, challengesOf);
+  const events: MarketEvent[] = [];
+  // The leases closed W blocks ago with a challenge still open: every window of theirs has closed.
+  for (const id of takeHeldLeases(state, ctx.height)) {
+    const lease = getLease(state, id);
+    if (!lease) throw new Error(`held lease ${toHex(id)} has no record`);
+    const e = decideHeldLease(state, lease, ctx, p, challengesOf);
+    if (e) events.push(e);
+  }
+  events.push(...closeEndedLeases(state, ctx, p, challengesOf));
   const epoch = epochOf(ctx.height, p);
   if (epoch === 0n || ctx.height !== epochStart(epoch, p)) return events;
   for (const id of listItems(state, activeLeases)) {

@@ -28,6 +28,7 @@ import {
   putChipMarket,
   putLease,
   putProviderRecord,
+  queueHeldLease,
 } from './state.js';
 
 export const HOUR_MS = 3_600_000n;
@@ -165,7 +166,7 @@ export function challengeOutcome(
 
 /**
  * Answered and missed challenges of the chip with heights in (after, through], as block `height`
- * judges them (challengeOutcome); those whose outcome is not known yet are left out.
+ * judges them (challengeOutcome); those whose outcome is not known yet are counted as `open`.
  */
 export function slotOutcomesIn(
   chip: Chip,
@@ -174,10 +175,11 @@ export function slotOutcomesIn(
   height: bigint,
   p: PociParams,
   challengesOf: ChallengeLookup,
-): { answered: number; missed: number } {
+): { answered: number; missed: number; open: number } {
   let answered = 0;
   let missed = 0;
-  if (through <= after) return { answered, missed };
+  let open = 0;
+  if (through <= after) return { answered, missed, open };
   let from = epochOf(after + 1n, p);
   if (from < chip.firstEpoch) from = chip.firstEpoch;
   const cls = chipClass(chip.chipId, p);
@@ -187,9 +189,10 @@ export function slotOutcomesIn(
       const outcome = challengeOutcome(chip, e, slot, h, height, p);
       if (outcome === 'answered') answered++;
       else if (outcome === 'missed') missed++;
+      else open++;
     });
   }
-  return { answered, missed };
+  return { answered, missed, open };
 }
 
 export function credit(state: StateOverlay, who: Uint8Array, amount: bigint): void {
@@ -214,8 +217,11 @@ export function chipServes(state: StateOverlay, lease: Lease): { ok: boolean; ch
  * CONSENSUS (docs/jobs.md, "How a lease is paid"): the cost is split by the chip's challenges drawn
  * while the lease ran, judged by challengeOutcome. A settlement of a running lease judges those up
  * to `height − W − 1` (every one of them decided; the rest wait for the next settlement). The
- * `final` one (the lease closes in this block) judges every challenge left through `height − 1`:
- * those answered count at once, those still open are left out. A lease is closed in the first block
+ * `final` one (the lease closes in this block) judges every challenge left through `height − 1`;
+ * CONSENSUS CHANGE: when one of them is still open (drawn in the last W blocks, unanswered), the
+ * period's cost is not split now but `held` (returned, nothing written): the lease closes keeping it
+ * as its `remaining`, and block `height + W`, when every such window has closed, splits it by all of
+ * the period's challenges (decideHeldLease). They counted for nobody before. A lease is closed in the first block
  * whose time reaches its end (the end queue, market/execute.ts beginBlockMarket), or in the block
  * its renter closes it or its chip leaves, so `height − 1` is always the last block drawn while it
  * ran (its time is before the end), and no challenge drawn after the end judges it.
@@ -228,7 +234,7 @@ export function settleLease(
   challengesOf: ChallengeLookup,
   final = false,
   served: { ok: boolean; chip: Chip | null } = chipServes(state, lease),
-): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean } {
+): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean; held: bigint } {
   // The escrow pays up to exactly the moment the lease ends, never past it.
   const until = escrowUntil(lease);
   const endsAt = until < lease.endTime ? until : lease.endTime;
@@ -247,7 +253,16 @@ export function settleLease(
   let answered = 0;
   let missed = 0;
   if (chip && through > lease.slotCursor) {
-    ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, through, ctx.height, p, challengesOf));
+    let open: number;
+    ({ answered, missed, open } = slotOutcomesIn(
+      chip,
+      lease.slotCursor,
+      through,
+      ctx.height,
+      p,
+      challengesOf,
+    ));
+    if (final && open > 0) return { event: null, exhausted, chipOk: ok, held: cost };
     lease.slotCursor = through;
   }
   // Liveness of the chip matters only for a period without a judged challenge (it costs hashing).
@@ -290,23 +305,87 @@ export function settleLease(
           missed,
           remaining: lease.remaining,
         };
-  return { event, exhausted, chipOk: ok };
+  return { event, exhausted, chipOk: ok, held: 0n };
+}
+
+/**
+ * CONSENSUS (settleLease): splits the cost a closed lease held at its close (its `remaining`) by the
+ * challenges of its last period, (slotCursor, closedHeight − 1], all decided in this block (W after
+ * the close). Judged on the chip's record as it is now: a record registered again since (its masks
+ * fresh, its first epoch later) judges none of them, and the cost goes back to the renter, as for
+ * any period the chip did not prove. O(the period's challenges), as the final settlement was.
+ */
+export function decideHeldLease(
+  state: StateOverlay,
+  lease: Lease,
+  ctx: MarketContext,
+  p: PociParams,
+  challengesOf: ChallengeLookup,
+): MarketEvent | null {
+  const cost = lease.remaining;
+  if (lease.status !== LeaseStatus.closed || cost === 0n) return null;
+  const through = lease.closedHeight - 1n;
+  const chip = getChip(state, lease.chipId);
+  const { answered, missed } =
+    chip && through > lease.slotCursor
+      ? slotOutcomesIn(chip, lease.slotCursor, through, ctx.height, p, challengesOf)
+      : { answered: 0, missed: 0 };
+  if (through > lease.slotCursor) lease.slotCursor = through;
+  const { paid, refunded } = slaSplit(cost, answered, missed, false);
+  const fromTime = lease.settledTime;
+  const ends = leaseEndsAt(lease);
+  const to = lease.closedTime < ends ? lease.closedTime : ends;
+  lease.accrued += cost;
+  lease.remaining = 0n;
+  lease.paid += paid;
+  lease.refunded += refunded;
+  lease.slotsAnswered += BigInt(answered);
+  lease.slotsMissed += BigInt(missed);
+  if (to > lease.settledTime) lease.settledTime = to;
+  putLease(state, lease);
+  credit(state, lease.provider, paid);
+  credit(state, lease.renter, refunded);
+  if (paid > 0n) {
+    const rec = getProviderRecord(state, lease.provider);
+    rec.earnings += paid;
+    putProviderRecord(state, lease.provider, rec);
+  }
+  return {
+    type: 'leaseSettled',
+    leaseId: lease.id,
+    chipId: lease.chipId,
+    fromTime,
+    toTime: to,
+    cost,
+    paid,
+    refunded,
+    answered,
+    missed,
+    remaining: 0n,
+  };
 }
 
 /**
  * Returns the unused escrow to the renter, frees the chip and takes the lease out of the end queue.
- * The lease must be settled first.
+ * The lease must be settled first. `held`: the cost of its last period its final settlement held
+ * (settleLease), kept as its `remaining` and queued for block `height + W` (decideHeldLease).
  */
 export function closeLease(
   state: StateOverlay,
   lease: Lease,
   ctx: MarketContext,
   reason: string,
+  held = 0n,
+  p?: PociParams,
 ): MarketEvent {
-  const returned = lease.remaining;
+  const returned = lease.remaining - held;
   credit(state, lease.renter, returned);
   lease.refunded += returned;
-  lease.remaining = 0n;
+  lease.remaining = held;
+  if (held > 0n) {
+    if (!p) throw new Error('closeLease: holding a period needs the answer window');
+    queueHeldLease(state, ctx.height + p.answerWindowBlocks, lease.id);
+  }
   lease.status = LeaseStatus.closed;
   lease.closedHeight = ctx.height;
   lease.closedTime = ctx.time;
@@ -356,8 +435,8 @@ export function settleAndMaybeClose(
   const served = chipServes(state, lease);
   const reason = closeReasonAt(lease, ctx.time, served.ok) ?? otherwise;
   const events: MarketEvent[] = [];
-  const { event } = settleLease(state, lease, ctx, p, challengesOf, reason !== null, served);
+  const { event, held } = settleLease(state, lease, ctx, p, challengesOf, reason !== null, served);
   if (event) events.push(event);
-  if (reason) events.push(closeLease(state, lease, ctx, reason));
+  if (reason) events.push(closeLease(state, lease, ctx, reason, held, p));
   return events;
 }

@@ -222,6 +222,8 @@ const IDX = {
   endQueueSize: 0x04,
   endQueue: 0x05,
   endQueuePos: 0x06,
+  heldCount: 0x07,
+  held: 0x08,
   list: 0x10,
 } as const;
 
@@ -448,6 +450,65 @@ export function leaseEndQueue(state: StateReader): LeaseEndEntry[] {
   const n = endQueueSize(state);
   for (let i = 0; i < n; i++) out.push(decodeEndEntry(endQueueAt(state, i)));
   return out;
+}
+
+// ---- Closed leases whose last period waits for its answer windows ----
+//
+// `0x0C 0x07 ‖ u64 height` → the number of leases (u32) whose held last period is decided in the
+// block of that height, `0x0C 0x08 ‖ u64 height ‖ u32 i` → lease i's id. A lease closed in block h
+// with a challenge still open is added once, for h + W (market/settle.ts closeLease); that block's
+// opening bookkeeping decides each and deletes the keys. So what one block decides is what one
+// block closed W blocks before, itself bounded by the open leases and the block's actions; an
+// append is two writes, whatever the count.
+
+function heldCountKey(height: bigint): Uint8Array {
+  const k = new Uint8Array(10);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.heldCount;
+  new DataView(k.buffer).setBigUint64(2, height);
+  return k;
+}
+
+function heldKey(height: bigint, i: number): Uint8Array {
+  const k = new Uint8Array(14);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.held;
+  const v = new DataView(k.buffer);
+  v.setBigUint64(2, height);
+  v.setUint32(10, i);
+  return k;
+}
+
+function heldCount(state: StateReader, height: bigint): number {
+  const raw = state.get(heldCountKey(height));
+  return raw ? decode(u32, raw) : 0;
+}
+
+/** Queues the closed lease's held last period for the block at `height`. O(1). */
+export function queueHeldLease(state: StateOverlay, height: bigint, leaseId: Uint8Array): void {
+  const n = heldCount(state, height);
+  state.set(heldKey(height, n), leaseId.slice());
+  state.set(heldCountKey(height), encode(u32, n + 1));
+}
+
+/** The leases queued for the block at `height`, in queueing order (for readers and tests). */
+export function heldLeasesAt(state: StateReader, height: bigint): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const n = heldCount(state, height);
+  for (let i = 0; i < n; i++) {
+    const id = state.get(heldKey(height, i));
+    if (!id) throw new Error(`held lease ${i} of height ${height} has no id`);
+    out.push(id);
+  }
+  return out;
+}
+
+/** Takes the leases queued for the block at `height` out of the queue and returns them. */
+export function takeHeldLeases(state: StateOverlay, height: bigint): Uint8Array[] {
+  const ids = heldLeasesAt(state, height);
+  for (let i = 0; i < ids.length; i++) state.set(heldKey(height, i), null);
+  if (ids.length > 0) state.set(heldCountKey(height), null);
+  return ids;
 }
 
 // ---- Linked lists ----
