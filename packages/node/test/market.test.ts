@@ -142,6 +142,21 @@ const agent = {
   },
 };
 
+/**
+ * The lease once its last period is decided: a close with a challenge still open holds that
+ * period's cost until W blocks after it (docs/jobs.md, "How a lease is paid"). Waits by height, up
+ * to twice the window, and returns the lease as it is then.
+ */
+async function decided(id: string): Promise<LeaseJson> {
+  let l = await client.getLease(id);
+  const W = 20; // the dev genesis's answer window
+  while (l.remaining !== '0' && (await client.status()).height <= (l.closedHeight ?? 0) + 2 * W) {
+    await new Promise((r) => setTimeout(r, 100));
+    l = await client.getLease(id);
+  }
+  return l;
+}
+
 async function rpcError(p: Promise<unknown>): Promise<RpcClientError> {
   try {
     await p;
@@ -370,7 +385,7 @@ describe('market RPC', () => {
     while ((await client.getHeader('latest')).timeMs < fresh.escrowUntil)
       await new Promise((r) => setTimeout(r, 50));
     // The first block at or after that moment settled and closed it, before its transactions.
-    const ended = await client.getLease(opened.leaseId);
+    const ended = await decided(opened.leaseId);
     assert.equal(ended.status, 'closed', 'the chain closed it in the first block at or after its end');
     assert.equal(ended.closedReason, 'escrowExhausted');
     assert.equal(ended.settledTime, fresh.escrowUntil, 'the escrow paid up to exactly that moment');
@@ -388,7 +403,7 @@ describe('market RPC', () => {
     await send(renter.seed, [topUpLeaseAction(leaseId, 5n)]);
     const events = await send(renter.seed, [closeLeaseAction(leaseId)]);
     assert.ok(events.some((e) => e.type === 'leaseClosed'));
-    const l = await client.getLease(leaseId);
+    const l = await decided(leaseId);
     assert.equal(l.status, 'closed');
     assert.equal(l.closedReason, 'renterClosed');
     assert.equal(l.remaining, '0');
