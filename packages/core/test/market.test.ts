@@ -2019,6 +2019,7 @@ describe('market: encoding', () => {
     const actions: Action[] = [
       offerAction([idA]),
       { type: 'closeOffer', offerId: idA },
+      { type: 'withdrawOfferChip', offerId: idA, chipId: idB },
       {
         type: 'openLease',
         offerId: idA,
@@ -2057,7 +2058,7 @@ describe('market: encoding', () => {
       },
       { type: 'updateOfferTls', offerId: idA, fingerprints: [TLS_A, TLS_B] },
     ];
-    const tags = [10, 11, 12, 12, 13, 14, 16, 17];
+    const tags = [10, 11, 18, 12, 12, 13, 14, 16, 17];
     actions.forEach((a, i) => {
       const bytes = encode(actionCodec, a);
       assert.equal(bytes[0], tags[i]);
@@ -2470,4 +2471,97 @@ describe('market: the challenges of a closed lease’s last answer window', () =
       checkInvariants(chain);
     });
   }
+});
+
+describe('market: one chip withdrawn from an open offer', () => {
+  test('encoding: tag 18, offer id then chip id', () => {
+    const bytes = encode(actionCodec, { type: 'withdrawOfferChip', offerId: idA, chipId: idB });
+    assert.deepEqual([...bytes], [18, ...idA, ...idB]);
+  });
+
+  test('a free chip leaves at once: no lease takes it, it may move or be offered anew; the rest of the offer runs on', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { minHours: 0 });
+    chain.block([chain.tx(provider, [{ type: 'withdrawOfferChip', offerId, chipId: idA }])]);
+    assert.deepEqual(getOffer(chain.state, offerId)!.chipIds, [idB]);
+    assert.equal(getChipMarket(chain.state, idA).offerId, null);
+    assert.equal(code(chain, renter, [leaseAction(chain, offerId, { chipId: idA })]), 'CHIP_NOT_OFFERED');
+    const leaseId = openLease(chain, offerId, 1);
+    assert.deepEqual(lease(chain, leaseId).chipId, idB, 'any chip: the one left');
+    // No lease binds it: it may move, or go into another offer.
+    assert.notEqual(code(chain, provider, [transferAction(chain, chipA, buyer.address)]), 'CHIP_LEASED');
+    createOffer(chain, [idA]);
+    checkInvariants(chain);
+  });
+
+  test('a leased chip gets the offer’s notice, ends its lease then, and is not leased again; the other chips are untouched', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { minHours: 0, noticeMs: 10n * MINUTE });
+    const leaseA = openLease(chain, offerId, 2, 0n, idA);
+    const leaseB = openLease(chain, offerId, 2, 0n, idB);
+    const signedBefore = leaseAction(chain, offerId, { chipId: idA, deposit: 1n });
+    const events = chain.block([chain.tx(provider, [{ type: 'withdrawOfferChip', offerId, chipId: idA }])]);
+    const closing = find(events, 'leaseClosing');
+    assert.deepEqual(closing.leaseId, leaseA);
+    assert.equal(closing.reason, 'chipWithdrawn');
+    assert.equal(closing.endTime, chain.time + 10n * MINUTE, 'the offer’s notice');
+    assert.equal(lease(chain, leaseB).status, LeaseStatus.active, 'the other chip’s lease runs on');
+    assert.equal(code(chain, provider, [transferAction(chain, chipA, buyer.address)]), 'CHIP_LEASED');
+    while (lease(chain, leaseA).status !== LeaseStatus.closed) chain.block();
+    assert.equal(lease(chain, leaseA).closedReason, 'chipWithdrawn');
+    assert.equal(getChipMarket(chain.state, idA).leaseId, null);
+    assert.equal(code(chain, renter, [signedBefore]), 'OFFER_CHANGED');
+    assert.equal(
+      code(chain, renter, [leaseAction(chain, offerId, { chipId: idA, deposit: 1n })]),
+      'CHIP_NOT_OFFERED',
+    );
+    assert.notEqual(code(chain, provider, [transferAction(chain, chipA, buyer.address)]), 'CHIP_LEASED');
+    assert.equal(lease(chain, leaseB).status, LeaseStatus.active);
+    checkInvariants(chain);
+  });
+
+  test('without notice the lease ends in the withdrawal’s transaction, and the chip may move in it', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { noticeMs: 0n });
+    const leaseA = openLease(chain, offerId, 2, 0n, idA);
+    const withdraw: Action = { type: 'withdrawOfferChip', offerId, chipId: idA };
+    const move = transferAction(chain, chipA, buyer.address);
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: chain.height + 1n,
+      time: chain.time + MINUTE,
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
+    });
+    assert.equal(chipActionRefusal(ex.overlay, ex.ctx.time, provider.address, move, [withdraw]), null);
+    const otherChip: Action = { type: 'withdrawOfferChip', offerId, chipId: idB };
+    assert.equal(
+      chipActionRefusal(ex.overlay, ex.ctx.time, provider.address, move, [otherChip])?.code,
+      'CHIP_LEASED',
+    );
+    chain.block([chain.tx(provider, [withdraw])]);
+    assert.equal(lease(chain, leaseA).status, LeaseStatus.closed);
+    assert.equal(lease(chain, leaseA).closedReason, 'chipWithdrawn');
+    checkInvariants(chain);
+  });
+
+  test('refusals change nothing and say why', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB]);
+    const w = (chipId: Uint8Array, id = offerId): Action => ({
+      type: 'withdrawOfferChip',
+      offerId: id,
+      chipId,
+    });
+    assert.equal(code(chain, renter, [w(idA)]), 'NOT_PROVIDER');
+    assert.equal(code(chain, provider, [w(sha256(utf8('no such chip')))]), 'CHIP_NOT_OFFERED');
+    assert.equal(code(chain, provider, [w(idA, sha256(utf8('no such offer')))]), 'UNKNOWN_OFFER');
+    assert.equal(code(chain, provider, [w(idA), w(idA)]), 'CHIP_NOT_OFFERED');
+    assert.equal(code(chain, provider, [w(idA), w(idB)]), 'LAST_OFFER_CHIP');
+    chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId }])]);
+    assert.equal(code(chain, provider, [w(idA)]), 'OFFER_CLOSED');
+    assert.deepEqual(getOffer(chain.state, offerId)!.chipIds, [idA, idB]);
+  });
 });

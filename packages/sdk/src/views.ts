@@ -46,6 +46,7 @@ export type MarketActionJson =
       tlsFingerprints: string[];
     }
   | { type: 'closeOffer'; offerId: string }
+  | { type: 'withdrawOfferChip'; offerId: string; chipId: string }
   | {
       type: 'openLease';
       offerId: string;
@@ -424,6 +425,7 @@ export function actionToJson(a: Action): ActionJson {
     case 'postReceipt':
     case 'dispute':
     case 'updateOfferTls':
+    case 'withdrawOfferChip':
       return marketActionToJson(a);
   }
 }
@@ -738,6 +740,8 @@ export function marketActionToJson(a: MarketAction): MarketActionJson {
       };
     case 'closeOffer':
       return { type: 'closeOffer', offerId: toHex(a.offerId) };
+    case 'withdrawOfferChip':
+      return { type: 'withdrawOfferChip', offerId: toHex(a.offerId), chipId: toHex(a.chipId) };
     case 'openLease':
       return {
         type: 'openLease',

@@ -34,6 +34,7 @@ import {
   type PostReceiptAction,
   type TopUpLeaseAction,
   type UpdateOfferTlsAction,
+  type WithdrawOfferChipAction,
 } from './actions.js';
 import { getMarketParams, type MarketParams } from './params.js';
 import { verifyReceipt } from './receipt.js';
@@ -280,6 +281,57 @@ export function applyCloseOffer(
     }
     if (m.offerId && equalBytes(m.offerId, offer.id)) putChipMarket(state, chipId, { ...m, offerId: null });
   }
+  return events;
+}
+
+/**
+ * CONSENSUS CHANGE (docs/jobs.md "Offers"): the provider takes one chip out of its open offer, with
+ * the notice semantics of closeOffer for that chip alone. The chip leaves the offer's chips at once
+ * (so no lease opens on it again, and renters' signed terms name the chips left: a lease signed on
+ * the old terms is refused, OFFER_CHANGED) and may be offered anew; a running lease of it under this
+ * offer gets the offer's notice (shortenLease, reason `chipWithdrawn`; at once without notice). The
+ * last chip is not withdrawn: that is closeOffer. O(offer chips ≤ 32).
+ */
+export function applyWithdrawOfferChip(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: WithdrawOfferChipAction,
+): MarketEvent[] {
+  const offer = existingOffer(state, action.offerId);
+  if (!equalBytes(offer.provider, sender)) {
+    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
+  }
+  if (offer.status !== OfferStatus.open) {
+    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is already closed`);
+  }
+  const rest = offer.chipIds.filter((c) => !equalBytes(c, action.chipId));
+  if (rest.length === offer.chipIds.length) {
+    throw new ValidationError(
+      'CHIP_NOT_OFFERED',
+      `chip ${short(action.chipId)} is not in offer ${short(offer.id)}`,
+    );
+  }
+  if (rest.length === 0) {
+    throw new ValidationError(
+      'LAST_OFFER_CHIP',
+      `chip ${short(action.chipId)} is the last chip of offer ${short(offer.id)}: close the offer (closeOffer)`,
+    );
+  }
+  offer.chipIds = rest;
+  putOffer(state, offer);
+  const events: MarketEvent[] = [];
+  const m = getChipMarket(state, action.chipId);
+  if (m.leaseId) {
+    const lease = getLease(state, m.leaseId);
+    if (lease && equalBytes(lease.offerId, offer.id)) {
+      const e = shortenLease(state, ctx, lease, ctx.time + offer.noticeMs, 'chipWithdrawn');
+      if (e) events.push(...e);
+    }
+  }
+  const after = getChipMarket(state, action.chipId);
+  if (after.offerId && equalBytes(after.offerId, offer.id))
+    putChipMarket(state, action.chipId, { ...after, offerId: null });
   return events;
 }
 
@@ -897,7 +949,10 @@ export function chipLeasedRefusalAtAdmission(
     const ends = earlier.some(
       (a) =>
         (a.type === 'closeLease' && equalBytes(a.leaseId, lease.id)) ||
-        (a.type === 'closeOffer' && equalBytes(a.offerId, lease.offerId)),
+        (a.type === 'closeOffer' && equalBytes(a.offerId, lease.offerId)) ||
+        (a.type === 'withdrawOfferChip' &&
+          equalBytes(a.offerId, lease.offerId) &&
+          equalBytes(a.chipId, chipId)),
     );
     if (ends) return null;
   }
