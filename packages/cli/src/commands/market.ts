@@ -27,6 +27,7 @@ import {
   type TxEventJson,
   topUpLeaseAction,
   updateOfferTlsAction,
+  withdrawOfferChipAction,
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, checkHome, ctxOf, examples } from '../context.js';
@@ -416,6 +417,31 @@ export function marketCommand(): Command {
       { hash, height, offerId: closed.offerId, closesAt: closed.closesAt, leasesClosing: closing },
       () =>
         `offer ${closed.offerId} closed at height ${height}; ${closing} running lease(s) end by ${when(closed.closesAt)}`,
+    );
+  });
+
+  withSigner(
+    offer
+      .command('withdraw-chip <id> <chipId>')
+      .description(
+        'take one chip out of an open offer; a running lease of it ends after the notice period, and it is not leased again',
+      ),
+  ).action(async (id: string, chip: string, opts: SendOpts, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const offerId = await resolveId(ctx, 'offer', id);
+    const chipId = await resolveId(ctx, 'chip', chip);
+    const { hash, height, events } = await send(ctx, opts, [withdrawOfferChipAction(offerId, chipId)], {
+      summary: [
+        `Withdraw chip ${chipId} from offer ${offerId} (a running lease of it goes on until the notice period ends)`,
+      ],
+      spend: 0n,
+    });
+    const closing = events.find((e) => e.type === 'leaseClosing');
+    const endsAt = closing && closing.type === 'leaseClosing' ? closing.endTime : null;
+    ctx.print({ hash, height, offerId, chipId, leaseEndsAt: endsAt }, () =>
+      endsAt === null
+        ? `chip ${chipId} withdrawn from offer ${offerId} at height ${height}`
+        : `chip ${chipId} withdrawn from offer ${offerId} at height ${height}; its lease ends by ${when(endsAt)}`,
     );
   });
 

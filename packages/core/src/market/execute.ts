@@ -919,7 +919,7 @@ export function chipLeasedRefusal(
   const how =
     lease.status === LeaseStatus.closing
       ? `its notice runs until ${endsAt} (block time); ${what === 'transferred' ? 'transfer' : 'deregister'} it from then on`
-      : `it runs until ${endsAt} (block time); give notice first (closeLease, or closeOffer: the lease then ends within ${notice / 1000n} s) and ${what === 'transferred' ? 'transfer' : 'deregister'} the chip once it has ended`;
+      : `it runs until ${endsAt} (block time); give notice first (closeLease, withdrawOfferChip or closeOffer: the lease then ends within ${notice / 1000n} s) and ${what === 'transferred' ? 'transfer' : 'deregister'} the chip once it has ended`;
   return new ValidationError(
     'CHIP_LEASED',
     `chip ${short(chipId)} is leased (lease ${short(lease.id)}) and is not ${what} while the lease runs: ${how}`,
