@@ -3,7 +3,7 @@
  * exactly the chip's challenges drawn while the lease ran (from its opening block to the last block
  * before its end or its close) — an answered challenge as soon as its answer is included, a missed
  * one once its answer window has closed, and one still open at the close W blocks after it (the
- * last period's cost held till then). A lease is closed
+ * last period's cost held till its window closes). A lease is closed
  * in the first block at or after its end, so nothing drawn after the end judges it; a renter's close
  * counts a fresh answer at once, so a close (or a close and a new lease in one transaction) loses no
  * answer to either lease; and no challenge judges two leases.
@@ -215,7 +215,7 @@ function expected(chain: JudgeChain, l: Lease): { answered: bigint; missed: bigi
   const judged: bigint[] = [];
   for (const h of chain.challenges(epochOf(l.startHeight, p), epochOf(l.closedHeight, p))) {
     if (h < l.startHeight || chain.times.get(h)! >= ran) continue;
-    // One still open at the close is judged W blocks after it (its last period held till then),
+    // One still open at the close is judged after its window (its last period held till then),
     // so every challenge of the run is, answered if an answer came within its window.
     const at = chain.answeredAt.get(h);
     if (at !== undefined && at <= h + p.answerWindowBlocks) answered++;

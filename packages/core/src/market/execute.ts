@@ -41,7 +41,7 @@ import { verifyReceipt } from './receipt.js';
 import { jobRequestDigest } from './request.js';
 import {
   costThrough,
-  decideHeldLease,
+  decideHeldChallenge,
   escrowUntil,
   HOUR_MS,
   leaseEndsAt,
@@ -77,7 +77,7 @@ import {
   putOffer,
   putProviderRecord,
   queueLeaseEnd,
-  takeHeldLeases,
+  takeHeldChallenges,
 } from './state.js';
 import { type LeaseTerms, leaseTermsDigest } from './terms.js';
 
@@ -1012,7 +1012,7 @@ function closeEndedLeases(
 }
 
 /**
- * Block-start bookkeeping: decide the last periods held W blocks ago (decideHeldLease), close the
+ * Block-start bookkeeping: decide the held challenges whose window closed (decideHeldChallenge), close the
  * leases that ended by this block's time (closeEndedLeases); at
  * the first block of each epoch, settle every active lease (and close those that are over).
  * O(active leases) once per epoch; on other blocks, only the leases that end.
@@ -1021,11 +1021,11 @@ export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): Marke
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
   const events: MarketEvent[] = [];
-  // The leases closed W blocks ago with a challenge still open: every window of theirs has closed.
-  for (const id of takeHeldLeases(state, ctx.height)) {
-    const lease = getLease(state, id);
-    if (!lease) throw new Error(`held lease ${toHex(id)} has no record`);
-    const e = decideHeldLease(state, lease, ctx, p, challengesOf);
+  // The open challenges of closed leases whose window closed in the block before.
+  for (const c of takeHeldChallenges(state, ctx.height)) {
+    const lease = getLease(state, c.leaseId);
+    if (!lease) throw new Error(`held lease ${toHex(c.leaseId)} has no record`);
+    const e = decideHeldChallenge(state, lease, c.epoch, c.slot);
     if (e) events.push(e);
   }
   events.push(...closeEndedLeases(state, ctx, p, challengesOf));

@@ -21,14 +21,16 @@ import {
   activeLeases,
   dropLeaseEnd,
   getChipMarket,
+  getHeldTally,
   getProviderRecord,
   type Lease,
   LeaseStatus,
   listRemove,
   putChipMarket,
+  putHeldTally,
   putLease,
   putProviderRecord,
-  queueHeldLease,
+  queueHeldChallenge,
 } from './state.js';
 
 export const HOUR_MS = 3_600_000n;
@@ -175,6 +177,7 @@ export function slotOutcomesIn(
   height: bigint,
   p: PociParams,
   challengesOf: ChallengeLookup,
+  openOut?: { epoch: bigint; slot: number; height: bigint }[],
 ): { answered: number; missed: number; open: number } {
   let answered = 0;
   let missed = 0;
@@ -189,7 +192,10 @@ export function slotOutcomesIn(
       const outcome = challengeOutcome(chip, e, slot, h, height, p);
       if (outcome === 'answered') answered++;
       else if (outcome === 'missed') missed++;
-      else open++;
+      else {
+        open++;
+        openOut?.push({ epoch: e, slot, height: h });
+      }
     });
   }
   return { answered, missed, open };
@@ -219,9 +225,11 @@ export function chipServes(state: StateOverlay, lease: Lease): { ok: boolean; ch
  * to `height − W − 1` (every one of them decided; the rest wait for the next settlement). The
  * `final` one (the lease closes in this block) judges every challenge left through `height − 1`;
  * CONSENSUS CHANGE: when one of them is still open (drawn in the last W blocks, unanswered), the
- * period's cost is not split now but `held` (returned, nothing written): the lease closes keeping it
- * as its `remaining`, and block `height + W`, when every such window has closed, splits it by all of
- * the period's challenges (decideHeldLease). They counted for nobody before. A lease is closed in the first block
+ * period's cost is not split now but `held` (returned): the lease closes keeping it as its
+ * `remaining`, the decided ones are tallied and each open one is queued for the block after its
+ * window closes (decideHeldChallenge), the last of which splits the cost by all of the period's
+ * challenges. Each is decided while the chip's record still holds its epoch's masks (W + 1 blocks
+ * after it is drawn, less than an epoch). They counted for nobody before. A lease is closed in the first block
  * whose time reaches its end (the end queue, market/execute.ts beginBlockMarket), or in the block
  * its renter closes it or its chip leaves, so `height − 1` is always the last block drawn while it
  * ran (its time is before the end), and no challenge drawn after the end judges it.
@@ -253,17 +261,29 @@ export function settleLease(
   let answered = 0;
   let missed = 0;
   if (chip && through > lease.slotCursor) {
-    let open: number;
-    ({ answered, missed, open } = slotOutcomesIn(
+    const openOut: { epoch: bigint; slot: number; height: bigint }[] = [];
+    ({ answered, missed } = slotOutcomesIn(
       chip,
       lease.slotCursor,
       through,
       ctx.height,
       p,
       challengesOf,
+      openOut,
     ));
-    if (final && open > 0) return { event: null, exhausted, chipOk: ok, held: cost };
     lease.slotCursor = through;
+    if (final && openOut.length > 0) {
+      // The cost is split once every open one is decided, each in the block after its window.
+      putHeldTally(state, lease.id, { answered, missed, pending: openOut.length });
+      for (const o of openOut)
+        queueHeldChallenge(state, o.height + p.answerWindowBlocks + 1n, {
+          leaseId: lease.id,
+          epoch: o.epoch,
+          slot: o.slot,
+        });
+      putLease(state, lease);
+      return { event: null, exhausted, chipOk: ok, held: cost };
+    }
   }
   // Liveness of the chip matters only for a period without a judged challenge (it costs hashing).
   // Such a period is paid only while the chip is proven online, the rule voting power uses: by the
@@ -309,28 +329,32 @@ export function settleLease(
 }
 
 /**
- * CONSENSUS (settleLease): splits the cost a closed lease held at its close (its `remaining`) by the
- * challenges of its last period, (slotCursor, closedHeight − 1], all decided in this block (W after
- * the close). Judged on the chip's record as it is now: a record registered again since (its masks
- * fresh, its first epoch later) judges none of them, and the cost goes back to the renter, as for
- * any period the chip did not prove. O(the period's challenges), as the final settlement was.
+ * CONSENSUS (settleLease): decides one open challenge of a closed lease's held last period, in the
+ * block after its window closed: answered if the chip's record holds a credited answer to it, else
+ * missed (a record registered again since, fresh masks, answers none of them). The last one of the
+ * lease splits the held cost (its `remaining`) by the period's tally, as a settlement splits a
+ * period's cost, and pays it out. O(1).
  */
-export function decideHeldLease(
+export function decideHeldChallenge(
   state: StateOverlay,
   lease: Lease,
-  ctx: MarketContext,
-  p: PociParams,
-  challengesOf: ChallengeLookup,
+  epoch: bigint,
+  slot: number,
 ): MarketEvent | null {
-  const cost = lease.remaining;
-  if (lease.status !== LeaseStatus.closed || cost === 0n) return null;
-  const through = lease.closedHeight - 1n;
+  const tally = getHeldTally(state, lease.id);
+  if (!tally) throw new Error('a held lease has no tally');
   const chip = getChip(state, lease.chipId);
-  const { answered, missed } =
-    chip && through > lease.slotCursor
-      ? slotOutcomesIn(chip, lease.slotCursor, through, ctx.height, p, challengesOf)
-      : { answered: 0, missed: 0 };
-  if (through > lease.slotCursor) lease.slotCursor = through;
+  if (chip && epoch >= chip.firstEpoch && answeredIn(chip, epoch, slot) && !uncreditedIn(chip, epoch, slot))
+    tally.answered++;
+  else tally.missed++;
+  tally.pending--;
+  if (tally.pending > 0) {
+    putHeldTally(state, lease.id, tally);
+    return null;
+  }
+  putHeldTally(state, lease.id, null);
+  const cost = lease.remaining;
+  const { answered, missed } = tally;
   const { paid, refunded } = slaSplit(cost, answered, missed, false);
   const fromTime = lease.settledTime;
   const ends = leaseEndsAt(lease);
@@ -368,7 +392,7 @@ export function decideHeldLease(
 /**
  * Returns the unused escrow to the renter, frees the chip and takes the lease out of the end queue.
  * The lease must be settled first. `held`: the cost of its last period its final settlement held
- * (settleLease), kept as its `remaining` and queued for block `height + W` (decideHeldLease).
+ * (settleLease), kept as its `remaining` until its open challenges are decided (decideHeldChallenge).
  */
 export function closeLease(
   state: StateOverlay,
@@ -376,16 +400,11 @@ export function closeLease(
   ctx: MarketContext,
   reason: string,
   held = 0n,
-  p?: PociParams,
 ): MarketEvent {
   const returned = lease.remaining - held;
   credit(state, lease.renter, returned);
   lease.refunded += returned;
   lease.remaining = held;
-  if (held > 0n) {
-    if (!p) throw new Error('closeLease: holding a period needs the answer window');
-    queueHeldLease(state, ctx.height + p.answerWindowBlocks, lease.id);
-  }
   lease.status = LeaseStatus.closed;
   lease.closedHeight = ctx.height;
   lease.closedTime = ctx.time;
@@ -437,6 +456,6 @@ export function settleAndMaybeClose(
   const events: MarketEvent[] = [];
   const { event, held } = settleLease(state, lease, ctx, p, challengesOf, reason !== null, served);
   if (event) events.push(event);
-  if (reason) events.push(closeLease(state, lease, ctx, reason, held, p));
+  if (reason) events.push(closeLease(state, lease, ctx, reason, held));
   return events;
 }

@@ -224,6 +224,7 @@ const IDX = {
   endQueuePos: 0x06,
   heldCount: 0x07,
   held: 0x08,
+  heldTally: 0x09,
   list: 0x10,
 } as const;
 
@@ -452,14 +453,42 @@ export function leaseEndQueue(state: StateReader): LeaseEndEntry[] {
   return out;
 }
 
-// ---- Closed leases whose last period waits for its answer windows ----
+// ---- Closed leases whose last period waits for its open challenges ----
 //
-// `0x0C 0x07 ‖ u64 height` → the number of leases (u32) whose held last period is decided in the
-// block of that height, `0x0C 0x08 ‖ u64 height ‖ u32 i` → lease i's id. A lease closed in block h
-// with a challenge still open is added once, for h + W (market/settle.ts closeLease); that block's
-// opening bookkeeping decides each and deletes the keys. So what one block decides is what one
-// block closed W blocks before, itself bounded by the open leases and the block's actions; an
-// append is two writes, whatever the count.
+// `0x0C 0x07 ‖ u64 height` → the number (u32) of held challenges decided in the block of that
+// height, `0x0C 0x08 ‖ u64 height ‖ u32 i` → challenge i: lease id ‖ u64 epoch ‖ u8 slot (41 bytes);
+// `0x0C 0x09 ‖ lease id` → the lease's tally of its last period, `HeldTally { answered: u32, missed:
+// u32, pending: u32 }`. A lease closed with challenges still open queues each once, for the block
+// after its window closes (market/settle.ts), whose opening bookkeeping decides it and deletes its
+// keys; the last one decided splits the held cost. What one block decides is what the closes of
+// one block queued, a few challenges per lease (those drawn in its last W blocks), and a close
+// writes two keys per open challenge.
+
+export interface HeldTally {
+  answered: number;
+  missed: number;
+  pending: number;
+}
+const heldTallyCodec = struct<HeldTally>('HeldTally', { answered: u32, missed: u32, pending: u32 });
+
+function heldTallyKey(leaseId: Uint8Array): Uint8Array {
+  return Uint8Array.of(StateSpace.marketIndex, IDX.heldTally, ...leaseId);
+}
+
+export function getHeldTally(state: StateReader, leaseId: Uint8Array): HeldTally | null {
+  const raw = state.get(heldTallyKey(leaseId));
+  return raw ? decode(heldTallyCodec, raw) : null;
+}
+
+export function putHeldTally(state: StateOverlay, leaseId: Uint8Array, t: HeldTally | null): void {
+  state.set(heldTallyKey(leaseId), t ? encode(heldTallyCodec, t) : null);
+}
+
+export interface HeldChallenge {
+  leaseId: Uint8Array;
+  epoch: bigint;
+  slot: number;
+}
 
 function heldCountKey(height: bigint): Uint8Array {
   const k = new Uint8Array(10);
@@ -484,31 +513,40 @@ function heldCount(state: StateReader, height: bigint): number {
   return raw ? decode(u32, raw) : 0;
 }
 
-/** Queues the closed lease's held last period for the block at `height`. O(1). */
-export function queueHeldLease(state: StateOverlay, height: bigint, leaseId: Uint8Array): void {
+/** Queues a closed lease's open challenge for the block at `height`. O(1). */
+export function queueHeldChallenge(state: StateOverlay, height: bigint, c: HeldChallenge): void {
+  if (c.leaseId.length !== 32) throw new Error('held challenge: a lease id is 32 bytes');
   const n = heldCount(state, height);
-  state.set(heldKey(height, n), leaseId.slice());
+  const v = new Uint8Array(41);
+  v.set(c.leaseId, 0);
+  new DataView(v.buffer).setBigUint64(32, c.epoch);
+  v[40] = c.slot;
+  state.set(heldKey(height, n), v);
   state.set(heldCountKey(height), encode(u32, n + 1));
 }
 
-/** The leases queued for the block at `height`, in queueing order (for readers and tests). */
-export function heldLeasesAt(state: StateReader, height: bigint): Uint8Array[] {
-  const out: Uint8Array[] = [];
+/** The challenges queued for the block at `height`, in queueing order (for readers and tests). */
+export function heldChallengesAt(state: StateReader, height: bigint): HeldChallenge[] {
+  const out: HeldChallenge[] = [];
   const n = heldCount(state, height);
   for (let i = 0; i < n; i++) {
-    const id = state.get(heldKey(height, i));
-    if (!id) throw new Error(`held lease ${i} of height ${height} has no id`);
-    out.push(id);
+    const v = state.get(heldKey(height, i));
+    if (v?.length !== 41) throw new Error(`held challenge ${i} of height ${height} is missing`);
+    out.push({
+      leaseId: v.slice(0, 32),
+      epoch: new DataView(v.buffer, v.byteOffset).getBigUint64(32),
+      slot: v[40]!,
+    });
   }
   return out;
 }
 
-/** Takes the leases queued for the block at `height` out of the queue and returns them. */
-export function takeHeldLeases(state: StateOverlay, height: bigint): Uint8Array[] {
-  const ids = heldLeasesAt(state, height);
-  for (let i = 0; i < ids.length; i++) state.set(heldKey(height, i), null);
-  if (ids.length > 0) state.set(heldCountKey(height), null);
-  return ids;
+/** Takes the challenges queued for the block at `height` out of the queue and returns them. */
+export function takeHeldChallenges(state: StateOverlay, height: bigint): HeldChallenge[] {
+  const out = heldChallengesAt(state, height);
+  for (let i = 0; i < out.length; i++) state.set(heldKey(height, i), null);
+  if (out.length > 0) state.set(heldCountKey(height), null);
+  return out;
 }
 
 // ---- Linked lists ----
