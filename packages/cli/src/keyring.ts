@@ -17,7 +17,7 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { removeWholeLeftoversIn, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, removeWholeLeftoversIn, writeFileWhole } from '@unc/node';
 import { checkHome, makeHome } from './home.js';
 
 export interface KeyInfo {
@@ -180,6 +180,8 @@ export class Keyring {
   delete(name: string): KeyInfo {
     const info = this.info(name);
     rmSync(this.path(name));
+    // Synced: a power loss must not bring back a key the user deleted.
+    fsyncDirectory(this.dir);
     return info;
   }
 
@@ -193,6 +195,8 @@ export class Keyring {
     // left it empty or cut, and an encrypted key with it, for good.
     writeFileWhole(this.path(from), `${JSON.stringify({ ...file, name: to }, null, 2)}\n`);
     renameSync(this.path(from), target);
+    // Synced: a power loss must not bring back the old name the user was told is gone.
+    fsyncDirectory(this.dir);
     return this.info(to);
   }
 

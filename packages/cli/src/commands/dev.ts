@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeAddress, formatUnc, parseUnc, UncError } from '@unc/core';
@@ -27,6 +27,7 @@ import {
   devGovernanceKey,
   devKey,
   devValidator,
+  removeWholeLeftovers,
   UncNode,
   writeFileWhole,
 } from '@unc/node';
@@ -167,6 +168,7 @@ export function devCommand(): Command {
         for (let i = 0; i < tpmChipCount; i++) makeHome(join(home, 'tpm', `chip-${i}`), 'TPM chip folder');
         // Written kill-safe (each file whole, vendor.json last): a signal meanwhile exits at once.
         const devTpm = tpmChipCount > 0 ? await devTpmVendor(home) : null;
+        removeWholeLeftovers(genesisPath);
         if (!existsSync(genesisPath)) {
           const extra = devTpm
             ? {
@@ -188,9 +190,12 @@ export function devCommand(): Command {
                 ],
               }
             : {};
-          writeFileSync(
+          // Whole (writeFileWhole): cut in place by a kill or a full disk, every later start failed
+          // to parse it until the chain was reset.
+          writeFileWhole(
             genesisPath,
             `${JSON.stringify(devGenesisJson({ blockTimeMs, epochBlocks, ...extra }), null, 2)}\n`,
+            0o644,
           );
         }
         const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as Record<string, unknown>;

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Action, parseUnc, toHex, UncError } from '@unc/core';
 import {
+  finishInterruptedPromotion,
   pemFingerprint,
   prepareNextCertificate,
   promoteNextCertificate,
@@ -341,6 +342,8 @@ export function marketCommand(): Command {
     const ctx = ctxOf(cmd);
     const offerId = await resolveId(ctx, 'offer', id);
     const dir = tlsDir(ctx);
+    // A rotation killed between its renames is finished first: it left no current certificate.
+    finishInterruptedPromotion(dir);
     const current = readProviderCertificate(dir);
     if (!current) throw new UncError('NO_TLS_CERT', `no provider certificate in ${dir}: run unc miner init`);
     const next = prepareNextCertificate(dir, { fresh: opts.revoke === true });

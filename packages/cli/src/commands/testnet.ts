@@ -5,11 +5,11 @@
  * was started in <dir>/testnet.json, so a node that was stopped can be started again by hand.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fromHex, UncError } from '@unc/core';
-import { DEV_MINER_ACCOUNT, devGenesisJson, writeFileWhole } from '@unc/node';
+import { DEV_MINER_ACCOUNT, devGenesisJson, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { Command } from 'commander';
 import { checkHome, countOption, ctxOf, makeHome } from '../context.js';
 import { type MempoolFlags, mempoolArgs, withMempoolOptions } from '../mempool-options.js';
@@ -73,6 +73,8 @@ export function testnetCommand(): Command {
         if (opts.reset) rmSync(dir, { recursive: true, force: true });
         const genesisPath = join(dir, 'genesis.json');
         const recordPath = join(dir, 'testnet.json');
+        removeWholeLeftovers(genesisPath);
+        removeWholeLeftovers(recordPath);
 
         let homes: NodeHomeInfo[];
         if (existsSync(recordPath)) {
@@ -100,7 +102,9 @@ export function testnetCommand(): Command {
             blockTimeMs,
             validators: homes.map((h) => ({ publicKey: fromHex(h.validatorPublicKey, 32), name: h.moniker })),
           });
-          writeFileSync(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
+          // Whole (writeFileWhole): cut in place by a kill or a full disk, every later start of
+          // the testnet failed to parse it until --reset.
+          writeFileWhole(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`, 0o644);
         }
 
         if (opts.paceHeights !== undefined)
@@ -207,7 +211,7 @@ export function testnetCommand(): Command {
         process.on('SIGTERM', () => void stopAll('SIGTERM'));
 
         const record: TestnetFile = { genesis: genesisPath, nodes };
-        writeFileSync(recordPath, `${JSON.stringify(record, null, 2)}\n`);
+        writeFileWhole(recordPath, `${JSON.stringify(record, null, 2)}\n`, 0o644);
         try {
           await Promise.all(started);
         } catch (err) {

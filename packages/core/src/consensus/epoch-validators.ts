@@ -819,7 +819,9 @@ export function validatorSetAt(state: StateReader, genesis: GenesisValidatorsLik
  * the kept set as it is: a chain with no validator could never make another block. So the bond
  * rule yields to liveness when every kept validator unbonded: they serve on unbonded (their
  * unbonding slashable for its 3 epochs) until a computed set replaces them.
- * The list is returned as [] (the genesis set, as stored before) when it is the genesis set whole.
+ * Each serves with the weight it had, capped at what its bond backs now (keptWeight).
+ * The list is returned as [] (the genesis set, as stored before) when it is the genesis set whole,
+ * every weight unchanged.
  */
 function keptValidators(state: StateReader, epoch: bigint): Validator[] {
   const previous = getStoredSet(state, epoch);
@@ -831,14 +833,41 @@ function keptValidators(state: StateReader, epoch: bigint): Validator[] {
     if (!raw) return [];
     kept = decode(validatorListCodec, raw);
   }
-  const { minValidatorBond } = getConsensusParams(state);
+  const params = getConsensusParams(state);
   const honest = kept.filter((v) => !isTombstoned(state, v.publicKey));
   const staked = honest.filter((v) => {
     const account = state.get(consensusKeyOwnerKey(v.publicKey));
-    return account === undefined || getBond(state, account).bonded >= minValidatorBond;
+    return account === undefined || getBond(state, account).bonded >= params.minValidatorBond;
   });
-  const serving = staked.length > 0 ? staked : honest.length > 0 ? honest : kept;
-  return genesis && serving.length === kept.length ? [] : serving;
+  const chosen = staked.length > 0 ? staked : honest.length > 0 ? honest : kept;
+  const serving = chosen.map((v) => ({ publicKey: v.publicKey, power: keptWeight(state, v, params) }));
+  const whole = serving.length === kept.length && serving.every((v, i) => v.power === kept[i]!.power);
+  return genesis && whole ? [] : serving;
+}
+
+/**
+ * CONSENSUS (docs/consensus.md, Fallbacks): the weight a kept validator votes with in the next
+ * epoch: its weight in the set it is kept from, but never more than its bond backs now
+ * (bondBacking). Its weight came from a bond that may since have been mostly unbonded; kept as it
+ * was, it voted with influence its stake no longer backed, and an equivocation slashed a bond far
+ * smaller than the weight it wielded. Seat power is no bound here: a fresh computation came out
+ * empty, so it weighs every candidate at 0. At least 1, so the liveness fallback (every kept
+ * validator below the minimum) still forms a set, each with 1: below the minimum a bond backs
+ * nothing, as for a computed set. Counted as bonded ÷ uncPerPowerUnit there, a validator keeping a
+ * sliver bonded outvoted, alone, peers that had unbonded whole (their stake slashable all the same).
+ * A genesis validator whose key no account registered has no bond: its seat is the genesis's, and
+ * so is its weight.
+ */
+function keptWeight(
+  state: StateReader,
+  v: Validator,
+  params: Pick<ConsensusParams, 'minValidatorBond' | 'uncPerPowerUnit'>,
+): bigint {
+  const account = state.get(consensusKeyOwnerKey(v.publicKey));
+  if (account === undefined) return v.power;
+  const backing = bondBacking(getBond(state, account).bonded, params);
+  const power = backing < v.power ? backing : v.power;
+  return power > 0n ? power : 1n;
 }
 
 /**

@@ -17,8 +17,9 @@ import {
   voteSignBytes,
 } from './messages.js';
 
-/** Order of signing steps inside one round. */
-const STEP = { proposal: 1, prevote: 2, precommit: 3 } as const;
+/** Order of signing steps inside one round (exported for a signer state rebuilt from signed messages). */
+export const SIGN_STEP = { proposal: 1, prevote: 2, precommit: 3 } as const;
+const STEP = SIGN_STEP;
 
 /**
  * The last signing step of a round (a precommit): a kept state's `step` is 0 (nothing signed yet)
@@ -28,7 +29,7 @@ const STEP = { proposal: 1, prevote: 2, precommit: 3 } as const;
 export const MAX_SIGN_STEP = STEP.precommit;
 
 /** How many of the latest votes of the current height are kept for re-broadcast after a restart. */
-const KEPT_VOTES = 4;
+export const KEPT_VOTES = 4;
 
 export interface PrivValidatorState {
   height: bigint;

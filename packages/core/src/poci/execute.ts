@@ -79,6 +79,7 @@ import {
   type SlotOutcome,
   type TpmAnswerCredit,
   tpmAnswerCredit,
+  tpmBatchAnswerCredit,
   tpmClockRequiredMs,
   transferMessage,
   unansweredSlots,
@@ -909,6 +910,12 @@ function advanceTpmClock(
   return null;
 }
 
+/** A chip's credit reference (Chip.creditClock, creditClockTime) as it was at some point. */
+interface CreditReference {
+  clock: TpmClock | null;
+  time: bigint;
+}
+
 /**
  * CONSENSUS (docs/poci.md, "Asleep between challenges"): whether a tpm2 answer with `tpmClock`, to
  * the challenge of block `slotHeight`, is credited. Measured against the chip's reference clock (its
@@ -925,6 +932,7 @@ function answerCredit(
   slack: () => bigint,
   where: () => string,
   ref: () => AnswerRef,
+  batchStart: CreditReference,
 ): { reason: TpmAnswerCredit; clockAdvanceMs: bigint; requiredMs: bigint } {
   const slotTime = getRecentTime(state, slotHeight);
   if (slotTime === null)
@@ -937,7 +945,11 @@ function answerCredit(
   if (slotTime > prevTime) chip.creditClockTime = slotTime;
   if (!prev) return { reason: 'credited', clockAdvanceMs: 0n, requiredMs: 0n };
   const slackMs = slack();
-  const reason = tpmAnswerCredit(prev, prevTime, tpmClock, slotTime, slackMs);
+  // An earlier answer of the same heartbeat may have been signed with this one, late in its
+  // window (docs/poci.md, "Answers signed together"): measured from the reference before it too.
+  const reason = batchStart.clock
+    ? tpmBatchAnswerCredit(batchStart.clock, batchStart.time, prev, prevTime, tpmClock, slotTime, slackMs)
+    : tpmAnswerCredit(prev, prevTime, tpmClock, slotTime, slackMs);
   if (reason !== 'asleep') return { reason, clockAdvanceMs: 0n, requiredMs: 0n };
   return {
     reason,
@@ -1057,6 +1069,8 @@ export function applyHeartbeat(
   // The credit slack of tpm2 answers, W × the target block interval: read once, when first needed.
   let slackMs: bigint | null = null;
   const slack = () => (slackMs ??= p.answerWindowBlocks * BigInt(getParams(state).blockTimeMs));
+  // Per tpm2 chip (by id), its credit reference before this heartbeat's first answer of it.
+  const batchStart = new Map<string, CreditReference>();
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
     const where = () => answerWhere(answer);
@@ -1118,7 +1132,13 @@ export function applyHeartbeat(
     );
     // The credit is measured against the clock of the chip's previous accepted answer, before the
     // monotonic guard moves the stored clock on.
-    const credit = tpmClock ? answerCredit(state, chip, tpmClock, slotHeight, slack, where, ref) : null;
+    let credit: ReturnType<typeof answerCredit> | null = null;
+    if (tpmClock) {
+      const id = toHex(chip.chipId);
+      let start = batchStart.get(id);
+      if (!start) batchStart.set(id, (start = { clock: chip.creditClock, time: chip.creditClockTime }));
+      credit = answerCredit(state, chip, tpmClock, slotHeight, slack, where, ref, start);
+    }
     const rebooted = advanceTpmClock(chip, tpmClock, where, ref);
     if (rebooted) events.push(rebooted);
     // Record the misses whose windows closed since the chip's outcomes were last settled.

@@ -388,6 +388,31 @@ export function tpmAnswerCredit(
 }
 
 /**
+ * CONSENSUS (docs/poci.md, "Answers signed together"): tpmAnswerCredit for an answer that is not
+ * the first of its chip in a heartbeat: measured against the chip's reference (`prev`, moved on by
+ * the heartbeat's earlier answers), and if that finds it `asleep`, against `start`, the reference
+ * the chip had before the heartbeat's first answer of it, over the longer span from `startTime`.
+ * Answers signed together late in their windows show no clock between them, while their challenges
+ * may be W blocks apart: more than the slack covers once blocks are slower than 1.25 × the target.
+ * The second measure is exactly what the first gives the same quotes sent newest first (the older
+ * answer, measured against the newer challenge's time, is then always credited), so it credits
+ * nothing the order of a heartbeat's answers did not already allow.
+ */
+export function tpmBatchAnswerCredit(
+  start: TpmClock,
+  startTime: bigint,
+  prev: TpmClock,
+  prevTime: bigint,
+  next: TpmClock,
+  nextTime: bigint,
+  slackMs: bigint,
+): TpmAnswerCredit {
+  const reason = tpmAnswerCredit(prev, prevTime, next, nextTime, slackMs);
+  if (reason !== 'asleep') return reason;
+  return tpmAnswerCredit(start, startTime, next, nextTime, slackMs) === 'credited' ? 'credited' : reason;
+}
+
+/**
  * Whether the chip has answered a challenge since it was (last) registered: registration resets
  * lastAnsweredAt to 0, and an accepted answer sets it to its block height (≥ 1).
  */

@@ -39,6 +39,7 @@ import {
   toHex,
   tombstoneValidator,
   utf8,
+  type Validator,
   validatorSetAt,
 } from '../../src/index.js';
 import {
@@ -197,19 +198,74 @@ describe('a computed set kept by an empty computed set', () => {
   });
 });
 
+describe('the weight of a kept validator', () => {
+  test('a kept validator that unbonded most of its bond votes with no more than its bond now backs', () => {
+    const chain = bondedPair();
+    const before = validatorSetAt(chain.state, PAIR).powerOf(MINER.publicKey);
+    assert.equal(before, 2n * 989_000n, 'its two chips, well within what 10,000 UNC backs');
+    // Height 41 (epoch 2): both give up their chips, so the set of epoch 3 computed at height 60 is
+    // empty and the set of epoch 2 is kept; miner also unbonds all but the minimum, which backs
+    // 1,000,000 units, about half its weight.
+    const MIN = DEFAULT_CONSENSUS_PARAMS.minValidatorBond;
+    const deregister = (c: Key): Action => ({ type: 'deregisterChip', chipId: devSoftChipId(c.publicKey) });
+    chain.block([
+      chain.tx(miner, [deregister(CHIPS[0]!), deregister(CHIPS[1]!), { type: 'unbond', amount: BOND - MIN }]),
+      chain.tx(other, [deregister(CHIPS[2]!)]),
+    ]);
+    chain.blocksUntil(60n);
+    const kept = validatorSetAt(chain.state, PAIR);
+    assert.deepEqual(keys(PAIR, chain.state), [toHex(MINER.publicKey), toHex(OTHER.publicKey)].sort());
+    assert.equal(kept.powerOf(MINER.publicKey), MIN / DEFAULT_CONSENSUS_PARAMS.uncPerPowerUnit);
+    assert.equal(kept.powerOf(OTHER.publicKey), 989_000n, 'its bond still backs its weight: unchanged');
+  });
+  test('in the fallback, a kept validator keeping a sliver bonded does not outvote the others alone', () => {
+    // Regression (review of the bond cap): every kept validator is below the minimum, so all serve
+    // (the liveness fallback). Weighed by bonded ÷ uncPerPowerUnit with a floor of 1, miner, keeping
+    // 0.01 UNC bonded (10 units), outweighed other (unbonded whole, its 10,000 UNC still slashable in
+    // unbonding) ten to one: alone a quorum, free to finalise what it liked for 0.01 UNC at stake. A
+    // bond below the minimum backs nothing (bondBacking), so in the fallback each votes with 1.
+    const chain = bondedPair();
+    const SLIVER = 10n ** 16n;
+    const deregister = (c: Key): Action => ({ type: 'deregisterChip', chipId: devSoftChipId(c.publicKey) });
+    chain.block([
+      chain.tx(miner, [
+        deregister(CHIPS[0]!),
+        deregister(CHIPS[1]!),
+        { type: 'unbond', amount: BOND - SLIVER },
+      ]),
+      chain.tx(other, [deregister(CHIPS[2]!), { type: 'unbond', amount: BOND }]),
+    ]);
+    chain.blocksUntil(60n);
+    const kept = validatorSetAt(chain.state, PAIR);
+    assert.deepEqual(keys(PAIR, chain.state), [toHex(MINER.publicKey), toHex(OTHER.publicKey)].sort());
+    assert.equal(kept.hasQuorum(kept.powerOf(MINER.publicKey)), false, 'no quorum of its own');
+    assert.equal(kept.powerOf(MINER.publicKey), kept.powerOf(OTHER.publicKey));
+  });
+});
+
 describe('keptValidators, property', () => {
   const N = 5;
   const genesisKeys = Array.from({ length: N }, (_, i) => key(`kept-genesis-${i}`));
   const accounts = Array.from({ length: N }, (_, i) => key(`kept-account-${i}`));
   const G = genesis(POCI, {
-    validators: genesisKeys.map((k, i) => ({ publicKey: k.publicKey, name: `g${i}`, power: BigInt(i + 1) })),
+    // Weights about what the minimum bond backs, so the bond cap of a kept validator binds for some.
+    validators: genesisKeys.map((k, i) => ({
+      publicKey: k.publicKey,
+      name: `g${i}`,
+      power: BigInt(i + 1) * 400_000n,
+    })),
   });
   const MIN = DEFAULT_CONSENSUS_PARAMS.minValidatorBond;
+  const PER_UNIT = DEFAULT_CONSENSUS_PARAMS.uncPerPowerUnit;
   /** Per genesis validator, what happens to it before a boundary. */
   const fate = fc.record({
     /** Its key registered as the consensus key of an account (a seat held by a bond from then on). */
     registered: fc.boolean(),
-    bonded: fc.constantFrom(0n, MIN - 1n, MIN, 2n * MIN),
+    bonded: fc.oneof(
+      fc.constantFrom(0n, MIN - 1n, MIN, 2n * MIN),
+      fc.bigInt({ min: 0n, max: 3n * MIN }),
+      fc.bigInt({ min: MIN, max: MIN + 3n * PER_UNIT }),
+    ),
     tombstoned: fc.boolean(),
   });
   type Fate = { registered: boolean; bonded: bigint; tombstoned: boolean };
@@ -236,7 +292,14 @@ describe('keptValidators, property', () => {
   }
 
   /** The invariants of one boundary: `before` the set that ended, `after` the one kept. */
-  function check(state: StateOverlay, registered: boolean[], before: string[], after: string[]): void {
+  function check(
+    state: StateOverlay,
+    registered: boolean[],
+    beforeSet: readonly Validator[],
+    afterSet: readonly Validator[],
+  ): void {
+    const before = beforeSet.map((v) => toHex(v.publicKey));
+    const after = afterSet.map((v) => toHex(v.publicKey));
     const index = new Map(genesisKeys.map((k, i) => [toHex(k.publicKey), i]));
     const tombstoned = (h: string) => isTombstoned(state, genesisKeys[index.get(h)!]!.publicKey);
     const unstaked = (h: string) => {
@@ -253,9 +316,26 @@ describe('keptValidators, property', () => {
     if (fit.length > 0) assert.deepEqual(after, fit, 'exactly those fit to serve, when there are any');
     else if (honest.length > 0) assert.deepEqual(after, honest, 'else those not tombstoned');
     else assert.deepEqual(after, before, 'else the set before, whole');
+    // The weights: never more than before, nor than the bond backs now (1 at least, so that the
+    // liveness fallback forms a set); a seat the genesis gave (no account) keeps its weight.
+    for (const v of afterSet) {
+      const h = toHex(v.publicKey);
+      const i = index.get(h)!;
+      const old = beforeSet.find((w) => toHex(w.publicKey) === h)!.power;
+      if (!registered[i]) {
+        assert.equal(v.power, old, 'a genesis seat keeps its genesis weight');
+        continue;
+      }
+      const bonded = getBond(state, accounts[i]!.address).bonded;
+      // Below the minimum a bond backs nothing (bondBacking): the fallback's weight is then 1.
+      const backs = bonded < MIN ? 0n : bonded / PER_UNIT;
+      const most = backs > 0n ? backs : 1n;
+      assert.equal(v.power, old < most ? old : most, 'its weight, capped at what its bond backs now');
+      assert.ok(v.power <= most && v.power <= old);
+    }
   }
 
-  test('two boundaries with no bonded set: never empty, never a tombstoned or unstaked one while others fit', () => {
+  test('two boundaries with no bonded set: never empty, never a tombstoned or unstaked one while others fit, never a weight above what the bond backs now', () => {
     fc.assert(
       fc.property(
         fc.array(fate, { minLength: N, maxLength: N }),
@@ -264,8 +344,7 @@ describe('keptValidators, property', () => {
           const base = new MemoryState();
           base.apply(genesisStateWrites(G));
           const state = new StateOverlay(base);
-          const list = (s: StateOverlay) =>
-            [...validatorSetAt(s, G).validators].map((v) => toHex(v.publicKey));
+          const list = (s: StateOverlay) => [...validatorSetAt(s, G).validators];
           const registered: boolean[] = [];
           const genesisSet = list(state);
           apply(state, registered, f1, true);

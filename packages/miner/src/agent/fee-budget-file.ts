@@ -21,18 +21,16 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
-  linkSync,
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UncError } from '@unc/core';
 import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
-import { identityOf, processIdentity, processLives } from '../process-identity.js';
+import { takeLockFile } from '../lock-file.js';
 import {
   UrgentFeeBudget,
   type UrgentFeeBudgetStore,
@@ -334,82 +332,11 @@ export function openUrgentFeeBudget(
   return budget;
 }
 
-/** Lock files this process holds, with what it wrote in each: a second agent here is refused too. */
-const heldLocks = new Map<string, string>();
-
-/** Creates `file` holding `text`, whole, or false where it is there already (link: atomic, never half-written). */
-function createWith(file: string, text: string): boolean {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    try {
-      writeFileSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    linkSync(tmp, file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}
-
-function readOrNull(file: string): string | null {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-/** The live process that holds a lock file of `text`, or null: none (gone, or not one of ours). */
-function liveHolder(text: string): number | null {
-  let id: ReturnType<typeof identityOf>;
-  try {
-    id = identityOf(JSON.parse(text));
-  } catch {
-    // Every lock is linked in whole: one that does not parse was never an agent's.
-    return null;
-  }
-  if (id === null) return null;
-  // This process holds none of that name (heldLocks): a process before it had the same pid (a
-  // container restarted runs its agent as the same pid each time).
-  if (id.pid === process.pid) return null;
-  return processLives(id) ? id.pid : null;
-}
-
 function inUse(lock: string, pid: number): UncError {
   return new UncError(
     'MINER_RUNNING',
     `another miner agent (pid ${pid}) uses this home's urgent-fee record (${lock}): two would each write their own spending over the other's; stop it, or use another home (if no agent runs, remove ${lock})`,
   );
-}
-
-/**
- * Removes `file` if it still holds `seen`: moved aside to a fresh name first (rename is atomic) and
- * compared there, so that a file another start put there since is put back, not removed.
- */
-function clearStale(file: string, seen: string): void {
-  const aside = `${file}.${randomBytes(6).toString('hex')}.stale`;
-  try {
-    renameSync(file, aside);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    if (readOrNull(aside) !== seen) linkSync(aside, file);
-  } catch (err) {
-    // EEXIST: another start has one there already; it is the one that counts.
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    rmSync(aside, { force: true });
-  }
 }
 
 /**
@@ -428,48 +355,14 @@ function clearStale(file: string, seen: string): void {
  * failure to take it (a home not writable) throws: the record could not be saved there either.
  */
 export function lockUrgentFeeFile(path: string): () => void {
-  // Resolved: the same record named two ways (relative, absolute) must meet in heldLocks, or the
-  // second name would find this pid's lock and take it as a dead process's (liveHolder).
   const lock = `${resolve(path)}.lock`;
-  if (heldLocks.has(lock)) throw inUse(lock, process.pid);
-  const { boot, started } = processIdentity(process.pid);
-  const mine = `${JSON.stringify({ pid: process.pid, id: randomBytes(8).toString('hex'), boot, started })}\n`;
-  const taken = () => {
-    heldLocks.set(lock, mine);
-    return () => {
-      if (heldLocks.get(lock) !== mine) return;
-      heldLocks.delete(lock);
-      if (readOrNull(lock) === mine) rmSync(lock, { force: true });
-    };
-  };
-  // A few tries: each failed one means another start changed the lock in between.
-  for (let tries = 0; tries < 4; tries++) {
-    if (createWith(lock, mine)) return taken();
-    const seen = readOrNull(lock);
-    if (seen === null) continue;
-    const pid = liveHolder(seen);
-    if (pid !== null) throw inUse(lock, pid);
-    const breaker = `${lock}.break`;
-    if (!createWith(breaker, mine)) {
-      const other = readOrNull(breaker);
-      if (other === null) continue;
-      const by = liveHolder(other);
-      if (by !== null)
-        throw new UncError(
-          'MINER_RUNNING',
-          `another miner agent (pid ${by}) is taking over this home's stale ${lock}`,
-        );
-      // Left by a start that died while it held it (held only for a moment): cleared, and tried again.
-      clearStale(breaker, other);
-      continue;
-    }
-    try {
-      // Still the stale one: no other start took it over since (they need the breaker).
-      if (readOrNull(lock) === seen) rmSync(lock, { force: true });
-      if (createWith(lock, mine)) return taken();
-    } finally {
-      rmSync(breaker, { force: true });
-    }
-  }
-  throw new UncError('MINER_RUNNING', `${lock} kept changing while this agent tried to take it`);
+  return takeLockFile(lock, {
+    held: (pid) => inUse(lock, pid),
+    takingOver: (pid) =>
+      new UncError(
+        'MINER_RUNNING',
+        `another miner agent (pid ${pid}) is taking over this home's stale ${lock}`,
+      ),
+    changing: () => new UncError('MINER_RUNNING', `${lock} kept changing while this agent tried to take it`),
+  });
 }

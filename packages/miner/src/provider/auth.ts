@@ -5,10 +5,11 @@
  * that window (the cache only needs to remember nonces as long as their timestamps stay valid).
  *
  * Used nonces are also appended to a file and read back at start, so a request captured before a
- * restart (or a kill -9) is still a replay after it. Each renter key has its own share of the
+ * restart (or a kill -9) is still a replay after it; a request that acts (a POST) waits until its
+ * nonce is on the disk (durable), so a power loss does not forget it either. Each renter key has its own share of the
  * cache, so one renter sending fast cannot lock the others out.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ed25519Verify, fromHex } from '@unc/core';
 import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
@@ -76,6 +77,10 @@ export class RequestAuthenticator {
   private readonly file: string | null;
   private fd: number | null = null;
   private appended = 0;
+  /** Lines appended to the file so far, and how many of them are known to be on the disk. */
+  private written = 0;
+  private synced = 0;
+  private syncing: Promise<void> | null = null;
 
   constructor(
     private readonly chainId: string,
@@ -119,8 +124,41 @@ export class RequestAuthenticator {
     // loss could leave an empty file in its place and every nonce of the window usable again; and
     // the fixed `.tmp` name it was written at was followed if a link stood there.
     writeFileWhole(this.file, [...this.seen].map(([k, e]) => `${k} ${e}\n`).join(''));
+    // Every nonce remembered is in that file, fsynced.
+    this.synced = this.written;
     this.fd = openSync(this.file, 'a');
     this.appended = 0;
+  }
+
+  /**
+   * Resolves once every nonce consumed so far is on the disk, not only in the page cache; rejects
+   * when the log cannot be synced. A request that acts (runs a job, stores a model) waits for it:
+   * a request's timestamp stays valid for up to 2 × window after it was used (2 min by default),
+   * longer than a machine takes to come back from a power loss, and a nonce lost with the page
+   * cache made the captured request new again. Concurrent callers share one fdatasync (on the
+   * thread pool: the event loop does not wait on the disk).
+   */
+  async durable(): Promise<void> {
+    const target = this.written;
+    while (this.synced < target) {
+      this.syncing ??= this.syncOnce().finally(() => {
+        this.syncing = null;
+      });
+      await this.syncing;
+    }
+  }
+
+  private async syncOnce(): Promise<void> {
+    const upTo = this.written;
+    const fd = this.fd;
+    if (fd === null) throw new Error('the used-nonce log is closed');
+    try {
+      await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      // A compaction meanwhile (which closed this descriptor) wrote the lines durably itself.
+      if (this.synced < upTo) throw err;
+    }
+    this.synced = Math.max(this.synced, upTo);
   }
 
   close(): void {
@@ -206,7 +244,8 @@ export class RequestAuthenticator {
   }
 
   /**
-   * Marks the request's nonce used (in memory and in the file, before the request is served);
+   * Marks the request's nonce used (in memory and in the file, before the request is served; on
+   * the disk once durable() resolves);
    * throws HttpError(409) for a replay and 429 when the renter, or everybody together, has used up
    * the cache. Called only after the lease check, so requests refused anyway take no space.
    */
@@ -234,6 +273,7 @@ export class RequestAuthenticator {
     if (this.fd !== null) {
       // Written (to the page cache) before the request is served: a kill -9 right after keeps it.
       writeSync(this.fd, `${key} ${until}\n`);
+      this.written++;
       if (++this.appended > Math.max(10_000, 2 * this.seen.size)) this.compact();
     }
   }

@@ -1,11 +1,14 @@
 /**
  * Content-addressed model store: a model is saved under the hex of its content hash, written to a
- * temporary file and renamed, so a file under a hash name is always complete.
+ * temporary file, flushed and renamed, so a file under a hash name is always complete (one a power
+ * loss tore under older versions is replaced by the next upload of the model).
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { contentHash, toHex } from '@unc/core';
+import { contentHash, toHex, utf8 } from '@unc/core';
+import { fsyncDirectory } from '@unc/node';
 
 /** A model that cannot be stored: the store (or the renter's share of it) is full of models in use. */
 export class StoreFullError extends Error {}
@@ -63,6 +66,12 @@ export class ModelStore {
   private readonly ownerBytes = new Map<string, number>();
   /** Models booked by a commit whose file is not renamed in yet (onDisk must not forget them). */
   private readonly landing = new Set<string>();
+  /**
+   * Models whose file this process flushed before naming it, or hashed once already: a file is torn
+   * only by a power loss, which ends the process, so one check per start is enough (hashed at every
+   * upload of it again, a 256 MiB model cost a full read and hash per request of any holder).
+   */
+  private readonly verified = new Set<string>();
   /** Per model, the holder record write under way: writes of one record go one after another. */
   private readonly recordWrites = new Map<string, Promise<void>>();
   private total = 0;
@@ -170,6 +179,7 @@ export class ModelStore {
   }
 
   private forget(hash: string): void {
+    this.verified.delete(hash);
     const e = this.entries.get(hash);
     if (!e) return;
     this.entries.delete(hash);
@@ -412,7 +422,21 @@ export class ModelStore {
    */
   async commit(tmp: string, hashHex: string, renter: string | null = null): Promise<{ stored: boolean }> {
     const dest = this.pathOf(hashHex);
-    const there = (await this.onDisk(hashHex)) ? this.entries.get(hashHex) : undefined;
+    let there = (await this.onDisk(hashHex)) ? this.entries.get(hashHex) : undefined;
+    // A file under the name whose bytes are not the model's: renamed in before they reached the
+    // disk (a power loss; older versions did not flush first). Joined, the upload was thrown away
+    // and every job went on loading the torn file; its holders upload the model again like this one.
+    if (there && !this.landing.has(hashHex) && !this.verified.has(hashHex)) {
+      const whole = await holdsModel(dest, hashHex);
+      // Another commit of the model may have landed or replaced it while the file was read.
+      if (this.landing.has(hashHex) || this.entries.get(hashHex) !== there)
+        return this.commit(tmp, hashHex, renter);
+      if (whole) this.verified.add(hashHex);
+      else {
+        this.forget(hashHex);
+        there = undefined;
+      }
+    }
     if (there) {
       const { stored, changed } = this.join(hashHex, there, renter);
       await rm(tmp, { force: true });
@@ -427,7 +451,12 @@ export class ModelStore {
     this.landing.add(hashHex);
     try {
       await this.removeEvicted();
+      // Flushed before the name is the model's, and the name after: a power loss leaves the whole
+      // model under its hash, or none.
+      await flush(tmp);
       await rename(tmp, dest);
+      fsyncDirectory(this.dir);
+      this.verified.add(hashHex);
     } catch (err) {
       this.forget(hashHex);
       // The holders other models lost to make room are gone in memory: their records follow.
@@ -462,5 +491,34 @@ export class ModelStore {
 
   async get(hashHex: string): Promise<Uint8Array> {
     return new Uint8Array(await readFile(this.pathOf(hashHex)));
+  }
+}
+
+const CONTENT_TAG = utf8('UNC/content');
+
+/**
+ * Whether the file at `path` holds the model of hash `hashHex` (false too when unreadable): core's
+ * contentHash over the file as it streams, never the whole file in memory at once (a readFile of
+ * a model past 2 GiB threw, which read as torn, and the re-upload of any holder dropped the others).
+ */
+async function holdsModel(path: string, hashHex: string): Promise<boolean> {
+  const h = createHash('sha256');
+  h.update(Uint8Array.of(CONTENT_TAG.length));
+  h.update(CONTENT_TAG);
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+  } catch {
+    return false;
+  }
+  return h.digest('hex') === hashHex;
+}
+
+async function flush(path: string): Promise<void> {
+  // 'r+': Windows flushes only a handle open for writing.
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

@@ -821,6 +821,15 @@ export class ProviderServer {
         }
         this.auth.consume(auth);
         read = true;
+        // On the disk before the request acts: a power loss must not make it new again (a GET
+        // needs no wait: the jobs it reads are in memory only, gone after any restart).
+        await this.auth.durable().catch((err: Error) => {
+          throw new HttpError(
+            503,
+            'NONCE_LOG_UNAVAILABLE',
+            `the used-nonce log could not be saved: ${err.message}`,
+          );
+        });
         if (route === 'models') {
           const tmp = this.store.tempPath();
           let uploaded: Awaited<ReturnType<ProviderServer['uploadModel']>>;

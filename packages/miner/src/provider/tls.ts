@@ -24,13 +24,14 @@ import {
   type KeyObject,
   X509Certificate,
 } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, unwatchFile, watchFile } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { toHex } from '@unc/core';
-import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
+import { takeLockFile } from '../lock-file.js';
 import { randomSerial } from '../vendor/ca.js';
 import { fromPem, toPem } from '../vendor/pem.js';
 import { encodeName, issueCertificate, keyIdentifier, OID } from '../vendor/x509.js';
@@ -141,6 +142,8 @@ export function ensureProviderCertificate(dir: string): TlsPair & { created: boo
   // Where the agent (and `unc miner init`) loads the folder at start: the temporary files of a write
   // a kill interrupted, each a whole copy of a private key or a certificate, go (removeWholeLeftovers).
   for (const file of Object.values(TLS_FILES)) removeWholeLeftovers(join(dir, file));
+  // Before a missing half is taken for a first start: a fresh pair here would be pinned by no offer.
+  finishInterruptedPromotion(dir);
   const existing = readPair(dir, TLS_FILES.key, TLS_FILES.cert);
   if (existing) return { ...existing, created: false };
   const pair = createProviderCertificate();
@@ -165,18 +168,119 @@ export function prepareNextCertificate(dir: string, opts: { fresh?: boolean } = 
   return pair;
 }
 
+/**
+ * Throws unless `keyFile` is a readable private key of the public key `certFile` certifies: a pair
+ * that does not match is never moved into place, where the API could not serve it at all.
+ */
+function assertPairMatches(dir: string, keyFile: string, certFile: string): void {
+  let matches = false;
+  try {
+    const cert = new X509Certificate(readFileSync(join(dir, certFile)));
+    matches = cert.checkPrivateKey(createPrivateKey(readFileSync(join(dir, keyFile))));
+  } catch (err) {
+    throw new Error(
+      `${join(dir, keyFile)} and ${join(dir, certFile)} are not a readable key and certificate (${(err as Error).message}); the TLS files were left as they are`,
+    );
+  }
+  if (!matches)
+    throw new Error(
+      `${join(dir, keyFile)} is not the key of ${join(dir, certFile)}; the TLS files were left as they are`,
+    );
+}
+
+/** The lock file held while the folder's files are moved (promotion, its completion). */
+const MOVE_LOCK = 'moving.lock';
+/** How long a move waits for another process's move (which takes milliseconds) before it gives up. */
+const MOVE_LOCK_WAIT_MS = 10_000;
+
+/**
+ * Runs `move` holding the folder's move lock: an agent starting (finishInterruptedPromotion) while
+ * rotate-tls promoted took the half-moved folder for a cut promotion and finished it under it; the
+ * promotion's next renames then moved the new certificate to previous.crt and failed, and the next
+ * start made a fresh pair no offer pins. A lock left by a process that is gone is taken over.
+ */
+function underMoveLock<T>(dir: string, move: () => T): T {
+  const path = join(dir, MOVE_LOCK);
+  let busy: Error | null = null;
+  const held = (pid: number) => {
+    busy = new Error(`process ${pid} is moving the TLS files in ${dir} (${path}); try again`);
+    return busy;
+  };
+  const errors = { held, takingOver: held, changing: () => new Error(`${path} kept changing`) };
+  const sleep = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; ; waited += 20) {
+    let release: () => void;
+    try {
+      release = takeLockFile(path, errors);
+    } catch (err) {
+      if (err !== busy || waited >= MOVE_LOCK_WAIT_MS) throw err;
+      // Synchronous callers (the agent's start): a move holds the lock for milliseconds.
+      Atomics.wait(sleep, 0, 0, 20);
+      continue;
+    }
+    try {
+      return move();
+    } finally {
+      release();
+    }
+  }
+}
+
 /** Puts the next certificate in place (the current one becomes `previous`); returns it. */
 export function promoteNextCertificate(dir: string): TlsPair {
-  const next = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
-  if (!next) throw new Error(`no rotation in progress in ${dir} (no ${TLS_FILES.nextCert})`);
-  if (existsSync(join(dir, TLS_FILES.cert))) {
-    renameSync(join(dir, TLS_FILES.key), join(dir, TLS_FILES.previousKey));
-    renameSync(join(dir, TLS_FILES.cert), join(dir, TLS_FILES.previousCert));
-  }
-  // Key first: the agent reloads when the certificate file changes.
-  renameSync(join(dir, TLS_FILES.nextKey), join(dir, TLS_FILES.key));
-  renameSync(join(dir, TLS_FILES.nextCert), join(dir, TLS_FILES.cert));
-  return next;
+  return underMoveLock(dir, () => {
+    const next = readPair(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+    if (!next) throw new Error(`no rotation in progress in ${dir} (no ${TLS_FILES.nextCert})`);
+    assertPairMatches(dir, TLS_FILES.nextKey, TLS_FILES.nextCert);
+    if (existsSync(join(dir, TLS_FILES.cert))) {
+      renameSync(join(dir, TLS_FILES.key), join(dir, TLS_FILES.previousKey));
+      renameSync(join(dir, TLS_FILES.cert), join(dir, TLS_FILES.previousCert));
+    }
+    // Key first: the agent reloads when the certificate file changes.
+    renameSync(join(dir, TLS_FILES.nextKey), join(dir, TLS_FILES.key));
+    renameSync(join(dir, TLS_FILES.nextCert), join(dir, TLS_FILES.cert));
+    // The rotation's transaction is on chain already: a power loss must not bring the old pair back.
+    fsyncDirectory(dir);
+    return next;
+  });
+}
+
+/**
+ * Completes a promotion (promoteNextCertificate) that a kill cut between two of its renames, which
+ * left the key or the certificate missing beside the next pair. It runs after the transaction
+ * pinning the next certificate, so the next pair is the one to serve; taken for a first start, the
+ * agent made a fresh pair that no offer pinned and every renter refused. Returns whether it did
+ * anything. Not for the certificate watcher: it would race a promotion under way.
+ */
+export function finishInterruptedPromotion(dir: string): boolean {
+  const at = (file: string) => join(dir, file);
+  // Any entry counts, a dangling link too: taken for missing, a link was renamed over and its
+  // half of the pair replaced by a guess.
+  const present = (file: string) => lstatSync(at(file), { throwIfNoEntry: false }) !== undefined;
+  const cut = () =>
+    !(present(TLS_FILES.key) && present(TLS_FILES.cert)) &&
+    present(TLS_FILES.nextCert) &&
+    (present(TLS_FILES.key) || present(TLS_FILES.nextKey));
+  // Looked at again under the lock: what looked cut may have been a promotion under way.
+  if (!cut()) return false;
+  return underMoveLock(dir, () => (cut() ? finishCut(dir) : false));
+}
+
+function finishCut(dir: string): boolean {
+  const at = (file: string) => join(dir, file);
+  const present = (file: string) => lstatSync(at(file), { throwIfNoEntry: false }) !== undefined;
+  const key = present(TLS_FILES.key);
+  const cert = present(TLS_FILES.cert);
+  // The pair it would leave in place must be one: a key left beside a next certificate that a kill
+  // mid-promotion never leaves (provider.key with next.key still there, say) or a next key that
+  // does not parse is not finished into a pair no TLS server can load.
+  assertPairMatches(dir, key ? TLS_FILES.key : TLS_FILES.nextKey, TLS_FILES.nextCert);
+  // Cut after the current key was moved aside: its certificate follows it.
+  if (cert) renameSync(at(TLS_FILES.cert), at(TLS_FILES.previousCert));
+  if (!key) renameSync(at(TLS_FILES.nextKey), at(TLS_FILES.key));
+  renameSync(at(TLS_FILES.nextCert), at(TLS_FILES.cert));
+  fsyncDirectory(dir);
+  return true;
 }
 
 /** The server side of the provider's TLS: what https.createServer gets, and the reload. */

@@ -4,9 +4,10 @@
  * key that can sign a fresh quote, and certifies it under the vendor's intermediate CA.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { equalBytes, toHex } from '@unc/core';
+import { writeFileWhole } from '@unc/node';
 import { TPM_PT } from '../tpm/constants.js';
 import {
   type AkAlgorithm,
@@ -119,19 +120,26 @@ export function akHierarchyHandle(info: AkHandleInfo): number {
   return HIERARCHY_HANDLES[info.hierarchy];
 }
 
+/**
+ * Each file whole (writeFileWhole), ak.cert.pem last: `unc dev` provisions a chip only while
+ * ak.cert.pem is missing and reads the others at every start, so written in place a kill or a full
+ * disk left a cut file, or a certificate without its ak.json, and each later start failed on it.
+ */
 async function writeProvisioned(chip: ProvisionedChip, ca: VendorCa, dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'ak.pub'), chip.akPublic);
-  await writeFile(join(dir, 'ak.spki.pem'), toPem('PUBLIC KEY', chip.akSpki));
-  await writeFile(join(dir, 'ak.cert.pem'), toPem('CERTIFICATE', chip.akCertDer));
-  await writeFile(
+  writeFileWhole(join(dir, 'ak.pub'), chip.akPublic, 0o644);
+  writeFileWhole(join(dir, 'ak.spki.pem'), toPem('PUBLIC KEY', chip.akSpki), 0o644);
+  writeFileWhole(
     join(dir, 'chain.pem'),
     toPem('CERTIFICATE', chip.akCertDer) +
       toPem('CERTIFICATE', ca.intermediate.certificate) +
       toPem('CERTIFICATE', ca.root.certificate),
+    0o644,
   );
-  await writeFile(
+  writeFileWhole(
     join(dir, 'ak.json'),
     `${JSON.stringify({ vendorId: ca.vendorId, serial: chip.serial.toString(16), ...chip.akHandleInfo }, null, 2)}\n`,
+    0o644,
   );
+  writeFileWhole(join(dir, 'ak.cert.pem'), toPem('CERTIFICATE', chip.akCertDer), 0o644);
 }

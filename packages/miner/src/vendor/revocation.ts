@@ -15,7 +15,7 @@
  * core's taggedHash(tag, encode(list))) or SHA-384 for a P-384 root.
  */
 import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import {
   bytes,
   type Codec,
@@ -33,7 +33,9 @@ import {
   u64,
   utf8,
 } from '@unc/core';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { bigintToBytes, bytesToBigint } from '../asn1/der.js';
+import { takeLockFile } from '../lock-file.js';
 import type { VendorCa } from './ca.js';
 import { fromPem, toPem } from './pem.js';
 import { keyIdentifier } from './x509.js';
@@ -169,9 +171,15 @@ export function revocationListFromPem(pem: string): Uint8Array {
   return fromPem(pem, REVOCATION_PEM_LABEL);
 }
 
+/** How long a revoke waits for another one writing the same list (which takes milliseconds). */
+const REVOKE_LOCK_WAIT_MS = 10_000;
+
 /**
  * `unc vendor revoke`: adds serials to the list stored at `path` (creating it), with the next
- * sequence number, re-signs it and writes it back. Returns the new encoded list.
+ * sequence number, re-signs it and writes it back. Returns the new encoded list. Under
+ * `<path>.lock` (a dead holder's taken over, a live one waited for): two revokes at once each read
+ * the same list and the last write dropped the other's serials, though its caller was told they
+ * were revoked.
  */
 export async function revokeSerials(
   ca: VendorCa,
@@ -179,6 +187,38 @@ export async function revokeSerials(
   serials: Iterable<bigint>,
   issuedAt: Date | bigint,
 ): Promise<Uint8Array> {
+  const lock = `${path}.lock`;
+  let busy: Error | null = null;
+  const held = (pid: number) => {
+    busy = new Error(`another revoke (pid ${pid}) is writing ${path} (${lock}); try again`);
+    return busy;
+  };
+  const errors = { held, takingOver: held, changing: () => new Error(`${lock} kept changing`) };
+  for (let waited = 0; ; waited += 20) {
+    let release: () => void;
+    try {
+      release = takeLockFile(lock, errors);
+    } catch (err) {
+      if (err !== busy || waited >= REVOKE_LOCK_WAIT_MS) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
+    try {
+      return await revokeLocked(ca, path, serials, issuedAt);
+    } finally {
+      release();
+    }
+  }
+}
+
+async function revokeLocked(
+  ca: VendorCa,
+  path: string,
+  serials: Iterable<bigint>,
+  issuedAt: Date | bigint,
+): Promise<Uint8Array> {
+  // The cut copies earlier revokes' kills left (public data, but a file per kill).
+  removeWholeLeftovers(path);
   let previous: (RevocationList & { serialNumbers: bigint[] }) | null = null;
   try {
     previous = verifyRevocationList(revocationListFromPem(await readFile(path, 'utf8')), ca.root);
@@ -190,6 +230,8 @@ export async function revokeSerials(
     issuedAt,
     serials: [...(previous?.serialNumbers ?? []), ...serials],
   });
-  await writeFile(path, revocationListToPem(encoded));
+  // Replaced whole (writeFileWhole): rewritten in place, a kill or a full disk mid-write left a cut
+  // file, every serial revoked so far unreadable and each later revoke refused on it.
+  writeFileWhole(path, revocationListToPem(encoded), 0o644);
   return encoded;
 }

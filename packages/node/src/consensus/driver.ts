@@ -109,7 +109,7 @@ import {
 import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
-import { recentlySignedHeights, SignerStateMissing } from './signer-guard.js';
+import { OwnSignaturesAbove, recentlySignedHeights, SignerStateMissing } from './signer-guard.js';
 import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
 import {
   type CompactProposalMessage,
@@ -218,7 +218,8 @@ export interface DriverOptions {
    * `unc start --allow-fresh-signer`. Without it such a signer is held (`signerHeld`): the node
    * follows without signing until it has caught up with its peers and the last commits it then
    * holds show no precommit of this key (signer-guard.ts), and stops (SIGNER_STATE_MISSING, fatal)
-   * if they do.
+   * if they do; released, it signs nothing at or before the latest slot at head + 1 that a
+   * message of its own key, seen while held, was signed for (`OwnSignaturesAbove`).
    */
   allowFreshSigner?: boolean;
 }
@@ -393,6 +394,11 @@ export class ConsensusDriver {
    */
   private signerHeld = false;
   private signerProbing = false;
+  /**
+   * While held: this key's own signatures seen above the head (peers re-send the undecided height,
+   * where the lost node may have voted), to release the signer with the state they prove.
+   */
+  private ownSignatures: OwnSignaturesAbove | null = null;
   /** Since when a held fresh signer was first found not caught up, and when it last warned. */
   private signerHeldSince: number | null = null;
   private signerWarnedAt: number | null = null;
@@ -660,6 +666,12 @@ export class ConsensusDriver {
       this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, stored?.state);
       this.lastProposal = stored?.lastProposal ?? null;
       this.signerHeld = stored === null && opts.allowFreshSigner !== true;
+      if (this.signerHeld)
+        this.ownSignatures = new OwnSignaturesAbove(
+          this.chain.genesis.chainId,
+          this.validator.publicKey,
+          this.cachedVerify,
+        );
     }
     this.machine = this.newMachine();
     this.mempoolReactor = new MempoolReactor({
@@ -1912,11 +1924,31 @@ export class ConsensusDriver {
     return true;
   }
 
+  /**
+   * A held fresh signer notes a message of its own key above the head (signature checked again
+   * under that key): on every way in (gossip, a peer's re-send or catch-up, a message held for its
+   * round or height comes through here first), before anything may drop it.
+   */
+  private noteOwnWhileHeld(message: Vote | Proposal): void {
+    const own = this.ownSignatures;
+    if (!this.signerHeld || !own) return;
+    const head = this.chain.tipHeight;
+    const noted = 'proposer' in message ? own.noteProposal(message, head) : own.noteVote(message, head);
+    if (noted)
+      this.logger.debug('fresh signer held: saw a message its own key signed above the head', {
+        height: message.height,
+        round: message.round,
+        kind: 'proposer' in message ? 'proposal' : message.type,
+      });
+  }
+
   private onVoteGossip(data: Uint8Array, heard: { first: boolean }): Promise<Verdict> | Verdict {
     const checked = checkVoteGossip(data, this.gossipView());
     // A vote for the head's height that arrived after this node committed it still shows its
     // validator is up (a far validator's votes often come after the quorum of the near ones).
     if ('late' in checked) this.liveness.saw(checked.late.validator, checked.late.height);
+    if ('buffer' in checked) this.noteOwnWhileHeld(checked.buffer);
+    else if ('deliver' in checked) this.noteOwnWhileHeld(checked.deliver);
     if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.validator, this.seenHeight(checked.buffer.height));
       // Signed by a member of the set, for a height past the next: evidence that this node is
@@ -1948,6 +1980,8 @@ export class ConsensusDriver {
     heard: { first: boolean },
   ): Promise<Verdict> | Verdict {
     const checked = checkProposalGossip(data, this.gossipView());
+    if ('buffer' in checked) this.noteOwnWhileHeld(checked.buffer.proposal);
+    else if ('deliver' in checked) this.noteOwnWhileHeld(checked.deliver.proposal);
     if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
       this.buffer({ kind: 'proposal', msg: checked.buffer, from });
@@ -1972,6 +2006,8 @@ export class ConsensusDriver {
     heard: { first: boolean; idsSignature?: Uint8Array },
   ): Promise<Verdict> {
     const checked = checkCompactProposalGossip(data, this.gossipView());
+    if ('buffer' in checked) this.noteOwnWhileHeld(checked.buffer.proposal);
+    else if ('deliver' in checked) this.noteOwnWhileHeld(checked.deliver.proposal);
     if ('buffer' in checked) {
       this.liveness.saw(checked.buffer.proposal.proposer, this.seenHeight(checked.buffer.proposal.height));
       // Kept for its height like a full one: under load the proposer of the next height sends
@@ -3153,9 +3189,12 @@ export class ConsensusDriver {
    * of the last SIGNER_GUARD_HEIGHTS blocks now held. This key's precommit among them: it signed
    * there with a signer state now lost, and could sign a second, conflicting vote at the height it
    * stopped at; fatal (SIGNER_STATE_MISSING, the node exits 70). None: the signer is released and
-   * signs from the height after the head, above every height searched. A height under way is
-   * started again with the signer (the machine knew no signer; what it had heard comes again from
-   * the peers' re-sends, as after a restart).
+   * signs from the height after the head, above every height searched. Messages of its own key
+   * seen at head + 1 while held (`ownSignatures`) show it signed at the undecided height: the
+   * signer gets the state they prove, as if restored, so it signs nothing at or before the latest
+   * of them but the very same message, and starts that height locked as its precommits left it. A
+   * height under way is started again with the signer (the machine knew no signer; what it had
+   * heard comes again from the peers' re-sends, as after a restart).
    */
   private async releaseSigner(): Promise<void> {
     if (!this.signerHeld || this.stopped || !this.validator || !this.privvalStorage) return;
@@ -3169,10 +3208,20 @@ export class ConsensusDriver {
       );
       return;
     }
+    const seen = this.ownSignatures?.stateAbove(head) ?? null;
+    if (seen) {
+      this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, seen);
+      this.logger.warn(
+        'fresh signer: this key signed above the head before its signer state was lost; it signs nothing at or before that slot but the same message',
+        { height: seen.height, round: seen.round, step: seen.step },
+      );
+    }
+    this.ownSignatures = null;
     this.signerHeld = false;
     this.machine = this.newMachine();
     this.logger.info('fresh signer cleared: no precommit of this key in the last commits; signing', {
       from: head + 1n,
+      ...(seen ? { after: `${seen.height}/${seen.round}/${seen.step}` } : {}),
     });
     if (this.height === head + 1n) {
       this.height = head;

@@ -13,8 +13,25 @@
  * whose precommits were left out of all of them is not caught. One that lost its whole data
  * directory has no chain store to search at start: the driver holds its fresh signer until it has
  * caught up and searches the commits it then holds (driver.ts `releaseSigner`).
+ *
+ * Commits cover only decided heights. The lost node may also have signed at the undecided height
+ * above the head (a prevote or precommit of a round that decided nothing yet), and its peers keep
+ * re-sending those messages: while held, the driver notes every one signed by its own key
+ * (`OwnSignaturesAbove`), and releases the signer with the state those messages prove, as if it
+ * had been restored, so the signer's own slot rule refuses any conflicting signature there.
  */
-import { equalBytes, toHex } from '@unc/core';
+import {
+  equalBytes,
+  KEPT_VOTES,
+  type PrivValidatorState,
+  type Proposal,
+  proposalSignBytes,
+  SIGN_STEP,
+  toHex,
+  type VerifyFn,
+  type Vote,
+  voteSignBytes,
+} from '@unc/core';
 import type { Chain } from '../chain.js';
 import type { PrivvalStorage } from './privval-store.js';
 
@@ -78,4 +95,123 @@ export async function refuseFreshSignerAfterSigning(
   if (allowFreshSigner || storage.read() !== null) return;
   const heights = await recentlySignedHeights(chain, publicKey);
   if (heights.length > 0) throw new SignerStateMissing(storage.where, heights, publicKey, chain.height);
+}
+
+/** A slot signed (height, round, step), with what was signed there. */
+interface SignedSlot {
+  height: bigint;
+  round: number;
+  step: number;
+  signBytes: Uint8Array;
+  signature: Uint8Array;
+}
+
+/** What one height's own messages prove: the latest slot, the lock and the latest votes. */
+interface HeightSeen {
+  top: SignedSlot;
+  lock: Vote | null;
+  votes: Vote[];
+}
+
+/**
+ * How many heights above the head are kept at once. The one that matters is the lowest: once
+ * caught up, the lost node can have signed at no height above head + 1 (a validator signs at a
+ * height only after committing the one before); higher ones are from a node still syncing (the
+ * lower ones then drop out as the head passes them) or from another chain with this chain id.
+ */
+const HEIGHTS_KEPT = Number(SIGNER_GUARD_HEIGHTS);
+
+/**
+ * What a held fresh signer saw of its own key's signatures above its head: per height, the latest
+ * slot (height, round, step), the lock (last non-nil precommit) and the latest votes, which is
+ * exactly what a signer state keeps (privval.ts). Only a message whose signature verifies under
+ * this key counts, so a forgery changes nothing; one at or below the head is not kept, since the
+ * commit search covers decided heights and the signer begins above the head anyway (so replays of
+ * old genuine messages change nothing). At release only head + 1 counts (`stateAbove`): a genuine
+ * message further up comes from another chain with this chain id (a relaunch, a test chain), and
+ * taking it would make the signer refuse every height below it, for good. Heights are kept
+ * separately so that one far up hides no nearer one. Bounded: HEIGHTS_KEPT heights (the nearest),
+ * each one slot, one lock, KEPT_VOTES votes.
+ */
+export class OwnSignaturesAbove {
+  private readonly heights = new Map<bigint, HeightSeen>();
+
+  constructor(
+    private readonly chainId: string,
+    private readonly publicKey: Uint8Array,
+    private readonly verify: VerifyFn,
+  ) {}
+
+  /** Heights noted now (tests: the bound). */
+  get heightsKept(): number {
+    return this.heights.size;
+  }
+
+  /** Notes `vote` if this key signed it (checked) above `head`; says whether it was noted. */
+  noteVote(vote: Vote, head: bigint): boolean {
+    if (vote.height <= head || !equalBytes(vote.validator, this.publicKey)) return false;
+    const signBytes = voteSignBytes(this.chainId, vote);
+    if (!this.verify(this.publicKey, signBytes, vote.signature)) return false;
+    const slot = { height: vote.height, round: vote.round, step: SIGN_STEP[vote.type] };
+    const seen = this.noteSlot({ ...slot, signBytes, signature: vote.signature }, head);
+    if (!seen) return false;
+    if (!seen.votes.some((v) => equalBytes(v.signature, vote.signature))) {
+      seen.votes = [...seen.votes, vote]
+        .sort((a, b) => a.round - b.round || SIGN_STEP[a.type] - SIGN_STEP[b.type])
+        .slice(-KEPT_VOTES);
+    }
+    if (vote.type === 'precommit' && vote.blockHash !== null && (!seen.lock || vote.round > seen.lock.round))
+      seen.lock = vote;
+    return true;
+  }
+
+  /** Notes `proposal` if this key signed it (checked) above `head`; says whether it was noted. */
+  noteProposal(proposal: Proposal, head: bigint): boolean {
+    if (proposal.height <= head || !equalBytes(proposal.proposer, this.publicKey)) return false;
+    const signBytes = proposalSignBytes(this.chainId, proposal);
+    if (!this.verify(this.publicKey, signBytes, proposal.signature)) return false;
+    const slot = { height: proposal.height, round: proposal.round, step: SIGN_STEP.proposal };
+    return this.noteSlot({ ...slot, signBytes, signature: proposal.signature }, head) !== null;
+  }
+
+  /**
+   * The signer state the signatures seen at `head` + 1 prove (null when none): a signer built
+   * from it signs nothing at or before the latest slot seen there but the very same message, and
+   * starts that height locked as its precommits left it.
+   */
+  stateAbove(head: bigint): PrivValidatorState | null {
+    const seen = this.heights.get(head + 1n);
+    if (!seen) return null;
+    const { top } = seen;
+    return {
+      height: top.height,
+      round: top.round,
+      step: top.step,
+      signBytes: top.signBytes,
+      signature: top.signature,
+      lock: seen.lock,
+      votes: [...seen.votes],
+    };
+  }
+
+  /** The height's record with `slot` noted (the later slot wins), or null when not kept. */
+  private noteSlot(slot: SignedSlot, head: bigint): HeightSeen | null {
+    for (const h of this.heights.keys()) if (h <= head) this.heights.delete(h);
+    const seen = this.heights.get(slot.height);
+    if (!seen) {
+      if (this.heights.size >= HEIGHTS_KEPT) {
+        const highest = [...this.heights.keys()].reduce((a, b) => (a > b ? a : b));
+        if (slot.height > highest) return null;
+        this.heights.delete(highest);
+      }
+      const fresh = { top: slot, lock: null, votes: [] };
+      this.heights.set(slot.height, fresh);
+      return fresh;
+    }
+    // The later slot wins. Two messages of one slot (the lost node equivocated already) keep the
+    // first: a signer refuses the other either way.
+    const { top } = seen;
+    if (slot.round > top.round || (slot.round === top.round && slot.step > top.step)) seen.top = slot;
+    return seen;
+  }
 }

@@ -1,0 +1,119 @@
+/**
+ * Two answers of one tpm2 chip signed together in one late heartbeat, while blocks run slower than
+ * about 1.25 × their target interval (docs/poci.md, "Asleep between challenges", CONSENSUS CHANGE).
+ *
+ * Regression (failed before the fix): an honest, always-on chip whose agent fell behind once (its
+ * node stalled at the challenge of block h1 and caught up at the next one, h2) signed both answers
+ * at h2 and sent them in one heartbeat, each within its window. The second was measured against the
+ * first: no clock between two signatures made at once, against 4/5 of T2 − T1 less the slack of W
+ * target intervals. At twice the target interval, h2 − h1 = 4 blocks is 8 s of block time, more
+ * than 1.25 × 5 s, so the second answer was uncredited (`asleep`) and counted as a miss. An answer
+ * is now also credited against the reference the chip had before the heartbeat's first answer of
+ * it, over that longer span, which the chip's clock covers: it ran all along.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  blockChallengeClass,
+  chipClass,
+  epochOf,
+  getChip,
+  getPociParams,
+  type HeartbeatAnswer,
+  type TxEvent,
+} from '../src/index.js';
+import { issueCa } from './attestation/helpers.js';
+import { challengesOfChip, genesis, miner, POCI, TestChain } from './harness.js';
+import { type Clock, FixtureTpm, withTpmVendor } from './tpm-chip.js';
+
+const ROOT = issueCa('TPM Vendor Root (late batch)');
+const W = POCI.answerWindowBlocks;
+/** Blocks between the two challenges answered together: W − 1, the most that one heartbeat can still carry. */
+const GAP = W - 1n;
+
+/**
+ * Runs an always-on TPM chip (its clock at `ratePerMille` of block time) at `stepMs` per block
+ * (the target is 1,000 ms), its agent signing each answer at the first head that shows the
+ * challenge, except that it stalls at a challenge whose class's next challenge comes GAP blocks
+ * later: it signs both then, in one heartbeat.
+ */
+function run(stepMs: bigint, ratePerMille: bigint) {
+  const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
+  chain.step = () => stepMs;
+  chain.blocksUntil(2n);
+  const tpm = new FixtureTpm(ROOT, Uint8Array.of(0x5a));
+  const c: Clock & { at: bigint } = { clock: 9_000_000n, resetCount: 1, restartCount: 2, at: chain.time };
+  const registered = chain.block([chain.tx(miner, [tpm.register(chain, miner.address, c)])]);
+  const chipId = registered.flatMap((e) => (e.type === 'chipRegistered' ? [e.chipId] : []))[0]!;
+  tpm.chipId = chipId;
+  const p = getPociParams(chain.state);
+  const cls = chipClass(chipId, p);
+  const drawn = (h: bigint) => blockChallengeClass(chain.beaconOf(h), p) === cls;
+  const answered = new Set<bigint>();
+  const deferred = new Set<bigint>();
+  const events: TxEvent[] = [];
+  let batches = 0;
+  while (chain.height < 12n * p.epochBlocks) {
+    const head = chain.height;
+    c.clock += ((chain.time - c.at) * ratePerMille) / 1000n;
+    c.at = chain.time;
+    const e = epochOf(head + 1n, p);
+    const open: { epoch: bigint; slot: number; h: bigint }[] = [];
+    for (const epoch of [e - 1n, e]) {
+      if (epoch < getChip(chain.state, chipId)!.firstEpoch) continue;
+      challengesOfChip(chain, chipId, epoch).forEach((h, slot) => {
+        if (!answered.has(h) && h <= head && head + 1n <= h + W) open.push({ epoch, slot, h });
+      });
+    }
+    const due: HeartbeatAnswer[] = [];
+    for (const o of open) {
+      // Stalled: signed only once the next challenge is the head.
+      if (deferred.has(o.h) && head < o.h + GAP) continue;
+      // The stall: the next challenge of its class is GAP blocks on, none in between, and this one
+      // is not itself the second of a stalled pair.
+      const next = o.h + GAP;
+      const stall =
+        o.h === head &&
+        !deferred.has(o.h - GAP) &&
+        drawn(next) &&
+        epochOf(next, p) <= epochOf(o.h, p) + 1n &&
+        [...Array(Number(GAP) - 1)].every((_, i) => !drawn(o.h + BigInt(i) + 1n));
+      if (stall) {
+        deferred.add(o.h);
+        continue;
+      }
+      answered.add(o.h);
+      due.push(tpm.answer(chain, o.epoch, o.slot, c));
+    }
+    if (due.length > 1) batches++;
+    events.push(...chain.block(chain.heartbeats(due)));
+  }
+  const chip = getChip(chain.state, chipId)!;
+  return {
+    batches,
+    answers: answered.size,
+    uncredited: events.filter((x) => x.type === 'answerUncredited'),
+    credited: events.filter((x) => x.type === 'slotAnswered').length,
+    slotsMissed: chip.slotsMissed,
+  };
+}
+
+describe('tpm2 credit: two answers signed together in one late heartbeat', () => {
+  test('at twice the target block interval, an always-on chip (its TPM 15% slow) is credited both answers of every late pair', () => {
+    const r = run(2000n, 850n);
+    assert.ok(r.batches >= 2, `precondition: late pairs were sent (${r.batches})`);
+    assert.deepEqual(
+      r.uncredited.map((u) => (u.type === 'answerUncredited' ? `${u.slotHeight}: ${u.reason}` : '')),
+      [],
+    );
+    assert.equal(r.credited, r.answers);
+    assert.equal(r.slotsMissed, 0n);
+  });
+
+  test('at the target interval the same agent was credited every answer (the slack alone covers it)', () => {
+    const r = run(1000n, 850n);
+    assert.ok(r.batches >= 2, `precondition: late pairs were sent (${r.batches})`);
+    assert.deepEqual(r.uncredited, []);
+    assert.equal(r.credited, r.answers);
+  });
+});
