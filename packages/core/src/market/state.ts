@@ -460,9 +460,10 @@ export function leaseEndQueue(state: StateReader): LeaseEndEntry[] {
 // `0x0C 0x09 ‖ lease id` → the lease's tally of its last period, `HeldTally { answered: u32, missed:
 // u32, pending: u32 }`. A lease closed with challenges still open queues each once, for the block
 // after its window closes (market/settle.ts), whose opening bookkeeping decides it and deletes its
-// keys; the last one decided splits the held cost. What one block decides is what the closes of
-// one block queued, a few challenges per lease (those drawn in its last W blocks), and a close
-// writes two keys per open challenge.
+// keys; the last one decided splits the held cost. A close writes two keys per open challenge (those
+// drawn in its last W blocks). Block X decides those drawn at X − W − 1, one class of chips, queued
+// by the closes of the W blocks before it: at most one per chip of that class leased at that height
+// (consecutive leases of a chip share no challenge), so at most the leases active then.
 
 export interface HeldTally {
   answered: number;
