@@ -218,7 +218,12 @@ export function leaseText(l: LeaseJson): string {
     `  deposit       ${unc(l.deposit)}`,
     `  paid          ${unc(l.paid)}`,
     `  refunded      ${unc(l.refunded)}`,
-    `  remaining     ${unc(l.remaining)}${l.unsettled !== '0' ? ` (${unc(l.unsettled)} accrued, settled at the next epoch end)` : ''}`,
+    `  remaining     ${unc(l.remaining)}${l.unsettled !== '0' ? ` (${unc(l.unsettled)} accrued, settled at the next epoch end)` : ''}${
+      // A close with a challenge still open holds its last period's cost until that challenge's window closes.
+      l.status === 'closed' && l.remaining !== '0'
+        ? ' (held: its last period, split by its challenges once their answer windows close)'
+        : ''
+    }`,
     `  slots         ${l.slotsAnswered} answered, ${l.slotsMissed} missed (missed time is refunded)`,
     `  disputes      ${l.disputes}`,
   ].join('\n');
