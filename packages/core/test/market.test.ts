@@ -2518,6 +2518,62 @@ describe('market: one chip withdrawn from an open offer', () => {
     checkInvariants(chain);
   });
 
+  test('attack: a withdrawal of an offer’s last chip ends no lease, so the transfer after it is refused at admission, not after its consent', () => {
+    // LAST_OFFER_CHIP fails the whole transaction in the block, paying nothing: admitted as "the
+    // withdrawal ends the lease first", the transfer's consent was checked by every node for free.
+    const chain = setup();
+    const offerId = createOffer(chain, [idB], { noticeMs: 0n });
+    openLease(chain, offerId, 2, 0n, idB);
+    const withdraw: Action = { type: 'withdrawOfferChip', offerId, chipId: idB };
+    const move = transferAction(chain, chipB, buyer.address);
+    assert.equal(code(chain, provider, [withdraw, move]), 'LAST_OFFER_CHIP');
+    const ex = new BlockExecutor(chain.state, {
+      chainId: CHAIN,
+      height: chain.height + 1n,
+      time: chain.time + MINUTE,
+      proposer: validator.publicKey,
+      prevHash: chain.hashOf(chain.height),
+      prevBeacon: chain.beaconOf(chain.height),
+      beacon: chain.beaconOf(chain.height + 1n),
+    });
+    assert.equal(
+      chipActionRefusal(ex.overlay, ex.ctx.time, provider.address, move, [withdraw])?.code,
+      'CHIP_LEASED',
+    );
+    // closeOffer does end it: that one is let through.
+    assert.equal(
+      chipActionRefusal(ex.overlay, ex.ctx.time, provider.address, move, [{ type: 'closeOffer', offerId }]),
+      null,
+    );
+  });
+
+  test('attack: a former owner’s withdrawal from its old offer touches neither the new owner’s offer nor its lease', () => {
+    const chain = setup();
+    const old = createOffer(chain, [idA, idB], { noticeMs: 0n });
+    // The chip goes to the renter (once its rewards are final), who offers it; the provider rents it.
+    let move = chain.tx(provider, [transferAction(chain, chipA, renter.address)]);
+    for (let i = 0; i < 200 && chain.try(move)?.code === 'CHIP_REWARDS_PENDING'; i++) {
+      chain.block();
+      move = chain.tx(provider, [transferAction(chain, chipA, renter.address)]);
+    }
+    chain.block([move]);
+    assert.deepEqual(getChip(chain.state, idA)!.owner, renter.address);
+    const mine = find(
+      chain.block([chain.tx(renter, [offerAction([idA], { noticeMs: 0n })])]),
+      'offerCreated',
+    ).offerId;
+    const leaseId = find(
+      chain.block([chain.tx(provider, [{ ...leaseAction(chain, mine, { chipId: idA }) }])]),
+      'leaseOpened',
+    ).leaseId;
+    chain.block([chain.tx(provider, [{ type: 'withdrawOfferChip', offerId: old, chipId: idA }])]);
+    assert.deepEqual(getOffer(chain.state, old)!.chipIds, [idB]);
+    assert.deepEqual(getChipMarket(chain.state, idA).offerId, mine, 'the new owner’s offer keeps it');
+    assert.deepEqual(getChipMarket(chain.state, idA).leaseId, leaseId);
+    assert.equal(lease(chain, leaseId).status, LeaseStatus.active, 'its lease runs on');
+    checkInvariants(chain);
+  });
+
   test('without notice the lease ends in the withdrawal’s transaction, and the chip may move in it', () => {
     const chain = setup();
     const offerId = createOffer(chain, [idA, idB], { noticeMs: 0n });

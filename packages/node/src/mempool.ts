@@ -1174,7 +1174,8 @@ function ownerRefusal(env: TxEnvelope, state: StateReader): ValidationError | nu
  * checked (the consent's check is milliseconds on a TPM chip). `pendingBefore`: the actions of the
  * sender's pending transactions that run before `env`, when known; a lease of an offer without
  * notice is then refused too unless one of them, or an action before it in `env`, ends it
- * (closeLease, closeOffer). Such a transfer failed in the block, paying nothing.
+ * (closeLease, closeOffer, withdrawOfferChip of a chip not its offer's last). Such a transfer failed in
+ * the block, paying nothing.
  */
 function chipRefusal(
   env: TxEnvelope,

@@ -944,13 +944,19 @@ export function chipLeasedRefusalAtAdmission(
 ): ValidationError | null {
   const lease = bindingLeaseOf(state, chipId, owner, time);
   if (!lease) return null;
-  if ((getOffer(state, lease.offerId)?.noticeMs ?? 0n) === 0n) {
+  const offer = getOffer(state, lease.offerId);
+  if ((offer?.noticeMs ?? 0n) === 0n) {
     if (earlier === undefined) return null;
+    // A withdrawal of the offer's last chip fails (LAST_OFFER_CHIP), and the whole transaction
+    // with it, for free: it ends nothing. No action adds a chip to an offer, so this state's count
+    // bounds what the block sees.
+    const withdrawable = offer !== null && offer.status === OfferStatus.open && offer.chipIds.length > 1;
     const ends = earlier.some(
       (a) =>
         (a.type === 'closeLease' && equalBytes(a.leaseId, lease.id)) ||
         (a.type === 'closeOffer' && equalBytes(a.offerId, lease.offerId)) ||
-        (a.type === 'withdrawOfferChip' &&
+        (withdrawable &&
+          a.type === 'withdrawOfferChip' &&
           equalBytes(a.offerId, lease.offerId) &&
           equalBytes(a.chipId, chipId)),
     );
