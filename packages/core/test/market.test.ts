@@ -2518,6 +2518,19 @@ describe('market: one chip withdrawn from an open offer', () => {
     checkInvariants(chain);
   });
 
+  test('every withdrawal says so in an event (tag 22), a free chip’s too, which moves nothing else', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA, idB], { minHours: 0 });
+    const events = chain.block([chain.tx(provider, [{ type: 'withdrawOfferChip', offerId, chipId: idA }])]);
+    const e = find(events, 'offerChipWithdrawn');
+    assert.deepEqual(e.offerId, offerId);
+    assert.deepEqual(e.chipId, idA);
+    assert.deepEqual(e.provider, provider.address);
+    const bytes = encode(txEventCodec, e);
+    assert.equal(bytes[0], 22);
+    assert.deepEqual(decode(txEventCodec, bytes), e);
+  });
+
   test('attack: a withdrawal of an offer’s last chip ends no lease, so the transfer after it is refused at admission, not after its consent', () => {
     // LAST_OFFER_CHIP fails the whole transaction in the block, paying nothing: admitted as "the
     // withdrawal ends the lease first", the transfer's consent was checked by every node for free.

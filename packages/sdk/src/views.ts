@@ -145,6 +145,7 @@ export type TxEventJson =
 export type MarketEventJson =
   | { type: 'offerCreated'; offerId: string; provider: string; pricePerHour: string; chips: number }
   | { type: 'offerClosed'; offerId: string; provider: string; closesAt: number }
+  | { type: 'offerChipWithdrawn'; offerId: string; chipId: string; provider: string }
   | {
       type: 'leaseOpened';
       leaseId: string;
@@ -576,6 +577,7 @@ export function eventToJson(e: TxEvent): TxEventJson {
       };
     case 'offerCreated':
     case 'offerClosed':
+    case 'offerChipWithdrawn':
     case 'leaseOpened':
     case 'leaseToppedUp':
     case 'leaseClosing':
@@ -792,6 +794,13 @@ export function marketEventToJson(e: MarketEvent): MarketEventJson {
         offerId: toHex(e.offerId),
         provider: encodeAddress(e.provider),
         closesAt: Number(e.closesAt),
+      };
+    case 'offerChipWithdrawn':
+      return {
+        type: 'offerChipWithdrawn',
+        offerId: toHex(e.offerId),
+        chipId: toHex(e.chipId),
+        provider: encodeAddress(e.provider),
       };
     case 'leaseOpened':
       return {

@@ -320,7 +320,10 @@ export function applyWithdrawOfferChip(
   }
   offer.chipIds = rest;
   putOffer(state, offer);
-  const events: MarketEvent[] = [];
+  // Always one event: a free chip's withdrawal otherwise left no trace in the results.
+  const events: MarketEvent[] = [
+    { type: 'offerChipWithdrawn', offerId: offer.id, chipId: action.chipId, provider: sender },
+  ];
   const m = getChipMarket(state, action.chipId);
   if (m.leaseId) {
     const lease = getLease(state, m.leaseId);

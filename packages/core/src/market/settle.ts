@@ -44,6 +44,7 @@ export interface MarketContext {
 export type MarketEvent =
   | { type: 'offerCreated'; offerId: Uint8Array; provider: Uint8Array; pricePerHour: bigint; chips: number }
   | { type: 'offerClosed'; offerId: Uint8Array; provider: Uint8Array; closesAt: bigint }
+  | { type: 'offerChipWithdrawn'; offerId: Uint8Array; chipId: Uint8Array; provider: Uint8Array }
   | {
       type: 'leaseOpened';
       leaseId: Uint8Array;
