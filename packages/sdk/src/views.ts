@@ -957,7 +957,7 @@ export interface LeaseJson {
   settledTime: number;
   slotsAnswered: number;
   slotsMissed: number;
-  /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed'). */
+  /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed', 'chipWithdrawn'). */
   closingReason: string | null;
   /** Disputes recorded on it (at most one per disputeWaitMs of lease time kept: leaseDisputeAllowance). */
   disputes: number;
