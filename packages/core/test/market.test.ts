@@ -2235,6 +2235,7 @@ describe('market: properties', () => {
       | { op: 'renterClose'; chip: 0 | 1 }
       | { op: 'providerClose'; chip: 0 | 1 }
       | { op: 'closeOffer' }
+      | { op: 'withdraw'; chip: 0 | 1 }
       | { op: 'wait'; blocks: number };
     const chipIdx = fc.constantFrom<0 | 1>(0, 1);
     const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -2254,6 +2255,7 @@ describe('market: properties', () => {
       fc.record({ op: fc.constant('renterClose' as const), chip: chipIdx }),
       fc.record({ op: fc.constant('providerClose' as const), chip: chipIdx }),
       fc.constant({ op: 'closeOffer' as const }),
+      fc.record({ op: fc.constant('withdraw' as const), chip: chipIdx }),
       fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 40 }) }),
     );
     fc.assert(
@@ -2298,6 +2300,8 @@ describe('market: properties', () => {
               txs = [chain.tx(provider, [{ type: 'closeLease', leaseId: current }])];
             } else if (o.op === 'closeOffer') {
               txs = [chain.tx(provider, [{ type: 'closeOffer', offerId }])];
+            } else if (o.op === 'withdraw') {
+              txs = [chain.tx(provider, [{ type: 'withdrawOfferChip', offerId, chipId }])];
             }
             const refusal = txs[0] ? chain.try(txs[0]) : null;
             if (refusal) {
@@ -2337,6 +2341,10 @@ describe('market: properties', () => {
             0,
             'no active lease left',
           );
+          // Every held challenge decided: its queue entries and its lease's tally are gone.
+          for (const { key: k, value } of chain.state.map.values())
+            if (value && k[0] === StateSpace.marketIndex)
+              assert.ok(k[1] !== 0x07 && k[1] !== 0x08 && k[1] !== 0x09, `held key ${toHex(k)} left`);
         },
       ),
       { numRuns: 25 },
