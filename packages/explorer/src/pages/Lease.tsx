@@ -151,7 +151,13 @@ export function LeasePage({ params }: PageProps) {
         <Stat
           label="Remaining"
           value={<Amount value={s.remaining} maxFrac={4} />}
-          hint={lease.status === 'closed' ? 'returned at close' : `≈ ${hoursLeft} h of escrow left`}
+          hint={
+            lease.status === 'closed'
+              ? s.remaining > 0n
+                ? 'held: its last period, split once its last challenges are decided'
+                : 'returned at close'
+              : `≈ ${hoursLeft} h of escrow left`
+          }
         />
         <Stat label="Paid" value={<Amount value={s.paid} maxFrac={4} />} hint="to the provider" />
       </div>

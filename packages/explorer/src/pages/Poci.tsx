@@ -41,7 +41,8 @@ export function MarketplacePage() {
   const pending = (width: number) => (market.error ? '—' : <Skeleton width={width} height={30} />);
   const open = data?.offers.filter((o) => o.status === 'open') ?? [];
   const live = data?.leases.filter((l) => l.status !== 'closed') ?? [];
-  const held = live.reduce((s, l) => s + big(l.remaining), 0n);
+  // A closed lease's remaining is its last period held for its last challenges (0 once decided).
+  const held = data?.leases.reduce((s, l) => s + big(l.remaining), 0n) ?? 0n;
   const paid = data?.leases.reduce((s, l) => s + big(l.paid), 0n) ?? 0n;
   const chipsOffered = new Set(open.flatMap((o) => o.chips.map((c) => c.chipId))).size;
   const chipsFree = open.reduce((n, o) => n + o.available, 0);
@@ -96,7 +97,7 @@ export function MarketplacePage() {
         <Stat
           label="In escrow"
           value={data ? <Amount value={held} maxFrac={2} /> : pending(120)}
-          hint="remaining in the open leases"
+          hint="remaining in the leases, not paid out yet"
         />
         <Stat
           label="Paid to providers"
