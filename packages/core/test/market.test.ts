@@ -2663,8 +2663,14 @@ describe('market: one chip withdrawn from an open offer', () => {
     assert.equal(code(chain, provider, [w(idA, sha256(utf8('no such offer')))]), 'UNKNOWN_OFFER');
     assert.equal(code(chain, provider, [w(idA), w(idA)]), 'CHIP_NOT_OFFERED');
     assert.equal(code(chain, provider, [w(idA), w(idB)]), 'LAST_OFFER_CHIP');
+    // A closed offer stays in state only if it ever opened a lease (one that never did is deleted
+    // at its close: aud-bloat-offers), so the offer is leased before it closes.
+    openLease(chain, offerId, 2, 0n, idB);
     chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId }])]);
     assert.equal(code(chain, provider, [w(idA)]), 'OFFER_CLOSED');
     assert.deepEqual(getOffer(chain.state, offerId)!.chipIds, [idA, idB]);
+    const neverLeased = createOffer(chain, [idA]);
+    chain.block([chain.tx(provider, [{ type: 'closeOffer', offerId: neverLeased }])]);
+    assert.equal(code(chain, provider, [w(idA, neverLeased)]), 'UNKNOWN_OFFER', 'deleted at its close');
   });
 });
