@@ -292,6 +292,19 @@ export interface StatusJson {
   peers: number;
   /** While the node catches up with its peers before joining consensus; null otherwise. */
   syncing: { height: number; target: number; blocksPerSecond: number; etaSeconds: number | null } | null;
+  /**
+   * Block sync stopped for good on two certified histories (CONFLICTING CHAIN), until the operator
+   * restarts the node: the block height, why, this node's head hash and the peer's block hash, the
+   * peer, and what to do (docs/operators.md). Null otherwise; absent from nodes before it existed.
+   */
+  syncStopped?: {
+    height: number;
+    reason: string;
+    ours: string;
+    theirs: string;
+    peer: string | null;
+    nextStep: string;
+  } | null;
 }
 
 export interface ValidatorJson {
