@@ -56,3 +56,44 @@ test('the explorer handler serves the page, not the browser test compiled beside
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// An allow-list of what `vite build` makes (index.html, favicon.svg, assets/*), not a deny-list of
+// what is known to be beside it: tsc's build info, source maps, another tool's output stay unserved.
+test('the explorer handler serves only the built page: nothing else left in its folder', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-explorer-serve-'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>x</title>');
+  writeFileSync(join(dir, 'favicon.svg'), '<svg/>');
+  mkdirSync(join(dir, 'assets'));
+  writeFileSync(join(dir, 'assets', 'index-AbC123.js'), '// bundle');
+  writeFileSync(join(dir, 'assets', 'index-AbC123.css'), 'a{}');
+  writeFileSync(join(dir, 'assets', 'index-AbC123.js.map'), '{}');
+  writeFileSync(join(dir, 'tsconfig.test.tsbuildinfo'), '{}');
+  writeFileSync(join(dir, 'notes.txt'), 'x');
+  mkdirSync(join(dir, 'src'));
+  writeFileSync(join(dir, 'src', 'main.js'), '// compiled');
+  mkdirSync(join(dir, 'assets', 'deeper'));
+  writeFileSync(join(dir, 'assets', 'deeper', 'x.js'), '// x');
+  const handle = explorerHandler(dir);
+  const server = createServer((req, res) => {
+    if (!handle(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/explorer/`;
+    for (const path of ['', 'index.html', 'favicon.svg', 'assets/index-AbC123.js', 'assets/index-AbC123.css'])
+      assert.equal((await fetch(`${base}${path}`)).status, 200, path);
+    for (const path of [
+      'assets/index-AbC123.js.map',
+      'tsconfig.test.tsbuildinfo',
+      'notes.txt',
+      'src/main.js',
+      'src%2fmain.js',
+      'assets/deeper/x.js',
+      'assets/../notes.txt',
+    ])
+      assert.equal((await fetch(`${base}${path}`)).status, 404, path);
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
