@@ -47,6 +47,8 @@ export async function prepareTestnet(opts: {
   keyring: Keyring;
 }): Promise<{ homes: NodeHomeInfo[]; genesisPath: string; recordPath: string }> {
   const { dir, validators: n, blockTimeMs } = opts;
+  // Before anything is made: refused after the homes, the next run found them without testnet.json.
+  opts.keyring.checkDevKeys('unc testnet');
   const genesisPath = join(dir, 'genesis.json');
   const recordPath = join(dir, 'testnet.json');
   removeWholeLeftovers(genesisPath);
