@@ -125,6 +125,8 @@ export function testnetCommand(): Command {
           throw new UncError('BAD_ARGUMENT', `invalid --pace-heights "${opts.paceHeights}": on or off`);
         // It holds every validator's home and testnet.json, which names them: held to a home's rule.
         checkHome(dir, 'testnet folder');
+        // Before --reset: a clash with a key of the user's refused after it cost them the testnet.
+        ctx.keyring().checkDevKeys('unc testnet');
         if (opts.reset) rmSync(dir, { recursive: true, force: true });
         const { homes, genesisPath, recordPath } = await prepareTestnet({
           dir,
