@@ -282,7 +282,8 @@ export function OfferPage({ params }: PageProps) {
         {res.error ? (
           isNotFound(res.error) ? (
             <ProblemCard title="No such offer" testId="offer-none">
-              No offer with this id exists on this chain.
+              No offer with this id is on this chain now: none was made, or it was closed before any lease
+              opened on it (such an offer is removed; its provider's history keeps its events).
             </ProblemCard>
           ) : (
             <MarketUnavailable error={res.error} what="offer" />
