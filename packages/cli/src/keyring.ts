@@ -143,14 +143,22 @@ export class Keyring {
         'NOT_A_DEV_CHAIN',
         `the chain id "${chainId}" is not a dev chain's (unc-dev-…): the public dev keys are not put in the keyring for it`,
       );
-    const keys = [...devAccounts(), devGovernanceKey()];
-    for (const { name } of keys)
+    this.checkDevKeys(command);
+    for (const k of [...devAccounts(), devGovernanceKey()]) this.addTest(k.name, k.seed, chainId);
+  }
+
+  /**
+   * addDevKeys' name check alone (KEY_EXISTS where a dev key's name holds the user's own key), for
+   * a command to run before it makes anything: `unc testnet` made its validators' homes first, and
+   * the run after the user renamed the key stopped at ALREADY_INITIALISED until --reset.
+   */
+  checkDevKeys(command = 'unc dev'): void {
+    for (const { name } of [...devAccounts(), devGovernanceKey()])
       if (this.has(name) && this.read(name).kind !== 'test')
         throw new UncError(
           'KEY_EXISTS',
           `the keyring ${this.dir} holds your own key "${name}", a name ${command} uses for its public dev key: rename it (unc keys rename ${name} NEW) or give ${command} another --home`,
         );
-    for (const k of keys) this.addTest(k.name, k.seed, chainId);
   }
 
   info(name: string): KeyInfo {

@@ -27,5 +27,12 @@ describe('trusted checkpoint option', () => {
       assert.throws(() => trustedCheckpointOf(bad, {}, 'c'), { code: 'BAD_CHECKPOINT' });
     for (const sync of [[], 'x', { trustedCheckpoint: 12 }, { trustedCheckpiont: `1:${HASH}` }])
       assert.throws(() => trustedCheckpointOf(undefined, { sync }, 'c'), { code: 'BAD_CONFIG' });
+    // Named as the config's own path: `sync`, `sync.trustedCheckpiont` (it read "sync. must be").
+    assert.throws(() => trustedCheckpointOf(undefined, { sync: 'x' }, 'c'), {
+      message: 'c: sync must be an object',
+    });
+    assert.throws(() => trustedCheckpointOf(undefined, { sync: { trustedCheckpiont: 1 } }, 'c'), {
+      message: 'c: sync.trustedCheckpiont is not a setting',
+    });
   });
 });

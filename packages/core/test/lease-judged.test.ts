@@ -1,8 +1,9 @@
 /**
  * Which challenges judge a lease (market/settle.ts settleLease, docs/jobs.md "How a lease is paid"):
  * exactly the chip's challenges drawn while the lease ran (from its opening block to the last block
- * before its end or its close) whose outcome is known when it is settled — an answered challenge as
- * soon as its answer is included, a missed one once its answer window has closed. A lease is closed
+ * before its end or its close) — an answered challenge as soon as its answer is included, a missed
+ * one once its answer window has closed, and one still open at the close W blocks after it (the
+ * last period's cost held till its window closes). A lease is closed
  * in the first block at or after its end, so nothing drawn after the end judges it; a renter's close
  * counts a fresh answer at once, so a close (or a close and a new lease in one transaction) loses no
  * answer to either lease; and no challenge judges two leases.
@@ -214,14 +215,12 @@ function expected(chain: JudgeChain, l: Lease): { answered: bigint; missed: bigi
   const judged: bigint[] = [];
   for (const h of chain.challenges(epochOf(l.startHeight, p), epochOf(l.closedHeight, p))) {
     if (h < l.startHeight || chain.times.get(h)! >= ran) continue;
+    // One still open at the close is judged after its window (its last period held till then),
+    // so every challenge of the run is, answered if an answer came within its window.
     const at = chain.answeredAt.get(h);
-    if (at !== undefined && at < l.closedHeight) {
-      answered++;
-      judged.push(h);
-    } else if (h + p.answerWindowBlocks < l.closedHeight) {
-      missed++;
-      judged.push(h);
-    }
+    if (at !== undefined && at <= h + p.answerWindowBlocks) answered++;
+    else missed++;
+    judged.push(h);
   }
   return { answered, missed, judged };
 }
@@ -425,6 +424,8 @@ describe('lease judgement: only the challenges of its run, each once, outcome kn
           for (let i = 0; i < 400 && current(); i++) chain.block();
           assert.equal(current(), null, 'every lease closed');
           queued();
+          // ...and its last period, if held for a challenge still open at its close, decided.
+          for (let i = 0; i <= W; i++) chain.block();
           let runs: Array<[bigint, bigint]> = [];
           const seen = new Set<bigint>();
           let total = 0n;

@@ -1,6 +1,7 @@
 /** The shell: top bar (brand, search, node), tabs, the connection banner, the current page. */
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { AlertIcon, Logo, SearchIcon, SettingsIcon } from './components/icons';
+import { ChainText } from './components/ui';
 import { useNode, useNow, useWatcher } from './node/context';
 import { rpcUrlFromPage, switchRpcUrl } from './node/rpcUrl';
 import { NotFoundPage } from './pages/NotFound';
@@ -158,6 +159,47 @@ function NodeMenu() {
   );
 }
 
+/**
+ * A link can open this page with `?rpc=` naming any node, and everything the page shows (balances,
+ * transfers, "paid") is then that node's word under this site's address: a link to a node that
+ * lies is enough to show someone a payment that never happened. Said where the reader looks, with
+ * the way back; not when the node is the page's own.
+ */
+function ForeignNodeBanner() {
+  const node = useNode();
+  const { source } = rpcUrlFromPage();
+  if (source !== 'query') return null;
+  let shown: string;
+  try {
+    // The client posts to the whole URL, path included: the site's origin with another path can be
+    // another service behind the same proxy, so only the origin itself is this site's node. Shown
+    // as host and path: never the user-info part, which a link can make read as this site's name.
+    const u = new URL(node.url);
+    if (u.href.replace(/\/$/, '') === window.location.origin) return null;
+    shown = u.host + (u.pathname === '/' ? '' : u.pathname);
+  } catch {
+    // an invalid address has its own banner
+    return null;
+  }
+  return (
+    <div className="banner banner-warn" role="note" data-testid="foreign-node">
+      <AlertIcon size={18} />
+      <div className="banner-text">
+        <strong>
+          Reading from another node: <ChainText className="mono break" text={shown} />
+        </strong>
+        <span className="banner-detail">
+          The link that opened this page chose it (?rpc=). What this page shows is that node’s word, not this
+          site’s.
+        </span>
+      </div>
+      <button type="button" className="btn btn-small" onClick={() => switchRpcUrl(null)}>
+        Use this site’s node
+      </button>
+    </div>
+  );
+}
+
 function ConnectionBanner() {
   const node = useNode();
   const watcher = useWatcher();
@@ -175,8 +217,9 @@ function ConnectionBanner() {
       <div className="banner banner-danger" role="alert" data-testid="banner">
         <AlertIcon size={18} />
         <div>
-          <strong>The node address is not valid:</strong> {node.error}. Set one with the node button at the
-          top right, or open the page with <span className="mono">?rpc=http://127.0.0.1:3030</span>.
+          <strong>The node address is not valid:</strong> <ChainText text={node.error ?? ''} />. Set one with
+          the node button at the top right, or open the page with{' '}
+          <span className="mono">?rpc=http://127.0.0.1:3030</span>.
         </div>
       </div>
     );
@@ -204,7 +247,11 @@ function ConnectionBanner() {
           {secs > 0 ? ` in ${secs} s` : '…'}
         </strong>
         <span className="banner-detail">
-          {node.error ? `${node.error}. ` : ''}
+          {node.error ? (
+            <>
+              <ChainText text={node.error} />.{' '}
+            </>
+          ) : null}
           {node.status
             ? 'What is shown is from before the node went away.'
             : 'Is it running? The node button at the top right changes the address.'}
@@ -270,6 +317,7 @@ export function App() {
           </div>
         </nav>
       </header>
+      <ForeignNodeBanner />
       <ConnectionBanner />
       <main className="main">
         <Page key={path} params={match?.params ?? {}} query={splitQuery(path).query} />
@@ -277,11 +325,13 @@ export function App() {
       <footer className="footer">
         <span>UtilityNet explorer</span>
         <span className="faint">·</span>
-        <span className="mono">{node.status?.chainId ?? '…'}</span>
+        <ChainText className="mono" text={node.status?.chainId ?? '…'} />
         {node.status ? (
           <>
             <span className="faint">·</span>
-            <span>node {node.status.version}</span>
+            <span>
+              node <ChainText text={node.status.version} />
+            </span>
           </>
         ) : null}
         <span className="faint">·</span>

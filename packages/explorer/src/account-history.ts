@@ -3,6 +3,7 @@
  * newest first, and their CSV export. Pure helpers; the page component holds the state.
  */
 import { actionRecipient } from './components/actions';
+import { big } from './format';
 import type { AccountTransactionsPage, AccountTxJson, UncClient } from './sdk';
 
 export const ACCOUNT_PAGE_SIZE = 25;
@@ -34,8 +35,14 @@ export function txKinds(t: AccountTxJson): string {
   return [...new Set(t.tx.actions.map((a) => a.type))].join('+');
 }
 
+/**
+ * A field a spreadsheet would read as a formula (= + - @, or a tab or CR ahead of one) gets a
+ * leading ' : every field here is the node's word, and a node can answer "=HYPERLINK(…)" as a hash
+ * or an action type. Plain integers stay numbers.
+ */
 function csvField(v: string | number): string {
-  const s = String(v);
+  let s = String(v);
+  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d+$/.test(s)) s = `'${s}`;
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -64,7 +71,7 @@ export function accountCsv(self: string, rows: AccountTxJson[]): string {
     let amount = 0n;
     for (const a of t.tx.actions) {
       if (a.type !== 'transfer') continue;
-      if (out || a.to === self) amount += BigInt(a.amount);
+      if (out || a.to === self) amount += big(a.amount);
     }
     const to = t.tx.actions.map(actionRecipient).find((x) => x !== undefined) ?? '';
     lines.push(

@@ -112,3 +112,42 @@ export function formatPercent(f: number, digits = 2): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${formatInt(n)} ${n === 1 ? one : many}`;
 }
+
+/**
+ * Characters that draw nothing, move the line or change the direction of the text around them:
+ * controls (C0, DEL, C1), format characters (bidi embeddings, overrides, isolates and marks, the
+ * zero-width ones, the soft hyphen, tag characters), the line and paragraph separators (a paragraph
+ * separator restarts the bidi algorithm), lone surrogates, every default-ignorable code point
+ * (Hangul fillers, variation selectors, the combining grapheme joiner, unassigned ones Unicode keeps
+ * for more of the same) and the Braille blank. Anyone can put text on chain; with these in it,
+ * "price 1000" after an override reads "0001 ecirp" backwards, and two addresses or names that
+ * differ only by one of them look identical. "⟨" itself is shown as a code point too, so what the
+ * explorer shows for a hidden character cannot be typed in: two different texts never look alike.
+ * Unicode properties, not a list: a list falls behind the standard.
+ */
+const HIDDEN_CHARS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Default_Ignorable_Code_Point}\u2800\u27E8]/gu;
+/** Past the fourth combining mark on one letter, the marks stack over the lines above and below. */
+const STACKED_MARKS = /(\p{M}{4})(\p{M}+)/gu;
+/** How much of one piece of chain text is shown: a node can answer megabytes in one field. */
+export const CHAIN_TEXT_MAX = 2000;
+
+const codePoint = (c: string) => `⟨U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}⟩`;
+
+/**
+ * Text from the chain or a node, with every hidden character shown as its code point ("a⟨U+202E⟩b"),
+ * marks past the fourth on one letter too, and cut to about `max` characters with a visible "…".
+ */
+export function visibleText(text: string, max = CHAIN_TEXT_MAX): string {
+  // Each character shows as one or more, so what lies past `max` is never shown: not worked on.
+  const clipped = text.length > max;
+  let out = (clipped ? text.slice(0, max + 1) : text)
+    .replace(HIDDEN_CHARS, codePoint)
+    .replace(STACKED_MARKS, (_, keep: string, rest: string) => keep + Array.from(rest, codePoint).join(''));
+  if (!clipped && out.length <= max) return out;
+  out = out.slice(0, max);
+  // Never half a code point shown: not a split "⟨U+…⟩", not a lone high surrogate.
+  const open = out.lastIndexOf('⟨');
+  if (open > out.lastIndexOf('⟩')) out = out.slice(0, open);
+  if (/[\uD800-\uDBFF]$/.test(out)) out = out.slice(0, -1);
+  return `${out}…`;
+}

@@ -2,7 +2,7 @@
  * Marketplace facts from the node's offer, lease and provider views (PROTOCOL.md §8): escrow split,
  * lease time, ratings, an offer's uptime. Pure functions of the RPC's JSON, no React.
  */
-import { big, formatDuration, formatPercent, fraction } from './format';
+import { big, formatDuration, formatPercent, fraction, visibleText } from './format';
 import type { LeaseJson, OfferChipJson, OfferJson, ProviderRecordJson, UptimeJson } from './sdk';
 
 export type { LeaseJson, OfferChipJson, OfferJson, ProviderRecordJson, UptimeJson };
@@ -89,7 +89,8 @@ export function costFor(pricePerHour: string, hours: number): bigint {
 /** A reason code as words: "renterClosed" → "renter closed", "escrow_empty" → "escrow empty". */
 export function reasonText(reason: string | null | undefined): string {
   if (!reason) return '';
-  return reason
+  // Reasons are the chain's codes, but a node can answer anything: its hidden characters shown.
+  return visibleText(reason)
     .replace(/[_-]+/g, ' ')
     .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
     .toLowerCase()

@@ -4,7 +4,7 @@
  * online power over the last two epochs, and the miner's "what to fix" hints. Pure functions of the
  * RPC's JSON, no React.
  */
-import { formatInt } from './format';
+import { formatInt, visibleText } from './format';
 import type { ChipEventJson, ChipJson, EpochJson, ModelJson, SlotJson, VendorJson } from './sdk';
 
 /** `power` is dense FP16 TFLOPS × 1000, as a decimal string. */
@@ -35,9 +35,12 @@ export function tflops(milli: bigint): number {
   return Number(milli) / 1000;
 }
 
-/** "008e0297…", how hints and titles name a chip. */
+/**
+ * "008e0297…c41a9e", how hints and titles name a chip: head and tail, since a miner picks its chip
+ * key and 32 bits of one end alone can be ground to read as someone else's chip.
+ */
 export function shortChip(chipId: string): string {
-  return `${chipId.slice(0, 8)}…`;
+  return chipId.length <= 15 ? chipId : `${chipId.slice(0, 8)}…${chipId.slice(-6)}`;
 }
 
 export type ChipState = 'online' | 'missing' | 'offline' | 'revoked' | 'deregistered';
@@ -249,11 +252,14 @@ export function powerByModel(chips: ChipJson[], models: ModelJson[], vendors: Ve
 }
 
 export function modelName(chip: Pick<ChipJson, 'vendorId' | 'modelId'>, models: ModelJson[]): string {
-  return models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId;
+  // Names are registered on chain: shown with their hidden characters visible (visibleText).
+  return visibleText(
+    models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId,
+  );
 }
 
 export function vendorName(vendorId: string, vendors: VendorJson[]): string {
-  return vendors.find((v) => v.id === vendorId)?.name ?? vendorId;
+  return visibleText(vendors.find((v) => v.id === vendorId)?.name ?? vendorId);
 }
 
 function modelLabel(chip: ChipJson, models: ModelJson[], vendors: VendorJson[]): string {

@@ -1,7 +1,8 @@
 /**
  * Lock files held by a live process (pid with boot id and start time, process-identity.ts), taken
- * over from a process that is gone: the miner agent's urgent-fee record (agent/fee-budget-file.ts)
- * and the provider's TLS folder while its files are moved (provider/tls.ts).
+ * over from a process that is gone: the miner agent's urgent-fee record (agent/fee-budget-file.ts),
+ * the provider's TLS folder while its files are moved (provider/tls.ts) and a vendor's revocation
+ * list while it is rewritten (vendor/revocation.ts).
  */
 import { randomBytes } from 'node:crypto';
 import {

@@ -160,7 +160,9 @@ async function waitDead(pids: number[]): Promise<void> {
 
 describe("a killed provider's job folders", () => {
   test('kill -9 of a provider and its job processes: the next provider removes their folders, and nothing else', {
-    skip: process.platform !== 'linux' && 'reads /proc',
+    skip:
+      (process.platform !== 'linux' && 'reads /proc') ||
+      (!tmpIsLocal && 'the temporary directory is on a filesystem not known to be local'),
     timeout: 180_000,
   }, async () => {
     const work = tempDir('unc-jobfolders-');
@@ -234,7 +236,9 @@ describe("a killed provider's job folders", () => {
   });
 
   test('property: removeStaleJobFolders removes exactly the real folders, of this user, whose owner file names a process gone', {
-    skip: process.platform !== 'linux' && 'reads /proc',
+    skip:
+      (process.platform !== 'linux' && 'reads /proc') ||
+      (!tmpIsLocal && 'the temporary directory is on a filesystem not known to be local'),
   }, async () => {
     const { removeStaleJobFolders } = await import('../src/provider/sandbox.js');
     assert.equal((await import('../src/provider/sandbox.js')).JOBS_OWNER_FILE, JOBS_OWNER_FILE);
@@ -470,5 +474,57 @@ console.log(JSON.stringify(removeStaleJobFolders(${JSON.stringify(tmp)})));`,
     // The same folder, seen from here (every process visible): removed.
     const { removeStaleJobFolders } = await import('../src/provider/sandbox.js');
     if (oldFoldersTold) assert.deepEqual(removeStaleJobFolders(tmp), [old]);
+  });
+
+  test("a folder on a filesystem not known to be local is left: its owner may be another machine's live provider", {
+    skip:
+      !(
+        process.getuid?.() === 0 &&
+        inInitPidNamespace &&
+        spawnSync('unshare', ['--mount', 'true']).status === 0
+      ) && 'needs root and unshare --mount',
+  }, () => {
+    // On NFS, CIFS or a cluster's filesystem, another machine's provider writes its boot id, which
+    // reads as a reboot here: its live folder looked gone. ramfs stands for such a filesystem (as in
+    // provider-old-job-folders.test.ts): local or not, it is none of those known to be local.
+    const code = `import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
+const { removeStaleJobFolders } = await import(${JSON.stringify(new URL('../src/provider/sandbox.js', import.meta.url).href)});
+const { processIdentity } = await import(${JSON.stringify(new URL('../src/process-identity.js', import.meta.url).href)});
+const parent = process.argv[1];
+const folder = parent + '/unc-jobs-' + process.pid + '-aB3xYz';
+mkdirSync(folder, { mode: 0o700 });
+// This very pid with another start time: by this machine's /proc, a provider gone.
+const me = processIdentity(process.pid);
+const owner = { kind: 'unc provider job folders', pid: process.pid, boot: me.boot, started: '1', pidns: readlinkSync('/proc/self/ns/pid') };
+writeFileSync(folder + '/${JOBS_OWNER_FILE}', JSON.stringify(owner));
+console.log(JSON.stringify({ folder, removed: removeStaleJobFolders(parent) }));`;
+    const remove = (parent: string, setup: string) => {
+      const run = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          'sh',
+          '-c',
+          `${setup} exec "$0" --input-type=module -e "$1" "$2"`,
+          process.execPath,
+          code,
+          parent,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(run.status, 0, run.stderr);
+      return JSON.parse(run.stdout) as { folder: string; removed: string[] };
+    };
+    const shared = tempDir('unc-jobfolders-remote-');
+    assert.deepEqual(
+      remove(shared, `mount -t ramfs ramfs '${shared}' && chmod 700 '${shared}' &&`).removed,
+      [],
+    );
+    // The same on the temporary directory's own filesystem (known local): removed.
+    if (tmpIsLocal) {
+      const local = tempDir('unc-jobfolders-local-');
+      const { folder, removed } = remove(local, '');
+      assert.deepEqual(removed, [folder]);
+    }
   });
 });

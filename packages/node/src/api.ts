@@ -153,6 +153,20 @@ export function createApi(node: RpcContext): RpcServerModules {
       version: NODE_VERSION,
       peers: node.network?.peers().length ?? 0,
       syncing: syncing(),
+      syncStopped: syncStopped(),
+    };
+  }
+
+  function syncStopped(): NonNullable<StatusJson['syncStopped']> | null {
+    const c = node.driver?.syncStopped;
+    if (!c) return null;
+    return {
+      height: Number(c.height),
+      reason: c.why,
+      ours: c.head,
+      theirs: c.theirs,
+      peer: c.peer ?? null,
+      nextStep: c.nextStep,
     };
   }
 

@@ -18,6 +18,22 @@ const TYPES: Record<string, string> = {
 
 export const EXPLORER_PATH = '/explorer/';
 
+/** What `vite build` puts at the top of dist/ (index.html, and public/'s files: favicon.svg). */
+const PAGE_FILES = new Set(['index.html', 'favicon.svg']);
+
+/**
+ * Whether `rel` (relative to the served folder, normalized) is part of the built page: PAGE_FILES,
+ * or a bundle, stylesheet, image or font directly in assets/. Anything else in dist/ is not served
+ * (an allow-list, not a deny-list): the root build compiles the browser test and tsc's build info
+ * into dist/test/, and whatever a later tool leaves there (source maps: the build emits none) is
+ * not the page's to show.
+ */
+function builtPageFile(rel: string): boolean {
+  if (PAGE_FILES.has(rel)) return true;
+  const parts = rel.split(sep);
+  return parts.length === 2 && parts[0] === 'assets' && Object.hasOwn(TYPES, extname(parts[1]!));
+}
+
 export function explorerHandler(dir: string): (req: IncomingMessage, res: ServerResponse) => boolean {
   const root = resolve(dir);
   return (req, res) => {
@@ -37,7 +53,12 @@ export function explorerHandler(dir: string): (req: IncomingMessage, res: Server
       return true;
     }
     const file = normalize(join(root, rel));
-    if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
+    if (
+      !file.startsWith(root + sep) ||
+      !builtPageFile(file.slice(root.length + 1)) ||
+      !existsSync(file) ||
+      !statSync(file).isFile()
+    ) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return true;
     }

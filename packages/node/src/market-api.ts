@@ -257,7 +257,9 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
       refunded: l.refunded.toString(),
       remaining: l.remaining.toString(),
       unsettled: unsettled.toString(),
-      escrowUntil: Number(closed ? l.settledTime : endsAt),
+      // Closed: paid through its close (or its end). Not settledTime: a lease closed with a
+      // challenge still open keeps its last period held and unsettled for W blocks (core settleLease).
+      escrowUntil: Number(closed ? (l.closedTime < endsAt ? l.closedTime : endsAt) : endsAt),
       status,
       startHeight: Number(l.startHeight),
       startTime: Number(l.startTime),

@@ -36,6 +36,7 @@
  *   tail of a sender's queue (never leaving a gap), queues with a gap (that cannot execute) first.
  */
 import {
+  type Action,
   type AnswerRef,
   applyHeartbeat,
   type BlockContext,
@@ -331,8 +332,23 @@ export class Mempool {
     return (
       this.fundsRefusal(env, state, account.balance, countPending) ??
       ownerRefusal(env, state) ??
-      chipRefusal(env, state, next)
+      // After a transaction of the same sender earlier in the batch (not admitted yet, and it may
+      // end the lease), a lease without notice is left to `add`.
+      chipRefusal(env, state, next, countPending ? this.pendingActionsBefore(env) : undefined)
     );
+  }
+
+  /**
+   * The actions of the sender's pending transactions at nonces below `env`'s, which run before it
+   * (at most a sender's queue); none looked at when `env` moves no chip.
+   */
+  private pendingActionsBefore(env: TxEnvelope): Action[] {
+    const { actions, nonce } = env.stx.tx;
+    if (!actions.some((a) => a.type === 'transferChip' || a.type === 'deregisterChip')) return [];
+    const q = this.senders.get(keyId(env.sender));
+    const out: Action[] = [];
+    if (q) for (const e of q.byNonce.values()) if (e.nonce < nonce) out.push(...e.env.stx.tx.actions);
+    return out;
   }
 
   /**
@@ -513,7 +529,11 @@ export class Mempool {
     if (unfunded) throw unfunded;
     // The admission queue screened this in cheapRefusal, before the signature check; a transaction
     // admitted directly is screened here, before its signature check and the pending claims alike.
-    const notOwner = signatureChecked ? null : (ownerRefusal(env, state) ?? chipRefusal(env, state, next));
+    // The chip rule again either way: the sender's earlier transactions of its batch are pending
+    // now, and one of them may have been all that ended a lease without notice.
+    const notOwner =
+      (signatureChecked ? null : ownerRefusal(env, state)) ??
+      chipRefusal(env, state, next, this.pendingActionsBefore(env));
     if (notOwner) throw notOwner;
     const cost = maxSpend(state, tx);
     const claims = claimsOf(env);
@@ -1148,14 +1168,26 @@ function ownerRefusal(env: TxEnvelope, state: StateReader): ValidationError | nu
 
 /**
  * A chip transfer to its own sender (SAME_OWNER), or a transfer or deregistration of a chip that a
- * lease binds at the next block's time and that the sender cannot end at once (CHIP_LEASED): core's
+ * lease binds at the next block's time and that the sender does not end first (CHIP_LEASED): core's
  * chipActionRefusal, on the head's state, or null. Execution refuses both before any costly check,
  * so a node refuses them at these lookups, before the signature and the transfer's consent are
- * checked (the consent's check is milliseconds on a TPM chip).
+ * checked (the consent's check is milliseconds on a TPM chip). `pendingBefore`: the actions of the
+ * sender's pending transactions that run before `env`, when known; a lease of an offer without
+ * notice is then refused too unless one of them, or an action before it in `env`, ends it
+ * (closeLease, closeOffer, withdrawOfferChip of a chip not its offer's last). Such a transfer failed in
+ * the block, paying nothing.
  */
-function chipRefusal(env: TxEnvelope, state: StateReader, next: BlockContext): ValidationError | null {
-  for (const a of env.stx.tx.actions) {
-    const refusal = chipActionRefusal(state, next.time, env.sender, a);
+function chipRefusal(
+  env: TxEnvelope,
+  state: StateReader,
+  next: BlockContext,
+  pendingBefore?: readonly Action[],
+): ValidationError | null {
+  const { actions } = env.stx.tx;
+  for (const [i, a] of actions.entries()) {
+    if (a.type !== 'transferChip' && a.type !== 'deregisterChip') continue;
+    const earlier = pendingBefore && [...pendingBefore, ...actions.slice(0, i)];
+    const refusal = chipActionRefusal(state, next.time, env.sender, a, earlier);
     if (refusal) return refusal;
   }
   return null;

@@ -25,6 +25,8 @@ import {
  */
 export class SyncConflictError extends Error {
   override readonly name = 'SyncConflictError';
+  /** The peer that served the block (set by syncChain): the operator's lead on the other history. */
+  peer?: string;
   /**
    * `final`: the sync stops. Otherwise (a trusted checkpoint ahead will tell the histories apart)
    * only the peer serving the block is set aside from this sync, unblamed, and the sync goes on.
@@ -372,6 +374,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         // long-range attacker counts on; the sync stops and the operator decides.
         if (err instanceof SyncConflictError) {
           drop(slot.peer, `block ${height} conflicts with this node's chain: ${err.message}`, false, false);
+          err.peer ??= slot.peer;
           if (err.final) throw err;
           failed = true;
           break;

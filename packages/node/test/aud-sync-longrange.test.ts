@@ -7,8 +7,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { blockCodec, blockHash, decode } from '@unc/core';
+import type { StatusJson } from '@unc/sdk';
+import { rpcMethods } from '@unc/sdk/schema';
+import * as v from 'valibot';
+import { createApi } from '../src/api.js';
 import type { Chain } from '../src/chain.js';
-import { systemClock } from '../src/clock.js';
+import { type Clock, systemClock } from '../src/clock.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
 import { type LogFields, type Logger, silentLogger } from '../src/log.js';
 import { chainServer } from '../src/sync.js';
@@ -184,5 +188,70 @@ describe('block sync against a long-range history', () => {
       lines.some((l) => l.startsWith('warn') && l.includes('unbonding period')),
       'no weak-subjectivity warning',
     );
+  });
+
+  /** A node on the real chain at CHECKPOINT whose sync from the long-range peer stopped for good. */
+  async function stoppedReactor(lines: string[], clock: Clock = systemClock) {
+    const behind = await chains.open();
+    await grow(behind, CHECKPOINT);
+    const log = newLog();
+    const r = new SyncReactor({ clock, chain: behind, logger: recordingLogger(lines), onSynced: () => {} });
+    await r.catchUp(fakeNetwork(real, { oldKeys: peerOf(fork) }, log));
+    return { behind, r, log };
+  }
+
+  test('unc_status reports that block sync stopped: height, why, both hashes, the peer and the next step (review)', async () => {
+    const { behind, r } = await stoppedReactor([]);
+    const driver = {
+      syncProgress: null,
+      get syncStopped() {
+        return conflictOf(r);
+      },
+    };
+    const api = createApi({
+      chain: behind,
+      mempool: { size: 0, bytes: 0, has: () => false, dropped: () => null },
+      validator: null,
+      network: null,
+      driver,
+      metrics: { render: () => '' },
+      logger: silentLogger,
+      submit: () => ({ replaced: false }),
+      submitMany: async () => [],
+      recentRejection: () => null,
+      watchTx: () => () => {},
+      watchBlocks: () => () => {},
+    } as never);
+    const status = (await api.methods.unc_status!([], { transport: 'http' })) as StatusJson;
+    // Before, a stopped node answered like a healthy one at rest: monitoring saw nothing.
+    assert.ok(status.syncStopped, 'unc_status does not say that sync stopped');
+    assert.equal(status.syncStopped.height, Number(CHECKPOINT + 1n));
+    assert.equal(status.syncStopped.ours, Buffer.from(await hashAt(behind, CHECKPOINT)).toString('hex'));
+    assert.equal(status.syncStopped.theirs, Buffer.from(await hashAt(fork, CHECKPOINT + 1n)).toString('hex'));
+    assert.equal(status.syncStopped.peer, 'oldKeys');
+    assert.match(status.syncStopped.nextStep, /--trusted-checkpoint/);
+    assert.match(status.syncStopped.reason, /certified/);
+    // The answer has the shape the SDK reads (strict schema: no undeclared field).
+    v.parse(rpcMethods.unc_status.result.schema, JSON.parse(JSON.stringify(status)));
+  });
+
+  test('repeated sync attempts after the stop log it once, then a reminder at most every few minutes (review)', async () => {
+    let offset = 0;
+    const clock: Clock = { now: () => systemClock.now() + offset, schedule: systemClock.schedule };
+    const lines: string[] = [];
+    const { r } = await stoppedReactor(lines, clock);
+    const about = (l: string) => l.includes('CONFLICTING CHAIN') || l.includes('sync stopped');
+    assert.equal(lines.filter((l) => l.startsWith('error CONFLICTING CHAIN')).length, 1);
+    // A stall check asks for a sync every few seconds: each used to log the stop again.
+    const net = fakeNetwork(real, { honest: peerOf(real) }, newLog());
+    for (let i = 0; i < 20; i++) {
+      offset += 5_000;
+      await r.catchUp(net);
+    }
+    assert.equal(lines.filter(about).length, 1, `logged again:\n${lines.filter(about).join('\n')}`);
+    offset += 5 * 60_000;
+    await r.catchUp(net);
+    await r.catchUp(net);
+    assert.equal(lines.filter(about).length, 2, 'no reminder after five minutes');
   });
 });

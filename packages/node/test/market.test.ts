@@ -142,6 +142,21 @@ const agent = {
   },
 };
 
+/**
+ * The lease once its last period is decided: a close with a challenge still open holds that
+ * period's cost until its windows close, by W blocks after it (docs/jobs.md, "How a lease is paid"). Waits by height, up
+ * to twice the window, and returns the lease as it is then.
+ */
+async function decided(id: string): Promise<LeaseJson> {
+  let l = await client.getLease(id);
+  const W = 20; // the dev genesis's answer window
+  while (l.remaining !== '0' && (await client.status()).height <= (l.closedHeight ?? 0) + 2 * W) {
+    await new Promise((r) => setTimeout(r, 100));
+    l = await client.getLease(id);
+  }
+  return l;
+}
+
 async function rpcError(p: Promise<unknown>): Promise<RpcClientError> {
   try {
     await p;
@@ -352,6 +367,52 @@ describe('market RPC', () => {
       ])
     ).find((e) => e.type === 'offerCreated');
     assert.ok(created && created.type === 'offerCreated');
+    // An offer without notice: a transfer of the leased chip that nothing of the provider's ends
+    // first failed in the block, paying nothing; it is refused at submission now, before any
+    // consent check. After the provider's pending closeLease it is not (this one then fails its
+    // consent check, so the chip stays for what follows).
+    const held = (
+      await send(renter.seed, [
+        openLeaseAction(created.offerId, 24, {
+          chipId: chip2Id,
+          deposit: UNC,
+          maxPricePerHour: 36n * UNC,
+          termsDigest: offerTermsDigest(await client.getOffer(created.offerId)),
+        }),
+      ])
+    ).find((e) => e.type === 'leaseOpened');
+    assert.ok(held && held.type === 'leaseOpened');
+    const anchor2 = await client.getHeader('latest');
+    const id2 = devSoftChipId(chip2.publicKey);
+    const to = devKey(3).address;
+    const move = (signature: Uint8Array): Action => ({
+      type: 'transferChip',
+      chipId: id2,
+      newOwner: to,
+      anchorHeight: BigInt(anchor2.height),
+      consent: { type: 'dev-soft', signature },
+    });
+    const consent = ed25519Sign(
+      chip2.seed,
+      transferMessage(status.chainId, id2, to, fromHex(anchor2.hash, 32)),
+    );
+    const checks = node.mempool.evidenceChecks;
+    const alone = await rpcError(
+      client.sendRawTransaction(
+        encodeSigned(await buildTransaction(client, provider2.seed, [move(consent)])),
+      ),
+    );
+    assert.equal(alone.reason, 'CHIP_LEASED', alone.message);
+    assert.equal(node.mempool.evidenceChecks, checks, 'no consent was checked');
+    const close = await buildTransaction(client, provider2.seed, [closeLeaseAction(held.leaseId)]);
+    const closed = signedHash(close);
+    await client.sendRawTransaction(encodeSigned(close));
+    const after = await buildTransaction(client, provider2.seed, [move(new Uint8Array(64))], {
+      nonce: close.tx.nonce + 1n,
+    });
+    const refused = await rpcError(client.sendRawTransaction(encodeSigned(after)));
+    assert.notEqual(refused.reason, 'CHIP_LEASED', refused.message);
+    assert.equal((await client.waitForTransaction(closed, 60_000)).status, 'included');
     // 1.5 s of a 36 UNC/h lease: 0.015 UNC of escrow on a 24-hour lease.
     const opened = (
       await send(renter.seed, [
@@ -370,7 +431,7 @@ describe('market RPC', () => {
     while ((await client.getHeader('latest')).timeMs < fresh.escrowUntil)
       await new Promise((r) => setTimeout(r, 50));
     // The first block at or after that moment settled and closed it, before its transactions.
-    const ended = await client.getLease(opened.leaseId);
+    const ended = await decided(opened.leaseId);
     assert.equal(ended.status, 'closed', 'the chain closed it in the first block at or after its end');
     assert.equal(ended.closedReason, 'escrowExhausted');
     assert.equal(ended.settledTime, fresh.escrowUntil, 'the escrow paid up to exactly that moment');
@@ -388,7 +449,7 @@ describe('market RPC', () => {
     await send(renter.seed, [topUpLeaseAction(leaseId, 5n)]);
     const events = await send(renter.seed, [closeLeaseAction(leaseId)]);
     assert.ok(events.some((e) => e.type === 'leaseClosed'));
-    const l = await client.getLease(leaseId);
+    const l = await decided(leaseId);
     assert.equal(l.status, 'closed');
     assert.equal(l.closedReason, 'renterClosed');
     assert.equal(l.remaining, '0');

@@ -181,6 +181,11 @@ export function closeOfferAction(offerId: string): Action {
   return { type: 'closeOffer', offerId: fromHex(offerId, 32) };
 }
 
+/** Takes one chip (hex) out of an open offer: a running lease of it gets the offer's notice. */
+export function withdrawOfferChipAction(offerId: string, chipId: string): Action {
+  return { type: 'withdrawOfferChip', offerId: fromHex(offerId, 32), chipId: fromHex(chipId, 32) };
+}
+
 const unc = (base: bigint | string): string => `${formatUnc(BigInt(base))} UNC`;
 
 /**

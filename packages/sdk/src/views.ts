@@ -46,6 +46,7 @@ export type MarketActionJson =
       tlsFingerprints: string[];
     }
   | { type: 'closeOffer'; offerId: string }
+  | { type: 'withdrawOfferChip'; offerId: string; chipId: string }
   | {
       type: 'openLease';
       offerId: string;
@@ -144,6 +145,7 @@ export type TxEventJson =
 export type MarketEventJson =
   | { type: 'offerCreated'; offerId: string; provider: string; pricePerHour: string; chips: number }
   | { type: 'offerClosed'; offerId: string; provider: string; closesAt: number }
+  | { type: 'offerChipWithdrawn'; offerId: string; chipId: string; provider: string }
   | {
       type: 'leaseOpened';
       leaseId: string;
@@ -290,6 +292,19 @@ export interface StatusJson {
   peers: number;
   /** While the node catches up with its peers before joining consensus; null otherwise. */
   syncing: { height: number; target: number; blocksPerSecond: number; etaSeconds: number | null } | null;
+  /**
+   * Block sync stopped for good on two certified histories (CONFLICTING CHAIN), until the operator
+   * restarts the node: the block height, why, this node's head hash and the peer's block hash, the
+   * peer, and what to do (docs/operators.md). Null otherwise; absent from nodes before it existed.
+   */
+  syncStopped?: {
+    height: number;
+    reason: string;
+    ours: string;
+    theirs: string;
+    peer: string | null;
+    nextStep: string;
+  } | null;
 }
 
 export interface ValidatorJson {
@@ -424,6 +439,7 @@ export function actionToJson(a: Action): ActionJson {
     case 'postReceipt':
     case 'dispute':
     case 'updateOfferTls':
+    case 'withdrawOfferChip':
       return marketActionToJson(a);
   }
 }
@@ -574,6 +590,7 @@ export function eventToJson(e: TxEvent): TxEventJson {
       };
     case 'offerCreated':
     case 'offerClosed':
+    case 'offerChipWithdrawn':
     case 'leaseOpened':
     case 'leaseToppedUp':
     case 'leaseClosing':
@@ -738,6 +755,8 @@ export function marketActionToJson(a: MarketAction): MarketActionJson {
       };
     case 'closeOffer':
       return { type: 'closeOffer', offerId: toHex(a.offerId) };
+    case 'withdrawOfferChip':
+      return { type: 'withdrawOfferChip', offerId: toHex(a.offerId), chipId: toHex(a.chipId) };
     case 'openLease':
       return {
         type: 'openLease',
@@ -788,6 +807,13 @@ export function marketEventToJson(e: MarketEvent): MarketEventJson {
         offerId: toHex(e.offerId),
         provider: encodeAddress(e.provider),
         closesAt: Number(e.closesAt),
+      };
+    case 'offerChipWithdrawn':
+      return {
+        type: 'offerChipWithdrawn',
+        offerId: toHex(e.offerId),
+        chipId: toHex(e.chipId),
+        provider: encodeAddress(e.provider),
       };
     case 'leaseOpened':
       return {
@@ -944,7 +970,7 @@ export interface LeaseJson {
   settledTime: number;
   slotsAnswered: number;
   slotsMissed: number;
-  /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed'). */
+  /** Why it is closing or ended ('escrowExhausted', 'ended', 'providerClosed', 'offerClosed', 'chipWithdrawn'). */
   closingReason: string | null;
   /** Disputes recorded on it (at most one per disputeWaitMs of lease time kept: leaseDisputeAllowance). */
   disputes: number;

@@ -140,6 +140,9 @@ export function devCommand(): Command {
         const home = ctx.home;
         const dataDir = join(home, 'data');
         const genesisPath = join(home, 'genesis.json');
+        // The dev keys' names before --reset or anything else: refused at the keyring only after the
+        // reset, a clash with a key of the user's had cost them the chain for nothing.
+        ctx.keyring().checkDevKeys();
         if (opts.reset) {
           // The urgent-fee lock first: an agent still running on this home (another `unc dev`, a
           // `unc miner start`) refuses the reset (MINER_RUNNING) before anything is removed, its

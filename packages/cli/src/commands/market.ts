@@ -28,6 +28,7 @@ import {
   type TxEventJson,
   topUpLeaseAction,
   updateOfferTlsAction,
+  withdrawOfferChipAction,
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, checkHome, ctxOf, examples } from '../context.js';
@@ -217,7 +218,12 @@ export function leaseText(l: LeaseJson): string {
     `  deposit       ${unc(l.deposit)}`,
     `  paid          ${unc(l.paid)}`,
     `  refunded      ${unc(l.refunded)}`,
-    `  remaining     ${unc(l.remaining)}${l.unsettled !== '0' ? ` (${unc(l.unsettled)} accrued, settled at the next epoch end)` : ''}`,
+    `  remaining     ${unc(l.remaining)}${l.unsettled !== '0' ? ` (${unc(l.unsettled)} accrued, settled at the next epoch end)` : ''}${
+      // A close with a challenge still open holds its last period's cost until that challenge's window closes.
+      l.status === 'closed' && l.remaining !== '0'
+        ? ' (held: its last period, split by its challenges once their answer windows close)'
+        : ''
+    }`,
     `  slots         ${l.slotsAnswered} answered, ${l.slotsMissed} missed (missed time is refunded)`,
     `  disputes      ${l.disputes}`,
   ].join('\n');
@@ -419,6 +425,31 @@ export function marketCommand(): Command {
       { hash, height, offerId: closed.offerId, closesAt: closed.closesAt, leasesClosing: closing },
       () =>
         `offer ${closed.offerId} closed at height ${height}; ${closing} running lease(s) end by ${when(closed.closesAt)}`,
+    );
+  });
+
+  withSigner(
+    offer
+      .command('withdraw-chip <id> <chipId>')
+      .description(
+        'take one chip out of an open offer; a running lease of it ends after the notice period, and it is not leased again',
+      ),
+  ).action(async (id: string, chip: string, opts: SendOpts, cmd: Command) => {
+    const ctx = ctxOf(cmd);
+    const offerId = await resolveId(ctx, 'offer', id);
+    const chipId = await resolveId(ctx, 'chip', chip);
+    const { hash, height, events } = await send(ctx, opts, [withdrawOfferChipAction(offerId, chipId)], {
+      summary: [
+        `Withdraw chip ${chipId} from offer ${offerId} (a running lease of it goes on until the notice period ends)`,
+      ],
+      spend: 0n,
+    });
+    const closing = events.find((e) => e.type === 'leaseClosing');
+    const endsAt = closing && closing.type === 'leaseClosing' ? closing.endTime : null;
+    ctx.print({ hash, height, offerId, chipId, leaseEndsAt: endsAt }, () =>
+      endsAt === null
+        ? `chip ${chipId} withdrawn from offer ${offerId} at height ${height}`
+        : `chip ${chipId} withdrawn from offer ${offerId} at height ${height}; its lease ends by ${when(endsAt)}`,
     );
   });
 

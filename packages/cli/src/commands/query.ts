@@ -225,6 +225,14 @@ export function statusCommand(): Command {
           `state root ${s.stateRoot}`,
           `time       ${s.time}`,
           `mempool    ${s.mempool.size} txs`,
+          // The one state an operator must act on: the node follows nothing until restarted.
+          ...(s.syncStopped
+            ? [
+                `sync       STOPPED (CONFLICTING CHAIN) at height ${s.syncStopped.height}: ${s.syncStopped.reason}`,
+                `           ours ${s.syncStopped.ours}, theirs ${s.syncStopped.theirs}${s.syncStopped.peer ? ` from peer ${s.syncStopped.peer}` : ''}`,
+                `           next: ${s.syncStopped.nextStep}`,
+              ]
+            : []),
         ].join('\n'),
       );
     });

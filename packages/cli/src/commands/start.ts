@@ -73,17 +73,17 @@ export function trustedCheckpointOf(
   const sync = config.sync;
   if (sync === undefined) return undefined;
   const fail = (why: string): never => {
-    throw new UncError('BAD_CONFIG', `${path}: sync.${why}`);
+    throw new UncError('BAD_CONFIG', `${path}: sync${why}`);
   };
   if (typeof sync !== 'object' || sync === null || Array.isArray(sync)) return fail(' must be an object');
-  for (const key of Object.keys(sync)) if (key !== 'trustedCheckpoint') fail(`${key} is not a setting`);
+  for (const key of Object.keys(sync)) if (key !== 'trustedCheckpoint') fail(`.${key} is not a setting`);
   const cp = (sync as Record<string, unknown>).trustedCheckpoint;
   if (cp === undefined) return undefined;
-  if (typeof cp !== 'string') return fail('trustedCheckpoint must be a "HEIGHT:HASH" string');
+  if (typeof cp !== 'string') return fail('.trustedCheckpoint must be a "HEIGHT:HASH" string');
   try {
     return parseTrustedCheckpoint(cp);
   } catch (err) {
-    return fail(`trustedCheckpoint: ${(err as Error).message}`);
+    return fail(`.trustedCheckpoint: ${(err as Error).message}`);
   }
 }
 

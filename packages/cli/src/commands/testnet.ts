@@ -47,6 +47,8 @@ export async function prepareTestnet(opts: {
   keyring: Keyring;
 }): Promise<{ homes: NodeHomeInfo[]; genesisPath: string; recordPath: string }> {
   const { dir, validators: n, blockTimeMs } = opts;
+  // Before anything is made: refused after the homes, the next run found them without testnet.json.
+  opts.keyring.checkDevKeys('unc testnet');
   const genesisPath = join(dir, 'genesis.json');
   const recordPath = join(dir, 'testnet.json');
   removeWholeLeftovers(genesisPath);
@@ -123,6 +125,8 @@ export function testnetCommand(): Command {
           throw new UncError('BAD_ARGUMENT', `invalid --pace-heights "${opts.paceHeights}": on or off`);
         // It holds every validator's home and testnet.json, which names them: held to a home's rule.
         checkHome(dir, 'testnet folder');
+        // Before --reset: a clash with a key of the user's refused after it cost them the testnet.
+        ctx.keyring().checkDevKeys('unc testnet');
         if (opts.reset) rmSync(dir, { recursive: true, force: true });
         const { homes, genesisPath, recordPath } = await prepareTestnet({
           dir,

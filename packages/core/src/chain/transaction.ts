@@ -29,6 +29,7 @@ import {
   postReceiptCodec,
   topUpLeaseCodec,
   updateOfferTlsCodec,
+  withdrawOfferChipCodec,
 } from '../market/actions.js';
 import {
   type HeartbeatEvidence,
@@ -190,6 +191,7 @@ export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
   postReceipt: [15, postReceiptCodec],
   dispute: [16, disputeCodec],
   updateOfferTls: [17, updateOfferTlsCodec],
+  withdrawOfferChip: [18, withdrawOfferChipCodec],
   evidence: [20, struct('Evidence', { evidence: consensusEvidenceCodec })],
   setConsensusKey: [21, struct('SetConsensusKey', { publicKey, signature: signature64 })],
 });

@@ -64,6 +64,16 @@ export interface CloseOfferAction {
   offerId: Uint8Array;
 }
 
+/**
+ * The provider takes one chip out of its open offer: no new lease takes it; a running lease of it
+ * under the offer gets the offer's notice, as at `closeOffer`, and ends then.
+ */
+export interface WithdrawOfferChipAction {
+  type: 'withdrawOfferChip';
+  offerId: Uint8Array;
+  chipId: Uint8Array;
+}
+
 /** A renter rents one chip of an offer for `hours`, depositing escrow. */
 export interface OpenLeaseAction {
   type: 'openLease';
@@ -125,7 +135,8 @@ export type MarketAction =
   | CloseLeaseAction
   | PostReceiptAction
   | DisputeAction
-  | UpdateOfferTlsAction;
+  | UpdateOfferTlsAction
+  | WithdrawOfferChipAction;
 
 export const createOfferCodec = struct<Omit<CreateOfferAction, 'type'>>('CreateOffer', {
   chipIds: list(hash32, MAX_OFFER_CHIPS, 'chipIds'),
@@ -142,6 +153,10 @@ export const updateOfferTlsCodec = struct<Omit<UpdateOfferTlsAction, 'type'>>('U
   fingerprints: list(hash32, MAX_TLS_FINGERPRINTS, 'fingerprints'),
 });
 export const closeOfferCodec = struct<Omit<CloseOfferAction, 'type'>>('CloseOffer', { offerId: hash32 });
+export const withdrawOfferChipCodec = struct<Omit<WithdrawOfferChipAction, 'type'>>('WithdrawOfferChip', {
+  offerId: hash32,
+  chipId: hash32,
+});
 export const openLeaseCodec = struct<Omit<OpenLeaseAction, 'type'>>('OpenLease', {
   offerId: hash32,
   chipId: option(hash32),

@@ -6,6 +6,7 @@
  */
 
 import { equalBytes, toHex } from '../bytes.js';
+import type { Action } from '../chain/transaction.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
@@ -33,12 +34,14 @@ import {
   type PostReceiptAction,
   type TopUpLeaseAction,
   type UpdateOfferTlsAction,
+  type WithdrawOfferChipAction,
 } from './actions.js';
 import { getMarketParams, type MarketParams } from './params.js';
 import { verifyReceipt } from './receipt.js';
 import { jobRequestDigest } from './request.js';
 import {
   costThrough,
+  decideHeldChallenge,
   escrowUntil,
   HOUR_MS,
   leaseEndsAt,
@@ -75,6 +78,7 @@ import {
   putOffer,
   putProviderRecord,
   queueLeaseEnd,
+  takeHeldChallenges,
 } from './state.js';
 import { type LeaseTerms, leaseTermsDigest } from './terms.js';
 
@@ -286,6 +290,60 @@ export function applyCloseOffer(
     deleteOffer(state, offer.id);
     listRemove(state, offersByProvider(offer.provider), offer.id);
   }
+  return events;
+}
+
+/**
+ * CONSENSUS CHANGE (docs/jobs.md "Offers"): the provider takes one chip out of its open offer, with
+ * the notice semantics of closeOffer for that chip alone. The chip leaves the offer's chips at once
+ * (so no lease opens on it again, and renters' signed terms name the chips left: a lease signed on
+ * the old terms is refused, OFFER_CHANGED) and may be offered anew; a running lease of it under this
+ * offer gets the offer's notice (shortenLease, reason `chipWithdrawn`; at once without notice). The
+ * last chip is not withdrawn: that is closeOffer. O(offer chips ≤ 32).
+ */
+export function applyWithdrawOfferChip(
+  state: StateOverlay,
+  ctx: MarketContext,
+  sender: Uint8Array,
+  action: WithdrawOfferChipAction,
+): MarketEvent[] {
+  const offer = existingOffer(state, action.offerId);
+  if (!equalBytes(offer.provider, sender)) {
+    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
+  }
+  if (offer.status !== OfferStatus.open) {
+    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is already closed`);
+  }
+  const rest = offer.chipIds.filter((c) => !equalBytes(c, action.chipId));
+  if (rest.length === offer.chipIds.length) {
+    throw new ValidationError(
+      'CHIP_NOT_OFFERED',
+      `chip ${short(action.chipId)} is not in offer ${short(offer.id)}`,
+    );
+  }
+  if (rest.length === 0) {
+    throw new ValidationError(
+      'LAST_OFFER_CHIP',
+      `chip ${short(action.chipId)} is the last chip of offer ${short(offer.id)}: close the offer (closeOffer)`,
+    );
+  }
+  offer.chipIds = rest;
+  putOffer(state, offer);
+  // Always one event: a free chip's withdrawal otherwise left no trace in the results.
+  const events: MarketEvent[] = [
+    { type: 'offerChipWithdrawn', offerId: offer.id, chipId: action.chipId, provider: sender },
+  ];
+  const m = getChipMarket(state, action.chipId);
+  if (m.leaseId) {
+    const lease = getLease(state, m.leaseId);
+    if (lease && equalBytes(lease.offerId, offer.id)) {
+      const e = shortenLease(state, ctx, lease, ctx.time + offer.noticeMs, 'chipWithdrawn');
+      if (e) events.push(...e);
+    }
+  }
+  const after = getChipMarket(state, action.chipId);
+  if (after.offerId && equalBytes(after.offerId, offer.id))
+    putChipMarket(state, action.chipId, { ...after, offerId: null });
   return events;
 }
 
@@ -873,7 +931,7 @@ export function chipLeasedRefusal(
   const how =
     lease.status === LeaseStatus.closing
       ? `its notice runs until ${endsAt} (block time); ${what === 'transferred' ? 'transfer' : 'deregister'} it from then on`
-      : `it runs until ${endsAt} (block time); give notice first (closeLease, or closeOffer: the lease then ends within ${notice / 1000n} s) and ${what === 'transferred' ? 'transfer' : 'deregister'} the chip once it has ended`;
+      : `it runs until ${endsAt} (block time); give notice first (closeLease, withdrawOfferChip or closeOffer: the lease then ends within ${notice / 1000n} s) and ${what === 'transferred' ? 'transfer' : 'deregister'} the chip once it has ended`;
   return new ValidationError(
     'CHIP_LEASED',
     `chip ${short(chipId)} is leased (lease ${short(lease.id)}) and is not ${what} while the lease runs: ${how}`,
@@ -881,10 +939,12 @@ export function chipLeasedRefusal(
 }
 
 /**
- * Whether admission may refuse `chipLeasedRefusal` on the state before the transaction, whatever
- * the sender's own transactions do first: only when the lease's offer gives notice. With none, the
- * provider's `closeLease` (earlier in the same transaction, or pending before it) ends the lease at
- * once, and the transfer or deregistration after it is valid.
+ * Whether admission may refuse `chipLeasedRefusal` on the state before the transaction. A lease whose
+ * offer gives notice binds whatever the sender's own transactions do first. One whose offer gives
+ * none ends at once by the provider's `closeLease` of it or `closeOffer` of its offer, earlier in
+ * the same transaction or pending before it: `earlier` lists the sender's actions that run first
+ * (undefined when they are not known: such a lease is then not refused). Without one of them the
+ * transfer or deregistration fails in the block, paying nothing, so it is refused here too.
  */
 export function chipLeasedRefusalAtAdmission(
   state: StateReader,
@@ -892,9 +952,28 @@ export function chipLeasedRefusalAtAdmission(
   owner: Uint8Array,
   time: bigint,
   what: 'transferred' | 'deregistered',
+  earlier?: readonly Action[],
 ): ValidationError | null {
   const lease = bindingLeaseOf(state, chipId, owner, time);
-  if (!lease || (getOffer(state, lease.offerId)?.noticeMs ?? 0n) === 0n) return null;
+  if (!lease) return null;
+  const offer = getOffer(state, lease.offerId);
+  if ((offer?.noticeMs ?? 0n) === 0n) {
+    if (earlier === undefined) return null;
+    // A withdrawal of the offer's last chip fails (LAST_OFFER_CHIP), and the whole transaction
+    // with it, for free: it ends nothing. No action adds a chip to an offer, so this state's count
+    // bounds what the block sees.
+    const withdrawable = offer !== null && offer.status === OfferStatus.open && offer.chipIds.length > 1;
+    const ends = earlier.some(
+      (a) =>
+        (a.type === 'closeLease' && equalBytes(a.leaseId, lease.id)) ||
+        (a.type === 'closeOffer' && equalBytes(a.offerId, lease.offerId)) ||
+        (withdrawable &&
+          a.type === 'withdrawOfferChip' &&
+          equalBytes(a.offerId, lease.offerId) &&
+          equalBytes(a.chipId, chipId)),
+    );
+    if (ends) return null;
+  }
   return chipLeasedRefusal(state, chipId, owner, time, what);
 }
 
@@ -951,14 +1030,23 @@ function closeEndedLeases(
 }
 
 /**
- * Block-start bookkeeping: close the leases that ended by this block's time (closeEndedLeases); at
+ * Block-start bookkeeping: decide the held challenges whose window closed (decideHeldChallenge), close the
+ * leases that ended by this block's time (closeEndedLeases); at
  * the first block of each epoch, settle every active lease (and close those that are over).
  * O(active leases) once per epoch; on other blocks, only the leases that end.
  */
 export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): MarketEvent[] {
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
-  const events = closeEndedLeases(state, ctx, p, challengesOf);
+  const events: MarketEvent[] = [];
+  // The open challenges of closed leases whose window closed in the block before.
+  for (const c of takeHeldChallenges(state, ctx.height)) {
+    const lease = getLease(state, c.leaseId);
+    if (!lease) throw new Error(`held lease ${toHex(c.leaseId)} has no record`);
+    const e = decideHeldChallenge(state, lease, c.epoch, c.slot);
+    if (e) events.push(e);
+  }
+  events.push(...closeEndedLeases(state, ctx, p, challengesOf));
   const epoch = epochOf(ctx.height, p);
   if (epoch === 0n || ctx.height !== epochStart(epoch, p)) return events;
   for (const id of listItems(state, activeLeases)) {

@@ -21,13 +21,16 @@ import {
   activeLeases,
   dropLeaseEnd,
   getChipMarket,
+  getHeldTally,
   getProviderRecord,
   type Lease,
   LeaseStatus,
   listRemove,
   putChipMarket,
+  putHeldTally,
   putLease,
   putProviderRecord,
+  queueHeldChallenge,
 } from './state.js';
 
 export const HOUR_MS = 3_600_000n;
@@ -41,6 +44,7 @@ export interface MarketContext {
 export type MarketEvent =
   | { type: 'offerCreated'; offerId: Uint8Array; provider: Uint8Array; pricePerHour: bigint; chips: number }
   | { type: 'offerClosed'; offerId: Uint8Array; provider: Uint8Array; closesAt: bigint }
+  | { type: 'offerChipWithdrawn'; offerId: Uint8Array; chipId: Uint8Array; provider: Uint8Array }
   | {
       type: 'leaseOpened';
       leaseId: Uint8Array;
@@ -165,7 +169,7 @@ export function challengeOutcome(
 
 /**
  * Answered and missed challenges of the chip with heights in (after, through], as block `height`
- * judges them (challengeOutcome); those whose outcome is not known yet are left out.
+ * judges them (challengeOutcome); those whose outcome is not known yet are counted as `open`.
  */
 export function slotOutcomesIn(
   chip: Chip,
@@ -174,10 +178,12 @@ export function slotOutcomesIn(
   height: bigint,
   p: PociParams,
   challengesOf: ChallengeLookup,
-): { answered: number; missed: number } {
+  openOut?: { epoch: bigint; slot: number; height: bigint }[],
+): { answered: number; missed: number; open: number } {
   let answered = 0;
   let missed = 0;
-  if (through <= after) return { answered, missed };
+  let open = 0;
+  if (through <= after) return { answered, missed, open };
   let from = epochOf(after + 1n, p);
   if (from < chip.firstEpoch) from = chip.firstEpoch;
   const cls = chipClass(chip.chipId, p);
@@ -187,9 +193,13 @@ export function slotOutcomesIn(
       const outcome = challengeOutcome(chip, e, slot, h, height, p);
       if (outcome === 'answered') answered++;
       else if (outcome === 'missed') missed++;
+      else {
+        open++;
+        openOut?.push({ epoch: e, slot, height: h });
+      }
     });
   }
-  return { answered, missed };
+  return { answered, missed, open };
 }
 
 export function credit(state: StateOverlay, who: Uint8Array, amount: bigint): void {
@@ -214,8 +224,13 @@ export function chipServes(state: StateOverlay, lease: Lease): { ok: boolean; ch
  * CONSENSUS (docs/jobs.md, "How a lease is paid"): the cost is split by the chip's challenges drawn
  * while the lease ran, judged by challengeOutcome. A settlement of a running lease judges those up
  * to `height − W − 1` (every one of them decided; the rest wait for the next settlement). The
- * `final` one (the lease closes in this block) judges every challenge left through `height − 1`:
- * those answered count at once, those still open are left out. A lease is closed in the first block
+ * `final` one (the lease closes in this block) judges every challenge left through `height − 1`;
+ * CONSENSUS CHANGE: when one of them is still open (drawn in the last W blocks, unanswered), the
+ * period's cost is not split now but `held` (returned): the lease closes keeping it as its
+ * `remaining`, the decided ones are tallied and each open one is queued for the block after its
+ * window closes (decideHeldChallenge), the last of which splits the cost by all of the period's
+ * challenges. Each is decided while the chip's record still holds its epoch's masks (W + 1 blocks
+ * after it is drawn, less than an epoch). They counted for nobody before. A lease is closed in the first block
  * whose time reaches its end (the end queue, market/execute.ts beginBlockMarket), or in the block
  * its renter closes it or its chip leaves, so `height − 1` is always the last block drawn while it
  * ran (its time is before the end), and no challenge drawn after the end judges it.
@@ -228,7 +243,7 @@ export function settleLease(
   challengesOf: ChallengeLookup,
   final = false,
   served: { ok: boolean; chip: Chip | null } = chipServes(state, lease),
-): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean } {
+): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean; held: bigint } {
   // The escrow pays up to exactly the moment the lease ends, never past it.
   const until = escrowUntil(lease);
   const endsAt = until < lease.endTime ? until : lease.endTime;
@@ -247,8 +262,29 @@ export function settleLease(
   let answered = 0;
   let missed = 0;
   if (chip && through > lease.slotCursor) {
-    ({ answered, missed } = slotOutcomesIn(chip, lease.slotCursor, through, ctx.height, p, challengesOf));
+    const openOut: { epoch: bigint; slot: number; height: bigint }[] = [];
+    ({ answered, missed } = slotOutcomesIn(
+      chip,
+      lease.slotCursor,
+      through,
+      ctx.height,
+      p,
+      challengesOf,
+      openOut,
+    ));
     lease.slotCursor = through;
+    if (final && openOut.length > 0) {
+      // The cost is split once every open one is decided, each in the block after its window.
+      putHeldTally(state, lease.id, { answered, missed, pending: openOut.length });
+      for (const o of openOut)
+        queueHeldChallenge(state, o.height + p.answerWindowBlocks + 1n, {
+          leaseId: lease.id,
+          epoch: o.epoch,
+          slot: o.slot,
+        });
+      putLease(state, lease);
+      return { event: null, exhausted, chipOk: ok, held: cost };
+    }
   }
   // Liveness of the chip matters only for a period without a judged challenge (it costs hashing).
   // Such a period is paid only while the chip is proven online, the rule voting power uses: by the
@@ -290,23 +326,86 @@ export function settleLease(
           missed,
           remaining: lease.remaining,
         };
-  return { event, exhausted, chipOk: ok };
+  return { event, exhausted, chipOk: ok, held: 0n };
+}
+
+/**
+ * CONSENSUS (settleLease): decides one open challenge of a closed lease's held last period, in the
+ * block after its window closed: answered if the chip's record holds a credited answer to it, else
+ * missed (a record registered again since, fresh masks, answers none of them). The last one of the
+ * lease splits the held cost (its `remaining`) by the period's tally, as a settlement splits a
+ * period's cost, and pays it out. O(1).
+ */
+export function decideHeldChallenge(
+  state: StateOverlay,
+  lease: Lease,
+  epoch: bigint,
+  slot: number,
+): MarketEvent | null {
+  const tally = getHeldTally(state, lease.id);
+  if (!tally) throw new Error('a held lease has no tally');
+  const chip = getChip(state, lease.chipId);
+  if (chip && epoch >= chip.firstEpoch && answeredIn(chip, epoch, slot) && !uncreditedIn(chip, epoch, slot))
+    tally.answered++;
+  else tally.missed++;
+  tally.pending--;
+  if (tally.pending > 0) {
+    putHeldTally(state, lease.id, tally);
+    return null;
+  }
+  putHeldTally(state, lease.id, null);
+  const cost = lease.remaining;
+  const { answered, missed } = tally;
+  const { paid, refunded } = slaSplit(cost, answered, missed, false);
+  const fromTime = lease.settledTime;
+  const ends = leaseEndsAt(lease);
+  const to = lease.closedTime < ends ? lease.closedTime : ends;
+  lease.accrued += cost;
+  lease.remaining = 0n;
+  lease.paid += paid;
+  lease.refunded += refunded;
+  lease.slotsAnswered += BigInt(answered);
+  lease.slotsMissed += BigInt(missed);
+  if (to > lease.settledTime) lease.settledTime = to;
+  putLease(state, lease);
+  credit(state, lease.provider, paid);
+  credit(state, lease.renter, refunded);
+  if (paid > 0n) {
+    const rec = getProviderRecord(state, lease.provider);
+    rec.earnings += paid;
+    putProviderRecord(state, lease.provider, rec);
+  }
+  return {
+    type: 'leaseSettled',
+    leaseId: lease.id,
+    chipId: lease.chipId,
+    fromTime,
+    toTime: to,
+    cost,
+    paid,
+    refunded,
+    answered,
+    missed,
+    remaining: 0n,
+  };
 }
 
 /**
  * Returns the unused escrow to the renter, frees the chip and takes the lease out of the end queue.
- * The lease must be settled first.
+ * The lease must be settled first. `held`: the cost of its last period its final settlement held
+ * (settleLease), kept as its `remaining` until its open challenges are decided (decideHeldChallenge).
  */
 export function closeLease(
   state: StateOverlay,
   lease: Lease,
   ctx: MarketContext,
   reason: string,
+  held = 0n,
 ): MarketEvent {
-  const returned = lease.remaining;
+  const returned = lease.remaining - held;
   credit(state, lease.renter, returned);
   lease.refunded += returned;
-  lease.remaining = 0n;
+  lease.remaining = held;
   lease.status = LeaseStatus.closed;
   lease.closedHeight = ctx.height;
   lease.closedTime = ctx.time;
@@ -356,8 +455,8 @@ export function settleAndMaybeClose(
   const served = chipServes(state, lease);
   const reason = closeReasonAt(lease, ctx.time, served.ok) ?? otherwise;
   const events: MarketEvent[] = [];
-  const { event } = settleLease(state, lease, ctx, p, challengesOf, reason !== null, served);
+  const { event, held } = settleLease(state, lease, ctx, p, challengesOf, reason !== null, served);
   if (event) events.push(event);
-  if (reason) events.push(closeLease(state, lease, ctx, reason));
+  if (reason) events.push(closeLease(state, lease, ctx, reason, held));
   return events;
 }

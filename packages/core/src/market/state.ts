@@ -226,6 +226,9 @@ const IDX = {
   endQueueSize: 0x04,
   endQueue: 0x05,
   endQueuePos: 0x06,
+  heldCount: 0x07,
+  held: 0x08,
+  heldTally: 0x09,
   list: 0x10,
 } as const;
 
@@ -451,6 +454,103 @@ export function leaseEndQueue(state: StateReader): LeaseEndEntry[] {
   const out: LeaseEndEntry[] = [];
   const n = endQueueSize(state);
   for (let i = 0; i < n; i++) out.push(decodeEndEntry(endQueueAt(state, i)));
+  return out;
+}
+
+// ---- Closed leases whose last period waits for its open challenges ----
+//
+// `0x0C 0x07 ‖ u64 height` → the number (u32) of held challenges decided in the block of that
+// height, `0x0C 0x08 ‖ u64 height ‖ u32 i` → challenge i: lease id ‖ u64 epoch ‖ u8 slot (41 bytes);
+// `0x0C 0x09 ‖ lease id` → the lease's tally of its last period, `HeldTally { answered: u32, missed:
+// u32, pending: u32 }`. A lease closed with challenges still open queues each once, for the block
+// after its window closes (market/settle.ts), whose opening bookkeeping decides it and deletes its
+// keys; the last one decided splits the held cost. A close writes two keys per open challenge (those
+// drawn in its last W blocks). Block X decides those drawn at X − W − 1, one class of chips, queued
+// by the closes of the W blocks before it: at most one per chip of that class leased at that height
+// (consecutive leases of a chip share no challenge), so at most the leases active then.
+
+export interface HeldTally {
+  answered: number;
+  missed: number;
+  pending: number;
+}
+const heldTallyCodec = struct<HeldTally>('HeldTally', { answered: u32, missed: u32, pending: u32 });
+
+function heldTallyKey(leaseId: Uint8Array): Uint8Array {
+  return Uint8Array.of(StateSpace.marketIndex, IDX.heldTally, ...leaseId);
+}
+
+export function getHeldTally(state: StateReader, leaseId: Uint8Array): HeldTally | null {
+  const raw = state.get(heldTallyKey(leaseId));
+  return raw ? decode(heldTallyCodec, raw) : null;
+}
+
+export function putHeldTally(state: StateOverlay, leaseId: Uint8Array, t: HeldTally | null): void {
+  state.set(heldTallyKey(leaseId), t ? encode(heldTallyCodec, t) : null);
+}
+
+export interface HeldChallenge {
+  leaseId: Uint8Array;
+  epoch: bigint;
+  slot: number;
+}
+
+function heldCountKey(height: bigint): Uint8Array {
+  const k = new Uint8Array(10);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.heldCount;
+  new DataView(k.buffer).setBigUint64(2, height);
+  return k;
+}
+
+function heldKey(height: bigint, i: number): Uint8Array {
+  const k = new Uint8Array(14);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.held;
+  const v = new DataView(k.buffer);
+  v.setBigUint64(2, height);
+  v.setUint32(10, i);
+  return k;
+}
+
+function heldCount(state: StateReader, height: bigint): number {
+  const raw = state.get(heldCountKey(height));
+  return raw ? decode(u32, raw) : 0;
+}
+
+/** Queues a closed lease's open challenge for the block at `height`. O(1). */
+export function queueHeldChallenge(state: StateOverlay, height: bigint, c: HeldChallenge): void {
+  if (c.leaseId.length !== 32) throw new Error('held challenge: a lease id is 32 bytes');
+  const n = heldCount(state, height);
+  const v = new Uint8Array(41);
+  v.set(c.leaseId, 0);
+  new DataView(v.buffer).setBigUint64(32, c.epoch);
+  v[40] = c.slot;
+  state.set(heldKey(height, n), v);
+  state.set(heldCountKey(height), encode(u32, n + 1));
+}
+
+/** The challenges queued for the block at `height`, in queueing order (for readers and tests). */
+export function heldChallengesAt(state: StateReader, height: bigint): HeldChallenge[] {
+  const out: HeldChallenge[] = [];
+  const n = heldCount(state, height);
+  for (let i = 0; i < n; i++) {
+    const v = state.get(heldKey(height, i));
+    if (v?.length !== 41) throw new Error(`held challenge ${i} of height ${height} is missing`);
+    out.push({
+      leaseId: v.slice(0, 32),
+      epoch: new DataView(v.buffer, v.byteOffset).getBigUint64(32),
+      slot: v[40]!,
+    });
+  }
+  return out;
+}
+
+/** Takes the challenges queued for the block at `height` out of the queue and returns them. */
+export function takeHeldChallenges(state: StateOverlay, height: bigint): HeldChallenge[] {
+  const out = heldChallengesAt(state, height);
+  for (let i = 0; i < out.length; i++) state.set(heldKey(height, i), null);
+  if (out.length > 0) state.set(heldCountKey(height), null);
   return out;
 }
 

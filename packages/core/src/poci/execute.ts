@@ -496,27 +496,29 @@ function sameOwnerRefusal(owner: Uint8Array, action: TransferChipAction): Valida
  * `sender`'s own transactions do first: a transfer to the sender itself (`SAME_OWNER`, from the
  * bytes alone), or a chip of the sender's held by a lease that binds it at block time `time` and
  * that the sender cannot end at once (`CHIP_LEASED`, market/execute.ts chipLeasedRefusalAtAdmission:
- * its offer gives notice). Null otherwise, and for any other action. Node policy, not a block rule:
- * the state (a lease the renter closes, the notice running out) may let the same transaction
- * through later.
+ * its offer gives notice; with `earlier`, the sender's actions that run before this one, also an
+ * offer without notice none of them ends). Null otherwise, and for any other action. Node policy,
+ * not a block rule: the state (a lease the renter closes, the notice running out) may let the same
+ * transaction through later.
  */
 export function chipActionRefusal(
   state: StateReader,
   time: bigint,
   sender: Uint8Array,
   action: Action,
+  earlier?: readonly Action[],
 ): ValidationError | null {
   if (action.type === 'transferChip') {
     const same = sameOwnerRefusal(sender, action);
     if (same) return same;
     return consentingChip(state, sender, action)
-      ? chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'transferred')
+      ? chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'transferred', earlier)
       : null;
   }
   if (action.type === 'deregisterChip') {
     const chip = getChip(state, action.chipId);
     if (!chip || !equalBytes(chip.owner, sender)) return null;
-    return chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'deregistered');
+    return chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'deregistered', earlier);
   }
   return null;
 }
@@ -592,7 +594,9 @@ export function costlyActionCount(tx: Transaction): number {
  * execution would throw from that part (a transfer's consent failure as a StateRefusal: it depends
  * on the chip's key in `state`). A transfer to its sender, or of a chip a lease binds that the
  * sender cannot end at once, is refused before its consent's check (chipActionRefusal: SAME_OWNER,
- * CHIP_LEASED). A transfer whose chip is not the sender's active one is
+ * CHIP_LEASED); one whose chip answered in an epoch of its owner's that is not final yet is refused
+ * before it too (CHIP_REWARDS_PENDING, as a registration of it again after its evidence), which
+ * execution refuses only after the consent. A transfer whose chip is not the sender's active one is
  * passed over (execution refuses it before any costly work, and the sender's earlier pending
  * transactions may yet register it). Node policy, not a block rule: a failed transaction pays
  * nothing, so a mempool refuses at admission what fails here rather than hand it to every proposer
@@ -619,6 +623,10 @@ export function checkCostlyActions(
         throw new ValidationError('CHIP_ALREADY_REGISTERED', `chip ${toHex(chipId)} is already registered`);
       }
       refuseHeldAttestationKey(state, id);
+      if (existing) {
+        const pending = rewardsPendingRefusal(state, existing, existing.epoch, p, 'register it again');
+        if (pending) throw pending;
+      }
       registered.push(chipId);
     } else if (a.type === 'transferChip') {
       // A transfer to its sender, or of a chip its lease binds: refused before the consent's check.
@@ -626,6 +634,10 @@ export function checkCostlyActions(
       if (refusal) throw refusal;
       const chip = consentingChip(state, owner, a);
       if (!chip) continue;
+      // Refused after the consent in a block, at no fee: here before it, on the same state.
+      const current = epochOf(ctx.height, p);
+      const pending = rewardsPendingRefusal(state, chip, current - 1n, p, 'transfer it');
+      if (pending) throw pending;
       try {
         verifyTransferConsent(state, ctx, chip, a, p);
       } catch (err) {
@@ -676,13 +688,8 @@ export function applyRegisterChip(
     // The old record's epochs are its former owner's: pay what is final now, and refuse to
     // overwrite an epoch that is not final yet (the new record starts with empty masks).
     events.push(...rewardEvents(existing, settleChipRewards(state, existing, p)));
-    const pending = unpaidPendingEpoch(state, existing, existing.epoch);
-    if (pending !== null) {
-      throw new ValidationError(
-        'CHIP_REWARDS_PENDING',
-        `chip ${toHex(id.chipId)} has unpaid rewards of epoch ${pending}, final from height ${finalFrom(pending, p)}; register it again from then on`,
-      );
-    }
+    const pending = rewardsPendingRefusal(state, existing, existing.epoch, p, 'register it again');
+    if (pending) throw pending;
   }
   const chip: Chip = {
     chipId: id.chipId,
@@ -736,7 +743,7 @@ export function applyRegisterChip(
  * The oldest epoch, at or before `through`, in which the chip answered but that is not final yet
  * (so not payable yet), or null. O(1): a chip holds the masks of two epochs.
  */
-function unpaidPendingEpoch(state: StateOverlay, chip: Chip, through: bigint): bigint | null {
+function unpaidPendingEpoch(state: StateReader, chip: Chip, through: bigint): bigint | null {
   for (const [epoch, mask] of [
     [chip.epoch - 1n, chip.prevAnswered],
     [chip.epoch, chip.answered],
@@ -746,6 +753,26 @@ function unpaidPendingEpoch(state: StateOverlay, chip: Chip, through: bigint): b
     if (mask !== 0 && r && !r.final) return epoch;
   }
   return null;
+}
+
+/**
+ * `CHIP_REWARDS_PENDING` when the chip answered in an epoch at or before `through` that is not final
+ * yet, or null. A read: settling the final epochs first (as execution does) changes no mask and no
+ * finality, so admission asks it on the next block's opening state and refuses what the block would.
+ */
+function rewardsPendingRefusal(
+  state: StateReader,
+  chip: Chip,
+  through: bigint,
+  p: PociParams,
+  what: 'transfer it' | 'register it again',
+): ValidationError | null {
+  const pending = unpaidPendingEpoch(state, chip, through);
+  if (pending === null) return null;
+  return new ValidationError(
+    'CHIP_REWARDS_PENDING',
+    `chip ${toHex(chip.chipId)} has unpaid rewards of epoch ${pending}, final from height ${finalFrom(pending, p)}; ${what} from then on`,
+  );
 }
 
 /** The first height at which epoch `e` is final (its last answer window has closed). */
@@ -793,13 +820,8 @@ export function applyTransferChip(
   // when it is final (the buyer).
   const events = rewardEvents(chip, settleChipRewards(state, chip, p));
   const current = epochOf(ctx.height, p);
-  const pending = unpaidPendingEpoch(state, chip, current - 1n);
-  if (pending !== null) {
-    throw new ValidationError(
-      'CHIP_REWARDS_PENDING',
-      `chip ${toHex(chip.chipId)} has unpaid rewards of epoch ${pending}, final from height ${finalFrom(pending, p)}; transfer it from then on`,
-    );
-  }
+  const pending = rewardsPendingRefusal(state, chip, current - 1n, p, 'transfer it');
+  if (pending) throw pending;
   const from = chip.owner;
   chip.owner = action.newOwner;
   putChip(state, chip);

@@ -30,6 +30,7 @@ import {
   applyPostReceipt,
   applyTopUpLease,
   applyUpdateOfferTls,
+  applyWithdrawOfferChip,
   beginBlockMarket,
   endLeaseOfChip,
 } from '../market/execute.js';
@@ -299,6 +300,8 @@ function applyAction(
       return applyCreateOffer(state, ctx, sender, action);
     case 'closeOffer':
       return applyCloseOffer(state, ctx, sender, action);
+    case 'withdrawOfferChip':
+      return applyWithdrawOfferChip(state, ctx, sender, action);
     case 'openLease':
       return applyOpenLease(state, ctx, sender, signer, action);
     case 'topUpLease':

@@ -109,6 +109,10 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
     struct('OfferCreatedEvent', { offerId: hash32, provider: address, pricePerHour: u128, chips: u8 }),
   ],
   offerClosed: [14, struct('OfferClosedEvent', { offerId: hash32, provider: address, closesAt: u64 })],
+  offerChipWithdrawn: [
+    22,
+    struct('OfferChipWithdrawnEvent', { offerId: hash32, chipId: hash32, provider: address }),
+  ],
   leaseOpened: [
     15,
     struct('LeaseOpenedEvent', {

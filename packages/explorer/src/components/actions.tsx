@@ -4,16 +4,17 @@
  * so a new protocol action appears in the explorer without a code change here.
  */
 import type { ReactNode } from 'react';
-import { formatInt, shortHash } from '../format';
+import { big, formatInt, shortHash } from '../format';
 import { href, paths } from '../router';
 import type { ActionJson, TxEventJson, TxJson } from '../sdk';
 import { ArrowRightIcon } from './icons';
-import { AddrLink, Amount, Badge } from './ui';
+import { AddrLink, Amount, Badge, ChainText } from './ui';
 
 /** The UNC a transaction moves with its transfer actions. */
 export function transferredAmount(tx: TxJson): bigint {
   let sum = 0n;
-  for (const a of tx.actions) if (a.type === 'transfer') sum += BigInt(a.amount);
+  // big(): a node can answer anything as an amount, and a throw here blanks the whole page.
+  for (const a of tx.actions) if (a.type === 'transfer') sum += big(a.amount);
   return sum;
 }
 
@@ -102,7 +103,7 @@ function FieldValue({ name, value }: { name: string; value: unknown }): ReactNod
           {shortHash(value, 10, 8)}
         </span>
       );
-    return <span>{value}</span>;
+    return <ChainText text={value} />;
   }
   if (typeof value === 'number') return <span className="mono">{formatInt(value)}</span>;
   if (typeof value === 'boolean') return <span>{value ? 'yes' : 'no'}</span>;
@@ -161,7 +162,13 @@ export function memoText(hex: string): { text: string; isText: boolean } {
 export function Memo({ hex }: { hex: string }) {
   const m = memoText(hex);
   if (!m.text) return null;
-  return m.isText ? <span className="memo">“{m.text}”</span> : <span className="mono">0x{m.text}</span>;
+  return m.isText ? (
+    <span className="memo">
+      “<ChainText text={m.text} />”
+    </span>
+  ) : (
+    <span className="mono">0x{m.text}</span>
+  );
 }
 
 export function ActionItem({ action, index }: { action: ActionJson; index: number }) {

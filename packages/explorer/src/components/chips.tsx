@@ -1,6 +1,6 @@
 /** Chip parts shared by the chips, chip, miner and account pages. */
 import type { ReactNode } from 'react';
-import { formatInt, plural } from '../format';
+import { formatInt, plural, visibleText } from '../format';
 import {
   type ChipState,
   chipState,
@@ -15,7 +15,7 @@ import {
 import { href, paths } from '../router';
 import type { ChipJson, EpochJson, ModelJson, SlotJson, VendorJson } from '../sdk';
 import { AlertIcon, CheckIcon, ChipIcon } from './icons';
-import { AddrLink, Badge, Empty, TableWrap } from './ui';
+import { AddrLink, Badge, ChainText, Empty, TableWrap } from './ui';
 
 const STATE_BADGE: Record<ChipState, { tone: 'ok' | 'warn' | 'danger' | 'neutral'; text: string }> = {
   online: { tone: 'ok', text: 'online' },
@@ -47,7 +47,8 @@ export const SLOT_TEXT: Record<SlotJson['status'], string> = {
 
 export function slotTip(s: SlotJson, reason?: string): string {
   const base = `Challenge ${s.slot} of epoch ${s.epoch} by block ${s.height}: ${SLOT_TEXT[s.status]}`;
-  if (s.status === 'missed') return `${base} — ${reason ?? `no answer included by height ${s.windowEnd}`}`;
+  if (s.status === 'missed')
+    return `${base} — ${reason !== undefined ? visibleText(reason) : `no answer included by height ${s.windowEnd}`}`;
   if (s.status === 'open') return `${base}, answerable until height ${s.windowEnd}`;
   return base;
 }
@@ -136,7 +137,7 @@ export function ChipsTable({
                   <div className="cell-sub">{vendorName(c.vendorId, vendors)}</div>
                 </td>
                 <td className="hide-md">
-                  <span className="profile">{c.profile}</span>
+                  <ChainText className="profile" text={c.profile} />
                 </td>
                 <td className="num nowrap col-power">{formatPower(c.power)}</td>
                 <td className="col-status">

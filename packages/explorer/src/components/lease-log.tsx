@@ -7,7 +7,7 @@ import { useEffect, useState } from 'react';
 import { reasonText } from '../market';
 import { useRpc, useWatcher } from '../node/context';
 import type { LeaseEventsPage, TxEventJson } from '../sdk';
-import { Amount, BlockLink, Card, Empty, TableWrap } from './ui';
+import { Amount, BlockLink, Card, ChainText, Empty, TableWrap } from './ui';
 
 type LeaseEvent = LeaseEventsPage['events'][number];
 
@@ -22,7 +22,7 @@ function detail(e: TxEventJson) {
     case 'disputeRecorded':
       return (
         <>
-          request {e.requestHash.slice(0, 16)}… · {e.reason}
+          request {e.requestHash.slice(0, 16)}… · <ChainText text={e.reason} />
         </>
       );
     case 'leaseSettled':

@@ -1,6 +1,6 @@
 /** Marketplace parts shared by the market, lease, offer, chip and account pages. */
-import type { ReactNode } from 'react';
-import { formatInt, formatPercent, formatTime, formatUnc, shortHash } from '../format';
+import { type ReactNode, useState } from 'react';
+import { formatInt, formatPercent, formatTime, formatUnc, shortHash, visibleText } from '../format';
 import {
   bestPricePerTflopsHour,
   combinedUptime,
@@ -19,7 +19,7 @@ import {
 import { formatPower, modelName } from '../poci';
 import { href, paths } from '../router';
 import type { ModelJson } from '../sdk';
-import { AddrLink, Amount, Badge, Empty, TableWrap } from './ui';
+import { AddrLink, Amount, Badge, ChainText, Empty, TableWrap } from './ui';
 
 export function LeaseLink({ id }: { id: string }) {
   return (
@@ -203,8 +203,8 @@ export function OffersTable({
                 </td>
                 <td className="hide-md nowrap">{formatSpan(o.noticeMs)}</td>
                 <td className="hide-md">
-                  <span className="mono endpoint" title={o.endpoint}>
-                    {o.endpoint}
+                  <span className="mono endpoint" title={visibleText(o.endpoint)}>
+                    <ChainText text={o.endpoint} />
                   </span>
                 </td>
                 <td>
@@ -233,6 +233,8 @@ export function OffersTable({
   );
 }
 
+const LEASES_SHOWN = 100;
+
 export function LeasesTable({
   leases,
   self,
@@ -246,7 +248,11 @@ export function LeasesTable({
   empty: ReactNode;
   now: number;
 }) {
+  // Anyone can open leases by the thousand (one per block, a few UNC of escrow each): the page
+  // renders the first LEASES_SHOWN in the order it was given (newest first) and more on request.
+  const [shown, setShown] = useState(LEASES_SHOWN);
   if (leases.length === 0) return <Empty>{empty}</Empty>;
+  const rest = leases.length - shown;
   return (
     <TableWrap>
       <table className="table" data-testid={testId}>
@@ -262,7 +268,7 @@ export function LeasesTable({
           </tr>
         </thead>
         <tbody>
-          {leases.map((l) => (
+          {leases.slice(0, shown).map((l) => (
             <tr key={l.id} data-lease={l.id} className="row-in">
               <td>
                 <LeaseLink id={l.id} />
@@ -298,6 +304,16 @@ export function LeasesTable({
           ))}
         </tbody>
       </table>
+      {rest > 0 ? (
+        <button
+          type="button"
+          className="btn btn-small"
+          data-testid={testId ? `${testId}-more` : undefined}
+          onClick={() => setShown(shown + LEASES_SHOWN)}
+        >
+          Show {formatInt(Math.min(rest, LEASES_SHOWN))} more of {formatInt(rest)}
+        </button>
+      ) : null}
     </TableWrap>
   );
 }

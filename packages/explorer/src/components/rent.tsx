@@ -27,7 +27,7 @@ import {
   type UncClient,
 } from '../sdk';
 import { LeaseLink, OfferLink } from './market';
-import { AddrLink, Amount, Card, KV, Row, TxLink } from './ui';
+import { AddrLink, Amount, Card, ChainText, KV, Row, TxLink } from './ui';
 
 /** Dev accounts `unc dev` funds (packages/node/src/dev.ts, DEV_ACCOUNT_COUNT). */
 const DEV_KEYS = Array.from({ length: 10 }, (_, i) => `dev${i}`);
@@ -317,7 +317,7 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
           <KV>
             <Row label="Chain">
               <span className="mono" data-testid="rent-chain-id">
-                {phase.review.tx.chainId}
+                <ChainText text={phase.review.tx.chainId} />
               </span>
             </Row>
             <Row label="Node">
@@ -402,7 +402,7 @@ export function RentCard({ offer, onClose }: { offer: OfferJson; onClose: () => 
 
       {error ? (
         <p className="form-error" role="alert" data-testid="rent-error">
-          {error}
+          <ChainText text={error} />
         </p>
       ) : null}
     </Card>

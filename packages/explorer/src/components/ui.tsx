@@ -1,6 +1,6 @@
 /** Building blocks shared by the pages. */
 import { type ReactNode, useState } from 'react';
-import { formatUnc, shortAddress, shortHash } from '../format';
+import { formatUnc, shortAddress, shortHash, visibleText } from '../format';
 import { href, paths } from '../router';
 import { CheckIcon, CopyIcon } from './icons';
 
@@ -216,4 +216,13 @@ export function PageTitle({
 /** A scroll container for wide tables on narrow screens. */
 export function TableWrap({ children }: { children: ReactNode }) {
   return <div className="table-wrap">{children}</div>;
+}
+
+/**
+ * Text that someone other than the explorer wrote (a memo, a free-text field, an endpoint, a
+ * reason a node gives): its hidden characters shown (visibleText), and in a <bdi>, so that even
+ * right-to-left letters in it cannot pull the amount or address beside it into their direction.
+ */
+export function ChainText({ text, className }: { text: string; className?: string }) {
+  return <bdi className={className}>{visibleText(text)}</bdi>;
 }

@@ -16,7 +16,7 @@ import {
 import { ChipsTable } from '../components/chips';
 import { ChipIcon, CubeIcon, UserIcon } from '../components/icons';
 import { TxsTable } from '../components/tables';
-import { Amount, BlockLink, Card, CopyButton, PageTitle, Skeleton, Stat } from '../components/ui';
+import { Amount, BlockLink, Card, ChainText, CopyButton, PageTitle, Skeleton, Stat } from '../components/ui';
 import { formatInt, timeAgo } from '../format';
 import { useNode, useNow, useRpc, useWatcher } from '../node/context';
 import { CHIPS_REFRESH_MS, useRegistries } from '../node/poci';
@@ -196,7 +196,8 @@ export function AccountPage({ params }: PageProps) {
     return (
       <div className="page">
         <ProblemCard title="Not an address">
-          “{params.address}” is not an UtilityNet address (they look like <span className="mono">unc1…</span>
+          “<ChainText text={params.address ?? ''} />” is not an UtilityNet address (they look like{' '}
+          <span className="mono">unc1…</span>
           ).
         </ProblemCard>
       </div>

@@ -2,7 +2,18 @@
 import { transferredAmount } from '../components/actions';
 import { ChevronLeftIcon, ChevronRightIcon } from '../components/icons';
 import { TxsTable } from '../components/tables';
-import { AddrLink, Amount, Badge, BlockLink, Card, FullHash, KV, PageTitle, Row } from '../components/ui';
+import {
+  AddrLink,
+  Amount,
+  Badge,
+  BlockLink,
+  Card,
+  ChainText,
+  FullHash,
+  KV,
+  PageTitle,
+  Row,
+} from '../components/ui';
 import { formatInt, formatPercent, formatTime, fraction, plural, timeAgo } from '../format';
 import { useNode, useNow, useRpc } from '../node/context';
 import { signedPower, useValidatorSet } from '../node/validators';
@@ -29,7 +40,7 @@ export function BlockPage({ params }: PageProps) {
     return (
       <div className="page">
         <ProblemCard title="Not a block reference">
-          “{ref}” is neither a block height nor a 64-hex-digit block hash.
+          “<ChainText text={ref} />” is neither a block height nor a 64-hex-digit block hash.
         </ProblemCard>
       </div>
     );
@@ -168,7 +179,7 @@ export function BlockPage({ params }: PageProps) {
             <FullHash value={block.lastCommitHash} />
           </Row>
           <Row label="Chain">
-            <span className="mono">{block.chainId}</span>
+            <ChainText className="mono" text={block.chainId} />
           </Row>
         </KV>
       </Card>

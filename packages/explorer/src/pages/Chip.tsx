@@ -13,6 +13,7 @@ import {
   Amount,
   BlockLink,
   Card,
+  ChainText,
   CopyButton,
   Empty,
   FullHash,
@@ -21,7 +22,7 @@ import {
   Row,
   Stat,
 } from '../components/ui';
-import { formatInt, plural } from '../format';
+import { formatInt, plural, visibleText } from '../format';
 import { useRpc } from '../node/context';
 import { CHIPS_REFRESH_MS, useRegistries } from '../node/poci';
 import {
@@ -86,7 +87,7 @@ function LogLine({
   } else if (entry.kind === 'pending') {
     const s = entry.slot;
     tone = 'danger';
-    text = `Missed slot ${s.slot} of epoch ${s.epoch} at height ${s.height}: ${entry.reason}`;
+    text = `Missed slot ${s.slot} of epoch ${s.epoch} at height ${s.height}: ${visibleText(entry.reason)}`;
     sub = (
       <>
         window closed after block <BlockLink height={s.windowEnd} /> · the chain records it when the chip next
@@ -98,7 +99,7 @@ function LogLine({
     switch (e.type) {
       case 'slotMissed':
         tone = 'danger';
-        text = `Missed slot ${e.slot} of epoch ${e.epoch} at height ${e.slotHeight}: ${e.reason}`;
+        text = `Missed slot ${e.slot} of epoch ${e.epoch} at height ${e.slotHeight}: ${visibleText(e.reason)}`;
         sub = (
           <>
             recorded in block <BlockLink height={entry.height} />
@@ -300,7 +301,9 @@ export function ChipPage({ params }: PageProps) {
   if (!valid) {
     return (
       <div className="page">
-        <ProblemCard title="Not a chip id">“{params.id}” is not a chip id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not a chip id">
+          “<ChainText text={params.id ?? ''} />” is not a chip id (64 hex digits).
+        </ProblemCard>
       </div>
     );
   }
@@ -401,20 +404,22 @@ export function ChipPage({ params }: PageProps) {
             </Row>
             <Row label="Vendor">
               {vendorName(chip.vendorId, vendors)}
-              <div className="kv-sub mono">{chip.vendorId}</div>
+              <div className="kv-sub mono">
+                <ChainText text={chip.vendorId} />
+              </div>
             </Row>
             <Row label="Model">
               {modelName(chip, models)}
               <div className="kv-sub mono">{chip.modelId}</div>
             </Row>
             <Row label="Profile">
-              <span className="profile">{chip.profile}</span>
+              <ChainText className="profile" text={chip.profile} />
             </Row>
             <Row label="Power">{formatPower(chip.power)} (dense FP16)</Row>
             <Row label="Status">
               <span data-testid="chip-status-text">
                 {chip.status}
-                {chip.statusReason ? `: ${chip.statusReason}` : ''}
+                {chip.statusReason ? `: ${visibleText(chip.statusReason)}` : ''}
                 {chip.status === 'active' ? (chip.online ? ', online' : ', OFFLINE') : ''}
                 {chip.consecutiveMisses > 0
                   ? ` (${plural(chip.consecutiveMisses, 'missed slot')} in a row)`

@@ -16,6 +16,7 @@ import {
   Amount,
   BlockLink,
   Card,
+  ChainText,
   CopyButton,
   FullHash,
   KV,
@@ -88,7 +89,9 @@ export function LeasePage({ params }: PageProps) {
   if (!valid)
     return (
       <Frame kicker={kicker()} title="Lease">
-        <ProblemCard title="Not a lease id">“{params.id}” is not a lease id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not a lease id">
+          “<ChainText text={params.id ?? ''} />” is not a lease id (64 hex digits).
+        </ProblemCard>
       </Frame>
     );
   const data = res.data;
@@ -148,7 +151,13 @@ export function LeasePage({ params }: PageProps) {
         <Stat
           label="Remaining"
           value={<Amount value={s.remaining} maxFrac={4} />}
-          hint={lease.status === 'closed' ? 'returned at close' : `≈ ${hoursLeft} h of escrow left`}
+          hint={
+            lease.status === 'closed'
+              ? s.remaining > 0n
+                ? 'held: its last period, split once its last challenges are decided'
+                : 'returned at close'
+              : `≈ ${hoursLeft} h of escrow left`
+          }
         />
         <Stat label="Paid" value={<Amount value={s.paid} maxFrac={4} />} hint="to the provider" />
       </div>
@@ -203,7 +212,7 @@ export function LeasePage({ params }: PageProps) {
             <div className="kv-sub">the provider's agent authenticates job requests by this key</div>
           </Row>
           <Row label="Endpoint">
-            <span className="mono break">{lease.endpoint || offer?.endpoint || '—'}</span>
+            <ChainText className="mono break" text={lease.endpoint || offer?.endpoint || '—'} />
           </Row>
           <Row label="Started">
             {lease.startTime ? formatTime(lease.startTime) : '—'}
@@ -261,7 +270,9 @@ export function OfferPage({ params }: PageProps) {
   if (!valid)
     return (
       <Frame kicker={kicker()} title="Offer">
-        <ProblemCard title="Not an offer id">“{params.id}” is not an offer id (64 hex digits).</ProblemCard>
+        <ProblemCard title="Not an offer id">
+          “<ChainText text={params.id ?? ''} />” is not an offer id (64 hex digits).
+        </ProblemCard>
       </Frame>
     );
   const data = res.data;
@@ -271,7 +282,8 @@ export function OfferPage({ params }: PageProps) {
         {res.error ? (
           isNotFound(res.error) ? (
             <ProblemCard title="No such offer" testId="offer-none">
-              No offer with this id exists on this chain.
+              No offer with this id is on this chain now: none was made, or it was closed before any lease
+              opened on it (such an offer is removed; its provider's history keeps its events).
             </ProblemCard>
           ) : (
             <MarketUnavailable error={res.error} what="offer" />
@@ -341,15 +353,15 @@ export function OfferPage({ params }: PageProps) {
           </Row>
           <Row label="Notice period">{formatSpan(Number(offer.noticeMs))}</Row>
           <Row label="Endpoint">
-            <span className="mono break">{offer.endpoint}</span>
+            <ChainText className="mono break" text={offer.endpoint} />
           </Row>
           {offer.attributes ? (
             <Row label="Attributes">
               <span className="params">
                 {offer.attributes.memoryMiB ? <span>{formatInt(offer.attributes.memoryMiB)} MiB</span> : null}
-                {offer.attributes.region ? <span>{offer.attributes.region}</span> : null}
+                {offer.attributes.region ? <ChainText text={offer.attributes.region} /> : null}
                 {offer.attributes.runtimes.map((r) => (
-                  <span key={r}>{r}</span>
+                  <ChainText key={r} text={r} />
                 ))}
               </span>
             </Row>

@@ -6,7 +6,18 @@ import { SplitBar } from '../charts/SplitBar';
 import { CheckIcon, CubeIcon, FlameIcon, PulseIcon, ShieldIcon, StoreIcon } from '../components/icons';
 import { EmissionCard, NetworkCard } from '../components/network';
 import { BlocksTable, TxsTable } from '../components/tables';
-import { Amount, Badge, Card, FullHash, KV, PageTitle, Row, Skeleton, Stat } from '../components/ui';
+import {
+  Amount,
+  Badge,
+  Card,
+  ChainText,
+  FullHash,
+  KV,
+  PageTitle,
+  Row,
+  Skeleton,
+  Stat,
+} from '../components/ui';
 import {
   big,
   formatDuration,
@@ -398,7 +409,7 @@ export function Overview() {
               )}
             </Row>
             <Row label="Node version">
-              <span className="mono">{status.version}</span>
+              <ChainText className="mono" text={status.version} />
             </Row>
           </KV>
         ) : (

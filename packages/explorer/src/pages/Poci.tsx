@@ -8,7 +8,7 @@ import { StoreIcon } from '../components/icons';
 import { LeasesTable, OffersTable, ProvidersTable } from '../components/market';
 import { RentCard } from '../components/rent';
 import { Amount, Card, PageTitle, Skeleton, Stat } from '../components/ui';
-import { big, formatInt, plural } from '../format';
+import { big, formatInt, plural, visibleText } from '../format';
 import { filterOffers, type OfferFilter, parseUncInput } from '../market';
 import { useNow } from '../node/context';
 import { useMarket } from '../node/market';
@@ -41,7 +41,8 @@ export function MarketplacePage() {
   const pending = (width: number) => (market.error ? '—' : <Skeleton width={width} height={30} />);
   const open = data?.offers.filter((o) => o.status === 'open') ?? [];
   const live = data?.leases.filter((l) => l.status !== 'closed') ?? [];
-  const held = live.reduce((s, l) => s + big(l.remaining), 0n);
+  // A closed lease's remaining is its last period held for its last challenges (0 once decided).
+  const held = data?.leases.reduce((s, l) => s + big(l.remaining), 0n) ?? 0n;
   const paid = data?.leases.reduce((s, l) => s + big(l.paid), 0n) ?? 0n;
   const chipsOffered = new Set(open.flatMap((o) => o.chips.map((c) => c.chipId))).size;
   const chipsFree = open.reduce((n, o) => n + o.available, 0);
@@ -96,7 +97,7 @@ export function MarketplacePage() {
         <Stat
           label="In escrow"
           value={data ? <Amount value={held} maxFrac={2} /> : pending(120)}
-          hint="remaining in the open leases"
+          hint="remaining in the leases, not paid out yet"
         />
         <Stat
           label="Paid to providers"
@@ -121,7 +122,7 @@ export function MarketplacePage() {
               <option value="">Every model</option>
               {offeredModels.map((m) => (
                 <option key={m} value={m}>
-                  {models.find((x) => x.modelId === m)?.name ?? m}
+                  {visibleText(models.find((x) => x.modelId === m)?.name ?? m)}
                 </option>
               ))}
             </select>

@@ -9,7 +9,18 @@ import {
   transferredAmount,
 } from '../components/actions';
 import { ArrowRightIcon, FlameIcon } from '../components/icons';
-import { AddrLink, Amount, Badge, BlockLink, Card, FullHash, KV, PageTitle, Row } from '../components/ui';
+import {
+  AddrLink,
+  Amount,
+  Badge,
+  BlockLink,
+  Card,
+  ChainText,
+  FullHash,
+  KV,
+  PageTitle,
+  Row,
+} from '../components/ui';
 import { big, formatInt, formatTime, formatUncExact, fraction, shortHash, timeAgo } from '../format';
 import { useNow, useRpc } from '../node/context';
 import type { PageProps } from '../router';
@@ -39,7 +50,9 @@ export function TxPage({ params }: PageProps) {
   if (!valid) {
     return (
       <div className="page">
-        <ProblemCard title="Not a transaction hash">“{params.hash}” is not 64 hex digits.</ProblemCard>
+        <ProblemCard title="Not a transaction hash">
+          “<ChainText text={params.hash ?? ''} />” is not 64 hex digits.
+        </ProblemCard>
       </div>
     );
   }
@@ -55,11 +68,11 @@ export function TxPage({ params }: PageProps) {
         ) : dropped ? (
           <ProblemCard title="Dropped" testId="tx-dropped">
             <span className="mono">
-              dropped: {dropped.code} at height {formatInt(dropped.height)}
+              dropped: <ChainText text={dropped.code} /> at height {formatInt(dropped.height)}
             </span>
             <br />
-            {dropped.reason}. The transaction left the mempool without being included; send it again (with a
-            new nonce or fee) if it should still happen.
+            <ChainText text={dropped.reason} />. The transaction left the mempool without being included; send
+            it again (with a new nonce or fee) if it should still happen.
           </ProblemCard>
         ) : droppedError && first.error ? (
           <RpcErrorCard error={first.error} what="transaction" />

@@ -13,6 +13,7 @@ import {
   Badge,
   BlockLink,
   Card,
+  ChainText,
   CopyButton,
   Empty,
   PageTitle,
@@ -71,7 +72,13 @@ export function ValidatorsPage() {
   const nameCell = (publicKey: string, fallback: ReactNode) => (
     <>
       <div className="cell-main">
-        {names.has(publicKey) ? <strong>{names.get(publicKey) || 'unnamed'}</strong> : fallback}
+        {names.has(publicKey) ? (
+          <strong>
+            <ChainText text={names.get(publicKey) || 'unnamed'} />
+          </strong>
+        ) : (
+          fallback
+        )}
         {self === publicKey ? <Badge tone="accent">this node</Badge> : null}
       </div>
       <div className="cell-sub show-sm mono" title={publicKey}>
@@ -382,14 +389,15 @@ export function ValidatorsPage() {
                       <AddrLink address={b.proposerAddress} />
                     </td>
                     <td className="hide-sm">
-                      {names.get(b.proposer) ??
-                        (inSet.has(b.proposer) ? (
-                          <span className="muted">in the current set</span>
-                        ) : (
-                          <span className="faint">
-                            {set ? 'not in the current set' : 'not a genesis validator'}
-                          </span>
-                        ))}
+                      {names.has(b.proposer) ? (
+                        <ChainText text={names.get(b.proposer) ?? ''} />
+                      ) : inSet.has(b.proposer) ? (
+                        <span className="muted">in the current set</span>
+                      ) : (
+                        <span className="faint">
+                          {set ? 'not in the current set' : 'not a genesis validator'}
+                        </span>
+                      )}
                     </td>
                   </tr>
                 ))}

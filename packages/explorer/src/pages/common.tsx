@@ -1,7 +1,7 @@
 /** How pages show loading and errors, the same way everywhere. */
 import type { ReactNode } from 'react';
 import { AlertIcon } from '../components/icons';
-import { Card, Skeleton } from '../components/ui';
+import { Card, ChainText, Skeleton } from '../components/ui';
 import { NodeUnreachableError, RpcClientError } from '../sdk';
 
 export function isNotFound(err: unknown): boolean {
@@ -55,10 +55,19 @@ export function RpcErrorCard({ error, what }: { error: unknown; what: string }) 
   if (error instanceof RpcClientError) {
     return (
       <ProblemCard title={`The node could not return this ${what}`}>
-        {error.message}
-        {error.reason ? <span className="mono"> ({error.reason})</span> : null}
+        <ChainText text={error.message} />
+        {error.reason ? (
+          <span className="mono">
+            {' '}
+            (<ChainText text={error.reason} />)
+          </span>
+        ) : null}
       </ProblemCard>
     );
   }
-  return <ProblemCard title={`Something went wrong loading this ${what}`}>{String(error)}</ProblemCard>;
+  return (
+    <ProblemCard title={`Something went wrong loading this ${what}`}>
+      <ChainText text={String(error)} />
+    </ProblemCard>
+  );
 }

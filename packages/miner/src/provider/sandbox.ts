@@ -446,7 +446,8 @@ export function unsafeJobsParent(dir: string): string | null {
  * link, named JOBS_FOLDER_PREFIX + the pid its owner file names, whose owner file is a plain file
  * naming a provider process of this pid namespace that is gone (processLives: pid, boot id, start
  * time): anything else is left alone, a live provider's folders, a provider's in another pid
- * namespace (a container sharing the directory: its pid means another process here), a file or
+ * namespace (a container sharing the directory: its pid means another process here), one on a
+filesystem not known to be of this machine alone (onLocalFilesystem: another machine's), a file or
  * link of that name, a folder without a readable owner file. The removal follows no link inside
  * (rmSync removes links, not their targets), and nothing is removed where `parent` or a folder
  * above it lets others rename what is in it (unsafeJobsParent; `warn` is told). Folders of older
@@ -504,6 +505,9 @@ export function removeStaleJobFolders(
       if (!name.startsWith(`${JOBS_FOLDER_PREFIX}${owner.pid}-`)) continue;
       // Another namespace's pid, or one whose namespace is not known: it cannot be told.
       if (record.pidns !== pidns) continue;
+      // On a filesystem shared with other machines (NFS, CIFS, a cluster's), the owner may be another
+      // machine's provider: its boot id reads as a reboot here, so processLives calls it gone.
+      if (!onLocalFilesystem(path)) continue;
       if (processLives(owner)) continue;
       rmSync(path, { recursive: true, force: true });
       removed.push(path);

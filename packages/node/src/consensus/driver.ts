@@ -110,7 +110,12 @@ import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js
 import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
 import { OwnSignaturesAbove, recentlySignedHeights, SignerStateMissing } from './signer-guard.js';
-import { preverifySyncedBlock, type SyncPreverified, SyncReactor } from './sync-reactor.js';
+import {
+  preverifySyncedBlock,
+  type SyncConflict,
+  type SyncPreverified,
+  SyncReactor,
+} from './sync-reactor.js';
 import {
   type CompactProposalMessage,
   compactProposalCodec,
@@ -723,6 +728,11 @@ export class ConsensusDriver {
         this.preverifySynced(block, parent, abandoned, awaited),
       logger: this.logger,
       onCertified: (height) => this.behindView.sawCertified(height, this.clock.now()),
+      // The reactor logged it; a held fresh signer's next warning names it at once, not after its
+      // usual minute (`caughtUpToSign`): the operator must act, and waiting will not release it.
+      onConflict: () => {
+        this.signerWarnedAt = null;
+      },
       onSynced: (committed) => {
         this.behindView.noteHead(committed.block.header.height);
         this.abandonFetches();
@@ -746,6 +756,11 @@ export class ConsensusDriver {
   /** The latest block-sync progress, while a sync runs. */
   get syncProgress(): SyncProgress | null {
     return this.syncReactor.syncProgress;
+  }
+
+  /** Why block sync stopped for good (conflicting certified histories), until a restart; else null. */
+  get syncStopped(): SyncConflict | null {
+    return this.syncReactor.conflict;
   }
 
   private get syncing(): boolean {
@@ -3160,17 +3175,16 @@ export class ConsensusDriver {
   private async caughtUpToSign(network: Network): Promise<boolean> {
     const set = this.nextValidators();
     const head = this.chain.tipHeight;
-    // Block sync stopped for good (two certified histories): no peer will ever bring the head up,
-    // so the signer stays held until a restart; said as such, since the usual way out
-    // (--allow-fresh-signer) would have it sign on a history the network may not follow.
+    // Sync stopped on conflicting histories: the node will never catch up without the operator, and
+    // "syncing" or "peers claim heights above the head" would hide why; nor is the usual way out
+    // (--allow-fresh-signer) one here: it would sign on a history the network may not follow.
     const conflict = this.syncReactor.conflict;
     if (conflict) {
       this.warnSignerHeld(
         head,
-        `CONFLICTING CHAIN at height ${conflict.height}: block sync stopped (${conflict.why})`,
+        `block sync stopped: CONFLICTING CHAIN at height ${conflict.height} (ours ${conflict.head}, theirs ${conflict.theirs}${conflict.peer ? ` from ${conflict.peer}` : ''})`,
         [],
-        'find out which history the network follows, set --trusted-checkpoint on it and restart, removing data/chain ' +
-          'if this node is on the other (docs/operators.md); do not use --allow-fresh-signer: it would sign on this history',
+        `${conflict.nextStep}; not --allow-fresh-signer: it would sign on this node's history`,
       );
       return false;
     }

@@ -33,6 +33,14 @@ import type { BlockPreverifier } from './block-preverify.js';
 export const DISPROVED_MS = 10 * 60_000;
 /** The unbonding period in epochs (execute.ts: 3 × epochBlocks). */
 const UNBONDING_EPOCHS = 3n;
+/**
+ * How often a sync stopped on conflicting histories is logged again (a stall check asks for a
+ * sync every few seconds: a line each time buried the first, and the cause, in repeats).
+ */
+export const CONFLICT_REMINDER_MS = 5 * 60_000;
+/** What the operator does about a conflict (docs/operators.md "Long-range attacks"). */
+export const CONFLICT_NEXT_STEP =
+  'find out which history the network follows (a block explorer, other operators), restart with --trusted-checkpoint HEIGHT:HASH on it, and remove data/chain first if this node is on the other (docs/operators.md, Long-range attacks)';
 /** Peers remembered as disproved at once. */
 const MAX_DISPROVED = 1_024;
 
@@ -62,6 +70,12 @@ export interface SyncReactorOptions {
    * it): the network decided its height, evidence that this node is behind (behind-view.ts).
    */
   onCertified?(height: bigint): void;
+  /**
+   * A peer served a block proving two certified histories (SyncReactor.conflict): sync has
+   * stopped for good, until the operator restarts the node. Called once, after the reactor logged
+   * it (the driver shows it in unc_status and in a held fresh signer's warning).
+   */
+  onConflict?(conflict: SyncConflict): void;
   /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
   verifyCommitSignature?: VerifyFn;
 }
@@ -99,14 +113,16 @@ export interface SyncConflict {
   /** This node's head (hex) when the conflict was found. */
   head: string;
   why: string;
+  /** The peer that served that block, when sync knew it. */
+  peer?: string;
+  /** What the operator should do (CONFLICT_NEXT_STEP). */
+  nextStep: string;
 }
 
 export class SyncReactor {
   /**
    * Set once sync found two certified histories: block sync then refuses to run, so that a
-   * node is never carried down one of them by whichever peer answered first. Logged here (error,
-   * once; warn at each catch-up refused); a held fresh signer's warning names it (driver.ts
-   * `caughtUpToSign`).
+   * node is never carried down one of them by whichever peer answered first.
    */
   conflict: SyncConflict | null = null;
 
@@ -209,7 +225,7 @@ export class SyncReactor {
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */
   async catchUp(network: Network): Promise<void> {
     if (this.conflict) {
-      this.opts.logger.warn('block sync stopped: conflicting certified histories', { ...this.conflict });
+      this.remindConflict();
       return;
     }
     this.syncing = true;
@@ -217,6 +233,7 @@ export class SyncReactor {
       await this.syncFromPeers(network);
     } catch (err) {
       if (!(err instanceof SyncConflictError)) throw err;
+      if (err.final && this.conflict && this.conflictLoggedAt === null) this.reportConflict(err.peer);
     } finally {
       this.syncing = false;
       this.syncProgress = null;
@@ -377,17 +394,51 @@ export class SyncReactor {
       );
       throw new SyncConflictError(`${why} (block ${height}; the trusted checkpoint ahead decides)`, false);
     }
+    // Reported (logged, onConflict) by catchUp once syncChain has named the peer that served it.
     this.conflict = {
       height,
       theirs: Buffer.from(hash).toString('hex'),
       head: Buffer.from(chain.tip.hash).toString('hex'),
       why,
+      nextStep: CONFLICT_NEXT_STEP,
     };
+    throw new SyncConflictError(`${why} (block ${height})`);
+  }
+
+  /** When the conflict was last logged (null: not yet). */
+  private conflictLoggedAt: number | null = null;
+
+  /** The stop, logged at error level and handed to onConflict: once, for the one conflict kept. */
+  private reportConflict(peer: string | undefined): void {
+    const conflict = this.conflict!;
+    if (peer !== undefined) conflict.peer = peer;
+    this.conflictLoggedAt = this.opts.clock.now();
     this.opts.logger.error(
       'CONFLICTING CHAIN: block sync stopped; check the trusted checkpoint and the peers (docs/operators.md)',
-      { ...this.conflict },
+      { ...conflict },
     );
-    throw new SyncConflictError(`${why} (block ${height})`);
+    this.opts.onConflict?.(conflict);
+  }
+
+  /**
+   * A sync asked for after the stop: a reminder at most every CONFLICT_REMINDER_MS (the stall
+   * check asks every few seconds), so the log says the node is still stopped without burying why.
+   */
+  private remindConflict(): void {
+    const conflict = this.conflict!;
+    const now = this.opts.clock.now();
+    if (this.conflictLoggedAt === null) {
+      this.reportConflict(conflict.peer);
+      return;
+    }
+    if (now - this.conflictLoggedAt < CONFLICT_REMINDER_MS) return;
+    this.conflictLoggedAt = now;
+    this.opts.logger.warn(
+      'block sync still stopped: conflicting certified histories (CONFLICTING CHAIN above)',
+      {
+        ...conflict,
+      },
+    );
   }
 
   /**

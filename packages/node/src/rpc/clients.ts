@@ -138,6 +138,20 @@ export function tallyNow(): number {
 }
 
 /**
+ * The most wants (ClientTally.ask) one tally holds over all its prefixes: 16,384 addresses waiting
+ * for a slot at once is far past any real crowd of neighbours, and at ~80 bytes each ~1.3 MB.
+ */
+export const MAX_WANTS = 16_384;
+
+/** The most wants one sweep looks at (ClientTally.sweep): bounded work on each refusal. */
+export const SWEEP_SLICE = 256;
+
+/** A want's key in ClientTally's order of them (no address or prefix holds a newline). */
+function wantKey(prefix: string, client: string): string {
+  return `${prefix}\n${client}`;
+}
+
+/**
  * The fewest networks (prefixes) that always fit in a server-wide total (maxConnections,
  * maxWsConnections): a prefix holds at most total / MIN_NETWORKS of it (ClientTally's `most`), unless
  * one address's own cap is more (an address alone is never held below its own cap).
@@ -162,7 +176,10 @@ export const MIN_NETWORKS = 8;
  * server closes idle ones of a holder over its fair part (surplus()).
  *
  * Memory: an entry per key with something counted; wants only for prefixes that hold something,
- * at most the prefix's cap of them each.
+ * at most the prefix's cap of them each, and at most `maxWants` in all (the oldest dropped first).
+ * Expired wants are swept a slice at a time (sweep(): on each refusal, and on the server's timer):
+ * before, they went only when their own prefix was next asked about, and an IPv6 client with 1,024
+ * /48s to come from left 131,072 of them (~10 MB) held for good.
  */
 export class ClientTally {
   private readonly counts = new Map<string, number>();
@@ -172,12 +189,69 @@ export class ClientTally {
   private readonly members = new Map<string, number>();
   /** Per prefix: the clients that want in, and until when (WANT_MS). */
   private readonly wants = new Map<string, Map<string, number>>();
+  /**
+   * Every want (wantKey), oldest first: re-set on each ask, with until = now + WANT_MS on a
+   * monotonic clock, so this is also the order they expire in.
+   */
+  private readonly wantOrder = new Map<string, readonly [prefix: string, client: string]>();
 
   constructor(
     private readonly limit: number,
     private readonly shares: PrefixShares = DEFAULT_PREFIX_SHARES,
     private readonly most = Number.POSITIVE_INFINITY,
+    private readonly maxWants = MAX_WANTS,
   ) {}
+
+  /** How many wants it holds, over every prefix (each at most maxWants). */
+  get wantsHeld(): number {
+    return this.wantOrder.size;
+  }
+
+  /**
+   * Forgets wants expired by `now`, the oldest first, looking at `budget` of them at most: an
+   * expired want kept costs memory only (wantsOf drops it before it counts).
+   */
+  sweep(now = tallyNow(), budget = SWEEP_SLICE): void {
+    for (const [key, [prefix, client]] of this.wantOrder) {
+      if (budget-- <= 0) return;
+      const until = this.wants.get(prefix)?.get(client);
+      // Asked with an earlier `now` than the one before it (only a caller's own clock does): the
+      // order is by asking, so this one is just stopped at.
+      if (until !== undefined && until > now) return;
+      this.wantOrder.delete(key);
+      if (until !== undefined) this.dropWant(prefix, client);
+    }
+  }
+
+  private setWant(prefix: string, wants: Map<string, number>, client: string, until: number): void {
+    const key = wantKey(prefix, client);
+    this.wantOrder.delete(key);
+    if (!wants.has(client)) {
+      // Full: the oldest goes (an address that asked the longest ago; its own retry asks again).
+      for (const [oldest, [p, c]] of this.wantOrder) {
+        if (this.wantOrder.size < this.maxWants) break;
+        this.wantOrder.delete(oldest);
+        this.dropWant(p, c);
+      }
+    }
+    wants.set(client, until);
+    // Dropping the oldest may have emptied (and forgotten) this very prefix's map.
+    this.wants.set(prefix, wants);
+    this.wantOrder.set(key, [prefix, client]);
+  }
+
+  /** Forgets one want (and its prefix's map once empty). */
+  private dropWant(prefix: string, client: string): void {
+    this.wantOrder.delete(wantKey(prefix, client));
+    const wants = this.wants.get(prefix);
+    if (wants?.delete(client) && wants.size === 0) this.wants.delete(prefix);
+  }
+
+  /** Forgets every want of a prefix (at most its cap of them). */
+  private dropWants(prefix: string): void {
+    for (const client of this.wants.get(prefix)?.keys() ?? []) this.wantOrder.delete(wantKey(prefix, client));
+    this.wants.delete(prefix);
+  }
 
   /** The cap of a level: the client's own (the first level), or a prefix's. */
   private capOf(level: Level, own: boolean): number {
@@ -196,10 +270,8 @@ export class ClientTally {
   private wantsOf(prefix: string, now: number): Map<string, number> | undefined {
     const wants = this.wants.get(prefix);
     if (wants === undefined) return undefined;
-    for (const [client, until] of wants) if (until <= now) wants.delete(client);
-    if (wants.size > 0) return wants;
-    this.wants.delete(prefix);
-    return undefined;
+    for (const [client, until] of wants) if (until <= now) this.dropWant(prefix, client);
+    return this.wants.get(prefix);
   }
 
   /** The client's fair part of a prefix's cap: the cap over the clients holding or wanting some. */
@@ -250,7 +322,9 @@ export class ClientTally {
    */
   ask(client: string, now = tallyNow()): Level | undefined {
     const refused = this.over(client, now);
-    if (refused === undefined || refused.key === client) return refused;
+    if (refused === undefined) return refused;
+    this.sweep(now);
+    if (refused.key === client) return refused;
     const cap = this.capOf(refused, false);
     if ((this.admitted.get(client) ?? 0) >= this.fairPart(client, refused.key, cap, now)) return refused;
     let wants = this.wantsOf(refused.key, now);
@@ -259,7 +333,7 @@ export class ClientTally {
       this.wants.set(refused.key, wants);
     }
     // At most a cap's worth of them: past that, every fair part is 1 already.
-    if (wants.has(client) || wants.size < cap) wants.set(client, now + WANT_MS);
+    if (wants.has(client) || wants.size < cap) this.setWant(refused.key, wants, client, now + WANT_MS);
     return refused;
   }
 
@@ -303,8 +377,7 @@ export class ClientTally {
         this.bump(this.counts, key, 1);
         if (mine === 1) this.bump(this.members, key, 1);
         // In: what it wanted came; wanting more, it asks again.
-        const wants = this.wants.get(key);
-        if (wants?.delete(client) && wants.size === 0) this.wants.delete(key);
+        this.dropWant(key, client);
       }
     }
     return { client, prefixes, within };
@@ -318,7 +391,7 @@ export class ClientTally {
     for (const key of counted.prefixes) {
       if (mine === 0) this.bump(this.members, key, -1);
       // A prefix holding nothing has nothing to share out: its wants go (so they stay bounded).
-      if (this.bump(this.counts, key, -1) === 0) this.wants.delete(key);
+      if (this.bump(this.counts, key, -1) === 0) this.dropWants(key);
     }
   }
 

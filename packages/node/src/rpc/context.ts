@@ -28,7 +28,20 @@ export interface RpcContext {
   /** Connected peers (the count is reported). */
   readonly network: { peers(): readonly unknown[] } | null;
   /** Block-sync progress while the node catches up. */
-  readonly driver: { readonly syncProgress: SyncProgress | null } | undefined;
+  readonly driver:
+    | {
+        readonly syncProgress: SyncProgress | null;
+        /** Why block sync stopped for good (consensus/sync-reactor.ts SyncConflict), or null. */
+        readonly syncStopped: {
+          height: bigint;
+          why: string;
+          head: string;
+          theirs: string;
+          peer?: string;
+          nextStep: string;
+        } | null;
+      }
+    | undefined;
   readonly metrics: { render(): string };
   readonly logger: Logger;
   /** Validates and admits a transaction, then gossips it; throws a ValidationError saying why not. */

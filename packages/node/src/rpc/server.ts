@@ -21,6 +21,7 @@ import {
   forwardedClient,
   type Level,
   levelsOf,
+  MAX_WANTS,
   MIN_NETWORKS,
   normalAddress,
   type PrefixShares,
@@ -1842,6 +1843,8 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     nextWsRoundAt = Date.now() + limits.pingIntervalMs;
     pingAll();
     rateLimiter.prune();
+    // Expired wants of networks no one asks about any more (each refusal sweeps a slice only).
+    for (const tally of [inflight, perClient, wsPerClient]) tally.sweep(tallyNow(), MAX_WANTS);
   }, limits.pingIntervalMs);
   pingTimer.unref();
 

@@ -16,6 +16,7 @@ import {
   MAX_FORWARDED_CHARS,
   MAX_FORWARDED_HOPS,
   MAX_TRACKED_CLIENTS,
+  MAX_WANTS,
   MIN_NETWORKS,
   normalAddress,
   type PrefixShares,
@@ -278,6 +279,90 @@ describe('a network shares a total with others, and its addresses share it fairl
             // Only addresses refused (and none that got in since) want in, at most cap of them.
             const wanting = tally.wanting(prefix, now);
             assert.ok(wanting.length <= cap);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('the wants a tally holds: bounded however many networks ask', () => {
+  /** Fills /24 number `i` (one address's worth: subnetShare 1) and has a neighbour refused there. */
+  function refuseIn(tally: ClientTally, i: number, now: number): void {
+    const hold = tally.add(`10.${i >> 8}.${i & 255}.1`, now);
+    assert.ok(hold.within);
+    const refused = tally.add(`10.${i >> 8}.${i & 255}.2`, now);
+    assert.ok(!refused.within);
+    tally.remove(refused);
+  }
+
+  it('forgets expired wants of networks no one asks about again: each refusal sweeps a slice, the timer the rest', () => {
+    // Before, a want went only when its own prefix was asked about again: an IPv6 client with
+    // 1,024 /48s to come from left 131,072 of them held for good.
+    const tally = new ClientTally(1, { subnet: 1, network: 0 });
+    for (let i = 0; i < 600; i++) refuseIn(tally, i, 0);
+    assert.equal(tally.wantsHeld, 600);
+    const later = WANT_MS + 1;
+    // A refusal elsewhere, once they expired, sweeps a slice of them (bounded work)...
+    refuseIn(tally, 600, later);
+    assert.ok(tally.wantsHeld < 600, `${tally.wantsHeld} held after a refusal swept`);
+    // ...and a full sweep (the server's timer) the rest, all but the one still wanting.
+    tally.sweep(later, MAX_WANTS);
+    assert.equal(tally.wantsHeld, 1);
+    tally.sweep(later + WANT_MS, MAX_WANTS);
+    assert.equal(tally.wantsHeld, 0);
+    assert.deepEqual(tally.wanting('10.2.88.0/24', later + WANT_MS), []);
+  });
+
+  it('holds at most maxWants, dropping the oldest first', () => {
+    const tally = new ClientTally(1, { subnet: 1, network: 0 }, Number.POSITIVE_INFINITY, 3);
+    for (let i = 0; i < 4; i++) refuseIn(tally, i, i);
+    assert.equal(tally.wantsHeld, 3);
+    assert.deepEqual(tally.wanting('10.0.0.0/24', 4), [], 'the oldest went');
+    for (let i = 1; i < 4; i++) assert.deepEqual(tally.wanting(`10.0.${i}.0/24`, 4), [`10.0.${i}.2`]);
+    // Asking again renews a want without growing the count.
+    const again = tally.add('10.0.3.2', 5);
+    assert.ok(!again.within);
+    tally.remove(again);
+    assert.equal(tally.wantsHeld, 3);
+    assert.deepEqual(tally.wanting('10.0.1.0/24', 5), ['10.0.1.2']);
+    assert.equal(MAX_WANTS, 16_384);
+  });
+
+  it('never holds more than maxWants, and holds exactly the live wants it reports (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 3 }).map((n) => n + 1),
+        fc.array(
+          fc.tuple(
+            fc.nat({ max: 9 }).map((n) => n < 8),
+            fc.nat({ max: 3 }),
+            fc.nat({ max: 3 }),
+            fc.oneof(fc.constant(0), fc.constant(0), fc.nat({ max: 2 * WANT_MS })),
+            fc.boolean(),
+          ),
+          { maxLength: 200 },
+        ),
+        (maxWants, steps) => {
+          const tally = new ClientTally(1, { subnet: 2, network: 0 }, Number.POSITIVE_INFINITY, maxWants);
+          const open: Tallied[] = [];
+          let now = 0;
+          const prefixes = Array.from({ length: 4 }, (_, p) => `10.0.${p}.0/24`);
+          for (const [add, net, host, wait, sweep] of steps) {
+            now += wait;
+            const client = `10.0.${net}.${host}`;
+            if (add) open.push(tally.add(client, now));
+            else {
+              const i = open.findIndex((t) => t.client === client);
+              if (i !== -1) tally.remove(open.splice(i, 1)[0]!);
+            }
+            if (sweep) tally.sweep(now);
+            assert.ok(tally.wantsHeld <= maxWants, `${tally.wantsHeld} > ${maxWants}`);
+            // Each prefix's live wants, counted after wanting() dropped its expired ones: all held.
+            let live = 0;
+            for (const p of prefixes) live += tally.wanting(p, now).length;
+            assert.equal(tally.wantsHeld, live);
           }
         },
       ),

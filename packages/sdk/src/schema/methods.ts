@@ -109,7 +109,8 @@ const pageLimit = (page: { max: number }) => optional(intRange(1, page.max));
 export const rpcMethods = {
   unc_status: method({
     group: 'node',
-    summary: "The node's head, chain id, mempool, peers and sync progress.",
+    summary:
+      "The node's head, chain id, mempool, peers, sync progress, and `syncStopped` when block sync stopped on conflicting certified histories.",
     params: none,
     result: returns<StatusJson>()(R.StatusResult),
   }),

@@ -119,6 +119,19 @@ export const StatusResult = v.strictObject({
       etaSeconds: nullable(v.number()),
     }),
   ),
+  // Optional: nodes before it answer without it.
+  syncStopped: opt(
+    nullable(
+      v.strictObject({
+        height: Int,
+        reason: v.string(),
+        ours: Hash,
+        theirs: Hash,
+        peer: nullable(v.string()),
+        nextStep: v.string(),
+      }),
+    ),
+  ),
 });
 
 export const ValidatorSetResult = v.strictObject({
