@@ -6,7 +6,7 @@
 // histories it signs from the same genesis stand for the real chain and the one old keys built.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { blockCodec, blockHash, decode, ed25519PublicKey } from '@unc/core';
+import { blockCodec, blockHash, decode } from '@unc/core';
 import type { StatusJson } from '@unc/sdk';
 import { rpcMethods } from '@unc/sdk/schema';
 import * as v from 'valibot';
@@ -14,7 +14,6 @@ import { createApi } from '../src/api.js';
 import type { Chain } from '../src/chain.js';
 import { type Clock, systemClock } from '../src/clock.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
-import { devValidator } from '../src/dev.js';
 import { type LogFields, type Logger, silentLogger } from '../src/log.js';
 import { chainServer } from '../src/sync.js';
 import { type FakePeer, fakeNetwork, grow, newLog, tempChains } from './sync-fakes.js';
@@ -23,17 +22,7 @@ const chains = tempChains('unc-aud-sync-');
 after(() => chains.close());
 
 /** Empty blocks up to `height`, each 500 ms later than `grow` makes them: another history. */
-async function growFork(chain: Chain, height: bigint): Promise<void> {
-  const v = devValidator();
-  const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
-  for (let i = chain.height + 1n; i <= height; i++)
-    await chain.proposeAndCommit(
-      [],
-      chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n + 500n),
-      key,
-      () => false,
-    );
-}
+const growFork = (chain: Chain, height: bigint) => grow(chain, height, 500n);
 
 const peerOf = (chain: Chain): FakePeer => {
   const server = chainServer(chain);

@@ -34,14 +34,17 @@ export function tempChains(prefix: string) {
   };
 }
 
-/** Empty blocks up to `height`, proposed by the dev validator. */
-export async function grow(chain: Chain, height: bigint): Promise<void> {
+/**
+ * Empty blocks up to `height`, proposed by the dev validator; `laterMs` later than the default
+ * times (500: another history from the same genesis, as old keys could sign).
+ */
+export async function grow(chain: Chain, height: bigint, laterMs = 0n): Promise<void> {
   const v = devValidator();
   const key = { seed: v.seed, publicKey: ed25519PublicKey(v.seed) };
   for (let i = chain.height + 1n; i <= height; i++)
     await chain.proposeAndCommit(
       [],
-      chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n),
+      chain.nextBlockTime(BigInt(Date.parse('2026-06-01T00:00:00Z')) + i * 1000n + laterMs),
       key,
       () => false,
     );

@@ -9,6 +9,7 @@ import {
 } from '../../src/consensus/messages.js';
 import { PrivValidator } from '../../src/consensus/privval.js';
 import { Tendermint } from '../../src/consensus/tendermint.js';
+import { sha256 } from '../../src/crypto/hash.js';
 import { decode, encode } from '../../src/encoding/codec.js';
 import {
   A,
@@ -559,6 +560,45 @@ describe('tendermint: restart with the private validator state', () => {
     assert.deepEqual(votesOf(restarted.propose(0, B)), []);
     restarted.timeout('precommit', 0);
     assert.deepEqual(votesOf(restarted.propose(1, B)), ['prevote@1:nil'], 'still locked on A');
+  });
+
+  test('restored locked on A (a released fresh signer: node signer-guard OwnSignaturesAbove), a later polka for a block known valid moves the lock; one for a block it never found valid does not', () => {
+    // The state a held fresh signer is released with: its own precommit of A in round 0, seen
+    // while held, rebuilt as if restored. heldvote's line 36 (validPolka) must still move it as
+    // the paper does, including to a block known valid from another round's proposal.
+    const lost = new PrivValidator(SEEDS[0]!, CHAIN);
+    const before = new Harness(0, NOT_ME, lost);
+    before.start();
+    before.propose(0, A);
+    before.votes([1, 2], 'prevote', 0, A);
+    const h = new Harness(0, NOT_ME, new PrivValidator(SEEDS[0]!, CHAIN, lost.state));
+    h.start();
+    h.timeout('precommit', 0);
+    assert.deepEqual(votesOf(h.propose(1, B)), ['prevote@1:nil'], 'locked on A');
+    assert.deepEqual(
+      votesOf(h.votes([1, 2, 3], 'prevote', 1, B)),
+      ['precommit@1:B'],
+      "B's polka moves the lock",
+    );
+    assert.equal(h.machine.snapshot().lockedRound, 1);
+    h.votes([1, 2], 'precommit', 1, null);
+    h.timeout('precommit', 1);
+    // Round 2 proposes C; 2/3+ prevote B again. B is known valid (round 1's proposal): the lock
+    // moves to round 2 on B though it is not round 2's proposal.
+    const C = sha256(Uint8Array.of(0xcc));
+    assert.deepEqual(votesOf(h.propose(2, C)), ['prevote@2:nil']);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 2, B)), ['precommit@2:B']);
+    assert.equal(h.machine.snapshot().lockedRound, 2);
+    h.votes([1, 2], 'precommit', 2, null);
+    h.timeout('precommit', 2);
+    // Round 3: a polka for a block never proposed to it (D): no lock, a nil precommit on timeout.
+    const D = sha256(Uint8Array.of(0xdd));
+    h.timeout('propose', 3);
+    assert.deepEqual(votesOf(h.votes([1, 2, 3], 'prevote', 3, D)), []);
+    assert.deepEqual(votesOf(h.timeout('prevote', 3)), ['precommit@3:nil']);
+    const snap = h.machine.snapshot();
+    assert.equal(snap.lockedRound, 2);
+    assert.ok(equalBytes(snap.lockedValue!, B));
   });
 
   test('the private validator refuses every double sign and re-signs identical messages', () => {

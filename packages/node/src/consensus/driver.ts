@@ -3176,12 +3176,15 @@ export class ConsensusDriver {
     const set = this.nextValidators();
     const head = this.chain.tipHeight;
     // Sync stopped on conflicting histories: the node will never catch up without the operator, and
-    // "syncing" or "peers claim heights above the head" would hide why.
+    // "syncing" or "peers claim heights above the head" would hide why; nor is the usual way out
+    // (--allow-fresh-signer) one here: it would sign on a history the network may not follow.
     const conflict = this.syncReactor.conflict;
     if (conflict) {
       this.warnSignerHeld(
         head,
-        `block sync stopped: CONFLICTING CHAIN at height ${conflict.height} (ours ${conflict.head}, theirs ${conflict.theirs}${conflict.peer ? ` from ${conflict.peer}` : ''}); ${conflict.nextStep}`,
+        `block sync stopped: CONFLICTING CHAIN at height ${conflict.height} (ours ${conflict.head}, theirs ${conflict.theirs}${conflict.peer ? ` from ${conflict.peer}` : ''})`,
+        [],
+        `${conflict.nextStep}; not --allow-fresh-signer: it would sign on this node's history`,
       );
       return false;
     }
@@ -3210,7 +3213,7 @@ export class ConsensusDriver {
    * it does not serve keeps it a follower (the trade-off `SyncReactor.caughtUp` makes), and the
    * operator must see that, with the peers that claim to be ahead, and the way out.
    */
-  private warnSignerHeld(head: bigint, why: string, ahead: readonly string[] = []): void {
+  private warnSignerHeld(head: bigint, why: string, ahead: readonly string[] = [], wayOut?: string): void {
     const now = this.clock.now();
     this.signerHeldSince ??= now;
     if (now - this.signerHeldSince < FRESH_SIGNER_WARN_MS) return;
@@ -3226,8 +3229,9 @@ export class ConsensusDriver {
           ? { ahead: ahead.slice(0, 8).join(', ') + (ahead.length > 8 ? ', …' : '') }
           : {}),
         wayOut:
+          wayOut ??
           'if these peers do not serve the heights they claim, disconnect them; once sure this key cannot ' +
-          'have signed at the heights ahead, restart with --allow-fresh-signer',
+            'have signed at the heights ahead, restart with --allow-fresh-signer',
       },
     );
   }

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ed25519PublicKey } from '@unc/core';
+import { blockCodec, blockHash, decode, ed25519PublicKey } from '@unc/core';
 import { until } from '@unc/test-utils';
 import { Chain, type ValidatorKey } from '../../src/chain.js';
 import type { PrivvalStorage } from '../../src/consensus/privval-store.js';
@@ -23,6 +23,8 @@ import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js'
 import { type Logger, silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
 import { ChainDb, MemoryKv } from '../../src/storage/db.js';
+import { chainServer } from '../../src/sync.js';
+import { GENESIS, grow, tempChains } from '../sync-fakes.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { fourValidatorGenesis, validators } from './test-nodes.js';
 
@@ -40,6 +42,26 @@ function storage(text: string | null): PrivvalStorage {
     readRecord: () => null,
     writeRecord: () => {},
     pruneRecords: () => {},
+  };
+}
+
+interface Warning {
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+/** A logger keeping every warning it is given in `warnings`, and nothing else. */
+function warningsTo(warnings: Warning[], component: string): Logger {
+  return {
+    component,
+    level: 'debug',
+    debug: () => {},
+    info: () => {},
+    warn: (msg, fields) => {
+      warnings.push({ msg, fields: { ...(fields ?? {}) } });
+    },
+    error: () => {},
+    child: (c) => warningsTo(warnings, `${component}.${c}`),
   };
 }
 
@@ -259,18 +281,7 @@ describe('a held fresh signer kept back by a peer that claims to be ahead', () =
 
   test('says so, loudly: the peer, its claim, and --allow-fresh-signer', async () => {
     const hub = new MemoryNetworkHub();
-    const warnings: { msg: string; fields: Record<string, unknown> }[] = [];
-    const capture = (component: string): Logger => ({
-      component,
-      level: 'debug',
-      debug: () => {},
-      info: () => {},
-      warn: (msg, fields) => {
-        warnings.push({ msg, fields: { ...(fields ?? {}) } });
-      },
-      error: () => {},
-      child: (c) => capture(`${component}.${c}`),
-    });
+    const warnings: Warning[] = [];
     // The liar: answers every status with a height far above anyone's, serves no block.
     hub.join('liar', {
       onGossip: () => 'ignore',
@@ -290,7 +301,7 @@ describe('a held fresh signer kept back by a peer that claims to be ahead', () =
       validatorSeed: validators[3]!.seed,
       rpcPort: 0,
       timeouts: TIMEOUTS,
-      logger: capture('node'),
+      logger: warningsTo(warnings, 'node'),
       network: async (handlers) => hub.join('v3', handlers),
     });
     running.add(node);
@@ -302,5 +313,59 @@ describe('a held fresh signer kept back by a peer that claims to be ahead', () =
     assert.ok(node.driver.holdingFreshSigner);
     assert.match(String(held.fields.ahead), /liar@1000000/);
     assert.match(String(held.fields.wayOut), /--allow-fresh-signer/);
+  });
+});
+
+/**
+ * A held fresh signer on a node whose block sync stopped with CONFLICTING CHAIN (sync-reactor.ts
+ * `refuseConflict`): no peer will ever bring its head up, so it stays held until a restart. Its
+ * warning said "peers claim heights above the head" and pointed to --allow-fresh-signer, which
+ * would have it sign on a history the network may not follow.
+ */
+describe('a held fresh signer whose block sync stopped with CONFLICTING CHAIN', () => {
+  const chains = tempChains('unc-held-conflict-');
+  const dirs: string[] = [];
+  const running = new Set<UncNode>();
+  after(async () => {
+    for (const n of running) await n.stop();
+    await chains.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  test('says so, with the way out of the conflict, not --allow-fresh-signer', async () => {
+    const real = await chains.open();
+    const fork = await chains.open();
+    await grow(real, 8n);
+    await grow(fork, 2n);
+    await grow(fork, 8n, 500n);
+    // The operator's checkpoint names the other history's block 4: the real chain's certified
+    // block 4 is not it, so sync stops there for good.
+    const raw = await fork.db.getBlockBytes(4n);
+    const checkpoint = { height: 4n, hash: blockHash(decode(blockCodec, raw!).header) };
+    const warnings: Warning[] = [];
+    const hub = new MemoryNetworkHub();
+    hub.join('real', { onGossip: () => 'ignore', ...chainServer(real) });
+    const dataDir = mkdtempSync(join(tmpdir(), 'unc-held-conflict-node-'));
+    dirs.push(dataDir);
+    const node = await UncNode.start({
+      dataDir,
+      genesis: GENESIS,
+      validatorSeed: dev.seed,
+      rpcPort: 0,
+      logger: warningsTo(warnings, 'node'),
+      trustedCheckpoint: checkpoint,
+      network: async (handlers) => hub.join('v', handlers),
+    });
+    running.add(node);
+    const held = await until(
+      'a warning that the fresh signer is held',
+      () => warnings.find((w) => /fresh signer held/.test(w.msg)) ?? false,
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    assert.ok(node.driver.holdingFreshSigner);
+    assert.equal(node.chain.height, 3n, 'sync went past the conflict');
+    assert.match(String(held.fields.why), /CONFLICTING CHAIN/);
+    assert.doesNotMatch(String(held.fields.wayOut), /restart with --allow-fresh-signer/);
+    assert.match(String(held.fields.wayOut), /trusted-checkpoint/);
   });
 });
