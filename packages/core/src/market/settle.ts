@@ -295,21 +295,7 @@ export function settleLease(
     answered + missed === 0 && ok && chip !== null && isProvenOnline(chip, ctx.height, p, challengesOf);
   const { paid, refunded } = slaSplit(cost, answered, missed, provenOnline);
 
-  lease.accrued += cost;
-  lease.remaining -= cost;
-  lease.paid += paid;
-  lease.refunded += refunded;
-  lease.slotsAnswered += BigInt(answered);
-  lease.slotsMissed += BigInt(missed);
-  if (to > lease.settledTime) lease.settledTime = to;
-  putLease(state, lease);
-  credit(state, lease.provider, paid);
-  credit(state, lease.renter, refunded);
-  if (paid > 0n) {
-    const rec = getProviderRecord(state, lease.provider);
-    rec.earnings += paid;
-    putProviderRecord(state, lease.provider, rec);
-  }
+  bookPeriod(state, lease, { cost, paid, refunded, answered, missed, to });
   const event: MarketEvent | null =
     cost === 0n && answered === 0 && missed === 0
       ? null
@@ -327,6 +313,34 @@ export function settleLease(
           remaining: lease.remaining,
         };
   return { event, exhausted, chipOk: ok, held: 0n };
+}
+
+/**
+ * Books one settled period on its lease and pays it out. One place for a period settled at once
+ * (settleLease) and a held last period decided after its lease closed (decideHeldChallenge), so
+ * both move the escrow, the slot counts and the provider's earnings alike.
+ */
+function bookPeriod(
+  state: StateOverlay,
+  lease: Lease,
+  period: { cost: bigint; paid: bigint; refunded: bigint; answered: number; missed: number; to: bigint },
+): void {
+  const { cost, paid, refunded, answered, missed, to } = period;
+  lease.accrued += cost;
+  lease.remaining -= cost;
+  lease.paid += paid;
+  lease.refunded += refunded;
+  lease.slotsAnswered += BigInt(answered);
+  lease.slotsMissed += BigInt(missed);
+  if (to > lease.settledTime) lease.settledTime = to;
+  putLease(state, lease);
+  credit(state, lease.provider, paid);
+  credit(state, lease.renter, refunded);
+  if (paid > 0n) {
+    const rec = getProviderRecord(state, lease.provider);
+    rec.earnings += paid;
+    putProviderRecord(state, lease.provider, rec);
+  }
 }
 
 /**
@@ -360,21 +374,8 @@ export function decideHeldChallenge(
   const fromTime = lease.settledTime;
   const ends = leaseEndsAt(lease);
   const to = lease.closedTime < ends ? lease.closedTime : ends;
-  lease.accrued += cost;
-  lease.remaining = 0n;
-  lease.paid += paid;
-  lease.refunded += refunded;
-  lease.slotsAnswered += BigInt(answered);
-  lease.slotsMissed += BigInt(missed);
-  if (to > lease.settledTime) lease.settledTime = to;
-  putLease(state, lease);
-  credit(state, lease.provider, paid);
-  credit(state, lease.renter, refunded);
-  if (paid > 0n) {
-    const rec = getProviderRecord(state, lease.provider);
-    rec.earnings += paid;
-    putProviderRecord(state, lease.provider, rec);
-  }
+  // `cost` is the whole held `remaining`, so booking it leaves 0.
+  bookPeriod(state, lease, { cost, paid, refunded, answered, missed, to });
   return {
     type: 'leaseSettled',
     leaseId: lease.id,
