@@ -214,6 +214,24 @@ function existingOffer(state: StateOverlay, id: Uint8Array): Offer {
   return o;
 }
 
+/** The offer, refused to anyone but its provider: the check every provider-only action makes. */
+function providersOffer(state: StateOverlay, id: Uint8Array, sender: Uint8Array): Offer {
+  const offer = existingOffer(state, id);
+  if (!equalBytes(offer.provider, sender)) {
+    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
+  }
+  return offer;
+}
+
+/** providersOffer, and still open (closeOffer, withdrawOfferChip). */
+function providersOpenOffer(state: StateOverlay, id: Uint8Array, sender: Uint8Array): Offer {
+  const offer = providersOffer(state, id, sender);
+  if (offer.status !== OfferStatus.open) {
+    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is already closed`);
+  }
+  return offer;
+}
+
 function existingLease(state: StateOverlay, id: Uint8Array): Lease {
   const l = getLease(state, id);
   if (!l) throw new ValidationError('UNKNOWN_LEASE', `lease ${short(id)} does not exist`);
@@ -255,13 +273,7 @@ export function applyCloseOffer(
   sender: Uint8Array,
   action: CloseOfferAction,
 ): MarketEvent[] {
-  const offer = existingOffer(state, action.offerId);
-  if (!equalBytes(offer.provider, sender)) {
-    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
-  }
-  if (offer.status !== OfferStatus.open) {
-    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is already closed`);
-  }
+  const offer = providersOpenOffer(state, action.offerId, sender);
   offer.status = OfferStatus.closed;
   offer.closedTime = ctx.time;
   offer.closesAt = ctx.time + offer.noticeMs;
@@ -307,13 +319,7 @@ export function applyWithdrawOfferChip(
   sender: Uint8Array,
   action: WithdrawOfferChipAction,
 ): MarketEvent[] {
-  const offer = existingOffer(state, action.offerId);
-  if (!equalBytes(offer.provider, sender)) {
-    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
-  }
-  if (offer.status !== OfferStatus.open) {
-    throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is already closed`);
-  }
+  const offer = providersOpenOffer(state, action.offerId, sender);
   const rest = offer.chipIds.filter((c) => !equalBytes(c, action.chipId));
   if (rest.length === offer.chipIds.length) {
     throw new ValidationError(
@@ -357,10 +363,7 @@ export function applyUpdateOfferTls(
   sender: Uint8Array,
   action: UpdateOfferTlsAction,
 ): MarketEvent[] {
-  const offer = existingOffer(state, action.offerId);
-  if (!equalBytes(offer.provider, sender)) {
-    throw new ValidationError('NOT_PROVIDER', `offer ${short(offer.id)} is not yours`);
-  }
+  const offer = providersOffer(state, action.offerId, sender);
   if (offer.status !== OfferStatus.open && ctx.time >= offer.closesAt) {
     throw new ValidationError('OFFER_CLOSED', `offer ${short(offer.id)} is closed`);
   }
