@@ -95,7 +95,9 @@ function run(wakes: readonly Wake[], send: Send) {
 }
 
 const wake = fc.record({
-  asleep: fc.integer({ min: 1, max: 40 }),
+  // Short sleeps as often as long ones: a wake-up whose first answer's window overlaps the previous
+  // wake-up's last answer is the one the prior reference ("Answers sent apart") reaches across.
+  asleep: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 5, max: 40 })),
   up: fc.integer({ min: 1, max: 8 }),
   clockSet: fc.bigInt({ min: 0n, max: 10n ** 10n }),
   powerOff: fc.boolean(),
@@ -135,6 +137,30 @@ describe('tpm2 sleeper that moves its TPM clock forward (TPM2_ClockSet) at every
       sentTotal > 0 && creditedTotal > 0,
       `precondition: ${sentTotal} sent, ${creditedTotal} credited`,
     );
+  });
+
+  test("a wake-up one block after the last: its first answer's window overlaps the previous wake-up's last answer, and it is still rebooted however far the clock was set", () => {
+    // The prior reference then belongs to the previous wake-up: measured from it, a count left
+    // unchecked would credit the 10^10 ms ClockSet (a mutation that measured it on any uncredited
+    // answer, counts ignored, went unnoticed by the property above at 12 runs).
+    const wakes: Wake[] = [
+      { asleep: 6, up: 7, clockSet: 0n, powerOff: false },
+      { asleep: 1, up: 1, clockSet: 10n ** 10n, powerOff: false },
+      { asleep: 1, up: 1, clockSet: 10n ** 10n, powerOff: true },
+    ];
+    for (const send of ['together', 'actions', 'blocks'] as const) {
+      const { sentBy, credited, rebooted } = run(wakes, send);
+      let overlapping = 0;
+      for (let i = 1; i < sentBy.length; i++) {
+        const first = sentBy[i]![0];
+        const before = sentBy.slice(0, i).flat().at(-1);
+        if (first === undefined || before === undefined) continue;
+        if ((first > before ? first - before : before - first) < W) overlapping++;
+        assert.ok(rebooted.has(first), `${send}: the first answer of wake-up ${i} (${first}) was not rebooted`);
+        assert.ok(!credited.has(first));
+      }
+      assert.ok(overlapping > 0, `precondition (${send}): a wake-up's first answer overlaps the previous answer`);
+    }
   });
 
   test('a wake-up long enough for two challenges: the second is credited, the first is not, however far the clock was set', () => {
