@@ -227,3 +227,60 @@ describe('tpm2 credit: answers sent apart credit no more than the same quotes se
     assert.ok(found > 0 && partial > 0, `precondition: ${found} pairs, ${partial} credited in part`);
   });
 });
+
+/**
+ * Two challenges of the chip's class `gap` blocks apart (blocks at twice the target interval, the
+ * clock running at block time until the first quote), the first answered late (signed at h2 − 1,
+ * included at h2), the second signed `dB` ms of clock after it and included at h2 + 1. Whether the
+ * second was credited.
+ */
+function pairApart(gap: bigint, dB: bigint) {
+  const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
+  chain.step = () => 2000n;
+  chain.blocksUntil(2n);
+  const tpm = new FixtureTpm(ROOT, Uint8Array.of(0x5d));
+  const c: Clock = { clock: 3_000_000n, resetCount: 2, restartCount: 1 };
+  let at = chain.time;
+  const registered = chain.block([chain.tx(miner, [tpm.register(chain, miner.address, c)])]);
+  const chipId = registered.flatMap((e) => (e.type === 'chipRegistered' ? [e.chipId] : []))[0]!;
+  tpm.chipId = chipId;
+  const p = getPociParams(chain.state);
+  const cls = chipClass(chipId, p);
+  const drawn = (h: bigint) => blockChallengeClass(chain.beaconOf(h), p) === cls;
+  const slotOf = (h: bigint) => {
+    const epoch = epochOf(h, p);
+    return { epoch, slot: challengesOfChip(chain, chipId, epoch).indexOf(h) };
+  };
+  const first = p.epochBlocks * (epochOf(chain.height, p) + 1n) + 1n;
+  for (let h1 = first; h1 < first + 10n * p.epochBlocks; h1++) {
+    const h2 = h1 + gap;
+    if (!drawn(h1) || !drawn(h2) || epochOf(h2, p) !== epochOf(h1, p)) continue;
+    if ([...Array(Number(gap) - 1)].some((_, i) => drawn(h1 + BigInt(i) + 1n))) continue;
+    chain.blocksUntil(h2 - 1n);
+    c.clock += chain.time - at;
+    at = chain.time;
+    const a = slotOf(h1);
+    const events = chain.block(chain.heartbeats([tpm.answer(chain, a.epoch, a.slot, c)]));
+    const b = slotOf(h2);
+    events.push(...chain.block(chain.heartbeats([tpm.answer(chain, b.epoch, b.slot, { ...c, clock: c.clock + dB })])));
+    const credited = (h: bigint) => events.some((x) => x.type === 'slotAnswered' && x.slotHeight === h);
+    return { found: true, a: credited(h1), b: credited(h2) };
+  }
+  return { found: false, a: false, b: false };
+}
+
+describe('tpm2 credit: the prior reference reaches only an answer whose window overlapped', () => {
+  // Quotes with no clock between them (a paused TPM, or two signed at once): the second is short of
+  // the first by 4/5 of the span less the slack (1.4 s at W − 1 blocks, 3 s at W).
+  test('W − 1 blocks apart (both windows open at h2): the second is measured from the reference before the first too, and credited', () => {
+    const r = pairApart(W - 1n, 0n);
+    assert.ok(r.found, 'precondition: such a pair was drawn');
+    assert.deepEqual(r, { found: true, a: true, b: true });
+  });
+
+  test('W blocks apart (never open together, so never in one heartbeat): the second is measured from the first alone, and not credited', () => {
+    const r = pairApart(W, 0n);
+    assert.ok(r.found, 'precondition: such a pair was drawn');
+    assert.deepEqual(r, { found: true, a: true, b: false });
+  });
+});
