@@ -262,7 +262,9 @@ function pairApart(gap: bigint, dB: bigint) {
     const a = slotOf(h1);
     const events = chain.block(chain.heartbeats([tpm.answer(chain, a.epoch, a.slot, c)]));
     const b = slotOf(h2);
-    events.push(...chain.block(chain.heartbeats([tpm.answer(chain, b.epoch, b.slot, { ...c, clock: c.clock + dB })])));
+    events.push(
+      ...chain.block(chain.heartbeats([tpm.answer(chain, b.epoch, b.slot, { ...c, clock: c.clock + dB })])),
+    );
     const credited = (h: bigint) => events.some((x) => x.type === 'slotAnswered' && x.slotHeight === h);
     return { found: true, a: credited(h1), b: credited(h2) };
   }

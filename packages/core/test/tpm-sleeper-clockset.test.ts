@@ -156,10 +156,16 @@ describe('tpm2 sleeper that moves its TPM clock forward (TPM2_ClockSet) at every
         const before = sentBy.slice(0, i).flat().at(-1);
         if (first === undefined || before === undefined) continue;
         if ((first > before ? first - before : before - first) < W) overlapping++;
-        assert.ok(rebooted.has(first), `${send}: the first answer of wake-up ${i} (${first}) was not rebooted`);
+        assert.ok(
+          rebooted.has(first),
+          `${send}: the first answer of wake-up ${i} (${first}) was not rebooted`,
+        );
         assert.ok(!credited.has(first));
       }
-      assert.ok(overlapping > 0, `precondition (${send}): a wake-up's first answer overlaps the previous answer`);
+      assert.ok(
+        overlapping > 0,
+        `precondition (${send}): a wake-up's first answer overlaps the previous answer`,
+      );
     }
   });
 
