@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:
 import { join } from 'node:path';
 import {
   addressFromPublicKey,
+  DEFAULT_SCRYPT_PARAMS,
   decryptKeystore,
   ed25519PublicKey,
   encodeAddress,
@@ -183,7 +184,13 @@ export class Keyring {
       .map((k) => k.name);
   }
 
-  /** Adds a keystore exported by `unc keys export` (still encrypted; its password is kept). */
+  /**
+   * Adds a keystore exported by `unc keys export` or another wallet (still encrypted; its password
+   * is kept). One whose scrypt is lighter than ours (the keystore format accepts n down to 2^10)
+   * is encrypted again under the same password with our parameters and a fresh salt and iv: kept
+   * as it came, every copy of the keyring held the key behind a password check 32 times cheaper to
+   * guess than that of the keys made here. One at least as strong is kept as it is.
+   */
   addKeystore(
     name: string,
     keystore: KeystoreFile,
@@ -198,8 +205,13 @@ export class Keyring {
       publicKey: toHex(publicKey),
       kind: 'encrypted',
     };
+    const { n, r } = keystore.crypto.kdfparams;
+    const stored =
+      n < DEFAULT_SCRYPT_PARAMS.n || r < DEFAULT_SCRYPT_PARAMS.r
+        ? encryptKeystore(seed, password, { salt: randomBytes(32), iv: randomBytes(12) })
+        : keystore;
     beforeWrite(info.address);
-    this.write({ ...info, kind: 'encrypted', keystore });
+    this.write({ ...info, kind: 'encrypted', keystore: stored });
     return info;
   }
 
@@ -242,9 +254,16 @@ export class Keyring {
     return this.read(name).kind === 'encrypted';
   }
 
-  /** Returns the key's seed. `chainId` guards test keys against use outside their dev chain. */
+  /**
+   * Returns the key's seed. `chainId` guards test keys against use outside their dev chain. The
+   * seed must be that of the public key the file names: `keys show`, `keys list` and every
+   * `--to <key name>` give that key's address, read from the file in the clear, while the seed
+   * signs; a file whose address was edited (or a keystore swapped under it) had funds sent to one
+   * account and transactions signed by another.
+   */
   unlock(name: string, chainId: string, password?: string): Uint8Array {
     const file = this.read(name);
+    let seed: Uint8Array;
     if (file.kind === 'test') {
       if (file.chainId !== chainId) {
         throw new UncError(
@@ -252,9 +271,22 @@ export class Keyring {
           `key "${name}" is an unencrypted dev key for chain ${file.chainId}; refusing to use it on ${chainId}`,
         );
       }
-      return fromHex(file.secret, 32);
+      seed = fromHex(file.secret, 32);
+    } else {
+      if (password === undefined) throw new UncError('PASSWORD_REQUIRED', `key "${name}" needs its password`);
+      seed = decryptKeystore(file.keystore, password);
     }
-    if (password === undefined) throw new UncError('PASSWORD_REQUIRED', `key "${name}" needs its password`);
-    return decryptKeystore(file.keystore, password);
+    const publicKey = ed25519PublicKey(seed);
+    if (
+      toHex(publicKey) !== file.publicKey ||
+      encodeAddress(addressFromPublicKey(publicKey)) !== file.address
+    ) {
+      seed.fill(0);
+      throw new UncError(
+        'KEY_MISMATCH',
+        `key "${name}" in ${this.dir} names ${file.address} but its secret is the key of another address: the file was edited; nothing was signed (import the key again from its mnemonic or keystore)`,
+      );
+    }
+    return seed;
   }
 }

@@ -19,6 +19,7 @@ import {
   readFileSync,
   rmdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -184,8 +185,34 @@ function readJson(path: string): Record<string, unknown> {
   }
 }
 
+/**
+ * A seed of `unc init`'s, from a key file only its owner can read or write (OpenSSH's rule for a
+ * private key file). Written 0600, such a file turns 0644 when restored from a backup or copied
+ * under the usual umask; every user of the host could then read the consensus key and sign a
+ * second vote with it, which slashes the stake bonded behind it, or take the node's peer id.
+ * Refused (BAD_KEY_FILE) with the chmod that fixes it, before the seed is read; and a file that is
+ * not JSON is refused without the parser's message, which quotes the text around the fault, the
+ * seed's hex among it.
+ */
 function seedFrom(path: string): Uint8Array {
-  const j = readJson(path);
+  if (!existsSync(path)) {
+    throw new UncError('NOT_INITIALISED', `${path} does not exist: run \`unc init --home <dir>\` first`);
+  }
+  const mode = statSync(path).mode;
+  if (process.getuid !== undefined && (mode & 0o077) !== 0)
+    throw new UncError(
+      'BAD_KEY_FILE',
+      `${path} holds a secret key but its mode is ${(mode & 0o777).toString(8)}: others on this host can read or change it; run chmod 600 ${path}`,
+    );
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch {
+    throw new UncError(
+      'BAD_KEY',
+      `${path} is not valid JSON (its contents are not shown: it holds a secret key)`,
+    );
+  }
   try {
     return fromHex(String(j.seed), 32);
   } catch {
