@@ -305,6 +305,15 @@ function askHidden(prompt: string): Promise<string> {
   return ask(prompt, true, () => new UncError('PASSWORD_REQUIRED', 'no password given (end of input)'));
 }
 
+/**
+ * Asks for a secret that is not a password (a mnemonic) without echo: shown as typed, the 24 words
+ * that are the key stayed on the screen, in the terminal's scrollback and in any recording of the
+ * session (`script`, tmux logs, a shared screen).
+ */
+export function askSecretLine(prompt: string): Promise<string> {
+  return ask(prompt, true, () => new UncError('NO_ANSWER', 'no answer given (end of input)'));
+}
+
 export async function askLine(prompt: string): Promise<string> {
   return ask(prompt, false, () => new UncError('NO_ANSWER', 'no answer given (end of input)'));
 }
