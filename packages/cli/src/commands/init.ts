@@ -19,7 +19,6 @@ import {
   readFileSync,
   rmdirSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -32,7 +31,13 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { fsyncDirectory, peerIdFromNodeKey, removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import {
+  checkPrivateKeyFile,
+  fsyncDirectory,
+  peerIdFromNodeKey,
+  removeWholeLeftovers,
+  writeFileWhole,
+} from '@unc/node';
 import { Command } from 'commander';
 import { checkHome, ctxOf } from '../context.js';
 
@@ -198,12 +203,7 @@ function seedFrom(path: string): Uint8Array {
   if (!existsSync(path)) {
     throw new UncError('NOT_INITIALISED', `${path} does not exist: run \`unc init --home <dir>\` first`);
   }
-  const mode = statSync(path).mode;
-  if (process.getuid !== undefined && (mode & 0o077) !== 0)
-    throw new UncError(
-      'BAD_KEY_FILE',
-      `${path} holds a secret key but its mode is ${(mode & 0o777).toString(8)}: others on this host can read or change it; run chmod 600 ${path}`,
-    );
+  checkPrivateKeyFile(path);
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;

@@ -29,7 +29,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { toHex } from '@unc/core';
-import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { checkPrivateKeyFile, fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
 import { takeLockFile } from '../lock-file.js';
 import { randomSerial } from '../vendor/ca.js';
@@ -133,6 +133,8 @@ function readPair(dir: string, keyFile: string, certFile: string): TlsPair | nul
   const keyPath = join(dir, keyFile);
   const certPath = join(dir, certFile);
   if (!existsSync(keyPath) || !existsSync(certPath)) return null;
+  // Whoever else can read the key serves as this provider to the renters who pin its certificate.
+  checkPrivateKeyFile(keyPath);
   const certPem = readFileSync(certPath, 'utf8');
   return { keyPem: readFileSync(keyPath, 'utf8'), certPem, fingerprint: pemFingerprint(certPem) };
 }
