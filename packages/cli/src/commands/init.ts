@@ -32,9 +32,9 @@ import {
   UncError,
 } from '@unc/core';
 import {
-  checkPrivateKeyFile,
   fsyncDirectory,
   peerIdFromNodeKey,
+  readPrivateKeyFile,
   removeWholeLeftovers,
   writeFileWhole,
 } from '@unc/node';
@@ -203,10 +203,12 @@ function seedFrom(path: string): Uint8Array {
   if (!existsSync(path)) {
     throw new UncError('NOT_INITIALISED', `${path} does not exist: run \`unc init --home <dir>\` first`);
   }
-  checkPrivateKeyFile(path);
+  // Checked and read through one descriptor (readPrivateKeyFile): the bytes parsed are those of
+  // the file whose mode and owner passed.
+  const text = readPrivateKeyFile(path);
   let j: Record<string, unknown>;
   try {
-    j = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    j = JSON.parse(text) as Record<string, unknown>;
   } catch {
     throw new UncError(
       'BAD_KEY',
