@@ -15,6 +15,7 @@ import {
   encryptKeystore,
   fromHex,
   type KeystoreFile,
+  type ScryptParams,
   toHex,
   UncError,
 } from '@unc/core';
@@ -51,6 +52,24 @@ export function checkKeyName(name: string): void {
       `invalid key name "${name}": use 1-64 letters, digits, '_', '.' or '-'`,
     );
   }
+}
+
+/**
+ * The scrypt parameters an imported keystore is encrypted again under, or null to keep it as it
+ * came. Scrypt's memory grows with n·r and its time with n·r·p, and a guesser pays both per guess.
+ * One whose n·r is at least ours costs at least ours in both (p ≥ 1 = ours) and is kept. Any other
+ * gets our n and r and a p raised until its time is at least what it had: re-encrypted with ours
+ * alone, one of n = 2^20, r = 1 (4 times our memory and time) or of p = 16 was made cheaper to
+ * guess by the very step meant to harden it. Never weaker than the keystore that came nor than
+ * ours, in memory or in time; within the keystore format's bounds (n·r < 2^18 and p ≤ 16 give
+ * p < 16 here).
+ */
+export function strongerScryptParams(params: ScryptParams): ScryptParams | null {
+  const ours = DEFAULT_SCRYPT_PARAMS;
+  const memory = params.n * params.r;
+  if (memory >= ours.n * ours.r) return null;
+  const p = Math.max(ours.p, Math.ceil((memory * params.p) / (ours.n * ours.r)));
+  return { n: ours.n, r: ours.r, p };
 }
 
 export class Keyring {
@@ -187,9 +206,10 @@ export class Keyring {
   /**
    * Adds a keystore exported by `unc keys export` or another wallet (still encrypted; its password
    * is kept). One whose scrypt is lighter than ours (the keystore format accepts n down to 2^10)
-   * is encrypted again under the same password with our parameters and a fresh salt and iv: kept
-   * as it came, every copy of the keyring held the key behind a password check 32 times cheaper to
-   * guess than that of the keys made here. One at least as strong is kept as it is.
+   * is encrypted again under the same password with a fresh salt and iv and the parameters of
+   * strongerScryptParams: kept as it came, every copy of the keyring held the key behind a password
+   * check 32 times cheaper to guess than that of the keys made here. One at least as strong is
+   * kept as it is.
    */
   addKeystore(
     name: string,
@@ -205,11 +225,10 @@ export class Keyring {
       publicKey: toHex(publicKey),
       kind: 'encrypted',
     };
-    const { n, r } = keystore.crypto.kdfparams;
-    const stored =
-      n < DEFAULT_SCRYPT_PARAMS.n || r < DEFAULT_SCRYPT_PARAMS.r
-        ? encryptKeystore(seed, password, { salt: randomBytes(32), iv: randomBytes(12) })
-        : keystore;
+    const stronger = strongerScryptParams(keystore.crypto.kdfparams);
+    const stored = stronger
+      ? encryptKeystore(seed, password, { salt: randomBytes(32), iv: randomBytes(12) }, stronger)
+      : keystore;
     beforeWrite(info.address);
     this.write({ ...info, kind: 'encrypted', keystore: stored });
     return info;
