@@ -290,6 +290,14 @@ export class Keyring {
           `key "${name}" is an unencrypted dev key for chain ${file.chainId}; refusing to use it on ${chainId}`,
         );
       }
+      // Bound to a chain that is not a dev chain (written before addDevKeys refused that, from a
+      // genesis edited to a real network's id, or by hand): its seed is public or lies unencrypted
+      // on disk, and it would sign on that network for anyone who has it.
+      if (!chainId.startsWith('unc-dev-'))
+        throw new UncError(
+          'NOT_A_DEV_CHAIN',
+          `key "${name}" is an unencrypted dev key, and ${chainId} is not a dev chain (unc-dev-…): refusing to sign with it (import your own key: unc keys add or unc keys import)`,
+        );
       seed = fromHex(file.secret, 32);
     } else {
       if (password === undefined) throw new UncError('PASSWORD_REQUIRED', `key "${name}" needs its password`);

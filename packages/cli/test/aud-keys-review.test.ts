@@ -145,3 +145,22 @@ test('property: the parameters a keystore is encrypted again under are never wea
     ),
   );
 });
+
+test('review: an unencrypted dev key bound to a chain that is not a dev chain signs nothing there (NOT_A_DEV_CHAIN)', () => {
+  const home = tempHome();
+  try {
+    const keyring = new Keyring(home.dir);
+    // What addDevKeys wrote before it refused a genesis edited to a real network's id: the public
+    // dev0 seed bound to that network.
+    keyring.addTest('dev0', new Uint8Array(32).fill(5), 'unc-mainnet-1');
+    assert.throws(
+      () => keyring.unlock('dev0', 'unc-mainnet-1'),
+      (err: unknown) => err instanceof UncError && err.code === 'NOT_A_DEV_CHAIN',
+    );
+    // On a dev chain, as always.
+    keyring.addTest('dev1', new Uint8Array(32).fill(6), 'unc-dev-1');
+    assert.deepEqual(keyring.unlock('dev1', 'unc-dev-1'), new Uint8Array(32).fill(6));
+  } finally {
+    home.cleanup();
+  }
+});
