@@ -1,0 +1,82 @@
+/**
+ * The provider endpoint of each lease this home opened, as the user confirmed it (`market lease`).
+ *
+ * Jobs go to the endpoint the node reports for the lease, and a node the user does not run can
+ * report any: its own server would then get every input, and answer with receipts signed by a chip
+ * key it reports too. The endpoint confirmed at opening is different: it is in the offer terms the
+ * lease signs (termsDigest), and the chain refuses the lease (OFFER_CHANGED) if they are not the
+ * offer's. So it is kept here, and `unc job` refuses a lease whose node-reported endpoint differs.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UncError } from '@unc/core';
+import { checkHome } from './home.js';
+
+export interface LeasePin {
+  leaseId: string;
+  chainId: string;
+  offerId: string;
+  /** The endpoint in the terms the user confirmed and the lease signed. */
+  endpoint: string;
+  /** The opening transaction. */
+  hash: string;
+}
+
+const ID = /^[0-9a-f]{64}$/;
+
+function pinsDir(home: string): string {
+  return join(home, 'leases');
+}
+
+/** Records the terms a lease was opened on (0600, in a 0700 `<home>/leases`). */
+export function pinLease(home: string, pin: LeasePin): void {
+  if (!ID.test(pin.leaseId))
+    throw new UncError('BAD_LEASE_ID', `lease id ${pin.leaseId} is not 64 hex digits`);
+  const dir = pinsDir(home);
+  checkHome(dir, 'leases folder');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  checkHome(dir, 'leases folder');
+  const path = join(dir, `${pin.leaseId}.json`);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(pin, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** The pin of `leaseId` on `chainId`, if this home opened it there. */
+export function leasePin(home: string, leaseId: string, chainId: string): LeasePin | undefined {
+  if (!ID.test(leaseId)) return undefined;
+  const dir = pinsDir(home);
+  const path = join(dir, `${leaseId}.json`);
+  if (!existsSync(path)) return undefined;
+  checkHome(dir, 'leases folder');
+  let pin: Partial<LeasePin>;
+  try {
+    pin = JSON.parse(readFileSync(path, 'utf8')) as Partial<LeasePin>;
+  } catch (err) {
+    throw new UncError('BAD_LEASE_PIN', `${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof pin.endpoint !== 'string' || pin.leaseId !== leaseId)
+    throw new UncError('BAD_LEASE_PIN', `${path} does not hold the lease's endpoint`);
+  return pin.chainId === chainId ? (pin as LeasePin) : undefined;
+}
+
+/**
+ * The endpoint jobs of a lease go to: `given` (--endpoint, the user's own word), else the node's,
+ * which must be the pinned one when this home opened the lease. Refused before any connection.
+ */
+export function leaseEndpoint(p: {
+  leaseId: string;
+  given?: string;
+  reported?: string;
+  pin?: LeasePin;
+  node: string;
+}): string | undefined {
+  if (p.given) return p.given;
+  if (!p.pin) return p.reported;
+  if (p.reported !== undefined && p.reported !== p.pin.endpoint)
+    throw new UncError(
+      'ENDPOINT_CHANGED',
+      `the node at ${p.node} reports lease ${p.leaseId} at ${p.reported}, but it was opened (transaction ${p.pin.hash}) on offer terms naming ${p.pin.endpoint}, which the chain checked: nothing was sent. The node may be lying to have your inputs; use a node you trust, or pass --endpoint if the provider moved`,
+    );
+  return p.pin.endpoint;
+}
