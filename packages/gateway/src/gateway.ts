@@ -1166,7 +1166,12 @@ export class Gateway {
       // Its rate counts on (the catch below leaves it to settleOpens) until that height passes.
       if (!opened) throw new Error('the lease transaction opened no lease');
       const lease = await this.client.getLease(opened.leaseId);
-      const row = openLeaseRow(lease, best.noticeMs, this.now());
+      // The endpoint recorded is the one in the terms signed (termsDigest: the chain refused the
+      // lease had the offer named another), not the node's later report of it: see adopt.
+      const row = {
+        ...openLeaseRow(lease, best.noticeMs, this.now()),
+        endpoint: (rankedFrom.get(best) as OfferJson).endpoint,
+      };
       // Recorded before it is used: the budget counts it from now on, across restarts too.
       this.settling.add(row.leaseId);
       this.store.putLease(row);
@@ -1514,7 +1519,13 @@ export class Gateway {
       toppingUp: false,
       topUpRetryAtMs: 0,
     };
-    state.row.endpoint = lease.endpoint;
+    // Jobs (the renter's inputs) go to the recorded endpoint only. A node reporting another could
+    // have them sent to its own server, answered with receipts of a chip key it reports too; a
+    // lease cannot move (an offer's endpoint never changes on chain), so a different one is a lie.
+    if (lease.endpoint !== row.endpoint)
+      throw new Error(
+        `ENDPOINT_CHANGED: the node reports lease ${row.leaseId} at ${lease.endpoint}, but it was recorded at ${row.endpoint}; nothing sent to either`,
+      );
     const probe = this.newClient(state, lease.tlsFingerprints);
     const health = await probe.health();
     state.ocrModelHash = health.ocrModelHash;
