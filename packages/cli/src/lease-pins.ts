@@ -7,9 +7,10 @@
  * lease signs (termsDigest), and the chain refuses the lease (OFFER_CHANGED) if they are not the
  * offer's. So it is kept here, and `unc job` refuses a lease whose node-reported endpoint differs.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
+import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { checkHome } from './home.js';
 
 export interface LeasePin {
@@ -36,10 +37,7 @@ export function pinLease(home: string, pin: LeasePin): void {
   checkHome(dir, 'leases folder');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   checkHome(dir, 'leases folder');
-  const path = join(dir, `${pin.leaseId}.json`);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(pin, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileWhole(join(dir, `${pin.leaseId}.json`), `${JSON.stringify(pin, null, 2)}\n`);
 }
 
 /** The pin of `leaseId` on `chainId`, if this home opened it there. */
@@ -47,6 +45,7 @@ export function leasePin(home: string, leaseId: string, chainId: string): LeaseP
   if (!ID.test(leaseId)) return undefined;
   const dir = pinsDir(home);
   const path = join(dir, `${leaseId}.json`);
+  removeWholeLeftovers(path);
   if (!existsSync(path)) return undefined;
   checkHome(dir, 'leases folder');
   let pin: Partial<LeasePin>;
