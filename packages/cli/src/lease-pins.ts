@@ -29,34 +29,67 @@ function pinsDir(home: string): string {
   return join(home, 'leases');
 }
 
-/** Records the terms a lease was opened on (0600, in a 0700 `<home>/leases`). */
+/**
+ * Records the terms a lease was opened on (0600, in a 0700 `<home>/leases`). The lease id is the
+ * node's word (the chain derives it from a counter the client cannot check), so a record of
+ * another lease under that id is never replaced: a node naming an older lease of this home's
+ * would otherwise move that lease's jobs to the endpoint of the offer just confirmed (its own,
+ * listed for the purpose). Written again with the same terms, it changes nothing.
+ */
 export function pinLease(home: string, pin: LeasePin): void {
   if (!ID.test(pin.leaseId))
-    throw new UncError('BAD_LEASE_ID', `lease id ${pin.leaseId} is not 64 hex digits`);
+    throw new UncError(
+      'BAD_LEASE_ID',
+      `the node reports the lease of transaction ${pin.hash} as ${pin.leaseId}, not 64 hex digits: its endpoint is not recorded`,
+    );
   const dir = pinsDir(home);
   checkHome(dir, 'leases folder');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   checkHome(dir, 'leases folder');
-  writeFileWhole(join(dir, `${pin.leaseId}.json`), `${JSON.stringify(pin, null, 2)}\n`);
+  const path = join(dir, `${pin.leaseId}.json`);
+  const held = readPin(path, pin.leaseId);
+  if (held) {
+    if (held.chainId === pin.chainId && held.endpoint === pin.endpoint && held.offerId === pin.offerId)
+      return;
+    throw new UncError(
+      'LEASE_PIN_TAKEN',
+      `the node reports the lease of transaction ${pin.hash} as ${pin.leaseId}, which this home recorded for the lease of transaction ${held.hash} (offer ${held.offerId}, ${held.endpoint}, chain ${held.chainId}): the record is kept, the new lease's endpoint is not recorded. The node may be lying; check the lease id on a node you trust. After \`unc dev --reset\` of a chain run in another home, remove ${path}`,
+    );
+  }
+  writeFileWhole(path, `${JSON.stringify(pin, null, 2)}\n`);
 }
 
-/** The pin of `leaseId` on `chainId`, if this home opened it there. */
-export function leasePin(home: string, leaseId: string, chainId: string): LeasePin | undefined {
-  if (!ID.test(leaseId)) return undefined;
-  const dir = pinsDir(home);
-  const path = join(dir, `${leaseId}.json`);
+function readPin(path: string, leaseId: string): LeasePin | undefined {
   removeWholeLeftovers(path);
   if (!existsSync(path)) return undefined;
-  checkHome(dir, 'leases folder');
   let pin: Partial<LeasePin>;
   try {
     pin = JSON.parse(readFileSync(path, 'utf8')) as Partial<LeasePin>;
   } catch (err) {
     throw new UncError('BAD_LEASE_PIN', `${path} is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof pin.endpoint !== 'string' || pin.leaseId !== leaseId)
+  if (typeof pin.endpoint !== 'string' || typeof pin.chainId !== 'string' || pin.leaseId !== leaseId)
     throw new UncError('BAD_LEASE_PIN', `${path} does not hold the lease's endpoint`);
-  return pin.chainId === chainId ? (pin as LeasePin) : undefined;
+  return pin as LeasePin;
+}
+
+/**
+ * The pin of `leaseId`, if this home opened it. Found by the lease id alone, whatever chain id the
+ * node names: a lease id is a hash over its chain's id, so a node naming another chain for a lease
+ * this home opened is lying (it would otherwise skip the record and have its own endpoint used).
+ */
+export function leasePin(home: string, leaseId: string, chainId: string): LeasePin | undefined {
+  if (!ID.test(leaseId)) return undefined;
+  const dir = pinsDir(home);
+  if (!existsSync(dir)) return undefined;
+  checkHome(dir, 'leases folder');
+  const pin = readPin(join(dir, `${leaseId}.json`), leaseId);
+  if (pin && pin.chainId !== chainId)
+    throw new UncError(
+      'CHAIN_CHANGED',
+      `lease ${leaseId} was opened (transaction ${pin.hash}) on chain ${pin.chainId}, but the node names chain ${chainId}: nothing was sent. Use a node of chain ${pin.chainId}`,
+    );
+  return pin;
 }
 
 /**

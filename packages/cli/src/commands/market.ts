@@ -514,13 +514,19 @@ export function marketCommand(): Command {
       });
       const opened = eventOf(events, 'leaseOpened');
       // The endpoint confirmed above, under the lease id the node names: `unc job` sends there only.
-      pinLease(ctx.home, {
-        leaseId: opened.leaseId,
-        chainId,
-        offerId: id,
-        endpoint: offer.endpoint,
-        hash,
-      });
+      // A record refused (the id is another lease's) still lets the lease opened be printed first.
+      let unpinned: unknown = null;
+      try {
+        pinLease(ctx.home, {
+          leaseId: opened.leaseId,
+          chainId,
+          offerId: id,
+          endpoint: offer.endpoint,
+          hash,
+        });
+      } catch (err) {
+        unpinned = err;
+      }
       ctx.print(
         {
           hash,
@@ -533,6 +539,7 @@ export function marketCommand(): Command {
         },
         () => opened.leaseId,
       );
+      if (unpinned) throw unpinned;
     },
   );
   market.addCommand(lease);
