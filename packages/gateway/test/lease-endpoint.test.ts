@@ -58,3 +58,65 @@ describe('a lease’s endpoint is the one recorded, not the node’s later word'
     assert.equal(pool.size, 0, 'the lease is not in the pool');
   });
 });
+
+// An opening sent by a previous run and seen included only now (settleOpens) was recorded at the
+// endpoint the node reported for its lease; if its close did not land before a restart, the next
+// run adopted it there and sent it jobs.
+describe('a lease opening seen late is never recorded at the node’s endpoint', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-late-endpoint-'));
+  let attackerHits = 0;
+  const attacker = createServer((_req, res) => {
+    attackerHits++;
+    res.writeHead(500).end();
+  });
+  const t0 = 1_000_000_000;
+  const servers: { close(cb: () => void): void }[] = [];
+  after(async () => {
+    for (const s of [attacker, ...servers]) await new Promise<void>((r) => s.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('recorded without an endpoint, refused and closed at the restart, nothing sent there', async () => {
+    const attackerUrl = await listening(attacker);
+    const { leaseId, state } = oneLeaseNode(t0, attackerUrl, 'ee'.repeat(32));
+    Object.assign(state.lease[leaseId] as object, {
+      offerId: 'aa'.repeat(32),
+      chipId: 'bb'.repeat(32),
+      provider: 'unc1provider',
+    });
+    const nodeState = {
+      ...state,
+      txStatus: 'included',
+      txEvents: [{ type: 'leaseOpened', leaseId, offerId: 'aa'.repeat(32), chipId: 'bb'.repeat(32) }],
+    };
+    const node = mempoolOnlyNode([], nodeState);
+    servers.push(node);
+    const nodeUrl = await listening(node);
+    const first = new Gateway(gatewayOptions(nodeUrl, dir, { now: () => t0 }));
+    first.store.addPendingOpen({
+      txHash: '01'.repeat(32),
+      pricePerHour: UNC.toString(),
+      expiresAt: '100',
+      noticeMs: 60_000,
+    });
+    try {
+      await first.start();
+      await (first as unknown as { settleOpens(h: number | null): Promise<void> }).settleOpens(5);
+      const row = first.store.leases().find((r) => r.leaseId === leaseId);
+      assert.ok(row, 'the late lease is recorded');
+      assert.notEqual(row.endpoint, attackerUrl, 'recorded at the endpoint the node reported');
+    } finally {
+      await first.stop();
+    }
+    // Its close never landed (the node never reports one included): the next run finds it open.
+    const again = new Gateway(gatewayOptions(nodeUrl, dir, { now: () => t0 }));
+    try {
+      await again.start();
+      assert.equal(attackerHits, 0, 'the restart sent to the endpoint the node reported');
+      const pool = (again as unknown as { leases: Map<string, unknown> }).leases;
+      assert.equal(pool.has(leaseId), false, 'the lease is not in the pool');
+    } finally {
+      await again.stop();
+    }
+  });
+});
