@@ -386,7 +386,7 @@ export class UncClient {
   get subscriptions(): SubscriptionHub {
     this.hubInstance ??= new SubscriptionHub(
       { wsUrl: this.wsUrl, call: (method, params) => this.call(method, params) },
-      this.subscriptionOptions,
+      { maxMessageBytes: this.maxAnswerBytes, ...this.subscriptionOptions },
       errorFromRpc,
     );
     return this.hubInstance;

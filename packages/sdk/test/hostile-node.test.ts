@@ -113,3 +113,48 @@ test('an answer that is JSON but not an object is a clear error, not a TypeError
     assert.match(err.message, /no JSON-RPC body/);
   }
 });
+
+test('a subscription message over maxAnswerBytes closes the socket unread (ws maxPayload)', async () => {
+  const { WebSocketServer } = await import('ws');
+  const http = createServer((_req, res) => res.writeHead(404).end());
+  const wss = new WebSocketServer({ server: http });
+  const closed = new Promise<number>((resolve) => {
+    wss.on('connection', (socket) => {
+      socket.on('close', (code) => resolve(code));
+      socket.on('message', (data) => {
+        const { id } = JSON.parse(String(data)) as { id: number };
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id, result: 'sub-1' }));
+        // Two MiB of one notification: over the client's bound of one.
+        const result = 'x'.repeat(2 * 1024 * 1024);
+        socket.send(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            method: 'unc_subscription',
+            params: { subscription: 'sub-1', result },
+          }),
+        );
+      });
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const client = new UncClient(url, {
+    maxAnswerBytes: 1024 * 1024,
+    subscriptions: { mode: 'websocket', maxSocketFailures: 1 },
+  });
+  let delivered = 0;
+  try {
+    await client.subscribe('pending', {}, () => delivered++);
+    const code = await Promise.race([
+      closed,
+      new Promise<string>((r) => setTimeout(() => r('not closed in 5 s'), 5_000)),
+    ]);
+    assert.equal(code, 1009, 'the socket closed as "message too big"');
+    assert.equal(delivered, 0, 'the oversized message was delivered');
+  } finally {
+    client.close();
+    for (const s of wss.clients) s.terminate();
+    await new Promise((r) => wss.close(r));
+    await new Promise((r) => http.close(r));
+  }
+});
