@@ -1173,6 +1173,13 @@ export class Gateway {
       // until its expiry height, and the lease would then open beside the ones opened meanwhile.
       // Its rate counts on (the catch below leaves it to settleOpens) until that height passes.
       if (!opened) throw new Error('the lease transaction opened no lease');
+      // The lease id is the node's word (the chain derives it from a counter): one naming a lease
+      // recorded already would have that row replaced (its endpoint moved to this offer's, a closed
+      // one counted open again). Left as it is; the opening counts on until settleOpens.
+      if (this.store.leases().some((r) => r.leaseId === opened.leaseId))
+        throw new Error(
+          `LEASE_ID_TAKEN: the node reports the new lease as ${opened.leaseId}, a lease recorded already; its record is kept (the node may be lying)`,
+        );
       const lease = await this.client.getLease(opened.leaseId);
       // The endpoint recorded is the one in the terms signed (termsDigest: the chain refused the
       // lease had the offer named another), not the node's later report of it: see adopt.

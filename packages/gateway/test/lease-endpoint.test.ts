@@ -120,3 +120,59 @@ describe('a lease opening seen late is never recorded at the node’s endpoint',
     }
   });
 });
+
+// The lease id of a new opening is the node's word: one naming a lease the gateway recorded
+// already had that row replaced, its endpoint moved to the new offer's (a closed one reopened).
+describe('a new lease the node names by a recorded lease’s id', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-lease-id-taken-'));
+  const t0 = 1_000_000_000;
+  let node: ReturnType<typeof mempoolOnlyNode> | undefined;
+  after(async () => {
+    await new Promise<void>((r) => node?.close(() => r()) ?? r());
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('leaves the recorded lease as it was', async () => {
+    const { leaseId, state } = oneLeaseNode(t0, 'http://127.0.0.1:1');
+    Object.assign(state.lease[leaseId] as object, {
+      offerId: 'aa'.repeat(32),
+      chipId: 'bb'.repeat(32),
+      provider: 'unc1provider',
+    });
+    node = mempoolOnlyNode([], state);
+    const gw = new Gateway(gatewayOptions(await listening(node), dir, { now: () => t0 }));
+    const recorded = {
+      leaseId,
+      offerId: 'cc'.repeat(32),
+      chipId: 'ee'.repeat(32),
+      provider: 'unc1other',
+      endpoint: 'https://other-provider.invalid',
+      pricePerHour: UNC.toString(),
+      noticeMs: 60_000,
+      openedMs: t0 - 3_600_000,
+      closedMs: t0 - 60_000,
+      closeReason: 'closed by the renter',
+    };
+    gw.store.putLease(recorded);
+    try {
+      await gw.start();
+      // The node reports the opening included, with a lease id of the one recorded.
+      (gw as unknown as { sendTx: unknown }).sendTx = async (
+        _actions: unknown,
+        _kind: string,
+        opts: { onAllowed?: () => void; onSending?: (hash: string, expiresAt: bigint) => void },
+      ) => {
+        opts.onAllowed?.();
+        opts.onSending?.('02'.repeat(32), 100n);
+        return {
+          events: [{ type: 'leaseOpened', leaseId, offerId: 'aa'.repeat(32), chipId: 'bb'.repeat(32) }],
+        };
+      };
+      await gw.openLease('test');
+      const row = gw.store.leases().find((r) => r.leaseId === leaseId);
+      assert.deepEqual(row, recorded, 'the recorded lease was replaced');
+    } finally {
+      await gw.stop();
+    }
+  });
+});
