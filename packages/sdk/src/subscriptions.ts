@@ -38,6 +38,12 @@ export interface HubOptions {
   pollIntervalMs?: number;
   /** 'auto' (default): WebSocket, polling when it cannot connect; or force one. */
   mode?: 'auto' | 'websocket' | 'polling';
+  /**
+   * The largest message read from the socket, in bytes (the client passes its `maxAnswerBytes`);
+   * one over it closes the socket (1009) unread. Node only (the `ws` package): a browser's own
+   * WebSocket has no such setting.
+   */
+  maxMessageBytes?: number;
 }
 
 interface Entry {
@@ -185,7 +191,7 @@ export class SubscriptionHub {
   }
 
   private async open(): Promise<void> {
-    const WS = await webSocketImpl();
+    const WS = await webSocketImpl(this.opts.maxMessageBytes);
     if (!WS) throw new Error('no WebSocket implementation');
     const socket = new WS(this.transport.wsUrl);
     this.socketsOpened++;
@@ -380,14 +386,25 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function webSocketImpl(): Promise<WebSocketCtor | null> {
-  const native = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
-  if (native) return native;
-  // Node 20 has no global WebSocket; the `ws` package provides the same interface.
-  try {
-    const mod = (await import('ws')) as unknown as { default: WebSocketCtor };
-    return mod.default;
-  } catch {
-    return null;
+/** The runtime's own WebSocket (Node 22's, a browser's), as found when this module loaded. */
+const builtinWebSocket = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+
+async function webSocketImpl(maxMessageBytes?: number): Promise<WebSocketCtor | null> {
+  const global = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  // In Node the `ws` package before the runtime's own WebSocket (Node 22's): only it bounds a
+  // message (`maxPayload`, else 100 MiB), and a node the client does not run may send any. One
+  // the program installed itself (a polyfill, a test's) is its choice and is used as it is.
+  if (typeof process !== 'undefined' && process.versions?.node && global === builtinWebSocket) {
+    try {
+      const mod = (await import('ws')) as unknown as {
+        default: new (url: string, protocols: string[], options: { maxPayload?: number }) => MinimalWebSocket;
+      };
+      const Ws = mod.default;
+      const options = maxMessageBytes === undefined ? {} : { maxPayload: maxMessageBytes };
+      return function BoundedWebSocket(url: string) {
+        return new Ws(url, [], options);
+      } as unknown as WebSocketCtor;
+    } catch {}
   }
+  return global ?? null;
 }
