@@ -1,0 +1,207 @@
+/**
+ * A held fresh signer (no privval.json: its data directory was lost) was released as soon as it
+ * had caught up, and then signed at the height under way, the one its lost life may have voted at.
+ * Its own earlier messages there that reached it only after the release (a peer's catch-up or
+ * re-send coming late, a round later) bound it no more: it signed a second, conflicting vote
+ * (equivocation evidence: slashed and tombstoned). It now stays held until that height is decided
+ * without it; where it is not (its vote may be needed for the quorum), it is released after a
+ * bounded wait, from the round the others are stuck in, never an earlier one (driver.ts
+ * `lateSignerFloor`).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { decode, equalBytes, SIGN_STEP, toHex, type Vote } from '@unc/core';
+import { until } from '@unc/test-utils';
+import { FRESH_SIGNER_STUCK_WAIT, withRoundFloor } from '../../src/consensus/driver.js';
+import { voteMessageCodec } from '../../src/consensus/wire.js';
+import type { UncNode } from '../../src/node.js';
+import { MemoryNetworkHub } from './memory-network.js';
+import { fourValidatorGenesis, nextHeight, TestNodes, validators } from './test-nodes.js';
+
+const CHAIN = 'unc-dev-1';
+const BLOCK_MS = 150;
+const TIMEOUTS = {
+  proposeMs: 400,
+  proposeDeltaMs: 100,
+  prevoteMs: 200,
+  prevoteDeltaMs: 100,
+  precommitMs: 200,
+  precommitDeltaMs: 100,
+};
+/** What the held signer waits, at most, for the height under way to be decided without it. */
+const STUCK_MS = FRESH_SIGNER_STUCK_WAIT * (BLOCK_MS + TIMEOUTS.proposeMs);
+const genesis = fourValidatorGenesis(BLOCK_MS);
+const [v0, v1, v2, v3] = validators as [
+  (typeof validators)[0],
+  (typeof validators)[0],
+  (typeof validators)[0],
+  (typeof validators)[0],
+];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('a held fresh signer whose own earlier messages come after it caught up', () => {
+  const nodes = new TestNodes();
+  after(() => nodes.stopAll());
+
+  /**
+   * v0 with no privval.json, and one peer `p` that claims a block v0 does not have (and serves
+   * none) until told the truth: v0's signer stays held meanwhile. What v0 sends is kept.
+   */
+  async function heldV0(prefix: string, timeouts = TIMEOUTS) {
+    const hub = new MemoryNetworkHub();
+    const peer = { claim: 1n, votes: [] as Vote[] };
+    hub.join('p', {
+      onGossip: (topic, data) => {
+        if (topic === 'vote') peer.votes.push(decode(voteMessageCodec, data).vote);
+        return 'ignore';
+      },
+      status: () => ({
+        chainId: CHAIN,
+        genesisHash: new Uint8Array(32),
+        height: peer.claim,
+        headHash: new Uint8Array(32),
+      }),
+      blocks: async () => [],
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), prefix));
+    const node = await nodes.start(hub, genesis, prefix, {
+      allowFreshSigner: false,
+      timeouts,
+      dataDir,
+    });
+    assert.ok(node.driver.holdingFreshSigner, 'a peer ahead holds the fresh signer');
+    assert.equal(node.chain.tipHeight, 0n);
+    const mine = (height: bigint) =>
+      peer.votes.filter((v) => equalBytes(v.validator, v0.publicKey) && v.height === height);
+    return { node, peer, mine };
+  }
+
+  /** The first round from `from` on whose proposer, and the next round's, are not v0. */
+  function roundOfOthers(node: UncNode, from: number) {
+    const h = nextHeight(node);
+    let round = from;
+    const isV0 = (r: number) => equalBytes(h.proposerOf(r).publicKey, v0.publicKey);
+    while (isV0(round) || isV0(round + 1)) round++;
+    return { h, round };
+  }
+
+  test('caught up, it signs nothing at the height under way, and its own late vote there binds nothing it signs', async () => {
+    // A long propose timeout: the height is decided well within the wait for a stuck one.
+    const { node, peer, mine } = await heldV0('unc-held-late-', { ...TIMEOUTS, proposeMs: 3_000 });
+    const { h, round } = roundOfOthers(node, 0);
+    const B = h.proposalFor(round, '0.03');
+    peer.claim = 0n;
+    // Caught up: before, it was released here, at once, and signed from height 1 on.
+    await sleep(1_500);
+    assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
+    // Before its folder was lost, v0 prevoted A at (1, round); that prevote reaches it only now.
+    const A = new Uint8Array(32).fill(0xaa);
+    const late = h.vote(v0, 'prevote', round, A);
+    await h.gossip('vote', late, 'p');
+    const lateSignature = toHex(decode(voteMessageCodec, late).vote.signature);
+    assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
+    for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
+    for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
+    await until('v0 follows B at height 1', () => node.chain.height >= 1n, { timeoutMs: 60_000 });
+    assert.equal(toHex(node.chain.tip.hash), B.hash);
+    // Height 1 decided without it: released, it signs from height 2.
+    await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
+    // Before: v0 prevoted B at (1, round) beside its own prevote for A (duplicate-vote evidence).
+    assert.deepEqual(
+      mine(1n)
+        .filter((v) => toHex(v.signature) !== lateSignature)
+        .map((v) => `${v.type}@${v.round}`),
+      [],
+      'v0 signed at height 1, where its lost signer voted',
+    );
+  });
+
+  test('its vote needed for the quorum: released after a bounded wait, from the round the others are in, and the chain goes on', async () => {
+    const { node, peer, mine } = await heldV0('unc-held-stuck-');
+    const { h, round } = roundOfOthers(node, 2);
+    // v3 is down; v1 and v2 (half the power) cannot decide without v0. They are stuck in `round`
+    // (their nil prevotes there take the held machine to it: over a third of the power).
+    const stuck = [v1, v2].map((v) => h.vote(v, 'prevote', round, null));
+    for (const m of stuck) await h.gossip('vote', m, 'p');
+    peer.claim = 0n;
+    const caughtUpAt = Date.now();
+    await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
+    const heldMs = Date.now() - caughtUpAt;
+    assert.ok(heldMs >= STUCK_MS / 2, `released after ${heldMs} ms, not after waiting for the height`);
+    // The height is started again on release, at round 0; past its propose timeout there (a
+    // re-send lost, or slow), the peers' re-sends take it to `round` again.
+    await sleep(2 * TIMEOUTS.proposeMs);
+    for (const m of stuck) await h.gossip('vote', m, 'p');
+    await until('v0 prevotes nil in the round the others are stuck in', () =>
+      mine(1n).some((v) => v.type === 'prevote' && v.round === round && v.blockHash === null),
+    );
+    // Before: released at once on a machine started at round 0, it prevoted nil at (1, 0), a round
+    // its lost signer may have voted in, unseen.
+    assert.deepEqual(
+      mine(1n)
+        .filter((v) => v.round < round)
+        .map((v) => `${v.type}@${v.round}`),
+      [],
+      'v0 signed at a round before the one it was released at',
+    );
+    // Liveness: with v0, v1 and v2 (3/4 of the power) the height is decided.
+    for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round, null), 'p');
+    await until('v0 precommits nil in that round', () =>
+      mine(1n).some((v) => v.type === 'precommit' && v.round === round),
+    );
+    const B = h.proposalFor(round + 1, '0.03');
+    assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
+    for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'prevote', round + 1, B.blockHash), 'p');
+    for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round + 1, B.blockHash), 'p');
+    await until('height 1 decided with v0', () => node.chain.height >= 1n, { timeoutMs: 60_000 });
+    assert.equal(toHex(node.chain.tip.hash), B.hash);
+    assert.ok(
+      mine(1n).some(
+        (v) =>
+          v.type === 'precommit' &&
+          v.round === round + 1 &&
+          v.blockHash !== null &&
+          equalBytes(v.blockHash, B.blockHash),
+      ),
+      'v0 precommitted B',
+    );
+  });
+});
+
+describe('withRoundFloor', () => {
+  const A = new Uint8Array(32).fill(1);
+  test('refuses every round of the height before the floor, keeps a later state and the lock', () => {
+    assert.equal(withRoundFloor(null, 5n, 0), null);
+    const floored = withRoundFloor(null, 5n, 3);
+    assert.deepEqual(floored && [floored.height, floored.round, floored.step, floored.signature], [
+      5n,
+      3,
+      0,
+      null,
+    ]);
+    const lock: Vote = {
+      type: 'precommit',
+      height: 5n,
+      round: 1,
+      blockHash: A,
+      validator: v0.publicKey,
+      signature: new Uint8Array(64),
+    };
+    const seen = {
+      height: 5n,
+      round: 1,
+      step: SIGN_STEP.precommit,
+      signBytes: new Uint8Array(1),
+      signature: new Uint8Array(64),
+      lock,
+      votes: [lock],
+    };
+    const raised = withRoundFloor(seen, 5n, 3);
+    assert.equal(raised?.round, 3);
+    assert.equal(raised?.lock, lock, 'starts locked as its seen precommit left it');
+    assert.equal(withRoundFloor({ ...seen, round: 4 }, 5n, 3)?.round, 4, 'a later seen slot stands');
+  });
+});
