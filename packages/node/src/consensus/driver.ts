@@ -3343,10 +3343,14 @@ export class ConsensusDriver {
    * machine follows the others in, never an earlier one; its lost messages in that round, which the
    * stuck peers re-sent meanwhile, bind it (`ownSignatures`). A validator alone with a quorum and
    * no peer decides nothing without this key and hears no re-send: released at once, as before.
+   * So is one at genesis: every validator of a new chain starts fresh, so all would wait (none
+   * decides the first height without the others: the simulator's launches took 12 s more); a
+   * lost life there is one of a chain that never decided a block, whose stuck peers re-send its
+   * votes on connecting (`sendCatchUp`).
    */
   private lateSignerFloor(head: bigint): number | null {
     const network = this.network;
-    if (!network || !this.validator) return 0;
+    if (!network || !this.validator || head === 0n) return 0;
     if (network.peers().length === 0) {
       const set = this.nextValidators();
       if (set.hasQuorum(set.powerOf(this.validator.publicKey))) return 0;

@@ -52,7 +52,7 @@ describe('a held fresh signer whose own earlier messages come after it caught up
    */
   async function heldV0(prefix: string, timeouts = TIMEOUTS) {
     const hub = new MemoryNetworkHub();
-    const peer = { claim: 1n, votes: [] as Vote[] };
+    const peer = { claim: 2n, votes: [] as Vote[] };
     hub.join('p', {
       onGossip: (topic, data) => {
         if (topic === 'vote') peer.votes.push(decode(voteMessageCodec, data).vote);
@@ -74,6 +74,15 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     });
     assert.ok(node.driver.holdingFreshSigner, 'a peer ahead holds the fresh signer');
     assert.equal(node.chain.tipHeight, 0n);
+    // Past genesis (where every validator starts fresh, released at once): v1…v3 decide height 1,
+    // which v0 follows, held.
+    const { h: h1, round: r1 } = roundOfOthers(node, 0);
+    const first = h1.proposalFor(r1, '0.02');
+    assert.equal(await h1.gossip('proposal', first.full, 'p'), 'accept');
+    for (const v of [v1, v2, v3]) await h1.gossip('vote', h1.vote(v, 'prevote', r1, first.blockHash), 'p');
+    for (const v of [v1, v2, v3]) await h1.gossip('vote', h1.vote(v, 'precommit', r1, first.blockHash), 'p');
+    await until('v0 follows height 1', () => node.chain.height >= 1n, { timeoutMs: 60_000 });
+    assert.ok(node.driver.holdingFreshSigner);
     const mine = (height: bigint) =>
       peer.votes.filter((v) => equalBytes(v.validator, v0.publicKey) && v.height === height);
     return { node, peer, mine };
@@ -91,13 +100,16 @@ describe('a held fresh signer whose own earlier messages come after it caught up
   test('caught up, it signs nothing at the height under way, and its own late vote there binds nothing it signs', async () => {
     // A long propose timeout: the height is decided well within the wait for a stuck one.
     const { node, peer, mine } = await heldV0('unc-held-late-', { ...TIMEOUTS, proposeMs: 3_000 });
-    const { h, round } = roundOfOthers(node, 0);
+    const h = nextHeight(node);
+    // A round the machine takes a proposal in now (rounds further ahead are held for later).
+    const round = [0, 1].find((r) => !equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
+    assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
     const B = h.proposalFor(round, '0.03');
-    peer.claim = 0n;
-    // Caught up: before, it was released here, at once, and signed from height 1 on.
+    peer.claim = 1n;
+    // Caught up: before, it was released here, at once, and signed from height 2 on.
     await sleep(1_500);
     assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
-    // Before its folder was lost, v0 prevoted A at (1, round); that prevote reaches it only now.
+    // Before its folder was lost, v0 prevoted A at (2, round); that prevote reaches it only now.
     const A = new Uint8Array(32).fill(0xaa);
     const late = h.vote(v0, 'prevote', round, A);
     await h.gossip('vote', late, 'p');
@@ -105,17 +117,17 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
     for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
     for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
-    await until('v0 follows B at height 1', () => node.chain.height >= 1n, { timeoutMs: 60_000 });
+    await until('v0 follows B at height 2', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
     assert.equal(toHex(node.chain.tip.hash), B.hash);
-    // Height 1 decided without it: released, it signs from height 2.
+    // Height 2 decided without it: released, it signs from height 3.
     await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
-    // Before: v0 prevoted B at (1, round) beside its own prevote for A (duplicate-vote evidence).
+    // Before: v0 prevoted B at (2, round) beside its own prevote for A (duplicate-vote evidence).
     assert.deepEqual(
-      mine(1n)
+      mine(2n)
         .filter((v) => toHex(v.signature) !== lateSignature)
         .map((v) => `${v.type}@${v.round}`),
       [],
-      'v0 signed at height 1, where its lost signer voted',
+      'v0 signed at height 2, where its lost signer voted',
     );
   });
 
@@ -126,7 +138,7 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     // (their nil prevotes there take the held machine to it: over a third of the power).
     const stuck = [v1, v2].map((v) => h.vote(v, 'prevote', round, null));
     for (const m of stuck) await h.gossip('vote', m, 'p');
-    peer.claim = 0n;
+    peer.claim = 1n;
     const caughtUpAt = Date.now();
     await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
     const heldMs = Date.now() - caughtUpAt;
@@ -136,12 +148,12 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     await sleep(2 * TIMEOUTS.proposeMs);
     for (const m of stuck) await h.gossip('vote', m, 'p');
     await until('v0 prevotes nil in the round the others are stuck in', () =>
-      mine(1n).some((v) => v.type === 'prevote' && v.round === round && v.blockHash === null),
+      mine(2n).some((v) => v.type === 'prevote' && v.round === round && v.blockHash === null),
     );
-    // Before: released at once on a machine started at round 0, it prevoted nil at (1, 0), a round
+    // Before: released at once on a machine started at round 0, it prevoted nil at (2, 0), a round
     // its lost signer may have voted in, unseen.
     assert.deepEqual(
-      mine(1n)
+      mine(2n)
         .filter((v) => v.round < round)
         .map((v) => `${v.type}@${v.round}`),
       [],
@@ -150,16 +162,16 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     // Liveness: with v0, v1 and v2 (3/4 of the power) the height is decided.
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round, null), 'p');
     await until('v0 precommits nil in that round', () =>
-      mine(1n).some((v) => v.type === 'precommit' && v.round === round),
+      mine(2n).some((v) => v.type === 'precommit' && v.round === round),
     );
     const B = h.proposalFor(round + 1, '0.03');
     assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'prevote', round + 1, B.blockHash), 'p');
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round + 1, B.blockHash), 'p');
-    await until('height 1 decided with v0', () => node.chain.height >= 1n, { timeoutMs: 60_000 });
+    await until('height 2 decided with v0', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
     assert.equal(toHex(node.chain.tip.hash), B.hash);
     assert.ok(
-      mine(1n).some(
+      mine(2n).some(
         (v) =>
           v.type === 'precommit' &&
           v.round === round + 1 &&
