@@ -13,8 +13,18 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { decode, equalBytes, SIGN_STEP, toHex, type Vote } from '@unc/core';
+import {
+  decode,
+  equalBytes,
+  PrivValidator,
+  SIGN_STEP,
+  signVote,
+  toHex,
+  type Vote,
+  voteSignBytes,
+} from '@unc/core';
 import { until } from '@unc/test-utils';
+import fc from 'fast-check';
 import { FRESH_SIGNER_STUCK_WAIT, withRoundFloor } from '../../src/consensus/driver.js';
 import { voteMessageCodec } from '../../src/consensus/wire.js';
 import type { UncNode } from '../../src/node.js';
@@ -215,5 +225,59 @@ describe('withRoundFloor', () => {
     assert.equal(raised?.round, 3);
     assert.equal(raised?.lock, lock, 'starts locked as its seen precommit left it');
     assert.equal(withRoundFloor({ ...seen, round: 4 }, 5n, 3)?.round, 4, 'a later seen slot stands');
+  });
+
+  test('property: a signer released with a round floor signs nothing at the height before it, nor against a seen vote', () => {
+    const H = 7n;
+    const hashOf = (n: number | null) => (n === null ? null : new Uint8Array(32).fill(n + 1));
+    const slot = fc.record({
+      type: fc.constantFrom('prevote' as const, 'precommit' as const),
+      height: fc.bigInt({ min: H - 1n, max: H + 1n }),
+      round: fc.integer({ min: 0, max: 5 }),
+      hash: fc.option(fc.integer({ min: 0, max: 2 }), { nil: null }),
+    });
+    type Slot = { type: 'prevote' | 'precommit'; height: bigint; round: number; hash: number | null };
+    const unsigned = (m: Slot) => ({
+      type: m.type,
+      height: m.height,
+      round: m.round,
+      blockHash: hashOf(m.hash),
+      validator: v0.publicKey,
+    });
+    fc.assert(
+      fc.property(
+        fc.option(slot, { nil: null }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.array(slot),
+        (seenSlot, floor, tries) => {
+          const seenVote = seenSlot && signVote(CHAIN, unsigned({ ...seenSlot, height: H }), v0.seed);
+          const seen = seenVote && {
+            height: H,
+            round: seenVote.round,
+            step: SIGN_STEP[seenVote.type],
+            signBytes: voteSignBytes(CHAIN, seenVote),
+            signature: seenVote.signature,
+            lock: seenVote.type === 'precommit' && seenVote.blockHash ? seenVote : null,
+            votes: [seenVote],
+          };
+          const state = withRoundFloor(seen, H, floor);
+          const signer = new PrivValidator(v0.seed, CHAIN, state ?? undefined);
+          for (const m of tries) {
+            if (m.height < H) continue; // released at H - 1: it signs only from H on
+            const out = signer.signVote(unsigned(m));
+            if (!out || m.height !== H) continue;
+            if (seenVote && equalBytes(out.signature, seenVote.signature)) continue;
+            assert.ok(m.round >= floor, `signed ${m.type} at round ${m.round} under the floor ${floor}`);
+            if (seenVote)
+              assert.ok(
+                m.round > seenVote.round ||
+                  (m.round === seenVote.round && SIGN_STEP[m.type] > SIGN_STEP[seenVote.type]),
+                `signed ${m.type}@${m.round} at or before the seen ${seenVote.type}@${seenVote.round}`,
+              );
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
