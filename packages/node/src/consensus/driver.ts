@@ -110,7 +110,12 @@ import {
 import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
-import { OwnSignaturesAbove, recentlySignedHeights, SignerStateMissing } from './signer-guard.js';
+import {
+  OwnSignaturesAbove,
+  recentlySignedHeights,
+  SIGNER_GUARD_HEIGHTS,
+  SignerStateMissing,
+} from './signer-guard.js';
 import {
   preverifySyncedBlock,
   type SyncConflict,
@@ -3280,7 +3285,8 @@ export class ConsensusDriver {
   /**
    * On the work queue, once caught up and no longer waiting out the height its lost life may have
    * signed at (`lateSignerFloor`): the start guard's search (signer-guard.ts) on the commits
-   * of the last SIGNER_GUARD_HEIGHTS blocks now held. This key's precommit among them: it signed
+   * of the last SIGNER_GUARD_HEIGHTS blocks now held, less the height waited out
+   * (`signedBeforeItWaited`). This key's precommit among them: it signed
    * there with a signer state now lost, and could sign a second, conflicting vote at the height it
    * stopped at; fatal (SIGNER_STATE_MISSING, the node exits 70). None: the signer is released and
    * signs from the height after the head, above every height searched. Messages of its own key
@@ -3295,7 +3301,7 @@ export class ConsensusDriver {
     const head = this.chain.tipHeight;
     const floor = this.lateSignerFloor(head);
     if (floor === null) return;
-    const found = await recentlySignedHeights(this.chain, this.validator.publicKey);
+    const found = await this.signedBeforeItWaited(head);
     if (this.stopped || !this.signerHeld || this.chain.tipHeight !== head) return;
     if (found.length > 0) {
       this.fatal(
@@ -3329,6 +3335,27 @@ export class ConsensusDriver {
       this.height = head;
       await this.startHeight(head + 1n);
     }
+  }
+
+  /**
+   * The commit search for `releaseSigner`: the last SIGNER_GUARD_HEIGHTS heights up to the head it
+   * first caught up at, as before the wait, and every height decided since, but for the one it
+   * waited out (that head + 1). Its lost life stopped at that height: its precommit there is
+   * expected after an honest crash (it voted, then crashed, and the others decided with its vote)
+   * and says nothing about the next one, since the network, and so the lost life, was at no later
+   * height when this node caught up. A precommit of this key at a height decided after that one
+   * shows a signer alive meanwhile (a second process with this key, or a catch-up on a stale view):
+   * fatal, as in the heights before.
+   */
+  private async signedBeforeItWaited(head: bigint): Promise<bigint[]> {
+    const key = this.validator?.publicKey;
+    if (!key) return [];
+    const waitedAt = this.signerCaughtUp?.head ?? head;
+    const since = head - waitedAt;
+    // Bounded: a head far past the one it caught up at (a long sync since) reads twice the usual.
+    const span = SIGNER_GUARD_HEIGHTS + (since < SIGNER_GUARD_HEIGHTS ? since : SIGNER_GUARD_HEIGHTS);
+    const found = await recentlySignedHeights(this.chain, key, span);
+    return since > 0n ? found.filter((h) => h !== waitedAt + 1n) : found;
   }
 
   /**

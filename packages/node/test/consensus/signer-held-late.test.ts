@@ -60,7 +60,7 @@ describe('a held fresh signer whose own earlier messages come after it caught up
    * v0 with no privval.json, and one peer `p` that claims a block v0 does not have (and serves
    * none) until told the truth: v0's signer stays held meanwhile. What v0 sends is kept.
    */
-  async function heldV0(prefix: string, timeouts = TIMEOUTS) {
+  async function heldV0(prefix: string, timeouts = TIMEOUTS, onFatal?: (error: Error) => void) {
     const hub = new MemoryNetworkHub();
     const peer = { claim: 2n, votes: [] as Vote[] };
     hub.join('p', {
@@ -81,6 +81,7 @@ describe('a held fresh signer whose own earlier messages come after it caught up
       allowFreshSigner: false,
       timeouts,
       dataDir,
+      ...(onFatal ? { onFatal } : {}),
     });
     assert.ok(node.driver.holdingFreshSigner, 'a peer ahead holds the fresh signer');
     assert.equal(node.chain.tipHeight, 0n);
@@ -139,6 +140,89 @@ describe('a held fresh signer whose own earlier messages come after it caught up
       [],
       'v0 signed at height 2, where its lost signer voted',
     );
+  });
+
+  test('its lost life precommitted at the height it waited out, and that height was decided with it: released, not stopped', async () => {
+    // An honest crash: v0 prevoted and precommitted B at height 2, then lost its folder. v1 and v2
+    // (v3 down) decide B with v0's precommit, so height 2's commit holds it. That height was
+    // under way when v0 caught up: the lost life stopped there, and v0 signs from height 3.
+    const fatal: Error[] = [];
+    const { node, peer, mine } = await heldV0(
+      'unc-held-own-commit-',
+      { ...TIMEOUTS, proposeMs: 3_000 },
+      (e) => fatal.push(e),
+    );
+    const h = nextHeight(node);
+    const round = [0, 1].find((r) => !equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
+    assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
+    const B = h.proposalFor(round, '0.03');
+    peer.claim = 1n;
+    await sleep(1_500);
+    assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
+    assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
+    const lost = [h.vote(v0, 'prevote', round, B.blockHash), h.vote(v0, 'precommit', round, B.blockHash)];
+    const lostSignatures = lost.map((m) => toHex(decode(voteMessageCodec, m).vote.signature));
+    for (const m of lost) await h.gossip('vote', m, 'p');
+    for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
+    for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
+    await until('v0 follows B at height 2', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
+    const decided = await node.chain.blockAt(2n);
+    assert.ok(
+      decided?.commit.signatures.some((s) => equalBytes(s.validator, v0.publicKey)),
+      "height 2's commit holds the lost life's precommit",
+    );
+    await until('the signer released or stopped', () => !node.driver.holdingFreshSigner || fatal.length > 0, {
+      timeoutMs: 60_000,
+    });
+    // Before: SIGNER_STATE_MISSING, fatal (exit 70), for the very height it had waited out.
+    assert.deepEqual(
+      fatal.map((e) => e.message),
+      [],
+    );
+    await until('v0 signs at height 3', () => mine(3n).length > 0, { timeoutMs: 60_000 });
+    assert.deepEqual(
+      mine(2n)
+        .filter((v) => !lostSignatures.includes(toHex(v.signature)))
+        .map((v) => `${v.type}@${v.round}`),
+      [],
+      'v0 signed at height 2, where its lost signer voted',
+    );
+  });
+
+  test('its key precommitted at a height decided after the one it waited out: a signer alive meanwhile, fatal', async () => {
+    const fatal: Error[] = [];
+    const { node, peer } = await heldV0('unc-held-twin-', { ...TIMEOUTS, proposeMs: 3_000 }, (e) =>
+      fatal.push(e),
+    );
+    peer.claim = 1n;
+    await sleep(1_500);
+    assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
+    // A peer ahead again keeps it from trying to release while heights 2 and 3 are decided.
+    peer.claim = 4n;
+    const decide = async (signers: (typeof validators)[0][]) => {
+      // The height started (a block interval after the last), in a round it takes a proposal in now.
+      await sleep(4 * BLOCK_MS);
+      const h = nextHeight(node);
+      const round = [0, 1].find((r) => !equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
+      assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
+      const B = h.proposalFor(round, '0.03');
+      const before = node.chain.height;
+      assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
+      for (const v of signers) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
+      for (const v of signers) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
+      await until('the height decided', () => node.chain.height > before, { timeoutMs: 60_000 });
+    };
+    await decide([v1, v2, v3]);
+    // Height 3 was under way only after this node caught up: a process signing with this key then.
+    await decide([v0, v1, v2]);
+    assert.equal(node.chain.height, 3n);
+    peer.claim = 3n;
+    await until('the signer stopped or released', () => fatal.length > 0 || !node.driver.holdingFreshSigner, {
+      timeoutMs: 60_000,
+    });
+    assert.equal(fatal.length, 1, 'released although its key signed at a height decided while it waited');
+    assert.match(fatal[0]!.message, /at height\(s\) 3:/);
+    assert.ok(node.driver.holdingFreshSigner);
   });
 
   test('its vote needed for the quorum: released after a bounded wait, from the round the others are in, and the chain goes on', async () => {

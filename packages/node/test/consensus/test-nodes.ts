@@ -106,6 +106,8 @@ export class TestNodes {
        * also what a prepared chain signed by v0, without its privval.json, needs.
        */
       allowFreshSigner?: boolean;
+      /** NodeOptions.onFatal: without it a fatal stop exits the test process (status 70). */
+      onFatal?: (error: Error) => void;
     } = {},
   ): Promise<UncNode> {
     const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), prefix));
@@ -118,6 +120,7 @@ export class TestNodes {
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
       ...(!opts.fullNode && opts.allowFreshSigner !== false ? { allowFreshSigner: true } : {}),
       logger: opts.logger ?? silentLogger,
+      ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
       network: opts.network ?? (async (handlers) => hub.join(opts.fullNode ? 'n0' : 'v0', handlers)),
     });
     this.running.add(node);
