@@ -96,7 +96,7 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     assert.ok(node.driver.holdingFreshSigner);
     const mine = (height: bigint) =>
       peer.votes.filter((v) => equalBytes(v.validator, v0.publicKey) && v.height === height);
-    return { node, peer, mine };
+    return { node, peer, mine, hub, dataDir };
   }
 
   /** The first round from `from` on whose proposer, and the next round's, are not v0. */
@@ -186,6 +186,59 @@ describe('a held fresh signer whose own earlier messages come after it caught up
         .map((v) => `${v.type}@${v.round}`),
       [],
       'v0 signed at height 2, where its lost signer voted',
+    );
+  });
+
+  test('restarted during the wait, it waits again; restarted right after its release, it is not held again', async () => {
+    const fatal: Error[] = [];
+    const onFatal = (e: Error) => fatal.push(e);
+    const timeouts = { ...TIMEOUTS, proposeMs: 3_000 };
+    const held = await heldV0('unc-held-restart-', timeouts, onFatal);
+    const { peer, hub, dataDir } = held;
+    peer.claim = 1n;
+    await sleep(1_500);
+    assert.ok(held.node.driver.holdingFreshSigner);
+    // A restart during the wait: nothing was saved while held, so it starts held again, and waits
+    // out height 2 again (what it noted is gone; the peers' re-sends bring it back).
+    await held.node.stop();
+    const restart = () =>
+      nodes.start(hub, genesis, 'unc-held-restart-', { allowFreshSigner: false, timeouts, dataDir, onFatal });
+    const node = await restart();
+    assert.ok(node.driver.holdingFreshSigner, 'released by a restart during the wait');
+    await sleep(1_500);
+    assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
+    const h = nextHeight(node);
+    const round = [0, 1].find((r) => !equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
+    assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
+    const B = h.proposalFor(round, '0.03');
+    assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
+    // The lost life's prevote and precommit decide height 2 with v1 and v2.
+    for (const v of [v0, v1, v2]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
+    for (const v of [v0, v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
+    await until('v0 follows B at height 2', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
+    // Not v0's turn at height 3, round 0: it signs nothing there before its propose timeout (3 s).
+    assert.ok(!equalBytes(nextHeight(node).proposerOf(0).publicKey, v0.publicKey));
+    await until('the signer released', () => !node.driver.holdingFreshSigner || fatal.length > 0, {
+      timeoutMs: 60_000,
+      intervalMs: 5,
+    });
+    assert.deepEqual(
+      fatal.map((e) => e.message),
+      [],
+    );
+    // Restarted before its first signature: the start guard, which finds the lost life's precommit
+    // at height 2, must find its signer state too (saved once the released machine starts).
+    await node.stop();
+    assert.deepEqual(
+      held.mine(3n).map((v) => `${v.type}@${v.round}`),
+      [],
+      'v0 signed at height 3 before the restart: nothing tested',
+    );
+    const again = await restart();
+    assert.equal(again.driver.holdingFreshSigner, false, 'held again after its release');
+    assert.deepEqual(
+      fatal.map((e) => e.message),
+      [],
     );
   });
 
