@@ -252,19 +252,19 @@ export function powerByModel(chips: ChipJson[], models: ModelJson[], vendors: Ve
 }
 
 export function modelName(chip: Pick<ChipJson, 'vendorId' | 'modelId'>, models: ModelJson[]): string {
-  // Names are registered on chain: shown with their hidden characters visible (visibleText).
-  return visibleText(
-    models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId,
-  );
+  // Names are registered on chain: raw text, for ChainText (or visibleText where only a string fits).
+  return models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId;
 }
 
 export function vendorName(vendorId: string, vendors: VendorJson[]): string {
-  return visibleText(vendors.find((v) => v.id === vendorId)?.name ?? vendorId);
+  // Raw chain text, as modelName.
+  return vendors.find((v) => v.id === vendorId)?.name ?? vendorId;
 }
 
 function modelLabel(chip: ChipJson, models: ModelJson[], vendors: VendorJson[]): string {
   const name = modelName(chip, models);
-  return name === chip.modelId ? `${vendorName(chip.vendorId, vendors)} ${chip.modelId}` : name;
+  // A chart label: only a string fits.
+  return visibleText(name === chip.modelId ? `${vendorName(chip.vendorId, vendors)} ${chip.modelId}` : name);
 }
 
 export interface Hint {

@@ -164,7 +164,7 @@ export function Memo({ hex }: { hex: string }) {
   if (!m.text) return null;
   return m.isText ? (
     <span className="memo">
-      “<ChainText text={m.text} />”
+      “<ChainText text={m.text} lines />”
     </span>
   ) : (
     <span className="mono">0x{m.text}</span>
