@@ -158,8 +158,11 @@ export class SubscriptionHub {
     };
     this.entries.set(entry.localId, entry);
     try {
-      if (this.polling) this.startPolling(entry);
-      else {
+      if (this.polling) {
+        this.startPolling(entry);
+        // A hub that fell back and went idle (no retry pending) tries the WebSocket again too.
+        this.scheduleSocketRetry();
+      } else {
         await this.ensureSocket();
         if (this.polling) this.startPolling(entry);
         else await this.bind(entry);

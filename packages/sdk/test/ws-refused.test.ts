@@ -127,3 +127,21 @@ test('a poll the node refuses waits what the node asks (retryAfterMs) before the
     hub.close();
   }
 });
+
+test('a hub that fell back to polling and went idle still goes back to the WebSocket for its next subscription', async () => {
+  refuse = true;
+  const hub = new SubscriptionHub({ wsUrl, call: answer }, { pollIntervalMs: 30, socketRetryMs: 150 });
+  const first = await hub.subscribe('newBlocks', [], () => {});
+  assert.equal(hub.isPolling, true);
+  first.close();
+  refuse = false;
+  const seen: number[] = [];
+  const second = await hub.subscribe('newBlocks', [], (b) => seen.push((b as { height: number }).height));
+  try {
+    await until(() => !hub.isPolling, 5_000, 'the hub back on the WebSocket');
+    await until(() => seen.length >= 3, 5_000, 'blocks');
+  } finally {
+    second.close();
+    hub.close();
+  }
+});
