@@ -134,11 +134,21 @@ const ZWJ_RIGHT = /^\p{Extended_Pictographic}$/u;
 /** Past the fourth combining mark on one letter, the marks stack over the lines above and below. */
 const MAX_MARKS = 4;
 const MARK = /^\p{M}$/u;
+/**
+ * The most code points of one grapheme cluster drawn without a line-break opportunity. A browser
+ * never breaks a line inside a cluster (not even with overflow-wrap: anywhere), and a cluster has
+ * no length limit: emoji joined by ZWJ, a skin tone repeated, Hangul leading jamo ("ᄀᄀᄀ…") are one
+ * each, so 2,000 of them were one unbreakable line thousands of pixels wide over the page. The
+ * longest emoji sequence is 10 code points, the longest real syllable fewer.
+ */
+const MAX_CLUSTER = 16;
+const graphemes =
+  typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
 /** How much of one piece of chain text is shown: a node can answer megabytes in one field. */
 export const CHAIN_TEXT_MAX = 2000;
 
 /** A piece of chain text as shown: text as is, or a hidden character shown as its code point. */
-export type TextPart = { text: string } | { hidden: number } | { newline: true };
+export type TextPart = { text: string } | { hidden: number } | { newline: true } | { wrap: true };
 
 /** "U+202E": how a hidden code point is named on the page. */
 export function codePointName(cp: number): string {
@@ -154,7 +164,13 @@ export function codePointName(cp: number): string {
  */
 export function visibleParts(text: string, max = CHAIN_TEXT_MAX, newlines = false): TextPart[] {
   // Each character shows as one or more, so what lies past `max` is never shown: not worked on.
-  const chars = Array.from(text.length > max ? text.slice(0, max + 1) : text);
+  const clipped = text.length > max ? text.slice(0, max + 1) : text;
+  const chars = Array.from(clipped);
+  /** UTF-16 offsets where a grapheme cluster starts. */
+  const clusterStarts = new Set<number>();
+  if (graphemes) for (const g of graphemes.segment(clipped)) clusterStarts.add(g.index);
+  let offset = 0;
+  let clusterLen = 0;
   const parts: TextPart[] = [];
   let plain = '';
   let used = 0;
@@ -168,6 +184,8 @@ export function visibleParts(text: string, max = CHAIN_TEXT_MAX, newlines = fals
   for (let i = 0; i < chars.length; i++) {
     const c = chars[i]!;
     const cp = c.codePointAt(0) ?? 0;
+    const clusterStart = !graphemes || clusterStarts.has(offset);
+    offset += c.length;
     const prev = chars[i - 1] ?? '';
     const next = chars[i + 1] ?? '';
     marks = MARK.test(c) ? marks + 1 : 0;
@@ -187,14 +205,23 @@ export function visibleParts(text: string, max = CHAIN_TEXT_MAX, newlines = fals
       break;
     }
     used += cost;
+    clusterLen = clusterStart ? 1 : clusterLen + 1;
     if (isNewline) {
       if (c === '\r') continue;
       flush();
       parts.push({ newline: true });
-    } else if (drawn) plain += c;
-    else {
+    } else if (drawn) {
+      if (clusterLen > MAX_CLUSTER) {
+        flush();
+        parts.push({ wrap: true });
+        clusterLen = 1;
+      }
+      plain += c;
+    } else {
       flush();
       parts.push({ hidden: cp });
+      // A marker is a box of its own: the line may break beside it.
+      clusterLen = 0;
     }
   }
   if (cut) plain += '…';
@@ -215,7 +242,9 @@ export function visibleText(text: string, max = CHAIN_TEXT_MAX): string {
         ? p.text.replace(/\u27E8/g, `⟨${codePointName(0x27e8)}⟩`)
         : 'hidden' in p
           ? `⟨${codePointName(p.hidden)}⟩`
-          : '\n',
+          : 'newline' in p
+            ? '\n'
+            : '',
     )
     .join('');
   if (out.length <= max + 1) return out;

@@ -23,12 +23,15 @@ interface Actions {
 }
 interface Poci {
   shortChip: (chipId: string) => string;
+  minerHints: (chips: unknown[], p: unknown) => unknown[];
 }
 interface Ui {
   ChainText: (props: { text: string; lines?: boolean }) => unknown;
 }
 interface Chips {
   SlotStrip: (props: { slots: unknown[] }) => unknown;
+  ChipStatusBadge: (props: { chip: unknown }) => unknown;
+  HintList: (props: { hints: unknown[] }) => unknown;
 }
 interface Market {
   LeaseStatus: (props: { lease: unknown }) => unknown;
@@ -182,6 +185,37 @@ describe('chain text and the CSV export', () => {
       ['x\uFE0F\u200D🌈', ['U+FE0F', 'U+200D']],
     ];
     for (const [text, want] of cases) assert.deepEqual(markers(chainHtml(text)), want, JSON.stringify(text));
+  });
+
+  test('no grapheme cluster drawn is longer than 16 code points: a line can always break (property)', () => {
+    const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+    /** The longest cluster, in code points, of the text ChainText draws between break opportunities. */
+    const longestCluster = (html: string) => {
+      let longest = 0;
+      for (const piece of html
+        .split(/<wbr\/>|<span class="hidden-char"[^>]*>U\+[0-9A-F]+<\/span>|<br\/>/)
+        .map((p) => p.replace(/<[^>]*>/g, '').replace(/&amp;/g, '&')))
+        for (const g of segmenter.segment(piece)) longest = Math.max(longest, Array.from(g.segment).length);
+      return longest;
+    };
+    for (const glued of [
+      Array(300).fill('👩').join('\u200D'),
+      `👍${'🏽'.repeat(300)}`,
+      '\u1100'.repeat(500),
+      `a${'\u0301\u1100'.repeat(50)}`,
+    ]) {
+      const html = chainHtml(glued);
+      assert.ok(longestCluster(html) <= 16, `${longestCluster(html)} code points in one cluster`);
+    }
+    // Well-formed sequences keep their cluster whole.
+    assert.doesNotMatch(chainHtml('👩\u200D❤\uFE0F\u200D💋\u200D👨 🏴\u{E0067}'), /<wbr/);
+    const GLUE = fc.constantFrom('👩', '\u200D', '🏽', '\u1100', '\u1161', '\u0301', '\uFE0F', 'a', ' ');
+    fc.assert(
+      fc.property(fc.string({ unit: fc.oneof(CHAR, GLUE, GLUE), maxLength: 400 }), (s) => {
+        assert.ok(longestCluster(chainHtml(s)) <= 16);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   test('a memo breaks its lines at LF and CR LF; other line and paragraph breaks are marked', () => {

@@ -236,9 +236,12 @@ export function ChainText({ text, className, lines }: { text: string; className?
         ) : 'hidden' in part ? (
           // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one text, never reordered
           <HiddenChar key={i} codePoint={part.hidden} />
-        ) : (
+        ) : 'newline' in part ? (
           // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one text, never reordered
           <br key={i} />
+        ) : (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one text, never reordered
+          <wbr key={i} />
         ),
       )}
     </bdi>
