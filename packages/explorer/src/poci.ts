@@ -270,7 +270,10 @@ function modelLabel(chip: ChipJson, models: ModelJson[], vendors: VendorJson[]):
 export interface Hint {
   tone: 'ok' | 'info' | 'warn' | 'danger';
   chipId?: string;
+  /** The explorer's own words. */
   text: string;
+  /** Text from the chain after them (a revocation's reason): shown through ChainText, never as is. */
+  chainText?: string;
   fix?: string;
 }
 
@@ -297,7 +300,8 @@ export function minerHints(chips: ChipJson[], p: LivenessParams): Hint[] {
       out.push({
         tone: 'danger',
         chipId: c.chipId,
-        text: `${name} is revoked: ${c.statusReason || 'no reason given'}`,
+        text: `${name} is revoked${c.statusReason ? ':' : ': no reason given'}`,
+        ...(c.statusReason ? { chainText: c.statusReason } : {}),
         fix: 'Its answers are refused and it counts for nothing; ask its vendor why, or retire it.',
       });
       continue;
@@ -306,7 +310,8 @@ export function minerHints(chips: ChipJson[], p: LivenessParams): Hint[] {
       out.push({
         tone: 'info',
         chipId: c.chipId,
-        text: `${name} is deregistered${c.statusReason ? `: ${c.statusReason}` : ''}`,
+        text: `${name} is deregistered${c.statusReason ? ':' : ''}`,
+        ...(c.statusReason ? { chainText: c.statusReason } : {}),
       });
       continue;
     }

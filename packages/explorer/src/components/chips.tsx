@@ -31,7 +31,9 @@ export function ChipStatusBadge({ chip }: { chip: ChipJson }) {
   const title =
     state === 'offline' || state === 'missing'
       ? `${plural(chip.consecutiveMisses, 'missed slot')} in a row`
-      : chip.statusReason || undefined;
+      : chip.statusReason
+        ? visibleText(chip.statusReason)
+        : undefined;
   return (
     <span title={title} data-testid="chip-status" data-state={state}>
       <Badge tone={b.tone}>{b.text}</Badge>
@@ -302,11 +304,21 @@ export function HintList({ hints }: { hints: Hint[] }) {
   return (
     <ul className="hints" data-testid="miner-hints">
       {hints.map((h) => (
-        <li key={`${h.chipId ?? ''}:${h.text}`} className={`hint hint-${h.tone}`} data-tone={h.tone}>
+        <li
+          key={`${h.chipId ?? ''}:${h.text}:${h.chainText ?? ''}`}
+          className={`hint hint-${h.tone}`}
+          data-tone={h.tone}
+        >
           <span className="hint-icon">{HINT_ICON[h.tone]}</span>
           <div>
             <div className="hint-text">
               {h.chipId ? <HintText text={h.text} chipId={h.chipId} /> : capitalize(h.text)}
+              {h.chainText !== undefined ? (
+                <>
+                  {' '}
+                  <ChainText text={h.chainText} />
+                </>
+              ) : null}
             </div>
             {h.fix ? <div className="hint-fix">{h.fix}</div> : null}
           </div>

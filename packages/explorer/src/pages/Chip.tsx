@@ -348,11 +348,17 @@ export function ChipPage({ params }: PageProps) {
   for (const e of data.events)
     if (e.event.type === 'slotMissed') reasons.set(`${e.event.epoch}:${e.event.slot}`, e.event.reason);
   const statusHint =
-    state === 'revoked' || state === 'deregistered'
-      ? chip.statusReason || 'no reason given'
-      : chip.consecutiveMisses > 0
-        ? `${streak.count}${streak.atLeast ? '+' : ''} missed in a row · ${chip.lastAnsweredAt > 0 ? `no answer since #${formatInt(chip.lastAnsweredAt)}` : 'never answered'}`
-        : 'answering its slots';
+    state === 'revoked' || state === 'deregistered' ? (
+      chip.statusReason ? (
+        <ChainText text={chip.statusReason} />
+      ) : (
+        'no reason given'
+      )
+    ) : chip.consecutiveMisses > 0 ? (
+      `${streak.count}${streak.atLeast ? '+' : ''} missed in a row · ${chip.lastAnsweredAt > 0 ? `no answer since #${formatInt(chip.lastAnsweredAt)}` : 'never answered'}`
+    ) : (
+      'answering its slots'
+    );
 
   return (
     <div className="page">
