@@ -164,6 +164,7 @@ export class SubscriptionHub {
         this.scheduleSocketRetry();
       } else {
         await this.ensureSocket();
+        if (!this.entries.has(entry.localId)) throw new Error('the subscription hub was closed');
         if (this.polling) this.startPolling(entry);
         else await this.bind(entry);
       }
@@ -214,11 +215,14 @@ export class SubscriptionHub {
   }
 
   private async ensureSocket(): Promise<void> {
-    while (!this.socket && !this.polling) {
+    // Closed (no subscription left) while it slept or opened: it opens nothing more and keeps none.
+    while (!this.socket && !this.polling && this.entries.size > 0) {
       try {
         await this.open();
         this.failures = 0;
+        if (this.entries.size === 0) this.closeIfIdle();
       } catch (err) {
+        if (this.entries.size === 0) return;
         this.failures++;
         if (this.opts.mode !== 'websocket' && this.failures >= this.maxFailures) {
           this.switchToPolling();

@@ -145,3 +145,31 @@ test('a hub that fell back to polling and went idle still goes back to the WebSo
     hub.close();
   }
 });
+
+test('a hub closed while it waits to try the WebSocket again opens none afterwards, and leaves no timer', async () => {
+  refuse = true;
+  upgrades = 0;
+  const hub = new SubscriptionHub({ wsUrl, call: answer }, { pollIntervalMs: 30, socketRetryMs: 150 });
+  const pending = hub
+    .subscribe('newBlocks', [], () => {})
+    .then(
+      (sub) => sub,
+      () => null,
+    );
+  // Refused once: the hub now sleeps before its next try.
+  await until(() => upgrades >= 1, 5_000, 'a first try of the WebSocket');
+  hub.close();
+  const triedBeforeClose = upgrades;
+  refuse = false;
+  const sub = await pending;
+  // Longer than every wait the hub could have had pending (250 ms, 500 ms; a retry's 150 ms).
+  await new Promise((r) => setTimeout(r, 1_500));
+  try {
+    assert.equal(wss.clients.size, 0, 'a WebSocket opened after the hub was closed');
+    assert.ok(upgrades <= triedBeforeClose + 1, `${upgrades - triedBeforeClose} tries after close`);
+    assert.equal(hub.isPolling, false, 'a closed hub went on to poll');
+  } finally {
+    sub?.close();
+    for (const ws of wss.clients) ws.terminate();
+  }
+});
