@@ -89,4 +89,37 @@ describe('the node watcher when the WebSocket is refused', () => {
       watcher.stop();
     }
   });
+
+  test('tabs refused together do not come back together: each adds its own share of the wait', async () => {
+    let clock = 0;
+    const tries: number[][] = [];
+    for (const jitter of [0, 0.45]) {
+      const watcher = new mod.NodeWatcher(url);
+      watcher.now = () => clock;
+      const internals = watcher as unknown as {
+        snap: Snapshot & { conn: string };
+        stopped: boolean;
+        subscribeJitter: number;
+        trySubscribe: () => Promise<void>;
+      };
+      internals.stopped = false;
+      internals.subscribeJitter = jitter;
+      internals.snap = { ...internals.snap, conn: 'ok' };
+      const at: number[] = [];
+      try {
+        for (clock = 0; clock <= 20_000; clock += 200) {
+          const before = upgrades;
+          await internals.trySubscribe();
+          if (upgrades > before) at.push(clock);
+        }
+        // Whatever the share, never sooner than the doubling wait says ("next try in 4 s").
+        assert.match(watcher.getSnapshot().liveWhy ?? '', /next try in \d+ s or later/);
+      } finally {
+        watcher.stop();
+      }
+      tries.push(at);
+    }
+    assert.deepEqual(tries[0], [0, 4_000, 12_000]);
+    assert.deepEqual(tries[1], [0, 5_800, 17_400]);
+  });
 });

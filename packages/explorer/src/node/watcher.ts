@@ -111,6 +111,11 @@ export class NodeWatcher {
   private lastSubscribeTry = Number.NEGATIVE_INFINITY;
   /** Tries of the WebSocket refused in a row: the wait before the next doubles with each. */
   private subscribeFailures = 0;
+  /**
+   * What this tab adds to the wait, a fraction of it: tabs refused together (a node's restart drops
+   * every socket at once; a node allows 8 per address) would otherwise come back together each time.
+   */
+  private readonly subscribeJitter = Math.random() / 2;
   /** Monotonic ms: a wall-clock step must not stop or rush the tries. Replaced in tests. */
   now: () => number = () => performance.now();
   /** Bumped by start() and stop(), so a probe still in flight from an earlier run is ignored. */
@@ -311,9 +316,16 @@ export class NodeWatcher {
     return next;
   }
 
-  /** SUBSCRIBE_WAIT_MS, doubled for each refusal past the first, at most SUBSCRIBE_WAIT_MAX_MS. */
+  /**
+   * SUBSCRIBE_WAIT_MS, doubled for each refusal past the first, at most SUBSCRIBE_WAIT_MAX_MS; after
+   * a refusal, plus this tab's share of it (subscribeJitter, under half).
+   */
   private subscribeWait(): number {
-    return Math.min(SUBSCRIBE_WAIT_MAX_MS, SUBSCRIBE_WAIT_MS * 2 ** Math.max(0, this.subscribeFailures - 1));
+    const base = Math.min(
+      SUBSCRIBE_WAIT_MAX_MS,
+      SUBSCRIBE_WAIT_MS * 2 ** Math.max(0, this.subscribeFailures - 1),
+    );
+    return this.subscribeFailures === 0 ? base : base * (1 + this.subscribeJitter);
   }
 
   private async trySubscribe(): Promise<void> {
@@ -344,7 +356,7 @@ export class NodeWatcher {
       // Refused (past the node's WebSockets per address: others behind the same address may hold
       // them) or failed: each try waits twice as long as the last, so a tab is no retry storm.
       this.subscribeFailures++;
-      const next = Math.round(this.subscribeWait() / 1000);
+      const next = Math.round(this.subscribeWait() / (1 + this.subscribeJitter) / 1000);
       if (!this.stopped && this.snap.conn === 'ok')
         this.set({
           live: 'poll',
