@@ -65,6 +65,10 @@ const LOOKALIKE_ESCAPE = 'eve〈U+200B〉';
 /** Well-formed emoji sequences (a ZWJ sequence, a flag with U+FE0F, a skin tone): drawn as they are. */
 const EMOJI = 'gm 👩\u200D💻 🏳\uFE0F\u200D🌈 👍🏽';
 
+/** 300 emoji joined by ZWJ, and 500 Hangul leading jamo: each one grapheme cluster as written. */
+const GLUED_EMOJI = Array(300).fill('👩').join('\u200D');
+const GLUED_JAMO = '\u1100'.repeat(500);
+
 /**
  * The text of `main` as a reader sees it: each hidden character the explorer marks (an element of
  * its own, .hidden-char, with an aria label) written ⟦U+XXXX⟧, which no text in these answers holds.
@@ -108,6 +112,9 @@ function receipt() {
           // Combining marks stacked on one letter paint over the lines above and below it.
           zalgo: `Z${'\u0301\u0316'.repeat(40)}end`,
           long: 'L'.repeat(100_000),
+          // One grapheme cluster each, however long: a browser never breaks a line inside one.
+          glued: GLUED_EMOJI,
+          jamo: GLUED_JAMO,
         },
       ],
     },
@@ -281,6 +288,34 @@ describe('explorer reading from a hostile node', { skip }, () => {
     // 100 000 characters of one field: shown up to about 2 000, cut with a visible "…".
     assert.match(text, /L{1000}…/);
     assert.doesNotMatch(text, /L{2100}/);
+  });
+
+  test('text glued into one long grapheme cluster still wraps within the page', async () => {
+    const widths = await page.evaluate(
+      (glued) => {
+        const main = document.querySelector('main')!;
+        const boxes = Array.from(main.querySelectorAll('bdi')).filter((b) =>
+          glued.some((g) => b.textContent?.includes(g)),
+        );
+        return {
+          found: boxes.length,
+          widest: Math.max(0, ...boxes.map((b) => b.getBoundingClientRect().width)),
+          main: main.clientWidth,
+          page: document.documentElement.scrollWidth,
+          view: window.innerWidth,
+        };
+      },
+      [GLUED_EMOJI.slice(0, 20), GLUED_JAMO.slice(0, 20)],
+    );
+    assert.equal(widths.found, 2, 'the glued fields are not on the page');
+    assert.ok(
+      widths.widest <= widths.main,
+      `a field ${widths.widest} px wide in a main of ${widths.main} px`,
+    );
+    assert.ok(
+      widths.page <= widths.view,
+      `the page scrolls sideways: ${widths.page} px in ${widths.view} px`,
+    );
   });
 
   test('a marker is an element typed text cannot draw, labelled for screen readers; emoji sequences are drawn', async () => {
