@@ -20,6 +20,8 @@ interface History {
 }
 interface Actions {
   transferredAmount: (tx: unknown) => bigint;
+  ActionItem: (props: { action: unknown; index: number }) => unknown;
+  ActionsSummary: (props: { tx: unknown }) => unknown;
 }
 interface Poci {
   shortChip: (chipId: string) => string;
@@ -276,6 +278,19 @@ describe('chain text and the CSV export', () => {
       assert.doesNotMatch(html, /\u202E/, status);
       assert.deepEqual(markers(html), ['U+202E'], status);
     }
+  });
+
+  test("an action's type and its field names a node answers are chain text: hidden characters marked", () => {
+    const action = { type: 'note\u202EFiled', ['pay\u200Bee']: 'x' };
+    const item = reactServer
+      .renderToString(react.createElement(actions.ActionItem, { action, index: 0 }))
+      .replace(/<!-- -->/g, '');
+    assert.doesNotMatch(item, /[\u202E\u200B]/);
+    assert.deepEqual(markers(item), ['U+202E', 'U+200B']);
+    const summary = reactServer
+      .renderToString(react.createElement(actions.ActionsSummary, { tx: { actions: [action] } }))
+      .replace(/<!-- -->/g, '');
+    assert.deepEqual(markers(summary), ['U+202E']);
   });
 
   test('the CSV export: a field a node chose cannot start a spreadsheet formula', () => {

@@ -4,7 +4,7 @@
  * missed slot says why (including the misses the chain records only when the chip next answers).
  */
 import { type ReactNode, useState } from 'react';
-import { Fields, typeLabel } from '../components/actions';
+import { Fields, TypeLabel } from '../components/actions';
 import { ChipStatusBadge, UptimeTimeline } from '../components/chips';
 import { ChipEarnings } from '../components/earnings';
 import { AlertIcon, CheckIcon, ChipIcon } from '../components/icons';
@@ -195,7 +195,7 @@ function LogLine({
         const other = e as { type: string } & Record<string, unknown>;
         text = (
           <>
-            {typeLabel(other.type)} <Fields value={other} skip={['type', 'chipId']} />
+            <TypeLabel type={other.type} /> <Fields value={other} skip={['type', 'chipId']} />
           </>
         );
       }
