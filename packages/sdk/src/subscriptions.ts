@@ -345,11 +345,7 @@ export class SubscriptionHub {
     for (const entry of [...this.entries.values()]) {
       if (this.polling) {
         if (!entry.pollTimer) this.startPolling(entry);
-      } else
-        await this.bind(entry).catch(() => {
-          // The node refuses it now (e.g. its limits changed): this subscription is over.
-          this.remove(entry, true);
-        });
+      } else await this.bind(entry).catch(() => this.bindFailed(entry));
       // A block subscription fills what it missed while the socket was down.
       if (entry.name === 'newBlocks' && entry.lastHeight !== null) this.deliver(entry, null);
     }
@@ -391,10 +387,19 @@ export class SubscriptionHub {
       if (entry.pollTimer) clearTimeout(entry.pollTimer);
       entry.pollTimer = null;
       entry.pollRun++;
-      await this.bind(entry).catch(() => this.remove(entry, true));
+      await this.bind(entry).catch(() => this.bindFailed(entry));
       // What came while the socket was being opened and bound is filled over HTTP.
       if (entry.name === 'newBlocks' && entry.lastHeight !== null) this.deliver(entry, null);
     }
+  }
+
+  /**
+   * A subscription the node would not make again on a new socket. Refused while the socket is up
+   * (e.g. its limits changed): it is over. The socket lost under it: it stays, and is made again
+   * with the others when the socket is back (onSocketLost), or polled.
+   */
+  private bindFailed(entry: Entry): void {
+    if (this.socket) this.remove(entry, true);
   }
 
   /** Delivers an event; for newBlocks, in height order with any gap filled over HTTP first. */

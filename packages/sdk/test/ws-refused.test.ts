@@ -14,6 +14,8 @@ import { SubscriptionHub } from '../src/subscriptions.js';
 
 let height = 1;
 let refuse = true;
+/** Sockets still to be dropped when they ask to subscribe (a node restarting, a proxy's idle cut). */
+let dropOnSubscribe = 0;
 let upgrades = 0;
 let server: Server;
 let wss: WebSocketServer;
@@ -35,7 +37,10 @@ before(async () => {
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('message', (data) => {
         const msg = JSON.parse(String(data)) as { id: number; method: string };
-        if (msg.method === 'unc_subscribe') {
+        if (msg.method === 'unc_subscribe' && dropOnSubscribe > 0) {
+          dropOnSubscribe--;
+          ws.terminate();
+        } else if (msg.method === 'unc_subscribe') {
           ws.send(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: 'sub1' }));
           subscribed.add(ws);
         } else ws.send(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: true }));
@@ -171,5 +176,33 @@ test('a hub closed while it waits to try the WebSocket again opens none afterwar
   } finally {
     sub?.close();
     for (const ws of wss.clients) ws.terminate();
+  }
+});
+
+test('a WebSocket lost while the hub moves its subscriptions onto it ends none of them: no height skipped or repeated', async () => {
+  refuse = true;
+  const hub = new SubscriptionHub({ wsUrl, call: answer }, { pollIntervalMs: 30, socketRetryMs: 150 });
+  const seen: number[] = [];
+  let ended = false;
+  const sub = await hub.subscribe('newBlocks', [], (b) => seen.push((b as { height: number }).height));
+  sub.onClose(() => {
+    ended = true;
+  });
+  try {
+    assert.equal(hub.isPolling, true);
+    await until(() => seen.length >= 3, 5_000, 'blocks by polling');
+    // The next try opens, and the socket drops as the hub subscribes on it.
+    dropOnSubscribe = 1;
+    refuse = false;
+    await until(() => dropOnSubscribe === 0, 10_000, 'the socket dropped under the subscribe');
+    const before = seen.length;
+    await until(() => ended || seen.length >= before + 10, 15_000, 'blocks after the drop');
+    assert.equal(ended, false, 'the subscription ended because its socket dropped');
+    for (let i = 1; i < seen.length; i++)
+      assert.equal(seen[i], seen[i - 1]! + 1, `at ${i}: ${seen.join(',')}`);
+  } finally {
+    dropOnSubscribe = 0;
+    sub.close();
+    hub.close();
   }
 });
