@@ -281,7 +281,7 @@ describe('chain text and the CSV export', () => {
   });
 
   test("an action's type and its field names a node answers are chain text: hidden characters marked", () => {
-    const action = { type: 'note\u202EFiled', ['pay\u200Bee']: 'x' };
+    const action = { type: 'note\u202EFiled', 'pay\u200Bee': 'x' };
     const item = reactServer
       .renderToString(react.createElement(actions.ActionItem, { action, index: 0 }))
       .replace(/<!-- -->/g, '');
