@@ -1011,7 +1011,9 @@ describe('rpc server limits', () => {
     // operator would: on it, a step forward handed everyone a full burst, a step back froze them.
     let wall = Date.now();
     t.mock.method(Date, 'now', () => wall);
-    const limiter = new RateLimiter(100, 5);
+    // 2 units a second: a unit comes back after 500 ms of real time, so a loaded machine's pause
+    // between two lines (at 100 a second, 10 ms was enough) does not refill the bucket under the test.
+    const limiter = new RateLimiter(2, 5);
     const client = clientKey('198.51.100.7');
     let taken = 0;
     while (limiter.take(client, 1) === 0) taken++;
@@ -1019,8 +1021,8 @@ describe('rpc server limits', () => {
     wall += 3_600_000;
     assert.ok(limiter.take(client, 1) > 0, 'an hour stepped forward is no refill');
     wall -= 86_400_000;
-    // 100 units a second: one is back after 10 ms of real time, whatever the wall clock says.
-    await new Promise((resolve) => setTimeout(resolve, 60));
+    // One unit is back after 500 ms of real time, whatever the wall clock says.
+    await new Promise((resolve) => setTimeout(resolve, 700));
     const wait = limiter.take(client, 1);
     assert.equal(wait, 0, `a day stepped back froze the bucket (wait ${wait} ms)`);
     limiter.prune();
