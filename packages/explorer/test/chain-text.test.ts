@@ -247,6 +247,13 @@ describe('chain text and the CSV export', () => {
       }),
     );
     assert.match(slots, /class="slot-dot slot-unknown /);
+    // A status named like an object's own property is a word from the node, not the property.
+    const proto = reactServer.renderToString(
+      react.createElement(chips.SlotStrip, {
+        slots: [{ slot: 0, epoch: 1, height: 5, windowEnd: 9, status: 'constructor' }],
+      }),
+    );
+    assert.match(proto, /by block 5: constructor"/);
     assert.doesNotMatch(slots, /class="[^"]*answered/);
   });
 

@@ -56,7 +56,7 @@ export function slotStatus(s: Pick<SlotJson, 'status'>): SlotJson['status'] | 'u
 }
 
 export function slotTip(s: SlotJson, reason?: string): string {
-  const base = `Challenge ${s.slot} of epoch ${s.epoch} by block ${s.height}: ${SLOT_TEXT[s.status] ?? visibleText(s.status)}`;
+  const base = `Challenge ${s.slot} of epoch ${s.epoch} by block ${s.height}: ${SLOT_STATUSES.includes(s.status) ? SLOT_TEXT[s.status] : visibleText(s.status)}`;
   if (s.status === 'missed')
     return `${base} — ${reason !== undefined ? visibleText(reason) : `no answer included by height ${s.windowEnd}`}`;
   if (s.status === 'open') return `${base}, answerable until height ${s.windowEnd}`;
