@@ -2019,6 +2019,83 @@ describe('market: receipts and disputes', () => {
     assert.equal(rec.disputes, 1n);
   });
 
+  test('property: pruning replay marks changes no result of any later action or settlement (only the pruned keys differ)', () => {
+    const wait = MINUTE;
+    const g = genesis(undefined, { market: { disputeWaitMs: wait, receiptWindowMs: 10n * MINUTE } });
+    type Op =
+      | { op: 'wait'; blocks: number }
+      | { op: 'receipt'; job: number }
+      | { op: 'dispute'; n: number }
+      | { op: 'close' };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 8 }) }),
+      fc.record({ op: fc.constant('receipt' as const), job: fc.integer({ min: 0, max: 3 }) }),
+      fc.record({ op: fc.constant('dispute' as const), n: fc.integer({ min: 0, max: 3 }) }),
+      fc.constant({ op: 'close' as const }),
+    );
+    // The marks and their lists, counts and queue: what pruning removes, and all it may change.
+    const markSpace = (k: Uint8Array) =>
+      k[0] === 0x0c && [0x02, 0x03, 0x0a, 0x0b, 0x0c, 0x0d].includes(k[1]!);
+    // Without pruning: the prune queue is dropped after every block, before the next can read it
+    // (an entry is due no sooner than its lease's window after the block that queued it).
+    const unqueue = (c: MarketChain) => {
+      for (const [id, w] of c.state.map)
+        if (w.key[0] === 0x0c && (w.key[1] === 0x0c || w.key[1] === 0x0d)) c.state.map.delete(id);
+    };
+    const marks = (c: MarketChain) =>
+      [...c.state.map.values()].filter((w) => w.key[0] === 0x0c && (w.key[1] === 0x02 || w.key[1] === 0x03))
+        .length;
+    let prunedRuns = 0;
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 24 }), (ops) => {
+        const chains = [setup(MINUTE, true, g), setup(MINUTE, true, g)] as const;
+        const [pruned, kept] = chains;
+        const leaseIds = chains.map((c) => openLease(c, createOffer(c, [idA]), 1));
+        assert.deepEqual(leaseIds[0], leaseIds[1]);
+        const leaseId = leaseIds[0]!;
+        const start = lease(pruned, leaseId).startTime;
+        for (const o of ops) {
+          const outcomes = chains.map((c) => {
+            const events: TxEvent[] = [];
+            const refusals: (string | null)[] = [];
+            const send = (actions: Action[]) => {
+              const tx = c.tx(renter, actions);
+              const why = c.try(tx)?.code ?? null;
+              refusals.push(why);
+              events.push(...c.block(why === null ? [tx] : []));
+            };
+            if (o.op === 'wait') for (let i = 0; i < o.blocks; i++) events.push(...c.block());
+            else if (o.op === 'receipt')
+              send([
+                {
+                  type: 'postReceipt',
+                  signed: sign(chipA, receiptFor(leaseId, idA, o.job, start + 1_000n)),
+                  rating: 4,
+                },
+              ]);
+            else if (o.op === 'dispute')
+              send([dispute(signedRequest(leaseId, start + BigInt(o.n) * 1_000n, o.n))]);
+            else send([{ type: 'closeLease', leaseId }]);
+            events.push(...c.blockEvents.splice(0));
+            if (c === kept) unqueue(c);
+            return { events, refusals };
+          });
+          assert.deepEqual(outcomes[0], outcomes[1], `op ${JSON.stringify(o)}`);
+        }
+        const rest = (c: MarketChain) =>
+          [...c.state.map.values()]
+            .filter((w) => !markSpace(w.key))
+            .map((w) => `${toHex(w.key)}=${toHex(w.value!)}`)
+            .sort();
+        assert.deepEqual(rest(pruned), rest(kept), 'the states differ only in the pruned keys');
+        assert.ok(marks(pruned) <= marks(kept));
+        if (marks(pruned) < marks(kept)) prunedRuns++;
+      }),
+      { numRuns: 25, seed: 7 },
+    );
+    assert.ok(prunedRuns > 0, 'some runs pruned marks (the property was exercised)');
+  });
+
   test('pruning is bounded per block and drains a backlog in key order', () => {
     const s = new StateOverlay(new MemoryState());
     const ids = [sha256(utf8('lease a')), sha256(utf8('lease b'))];
