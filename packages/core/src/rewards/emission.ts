@@ -19,13 +19,20 @@ import type { Chip } from '../poci/chips.js';
 import {
   blockChallengeClass,
   type ChallengeClassRecord,
+  challengeClasses,
+  challengeClassKey,
   chipClass,
+  EPOCH_KEEP_EPOCHS,
   type EpochRecord,
+  epochKey,
   epochOf,
+  epochPruned,
   getChallengeClass,
+  getEpochPruneCursor,
   getEpochRecord,
   MAX_CHALLENGES_PER_EPOCH,
   putChallengeClass,
+  putEpochPruneCursor,
   putEpochRecord,
 } from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
@@ -331,6 +338,12 @@ export function settleChipRewards(
     const r = epochsRead?.get(epoch) ?? getEpochRecord(state, epoch);
     // The object is the record as it is in `state` from here on: changes below are written back.
     if (r) epochsRead?.set(epoch, r);
+    if (!r && epochPruned(state, epoch)) {
+      // Pruned once every weight in it was paid (pruneEpochs): the chip's weight in it was 0, as
+      // its record would have said; nothing to pay, and its later epoch is paid as before.
+      chip.rewardedThrough = epoch + 1n;
+      continue;
+    }
     if (!r?.final) break;
     const answered = popcount(mask);
     const challenged = answered > 0 ? getChallengeClass(state, epoch, cls).heights.length : 0;
@@ -365,4 +378,65 @@ export function settleChipRewards(
     }
   }
   return paid;
+}
+
+/**
+ * The most units of pruning work one block does (one per class record looked at, one per epoch
+ * record): an epoch's classes (epochBlocks / slotsPerEpoch, 900 at defaults) are gone within 4
+ * blocks, well within the epoch's own blocks, so the pruning keeps up with the chain.
+ */
+export const EPOCH_PRUNE_PER_BLOCK = 256;
+
+/**
+ * CONSENSUS CHANGE (docs/poci.md "Old epochs are pruned"): removes the record of an old epoch, and
+ * its class records, once no reader needs them. Epochs are taken in order, at most
+ * `EPOCH_KEEP_EPOCHS` behind the current one: an epoch whose record is final and has no weight left
+ * to pay (`remainingWeight` 0: every chip with a weight in it was paid, or it had none) loses its
+ * class records, class by class in ascending order, then its record; one still owing a chip its
+ * reward (a chip that earned and was not touched since) keeps both, and the pruning moves past it.
+ * Readers: liveness, seat shares and leases read classes of the last 66 epochs only; rewards read
+ * an epoch's record and, for a chip that answered in it, its class, and a pruned epoch is one where
+ * every such chip's weight is 0 either way (settleChipRewards); the RPC answers `pruned`.
+ */
+export function pruneEpochs(
+  state: StateOverlay,
+  height: bigint,
+  p: PociParams,
+  budget = EPOCH_PRUNE_PER_BLOCK,
+): number {
+  const current = epochOf(height, p);
+  if (current < EPOCH_KEEP_EPOCHS) return 0;
+  const c = getEpochPruneCursor(state);
+  const classes = challengeClasses(p);
+  const start = { ...c };
+  let left = budget;
+  let removed = 0;
+  while (left > 0 && c.epoch + EPOCH_KEEP_EPOCHS <= current) {
+    if (c.cls === 0n) {
+      const r = getEpochRecord(state, c.epoch);
+      left--;
+      if (r && !(r.final && r.remainingWeight === 0n)) {
+        c.epoch++;
+        continue;
+      }
+    }
+    while (left > 0 && c.cls < classes) {
+      const key = challengeClassKey(c.epoch, c.cls);
+      if (state.get(key) !== undefined) {
+        state.set(key, null);
+        removed++;
+      }
+      c.cls++;
+      left--;
+    }
+    if (c.cls < classes) break;
+    if (state.get(epochKey(c.epoch)) !== undefined) {
+      state.set(epochKey(c.epoch), null);
+      removed++;
+    }
+    c.epoch++;
+    c.cls = 0n;
+  }
+  if (c.epoch !== start.epoch || c.cls !== start.cls) putEpochPruneCursor(state, c);
+  return removed;
 }

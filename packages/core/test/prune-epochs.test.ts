@@ -1,0 +1,105 @@
+/**
+ * CONSENSUS CHANGE (docs/poci.md "Old epochs are pruned"): an old epoch's record and class records
+ * leave the state once nothing of it is left to pay, a bounded amount of work per block, in order.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  challengeClasses,
+  challengeClassKey,
+  DEFAULT_POCI_PARAMS,
+  EPOCH_KEEP_EPOCHS,
+  EPOCH_PRUNE_KEY,
+  type EpochRecord,
+  epochKey,
+  epochPruned,
+  epochStart,
+  getEpochPruneCursor,
+  MemoryState,
+  type PociParams,
+  pruneEpochs,
+  putChallengeClass,
+  putEpochRecord,
+  StateOverlay,
+} from '../src/index.js';
+
+const p: PociParams = { ...DEFAULT_POCI_PARAMS, epochBlocks: 20n, slotsPerEpoch: 4, answerWindowBlocks: 5n };
+const M = challengeClasses(p); // 5
+
+function record(epoch: bigint, final: boolean, remainingWeight: bigint): EpochRecord {
+  return {
+    epoch,
+    seed: new Uint8Array(32),
+    startHeight: epochStart(epoch, p),
+    startTime: 0n,
+    totalWeight: remainingWeight,
+    final,
+    budget: 0n,
+    remainingBudget: remainingWeight,
+    remainingWeight,
+  };
+}
+
+/** Epochs 0…3: 0 and 3 paid out, 1 still owes a chip its reward, 2 (never final) too. */
+function fixture(): StateOverlay {
+  const s = new StateOverlay(new MemoryState());
+  const owed = [0n, 7n, 0n, 0n];
+  for (let e = 0n; e < 4n; e++) {
+    putEpochRecord(s, record(e, e !== 2n, owed[Number(e)]!));
+    for (let c = 0n; c < M; c++)
+      putChallengeClass(s, e, c, { heights: [e * 20n + c + 1n], powerByAnswered: [1n], weight: 0n });
+  }
+  return s;
+}
+
+const has = (s: StateOverlay, k: Uint8Array) => s.get(k) !== undefined;
+const heightOf = (epoch: bigint) => epochStart(epoch, p);
+
+describe('pruning old epochs', () => {
+  test('nothing is pruned before an epoch is EPOCH_KEEP_EPOCHS behind the current one', () => {
+    const s = fixture();
+    assert.equal(pruneEpochs(s, heightOf(EPOCH_KEEP_EPOCHS - 1n), p), 0);
+    assert.equal(s.get(EPOCH_PRUNE_KEY), undefined, 'the cursor did not move');
+    assert.ok(has(s, epochKey(0n)));
+  });
+
+  test('a paid-out epoch loses its record and classes; one still owing a reward keeps both', () => {
+    const s = fixture();
+    const removed = pruneEpochs(s, heightOf(3n + EPOCH_KEEP_EPOCHS), p);
+    assert.equal(removed, 2 * (Number(M) + 1));
+    for (const e of [0n, 3n]) {
+      assert.equal(has(s, epochKey(e)), false);
+      for (let c = 0n; c < M; c++) assert.equal(has(s, challengeClassKey(e, c)), false);
+      assert.ok(epochPruned(s, e));
+    }
+    for (const e of [1n, 2n]) {
+      assert.ok(has(s, epochKey(e)), `epoch ${e} kept`);
+      for (let c = 0n; c < M; c++) assert.ok(has(s, challengeClassKey(e, c)));
+      assert.equal(epochPruned(s, e), false);
+    }
+    assert.deepEqual(getEpochPruneCursor(s), { epoch: 4n, cls: 0n });
+    assert.equal(epochPruned(s, 4n), false, 'an epoch the pruning has not reached is not pruned');
+  });
+
+  test('bounded per block: a small budget takes several blocks and ends in the same state', () => {
+    const whole = fixture();
+    pruneEpochs(whole, heightOf(3n + EPOCH_KEEP_EPOCHS), p);
+    const steps = fixture();
+    let blocks = 0;
+    for (; blocks < 100; blocks++) {
+      const before = getEpochPruneCursor(steps);
+      pruneEpochs(steps, heightOf(3n + EPOCH_KEEP_EPOCHS), p, 3);
+      const after = getEpochPruneCursor(steps);
+      if (before.epoch === after.epoch && before.cls === after.cls) break;
+    }
+    assert.ok(blocks > 3, `took ${blocks} blocks`);
+    assert.deepEqual(
+      steps
+        .changes()
+        .map((w) => [Buffer.from(w.key).toString('hex'), w.value && Buffer.from(w.value).toString('hex')]),
+      whole
+        .changes()
+        .map((w) => [Buffer.from(w.key).toString('hex'), w.value && Buffer.from(w.value).toString('hex')]),
+    );
+  });
+});
