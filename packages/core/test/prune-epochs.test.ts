@@ -5,8 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  type Chip,
   challengeClasses,
   challengeClassKey,
+  chipClass,
+  chipWeight,
   DEFAULT_POCI_PARAMS,
   EPOCH_KEEP_EPOCHS,
   EPOCH_PRUNE_KEY,
@@ -15,13 +18,17 @@ import {
   epochPruned,
   epochStart,
   getEpochPruneCursor,
+  getPociParams,
   MemoryState,
   type PociParams,
   pruneEpochs,
   putChallengeClass,
+  putEpochPruneCursor,
   putEpochRecord,
   StateOverlay,
+  settleChipRewards,
 } from '../src/index.js';
+import { TestChain } from './harness.js';
 
 const p: PociParams = { ...DEFAULT_POCI_PARAMS, epochBlocks: 20n, slotsPerEpoch: 4, answerWindowBlocks: 5n };
 const M = challengeClasses(p); // 5
@@ -101,5 +108,44 @@ describe('pruning old epochs', () => {
         .changes()
         .map((w) => [Buffer.from(w.key).toString('hex'), w.value && Buffer.from(w.value).toString('hex')]),
     );
+  });
+
+  test('a reward read of a pruned epoch pays nothing and goes on to the chip’s later epoch', () => {
+    const base = new TestChain();
+    const s = new StateOverlay(base.state);
+    const q = getPociParams(s);
+    const chipId = new Uint8Array(32).fill(9);
+    const cls = chipClass(chipId, q);
+    // Epoch 4 was pruned (the cursor is past it); epoch 5 is final and owes this chip its weight.
+    putEpochPruneCursor(s, { epoch: 5n, cls: 0n });
+    putChallengeClass(s, 5n, cls, { heights: [101n, 102n, 103n, 104n], powerByAnswered: [], weight: 0n });
+    // Its only chip: what the epoch owes is exactly the chip's weight.
+    putEpochRecord(s, {
+      ...record(5n, true, chipWeight(10n, 4, 4, q)),
+      budget: 1_000n,
+      remainingBudget: 1_000n,
+    });
+    const chip = {
+      chipId,
+      owner: new Uint8Array(20).fill(1),
+      power: 10n,
+      firstEpoch: 0n,
+      epoch: 5n,
+      prevAnswered: 0b1,
+      answered: 0b1111,
+      uncredited: 0,
+      prevUncredited: 0,
+      rewardedThrough: 0n,
+      rewardsEarned: 0n,
+    } as unknown as Chip;
+    assert.ok(epochPruned(s, 4n));
+    const paid = settleChipRewards(s, chip, q, cls);
+    assert.deepEqual(
+      paid.map((r) => r.epoch),
+      [5n],
+      'epoch 4 skipped, epoch 5 paid',
+    );
+    assert.equal(paid[0]!.amount, 1_000n);
+    assert.equal(chip.rewardedThrough, 6n);
   });
 });
