@@ -1675,7 +1675,8 @@ describe('market: receipts and disputes', () => {
     assert.equal(lease(chain, leaseId).disputes, 1);
   });
 
-  // Each dispute leaves its replay mark (0x0C 0x03) in the state for good, as a receipt does: on a
+  // Each dispute leaves its replay mark (0x0C 0x03) in the state until its lease's posting window
+  // has passed after its close (pruneMarks), as a receipt does: on a
   // lease of its own chip at one base unit an hour, a provider's second account added one per wait
   // (12 an hour per chip, for as long as the lease runs) for the per-action fee alone.
   test('a dispute, whose replay mark stays, burns like a receipt (100 per-action fees)', () => {
