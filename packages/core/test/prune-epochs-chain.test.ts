@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  challengeClassCodec,
+  decode,
   devSoftChipId,
   EPOCH_KEEP_EPOCHS,
   effectiveStatus,
@@ -105,6 +107,14 @@ describe('pruning old epochs on a running chain', () => {
     assert.deepEqual(left(pruned), [4]);
     assert.deepEqual(left(kept).sort(), [0, 1, 2, 3, 4, 5, 6, 7, 8], 'kept: every epoch');
     assert.equal(pruned.state.get(epochKey(1n)), undefined, 'a paid-out old epoch is gone');
+    // Of epoch 4, owing until the claim, only the classes a chip answered in (weighed) were kept
+    // for the reward read: the rest (no chip answered in them) went when the pruning passed it.
+    const classesOf4 = (c: TestChain) =>
+      [...c.state.map.values()].filter((w) => w.key[0] === 0x0d && w.key[8] === 4 && w.key[7] === 0);
+    const keptOf4 = classesOf4(pruned);
+    const all4 = classesOf4(kept).length;
+    assert.ok(keptOf4.length > 0 && keptOf4.length < all4, `${keptOf4.length} of ${all4} kept`);
+    for (const w of keptOf4) assert.ok(decode(challengeClassCodec, w.value!).weight > 0n, 'a weighed class');
     assert.ok(
       pruned.state.get(epochKey(paid[0]!.epoch)),
       'the epoch owing the quiet chip was kept until paid',

@@ -47,14 +47,21 @@ function record(epoch: bigint, final: boolean, remainingWeight: bigint): EpochRe
   };
 }
 
-/** Epochs 0…3: 0 and 3 paid out, 1 still owes a chip its reward, 2 (never final) too. */
+/**
+ * Epochs 0…3: 0 and 3 paid out, 1 still owes a chip of class 0 its reward (the only class any chip
+ * answered in), 2 (never final) too.
+ */
 function fixture(): StateOverlay {
   const s = new StateOverlay(new MemoryState());
   const owed = [0n, 7n, 0n, 0n];
   for (let e = 0n; e < 4n; e++) {
     putEpochRecord(s, record(e, e !== 2n, owed[Number(e)]!));
     for (let c = 0n; c < M; c++)
-      putChallengeClass(s, e, c, { heights: [e * 20n + c + 1n], powerByAnswered: [1n], weight: 0n });
+      putChallengeClass(s, e, c, {
+        heights: [e * 20n + c + 1n],
+        powerByAnswered: c === 0n ? [1n] : [],
+        weight: c === 0n ? 7n : 0n,
+      });
   }
   return s;
 }
@@ -70,10 +77,10 @@ describe('pruning old epochs', () => {
     assert.ok(has(s, epochKey(0n)));
   });
 
-  test('a paid-out epoch loses its record and classes; one still owing a reward keeps both', () => {
+  test('a paid-out epoch loses its record and classes; one still owing a reward keeps its record and weighed classes', () => {
     const s = fixture();
     const removed = pruneEpochs(s, heightOf(3n + EPOCH_KEEP_EPOCHS), p);
-    assert.equal(removed, 2 * (Number(M) + 1));
+    assert.equal(removed, 2 * (Number(M) + 1) + (Number(M) - 1));
     for (const e of [0n, 3n]) {
       assert.equal(has(s, epochKey(e)), false);
       for (let c = 0n; c < M; c++) assert.equal(has(s, challengeClassKey(e, c)), false);
@@ -81,9 +88,14 @@ describe('pruning old epochs', () => {
     }
     for (const e of [1n, 2n]) {
       assert.ok(has(s, epochKey(e)), `epoch ${e} kept`);
-      for (let c = 0n; c < M; c++) assert.ok(has(s, challengeClassKey(e, c)));
       assert.equal(epochPruned(s, e), false);
     }
+    // Epoch 2 is not final: all kept. Epoch 1 owes: the class a chip answered in (its weight) is
+    // kept for the reward read; the weightless ones no reward read opens are not.
+    for (let c = 0n; c < M; c++) assert.ok(has(s, challengeClassKey(2n, c)));
+    assert.ok(has(s, challengeClassKey(1n, 0n)), 'the owing class is kept');
+    for (let c = 1n; c < M; c++)
+      assert.equal(has(s, challengeClassKey(1n, c)), false, `weightless class ${c} of an owing epoch`);
     assert.deepEqual(getEpochPruneCursor(s), { epoch: 4n, cls: 0n });
     assert.equal(epochPruned(s, 4n), false, 'an epoch the pruning has not reached is not pruned');
   });

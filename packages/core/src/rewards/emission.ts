@@ -19,6 +19,7 @@ import type { Chip } from '../poci/chips.js';
 import {
   blockChallengeClass,
   type ChallengeClassRecord,
+  challengeClassCodec,
   challengeClasses,
   challengeClassKey,
   chipClass,
@@ -392,11 +393,15 @@ export const EPOCH_PRUNE_PER_BLOCK = 256;
  * its class records, once no reader needs them. Epochs are taken in order, at most
  * `EPOCH_KEEP_EPOCHS` behind the current one: an epoch whose record is final and has no weight left
  * to pay (`remainingWeight` 0: every chip with a weight in it was paid, or it had none) loses its
- * class records, class by class in ascending order, then its record; one still owing a chip its
- * reward (a chip that earned and was not touched since) keeps both, and the pruning moves past it.
- * Readers: liveness, seat shares and leases read classes of the last 66 epochs only; rewards read
- * an epoch's record and, for a chip that answered in it, its class, and a pruned epoch is one where
- * every such chip's weight is 0 either way (settleChipRewards); the RPC answers `pruned`.
+ * class records, class by class in ascending order, then its record. One still owing a chip its
+ * reward (a chip that earned and was not touched since) keeps its record and the classes that
+ * carry weight, and loses the weightless ones (no chip answered in them, so no reward read opens
+ * them: settleChipRewards reads a class only for a chip that answered, whose answer weighed it);
+ * the pruning then moves past it. Without that, one chip that earned and went silent for good (a
+ * dead machine) pinned all of its epoch's ~900 class records for ever. Readers: liveness, seat
+ * shares and leases read classes of the last 66 epochs only; rewards read an epoch's record and,
+ * for a chip that answered in it, its class, and a pruned epoch is one where every such chip's
+ * weight is 0 either way (settleChipRewards); the RPC answers `pruned`.
  */
 export function pruneEpochs(
   state: StateOverlay,
@@ -412,17 +417,20 @@ export function pruneEpochs(
   let left = budget;
   let removed = 0;
   while (left > 0 && c.epoch + EPOCH_KEEP_EPOCHS <= current) {
+    // Read again when a block resumes an epoch part way (its record is not changed by then).
+    const r = getEpochRecord(state, c.epoch);
     if (c.cls === 0n) {
-      const r = getEpochRecord(state, c.epoch);
       left--;
-      if (r && !(r.final && r.remainingWeight === 0n)) {
+      if (r && !r.final) {
         c.epoch++;
         continue;
       }
     }
+    const owing = r !== null && r.remainingWeight !== 0n;
     while (left > 0 && c.cls < classes) {
       const key = challengeClassKey(c.epoch, c.cls);
-      if (state.get(key) !== undefined) {
+      const raw = state.get(key);
+      if (raw !== undefined && (!owing || decode(challengeClassCodec, raw).weight === 0n)) {
         state.set(key, null);
         removed++;
       }
@@ -430,7 +438,7 @@ export function pruneEpochs(
       left--;
     }
     if (c.cls < classes) break;
-    if (state.get(epochKey(c.epoch)) !== undefined) {
+    if (!owing && state.get(epochKey(c.epoch)) !== undefined) {
       state.set(epochKey(c.epoch), null);
       removed++;
     }
