@@ -12,9 +12,13 @@ import {
   applyToTrie,
   type BlockExecutor,
   blockEventsCodec,
+  challengeClassCodec,
+  classWeight,
+  decode,
   devSoftChipId,
   emptyTrie,
   encode,
+  getPociParams,
   type HeartbeatAnswer,
   MAX_ACTIONS_PER_TX,
   sha256,
@@ -45,6 +49,11 @@ interface Run {
   root: string;
   /** The root without the chips' remembered seat shares (`0x10 0x07 ‖ chip id`, poci/seat-share.ts). */
   rootBeforeSeatShares: string;
+  /**
+   * The root with every class record's `weight` put back to its chips' whole weight (classWeight),
+   * as it stayed before a payout began to take the chip's weight off it (prunemarks review).
+   */
+  rootBeforeClassPayouts: string;
   events: string;
   answered: number;
   missed: number;
@@ -107,10 +116,20 @@ function runChain(schedule: Schedule, split: boolean): Run {
     emptyTrie(),
     [...chain.state.map.values()].filter((w) => !(w.key[0] === 0x10 && w.key[1] === 0x07)),
   );
+  const p = getPociParams(chain.state);
+  const beforeClassPayouts = applyToTrie(
+    emptyTrie(),
+    [...chain.state.map.values()].map((w) => {
+      if (w.key[0] !== 0x0d || !w.value) return w;
+      const r = decode(challengeClassCodec, w.value);
+      return { ...w, value: encode(challengeClassCodec, { ...r, weight: classWeight(r, p) }) };
+    }),
+  );
   const count = (type: string) => chain.events.filter((e) => e.type === type).length;
   return {
     root: toHex(trie.root),
     rootBeforeSeatShares: toHex(beforeSeatShares.root),
+    rootBeforeClassPayouts: toHex(beforeClassPayouts.root),
     events: toHex(sha256(...eventHashes)),
     answered: count('slotAnswered'),
     missed: count('slotMissed'),
@@ -273,6 +292,10 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // The root recorded again for the TPM-clock credit rule (four more chip fields, each block's time
     // kept for its challenge): these dev-soft chips carry no clock, and the events did not move;
     // without the seat-share records the root is the one that rule alone gave (969ad779…).
+    // The root recorded again when a payout began to take the chip's weight off its class record
+    // (CONSENSUS CHANGE, docs/poci.md "Old epochs are pruned"): with the class weights put back,
+    // the root is the one recorded before (4549fd9e…), and the events did not move; without the
+    // seat-share records it was 969ad779… before that change.
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -296,8 +319,9 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: '4549fd9e6c2340e87bf89493ebbb6216b0ef1c70bd305d9c1abd2629561fcb89',
-  rootBeforeSeatShares: '969ad779cb99ff1433c8f4cc1e78eb8405ff96d6bf45322297bfc629d898ed3a',
+  root: '34de77e4375c25d706379a62cf1741667c0cdd60fc961263cdfb72d6ee7c4ef7',
+  rootBeforeSeatShares: '97fafaf0a868fe91a98633c99cebbe6944f0eaae70f7cec72bf3428198612e64',
+  rootBeforeClassPayouts: '4549fd9e6c2340e87bf89493ebbb6216b0ef1c70bd305d9c1abd2629561fcb89',
   events: '5beaa1cfc52a1002d36dc8739083e5cc4356ba5f0edf05890e0769d08a9c0aea',
   answered: 105,
   missed: 17,

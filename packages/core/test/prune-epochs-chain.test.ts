@@ -8,12 +8,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   challengeClassCodec,
+  challengeClassKey,
+  chipClass,
   decode,
   devSoftChipId,
   EPOCH_KEEP_EPOCHS,
   effectiveStatus,
   epochKey,
   epochOf,
+  epochPruned,
   getChip,
   getPociParams,
   type HeartbeatAnswer,
@@ -85,6 +88,18 @@ describe('pruning old epochs on a running chain', () => {
     const p = getPociParams(pruned.state);
     const last = EPOCH_KEEP_EPOCHS + 8n;
     while (epochOf(pruned.height + 1n, p) < last) both(() => []);
+    // Of epoch 4, owing the quiet chip until the claim, the pruning kept its record and only the
+    // class still owed (the quiet chip's): the steady chip's was paid, the rest weightless.
+    const classesOf = (c: TestChain, e: number) =>
+      [...c.state.map.values()].filter((w) => w.key[0] === 0x0d && w.key[8] === e && w.key[7] === 0);
+    const quietClass = chipClass(ids[1]!, p);
+    assert.deepEqual(
+      classesOf(pruned, 4).map((w) => toHex(w.key)),
+      [toHex(challengeClassKey(4n, quietClass))],
+      `of ${classesOf(kept, 4).length} classes, the owed one is kept`,
+    );
+    assert.ok(decode(challengeClassCodec, classesOf(pruned, 4)[0]!.value!).weight > 0n);
+    assert.ok(pruned.state.get(epochKey(4n)), 'the epoch owing the quiet chip is kept until paid');
     const claim = (c: TestChain) => [c.tx(miner, [{ type: 'claimRewards', chipIds: ids }])];
     const beforeClaim = new Map(kept.state.map);
     const claimed = [pruned, kept].map((c) => c.block(claim(c)));
@@ -94,30 +109,26 @@ describe('pruning old epochs on a running chain', () => {
       (e) => e.type === 'chipRewarded' && toHex(e.chipId) === toHex(ids[1]!),
     ) as Extract<TxEvent, { type: 'chipRewarded' }>[];
     assert.ok(paid.length > 0 && paid.every((e) => e.amount > 0n), 'the quiet chip is paid its last epoch');
+    assert.ok(
+      paid.some((e) => e.epoch === 4n),
+      'epoch 4 is paid',
+    );
     const rest = (c: TestChain) =>
       [...c.state.map.values()]
         .filter((w) => !epochSpace(w.key))
         .map((w) => `${toHex(w.key)}=${toHex(w.value!)}`)
         .sort();
     assert.deepEqual(rest(pruned), rest(kept), 'only epoch and class records differ');
-    // Epochs 0…8 are 128 behind by the end: all but 4, the quiet chip's last (unpaid until the
-    // claim, so the pruning passed it by), are pruned.
+    // Epochs 0…8 are 128 behind by the end: all pruned, 4 (passed by while it owed) once the claim
+    // paid the last weight in it.
     const left = (c: TestChain) =>
       [...c.state.map.values()].filter((w) => w.key[0] === 0x05 && w.key[8]! < 9).map((w) => w.key[8]);
-    assert.deepEqual(left(pruned), [4]);
+    assert.deepEqual(left(pruned), []);
     assert.deepEqual(left(kept).sort(), [0, 1, 2, 3, 4, 5, 6, 7, 8], 'kept: every epoch');
-    assert.equal(pruned.state.get(epochKey(1n)), undefined, 'a paid-out old epoch is gone');
-    // Of epoch 4, owing until the claim, only the classes a chip answered in (weighed) were kept
-    // for the reward read: the rest (no chip answered in them) went when the pruning passed it.
-    const classesOf4 = (c: TestChain) =>
-      [...c.state.map.values()].filter((w) => w.key[0] === 0x0d && w.key[8] === 4 && w.key[7] === 0);
-    const keptOf4 = classesOf4(pruned);
-    const all4 = classesOf4(kept).length;
-    assert.ok(keptOf4.length > 0 && keptOf4.length < all4, `${keptOf4.length} of ${all4} kept`);
-    for (const w of keptOf4) assert.ok(decode(challengeClassCodec, w.value!).weight > 0n, 'a weighed class');
-    assert.ok(
-      pruned.state.get(epochKey(paid[0]!.epoch)),
-      'the epoch owing the quiet chip was kept until paid',
-    );
+    assert.deepEqual(classesOf(pruned, 4), [], 'its last class went with the payout');
+    assert.ok(epochPruned(pruned.state, 4n), 'and it reads as pruned');
+    // A second claim reads the pruned epoch as paid out: nothing more.
+    const again = [pruned, kept].map((c) => c.block(claim(c)));
+    assert.deepEqual(again[0], again[1], 'a second claim agrees');
   });
 });

@@ -130,7 +130,11 @@ describe('pruning old epochs', () => {
     const cls = chipClass(chipId, q);
     // Epoch 4 was pruned (the cursor is past it); epoch 5 is final and owes this chip its weight.
     putEpochPruneCursor(s, { epoch: 5n, cls: 0n });
-    putChallengeClass(s, 5n, cls, { heights: [101n, 102n, 103n, 104n], powerByAnswered: [], weight: 0n });
+    putChallengeClass(s, 5n, cls, {
+      heights: [101n, 102n, 103n, 104n],
+      powerByAnswered: [0n, 0n, 0n, 10n],
+      weight: chipWeight(10n, 4, 4, q),
+    });
     // Its only chip: what the epoch owes is exactly the chip's weight.
     putEpochRecord(s, {
       ...record(5n, true, chipWeight(10n, 4, 4, q)),
@@ -159,5 +163,60 @@ describe('pruning old epochs', () => {
     );
     assert.equal(paid[0]!.amount, 1_000n);
     assert.equal(chip.rewardedThrough, 6n);
+  });
+
+  test('an epoch passed by while it owed loses each class once paid out, then its record', () => {
+    const base = new TestChain();
+    const q = getPociParams(base.state);
+    const ids = [new Uint8Array(32).fill(9), new Uint8Array(32).fill(10)];
+    const classes = ids.map((id) => chipClass(id, q));
+    assert.notEqual(classes[0], classes[1], 'two classes');
+    const w = [chipWeight(10n, 4, 4, q), chipWeight(30n, 3, 4, q)];
+    const run = (cursor: bigint) => {
+      const s = new StateOverlay(base.state);
+      putEpochPruneCursor(s, { epoch: cursor, cls: 0n });
+      ids.forEach((_, i) =>
+        putChallengeClass(s, 5n, classes[i]!, {
+          heights: [101n, 102n, 103n, 104n],
+          powerByAnswered: i === 0 ? [0n, 0n, 0n, 10n] : [0n, 0n, 30n],
+          weight: w[i]!,
+        }),
+      );
+      putEpochRecord(s, { ...record(5n, true, w[0]! + w[1]!), budget: 1_000n, remainingBudget: 1_000n });
+      const chips = ids.map(
+        (chipId, i) =>
+          ({
+            chipId,
+            owner: new Uint8Array(20).fill(1),
+            power: i === 0 ? 10n : 30n,
+            firstEpoch: 0n,
+            epoch: 5n,
+            prevAnswered: 0,
+            answered: i === 0 ? 0b1111 : 0b111,
+            uncredited: 0,
+            prevUncredited: 0,
+            rewardedThrough: 5n,
+            rewardsEarned: 0n,
+          }) as unknown as Chip,
+      );
+      return { s, chips };
+    };
+    // Passed by (cursor 6): the first payout takes its class, the last the other and the record.
+    const { s, chips } = run(6n);
+    const first = settleChipRewards(s, chips[0]!, q, classes[0]!);
+    assert.equal(has(s, challengeClassKey(5n, classes[0]!)), false, 'its class is paid out');
+    assert.ok(has(s, challengeClassKey(5n, classes[1]!)), 'the other chip is still owed');
+    assert.ok(has(s, epochKey(5n)) && !epochPruned(s, 5n));
+    const second = settleChipRewards(s, chips[1]!, q, classes[1]!);
+    assert.equal(has(s, challengeClassKey(5n, classes[1]!)), false);
+    assert.equal(has(s, epochKey(5n)), false, 'nothing owed: the record goes');
+    assert.ok(epochPruned(s, 5n));
+    // The same payouts as where the pruning has not come yet (cursor 0: both records stay).
+    const fresh = run(0n);
+    const amounts = fresh.chips.map((c, i) => settleChipRewards(fresh.s, c, q, classes[i]!)[0]!.amount);
+    assert.deepEqual([first[0]!.amount, second[0]!.amount], amounts);
+    assert.equal(amounts[0]! + amounts[1]!, 1_000n, 'the whole budget paid');
+    assert.ok(has(fresh.s, epochKey(5n)), 'not passed by: pruneEpochs takes it in order');
+    for (const cls of classes) assert.ok(has(fresh.s, challengeClassKey(5n, cls)));
   });
 });

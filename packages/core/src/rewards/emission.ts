@@ -347,15 +347,29 @@ export function settleChipRewards(
     }
     if (!r?.final) break;
     const answered = popcount(mask);
-    const challenged = answered > 0 ? getChallengeClass(state, epoch, cls).heights.length : 0;
+    const classRecord = answered > 0 ? getChallengeClass(state, epoch, cls) : null;
+    const challenged = classRecord ? classRecord.heights.length : 0;
     const weight = chipWeight(chip.power, answered, challenged, p);
     let amount = 0n;
-    if (weight > 0n && r.remainingWeight > 0n) {
+    if (classRecord && weight > 0n && r.remainingWeight > 0n) {
       amount =
         weight >= r.remainingWeight ? r.remainingBudget : (r.remainingBudget * weight) / r.remainingWeight;
       r.remainingBudget -= amount;
       r.remainingWeight -= weight;
-      putEpochRecord(state, r);
+      // CONSENSUS CHANGE (docs/poci.md "Old epochs are pruned"): once final, a class's `weight` is
+      // what its chips have left to be paid (no answer reweighs it any more), as `remainingWeight`
+      // is the epoch's. An epoch the pruning passed by while it still owed (pruneEpochs) loses the
+      // class once nothing in it is owed and its record once nothing in it is: no reward read
+      // opens either after that (a class only for a chip of weight in it; a pruned epoch skipped).
+      // (Never below 0: the class's chips' weights add up to it, so it reaches 0 exactly.)
+      classRecord.weight = classRecord.weight > weight ? classRecord.weight - weight : 0n;
+      const passed = epoch < getEpochPruneCursor(state).epoch;
+      if (passed && classRecord.weight <= 0n) state.set(challengeClassKey(epoch, cls), null);
+      else putChallengeClass(state, epoch, cls, classRecord);
+      if (passed && r.remainingWeight <= 0n) {
+        state.set(epochKey(epoch), null);
+        epochsRead?.delete(epoch);
+      } else putEpochRecord(state, r);
       const owner = getAccount(state, chip.owner);
       owner.balance += amount;
       putAccount(state, chip.owner, owner);
@@ -395,10 +409,12 @@ export const EPOCH_PRUNE_PER_BLOCK = 256;
  * to pay (`remainingWeight` 0: every chip with a weight in it was paid, or it had none) loses its
  * class records, class by class in ascending order, then its record. One still owing a chip its
  * reward (a chip that earned and was not touched since) keeps its record and the classes that
- * carry weight, and loses the weightless ones (no chip answered in them, so no reward read opens
- * them: settleChipRewards reads a class only for a chip that answered, whose answer weighed it);
- * the pruning then moves past it. Without that, one chip that earned and went silent for good (a
- * dead machine) pinned all of its epoch's ~900 class records for ever. Readers: liveness, seat
+ * still carry weight (a final class's `weight` is its chips' unpaid weight, settleChipRewards), and
+ * loses the weightless ones (nothing in them owed, so no reward read opens them: settleChipRewards
+ * reads a class only for an unpaid chip that answered, whose weight is in it); the pruning then
+ * moves past it, and that epoch's later payouts remove each class, then the record, once nothing in
+ * it is owed. Without that, one chip that earned and went silent for good (a dead machine) pinned
+ * all of its epoch's ~900 class records for ever. Readers: liveness, seat
  * shares and leases read classes of the last 66 epochs only; rewards read an epoch's record and,
  * for a chip that answered in it, its class, and a pruned epoch is one where every such chip's
  * weight is 0 either way (settleChipRewards); the RPC answers `pruned`.
