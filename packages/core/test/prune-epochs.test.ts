@@ -218,5 +218,16 @@ describe('pruning old epochs', () => {
     assert.equal(amounts[0]! + amounts[1]!, 1_000n, 'the whole budget paid');
     assert.ok(has(fresh.s, epochKey(5n)), 'not passed by: pruneEpochs takes it in order');
     for (const cls of classes) assert.ok(has(fresh.s, challengeClassKey(5n, cls)));
+    // The pruning part way through epoch 5 (past both classes, kept as owed): each payout takes its
+    // class, and the pruning, resumed, takes the record once nothing is owed; no class is left.
+    const high = classes[0]! > classes[1]! ? classes[0]! : classes[1]!;
+    const midway = run(5n);
+    putEpochPruneCursor(midway.s, { epoch: 5n, cls: high + 1n });
+    midway.chips.forEach((c, i) => settleChipRewards(midway.s, c, q, classes[i]!));
+    for (const cls of classes) assert.equal(has(midway.s, challengeClassKey(5n, cls)), false);
+    assert.ok(has(midway.s, epochKey(5n)), 'the record is the pruning’s to take');
+    pruneEpochs(midway.s, epochStart(5n + EPOCH_KEEP_EPOCHS, q), q, 1_000_000);
+    assert.equal(has(midway.s, epochKey(5n)), false);
+    assert.ok(epochPruned(midway.s, 5n));
   });
 });

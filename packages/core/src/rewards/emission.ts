@@ -363,10 +363,13 @@ export function settleChipRewards(
       // opens either after that (a class only for a chip of weight in it; a pruned epoch skipped).
       // (Never below 0: the class's chips' weights add up to it, so it reaches 0 exactly.)
       classRecord.weight = classRecord.weight > weight ? classRecord.weight - weight : 0n;
-      const passed = epoch < getEpochPruneCursor(state).epoch;
-      if (passed && classRecord.weight <= 0n) state.set(challengeClassKey(epoch, cls), null);
+      // A class the pruning already looked at (its epoch part way too: the rest of that epoch,
+      // record included, is the pruning's to take once nothing in it is owed).
+      const cursor = getEpochPruneCursor(state);
+      const classPassed = epoch < cursor.epoch || (epoch === cursor.epoch && cls < cursor.cls);
+      if (classPassed && classRecord.weight <= 0n) state.set(challengeClassKey(epoch, cls), null);
       else putChallengeClass(state, epoch, cls, classRecord);
-      if (passed && r.remainingWeight <= 0n) {
+      if (epoch < cursor.epoch && r.remainingWeight <= 0n) {
         state.set(epochKey(epoch), null);
         epochsRead?.delete(epoch);
       } else putEpochRecord(state, r);
