@@ -4,12 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import {
   type Chip,
   challengeClasses,
   challengeClassKey,
   chipClass,
   chipWeight,
+  classWeight,
   DEFAULT_POCI_PARAMS,
   EPOCH_KEEP_EPOCHS,
   EPOCH_PRUNE_KEY,
@@ -229,5 +231,93 @@ describe('pruning old epochs', () => {
     pruneEpochs(midway.s, epochStart(5n + EPOCH_KEEP_EPOCHS, q), q, 1_000_000);
     assert.equal(has(midway.s, epochKey(5n)), false);
     assert.ok(epochPruned(midway.s, 5n));
+  });
+
+  test('property: payouts and pruning in any order pay what an unpruned epoch pays, and leave nothing once all is paid', () => {
+    const base = new TestChain();
+    const q = getPociParams(base.state);
+    const chipArb = fc.record({
+      cls: fc.integer({ min: 0, max: 3 }),
+      power: fc.bigInt({ min: 1n, max: 50n }),
+      answered: fc.integer({ min: 1, max: 4 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(chipArb, { minLength: 1, maxLength: 6 }),
+        fc.bigInt({ min: 0n, max: 10n ** 9n }),
+        fc.array(fc.oneof(fc.constant(-1), fc.nat(5)), { maxLength: 20 }),
+        fc.integer({ min: 2, max: 5 }),
+        (specs, budget, steps, pruneBudget) => {
+          const setup = () => {
+            const s = new StateOverlay(base.state);
+            putEpochPruneCursor(s, { epoch: 5n, cls: 0n });
+            let total = 0n;
+            for (let cls = 0n; cls < 4n; cls++) {
+              const powerByAnswered = [0n, 0n, 0n, 0n];
+              for (const c of specs) if (BigInt(c.cls) === cls) powerByAnswered[c.answered - 1]! += c.power;
+              const r = { heights: [101n, 102n, 103n, 104n], powerByAnswered, weight: 0n };
+              r.weight = classWeight(r, q);
+              total += r.weight;
+              putChallengeClass(s, 5n, cls, r);
+            }
+            putEpochRecord(s, { ...record(5n, true, total), budget, remainingBudget: budget });
+            const chips = specs.map(
+              (c, i) =>
+                ({
+                  chipId: new Uint8Array(32).fill(i + 1),
+                  owner: new Uint8Array(20).fill(i + 1),
+                  power: c.power,
+                  firstEpoch: 0n,
+                  epoch: 5n,
+                  prevAnswered: 0,
+                  answered: 2 ** c.answered - 1,
+                  uncredited: 0,
+                  prevUncredited: 0,
+                  rewardedThrough: 5n,
+                  rewardsEarned: 0n,
+                }) as unknown as Chip,
+            );
+            return { s, chips };
+          };
+          const pay = (s: StateOverlay, chip: Chip, i: number) =>
+            settleChipRewards(s, chip, q, BigInt(specs[i]!.cls)).reduce((a, r) => a + r.amount, 0n);
+          // Unpruned: the chips paid in order, the pruning never run.
+          const plain = setup();
+          const expected = plain.chips.map((c, i) => pay(plain.s, c, i));
+          // Pruned: pruning steps (-1) and payouts (a chip index) interleaved, then every chip paid
+          // in the same order, then the pruning run out.
+          const pruned = setup();
+          const height = epochStart(5n + EPOCH_KEEP_EPOCHS, q);
+          const got = pruned.chips.map(() => 0n);
+          const paidIdx = new Set<number>();
+          const order: number[] = [];
+          for (const st of steps) {
+            if (st === -1) pruneEpochs(pruned.s, height, q, pruneBudget);
+            else if (st < specs.length && !paidIdx.has(st)) {
+              paidIdx.add(st);
+              order.push(st);
+            }
+          }
+          for (let i = 0; i < specs.length; i++) if (!paidIdx.has(i)) order.push(i);
+          // The same order for the unpruned run (amounts depend on it: the last payer takes the dust).
+          const plain2 = setup();
+          const expected2 = plain2.chips.map(() => 0n);
+          for (const i of order) expected2[i] = pay(plain2.s, plain2.chips[i]!, i);
+          for (const i of order) got[i] = pay(pruned.s, pruned.chips[i]!, i);
+          assert.deepEqual(got, expected2);
+          assert.equal(
+            expected.reduce((a, b) => a + b, 0n),
+            expected2.reduce((a, b) => a + b, 0n),
+          );
+          for (let k = 0; k < 10_000 && getEpochPruneCursor(pruned.s).epoch <= 5n; k++)
+            pruneEpochs(pruned.s, height, q, pruneBudget);
+          for (let cls = 0n; cls < challengeClasses(q); cls++)
+            assert.equal(has(pruned.s, challengeClassKey(5n, cls)), false, `class ${cls} left`);
+          assert.equal(has(pruned.s, epochKey(5n)), false);
+          assert.ok(epochPruned(pruned.s, 5n));
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
