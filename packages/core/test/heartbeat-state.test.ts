@@ -12,9 +12,13 @@ import {
   applyToTrie,
   type BlockExecutor,
   blockEventsCodec,
+  challengeClassCodec,
+  classWeight,
+  decode,
   devSoftChipId,
   emptyTrie,
   encode,
+  getPociParams,
   type HeartbeatAnswer,
   MAX_ACTIONS_PER_TX,
   sha256,
@@ -45,6 +49,11 @@ interface Run {
   root: string;
   /** The root without the chips' remembered seat shares (`0x10 0x07 ‖ chip id`, poci/seat-share.ts). */
   rootBeforeSeatShares: string;
+  /**
+   * The root with every class record's `weight` put back to its chips' whole weight (classWeight),
+   * as it stayed before a payout began to take the chip's weight off it (prunemarks review).
+   */
+  rootBeforeClassPayouts: string;
   events: string;
   answered: number;
   missed: number;
@@ -107,10 +116,20 @@ function runChain(schedule: Schedule, split: boolean): Run {
     emptyTrie(),
     [...chain.state.map.values()].filter((w) => !(w.key[0] === 0x10 && w.key[1] === 0x07)),
   );
+  const p = getPociParams(chain.state);
+  const beforeClassPayouts = applyToTrie(
+    emptyTrie(),
+    [...chain.state.map.values()].map((w) => {
+      if (w.key[0] !== 0x0d || !w.value) return w;
+      const r = decode(challengeClassCodec, w.value);
+      return { ...w, value: encode(challengeClassCodec, { ...r, weight: classWeight(r, p) }) };
+    }),
+  );
   const count = (type: string) => chain.events.filter((e) => e.type === type).length;
   return {
     root: toHex(trie.root),
     rootBeforeSeatShares: toHex(beforeSeatShares.root),
+    rootBeforeClassPayouts: toHex(beforeClassPayouts.root),
     events: toHex(sha256(...eventHashes)),
     answered: count('slotAnswered'),
     missed: count('slotMissed'),
@@ -275,7 +294,12 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // without the seat-share records the root is the one that rule alone gave (969ad779…).
     // Recorded again for `priorCredit` (sleepmend, one more chip field: a none byte for these
     // chips, which carry no clock): the events and counts did not move (roots were 4549fd9e… and
-    // 969ad779… before it).
+    // 969ad779… before it; with the class weights put back, the root is the one that rule alone
+    // gave, eae14a67…).
+    // The root recorded again when a payout began to take the chip's weight off its class record
+    // (CONSENSUS CHANGE, docs/poci.md "Old epochs are pruned"): with the class weights put back,
+    // the root is the one recorded before (4549fd9e…), and the events did not move; without the
+    // seat-share records it was 969ad779… before that change.
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -299,8 +323,9 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: 'eae14a67eb37af51fafd47743e123667fbf32caa6f2f5ef5fd9dc7cc5a527b63',
-  rootBeforeSeatShares: 'd2844be3ce433ab0deec4284f645b8d19d6da5fcc12d0b00b3416eb5ccc04c1c',
+  root: '154a01c76dc5df5bd4543aca19a636a243d73f34a0cef83d3cbbd24fa18226bd',
+  rootBeforeSeatShares: '19cc2b5d02e5c154fcb1e108ffeb6a5a3905ae55aa963b4c3b4206628a8614de',
+  rootBeforeClassPayouts: 'eae14a67eb37af51fafd47743e123667fbf32caa6f2f5ef5fd9dc7cc5a527b63',
   events: '5beaa1cfc52a1002d36dc8739083e5cc4356ba5f0edf05890e0769d08a9c0aea',
   answered: 105,
   missed: 17,

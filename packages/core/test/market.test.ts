@@ -20,6 +20,7 @@ import {
   decode,
   devSoftChipId,
   disputeAllowance,
+  disputeId,
   ed25519Sign,
   effectiveStatus,
   encode,
@@ -41,6 +42,7 @@ import {
   getSupply,
   type HeartbeatAnswer,
   HOUR_MS,
+  hasMark,
   hasProvenOnline,
   type JobReceipt,
   jobRequestDigest,
@@ -54,19 +56,26 @@ import {
   leaseTermsDigest,
   leaseTermsOf,
   listItems,
+  MARK_PRUNE_PER_BLOCK,
   MARKET_PARAMS_KEY,
+  MemoryState,
+  markCount,
+  markOnce,
   nextId,
   parseGenesis,
+  pruneMarks,
   putChip,
   RECEIPT_CLOCK_SLACK_MS,
   receiptDigest,
   STATE_ENTRY_BURN_ACTIONS,
   StateOverlay,
   StateSpace,
+  scheduleMarkPrune,
   sha256,
   slaSplit,
   type TxEnvelope,
   type TxEvent,
+  taggedHash,
   toHex,
   transferConsentChecks,
   transferMessage,
@@ -1666,7 +1675,8 @@ describe('market: receipts and disputes', () => {
     assert.equal(lease(chain, leaseId).disputes, 1);
   });
 
-  // Each dispute leaves its replay mark (0x0C 0x03) in the state for good, as a receipt does: on a
+  // Each dispute leaves its replay mark (0x0C 0x03) in the state until its lease's posting window
+  // has passed after its close (pruneMarks), as a receipt does: on a
   // lease of its own chip at one base unit an hour, a provider's second account added one per wait
   // (12 an hour per chip, for as long as the lease runs) for the per-action fee alone.
   test('a dispute, whose replay mark stays, burns like a receipt (100 per-action fees)', () => {
@@ -1966,6 +1976,146 @@ describe('market: receipts and disputes', () => {
     assert.equal(lease(chain, leaseId).disputes, Number(allowed));
     const l = lease(chain, leaseId);
     assert.equal(disputeAllowance(l, chain.time, WAIT), allowed);
+  });
+
+  // CONSENSUS CHANGE (docs/jobs.md "Replay marks are pruned"): a closed lease's receipt and dispute
+  // marks leave the state once its posting window has passed; a replay is then refused by the window.
+  test('the replay marks of a closed lease are pruned after its posting window; a replay is still refused', () => {
+    const chain = setup();
+    const offerId = createOffer(chain, [idA]);
+    const leaseId = openLease(chain, offerId, 2);
+    const start = lease(chain, leaseId).startTime;
+    const receipt = sign(chipA, receiptFor(leaseId, idA, 1, start + 1_000n));
+    const post: Action = { type: 'postReceipt', signed: receipt, rating: 5 };
+    const signed = signedRequest(leaseId, chain.time, 1);
+    nextBlockAt(chain, signed.request.timestampMs + WAIT);
+    chain.block([chain.tx(renter, [post, dispute(signed)])]);
+    const receiptMark = taggedHash('UNC/receipt-once', leaseId, receipt.receipt.jobId);
+    const disputeMark = disputeId(leaseId, jobRequestDigest(signed.request));
+    assert.ok(hasMark(chain.state, 'receipt', receiptMark));
+    assert.ok(hasMark(chain.state, 'dispute', disputeMark));
+    assert.equal(markCount(chain.state, leaseId), 2);
+    chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId }])]);
+    const closed = lease(chain, leaseId).closedTime;
+    // Up to the window's last moment the marks stay (a replay there is refused by them).
+    nextBlockAt(chain, closed + DEFAULT_MARKET_PARAMS.receiptWindowMs);
+    assert.equal(code(chain, renter, [post]), 'RECEIPT_REPLAYED');
+    assert.equal(code(chain, renter, [dispute(signed)]), 'DISPUTE_REPLAYED');
+    chain.block();
+    assert.ok(hasMark(chain.state, 'receipt', receiptMark), 'kept through the window');
+    chain.block();
+    assert.ok(chain.time > closed + DEFAULT_MARKET_PARAMS.receiptWindowMs);
+    assert.equal(hasMark(chain.state, 'receipt', receiptMark), false, 'receipt mark pruned');
+    assert.equal(hasMark(chain.state, 'dispute', disputeMark), false, 'dispute mark pruned');
+    assert.equal(markCount(chain.state, leaseId), 0);
+    const left = [...chain.state.map.values()].filter(
+      (w) => w.key[0] === 0x0c && w.key[1] >= 0x0a && w.key[1] <= 0x0d,
+    );
+    assert.deepEqual(left, [], 'no list, count or queue entry left');
+    // The replays: refused by the posting window, nothing recorded.
+    assert.equal(code(chain, renter, [post]), 'LEASE_CLOSED');
+    assert.equal(code(chain, renter, [dispute(signed)]), 'LEASE_CLOSED');
+    const rec = getProviderRecord(chain.state, provider.address);
+    assert.equal(rec.jobsReceipted, 1n);
+    assert.equal(rec.disputes, 1n);
+  });
+
+  test('property: pruning replay marks changes no result of any later action or settlement (only the pruned keys differ)', () => {
+    const wait = MINUTE;
+    const g = genesis(undefined, { market: { disputeWaitMs: wait, receiptWindowMs: 10n * MINUTE } });
+    type Op =
+      | { op: 'wait'; blocks: number }
+      | { op: 'receipt'; job: number }
+      | { op: 'dispute'; n: number }
+      | { op: 'close' };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant('wait' as const), blocks: fc.integer({ min: 1, max: 8 }) }),
+      fc.record({ op: fc.constant('receipt' as const), job: fc.integer({ min: 0, max: 3 }) }),
+      fc.record({ op: fc.constant('dispute' as const), n: fc.integer({ min: 0, max: 3 }) }),
+      fc.constant({ op: 'close' as const }),
+    );
+    // The marks and their lists, counts and queue: what pruning removes, and all it may change.
+    const markSpace = (k: Uint8Array) =>
+      k[0] === 0x0c && [0x02, 0x03, 0x0a, 0x0b, 0x0c, 0x0d].includes(k[1]!);
+    // Without pruning: the prune queue is dropped after every block, before the next can read it
+    // (an entry is due no sooner than its lease's window after the block that queued it).
+    const unqueue = (c: MarketChain) => {
+      for (const [id, w] of c.state.map)
+        if (w.key[0] === 0x0c && (w.key[1] === 0x0c || w.key[1] === 0x0d)) c.state.map.delete(id);
+    };
+    const marks = (c: MarketChain) =>
+      [...c.state.map.values()].filter((w) => w.key[0] === 0x0c && (w.key[1] === 0x02 || w.key[1] === 0x03))
+        .length;
+    let prunedRuns = 0;
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 24 }), (ops) => {
+        const chains = [setup(MINUTE, true, g), setup(MINUTE, true, g)] as const;
+        const [pruned, kept] = chains;
+        const leaseIds = chains.map((c) => openLease(c, createOffer(c, [idA]), 1));
+        assert.deepEqual(leaseIds[0], leaseIds[1]);
+        const leaseId = leaseIds[0]!;
+        const start = lease(pruned, leaseId).startTime;
+        for (const o of ops) {
+          const outcomes = chains.map((c) => {
+            const events: TxEvent[] = [];
+            const refusals: (string | null)[] = [];
+            const send = (actions: Action[]) => {
+              const tx = c.tx(renter, actions);
+              const why = c.try(tx)?.code ?? null;
+              refusals.push(why);
+              events.push(...c.block(why === null ? [tx] : []));
+            };
+            if (o.op === 'wait') for (let i = 0; i < o.blocks; i++) events.push(...c.block());
+            else if (o.op === 'receipt')
+              send([
+                {
+                  type: 'postReceipt',
+                  signed: sign(chipA, receiptFor(leaseId, idA, o.job, start + 1_000n)),
+                  rating: 4,
+                },
+              ]);
+            else if (o.op === 'dispute')
+              send([dispute(signedRequest(leaseId, start + BigInt(o.n) * 1_000n, o.n))]);
+            else send([{ type: 'closeLease', leaseId }]);
+            events.push(...c.blockEvents.splice(0));
+            if (c === kept) unqueue(c);
+            return { events, refusals };
+          });
+          assert.deepEqual(outcomes[0], outcomes[1], `op ${JSON.stringify(o)}`);
+        }
+        const rest = (c: MarketChain) =>
+          [...c.state.map.values()]
+            .filter((w) => !markSpace(w.key))
+            .map((w) => `${toHex(w.key)}=${toHex(w.value!)}`)
+            .sort();
+        assert.deepEqual(rest(pruned), rest(kept), 'the states differ only in the pruned keys');
+        assert.ok(marks(pruned) <= marks(kept));
+        if (marks(pruned) < marks(kept)) prunedRuns++;
+      }),
+      { numRuns: 25, seed: 7 },
+    );
+    assert.ok(prunedRuns > 0, 'some runs pruned marks (the property was exercised)');
+  });
+
+  test('pruning is bounded per block and drains a backlog in key order', () => {
+    const s = new StateOverlay(new MemoryState());
+    const ids = [sha256(utf8('lease a')), sha256(utf8('lease b'))];
+    for (const id of ids) {
+      for (let i = 0; i < 200; i++) markOnce(s, 'receipt', id, sha256(utf8(`${toHex(id)} ${i}`)));
+      scheduleMarkPrune(s, id, 1_000n);
+    }
+    assert.equal(pruneMarks(s, 1_000n), 0, 'not before the window has passed');
+    assert.equal(pruneMarks(s, 1_001n), MARK_PRUNE_PER_BLOCK - 1, 'a lease of 200 and its entry, then 55');
+    assert.equal(markCount(s, ids[0]!), 0);
+    assert.equal(markCount(s, ids[1]!), 200 - (MARK_PRUNE_PER_BLOCK - 1 - 200));
+    assert.equal(pruneMarks(s, 1_001n), 200 - (MARK_PRUNE_PER_BLOCK - 1 - 200));
+    assert.equal(pruneMarks(s, 1_001n), 0);
+    assert.equal(markCount(s, ids[1]!), 0);
+    assert.deepEqual(
+      s.changes().filter((w) => w.value !== null),
+      [],
+      'every mark, list entry, count and queue entry gone',
+    );
   });
 
   test('property: a lease records at most one dispute per wait of lease time kept; a refused dispute changes nothing', () => {

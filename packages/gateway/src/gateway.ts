@@ -149,6 +149,13 @@ export interface GatewayOptions {
   slotsPerLease?: number;
   /** How often the pool is reconsidered, ms (default 500). */
   tickMs?: number;
+  /**
+   * How long a finished job (done or failed: its result, receipt and cost) is kept in the database
+   * after it finished, ms (default JOB_RETENTION_MS, 30 days; 0 keeps every job for ever). Past it
+   * the job is deleted: `GET /v1/jobs/<id>` answers 404 and its idempotency key may be used again.
+   * Without it the table grew with every job served, for ever.
+   */
+  jobRetentionMs?: number;
   /** How often lease and chip state is read from the chain, ms (default 2,000). */
   chainRefreshMs?: number;
   /** Only offers of these providers (addresses) are leased; default: any. */
@@ -172,6 +179,11 @@ const DEFAULT_TARGETS: ScaleTargets = {
 };
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, avoidMs: 300_000 };
 const RECENT_WINDOW_MS = 30_000;
+/** How long a finished job stays in the database by default (GatewayOptions.jobRetentionMs): 30 days. */
+export const JOB_RETENTION_MS = 30 * 86_400_000;
+/** Finished jobs deleted at most per pass, and the time between passes that found no more. */
+const JOB_PRUNE_BATCH = 1_000;
+const JOB_PRUNE_EVERY_MS = 60_000;
 /** Pending fees whose inclusion one spend check (or tick) asks the node about (settleFees). */
 const MAX_FEES_SETTLED_PER_CHECK = 32;
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -347,6 +359,8 @@ export class Gateway {
   private opening = 0;
   private lastOpenedMs: number | null = null;
   private lastChainReadMs = 0;
+  /** When finished jobs were last pruned (0: at the next tick). */
+  private lastJobPruneMs = 0;
   private chainId = '';
   private txChain: Promise<unknown> = Promise.resolve();
   private feeParams = { minFeePerByte: 0n, minFeePerAction: 0n };
@@ -369,6 +383,14 @@ export class Gateway {
 
   constructor(private readonly opts: GatewayOptions) {
     this.now = opts.now ?? Date.now;
+    // Before the database is opened: a refused option leaves no handle open.
+    if (
+      opts.jobRetentionMs !== undefined &&
+      !(Number.isSafeInteger(opts.jobRetentionMs) && opts.jobRetentionMs >= 0)
+    )
+      throw new Error(
+        `jobRetentionMs must be an integer ≥ 0 (0 keeps every job), not ${opts.jobRetentionMs}`,
+      );
     this.store = new GatewayStore(opts.dbPath, { nowMs: this.now });
     this.client = new UncClient(opts.nodeUrl);
     this.log = opts.logger ?? quietLogger;
@@ -1018,6 +1040,8 @@ export class Gateway {
     this.ticking = true;
     try {
       const nowMs = this.now();
+      // First: it needs no chain, so a node down does not hold the database's growth up.
+      this.pruneFinishedJobs(nowMs);
       if (nowMs - this.lastChainReadMs >= (this.opts.chainRefreshMs ?? 2_000)) {
         this.lastChainReadMs = nowMs;
         await this.refreshLeases();
@@ -1040,6 +1064,18 @@ export class Gateway {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /**
+   * Deletes the jobs finished longer than the retention ago, a bounded batch per tick: a full batch
+   * means more are due and the next tick goes on; otherwise the next pass is a minute away.
+   */
+  private pruneFinishedJobs(nowMs: number): void {
+    const retention = this.opts.jobRetentionMs ?? JOB_RETENTION_MS;
+    if (retention === 0 || nowMs - this.lastJobPruneMs < JOB_PRUNE_EVERY_MS) return;
+    const deleted = this.store.pruneFinishedJobs(nowMs - retention, JOB_PRUNE_BATCH);
+    this.lastJobPruneMs = deleted === JOB_PRUNE_BATCH ? 0 : nowMs;
+    if (deleted > 0) this.log.info('finished jobs pruned', { deleted, retentionMs: retention });
   }
 
   private poolView(nowMs: number) {

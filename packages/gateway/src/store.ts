@@ -120,6 +120,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created_ms);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(status, finished_ms);
 CREATE TABLE IF NOT EXISTS leases (
   lease_id TEXT PRIMARY KEY,
   offer_id TEXT NOT NULL,
@@ -370,6 +371,25 @@ export class GatewayStore {
     return (
       this.db.prepare("SELECT * FROM jobs WHERE status = 'done' ORDER BY finished_ms, id").all() as Row[]
     ).map(jobFromRow);
+  }
+
+  /**
+   * Deletes at most `limit` finished jobs (done or failed) that finished before `beforeMs` and
+   * returns how many went (each status read through `jobs_finished` in finish order, so the work is
+   * the rows deleted, not the table). Queued and running ones are never touched, whatever their
+   * age. Bounded, so one call holds the database (and the gateway's event loop) for a short while
+   * whatever the backlog; the next call takes the rest.
+   */
+  pruneFinishedJobs(beforeMs: number, limit: number): number {
+    const r = this.db
+      .prepare(
+        `DELETE FROM jobs WHERE id IN (
+           SELECT id FROM jobs WHERE status = 'done' AND finished_ms < @before
+           UNION ALL SELECT id FROM jobs WHERE status = 'failed' AND finished_ms < @before
+           LIMIT @limit)`,
+      )
+      .run({ before: beforeMs, limit });
+    return r.changes;
   }
 
   /** Jobs a restart must run again: queued, or running when the gateway stopped. Oldest first. */

@@ -168,3 +168,33 @@ describe('the gateway database on disk', () => {
     }
   });
 });
+
+describe('gateway store: finished jobs past the retention', () => {
+  test('pruneFinishedJobs deletes done and failed jobs finished before the cutoff, at most a batch, never an unfinished one', () => {
+    const s = new GatewayStore(':memory:');
+    const add = (id: string, createdMs: number) =>
+      s.insertJob({ id, idempotencyKey: `k-${id}`, model: 'ocr', input: '{}', createdMs });
+    for (let i = 0; i < 5; i++) {
+      add(`done${i}`, i);
+      s.markRunning(`done${i}`, { leaseId: 'l', provider: 'p', chipId: 'c', nowMs: i });
+      s.finish(`done${i}`, { result: '{}', receiptHex: 'beef', cost: 1n, leaseId: 'l', nowMs: 10 + i });
+    }
+    add('failed', 0);
+    s.fail('failed', 'no provider', 12);
+    add('late', 0);
+    s.fail('late', 'no provider', 100);
+    add('queued', 0);
+    add('running', 0);
+    s.markRunning('running', { leaseId: 'l', provider: 'p', chipId: 'c', nowMs: 1 });
+    assert.equal(s.pruneFinishedJobs(15, 3), 3, 'a bounded batch');
+    assert.equal(s.pruneFinishedJobs(15, 100), 3, 'the rest finished before 15');
+    assert.equal(s.pruneFinishedJobs(15, 100), 0);
+    const left = s
+      .jobs({ limit: 100 })
+      .map((j) => j.id)
+      .sort();
+    assert.deepEqual(left, ['late', 'queued', 'running'], 'old but unfinished jobs stay, and later ones');
+    assert.equal(s.jobByKey('k-done0'), null, 'its idempotency key is free again');
+    s.close();
+  });
+});

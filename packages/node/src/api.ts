@@ -27,6 +27,7 @@ import {
   encodeAddress,
   envelopeFromBytes,
   epochOf,
+  epochPruned,
   epochStart,
   fromHex,
   genesisToJson,
@@ -539,6 +540,13 @@ export function createApi(node: RpcContext): RpcServerModules {
           const p = getPociParams(chain.state);
           const epoch = params.epoch ?? epochOf(chain.height, p);
           const record = getEpochRecord(chain.state, epoch);
+          // CONSENSUS CHANGE (docs/poci.md "Old epochs are pruned"): an old epoch's record is gone
+          // once nothing of it was left to pay; its payouts stay in unc_getRewards (the events).
+          if (!record && epochPruned(chain.state, epoch))
+            throw new UncError(
+              'PRUNED',
+              `epoch ${epoch} was pruned from the state (all of its rewards were paid); its payouts are in unc_getRewards`,
+            );
           const start = epochStart(epoch, p);
           return {
             epoch: Number(epoch),

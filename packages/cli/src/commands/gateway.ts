@@ -32,6 +32,14 @@ function msOption(text: string, name: string): number {
   return Math.round(n * 1000);
 }
 
+/** Whole days, 0 (for ever) up to 10 years, as ms. */
+function daysOption(text: string, name: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 3_650)
+    throw new UncError('BAD_ARGUMENT', `invalid --${name} "${text}": whole days, 0 (keep for ever) to 3650`);
+  return n * 86_400_000;
+}
+
 function modelsOption(text: string): GatewayModel[] {
   const models: GatewayModel[] = [];
   for (const item of text
@@ -79,6 +87,11 @@ export function gatewayCommand(): Command {
     .option('--idle-close <seconds>', "close a lease idle this long (and at least its offer's notice)", '60')
     .option('--cooldown <seconds>', 'wait this long after opening a lease before opening another', '3')
     .option('--attempt-timeout <seconds>', "a provider's answer to one job is awaited this long", '30')
+    .option(
+      '--job-retention <days>',
+      'delete finished jobs (results, receipts) this long after they finished; 0 keeps them',
+      '30',
+    )
     .option('--providers <addresses>', 'lease only from these provider addresses (comma-separated)')
     .option('--api-token-file <file>', 'require Authorization: Bearer <token> (the first line of the file)')
     .option('--password-file <file>', "the renter key's password")
@@ -98,6 +111,7 @@ export function gatewayCommand(): Command {
           idleClose: string;
           cooldown: string;
           attemptTimeout: string;
+          jobRetention: string;
           providers?: string;
           apiTokenFile?: string;
           passwordFile?: string;
@@ -163,6 +177,7 @@ export function gatewayCommand(): Command {
             scaleUpCooldownMs: msOption(opts.cooldown, 'cooldown'),
           },
           attemptTimeoutMs: msOption(opts.attemptTimeout, 'attempt-timeout'),
+          jobRetentionMs: daysOption(opts.jobRetention, 'job-retention'),
           ...(opts.providers ? { providers: opts.providers.split(',').map((s) => s.trim()) } : {}),
           ...(apiToken ? { apiToken } : {}),
           allowHttp: devChain,

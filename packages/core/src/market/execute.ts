@@ -73,6 +73,7 @@ import {
   offersByProvider,
   openOffers,
   popLeaseEnd,
+  pruneMarks,
   putChipMarket,
   putLease,
   putOffer,
@@ -823,7 +824,7 @@ export function applyPostReceipt(
   verifyReceipt(action.signed, chip, ctx.chainId);
   checkReceiptInLease(lease, ctx, getMarketParams(state), receipt.startMs, receipt.durationMs);
   // Once per job: a chip that signed two receipts for one job does not earn two ratings.
-  if (!markOnce(state, 'receipt', taggedHash('UNC/receipt-once', receipt.leaseId, receipt.jobId))) {
+  if (!markOnce(state, 'receipt', lease.id, taggedHash('UNC/receipt-once', receipt.leaseId, receipt.jobId))) {
     throw new ValidationError('RECEIPT_REPLAYED', `job ${short(receipt.jobId)} was already receipted`);
   }
   const rec = getProviderRecord(state, lease.provider);
@@ -870,7 +871,7 @@ export function applyDispute(
   }
   const p = getMarketParams(state);
   checkDisputeTiming(lease, ctx, p, request.timestampMs);
-  if (!markOnce(state, 'dispute', disputeId(lease.id, requestHash))) {
+  if (!markOnce(state, 'dispute', lease.id, disputeId(lease.id, requestHash))) {
     throw new ValidationError('DISPUTE_REPLAYED', 'this request is already disputed');
   }
   // After the replay check, so a replay is named as one; its mark goes with the refused transaction.
@@ -1042,6 +1043,8 @@ export function beginBlockMarket(state: StateOverlay, ctx: MarketContext): Marke
   const p = getPociParams(state);
   const challengesOf = challengeLookup(state);
   const events: MarketEvent[] = [];
+  // CONSENSUS CHANGE: the replay marks of leases whose posting window has passed.
+  pruneMarks(state, ctx.time);
   // The open challenges of closed leases whose window closed in the block before.
   for (const c of takeHeldChallenges(state, ctx.height)) {
     const lease = getLease(state, c.leaseId);

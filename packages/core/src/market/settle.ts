@@ -17,6 +17,7 @@ import {
 import type { PociParams } from '../poci/params.js';
 import { getAccount, putAccount } from '../state/accounts.js';
 import type { StateOverlay } from '../state/store.js';
+import { getMarketParams } from './params.js';
 import {
   activeLeases,
   dropLeaseEnd,
@@ -31,6 +32,7 @@ import {
   putLease,
   putProviderRecord,
   queueHeldChallenge,
+  scheduleMarkPrune,
 } from './state.js';
 
 export const HOUR_MS = 3_600_000n;
@@ -400,6 +402,9 @@ export function closeLease(
   putLease(state, lease);
   listRemove(state, activeLeases, lease.id);
   dropLeaseEnd(state, lease.id);
+  // Its receipts and disputes may be posted until receiptWindowMs past its end, no later than now;
+  // after that their replay marks guard nothing (state.ts, "The mark prune queue").
+  scheduleMarkPrune(state, lease.id, ctx.time + getMarketParams(state).receiptWindowMs);
   const m = getChipMarket(state, lease.chipId);
   if (m.leaseId && equalBytes(m.leaseId, lease.id))
     putChipMarket(state, lease.chipId, { ...m, leaseId: null });

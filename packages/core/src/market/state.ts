@@ -229,6 +229,10 @@ const IDX = {
   heldCount: 0x07,
   held: 0x08,
   heldTally: 0x09,
+  markEntry: 0x0a,
+  markCount: 0x0b,
+  pruneQueue: 0x0c,
+  pruneEntry: 0x0d,
   list: 0x10,
 } as const;
 
@@ -269,12 +273,144 @@ export function putChipMarket(state: StateOverlay, chipId: Uint8Array, m: ChipMa
   state.set(chipMarketKey(chipId), m.offerId || m.leaseId ? encode(chipMarketCodec, m) : null);
 }
 
-/** Marks a key as used; returns false when it already was (a replayed receipt or dispute). */
-export function markOnce(state: StateOverlay, kind: 'receipt' | 'dispute', id: Uint8Array): boolean {
-  const key = Uint8Array.of(StateSpace.marketIndex, IDX[kind], ...id);
+/**
+ * Marks a key of lease `leaseId` as used; returns false when it already was (a replayed receipt or
+ * dispute). The mark is also listed under its lease (`0x0C 0x0A ‖ lease id ‖ u32 i` → the mark's
+ * key, `0x0C 0x0B ‖ lease id` → their count), so that pruneMarks can remove a closed lease's marks
+ * once no receipt or dispute of it can be posted any more.
+ */
+export function markOnce(
+  state: StateOverlay,
+  kind: 'receipt' | 'dispute',
+  leaseId: Uint8Array,
+  id: Uint8Array,
+): boolean {
+  const key = markKey(kind, id);
   if (state.get(key)) return false;
   state.set(key, Uint8Array.of(1));
+  const n = markCount(state, leaseId);
+  state.set(markEntryKey(leaseId, n), key);
+  state.set(markCountKey(leaseId), u32Bytes(n + 1));
   return true;
+}
+
+/** Whether the receipt or dispute mark `id` is in the state (tests, views). */
+export function hasMark(state: StateReader, kind: 'receipt' | 'dispute', id: Uint8Array): boolean {
+  return state.get(markKey(kind, id)) !== undefined;
+}
+
+const markKey = (kind: 'receipt' | 'dispute', id: Uint8Array): Uint8Array =>
+  Uint8Array.of(StateSpace.marketIndex, IDX[kind], ...id);
+
+function markCountKey(leaseId: Uint8Array): Uint8Array {
+  return Uint8Array.of(StateSpace.marketIndex, IDX.markCount, ...leaseId);
+}
+
+function markEntryKey(leaseId: Uint8Array, i: number): Uint8Array {
+  const k = new Uint8Array(2 + leaseId.length + 4);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.markEntry;
+  k.set(leaseId, 2);
+  new DataView(k.buffer).setUint32(2 + leaseId.length, i);
+  return k;
+}
+
+/** How many marks are listed under the lease (0 once pruned). */
+export function markCount(state: StateReader, leaseId: Uint8Array): number {
+  const raw = state.get(markCountKey(leaseId));
+  return raw ? readU32(raw) : 0;
+}
+
+// ---- The mark prune queue (CONSENSUS CHANGE, docs/jobs.md "Replay marks are pruned") ----
+//
+// `0x0C 0x0C` → { head: u64, tail: u64 }, `0x0C 0x0D ‖ u64 i` → entry i: u64 after ‖ lease id (40
+// bytes), a FIFO with one entry per closed lease, pushed by closeLease with `after` = the closing
+// block's time + receiptWindowMs. A closed lease ran until no later than its close (ranUntil), so
+// from the first block whose time is past `after` every receipt and dispute of it is refused by the
+// posting window (LEASE_CLOSED) before its mark is read: its marks guard nothing and are removed.
+// Block times never go back, so entries are pushed in the order of their `after`.
+
+interface PruneQueue {
+  head: bigint;
+  tail: bigint;
+}
+const pruneQueueCodec = struct<PruneQueue>('MarkPruneQueue', { head: u64, tail: u64 });
+const PRUNE_QUEUE_KEY = Uint8Array.of(StateSpace.marketIndex, IDX.pruneQueue);
+
+function pruneEntryKey(i: bigint): Uint8Array {
+  const k = new Uint8Array(10);
+  k[0] = StateSpace.marketIndex;
+  k[1] = IDX.pruneEntry;
+  new DataView(k.buffer).setBigUint64(2, i);
+  return k;
+}
+
+function getPruneQueue(state: StateReader): PruneQueue {
+  const raw = state.get(PRUNE_QUEUE_KEY);
+  return raw ? decode(pruneQueueCodec, raw) : { head: 0n, tail: 0n };
+}
+
+/** Queues the marks of lease `leaseId`, closed now, for removal after block time `after`. */
+export function scheduleMarkPrune(state: StateOverlay, leaseId: Uint8Array, after: bigint): void {
+  const q = getPruneQueue(state);
+  const v = new Uint8Array(8 + leaseId.length);
+  new DataView(v.buffer).setBigUint64(0, after);
+  v.set(leaseId, 8);
+  state.set(pruneEntryKey(q.tail), v);
+  state.set(PRUNE_QUEUE_KEY, encode(pruneQueueCodec, { head: q.head, tail: q.tail + 1n }));
+}
+
+/**
+ * The most units of pruning work one block does: one per mark removed and one per queue entry
+ * finished. A backlog (a burst of marks on leases that close together) drains over later blocks,
+ * in queue order and, within a lease, from its last mark down, so every node removes the same keys.
+ */
+export const MARK_PRUNE_PER_BLOCK = 256;
+
+/** Removes the marks of closed leases whose posting window has passed by block time `time`. */
+export function pruneMarks(state: StateOverlay, time: bigint, budget = MARK_PRUNE_PER_BLOCK): number {
+  const q = getPruneQueue(state);
+  let left = budget;
+  let removed = 0;
+  const head0 = q.head;
+  while (q.head < q.tail && left > 0) {
+    const raw = state.get(pruneEntryKey(q.head));
+    if (raw?.length !== 40) throw new Error(`mark prune queue: entry ${q.head} missing`);
+    const after = new DataView(raw.buffer, raw.byteOffset, 8).getBigUint64(0);
+    if (time <= after) break;
+    const leaseId = raw.slice(8);
+    let n = markCount(state, leaseId);
+    while (n > 0 && left > 0) {
+      n--;
+      const entry = markEntryKey(leaseId, n);
+      const key = state.get(entry);
+      if (!key) throw new Error(`mark list: entry ${n} of a queued lease missing`);
+      state.set(key, null);
+      state.set(entry, null);
+      left--;
+      removed++;
+    }
+    if (n > 0) {
+      state.set(markCountKey(leaseId), u32Bytes(n));
+      break;
+    }
+    if (left === 0) {
+      // Finishing the entry is next block's first unit; its count key goes then.
+      state.set(markCountKey(leaseId), u32Bytes(0));
+      break;
+    }
+    left--;
+    state.set(markCountKey(leaseId), null);
+    state.set(pruneEntryKey(q.head), null);
+    q.head++;
+  }
+  if (q.head !== head0) {
+    state.set(
+      PRUNE_QUEUE_KEY,
+      q.head === q.tail ? null : encode(pruneQueueCodec, { head: q.head, tail: q.tail }),
+    );
+  }
+  return removed;
 }
 
 export function disputeId(leaseId: Uint8Array, requestHash: Uint8Array): Uint8Array {

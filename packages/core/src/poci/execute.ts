@@ -29,6 +29,7 @@ import {
   finalizeEpochIfDue,
   HeldRecords,
   popcount,
+  pruneEpochs,
   type RewardPaid,
   recordBlockChallenge,
   settleChipRewards,
@@ -239,6 +240,7 @@ export function beginBlockPoci(
     });
   }
   finalizeEpochIfDue(state, ctx.height, p);
+  pruneEpochs(state, ctx.height, p);
 }
 
 export function applyGovernance(

@@ -156,6 +156,44 @@ export function putEpochRecord(state: StateOverlay, r: EpochRecord): void {
   state.set(epochKey(r.epoch), encode(epochRecordCodec, r));
 }
 
+// ---- Pruning old epochs (CONSENSUS CHANGE, docs/poci.md "Old epochs are pruned") ----
+
+/**
+ * An epoch's record and its class records are kept at least this many epochs: every lookup of a
+ * class by liveness (CHALLENGE_HISTORY_EPOCHS), seat shares (SEAT_LOOKBACK_WINDOWS windows of two
+ * epochs each) and lease settlement reads within 66 epochs of the current one; twice the history
+ * leaves a margin. Only rewards read older ones (a chip paid when next touched), and an epoch is
+ * pruned only once nothing of it is left to pay (rewards/emission.ts pruneEpochs).
+ */
+export const EPOCH_KEEP_EPOCHS = 2n * CHALLENGE_HISTORY_EPOCHS;
+
+/** Where the epoch pruning stands: the epoch it looks at next, and that epoch's next class. */
+export interface EpochPruneCursor {
+  epoch: bigint;
+  cls: bigint;
+}
+const epochPruneCursorCodec = struct<EpochPruneCursor>('EpochPruneCursor', { epoch: u64, cls: u64 });
+/** `0x00 0x07`: the epoch prune cursor (absent: epoch 0, class 0). */
+export const EPOCH_PRUNE_KEY = new Uint8Array([StateSpace.system, 0x07]);
+
+export function getEpochPruneCursor(state: StateReader): EpochPruneCursor {
+  const raw = state.get(EPOCH_PRUNE_KEY);
+  return raw ? decode(epochPruneCursorCodec, raw) : { epoch: 0n, cls: 0n };
+}
+
+export function putEpochPruneCursor(state: StateOverlay, c: EpochPruneCursor): void {
+  state.set(EPOCH_PRUNE_KEY, encode(epochPruneCursorCodec, c));
+}
+
+/**
+ * Whether epoch `epoch`'s record was pruned: it is gone and the pruning has passed it. A record
+ * is written at every epoch's first block, so before the cursor its absence means pruned (an
+ * epoch the pruning passed without pruning kept its record).
+ */
+export function epochPruned(state: StateReader, epoch: bigint): boolean {
+  return epoch < getEpochPruneCursor(state).epoch && state.get(epochKey(epoch)) === undefined;
+}
+
 /** Recent block hashes are kept in a ring of this many entries (≥ registration age and W). */
 export const BLOCK_HASH_RING = 256n;
 

@@ -19,13 +19,21 @@ import type { Chip } from '../poci/chips.js';
 import {
   blockChallengeClass,
   type ChallengeClassRecord,
+  challengeClassCodec,
+  challengeClasses,
+  challengeClassKey,
   chipClass,
+  EPOCH_KEEP_EPOCHS,
   type EpochRecord,
+  epochKey,
   epochOf,
+  epochPruned,
   getChallengeClass,
+  getEpochPruneCursor,
   getEpochRecord,
   MAX_CHALLENGES_PER_EPOCH,
   putChallengeClass,
+  putEpochPruneCursor,
   putEpochRecord,
 } from '../poci/liveness.js';
 import type { PociParams } from '../poci/params.js';
@@ -331,17 +339,40 @@ export function settleChipRewards(
     const r = epochsRead?.get(epoch) ?? getEpochRecord(state, epoch);
     // The object is the record as it is in `state` from here on: changes below are written back.
     if (r) epochsRead?.set(epoch, r);
+    if (!r && epochPruned(state, epoch)) {
+      // Pruned once every weight in it was paid (pruneEpochs): the chip's weight in it was 0, as
+      // its record would have said; nothing to pay, and its later epoch is paid as before.
+      chip.rewardedThrough = epoch + 1n;
+      continue;
+    }
     if (!r?.final) break;
     const answered = popcount(mask);
-    const challenged = answered > 0 ? getChallengeClass(state, epoch, cls).heights.length : 0;
+    const classRecord = answered > 0 ? getChallengeClass(state, epoch, cls) : null;
+    const challenged = classRecord ? classRecord.heights.length : 0;
     const weight = chipWeight(chip.power, answered, challenged, p);
     let amount = 0n;
-    if (weight > 0n && r.remainingWeight > 0n) {
+    if (classRecord && weight > 0n && r.remainingWeight > 0n) {
       amount =
         weight >= r.remainingWeight ? r.remainingBudget : (r.remainingBudget * weight) / r.remainingWeight;
       r.remainingBudget -= amount;
       r.remainingWeight -= weight;
-      putEpochRecord(state, r);
+      // CONSENSUS CHANGE (docs/poci.md "Old epochs are pruned"): once final, a class's `weight` is
+      // what its chips have left to be paid (no answer reweighs it any more), as `remainingWeight`
+      // is the epoch's. An epoch the pruning passed by while it still owed (pruneEpochs) loses the
+      // class once nothing in it is owed and its record once nothing in it is: no reward read
+      // opens either after that (a class only for a chip of weight in it; a pruned epoch skipped).
+      // (Never below 0: the class's chips' weights add up to it, so it reaches 0 exactly.)
+      classRecord.weight = classRecord.weight > weight ? classRecord.weight - weight : 0n;
+      // A class the pruning already looked at (its epoch part way too: the rest of that epoch,
+      // record included, is the pruning's to take once nothing in it is owed).
+      const cursor = getEpochPruneCursor(state);
+      const classPassed = epoch < cursor.epoch || (epoch === cursor.epoch && cls < cursor.cls);
+      if (classPassed && classRecord.weight <= 0n) state.set(challengeClassKey(epoch, cls), null);
+      else putChallengeClass(state, epoch, cls, classRecord);
+      if (epoch < cursor.epoch && r.remainingWeight <= 0n) {
+        state.set(epochKey(epoch), null);
+        epochsRead?.delete(epoch);
+      } else putEpochRecord(state, r);
       const owner = getAccount(state, chip.owner);
       owner.balance += amount;
       putAccount(state, chip.owner, owner);
@@ -365,4 +396,74 @@ export function settleChipRewards(
     }
   }
   return paid;
+}
+
+/**
+ * The most units of pruning work one block does (one per class record looked at, one per epoch
+ * record): an epoch's classes (epochBlocks / slotsPerEpoch, 900 at defaults) are gone within 4
+ * blocks, well within the epoch's own blocks, so the pruning keeps up with the chain.
+ */
+export const EPOCH_PRUNE_PER_BLOCK = 256;
+
+/**
+ * CONSENSUS CHANGE (docs/poci.md "Old epochs are pruned"): removes the record of an old epoch, and
+ * its class records, once no reader needs them. Epochs are taken in order, at most
+ * `EPOCH_KEEP_EPOCHS` behind the current one: an epoch whose record is final and has no weight left
+ * to pay (`remainingWeight` 0: every chip with a weight in it was paid, or it had none) loses its
+ * class records, class by class in ascending order, then its record. One still owing a chip its
+ * reward (a chip that earned and was not touched since) keeps its record and the classes that
+ * still carry weight (a final class's `weight` is its chips' unpaid weight, settleChipRewards), and
+ * loses the weightless ones (nothing in them owed, so no reward read opens them: settleChipRewards
+ * reads a class only for an unpaid chip that answered, whose weight is in it); the pruning then
+ * moves past it, and that epoch's later payouts remove each class, then the record, once nothing in
+ * it is owed. Without that, one chip that earned and went silent for good (a dead machine) pinned
+ * all of its epoch's ~900 class records for ever. Readers: liveness, seat
+ * shares and leases read classes of the last 66 epochs only; rewards read an epoch's record and,
+ * for a chip that answered in it, its class, and a pruned epoch is one where every such chip's
+ * weight is 0 either way (settleChipRewards); the RPC answers `pruned`.
+ */
+export function pruneEpochs(
+  state: StateOverlay,
+  height: bigint,
+  p: PociParams,
+  budget = EPOCH_PRUNE_PER_BLOCK,
+): number {
+  const current = epochOf(height, p);
+  if (current < EPOCH_KEEP_EPOCHS) return 0;
+  const c = getEpochPruneCursor(state);
+  const classes = challengeClasses(p);
+  const start = { ...c };
+  let left = budget;
+  let removed = 0;
+  while (left > 0 && c.epoch + EPOCH_KEEP_EPOCHS <= current) {
+    // Read again when a block resumes an epoch part way (its record is not changed by then).
+    const r = getEpochRecord(state, c.epoch);
+    if (c.cls === 0n) {
+      left--;
+      if (r && !r.final) {
+        c.epoch++;
+        continue;
+      }
+    }
+    const owing = r !== null && r.remainingWeight !== 0n;
+    while (left > 0 && c.cls < classes) {
+      const key = challengeClassKey(c.epoch, c.cls);
+      const raw = state.get(key);
+      if (raw !== undefined && (!owing || decode(challengeClassCodec, raw).weight === 0n)) {
+        state.set(key, null);
+        removed++;
+      }
+      c.cls++;
+      left--;
+    }
+    if (c.cls < classes) break;
+    if (!owing && state.get(epochKey(c.epoch)) !== undefined) {
+      state.set(epochKey(c.epoch), null);
+      removed++;
+    }
+    c.epoch++;
+    c.cls = 0n;
+  }
+  if (c.epoch !== start.epoch || c.cls !== start.cls) putEpochPruneCursor(state, c);
+  return removed;
 }
