@@ -103,6 +103,9 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   'validator-peer': 512,
 };
 
+/** How long after its last connection closed a peer leaves libp2p's peer store (`forgetLater`). */
+const FORGET_PEER_AFTER_MS = 2_000;
+
 /** One encoded block with its commit: the largest block plus a generous commit. */
 export const DEFAULT_MAX_BLOCK_FRAME_BYTES = 9 * 1024 * 1024;
 /** A block-range answer stops growing here, so one request cannot pin 64 × 9 MiB in memory. */
@@ -525,6 +528,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     // libp2p tells of a peer's disconnection once its last connection closed.
     this.node.addEventListener('peer:disconnect', (evt) => {
       const peer = evt.detail.toString();
+      this.forgetLater(evt.detail);
       this.statuses.delete(peer);
       this.opts.metrics?.peerCount?.(this.node.getPeers().length);
       for (const l of this.disconnectListeners) l(peer);
@@ -568,9 +572,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (messages.length > MAX_DIRECT_MESSAGES)
       throw new RangeError(`a direct send carries at most ${MAX_DIRECT_MESSAGES} messages`);
     const signal = AbortSignal.timeout(this.requestTimeoutMs);
-    const stream = await this.node.dialProtocol(peerIdFromString(peer), directProtocol(this.opts.chainId), {
-      signal,
-    });
+    const stream = await this.openStream(peerIdFromString(peer), directProtocol(this.opts.chainId), signal);
     // A peer that never reads costs us one stream until the deadline, no more.
     const onAbort = () => stream.abort(new Error('direct send timed out'));
     signal.addEventListener('abort', onAbort, { once: true });
@@ -794,7 +796,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (cancel?.aborted) return fail('cancelled', 'abandoned before it was sent');
     let stream: Stream;
     try {
-      stream = await this.node.dialProtocol(id, protocol, { signal });
+      stream = await this.openStream(id, protocol, signal);
     } catch (err) {
       const e = err as Error;
       if (e.name === 'UnsupportedProtocolError') return fail('unsupported', `does not speak ${protocol}`);
@@ -1015,6 +1017,36 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     for (const c of this.node.getConnections())
       if (c.direction === 'inbound' && addressOf(c.remoteAddr.toString()) === address) open++;
     return open >= this.connectionLimits.maxInboundConnectionsPerAddress;
+  }
+
+  /**
+   * A new stream on a connection already open to `id`, never a dial. libp2p's dialProtocol dials a
+   * peer it is not connected to at the addresses that peer announced (identify), unchecked: one that
+   * hung up just before we wrote to it had this node connect to whatever host and port it named,
+   * the operator's LAN included (up to 25 a time). Only the operator's multiaddrs are dialled
+   * (bootstrap, `dial`).
+   */
+  private async openStream(id: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
+    const connection = this.node.getConnections(id).find((c) => c.status === 'open');
+    if (connection === undefined) throw new Error(`not connected to ${id.toString()}`);
+    return connection.newStream(protocol, { signal });
+  }
+
+  /**
+   * Drops a departed peer from libp2p's peer store. The store kept every peer id ever connected,
+   * with the addresses and protocols it announced (up to 10 identify messages of 8 KiB), in memory
+   * and never read again: fresh peer ids cost an attacker nothing, so one host connecting a few
+   * times a second grew it without bound. Nothing here reads it back (we dial only multiaddrs).
+   * Later, not at once: the registrar reads the peer's protocols on disconnect to tell gossipsub.
+   */
+  private forgetLater(id: PeerId): void {
+    const timer = setTimeout(() => {
+      if (this.stopped || this.node.getConnections(id).length > 0) return;
+      this.node.peerStore.delete(id).catch((err) => {
+        this.log.debug('could not forget a peer', { peer: id.toString(), error: errorMessage(err) });
+      });
+    }, FORGET_PEER_AFTER_MS);
+    timer.unref();
   }
 
   isBanned(peer: string): boolean {

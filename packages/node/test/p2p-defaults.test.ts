@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, test } from 'node:test';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { identify } from '@libp2p/identify';
+import type { PeerId } from '@libp2p/interface';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { encode } from '@unc/core';
+import * as lp from 'it-length-prefixed';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { statusCodec } from '../src/p2p/frames.js';
+import { type Libp2pNetwork, startNetwork, statusProtocol } from '../src/p2p/libp2p.js';
+
+const CHAIN = 'unc-p2p-defaults-1';
+const GENESIS = new Uint8Array(32).fill(0x22);
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => {
+  await Promise.all(cleanups.map((c) => c().catch(() => undefined)));
+});
+
+async function victim(n: number, extra: Record<string, unknown> = {}): Promise<Libp2pNetwork> {
+  const net = await startNetwork({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    nodeKey: new Uint8Array(32).fill(n),
+    chainId: CHAIN,
+    genesisHash: GENESIS,
+    requestTimeoutMs: 2000,
+    handlers: {
+      onGossip: () => 'accept',
+      status,
+      blocks: async () => [],
+    },
+    ...extra,
+  });
+  cleanups.push(() => net.stop());
+  return net;
+}
+
+const status = () => ({ chainId: CHAIN, genesisHash: GENESIS, height: 0n, headHash: new Uint8Array(32) });
+
+/**
+ * A plain libp2p node with a fresh identity (free to make) that announces whatever addresses it is
+ * given and answers the status exchange, so nothing here bans it.
+ */
+async function attacker(announce: string[] = []): Promise<Libp2p> {
+  const node = await createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'], announce },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() },
+  });
+  cleanups.push(async () => node.stop());
+  await node.handle(statusProtocol(CHAIN), async (stream) => {
+    for await (const _request of lp.decode(stream)) {
+      stream.send(lp.encode.single(encode(statusCodec, status())));
+      await stream.close();
+      return;
+    }
+  });
+  return node;
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A TCP service on the operator's LAN (here: loopback) that counts who connects to it. */
+async function lanService(): Promise<{ port: number; accepted: () => number }> {
+  let accepted = 0;
+  const server = createServer((s) => {
+    accepted++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  return { port: (server.address() as { port: number }).port, accepted: () => accepted };
+}
+
+test("a peer that hung up is never dialled at the addresses it announced (no connecting to the operator's LAN for it)", async () => {
+  const net = await victim(1);
+  const lan = await lanService();
+  const evil = await attacker([`/ip4/127.0.0.1/tcp/${lan.port}`, '/ip4/10.0.0.1/tcp/22']);
+  await evil.dial(multiaddr(net.listenAddrs[0]!));
+  const id = evil.peerId.toString();
+  // Identified (so its announced addresses are known) and handshaken (so it is a peer we talk to).
+  await waitFor(
+    async () => ((await net.libp2p.peerStore.get(evil.peerId).catch(() => null))?.addresses.length ?? 0) > 0,
+    'identify',
+  );
+  await waitFor(() => net.peers().some((p) => p.id === id), 'the status exchange');
+  await evil.stop();
+  await waitFor(() => net.libp2p.getConnections(evil.peerId).length === 0, 'the hang-up');
+  // What the driver and the syncer do with a peer that left a moment ago.
+  await assert.rejects(net.sendDirect(id, [{ topic: 'tx', data: new Uint8Array([1]) }]));
+  await assert.rejects(net.requestStatus(id));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(lan.accepted(), 0, 'the node connected to an address a departed peer announced');
+});
+
+test('a departed peer leaves the peer store: fresh peer ids cannot grow it without bound', async () => {
+  const net = await victim(2);
+  // What each one announces is kept with it: 100 addresses here (identify allows ten 8 KiB messages).
+  const announce = Array.from({ length: 100 }, (_, i) => `/ip4/203.0.${i}.1/tcp/26656`);
+  const ids: PeerId[] = [];
+  for (let i = 0; i < 6; i++) {
+    const evil = await attacker(announce);
+    await evil.dial(multiaddr(net.listenAddrs[0]!));
+    await waitFor(async () => await net.libp2p.peerStore.has(evil.peerId), 'identify');
+    ids.push(evil.peerId);
+    await evil.stop();
+    // Within the per-address rate (5 a second).
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await waitFor(
+    async () => {
+      for (const id of ids) if (await net.libp2p.peerStore.has(id)) return false;
+      return true;
+    },
+    'every departed peer to be forgotten',
+    8_000,
+  );
+});
