@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { after, test } from 'node:test';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { encode } from '@unc/core';
 import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { DEFAULT_CONNECTION_LIMITS } from '../src/p2p/connection-limits.js';
 import { statusCodec } from '../src/p2p/frames.js';
 import { type Libp2pNetwork, startNetwork, statusProtocol } from '../src/p2p/libp2p.js';
 
@@ -128,4 +129,65 @@ test('a departed peer leaves the peer store: fresh peer ids cannot grow it witho
     'every departed peer to be forgotten',
     8_000,
   );
+});
+
+test('a peer holds at most maxInboundStreamsPerConnection streams open on one connection (yamux allowed 1,000)', async () => {
+  const net = await victim(3);
+  const evil = await attacker();
+  const conn = await evil.dial(multiaddr(net.listenAddrs[0]!));
+  await waitFor(() => net.peers().some((p) => p.id === evil.peerId.toString()), 'the status exchange');
+  // Raw muxer streams that name no protocol: each waits for multistream-select on the other side.
+  const muxer = (conn as unknown as { muxer: { createStream(): Promise<{ send(b: Uint8Array): boolean }> } })
+    .muxer;
+  for (let i = 0; i < 150; i++) (await muxer.createStream()).send(new Uint8Array([0x13]));
+  await new Promise((r) => setTimeout(r, 1000));
+  const inbound = net.libp2p.getConnections(evil.peerId)[0]!;
+  assert.ok(inbound.status === 'open', 'one peer past the stream limit is refused streams, not cut off');
+  assert.ok(
+    inbound.streams.length <= DEFAULT_CONNECTION_LIMITS.maxInboundStreamsPerConnection,
+    `${inbound.streams.length} streams open on one connection`,
+  );
+});
+
+test('one address holds at most maxIncomingPendingConnectionsPerAddress connections that never handshake', async () => {
+  // The library counts its 16 pending slots for everyone together: one host held them all.
+  const net = await victim(4, { connections: { inboundUpgradeTimeoutMs: 4_000 } });
+  const port = Number(/\/tcp\/(\d+)/.exec(net.listenAddrs[0]!)?.[1]);
+  const limit = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerAddress;
+  const sockets: { socket: Socket; closed: boolean }[] = [];
+  // One past the limit, still within the per-address rate (5 a second).
+  for (let i = 0; i <= limit; i++) {
+    const socket = createConnection(port, '127.0.0.1');
+    const entry = { socket, closed: false };
+    socket.on('close', () => {
+      entry.closed = true;
+    });
+    socket.on('error', () => undefined);
+    // One refused at once is reset before its 'connect' is told.
+    await new Promise((r) => {
+      socket.once('connect', r);
+      socket.once('close', r);
+    });
+    sockets.push(entry);
+    cleanups.push(async () => socket.destroy());
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await waitFor(() => sockets[limit]!.closed, 'the connection past the limit to be closed', 2_000);
+  assert.deepEqual(
+    sockets.slice(0, limit).map((s) => s.closed),
+    Array(limit).fill(false),
+    'the first ones wait out their handshake time',
+  );
+  // Once they have timed out, the address may try again.
+  await waitFor(() => sockets.every((s) => s.closed), 'the handshake timeout', 6_000);
+  const again = createConnection(port, '127.0.0.1');
+  cleanups.push(async () => again.destroy());
+  again.on('error', () => undefined);
+  let closed = false;
+  again.on('close', () => {
+    closed = true;
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(closed, false, 'the address was still refused after its handshakes timed out');
+  again.destroy();
 });

@@ -17,7 +17,7 @@ import {
   type TopicValidatorResult,
 } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Connection, MultiaddrConnection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -32,6 +32,7 @@ import {
   type ConnectionLimits,
   connectionLimits,
   connectionManagerSettings,
+  streamMuxerSettings,
 } from './connection-limits.js';
 import {
   type BlockRange,
@@ -102,6 +103,13 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   // A public key, a peer id of at most 128 bytes and a signature (consensus/peer-binding.ts).
   'validator-peer': 512,
 };
+
+/** An inbound connection in its handshake: its socket, its remote multiaddr and when it came. */
+interface PendingInbound {
+  conn: MultiaddrConnection;
+  remote: string;
+  since: number;
+}
 
 /** How long after its last connection closed a peer leaves libp2p's peer store (`forgetLater`). */
 const FORGET_PEER_AFTER_MS = 2_000;
@@ -404,6 +412,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private stopped = false;
   /** What each connection held unread at the last look (`closeUnread`), by connection id. */
   private unreadBefore = new Map<string, number>();
+  /** Inbound connections in their handshake, by address (`tooManyPendingFrom`). */
+  private pendingByAddress = new Map<string, PendingInbound[]>();
   peerId = '';
 
   constructor(private readonly opts: NetworkOptions) {
@@ -462,11 +472,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       addresses: { listen: opts.listen },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [yamux(streamMuxerSettings(this.connectionLimits))],
       // Explicit limits, never the library's defaults (connection-limits.ts).
       connectionManager: connectionManagerSettings(this.connectionLimits, opts.bootstrap),
       connectionGater: {
-        denyInboundConnection: (conn) => this.tooManyFrom(conn.remoteAddr.toString()),
+        denyInboundConnection: (conn) =>
+          this.tooManyFrom(conn.remoteAddr.toString()) || this.tooManyPendingFrom(conn),
         denyDialPeer: refused,
         denyInboundEncryptedConnection: refused,
         denyOutboundEncryptedConnection: refused,
@@ -1049,6 +1060,40 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     timer.unref();
   }
 
+  /**
+   * Whether an inbound connection still in its handshake is one too many from its address
+   * (`maxIncomingPendingConnectionsPerAddress`); if not, it is counted until its handshake ends:
+   * its socket closed, a connection on it opened, or its upgrade timed out. Bootstrap addresses
+   * are exempt, as from every other limit.
+   */
+  private tooManyPendingFrom(conn: MultiaddrConnection): boolean {
+    const remote = conn.remoteAddr.toString();
+    const address = addressOf(remote);
+    if (address === null || !this.node) return false;
+    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
+    const pending = this.stillPending(address, Date.now());
+    if (pending.length >= this.connectionLimits.maxIncomingPendingConnectionsPerAddress) return true;
+    pending.push({ conn, remote, since: Date.now() });
+    this.pendingByAddress.set(address, pending);
+    return false;
+  }
+
+  /** The connections from `address` still in their handshake at `now` (the others forgotten). */
+  private stillPending(address: string, now: number): PendingInbound[] {
+    const tracked = this.pendingByAddress.get(address) ?? [];
+    if (tracked.length === 0) return tracked;
+    const upgraded = new Set(this.node.getConnections().map((c) => c.remoteAddr.toString()));
+    const pending = tracked.filter(
+      (p) =>
+        p.conn.status === 'open' &&
+        !upgraded.has(p.remote) &&
+        now - p.since < this.connectionLimits.inboundUpgradeTimeoutMs,
+    );
+    if (pending.length === 0) this.pendingByAddress.delete(address);
+    else this.pendingByAddress.set(address, pending);
+    return pending;
+  }
+
   isBanned(peer: string): boolean {
     const until = this.bannedUntil.get(peer);
     if (until === undefined) return false;
@@ -1191,6 +1236,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private maintain(): void {
     if (this.stopped) return;
     for (const peer of [...this.bannedUntil.keys()]) this.isBanned(peer);
+    const now = Date.now();
+    for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now);
     if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
     for (const id of this.node.getPeers()) {
       const peer = id.toString();
