@@ -13,7 +13,7 @@ import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { DEFAULT_CONNECTION_LIMITS } from '../src/p2p/connection-limits.js';
 import { statusCodec } from '../src/p2p/frames.js';
-import { type Libp2pNetwork, startNetwork, statusProtocol } from '../src/p2p/libp2p.js';
+import { directProtocol, type Libp2pNetwork, startNetwork, statusProtocol } from '../src/p2p/libp2p.js';
 
 const CHAIN = 'unc-p2p-defaults-1';
 const GENESIS = new Uint8Array(32).fill(0x22);
@@ -190,4 +190,19 @@ test('one address holds at most maxIncomingPendingConnectionsPerAddress connecti
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(closed, false, 'the address was still refused after its handshakes timed out');
   again.destroy();
+});
+
+test('a score recovered to zero is forgotten: fresh peer ids scored down once do not pile up', async () => {
+  const net = await victim(5, { maintenanceIntervalMs: 100, scoring: { recoveryPerSecond: 10 } });
+  const evil = await attacker();
+  await evil.dial(multiaddr(net.listenAddrs[0]!));
+  const id = evil.peerId.toString();
+  await waitFor(() => net.peers().some((p) => p.id === id), 'the status exchange');
+  // A malformed direct message (topic 255): scored down, not banned.
+  const stream = await evil.dialProtocol(net.libp2p.peerId, directProtocol(CHAIN));
+  stream.send(lp.encode.single(new Uint8Array([255, 1])));
+  await stream.close().catch(() => undefined);
+  const scores = (net as unknown as { scores: Map<string, unknown> }).scores;
+  await waitFor(() => scores.has(id), 'the penalty');
+  await waitFor(() => !scores.has(id), 'the recovered score to be forgotten', 5_000);
 });

@@ -1236,6 +1236,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private maintain(): void {
     if (this.stopped) return;
     for (const peer of [...this.bannedUntil.keys()]) this.isBanned(peer);
+    // A score back at zero is what an unknown peer has: kept, every fresh peer id that once sent
+    // something invalid (ids cost nothing) stayed in the map for good.
+    for (const peer of [...this.scores.keys()])
+      if (!this.bannedUntil.has(peer) && this.scoreOf(peer) === 0) this.scores.delete(peer);
     const now = Date.now();
     for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now);
     if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
