@@ -190,6 +190,13 @@ test('one address holds at most maxIncomingPendingConnectionsPerAddress connecti
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(closed, false, 'the address was still refused after its handshakes timed out');
   again.destroy();
+
+  // Handshakes that finished are not pending: one address connects more times than the limit.
+  for (let i = 0; i <= limit; i++) {
+    const honest = await attacker();
+    await honest.dial(multiaddr(net.listenAddrs[0]!));
+    await new Promise((r) => setTimeout(r, 250));
+  }
 });
 
 test('a score recovered to zero is forgotten: fresh peer ids scored down once do not pile up', async () => {

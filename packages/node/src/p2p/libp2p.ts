@@ -111,6 +111,10 @@ interface PendingInbound {
   since: number;
 }
 
+function withoutPeerId(addr: string): string {
+  return addr.replace(/\/p2p\/[^/]+$/, '');
+}
+
 /** How long after its last connection closed a peer leaves libp2p's peer store (`forgetLater`). */
 const FORGET_PEER_AFTER_MS = 2_000;
 
@@ -1073,7 +1077,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
     const pending = this.stillPending(address, Date.now());
     if (pending.length >= this.connectionLimits.maxIncomingPendingConnectionsPerAddress) return true;
-    pending.push({ conn, remote, since: Date.now() });
+    pending.push({ conn, remote: withoutPeerId(remote), since: Date.now() });
     this.pendingByAddress.set(address, pending);
     return false;
   }
@@ -1082,7 +1086,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private stillPending(address: string, now: number): PendingInbound[] {
     const tracked = this.pendingByAddress.get(address) ?? [];
     if (tracked.length === 0) return tracked;
-    const upgraded = new Set(this.node.getConnections().map((c) => c.remoteAddr.toString()));
+    // An upgraded connection's remote address names the peer too (`/p2p/<id>`); its socket's does not.
+    const upgraded = new Set(this.node.getConnections().map((c) => withoutPeerId(c.remoteAddr.toString())));
     const pending = tracked.filter(
       (p) =>
         p.conn.status === 'open' &&
