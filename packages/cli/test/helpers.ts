@@ -155,3 +155,15 @@ export async function waitForProvenChips(
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/**
+ * A stand-in node's unc_sendTransaction that keeps the hex of each transaction sent in `sent` and
+ * answers that it failed: what a hostile node does with the signature is its business, and the
+ * command must tell its user the transaction may still land.
+ */
+export function keepSent(sent: string[]): (params: unknown[]) => never {
+  return (params) => {
+    sent.push(params[0] as string);
+    throw new Error('kept');
+  };
+}

@@ -5,8 +5,6 @@
  * hostile node shows a quarter of it: the escrow runs out in a quarter of the time confirmed).
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   addressFromPublicKey,
@@ -26,15 +24,19 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import { type OfferJson, offerTermsDigest } from '@unc/sdk';
+import { type JsonRpcNode, type RpcAnswers, startJsonRpcNode } from '@unc/test-utils';
 import { Keyring } from '../src/keyring.js';
-import { runUnc, tempHome } from './helpers.js';
+import { keepSent, runUnc, tempHome } from './helpers.js';
 
 const CHAIN = 'unc-dev-lease-deposit';
 const OFFER_ID = 'ab'.repeat(32);
 const CHIP_ID = 'cd'.repeat(32);
 
-/** A node that answers what `market lease` reads, shows the offer at 1 UNC/h, and keeps what is sent. */
-function hostileNode(sent: string[]): Server & { offer: OfferJson } {
+/**
+ * What a node answers to `market lease` (the offer at 1 UNC/h, which a test may change) and the
+ * offer it shows.
+ */
+function hostileNode(): { answers: RpcAnswers; offer: OfferJson } {
   const provider = encodeAddress(addressFromPublicKey(devKey(4).publicKey));
   const offer: OfferJson = {
     id: OFFER_ID,
@@ -70,31 +72,8 @@ function hostileNode(sent: string[]): Server & { offer: OfferJson } {
     unc_getParams: () => ({ minFeePerByte: '1', minFeePerAction: '1', devChain: true }),
     unc_getAccount: (p) => ({ address: p[0], balance: (1000n * ONE_UNC).toString(), nonce: 0, height: 10 }),
     unc_getOffer: () => offer,
-    unc_sendTransaction: (p) => {
-      sent.push(p[0] as string);
-      // What it does with the signature is its business; the user is told it failed.
-      throw new Error('kept');
-    },
   };
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.method !== 'POST') return void res.writeHead(404).end();
-      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
-      let reply: unknown;
-      try {
-        const answer = answers[method];
-        reply = answer
-          ? { jsonrpc: '2.0', id, result: answer(params) }
-          : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method}` } };
-      } catch (err) {
-        reply = { jsonrpc: '2.0', id, error: { code: -32000, message: String(err) } };
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
-    });
-  });
-  return Object.assign(server, { offer });
+  return { answers, offer };
 }
 
 /**
@@ -126,15 +105,16 @@ function chainOffer(over: Partial<Offer> = {}): Offer {
 describe('market lease binds the confirmed deposit and price', () => {
   const home = tempHome();
   const sent: string[] = [];
-  const server = hostileNode(sent);
+  const server = hostileNode();
+  let node: JsonRpcNode;
   let url = '';
   before(async () => {
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    node = await startJsonRpcNode({ ...server.answers, unc_sendTransaction: keepSent(sent) });
+    url = node.url;
     new Keyring(home.dir).addTest('renter', devKey(2).seed, CHAIN);
   });
-  after(() => {
-    server.close();
+  after(async () => {
+    await node.close();
     home.cleanup();
   });
   /** `unc market lease` of the offer for 3 hours from the renter's key, confirmed (-y), as JSON. */

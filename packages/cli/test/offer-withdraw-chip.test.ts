@@ -4,61 +4,36 @@
  * chip out of the offer and gives its running lease the offer's notice (core applyWithdrawOfferChip).
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { decode, fromHex, ONE_UNC, signedTransactionCodec, toHex } from '@unc/core';
 import { devKey } from '@unc/node';
+import { type JsonRpcNode, type RpcAnswers, startJsonRpcNode } from '@unc/test-utils';
 import { Keyring } from '../src/keyring.js';
-import { runUnc, tempHome } from './helpers.js';
+import { keepSent, runUnc, tempHome } from './helpers.js';
 
 const CHAIN = 'unc-dev-withdraw-chip';
 const OFFER_ID = 'ab'.repeat(32);
 const CHIP_ID = 'cd'.repeat(32);
 
-/** A node that answers what sending reads and keeps the transaction sent (answering that it failed). */
-function keepingNode(sent: string[]): Server {
-  const answers: Record<string, (params: unknown[]) => unknown> = {
-    unc_status: () => ({ chainId: CHAIN, height: 10, timeMs: 0 }),
-    unc_getParams: () => ({ minFeePerByte: '1', minFeePerAction: '1', devChain: true }),
-    unc_getAccount: (p) => ({ address: p[0], balance: (1000n * ONE_UNC).toString(), nonce: 3, height: 10 }),
-    unc_sendTransaction: (p) => {
-      sent.push(p[0] as string);
-      throw new Error('kept');
-    },
-  };
-  return createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.method !== 'POST') return void res.writeHead(404).end();
-      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
-      let reply: unknown;
-      try {
-        const answer = answers[method];
-        reply = answer
-          ? { jsonrpc: '2.0', id, result: answer(params) }
-          : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method}` } };
-      } catch (err) {
-        reply = { jsonrpc: '2.0', id, error: { code: -32000, message: String(err) } };
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
-    });
-  });
-}
+/** What sending reads: the provider's account (nonce 3) and the fee parameters. */
+const answers: RpcAnswers = {
+  unc_status: () => ({ chainId: CHAIN, height: 10, timeMs: 0 }),
+  unc_getParams: () => ({ minFeePerByte: '1', minFeePerAction: '1', devChain: true }),
+  unc_getAccount: (p) => ({ address: p[0], balance: (1000n * ONE_UNC).toString(), nonce: 3, height: 10 }),
+};
 
 describe('market offer withdraw-chip', () => {
   const home = tempHome();
   const sent: string[] = [];
-  const server = keepingNode(sent);
+  let node: JsonRpcNode;
   let url = '';
   before(async () => {
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    node = await startJsonRpcNode({ ...answers, unc_sendTransaction: keepSent(sent) });
+    url = node.url;
     new Keyring(home.dir).addTest('provider', devKey(4).seed, CHAIN);
   });
-  after(() => {
-    server.close();
+  after(async () => {
+    await node.close();
     home.cleanup();
   });
 

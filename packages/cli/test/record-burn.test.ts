@@ -6,8 +6,6 @@
  * so, and nothing is signed.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   addressFromPublicKey,
@@ -19,9 +17,10 @@ import {
 } from '@unc/core';
 import { devKey } from '@unc/node';
 import type { OfferJson } from '@unc/sdk';
+import { type JsonRpcNode, type RpcAnswers, startJsonRpcNode } from '@unc/test-utils';
 import { Keyring } from '../src/keyring.js';
 import { confirmationLines } from '../src/send.js';
-import { runUnc, tempHome } from './helpers.js';
+import { keepSent, runUnc, tempHome } from './helpers.js';
 
 const CHAIN = 'unc-dev-record-burn';
 const OFFER_ID = 'ab'.repeat(32);
@@ -33,7 +32,7 @@ const RENTER = encodeAddress(addressFromPublicKey(devKey(2).publicKey));
 const KNOWN = encodeAddress(addressFromPublicKey(devKey(3).publicKey));
 const FRESH = encodeAddress(sha256(utf8('record-burn fresh')).slice(0, 20));
 
-function node(sent: string[], balance: { renter: bigint }): Server {
+function answers(balance: { renter: bigint }): RpcAnswers {
   const offer: OfferJson = {
     id: OFFER_ID,
     provider: encodeAddress(addressFromPublicKey(devKey(4).publicKey)),
@@ -62,7 +61,7 @@ function node(sent: string[], balance: { renter: bigint }): Server {
     power: '1',
     available: 1,
   };
-  const answers: Record<string, (params: unknown[]) => unknown> = {
+  return {
     unc_status: () => ({ chainId: CHAIN, height: 10, timeMs: 0 }),
     unc_getParams: () => ({
       minFeePerByte: '1',
@@ -76,44 +75,22 @@ function node(sent: string[], balance: { renter: bigint }): Server {
       return { address, balance: b.toString(), nonce, height: 10, stateRoot: '00'.repeat(32) };
     },
     unc_getOffer: () => offer,
-    unc_sendTransaction: (p) => {
-      sent.push(p[0] as string);
-      throw new Error('kept');
-    },
   };
-  return createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      if (req.method !== 'POST') return void res.writeHead(404).end();
-      const { id, method, params } = JSON.parse(body) as { id: number; method: string; params: unknown[] };
-      let reply: unknown;
-      try {
-        const answer = answers[method];
-        reply = answer
-          ? { jsonrpc: '2.0', id, result: answer(params) }
-          : { jsonrpc: '2.0', id, error: { code: -32601, message: `no ${method}` } };
-      } catch (err) {
-        reply = { jsonrpc: '2.0', id, error: { code: -32000, message: String(err) } };
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
-    });
-  });
 }
 
 describe('the CLI counts what a transaction burns for its records', () => {
   const home = tempHome();
   const sent: string[] = [];
   const balance = { renter: 0n };
-  const server = node(sent, balance);
+  let node: JsonRpcNode;
   let url = '';
   before(async () => {
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    node = await startJsonRpcNode({ ...answers(balance), unc_sendTransaction: keepSent(sent) });
+    url = node.url;
     new Keyring(home.dir).addTest('renter', devKey(2).seed, CHAIN);
   });
-  after(() => {
-    server.close();
+  after(async () => {
+    await node.close();
     home.cleanup();
   });
   const common = () => ['--from', 'renter', '-y', '--home', home.dir, '--node', url, '-o', 'json'];

@@ -267,6 +267,36 @@ describe('lease judgement: only the challenges of its run, each once, outcome kn
     assert.equal(l.paid, l.accrued, 'every judged challenge answered: the time it ran is paid in full');
   });
 
+  test('a held last period, once decided, is reported in one leaseSettled of all it held, leaving 0', () => {
+    // The event of a held period (decideHeldChallenge) and of a period settled at once
+    // (settleLease) come from one place, bookPeriod: this pins the held one's fields.
+    const { chain, offerId } = setup();
+    chain.delay = () => 2;
+    const id = openedId(chain.block([chain.tx(renter, [openAction(chain, offerId)])]));
+    const p = getPociParams(chain.state);
+    const h = untilChallenged(chain);
+    // Closed before h is answered (h + 2): its last period is held until h is decided.
+    chain.block([chain.tx(renter, [{ type: 'closeLease', leaseId: id }])]);
+    const closed = getLease(chain.state, id)!;
+    assert.ok(closed.remaining > 0n, 'the last period is held');
+    const held = { remaining: closed.remaining, from: closed.settledTime, to: closed.closedTime };
+    type Settled = Extract<TxEvent, { type: 'leaseSettled' }>;
+    let settled: Settled | undefined;
+    for (let i = 0n; i <= p.answerWindowBlocks + 2n && !settled; i++) {
+      const events = [...chain.block(), ...chain.blockEvents];
+      settled = events.find((x): x is Settled => x.type === 'leaseSettled' && equalBytes(x.leaseId, id));
+    }
+    assert.ok(settled, 'the held period was decided');
+    assert.ok(chain.answeredAt.has(h));
+    assert.equal(settled.cost, held.remaining);
+    assert.equal(settled.paid + settled.refunded, held.remaining);
+    assert.equal(settled.remaining, 0n);
+    assert.equal(settled.fromTime, held.from);
+    assert.equal(settled.toTime, held.to);
+    assert.deepEqual(settled.chipId, chipId);
+    assert.equal(getLease(chain.state, id)!.remaining, 0n);
+  });
+
   test('a close and a new lease in one transaction: the fresh answer counts for the old lease, once', () => {
     const { chain, offerId } = setup();
     const first = openedId(chain.block([chain.tx(renter, [openAction(chain, offerId)])]));

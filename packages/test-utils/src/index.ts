@@ -1,6 +1,7 @@
 /**
- * What the packages' tests share: waiting for a condition with a deadline, and asserting that a
- * call fails with a given error class and code. Test code only (a devDependency everywhere).
+ * What the packages' tests share: waiting for a condition with a deadline, asserting that a call
+ * fails with a given error class and code, and a stand-in JSON-RPC node whose answers a test
+ * writes. Test code only (a devDependency everywhere).
  */
 import assert from 'node:assert/strict';
 
@@ -47,3 +48,5 @@ export function rejects<E extends Error & { code: string }>(
     return true;
   });
 }
+
+export { type JsonRpcNode, type RpcAnswers, startJsonRpcNode } from './json-rpc-node.js';

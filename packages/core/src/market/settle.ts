@@ -249,7 +249,6 @@ export function settleLease(
   const endsAt = until < lease.endTime ? until : lease.endTime;
   const to = ctx.time < endsAt ? ctx.time : endsAt;
   const exhausted = until < lease.endTime && ctx.time >= until;
-  const fromTime = lease.settledTime;
   let cost = costThrough(lease.pricePerHour, lease.startTime, to) - lease.accrued;
   if (cost < 0n) cost = 0n;
   // At `until` the cost reaches the deposit: what is left is drawn to the last base unit.
@@ -295,37 +294,25 @@ export function settleLease(
     answered + missed === 0 && ok && chip !== null && isProvenOnline(chip, ctx.height, p, challengesOf);
   const { paid, refunded } = slaSplit(cost, answered, missed, provenOnline);
 
-  bookPeriod(state, lease, { cost, paid, refunded, answered, missed, to });
-  const event: MarketEvent | null =
-    cost === 0n && answered === 0 && missed === 0
-      ? null
-      : {
-          type: 'leaseSettled',
-          leaseId: lease.id,
-          chipId: lease.chipId,
-          fromTime,
-          toTime: to,
-          cost,
-          paid,
-          refunded,
-          answered,
-          missed,
-          remaining: lease.remaining,
-        };
+  const settled = bookPeriod(state, lease, { cost, paid, refunded, answered, missed, to });
+  const event = cost === 0n && answered === 0 && missed === 0 ? null : settled;
   return { event, exhausted, chipOk: ok, held: 0n };
 }
 
 /**
- * Books one settled period on its lease and pays it out. One place for a period settled at once
- * (settleLease) and a held last period decided after its lease closed (decideHeldChallenge), so
- * both move the escrow, the slot counts and the provider's earnings alike.
+ * Books one settled period on its lease, pays it out, and returns its `leaseSettled` event (from
+ * the lease's last settlement to `to`, its `remaining` after the period). One place for a period
+ * settled at once (settleLease) and a held last period decided after its lease closed
+ * (decideHeldChallenge), so both move the escrow, the slot counts and the provider's earnings
+ * alike, and report them in the same event.
  */
 function bookPeriod(
   state: StateOverlay,
   lease: Lease,
   period: { cost: bigint; paid: bigint; refunded: bigint; answered: number; missed: number; to: bigint },
-): void {
+): Extract<MarketEvent, { type: 'leaseSettled' }> {
   const { cost, paid, refunded, answered, missed, to } = period;
+  const fromTime = lease.settledTime;
   lease.accrued += cost;
   lease.remaining -= cost;
   lease.paid += paid;
@@ -341,6 +328,19 @@ function bookPeriod(
     rec.earnings += paid;
     putProviderRecord(state, lease.provider, rec);
   }
+  return {
+    type: 'leaseSettled',
+    leaseId: lease.id,
+    chipId: lease.chipId,
+    fromTime,
+    toTime: to,
+    cost,
+    paid,
+    refunded,
+    answered,
+    missed,
+    remaining: lease.remaining,
+  };
 }
 
 /**
@@ -371,24 +371,10 @@ export function decideHeldChallenge(
   const cost = lease.remaining;
   const { answered, missed } = tally;
   const { paid, refunded } = slaSplit(cost, answered, missed, false);
-  const fromTime = lease.settledTime;
   const ends = leaseEndsAt(lease);
   const to = lease.closedTime < ends ? lease.closedTime : ends;
-  // `cost` is the whole held `remaining`, so booking it leaves 0.
-  bookPeriod(state, lease, { cost, paid, refunded, answered, missed, to });
-  return {
-    type: 'leaseSettled',
-    leaseId: lease.id,
-    chipId: lease.chipId,
-    fromTime,
-    toTime: to,
-    cost,
-    paid,
-    refunded,
-    answered,
-    missed,
-    remaining: 0n,
-  };
+  // `cost` is the whole held `remaining`, so booking it leaves 0 (the event's `remaining`).
+  return bookPeriod(state, lease, { cost, paid, refunded, answered, missed, to });
 }
 
 /**

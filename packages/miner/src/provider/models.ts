@@ -139,8 +139,11 @@ export class ModelStore {
 
   /**
    * Writes a model's holder record as the store has it now (removes it when the model is gone or
-   * held by nobody): to a temporary file renamed over it, so a record is always whole. Writes of
-   * one record are chained, each writing the state at its turn, so the last one leaves the latest.
+   * held by nobody): to a temporary file, flushed, renamed over it, and the folder flushed, so a
+   * record is always whole, even after a power loss (renamed in before its bytes reached the disk,
+   * it could come back empty: the model held by nobody, first to be evicted, its renters' shares
+   * no longer counting it). Writes of one record are chained, each writing the state at its turn,
+   * so the last one leaves the latest.
    */
   private persist(hashHex: string): Promise<void> {
     const write = async () => {
@@ -148,15 +151,18 @@ export class ModelStore {
       const e = this.entries.get(hashHex);
       if (!e || e.holders.size === 0) {
         await rm(path, { force: true });
+        fsyncDirectory(this.dir);
         return;
       }
       const tmp = join(this.dir, `.holders.${hashHex}.${randomBytes(6).toString('hex')}.tmp`);
       try {
         await writeFile(tmp, `${[...e.holders].join('\n')}\n`);
+        await flush(tmp);
         await rename(tmp, path);
       } finally {
         await rm(tmp, { force: true });
       }
+      fsyncDirectory(this.dir);
     };
     const next = (this.recordWrites.get(hashHex) ?? Promise.resolve()).then(write, write);
     this.recordWrites.set(hashHex, next);

@@ -803,6 +803,139 @@ function rawHttp(port: number, text: string): Promise<{ socket: Socket; answer: 
   );
 }
 
+/** A WebSocket upgrade: 101 and the open socket, or the refusal's status and body. */
+function upgrade(
+  url: string,
+  options: WebSocket.ClientOptions = {},
+): Promise<{ status: number; body: string; ws: WebSocket }> {
+  const ws = new WebSocket(url, options);
+  ws.on('error', () => {});
+  return new Promise((resolve) => {
+    ws.on('open', () => resolve({ status: 101, body: '', ws }));
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ws }));
+    });
+  });
+}
+
+/** The status code of an HTTP/1.1 reply's text ('200', '429'). */
+const statusOf = (text: string): string => text.slice(9, 12);
+
+/** A raw HTTP/1.1 socket of a test, connected from a loopback address of its choosing. */
+interface RawClient {
+  socket: Socket;
+  /** All it received, once it closed. */
+  answer: Promise<string>;
+  /**
+   * Writes a POST of `method` (no params): closed after its reply unless `keepAlive`, with an
+   * X-Forwarded-For header if `forwarded` is given.
+   */
+  post(method: string, opts?: { keepAlive?: boolean; forwarded?: string }): void;
+  /** Posts `method` kept alive and waits for its reply: its status, or 'closed' if the socket closed first. */
+  ask(method?: string): Promise<string>;
+}
+
+/**
+ * What the tests of the per-client limits over real sockets share: servers (OPTS with the test's
+ * options, a quiet logger, and beside the usual methods `hold`, which waits until `open()`, with
+ * `running` counting the calls it holds), raw sockets and WebSockets to them from loopback
+ * addresses. `withRawClients` opens the gate, ends every socket and stops every server at the end,
+ * whatever the test did.
+ */
+class RawClients {
+  running = 0;
+  open: () => void = () => {};
+  private readonly gate = new Promise<void>((resolve) => {
+    this.open = resolve;
+  });
+  private readonly servers: RpcServer[] = [];
+  private readonly sockets: Socket[] = [];
+  private readonly webSockets: WebSocket[] = [];
+
+  async start(options: Partial<RpcServerOptions>, extra: Partial<RpcServerModules> = {}): Promise<RpcServer> {
+    const base = modules({ logger: captureLogger().logger, ...extra });
+    const hold = async () => {
+      this.running++;
+      await this.gate;
+      this.running--;
+      return 'held';
+    };
+    const server = await startRpcServer(
+      { ...OPTS, ...options },
+      { ...base, methods: { ...base.methods, hold } },
+    );
+    this.servers.push(server);
+    return server;
+  }
+
+  /** A socket from `localAddress` to `server`, connected (the server counts it when it accepts it, in order). */
+  async connect(server: RpcServer, localAddress: string): Promise<RawClient> {
+    const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
+    this.sockets.push(socket);
+    socket.on('error', () => {});
+    let received = '';
+    const waiting: Array<() => void> = [];
+    socket.on('data', (d) => {
+      received += d.toString();
+      for (const w of waiting.splice(0)) w();
+    });
+    const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const post = (
+      method: string,
+      { keepAlive = false, forwarded }: { keepAlive?: boolean; forwarded?: string } = {},
+    ) => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
+      const headers =
+        (keepAlive ? '' : 'Connection: close\r\n') +
+        (forwarded === undefined ? '' : `X-Forwarded-For: ${forwarded}\r\n`);
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\n${headers}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+    };
+    const ask = async (method = 'echo'): Promise<string> => {
+      const from = received.length;
+      post(method, { keepAlive: true });
+      while (!received.slice(from).includes('\r\n\r\n')) {
+        if (socket.destroyed) return 'closed';
+        await Promise.race([new Promise<void>((r) => waiting.push(r)), answer]);
+      }
+      return statusOf(received.slice(from));
+    };
+    return { socket, answer, post, ask };
+  }
+
+  /** A WebSocket upgrade (upgrade), its socket ended at the end. */
+  async upgrade(
+    url: string,
+    options: WebSocket.ClientOptions = {},
+  ): Promise<{ status: number; body: string; ws: WebSocket }> {
+    const up = await upgrade(url, options);
+    this.webSockets.push(up.ws);
+    return up;
+  }
+
+  async end(): Promise<void> {
+    this.open();
+    for (const socket of this.sockets) socket.destroy();
+    for (const ws of this.webSockets) ws.terminate();
+    for (const server of this.servers) await server.close();
+  }
+}
+
+async function withRawClients(test: (clients: RawClients) => Promise<void>): Promise<void> {
+  const clients = new RawClients();
+  try {
+    await test(clients);
+  } finally {
+    await clients.end();
+  }
+}
+
 describe('rpc server limits', () => {
   const quiet = () => ({ logger: captureLogger().logger });
 
@@ -913,143 +1046,65 @@ describe('rpc server limits', () => {
       const address = peer.address === undefined ? undefined : fake.get(peer.address);
       return address === undefined ? peer : { ...peer, address, family: 'IPv6' };
     };
-    let running = 0;
-    let open = (): void => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    const server = await startRpcServer(
-      { ...OPTS, maxConnectionsPerIp: 2, maxInflightPerIp: 1 },
-      modules({
-        ...quiet(),
-        methods: {
-          echo: (p) => p,
-          hold: async () => {
-            running++;
-            await gate;
-            running--;
-            return 'held';
-          },
-        },
-      }),
-    );
-    const ours: Socket[] = [];
-    /** A socket from `localAddress`, connected (the server counts it when it accepts it, in order). */
-    const connectFrom = (localAddress: string): Promise<{ socket: Socket; answer: Promise<string> }> => {
-      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
-      ours.push(socket);
-      socket.on('error', () => {});
-      let received = '';
-      socket.on('data', (d) => {
-        received += d.toString();
-      });
-      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
-      return new Promise((resolve) => socket.once('connect', () => resolve({ socket, answer })));
-    };
-    const ask = (socket: Socket, method: string): void => {
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
-      socket.write(
-        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-      );
-    };
-    const statusOf = (text: string): string => text.slice(9, 12);
     try {
-      // Sockets: the /64 :1 opens 5 (2 within its cap; 3 refused, yet open until answered), the
-      // /64s :2 to :4 two each: all within the /48's 8, as the refused ones of :1 do not count.
-      const flood = [];
-      for (let i = 0; i < 5; i++) flood.push(await connectFrom('127.0.1.1'));
-      const neighbours = [];
-      for (let k = 2; k <= 4; k++)
-        for (let i = 0; i < 2; i++) neighbours.push(await connectFrom(`127.0.${k}.1`));
-      const over = await connectFrom('127.0.5.1');
-      const elsewhere = await connectFrom('127.0.1.2');
-      for (const c of [...flood, ...neighbours, over, elsewhere]) ask(c.socket, 'echo');
-      assert.deepEqual((await Promise.all(flood.map((c) => c.answer))).map(statusOf), [
-        '200',
-        '200',
-        '429',
-        '429',
-        '429',
-      ]);
-      const answers = await Promise.all(neighbours.map((c) => c.answer));
-      assert.deepEqual(answers.map(statusOf), Array(6).fill('200'), 'the other /64s of the /48 get in');
-      const refused = await over.answer;
-      assert.equal(statusOf(refused), '429', 'a fifth /64 of the /48 is over its 8');
-      assert.match(refused, /CONNECTION_LIMIT/);
-      assert.equal(statusOf(await elsewhere.answer), '200', 'another /48 is not affected');
-      // Messages in progress: one each for the /64s :1 to :4 of the /48 (held), a fifth /64 refused.
-      const holders = [];
-      for (let k = 1; k <= 4; k++) holders.push(await connectFrom(`127.0.${k}.1`));
-      const fifth = await connectFrom('127.0.6.1');
-      for (const c of holders) ask(c.socket, 'hold');
-      await waitFor(() => running === 4);
-      ask(fifth.socket, 'echo');
-      const busy = await fifth.answer;
-      assert.equal(statusOf(busy), '429');
-      assert.match(busy, /CONCURRENCY_LIMIT/);
-      open();
-      assert.deepEqual((await Promise.all(holders.map((c) => c.answer))).map(statusOf), Array(4).fill('200'));
+      await withRawClients(async (clients) => {
+        const server = await clients.start({ maxConnectionsPerIp: 2, maxInflightPerIp: 1 });
+        const connectFrom = (from: string) => clients.connect(server, from);
+        // Sockets: the /64 :1 opens 5 (2 within its cap; 3 refused, yet open until answered), the
+        // /64s :2 to :4 two each: all within the /48's 8, as the refused ones of :1 do not count.
+        const flood = [];
+        for (let i = 0; i < 5; i++) flood.push(await connectFrom('127.0.1.1'));
+        const neighbours = [];
+        for (let k = 2; k <= 4; k++)
+          for (let i = 0; i < 2; i++) neighbours.push(await connectFrom(`127.0.${k}.1`));
+        const over = await connectFrom('127.0.5.1');
+        const elsewhere = await connectFrom('127.0.1.2');
+        for (const c of [...flood, ...neighbours, over, elsewhere]) c.post('echo');
+        assert.deepEqual((await Promise.all(flood.map((c) => c.answer))).map(statusOf), [
+          '200',
+          '200',
+          '429',
+          '429',
+          '429',
+        ]);
+        const answers = await Promise.all(neighbours.map((c) => c.answer));
+        assert.deepEqual(answers.map(statusOf), Array(6).fill('200'), 'the other /64s of the /48 get in');
+        const refused = await over.answer;
+        assert.equal(statusOf(refused), '429', 'a fifth /64 of the /48 is over its 8');
+        assert.match(refused, /CONNECTION_LIMIT/);
+        assert.equal(statusOf(await elsewhere.answer), '200', 'another /48 is not affected');
+        // Messages in progress: one each for the /64s :1 to :4 of the /48 (held), a fifth /64 refused.
+        const holders = [];
+        for (let k = 1; k <= 4; k++) holders.push(await connectFrom(`127.0.${k}.1`));
+        const fifth = await connectFrom('127.0.6.1');
+        for (const c of holders) c.post('hold');
+        await waitFor(() => clients.running === 4);
+        fifth.post('echo');
+        const busy = await fifth.answer;
+        assert.equal(statusOf(busy), '429');
+        assert.match(busy, /CONCURRENCY_LIMIT/);
+        clients.open();
+        assert.deepEqual(
+          (await Promise.all(holders.map((c) => c.answer))).map(statusOf),
+          Array(4).fill('200'),
+        );
+      });
     } finally {
       sockets._getpeername = real;
-      open();
-      for (const socket of ours) socket.destroy();
-      await server.close();
     }
   });
 
   it('caps the sockets and messages in progress of an IPv4 /24 and /16 (real sockets from 127.x.y.z)', async () => {
     // Before, IPv4 addresses had no prefix: 127.0.0.1, .2, .3 … each had a whole cap. The sockets
     // are real, from loopback addresses the kernel provides (127.0.0.0/8 is all local), unfaked.
-    let running = 0;
-    let open = (): void => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    const methods = {
-      echo: (p: unknown) => p,
-      hold: async () => {
-        running++;
-        await gate;
-        running--;
-        return 'held';
-      },
-    };
-    // An address 2 sockets (or 1 message in progress); a /24 twice that, a /16 three times. Each
-    // cap on a server of its own, so that no socket of one part is still counted in the other.
-    const shares = { subnetShare: 2, networkShare: 3 };
-    const sockets = await startRpcServer(
-      { ...OPTS, ...shares, maxConnectionsPerIp: 2 },
-      modules({ ...quiet(), methods }),
-    );
-    const messages = await startRpcServer(
-      { ...OPTS, ...shares, maxInflightPerIp: 1 },
-      modules({ ...quiet(), methods }),
-    );
-    const ours: Socket[] = [];
-    const connectFrom = (
-      server: RpcServer,
-      localAddress: string,
-    ): Promise<{ socket: Socket; answer: Promise<string> }> => {
-      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
-      ours.push(socket);
-      socket.on('error', () => {});
-      let received = '';
-      socket.on('data', (d) => {
-        received += d.toString();
-      });
-      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
-      return new Promise((resolve) => socket.once('connect', () => resolve({ socket, answer })));
-    };
-    const ask = (socket: Socket, method: string): void => {
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
-      socket.write(
-        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-      );
-    };
-    const statusOf = (text: string): string => text.slice(9, 12);
-    const dataOf = (text: string): { reason: string; limit: number; network?: string } =>
-      (JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: { data: never } }).error.data;
-    try {
+    await withRawClients(async (clients) => {
+      // An address 2 sockets (or 1 message in progress); a /24 twice that, a /16 three times. Each
+      // cap on a server of its own, so that no socket of one part is still counted in the other.
+      const shares = { subnetShare: 2, networkShare: 3 };
+      const sockets = await clients.start({ ...shares, maxConnectionsPerIp: 2 });
+      const messages = await clients.start({ ...shares, maxInflightPerIp: 1 });
+      const dataOf = (text: string): { reason: string; limit: number; network?: string } =>
+        (JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: { data: never } }).error.data;
       const opened = [];
       for (const from of [
         '127.0.0.1',
@@ -1064,9 +1119,9 @@ describe('rpc server limits', () => {
         '127.1.0.1',
         '127.1.0.1', // a lone address of another /16: its whole cap
       ]) {
-        opened.push(await connectFrom(sockets, from));
+        opened.push(await clients.connect(sockets, from));
       }
-      for (const c of opened) ask(c.socket, 'echo');
+      for (const c of opened) c.post('echo');
       const answers = await Promise.all(opened.map((c) => c.answer));
       assert.deepEqual(answers.map(statusOf), [
         '200',
@@ -1096,27 +1151,22 @@ describe('rpc server limits', () => {
       // Messages in progress: one each for 127.0.0.1 and .2 fill the /24's 2; .3 is refused, while
       // 127.0.1.1 (same /16, another /24) and 127.1.0.1 are not.
       const holders = [];
-      for (const from of ['127.0.0.1', '127.0.0.2']) holders.push(await connectFrom(messages, from));
-      for (const c of holders) ask(c.socket, 'hold');
-      await waitFor(() => running === 2);
-      const third = await connectFrom(messages, '127.0.0.3');
-      ask(third.socket, 'echo');
+      for (const from of ['127.0.0.1', '127.0.0.2']) holders.push(await clients.connect(messages, from));
+      for (const c of holders) c.post('hold');
+      await waitFor(() => clients.running === 2);
+      const third = await clients.connect(messages, '127.0.0.3');
+      third.post('echo');
       const busy = await third.answer;
       assert.equal(statusOf(busy), '429');
       assert.deepEqual(dataOf(busy), { reason: 'CONCURRENCY_LIMIT', limit: 2, network: '127.0.0.0/24' });
       for (const from of ['127.0.1.1', '127.1.0.1']) {
-        const other = await connectFrom(messages, from);
-        ask(other.socket, 'echo');
+        const other = await clients.connect(messages, from);
+        other.post('echo');
         assert.equal(statusOf(await other.answer), '200', `${from} is not held by 127.0.0.0/24`);
       }
-      open();
+      clients.open();
       assert.deepEqual((await Promise.all(holders.map((c) => c.answer))).map(statusOf), ['200', '200']);
-    } finally {
-      open();
-      for (const socket of ours) socket.destroy();
-      await sockets.close();
-      await messages.close();
-    }
+    });
   });
 
   it('caps connections and messages in progress per IPv6 /48 too, at 4 /64s worth', () => {
@@ -1392,43 +1442,18 @@ describe('rpc server limits', () => {
     }
   });
 
-  /** A WebSocket upgrade: 101 and the open socket, or the refusal's status and body. */
-  function upgrade(
-    url: string,
-    options: WebSocket.ClientOptions = {},
-  ): Promise<{ status: number; body: string; ws: WebSocket }> {
-    const ws = new WebSocket(url, options);
-    ws.on('error', () => {});
-    return new Promise((resolve) => {
-      ws.on('open', () => resolve({ status: 101, body: '', ws }));
-      ws.on('unexpected-response', (_req, res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => {
-          body += d.toString();
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ws }));
-      });
-    });
-  }
-
   it('holds a /24 to an eighth of the WebSockets, so that other networks always get in', async () => {
     // Before, only the per-IP socket cap held WebSockets: at the defaults a /24's share of it
     // (4 × 64) was every one of maxWsConnections (256), and one /24 could take them all.
     // 64 WebSockets in all: a network gets at most 8 of them (an address alone its own 8).
-    const server = await startRpcServer(
-      { ...OPTS, maxWsConnections: 64, maxWsConnectionsPerIp: 8 },
-      modules(quiet()),
-    );
-    const opened: WebSocket[] = [];
-    try {
+    await withRawClients(async (clients) => {
+      const server = await clients.start({ maxWsConnections: 64, maxWsConnectionsPerIp: 8 });
       for (const from of ['127.0.0.1', '127.0.0.2'])
         for (let i = 0; i < 4; i++) {
-          const up = await upgrade(server.wsUrl, { localAddress: from });
-          opened.push(up.ws);
+          const up = await clients.upgrade(server.wsUrl, { localAddress: from });
           assert.equal(up.status, 101, `${from} #${i}`);
         }
-      const refused = await upgrade(server.wsUrl, { localAddress: '127.0.0.3' });
-      opened.push(refused.ws);
+      const refused = await clients.upgrade(server.wsUrl, { localAddress: '127.0.0.3' });
       assert.equal(refused.status, 429);
       assert.deepEqual(errorOf(JSON.parse(refused.body)).data, {
         reason: 'CONNECTION_LIMIT',
@@ -1436,8 +1461,7 @@ describe('rpc server limits', () => {
         network: '127.0.0.0/24',
       });
       for (const from of ['127.0.1.1', '127.1.0.1']) {
-        const other = await upgrade(server.wsUrl, { localAddress: from });
-        opened.push(other.ws);
+        const other = await clients.upgrade(server.wsUrl, { localAddress: from });
         assert.equal(other.status, 101, `${from}: another network still gets in`);
       }
       const d = DEFAULT_RPC_LIMITS;
@@ -1445,212 +1469,90 @@ describe('rpc server limits', () => {
         d.maxWsConnectionsPerIp * d.subnetShare * 8 <= d.maxWsConnections,
         'at the defaults, 8 /24s fit',
       );
-    } finally {
-      for (const ws of opened) ws.terminate();
-      await server.close();
-    }
+    });
   });
 
   it('closes an idle keep-alive socket of a neighbour over its fair part for the address that wants in', async () => {
     // Before, the waiting mark only refused the holders more: two addresses each at their own cap
     // (at the defaults 2 × 64, a /24's whole 128) kept their keep-alive sockets open with a request
     // every few seconds, and a third address of the /24 was refused for as long as they cared.
-    // An address 2 sockets, a /24 4: two addresses fill it.
-    const server = await startRpcServer(
-      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, keepAliveTimeoutMs: 60_000 },
-      modules(quiet()),
-    );
-    const ours: Socket[] = [];
-    /** A socket from `localAddress`, its answers as they come, and whether it closed. */
-    const connectFrom = async (localAddress: string) => {
-      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
-      ours.push(socket);
-      socket.on('error', () => {});
-      let received = '';
-      const waiting: Array<() => void> = [];
-      socket.on('data', (d) => {
-        received += d.toString();
-        for (const w of waiting.splice(0)) w();
+    await withRawClients(async (clients) => {
+      // An address 2 sockets, a /24 4: two addresses fill it.
+      const server = await clients.start({
+        maxConnectionsPerIp: 2,
+        subnetShare: 2,
+        keepAliveTimeoutMs: 60_000,
       });
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-      /** Sends one request (kept alive) and waits for its status line. */
-      const ask = async (): Promise<string> => {
-        const before = received.length;
-        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [] });
-        socket.write(
-          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-        );
-        while (received.length === before || !received.slice(before).includes('\r\n\r\n')) {
-          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
-          if (socket.destroyed && received.length === before) return 'closed';
-        }
-        return received.slice(before + 9, before + 12);
-      };
-      return { socket, ask, closed };
-    };
-    try {
       const holders = [];
       for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3']) {
-        const c = await connectFrom(from);
+        const c = await clients.connect(server, from);
         assert.equal(await c.ask(), '200', from);
         holders.push(c);
       }
-      const first = await connectFrom('127.0.0.4');
+      const first = await clients.connect(server, '127.0.0.4');
       assert.equal(await first.ask(), '429', 'the /24 is full');
-      await first.closed;
-      const again = await connectFrom('127.0.0.4');
+      await first.answer;
+      const again = await clients.connect(server, '127.0.0.4');
       assert.equal(await again.ask(), '200', 'an idle socket of a holder made room for the one waiting');
-      await Promise.race(holders.map((c) => c.closed));
+      await Promise.race(holders.map((c) => c.answer));
       assert.equal(holders.filter((c) => c.socket.destroyed).length, 1, 'one holder socket, no more');
       for (const c of holders.filter((h) => !h.socket.destroyed)) assert.equal(await c.ask(), '200');
-    } finally {
-      for (const socket of ours) socket.destroy();
-      await server.close();
-    }
+    });
   });
 
   it('closes a busy socket of a neighbour over its fair part once its reply is out, for the address that wants in', async () => {
     // Holders that kept a request in hand on every socket (pipelined, or slow) were never idle at
     // the moment a neighbour was refused, so none of their sockets was taken back.
-    let open = (): void => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    let running = 0;
-    const methods = {
-      echo: (p: unknown) => p,
-      hold: async () => {
-        running++;
-        await gate;
-        return 'held';
-      },
-    };
-    // An address 2 sockets, a /24 4: two addresses fill it. Messages in progress: no cap in reach.
-    const server = await startRpcServer(
-      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, maxInflightPerIp: 100, keepAliveTimeoutMs: 60_000 },
-      modules({ ...quiet(), methods }),
-    );
-    const ours: Socket[] = [];
-    const connectFrom = async (localAddress: string) => {
-      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
-      ours.push(socket);
-      socket.on('error', () => {});
-      let received = '';
-      const waiting: Array<() => void> = [];
-      socket.on('data', (d) => {
-        received += d.toString();
-        for (const w of waiting.splice(0)) w();
+    await withRawClients(async (clients) => {
+      // An address 2 sockets, a /24 4: two addresses fill it. Messages in progress: no cap in reach.
+      const server = await clients.start({
+        maxConnectionsPerIp: 2,
+        subnetShare: 2,
+        maxInflightPerIp: 100,
+        keepAliveTimeoutMs: 60_000,
       });
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-      const send = (method: string): void => {
-        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
-        socket.write(
-          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-        );
-      };
-      /** The status of the next reply, or 'closed'. */
-      const reply = async (from: number): Promise<string> => {
-        while (!received.slice(from).includes('\r\n\r\n')) {
-          if (socket.destroyed) return 'closed';
-          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
-        }
-        return received.slice(from + 9, from + 12);
-      };
-      const ask = async (method = 'echo'): Promise<string> => {
-        const from = received.length;
-        send(method);
-        return reply(from);
-      };
-      return { socket, ask, closed };
-    };
-    try {
       const holders = [];
       for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3'])
-        holders.push(await connectFrom(from));
+        holders.push(await clients.connect(server, from));
       const held = holders.map((c) => c.ask('hold'));
-      await waitFor(() => running === 4);
-      const first = await connectFrom('127.0.0.4');
+      await waitFor(() => clients.running === 4);
+      const first = await clients.connect(server, '127.0.0.4');
       assert.equal(await first.ask(), '429', 'the /24 is full');
-      await first.closed;
-      open();
+      await first.answer;
+      clients.open();
       assert.deepEqual(await Promise.all(held), Array(4).fill('200'), 'every reply in hand is out');
-      const again = await connectFrom('127.0.0.4');
+      const again = await clients.connect(server, '127.0.0.4');
       assert.equal(await again.ask(), '200', 'a holder socket made room once its reply was out');
-      await Promise.race(holders.map((c) => c.closed));
+      await Promise.race(holders.map((c) => c.answer));
       assert.equal(holders.filter((c) => c.socket.destroyed).length, 1, 'one holder socket, no more');
-    } finally {
-      open();
-      for (const socket of ours) socket.destroy();
-      await server.close();
-    }
+    });
   });
 
   it('takes back no more than a holder holds past its fair part, however often a neighbour is refused', async () => {
     // Each refusal of an address that wants in took one more busy socket of the first holder still
     // over its fair part by its count, which did not drop until the replies were out: refused
     // twice, the neighbour had both of one holder's sockets closed, and none of the other's.
-    let open = (): void => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    let running = 0;
-    const methods = {
-      echo: (p: unknown) => p,
-      hold: async () => {
-        running++;
-        await gate;
-        return 'held';
-      },
-    };
-    // An address 2 sockets, a /24 4: with a third address wanting in, each fair part is 1.
-    const server = await startRpcServer(
-      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2, maxInflightPerIp: 100, keepAliveTimeoutMs: 60_000 },
-      modules({ ...quiet(), methods }),
-    );
-    const ours: Socket[] = [];
-    const connectFrom = async (localAddress: string) => {
-      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
-      ours.push(socket);
-      socket.on('error', () => {});
-      let received = '';
-      const waiting: Array<() => void> = [];
-      socket.on('data', (d) => {
-        received += d.toString();
-        for (const w of waiting.splice(0)) w();
+    await withRawClients(async (clients) => {
+      // An address 2 sockets, a /24 4: with a third address wanting in, each fair part is 1.
+      const server = await clients.start({
+        maxConnectionsPerIp: 2,
+        subnetShare: 2,
+        maxInflightPerIp: 100,
+        keepAliveTimeoutMs: 60_000,
       });
-      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-      /** The status of the reply to one more request, or 'closed'. */
-      const ask = async (method = 'echo'): Promise<string> => {
-        const from = received.length;
-        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
-        socket.write(
-          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-        );
-        while (!received.slice(from).includes('\r\n\r\n')) {
-          if (socket.destroyed) return 'closed';
-          await Promise.race([new Promise<void>((r) => waiting.push(r)), closed]);
-        }
-        return received.slice(from + 9, from + 12);
-      };
-      return { ask };
-    };
-    try {
       const holders = [];
       const held = [];
       // One at a time, so that the server holds them in this order.
       for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3']) {
-        const c = await connectFrom(from);
+        const c = await clients.connect(server, from);
         holders.push(c);
         held.push(c.ask('hold'));
-        await waitFor(() => running === holders.length);
+        await waitFor(() => clients.running === holders.length);
       }
       for (let i = 0; i < 2; i++) {
-        assert.equal(await (await connectFrom('127.0.0.4')).ask(), '429', `refusal ${i}`);
+        assert.equal(await (await clients.connect(server, '127.0.0.4')).ask(), '429', `refusal ${i}`);
       }
-      open();
+      clients.open();
       assert.deepEqual(await Promise.all(held), Array(4).fill('200'), 'every reply in hand is out');
       const after = [];
       for (const c of holders) after.push(await c.ask());
@@ -1661,121 +1563,72 @@ describe('rpc server limits', () => {
       );
       assert.ok(after[0] === '200' || after[1] === '200', `127.0.0.2 keeps its fair part (${after})`);
       assert.ok(after[2] === '200' || after[3] === '200', `127.0.0.3 keeps its fair part (${after})`);
-    } finally {
-      open();
-      for (const socket of ours) socket.destroy();
-      await server.close();
-    }
+    });
   });
 
   it('times the waiting mark on a monotonic clock: a step of the wall clock neither stretches nor cuts it', async () => {
     // Before, ClientTally's wants were timed by Date.now(): an NTP step back of an hour kept a
     // neighbour that left wanting in for that hour, holding its network's other addresses to their
-    // fair part. An address 2 sockets, a /24 4.
-    const server = await startRpcServer(
-      { ...OPTS, maxConnectionsPerIp: 2, subnetShare: 2 },
-      modules(quiet()),
-    );
-    const ours: Socket[] = [];
-    const connectFrom = async (localAddress: string) => {
-      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress });
-      ours.push(socket);
-      socket.on('error', () => {});
-      let received = '';
-      socket.on('data', (d) => {
-        received += d.toString();
-      });
-      const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // fair part.
+    await withRawClients(async (clients) => {
+      // An address 2 sockets, a /24 4.
+      const server = await clients.start({ maxConnectionsPerIp: 2, subnetShare: 2 });
       /** One request, closed after its reply: the status of that reply. */
-      const ask = async (): Promise<string> => {
-        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'echo', params: [] });
-        socket.write(
-          `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-        );
-        return (await closed).slice(9, 12);
+      const once = async (c: RawClient): Promise<string> => {
+        c.post('echo');
+        return statusOf(await c.answer);
       };
-      return { ask };
-    };
-    const wall = Date.now;
-    const mono = performance.now.bind(performance);
-    try {
-      const a = await connectFrom('127.0.0.2');
-      await connectFrom('127.0.0.2');
-      await connectFrom('127.0.0.3');
-      await connectFrom('127.0.0.3');
-      assert.equal(await (await connectFrom('127.0.0.4')).ask(), '429', 'the /24 is full: .4 wants in');
-      assert.equal(await a.ask(), '200', 'one socket of .2 done: room for one');
-      // The wall clock steps back an hour while 11 s pass: the want has expired.
-      const start = wall();
-      Date.now = () => start - 3_600_000;
-      const base = mono();
-      performance.now = () => base + WANT_MS + 1_000;
-      assert.equal(await (await connectFrom('127.0.0.2')).ask(), '200', 'no one wants in any more');
-    } finally {
-      Date.now = wall;
-      performance.now = mono;
-      for (const socket of ours) socket.destroy();
-      await server.close();
-    }
+      const wall = Date.now;
+      const mono = performance.now.bind(performance);
+      try {
+        const a = await clients.connect(server, '127.0.0.2');
+        await clients.connect(server, '127.0.0.2');
+        await clients.connect(server, '127.0.0.3');
+        await clients.connect(server, '127.0.0.3');
+        assert.equal(
+          await once(await clients.connect(server, '127.0.0.4')),
+          '429',
+          'the /24 is full: .4 wants in',
+        );
+        assert.equal(await once(a), '200', 'one socket of .2 done: room for one');
+        // The wall clock steps back an hour while 11 s pass: the want has expired.
+        const start = wall();
+        Date.now = () => start - 3_600_000;
+        const base = mono();
+        performance.now = () => base + WANT_MS + 1_000;
+        assert.equal(
+          await once(await clients.connect(server, '127.0.0.2')),
+          '200',
+          'no one wants in any more',
+        );
+      } finally {
+        Date.now = wall;
+        performance.now = mono;
+      }
+    });
   });
 
   it("counts a trusted proxy's requests as its X-Forwarded-For client, and no one else's header", async () => {
-    let running = 0;
-    let open = (): void => {};
-    const gate = new Promise<void>((r) => {
-      open = r;
-    });
-    // One message in progress per client; 127.0.0.2 (and a second proxy it forwards from) trusted.
-    const server = await startRpcServer(
-      {
-        ...OPTS,
+    await withRawClients(async (clients) => {
+      // One message in progress per client; 127.0.0.2 (and a second proxy it forwards from) trusted.
+      const server = await clients.start({
         maxConnectionsPerIp: 2,
         maxInflightPerIp: 1,
         maxWsConnectionsPerIp: 1,
         trustedProxies: ['127.0.0.2', '10.9.9.9'],
-      },
-      modules({
-        ...quiet(),
-        methods: {
-          echo: (p) => p,
-          hold: async () => {
-            running++;
-            await gate;
-            running--;
-            return 'held';
-          },
-        },
-      }),
-    );
-    const ours: Socket[] = [];
-    const opened: WebSocket[] = [];
-    /** Sends a request from `from`; its answer (an object: an async function would await it). */
-    const ask = async (
-      from: string,
-      method: string,
-      forwarded?: string,
-    ): Promise<{ answer: Promise<string> }> => {
-      const socket = netConnect({ port: server.port, host: '127.0.0.1', localAddress: from });
-      ours.push(socket);
-      socket.on('error', () => {});
-      let received = '';
-      socket.on('data', (d) => {
-        received += d.toString();
       });
-      const answer = new Promise<string>((resolve) => socket.once('close', () => resolve(received)));
-      await new Promise((r) => socket.once('connect', r));
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: [] });
-      const header = forwarded === undefined ? '' : `X-Forwarded-For: ${forwarded}\r\n`;
-      socket.write(
-        `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${header}Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-      );
-      return { answer };
-    };
-    const statusOf = (text: string): string => text.slice(9, 12);
-    try {
+      /** Sends a request from `from`; its answer (an object: an async function would await it). */
+      const ask = async (
+        from: string,
+        method: string,
+        forwarded?: string,
+      ): Promise<{ answer: Promise<string> }> => {
+        const c = await clients.connect(server, from);
+        c.post(method, forwarded === undefined ? {} : { forwarded });
+        return { answer: c.answer };
+      };
       const held = [(await ask('127.0.0.2', 'hold', '203.0.113.5')).answer];
-      await waitFor(() => running === 1);
+      await waitFor(() => clients.running === 1);
       // Another client behind the proxy is not held by 203.0.113.5's message (before: both were
       // 127.0.0.2, whose one message was in progress).
       assert.equal(statusOf(await (await ask('127.0.0.2', 'echo', '198.51.100.7')).answer), '200');
@@ -1787,7 +1640,7 @@ describe('rpc server limits', () => {
       }
       // The attack: a peer that is not a trusted proxy sends the header; it is still itself.
       held.push((await ask('127.0.0.3', 'hold')).answer);
-      await waitFor(() => running === 2);
+      await waitFor(() => clients.running === 2);
       const spoofed = await (await ask('127.0.0.3', 'echo', '198.51.100.99')).answer;
       assert.equal(statusOf(spoofed), '429', 'a header from an untrusted peer is ignored');
       // Malformed (a port, a name, padding past the bound): the proxy's own address, answered.
@@ -1796,9 +1649,7 @@ describe('rpc server limits', () => {
       // WebSocket upgrades too: one WebSocket per client, counted as the forwarded client.
       const ws = async (from: string, forwarded?: string): Promise<number> => {
         const headers = forwarded === undefined ? undefined : { 'x-forwarded-for': forwarded };
-        const up = await upgrade(server.wsUrl, { localAddress: from, headers });
-        opened.push(up.ws);
-        return up.status;
+        return (await clients.upgrade(server.wsUrl, { localAddress: from, headers })).status;
       };
       assert.equal(await ws('127.0.0.2', '203.0.113.5'), 101);
       assert.equal(await ws('127.0.0.2', '203.0.113.5'), 429, 'the same client behind the proxy');
@@ -1809,14 +1660,9 @@ describe('rpc server limits', () => {
         429,
         'an untrusted peer is itself, whatever it says',
       );
-      open();
+      clients.open();
       assert.deepEqual((await Promise.all(held)).map(statusOf), ['200', '200']);
-    } finally {
-      open();
-      for (const socket of ours) socket.destroy();
-      for (const w of opened) w.terminate();
-      await server.close();
-    }
+    });
   });
 
   it('reads trustedProxies from a config object, IP addresses one by one', async () => {
