@@ -13,7 +13,13 @@ import * as lp from 'it-length-prefixed';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { DEFAULT_CONNECTION_LIMITS } from '../src/p2p/connection-limits.js';
 import { statusCodec } from '../src/p2p/frames.js';
-import { directProtocol, type Libp2pNetwork, startNetwork, statusProtocol } from '../src/p2p/libp2p.js';
+import {
+  directProtocol,
+  gossipTopicName,
+  type Libp2pNetwork,
+  startNetwork,
+  statusProtocol,
+} from '../src/p2p/libp2p.js';
 
 const CHAIN = 'unc-p2p-defaults-1';
 const GENESIS = new Uint8Array(32).fill(0x22);
@@ -212,4 +218,88 @@ test('a score recovered to zero is forgotten: fresh peer ids scored down once do
   const scores = (net as unknown as { scores: Map<string, unknown> }).scores;
   await waitFor(() => scores.has(id), 'the penalty');
   await waitFor(() => !scores.has(id), 'the recovered score to be forgotten', 5_000);
+});
+
+test('every way a handshake fails frees its pending slot at once: garbage, a reset (a leak would lock the address out)', async () => {
+  const net = await victim(6, { connections: { inboundUpgradeTimeoutMs: 60_000 } });
+  const port = Number(/\/tcp\/(\d+)/.exec(net.listenAddrs[0]!)?.[1]);
+  const limit = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerAddress;
+  const endings: ((s: Socket) => void)[] = [
+    (s) => s.write(Buffer.alloc(512, 'x')), // a framed message that is not multistream-select: the handshake fails
+    (s) => s.resetAndDestroy(), // connection abort (RST)
+  ];
+  for (const end of endings) {
+    for (let i = 0; i < limit; i++) {
+      const socket = createConnection(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      cleanups.push(async () => socket.destroy());
+      // One refused at once is reset before its 'connect' is told.
+      const closed = new Promise((r) => socket.once('close', r));
+      await Promise.race([new Promise((r) => socket.once('connect', r)), closed]);
+      end(socket);
+      await closed;
+      // Within the per-address rate (5 a second).
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  // Long before their 60 s upgrade time: none of the ended ones may still count.
+  await new Promise((r) => setTimeout(r, 300));
+  const honest = await attacker();
+  await honest.dial(multiaddr(net.listenAddrs[0]!), { signal: AbortSignal.timeout(5_000) });
+  await waitFor(() => net.peers().some((p) => p.id === honest.peerId.toString()), 'the status exchange');
+});
+
+test('a peer that reconnects within the forget delay keeps its peer store entry and its gossip; one that returns later is told again', async () => {
+  const net = await victim(7, { maintenanceIntervalMs: 100 });
+  const other = await victim(8);
+  const subscribed = () =>
+    (net.libp2p.services.pubsub as { getSubscribers(topic: string): PeerId[] })
+      .getSubscribers(gossipTopicName(CHAIN, 'tx'))
+      .some((p) => p.equals(other.libp2p.peerId));
+  const connect = async () => {
+    await other.dial(net.listenAddrs[0]!);
+    await waitFor(
+      () => net.peers().some((p) => p.id === other.peerId && p.status !== null),
+      'the status exchange',
+    );
+    await waitFor(subscribed, 'the gossip subscription', 10_000);
+  };
+  await connect();
+  // A blip: hung up, back within the 2 s after which a departed peer is forgotten.
+  await net.libp2p.hangUp(other.libp2p.peerId);
+  await waitFor(() => net.libp2p.getConnections(other.libp2p.peerId).length === 0, 'the hang-up');
+  await connect();
+  await new Promise((r) => setTimeout(r, 2_500));
+  assert.ok(net.libp2p.getConnections(other.libp2p.peerId).length > 0);
+  assert.ok(await net.libp2p.peerStore.has(other.libp2p.peerId), 'a connected peer was forgotten');
+  assert.ok(subscribed(), 'gossip forgot a connected peer');
+  // Gone long enough to be forgotten, then back: identify and gossip learn it afresh.
+  await net.libp2p.hangUp(other.libp2p.peerId);
+  await waitFor(
+    async () => !(await net.libp2p.peerStore.has(other.libp2p.peerId)),
+    'the peer to be forgotten',
+    6_000,
+  );
+  await connect();
+});
+
+test('gossipsub takes at most 2 inbound streams per connection (the library allowed 32, each with its own buffers)', async () => {
+  const net = await victim(9);
+  const evil = await attacker();
+  const conn = await evil.dial(multiaddr(net.listenAddrs[0]!));
+  await waitFor(() => net.peers().some((p) => p.id === evil.peerId.toString()), 'the status exchange');
+  const meshsub = net.libp2p.getProtocols().find((p) => p.startsWith('/meshsub/'))!;
+  const opened = [];
+  for (let i = 0; i < 8; i++) {
+    try {
+      opened.push(await conn.newStream(meshsub, { signal: AbortSignal.timeout(2_000) }));
+    } catch {
+      // Refused: what this test wants.
+    }
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const inbound = net.libp2p.getConnections(evil.peerId)[0]!;
+  const gossipStreams = inbound.streams.filter((s) => s.protocol === meshsub && s.direction === 'inbound');
+  assert.equal(inbound.status, 'open');
+  assert.ok(gossipStreams.length <= 2, `${gossipStreams.length} gossipsub streams from one peer`);
 });

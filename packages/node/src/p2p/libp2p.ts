@@ -504,6 +504,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           // The RPC frame bound: one maximal message plus room for control data. Per-topic limits
           // are checked on each message below, where the sender can be blamed.
           maxInboundDataLength: largestMessage + 1024 * 1024,
+          // A peer reads and writes gossip on one stream each way; a second covers a replacement
+          // while the old one closes. The library's 32 inbound let one peer hold 32 streams, each
+          // buffering up to maxInboundDataLength (a stream it replaces is only half-closed).
+          maxInboundStreams: 2,
+          maxOutboundStreams: 2,
         }) as unknown as (components: GossipSubComponents) => GossipSubService,
       },
     });
