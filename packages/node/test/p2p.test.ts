@@ -365,7 +365,12 @@ test('a direct send writes each message by reference, not a copy per peer', asyn
     close: async () => undefined,
     abort: () => undefined,
   };
-  a.net.libp2p.dialProtocol = (async () => stream) as unknown as typeof a.net.libp2p.dialProtocol;
+  // A direct send opens its stream on a connection already open (never a dial): that connection's.
+  const allConnections = a.net.libp2p.getConnections.bind(a.net.libp2p);
+  a.net.libp2p.getConnections = ((id?: unknown) =>
+    id === undefined
+      ? allConnections()
+      : [{ status: 'open', newStream: async () => stream }]) as unknown as typeof a.net.libp2p.getConnections;
   const data = new Uint8Array(300_000).fill(5);
   await a.net.sendDirect(peer.peerId, [{ topic: 'proposal', data }]);
   const holds = (chunk: unknown) =>

@@ -189,6 +189,7 @@ test('connection limits: explicit defaults, overrides checked, each passed to th
     maxIncomingPendingConnections: DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnections,
     inboundConnectionThreshold: DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerAddressPerSecond,
     inboundUpgradeTimeout: DEFAULT_CONNECTION_LIMITS.inboundUpgradeTimeoutMs,
+    inboundStreamProtocolNegotiationTimeout: DEFAULT_CONNECTION_LIMITS.streamNegotiationTimeoutMs,
     allow: [],
   });
   // Bootstrap peers' literal addresses are allowed past every limit (each once); names are not.

@@ -737,9 +737,9 @@ export class ConsensusDriver {
         ? { reannounceCandidates: this.host.reannounceCandidates.bind(this.host) }
         : {}),
       // Only to a peer still connected: it may have left since it connected (the share waits a
-      // second, and each batch waits for the one before), and libp2p's send to a peer not
-      // connected dials it, at whatever address it announced: a peer id that connects and leaves
-      // would have this node dial back, once per share batch.
+      // second, and each batch waits for the one before), and a send to a peer not connected
+      // only fails (libp2p.ts openStream never dials: libp2p's dialProtocol dialled it at whatever
+      // address it announced).
       sendDirect: async (peer, messages) => {
         const network = this.network;
         if (network && !this.stopped && network.peers().some((p) => p.id === peer))

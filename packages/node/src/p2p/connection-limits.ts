@@ -23,6 +23,23 @@ export interface ConnectionLimits {
    * `maxConnections` every inbound connection is refused, a validator's included.
    */
   maxInboundConnectionsPerAddress: number;
+  /**
+   * Streams a peer may have open to us on one connection at once. Default 64. Yamux's own default
+   * is 1,000, and each stream waits up to `streamNegotiationTimeoutMs` for the peer to name its
+   * protocol: one connection held 1,000 silent streams (27 MB of heap in the test, both ends together),
+   * gigabytes over 200 connections. An honest peer needs at most 16 (status 4, blocks 4, txs 2, direct 2, identify,
+   * gossipsub and a replacement of each).
+   */
+  maxInboundStreamsPerConnection: number;
+  /** An inbound stream must name its protocol (multistream-select) within this, ms. Default 5000 (libp2p: 10,000). */
+  streamNegotiationTimeoutMs: number;
+  /**
+   * Inbound connections from one address (IP) still in their handshake at once. Default 4. The
+   * library counts `maxIncomingPendingConnections` for everyone together and refuses past it: one
+   * host opening 5 sockets a second that never handshake held all 16 for good (each for
+   * `inboundUpgradeTimeoutMs`), and every other inbound connection was refused.
+   */
+  maxIncomingPendingConnectionsPerAddress: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = {
@@ -31,6 +48,9 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = {
   inboundConnectionsPerAddressPerSecond: 5,
   inboundUpgradeTimeoutMs: 5_000,
   maxInboundConnectionsPerAddress: 8,
+  maxInboundStreamsPerConnection: 64,
+  streamNegotiationTimeoutMs: 5_000,
+  maxIncomingPendingConnectionsPerAddress: 4,
 };
 
 /** The limits with `overrides` applied; a clear error for anything that is not a positive integer. */
@@ -67,6 +87,7 @@ export function connectionManagerSettings(limits: ConnectionLimits, bootstrap: r
     maxIncomingPendingConnections: limits.maxIncomingPendingConnections,
     inboundConnectionThreshold: limits.inboundConnectionsPerAddressPerSecond,
     inboundUpgradeTimeout: limits.inboundUpgradeTimeoutMs,
+    inboundStreamProtocolNegotiationTimeout: limits.streamNegotiationTimeoutMs,
     allow: [...new Set(bootstrap.map(addressOf).filter((a): a is string => a !== null))],
   };
 }
@@ -78,4 +99,9 @@ export function connectionManagerSettings(limits: ConnectionLimits, bootstrap: r
 export function addressOf(multiaddr: string): string | null {
   const m = /^\/(ip4|ip6)\/([^/]+)/.exec(multiaddr);
   return m ? `/${m[1]}/${m[2]}` : null;
+}
+
+/** The Yamux settings for `limits`: the streams a peer may open to us, not the library's 1,000. */
+export function streamMuxerSettings(limits: ConnectionLimits) {
+  return { maxInboundStreams: limits.maxInboundStreamsPerConnection };
 }

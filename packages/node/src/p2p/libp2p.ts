@@ -17,7 +17,7 @@ import {
   type TopicValidatorResult,
 } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Connection, MultiaddrConnection, PeerId, Stream } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
@@ -32,6 +32,7 @@ import {
   type ConnectionLimits,
   connectionLimits,
   connectionManagerSettings,
+  streamMuxerSettings,
 } from './connection-limits.js';
 import {
   type BlockRange,
@@ -102,6 +103,20 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   // A public key, a peer id of at most 128 bytes and a signature (consensus/peer-binding.ts).
   'validator-peer': 512,
 };
+
+/** An inbound connection in its handshake: its socket, its remote multiaddr and when it came. */
+interface PendingInbound {
+  conn: MultiaddrConnection;
+  remote: string;
+  since: number;
+}
+
+function withoutPeerId(addr: string): string {
+  return addr.replace(/\/p2p\/[^/]+$/, '');
+}
+
+/** How long after its last connection closed a peer leaves libp2p's peer store (`forgetLater`). */
+const FORGET_PEER_AFTER_MS = 2_000;
 
 /** One encoded block with its commit: the largest block plus a generous commit. */
 export const DEFAULT_MAX_BLOCK_FRAME_BYTES = 9 * 1024 * 1024;
@@ -401,6 +416,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private stopped = false;
   /** What each connection held unread at the last look (`closeUnread`), by connection id. */
   private unreadBefore = new Map<string, number>();
+  /** Inbound connections in their handshake, by address (`tooManyPendingFrom`). */
+  private pendingByAddress = new Map<string, PendingInbound[]>();
   peerId = '';
 
   constructor(private readonly opts: NetworkOptions) {
@@ -459,11 +476,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       addresses: { listen: opts.listen },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      streamMuxers: [yamux(streamMuxerSettings(this.connectionLimits))],
       // Explicit limits, never the library's defaults (connection-limits.ts).
       connectionManager: connectionManagerSettings(this.connectionLimits, opts.bootstrap),
       connectionGater: {
-        denyInboundConnection: (conn) => this.tooManyFrom(conn.remoteAddr.toString()),
+        denyInboundConnection: (conn) =>
+          this.tooManyFrom(conn.remoteAddr.toString()) || this.tooManyPendingFrom(conn),
         denyDialPeer: refused,
         denyInboundEncryptedConnection: refused,
         denyOutboundEncryptedConnection: refused,
@@ -486,6 +504,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           // The RPC frame bound: one maximal message plus room for control data. Per-topic limits
           // are checked on each message below, where the sender can be blamed.
           maxInboundDataLength: largestMessage + 1024 * 1024,
+          // A peer reads and writes gossip on one stream each way; a second covers a replacement
+          // while the old one closes. The library's 32 inbound let one peer hold 32 streams, each
+          // buffering up to maxInboundDataLength (a stream it replaces is only half-closed).
+          maxInboundStreams: 2,
+          maxOutboundStreams: 2,
         }) as unknown as (components: GossipSubComponents) => GossipSubService,
       },
     });
@@ -525,6 +548,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     // libp2p tells of a peer's disconnection once its last connection closed.
     this.node.addEventListener('peer:disconnect', (evt) => {
       const peer = evt.detail.toString();
+      this.forgetLater(evt.detail);
       this.statuses.delete(peer);
       this.opts.metrics?.peerCount?.(this.node.getPeers().length);
       for (const l of this.disconnectListeners) l(peer);
@@ -568,9 +592,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (messages.length > MAX_DIRECT_MESSAGES)
       throw new RangeError(`a direct send carries at most ${MAX_DIRECT_MESSAGES} messages`);
     const signal = AbortSignal.timeout(this.requestTimeoutMs);
-    const stream = await this.node.dialProtocol(peerIdFromString(peer), directProtocol(this.opts.chainId), {
-      signal,
-    });
+    const stream = await this.openStream(peerIdFromString(peer), directProtocol(this.opts.chainId), signal);
     // A peer that never reads costs us one stream until the deadline, no more.
     const onAbort = () => stream.abort(new Error('direct send timed out'));
     signal.addEventListener('abort', onAbort, { once: true });
@@ -794,7 +816,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (cancel?.aborted) return fail('cancelled', 'abandoned before it was sent');
     let stream: Stream;
     try {
-      stream = await this.node.dialProtocol(id, protocol, { signal });
+      stream = await this.openStream(id, protocol, signal);
     } catch (err) {
       const e = err as Error;
       if (e.name === 'UnsupportedProtocolError') return fail('unsupported', `does not speak ${protocol}`);
@@ -1017,6 +1039,71 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return open >= this.connectionLimits.maxInboundConnectionsPerAddress;
   }
 
+  /**
+   * A new stream on a connection already open to `id`, never a dial. libp2p's dialProtocol dials a
+   * peer it is not connected to at the addresses that peer announced (identify), unchecked: one that
+   * hung up just before we wrote to it had this node connect to whatever host and port it named,
+   * the operator's LAN included (up to 25 a time). Only the operator's multiaddrs are dialled
+   * (bootstrap, `dial`).
+   */
+  private async openStream(id: PeerId, protocol: string, signal: AbortSignal): Promise<Stream> {
+    const connection = this.node.getConnections(id).find((c) => c.status === 'open');
+    if (connection === undefined) throw new Error(`not connected to ${id.toString()}`);
+    return connection.newStream(protocol, { signal });
+  }
+
+  /**
+   * Drops a departed peer from libp2p's peer store. The store kept every peer id ever connected,
+   * with the addresses and protocols it announced (up to 10 identify messages of 8 KiB), in memory
+   * and never read again: fresh peer ids cost an attacker nothing, so one host connecting a few
+   * times a second grew it without bound. Nothing here reads it back (we dial only multiaddrs).
+   * Later, not at once: the registrar reads the peer's protocols on disconnect to tell gossipsub.
+   */
+  private forgetLater(id: PeerId): void {
+    const timer = setTimeout(() => {
+      if (this.stopped || this.node.getConnections(id).length > 0) return;
+      this.node.peerStore.delete(id).catch((err) => {
+        this.log.debug('could not forget a peer', { peer: id.toString(), error: errorMessage(err) });
+      });
+    }, FORGET_PEER_AFTER_MS);
+    timer.unref();
+  }
+
+  /**
+   * Whether an inbound connection still in its handshake is one too many from its address
+   * (`maxIncomingPendingConnectionsPerAddress`); if not, it is counted until its handshake ends:
+   * its socket closed, a connection on it opened, or its upgrade timed out. Bootstrap addresses
+   * are exempt, as from every other limit.
+   */
+  private tooManyPendingFrom(conn: MultiaddrConnection): boolean {
+    const remote = conn.remoteAddr.toString();
+    const address = addressOf(remote);
+    if (address === null || !this.node) return false;
+    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
+    const pending = this.stillPending(address, Date.now());
+    if (pending.length >= this.connectionLimits.maxIncomingPendingConnectionsPerAddress) return true;
+    pending.push({ conn, remote: withoutPeerId(remote), since: Date.now() });
+    this.pendingByAddress.set(address, pending);
+    return false;
+  }
+
+  /** The connections from `address` still in their handshake at `now` (the others forgotten). */
+  private stillPending(address: string, now: number): PendingInbound[] {
+    const tracked = this.pendingByAddress.get(address) ?? [];
+    if (tracked.length === 0) return tracked;
+    // An upgraded connection's remote address names the peer too (`/p2p/<id>`); its socket's does not.
+    const upgraded = new Set(this.node.getConnections().map((c) => withoutPeerId(c.remoteAddr.toString())));
+    const pending = tracked.filter(
+      (p) =>
+        p.conn.status === 'open' &&
+        !upgraded.has(p.remote) &&
+        now - p.since < this.connectionLimits.inboundUpgradeTimeoutMs,
+    );
+    if (pending.length === 0) this.pendingByAddress.delete(address);
+    else this.pendingByAddress.set(address, pending);
+    return pending;
+  }
+
   isBanned(peer: string): boolean {
     const until = this.bannedUntil.get(peer);
     if (until === undefined) return false;
@@ -1159,6 +1246,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private maintain(): void {
     if (this.stopped) return;
     for (const peer of [...this.bannedUntil.keys()]) this.isBanned(peer);
+    // A score back at zero is what an unknown peer has: kept, every fresh peer id that once sent
+    // something invalid (ids cost nothing) stayed in the map for good.
+    for (const peer of [...this.scores.keys()])
+      if (!this.bannedUntil.has(peer) && this.scoreOf(peer) === 0) this.scores.delete(peer);
+    const now = Date.now();
+    for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now);
     if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
     for (const id of this.node.getPeers()) {
       const peer = id.toString();
