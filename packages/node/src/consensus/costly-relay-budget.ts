@@ -233,9 +233,16 @@ export class CostlyRelayBudget {
     return this.waiting.size;
   }
 
+  /**
+   * The reactor's clock is the driver's (a real node's wall clock: block times need it). A step
+   * back refills nothing and the bucket counts on from the new time: kept at the old one, every
+   * bucket stayed as spent as it was for as long as the step (an hour's NTP correction kept every
+   * relay's costly transactions waiting an hour). A step forward refills at most a full bucket,
+   * what waiting that long gives anyway.
+   */
   private refill(b: Bucket, cap: number, refillMs: number, now: number): void {
     if (now > b.at) b.level = Math.min(cap, b.level + (now - b.at) / refillMs);
-    b.at = Math.max(b.at, now);
+    b.at = now;
   }
 
   private bucket(peer: string, now: number): Bucket {

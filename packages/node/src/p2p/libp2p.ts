@@ -246,6 +246,13 @@ export interface NetworkOptions {
   connections?: Partial<ConnectionLimits>;
   logger?: Logger;
   metrics?: NetworkMetricsHooks;
+  /**
+   * The clock (ms) bans, score recovery and the serve budgets are timed by: monotonic by default
+   * (`performance.now`). On the wall clock a step back (NTP, an operator, a VM restore) froze every
+   * peer's serve window and aged every score down for as long as the step; a step forward lifted
+   * every ban and refilled every budget at once.
+   */
+  now?: () => number;
 }
 
 /** What `startNetwork` returns: the `Network` the node uses, plus operator/test conveniences. */
@@ -419,8 +426,11 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   /** Inbound connections in their handshake, by address (`tooManyPendingFrom`). */
   private pendingByAddress = new Map<string, PendingInbound[]>();
   peerId = '';
+  /** NetworkOptions.now: what every p2p limit is timed by, never the wall clock. */
+  private readonly now: () => number;
 
   constructor(private readonly opts: NetworkOptions) {
+    this.now = opts.now ?? (() => performance.now());
     this.blockReadSlots.onTakenOver = () => this.opts.metrics?.blockSlotTakenOver?.();
     this.maxBytes = { ...DEFAULT_MAX_MESSAGE_BYTES, ...opts.maxMessageBytes };
     this.scoring = { threshold: -50, banMs: 10 * 60_000, recoveryPerSecond: 0.1, ...opts.scoring };
@@ -884,13 +894,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
         // within the peer's budget (serve-budget.ts): past it, a short answer.
         let total = 0;
         const relaying = this.opts.handlers.isRelayingPeer?.(peer) ?? false;
-        const served = this.txServeBudget.takeIds(peer, asked.ids.length, Date.now())
+        const served = this.txServeBudget.takeIds(peer, asked.ids.length, this.now())
           ? (this.opts.handlers.txs?.(asked.blockHash, asked.ids) ?? []).slice(0, asked.ids.length)
           : [];
         for (const tx of served) {
           total += tx.byteLength;
           if (total > this.maxBlockFrameBytes) break;
-          if (!this.txServeBudget.takeBytes(peer, tx.byteLength, Date.now(), relaying)) break;
+          if (!this.txServeBudget.takeBytes(peer, tx.byteLength, this.now(), relaying)) break;
           await sendFrame(stream, tx, signal);
         }
       } else if (kind === 'status') {
@@ -917,7 +927,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           capBytes: this.maxBlocksResponseBytes,
           maxBlockBytes: this.maxBlockFrameBytes,
           relaying: this.opts.handlers.isRelayingPeer?.(peer) ?? false,
-          now: () => systemClock.now(),
+          now: this.now,
           sleep: (ms) => sleep(systemClock, ms),
           slots: this.blockReadSlots,
           // A reset or aborted stream (the syncer cancelled it): no answer will be read.
@@ -1107,7 +1117,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   isBanned(peer: string): boolean {
     const until = this.bannedUntil.get(peer);
     if (until === undefined) return false;
-    if (Date.now() < until) return true;
+    if (this.now() < until) return true;
     this.bannedUntil.delete(peer);
     this.scores.delete(peer);
     return false;
@@ -1123,7 +1133,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private scoreOf(peer: string): number {
     const entry = this.scores.get(peer);
     if (!entry) return 0;
-    const now = Date.now();
+    const now = this.now();
     entry.score = Math.min(
       0,
       entry.score + ((now - entry.updatedAt) / 1000) * this.scoring.recoveryPerSecond,
@@ -1135,7 +1145,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private scoreDown(peer: string, kind: PenaltyKind, reason: string): void {
     if (peer === this.peerId || this.isBanned(peer)) return;
     const score = this.scoreOf(peer) - PENALTY[kind];
-    this.scores.set(peer, { score, updatedAt: Date.now() });
+    this.scores.set(peer, { score, updatedAt: this.now() });
     this.log.info('peer scored down', { peer, reason, score });
     this.opts.metrics?.penalty?.(peer, reason, score, kind);
     if (score <= this.scoring.threshold) this.ban(peer, 'score', `score ${score.toFixed(1)} after ${reason}`);
@@ -1144,7 +1154,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   /** Disconnects the peer and makes the connection gater refuse it both ways until the ban ends. */
   private ban(peer: string, cause: BanCause, reason: string): void {
     if (peer === this.peerId) return;
-    this.bannedUntil.set(peer, Date.now() + this.scoring.banMs);
+    this.bannedUntil.set(peer, this.now() + this.scoring.banMs);
     this.statuses.delete(peer);
     this.log.warn('peer disconnected and banned', { peer, reason, banMs: this.scoring.banMs });
     this.opts.metrics?.ban?.(peer, reason, cause);
