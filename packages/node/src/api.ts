@@ -57,6 +57,7 @@ import {
 } from '@unc/core';
 import {
   type AccountJson,
+  type ValidatorSetProofJson,
   type BlockJson,
   blockToJson,
   type ChipEventJson,
@@ -338,6 +339,13 @@ export function createApi(node: RpcContext): RpcServerModules {
             out.value = raw ? toHex(raw) : null;
           }
           return out;
+        },
+
+        /** Kept from when the block was written: a past block's trie is not (light clients, docs/rpc.md). */
+        unc_getValidatorSetProof: async ({ height }): Promise<ValidatorSetProofJson> => {
+          const json = await chain.db.getValidatorSetProof(BigInt(height));
+          if (json === null) throw notFound(`validator set proof at block ${height} (not an epoch's last block, or synced past)`);
+          return JSON.parse(json) as ValidatorSetProofJson;
         },
 
         unc_getHeader: async ({ block: ref }) => {
