@@ -57,7 +57,6 @@ import {
 } from '@unc/core';
 import {
   type AccountJson,
-  type ValidatorSetProofJson,
   type BlockJson,
   blockToJson,
   type ChipEventJson,
@@ -75,6 +74,7 @@ import {
   type TxStatusJson,
   txToJson,
   type ValidatorSetJson,
+  type ValidatorSetProofJson,
   type VendorJson,
 } from '@unc/sdk';
 import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
@@ -344,7 +344,10 @@ export function createApi(node: RpcContext): RpcServerModules {
         /** Kept from when the block was written: a past block's trie is not (light clients, docs/rpc.md). */
         unc_getValidatorSetProof: async ({ height }): Promise<ValidatorSetProofJson> => {
           const json = await chain.db.getValidatorSetProof(BigInt(height));
-          if (json === null) throw notFound(`validator set proof at block ${height} (not an epoch's last block, or synced past)`);
+          if (json === null)
+            throw notFound(
+              `validator set proof at block ${height} (not an epoch's last block, or synced past)`,
+            );
           return JSON.parse(json) as ValidatorSetProofJson;
         },
 

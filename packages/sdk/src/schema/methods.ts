@@ -37,8 +37,8 @@ import type {
   TxEventJson,
   TxReceiptJson,
   TxStatusJson,
-  ValidatorSetProofJson,
   ValidatorSetJson,
+  ValidatorSetProofJson,
   VendorJson,
 } from '../views.js';
 import * as R from './results.js';
