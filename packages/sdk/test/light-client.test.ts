@@ -1,0 +1,193 @@
+/**
+ * The light client across a boundary where the validator set changes (a synthetic chain: headers,
+ * state tries and precommits built here; the dev-chain tests in packages/node cover a real node).
+ * After the boundary only the proven new set signs; the old one, a minority of the new one, or a
+ * ring slot left from an older epoch are refused.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  applyToTrie,
+  type BlockHeader,
+  blockHash,
+  blockHeaderCodec,
+  concatBytes,
+  DEFAULT_POCI_PARAMS,
+  decodeStoredValidatorSet,
+  ed25519PublicKey,
+  emptyTrie,
+  encode,
+  type MerkleTrie,
+  merkleProofCodec,
+  pociParamsCodec,
+  type StateWrite,
+  signVote,
+  toHex,
+  trieKey,
+  u64,
+  validatorListCodec,
+  validatorSetProofKeys,
+} from '@unc/core';
+import {
+  type BlockJson,
+  LightClient,
+  type LightClientSource,
+  ProofError,
+  type ValidatorSetProofJson,
+} from '../src/index.js';
+
+const CHAIN = 'unc-light-test';
+const B = 4n;
+const key = (n: number) => {
+  const seed = new Uint8Array(32).fill(n);
+  return { seed, publicKey: ed25519PublicKey(seed) };
+};
+const genesisKey = key(1);
+const [a, b, c] = [key(2), key(3), key(4)];
+
+interface FakeChain {
+  blocks: Map<number, BlockJson>;
+  proofs: Map<number, ValidatorSetProofJson>;
+}
+
+function header(height: bigint, stateRoot: Uint8Array): BlockHeader {
+  return {
+    chainId: CHAIN,
+    height,
+    time: 1_700_000_000_000n + height,
+    prevHash: new Uint8Array(32),
+    stateRoot,
+    txRoot: new Uint8Array(32),
+    proposer: genesisKey.publicKey,
+    beacon: new Uint8Array(32),
+    vrfProof: new Uint8Array(0),
+    lastCommitHash: new Uint8Array(32),
+  };
+}
+
+function block(h: BlockHeader, signers: { seed: Uint8Array; publicKey: Uint8Array }[]): BlockJson {
+  const hash = blockHash(h);
+  const signatures = signers.map((s) => {
+    const v = signVote(
+      CHAIN,
+      { type: 'precommit', height: h.height, round: 0, blockHash: hash, validator: s.publicKey },
+      s.seed,
+    );
+    return { validator: toHex(v.validator), signature: toHex(v.signature) };
+  });
+  return {
+    height: Number(h.height),
+    encoded: toHex(encode(blockHeaderCodec, h)),
+    hash: toHex(hash),
+    commit: { height: Number(h.height), round: 0, blockHash: toHex(hash), signatures },
+  } as unknown as BlockJson;
+}
+
+function stored(epoch: bigint, validators: { publicKey: Uint8Array; power: bigint }[]): Uint8Array {
+  const raw = concatBytes(encode(u64, epoch), encode(validatorListCodec, validators));
+  assert.equal(decodeStoredValidatorSet(raw).epoch, epoch);
+  return raw;
+}
+
+function proofOf(
+  trie: MerkleTrie,
+  writes: StateWrite[],
+  height: bigint,
+  epoch: bigint,
+): ValidatorSetProofJson {
+  const keys = validatorSetProofKeys(epoch);
+  const entry = (k: Uint8Array) => {
+    const w = writes.find((x) => toHex(x.key) === toHex(k));
+    return {
+      value: w?.value ? toHex(w.value) : null,
+      proof: toHex(encode(merkleProofCodec, trie.prove(trieKey(k)))),
+    };
+  };
+  return {
+    height: Number(height),
+    epoch: Number(epoch),
+    set: entry(keys.set),
+    genesis: entry(keys.genesis),
+    params: entry(keys.params),
+  };
+}
+
+/** Epoch 0 by the genesis key; block 4 stores `slot` for epoch 1; blocks 5…8 by `signers`. */
+function chain(slot: Uint8Array, signers: { seed: Uint8Array; publicKey: Uint8Array }[]): FakeChain {
+  const keys = validatorSetProofKeys(1n);
+  const writes: StateWrite[] = [
+    { key: keys.set, value: slot },
+    {
+      key: keys.genesis,
+      value: encode(validatorListCodec, [{ publicKey: genesisKey.publicKey, power: 1n }]),
+    },
+    { key: keys.params, value: encode(pociParamsCodec, { ...DEFAULT_POCI_PARAMS, epochBlocks: B }) },
+  ];
+  const trie = applyToTrie(emptyTrie(), writes);
+  const blocks = new Map<number, BlockJson>();
+  for (let h = 1n; h <= B; h++)
+    blocks.set(Number(h), block(header(h, h === B ? trie.root : new Uint8Array(32)), [genesisKey]));
+  for (let h = B + 1n; h <= 2n * B; h++)
+    blocks.set(Number(h), block(header(h, new Uint8Array(32).fill(9)), signers));
+  return { blocks, proofs: new Map([[Number(B), proofOf(trie, writes, B, 1n)]]) };
+}
+
+function source(c: FakeChain): LightClientSource {
+  return {
+    getBlock: async (h) => c.blocks.get(h)!,
+    getValidatorSetProof: async (h) => {
+      const p = c.proofs.get(h);
+      if (!p) throw new Error(`no proof at ${h}`);
+      return p;
+    },
+  };
+}
+
+const anchor = {
+  kind: 'genesis' as const,
+  chainId: CHAIN,
+  validators: [{ publicKey: genesisKey.publicKey }],
+  epochBlocks: B,
+};
+const newSet = [
+  { publicKey: a.publicKey, power: 10n },
+  { publicKey: b.publicKey, power: 10n },
+  { publicKey: c.publicKey, power: 10n },
+];
+
+test('after the boundary the proven new set signs, and only it', async () => {
+  const ok = new LightClient(source(chain(stored(1n, newSet), [a, b, c])), anchor);
+  const v = await ok.verifyHeight(6);
+  assert.equal(v.boundariesCrossed, 1);
+  assert.equal(v.signedPower, 30n);
+  // Two of three (20 of 30) is not more than 2/3.
+  const minority = new LightClient(source(chain(stored(1n, newSet), [a, b])), anchor);
+  await assert.rejects(
+    minority.verifyHeight(6),
+    (e: Error) => e instanceof ProofError && /20 of 30 voting power: no quorum/.test(e.message),
+  );
+  // The old set signs on past the boundary: it is no longer the set.
+  const old = new LightClient(source(chain(stored(1n, newSet), [genesisKey])), anchor);
+  await assert.rejects(
+    old.verifyHeight(6),
+    (e: Error) => e instanceof ProofError && /is not a validator/.test(e.message),
+  );
+});
+
+test('a ring slot that holds an older epoch is not the next set', async () => {
+  // Epoch 5 shares epoch 1's slot (a ring of 4): a node serving a root where it was never overwritten.
+  const lc = new LightClient(source(chain(stored(5n, newSet), [a, b, c])), anchor);
+  await assert.rejects(
+    lc.verifyHeight(6),
+    (e: Error) => e instanceof ProofError && /holds the set of epoch 5, not 1/.test(e.message),
+  );
+});
+
+test('work per call is bounded', async () => {
+  const lc = new LightClient(source(chain(stored(1n, newSet), [a, b, c])), anchor, 0);
+  await assert.rejects(
+    lc.verifyHeight(6),
+    (e: Error) => e instanceof ProofError && /more than 0 epoch boundaries/.test(e.message),
+  );
+  assert.equal((await lc.verifyHeight(3)).boundariesCrossed, 0);
+});
