@@ -171,7 +171,14 @@ export class LightClient {
         `block ${anchor.height} hashes to ${toHex(hash)}, not the trusted checkpoint ${toHex(anchor.hash)}`,
       );
     }
-    const proof = await this.source.getValidatorSetProof(Number(anchor.height));
+    let proof: ValidatorSetProofJson;
+    try {
+      proof = await this.source.getValidatorSetProof(Number(anchor.height));
+    } catch (err) {
+      throw new ProofError(
+        `no validator set proof at the checkpoint ${anchor.height} (it must be an epoch's last block that this node wrote itself): ${(err as Error).message}`,
+      );
+    }
     if (!proofObject(proof)) throw new ProofError('the validator set proof is not an object');
     const next = BigInt(checkInt(proof.epoch, 'proof.epoch'));
     this.learnNextSet(header, proof, next, true);

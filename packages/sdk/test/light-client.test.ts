@@ -191,3 +191,31 @@ test('work per call is bounded', async () => {
   );
   assert.equal((await lc.verifyHeight(3)).boundariesCrossed, 0);
 });
+
+test('a checkpoint must be an epoch boundary with its proof; one elsewhere is refused by name', async () => {
+  const fake = chain(stored(1n, newSet), [a, b, c]);
+  const at = (h: number) => ({
+    kind: 'checkpoint' as const,
+    chainId: CHAIN,
+    height: BigInt(h),
+    hash: Uint8Array.from(Buffer.from(fake.blocks.get(h)!.hash, 'hex')),
+  });
+  const ok = new LightClient(source(fake), at(4));
+  assert.equal((await ok.verifyHeight(7)).signedPower, 30n);
+  await assert.rejects(
+    ok.verifyHeight(3),
+    (e: Error) => e instanceof ProofError && /before the trust anchor/.test(e.message),
+  );
+  const mid = new LightClient(source(fake), at(6));
+  await assert.rejects(
+    mid.verifyHeight(7),
+    (e: Error) => e instanceof ProofError && /no validator set proof at the checkpoint 6/.test(e.message),
+  );
+  // Block 4's proof served for a checkpoint at block 3: it does not match block 3's root.
+  fake.proofs.set(3, fake.proofs.get(4)!);
+  const moved = new LightClient(source(fake), at(3));
+  await assert.rejects(
+    moved.verifyHeight(7),
+    (e: Error) => e instanceof ProofError && /Merkle proof does not match/.test(e.message),
+  );
+});
