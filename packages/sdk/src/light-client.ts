@@ -71,6 +71,8 @@ export interface VerifiedHeader {
 interface EpochSet {
   set: ValidatorSet;
   epochBlocks: bigint;
+  /** The first height it signs (the block after the boundary that proved it; 1 for the genesis). */
+  start: bigint;
 }
 
 export const DEFAULT_MAX_BOUNDARIES = 64;
@@ -95,7 +97,11 @@ export class LightClient {
       if (anchor.validators.length === 0) throw new ProofError('the genesis has no validators');
       if (anchor.epochBlocks < 1n) throw new ProofError('epochBlocks must be at least 1');
       this.genesisSet = anchor.validators.map((v) => ({ publicKey: v.publicKey, power: v.power ?? 1n }));
-      this.sets.set(0n, { set: new ValidatorSet(this.genesisSet), epochBlocks: anchor.epochBlocks });
+      this.sets.set(0n, {
+        set: new ValidatorSet(this.genesisSet),
+        epochBlocks: anchor.epochBlocks,
+        start: 1n,
+      });
       this.firstEpoch = 0n;
       this.lastEpoch = 0n;
     } else {
@@ -116,15 +122,18 @@ export class LightClient {
     if (this.anchorPending) await this.startFromCheckpoint(this.anchorPending);
     let crossed = 0;
     for (;;) {
-      const last = this.sets.get(this.lastEpoch)!;
-      const epoch = epochOfHeight(target, last.epochBlocks);
-      if (epoch < this.firstEpoch) {
-        throw new ProofError(`height ${height} is before the trust anchor (epoch ${this.firstEpoch})`);
+      // Each learnt set signs from the block after the boundary that proved it, so a height is
+      // placed by those proven boundaries, never by an epoch length that may have changed since.
+      const first = this.sets.get(this.firstEpoch)!;
+      if (target < first.start) {
+        throw new ProofError(`height ${height} is before the trust anchor (block ${first.start - 1n})`);
       }
-      const known = epoch <= this.lastEpoch ? this.sets.get(epoch) : undefined;
-      if (known) {
+      const last = this.sets.get(this.lastEpoch)!;
+      if (target <= (this.lastEpoch + 1n) * last.epochBlocks) {
+        let epoch = this.lastEpoch;
+        while (this.sets.get(epoch)!.start > target) epoch--;
         const block = await this.source.getBlock(height);
-        const v = this.checkBlock(block, target, known.set);
+        const v = this.checkBlock(block, target, this.sets.get(epoch)!.set);
         return { ...v, boundariesCrossed: crossed };
       }
       if (crossed >= this.maxBoundaries) {
@@ -234,7 +243,7 @@ export class LightClient {
     } catch (err) {
       throw new ProofError(`the set of epoch ${epoch}: ${(err as Error).message}`);
     }
-    this.sets.set(epoch, { set, epochBlocks });
+    this.sets.set(epoch, { set, epochBlocks, start: header.height + 1n });
     this.lastEpoch = epoch;
     if (anchor) this.firstEpoch = epoch;
   }
@@ -271,10 +280,6 @@ export class LightClient {
     }
     return { header, hash, signedPower, totalPower: set.totalPower };
   }
-}
-
-function epochOfHeight(height: bigint, epochBlocks: bigint): bigint {
-  return height === 0n ? 0n : (height - 1n) / epochBlocks;
 }
 
 function provenValue(
