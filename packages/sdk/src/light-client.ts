@@ -18,6 +18,7 @@ import {
   type Commit,
   DEFAULT_POCI_PARAMS,
   decode,
+  decodeAddress,
   decodeStoredValidatorSet,
   decodeValidatorList,
   encode,
@@ -151,9 +152,30 @@ export class LightClient {
     client: LightClientSource & { getAccount(address: string, proof: boolean): Promise<AccountJson> },
     address: string,
   ): Promise<{ balance: bigint; nonce: bigint; header: VerifiedHeader; account: AccountJson }> {
+    let asked: Uint8Array;
+    try {
+      asked = decodeAddress(address);
+    } catch (err) {
+      throw new ProofError(`address: ${(err as Error).message}`);
+    }
     const account = await client.getAccount(address, true);
     if (!Number.isSafeInteger(account?.height)) throw new ProofError('account.height is not an integer');
+    // The proof is checked under the address the node names: a genuine proof of another (richer)
+    // account would pass for the one asked unless the two are bound here.
+    let answered: Uint8Array;
+    try {
+      answered = decodeAddress(account.address);
+    } catch (err) {
+      throw new ProofError(`account.address: ${(err as Error).message}`);
+    }
+    if (!equalBytes(answered, asked)) {
+      throw new ProofError(`the node answered for ${account.address}, not ${address}`);
+    }
     const header = await this.verifyHeight(account.height);
+    // Returned (and printed by the CLI) beside "verified": it must be the root that was checked.
+    if (account.stateRoot !== toHex(header.header.stateRoot)) {
+      throw new ProofError(`account.stateRoot ${String(account.stateRoot)} is not the verified header's`);
+    }
     // Only the encoding and hash are read: both are the verified header's, not the node's.
     const proven = verifyAccountProof(account, {
       encoded: toHex(encode(blockHeaderCodec, header.header)),

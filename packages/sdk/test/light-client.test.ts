@@ -7,6 +7,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  accountCodec,
+  accountKey,
+  addressFromPublicKey,
   applyToTrie,
   type BlockHeader,
   blockHash,
@@ -17,6 +20,7 @@ import {
   ed25519PublicKey,
   emptyTrie,
   encode,
+  encodeAddress,
   type MerkleTrie,
   merkleProofCodec,
   pociParamsCodec,
@@ -29,6 +33,7 @@ import {
   validatorSetProofKeys,
 } from '@unc/core';
 import {
+  type AccountJson,
   type BlockJson,
   LightClient,
   type LightClientSource,
@@ -218,4 +223,78 @@ test('a checkpoint must be an epoch boundary with its proof; one elsewhere is re
     moved.verifyHeight(7),
     (e: Error) => e instanceof ProofError && /Merkle proof does not match/.test(e.message),
   );
+});
+
+test('verifyAccount proves the account asked for: a proof of another address, or a false state root, is refused', async () => {
+  const poor = addressFromPublicKey(a.publicKey);
+  const rich = addressFromPublicKey(b.publicKey);
+  const writes: StateWrite[] = [
+    { key: accountKey(poor), value: encode(accountCodec, { balance: 1n, nonce: 0n }) },
+    { key: accountKey(rich), value: encode(accountCodec, { balance: 10n ** 24n, nonce: 7n }) },
+  ];
+  const trie = applyToTrie(emptyTrie(), writes);
+  const blocks = new Map<number, BlockJson>([[2, block(header(2n, trie.root), [genesisKey])]]);
+  const accountAt = (address: Uint8Array, balance: bigint, nonce: number) => ({
+    address: encodeAddress(address),
+    balance: balance.toString(),
+    nonce,
+    height: 2,
+    stateRoot: toHex(trie.root),
+    proof: toHex(encode(merkleProofCodec, trie.prove(trieKey(accountKey(address))))),
+    value: toHex(encode(accountCodec, { balance, nonce: BigInt(nonce) })),
+  });
+  const node = (answer: ReturnType<typeof accountAt>) => ({
+    getBlock: async (h: number) => blocks.get(h)!,
+    getValidatorSetProof: async (): Promise<ValidatorSetProofJson> => {
+      throw new Error('none');
+    },
+    getAccount: async () => answer as unknown as AccountJson,
+  });
+  const honest = node(accountAt(poor, 1n, 0));
+  const ok = await new LightClient(honest, anchor).verifyAccount(honest, encodeAddress(poor));
+  assert.equal(ok.balance, 1n);
+  // Asked for the poor account, the node answers with the rich one's (genuine) proof.
+  const swapped = node(accountAt(rich, 10n ** 24n, 7));
+  await assert.rejects(
+    new LightClient(swapped, anchor).verifyAccount(swapped, encodeAddress(poor)),
+    (e: Error) => e instanceof ProofError && /the node answered for .* not /.test(e.message),
+  );
+  // The right proof, beside a state root the header does not carry (printed as verified by the CLI).
+  const lyingRoot = node({ ...accountAt(poor, 1n, 0), stateRoot: toHex(new Uint8Array(32).fill(7)) });
+  await assert.rejects(
+    new LightClient(lyingRoot, anchor).verifyAccount(lyingRoot, encodeAddress(poor)),
+    (e: Error) => e instanceof ProofError && /stateRoot .* not the verified header's/.test(e.message),
+  );
+});
+
+test('one validator counted once; a precommit of another round, height or block does not count', async () => {
+  const fake = chain(stored(1n, newSet), [a, b, c]);
+  const six = fake.blocks.get(6)!;
+  const sig = (s: typeof a, change: { round?: number; height?: bigint; blockHash?: Uint8Array }) => {
+    const vote = signVote(
+      CHAIN,
+      {
+        type: 'precommit',
+        height: change.height ?? 6n,
+        round: change.round ?? 0,
+        blockHash: change.blockHash ?? Uint8Array.from(Buffer.from(six.hash, 'hex')),
+        validator: s.publicKey,
+      },
+      s.seed,
+    );
+    return { validator: toHex(vote.validator), signature: toHex(vote.signature) };
+  };
+  const withSignatures = (signatures: { validator: string; signature: string }[]) => {
+    fake.blocks.set(6, { ...six, commit: { ...six.commit, signatures } });
+    return new LightClient(source(fake), anchor).verifyHeight(6);
+  };
+  const refusedFor = async (signatures: { validator: string; signature: string }[], why: RegExp) =>
+    assert.rejects(withSignatures(signatures), (e: Error) => e instanceof ProofError && why.test(e.message));
+  // a's one precommit, three times over: 10 of 30, not 30.
+  await refusedFor([sig(a, {}), sig(a, {}), sig(a, {})], /signs twice/);
+  // c voted in round 1 (the commit is of round 0), at height 5, or nil (an all-zero hash).
+  await refusedFor([sig(a, {}), sig(b, {}), sig(c, { round: 1 })], /bad signature/);
+  await refusedFor([sig(a, {}), sig(b, {}), sig(c, { height: 5n })], /bad signature/);
+  await refusedFor([sig(a, {}), sig(b, {}), sig(c, { blockHash: new Uint8Array(32) })], /bad signature/);
+  assert.equal((await withSignatures([sig(a, {}), sig(b, {}), sig(c, {})])).signedPower, 30n);
 });
