@@ -78,6 +78,22 @@ interface EpochSet {
 
 export const DEFAULT_MAX_BOUNDARIES = 64;
 
+/**
+ * A call stopped at its `maxBoundaries`: what it verified is kept, and the next call goes on from
+ * `verifiedThrough` (the newest boundary block verified). A one-shot caller (the CLI) calls again
+ * while it moves forward: a node cannot stretch the walk past the real chain, each boundary needs
+ * the proven set's commit.
+ */
+export class BoundaryLimitError extends ProofError {
+  constructor(
+    message: string,
+    readonly verifiedThrough: bigint,
+  ) {
+    super(message);
+    this.name = 'BoundaryLimitError';
+  }
+}
+
 export class LightClient {
   readonly chainId: string;
   /** epoch → the set that signs its blocks and the epochBlocks in force. */
@@ -138,8 +154,9 @@ export class LightClient {
         return { ...v, boundariesCrossed: crossed };
       }
       if (crossed >= this.maxBoundaries) {
-        throw new ProofError(
+        throw new BoundaryLimitError(
           `height ${height} is more than ${this.maxBoundaries} epoch boundaries past the last verified one; call again to continue`,
+          last.start - 1n,
         );
       }
       await this.crossBoundary();

@@ -35,6 +35,7 @@ import {
 import {
   type AccountJson,
   type BlockJson,
+  BoundaryLimitError,
   LightClient,
   type LightClientSource,
   ProofError,
@@ -192,7 +193,10 @@ test('work per call is bounded', async () => {
   const lc = new LightClient(source(chain(stored(1n, newSet), [a, b, c])), anchor, 0);
   await assert.rejects(
     lc.verifyHeight(6),
-    (e: Error) => e instanceof ProofError && /more than 0 epoch boundaries/.test(e.message),
+    (e: Error) =>
+      e instanceof BoundaryLimitError &&
+      e.verifiedThrough === 0n &&
+      /more than 0 epoch boundaries/.test(e.message),
   );
   assert.equal((await lc.verifyHeight(3)).boundariesCrossed, 0);
 });

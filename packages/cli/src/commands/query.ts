@@ -4,6 +4,7 @@ import { formatUnc, parseGenesis, toHex, UncError } from '@unc/core';
 import { parseTrustedCheckpoint } from '@unc/node';
 import {
   type BlockJson,
+  BoundaryLimitError,
   LightClient,
   type ModelJson,
   type RewardJson,
@@ -94,7 +95,9 @@ export function queryCommand(): Command {
         }
         const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
         const lc = new LightClient(client, anchor);
-        const { account, header } = await lc.verifyAccount(client, ctx.address(address));
+        const { account, header } = await verifyAccountWalking(lc, client, ctx.address(address), (through) =>
+          process.stderr.write(`validator sets verified through block ${through}; going on\n`),
+        );
         const trusted =
           anchor.kind === 'genesis'
             ? `genesis of ${anchor.chainId}`
@@ -282,6 +285,31 @@ export function statusCommand(): Command {
         ].join('\n'),
       );
     });
+}
+
+/**
+ * `verifyAccount`, called again each time it stops at its boundary limit having moved forward: one
+ * process is one call for the user, and a chain more than 64 epochs past the anchor was otherwise
+ * never reachable from it (each run starts from the anchor again). Each call's work stays bounded,
+ * and a node cannot stretch the walk beyond the real chain (each boundary needs the proven set's
+ * commit); a call that made no progress ends it.
+ */
+export async function verifyAccountWalking(
+  lc: Pick<LightClient, 'verifyAccount'>,
+  client: Parameters<LightClient['verifyAccount']>[0],
+  address: string,
+  progress: (verifiedThrough: bigint) => void,
+): ReturnType<LightClient['verifyAccount']> {
+  let through = -1n;
+  for (;;) {
+    try {
+      return await lc.verifyAccount(client, address);
+    } catch (err) {
+      if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
+      through = err.verifiedThrough;
+      progress(through);
+    }
+  }
 }
 
 /**
