@@ -77,6 +77,11 @@ interface EpochSet {
 }
 
 export const DEFAULT_MAX_BOUNDARIES = 64;
+/**
+ * Sets kept for heights already passed (each up to maxValidators keys): a client walking a year of
+ * hourly epochs from the genesis otherwise held every one of them. Older heights are refused by name.
+ */
+export const DEFAULT_MAX_KEPT_SETS = 256;
 
 /**
  * A call stopped at its `maxBoundaries`: what it verified is kept, and the next call goes on from
@@ -103,12 +108,17 @@ export class LightClient {
   /** The genesis validators, when known (a stored [] stands for them). */
   private genesisSet: Validator[] | null;
   private anchorPending: { height: bigint; hash: Uint8Array } | null = null;
+  /** Whether the oldest sets were dropped (maxKeptSets). */
+  private forgotten = false;
 
   constructor(
     private readonly source: LightClientSource,
     anchor: TrustAnchor,
     private readonly maxBoundaries = DEFAULT_MAX_BOUNDARIES,
+    private readonly maxKeptSets = DEFAULT_MAX_KEPT_SETS,
   ) {
+    if (!Number.isSafeInteger(maxKeptSets) || maxKeptSets < 1)
+      throw new RangeError('maxKeptSets must be at least 1');
     this.chainId = anchor.chainId;
     if (anchor.kind === 'genesis') {
       if (anchor.validators.length === 0) throw new ProofError('the genesis has no validators');
@@ -143,7 +153,11 @@ export class LightClient {
       // placed by those proven boundaries, never by an epoch length that may have changed since.
       const first = this.sets.get(this.firstEpoch)!;
       if (target < first.start) {
-        throw new ProofError(`height ${height} is before the trust anchor (block ${first.start - 1n})`);
+        throw new ProofError(
+          this.forgotten
+            ? `height ${height} is older than the validator sets this client keeps (from block ${first.start})`
+            : `height ${height} is before the trust anchor (block ${first.start - 1n})`,
+        );
       }
       const last = this.sets.get(this.lastEpoch)!;
       if (target <= (this.lastEpoch + 1n) * last.epochBlocks) {
@@ -285,6 +299,11 @@ export class LightClient {
     this.sets.set(epoch, { set, epochBlocks, start: header.height + 1n });
     this.lastEpoch = epoch;
     if (anchor) this.firstEpoch = epoch;
+    while (this.sets.size > this.maxKeptSets) {
+      this.sets.delete(this.firstEpoch);
+      this.firstEpoch++;
+      this.forgotten = true;
+    }
   }
 
   private decodeHeader(block: BlockJson, height: bigint): BlockHeader {

@@ -302,3 +302,15 @@ test('one validator counted once; a precommit of another round, height or block 
   await refusedFor([sig(a, {}), sig(b, {}), sig(c, { blockHash: new Uint8Array(32) })], /bad signature/);
   assert.equal((await withSignatures([sig(a, {}), sig(b, {}), sig(c, {})])).signedPower, 30n);
 });
+
+test('the sets kept are bounded: the oldest go, and their heights are refused by name', async () => {
+  const lc = new LightClient(source(chain(stored(1n, newSet), [a, b, c])), anchor, 64, 1);
+  assert.equal((await lc.verifyHeight(3)).signedPower, 1n);
+  assert.equal((await lc.verifyHeight(7)).signedPower, 30n);
+  await assert.rejects(
+    lc.verifyHeight(3),
+    (e: Error) =>
+      e instanceof ProofError && /older than the validator sets this client keeps/.test(e.message),
+  );
+  assert.equal((await lc.verifyHeight(5)).signedPower, 30n);
+});
