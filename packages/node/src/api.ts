@@ -75,6 +75,7 @@ import {
   type TxStatusJson,
   txToJson,
   type ValidatorSetJson,
+  type ValidatorSetProofJson,
   type VendorJson,
 } from '@unc/sdk';
 import { type OpenRpcDocument, openRpcDocument } from '@unc/sdk/openrpc';
@@ -339,6 +340,16 @@ export function createApi(node: RpcContext): RpcServerModules {
             out.value = raw ? toHex(raw) : null;
           }
           return out;
+        },
+
+        /** Kept from when the block was written: a past block's trie is not (light clients, docs/rpc.md). */
+        unc_getValidatorSetProof: async ({ height }): Promise<ValidatorSetProofJson> => {
+          const json = await chain.db.getValidatorSetProof(BigInt(height));
+          if (json === null)
+            throw notFound(
+              `validator set proof at block ${height} (not an epoch's last block, or synced past)`,
+            );
+          return JSON.parse(json) as ValidatorSetProofJson;
         },
 
         unc_getHeader: async ({ block: ref }) => {

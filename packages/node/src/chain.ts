@@ -22,6 +22,7 @@ import {
   commitHash,
   costlyActionCount,
   decode,
+  decode as decodeValue,
   type Ed25519Verified,
   emptyTrie,
   encode,
@@ -34,7 +35,9 @@ import {
   genesisToJson,
   getParams,
   keyId,
+  LATEST_VALIDATOR_SET_KEY,
   type MerkleTrie,
+  merkleProofCodec,
   nextBeacon as nextVrfBeacon,
   parseGenesis,
   type StateReader,
@@ -47,13 +50,16 @@ import {
   type TxResult,
   taggedHash,
   toHex,
+  trieKey,
   txEventCodec,
   txRootOf,
+  u64 as u64Codec,
   ValidationError,
   type ValidatorSet,
   type VerifyFn,
   validatorSetAt,
   validatorSetForHeight,
+  validatorSetProofKeys,
   verifyBeacon,
   verifyBlockCommit,
   ZERO_HASH,
@@ -888,6 +894,7 @@ export class Chain {
       accountTxs: accountTxEntries(envelopes, results),
       leaseEvents: leaseEventEntries(results, blockEvents),
       ...(epochStats ? { epochStats } : {}),
+      ...validatorSetProofOf(changes, after, trie, block.header.height),
       ...(parent ? { parentBlock: encodeBlock(parent) } : {}),
     });
     const done = write.then(
@@ -952,4 +959,36 @@ export class Chain {
     const raw = await this.db.getResultsBytes(height);
     return raw ? decode(blockResultsCodec, raw) : null;
   }
+}
+
+/**
+ * At an epoch's last block (the one whose writes name a new latest set), the proofs a light client
+ * needs to learn the next set from that block's state root (docs/rpc.md, unc_getValidatorSetProof).
+ */
+function validatorSetProofOf(
+  changes: readonly StateWrite[],
+  after: StateReader,
+  trie: MerkleTrie,
+  height: bigint,
+): { validatorSetProof?: string } {
+  const latest = changes.find((c) => equalBytes(c.key, LATEST_VALIDATOR_SET_KEY));
+  if (!latest || latest.value === null) return {};
+  const epoch = decodeValue(u64Codec, latest.value);
+  const keys = validatorSetProofKeys(epoch);
+  const entry = (key: Uint8Array) => {
+    const value = after.get(key);
+    return {
+      value: value ? toHex(value) : null,
+      proof: toHex(encode(merkleProofCodec, trie.prove(trieKey(key)))),
+    };
+  };
+  return {
+    validatorSetProof: JSON.stringify({
+      height: Number(height),
+      epoch: Number(epoch),
+      set: entry(keys.set),
+      genesis: entry(keys.genesis),
+      params: entry(keys.params),
+    }),
+  };
 }

@@ -5,6 +5,7 @@
  */
 export * from './client.js';
 export * from './errors.js';
+export * from './light-client.js';
 export * from './proofs.js';
 export * from './signer.js';
 export * from './subscriptions.js';

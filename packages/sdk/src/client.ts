@@ -35,6 +35,7 @@ import type {
   TxReceiptJson,
   TxStatusJson,
   ValidatorSetJson,
+  ValidatorSetProofJson,
   VendorJson,
 } from './views.js';
 
@@ -266,6 +267,10 @@ export class UncClient {
   }
   getAccount(address: string, proof = false): Promise<AccountJson> {
     return this.call('unc_getAccount', [address, proof]);
+  }
+  /** At an epoch's last block: the next set's Merkle proofs against its state root (light-client.ts). */
+  getValidatorSetProof(height: number): Promise<ValidatorSetProofJson> {
+    return this.call('unc_getValidatorSetProof', [height]);
   }
   getSupply(): Promise<SupplyJson> {
     return this.call('unc_getSupply');

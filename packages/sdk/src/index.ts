@@ -2,6 +2,7 @@ export * from './client.js';
 export * from './errors.js';
 export * from './index-views.js';
 export * from './jobs.js';
+export * from './light-client.js';
 export * from './proofs.js';
 export * from './signer.js';
 export * from './subscriptions.js';

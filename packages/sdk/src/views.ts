@@ -229,6 +229,21 @@ export interface BlockJson extends HeaderJson {
   };
 }
 
+/** A proven state entry: its value (null = absent) and the encoded Merkle proof. */
+export interface ProvenEntryJson {
+  value: string | null;
+  proof: string;
+}
+
+/** unc_getValidatorSetProof: the next epoch's set, proven against an epoch's last block. */
+export interface ValidatorSetProofJson {
+  height: number;
+  epoch: number;
+  set: ProvenEntryJson;
+  genesis: ProvenEntryJson;
+  params: ProvenEntryJson;
+}
+
 export interface TxReceiptJson {
   hash: string;
   height: number;

@@ -1,13 +1,18 @@
-import { formatUnc, UncError } from '@unc/core';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { formatUnc, parseGenesis, toHex, UncError } from '@unc/core';
+import { parseTrustedCheckpoint } from '@unc/node';
 import {
   type BlockJson,
+  BoundaryLimitError,
+  LightClient,
   type ModelJson,
   type RewardJson,
   RpcClientError,
+  type TrustAnchor,
   type TxJson,
   type TxReceiptJson,
   type VendorJson,
-  verifyAccountProof,
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf, examples } from '../context.js';
@@ -51,27 +56,71 @@ export function queryCommand(): Command {
   query
     .command('account <address|key>')
     .description("an account's balance and nonce")
-    .option('--prove', "verify the balance against the latest header's state root with a Merkle proof")
-    .addHelpText('after', examples(['unc query account dev1', 'unc query account unc1… --prove -o json']))
-    .action(async (address: string, opts: { prove?: boolean }, cmd: Command) => {
-      const ctx = ctxOf(cmd);
-      const client = ctx.client();
-      const account = await client.getAccount(ctx.address(address), opts.prove === true);
-      let verified = false;
-      if (opts.prove) {
-        const header = await client.getHeader(account.height);
-        verifyAccountProof(account, header);
-        verified = true;
-      }
-      ctx.print({ ...account, ...(opts.prove ? { verified } : {}) }, () =>
-        [
-          `address  ${account.address}`,
-          `balance  ${formatUnc(BigInt(account.balance))} UNC`,
-          `nonce    ${account.nonce}`,
-          `height   ${account.height}${verified ? '  (proof verified against the state root)' : ''}`,
-        ].join('\n'),
-      );
-    });
+    .option(
+      '--prove',
+      'verify the balance with a Merkle proof against a header the light client verified (validator commits walked from the genesis or --trusted-checkpoint)',
+    )
+    .option('--genesis <file>', "the chain's genesis file to trust (default: the home's genesis.json)")
+    .option(
+      '--trusted-checkpoint <height:hash>',
+      "trust this block (an epoch's last block) instead of the genesis",
+    )
+    .addHelpText(
+      'after',
+      examples([
+        'unc query account dev1',
+        'unc query account unc1… --prove -o json',
+        'unc query account unc1… --prove --trusted-checkpoint 3600:ab12…',
+      ]),
+    )
+    .action(
+      async (
+        address: string,
+        opts: { prove?: boolean; genesis?: string; trustedCheckpoint?: string },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        const client = ctx.client();
+        if (!opts.prove) {
+          const account = await client.getAccount(ctx.address(address));
+          ctx.print(account, () =>
+            [
+              `address  ${account.address}`,
+              `balance  ${formatUnc(BigInt(account.balance))} UNC`,
+              `nonce    ${account.nonce}`,
+              `height   ${account.height}`,
+            ].join('\n'),
+          );
+          return;
+        }
+        const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
+        const lc = new LightClient(client, anchor);
+        const { account, header } = await verifyAccountWalking(lc, client, ctx.address(address), (through) =>
+          process.stderr.write(`validator sets verified through block ${through}; going on\n`),
+        );
+        const trusted =
+          anchor.kind === 'genesis'
+            ? `genesis of ${anchor.chainId}`
+            : `checkpoint ${anchor.height}:${toHex(anchor.hash)}`;
+        const verification = {
+          trustAnchor: trusted,
+          header: toHex(header.hash),
+          signedPower: header.signedPower.toString(),
+          totalPower: header.totalPower.toString(),
+          boundariesCrossed: header.boundariesCrossed,
+        };
+        ctx.print({ ...account, verified: true, verification }, () =>
+          [
+            `address  ${account.address}`,
+            `balance  ${formatUnc(BigInt(account.balance))} UNC`,
+            `nonce    ${account.nonce}`,
+            `height   ${account.height}  (proof verified against the state root)`,
+            `header   ${verification.header}`,
+            `  signed by ${verification.signedPower} of ${verification.totalPower} voting power, ${header.boundariesCrossed} epoch boundaries verified from the ${trusted}`,
+          ].join('\n'),
+        );
+      },
+    );
 
   query
     .command('block <height|hash>')
@@ -236,4 +285,68 @@ export function statusCommand(): Command {
         ].join('\n'),
       );
     });
+}
+
+/**
+ * `verifyAccount`, called again each time it stops at its boundary limit having moved forward: one
+ * process is one call for the user, and a chain more than 64 epochs past the anchor was otherwise
+ * never reachable from it (each run starts from the anchor again). Each call's work stays bounded,
+ * and a node cannot stretch the walk beyond the real chain (each boundary needs the proven set's
+ * commit); a call that made no progress ends it.
+ */
+export async function verifyAccountWalking(
+  lc: Pick<LightClient, 'verifyAccount'>,
+  client: Parameters<LightClient['verifyAccount']>[0],
+  address: string,
+  progress: (verifiedThrough: bigint) => void,
+): ReturnType<LightClient['verifyAccount']> {
+  let through = -1n;
+  for (;;) {
+    try {
+      return await lc.verifyAccount(client, address);
+    } catch (err) {
+      if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
+      through = err.verifiedThrough;
+      progress(through);
+    }
+  }
+}
+
+/**
+ * What `--prove` trusts: a checkpoint the user names (its hash binds the chain id, so the node's
+ * word on that is checked against it), else the genesis file (--genesis, or the home's).
+ */
+async function trustAnchorOf(
+  home: string,
+  opts: { genesis?: string; trustedCheckpoint?: string },
+  chainIdOfNode: () => Promise<string>,
+): Promise<TrustAnchor> {
+  if (opts.trustedCheckpoint !== undefined) {
+    let cp: { height: bigint; hash: Uint8Array };
+    try {
+      cp = parseTrustedCheckpoint(opts.trustedCheckpoint);
+    } catch (err) {
+      throw new UncError('BAD_CHECKPOINT', `--trusted-checkpoint: ${(err as Error).message}`);
+    }
+    return { kind: 'checkpoint', chainId: await chainIdOfNode(), height: cp.height, hash: cp.hash };
+  }
+  const path = opts.genesis ?? join(home, 'genesis.json');
+  if (!existsSync(path)) {
+    throw new UncError(
+      'BAD_GENESIS',
+      `--prove needs a trust anchor: no genesis file at ${path} (pass --genesis FILE or --trusted-checkpoint HEIGHT:HASH)`,
+    );
+  }
+  let genesis: ReturnType<typeof parseGenesis>;
+  try {
+    genesis = parseGenesis(JSON.parse(readFileSync(path, 'utf8')));
+  } catch (err) {
+    throw new UncError('BAD_GENESIS', `${path}: ${(err as Error).message}`);
+  }
+  return {
+    kind: 'genesis',
+    chainId: genesis.chainId,
+    validators: genesis.validators,
+    epochBlocks: genesis.poci.epochBlocks,
+  };
 }

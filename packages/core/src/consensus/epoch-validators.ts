@@ -42,7 +42,7 @@ import {
   epochOf,
   isProvenOnline,
 } from '../poci/liveness.js';
-import { getPociParams, type PociParams } from '../poci/params.js';
+import { getPociParams, POCI_PARAMS_KEY, type PociParams } from '../poci/params.js';
 import { chipSeatShare } from '../poci/seat-share.js';
 import { getBond } from '../rewards/bonds.js';
 import { StateSpace } from '../state/accounts.js';
@@ -883,4 +883,33 @@ export function endBlockValidators(state: StateOverlay, height: bigint, beacon: 
   if (validators.length === 0) validators = keptValidators(state, next - 1n);
   state.set(ringKey(next), encode(storedSetCodec, { epoch: next, validators }));
   state.set(LATEST_KEY, encode(u64, next));
+}
+
+// ---- Proofs for light clients ----
+
+/**
+ * The state keys a light client proves against the state root of an epoch's last block to learn
+ * the set that signs the next epoch (docs/rpc.md, unc_getValidatorSetProof): the ring slot the
+ * boundary wrote for `nextEpoch`, the genesis set (what a stored [] stands for), and the PoCI
+ * parameters (their epochBlocks places the next boundary).
+ */
+export function validatorSetProofKeys(nextEpoch: bigint): {
+  set: Uint8Array;
+  genesis: Uint8Array;
+  params: Uint8Array;
+} {
+  return { set: ringKey(nextEpoch), genesis: GENESIS_SET_KEY.slice(), params: POCI_PARAMS_KEY.slice() };
+}
+
+/** The state key of the newest stored set's epoch (changes exactly at an epoch boundary). */
+export const LATEST_VALIDATOR_SET_KEY: Uint8Array = LATEST_KEY;
+
+/** Decodes a ring slot's value: the epoch it was written for and its validators ([] = genesis). */
+export function decodeStoredValidatorSet(raw: Uint8Array): { epoch: bigint; validators: Validator[] } {
+  return decode(storedSetCodec, raw);
+}
+
+/** Decodes the genesis set's stored value. */
+export function decodeValidatorList(raw: Uint8Array): Validator[] {
+  return decode(validatorListCodec, raw);
 }

@@ -131,6 +131,12 @@ export enum Bucket {
    * settlements, receipts of its jobs, disputes, closing). Block events use tx index 0xffffffff.
    */
   leaseEvents = 0x0b,
+  /**
+   * height of an epoch's last block → the Merkle proofs (JSON) of the next epoch's validator set
+   * against that block's state root (docs/rpc.md, unc_getValidatorSetProof): the trie of a past
+   * block is not kept, so they are taken when the block is written.
+   */
+  validatorSetProofs = 0x0c,
 }
 
 /** The version of the derived indexes (accountTxs, epochStats); older data dirs are migrated at open. */
@@ -199,6 +205,8 @@ export interface BlockWrite {
   leaseEvents?: LeaseEventWrite[];
   /** The network figures recorded for an epoch (written at its first block). */
   epochStats?: { epoch: bigint; json: string };
+  /** At an epoch's last block: the next set's proofs against its state root (JSON). */
+  validatorSetProof?: string;
 }
 
 export interface AccountTxWrite {
@@ -420,6 +428,11 @@ export class ChainDb {
   }
 
   /** The network figures recorded for `epoch`, or null if none were (before the node indexed them). */
+  async getValidatorSetProof(height: bigint): Promise<string | null> {
+    const raw = await this.get(bucketKey(Bucket.validatorSetProofs, heightKey(height)));
+    return raw ? new TextDecoder().decode(raw) : null;
+  }
+
   async getEpochStats(epoch: bigint): Promise<string | null> {
     const raw = await this.get(bucketKey(Bucket.epochStats, heightKey(epoch)));
     return raw ? new TextDecoder().decode(raw) : null;
@@ -519,6 +532,13 @@ export class ChainDb {
     ops.push(...accountTxOps(w.height, w.accountTxs ?? []));
     ops.push(...leaseEventOps(w.height, w.leaseEvents ?? []));
     if (w.epochStats) ops.push(epochStatsOp(w.epochStats));
+    if (w.validatorSetProof !== undefined) {
+      ops.push({
+        type: 'put',
+        key: bucketKey(Bucket.validatorSetProofs, hk),
+        value: new TextEncoder().encode(w.validatorSetProof),
+      });
+    }
     // A new data dir starts with complete indexes (its genesis batch says so).
     if (genesisJson !== undefined) ops.push(indexVersionOp(INDEX_VERSION));
     const head = new Uint8Array(40);

@@ -38,6 +38,7 @@ import type {
   TxReceiptJson,
   TxStatusJson,
   ValidatorSetJson,
+  ValidatorSetProofJson,
   VendorJson,
 } from '../views.js';
 import * as R from './results.js';
@@ -183,6 +184,13 @@ export const rpcMethods = {
     summary: 'Balance and nonce at the head; with `proof`, a Merkle proof against its state root.',
     params: { address: Address, proof: optional(Flag) },
     result: returns<AccountJson>()(R.AccountResult),
+  }),
+  unc_getValidatorSetProof: method({
+    group: 'chain',
+    summary:
+      "At an epoch's last block, Merkle proofs of the next epoch's validator set against its state root (light clients).",
+    params: { height: Height },
+    result: returns<ValidatorSetProofJson>()(R.ValidatorSetProofResult),
   }),
   unc_getSupply: method({
     group: 'chain',

@@ -99,6 +99,19 @@ export const AccountResult = v.strictObject({
   value: opt(nullable(HexString)),
 });
 
+const ProvenEntry = v.strictObject({
+  value: v.pipe(nullable(HexString), v.description('the stored value, null when absent')),
+  proof: v.pipe(HexString, v.description('encoded Merkle proof against the block state root')),
+});
+
+export const ValidatorSetProofResult = v.strictObject({
+  height: v.pipe(Int, v.description("the epoch's last block, whose state root the proofs are against")),
+  epoch: v.pipe(Int, v.description('the epoch whose set the block stored')),
+  set: v.pipe(ProvenEntry, v.description('the ring slot of that epoch (its validators, [] = genesis)')),
+  genesis: v.pipe(ProvenEntry, v.description('the genesis validators')),
+  params: v.pipe(ProvenEntry, v.description('the PoCI parameters (epochBlocks)')),
+});
+
 export const StatusResult = v.strictObject({
   chainId: v.string(),
   height: Int,

@@ -1,0 +1,171 @@
+/**
+ * `unc query account --prove` believes a balance only through the light client: a node that builds
+ * its own state trie around a made-up balance, with a header to match, is refused (before the light
+ * client the CLI checked the proof against a header the same node supplied, and said "verified").
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import {
+  accountCodec,
+  accountKey,
+  applyToTrie,
+  blockHash,
+  blockHeaderCodec,
+  decode,
+  decodeAddress,
+  emptyTrie,
+  encode,
+  fromHex,
+  merkleProofCodec,
+  toHex,
+  trieKey,
+} from '@unc/core';
+import { type DevNode, runUnc, startDev, tempHome, waitForHeight } from './helpers.js';
+
+const EPOCH = 24;
+
+describe('unc query account --prove', () => {
+  const home = tempHome();
+  let dev: DevNode;
+  let liar: Server;
+  let liarUrl = '';
+
+  before(async () => {
+    dev = await startDev(home.dir, ['--block-time', '100', '--epoch-blocks', String(EPOCH)]);
+    await waitForHeight(dev.url, EPOCH + 2, dev.output);
+    liar = await startLiar(dev.url);
+    liarUrl = `http://127.0.0.1:${(liar.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    liar?.close();
+    await dev?.stop();
+    home.cleanup();
+  });
+
+  test('verifies the head header from the genesis across an epoch boundary, and prints what it verified', async () => {
+    const r = await runUnc(['query', 'account', 'dev1', '--prove', '--home', home.dir, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.verified, true);
+    assert.ok(out.verification.boundariesCrossed >= 1, r.stdout);
+    assert.match(out.verification.trustAnchor, /^genesis of /);
+    assert.equal(out.verification.signedPower, out.verification.totalPower);
+    const text = await runUnc(['query', 'account', 'dev1', '--prove', '--home', home.dir]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(
+      text.stdout,
+      /signed by 1 of 1 voting power, \d+ epoch boundaries verified from the genesis/,
+    );
+  });
+
+  test('from a trusted checkpoint; a checkpoint with another hash is refused', async () => {
+    const header = await rpc(dev.url, 'unc_getHeader', [EPOCH]);
+    const ok = await runUnc([
+      'query',
+      'account',
+      'dev1',
+      '--prove',
+      '--trusted-checkpoint',
+      `${EPOCH}:${header.hash}`,
+      '--home',
+      home.dir,
+      '-o',
+      'json',
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(JSON.parse(ok.stdout).verification.trustAnchor, new RegExp(`^checkpoint ${EPOCH}:`));
+    const wrong = `${EPOCH}:${'00'.repeat(32)}`;
+    const bad = await runUnc([
+      'query',
+      'account',
+      'dev1',
+      '--prove',
+      '--trusted-checkpoint',
+      wrong,
+      '--home',
+      home.dir,
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /not the trusted checkpoint/);
+  });
+
+  test('a node that forges a state root with a made-up balance is refused', async () => {
+    const r = await runUnc(['query', 'account', 'dev1', '--prove', '--home', home.dir, '--node', liarUrl]);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stderr, /not signed by its validators/);
+    assert.doesNotMatch(r.stdout, /1000000000000 UNC/);
+  });
+});
+
+type Obj = Record<string, unknown>;
+
+async function rpc(url: string, method: string, params: unknown[]): Promise<Obj> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = (await res.json()) as { result?: Obj; error?: unknown };
+  if (body.error) throw new Error(JSON.stringify(body.error));
+  return body.result as Obj;
+}
+
+/**
+ * A node in front of the real one that answers unc_getAccount with a balance of 10^12 UNC, proven
+ * by a trie of its own, and every header and block at that height with its trie's root in place of
+ * the real one (the real commit beside it: it cannot sign for the validators).
+ */
+async function startLiar(upstream: string): Promise<Server> {
+  let forged: { height: number; root: Uint8Array } | null = null;
+  const forgeHeader = (h: Obj): Obj => {
+    if (!forged || h.height !== forged.height) return h;
+    const header = { ...decode(blockHeaderCodec, fromHex(h.encoded as string)), stateRoot: forged.root };
+    return {
+      ...h,
+      stateRoot: toHex(forged.root),
+      encoded: toHex(encode(blockHeaderCodec, header)),
+      hash: toHex(blockHash(header)),
+    };
+  };
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', async () => {
+      const call = JSON.parse(body) as { id: unknown; method: string; params: unknown[] };
+      let result: Obj = await rpc(upstream, call.method, call.params).catch((err: Error) => ({
+        __error: err.message,
+      }));
+      if (call.method === 'unc_getAccount' && !('__error' in result)) {
+        const address = decodeAddress(result.address as string);
+        const value = encode(accountCodec, { balance: 10n ** 30n, nonce: 0n });
+        const trie = applyToTrie(emptyTrie(), [{ key: accountKey(address), value }]);
+        forged = { height: result.height as number, root: trie.root };
+        result = {
+          ...result,
+          balance: (10n ** 30n).toString(),
+          nonce: 0,
+          stateRoot: toHex(trie.root),
+          proof: toHex(encode(merkleProofCodec, trie.prove(trieKey(accountKey(address))))),
+          value: toHex(value),
+        };
+      } else if (
+        (call.method === 'unc_getHeader' || call.method === 'unc_getBlock') &&
+        !('__error' in result)
+      ) {
+        result = forgeHeader(result);
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify(
+          '__error' in result
+            ? { jsonrpc: '2.0', id: call.id, error: JSON.parse(result.__error as string) }
+            : { jsonrpc: '2.0', id: call.id, result },
+        ),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}

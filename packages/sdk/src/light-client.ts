@@ -1,0 +1,407 @@
+/**
+ * A light client: it believes a header only when a commit of the validator set in force at its
+ * height signs it, and it learns each set only from a Merkle proof against a header it already
+ * believes (docs/rpc.md, "Light clients"). Nothing a node says is trusted on its own word.
+ *
+ * From a trust anchor (the genesis validators, or a trusted checkpoint HEIGHT:HASH at an epoch's
+ * last block) it walks epoch boundaries: the last block of each epoch is verified with the set of
+ * that epoch (more than 2/3 of its power signed precommits for exactly that block hash, height and
+ * chain id), and the set of the next epoch is read from that block's state root, which is the state
+ * after the block, boundary bookkeeping included (the set of epoch e+1 is stored at the end of
+ * e's last block). Each call crosses at most `maxBoundaries` boundaries (one block and one proof
+ * each); what it learnt is kept, so a later call continues from there.
+ */
+import {
+  type BlockHeader,
+  blockHash,
+  blockHeaderCodec,
+  type Commit,
+  DEFAULT_POCI_PARAMS,
+  decode,
+  decodeAddress,
+  decodeStoredValidatorSet,
+  decodeValidatorList,
+  encode,
+  equalBytes,
+  fromHex,
+  merkleProofCodec,
+  pociParamsCodec,
+  toHex,
+  type Validator,
+  ValidatorSet,
+  validatorSetProofKeys,
+  verifyBlockCommit,
+  verifyStateProof,
+} from '@unc/core';
+import { ProofError, verifyAccountProof } from './proofs.js';
+import type { AccountJson, BlockJson, HeaderJson, ProvenEntryJson, ValidatorSetProofJson } from './views.js';
+
+/** What the light client asks a node for (an UncClient has both). */
+export interface LightClientSource {
+  getBlock(ref: number): Promise<BlockJson>;
+  getValidatorSetProof(height: number): Promise<ValidatorSetProofJson>;
+}
+
+export type TrustAnchor =
+  | {
+      /** The genesis file's chain id, validators (power 1 when it gives none) and epochBlocks. */
+      kind: 'genesis';
+      chainId: string;
+      validators: readonly { publicKey: Uint8Array; power?: bigint }[];
+      epochBlocks: bigint;
+    }
+  | {
+      /** A block the user trusts by hash; it must be an epoch's last block. */
+      kind: 'checkpoint';
+      chainId: string;
+      height: bigint;
+      hash: Uint8Array;
+    };
+
+/** A header whose hash a commit of the proven validator set signed. */
+export interface VerifiedHeader {
+  header: BlockHeader;
+  hash: Uint8Array;
+  /** Voting power that signed its commit, and the set's total. */
+  signedPower: bigint;
+  totalPower: bigint;
+  /** Epoch boundaries crossed to reach it in this call. */
+  boundariesCrossed: number;
+}
+
+interface EpochSet {
+  set: ValidatorSet;
+  epochBlocks: bigint;
+  /** The first height it signs (the block after the boundary that proved it; 1 for the genesis). */
+  start: bigint;
+}
+
+export const DEFAULT_MAX_BOUNDARIES = 64;
+/**
+ * Sets kept for heights already passed (each up to maxValidators keys): a client walking a year of
+ * hourly epochs from the genesis otherwise held every one of them. Older heights are refused by name.
+ */
+export const DEFAULT_MAX_KEPT_SETS = 256;
+
+/**
+ * A call stopped at its `maxBoundaries`: what it verified is kept, and the next call goes on from
+ * `verifiedThrough` (the newest boundary block verified). A one-shot caller (the CLI) calls again
+ * while it moves forward: a node cannot stretch the walk past the real chain, each boundary needs
+ * the proven set's commit.
+ */
+export class BoundaryLimitError extends ProofError {
+  constructor(
+    message: string,
+    readonly verifiedThrough: bigint,
+  ) {
+    super(message);
+    this.name = 'BoundaryLimitError';
+  }
+}
+
+export class LightClient {
+  readonly chainId: string;
+  /** epoch → the set that signs its blocks and the epochBlocks in force. */
+  private readonly sets = new Map<bigint, EpochSet>();
+  private firstEpoch: bigint;
+  private lastEpoch: bigint;
+  /** The genesis validators, when known (a stored [] stands for them). */
+  private genesisSet: Validator[] | null;
+  private anchorPending: { height: bigint; hash: Uint8Array } | null = null;
+  /** Whether the oldest sets were dropped (maxKeptSets). */
+  private forgotten = false;
+
+  constructor(
+    private readonly source: LightClientSource,
+    anchor: TrustAnchor,
+    private readonly maxBoundaries = DEFAULT_MAX_BOUNDARIES,
+    private readonly maxKeptSets = DEFAULT_MAX_KEPT_SETS,
+  ) {
+    if (!Number.isSafeInteger(maxKeptSets) || maxKeptSets < 1)
+      throw new RangeError('maxKeptSets must be at least 1');
+    this.chainId = anchor.chainId;
+    if (anchor.kind === 'genesis') {
+      if (anchor.validators.length === 0) throw new ProofError('the genesis has no validators');
+      if (anchor.epochBlocks < 1n) throw new ProofError('epochBlocks must be at least 1');
+      this.genesisSet = anchor.validators.map((v) => ({ publicKey: v.publicKey, power: v.power ?? 1n }));
+      this.sets.set(0n, {
+        set: new ValidatorSet(this.genesisSet),
+        epochBlocks: anchor.epochBlocks,
+        start: 1n,
+      });
+      this.firstEpoch = 0n;
+      this.lastEpoch = 0n;
+    } else {
+      this.genesisSet = null;
+      this.anchorPending = { height: anchor.height, hash: anchor.hash.slice() };
+      this.firstEpoch = -1n;
+      this.lastEpoch = -1n;
+    }
+  }
+
+  /**
+   * Fetches the block at `height` and returns its header once a commit of the set in force at that
+   * height signs it; throws ProofError naming what failed otherwise.
+   */
+  async verifyHeight(height: number): Promise<VerifiedHeader> {
+    if (!Number.isSafeInteger(height) || height < 1) throw new ProofError(`bad height ${height}`);
+    const target = BigInt(height);
+    if (this.anchorPending) await this.startFromCheckpoint(this.anchorPending);
+    let crossed = 0;
+    for (;;) {
+      // Each learnt set signs from the block after the boundary that proved it, so a height is
+      // placed by those proven boundaries, never by an epoch length that may have changed since.
+      const first = this.sets.get(this.firstEpoch)!;
+      if (target < first.start) {
+        throw new ProofError(
+          this.forgotten
+            ? `height ${height} is older than the validator sets this client keeps (from block ${first.start})`
+            : `height ${height} is before the trust anchor (block ${first.start - 1n})`,
+        );
+      }
+      const last = this.sets.get(this.lastEpoch)!;
+      if (target <= (this.lastEpoch + 1n) * last.epochBlocks) {
+        let epoch = this.lastEpoch;
+        while (this.sets.get(epoch)!.start > target) epoch--;
+        const block = await this.source.getBlock(height);
+        const v = this.checkBlock(block, target, this.sets.get(epoch)!.set);
+        return { ...v, boundariesCrossed: crossed };
+      }
+      if (crossed >= this.maxBoundaries) {
+        throw new BoundaryLimitError(
+          `height ${height} is more than ${this.maxBoundaries} epoch boundaries past the last verified one; call again to continue`,
+          last.start - 1n,
+        );
+      }
+      await this.crossBoundary();
+      crossed++;
+    }
+  }
+
+  /** The account read at the head, its proof checked against a header this client verified. */
+  async verifyAccount(
+    client: LightClientSource & { getAccount(address: string, proof: boolean): Promise<AccountJson> },
+    address: string,
+  ): Promise<{ balance: bigint; nonce: bigint; header: VerifiedHeader; account: AccountJson }> {
+    let asked: Uint8Array;
+    try {
+      asked = decodeAddress(address);
+    } catch (err) {
+      throw new ProofError(`address: ${(err as Error).message}`);
+    }
+    const account = await client.getAccount(address, true);
+    if (!Number.isSafeInteger(account?.height)) throw new ProofError('account.height is not an integer');
+    // The proof is checked under the address the node names: a genuine proof of another (richer)
+    // account would pass for the one asked unless the two are bound here.
+    let answered: Uint8Array;
+    try {
+      answered = decodeAddress(account.address);
+    } catch (err) {
+      throw new ProofError(`account.address: ${(err as Error).message}`);
+    }
+    if (!equalBytes(answered, asked)) {
+      throw new ProofError(`the node answered for ${account.address}, not ${address}`);
+    }
+    const header = await this.verifyHeight(account.height);
+    // Returned (and printed by the CLI) beside "verified": it must be the root that was checked.
+    if (account.stateRoot !== toHex(header.header.stateRoot)) {
+      throw new ProofError(`account.stateRoot ${String(account.stateRoot)} is not the verified header's`);
+    }
+    // Only the encoding and hash are read: both are the verified header's, not the node's.
+    const proven = verifyAccountProof(account, {
+      encoded: toHex(encode(blockHeaderCodec, header.header)),
+      hash: toHex(header.hash),
+    } as HeaderJson);
+    return { ...proven, header, account };
+  }
+
+  /** Verifies the last block of the newest known epoch and learns the next epoch's set from it. */
+  private async crossBoundary(): Promise<void> {
+    const { set, epochBlocks } = this.sets.get(this.lastEpoch)!;
+    const boundary = (this.lastEpoch + 1n) * epochBlocks;
+    const block = await this.source.getBlock(Number(boundary));
+    const { header } = this.checkBlock(block, boundary, set);
+    this.learnNextSet(header, await this.source.getValidatorSetProof(Number(boundary)), this.lastEpoch + 1n);
+  }
+
+  private async startFromCheckpoint(anchor: { height: bigint; hash: Uint8Array }): Promise<void> {
+    const block = await this.source.getBlock(Number(anchor.height));
+    const header = this.decodeHeader(block, anchor.height);
+    const hash = blockHash(header);
+    if (!equalBytes(hash, anchor.hash)) {
+      throw new ProofError(
+        `block ${anchor.height} hashes to ${toHex(hash)}, not the trusted checkpoint ${toHex(anchor.hash)}`,
+      );
+    }
+    let proof: ValidatorSetProofJson;
+    try {
+      proof = await this.source.getValidatorSetProof(Number(anchor.height));
+    } catch (err) {
+      throw new ProofError(
+        `no validator set proof at the checkpoint ${anchor.height} (it must be an epoch's last block that this node wrote itself): ${(err as Error).message}`,
+      );
+    }
+    if (!proofObject(proof)) throw new ProofError('the validator set proof is not an object');
+    const next = BigInt(checkInt(proof.epoch, 'proof.epoch'));
+    this.learnNextSet(header, proof, next, true);
+    this.anchorPending = null;
+  }
+
+  /**
+   * Reads the set of `epoch` from `header`'s state root (header already verified): the ring slot,
+   * which must be for exactly that epoch, the genesis set when the slot holds [], and the
+   * epochBlocks then in force. `anchor`: the first set (checkpoint), which must begin right
+   * after the header.
+   */
+  private learnNextSet(
+    header: BlockHeader,
+    proof: ValidatorSetProofJson,
+    epoch: bigint,
+    anchor = false,
+  ): void {
+    if (!proofObject(proof)) throw new ProofError('the validator set proof is not an object');
+    const keys = validatorSetProofKeys(epoch);
+    const root = header.stateRoot;
+    const setRaw = provenValue(root, keys.set, proof.set, `the set of epoch ${epoch}`);
+    if (setRaw === null) throw new ProofError(`block ${header.height} stores no set for epoch ${epoch}`);
+    const stored = decodeField(decodeStoredValidatorSet, setRaw, `the set of epoch ${epoch}`);
+    if (stored.epoch !== epoch) {
+      throw new ProofError(
+        `block ${header.height}'s ring slot holds the set of epoch ${stored.epoch}, not ${epoch}`,
+      );
+    }
+    const paramsRaw = provenValue(root, keys.params, proof.params, 'the PoCI parameters');
+    const epochBlocks = paramsRaw
+      ? decodeField((b) => decode(pociParamsCodec, b), paramsRaw, 'the PoCI parameters').epochBlocks
+      : DEFAULT_POCI_PARAMS.epochBlocks;
+    if (epochBlocks < 1n) throw new ProofError('the proven epochBlocks is 0');
+    // The set must take effect at the block after this one: the header is the last of epoch - 1.
+    if (header.height !== epoch * epochBlocks) {
+      throw new ProofError(
+        `block ${header.height} is not the last block before epoch ${epoch} (epochs of ${epochBlocks} blocks)`,
+      );
+    }
+    const genesisRaw = provenValue(root, keys.genesis, proof.genesis, 'the genesis validators');
+    if (genesisRaw) {
+      this.genesisSet = decodeField(decodeValidatorList, genesisRaw, 'the genesis validators');
+    }
+    let validators = stored.validators;
+    if (validators.length === 0) {
+      if (!this.genesisSet) throw new ProofError(`epoch ${epoch} keeps the genesis set, which is not proven`);
+      validators = this.genesisSet;
+    }
+    let set: ValidatorSet;
+    try {
+      set = new ValidatorSet(validators);
+    } catch (err) {
+      throw new ProofError(`the set of epoch ${epoch}: ${(err as Error).message}`);
+    }
+    this.sets.set(epoch, { set, epochBlocks, start: header.height + 1n });
+    this.lastEpoch = epoch;
+    if (anchor) this.firstEpoch = epoch;
+    while (this.sets.size > this.maxKeptSets) {
+      this.sets.delete(this.firstEpoch);
+      this.firstEpoch++;
+      this.forgotten = true;
+    }
+  }
+
+  private decodeHeader(block: BlockJson, height: bigint): BlockHeader {
+    if (typeof block !== 'object' || block === null) throw new ProofError(`block ${height} is not an object`);
+    const header = decodeField(
+      (b) => decode(blockHeaderCodec, b),
+      hexField(block.encoded, 'header.encoded'),
+      `block ${height} header`,
+    );
+    if (header.height !== height)
+      throw new ProofError(`asked for block ${height}, got block ${header.height}`);
+    if (header.chainId !== this.chainId) {
+      throw new ProofError(`block ${height} is of chain "${header.chainId}", not "${this.chainId}"`);
+    }
+    return header;
+  }
+
+  /** The header of `block` once `set`'s commit signs it (height, hash, chain id bound). */
+  private checkBlock(
+    block: BlockJson,
+    height: bigint,
+    set: ValidatorSet,
+  ): { header: BlockHeader; hash: Uint8Array; signedPower: bigint; totalPower: bigint } {
+    const header = this.decodeHeader(block, height);
+    const hash = blockHash(header);
+    const commit = commitOf(block.commit, height);
+    let signedPower: bigint;
+    try {
+      signedPower = verifyBlockCommit(set, this.chainId, commit, hash, height);
+    } catch (err) {
+      throw new ProofError(`block ${height} is not signed by its validators: ${(err as Error).message}`);
+    }
+    return { header, hash, signedPower, totalPower: set.totalPower };
+  }
+}
+
+function provenValue(
+  root: Uint8Array,
+  key: Uint8Array,
+  entry: ProvenEntryJson,
+  what: string,
+): Uint8Array | null {
+  if (typeof entry !== 'object' || entry === null) throw new ProofError(`${what}: no proof`);
+  const value = entry.value === null ? null : hexField(entry.value, `${what}: value`);
+  const proof = decodeField(
+    (b) => decode(merkleProofCodec, b),
+    hexField(entry.proof, `${what}: proof`),
+    `${what}: proof`,
+  );
+  if (!verifyStateProof(root, key, value, proof)) {
+    throw new ProofError(`${what}: the Merkle proof does not match the verified state root`);
+  }
+  return value;
+}
+
+function commitOf(json: BlockJson['commit'], height: bigint): Commit {
+  if (typeof json !== 'object' || json === null) throw new ProofError(`block ${height} has no commit`);
+  if (!Array.isArray(json.signatures))
+    throw new ProofError(`block ${height}: commit.signatures is not a list`);
+  return {
+    height: BigInt(checkInt(json.height, 'commit.height')),
+    round: checkInt(json.round, 'commit.round'),
+    blockHash: hexField(json.blockHash, 'commit.blockHash', 32),
+    signatures: json.signatures.map((s, i) => {
+      if (typeof s !== 'object' || s === null)
+        throw new ProofError(`commit.signatures[${i}] is not an object`);
+      return {
+        validator: hexField(s.validator, `commit.signatures[${i}].validator`, 32),
+        signature: hexField(s.signature, `commit.signatures[${i}].signature`, 64),
+      };
+    }),
+  };
+}
+
+function proofObject(p: unknown): p is ValidatorSetProofJson {
+  return typeof p === 'object' && p !== null;
+}
+
+function checkInt(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new ProofError(`${what} is not a non-negative integer`);
+  }
+  return value;
+}
+
+function hexField(value: unknown, what: string, length?: number): Uint8Array {
+  if (typeof value !== 'string') throw new ProofError(`${what} is not a hex string`);
+  try {
+    return fromHex(value, length);
+  } catch (err) {
+    throw new ProofError(`${what}: ${(err as Error).message}`);
+  }
+}
+
+function decodeField<T>(decodeBytes: (bytes: Uint8Array) => T, bytes: Uint8Array, what: string): T {
+  try {
+    return decodeBytes(bytes);
+  } catch (err) {
+    throw new ProofError(`${what}: ${(err as Error).message}`);
+  }
+}
