@@ -29,6 +29,8 @@ export type ActionJson =
   | { type: 'claimRewards'; chipIds: string[] }
   | { type: 'bond'; amount: string }
   | { type: 'setConsensusKey'; publicKey: string }
+  /** `operator` (an address, or null: none) answers for the sender's chips from the next block. */
+  | { type: 'setHeartbeatOperator'; operator: string | null }
   | { type: 'unbond'; amount: string }
   | { type: 'evidence'; kind: string; validator: string; height: number; round: number }
   | MarketActionJson;
@@ -140,6 +142,8 @@ export type TxEventJson =
   /** A block event: unbonded UNC returned to the balance at its release height. */
   | { type: 'unbondReleased'; account: string; amount: string }
   | { type: 'consensusKeySet'; account: string; publicKey: string }
+  /** `operator` (null: none) answers for `owner`'s chips from height `from`. */
+  | { type: 'heartbeatOperatorSet'; owner: string; operator: string | null; from: number }
   | MarketEventJson;
 
 export type MarketEventJson =
@@ -419,6 +423,8 @@ export function actionToJson(a: Action): ActionJson {
       return { type: 'bond', amount: a.amount.toString() };
     case 'setConsensusKey':
       return { type: 'setConsensusKey', publicKey: toHex(a.publicKey) };
+    case 'setHeartbeatOperator':
+      return { type: 'setHeartbeatOperator', operator: a.operator ? encodeAddress(a.operator) : null };
     case 'unbond':
       return { type: 'unbond', amount: a.amount.toString() };
     case 'evidence':
@@ -577,6 +583,13 @@ export function eventToJson(e: TxEvent): TxEventJson {
       return { type: 'unbondReleased', account: encodeAddress(e.account), amount: e.amount.toString() };
     case 'consensusKeySet':
       return { type: 'consensusKeySet', account: encodeAddress(e.account), publicKey: toHex(e.publicKey) };
+    case 'heartbeatOperatorSet':
+      return {
+        type: 'heartbeatOperatorSet',
+        owner: encodeAddress(e.owner),
+        operator: e.operator ? encodeAddress(e.operator) : null,
+        from: Number(e.from),
+      };
     case 'validatorSlashed':
       return {
         type: 'validatorSlashed',
