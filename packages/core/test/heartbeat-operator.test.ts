@@ -181,7 +181,10 @@ describe('a heartbeat operator answers for its owner’s chips, and does nothing
     const anchor = chain.height;
     const consent = {
       type: 'dev-soft' as const,
-      signature: ed25519Sign(chipKey.seed, transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor))),
+      signature: ed25519Sign(
+        chipKey.seed,
+        transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
+      ),
     };
     // The operator holds no UNC: give it some so that each refusal is the rule's, not its fee's.
     chain.block([
@@ -191,7 +194,9 @@ describe('a heartbeat operator answers for its owner’s chips, and does nothing
     const tries: [string, TxEnvelope][] = [
       [
         'transferChip',
-        chain.tx(op, [{ type: 'transferChip', chipId, newOwner: other.address, anchorHeight: anchor, consent }]),
+        chain.tx(op, [
+          { type: 'transferChip', chipId, newOwner: other.address, anchorHeight: anchor, consent },
+        ]),
       ],
       ['deregisterChip', chain.tx(op, [{ type: 'deregisterChip', chipId }])],
       [

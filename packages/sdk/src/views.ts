@@ -702,6 +702,10 @@ export interface ChipJson {
   slots: SlotJson[];
   /** The chip's challenge class: a block challenges the chips of one class, drawn from its beacon. */
   challengeClass: number;
+  /** The address whose heartbeats answer for the chip besides its owner (the owner's heartbeat
+   *  operator in force at the next block; core poci/operator.ts), null for none. Absent from nodes
+   *  older than the rule. */
+  heartbeatOperator?: string | null;
 }
 
 export interface VendorJson {

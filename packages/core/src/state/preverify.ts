@@ -13,8 +13,8 @@ import { toHex } from '../bytes.js';
 import { envelopeSigningMessage, type TxEnvelope } from '../chain/transaction.js';
 import { sha256 } from '../crypto/index.js';
 import { getChip } from '../poci/chips.js';
-import { mayAnswerFor } from '../poci/operator.js';
 import { challengesAsOf, chipClass, getRecentHash, heartbeatChallenge } from '../poci/liveness.js';
+import { mayAnswerFor } from '../poci/operator.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
 import type { StateReader } from './store.js';
 
