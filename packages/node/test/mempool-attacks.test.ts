@@ -388,6 +388,28 @@ describe('mempool attacks', () => {
     queue.stop();
   });
 
+  test("a heartbeat from the owner's heartbeat operator is admitted from the block after its naming, fee-free from a key with nothing; before it and after its removal it is refused at the owner screen, before its signature", () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const hot = key('heartbeat operator with nothing');
+    const copy = () => tx(hot, 0n, [heartbeat(answer)], 0n);
+    // Not named: a stranger's copy.
+    assert.equal(
+      new Mempool().cheapRefusal(copy(), chain.state, params, chain.next())?.code,
+      'NOT_CHIP_OWNER',
+    );
+    chain.block([tx(owner, 1n, [{ type: 'setHeartbeatOperator', operator: hot.address }])]);
+    const pool = new Mempool();
+    assert.equal(pool.cheapRefusal(copy(), chain.state, params, chain.next()), null);
+    pool.add(copy(), chain.state, params, chain.next());
+    assert.equal(pool.size, 1, 'the operator holds the slot, fee-free');
+    chain.block([tx(owner, 2n, [{ type: 'setHeartbeatOperator', operator: null }])]);
+    assert.equal(
+      new Mempool().cheapRefusal(copy(), chain.state, params, chain.next())?.code,
+      'NOT_CHIP_OWNER',
+    );
+    refused(() => new Mempool().add(copy(), chain.state, params, chain.next()), 'NOT_CHIP_OWNER');
+  });
+
   test('genuine evidence from a key with nothing is admitted once', () => {
     const chain = new Chain();
     for (let i = 0; i < 3; i++) chain.block();
