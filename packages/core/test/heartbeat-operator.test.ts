@@ -25,6 +25,7 @@ import {
   type TxEvent,
   toHex,
   transferMessage,
+  txEventCodec,
   ValidationError,
 } from '../src/index.js';
 import {
@@ -78,6 +79,12 @@ describe('a heartbeat operator answers for its owner’s chips, and does nothing
       assert.deepEqual(decode(actionCodec, bytes), { type: 'setHeartbeatOperator', operator });
     }
     assert.throws(() => decode(actionCodec, Uint8Array.of(22, 2)), /option tag/);
+    for (const operator of [op.address, null]) {
+      const event = { type: 'heartbeatOperatorSet' as const, owner: miner.address, operator, from: 7n };
+      const bytes = encode(txEventCodec, event);
+      assert.equal(bytes[0], 43);
+      assert.deepEqual(decode(txEventCodec, bytes), event);
+    }
   });
 
   test('naming an operator burns a lasting record’s price (maxSpend counts it); removing burns nothing', () => {
