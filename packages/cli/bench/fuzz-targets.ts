@@ -215,6 +215,7 @@ function chipRecord(profile: Chip['profile'], chipId: Uint8Array, keyMaterial: U
     tpmClock: null,
     creditClock: null,
     creditClockTime: 0n,
+    priorCredit: null,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,

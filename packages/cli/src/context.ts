@@ -205,30 +205,51 @@ export function ctxOf(cmd: Command): Context {
   return new Context(cmd.optsWithGlobals() as GlobalOptions);
 }
 
-/** Reads a password from --password-file, or asks on the terminal without echo. */
+/** The shortest password a new key is encrypted under (`unc keys add`, `unc keys import`). */
+export const MIN_PASSWORD_LENGTH = 8;
+
+/**
+ * Reads a password from --password-file, or asks on the terminal without echo. `isNew` marks the
+ * password a key is about to be encrypted under: asked twice at the prompt, and held to
+ * MIN_PASSWORD_LENGTH from either source. The minimum applied to the prompt only, so a script's
+ * `--password-file` holding "1" encrypted a key that any copy of its keystore (an export, a backup,
+ * the home) gave up in a few guesses; and it applied at every unlock prompt instead, so a key
+ * imported with its short password could be unlocked from a file but not at the terminal.
+ */
 export async function readPassword(
   opts: { passwordFile?: string },
   prompt: string,
-  confirm = false,
+  isNew = false,
 ): Promise<string> {
+  let password: string;
   if (opts.passwordFile) {
     if (!existsSync(opts.passwordFile)) {
       throw new UncError('BAD_PASSWORD_FILE', `password file ${opts.passwordFile} does not exist`);
     }
-    const text = readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '');
-    if (text.length === 0)
+    password = readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    if (password.length === 0)
       throw new UncError('BAD_PASSWORD_FILE', `password file ${opts.passwordFile} is empty`);
-    return text;
+    checkNewPassword(password, isNew, ` (in ${opts.passwordFile})`);
+    return password;
   }
   if (!process.stdin.isTTY) {
     throw new UncError('PASSWORD_REQUIRED', 'no terminal to ask for a password: pass --password-file <file>');
   }
-  const first = await askHidden(prompt);
-  if (first.length < 8) throw new UncError('WEAK_PASSWORD', 'the password must have at least 8 characters');
-  if (confirm && (await askHidden('Repeat the password: ')) !== first) {
+  password = await askHidden(prompt);
+  checkNewPassword(password, isNew, '');
+  if (isNew && (await askHidden('Repeat the password: ')) !== password) {
     throw new UncError('PASSWORD_MISMATCH', 'the passwords do not match');
   }
-  return first;
+  return password;
+}
+
+function checkNewPassword(password: string, isNew: boolean, where: string): void {
+  // Counted in code points, as typed: a password of 8 emoji is not cut to 4.
+  if (isNew && [...password].length < MIN_PASSWORD_LENGTH)
+    throw new UncError(
+      'WEAK_PASSWORD',
+      `the password${where} must have at least ${MIN_PASSWORD_LENGTH} characters: a key's keystore is only as strong as its password once a copy of it is out`,
+    );
 }
 
 /**
@@ -282,6 +303,15 @@ function ask(prompt: string, hidden: boolean, onEnd: () => Error): Promise<strin
 
 function askHidden(prompt: string): Promise<string> {
   return ask(prompt, true, () => new UncError('PASSWORD_REQUIRED', 'no password given (end of input)'));
+}
+
+/**
+ * Asks for a secret that is not a password (a mnemonic) without echo: shown as typed, the 24 words
+ * that are the key stayed on the screen, in the terminal's scrollback and in any recording of the
+ * session (`script`, tmux logs, a shared screen).
+ */
+export function askSecretLine(prompt: string): Promise<string> {
+  return ask(prompt, true, () => new UncError('NO_ANSWER', 'no answer given (end of input)'));
 }
 
 export async function askLine(prompt: string): Promise<string> {

@@ -8,12 +8,14 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:
 import { join } from 'node:path';
 import {
   addressFromPublicKey,
+  DEFAULT_SCRYPT_PARAMS,
   decryptKeystore,
   ed25519PublicKey,
   encodeAddress,
   encryptKeystore,
   fromHex,
   type KeystoreFile,
+  type ScryptParams,
   toHex,
   UncError,
 } from '@unc/core';
@@ -50,6 +52,24 @@ export function checkKeyName(name: string): void {
       `invalid key name "${name}": use 1-64 letters, digits, '_', '.' or '-'`,
     );
   }
+}
+
+/**
+ * The scrypt parameters an imported keystore is encrypted again under, or null to keep it as it
+ * came. Scrypt's memory grows with n·r and its time with n·r·p, and a guesser pays both per guess.
+ * One whose n·r is at least ours costs at least ours in both (p ≥ 1 = ours) and is kept. Any other
+ * gets our n and r and a p raised until its time is at least what it had: re-encrypted with ours
+ * alone, one of n = 2^20, r = 1 (4 times our memory and time) or of p = 16 was made cheaper to
+ * guess by the very step meant to harden it. Never weaker than the keystore that came nor than
+ * ours, in memory or in time; within the keystore format's bounds (n·r < 2^18 and p ≤ 16 give
+ * p < 16 here).
+ */
+export function strongerScryptParams(params: ScryptParams): ScryptParams | null {
+  const ours = DEFAULT_SCRYPT_PARAMS;
+  const memory = params.n * params.r;
+  if (memory >= ours.n * ours.r) return null;
+  const p = Math.max(ours.p, Math.ceil((memory * params.p) / (ours.n * ours.r)));
+  return { n: ours.n, r: ours.r, p };
 }
 
 export class Keyring {
@@ -183,7 +203,14 @@ export class Keyring {
       .map((k) => k.name);
   }
 
-  /** Adds a keystore exported by `unc keys export` (still encrypted; its password is kept). */
+  /**
+   * Adds a keystore exported by `unc keys export` or another wallet (still encrypted; its password
+   * is kept). One whose scrypt is lighter than ours (the keystore format accepts n down to 2^10)
+   * is encrypted again under the same password with a fresh salt and iv and the parameters of
+   * strongerScryptParams: kept as it came, every copy of the keyring held the key behind a password
+   * check 32 times cheaper to guess than that of the keys made here. One at least as strong is
+   * kept as it is.
+   */
   addKeystore(
     name: string,
     keystore: KeystoreFile,
@@ -198,8 +225,12 @@ export class Keyring {
       publicKey: toHex(publicKey),
       kind: 'encrypted',
     };
+    const stronger = strongerScryptParams(keystore.crypto.kdfparams);
+    const stored = stronger
+      ? encryptKeystore(seed, password, { salt: randomBytes(32), iv: randomBytes(12) }, stronger)
+      : keystore;
     beforeWrite(info.address);
-    this.write({ ...info, kind: 'encrypted', keystore });
+    this.write({ ...info, kind: 'encrypted', keystore: stored });
     return info;
   }
 
@@ -242,9 +273,16 @@ export class Keyring {
     return this.read(name).kind === 'encrypted';
   }
 
-  /** Returns the key's seed. `chainId` guards test keys against use outside their dev chain. */
+  /**
+   * Returns the key's seed. `chainId` guards test keys against use outside their dev chain. The
+   * seed must be that of the public key the file names: `keys show`, `keys list` and every
+   * `--to <key name>` give that key's address, read from the file in the clear, while the seed
+   * signs; a file whose address was edited (or a keystore swapped under it) had funds sent to one
+   * account and transactions signed by another.
+   */
   unlock(name: string, chainId: string, password?: string): Uint8Array {
     const file = this.read(name);
+    let seed: Uint8Array;
     if (file.kind === 'test') {
       if (file.chainId !== chainId) {
         throw new UncError(
@@ -252,9 +290,30 @@ export class Keyring {
           `key "${name}" is an unencrypted dev key for chain ${file.chainId}; refusing to use it on ${chainId}`,
         );
       }
-      return fromHex(file.secret, 32);
+      // Bound to a chain that is not a dev chain (written before addDevKeys refused that, from a
+      // genesis edited to a real network's id, or by hand): its seed is public or lies unencrypted
+      // on disk, and it would sign on that network for anyone who has it.
+      if (!chainId.startsWith('unc-dev-'))
+        throw new UncError(
+          'NOT_A_DEV_CHAIN',
+          `key "${name}" is an unencrypted dev key, and ${chainId} is not a dev chain (unc-dev-…): refusing to sign with it (import your own key: unc keys add or unc keys import)`,
+        );
+      seed = fromHex(file.secret, 32);
+    } else {
+      if (password === undefined) throw new UncError('PASSWORD_REQUIRED', `key "${name}" needs its password`);
+      seed = decryptKeystore(file.keystore, password);
     }
-    if (password === undefined) throw new UncError('PASSWORD_REQUIRED', `key "${name}" needs its password`);
-    return decryptKeystore(file.keystore, password);
+    const publicKey = ed25519PublicKey(seed);
+    if (
+      toHex(publicKey) !== file.publicKey ||
+      encodeAddress(addressFromPublicKey(publicKey)) !== file.address
+    ) {
+      seed.fill(0);
+      throw new UncError(
+        'KEY_MISMATCH',
+        `key "${name}" in ${this.dir} names ${file.address} but its secret is the key of another address: the file was edited; nothing was signed (import the key again from its mnemonic or keystore)`,
+      );
+    }
+    return seed;
   }
 }

@@ -111,11 +111,29 @@ test('Ctrl-C at the mnemonic prompt of `unc keys import` exits 130 and writes no
 }, async () => {
   const home = tempHome();
   try {
-    // A visible prompt (askLine), read raw too where the terminal is one: ^C is a byte there as well.
+    // A hidden prompt (askSecretLine), read raw: ^C is a byte there as well.
     const s = onTerminal(['keys', 'import', 'alice', '--home', home.dir]);
-    await s.waitFor('Mnemonic: ');
+    await s.waitFor('Mnemonic');
     s.type('\x03');
     assert.equal(await s.exited, 130, s.output());
+    assert.deepEqual(keyFiles(home.dir), []);
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: the mnemonic typed at `unc keys import` is not echoed to the terminal', {
+  skip: !hasScript,
+}, async () => {
+  const home = tempHome();
+  try {
+    const s = onTerminal(['keys', 'import', 'alice', '--home', home.dir]);
+    await s.waitFor('Mnemonic');
+    // Not a valid mnemonic: the command ends at BAD_MNEMONIC, which names no word either.
+    s.type('zebra quartz sentinel\r');
+    assert.equal(await s.exited, 1, s.output());
+    assert.match(s.output(), /BAD_MNEMONIC|invalid mnemonic/);
+    assert.doesNotMatch(s.output(), /zebra|quartz|sentinel/);
     assert.deepEqual(keyFiles(home.dir), []);
   } finally {
     home.cleanup();

@@ -82,6 +82,7 @@ const template = {
   tpmClock: null,
   creditClock: null,
   creditClockTime: 0n,
+  priorCredit: null,
   epoch: 1n,
   answered: 0b1111,
   prevAnswered: 0,

@@ -273,6 +273,9 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // The root recorded again for the TPM-clock credit rule (four more chip fields, each block's time
     // kept for its challenge): these dev-soft chips carry no clock, and the events did not move;
     // without the seat-share records the root is the one that rule alone gave (969ad779…).
+    // Recorded again for `priorCredit` (sleepmend, one more chip field: a none byte for these
+    // chips, which carry no clock): the events and counts did not move (roots were 4549fd9e… and
+    // 969ad779… before it).
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -296,8 +299,8 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: '4549fd9e6c2340e87bf89493ebbb6216b0ef1c70bd305d9c1abd2629561fcb89',
-  rootBeforeSeatShares: '969ad779cb99ff1433c8f4cc1e78eb8405ff96d6bf45322297bfc629d898ed3a',
+  root: 'eae14a67eb37af51fafd47743e123667fbf32caa6f2f5ef5fd9dc7cc5a527b63',
+  rootBeforeSeatShares: 'd2844be3ce433ab0deec4284f645b8d19d6da5fcc12d0b00b3416eb5ccc04c1c',
   events: '5beaa1cfc52a1002d36dc8739083e5cc4356ba5f0edf05890e0769d08a9c0aea',
   answered: 105,
   missed: 17,

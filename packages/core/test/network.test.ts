@@ -48,6 +48,7 @@ const chipArb = fc
       tpmClock: null,
       creditClock: null,
       creditClockTime: 0n,
+      priorCredit: null,
       epoch: 0n,
       answered: 0,
       prevAnswered: 0,

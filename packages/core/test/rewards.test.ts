@@ -704,6 +704,7 @@ function getChipTemplate() {
     tpmClock: null,
     creditClock: null,
     creditClockTime: 0n,
+    priorCredit: null,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,

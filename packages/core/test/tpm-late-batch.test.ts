@@ -13,6 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import {
   blockChallengeClass,
   chipClass,
@@ -37,7 +38,7 @@ const GAP = W - 1n;
  * challenge, except that it stalls at a challenge whose class's next challenge comes GAP blocks
  * later: it signs both then, in one heartbeat.
  */
-function run(stepMs: bigint, ratePerMille: bigint) {
+function run(stepMs: bigint, ratePerMille: bigint, send: 'together' | 'actions' | 'blocks' = 'together') {
   const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
   chain.step = () => stepMs;
   chain.blocksUntil(2n);
@@ -86,7 +87,11 @@ function run(stepMs: bigint, ratePerMille: bigint) {
       due.push(tpm.answer(chain, o.epoch, o.slot, c));
     }
     if (due.length > 1) batches++;
-    events.push(...chain.block(chain.heartbeats(due)));
+    if (due.length > 1 && send === 'blocks') {
+      // Sent apart: the older answer in one block, the rest in the next (all signed already).
+      events.push(...chain.block(chain.heartbeats(due.slice(0, 1))));
+      events.push(...chain.block(chain.heartbeats(due.slice(1))));
+    } else events.push(...chain.block(chain.heartbeats(due, 0n, send === 'actions')));
   }
   const chip = getChip(chain.state, chipId)!;
   return {
@@ -115,5 +120,169 @@ describe('tpm2 credit: two answers signed together in one late heartbeat', () =>
     assert.ok(r.batches >= 2, `precondition: late pairs were sent (${r.batches})`);
     assert.deepEqual(r.uncredited, []);
     assert.equal(r.credited, r.answers);
+  });
+});
+
+/**
+ * CONSENSUS CHANGE (sleepmend; docs/poci.md, "Answers sent apart"). Regression (failed before the
+ * fix): the same late pair, signed together, sent in two heartbeats (two actions of one
+ * transaction, or two blocks) instead of one: the second was measured only against the first, so
+ * at twice the target interval the always-on chip lost it, as the one-heartbeat rule had before.
+ */
+describe('tpm2 credit: a late pair signed together but sent in two heartbeats', () => {
+  for (const send of ['actions', 'blocks'] as const) {
+    test(`at twice the target block interval, sent as two ${send}, an always-on chip is credited both answers`, () => {
+      const r = run(2000n, 850n, send);
+      assert.ok(r.batches >= 2, `precondition: late pairs were sent (${r.batches})`);
+      assert.deepEqual(
+        r.uncredited.map((u) => (u.type === 'answerUncredited' ? `${u.slotHeight}: ${u.reason}` : '')),
+        [],
+      );
+      assert.equal(r.credited, r.answers);
+      assert.equal(r.slotsMissed, 0n);
+    });
+  }
+});
+
+/**
+ * Two challenges of the chip's class whose windows overlap (h2 = h1 + W − 1), after `warm`
+ * answers (blocks at twice the target interval, the clock running at `ratePerMille` of block time
+ * throughout: an always-on chip, or one that ran part of the time); answered with quotes reading `dA` and `dA + dB` ms past the clock the chip
+ * had at h2, either in one heartbeat at h2 + 1 or apart (A at h2 + 1, B at h2 + 2). What each way
+ * credited (slot heights), and whether the pair was found.
+ */
+function overlappingPair(warm: number, ratePerMille: bigint, dA: bigint, dB: bigint, apart: boolean) {
+  const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
+  chain.step = () => 2000n;
+  chain.blocksUntil(2n);
+  const tpm = new FixtureTpm(ROOT, Uint8Array.of(0x5b));
+  const c: Clock = { clock: 7_000_000n, resetCount: 1, restartCount: 0 };
+  let at = chain.time;
+  const registered = chain.block([chain.tx(miner, [tpm.register(chain, miner.address, c)])]);
+  const chipId = registered.flatMap((e) => (e.type === 'chipRegistered' ? [e.chipId] : []))[0]!;
+  tpm.chipId = chipId;
+  const p = getPociParams(chain.state);
+  const cls = chipClass(chipId, p);
+  const drawn = (h: bigint) => blockChallengeClass(chain.beaconOf(h), p) === cls;
+  const slotOf = (h: bigint) => {
+    const epoch = epochOf(h, p);
+    return { epoch, slot: challengesOfChip(chain, chipId, epoch).indexOf(h) };
+  };
+  const first = p.epochBlocks * (epochOf(chain.height, p) + 1n) + 1n;
+  let warmed = 0;
+  const events: TxEvent[] = [];
+  for (let h1 = first; h1 < first + 10n * p.epochBlocks; h1++) {
+    if (!drawn(h1)) continue;
+    // The widest pair one heartbeat can carry (W − 1 blocks apart, 8 s of block time: more than the
+    // slack covers); a challenge between them goes unanswered, in both ways alike.
+    const h2 = drawn(h1 + W - 1n) ? h1 + W - 1n : undefined;
+    if (warmed < warm || h2 === undefined || epochOf(h2, p) !== epochOf(h1, p)) {
+      // An answer at once, the clock having run at `ratePerMille` (0: a paused vTPM).
+      chain.blocksUntil(h1);
+      c.clock += ((chain.time - at) * ratePerMille) / 1000n;
+      at = chain.time;
+      const { epoch, slot } = slotOf(h1);
+      events.push(...chain.block(chain.heartbeats([tpm.answer(chain, epoch, slot, c)])));
+      warmed++;
+      continue;
+    }
+    chain.blocksUntil(h2);
+    c.clock += ((chain.time - at) * ratePerMille) / 1000n;
+    const a = slotOf(h1);
+    const b = slotOf(h2);
+    const qa = tpm.answer(chain, a.epoch, a.slot, { ...c, clock: c.clock + dA });
+    const qb = tpm.answer(chain, b.epoch, b.slot, { ...c, clock: c.clock + dA + dB });
+    if (apart) {
+      events.push(...chain.block(chain.heartbeats([qa])));
+      events.push(...chain.block(chain.heartbeats([qb])));
+    } else events.push(...chain.block(chain.heartbeats([qa, qb])));
+    const credited = (h: bigint) => events.some((x) => x.type === 'slotAnswered' && x.slotHeight === h);
+    return { found: true, a: credited(h1), b: credited(h2) };
+  }
+  return { found: false, a: false, b: false };
+}
+
+describe('tpm2 credit: answers sent apart credit no more than the same quotes sent together', () => {
+  test('property: whatever the two quotes read, apart or together the chain credits the same answers (a sleeper gains nothing by splitting or merging)', () => {
+    let found = 0;
+    let partial = 0;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 3 }),
+        fc.bigInt({ min: 0n, max: 1150n }),
+        fc.bigInt({ min: 0n, max: 20_000n }),
+        // B measured against A alone needs up to 4/5 × 8 s − 5 s = 1.4 s: around it.
+        fc.bigInt({ min: 0n, max: 3_000n }),
+        (warm, rate, dA, dB) => {
+          const together = overlappingPair(warm, rate, dA, dB, false);
+          const apart = overlappingPair(warm, rate, dA, dB, true);
+          assert.deepEqual(apart, together);
+          if (together.found) found++;
+          if (together.a !== together.b) partial++;
+        },
+      ),
+      { numRuns: 40, seed: 11 },
+    );
+    // Not vacuous: pairs were found, and some were credited only in part (the rule mattered).
+    assert.ok(found > 0 && partial > 0, `precondition: ${found} pairs, ${partial} credited in part`);
+  });
+});
+
+/**
+ * Two challenges of the chip's class `gap` blocks apart (blocks at twice the target interval, the
+ * clock running at block time until the first quote), the first answered late (signed at h2 − 1,
+ * included at h2), the second signed `dB` ms of clock after it and included at h2 + 1. Whether the
+ * second was credited.
+ */
+function pairApart(gap: bigint, dB: bigint) {
+  const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
+  chain.step = () => 2000n;
+  chain.blocksUntil(2n);
+  const tpm = new FixtureTpm(ROOT, Uint8Array.of(0x5d));
+  const c: Clock = { clock: 3_000_000n, resetCount: 2, restartCount: 1 };
+  let at = chain.time;
+  const registered = chain.block([chain.tx(miner, [tpm.register(chain, miner.address, c)])]);
+  const chipId = registered.flatMap((e) => (e.type === 'chipRegistered' ? [e.chipId] : []))[0]!;
+  tpm.chipId = chipId;
+  const p = getPociParams(chain.state);
+  const cls = chipClass(chipId, p);
+  const drawn = (h: bigint) => blockChallengeClass(chain.beaconOf(h), p) === cls;
+  const slotOf = (h: bigint) => {
+    const epoch = epochOf(h, p);
+    return { epoch, slot: challengesOfChip(chain, chipId, epoch).indexOf(h) };
+  };
+  const first = p.epochBlocks * (epochOf(chain.height, p) + 1n) + 1n;
+  for (let h1 = first; h1 < first + 10n * p.epochBlocks; h1++) {
+    const h2 = h1 + gap;
+    if (!drawn(h1) || !drawn(h2) || epochOf(h2, p) !== epochOf(h1, p)) continue;
+    if ([...Array(Number(gap) - 1)].some((_, i) => drawn(h1 + BigInt(i) + 1n))) continue;
+    chain.blocksUntil(h2 - 1n);
+    c.clock += chain.time - at;
+    at = chain.time;
+    const a = slotOf(h1);
+    const events = chain.block(chain.heartbeats([tpm.answer(chain, a.epoch, a.slot, c)]));
+    const b = slotOf(h2);
+    events.push(
+      ...chain.block(chain.heartbeats([tpm.answer(chain, b.epoch, b.slot, { ...c, clock: c.clock + dB })])),
+    );
+    const credited = (h: bigint) => events.some((x) => x.type === 'slotAnswered' && x.slotHeight === h);
+    return { found: true, a: credited(h1), b: credited(h2) };
+  }
+  return { found: false, a: false, b: false };
+}
+
+describe('tpm2 credit: the prior reference reaches only an answer whose window overlapped', () => {
+  // Quotes with no clock between them (a paused TPM, or two signed at once): the second is short of
+  // the first by 4/5 of the span less the slack (1.4 s at W − 1 blocks, 3 s at W).
+  test('W − 1 blocks apart (both windows open at h2): the second is measured from the reference before the first too, and credited', () => {
+    const r = pairApart(W - 1n, 0n);
+    assert.ok(r.found, 'precondition: such a pair was drawn');
+    assert.deepEqual(r, { found: true, a: true, b: true });
+  });
+
+  test('W blocks apart (never open together, so never in one heartbeat): the second is measured from the first alone, and not credited', () => {
+    const r = pairApart(W, 0n);
+    assert.ok(r.found, 'precondition: such a pair was drawn');
+    assert.deepEqual(r, { found: true, a: true, b: false });
   });
 });

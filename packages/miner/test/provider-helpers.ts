@@ -62,6 +62,7 @@ export function chipRecord(
     tpmClock: null,
     creditClock: null,
     creditClockTime: 0n,
+    priorCredit: null,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,

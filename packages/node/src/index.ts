@@ -38,6 +38,7 @@ export {
 } from './rpc/server.js';
 export { RPC_COSTS } from './rpc-costs.js';
 export * from './storage/db.js';
+export * from './storage/key-file.js';
 export * from './storage/write-whole.js';
 export * from './sync.js';
 export {

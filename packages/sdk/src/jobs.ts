@@ -339,6 +339,7 @@ function chipFromJson(c: ChipJson): Chip {
     tpmClock: null,
     creditClock: null,
     creditClockTime: 0n,
+    priorCredit: null,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,

@@ -31,7 +31,13 @@ import {
   toHex,
   UncError,
 } from '@unc/core';
-import { fsyncDirectory, peerIdFromNodeKey, removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import {
+  fsyncDirectory,
+  peerIdFromNodeKey,
+  readPrivateKeyFile,
+  removeWholeLeftovers,
+  writeFileWhole,
+} from '@unc/node';
 import { Command } from 'commander';
 import { checkHome, ctxOf } from '../context.js';
 
@@ -184,8 +190,31 @@ function readJson(path: string): Record<string, unknown> {
   }
 }
 
+/**
+ * A seed of `unc init`'s, from a key file only its owner can read or write (OpenSSH's rule for a
+ * private key file). Written 0600, such a file turns 0644 when restored from a backup or copied
+ * under the usual umask; every user of the host could then read the consensus key and sign a
+ * second vote with it, which slashes the stake bonded behind it, or take the node's peer id.
+ * Refused (BAD_KEY_FILE) with the chmod that fixes it, before the seed is read; and a file that is
+ * not JSON is refused without the parser's message, which quotes the text around the fault, the
+ * seed's hex among it.
+ */
 function seedFrom(path: string): Uint8Array {
-  const j = readJson(path);
+  if (!existsSync(path)) {
+    throw new UncError('NOT_INITIALISED', `${path} does not exist: run \`unc init --home <dir>\` first`);
+  }
+  // Checked and read through one descriptor (readPrivateKeyFile): the bytes parsed are those of
+  // the file whose mode and owner passed.
+  const text = readPrivateKeyFile(path);
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new UncError(
+      'BAD_KEY',
+      `${path} is not valid JSON (its contents are not shown: it holds a secret key)`,
+    );
+  }
   try {
     return fromHex(String(j.seed), 32);
   } catch {

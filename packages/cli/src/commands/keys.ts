@@ -13,7 +13,7 @@ import {
   validateMnemonic,
 } from '@unc/core';
 import { Command } from 'commander';
-import { askLine, ctxOf, examples, readPassword } from '../context.js';
+import { askSecretLine, ctxOf, examples, readPassword } from '../context.js';
 import { checkKeyName, type Keyring } from '../keyring.js';
 import { confirm } from '../send.js';
 
@@ -97,7 +97,8 @@ export function keysCommand(): Command {
               'no terminal to ask for the mnemonic: pass --mnemonic-file <file>',
             );
           }
-          mnemonic = (await askLine('Mnemonic: ')).trim();
+          // Not echoed: the words are the key.
+          mnemonic = (await askSecretLine('Mnemonic (not shown as you type): ')).trim();
         }
         if (!validateMnemonic(mnemonic)) {
           throw new UncError(

@@ -14,6 +14,7 @@ import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf, makeHome } from '../context.js';
 import { once, Shutdown } from '../shutdown.js';
+import { refuseDevChipsOffDevChain } from './start.js';
 
 /** What `unc miner init` records in `<home>/miner.json`. */
 export interface MinerConfig {
@@ -237,6 +238,7 @@ export function minerCommand(): Command {
         const shutdown = new Shutdown(logger).install();
         const client = ctx.client();
         const status = await client.status();
+        if (devChips > 0) refuseDevChipsOffDevChain(status.chainId);
         const seed = await ctx.unlockKey(from, status.chainId, opts);
         const agent = new MinerAgent({
           nodeUrl: ctx.nodeUrl,

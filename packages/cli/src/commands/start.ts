@@ -161,6 +161,7 @@ export function startCommand(): Command {
       const chipCount = countOption(opts.devChips, 'dev-chips', 0, 1000);
       const chipOffset = countOption(opts.devChipOffset, 'dev-chip-offset', 0, 1_000_000);
       const minerAccount = countOption(opts.devMinerAccount, 'dev-miner-account', 0, 9);
+      if (chipCount > 0) refuseDevChipsOffDevChain((genesis as { chainId?: unknown } | null)?.chainId);
       const logger = createLogger(keys.moniker);
       const configPath = join(home, 'config.json');
       const recorded = existsSync(configPath)
@@ -296,4 +297,19 @@ export function startCommand(): Command {
         });
       }
     });
+}
+
+/**
+ * `--dev-chips` runs a miner agent whose owner is a public dev account (dev9 by default) and whose
+ * chips are public dev keys: the seeds of both are printed by `unc dev` for anyone. Only a dev
+ * chain (`unc-dev-…`, the rule of the keyring's dev keys) may see them sign: started with a real
+ * network's genesis, the node sent that network transactions signed with a key anyone holds, and
+ * anyone could answer for its chips. Refused (NOT_A_DEV_CHAIN) before anything starts.
+ */
+export function refuseDevChipsOffDevChain(chainId: unknown): void {
+  if (typeof chainId === 'string' && chainId.startsWith('unc-dev-')) return;
+  throw new UncError(
+    'NOT_A_DEV_CHAIN',
+    `--dev-chips drives software chips whose keys, and their owner's, are public: only on a dev chain (unc-dev-…), not on ${JSON.stringify(chainId)}`,
+  );
 }

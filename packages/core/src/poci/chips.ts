@@ -37,6 +37,24 @@ export const tpmClockCodec: Codec<TpmClock> = struct<TpmClock>('TpmClock', {
   restartCount: u32,
 });
 
+/**
+ * The credit reference a tpm2 chip had before its latest accepted answer, and that answer's
+ * challenge height (docs/poci.md, "Answers sent apart"): an answer whose challenge's window
+ * overlapped that one's could have been sent with it in one heartbeat, so it is measured from here
+ * too.
+ */
+export interface PriorCredit {
+  clock: TpmClock;
+  time: bigint;
+  slotHeight: bigint;
+}
+
+export const priorCreditCodec: Codec<PriorCredit> = struct<PriorCredit>('PriorCredit', {
+  clock: tpmClockCodec,
+  time: u64,
+  slotHeight: u64,
+});
+
 export interface Chip {
   chipId: Uint8Array;
   owner: Uint8Array;
@@ -65,6 +83,9 @@ export interface Chip {
   /** Block time (ms) `creditClock` is held against: the newest challenge block among the accepted
    *  answers, or the block that included the registration. */
   creditClockTime: bigint;
+  /** CONSENSUS CHANGE (sleepmend): the reference before the latest accepted answer (null: none
+   *  yet, or a profile without a clock). */
+  priorCredit: PriorCredit | null;
   /** Liveness: credited-answer bit masks (bit j = challenge j of the chip's class) of `epoch` and
    *  of the epoch before it. Everything answers count for reads these. */
   epoch: bigint;
@@ -104,6 +125,7 @@ export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
   tpmClock: option(tpmClockCodec),
   creditClock: option(tpmClockCodec),
   creditClockTime: u64,
+  priorCredit: option(priorCreditCodec),
   epoch: u64,
   answered: u32,
   prevAnswered: u32,

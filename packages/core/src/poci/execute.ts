@@ -710,6 +710,7 @@ export function applyRegisterChip(
     // includes it (the evidence was signed before it; its anchor may be 100 blocks older).
     creditClock: id.tpmClock,
     creditClockTime: ctx.time,
+    priorCredit: null,
     epoch: 0n,
     answered: 0,
     prevAnswered: 0,
@@ -911,6 +912,14 @@ function advanceTpmClock(
   return null;
 }
 
+/**
+ * Whether the answer windows of the challenges of blocks `a` and `b` (W blocks each, after the
+ * block) share a height: then one heartbeat could carry answers to both.
+ */
+export function windowsOverlap(a: bigint, b: bigint, windowBlocks: bigint): boolean {
+  return (a > b ? a - b : b - a) < windowBlocks;
+}
+
 /** A chip's credit reference (Chip.creditClock, creditClockTime) as it was at some point. */
 interface CreditReference {
   clock: TpmClock | null;
@@ -934,23 +943,32 @@ function answerCredit(
   where: () => string,
   ref: () => AnswerRef,
   batchStart: CreditReference,
+  windowBlocks: bigint,
 ): { reason: TpmAnswerCredit; clockAdvanceMs: bigint; requiredMs: bigint } {
   const slotTime = getRecentTime(state, slotHeight);
   if (slotTime === null)
     throw new ValidationError('SLOT_NOT_OPEN', `${where()}: slot block time unavailable`, ref());
   const prev = chip.creditClock;
   const prevTime = chip.creditClockTime;
+  const prior = chip.priorCredit;
   chip.creditClock = tpmClock;
   // The newest challenge block answered: an older one answered later (its window still open) was
   // signed after it all the same, since the clock never goes back between accepted answers.
   if (slotTime > prevTime) chip.creditClockTime = slotTime;
   if (!prev) return { reason: 'credited', clockAdvanceMs: 0n, requiredMs: 0n };
+  chip.priorCredit = { clock: prev, time: prevTime, slotHeight };
   const slackMs = slack();
   // An earlier answer of the same heartbeat may have been signed with this one, late in its
   // window (docs/poci.md, "Answers signed together"): measured from the reference before it too.
-  const reason = batchStart.clock
+  let reason = batchStart.clock
     ? tpmBatchAnswerCredit(batchStart.clock, batchStart.time, prev, prevTime, tpmClock, slotTime, slackMs)
     : tpmAnswerCredit(prev, prevTime, tpmClock, slotTime, slackMs);
+  // CONSENSUS CHANGE (docs/poci.md, "Answers sent apart"): the chip's previous answer, in an
+  // earlier heartbeat, to a challenge whose window overlapped this one's, could have been held
+  // back and sent with this one; measured as that heartbeat would have measured it, no more.
+  if (reason === 'asleep' && prior && windowsOverlap(prior.slotHeight, slotHeight, windowBlocks)) {
+    reason = tpmBatchAnswerCredit(prior.clock, prior.time, prev, prevTime, tpmClock, slotTime, slackMs);
+  }
   if (reason !== 'asleep') return { reason, clockAdvanceMs: 0n, requiredMs: 0n };
   return {
     reason,
@@ -1174,7 +1192,17 @@ export function applyHeartbeat(
       const id = toHex(chip.chipId);
       let start = batchStart.get(id);
       if (!start) batchStart.set(id, (start = { clock: chip.creditClock, time: chip.creditClockTime }));
-      credit = answerCredit(state, chip, tpmClock, slotHeight, slack, where, ref, start);
+      credit = answerCredit(
+        state,
+        chip,
+        tpmClock,
+        slotHeight,
+        slack,
+        where,
+        ref,
+        start,
+        p.answerWindowBlocks,
+      );
     }
     const rebooted = advanceTpmClock(chip, tpmClock, where, ref);
     if (rebooted) events.push(rebooted);

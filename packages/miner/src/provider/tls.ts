@@ -29,7 +29,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { toHex } from '@unc/core';
-import { fsyncDirectory, removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { fsyncDirectory, readPrivateKeyFile, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { type ClientCertificate, certificateFingerprint } from '@unc/sdk';
 import { takeLockFile } from '../lock-file.js';
 import { randomSerial } from '../vendor/ca.js';
@@ -133,8 +133,10 @@ function readPair(dir: string, keyFile: string, certFile: string): TlsPair | nul
   const keyPath = join(dir, keyFile);
   const certPath = join(dir, certFile);
   if (!existsSync(keyPath) || !existsSync(certPath)) return null;
+  // Whoever else can read the key serves as this provider to the renters who pin its certificate.
+  const keyPem = readPrivateKeyFile(keyPath);
   const certPem = readFileSync(certPath, 'utf8');
-  return { keyPem: readFileSync(keyPath, 'utf8'), certPem, fingerprint: pemFingerprint(certPem) };
+  return { keyPem, certPem, fingerprint: pemFingerprint(certPem) };
 }
 
 /** The certificate the API serves; created (with its key) on first use. */

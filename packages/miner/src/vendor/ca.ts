@@ -7,7 +7,7 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } fr
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseCertificate } from '@unc/core';
-import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
+import { readPrivateKeyFile, removeWholeLeftovers, writeFileWhole } from '@unc/node';
 import { bytesToBigint } from '../asn1/der.js';
 import { fromPem, toPem } from './pem.js';
 import {
@@ -211,6 +211,10 @@ export async function loadVendorCa(dir: string): Promise<VendorCa> {
   // The CA's keys among them: a copy of a private key left at a temporary name by a killed write.
   for (const file of Object.values(VENDOR_CA_FILES)) removeWholeLeftovers(join(dir, file));
   const read = (file: string) => readFile(join(dir, file), 'utf8');
+  // Whoever else can read them issues certificates for chips that do not exist, under a root the
+  // chain trusts: each read through the descriptor whose mode and owner were checked.
+  const rootKey = readPrivateKeyFile(join(dir, VENDOR_CA_FILES.rootKey));
+  const intermediateKey = readPrivateKeyFile(join(dir, VENDOR_CA_FILES.intermediateKey));
   const meta = JSON.parse(await read(VENDOR_CA_FILES.vendor)) as {
     vendorId?: unknown;
     organization?: unknown;
@@ -218,13 +222,10 @@ export async function loadVendorCa(dir: string): Promise<VendorCa> {
   if (typeof meta.vendorId !== 'string')
     throw new Error(`${join(dir, VENDOR_CA_FILES.vendor)} has no vendorId`);
   const organization = typeof meta.organization === 'string' ? meta.organization : meta.vendorId;
-  const root = caKey(
-    fromPem(await read(VENDOR_CA_FILES.rootCert), 'CERTIFICATE'),
-    createPrivateKey(await read(VENDOR_CA_FILES.rootKey)),
-  );
+  const root = caKey(fromPem(await read(VENDOR_CA_FILES.rootCert), 'CERTIFICATE'), createPrivateKey(rootKey));
   const intermediate = caKey(
     fromPem(await read(VENDOR_CA_FILES.intermediateCert), 'CERTIFICATE'),
-    createPrivateKey(await read(VENDOR_CA_FILES.intermediateKey)),
+    createPrivateKey(intermediateKey),
   );
   return { vendorId: meta.vendorId, organization, root, intermediate };
 }
