@@ -36,6 +36,8 @@ export interface Sent {
   height: number;
   index: number;
   blockHash: string;
+  /** The chain id the transaction was signed for (the one confirmed). */
+  chainId: string;
   events: TxEventJson[];
   /** The transaction's explorer page, when the node serves the explorer. */
   explorer: string | null;
@@ -259,6 +261,7 @@ export async function signAndSend(
       height: outcome.height,
       index: outcome.index,
       blockHash: outcome.blockHash,
+      chainId: status.chainId,
       events: receipt.events,
       explorer: page,
     };

@@ -119,7 +119,7 @@ test('unc start --dev-chips keeps its agent’s urgent-fee record in the home', 
 // `unc dev --reset` starts a new chain, but kept the old one's urgent-fee record: a record that
 // counted every chip spent (an unreadable one) held the fresh chain's chips to no urgent fee for
 // the hour. And an agent killed with -9 leaves its lock: the next start must take it over.
-test('unc dev after kill -9 takes over its lock, and --reset drops the old chain’s urgent-fee record', async () => {
+test('unc dev after kill -9 takes over its lock, and --reset drops the old chain’s urgent-fee record and lease records', async () => {
   const home = tempHome();
   homes.push(home);
   const file = join(home.dir, 'urgent-fees.json');
@@ -134,6 +134,9 @@ test('unc dev after kill -9 takes over its lock, and --reset drops the old chain
   // chip spent would hold the new chain's chips to no urgent fee for the hour.
   const old = { version: 2, chainId: DEV_CHAIN_ID, spent: {}, allSpentAt: Date.now() };
   writeFileSync(file, JSON.stringify(old));
+  // A lease record of the old chain: the new chain repeats its lease ids.
+  mkdirSync(join(home.dir, 'leases'), { mode: 0o700 });
+  writeFileSync(join(home.dir, 'leases', `${'ef'.repeat(32)}.json`), '{}');
   const again = await startDev(home.dir, [...args, '--reset'], { firstBlock: false });
   procs.push(again.proc);
   assert.equal(
@@ -145,6 +148,7 @@ test('unc dev after kill -9 takes over its lock, and --reset drops the old chain
     !existsSync(file) || JSON.parse(readFileSync(file, 'utf8')).allSpentAt === undefined,
     'the old record dropped: the new chain’s chips not all spent',
   );
+  assert.ok(!existsSync(join(home.dir, 'leases')), 'the old chain’s lease records dropped');
   assert.equal(await again.stop(), 0);
 });
 

@@ -145,7 +145,7 @@ function NodeMenu() {
             {node.live === 'ws'
               ? 'New blocks arrive live over WebSocket.'
               : node.live === 'poll'
-                ? 'Polling for new blocks.'
+                ? (node.liveWhy ?? 'Polling for new blocks.')
                 : ''}
           </p>
           {source === 'query' ? (

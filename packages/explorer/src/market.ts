@@ -88,9 +88,14 @@ export function costFor(pricePerHour: string, hours: number): bigint {
 
 /** A reason code as words: "renterClosed" → "renter closed", "escrow_empty" → "escrow empty". */
 export function reasonText(reason: string | null | undefined): string {
+  // A tooltip: only a string fits. On the page, ReasonText (its hidden characters as elements).
+  return visibleText(reasonWords(reason));
+}
+
+/** reasonText's words, raw: reasons are the chain's codes, but a node can answer anything. */
+export function reasonWords(reason: string | null | undefined): string {
   if (!reason) return '';
-  // Reasons are the chain's codes, but a node can answer anything: its hidden characters shown.
-  return visibleText(reason)
+  return reason
     .replace(/[_-]+/g, ' ')
     .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
     .toLowerCase()

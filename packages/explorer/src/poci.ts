@@ -252,25 +252,28 @@ export function powerByModel(chips: ChipJson[], models: ModelJson[], vendors: Ve
 }
 
 export function modelName(chip: Pick<ChipJson, 'vendorId' | 'modelId'>, models: ModelJson[]): string {
-  // Names are registered on chain: shown with their hidden characters visible (visibleText).
-  return visibleText(
-    models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId,
-  );
+  // Names are registered on chain: raw text, for ChainText (or visibleText where only a string fits).
+  return models.find((m) => m.vendorId === chip.vendorId && m.modelId === chip.modelId)?.name ?? chip.modelId;
 }
 
 export function vendorName(vendorId: string, vendors: VendorJson[]): string {
-  return visibleText(vendors.find((v) => v.id === vendorId)?.name ?? vendorId);
+  // Raw chain text, as modelName.
+  return vendors.find((v) => v.id === vendorId)?.name ?? vendorId;
 }
 
 function modelLabel(chip: ChipJson, models: ModelJson[], vendors: VendorJson[]): string {
   const name = modelName(chip, models);
-  return name === chip.modelId ? `${vendorName(chip.vendorId, vendors)} ${chip.modelId}` : name;
+  // A chart label: only a string fits.
+  return visibleText(name === chip.modelId ? `${vendorName(chip.vendorId, vendors)} ${chip.modelId}` : name);
 }
 
 export interface Hint {
   tone: 'ok' | 'info' | 'warn' | 'danger';
   chipId?: string;
+  /** The explorer's own words. */
   text: string;
+  /** Text from the chain after them (a revocation's reason): shown through ChainText, never as is. */
+  chainText?: string;
   fix?: string;
 }
 
@@ -297,7 +300,8 @@ export function minerHints(chips: ChipJson[], p: LivenessParams): Hint[] {
       out.push({
         tone: 'danger',
         chipId: c.chipId,
-        text: `${name} is revoked: ${c.statusReason || 'no reason given'}`,
+        text: `${name} is revoked${c.statusReason ? ':' : ': no reason given'}`,
+        ...(c.statusReason ? { chainText: c.statusReason } : {}),
         fix: 'Its answers are refused and it counts for nothing; ask its vendor why, or retire it.',
       });
       continue;
@@ -306,7 +310,8 @@ export function minerHints(chips: ChipJson[], p: LivenessParams): Hint[] {
       out.push({
         tone: 'info',
         chipId: c.chipId,
-        text: `${name} is deregistered${c.statusReason ? `: ${c.statusReason}` : ''}`,
+        text: `${name} is deregistered${c.statusReason ? ':' : ''}`,
+        ...(c.statusReason ? { chainText: c.statusReason } : {}),
       });
       continue;
     }

@@ -58,8 +58,28 @@ const HIDDEN_MORE = [
   '\u{1D173}',
   '\u2800',
 ];
-/** Text that looks like what the explorer shows for a hidden character, written as is. */
+/** Text that looks like what the explorer once showed for a hidden character, written as is. */
 const FAKE_ESCAPE = 'bob⟨U+200B⟩';
+/** The same in look-alike brackets: any text form of a marker can be typed in. */
+const LOOKALIKE_ESCAPE = 'eve〈U+200B〉';
+/** Well-formed emoji sequences (a ZWJ sequence, a flag with U+FE0F, a skin tone): drawn as they are. */
+const EMOJI = 'gm 👩\u200D💻 🏳\uFE0F\u200D🌈 👍🏽';
+
+/** 300 emoji joined by ZWJ, and 500 Hangul leading jamo: each one grapheme cluster as written. */
+const GLUED_EMOJI = Array(300).fill('👩').join('\u200D');
+const GLUED_JAMO = '\u1100'.repeat(500);
+
+/**
+ * The text of `main` as a reader sees it: each hidden character the explorer marks (an element of
+ * its own, .hidden-char, with an aria label) written ⟦U+XXXX⟧, which no text in these answers holds.
+ */
+async function shownText(page: Page, selector = 'main'): Promise<string> {
+  return page.evaluate((sel) => {
+    const root = document.querySelector(sel)!.cloneNode(true) as Element;
+    for (const el of Array.from(root.querySelectorAll('.hidden-char'))) el.replaceWith(`⟦${el.textContent}⟧`);
+    return root.textContent ?? '';
+  }, selector);
+}
 const hex = (s: string) => Buffer.from(s, 'utf8').toString('hex');
 
 /** A transaction as a hostile node (or a sender, for the free-text fields) can make it. */
@@ -87,9 +107,14 @@ function receipt() {
           link: 'javascript:window.__pwned=2',
           hidden: `x${HIDDEN_MORE.join('x')}x`,
           lookalike: FAKE_ESCAPE,
+          lookalike2: LOOKALIKE_ESCAPE,
+          emoji: EMOJI,
           // Combining marks stacked on one letter paint over the lines above and below it.
           zalgo: `Z${'\u0301\u0316'.repeat(40)}end`,
           long: 'L'.repeat(100_000),
+          // One grapheme cluster each, however long: a browser never breaks a line inside one.
+          glued: GLUED_EMOJI,
+          jamo: GLUED_JAMO,
         },
       ],
     },
@@ -219,7 +244,7 @@ describe('explorer reading from a hostile node', { skip }, () => {
   });
 
   test('a right-to-left override or a zero-width character on chain is shown, not obeyed', async () => {
-    const text = (await page.locator('main').textContent()) ?? '';
+    const text = await shownText(page);
     // The override would reverse what follows it on screen; the zero-width space would make
     // one address read as another. Both are shown as their code points instead.
     for (const hidden of [RLO, ZWSP])
@@ -227,8 +252,8 @@ describe('explorer reading from a hostile node', { skip }, () => {
         !text.includes(hidden),
         `U+${hidden.codePointAt(0)!.toString(16).toUpperCase()} reached the page as is`,
       );
-    assert.match(text, /invoice 7⟨U\+202E⟩/);
-    assert.match(text, /unc1pay⟨U\+200B⟩ee/);
+    assert.match(text, /invoice 7⟦U\+202E⟧/);
+    assert.match(text, /unc1pay⟦U\+200B⟧ee/);
     // And each piece of chain text is isolated: even a right-to-left letter in it cannot pull the
     // amount or address beside it into its own direction.
     const isolated = await page.evaluate(() => {
@@ -248,23 +273,79 @@ describe('explorer reading from a hostile node', { skip }, () => {
   });
 
   test('every other invisible or line-moving character, stacked marks, look-alike escapes and huge text are shown bounded', async () => {
-    const text = (await page.locator('main').textContent()) ?? '';
+    // The emoji sequence's own U+FE0F is drawn, as it should be (its own test): not counted here.
+    const text = (await shownText(page)).replaceAll(EMOJI, '');
     for (const hidden of HIDDEN_MORE)
       assert.ok(
         !text.includes(hidden),
         `U+${hidden.codePointAt(0)!.toString(16).toUpperCase()} reached the page as is`,
       );
-    assert.match(text, /x⟨U\+0007⟩x⟨U\+001B⟩x/);
-    assert.match(text, /x⟨U\+E0100⟩x/);
-    // A literal "⟨" is itself shown as a code point, so what the explorer shows for a hidden
-    // character cannot be typed in to make two names look the same.
-    assert.ok(!text.includes(FAKE_ESCAPE), 'a typed-in "⟨U+200B⟩" reads as a hidden character');
-    assert.match(text, /bob⟨U\+27E8⟩U\+200B⟩/);
+    assert.match(text, /x⟦U\+0007⟧x⟦U\+001B⟧x/);
+    assert.match(text, /x⟦U\+E0100⟧x/);
+    assert.match(text, /x⟦U\+FE0F⟧x/);
     assert.doesNotMatch(text, /\p{M}{5}/u, 'more than four combining marks stacked on one letter');
-    assert.match(text, /Z\u0301\u0316\u0301\u0316⟨U\+0301⟩/);
+    assert.match(text, /Z\u0301\u0316\u0301\u0316⟦U\+0301⟧/);
     // 100 000 characters of one field: shown up to about 2 000, cut with a visible "…".
     assert.match(text, /L{1000}…/);
     assert.doesNotMatch(text, /L{2100}/);
+  });
+
+  test('text glued into one long grapheme cluster still wraps within the page', async () => {
+    const widths = await page.evaluate(
+      (glued) => {
+        const main = document.querySelector('main')!;
+        const boxes = Array.from(main.querySelectorAll('bdi')).filter((b) =>
+          glued.some((g) => b.textContent?.includes(g)),
+        );
+        return {
+          found: boxes.length,
+          widest: Math.max(0, ...boxes.map((b) => b.getBoundingClientRect().width)),
+          main: main.clientWidth,
+          page: document.documentElement.scrollWidth,
+          view: window.innerWidth,
+        };
+      },
+      [GLUED_EMOJI.slice(0, 20), GLUED_JAMO.slice(0, 20)],
+    );
+    assert.equal(widths.found, 2, 'the glued fields are not on the page');
+    assert.ok(
+      widths.widest <= widths.main,
+      `a field ${widths.widest} px wide in a main of ${widths.main} px`,
+    );
+    assert.ok(
+      widths.page <= widths.view,
+      `the page scrolls sideways: ${widths.page} px in ${widths.view} px`,
+    );
+  });
+
+  test('a marker is an element typed text cannot draw, labelled for screen readers; emoji sequences are drawn', async () => {
+    const text = await shownText(page);
+    // What the explorer's markers once read as, typed in ("⟨", or look-alike brackets): plain text,
+    // next to a real marker that is a boxed element of its own.
+    assert.ok(text.includes(FAKE_ESCAPE), 'a typed-in "⟨U+200B⟩" is shown as typed');
+    assert.ok(text.includes(LOOKALIKE_ESCAPE), 'a typed-in "〈U+200B〉" is shown as typed');
+    const marker = await page.evaluate(() => {
+      const el = Array.from(document.querySelectorAll('main .hidden-char')).find(
+        (e) => e.textContent === 'U+202E',
+      );
+      if (!el) return null;
+      const style = getComputedStyle(el);
+      return {
+        label: el.getAttribute('aria-label'),
+        role: el.getAttribute('role'),
+        border: style.borderTopStyle,
+      };
+    });
+    assert.deepEqual(marker, { label: 'hidden character U+202E', role: 'img', border: 'dashed' });
+    const forged = await page.evaluate(
+      (typed) =>
+        Array.from(document.querySelectorAll('main bdi'))
+          .filter((b) => b.textContent?.includes(typed))
+          .map((b) => b.querySelectorAll('.hidden-char').length),
+      LOOKALIKE_ESCAPE,
+    );
+    assert.deepEqual(forged, [0], 'typed look-alike brackets became a marker');
+    assert.ok(text.includes(EMOJI), 'a well-formed emoji sequence is not drawn as it is');
   });
 
   test('an invalid ?rpc= address from a link is echoed with its hidden characters visible', async () => {
@@ -273,9 +354,9 @@ describe('explorer reading from a hostile node', { skip }, () => {
       await probe.goto(`${site.base}?rpc=${encodeURIComponent(`refund${RLO}`)}#/`);
       const banner = probe.getByTestId('banner');
       await banner.getByText('refund', { exact: false }).waitFor({ timeout: UI_WAIT });
-      const text = (await banner.textContent()) ?? '';
+      const text = await shownText(probe, '[data-testid="banner"]');
       assert.ok(!text.includes(RLO), 'the override in the ?rpc= value reached the page as is');
-      assert.match(text, /refund⟨U\+202E⟩/);
+      assert.match(text, /refund⟦U\+202E⟧/);
     } finally {
       await probe.close();
     }
@@ -307,9 +388,9 @@ describe('explorer reading from a hostile node', { skip }, () => {
         await probe.goto(`${site.base}?rpc=${encodeURIComponent(hostile.url)}#/${route}`);
         const main = probe.locator('main');
         await main.getByText(written, { exact: false }).first().waitFor({ timeout: UI_WAIT });
-        const text = (await main.textContent()) ?? '';
+        const text = await shownText(probe);
         assert.ok(!text.includes(RLO), `#/${route}: the override reached the page as is`);
-        assert.match(text, new RegExp(`${written}⟨U\\+202E⟩`));
+        assert.match(text, new RegExp(`${written}⟦U\\+202E⟧`));
       }
     } finally {
       await probe.close();
@@ -325,9 +406,9 @@ describe('explorer reading from a hostile node', { skip }, () => {
         );
         const main = probe.locator('main');
         await main.getByText('refund', { exact: false }).first().waitFor({ timeout: UI_WAIT });
-        const text = (await main.textContent()) ?? '';
+        const text = await shownText(probe);
         assert.ok(!text.includes(RLO), `#/${route}/: the override reached the page as is`);
-        assert.match(text, /refund⟨U\+202E⟩/);
+        assert.match(text, /refund⟦U\+202E⟧/);
       }
     } finally {
       await probe.close();

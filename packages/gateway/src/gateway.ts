@@ -328,7 +328,14 @@ export class Gateway {
   private chainLeases: ChainLeaseTimes[] = [];
   private readonly unsettledOpens = new Map<
     string,
-    { rate: bigint; expiresAt: bigint; noticeMs: number; abandoned: boolean }
+    {
+      rate: bigint;
+      expiresAt: bigint;
+      noticeMs: number;
+      abandoned: boolean;
+      /** The endpoint of the offer terms signed; unknown for one a previous run sent. */
+      endpoint?: string;
+    }
   >();
   /** Input bytes held by each unanswered job, and their sum (bounded by `maxQueuedBytes`). */
   private readonly heldBytes = new Map<string, number>();
@@ -1148,6 +1155,7 @@ export class Gateway {
               expiresAt,
               noticeMs: best.noticeMs,
               abandoned: false,
+              endpoint: (rankedFrom.get(best) as OfferJson).endpoint,
             });
             this.store.addPendingOpen({
               txHash: hash,
@@ -1165,8 +1173,20 @@ export class Gateway {
       // until its expiry height, and the lease would then open beside the ones opened meanwhile.
       // Its rate counts on (the catch below leaves it to settleOpens) until that height passes.
       if (!opened) throw new Error('the lease transaction opened no lease');
+      // The lease id is the node's word (the chain derives it from a counter): one naming a lease
+      // recorded already would have that row replaced (its endpoint moved to this offer's, a closed
+      // one counted open again). Left as it is; the opening counts on until settleOpens.
+      if (this.store.leases().some((r) => r.leaseId === opened.leaseId))
+        throw new Error(
+          `LEASE_ID_TAKEN: the node reports the new lease as ${opened.leaseId}, a lease recorded already; its record is kept (the node may be lying)`,
+        );
       const lease = await this.client.getLease(opened.leaseId);
-      const row = openLeaseRow(lease, best.noticeMs, this.now());
+      // The endpoint recorded is the one in the terms signed (termsDigest: the chain refused the
+      // lease had the offer named another), not the node's later report of it: see adopt.
+      const row = {
+        ...openLeaseRow(lease, best.noticeMs, this.now()),
+        endpoint: (rankedFrom.get(best) as OfferJson).endpoint,
+      };
       // Recorded before it is used: the budget counts it from now on, across restarts too.
       this.settling.add(row.leaseId);
       this.store.putLease(row);
@@ -1236,7 +1256,13 @@ export class Gateway {
         if (opened && !this.store.leases().some((r) => r.leaseId === opened.leaseId)) {
           const lease = await this.client.getLease(opened.leaseId).catch(() => null);
           if (!lease) continue;
-          this.store.putLease(openLeaseRow(lease, open.noticeMs, this.now()));
+          // Its endpoint is the one of the terms signed, never the node's report of it; one a
+          // previous run sent is not known (not kept across restarts): recorded as none, so a
+          // restart before its close refuses it (ENDPOINT_CHANGED) and closes it, not adopts it.
+          this.store.putLease({
+            ...openLeaseRow(lease, open.noticeMs, this.now()),
+            endpoint: open.endpoint ?? UNKNOWN_ENDPOINT,
+          });
           this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
         }
         // Included without a lease (a failed opening, or a node that reports a transaction
@@ -1514,7 +1540,13 @@ export class Gateway {
       toppingUp: false,
       topUpRetryAtMs: 0,
     };
-    state.row.endpoint = lease.endpoint;
+    // Jobs (the renter's inputs) go to the recorded endpoint only. A node reporting another could
+    // have them sent to its own server, answered with receipts of a chip key it reports too; a
+    // lease cannot move (an offer's endpoint never changes on chain), so a different one is a lie.
+    if (row.endpoint === UNKNOWN_ENDPOINT || lease.endpoint !== row.endpoint)
+      throw new Error(
+        `ENDPOINT_CHANGED: the node reports lease ${row.leaseId} at ${lease.endpoint}, but it was recorded at ${row.endpoint}; nothing sent to either`,
+      );
     const probe = this.newClient(state, lease.tlsFingerprints);
     const health = await probe.health();
     state.ocrModelHash = health.ocrModelHash;
@@ -2105,6 +2137,9 @@ export function feeMayStillBeCharged(
     (f.expiresAt !== null && (f.expirySeenMs === null || f.expirySeenMs >= seenFromMs))
   );
 }
+
+/** The recorded endpoint of a lease opened by terms not known here: no node report ever matches it. */
+const UNKNOWN_ENDPOINT = '';
 
 /** The store's row for a lease the chain just opened for this gateway. */
 function openLeaseRow(lease: LeaseJson, noticeMs: number, openedMs: number): LeaseRow {

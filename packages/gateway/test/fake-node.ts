@@ -38,6 +38,8 @@ export function mempoolOnlyNode(
     calls?: Record<string, number>;
     /** The transactions whose status was asked, in order, if given. */
     statusAsked?: string[];
+    /** The events of every transaction unc_getTransaction reports (default none). */
+    txEvents?: unknown[];
     /** unc_getOffers' answer, made from the one offer this node lists (default: that offer alone). */
     offers?: (offer: Record<string, unknown>) => unknown[];
   },
@@ -114,7 +116,7 @@ export function mempoolOnlyNode(
       blockHash: '00'.repeat(32),
       time: new Date(state.includedAtMs ?? 0).toISOString(),
       tx: {},
-      events: [],
+      events: state.txEvents ?? [],
     }),
   };
   const server = createServer((req, res) => {

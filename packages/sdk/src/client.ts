@@ -68,8 +68,10 @@ interface RpcResponse {
 }
 
 export interface ClientOptions {
-  /** Per-request timeout, ms. */
+  /** Per-request timeout, ms: the whole exchange, the answer's body read to its end included. */
   timeoutMs?: number;
+  /** The largest answer body read, in bytes (default DEFAULT_MAX_ANSWER_BYTES). */
+  maxAnswerBytes?: number;
   /** How subscriptions travel (WebSocket with reconnect, polling fallback). */
   subscriptions?: HubOptions;
 }
@@ -85,6 +87,65 @@ export type TxInclusion =
       /** The heartbeat answer the drop is about, when it is about one. */
       answer?: AnswerRefJson;
     };
+
+/**
+ * The largest answer a node may send (64 MiB): twice a node's own default reply cap
+ * (`maxResponseBytes`, 32 MiB). The node is not trusted: one that answered a gigabyte, or a body
+ * that never ends, would otherwise be held whole in the client's memory (a CLI, a gateway, an
+ * explorer tab) before a byte of it was looked at.
+ */
+export const DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/** A node's answer was over the client's `maxAnswerBytes`: it was not read further. */
+export class AnswerTooLargeError extends RpcClientError {
+  constructor(
+    url: string,
+    readonly limit: number,
+  ) {
+    super(0, `the node at ${url} sent an answer over ${limit} bytes: not read further`, 'ANSWER_TOO_LARGE');
+    this.name = 'AnswerTooLargeError';
+  }
+}
+
+/**
+ * The body of `res` as text, read chunk by chunk and given up past `limit` bytes (the stream is
+ * cancelled, so the connection is closed rather than drained).
+ */
+async function readBoundedText(res: Response, limit: number, url: string): Promise<string> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > limit) {
+    await res.body?.cancel().catch(() => {});
+    throw new AnswerTooLargeError(url, limit);
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    let step: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      step = await reader.read();
+    } catch (err) {
+      // The timeout (or a dropped connection) in the middle of the body: the answer never came whole.
+      const cause = (err as Error & { cause?: { code?: string } }).cause;
+      throw new NodeUnreachableError(url, `the answer was cut off: ${cause?.code ?? (err as Error).message}`);
+    }
+    if (step.done) break;
+    size += step.value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw new AnswerTooLargeError(url, limit);
+    }
+    chunks.push(step.value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
 
 /** Checks a node URL's shape before anything is sent, so a typo gets a clear message. */
 export function normalizeNodeUrl(url: string): string {
@@ -104,10 +165,12 @@ export class UncClient {
   readonly url: string;
   private nextId = 1;
   private readonly timeoutMs: number;
+  private readonly maxAnswerBytes: number;
 
   constructor(url: string, opts: ClientOptions = {}) {
     this.url = normalizeNodeUrl(url);
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.maxAnswerBytes = opts.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
     this.subscriptionOptions = opts.subscriptions ?? {};
   }
   private readonly subscriptionOptions: HubOptions;
@@ -130,10 +193,12 @@ export class UncClient {
       const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
       throw new NodeUnreachableError(this.url, cause?.code ?? cause?.message ?? (err as Error).message);
     }
-    let body: RpcResponse;
+    const text = await readBoundedText(res, this.maxAnswerBytes, this.url);
+    let body: RpcResponse | null = null;
     try {
-      body = (await res.json()) as RpcResponse;
-    } catch {
+      body = JSON.parse(text) as RpcResponse;
+    } catch {}
+    if (typeof body !== 'object' || body === null) {
       throw new RpcClientError(
         0,
         `the node at ${this.url} answered HTTP ${res.status} with no JSON-RPC body`,
@@ -321,7 +386,7 @@ export class UncClient {
   get subscriptions(): SubscriptionHub {
     this.hubInstance ??= new SubscriptionHub(
       { wsUrl: this.wsUrl, call: (method, params) => this.call(method, params) },
-      this.subscriptionOptions,
+      { maxMessageBytes: this.maxAnswerBytes, ...this.subscriptionOptions },
       errorFromRpc,
     );
     return this.hubInstance;

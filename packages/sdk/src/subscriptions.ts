@@ -4,7 +4,12 @@
  * to 5 s) and every live subscription is made again. Block subscriptions never skip or repeat a
  * height: a gap (a reconnect, or events out of order) is filled over HTTP before later blocks are
  * delivered. Where no WebSocket can be opened (`maxSocketFailures` tries in a row, or no
- * WebSocket implementation), the hub polls over HTTP instead, with the same events.
+ * WebSocket implementation), the hub polls over HTTP instead, with the same events, and tries the
+ * WebSocket again now and then (`socketRetryMs`, doubling to 60 s, jittered), going back to it once
+ * it opens: a node refuses a WebSocket past its cap per address (8; HTTP 429), so a client behind a
+ * shared address gets one when a neighbour's closes, rather than polling for good. Why the last
+ * try failed is `lastSocketError`; a failed poll waits longer before the next (doubling to 10 s,
+ * or the node's retryAfterMs), so a refused or away node is not asked twice a second by each.
  */
 import type { BlockJson, TxStatusJson } from './views.js';
 
@@ -38,7 +43,20 @@ export interface HubOptions {
   pollIntervalMs?: number;
   /** 'auto' (default): WebSocket, polling when it cannot connect; or force one. */
   mode?: 'auto' | 'websocket' | 'polling';
+  /**
+   * The largest message read from the socket, in bytes (the client passes its `maxAnswerBytes`);
+   * one over it closes the socket (1009) unread. Node only (the `ws` package): a browser's own
+   * WebSocket has no such setting.
+   */
+  maxMessageBytes?: number;
+  /** While polling ('auto'): the first wait before the WebSocket is tried again, ms (default 5,000). */
+  socketRetryMs?: number;
 }
+
+/** The longest wait between tries of the WebSocket while polling. */
+export const MAX_SOCKET_RETRY_MS = 60_000;
+/** The longest wait between polls after failed ones. */
+export const MAX_POLL_BACKOFF_MS = 10_000;
 
 interface Entry {
   localId: string;
@@ -53,6 +71,10 @@ interface Entry {
   /** tx: delivered once, then the subscription is over. */
   done: boolean;
   pollTimer: ReturnType<typeof setTimeout> | null;
+  /** Bumped when polling starts or stops for it: a poll in flight from before does not go on. */
+  pollRun: number;
+  /** Polls in a row that failed: the next waits longer. */
+  pollFailures: number;
 }
 
 type RpcMessage = {
@@ -87,6 +109,12 @@ export class SubscriptionHub {
   private readonly pollMs: number;
   /** WebSockets this hub has opened (for tests and diagnostics). */
   socketsOpened = 0;
+  /** Why the last WebSocket failed to open (a 429 reads "Unexpected server response: 429" in Node). */
+  lastSocketError: string | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Tries of the WebSocket while polling that failed in a row (the wait doubles with each). */
+  private retries = 0;
+  private readonly modeListeners: Array<(polling: boolean) => void> = [];
 
   constructor(
     private readonly transport: HubTransport,
@@ -104,6 +132,21 @@ export class SubscriptionHub {
     return this.polling;
   }
 
+  /** Calls `fn` each time the hub goes from the WebSocket to polling or back. */
+  onModeChange(fn: (polling: boolean) => void): () => void {
+    this.modeListeners.push(fn);
+    return () => {
+      const i = this.modeListeners.indexOf(fn);
+      if (i >= 0) this.modeListeners.splice(i, 1);
+    };
+  }
+
+  private setPolling(polling: boolean): void {
+    if (this.polling === polling) return;
+    this.polling = polling;
+    for (const fn of [...this.modeListeners]) fn(polling);
+  }
+
   async subscribe(name: string, params: unknown, onEvent: (event: unknown) => void): Promise<Subscription> {
     const entry: Entry = {
       localId: `s${this.nextLocal++}`,
@@ -116,12 +159,18 @@ export class SubscriptionHub {
       delivery: Promise.resolve(),
       done: false,
       pollTimer: null,
+      pollRun: 0,
+      pollFailures: 0,
     };
     this.entries.set(entry.localId, entry);
     try {
-      if (this.polling) this.startPolling(entry);
-      else {
+      if (this.polling) {
+        this.startPolling(entry);
+        // A hub that fell back and went idle (no retry pending) tries the WebSocket again too.
+        this.scheduleSocketRetry();
+      } else {
         await this.ensureSocket();
+        if (!this.entries.has(entry.localId)) throw new Error('the subscription hub was closed');
         if (this.polling) this.startPolling(entry);
         else await this.bind(entry);
       }
@@ -145,6 +194,7 @@ export class SubscriptionHub {
   private remove(entry: Entry, byNode: boolean): void {
     if (!this.entries.delete(entry.localId)) return;
     if (entry.pollTimer) clearTimeout(entry.pollTimer);
+    entry.pollRun++;
     if (entry.serverId) {
       this.byServerId.delete(entry.serverId);
       if (this.socket && !byNode) {
@@ -159,6 +209,9 @@ export class SubscriptionHub {
     if (this.entries.size > 0) return;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.retries = 0;
     const s = this.socket;
     this.socket = null;
     if (s) {
@@ -168,11 +221,14 @@ export class SubscriptionHub {
   }
 
   private async ensureSocket(): Promise<void> {
-    while (!this.socket && !this.polling) {
+    // Closed (no subscription left) while it slept or opened: it opens nothing more and keeps none.
+    while (!this.socket && !this.polling && this.entries.size > 0) {
       try {
         await this.open();
         this.failures = 0;
+        if (this.entries.size === 0) this.closeIfIdle();
       } catch (err) {
+        if (this.entries.size === 0) return;
         this.failures++;
         if (this.opts.mode !== 'websocket' && this.failures >= this.maxFailures) {
           this.switchToPolling();
@@ -185,15 +241,35 @@ export class SubscriptionHub {
   }
 
   private async open(): Promise<void> {
-    const WS = await webSocketImpl();
+    const WS = await webSocketImpl(this.opts.maxMessageBytes);
     if (!WS) throw new Error('no WebSocket implementation');
     const socket = new WS(this.transport.wsUrl);
     this.socketsOpened++;
-    await new Promise<void>((resolve, reject) => {
-      socket.onopen = () => resolve();
-      socket.onerror = () => reject(new Error(`WebSocket to ${this.transport.wsUrl} failed`));
-      socket.onclose = () => reject(new Error(`WebSocket to ${this.transport.wsUrl} closed`));
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.onopen = () => resolve();
+        // Node's `ws` says why ("Unexpected server response: 429"); a browser never does.
+        socket.onerror = (ev) => {
+          const why = (ev as { message?: unknown } | null)?.message;
+          reject(
+            new Error(
+              `WebSocket to ${this.transport.wsUrl} failed${typeof why === 'string' && why ? `: ${why}` : ''}`,
+            ),
+          );
+        };
+        socket.onclose = () => reject(new Error(`WebSocket to ${this.transport.wsUrl} closed`));
+      });
+    } catch (err) {
+      this.lastSocketError = (err as Error).message;
+      socket.onopen = socket.onerror = socket.onclose = null;
+      try {
+        socket.close();
+      } catch {
+        // Never opened: nothing to close.
+      }
+      throw err;
+    }
+    this.lastSocketError = null;
     socket.onmessage = (msg) => this.onMessage(String(msg.data));
     socket.onerror = () => {};
     socket.onclose = () => this.onSocketLost(socket);
@@ -273,20 +349,63 @@ export class SubscriptionHub {
       return;
     }
     for (const entry of [...this.entries.values()]) {
-      if (this.polling) this.startPolling(entry);
-      else
-        await this.bind(entry).catch(() => {
-          // The node refuses it now (e.g. its limits changed): this subscription is over.
-          this.remove(entry, true);
-        });
+      if (this.polling) {
+        if (!entry.pollTimer) this.startPolling(entry);
+      } else await this.bind(entry).catch(() => this.bindFailed(entry));
       // A block subscription fills what it missed while the socket was down.
       if (entry.name === 'newBlocks' && entry.lastHeight !== null) this.deliver(entry, null);
     }
   }
 
   private switchToPolling(): void {
-    this.polling = true;
-    for (const entry of this.entries.values()) if (!entry.pollTimer) this.startPolling(entry);
+    this.setPolling(true);
+    for (const entry of this.entries.values()) this.startPolling(entry);
+    this.scheduleSocketRetry();
+  }
+
+  /** While polling in 'auto' mode, tries the WebSocket again after a wait that doubles (jittered). */
+  private scheduleSocketRetry(): void {
+    if (this.opts.mode === 'polling' || this.retryTimer || this.entries.size === 0) return;
+    const base = Math.min(MAX_SOCKET_RETRY_MS, (this.opts.socketRetryMs ?? 5_000) * 2 ** this.retries);
+    // Jittered, so that clients refused together (one proxy's, a node's restart) do not come back together.
+    const wait = base / 2 + Math.random() * (base / 2);
+    this.retryTimer = setTimeout(() => void this.retrySocket(), wait);
+  }
+
+  private async retrySocket(): Promise<void> {
+    this.retryTimer = null;
+    if (!this.polling || this.socket || this.entries.size === 0) return;
+    try {
+      await this.open();
+    } catch {
+      this.retries++;
+      this.scheduleSocketRetry();
+      return;
+    }
+    if (this.entries.size === 0) {
+      this.closeIfIdle();
+      return;
+    }
+    this.retries = 0;
+    this.failures = 0;
+    this.setPolling(false);
+    for (const entry of [...this.entries.values()]) {
+      if (entry.pollTimer) clearTimeout(entry.pollTimer);
+      entry.pollTimer = null;
+      entry.pollRun++;
+      await this.bind(entry).catch(() => this.bindFailed(entry));
+      // What came while the socket was being opened and bound is filled over HTTP.
+      if (entry.name === 'newBlocks' && entry.lastHeight !== null) this.deliver(entry, null);
+    }
+  }
+
+  /**
+   * A subscription the node would not make again on a new socket. Refused while the socket is up
+   * (e.g. its limits changed): it is over. The socket lost under it: it stays, and is made again
+   * with the others when the socket is back (onSocketLost), or polled.
+   */
+  private bindFailed(entry: Entry): void {
+    if (this.socket) this.remove(entry, true);
   }
 
   /** Delivers an event; for newBlocks, in height order with any gap filled over HTTP first. */
@@ -329,9 +448,13 @@ export class SubscriptionHub {
   }
 
   private startPolling(entry: Entry): void {
+    if (entry.pollTimer) clearTimeout(entry.pollTimer);
+    const run = ++entry.pollRun;
+    const live = () => this.entries.has(entry.localId) && entry.pollRun === run && this.polling;
     const tick = async () => {
       entry.pollTimer = null;
-      if (!this.entries.has(entry.localId)) return;
+      if (!live()) return;
+      let wait = this.pollMs;
       try {
         if (entry.name === 'newBlocks') {
           const height = await this.headHeight();
@@ -360,10 +483,17 @@ export class SubscriptionHub {
             return;
           }
         }
-      } catch {
-        // The node is away: try again at the next tick.
+        entry.pollFailures = 0;
+      } catch (err) {
+        // The node is away or refuses (rate limit): wait longer each time, at least what it asks.
+        entry.pollFailures++;
+        const e = err as { retryAfterMs?: unknown; data?: { retryAfterMs?: unknown } } | null;
+        const asked = typeof e?.retryAfterMs === 'number' ? e.retryAfterMs : e?.data?.retryAfterMs;
+        wait = Math.min(MAX_POLL_BACKOFF_MS, this.pollMs * 2 ** entry.pollFailures);
+        if (typeof asked === 'number' && Number.isFinite(asked))
+          wait = Math.max(wait, Math.min(asked, MAX_POLL_BACKOFF_MS));
       }
-      if (this.entries.has(entry.localId)) entry.pollTimer = setTimeout(() => void tick(), this.pollMs);
+      if (live()) entry.pollTimer = setTimeout(() => void tick(), wait);
     };
     void tick();
   }
@@ -380,14 +510,25 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function webSocketImpl(): Promise<WebSocketCtor | null> {
-  const native = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
-  if (native) return native;
-  // Node 20 has no global WebSocket; the `ws` package provides the same interface.
-  try {
-    const mod = (await import('ws')) as unknown as { default: WebSocketCtor };
-    return mod.default;
-  } catch {
-    return null;
+/** The runtime's own WebSocket (Node 22's, a browser's), as found when this module loaded. */
+const builtinWebSocket = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+
+async function webSocketImpl(maxMessageBytes?: number): Promise<WebSocketCtor | null> {
+  const global = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  // In Node the `ws` package before the runtime's own WebSocket (Node 22's): only it bounds a
+  // message (`maxPayload`, else 100 MiB), and a node the client does not run may send any. One
+  // the program installed itself (a polyfill, a test's) is its choice and is used as it is.
+  if (typeof process !== 'undefined' && process.versions?.node && global === builtinWebSocket) {
+    try {
+      const mod = (await import('ws')) as unknown as {
+        default: new (url: string, protocols: string[], options: { maxPayload?: number }) => MinimalWebSocket;
+      };
+      const Ws = mod.default;
+      const options = maxMessageBytes === undefined ? {} : { maxPayload: maxMessageBytes };
+      return function BoundedWebSocket(url: string) {
+        return new Ws(url, [], options);
+      } as unknown as WebSocketCtor;
+    } catch {}
   }
+  return global ?? null;
 }

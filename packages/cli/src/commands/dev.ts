@@ -155,6 +155,9 @@ export function devCommand(): Command {
             // The old chain's urgent-fee spending: kept, a record counting every chip spent held
             // the new chain's chips to no urgent fee for the hour.
             rmSync(join(home, URGENT_FEE_FILE), { force: true });
+            // The old chain's lease records: the new chain repeats its lease ids (same chain id, same
+            // counter), so a record kept would refuse (ENDPOINT_CHANGED) a new lease of that id.
+            rmSync(join(home, 'leases'), { recursive: true, force: true });
           } finally {
             release();
           }

@@ -3,6 +3,7 @@
  * lease names, signed by the renter key; every result's receipt is checked against the chip's
  * record on the chain before it is printed.
  */
+
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ed25519PublicKey, toHex, UncError } from '@unc/core';
 import { renterClientCertificate } from '@unc/miner';
@@ -22,6 +23,7 @@ import {
 import { Command } from 'commander';
 import { type Context, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
+import { leaseEndpoint, leasePin } from '../lease-pins.js';
 
 interface LeaseView {
   id: string;
@@ -151,7 +153,13 @@ async function providerFor(
   };
   if (opts.endpoint) refuseHttp(opts.endpoint);
   const lease = await getLease(client, leaseId);
-  const endpoint = opts.endpoint ?? lease?.endpoint;
+  const endpoint = leaseEndpoint({
+    leaseId,
+    ...(opts.endpoint ? { given: opts.endpoint } : {}),
+    ...(lease ? { reported: lease.endpoint } : {}),
+    pin: leasePin(ctx.home, leaseId, status.chainId),
+    node: ctx.nodeUrl,
+  });
   if (!endpoint)
     throw new UncError('NO_ENDPOINT', 'the node does not serve unc_getLease; pass --endpoint <provider url>');
   refuseHttp(endpoint);

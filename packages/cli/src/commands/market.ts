@@ -33,6 +33,7 @@ import {
 import { Command } from 'commander';
 import { type Context, checkHome, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
+import { pinLease } from '../lease-pins.js';
 import { type Plan, type Sent, signAndSend, unc } from '../send.js';
 import { formatPower } from './chip.js';
 
@@ -503,7 +504,7 @@ export function marketCommand(): Command {
         maxPricePerHour: BigInt(offer.price),
         termsDigest,
       });
-      const { hash, height, events, explorer } = await send(ctx, signer, [action], {
+      const { hash, height, events, explorer, chainId } = await send(ctx, signer, [action], {
         summary: [
           `Lease ${chipId ? `chip ${chipId}` : 'a free chip'} of offer ${id} for ${hours} h at ${unc(offer.price)} per hour`,
           `  deposit   ${unc(escrow)} into escrow (unused time is refunded)`,
@@ -512,6 +513,20 @@ export function marketCommand(): Command {
         spend: escrow,
       });
       const opened = eventOf(events, 'leaseOpened');
+      // The endpoint confirmed above, under the lease id the node names: `unc job` sends there only.
+      // A record refused (the id is another lease's) still lets the lease opened be printed first.
+      let unpinned: unknown = null;
+      try {
+        pinLease(ctx.home, {
+          leaseId: opened.leaseId,
+          chainId,
+          offerId: id,
+          endpoint: offer.endpoint,
+          hash,
+        });
+      } catch (err) {
+        unpinned = err;
+      }
       ctx.print(
         {
           hash,
@@ -524,6 +539,7 @@ export function marketCommand(): Command {
         },
         () => opened.leaseId,
       );
+      if (unpinned) throw unpinned;
     },
   );
   market.addCommand(lease);

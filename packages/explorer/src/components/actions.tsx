@@ -32,7 +32,17 @@ export function involves(tx: TxJson, address: string): boolean {
 
 /** "registerChip" → "register chip". */
 export function typeLabel(type: string): string {
-  return type.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  return String(type)
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toLowerCase();
+}
+
+/**
+ * An action's or event's type, or a field's name, on the page: the chain's are camelCase words, but
+ * a node answers what it likes, so it goes through ChainText like any text the explorer did not write.
+ */
+export function TypeLabel({ type }: { type: string }) {
+  return <ChainText text={typeLabel(type)} />;
 }
 
 export function eventTone(type: string): 'accent' | 'warn' | 'ok' | 'danger' | 'poci' | 'neutral' {
@@ -53,7 +63,7 @@ export function ActionsSummary({ tx }: { tx: TxJson }) {
     <span className="types">
       {types.map((t) => (
         <Badge key={t} tone={eventTone(t)}>
-          {typeLabel(t)}
+          <TypeLabel type={t} />
         </Badge>
       ))}
     </span>
@@ -138,7 +148,9 @@ export function Fields({ value, skip = ['type'] }: { value: Record<string, unkno
     <span className="fields">
       {entries.map(([k, v]) => (
         <span className="field" key={k}>
-          <span className="field-name">{typeLabel(k)}</span>
+          <span className="field-name">
+            <TypeLabel type={k} />
+          </span>
           <FieldValue name={k} value={v} />
         </span>
       ))}
@@ -165,7 +177,7 @@ export function Memo({ hex }: { hex: string }) {
   if (!m.text) return null;
   return m.isText ? (
     <span className="memo">
-      “<ChainText text={m.text} />”
+      “<ChainText text={m.text} lines />”
     </span>
   ) : (
     <span className="mono">0x{m.text}</span>
@@ -176,7 +188,9 @@ export function ActionItem({ action, index }: { action: ActionJson; index: numbe
   return (
     <li className="event">
       <span className="event-index">{index}</span>
-      <Badge tone={eventTone(action.type)}>{typeLabel(action.type)}</Badge>
+      <Badge tone={eventTone(action.type)}>
+        <TypeLabel type={action.type} />
+      </Badge>
       <span className="event-body">
         {action.type === 'transfer' ? (
           <>
@@ -215,7 +229,9 @@ export function EventItem({ event }: { event: TxEventJson }) {
   }
   return (
     <li className="event">
-      <Badge tone={eventTone(event.type)}>{typeLabel(event.type)}</Badge>
+      <Badge tone={eventTone(event.type)}>
+        <TypeLabel type={event.type} />
+      </Badge>
       <span className="event-body">{body}</span>
     </li>
   );

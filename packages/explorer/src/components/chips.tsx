@@ -15,7 +15,7 @@ import {
 import { href, paths } from '../router';
 import type { ChipJson, EpochJson, ModelJson, SlotJson, VendorJson } from '../sdk';
 import { AlertIcon, CheckIcon, ChipIcon } from './icons';
-import { AddrLink, Badge, ChainText, Empty, TableWrap } from './ui';
+import { AddrLink, Badge, ChainText, Empty, StatusWord, TableWrap } from './ui';
 
 const STATE_BADGE: Record<ChipState, { tone: 'ok' | 'warn' | 'danger' | 'neutral'; text: string }> = {
   online: { tone: 'ok', text: 'online' },
@@ -31,7 +31,9 @@ export function ChipStatusBadge({ chip }: { chip: ChipJson }) {
   const title =
     state === 'offline' || state === 'missing'
       ? `${plural(chip.consecutiveMisses, 'missed slot')} in a row`
-      : chip.statusReason || undefined;
+      : chip.statusReason
+        ? visibleText(chip.statusReason)
+        : undefined;
   return (
     <span title={title} data-testid="chip-status" data-state={state}>
       <Badge tone={b.tone}>{b.text}</Badge>
@@ -45,8 +47,16 @@ export const SLOT_TEXT: Record<SlotJson['status'], string> = {
   open: 'open (window running)',
 };
 
+/** The slot states the chain has: a class name or a word built from a slot uses one of these. */
+export const SLOT_STATUSES: readonly SlotJson['status'][] = ['answered', 'missed', 'open'];
+
+/** The slot's status when it is one the explorer knows, else "unknown" (a node can send anything). */
+export function slotStatus(s: Pick<SlotJson, 'status'>): SlotJson['status'] | 'unknown' {
+  return SLOT_STATUSES.includes(s.status) ? s.status : 'unknown';
+}
+
 export function slotTip(s: SlotJson, reason?: string): string {
-  const base = `Challenge ${s.slot} of epoch ${s.epoch} by block ${s.height}: ${SLOT_TEXT[s.status]}`;
+  const base = `Challenge ${s.slot} of epoch ${s.epoch} by block ${s.height}: ${SLOT_STATUSES.includes(s.status) ? SLOT_TEXT[s.status] : visibleText(s.status)}`;
   if (s.status === 'missed')
     return `${base} — ${reason !== undefined ? visibleText(reason) : `no answer included by height ${s.windowEnd}`}`;
   if (s.status === 'open') return `${base}, answerable until height ${s.windowEnd}`;
@@ -61,7 +71,7 @@ export function SlotStrip({ slots }: { slots: SlotJson[] }) {
     <span
       className="slot-strip"
       role="img"
-      aria-label={slots.map((s) => `${s.height} ${s.status}`).join(', ')}
+      aria-label={slots.map((s) => `${s.height} ${slotStatus(s)}`).join(', ')}
     >
       {slots.map((s) => {
         const gap = prev !== null && s.epoch !== prev;
@@ -69,7 +79,7 @@ export function SlotStrip({ slots }: { slots: SlotJson[] }) {
         return (
           <span
             key={`${s.epoch}:${s.slot}`}
-            className={`slot-dot slot-${s.status} ${gap ? 'slot-epoch-gap' : ''}`}
+            className={`slot-dot slot-${slotStatus(s)} ${gap ? 'slot-epoch-gap' : ''}`}
             title={slotTip(s)}
           />
         );
@@ -130,11 +140,17 @@ export function ChipsTable({
                     <ChipIcon size={15} />
                     <ChipLink chipId={c.chipId} />
                   </div>
-                  <div className="cell-sub show-sm">{modelName(c, models)}</div>
+                  <div className="cell-sub show-sm">
+                    <ChainText text={modelName(c, models)} />
+                  </div>
                 </td>
                 <td className="hide-sm">
-                  <div className="cell-main">{modelName(c, models)}</div>
-                  <div className="cell-sub">{vendorName(c.vendorId, vendors)}</div>
+                  <div className="cell-main">
+                    <ChainText text={modelName(c, models)} />
+                  </div>
+                  <div className="cell-sub">
+                    <ChainText text={vendorName(c.vendorId, vendors)} />
+                  </div>
                 </td>
                 <td className="hide-md">
                   <ChainText className="profile" text={c.profile} />
@@ -220,7 +236,7 @@ export function UptimeTimeline({
                     return (
                       <div
                         key={s.slot}
-                        className={`slot-cell slot-${s.status}`}
+                        className={`slot-cell slot-${slotStatus(s)}`}
                         data-testid="slot-cell"
                         data-status={s.status}
                         data-tip={tip}
@@ -234,7 +250,7 @@ export function UptimeTimeline({
                           ) : s.status === 'missed' ? (
                             <AlertIcon size={13} />
                           ) : null}
-                          {s.status}
+                          <StatusWord value={s.status} known={SLOT_STATUSES} />
                         </span>
                         <span className="slot-cell-height">#{formatInt(s.height)}</span>
                       </div>
@@ -245,7 +261,7 @@ export function UptimeTimeline({
                   {slots.map((s) => (
                     <span
                       key={s.slot}
-                      className={`track-tick slot-${s.status}`}
+                      className={`track-tick slot-${slotStatus(s)}`}
                       style={{ left: `${((s.height - start + 0.5) / epoch.epochBlocks) * 100}%` }}
                     />
                   ))}
@@ -288,11 +304,21 @@ export function HintList({ hints }: { hints: Hint[] }) {
   return (
     <ul className="hints" data-testid="miner-hints">
       {hints.map((h) => (
-        <li key={`${h.chipId ?? ''}:${h.text}`} className={`hint hint-${h.tone}`} data-tone={h.tone}>
+        <li
+          key={`${h.chipId ?? ''}:${h.text}:${h.chainText ?? ''}`}
+          className={`hint hint-${h.tone}`}
+          data-tone={h.tone}
+        >
           <span className="hint-icon">{HINT_ICON[h.tone]}</span>
           <div>
             <div className="hint-text">
               {h.chipId ? <HintText text={h.text} chipId={h.chipId} /> : capitalize(h.text)}
+              {h.chainText !== undefined ? (
+                <>
+                  {' '}
+                  <ChainText text={h.chainText} />
+                </>
+              ) : null}
             </div>
             {h.fix ? <div className="hint-fix">{h.fix}</div> : null}
           </div>

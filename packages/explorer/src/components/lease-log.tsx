@@ -4,10 +4,9 @@
  * provider or refunded the renter, disputes, top-ups and the close. Pages by cursor.
  */
 import { useEffect, useState } from 'react';
-import { reasonText } from '../market';
 import { useRpc, useWatcher } from '../node/context';
 import type { LeaseEventsPage, TxEventJson } from '../sdk';
-import { Amount, BlockLink, Card, ChainText, Empty, TableWrap } from './ui';
+import { Amount, BlockLink, Card, ChainText, Empty, ReasonText, TableWrap } from './ui';
 
 type LeaseEvent = LeaseEventsPage['events'][number];
 
@@ -45,11 +44,11 @@ function detail(e: TxEventJson) {
         </>
       );
     case 'leaseClosing':
-      return <>{reasonText(e.reason)}</>;
+      return <ReasonText reason={e.reason} />;
     case 'leaseClosed':
       return (
         <>
-          {reasonText(e.reason)} · returned <Amount value={e.returned} maxFrac={4} />
+          <ReasonText reason={e.reason} /> · returned <Amount value={e.returned} maxFrac={4} />
         </>
       );
     default:

@@ -19,7 +19,11 @@ import {
 import { formatPower, modelName } from '../poci';
 import { href, paths } from '../router';
 import type { ModelJson } from '../sdk';
-import { AddrLink, Amount, Badge, ChainText, Empty, TableWrap } from './ui';
+import { AddrLink, Amount, Badge, ChainText, Empty, ReasonText, StatusWord, TableWrap } from './ui';
+
+/** The lease and offer states the chain has (views.ts): any other word a node sends is chain text. */
+export const LEASE_STATUSES: readonly LeaseJson['status'][] = ['active', 'closing', 'ended', 'closed'];
+export const OFFER_STATUSES: readonly OfferJson['status'][] = ['open', 'closing', 'closed'];
 
 export function LeaseLink({ id }: { id: string }) {
   return (
@@ -58,7 +62,9 @@ export function LeaseStatus({
         : null;
   return (
     <span data-testid="lease-status" data-status={lease.status} title={reasonText(why) || undefined}>
-      <Badge tone={statusTone(lease.status)}>{lease.status}</Badge>
+      <Badge tone={statusTone(lease.status)}>
+        <StatusWord value={lease.status} known={LEASE_STATUSES} />
+      </Badge>
     </span>
   );
 }
@@ -66,7 +72,9 @@ export function LeaseStatus({
 export function OfferStatus({ offer }: { offer: Pick<OfferJson, 'status'> }) {
   return (
     <span data-testid="offer-status" data-status={offer.status}>
-      <Badge tone={statusTone(offer.status)}>{offer.status}</Badge>
+      <Badge tone={statusTone(offer.status)}>
+        <StatusWord value={offer.status} known={OFFER_STATUSES} />
+      </Badge>
     </span>
   );
 }
@@ -128,7 +136,7 @@ export function EscrowBar({
 export function offerModels(offer: Pick<OfferJson, 'chips'>, models: ModelJson[]): string {
   const count = new Map<string, number>();
   for (const c of offer.chips) {
-    const name = modelName(c, models);
+    const name = visibleText(modelName(c, models));
     count.set(name, (count.get(name) ?? 0) + 1);
   }
   return [...count].map(([name, n]) => (n > 1 ? `${name} ×${n}` : name)).join(', ');
@@ -292,13 +300,24 @@ export function LeasesTable({
                 <AddrLink address={l.provider} self={self} />
               </td>
               <td className="hide-sm nowrap muted" title={l.endTime ? formatTime(l.endTime) : undefined}>
-                {l.status === 'closed'
-                  ? `closed${l.closedReason ? `: ${reasonText(l.closedReason)}` : ''}`
-                  : l.endTime
-                    ? l.endTime > now
-                      ? `in ${formatSpan(l.endTime - now)}`
-                      : 'due'
-                    : '—'}
+                {l.status === 'closed' ? (
+                  <>
+                    closed
+                    {l.closedReason ? (
+                      <>
+                        : <ReasonText reason={l.closedReason} />
+                      </>
+                    ) : null}
+                  </>
+                ) : l.endTime ? (
+                  l.endTime > now ? (
+                    `in ${formatSpan(l.endTime - now)}`
+                  ) : (
+                    'due'
+                  )
+                ) : (
+                  '—'
+                )}
               </td>
             </tr>
           ))}

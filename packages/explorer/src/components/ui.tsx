@@ -1,6 +1,7 @@
 /** Building blocks shared by the pages. */
-import { type ReactNode, useState } from 'react';
-import { formatUnc, shortAddress, shortHash, visibleText } from '../format';
+import { Fragment, type ReactNode, useState } from 'react';
+import { CHAIN_TEXT_MAX, codePointName, formatUnc, shortAddress, shortHash, visibleParts } from '../format';
+import { reasonWords } from '../market';
 import { href, paths } from '../router';
 import { CheckIcon, CopyIcon } from './icons';
 
@@ -220,9 +221,58 @@ export function TableWrap({ children }: { children: ReactNode }) {
 
 /**
  * Text that someone other than the explorer wrote (a memo, a free-text field, an endpoint, a
- * reason a node gives): its hidden characters shown (visibleText), and in a <bdi>, so that even
- * right-to-left letters in it cannot pull the amount or address beside it into their direction.
+ * reason a node gives), in a <bdi>, so that even right-to-left letters in it cannot pull the amount
+ * or address beside it into their direction. Each hidden character (visibleParts) is a HiddenChar:
+ * an element, not characters, so no text on chain can draw one ("〈U+202E〉" typed in look-alike
+ * brackets is plain text beside a boxed, labelled U+202E). `lines`: line feeds break the line (memos).
  */
-export function ChainText({ text, className }: { text: string; className?: string }) {
-  return <bdi className={className}>{visibleText(text)}</bdi>;
+export function ChainText({ text, className, lines }: { text: string; className?: string; lines?: boolean }) {
+  return (
+    <bdi className={className}>
+      {visibleParts(text, CHAIN_TEXT_MAX, lines === true).map((part, i) =>
+        'text' in part ? (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one text, never reordered
+          <Fragment key={i}>{part.text}</Fragment>
+        ) : 'hidden' in part ? (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one text, never reordered
+          <HiddenChar key={i} codePoint={part.hidden} />
+        ) : 'newline' in part ? (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one text, never reordered
+          <br key={i} />
+        ) : (
+          // biome-ignore lint/suspicious/noArrayIndexKey: the parts of one text, never reordered
+          <wbr key={i} />
+        ),
+      )}
+    </bdi>
+  );
+}
+
+/** A reason code from the chain or node as words ("renter closed"), through ChainText. */
+export function ReasonText({ reason }: { reason: string | null | undefined }) {
+  return <ChainText text={reasonWords(reason)} />;
+}
+
+/**
+ * A status word the chain or node gives (a lease's, an offer's, a slot's, a chip's): one of the
+ * words the explorer knows, shown as is; anything else a node answers goes through ChainText, so a
+ * hostile node's "status" cannot carry hidden characters, nor a class name or a forged marker.
+ */
+export function StatusWord({ value, known }: { value: string; known: readonly string[] }) {
+  return known.includes(value) ? value : <ChainText className="status-unknown" text={value} />;
+}
+
+/** A character that draws nothing or turns text around, shown as a boxed code point with a label. */
+export function HiddenChar({ codePoint }: { codePoint: number }) {
+  const name = codePointName(codePoint);
+  return (
+    <span
+      className="hidden-char"
+      role="img"
+      aria-label={`hidden character ${name}`}
+      title={`hidden character ${name}`}
+    >
+      {name}
+    </span>
+  );
 }

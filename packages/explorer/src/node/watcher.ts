@@ -26,6 +26,9 @@ export const WINDOW_BLOCKS = 100;
 export const RECENT_TXS = 25;
 /** Pages of 100 block summaries looked at beyond the window for the latest transactions. */
 export const EXTRA_TX_PAGES = 4;
+/** The first wait before the WebSocket is tried again after a refusal; it doubles to the max. */
+export const SUBSCRIBE_WAIT_MS = 4_000;
+export const SUBSCRIBE_WAIT_MAX_MS = 60_000;
 /** A probe slower than this shows the "slow" banner. */
 export const SLOW_MS = 2500;
 /** A probe that takes longer than this counts as a failure. */
@@ -67,6 +70,8 @@ export interface NodeSnapshot {
   retryAt: number | null;
   /** How new blocks arrive: over the WebSocket subscription, by polling, or not at all yet. */
   live: 'ws' | 'poll' | 'off';
+  /** While polling: why, and when the WebSocket is tried again (words; no text from the node). */
+  liveWhy: string | null;
   status: StatusJson | null;
   params: ParamsJson | null;
   supply: SupplyJson | null;
@@ -103,7 +108,16 @@ export class NodeWatcher {
   private synced = false;
   /** Serialises every change to the block window. */
   private queue: Promise<void> = Promise.resolve();
-  private lastSubscribeTry = 0;
+  private lastSubscribeTry = Number.NEGATIVE_INFINITY;
+  /** Tries of the WebSocket refused in a row: the wait before the next doubles with each. */
+  private subscribeFailures = 0;
+  /**
+   * What this tab adds to the wait, a fraction of it: tabs refused together (a node's restart drops
+   * every socket at once; a node allows 8 per address) would otherwise come back together each time.
+   */
+  private readonly subscribeJitter = Math.random() / 2;
+  /** Monotonic ms: a wall-clock step must not stop or rush the tries. Replaced in tests. */
+  now: () => number = () => performance.now();
   /** Bumped by start() and stop(), so a probe still in flight from an earlier run is ignored. */
   private generation = 0;
   private inFlight = false;
@@ -118,7 +132,13 @@ export class NodeWatcher {
     let probe: UncClient | null = null;
     let error: string | null = null;
     try {
-      client = new UncClient(url, { timeoutMs: 15_000 });
+      // The WebSocket or nothing: where it is refused (a node allows 8 per address; HTTP 429) the
+      // watcher polls on its own probe, and tries the WebSocket again itself (trySubscribe). In
+      // 'auto' mode the sdk would poll too, every 500 ms, under a page that said "live".
+      client = new UncClient(url, {
+        timeoutMs: 15_000,
+        subscriptions: { mode: 'websocket', maxSocketFailures: 1 },
+      });
       probe = new UncClient(url, { timeoutMs: PROBE_TIMEOUT_MS });
     } catch (err) {
       error = errorText(err);
@@ -131,6 +151,7 @@ export class NodeWatcher {
       error,
       retryAt: null,
       live: 'off',
+      liveWhy: null,
       status: null,
       params: null,
       supply: null,
@@ -295,10 +316,22 @@ export class NodeWatcher {
     return next;
   }
 
+  /**
+   * SUBSCRIBE_WAIT_MS, doubled for each refusal past the first, at most SUBSCRIBE_WAIT_MAX_MS; after
+   * a refusal, plus this tab's share of it (subscribeJitter, under half).
+   */
+  private subscribeWait(): number {
+    const base = Math.min(
+      SUBSCRIBE_WAIT_MAX_MS,
+      SUBSCRIBE_WAIT_MS * 2 ** Math.max(0, this.subscribeFailures - 1),
+    );
+    return this.subscribeFailures === 0 ? base : base * (1 + this.subscribeJitter);
+  }
+
   private async trySubscribe(): Promise<void> {
     if (this.subscribing || this.sub || this.stopped || !this.client) return;
-    if (Date.now() - this.lastSubscribeTry < 4000) return;
-    this.lastSubscribeTry = Date.now();
+    if (this.now() - this.lastSubscribeTry < this.subscribeWait()) return;
+    this.lastSubscribeTry = this.now();
     this.subscribing = true;
     try {
       const sub = await this.client.subscribe<BlockJson>('newBlocks', [], (block) => {
@@ -309,17 +342,26 @@ export class NodeWatcher {
         return;
       }
       this.sub = sub;
-      this.set({ live: 'ws' });
+      this.subscribeFailures = 0;
+      this.set({ live: 'ws', liveWhy: null });
       sub.onClose(() => {
         if (this.sub !== sub) return;
         this.sub = null;
         if (this.stopped) return;
-        this.set({ live: 'poll' });
+        this.set({ live: 'poll', liveWhy: 'The WebSocket closed: polling the node; trying it again.' });
         // Find out at once whether the node is gone or only the socket.
         this.retryNow();
       });
     } catch {
-      if (!this.stopped && this.snap.conn === 'ok') this.set({ live: 'poll' });
+      // Refused (past the node's WebSockets per address: others behind the same address may hold
+      // them) or failed: each try waits twice as long as the last, so a tab is no retry storm.
+      this.subscribeFailures++;
+      const next = Math.round(this.subscribeWait() / (1 + this.subscribeJitter) / 1000);
+      if (!this.stopped && this.snap.conn === 'ok')
+        this.set({
+          live: 'poll',
+          liveWhy: `The node refused the WebSocket or it failed (a node allows a few per address, and others behind the same address may hold them): polling the node; next try in ${next} s or later.`,
+        });
     } finally {
       this.subscribing = false;
     }

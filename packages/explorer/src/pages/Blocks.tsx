@@ -27,7 +27,10 @@ export function BlocksPage({ params }: PageProps) {
 
   return (
     <div className="page">
-      <PageTitle kicker={live ? <LiveTag live={node.live} conn={node.conn} /> : 'History'} title="Blocks">
+      <PageTitle
+        kicker={live ? <LiveTag live={node.live} conn={node.conn} why={node.liveWhy} /> : 'History'}
+        title="Blocks"
+      >
         <div className="pager">
           <a
             className={`btn btn-ghost ${live ? 'disabled' : ''}`}

@@ -4,7 +4,7 @@
  * missed slot says why (including the misses the chain records only when the chip next answers).
  */
 import { type ReactNode, useState } from 'react';
-import { Fields, typeLabel } from '../components/actions';
+import { Fields, TypeLabel } from '../components/actions';
 import { ChipStatusBadge, UptimeTimeline } from '../components/chips';
 import { ChipEarnings } from '../components/earnings';
 import { AlertIcon, CheckIcon, ChipIcon } from '../components/icons';
@@ -21,8 +21,9 @@ import {
   PageTitle,
   Row,
   Stat,
+  StatusWord,
 } from '../components/ui';
-import { formatInt, plural, visibleText } from '../format';
+import { formatInt, plural } from '../format';
 import { useRpc } from '../node/context';
 import { CHIPS_REFRESH_MS, useRegistries } from '../node/poci';
 import {
@@ -39,6 +40,10 @@ import {
 import { href, type PageProps, paths } from '../router';
 import type { ChipEventJson, ChipJson, EpochJson, ModelJson, VendorJson } from '../sdk';
 import { isNotFound, LoadingCard, ProblemCard, RpcErrorCard } from './common';
+
+/** The chip states the chain has (views.ts): any other word a node sends is chain text. */
+const CHIP_STATUSES: readonly ChipJson['status'][] = ['active', 'deregistered', 'revoked'];
+
 import { ChipLeases } from './Lease';
 
 /** Events read per refresh: enough for many epochs of a healthy chip. */
@@ -87,7 +92,11 @@ function LogLine({
   } else if (entry.kind === 'pending') {
     const s = entry.slot;
     tone = 'danger';
-    text = `Missed slot ${s.slot} of epoch ${s.epoch} at height ${s.height}: ${visibleText(entry.reason)}`;
+    text = (
+      <>
+        Missed slot {s.slot} of epoch {s.epoch} at height {s.height}: <ChainText text={entry.reason} />
+      </>
+    );
     sub = (
       <>
         window closed after block <BlockLink height={s.windowEnd} /> · the chain records it when the chip next
@@ -99,7 +108,11 @@ function LogLine({
     switch (e.type) {
       case 'slotMissed':
         tone = 'danger';
-        text = `Missed slot ${e.slot} of epoch ${e.epoch} at height ${e.slotHeight}: ${visibleText(e.reason)}`;
+        text = (
+          <>
+            Missed slot {e.slot} of epoch {e.epoch} at height {e.slotHeight}: <ChainText text={e.reason} />
+          </>
+        );
         sub = (
           <>
             recorded in block <BlockLink height={entry.height} />
@@ -119,8 +132,8 @@ function LogLine({
       case 'chipRegistered':
         text = (
           <>
-            Registered by <AddrLink address={e.owner} /> as {modelName(e, models)} (
-            {vendorName(e.vendorId, vendors)}
+            Registered by <AddrLink address={e.owner} /> as <ChainText text={modelName(e, models)} /> (
+            <ChainText text={vendorName(e.vendorId, vendors)} />
             ), {formatPower(e.power)}
           </>
         );
@@ -182,7 +195,7 @@ function LogLine({
         const other = e as { type: string } & Record<string, unknown>;
         text = (
           <>
-            {typeLabel(other.type)} <Fields value={other} skip={['type', 'chipId']} />
+            <TypeLabel type={other.type} /> <Fields value={other} skip={['type', 'chipId']} />
           </>
         );
       }
@@ -335,11 +348,17 @@ export function ChipPage({ params }: PageProps) {
   for (const e of data.events)
     if (e.event.type === 'slotMissed') reasons.set(`${e.event.epoch}:${e.event.slot}`, e.event.reason);
   const statusHint =
-    state === 'revoked' || state === 'deregistered'
-      ? chip.statusReason || 'no reason given'
-      : chip.consecutiveMisses > 0
-        ? `${streak.count}${streak.atLeast ? '+' : ''} missed in a row · ${chip.lastAnsweredAt > 0 ? `no answer since #${formatInt(chip.lastAnsweredAt)}` : 'never answered'}`
-        : 'answering its slots';
+    state === 'revoked' || state === 'deregistered' ? (
+      chip.statusReason ? (
+        <ChainText text={chip.statusReason} />
+      ) : (
+        'no reason given'
+      )
+    ) : chip.consecutiveMisses > 0 ? (
+      `${streak.count}${streak.atLeast ? '+' : ''} missed in a row · ${chip.lastAnsweredAt > 0 ? `no answer since #${formatInt(chip.lastAnsweredAt)}` : 'never answered'}`
+    ) : (
+      'answering its slots'
+    );
 
   return (
     <div className="page">
@@ -360,7 +379,7 @@ export function ChipPage({ params }: PageProps) {
               <span className="unit"> TFLOPS</span>
             </>
           }
-          hint={modelName(chip, models)}
+          hint={<ChainText text={modelName(chip, models)} />}
         />
         <Stat
           label="Slots answered"
@@ -411,13 +430,13 @@ export function ChipPage({ params }: PageProps) {
               </Row>
             ) : null}
             <Row label="Vendor">
-              {vendorName(chip.vendorId, vendors)}
+              <ChainText text={vendorName(chip.vendorId, vendors)} />
               <div className="kv-sub mono">
                 <ChainText text={chip.vendorId} />
               </div>
             </Row>
             <Row label="Model">
-              {modelName(chip, models)}
+              <ChainText text={modelName(chip, models)} />
               <div className="kv-sub mono">{chip.modelId}</div>
             </Row>
             <Row label="Profile">
@@ -426,8 +445,14 @@ export function ChipPage({ params }: PageProps) {
             <Row label="Power">{formatPower(chip.power)} (dense FP16)</Row>
             <Row label="Status">
               <span data-testid="chip-status-text">
-                {chip.status}
-                {chip.statusReason ? `: ${visibleText(chip.statusReason)}` : ''}
+                <StatusWord value={chip.status} known={CHIP_STATUSES} />
+                {chip.statusReason ? (
+                  <>
+                    : <ChainText text={chip.statusReason} />
+                  </>
+                ) : (
+                  ''
+                )}
                 {chip.status === 'active' ? (chip.online ? ', online' : ', OFFLINE') : ''}
                 {chip.consecutiveMisses > 0
                   ? ` (${plural(chip.consecutiveMisses, 'missed slot')} in a row)`

@@ -5,6 +5,7 @@ import { LeaseLog } from '../components/lease-log';
 import {
   ChipLink,
   EscrowBar,
+  LEASE_STATUSES,
   LeaseLink,
   LeaseStatus,
   LeasesTable,
@@ -21,8 +22,10 @@ import {
   FullHash,
   KV,
   PageTitle,
+  ReasonText,
   Row,
   Stat,
+  StatusWord,
 } from '../components/ui';
 import { big, formatInt, formatTime, timeAgo } from '../format';
 import {
@@ -33,7 +36,6 @@ import {
   type LeaseJson,
   type OfferJson,
   ratingText,
-  reasonText,
   uptimeText,
 } from '../market';
 import { useNow, useRpc } from '../node/context';
@@ -134,12 +136,17 @@ export function LeasePage({ params }: PageProps) {
         <Stat
           accent
           label="Status"
-          value={<span data-testid="lease-state">{lease.status}</span>}
+          value={
+            <span data-testid="lease-state">
+              <StatusWord value={lease.status} known={LEASE_STATUSES} />
+            </span>
+          }
           hint={
             lease.status === 'closed'
-              ? reasonText(lease.closedReason) || 'closed'
+              ? (lease.closedReason && <ReasonText reason={lease.closedReason} />) || 'closed'
               : lease.status === 'closing' || lease.status === 'ended'
-                ? reasonText(lease.closingReason) || 'closing at its end time'
+                ? (lease.closingReason && <ReasonText reason={lease.closingReason} />) ||
+                  'closing at its end time'
                 : ends
           }
         />
@@ -236,7 +243,11 @@ export function LeasePage({ params }: PageProps) {
                   at block <BlockLink height={lease.closedHeight} />
                 </>
               ) : null}
-              {lease.closedReason ? <div className="kv-sub">{reasonText(lease.closedReason)}</div> : null}
+              {lease.closedReason ? (
+                <div className="kv-sub">
+                  <ReasonText reason={lease.closedReason} />
+                </div>
+              ) : null}
             </Row>
           ) : null}
         </KV>
@@ -328,7 +339,7 @@ export function OfferPage({ params }: PageProps) {
                   <ChipLink id={chip.chipId} />
                   <span className="muted">
                     {' '}
-                    {modelName(chip, models)} · {formatPower(chip.power)}
+                    <ChainText text={modelName(chip, models)} /> · {formatPower(chip.power)}
                     {chip.online ? '' : ' · OFFLINE'}
                     {chip.leaseId ? (
                       <>

@@ -223,7 +223,7 @@ export function Overview() {
         kicker={
           <>
             {status ? <Badge tone="accent">{status.chainId}</Badge> : null}
-            <LiveTag live={node.live} conn={node.conn} />
+            <LiveTag live={node.live} conn={node.conn} why={node.liveWhy} />
           </>
         }
         title="Network overview"
@@ -457,7 +457,15 @@ function trimK(v: number): string {
   return `${(v / 1000).toFixed(1).replace(/\.0$/, '')}K`;
 }
 
-export function LiveTag({ live, conn }: { live: 'ws' | 'poll' | 'off'; conn: string }) {
+export function LiveTag({
+  live,
+  conn,
+  why,
+}: {
+  live: 'ws' | 'poll' | 'off';
+  conn: string;
+  why?: string | null;
+}) {
   if (conn === 'down' || conn === 'invalid') return <Badge tone="danger">offline</Badge>;
   if (live === 'ws')
     return (
@@ -467,7 +475,11 @@ export function LiveTag({ live, conn }: { live: 'ws' | 'poll' | 'off'; conn: str
     );
   if (live === 'poll')
     return (
-      <span className="live live-poll" data-live="poll" title="WebSocket unavailable: polling the node">
+      <span
+        className="live live-poll"
+        data-live="poll"
+        title={why ?? 'WebSocket unavailable: polling the node'}
+      >
         <span className="live-dot" /> polling
       </span>
     );

@@ -7,8 +7,8 @@ import { useState } from 'react';
 import { StoreIcon } from '../components/icons';
 import { LeasesTable, OffersTable, ProvidersTable } from '../components/market';
 import { RentCard } from '../components/rent';
-import { Amount, Card, PageTitle, Skeleton, Stat } from '../components/ui';
-import { big, formatInt, plural, visibleText } from '../format';
+import { Amount, Card, ChainText, PageTitle, Skeleton, Stat } from '../components/ui';
+import { big, formatInt, plural } from '../format';
 import { filterOffers, type OfferFilter, parseUncInput } from '../market';
 import { useNow } from '../node/context';
 import { useMarket } from '../node/market';
@@ -122,7 +122,7 @@ export function MarketplacePage() {
               <option value="">Every model</option>
               {offeredModels.map((m) => (
                 <option key={m} value={m}>
-                  {visibleText(models.find((x) => x.modelId === m)?.name ?? m)}
+                  <ChainText text={models.find((x) => x.modelId === m)?.name ?? m} />
                 </option>
               ))}
             </select>

@@ -419,8 +419,10 @@ class TokenBuckets {
   private bucket(key: string, now: number): { tokens: number; at: number } {
     let bucket = this.buckets.get(key);
     if (bucket) {
-      bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) * this.rate) / 1000);
-      bucket.at = now;
+      // A clock that went back (only a wall clock does; RateLimiter's default does not) refills
+      // nothing, rather than draining the bucket for as long as the step.
+      bucket.tokens = Math.min(this.burst, bucket.tokens + (Math.max(0, now - bucket.at) * this.rate) / 1000);
+      bucket.at = Math.max(bucket.at, now);
     } else {
       if (this.buckets.size >= MAX_TRACKED_CLIENTS) this.prune(now);
       bucket = { tokens: this.burst, at: now };
@@ -458,7 +460,7 @@ class TokenBuckets {
   /** Forgets keys whose bucket has refilled (they are indistinguishable from new ones). */
   prune(now: number): void {
     for (const [key, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
+      if (b.tokens + (Math.max(0, now - b.at) * this.rate) / 1000 >= this.burst) this.buckets.delete(key);
     }
     // Still full of active clients: forget the oldest, which at worst hands them a fresh burst. A
     // sixteenth of the table goes at once: freeing one slot would make every new client (an IPv6
@@ -477,6 +479,10 @@ class TokenBuckets {
  * none of them. Each level's buckets are a table of their own, so that addresses cycling through
  * their prefix (a /48 has 65,536 /64s) cannot crowd the prefix's bucket out of its table and come
  * back to a full one; each table holds at most MAX_TRACKED_CLIENTS buckets.
+ *
+ * Time is `clock` (ms), monotonic by default: on the wall clock, a step forward (NTP, an operator)
+ * handed every client a full burst at once, and a step back of an hour left every bucket draining
+ * for that hour, refusing everyone the node serves.
  */
 export class RateLimiter {
   /** Per level: clients, then subnets, then networks (those with a share). */
@@ -486,6 +492,7 @@ export class RateLimiter {
     private readonly rate: number,
     burst: number,
     private readonly shares: PrefixShares = DEFAULT_PREFIX_SHARES,
+    private readonly clock: () => number = tallyNow,
   ) {
     this.tables = [1, shares.subnet, shares.network].map((s) => new TokenBuckets(rate * s, burst * s));
   }
@@ -501,7 +508,7 @@ export class RateLimiter {
   }
 
   /** Takes `cost` units; returns 0 when they were taken, else the ms until they would be there. */
-  take(client: string, cost: number, now = Date.now()): number {
+  take(client: string, cost: number, now = this.clock()): number {
     if (this.rate <= 0) return 0;
     const levels = this.levels(client);
     // Every bucket must have the units before any is charged: a refusal costs nothing.
@@ -513,7 +520,7 @@ export class RateLimiter {
   }
 
   /** Charges work found only once it is done (reply bytes); the buckets may go into debt. */
-  debit(client: string, cost: number, now = Date.now()): void {
+  debit(client: string, cost: number, now = this.clock()): void {
     if (this.rate <= 0 || cost <= 0) return;
     this.charge(this.levels(client), cost, now, true);
   }
@@ -536,7 +543,7 @@ export class RateLimiter {
     return this.tables.map((t) => t.size);
   }
 
-  prune(now = Date.now()): void {
+  prune(now = this.clock()): void {
     for (const table of this.tables) table.prune(now);
   }
 }

@@ -942,8 +942,11 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
     );
   }
 
-  /** When the next WebSocket ping round runs (wall clock, ms): it makes room for refused replies. */
-  let nextWsRoundAt = Date.now() + limits.pingIntervalMs;
+  /**
+   * When the next WebSocket ping round runs (monotonic ms, tallyNow: a wall-clock step would tell
+   * refused clients to wait far too long or not at all): it makes room for refused replies.
+   */
+  let nextWsRoundAt = tallyNow() + limits.pingIntervalMs;
 
   /**
    * What a WebSocket message is answered with in place of a reply that does not fit the total of
@@ -957,7 +960,7 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
 
   /** -32005 BUSY for one request, to retry once the next ping round has made room. */
   function busyReply(id: RpcId): string {
-    const retryAfterMs = Math.min(limits.pingIntervalMs, Math.max(1, nextWsRoundAt - Date.now()));
+    const retryAfterMs = Math.min(limits.pingIntervalMs, Math.max(1, nextWsRoundAt - tallyNow()));
     return JSON.stringify(
       limitResponse(
         id,
@@ -1838,9 +1841,9 @@ export async function startRpcServer(opts: RpcServerOptions, modules: RpcServerM
   });
   server.on('error', (err) => log.error('rpc server error', { err }));
 
-  nextWsRoundAt = Date.now() + limits.pingIntervalMs;
+  nextWsRoundAt = tallyNow() + limits.pingIntervalMs;
   const pingTimer = setInterval(() => {
-    nextWsRoundAt = Date.now() + limits.pingIntervalMs;
+    nextWsRoundAt = tallyNow() + limits.pingIntervalMs;
     pingAll();
     rateLimiter.prune();
     // Expired wants of networks no one asks about any more (each refusal sweeps a slice only).

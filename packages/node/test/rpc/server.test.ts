@@ -1006,6 +1006,29 @@ describe('rpc server limits', () => {
     assert.equal(taken, 40);
   });
 
+  it('times its buckets by a monotonic clock: a wall-clock step neither refills nor freezes them', async (t) => {
+    // The limiter the server makes (no clock passed). The wall clock is stepped as NTP or an
+    // operator would: on it, a step forward handed everyone a full burst, a step back froze them.
+    let wall = Date.now();
+    t.mock.method(Date, 'now', () => wall);
+    // 2 units a second: a unit comes back after 500 ms of real time, so a loaded machine's pause
+    // between two lines (at 100 a second, 10 ms was enough) does not refill the bucket under the test.
+    const limiter = new RateLimiter(2, 5);
+    const client = clientKey('198.51.100.7');
+    let taken = 0;
+    while (limiter.take(client, 1) === 0) taken++;
+    assert.equal(taken, 5);
+    wall += 3_600_000;
+    assert.ok(limiter.take(client, 1) > 0, 'an hour stepped forward is no refill');
+    wall -= 86_400_000;
+    // One unit is back after 500 ms of real time, whatever the wall clock says.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const wait = limiter.take(client, 1);
+    assert.equal(wait, 0, `a day stepped back froze the bucket (wait ${wait} ms)`);
+    limiter.prune();
+    assert.deepEqual(limiter.sizes().slice(0, 1), [1], 'pruning keeps a bucket that is not full');
+  });
+
   it('counts toward a /48 only what its /64 was admitted, so one /64 cannot lock out its /48', () => {
     // Sockets are counted even when refused (they are open until the refusal is out): before, a
     // /64 opening sockets past its own cap, each refused, also filled its /48's count.
