@@ -1131,6 +1131,21 @@ export class Mempool {
       remove(this.senders.get(keyId(env.sender))!, e);
       this.recordDrop(e, error.code, error.message, at, error.answer);
     }
+    // A block that names or removes a heartbeat operator, or moves a chip, can take away a pending
+    // heartbeat's right to answer from the next block (core's NOT_CHIP_OWNER): left pending, it
+    // holds its slots' claims, so the owner's own answer was refused ALREADY_PENDING on every node
+    // that was not the next proposer. Screened again only after such a block (each costs its
+    // sender a fee, the naming a burn), a chip lookup per answer.
+    if (included.some((env) => env.stx.tx.actions.some(changesAnswerer))) {
+      for (const q of [...this.senders.values()]) {
+        for (const e of [...q.byNonce.values()]) {
+          const refusal = ownerRefusal(e.env, state, height);
+          if (!refusal) continue;
+          remove(q, e);
+          this.recordDrop(e, refusal.code, refusal.message, at, refusal.answer);
+        }
+      }
+    }
     for (const q of [...this.senders.values()]) {
       const first = q.byNonce.values().next().value as Entry;
       const next = getAccount(state, first.env.sender).nonce;
@@ -1149,6 +1164,11 @@ export class Mempool {
       stale.delete(q);
     }
   }
+}
+
+/** Whether `action` can change who may answer for a chip (its owner, or the owner's operator). */
+function changesAnswerer(action: Action): boolean {
+  return action.type === 'setHeartbeatOperator' || action.type === 'transferChip';
 }
 
 /**

@@ -410,6 +410,24 @@ describe('mempool attacks', () => {
     refused(() => new Mempool().add(copy(), chain.state, params, chain.next()), 'NOT_CHIP_OWNER');
   });
 
+  test("an operator's pending heartbeat is dropped once its removal is committed: it no longer holds the owner's slot", () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const hot = key('heartbeat operator removed while pending');
+    chain.block([tx(owner, 1n, [{ type: 'setHeartbeatOperator', operator: hot.address }])]);
+    const pool = new Mempool();
+    const pending = tx(hot, 0n, [heartbeat(answer)], 0n);
+    pool.add(pending, chain.state, params, chain.next());
+    assert.equal(pool.size, 1);
+    // The removal lands in a block that does not take the operator's heartbeat: from the next
+    // block it can only fail, and pending it held the slot's claim, so that the owner's own answer
+    // was refused ALREADY_PENDING on every node that was not the next proposer.
+    const removal = tx(owner, 2n, [{ type: 'setHeartbeatOperator', operator: null }]);
+    chain.block([removal]);
+    pool.prune([removal], [], chain.state, chain.height + 1n);
+    assert.equal(pool.size, 0);
+    assert.equal(pool.dropped(pending.hash)?.code, 'NOT_CHIP_OWNER');
+  });
+
   test('genuine evidence from a key with nothing is admitted once', () => {
     const chain = new Chain();
     for (let i = 0; i < 3; i++) chain.block();
