@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   actionCodec,
+  applySetHeartbeatOperator,
   DEFAULT_PARAMS,
   decode,
   devSoftChipId,
@@ -19,8 +20,11 @@ import {
   heartbeatOperatorAt,
   heartbeatOwnerRefusal,
   heartbeatSignatureChecks,
+  MemoryState,
   maxSpend,
+  mayAnswerFor,
   STATE_ENTRY_BURN_ACTIONS,
+  StateOverlay,
   type TxEnvelope,
   type TxEvent,
   toHex,
@@ -401,3 +405,53 @@ function untilChallengedNow(chain: TestChain, chip: Key, epoch: bigint): number 
   const slots = slotsOf(chain, chip, epoch);
   return slots[slots.length - 1] === chain.height ? slots.length - 1 : null;
 }
+
+test('property: the record answers like a plain model, set any number of times in one block or in consecutive ones; a refused removal changes nothing', () => {
+  const owner = key('record-model owner').address;
+  const candidates = [
+    key('record-model a').address,
+    key('record-model b').address,
+    key('record-model c').address,
+  ];
+  const block = fc.array(fc.option(fc.integer({ min: 0, max: 2 }), { nil: null }), { maxLength: 4 });
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ gap: fc.integer({ min: 1, max: 3 }), ops: block }), { maxLength: 12 }),
+      (blocks) => {
+        const state = new StateOverlay(new MemoryState());
+        // The model: what was in force when the block opened, and the last accepted naming.
+        let inForce: Uint8Array | null = null;
+        let lastNamed: Uint8Array | null = null;
+        let height = 1n;
+        const hex = (a: Uint8Array | null) => (a ? toHex(a) : null);
+        for (const { gap, ops } of blocks) {
+          height += BigInt(gap);
+          inForce = lastNamed;
+          for (const i of ops) {
+            const operator = i === null ? null : candidates[i]!;
+            const scratch = state.child();
+            let refused: string | null = null;
+            try {
+              const events = applySetHeartbeatOperator(scratch, height, owner, operator);
+              assert.equal(events[0]!.from, height + 1n);
+              scratch.commit();
+            } catch (err) {
+              refused = (err as ValidationError).code;
+            }
+            if (operator === null && lastNamed === null) assert.equal(refused, 'NO_HEARTBEAT_OPERATOR');
+            else {
+              assert.equal(refused, null);
+              lastNamed = operator;
+            }
+            // This block still sees what was in force when it opened; the next one, the last naming.
+            assert.equal(hex(heartbeatOperatorAt(state, owner, height)), hex(inForce));
+            assert.equal(hex(heartbeatOperatorAt(state, owner, height + 1n)), hex(lastNamed));
+            for (const c of candidates)
+              assert.equal(mayAnswerFor(state, owner, c, height), hex(inForce) === toHex(c));
+          }
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
