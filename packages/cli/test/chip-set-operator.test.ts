@@ -63,6 +63,17 @@ describe('chip set-operator', () => {
     });
   }
 
+  test("its help names the miner's real option for running on the operator key", async () => {
+    const help = await runUnc(['chip', 'set-operator', '--help']);
+    const miner = await runUnc(['miner', 'start', '--help']);
+    const named = [...help.stdout.matchAll(/unc miner start ([^`]*)`/g)].flatMap((m) =>
+      [...m[1]!.matchAll(/--[a-z-]+/g)].map((o) => o[0]),
+    );
+    assert.ok(named.includes('--operator-for'), help.stdout);
+    for (const option of named)
+      assert.ok(miner.stdout.includes(option), `${option} is an option of unc miner start`);
+  });
+
   test('naming the owner itself is refused before anything is signed', async () => {
     sent.length = 0;
     const r = await run(ownerAddress);

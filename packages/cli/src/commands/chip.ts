@@ -202,7 +202,7 @@ export function chipCommand(): Command {
     )
     .addHelpText(
       'after',
-      "\nThe operator can send your chips' heartbeats and nothing else: no transfer, deregistration,\noffer or spending of your balance; rewards stay yours. It pays its own heartbeat fees. A change\ntakes effect from the next block. Naming one burns 100 × the per-action fee (a record kept for\ngood). Run `unc miner start --from <operator key> --owner <your address>` on the miner host.",
+      "\nThe operator can send your chips' heartbeats and nothing else: no transfer, deregistration,\noffer or spending of your balance; rewards stay yours. It pays its own heartbeat fees. A change\ntakes effect from the next block. Naming one burns 100 × the per-action fee (a record kept for\ngood). Run `unc miner start --from <operator key> --operator-for <your address>` on the miner host.",
     )
     .requiredOption('--from <key>', 'the owner key in the keyring (keep it off the miner host)')
     .option('--password-file <file>', "the owner key's password")
