@@ -18,13 +18,17 @@ import {
   ed25519PublicKey,
   encode,
   fromHex,
+  type HeartbeatOperator,
+  heartbeatOperatorCodec,
   signedTransactionCodec,
   signTransaction,
   signVote,
   type Transaction,
+  type TxEvent,
   toHex,
   transactionCodec,
   transactionHash,
+  txEventCodec,
   utf8,
   ValidatorSet,
   verifyBlockCommit,
@@ -121,4 +125,20 @@ test('setHeartbeatOperator vector: action tag 22, an option of an address', () =
   assert.equal(toHex(encode(actionCodec, none)), h.noneHex);
   assert.deepEqual(decode(actionCodec, fromHex(h.someHex)), some);
   assert.deepEqual(decode(actionCodec, fromHex(h.noneHex)), none);
+});
+
+test('heartbeat operator vectors: the state record (0x0F ‖ owner) and the event (tag 43)', () => {
+  const h = v.setHeartbeatOperator;
+  const operator = decodeAddress(h.operator);
+  const record: HeartbeatOperator = { previous: null, operator, from: BigInt(h.from) };
+  assert.equal(toHex(encode(heartbeatOperatorCodec, record)), h.recordHex);
+  assert.deepEqual(decode(heartbeatOperatorCodec, fromHex(h.recordHex)), record);
+  const event: TxEvent = {
+    type: 'heartbeatOperatorSet',
+    owner: decodeAddress(h.owner),
+    operator,
+    from: BigInt(h.from),
+  };
+  assert.equal(toHex(encode(txEventCodec, event)), h.eventHex);
+  assert.deepEqual(decode(txEventCodec, fromHex(h.eventHex)), event);
 });
