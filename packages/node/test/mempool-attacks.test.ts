@@ -37,6 +37,7 @@ import {
   signVote,
   type TxEnvelope,
   toHex,
+  transferMessage,
   utf8,
   ValidationError,
 } from '@unc/core';
@@ -424,6 +425,32 @@ describe('mempool attacks', () => {
     const removal = tx(owner, 2n, [{ type: 'setHeartbeatOperator', operator: null }]);
     chain.block([removal]);
     pool.prune([removal], [], chain.state, chain.height + 1n);
+    assert.equal(pool.size, 0);
+    assert.equal(pool.dropped(pending.hash)?.code, 'NOT_CHIP_OWNER');
+  });
+
+  test("the seller's operator's pending heartbeat is dropped once the chip's sale is committed", () => {
+    const { chain, chip, answer } = chainWithOpenSlot();
+    const hot = key('heartbeat operator of a seller');
+    const buyer = key('buyer of the operated chip');
+    chain.block([tx(owner, 1n, [{ type: 'setHeartbeatOperator', operator: hot.address }])]);
+    const pool = new Mempool();
+    const pending = tx(hot, 0n, [heartbeat(answer)], 0n);
+    pool.add(pending, chain.state, params, chain.next());
+    const anchorHeight = chain.height;
+    const consent = {
+      type: 'dev-soft' as const,
+      signature: ed25519Sign(
+        chip.seed,
+        transferMessage(genesis.chainId, answer.chipId, buyer.address, chain.hashOf(anchorHeight)),
+      ),
+    };
+    const sale = tx(owner, 2n, [
+      { type: 'transferChip', chipId: answer.chipId, newOwner: buyer.address, anchorHeight, consent },
+    ]);
+    chain.block([sale]);
+    assert.equal(getChip(chain.state, answer.chipId)?.owner.join(), buyer.address.join(), 'sold');
+    pool.prune([sale], [], chain.state, chain.height + 1n);
     assert.equal(pool.size, 0);
     assert.equal(pool.dropped(pending.hash)?.code, 'NOT_CHIP_OWNER');
   });
