@@ -19,6 +19,7 @@ export * from './poci/execute.js';
 export * from './poci/governance.js';
 export * from './poci/liveness.js';
 export * from './poci/network.js';
+export * from './poci/operator.js';
 export * from './poci/params.js';
 export * from './poci/registry.js';
 export * from './poci/seat-share.js';

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
+  type Action,
   accountCodec,
+  actionCodec,
   type BlockHeader,
   blockHash,
   blockHeaderCodec,
@@ -16,13 +18,17 @@ import {
   ed25519PublicKey,
   encode,
   fromHex,
+  type HeartbeatOperator,
+  heartbeatOperatorCodec,
   signedTransactionCodec,
   signTransaction,
   signVote,
   type Transaction,
+  type TxEvent,
   toHex,
   transactionCodec,
   transactionHash,
+  txEventCodec,
   utf8,
   ValidatorSet,
   verifyBlockCommit,
@@ -109,4 +115,30 @@ test('commit vector: precommit sign bytes, encoding with the round, hash, and ve
   assert.equal(decoded.round, 3);
   const set = new ValidatorSet(seeds.map((s) => ({ publicKey: ed25519PublicKey(s), power: 1n })));
   assert.equal(verifyBlockCommit(set, v.header.chainId, decoded, fromHex(v.header.hashHex), 42n), 2n);
+});
+
+test('setHeartbeatOperator vector: action tag 22, an option of an address', () => {
+  const h = v.setHeartbeatOperator;
+  const some: Action = { type: 'setHeartbeatOperator', operator: decodeAddress(h.operator) };
+  const none: Action = { type: 'setHeartbeatOperator', operator: null };
+  assert.equal(toHex(encode(actionCodec, some)), h.someHex);
+  assert.equal(toHex(encode(actionCodec, none)), h.noneHex);
+  assert.deepEqual(decode(actionCodec, fromHex(h.someHex)), some);
+  assert.deepEqual(decode(actionCodec, fromHex(h.noneHex)), none);
+});
+
+test('heartbeat operator vectors: the state record (0x0F ‖ owner) and the event (tag 43)', () => {
+  const h = v.setHeartbeatOperator;
+  const operator = decodeAddress(h.operator);
+  const record: HeartbeatOperator = { previous: null, operator, from: BigInt(h.from) };
+  assert.equal(toHex(encode(heartbeatOperatorCodec, record)), h.recordHex);
+  assert.deepEqual(decode(heartbeatOperatorCodec, fromHex(h.recordHex)), record);
+  const event: TxEvent = {
+    type: 'heartbeatOperatorSet',
+    owner: decodeAddress(h.owner),
+    operator,
+    from: BigInt(h.from),
+  };
+  assert.equal(toHex(encode(txEventCodec, event)), h.eventHex);
+  assert.deepEqual(decode(txEventCodec, fromHex(h.eventHex)), event);
 });

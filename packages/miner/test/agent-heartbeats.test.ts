@@ -37,6 +37,7 @@ import {
 } from '@unc/core';
 import type { ChipJson } from '@unc/sdk';
 import fc from 'fast-check';
+import { answersFor } from '../src/agent/agent.js';
 import { openUrgentFeeBudget, saveUrgentFeeRecords } from '../src/agent/fee-budget-file.js';
 import {
   type AnswerItem,
@@ -213,6 +214,41 @@ test('chips sold mid-pass (several at once): every chip the view gives another o
   }
   assert.equal(byChip.get(chipHex(4))!.included, true);
   assert.equal(byChip.get(chipHex(5))!.included, true);
+});
+
+test("an agent on the owner's heartbeat operator key (unc miner start --operator-for): a refusal drops only the chips whose owner no longer names it, the owner's other chips go again from the operator", async () => {
+  const { node, port } = fakeNode(6);
+  const hot = 'unc1hot';
+  port.owner = hot;
+  const view = (id: string) => node.chips.get(id) as { owner: string; heartbeatOperator?: string | null };
+  for (const id of node.chips.keys()) Object.assign(view(id), { owner: 'unc1owner', heartbeatOperator: hot });
+  assert.ok(answersFor(view(chipHex(0)) as Parameters<typeof answersFor>[0], hot));
+  const removed = [0, 1].map(chipHex);
+  // As core: the first answer of a chip neither the sender's nor its owner's operator's sinks it.
+  const asCore = (answers: HeartbeatAnswer[]): SendOutcome | null => {
+    const id = answers.map((a) => toHex(a.chipId)).find((c) => view(c).heartbeatOperator !== hot);
+    return id === undefined
+      ? null
+      : {
+          ok: false,
+          reason: `NOT_CHIP_OWNER: ${where(id)}: not the owner`,
+          answer: { chipId: id, epoch: 0, slot: 0 },
+        };
+  };
+  node.script.push((answers) => {
+    // Those two chips' owner named another operator meanwhile (say, after a key rotation).
+    for (const id of removed) view(id).heartbeatOperator = 'unc1other';
+    return asCore(answers);
+  });
+  for (let i = 1; i < MAX_SENDS_PER_PASS; i++) node.script.push(asCore);
+  const settled = await deliverAnswers(items(6), port, NO_FEE);
+  assert.equal(node.sent.length, 2, 'one resend');
+  assert.deepEqual(node.sent[1]!.chips, [2, 3, 4, 5].map(chipHex));
+  const byChip = new Map(settled.map((s) => [s.item.chipIdHex, s]));
+  for (const id of removed) assert.match(byChip.get(id)!.result, /heartbeat operator is unc1other/);
+  assert.equal(settled.filter((s) => s.included).length, 4);
+  assert.equal(answersFor({ owner: 'unc1owner', heartbeatOperator: null }, hot), false);
+  assert.equal(answersFor({ owner: hot }, hot), true);
 });
 
 test('an answer the refusal names (a bad signature the state cannot show, a copy still pending) is dropped, the rest go again', async () => {

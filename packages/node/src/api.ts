@@ -43,6 +43,7 @@ import {
   getParams,
   getPociParams,
   getSupply,
+  heartbeatOperatorAt,
   merkleProofCodec,
   ownerRatedPower,
   StateSpace,
@@ -730,6 +731,11 @@ export function createApi(node: RpcContext): RpcServerModules {
         : null,
       slots,
       challengeClass: Number(cls),
+      // As of the next block, the first a heartbeat sent now can land in (a change takes effect there).
+      heartbeatOperator: (() => {
+        const operator = heartbeatOperatorAt(chain.state, chip.owner, height + 1n);
+        return operator ? encodeAddress(operator) : null;
+      })(),
     };
   }
 

@@ -331,7 +331,7 @@ export class Mempool {
     // A fee-free transaction (a chip heartbeat) with no value spends nothing and passes.
     return (
       this.fundsRefusal(env, state, account.balance, countPending) ??
-      ownerRefusal(env, state) ??
+      ownerRefusal(env, state, next.height) ??
       // After a transaction of the same sender earlier in the batch (not admitted yet, and it may
       // end the lease), a lease without notice is left to `add`.
       chipRefusal(env, state, next, countPending ? this.pendingActionsBefore(env) : undefined)
@@ -532,7 +532,7 @@ export class Mempool {
     // The chip rule again either way: the sender's earlier transactions of its batch are pending
     // now, and one of them may have been all that ended a lease without notice.
     const notOwner =
-      (signatureChecked ? null : ownerRefusal(env, state)) ??
+      (signatureChecked ? null : ownerRefusal(env, state, next.height)) ??
       chipRefusal(env, state, next, this.pendingActionsBefore(env));
     if (notOwner) throw notOwner;
     const cost = maxSpend(state, tx);
@@ -1131,6 +1131,21 @@ export class Mempool {
       remove(this.senders.get(keyId(env.sender))!, e);
       this.recordDrop(e, error.code, error.message, at, error.answer);
     }
+    // A block that names or removes a heartbeat operator, or moves a chip, can take away a pending
+    // heartbeat's right to answer from the next block (core's NOT_CHIP_OWNER): left pending, it
+    // holds its slots' claims, so the owner's own answer was refused ALREADY_PENDING on every node
+    // that was not the next proposer. Screened again only after such a block (each costs its
+    // sender a fee, the naming a burn), a chip lookup per answer.
+    if (included.some((env) => env.stx.tx.actions.some(changesAnswerer))) {
+      for (const q of [...this.senders.values()]) {
+        for (const e of [...q.byNonce.values()]) {
+          const refusal = ownerRefusal(e.env, state, height);
+          if (!refusal) continue;
+          remove(q, e);
+          this.recordDrop(e, refusal.code, refusal.message, at, refusal.answer);
+        }
+      }
+    }
     for (const q of [...this.senders.values()]) {
       const first = q.byNonce.values().next().value as Entry;
       const next = getAccount(state, first.env.sender).nonce;
@@ -1151,16 +1166,21 @@ export class Mempool {
   }
 }
 
+/** Whether `action` can change who may answer for a chip (its owner, or the owner's operator). */
+function changesAnswerer(action: Action): boolean {
+  return action.type === 'setHeartbeatOperator' || action.type === 'transferChip';
+}
+
 /**
- * A heartbeat answering for a chip that is not registered or not its sender's (core's
- * heartbeatOwnerRefusal, on the head's state), or null. Anyone could copy the answers of a miner's
+ * A heartbeat answering for a chip that is not registered or not its sender's (nor its owner's
+ * heartbeat operator's in the next block; core's heartbeatOwnerRefusal, on the head's state), or null. Anyone could copy the answers of a miner's
  * pending heartbeat into one of their own; core refuses it (NOT_CHIP_OWNER), and a node refuses it
  * at this lookup, before its signature and any chip answer are checked, so that it costs nothing.
  */
-function ownerRefusal(env: TxEnvelope, state: StateReader): ValidationError | null {
+function ownerRefusal(env: TxEnvelope, state: StateReader, height: bigint): ValidationError | null {
   for (const a of env.stx.tx.actions) {
     if (a.type !== 'heartbeat') continue;
-    const refusal = heartbeatOwnerRefusal(state, env.sender, a.answers);
+    const refusal = heartbeatOwnerRefusal(state, env.sender, a.answers, height);
     if (refusal) return refusal;
   }
   return null;

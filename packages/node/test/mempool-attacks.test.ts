@@ -37,6 +37,7 @@ import {
   signVote,
   type TxEnvelope,
   toHex,
+  transferMessage,
   utf8,
   ValidationError,
 } from '@unc/core';
@@ -386,6 +387,72 @@ describe('mempool attacks', () => {
     // Admitted directly (Mempool.add, signature not checked yet), a copy is refused the same way.
     refused(() => pool.add(copies[1]!, chain.state, params, next), 'NOT_CHIP_OWNER');
     queue.stop();
+  });
+
+  test("a heartbeat from the owner's heartbeat operator is admitted from the block after its naming, fee-free from a key with nothing; before it and after its removal it is refused at the owner screen, before its signature", () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const hot = key('heartbeat operator with nothing');
+    const copy = () => tx(hot, 0n, [heartbeat(answer)], 0n);
+    // Not named: a stranger's copy.
+    assert.equal(
+      new Mempool().cheapRefusal(copy(), chain.state, params, chain.next())?.code,
+      'NOT_CHIP_OWNER',
+    );
+    chain.block([tx(owner, 1n, [{ type: 'setHeartbeatOperator', operator: hot.address }])]);
+    const pool = new Mempool();
+    assert.equal(pool.cheapRefusal(copy(), chain.state, params, chain.next()), null);
+    pool.add(copy(), chain.state, params, chain.next());
+    assert.equal(pool.size, 1, 'the operator holds the slot, fee-free');
+    chain.block([tx(owner, 2n, [{ type: 'setHeartbeatOperator', operator: null }])]);
+    assert.equal(
+      new Mempool().cheapRefusal(copy(), chain.state, params, chain.next())?.code,
+      'NOT_CHIP_OWNER',
+    );
+    refused(() => new Mempool().add(copy(), chain.state, params, chain.next()), 'NOT_CHIP_OWNER');
+  });
+
+  test("an operator's pending heartbeat is dropped once its removal is committed: it no longer holds the owner's slot", () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const hot = key('heartbeat operator removed while pending');
+    chain.block([tx(owner, 1n, [{ type: 'setHeartbeatOperator', operator: hot.address }])]);
+    const pool = new Mempool();
+    const pending = tx(hot, 0n, [heartbeat(answer)], 0n);
+    pool.add(pending, chain.state, params, chain.next());
+    assert.equal(pool.size, 1);
+    // The removal lands in a block that does not take the operator's heartbeat: from the next
+    // block it can only fail, and pending it held the slot's claim, so that the owner's own answer
+    // was refused ALREADY_PENDING on every node that was not the next proposer.
+    const removal = tx(owner, 2n, [{ type: 'setHeartbeatOperator', operator: null }]);
+    chain.block([removal]);
+    pool.prune([removal], [], chain.state, chain.height + 1n);
+    assert.equal(pool.size, 0);
+    assert.equal(pool.dropped(pending.hash)?.code, 'NOT_CHIP_OWNER');
+  });
+
+  test("the seller's operator's pending heartbeat is dropped once the chip's sale is committed", () => {
+    const { chain, chip, answer } = chainWithOpenSlot();
+    const hot = key('heartbeat operator of a seller');
+    const buyer = key('buyer of the operated chip');
+    chain.block([tx(owner, 1n, [{ type: 'setHeartbeatOperator', operator: hot.address }])]);
+    const pool = new Mempool();
+    const pending = tx(hot, 0n, [heartbeat(answer)], 0n);
+    pool.add(pending, chain.state, params, chain.next());
+    const anchorHeight = chain.height;
+    const consent = {
+      type: 'dev-soft' as const,
+      signature: ed25519Sign(
+        chip.seed,
+        transferMessage(genesis.chainId, answer.chipId, buyer.address, chain.hashOf(anchorHeight)),
+      ),
+    };
+    const sale = tx(owner, 2n, [
+      { type: 'transferChip', chipId: answer.chipId, newOwner: buyer.address, anchorHeight, consent },
+    ]);
+    chain.block([sale]);
+    assert.equal(getChip(chain.state, answer.chipId)?.owner.join(), buyer.address.join(), 'sold');
+    pool.prune([sale], [], chain.state, chain.height + 1n);
+    assert.equal(pool.size, 0);
+    assert.equal(pool.dropped(pending.hash)?.code, 'NOT_CHIP_OWNER');
   });
 
   test('genuine evidence from a key with nothing is admitted once', () => {

@@ -122,6 +122,15 @@ export function transferAction(to: string, amount: bigint, memo = ''): Action {
   return { type: 'transfer', to: decodeAddress(to), amount, memo: new TextEncoder().encode(memo) };
 }
 
+/**
+ * Names `operator` (an address) as the one key whose heartbeats answer for the sender's chips from
+ * the next block, or none (null). The operator can do nothing else for the owner; rewards stay the
+ * owner's. Naming one burns 100 × minFeePerAction (a record kept for good; recordBurnOf counts it).
+ */
+export function setHeartbeatOperatorAction(operator: string | null): Action {
+  return { type: 'setHeartbeatOperator', operator: operator === null ? null : decodeAddress(operator) };
+}
+
 export function encodeSigned(stx: SignedTransaction): string {
   return toHex(encode(signedTransactionCodec, stx));
 }

@@ -29,6 +29,8 @@ export type ActionJson =
   | { type: 'claimRewards'; chipIds: string[] }
   | { type: 'bond'; amount: string }
   | { type: 'setConsensusKey'; publicKey: string }
+  /** `operator` (an address, or null: none) answers for the sender's chips from the next block. */
+  | { type: 'setHeartbeatOperator'; operator: string | null }
   | { type: 'unbond'; amount: string }
   | { type: 'evidence'; kind: string; validator: string; height: number; round: number }
   | MarketActionJson;
@@ -140,6 +142,8 @@ export type TxEventJson =
   /** A block event: unbonded UNC returned to the balance at its release height. */
   | { type: 'unbondReleased'; account: string; amount: string }
   | { type: 'consensusKeySet'; account: string; publicKey: string }
+  /** `operator` (null: none) answers for `owner`'s chips from height `from`. */
+  | { type: 'heartbeatOperatorSet'; owner: string; operator: string | null; from: number }
   | MarketEventJson;
 
 export type MarketEventJson =
@@ -434,6 +438,8 @@ export function actionToJson(a: Action): ActionJson {
       return { type: 'bond', amount: a.amount.toString() };
     case 'setConsensusKey':
       return { type: 'setConsensusKey', publicKey: toHex(a.publicKey) };
+    case 'setHeartbeatOperator':
+      return { type: 'setHeartbeatOperator', operator: a.operator ? encodeAddress(a.operator) : null };
     case 'unbond':
       return { type: 'unbond', amount: a.amount.toString() };
     case 'evidence':
@@ -592,6 +598,13 @@ export function eventToJson(e: TxEvent): TxEventJson {
       return { type: 'unbondReleased', account: encodeAddress(e.account), amount: e.amount.toString() };
     case 'consensusKeySet':
       return { type: 'consensusKeySet', account: encodeAddress(e.account), publicKey: toHex(e.publicKey) };
+    case 'heartbeatOperatorSet':
+      return {
+        type: 'heartbeatOperatorSet',
+        owner: encodeAddress(e.owner),
+        operator: e.operator ? encodeAddress(e.operator) : null,
+        from: Number(e.from),
+      };
     case 'validatorSlashed':
       return {
         type: 'validatorSlashed',
@@ -704,6 +717,10 @@ export interface ChipJson {
   slots: SlotJson[];
   /** The chip's challenge class: a block challenges the chips of one class, drawn from its beacon. */
   challengeClass: number;
+  /** The address whose heartbeats answer for the chip besides its owner (the owner's heartbeat
+   *  operator in force at the next block; core poci/operator.ts), null for none. Absent from nodes
+   *  older than the rule. */
+  heartbeatOperator?: string | null;
 }
 
 export interface VendorJson {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { decodeAddress, formatUnc, fromHex, pemToDer, registrationMessage, toHex, UncError } from '@unc/core';
-import type { ChipEventJson, ChipJson, TxEventJson } from '@unc/sdk';
+import { type ChipEventJson, type ChipJson, setHeartbeatOperatorAction, type TxEventJson } from '@unc/sdk';
 import { Command } from 'commander';
 import { ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
@@ -92,6 +92,9 @@ export function chipCommand(): Command {
             ? [
                 `  TPM clock      ${c.tpmClock.clock} ms, resetCount ${c.tpmClock.resetCount}, restartCount ${c.tpmClock.restartCount}`,
               ]
+            : []),
+          ...(c.heartbeatOperator
+            ? [`  operator       ${c.heartbeatOperator} (its heartbeats answer for the owner's chips)`]
             : []),
           `  class          ${c.challengeClass} (each block challenges one class, drawn from its beacon: nobody knows the next one)`,
           '  challenges (previous and current epoch, so far):',
@@ -191,6 +194,39 @@ export function chipCommand(): Command {
         ctx.print(out, () => `registered chip ${out.chipId} at height ${out.height}`);
       },
     );
+
+  chip
+    .command('set-operator <address|none>')
+    .description(
+      "name the one key whose heartbeats answer for all your chips (the miner host's hot key), or none",
+    )
+    .addHelpText(
+      'after',
+      "\nThe operator can send your chips' heartbeats and nothing else: no transfer, deregistration,\noffer or spending of your balance; rewards stay yours. It pays its own heartbeat fees. A change\ntakes effect from the next block. Naming one burns 100 × the per-action fee (a record kept for\ngood). Run `unc miner start --from <operator key> --operator-for <your address>` on the miner host.",
+    )
+    .requiredOption('--from <key>', 'the owner key in the keyring (keep it off the miner host)')
+    .option('--password-file <file>', "the owner key's password")
+    .action(async (target: string, opts: { from: string; passwordFile?: string }, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const operator = target.trim().toLowerCase() === 'none' ? null : ctx.address(target);
+      const owner = ctx.address(opts.from);
+      if (operator === owner)
+        throw new UncError('SELF_OPERATOR', 'the owner answers for its own chips already: name another key');
+      const sent = (await signAndSend(ctx, opts, [setHeartbeatOperatorAction(operator)], {
+        summary: [
+          operator
+            ? `Let ${operator} send the heartbeats of every chip of ${owner} (from the next block)`
+            : `Remove the heartbeat operator of ${owner} (from the next block)`,
+        ],
+        spend: 0n,
+      })) as Sent;
+      const out = { hash: sent.hash, height: sent.height, owner, operator, explorer: sent.explorer };
+      ctx.print(out, () =>
+        operator
+          ? `${operator} answers for the chips of ${owner} from height ${out.height + 1}`
+          : `no heartbeat operator for ${owner} from height ${out.height + 1}`,
+      );
+    });
 
   return chip;
 }

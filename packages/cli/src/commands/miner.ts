@@ -112,6 +112,10 @@ export function minerCommand(): Command {
     .description('run the miner agent: register the chips and answer every challenge slot')
     .option('--from <key>', 'keyring key that owns the chips (default: from unc miner init)')
     .option(
+      '--operator-for <owner>',
+      "--from is the heartbeat operator of this owner (unc chip set-operator): answer for the owner's registered chips with it, register nothing, keep no offer; the owner's key stays off this host",
+    )
+    .option(
       '--tpm-chip <endpoint=dir>',
       'a provisioned TPM chip, e.g. 127.0.0.1:2321=./chip1 (repeatable)',
       collect,
@@ -151,6 +155,7 @@ export function minerCommand(): Command {
       async (
         opts: {
           from?: string;
+          operatorFor?: string;
           tpmChip: string[];
           tpm?: string;
           tpmTcp?: string;
@@ -174,6 +179,12 @@ export function minerCommand(): Command {
         const saved = readMinerConfig(ctx.home);
         const from = opts.from ?? saved.from;
         if (!from) throw new UncError('NO_OWNER', 'no owner key: pass --from <key> or run unc miner init');
+        const operatorFor = opts.operatorFor === undefined ? undefined : ctx.address(opts.operatorFor);
+        if (operatorFor !== undefined && operatorFor === ctx.address(from))
+          throw new UncError(
+            'BAD_ARGUMENT',
+            '--operator-for names the owner; --from must be its operator key',
+          );
         const single = opts.tpm ?? opts.tpmTcp;
         const specs = opts.tpmChip.length > 0 || single ? [...opts.tpmChip] : (saved.tpmChips ?? []);
         if (single) {
@@ -232,6 +243,7 @@ export function minerCommand(): Command {
         const agent = new MinerAgent({
           nodeUrl: ctx.nodeUrl,
           ownerSeed: seed,
+          ...(operatorFor !== undefined ? { operatorFor } : {}),
           chainId: status.chainId,
           chips: signers,
           statusPort,

@@ -7,6 +7,7 @@ import {
   decode,
   encode,
   list,
+  option,
   struct,
   taggedUnion,
   u8,
@@ -139,6 +140,16 @@ export interface EvidenceAction {
   evidence: ConsensusEvidence;
 }
 
+/**
+ * Names the one address whose heartbeats answer for the sender's chips from the next block on (or
+ * none: only the sender). The operator can send heartbeats for those chips and nothing else; the
+ * rewards still go to the chips' owner (poci/operator.ts, docs/poci.md "Heartbeat operator").
+ */
+export interface SetHeartbeatOperatorAction {
+  type: 'setHeartbeatOperator';
+  operator: Uint8Array | null;
+}
+
 /** Every action the state machine knows. Tags are stable forever; new actions take new tags. */
 export type Action =
   | TransferAction
@@ -152,7 +163,8 @@ export type Action =
   | UnbondAction
   | MarketAction
   | EvidenceAction
-  | SetConsensusKeyAction;
+  | SetConsensusKeyAction
+  | SetHeartbeatOperatorAction;
 
 export const heartbeatAnswerCodec: Codec<HeartbeatAnswer> = struct<HeartbeatAnswer>('HeartbeatAnswer', {
   chipId: hash32,
@@ -194,6 +206,7 @@ export const actionCodec: Codec<Action> = taggedUnion<Action>('Action', {
   withdrawOfferChip: [18, withdrawOfferChipCodec],
   evidence: [20, struct('Evidence', { evidence: consensusEvidenceCodec })],
   setConsensusKey: [21, struct('SetConsensusKey', { publicKey, signature: signature64 })],
+  setHeartbeatOperator: [22, struct('SetHeartbeatOperator', { operator: option(address) })],
 });
 
 export interface Transaction {

@@ -86,6 +86,7 @@ import {
   unansweredSlots,
   uncreditedIn,
 } from './liveness.js';
+import { mayAnswerFor } from './operator.js';
 import { getPociParams, type PociParams, putPociParams } from './params.js';
 import {
   checkId,
@@ -979,7 +980,8 @@ function answerCredit(
 }
 
 /**
- * The first answer of `answers` whose chip is not registered or not `sender`'s, refused as
+ * The first answer of `answers` whose chip is not registered or that `sender` may not answer for
+ * in the block at `height` (neither its owner nor the owner's heartbeat operator there), refused as
  * applyHeartbeat's unknown-chip and owner rules refuse it (UNKNOWN_CHIP, NOT_CHIP_OWNER), or null.
  * Only those two rules: execution may refuse an earlier answer for another reason first (a chip
  * inactive, a slot not open), so this is not always the refusal execution gives. A chip lookup per
@@ -991,10 +993,12 @@ export function heartbeatOwnerRefusal(
   state: StateReader,
   sender: Uint8Array,
   answers: readonly HeartbeatAnswer[],
+  height: bigint,
 ): ValidationError | null {
+  const answerer = new AnswererCheck(state, sender, height);
   for (const answer of answers) {
     const chip = getChip(state, answer.chipId);
-    if (chip && equalBytes(chip.owner, sender)) continue;
+    if (chip && answerer.mayAnswerFor(chip.owner)) continue;
     // Built only for the refusal, as in applyHeartbeat (an honest heartbeat's hex was a cost).
     const where = answerWhere(answer);
     const ref = answerRef(answer);
@@ -1062,12 +1066,41 @@ function answerRef(answer: HeartbeatAnswer): AnswerRef {
 }
 
 function notChipOwner(where: string, ref: AnswerRef): ValidationError {
-  return new ValidationError('NOT_CHIP_OWNER', `${where}: a heartbeat must be sent by the chip's owner`, ref);
+  return new ValidationError(
+    'NOT_CHIP_OWNER',
+    `${where}: a heartbeat must be sent by the chip's owner or the owner's heartbeat operator`,
+    ref,
+  );
 }
 
 /**
- * Applies `sender`'s answers. CONSENSUS CHANGE: `sender` must own every chip it answers for
- * (NOT_CHIP_OWNER). Heartbeats pay no fee, so from any other key they were free state growth (each
+ * Whether one heartbeat's sender may answer for a chip's owner (mayAnswerFor), each owner's
+ * operator record read once per heartbeat: an operator named by many owners answers for up to
+ * MAX_ANSWERS_PER_HEARTBEAT chips in one action, so at most that many owners' records are read.
+ */
+class AnswererCheck {
+  private readonly byOwner = new Map<string, boolean>();
+  constructor(
+    private readonly state: StateReader,
+    private readonly sender: Uint8Array,
+    private readonly height: bigint,
+  ) {}
+
+  mayAnswerFor(owner: Uint8Array): boolean {
+    if (equalBytes(owner, this.sender)) return true;
+    const id = toHex(owner);
+    let may = this.byOwner.get(id);
+    if (may === undefined) {
+      may = mayAnswerFor(this.state, owner, this.sender, this.height);
+      this.byOwner.set(id, may);
+    }
+    return may;
+  }
+}
+
+/**
+ * Applies `sender`'s answers. CONSENSUS CHANGE: `sender` must own every chip it answers for, or be
+ * its owner's heartbeat operator in this block (NOT_CHIP_OWNER; poci/operator.ts). Heartbeats pay no fee, so from any other key they were free state growth (each
  * new key left a `{balance 0, nonce 1}` account for good, answers copied from the mempool) and a
  * race: a copy of a miner's answers landing first had the miner's own batch refused
  * ANSWER_REPLAYED, to be rebuilt and resent, paying urgent fees near the window's close.
@@ -1091,6 +1124,9 @@ export function applyHeartbeat(
   const slack = () => (slackMs ??= p.answerWindowBlocks * BigInt(getParams(state).blockTimeMs));
   // Per tpm2 chip (by id), its credit reference before this heartbeat's first answer of it.
   const batchStart = new Map<string, CreditReference>();
+  // Operator records are written only by setHeartbeatOperator, in force from the next block, so
+  // nothing this heartbeat does changes what they say for this block.
+  const answerer = new AnswererCheck(state, sender, ctx.height);
   for (const answer of action.answers) {
     // Built only for an error: the hex of every accepted answer's chip id was a cost of its own.
     const where = () => answerWhere(answer);
@@ -1099,8 +1135,9 @@ export function applyHeartbeat(
     if (!chip) throw new ValidationError('UNKNOWN_CHIP', `${where()}: not registered`, ref());
     // Before any other check, and long before the answer's attestation: a heartbeat from a key
     // that does not own the chip costs its refusal a lookup. The owner is read here, in order, so
-    // a transfer earlier in the block (or the transaction) hands the answers to the new owner.
-    if (!equalBytes(chip.owner, sender)) throw notChipOwner(where(), ref());
+    // a transfer earlier in the block (or the transaction) hands the answers to the new owner, and
+    // to the new owner's operator: the seller's operator no longer answers for the chip.
+    if (!answerer.mayAnswerFor(chip.owner)) throw notChipOwner(where(), ref());
     const { status, reason } = effectiveStatus(state, chip);
     if (status !== 'active')
       throw new ValidationError(

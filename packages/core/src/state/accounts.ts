@@ -21,6 +21,8 @@ export const StateSpace = {
   challengeClass: 0x0d,
   /** tpm2 chips by AK key (poci/chips.ts): one TPM key, one chip, whatever its certificate names. */
   tpmAk: 0x0e,
+  /** Heartbeat operators (poci/operator.ts): the one address an owner lets answer for its chips. */
+  heartbeatOperator: 0x0f,
   /** Consensus (consensus/epoch-validators.ts, consensus/evidence-action.ts): bonded candidates
    *  and their keys, chips by owner, the validator sets of recent epochs, evidence seen. */
   validatorCandidate: 0x10,

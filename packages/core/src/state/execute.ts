@@ -47,6 +47,7 @@ import {
   beginBlockPoci,
   type PociEvent,
 } from '../poci/execute.js';
+import { applySetHeartbeatOperator, type HeartbeatOperatorSetEvent } from '../poci/operator.js';
 import { getPociParams } from '../poci/params.js';
 import { applyBond, applyUnbond, releaseUnbondedAt } from '../rewards/bonds.js';
 import { formatUnc } from '../units.js';
@@ -86,7 +87,8 @@ export type TxEvent =
   | PociEvent
   | MarketEvent
   | ValidatorSlashedEvent
-  | ConsensusKeySetEvent;
+  | ConsensusKeySetEvent
+  | HeartbeatOperatorSetEvent;
 
 export interface TxResult {
   hash: Uint8Array;
@@ -138,6 +140,10 @@ export function recordBurn(
     case 'postReceipt':
     case 'dispute':
       return burn;
+    // Naming an operator keeps the owner's operator record and lets the operator's fee-free
+    // heartbeats create its account ({0, nonce}), both for good: paid here, once per naming.
+    case 'setHeartbeatOperator':
+      return action.operator ? burn : 0n;
     default:
       return 0n;
   }
@@ -336,6 +342,8 @@ function applyAction(
       return applyEvidence(state, ctx, sender, action.evidence);
     case 'setConsensusKey':
       return applySetConsensusKey(state, ctx.chainId, sender, action.publicKey, action.signature);
+    case 'setHeartbeatOperator':
+      return applySetHeartbeatOperator(state, ctx.height, sender, action.operator);
     case 'bond': {
       const released = applyBond(state, sender, action.amount, ctx.height);
       noteValidatorBond(state, sender);

@@ -9,11 +9,12 @@
  * make execution faster, never decide differently.
  */
 
-import { equalBytes, toHex } from '../bytes.js';
+import { toHex } from '../bytes.js';
 import { envelopeSigningMessage, type TxEnvelope } from '../chain/transaction.js';
 import { sha256 } from '../crypto/index.js';
 import { getChip } from '../poci/chips.js';
 import { challengesAsOf, chipClass, getRecentHash, heartbeatChallenge } from '../poci/liveness.js';
+import { mayAnswerFor } from '../poci/operator.js';
 import { getPociParams, type PociParams } from '../poci/params.js';
 import type { StateReader } from './store.js';
 
@@ -79,7 +80,7 @@ export function forEachHeartbeatSignatureCheck(
       if (chip?.profile !== 'dev-soft') continue;
       // Another key's heartbeat fails on its owner check before any answer is verified (a copy of
       // someone's answers in a proposer's block): its answers are not worth a worker's check.
-      if (!equalBytes(chip.owner, env.sender)) continue;
+      if (!mayAnswerFor(state, chip.owner, env.sender, head.height + 1n)) continue;
       const cls = chipClass(chip.chipId, p);
       const at = `${answer.epoch}/${cls}`;
       let heights = heightsOf.get(at);

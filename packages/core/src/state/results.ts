@@ -4,6 +4,7 @@ import {
   bytes,
   type Codec,
   list,
+  option,
   string,
   struct,
   taggedUnion,
@@ -90,6 +91,11 @@ export const txEventCodec: Codec<TxEvent> = taggedUnion<TxEvent>('TxEvent', {
   unbondReleased: [40, struct('UnbondReleasedEvent', { account: address, amount: u128 })],
   // An account named its validator's consensus key (consensus/epoch-validators.ts).
   consensusKeySet: [41, struct('ConsensusKeySetEvent', { account: address, publicKey })],
+  // An owner named its heartbeat operator, in force from `from` (poci/operator.ts).
+  heartbeatOperatorSet: [
+    43,
+    struct('HeartbeatOperatorSetEvent', { owner: address, operator: option(address), from: u64 }),
+  ],
   // A tpm2 answer accepted without credit: the TPM was asleep or rebooted (poci/execute.ts).
   answerUncredited: [
     42,

@@ -22,6 +22,7 @@ export function transferredAmount(tx: TxJson): bigint {
 export function actionRecipient(a: ActionJson): string | undefined {
   if (a.type === 'transfer') return a.to;
   if (a.type === 'transferChip') return a.newOwner;
+  if (a.type === 'setHeartbeatOperator') return a.operator ?? undefined;
   return undefined;
 }
 

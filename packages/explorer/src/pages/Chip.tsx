@@ -421,6 +421,14 @@ export function ChipPage({ params }: PageProps) {
                 <a href={href(paths.miner(chip.owner))}>miner view: all its chips, what to fix</a>
               </div>
             </Row>
+            {chip.heartbeatOperator ? (
+              <Row label="Heartbeat operator">
+                <AddrLink address={chip.heartbeatOperator} short={false} />
+                <div className="kv-sub">
+                  sends this chip's heartbeats for the owner; rewards go to the owner
+                </div>
+              </Row>
+            ) : null}
             <Row label="Vendor">
               <ChainText text={vendorName(chip.vendorId, vendors)} />
               <div className="kv-sub mono">

@@ -105,8 +105,15 @@ export interface MinerAgentOptions {
   nodeUrl: string;
   /** The node's client (default: an UncClient for `nodeUrl`); the provider API needs a real one. */
   client?: MinerClient;
-  /** Seed of the account that owns the chips and sends their transactions. */
+  /** Seed of the account that owns the chips and sends their transactions (with `operatorFor`:
+   *  of the owner's heartbeat operator, which sends heartbeats only). */
   ownerSeed: Uint8Array;
+  /**
+   * The chips' owner (an address) when `ownerSeed` is the key of its heartbeat operator (core
+   * poci/operator.ts): the agent answers for the chips whose owner names this key, and registers
+   * nothing and keeps no offer (both need the owner's key, which stays off this host).
+   */
+  operatorFor?: string;
   chips: ChipSigner[];
   /**
    * The chain the owner's key was unlocked for (`unc miner start` checks the home's chain pin
@@ -183,6 +190,14 @@ interface ChipState {
   tried: Set<string>;
   recent: ChipStatus['recent'];
   lastError: string | null;
+}
+
+/**
+ * Whether `sender` may answer for the chip of `view` (core's NOT_CHIP_OWNER): its owner, or the
+ * owner's heartbeat operator as the node reports it for the next block.
+ */
+export function answersFor(view: Pick<ChipJson, 'owner' | 'heartbeatOperator'>, sender: string): boolean {
+  return view.owner === sender || (view.heartbeatOperator ?? null) === sender;
 }
 
 export class MinerAgent {
@@ -382,15 +397,21 @@ export class MinerAgent {
             chip.lastError = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
             continue;
           }
-          // Only the owner may answer for a chip (core's NOT_CHIP_OWNER): a chip transferred away
-          // (or registered by another account) would sink every other chip's answers in the batch.
-          if (chip.view.owner !== this.owner.address) {
-            chip.lastError = `chip is owned by ${chip.view.owner}, not by this agent's key ${this.owner.address}`;
+          // Only the owner or its heartbeat operator may answer for a chip (core's NOT_CHIP_OWNER):
+          // a chip transferred away (or registered by another account, or whose owner named
+          // another operator) would sink every other chip's answers in the batch.
+          if (!answersFor(chip.view, this.owner.address)) {
+            chip.lastError = `chip is owned by ${chip.view.owner}${chip.view.heartbeatOperator ? ` (heartbeat operator ${chip.view.heartbeatOperator})` : ''}, not answered by this agent's key ${this.owner.address}`;
             continue;
           }
         } catch (err) {
           if (err instanceof RpcClientError && err.reason === 'NOT_FOUND') {
             chip.registered = false;
+            // An operator key registering a chip would make itself the owner: the owner registers.
+            if (this.opts.operatorFor !== undefined) {
+              chip.lastError = `chip is not registered: register it with the owner's key (${this.opts.operatorFor})`;
+              continue;
+            }
             unregistered.push(chip);
             continue;
           }
@@ -456,7 +477,13 @@ export class MinerAgent {
       // A record whose last save failed is saved again (until it is, no urgent fee is paid).
       if (this.urgentBudget.unsaved) this.urgentBudget.save();
       if (answers.length > 0) await this.sendAnswers(answers);
-      if (this.opts.offer && this.offerId === null && this.providerUrl && unregistered.length === 0)
+      if (
+        this.opts.offer &&
+        this.opts.operatorFor === undefined &&
+        this.offerId === null &&
+        this.providerUrl &&
+        unregistered.length === 0
+      )
         await this.keepOffer(this.opts.offer, this.providerUrl);
     } catch (err) {
       this.logger.warn('miner pass failed', { error: (err as Error).message });

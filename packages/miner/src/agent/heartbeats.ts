@@ -285,7 +285,8 @@ export function stillOpen(
     // Every chip transferred away, not only the one the refusal names: a refusal names one answer,
     // so several chips sold at once would take a send each and outlast MAX_SENDS_PER_PASS, the
     // answers of the chips still owned failing with them.
-    else if (owner !== undefined && view.owner !== owner) why = `chip is owned by ${view.owner}`;
+    else if (owner !== undefined && view.owner !== owner && (view.heartbeatOperator ?? null) !== owner)
+      why = `chip is owned by ${view.owner}, and its heartbeat operator is ${view.heartbeatOperator ?? 'none'}`;
     else if (!slot) why = 'slot no longer current';
     // Credited: by this agent's transaction after all, or by a copy of the answer in another's.
     else if (slot.status === 'answered') {

@@ -266,6 +266,7 @@ export const ChipResult = v.strictObject({
     }),
   ),
   challengeClass: Int,
+  heartbeatOperator: opt(nullable(AddressText)),
 });
 
 export const ChipEventResult = v.strictObject({ height: Int, event: Tagged });
