@@ -6,6 +6,7 @@
 import { UncError } from '@unc/core';
 import type { UncClient } from '@unc/sdk';
 import type { Context } from './context.js';
+import { pinnedLeaseIds } from './lease-pins.js';
 
 export type IdKind = 'chip' | 'offer' | 'lease';
 
@@ -104,7 +105,7 @@ export function chipCursorBefore(prefix: string): string | null {
 const SEARCHED: Record<IdKind, string> = {
   chip: 'every chip on chain',
   offer: `the open offers and those of the first ${MAX_KEYS} keys in the keyring`,
-  lease: `the open offers' leases and the leases of the first ${MAX_KEYS} keys in the keyring`,
+  lease: `the open offers' leases, the leases of the first ${MAX_KEYS} keys in the keyring and those this home opened`,
 };
 
 /** A whole id as given, or the one id its prefix names (asks the node). */
@@ -116,5 +117,7 @@ export async function resolveId(ctx: Context, kind: IdKind, text: string): Promi
   const keys = kind === 'chip' ? [] : ctx.keyring().list().slice(0, MAX_KEYS);
   const addresses = keys.map((k) => k.address);
   const found = await candidates(ctx.client(), kind, parsed.prefix, addresses);
+  // The leases this home opened are known here, whatever the node lists (lease-pins.ts).
+  if (kind === 'lease') for (const id of pinnedLeaseIds(ctx.home)) found.add(id);
   return pickByPrefix(parsed.prefix, found, kind, SEARCHED[kind]);
 }

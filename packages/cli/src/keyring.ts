@@ -28,6 +28,13 @@ import {
 } from '@unc/node';
 import { checkHome, makeHome } from './home.js';
 
+/**
+ * Whether `chainId` names a dev chain (`unc-dev-…`): the one rule for where the public dev keys may
+ * sign (the keyring) and software dev chips may run (`--dev-chips`), so the two cannot drift apart.
+ */
+export function isDevChainId(chainId: unknown): boolean {
+  return typeof chainId === 'string' && chainId.startsWith('unc-dev-');
+}
 export interface KeyInfo {
   name: string;
   address: string;
@@ -158,7 +165,7 @@ export class Keyring {
    * all before any is written, and the message names `command`, the one to give another --home.
    */
   addDevKeys(chainId: string, command = 'unc dev'): void {
-    if (!chainId.startsWith('unc-dev-'))
+    if (!isDevChainId(chainId))
       throw new UncError(
         'NOT_A_DEV_CHAIN',
         `the chain id "${chainId}" is not a dev chain's (unc-dev-…): the public dev keys are not put in the keyring for it`,
@@ -293,7 +300,7 @@ export class Keyring {
       // Bound to a chain that is not a dev chain (written before addDevKeys refused that, from a
       // genesis edited to a real network's id, or by hand): its seed is public or lies unencrypted
       // on disk, and it would sign on that network for anyone who has it.
-      if (!chainId.startsWith('unc-dev-'))
+      if (!isDevChainId(chainId))
         throw new UncError(
           'NOT_A_DEV_CHAIN',
           `key "${name}" is an unencrypted dev key, and ${chainId} is not a dev chain (unc-dev-…): refusing to sign with it (import your own key: unc keys add or unc keys import)`,

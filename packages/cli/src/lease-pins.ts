@@ -7,7 +7,7 @@
  * lease signs (termsDigest), and the chain refuses the lease (OFFER_CHANGED) if they are not the
  * offer's. So it is kept here, and `unc job` refuses a lease whose node-reported endpoint differs.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
 import { removeWholeLeftovers, writeFileWhole } from '@unc/node';
@@ -90,6 +90,22 @@ export function leasePin(home: string, leaseId: string, chainId: string): LeaseP
       `lease ${leaseId} was opened (transaction ${pin.hash}) on chain ${pin.chainId}, but the node names chain ${chainId}: nothing was sent. Use a node of chain ${pin.chainId}`,
     );
   return pin;
+}
+
+/**
+ * The ids of the leases this home opened. A lease given by a prefix is resolved against these too
+ * (ids.ts): from the node's lists alone, a node leaving this home's lease out and listing a
+ * look-alike of its own (same prefix, no record here) had the prefix name the look-alike, and its
+ * endpoint (the node's server) get the inputs. With these, the two match and the prefix is refused
+ * as ambiguous.
+ */
+export function pinnedLeaseIds(home: string): string[] {
+  const dir = pinsDir(home);
+  if (!existsSync(dir)) return [];
+  checkHome(dir, 'leases folder');
+  return readdirSync(dir)
+    .map((name) => /^([0-9a-f]{64})\.json$/.exec(name)?.[1])
+    .filter((id): id is string => id !== undefined);
 }
 
 /**

@@ -19,6 +19,8 @@ import { runUnc, tempHome } from './helpers.js';
 const CHAIN = 'unc-dev-lease-pin';
 const LEASE_ID = 'ef'.repeat(32);
 const CONFIRMED = 'https://provider.invalid';
+/** A lease id the node invents that starts as LEASE_ID does (its 16-digit prefix, as lists show it). */
+const LOOKALIKE_ID = `${'ef'.repeat(8)}${'aa'.repeat(24)}`;
 
 const pinOf = (leaseId: string) => ({
   leaseId,
@@ -39,6 +41,9 @@ function hostileNode(endpoint: () => string, chainId: () => string): Server {
   const answers: Record<string, () => unknown> = {
     unc_status: () => ({ chainId: chainId(), height: 10, timeMs: 0 }),
     unc_getParams: () => ({ minFeePerByte: '1', minFeePerAction: '1', devChain: true }),
+    // Asked to resolve a prefix, it lists its look-alike and leaves the lease this home opened out.
+    unc_getOffers: () => [],
+    unc_getLeases: () => [{ id: LOOKALIKE_ID }],
     unc_getLease: () => ({
       id: LEASE_ID,
       chipId: 'cd'.repeat(32),
@@ -91,7 +96,8 @@ describe('unc job sends only to the endpoint the lease was opened on', () => {
     node.close();
     home.cleanup();
   });
-  const run = (...extra: string[]) =>
+  const run = (...extra: string[]) => runLease(LEASE_ID, ...extra);
+  const runLease = (lease: string, ...extra: string[]) =>
     runUnc([
       '--home',
       home.dir,
@@ -102,7 +108,7 @@ describe('unc job sends only to the endpoint the lease was opened on', () => {
       'job',
       'run',
       '--lease',
-      LEASE_ID,
+      lease,
       '--from',
       'renter',
       '--model',
@@ -118,6 +124,16 @@ describe('unc job sends only to the endpoint the lease was opened on', () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stdout + r.stderr, /ENDPOINT_CHANGED/);
     assert.equal(attackerHits, 0, 'the node-reported endpoint got the job');
+  });
+
+  test('a prefix of a lease this home opened never resolves to a look-alike only the node lists', async () => {
+    pinLease(home.dir, pinOf(LEASE_ID));
+    // The form `unc market leases` prints: 16 digits and "…". The node left the pinned lease out of
+    // its lists, so the look-alike (no record, the node's endpoint) was the one match.
+    const r = await runLease(`${LEASE_ID.slice(0, 16)}…`);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, /AMBIGUOUS_ID/);
+    assert.equal(attackerHits, 0, 'a prefix skipped the record: the node-reported endpoint got the job');
   });
 
   test('a node naming another chain for a lease this home opened is refused, nothing sent', async () => {

@@ -119,7 +119,7 @@ test('unc start --dev-chips keeps its agent’s urgent-fee record in the home', 
 // `unc dev --reset` starts a new chain, but kept the old one's urgent-fee record: a record that
 // counted every chip spent (an unreadable one) held the fresh chain's chips to no urgent fee for
 // the hour. And an agent killed with -9 leaves its lock: the next start must take it over.
-test('unc dev after kill -9 takes over its lock, and --reset drops the old chain’s urgent-fee record and lease records', async () => {
+test('unc dev after kill -9 takes over its lock, and --reset drops the old chain’s urgent-fee record, lease records and gateway database', async () => {
   const home = tempHome();
   homes.push(home);
   const file = join(home.dir, 'urgent-fees.json');
@@ -137,6 +137,10 @@ test('unc dev after kill -9 takes over its lock, and --reset drops the old chain
   // A lease record of the old chain: the new chain repeats its lease ids.
   mkdirSync(join(home.dir, 'leases'), { mode: 0o700 });
   writeFileSync(join(home.dir, 'leases', `${'ef'.repeat(32)}.json`), '{}');
+  // The default gateway database of the old chain: its lease rows refuse the new chain's repeated
+  // ids (LEASE_ID_TAKEN, the lease opened and left unrecorded) and its fees count against the budget.
+  mkdirSync(join(home.dir, 'gateway'), { mode: 0o700 });
+  writeFileSync(join(home.dir, 'gateway', 'gateway.db'), 'old chain');
   const again = await startDev(home.dir, [...args, '--reset'], { firstBlock: false });
   procs.push(again.proc);
   assert.equal(
@@ -149,6 +153,7 @@ test('unc dev after kill -9 takes over its lock, and --reset drops the old chain
     'the old record dropped: the new chain’s chips not all spent',
   );
   assert.ok(!existsSync(join(home.dir, 'leases')), 'the old chain’s lease records dropped');
+  assert.ok(!existsSync(join(home.dir, 'gateway')), 'the old chain’s gateway database dropped');
   assert.equal(await again.stop(), 0);
 });
 

@@ -29,6 +29,7 @@ interface Poci {
 }
 interface Ui {
   ChainText: (props: { text: string; lines?: boolean }) => unknown;
+  AddrLink: (props: { address: string; short?: boolean; self?: string }) => unknown;
 }
 interface Chips {
   SlotStrip: (props: { slots: unknown[] }) => unknown;
@@ -226,6 +227,25 @@ describe('chain text and the CSV export', () => {
     assert.deepEqual(markers(chainHtml('one\rtwo\u2028three\u2029', true)), ['U+000D', 'U+2028', 'U+2029']);
     // Not a memo: a line feed is a hidden character like any other.
     assert.deepEqual(markers(chainHtml('one\ntwo')), ['U+000A']);
+  });
+
+  test("an address a node sends (a chip's owner or heartbeat operator) that is not one is chain text, not a link", () => {
+    const addr = (address: string, self?: string) =>
+      reactServer
+        .renderToString(
+          react.createElement(ui.AddrLink, { address, short: false, ...(self ? { self } : {}) }),
+        )
+        .replace(/<!-- -->/g, '');
+    // A real address: a link to its page, as before.
+    assert.match(addr(SELF), new RegExp(`<a class="mono" href="[^"]*${SELF}"`));
+    // An override inside it would show another address than the one linked (the owner's own, say).
+    for (const spoof of [`${SELF.slice(0, 20)}\u202E${SELF.slice(20)}`, `${SELF}\u200B`]) {
+      const html = addr(spoof);
+      assert.doesNotMatch(html, HIDDEN, 'a hidden character reached the page as is');
+      assert.equal(markers(html).length, 1);
+      assert.doesNotMatch(html, /<a /, 'a non-address became a link');
+      assert.doesNotMatch(addr(spoof, spoof), HIDDEN, "as the page's own account, it reached the page as is");
+    }
   });
 
   test('a status word a node sends is one the explorer knows, or chain text: no class name, no hidden character', () => {

@@ -391,7 +391,12 @@ export class UncClient {
   get subscriptions(): SubscriptionHub {
     this.hubInstance ??= new SubscriptionHub(
       { wsUrl: this.wsUrl, call: (method, params) => this.call(method, params) },
-      { maxMessageBytes: this.maxAnswerBytes, ...this.subscriptionOptions },
+      // The client's bound unless the caller set its own: an undefined spread over it (a wrapper
+      // passing an unset option on) left the socket at the ws package's own 100 MiB.
+      {
+        ...this.subscriptionOptions,
+        maxMessageBytes: this.subscriptionOptions.maxMessageBytes ?? this.maxAnswerBytes,
+      },
       errorFromRpc,
     );
     return this.hubInstance;

@@ -23,7 +23,6 @@ import {
   decodeValidatorList,
   encode,
   equalBytes,
-  fromHex,
   merkleProofCodec,
   pociParamsCodec,
   toHex,
@@ -33,7 +32,8 @@ import {
   verifyBlockCommit,
   verifyStateProof,
 } from '@unc/core';
-import { ProofError, verifyAccountProof } from './proofs.js';
+import { decodeField, hexField, ProofError } from './proof-fields.js';
+import { verifyAccountProof } from './proofs.js';
 import type { AccountJson, BlockJson, HeaderJson, ProvenEntryJson, ValidatorSetProofJson } from './views.js';
 
 /** What the light client asks a node for (an UncClient has both). */
@@ -387,21 +387,4 @@ function checkInt(value: unknown, what: string): number {
     throw new ProofError(`${what} is not a non-negative integer`);
   }
   return value;
-}
-
-function hexField(value: unknown, what: string, length?: number): Uint8Array {
-  if (typeof value !== 'string') throw new ProofError(`${what} is not a hex string`);
-  try {
-    return fromHex(value, length);
-  } catch (err) {
-    throw new ProofError(`${what}: ${(err as Error).message}`);
-  }
-}
-
-function decodeField<T>(decodeBytes: (bytes: Uint8Array) => T, bytes: Uint8Array, what: string): T {
-  try {
-    return decodeBytes(bytes);
-  } catch (err) {
-    throw new ProofError(`${what}: ${(err as Error).message}`);
-  }
 }

@@ -7,22 +7,16 @@ import {
   accountKey,
   blockHash,
   blockHeaderCodec,
-  type Codec,
   decode,
   decodeAddress,
   equalBytes,
-  fromHex,
   merkleProofCodec,
   verifyStateProof,
 } from '@unc/core';
+import { decodeField, hexField, ProofError } from './proof-fields.js';
 import type { AccountJson, HeaderJson } from './views.js';
 
-export class ProofError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProofError';
-  }
-}
+export { ProofError };
 
 /**
  * Checks that `header` is what its encoding says, hashes to `header.hash`, and that the account
@@ -37,7 +31,11 @@ export function verifyAccountProof(
   // Both come from a node that is not trusted: every field is checked before it is used.
   if (typeof account !== 'object' || account === null) throw new ProofError('the account is not an object');
   if (typeof header !== 'object' || header === null) throw new ProofError('the header is not an object');
-  const decoded = decodeField(blockHeaderCodec, hexField(header.encoded, 'header.encoded'), 'header.encoded');
+  const decoded = decodeField(
+    (b) => decode(blockHeaderCodec, b),
+    hexField(header.encoded, 'header.encoded'),
+    'header.encoded',
+  );
   if (!equalBytes(blockHash(decoded), hexField(header.hash, 'header.hash', 32))) {
     throw new ProofError('the header does not hash to its claimed hash');
   }
@@ -47,7 +45,11 @@ export function verifyAccountProof(
   }
   if (account.proof === undefined || account.value === undefined)
     throw new ProofError('the account has no proof');
-  const proof = decodeField(merkleProofCodec, hexField(account.proof, 'account.proof'), 'account.proof');
+  const proof = decodeField(
+    (b) => decode(merkleProofCodec, b),
+    hexField(account.proof, 'account.proof'),
+    'account.proof',
+  );
   const value = account.value === null ? null : hexField(account.value, 'account.value');
   let address: Uint8Array;
   try {
@@ -58,26 +60,11 @@ export function verifyAccountProof(
   if (!verifyStateProof(decoded.stateRoot, accountKey(address), value, proof)) {
     throw new ProofError('the Merkle proof does not match the header state root');
   }
-  const proven = value ? decodeField(accountCodec, value, 'account.value') : { balance: 0n, nonce: 0n };
+  const proven = value
+    ? decodeField((b) => decode(accountCodec, b), value, 'account.value')
+    : { balance: 0n, nonce: 0n };
   if (proven.balance.toString() !== account.balance || Number(proven.nonce) !== account.nonce) {
     throw new ProofError('the reported balance or nonce differs from the proven value');
   }
   return proven;
-}
-
-function hexField(value: unknown, what: string, length?: number): Uint8Array {
-  if (typeof value !== 'string') throw new ProofError(`${what} is not a hex string`);
-  try {
-    return fromHex(value, length);
-  } catch (err) {
-    throw new ProofError(`${what}: ${(err as Error).message}`);
-  }
-}
-
-function decodeField<T>(codec: Codec<T>, bytes: Uint8Array, what: string): T {
-  try {
-    return decode(codec, bytes);
-  } catch (err) {
-    throw new ProofError(`${what}: ${(err as Error).message}`);
-  }
 }

@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, test } from 'node:test';
-import { DEFAULT_MAX_ANSWER_BYTES, NodeUnreachableError, RpcClientError, UncClient } from '../src/index.js';
+import {
+  DEFAULT_MAX_ANSWER_BYTES,
+  type HubOptions,
+  NodeUnreachableError,
+  RpcClientError,
+  UncClient,
+} from '../src/index.js';
 
 const servers: { server: Server; sockets: Set<Socket> }[] = [];
 after(async () => {
@@ -114,7 +120,8 @@ test('an answer that is JSON but not an object is a clear error, not a TypeError
   }
 });
 
-test('a subscription message over maxAnswerBytes closes the socket unread (ws maxPayload)', async () => {
+/** A node that sends one 2 MiB notification: the client, bound to 1 MiB, must close the socket unread. */
+async function oversizedNotification(subscriptions: HubOptions): Promise<void> {
   const { WebSocketServer } = await import('ws');
   const http = createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ server: http });
@@ -140,7 +147,7 @@ test('a subscription message over maxAnswerBytes closes the socket unread (ws ma
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
   const client = new UncClient(url, {
     maxAnswerBytes: 1024 * 1024,
-    subscriptions: { mode: 'websocket', maxSocketFailures: 1 },
+    subscriptions,
   });
   let delivered = 0;
   try {
@@ -157,4 +164,12 @@ test('a subscription message over maxAnswerBytes closes the socket unread (ws ma
     await new Promise((r) => wss.close(r));
     await new Promise((r) => http.close(r));
   }
-});
+}
+
+test('a subscription message over maxAnswerBytes closes the socket unread (ws maxPayload)', () =>
+  oversizedNotification({ mode: 'websocket', maxSocketFailures: 1 }));
+
+test('subscription options that leave maxMessageBytes unset (undefined) keep the client’s bound', () =>
+  // A wrapper passing its own optional setting on (`maxMessageBytes: opts.cap`) must not lift the
+  // bound to the ws package's 100 MiB by spreading an undefined over the client's maxAnswerBytes.
+  oversizedNotification({ mode: 'websocket', maxSocketFailures: 1, maxMessageBytes: undefined }));

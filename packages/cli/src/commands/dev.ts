@@ -158,6 +158,10 @@ export function devCommand(): Command {
             // The old chain's lease records: the new chain repeats its lease ids (same chain id, same
             // counter), so a record kept would refuse (ENDPOINT_CHANGED) a new lease of that id.
             rmSync(join(home, 'leases'), { recursive: true, force: true });
+            // The old chain's default gateway database (`unc gateway` without --db), for the same
+            // reason: its lease rows refused the new chain's repeated ids (LEASE_ID_TAKEN, the lease
+            // opened on chain and left unrecorded), and its fees counted against the new budget.
+            rmSync(join(home, 'gateway'), { recursive: true, force: true });
           } finally {
             release();
           }

@@ -22,6 +22,7 @@ import {
 } from '@unc/node';
 import { Command } from 'commander';
 import { countOption, ctxOf, makeHome, portOption } from '../context.js';
+import { isDevChainId } from '../keyring.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { progressBar } from '../progress.js';
 import { Shutdown } from '../shutdown.js';
@@ -307,7 +308,7 @@ export function startCommand(): Command {
  * anyone could answer for its chips. Refused (NOT_A_DEV_CHAIN) before anything starts.
  */
 export function refuseDevChipsOffDevChain(chainId: unknown): void {
-  if (typeof chainId === 'string' && chainId.startsWith('unc-dev-')) return;
+  if (isDevChainId(chainId)) return;
   throw new UncError(
     'NOT_A_DEV_CHAIN',
     `--dev-chips drives software chips whose keys, and their owner's, are public: only on a dev chain (unc-dev-…), not on ${JSON.stringify(chainId)}`,

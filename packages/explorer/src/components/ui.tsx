@@ -136,6 +136,9 @@ export function TxLink({ hash, short = true }: { hash: string; short?: boolean }
   );
 }
 
+/** Bech32 with the chain's prefix: lower-case letters and digits only, nothing hidden. */
+const ADDRESS_SHAPE = /^unc1[0-9a-z]{6,}$/;
+
 export function AddrLink({
   address,
   short = true,
@@ -145,6 +148,10 @@ export function AddrLink({
   short?: boolean;
   self?: string;
 }) {
+  // A node answers what it likes where an address belongs (an owner, a heartbeat operator, a
+  // sender): one with a hidden character would show another address than the one it links to (the
+  // reader's own, say). Anything not shaped as an address is chain text, and no link.
+  if (!ADDRESS_SHAPE.test(address)) return <ChainText text={address} />;
   if (address === self) {
     return (
       <span className="mono addr-self" title={address}>
