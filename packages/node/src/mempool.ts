@@ -55,6 +55,7 @@ import {
   formatUnc,
   getAccount,
   getChallengeClass,
+  getHeartbeatOperatorRecord,
   getPociParams,
   type HeartbeatAnswer,
   heartbeatOwnerRefusal,
@@ -1134,10 +1135,13 @@ export class Mempool {
     // A block that names or removes a heartbeat operator, or moves a chip, can take away a pending
     // heartbeat's right to answer from the next block (core's NOT_CHIP_OWNER): left pending, it
     // holds its slots' claims, so the owner's own answer was refused ALREADY_PENDING on every node
-    // that was not the next proposer. Screened again only after such a block (each costs its
-    // sender a fee, the naming a burn), a chip lookup per answer.
-    if (included.some((env) => env.stx.tx.actions.some(changesAnswerer))) {
-      for (const q of [...this.senders.values()]) {
+    // that was not the next proposer. Only the heartbeats of those who could lose that right are
+    // screened again, a chip lookup per answer: every pending one after each such block made one
+    // transaction (a removal or a chip moved between two of one's accounts: a fee, no burn) cost
+    // every node a lookup per answer in its whole pool (answerersChanged).
+    for (const id of answerersChanged(included, state)) {
+      const q = this.senders.get(id);
+      if (q) {
         for (const e of [...q.byNonce.values()]) {
           const refusal = ownerRefusal(e.env, state, height);
           if (!refusal) continue;
@@ -1169,6 +1173,24 @@ export class Mempool {
 /** Whether `action` can change who may answer for a chip (its owner, or the owner's operator). */
 function changesAnswerer(action: Action): boolean {
   return action.type === 'setHeartbeatOperator' || action.type === 'transferChip';
+}
+
+/**
+ * The senders (by keyId) whose pending heartbeats the `included` block may have made refusable:
+ * for each sender of an action that changes who answers (changesAnswerer), itself (a chip's seller)
+ * and the operators its record names, the one in force in the block (`previous` when named there)
+ * and the one from the next (`state` is after the block). Nobody else answered for its chips.
+ */
+function answerersChanged(included: readonly TxEnvelope[], state: StateReader): Set<string> {
+  const out = new Set<string>();
+  for (const env of included) {
+    if (!env.stx.tx.actions.some(changesAnswerer)) continue;
+    out.add(keyId(env.sender));
+    const record = getHeartbeatOperatorRecord(state, env.sender);
+    if (record?.previous) out.add(keyId(record.previous));
+    if (record?.operator) out.add(keyId(record.operator));
+  }
+  return out;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type ConsensusEvidence,
   challengesAsOf,
   chipClass,
+  chipKey,
   DEV_SOFT_VENDOR,
   devSoftChipId,
   duplicateVoteEvidence,
@@ -31,6 +32,7 @@ import {
   MemoryState,
   minimumFee,
   registrationMessage,
+  type StateReader,
   sha256,
   signedTransactionCodec,
   signTransaction,
@@ -453,6 +455,32 @@ describe('mempool attacks', () => {
     pool.prune([sale], [], chain.state, chain.height + 1n);
     assert.equal(pool.size, 0);
     assert.equal(pool.dropped(pending.hash)?.code, 'NOT_CHIP_OWNER');
+  });
+
+  test("a block naming an operator re-screens only the heartbeats of the namer, its operators and a chip's seller, not every pending one", () => {
+    const { chain, answer } = chainWithOpenSlot();
+    const pool = new Mempool();
+    pool.add(tx(owner, 1n, [heartbeat(answer)], 0n), chain.state, params, chain.next());
+    // Another account names an operator (a fee and a burn; a removal, a transfer of a chip
+    // between its own accounts: a fee alone): none of that touches the owner's right to answer.
+    const nonce = getAccount(chain.state, rich.address).nonce;
+    const naming = tx(rich, nonce, [{ type: 'setHeartbeatOperator', operator: key('its hot key').address }]);
+    chain.block([naming]);
+    const chipRecord = toHex(chipKey(answer.chipId));
+    let chipReads = 0;
+    const counted: StateReader = {
+      get: (k: Uint8Array) => {
+        if (toHex(k) === chipRecord) chipReads++;
+        return chain.state.get(k);
+      },
+    };
+    pool.prune([naming], [], counted, chain.height + 1n);
+    assert.equal(pool.size, 1, "the owner's own heartbeat stays");
+    assert.equal(
+      chipReads,
+      0,
+      'a pending heartbeat of an account the block did not touch is not looked up again',
+    );
   });
 
   test('genuine evidence from a key with nothing is admitted once', () => {

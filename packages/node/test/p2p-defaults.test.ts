@@ -205,6 +205,50 @@ test('one address holds at most maxIncomingPendingConnectionsPerAddress connecti
   }
 });
 
+test("the pending-handshake limit is timed by the network's clock, as every p2p limit, not the wall clock", async () => {
+  // A wall-clock step forward let an address past its limit at once; a step back kept it counted.
+  let now = 1_000_000;
+  const net = await victim(7, {
+    now: () => now,
+    connections: { inboundUpgradeTimeoutMs: 60_000 },
+    maintenanceIntervalMs: 100,
+  });
+  const port = Number(/\/tcp\/(\d+)/.exec(net.listenAddrs[0]!)?.[1]);
+  const limit = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerAddress;
+  const open = async (): Promise<{ closed: boolean }> => {
+    const socket = createConnection(port, '127.0.0.1');
+    const entry = { closed: false };
+    socket.on('close', () => {
+      entry.closed = true;
+    });
+    socket.on('error', () => undefined);
+    cleanups.push(async () => socket.destroy());
+    await new Promise((r) => {
+      socket.once('connect', r);
+      socket.once('close', r);
+    });
+    // Within the per-address rate (5 a second).
+    await new Promise((r) => setTimeout(r, 250));
+    return entry;
+  };
+  const held: { closed: boolean }[] = [];
+  for (let i = 0; i < limit; i++) held.push(await open());
+  assert.ok(
+    held.every((s) => !s.closed),
+    'the first ones wait out their handshake time',
+  );
+  // The maintenance sweeps (every 100 ms here) forget nothing before its time, on the same clock.
+  await new Promise((r) => setTimeout(r, 600));
+  const over = await open();
+  await waitFor(() => over.closed, 'the connection past the limit to be closed', 2_000);
+  // Past the upgrade time on the network's clock (60 s), a second or so on the wall clock.
+  now += 60_001;
+  await new Promise((r) => setTimeout(r, 1_000));
+  const next = await open();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(next.closed, false, 'the handshakes that timed out on the network clock still counted');
+});
+
 test('a score recovered to zero is forgotten: fresh peer ids scored down once do not pile up', async () => {
   const net = await victim(5, { maintenanceIntervalMs: 100, scoring: { recoveryPerSecond: 10 } });
   const evil = await attacker();

@@ -112,14 +112,16 @@ export function isFeeFree(tx: Transaction): boolean {
 }
 
 /**
- * What an action that leaves a record in the state for good burns on top of the transaction's
- * fee, in per-action minimum fees, per record: a transfer that creates an account, a lease opened
- * (its record and its renter's and provider's list links stay after it closes), a receipt posted
- * or a dispute recorded (its replay mark stays; a dispute's allowance bounds them by lease time,
- * but at one base unit an hour on a provider's own chip that time cost nothing). Each is an entry that every node keeps in memory and rehashes at every
- * start (~0.6 kB, ~9 µs): at the per-action fee alone, one UNC made ~100,000 of them, so a few
- * hundred UNC could exhaust every node's memory. Burned, not paid to the proposer, so that a
- * proposer gets none of it back; tied to minFeePerAction so that it follows the fee level.
+ * What an action that leaves a record in the state burns on top of the transaction's fee, in
+ * per-action minimum fees, per record: a transfer that creates an account, a lease opened (its
+ * record and its renter's and provider's list links stay after it closes), a receipt posted or a
+ * dispute recorded (its replay mark, listed under its lease, stays while the lease runs and until
+ * its posting window has passed, a day by default: pruneMarks; a dispute's allowance bounds them
+ * by lease time, but at one base unit an hour on a provider's own chip that time cost nothing).
+ * Each is an entry that every node keeps in memory and rehashes at every start (~0.6 kB, ~9 µs):
+ * at the per-action fee alone, one UNC made ~100,000 of them, so a few hundred UNC could exhaust
+ * every node's memory. Burned, not paid to the proposer, so that a proposer gets none of it back;
+ * tied to minFeePerAction so that it follows the fee level.
  */
 export const STATE_ENTRY_BURN_ACTIONS = 100n;
 

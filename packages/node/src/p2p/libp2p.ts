@@ -247,7 +247,7 @@ export interface NetworkOptions {
   logger?: Logger;
   metrics?: NetworkMetricsHooks;
   /**
-   * The clock (ms) bans, score recovery and the serve budgets are timed by: monotonic by default
+   * The clock (ms) bans, score recovery, the serve budgets and pending handshakes are timed by: monotonic by default
    * (`performance.now`). On the wall clock a step back (NTP, an operator, a VM restore) froze every
    * peer's serve window and aged every score down for as long as the step; a step forward lifted
    * every ban and refilled every budget at once.
@@ -1090,9 +1090,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     const address = addressOf(remote);
     if (address === null || !this.node) return false;
     if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
-    const pending = this.stillPending(address, Date.now());
+    // On the p2p clock (NetworkOptions.now), as every other limit here: on the wall clock a step
+    // forward let an address past its limit at once, and a step back kept its entries counted.
+    const now = this.now();
+    const pending = this.stillPending(address, now);
     if (pending.length >= this.connectionLimits.maxIncomingPendingConnectionsPerAddress) return true;
-    pending.push({ conn, remote: withoutPeerId(remote), since: Date.now() });
+    pending.push({ conn, remote: withoutPeerId(remote), since: now });
     this.pendingByAddress.set(address, pending);
     return false;
   }
@@ -1260,7 +1263,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     // something invalid (ids cost nothing) stayed in the map for good.
     for (const peer of [...this.scores.keys()])
       if (!this.bannedUntil.has(peer) && this.scoreOf(peer) === 0) this.scores.delete(peer);
-    const now = Date.now();
+    const now = this.now();
     for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now);
     if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
     for (const id of this.node.getPeers()) {

@@ -427,12 +427,16 @@ export class ChainDb {
     return out;
   }
 
-  /** The network figures recorded for `epoch`, or null if none were (before the node indexed them). */
+  /**
+   * The proofs (JSON) of the next epoch's validator set kept at block `height`, or null: not an
+   * epoch's last block, or one this node did not write (synced from a snapshot, or before it kept them).
+   */
   async getValidatorSetProof(height: bigint): Promise<string | null> {
     const raw = await this.get(bucketKey(Bucket.validatorSetProofs, heightKey(height)));
     return raw ? new TextDecoder().decode(raw) : null;
   }
 
+  /** The network figures recorded for `epoch`, or null if none were (before the node indexed them). */
   async getEpochStats(epoch: bigint): Promise<string | null> {
     const raw = await this.get(bucketKey(Bucket.epochStats, heightKey(epoch)));
     return raw ? new TextDecoder().decode(raw) : null;
