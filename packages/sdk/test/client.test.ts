@@ -53,6 +53,7 @@ test('every method of the schema has a typed client method that the node answers
     unc_getRawBlock: () => client.getRawBlock(1),
     unc_getBlockEvents: () => client.getBlockEvents(1),
     unc_getValidators: () => client.getValidators(),
+    unc_getValidatorSetProof: () => client.getValidatorSetProof(1).catch((e) => e),
     unc_getTransaction: () => client.getTransaction('00'.repeat(32)).catch((e) => e),
     unc_getTransactionStatus: () => client.getTransactionStatus('00'.repeat(32)),
     unc_getAccount: () => client.getAccount(alice, true),
