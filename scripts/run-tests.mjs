@@ -4,7 +4,7 @@
 // Usage: node scripts/run-tests.mjs [substring filter …]
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const filters = process.argv.slice(2);
@@ -27,7 +27,11 @@ function walk(dir, out) {
 const files = [];
 for (const pkg of readdirSync(join(root, 'packages')))
   walk(join(root, 'packages', pkg, 'dist', 'test'), files);
-const selected = files.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+// Filters match the path below the repository root: a checkout whose own folder name holds the
+// filter (a worktree named after its branch) would otherwise select every test.
+const selected = files
+  .filter((f) => filters.length === 0 || filters.some((s) => relative(root, f).includes(s)))
+  .sort();
 if (selected.length === 0) {
   console.error('no test files found: run `npm run build` first');
   process.exit(1);
