@@ -126,6 +126,9 @@ export function parseGenesis(json: unknown): Genesis {
     bad('genesisTime', 'must be an ISO 8601 time');
   }
   const genesisTime = BigInt(Date.parse(g.genesisTime));
+  // Block times are u64 milliseconds since 1970: an earlier genesis cannot even be stored (the
+  // emission record's encoding refused it with an uncoded RangeError, after parsing had passed).
+  if (genesisTime < 0n) bad('genesisTime', 'must not be before 1970-01-01T00:00:00Z');
   const p = obj(g.params ?? {}, 'params');
   const params: ChainParams = {
     blockTimeMs:
