@@ -179,7 +179,11 @@ export async function signAndSend(
   const explorer = await explorerBase(ctx);
   for (let attempt = 1; ; attempt++) {
     // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
-    // not depend on it (fixed width).
+    // not depend on it (fixed width). It is the key's next free nonce counting its transactions
+    // pending at the node (sdk nextNonce): one sent by another command or a miner agent of the key
+    // and not yet included is queued behind, not collided with. The node's word, like the rest: a
+    // node that says too high a nonce leaves this transaction stuck in a gap until it expires (the
+    // wait below fails, naming that height), which a lie about the committed nonce always could.
     // Signed for the chain id shown in the confirmation: the node's status is read again inside,
     // and a hostile node could otherwise show a testnet and have the key sign for another chain.
     const stx = await buildTransaction(client, seed, actions, { fee, chainId: status.chainId });

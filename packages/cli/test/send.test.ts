@@ -38,6 +38,8 @@ function fakeNode(
     status: async () => ({ chainId: chainIds.shift() ?? 'unc-test', height: 10 }),
     getParams: async () => ({ minFeePerByte: '1', minFeePerAction: '1' }),
     getAccount: async () => ({ nonce: nonce.toString(), balance: (10n ** 24n).toString() }),
+    // Nothing of the key pending here: its next free nonce is the committed one.
+    nextNonce: async () => nonce,
     sendRawTransaction: async (hex: string) => {
       const { tx } = decode(signedTransactionCodec, fromHex(hex));
       sent.push(tx.nonce);

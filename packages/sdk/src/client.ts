@@ -3,7 +3,13 @@
  * Everything the CLI and explorer read from a node goes through here.
  */
 import * as v from 'valibot';
-import { errorFromRpc, MalformedAnswerError, NodeUnreachableError, RpcClientError } from './errors.js';
+import {
+  errorFromRpc,
+  InvalidParamsError,
+  MalformedAnswerError,
+  NodeUnreachableError,
+  RpcClientError,
+} from './errors.js';
 import {
   type RpcDomain,
   type RpcMethodName,
@@ -267,6 +273,31 @@ export class UncClient {
   }
   getAccount(address: string, proof = false): Promise<AccountJson> {
     return this.call('unc_getAccount', [address, proof]);
+  }
+  /**
+   * The nonce the key of `address` signs its next transaction at: the next free one counting its
+   * transactions pending at the node (`pendingNonce`: the mempool's run after the committed nonce),
+   * so that a second transaction sent before the first is included queues behind it instead of
+   * colliding with it (eth_getTransactionCount(…, 'pending')). Never below the committed `nonce`.
+   * A node older than the `pending` flag refuses it (-32602): its committed nonce then. The node's
+   * word either way: one that says too high a nonce makes the transaction wait in a gap until it
+   * expires (or until the key's other transactions fill the gap), as a lie about the committed
+   * nonce always could; one that says too low gets it refused NONCE_USED or
+   * REPLACEMENT_UNDERPRICED.
+   */
+  async nextNonce(address: string): Promise<bigint> {
+    let account: AccountJson;
+    try {
+      account = await this.call<AccountJson>('unc_getAccount', [address, false, true]);
+    } catch (err) {
+      if (!(err instanceof InvalidParamsError)) throw err;
+      account = await this.getAccount(address);
+    }
+    const committed = BigInt(account.nonce);
+    const pending = account.pendingNonce;
+    return typeof pending === 'number' && Number.isSafeInteger(pending) && BigInt(pending) > committed
+      ? BigInt(pending)
+      : committed;
   }
   /** At an epoch's last block: the next set's Merkle proofs against its state root (light-client.ts). */
   getValidatorSetProof(height: number): Promise<ValidatorSetProofJson> {
