@@ -8,7 +8,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { addressFromPublicKey, encodeAddress } from '@unc/core';
-import { buildTransaction, seedSigner, transferAction, UncClient } from '../src/index.js';
+import {
+  buildTransaction,
+  MAX_PENDING_NONCE_AHEAD,
+  MalformedAnswerError,
+  seedSigner,
+  transferAction,
+  UncClient,
+} from '../src/index.js';
 
 const servers: Server[] = [];
 after(async () => {
@@ -90,5 +97,32 @@ test('a pending nonce below the committed one, or not a safe integer, is not tak
   for (const pendingNonce of [3, -1, 2 ** 60, 4.5, '9', null]) {
     const { client } = await node(() => ({ result: account({ pendingNonce }) }));
     assert.equal(await client.nextNonce(address), 4n, `pendingNonce ${JSON.stringify(pendingNonce)}`);
+  }
+});
+
+test('a pending nonce past what any default node queues is refused, not signed at: the transaction could only wait in a gap', async () => {
+  // nonce 4: a default node's answer is at most MAX_PENDING_NONCE_AHEAD past it (its queue, and a
+  // decided block being written).
+  const { client: ok } = await node(() => ({
+    result: account({ pendingNonce: 4 + MAX_PENDING_NONCE_AHEAD }),
+  }));
+  assert.equal(await ok.nextNonce(address), BigInt(4 + MAX_PENDING_NONCE_AHEAD));
+  for (const pendingNonce of [5 + MAX_PENDING_NONCE_AHEAD, 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+    const { client, calls } = await node((method) => chain(method) ?? { result: account({ pendingNonce }) });
+    await assert.rejects(client.nextNonce(address), (err: unknown) => {
+      assert.ok(err instanceof MalformedAnswerError, String(err));
+      assert.match((err as Error).message, /pendingNonce/);
+      return true;
+    });
+    // Nothing signed: buildTransaction stops there too.
+    await assert.rejects(buildTransaction(client, seed, [transferAction(address, 1n)]), MalformedAnswerError);
+    assert.equal(calls.filter((c) => c.method === 'unc_sendTransaction').length, 0);
+  }
+});
+
+test('a committed nonce that is not a non-negative safe integer is a malformed answer, not a nonce to sign at', async () => {
+  for (const nonce of ['12345678901234567890123', -1, 4.5, 2 ** 60, null, 'x']) {
+    const { client } = await node(() => ({ result: account({ nonce }) }));
+    await assert.rejects(client.nextNonce(address), MalformedAnswerError, `nonce ${JSON.stringify(nonce)}`);
   }
 });
