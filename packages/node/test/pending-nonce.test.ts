@@ -18,6 +18,7 @@ import {
   signedTransactionCodec,
   signTransaction,
   type TxEnvelope,
+  ValidationError,
 } from '@unc/core';
 import { buildTransaction, encodeSigned, transferAction, UncClient } from '@unc/sdk';
 import fc from 'fast-check';
@@ -76,6 +77,21 @@ describe('Mempool.nextNonce', () => {
     assert.equal(pool.nextNonce(devKey(1).address, 0n), 2n);
     pool.add(mine[2]!, state, genesis.params, next);
     assert.equal(pool.nextNonce(devKey(1).address, 0n), 5n);
+  });
+
+  test('an earlier transaction that fails as a block is built leaves the later one in a gap, which the next one signed at the pending nonce fills', () => {
+    // A failure uses no nonce (it pays nothing, and the builder leaves it out): the one signed
+    // behind it waits. Others can cause the failure (the offer a lease opening names closed).
+    const pool = new Mempool();
+    for (const n of [0, 1]) pool.add(mine[n]!, state, genesis.params, next);
+    assert.equal(pool.nextNonce(devKey(1).address, 0n), 2n);
+    pool.prune([], [{ env: mine[0]!, error: new ValidationError('NO_SUCH_OFFER', 'closed') }], state, 2n);
+    assert.equal(pool.pendingOf(devKey(1).address).length, 1, 'the later one stays, parked');
+    assert.equal(pool.nextNonce(devKey(1).address, 0n), 0n, 'the gap is the next free nonce');
+    // The key's next transaction takes it, and the parked one is in the run again (it lands after).
+    pool.add(tx(1, 0n), state, genesis.params, next);
+    assert.equal(pool.nextNonce(devKey(1).address, 0n), 2n);
+    pool.checkInvariants();
   });
 });
 
