@@ -94,8 +94,11 @@ export function confirmationLines(p: {
   burn?: bigint;
   chainId: string;
   node: string;
+  /** Transactions of the key pending at the node, not yet included, that this one is queued behind. */
+  queued?: bigint;
 }): string[] {
   const burn = p.burn ?? 0n;
+  const queued = p.queued ?? 0n;
   return [
     ...p.summary,
     `  from      ${p.from} (${p.address})`,
@@ -106,6 +109,11 @@ export function confirmationLines(p: {
     ...(p.spend + burn > 0n ? [`  total     ${unc(p.spend + p.fee + burn)} leaves the balance`] : []),
     `  chain     ${p.chainId}`,
     `  node      ${p.node}`,
+    ...(queued > 0n
+      ? [
+          `  pending   ${queued} earlier transaction(s) of this key not yet included: this one is queued behind them (if one is this same command run before, both will apply)`,
+        ]
+      : []),
   ];
 }
 
@@ -140,11 +148,16 @@ export async function signAndSend(
 ): Promise<Sent | { hash: string; pending: true; explorer: string | null }> {
   const key = ctx.keyring().info(signer.from);
   const client = ctx.client();
-  const [status, params, account] = await Promise.all([
+  const [status, params, account, next] = await Promise.all([
     client.status(),
     client.getParams(),
     client.getAccount(key.address),
+    client.nextNonce(key.address),
   ]);
+  // Transactions of the key the node holds and has not included: this one is signed behind them
+  // (sdk nextNonce), so one of them that is this very command run before (its wait timed out) and
+  // this one would both apply, where signing at the committed nonce collided with it.
+  const queued = next - BigInt(account.nonce);
   const fee =
     plan.fee ??
     feeFor(
@@ -171,6 +184,7 @@ export async function signAndSend(
       burn,
       chainId: status.chainId,
       node: ctx.nodeUrl,
+      queued,
     }),
     // The ceiling is for fees the node's rates decided; one the user typed (--fee) is theirs.
     { yes: ctx.yes, interactive: process.stdin.isTTY === true, ...(plan.fee === undefined ? { fee } : {}) },
@@ -179,7 +193,11 @@ export async function signAndSend(
   const explorer = await explorerBase(ctx);
   for (let attempt = 1; ; attempt++) {
     // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
-    // not depend on it (fixed width).
+    // not depend on it (fixed width). It is the key's next free nonce counting its transactions
+    // pending at the node (sdk nextNonce): one sent by another command or a miner agent of the key
+    // and not yet included is queued behind, not collided with. The node's word, like the rest: a
+    // node that says too high a nonce leaves this transaction stuck in a gap until it expires (the
+    // wait below fails, naming that height), which a lie about the committed nonce always could.
     // Signed for the chain id shown in the confirmation: the node's status is read again inside,
     // and a hostile node could otherwise show a testnet and have the key sign for another chain.
     const stx = await buildTransaction(client, seed, actions, { fee, chainId: status.chainId });
@@ -221,13 +239,24 @@ export async function signAndSend(
       throw uncertain(err, `the node did not take transaction ${hash}: ${(err as Error).message}`, advice);
     }
     const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
-    if (ctx.output === 'text') console.error(`transaction ${hash} accepted by the node`);
+    if (ctx.output === 'text')
+      console.error(
+        `transaction ${hash} accepted by the node` +
+          (attempt === 1 && queued > 0n
+            ? ` (nonce ${stx.tx.nonce}, queued behind the key's pending transactions)`
+            : ''),
+      );
     if (opts.wait === false) return { hash, pending: true, explorer: page };
     let outcome: Awaited<ReturnType<typeof client.waitForTransaction>>;
     try {
       outcome = await client.waitForTransaction(hash);
     } catch (err) {
-      throw uncertain(err, `waiting for transaction ${hash} failed: ${(err as Error).message}`, advice);
+      const where = await queueNote(client, key.address, stx.tx.nonce);
+      throw uncertain(
+        err,
+        `waiting for transaction ${hash} failed: ${(err as Error).message}${where}`,
+        advice,
+      );
     }
     if (outcome.status === 'rejected') {
       // Another transaction of the same key took the nonce first (a miner agent answering
@@ -281,6 +310,32 @@ export function checkBeforeRerunning(tx: {
   address: string;
 }): string {
   return `Before running the command again, check on a node you trust (unc query tx ${tx.hash}; unc query account ${tx.address}): if transaction ${tx.hash} (nonce ${tx.nonce}) was not included and the key's nonce is past ${tx.nonce}, it never can be; otherwise it can still be included until height ${tx.expiresAt}, and running the command again before then may apply both`;
+}
+
+/**
+ * Where a transaction whose inclusion wait failed stands among the key's, as the node says (read
+ * again now; empty when nothing is before it, or the node does not answer): queued behind earlier
+ * transactions of the key not yet included, or waiting in a gap (a nonce below its own that
+ * nothing pending holds: an earlier transaction dropped, evicted or expired), where it can land
+ * only once a transaction of the key fills the gap, which the key's next transaction does.
+ */
+async function queueNote(
+  client: ReturnType<Context['client']>,
+  address: string,
+  nonce: bigint,
+): Promise<string> {
+  try {
+    const [account, next] = await Promise.all([client.getAccount(address), client.nextNonce(address)]);
+    const committed = BigInt(account.nonce);
+    if (committed >= nonce) return '';
+    if (next < nonce)
+      return ` (the node says nothing of the key is pending at nonce ${next}, below this one's ${nonce}: it waits in that gap and can be included only after transactions of the key at nonces ${next} to ${nonce - 1n} are; the key's next transaction is signed at nonce ${next}, and then this one may land too)`;
+    if (next === nonce)
+      return ` (the node says nothing of the key is pending at nonce ${nonce}, this one's, while ${nonce - committed} earlier one(s) still are)`;
+    return ` (the node says it is queued behind ${nonce - committed} earlier transaction(s) of the key not yet included, nonces ${committed} to ${nonce - 1n})`;
+  } catch {
+    return '';
+  }
 }
 
 /**

@@ -43,6 +43,12 @@ test('a remote node lying NONCE_USED gets one signature, and the transfer cannot
             // Until it holds a signature, the key's nonce is reported one ahead.
             return kept.length === 0 ? { ...a, nonce: a.nonce + 1 } : a;
           };
+        // The nonce signed at (the pending one, unc_getAccount with `pending`): the same lie.
+        if (prop === 'nextNonce')
+          return async (addr: string) => {
+            const n = await target.nextNonce(addr);
+            return kept.length === 0 ? n + 1n : n;
+          };
         if (prop === 'sendRawTransaction')
           return async (hex: string) => {
             if (kept.length === 0) {

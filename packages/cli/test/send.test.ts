@@ -19,7 +19,7 @@ import {
 import { devKey } from '@unc/node';
 import { NodeUnreachableError, RpcClientError, transferAction, type UncClient } from '@unc/sdk';
 import type { Context } from '../src/context.js';
-import { isLoopbackUrl, signAndSend } from '../src/send.js';
+import { confirmationLines, isLoopbackUrl, signAndSend } from '../src/send.js';
 
 type Drop = { status: 'rejected'; code: string; reason: string };
 
@@ -27,7 +27,7 @@ function fakeNode(
   outcomes: Drop[],
   chainIds: string[] = [],
   nodeUrl = 'http://127.0.0.1:9',
-  fail: { send?: Error; wait?: Error; refusals?: Error[] } = {},
+  fail: { send?: Error; wait?: Error; refusals?: Error[]; nexts?: bigint[] } = {},
 ) {
   let nonce = 7n;
   const sent: bigint[] = [];
@@ -38,6 +38,9 @@ function fakeNode(
     status: async () => ({ chainId: chainIds.shift() ?? 'unc-test', height: 10 }),
     getParams: async () => ({ minFeePerByte: '1', minFeePerAction: '1' }),
     getAccount: async () => ({ nonce: nonce.toString(), balance: (10n ** 24n).toString() }),
+    // Nothing of the key pending here: its next free nonce is the committed one (unless `nexts`
+    // says what each read answers, the key's transactions pending).
+    nextNonce: async () => fail.nexts?.shift() ?? nonce,
     sendRawTransaction: async (hex: string) => {
       const { tx } = decode(signedTransactionCodec, fromHex(hex));
       sent.push(tx.nonce);
@@ -241,5 +244,59 @@ describe('a send or a wait that fails says what to check before running the comm
       (err: unknown) => advised('TX_UNCERTAIN')(err) && /not included after/.test((err as Error).message),
     );
     assert.deepEqual(sent, [7n], 'nothing signed again');
+  });
+});
+
+describe("a transaction signed behind the key's pending ones (the pending nonce)", () => {
+  const late = new RpcClientError(0, 'transaction 00 not included after 60000 ms');
+  // The key's nonce is 7 throughout; each read of the pending nonce answers the next of `nexts`:
+  // before the confirmation, in buildTransaction, then after the wait failed.
+  const failed = async (nexts: bigint[]) => {
+    const { ctx, sent } = fakeNode([], [], 'https://rpc.example.net', { wait: late, nexts });
+    const err = await signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan).then(
+      () => assert.fail('the wait failed'),
+      (e: unknown) => e,
+    );
+    assert.deepEqual(sent, [9n], 'signed behind the two pending, once');
+    assert.ok(err instanceof UncError && err.code === 'TX_UNCERTAIN', String(err));
+    assert.match(err.message, /can still be included until height 110, and running the command again/);
+    return err.message;
+  };
+
+  test('stuck in a gap (an earlier one of the key left the pool): the failed wait says so, and that the next transaction of the key fills the gap', async () => {
+    // Signed at 9 behind 7 and 8; then 8 was dropped: nothing pending at 8.
+    const message = await failed([9n, 9n, 8n]);
+    assert.match(
+      message,
+      /nothing of the key is pending at nonce 8, below this one's 9: it waits in that gap/,
+    );
+    assert.match(message, /the key's next transaction is signed at nonce 8, and then this one may land too/);
+  });
+
+  test('queued behind earlier ones still pending: the failed wait says it lands after them', async () => {
+    const message = await failed([9n, 9n, 10n]);
+    assert.match(
+      message,
+      /queued behind 2 earlier transaction\(s\) of the key not yet included, nonces 7 to 8/,
+    );
+  });
+
+  test("the confirmation shows how many of the key's transactions it is queued behind, and that a repeat applies both", () => {
+    const lines = (queued: bigint) =>
+      confirmationLines({
+        summary: ['send 1 UNC'],
+        from: 'dev9',
+        address: to,
+        fee: 1n,
+        spend: 1n,
+        chainId: 'unc-test',
+        node: 'http://127.0.0.1:9',
+        queued,
+      }).join('\n');
+    assert.match(
+      lines(2n),
+      /pending {3}2 earlier transaction\(s\) of this key not yet included: this one is queued behind them \(if one is this same command run before, both will apply\)/,
+    );
+    assert.doesNotMatch(lines(0n), /pending/);
   });
 });

@@ -323,7 +323,7 @@ export function createApi(node: RpcContext): RpcServerModules {
           return { hash: toHex(hash), status: 'unknown' };
         },
 
-        unc_getAccount: ({ address, proof }): AccountJson => {
+        unc_getAccount: ({ address, proof, pending }): AccountJson => {
           const wantProof = proof === true;
           const { header } = chain.head;
           const account = getAccount(chain.state, address);
@@ -334,6 +334,15 @@ export function createApi(node: RpcContext): RpcServerModules {
             height: Number(header.height),
             stateRoot: toHex(header.stateRoot),
           };
+          // The next free nonce counting the sender's pending transactions: from the tip's state
+          // (a decided block still being written has left the mempool already, and the head's
+          // nonce does not count it yet), then the mempool's gapless run after it. Only the head's:
+          // there is no pending at a past height. Public already (the decided block, what the pool
+          // gossips); bounded by the per-sender cap (Mempool.nextNonce).
+          if (pending === true)
+            out.pendingNonce = Number(
+              node.mempool.nextNonce(address, getAccount(chain.tipState, address).nonce),
+            );
           if (wantProof) {
             const key = accountKey(address);
             out.proof = toHex(encode(merkleProofCodec, chain.state.trie.prove(trieKey(key))));

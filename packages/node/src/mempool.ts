@@ -388,6 +388,22 @@ export class Mempool {
     );
   }
 
+  /**
+   * The sender's next free nonce counting what it has pending here: `stateNonce` (its next nonce
+   * in the state this pool is kept against, the tip's) and then one past each pending transaction
+   * of the run that follows it without a gap. A transaction parked past a gap does not count: the
+   * gap is the next free nonce, and a transaction there is what lets the parked ones land. Only
+   * transactions admitted here count, so only ones whose signatures checked: nobody else can move
+   * a sender's answer. At most `maxTxsPerSender` lookups (RPC `unc_getAccount` with `pending`).
+   */
+  nextNonce(sender: Uint8Array, stateNonce: bigint): bigint {
+    const q = this.senders.get(keyId(sender));
+    if (!q) return stateNonce;
+    let n = stateNonce;
+    while (q.byNonce.has(n)) n++;
+    return n;
+  }
+
   /** Pending transactions of one sender, by nonce (tests and diagnostics). */
   pendingOf(sender: Uint8Array): TxEnvelope[] {
     const q = this.senders.get(keyId(sender));

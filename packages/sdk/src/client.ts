@@ -3,7 +3,13 @@
  * Everything the CLI and explorer read from a node goes through here.
  */
 import * as v from 'valibot';
-import { errorFromRpc, MalformedAnswerError, NodeUnreachableError, RpcClientError } from './errors.js';
+import {
+  errorFromRpc,
+  InvalidParamsError,
+  MalformedAnswerError,
+  NodeUnreachableError,
+  RpcClientError,
+} from './errors.js';
 import {
   type RpcDomain,
   type RpcMethodName,
@@ -162,6 +168,15 @@ export function normalizeNodeUrl(url: string): string {
   return parsed.toString().replace(/\/$/, '');
 }
 
+/**
+ * How far past the committed nonce `UncClient.nextNonce` takes a node's `pendingNonce`: a default
+ * node counts at most the key's transactions in the decided block being written (what its
+ * proposer's queue held, 64 by default) and its own queue's gapless run (64 by default): 128 at
+ * most. Twice that leaves room for nodes that keep somewhat more; an answer past it is refused
+ * (MalformedAnswerError), so that no node can have the key sign where only a gap waits.
+ */
+export const MAX_PENDING_NONCE_AHEAD = 256;
+
 export class UncClient {
   readonly url: string;
   private nextId = 1;
@@ -267,6 +282,43 @@ export class UncClient {
   }
   getAccount(address: string, proof = false): Promise<AccountJson> {
     return this.call('unc_getAccount', [address, proof]);
+  }
+  /**
+   * The nonce the key of `address` signs its next transaction at: the next free one counting its
+   * transactions pending at the node (`pendingNonce`: the mempool's run after the committed nonce),
+   * so that a second transaction sent before the first is included queues behind it instead of
+   * colliding with it (eth_getTransactionCount(…, 'pending')). Never below the committed `nonce`.
+   * A node older than the `pending` flag refuses it (-32602): its committed nonce then. The node's
+   * word either way: one that says too high a nonce makes the transaction wait in a gap until it
+   * expires (or until the key's other transactions fill the gap), as a lie about the committed
+   * nonce always could; one that says too low gets it refused NONCE_USED or
+   * REPLACEMENT_UNDERPRICED. A `pendingNonce` more than MAX_PENDING_NONCE_AHEAD past the committed
+   * nonce, or a committed nonce that is not a count, is a MalformedAnswerError: nothing is signed.
+   */
+  async nextNonce(address: string): Promise<bigint> {
+    let account: AccountJson;
+    try {
+      account = await this.call<AccountJson>('unc_getAccount', [address, false, true]);
+    } catch (err) {
+      if (!(err instanceof InvalidParamsError)) throw err;
+      account = await this.getAccount(address);
+    }
+    // Read unchecked (`call`): a nonce that is not a count is refused here, not handed to BigInt
+    // (a decimal string of any length parsed, a fraction a bare RangeError).
+    if (!(Number.isSafeInteger(account.nonce) && account.nonce >= 0))
+      throw new MalformedAnswerError('unc_getAccount', `nonce: not a non-negative safe integer`);
+    const committed = BigInt(account.nonce);
+    const pending = account.pendingNonce;
+    if (!(typeof pending === 'number' && Number.isSafeInteger(pending) && BigInt(pending) > committed))
+      return committed;
+    // Past what a node keeps pending for one key: signed there, the transaction could only wait in
+    // a gap (refused NONCE_GAP by every honest node) until it expires, the node holding it.
+    if (BigInt(pending) - committed > BigInt(MAX_PENDING_NONCE_AHEAD))
+      throw new MalformedAnswerError(
+        'unc_getAccount',
+        `pendingNonce ${pending} is more than ${MAX_PENDING_NONCE_AHEAD} past the committed nonce ${committed} (no node keeps that many of one key pending by default; pass an explicit nonce to sign there)`,
+      );
+    return BigInt(pending);
   }
   /** At an epoch's last block: the next set's Merkle proofs against its state root (light-client.ts). */
   getValidatorSetProof(height: number): Promise<ValidatorSetProofJson> {

@@ -32,7 +32,11 @@ import { type Signer, seedSigner } from './signer.js';
 import type { LeaseJson, OfferJson } from './views.js';
 
 export interface BuildOptions {
-  /** Defaults to the sender's next nonce as the node reports it. */
+  /**
+   * Defaults to the sender's next free nonce as the node reports it, counting its transactions
+   * pending there (`UncClient.nextNonce`): a second transaction sent before the first is included
+   * queues behind it. Pass the committed nonce to replace a pending transaction instead.
+   */
   nonce?: bigint;
   /** Defaults to the chain's minimum fee for this transaction's size. */
   fee?: bigint;
@@ -75,7 +79,7 @@ export function feeFor(
 }
 
 /**
- * The transaction `publicKey` would sign, unsigned: chain id, next nonce, expiry and the exact
+ * The transaction `publicKey` would sign, unsigned: chain id, next free nonce, expiry and the exact
  * minimum fee filled in from the node. A wallet shows it (chain id, amounts, fee) before signing.
  */
 export async function prepareTransaction(
@@ -86,8 +90,7 @@ export async function prepareTransaction(
 ): Promise<Transaction> {
   const [status, params] = await Promise.all([client.status(), client.getParams()]);
   assertChainUnchanged(status.chainId, opts.chainId);
-  const nonce =
-    opts.nonce ?? BigInt((await client.getAccount(encodeAddress(addressFromPublicKey(publicKey)))).nonce);
+  const nonce = opts.nonce ?? (await client.nextNonce(encodeAddress(addressFromPublicKey(publicKey))));
   const base = {
     chainId: status.chainId,
     signer: publicKey,

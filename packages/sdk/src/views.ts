@@ -294,6 +294,12 @@ export interface AccountJson {
   proof?: string;
   /** The encoded account value the proof is for (absent when the account does not exist). */
   value?: string | null;
+  /**
+   * When asked for (`pending`): the next free nonce counting the sender's transactions pending at
+   * this node, the ones in a decided block being written and the mempool's run without a gap. The
+   * node's word: one that lies makes a transaction wait in a gap until it expires.
+   */
+  pendingNonce?: number;
 }
 
 export interface StatusJson {

@@ -22,7 +22,7 @@ export interface RpcContext {
   /** The committed chain: head, state, blocks and indexes (read only by the methods). */
   readonly chain: Chain;
   /** What the mempool holds and what it recently dropped. */
-  readonly mempool: Pick<Mempool, 'size' | 'bytes' | 'has' | 'dropped'>;
+  readonly mempool: Pick<Mempool, 'size' | 'bytes' | 'has' | 'dropped' | 'nextNonce'>;
   /** This node's consensus key, if it is a validator. */
   readonly validator: { readonly publicKey: Uint8Array } | null;
   /** Connected peers (the count is reported). */

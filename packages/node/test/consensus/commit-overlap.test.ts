@@ -480,3 +480,57 @@ test('a transaction in the decided block being written is reported pending by RP
     await core.stop();
   }
 });
+
+test("the pending nonce counts a transaction in the decided block being written, which the head's nonce does not yet", async () => {
+  const { chain, store, clock, core, mempool } = await singleValidator();
+  try {
+    await runUntil(clock, () => chain.height >= 1n);
+    const sender = devKey(1);
+    const committed = getAccount(chain.state, sender.address).nonce;
+    const signed = (nonce: bigint) => {
+      const body = {
+        chainId: chain.genesis.chainId,
+        signer: sender.publicKey,
+        nonce,
+        fee: 0n,
+        expiresAt: 1000n,
+        actions: [transferAction(encodeAddress(devKey(2).address), 5n)],
+      };
+      body.fee = feeFor(body, chain.params);
+      return envelopeFromSigned(signTransaction(body, sender.seed));
+    };
+    core.admit(signed(committed));
+    const api = createApi({ chain, mempool, logger: silentLogger } as unknown as RpcContext);
+    const account = async () =>
+      (await api.methods.unc_getAccount!(
+        { address: encodeAddress(sender.address), pending: true },
+        {} as never,
+      )) as {
+        nonce: number;
+        pendingNonce: number;
+      };
+    const pending = await account();
+    assert.equal(pending.nonce, Number(committed));
+    assert.equal(pending.pendingNonce, Number(committed) + 1);
+    store.holding = true;
+    await runUntil(clock, () => chain.tipHeight >= 2n);
+    assert.equal(chain.height, 1n, 'block 2 is being written');
+    assert.equal(mempool.size, 0, 'the block took it out of the mempool');
+    const during = await account();
+    assert.equal(during.nonce, Number(committed), "the head's nonce: block 2 is not on disk");
+    assert.equal(during.pendingNonce, Number(committed) + 1, 'the transaction being written was not counted');
+    // One sent now, at that pending nonce, is admitted (the tip's state is what the mempool keeps to).
+    core.admit(signed(committed + 1n));
+    assert.equal(mempool.size, 1);
+    assert.equal((await account()).pendingNonce, Number(committed) + 2);
+    store.holding = false;
+    store.held.shift()!.release();
+    await chain.untilDurable();
+    assert.equal((await account()).nonce, Number(committed) + 1);
+    assert.equal((await account()).pendingNonce, Number(committed) + 2);
+  } finally {
+    store.holding = false;
+    for (const held of store.held.splice(0)) held.release();
+    await core.stop();
+  }
+});

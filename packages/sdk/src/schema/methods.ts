@@ -181,8 +181,9 @@ export const rpcMethods = {
   }),
   unc_getAccount: method({
     group: 'chain',
-    summary: 'Balance and nonce at the head; with `proof`, a Merkle proof against its state root.',
-    params: { address: Address, proof: optional(Flag) },
+    summary:
+      "Balance and nonce at the head; with `proof`, a Merkle proof against its state root; with `pending`, `pendingNonce`: the next free nonce counting the sender's pending transactions.",
+    params: { address: Address, proof: optional(Flag), pending: optional(Flag) },
     result: returns<AccountJson>()(R.AccountResult),
   }),
   unc_getValidatorSetProof: method({

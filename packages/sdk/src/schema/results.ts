@@ -97,6 +97,14 @@ export const AccountResult = v.strictObject({
   stateRoot: Hash,
   proof: opt(v.pipe(HexString, v.description('encoded Merkle proof against stateRoot'))),
   value: opt(nullable(HexString)),
+  pendingNonce: opt(
+    v.pipe(
+      Int,
+      v.description(
+        "with `pending`: the next free nonce counting the sender's transactions pending at this node (its word)",
+      ),
+    ),
+  ),
 });
 
 const ProvenEntry = v.strictObject({
