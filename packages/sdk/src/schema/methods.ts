@@ -225,8 +225,9 @@ export const rpcMethods = {
   }),
   unc_getChip: method({
     group: 'chips',
-    summary: 'A chip: owner, model, power, status, liveness and its challenge slots.',
-    params: { chipId: Hash32 },
+    summary:
+      'A chip: owner, model, power, status, liveness and its challenge slots; with `proof`, Merkle proofs of its record and status against the head state root.',
+    params: { chipId: Hash32, proof: optional(Flag) },
     result: returns<ChipJson>()(R.ChipResult),
   }),
   unc_getChips: method({
@@ -286,8 +287,9 @@ export const rpcMethods = {
   }),
   unc_getLease: method({
     group: 'market',
-    summary: 'One lease: escrow, settlement and status, computed from the chain alone.',
-    params: { id: Hash32 },
+    summary:
+      'One lease: escrow, settlement and status, computed from the chain alone; with `proof`, Merkle proofs of the lease and its offer against the head state root.',
+    params: { id: Hash32, proof: optional(Flag) },
     result: returns<LeaseJson>()(R.LeaseResult),
   }),
   unc_getLeases: method({

@@ -104,6 +104,27 @@ const ProvenEntry = v.strictObject({
   proof: v.pipe(HexString, v.description('encoded Merkle proof against the block state root')),
 });
 
+/**
+ * With `proof`: the head height and state root the record was read at, its Merkle proof and stored
+ * value (null: proven absent), and the other records its derived fields read (`related`, each under
+ * the state key a client derives itself from the proven record; docs/light-client.md).
+ */
+const ProvenKeyEntry = v.strictObject({
+  key: v.pipe(
+    HexString,
+    v.description('the state key (a client matches it to a key it derived, never trusts it)'),
+  ),
+  value: v.pipe(nullable(HexString), v.description('the stored value, null when absent')),
+  proof: v.pipe(HexString, v.description('encoded Merkle proof against the state root')),
+});
+const RecordProof = {
+  height: opt(v.pipe(Int, v.description('with proof: the committed height the record is read at'))),
+  stateRoot: opt(Hash),
+  proof: opt(v.pipe(HexString, v.description('encoded Merkle proof of the record against stateRoot'))),
+  value: opt(nullable(HexString)),
+  related: opt(v.array(ProvenKeyEntry)),
+};
+
 export const ValidatorSetProofResult = v.strictObject({
   height: v.pipe(Int, v.description("the epoch's last block, whose state root the proofs are against")),
   epoch: v.pipe(Int, v.description('the epoch whose set the block stored')),
@@ -267,6 +288,7 @@ export const ChipResult = v.strictObject({
   ),
   challengeClass: Int,
   heartbeatOperator: opt(nullable(AddressText)),
+  ...RecordProof,
 });
 
 export const ChipEventResult = v.strictObject({ height: Int, event: Tagged });
@@ -372,6 +394,7 @@ export const LeaseResult = v.strictObject({
   closedHeight: nullable(Int),
   closedTime: nullable(Int),
   closedReason: nullable(v.string()),
+  ...RecordProof,
 });
 
 export const ProviderRecordResult = v.strictObject({
