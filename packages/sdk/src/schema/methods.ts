@@ -228,7 +228,7 @@ export const rpcMethods = {
     summary:
       'A chip: owner, model, power, status, liveness and its challenge slots; with `proof`, Merkle proofs of its record and status against the head state root.',
     params: { chipId: Hash32, proof: optional(Flag) },
-    result: returns<ChipJson>()(R.ChipResult),
+    result: returns<ChipJson>()(R.ProvenChipResult),
   }),
   unc_getChips: method({
     group: 'chips',
@@ -290,7 +290,7 @@ export const rpcMethods = {
     summary:
       'One lease: escrow, settlement and status, computed from the chain alone; with `proof`, Merkle proofs of the lease and its offer against the head state root.',
     params: { id: Hash32, proof: optional(Flag) },
-    result: returns<LeaseJson>()(R.LeaseResult),
+    result: returns<LeaseJson>()(R.ProvenLeaseResult),
   }),
   unc_getLeases: method({
     group: 'market',

@@ -288,8 +288,9 @@ export const ChipResult = v.strictObject({
   ),
   challengeClass: Int,
   heartbeatOperator: opt(nullable(AddressText)),
-  ...RecordProof,
 });
+/** unc_getChip: a chip, with `proof` its Merkle proofs (RecordProof). */
+export const ProvenChipResult = v.strictObject({ ...ChipResult.entries, ...RecordProof });
 
 export const ChipEventResult = v.strictObject({ height: Int, event: Tagged });
 
@@ -394,8 +395,9 @@ export const LeaseResult = v.strictObject({
   closedHeight: nullable(Int),
   closedTime: nullable(Int),
   closedReason: nullable(v.string()),
-  ...RecordProof,
 });
+/** unc_getLease: a lease, with `proof` its Merkle proofs (RecordProof). */
+export const ProvenLeaseResult = v.strictObject({ ...LeaseResult.entries, ...RecordProof });
 
 export const ProviderRecordResult = v.strictObject({
   address: AddressText,
