@@ -469,7 +469,7 @@ export async function walking<T>(
  * What `--prove` trusts: a checkpoint the user names (its hash binds the chain id, so the node's
  * word on that is checked against it), else the genesis file (--genesis, or the home's).
  */
-async function trustAnchorOf(
+export async function trustAnchorOf(
   home: string,
   opts: { genesis?: string; trustedCheckpoint?: string },
   chainIdOfNode: () => Promise<string>,
