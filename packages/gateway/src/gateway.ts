@@ -44,6 +44,7 @@ import {
   type OfferJson,
   offerTermsDigest,
   openLeaseAction,
+  ProofError,
   ProviderClient,
   ProviderError,
   type ProviderRecordJson,
@@ -932,7 +933,11 @@ export class Gateway {
     for (;;) {
       try {
         const r = await lc.verifyChip(this.client, chipId);
-        if (r.chip === null) throw new Error(`chip ${chipId} is proven absent from the chain`);
+        if (r.chip === null)
+          throw new ProofError(
+            `chip ${chipId} is proven absent from the chain: no key to check receipts against`,
+            'NOT_PROVEN',
+          );
         return r.chip;
       } catch (err) {
         if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
@@ -2065,6 +2070,9 @@ export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
   if (err instanceof AttemptDeadlineError) return 'timeout';
   if (err instanceof NodeUnreachableError || err instanceof RpcClientError) return 'gateway-error';
+  // The light client refused the node's answer (a chip key not proven, `trustAnchor`): the
+  // gateway's node lied or lags, the provider did nothing; read as a bad receipt it was banned.
+  if (err instanceof ProofError) return 'gateway-error';
   if (err instanceof Database.SqliteError) return 'gateway-error';
   if (err instanceof ProviderError) {
     if (err.code === 'JOB_FAILED') return 'rejected-input';
