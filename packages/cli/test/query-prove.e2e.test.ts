@@ -99,6 +99,57 @@ describe('unc query account --prove', () => {
   });
 });
 
+describe('unc query chip|lease --prove', () => {
+  const home = tempHome();
+  let dev: DevNode;
+  let liar: Server;
+  let liarUrl = '';
+
+  before(async () => {
+    dev = await startDev(home.dir, ['--block-time', '100', '--epoch-blocks', String(EPOCH)]);
+    await waitForHeight(dev.url, EPOCH + 2, dev.output);
+    liar = await startLiar(dev.url);
+    liarUrl = `http://127.0.0.1:${(liar.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    liar?.close();
+    await dev?.stop();
+    home.cleanup();
+  });
+
+  test('an unknown chip and lease are proven absent, from the genesis', async () => {
+    for (const [kind, id] of [
+      ['chip', '42'.repeat(32)],
+      ['lease', '43'.repeat(32)],
+    ] as const) {
+      const r = await runUnc(['query', kind, id, '--prove', '--home', home.dir, '-o', 'json']);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.exists, false);
+      assert.equal(out.verified, true);
+      assert.ok(out.verification.boundariesCrossed >= 1, r.stdout);
+      const text = await runUnc(['query', kind, id, '--prove', '--home', home.dir]);
+      assert.equal(text.code, 0, text.stderr);
+      assert.match(text.stdout, /does not exist \(proven absent\)/);
+    }
+  });
+
+  test("a node's NOT_FOUND without its proof of absence is refused", async () => {
+    const r = await runUnc([
+      'query',
+      'chip',
+      '42'.repeat(32),
+      '--prove',
+      '--home',
+      home.dir,
+      '--node',
+      liarUrl,
+    ]);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.match(r.stderr, /no proof of absence/);
+  });
+});
+
 type Obj = Record<string, unknown>;
 
 async function rpc(url: string, method: string, params: unknown[]): Promise<Obj> {
@@ -137,6 +188,12 @@ async function startLiar(upstream: string): Promise<Server> {
       let result: Obj = await rpc(upstream, call.method, call.params).catch((err: Error) => ({
         __error: err.message,
       }));
+      if (call.method === 'unc_getChip' && '__error' in result) {
+        // The chip's NOT_FOUND, its proof of absence dropped: the node's word alone.
+        const error = JSON.parse(result.__error as string) as { data?: Obj };
+        if (error.data) delete error.data.absence;
+        result = { __error: JSON.stringify(error) };
+      }
       if (call.method === 'unc_getAccount' && !('__error' in result)) {
         const address = decodeAddress(result.address as string);
         const value = encode(accountCodec, { balance: 10n ** 30n, nonce: 0n });

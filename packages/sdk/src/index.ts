@@ -8,4 +8,5 @@ export * from './signer.js';
 export * from './subscriptions.js';
 export * from './tls.js';
 export * from './transactions.js';
+export { type ProvenChip, type ProvenLease, ProvenState } from './verified-records.js';
 export * from './views.js';
