@@ -40,6 +40,7 @@ import {
   checkLease,
   type ProvenChip,
   type ProvenLease,
+  type RecordFreshness,
   verifyRecord,
 } from './verified-records.js';
 import type {
@@ -237,11 +238,13 @@ export class LightClient {
   /**
    * The chip `chipId` at the head, proven: its record under chipKey(the id asked), decoded with
    * core's codec, and its effective status from proven state (verified-records.ts). `chip: null`
-   * only when the node proved the record absent. Throws a ProofError with a code otherwise.
+   * only when the node proved the record absent. Throws a ProofError with a code otherwise
+   * (`STALE`: read at a block older than `freshness.notBefore`; the node picks the height).
    */
   async verifyChip(
     client: LightClientSource & { getChip(chipId: string, proof: boolean): Promise<ChipJson> },
     chipId: string,
+    freshness: RecordFreshness = {},
   ): Promise<({ chip: null } | (ProvenChip & { json: ChipJson })) & { header: VerifiedHeader }> {
     const asked = hexField(chipId, 'chipId', 32);
     const what = `chip ${toHex(asked)}`;
@@ -258,6 +261,7 @@ export class LightClient {
       (json ?? absence)!,
       chipKey(asked),
       what,
+      freshness,
     );
     if (!json) {
       if (value !== null)
@@ -277,6 +281,7 @@ export class LightClient {
   async verifyLease(
     client: LightClientSource & { getLease(id: string, proof: boolean): Promise<LeaseJson> },
     leaseId: string,
+    freshness: RecordFreshness = {},
   ): Promise<({ lease: null } | (ProvenLease & { json: LeaseJson })) & { header: VerifiedHeader }> {
     const asked = hexField(leaseId, 'leaseId', 32);
     const what = `lease ${toHex(asked)}`;
@@ -293,6 +298,7 @@ export class LightClient {
       (json ?? absence)!,
       leaseKey(asked),
       what,
+      freshness,
     );
     if (!json) {
       if (value !== null)

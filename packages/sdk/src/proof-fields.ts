@@ -11,7 +11,8 @@ import type { ProvenEntryJson } from './views.js';
  * does not match the verified state root), MISMATCH (what the node reported differs from the
  * proven record), WRONG_RECORD (the node answered for another id than asked), MISSING_PROOF (no
  * proof of a record the answer depends on), NOT_PROVEN (nothing to prove it with: an absence
- * without a proof of absence), INVALID_PROOF (anything else: headers, commits, validator sets).
+ * without a proof of absence), STALE (proven, but read at a block older than the caller accepts: a
+ * node may serve a true but old state), INVALID_PROOF (anything else: headers, commits, validator sets).
  */
 export type ProofErrorCode =
   | 'MALFORMED'
@@ -20,6 +21,7 @@ export type ProofErrorCode =
   | 'WRONG_RECORD'
   | 'MISSING_PROOF'
   | 'NOT_PROVEN'
+  | 'STALE'
   | 'INVALID_PROOF';
 
 export class ProofError extends Error {

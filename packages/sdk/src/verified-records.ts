@@ -36,6 +36,17 @@ export type HeaderVerifier<H extends { header: { stateRoot: Uint8Array; time: bi
   height: number,
 ) => Promise<H>;
 
+/**
+ * What a caller accepts of a proven record beyond the proofs. The node picks the height it answers
+ * at, so a true but old state (a lease since closed, TLS pins since rotated, a chip since revoked)
+ * verifies like a fresh one unless the caller bounds it: `notBefore` is the oldest block time
+ * (ms) accepted, from the caller's own clock (e.g. now - 10 minutes); a record read at an older
+ * block is refused (`STALE`). Only the verified header's time is compared, never the node's word.
+ */
+export interface RecordFreshness {
+  notBefore?: bigint;
+}
+
 /** More related entries than any answer needs (a chip's status reads at most 10 keys). */
 const MAX_RELATED = 64;
 
@@ -98,6 +109,7 @@ export async function verifyRecord<H extends { header: { stateRoot: Uint8Array; 
   json: RecordProofJson,
   key: Uint8Array,
   what: string,
+  freshness: RecordFreshness = {},
 ): Promise<{ value: Uint8Array | null; header: H; state: ProvenState }> {
   if (typeof json !== 'object' || json === null)
     throw new ProofError(`${what} is not an object`, 'MALFORMED');
@@ -112,8 +124,20 @@ export async function verifyRecord<H extends { header: { stateRoot: Uint8Array; 
       'MISMATCH',
     );
   }
+  const { notBefore } = freshness;
+  if (notBefore !== undefined && header.header.time < notBefore) {
+    throw new ProofError(
+      `${what} was read at block ${json.height} of ${isoTime(header.header.time)}, older than the oldest accepted (${isoTime(notBefore)}): the node may be serving an old state (or lags); ask another node, or accept an older one`,
+      'STALE',
+    );
+  }
   const value = provenValue(root, key, { value: json.value as string | null, proof: json.proof }, what);
   return { value, header, state: new ProvenState(root, json.related, what) };
+}
+
+function isoTime(ms: bigint): string {
+  const d = new Date(Number(ms));
+  return Number.isNaN(d.getTime()) ? `${ms} ms` : d.toISOString();
 }
 
 /** The proof of absence a NOT_FOUND answer to a `proof` request carries (`error.data.absence`). */

@@ -17,6 +17,7 @@ import {
   ChipStatus,
   chipCodec,
   chipKey,
+  DEFAULT_POCI_PARAMS,
   ed25519PublicKey,
   effectiveStatus,
   emptyTrie,
@@ -33,9 +34,11 @@ import {
   type Offer,
   OfferStatus,
   offerKey,
+  putAllowlistEntry,
   putChip,
   putLease,
   putOffer,
+  putPociParams,
   StateOverlay,
   type StateReader,
   setSerialRevoked,
@@ -553,5 +556,100 @@ test('property: any lease record verifies when honest, and no byte of it can be 
       },
     ),
     { numRuns: 40 },
+  );
+});
+
+test('a true but old state is refused as STALE past the oldest block time the caller accepts', async () => {
+  // The node picks the height: the lease, its offer's TLS pins and the chip's status at an old
+  // block verify like fresh ones. Before `notBefore`, nothing bounded how old (a closed lease shown
+  // active, TLS pins rotated away since a key leaked, a chip revoked since).
+  const w = world();
+  const { l, n } = client(w, {
+    lease: () => honestLease(w, 3),
+    chip: (c) =>
+      c === toHex(id(1))
+        ? honestChip(w, 1)
+        : notFound({ reason: 'NOT_FOUND', absence: proven(w, chipKey(id(0x42))) }),
+  });
+  // Read at block 1, stamped TIME: accepted from TIME on, refused when the caller wants later.
+  const fresh = await l.verifyLease(n, toHex(id(3)), { notBefore: TIME });
+  assert.ok(fresh.lease);
+  assert.equal(fresh.status, 'active');
+  await refused(
+    l.verifyLease(n, toHex(id(3)), { notBefore: TIME + 1n }),
+    'STALE',
+    /older than the oldest accepted/,
+  );
+  await refused(l.verifyChip(n, toHex(id(1)), { notBefore: TIME + 60_000n }), 'STALE', /block 1 of/);
+  // An absence at an old block (before the chip was registered) is stale too.
+  await refused(l.verifyChip(n, toHex(id(0x42)), { notBefore: TIME + 1n }), 'STALE', /older/);
+  assert.equal((await l.verifyChip(n, toHex(id(0x42)), { notBefore: TIME - 1n })).chip, null);
+});
+
+test('property: a chip status verifies only with every record it reads; leaving out or nulling any one is refused', async () => {
+  // The client runs core's effectiveStatus over proven state, so the keys a status depends on are
+  // the client's, not the node's list: whatever the profile, allow-list entry, revocations and
+  // parameters, each record the honest answer carries is needed, and none can be hidden.
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        profile: fc.constantFrom('tpm2', 'rsa2048-allowlist', 'dev-soft'),
+        serials: fc.uniqueArray(fc.constantFrom('01', '02', '03', '04', '05', '06', '07', '08'), {
+          maxLength: 8,
+        }),
+        revoked: fc.uniqueArray(fc.constantFrom('01', '02', '03', '04', '05', '06', '07', '08', '09'), {
+          maxLength: 4,
+        }),
+        allowlist: fc.constantFrom('none', 'allowed'),
+        params: fc.constantFrom('absent', 'devSoftOn', 'devSoftOff'),
+        status: fc.constantFrom(ChipStatus.active, ChipStatus.revoked, ChipStatus.deregistered),
+      }),
+      async ({ profile, serials, revoked, allowlist, params, status }) => {
+        const c = chip(0x50, {
+          profile,
+          certSerials: serials,
+          vendorId: 'v',
+          status,
+          statusReason: status === ChipStatus.active ? '' : 'gone',
+        });
+        const w = world((o) => {
+          putChip(o, c);
+          for (const r of revoked) setSerialRevoked(o, 'v', r, true);
+          if (allowlist === 'allowed')
+            putAllowlistEntry(o, { vendorId: 'v', publicKey: c.keyMaterial, modelId: 'h100', allowed: true });
+          if (params !== 'absent')
+            putPociParams(o, { ...DEFAULT_POCI_PARAMS, devSoftEnabled: params === 'devSoftOn' });
+        });
+        const expected = effectiveStatus(w.mem, c);
+        const honest: ChipJson = {
+          ...honestChip(w, 1),
+          chipId: toHex(c.chipId),
+          owner: encodeAddress(c.owner),
+          vendorId: 'v',
+          profile,
+          certSerials: serials,
+          keyMaterial: toHex(c.keyMaterial),
+          status: expected.status,
+          statusReason: expected.reason,
+          ...proven(w, chipKey(c.chipId), (r) => effectiveStatus(r, c)),
+        };
+        const asked = toHex(c.chipId);
+        const ok = client(w, { chip: () => honest });
+        const r = await ok.l.verifyChip(ok.n, asked);
+        assert.ok(r.chip);
+        assert.equal(r.status, expected.status);
+        assert.equal(r.statusReason, expected.reason);
+        for (let i = 0; i < honest.related!.length; i++) {
+          const left = honest.related!.filter((_, j) => j !== i);
+          const omitted = client(w, { chip: () => ({ ...honest, related: left }) });
+          await refused(omitted.l.verifyChip(omitted.n, asked), 'MISSING_PROOF', /no proof of state key/);
+          if (honest.related![i]!.value === null) continue;
+          const nulled = honest.related!.map((e, j) => (j === i ? { ...e, value: null } : e));
+          const hidden = client(w, { chip: () => ({ ...honest, related: nulled }) });
+          await refused(hidden.l.verifyChip(hidden.n, asked), 'BAD_PROOF', /Merkle proof does not match/);
+        }
+      },
+    ),
+    { numRuns: 60 },
   );
 });
