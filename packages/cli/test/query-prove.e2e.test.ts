@@ -134,6 +134,37 @@ describe('unc query chip|lease --prove', () => {
     }
   });
 
+  test('a true but old answer replayed by a node is refused past --max-age, and the block time is printed', async () => {
+    // The node picks the height: an answer it read earlier verifies like a fresh one (a lease
+    // closed since, TLS pins rotated since). Replayed once the chain has moved on, it is refused.
+    const replayer = await startReplayer(dev.url);
+    const url = `http://127.0.0.1:${(replayer.address() as AddressInfo).port}`;
+    try {
+      const args = ['query', 'chip', '42'.repeat(32), '--prove', '--home', home.dir, '--node', url];
+      const first = await runUnc([...args, '-o', 'json']);
+      assert.equal(first.code, 0, first.stderr);
+      const read = JSON.parse(first.stdout).verification;
+      const blockMs = Date.parse(read.blockTime);
+      assert.ok(Number.isFinite(blockMs), first.stdout);
+      const text = await runUnc(args);
+      assert.match(text.stdout, /^time {5}\d{4}-\d\d-\d\dT.*--max-age\)$/m);
+      // Wait (for the clock, not asserted on it) until that block is over 2 s old.
+      while (Date.now() < blockMs + 2_500) await new Promise((r) => setTimeout(r, 100));
+      const stale = await runUnc([...args, '--max-age', '2']);
+      assert.notEqual(stale.code, 0, stale.stdout);
+      assert.match(
+        stale.stderr,
+        new RegExp(`read at block ${read.height} of .*older than the oldest accepted`),
+      );
+      // The default bound (600 s) still takes it: the same old block, shown with its time.
+      const again = await runUnc([...args, '-o', 'json']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(JSON.parse(again.stdout).verification.height, read.height);
+    } finally {
+      replayer.close();
+    }
+  });
+
   test("a node's NOT_FOUND without its proof of absence is refused", async () => {
     const r = await runUnc([
       'query',
@@ -221,6 +252,34 @@ async function startLiar(upstream: string): Promise<Server> {
             : { jsonrpc: '2.0', id: call.id, result },
         ),
       );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+/** A node in front of the real one that answers every unc_getChip with the first answer it got. */
+async function startReplayer(upstream: string): Promise<Server> {
+  const first = new Map<string, string>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', async () => {
+      const call = JSON.parse(body) as { id: unknown; method: string; params: unknown[] };
+      const key = call.method === 'unc_getChip' ? JSON.stringify(call.params) : null;
+      let answer = key ? first.get(key) : undefined;
+      if (answer === undefined) {
+        const up = await fetch(upstream, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ...call, id: 1 }),
+        });
+        answer = await up.text();
+        if (key) first.set(key, answer);
+      }
+      const parsed = JSON.parse(answer) as Obj;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ ...parsed, id: call.id }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

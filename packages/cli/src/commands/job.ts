@@ -25,7 +25,7 @@ import { Command } from 'commander';
 import { type Context, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { leaseEndpoint, leasePin } from '../lease-pins.js';
-import { trustAnchorOf, walking } from './query.js';
+import { DEFAULT_MAX_AGE_S, freshnessOf, MAX_AGE_HELP, trustAnchorOf, walking } from './query.js';
 
 interface LeaseView {
   id: string;
@@ -102,12 +102,14 @@ export function readInputs(path: string): Record<string, TensorJson> {
 interface Prover {
   lc: LightClient;
   client: UncClient;
+  /** `--max-age`: a lease or chip read at an older block is refused (STALE), not used. */
+  maxAge?: string;
 }
 
 async function proverFor(ctx: Context, opts: ProveOpts, client: UncClient): Promise<Prover | null> {
   if (!opts.prove) return null;
   const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
-  return { lc: new LightClient(client, anchor), client };
+  return { lc: new LightClient(client, anchor), client, ...(opts.maxAge ? { maxAge: opts.maxAge } : {}) };
 }
 
 const progress = (through: bigint) =>
@@ -115,14 +117,14 @@ const progress = (through: bigint) =>
 
 /** The lease, proven: every field of the view (endpoint and TLS fingerprints: its offer's) checked. */
 async function provenLease(p: Prover, id: string): Promise<LeaseView> {
-  const r = await walking(() => p.lc.verifyLease(p.client, id), progress);
+  const r = await walking(() => p.lc.verifyLease(p.client, id, freshnessOf(p)), progress);
   if (r.lease === null) throw new UncError('NO_LEASE', `the chain knows no lease ${id} (proven absent)`);
   return { ...r.json, endpoint: r.endpoint, tlsFingerprints: r.tlsFingerprints, status: r.status };
 }
 
 /** The chip record, proven: the key a receipt is checked against is the chain's, not the node's word. */
 async function provenChip(p: Prover, chipId: string): Promise<Chip> {
-  const r = await walking(() => p.lc.verifyChip(p.client, chipId), progress);
+  const r = await walking(() => p.lc.verifyChip(p.client, chipId, freshnessOf(p)), progress);
   if (r.chip === null) throw new UncError('NO_CHIP', `the chain knows no chip ${chipId} (proven absent)`);
   return r.chip;
 }
@@ -139,7 +141,7 @@ async function getLease(client: UncClient, id: string): Promise<LeaseView | null
   }
 }
 
-type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string };
+type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string };
 
 interface RunOpts extends ProveOpts {
   lease: string;
@@ -282,7 +284,8 @@ export function jobCommand(): Command {
         "read the lease (status, endpoint, TLS pins) and the chip's key through the light client: Merkle proofs against validator-signed headers, not the node's word",
       )
       .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
-      .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead");
+      .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
+      .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S));
 
   common(
     job
@@ -346,6 +349,7 @@ export function jobCommand(): Command {
     .option('--prove', "check against the chip key proven on chain (light client), not the node's word")
     .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
     .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
+    .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
     .addHelpText(
       'after',
       examples([

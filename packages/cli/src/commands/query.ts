@@ -8,6 +8,7 @@ import {
   type LeaseJson,
   LightClient,
   type ModelJson,
+  type RecordFreshness,
   type RewardJson,
   RpcClientError,
   type TrustAnchor,
@@ -17,7 +18,7 @@ import {
   type VerifiedHeader,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, examples } from '../context.js';
+import { type Context, countOption, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { formatPower } from './chip.js';
 
@@ -134,8 +135,9 @@ export function queryCommand(): Command {
       .option(
         '--trusted-checkpoint <height:hash>',
         "trust this block (an epoch's last block) instead of the genesis",
-      );
-  type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string };
+      )
+      .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S));
+  type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string };
 
   /** The light client and what a verified answer prints under it. */
   const proving = async (ctx: Context, opts: ProveOpts) => {
@@ -148,9 +150,11 @@ export function queryCommand(): Command {
         : `checkpoint ${anchor.height}:${toHex(anchor.hash)}`;
     const progress = (through: bigint) =>
       process.stderr.write(`validator sets verified through block ${through}; going on\n`);
+    const freshness = freshnessOf(opts);
     const verification = (header: VerifiedHeader) => ({
       trustAnchor: trusted,
       height: Number(header.header.height),
+      blockTime: new Date(Number(header.header.time)).toISOString(),
       header: toHex(header.hash),
       signedPower: header.signedPower.toString(),
       totalPower: header.totalPower.toString(),
@@ -158,10 +162,11 @@ export function queryCommand(): Command {
     });
     const lines = (v: ReturnType<typeof verification>) => [
       `height   ${v.height}  (proofs verified against the state root)`,
+      `time     ${v.blockTime}  (the block's; older than ${opts.maxAge ?? DEFAULT_MAX_AGE_S} s by this machine's clock is refused, --max-age)`,
       `header   ${v.header}`,
       `  signed by ${v.signedPower} of ${v.totalPower} voting power, ${v.boundariesCrossed} epoch boundaries verified from the ${trusted}`,
     ];
-    return { client, lc, progress, verification, lines };
+    return { client, lc, progress, verification, lines, freshness };
   };
 
   proveOptions(
@@ -194,8 +199,8 @@ export function queryCommand(): Command {
         );
         return;
       }
-      const { client, lc, progress, verification, lines } = await proving(ctx, opts);
-      const r = await walking(() => lc.verifyChip(client, chipId), progress);
+      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts);
+      const r = await walking(() => lc.verifyChip(client, chipId, freshness), progress);
       const v = verification(r.header);
       if (r.chip === null) {
         ctx.print({ chipId, exists: false, verified: true, verification: v }, () =>
@@ -252,8 +257,8 @@ export function queryCommand(): Command {
         ctx.print(l, () => leaseLines(l).join('\n'));
         return;
       }
-      const { client, lc, progress, verification, lines } = await proving(ctx, opts);
-      const r = await walking(() => lc.verifyLease(client, leaseId), progress);
+      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts);
+      const r = await walking(() => lc.verifyLease(client, leaseId, freshness), progress);
       const v = verification(r.header);
       if (r.lease === null) {
         ctx.print({ id: leaseId, exists: false, verified: true, verification: v }, () =>
@@ -261,8 +266,9 @@ export function queryCommand(): Command {
         );
         return;
       }
-      // Every field printed was compared with the proven record (verified-records.ts checkLease).
-      const { proof: _p, value: _v, related: _r, ...json } = r.json;
+      // Every field printed was compared with the proven record (verified-records.ts checkLease);
+      // only those are printed, not whatever else a node adds to its answer.
+      const json = Object.fromEntries(PROVEN_LEASE_FIELDS.map((k) => [k, r.json[k]]));
       const out = { ...json, exists: true, verified: true, verification: v };
       ctx.print(out, () => [...leaseLines(r.json), ...lines(v)].join('\n'));
     });
@@ -466,6 +472,23 @@ export async function walking<T>(
 }
 
 /**
+ * How old a proven record may be (`--max-age`, seconds): the node picks the height it answers at,
+ * so a true but old state (a lease closed since, TLS pins rotated since, a chip revoked since)
+ * verifies like a fresh one. The light client refuses a record read at a block older than this by
+ * this machine's clock (`STALE`). A client-side freshness bound, not a validity rule: only the
+ * verified header's time is compared, and the chain makes a block every second or so.
+ */
+export const DEFAULT_MAX_AGE_S = 600;
+export const MAX_AGE_HELP =
+  "with --prove: refuse a record read at a block older than this many seconds by this machine's clock (a node may serve a true but old state)";
+
+/** The oldest block time a proven read may have, from `--max-age` and this machine's clock. */
+export function freshnessOf(opts: { maxAge?: string }): RecordFreshness {
+  const seconds = countOption(opts.maxAge ?? String(DEFAULT_MAX_AGE_S), 'max-age', 1, 10 * 365 * 86_400);
+  return { notBefore: BigInt(Date.now() - seconds * 1000) };
+}
+
+/**
  * What `--prove` trusts: a checkpoint the user names (its hash binds the chain id, so the node's
  * word on that is checked against it), else the genesis file (--genesis, or the home's).
  */
@@ -522,6 +545,40 @@ function chipLines(
     `status   ${status}${reason ? ` (${reason})` : ''}`,
   ];
 }
+
+/** The LeaseJson fields checkLease compares with the proven record (and the root it checked). */
+const PROVEN_LEASE_FIELDS = [
+  'id',
+  'offerId',
+  'chipId',
+  'provider',
+  'renter',
+  'renterPublicKey',
+  'endpoint',
+  'tlsFingerprints',
+  'pricePerHour',
+  'hours',
+  'deposit',
+  'paid',
+  'refunded',
+  'remaining',
+  'unsettled',
+  'escrowUntil',
+  'status',
+  'startHeight',
+  'startTime',
+  'endTime',
+  'settledTime',
+  'slotsAnswered',
+  'slotsMissed',
+  'closingReason',
+  'disputes',
+  'closedHeight',
+  'closedTime',
+  'closedReason',
+  'height',
+  'stateRoot',
+] as const satisfies readonly (keyof LeaseJson)[];
 
 function leaseLines(l: LeaseJson): string[] {
   return [
