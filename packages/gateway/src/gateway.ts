@@ -129,6 +129,12 @@ export interface GatewayOptions {
    * this anchor), never on the node's word (`unc gateway start --prove`).
    */
   trustAnchor?: TrustAnchor;
+  /**
+   * With `trustAnchor`: a chip record read at a block older than this (ms, by `now`) is refused
+   * (STALE), default 10 minutes. The node picks the height, and a chip deregistered and registered
+   * again holds another key: an old state would check receipts against the key it had before.
+   */
+  proofMaxAgeMs?: number;
   models: GatewayModel[];
   dbPath: string;
   host?: string;
@@ -932,7 +938,8 @@ export class Gateway {
     let through = -1n;
     for (;;) {
       try {
-        const r = await lc.verifyChip(this.client, chipId);
+        const maxAge = this.opts.proofMaxAgeMs ?? DEFAULT_PROOF_MAX_AGE_MS;
+        const r = await lc.verifyChip(this.client, chipId, { notBefore: BigInt(this.now() - maxAge) });
         if (r.chip === null)
           throw new ProofError(
             `chip ${chipId} is proven absent from the chain: no key to check receipts against`,
@@ -2066,6 +2073,9 @@ const TOP_UP_RETRY_MS = 30_000;
  * database refusing a write) are nobody else's: calling them a bad receipt would ban an honest
  * provider for good whenever the node blinks.
  */
+/** How old a proven chip record the gateway takes by default (`proofMaxAgeMs`). */
+export const DEFAULT_PROOF_MAX_AGE_MS = 600_000;
+
 export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
   if (err instanceof AttemptDeadlineError) return 'timeout';

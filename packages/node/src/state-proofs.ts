@@ -4,7 +4,7 @@
  * (null: proven absent), plus `related`, every other key the answer's derived fields read (a
  * chip's effective status, a lease's offer). Those are found by running the same core function the
  * client runs (effectiveStatus, getOffer) over a reader that records the keys it is asked for: the
- * client derives the keys itself and only looks entries up by them (docs/light-client.md).
+ * client derives the keys itself and only looks entries up by them (docs/rpc.md "Light clients").
  */
 import { encode, type MerkleTrie, merkleProofCodec, type StateReader, toHex, trieKey } from '@unc/core';
 import type { ProvenKeyEntryJson } from '@unc/sdk';

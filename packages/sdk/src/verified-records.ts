@@ -6,7 +6,7 @@
  * `ProvenState`, which runs core's own function (effectiveStatus, getOffer) and proves each key
  * that function asks for: the node's `related` entries are only looked up by those keys. Each
  * field the node reported that the records decide is compared with the proven value, and a record
- * the node calls absent must come with a proof of its absence. Docs: docs/light-client.md.
+ * the node calls absent must come with a proof of its absence. Docs: docs/rpc.md "Light clients".
  */
 import {
   type Chip,

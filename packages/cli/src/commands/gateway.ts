@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { type Context, checkHome, countOption, ctxOf, portOption } from '../context.js';
 import { confirm } from '../send.js';
 import { Shutdown } from '../shutdown.js';
-import { trustAnchorOf } from './query.js';
+import { DEFAULT_MAX_AGE_S, MAX_AGE_HELP, trustAnchorOf } from './query.js';
 
 /**
  * --db, else the home's gateway/gateway.db, whose folder is held to the home's rule (BAD_HOME): the
@@ -102,6 +102,7 @@ export function gatewayCommand(): Command {
     )
     .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
     .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
+    .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
     .action(
       async (
         opts: {
@@ -125,6 +126,7 @@ export function gatewayCommand(): Command {
           prove?: boolean;
           genesis?: string;
           trustedCheckpoint?: string;
+          maxAge?: string;
         },
         cmd: Command,
       ) => {
@@ -192,7 +194,12 @@ export function gatewayCommand(): Command {
           ...(apiToken ? { apiToken } : {}),
           allowHttp: devChain,
           ...(opts.prove
-            ? { trustAnchor: await trustAnchorOf(ctx.home, opts, async () => status.chainId) }
+            ? {
+                trustAnchor: await trustAnchorOf(ctx.home, opts, async () => status.chainId),
+                proofMaxAgeMs:
+                  countOption(opts.maxAge ?? String(DEFAULT_MAX_AGE_S), 'max-age', 1, 10 * 365 * 86_400) *
+                  1000,
+              }
             : {}),
           logger,
         });

@@ -107,7 +107,7 @@ const ProvenEntry = v.strictObject({
 /**
  * With `proof`: the head height and state root the record was read at, its Merkle proof and stored
  * value (null: proven absent), and the other records its derived fields read (`related`, each under
- * the state key a client derives itself from the proven record; docs/light-client.md).
+ * the state key a client derives itself from the proven record; docs/rpc.md "Light clients").
  */
 const ProvenKeyEntry = v.strictObject({
   key: v.pipe(
