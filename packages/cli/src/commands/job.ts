@@ -176,7 +176,14 @@ async function withRequestOut<T>(provider: ProviderClient, out: string | undefin
 async function providerFor(
   ctx: Context,
   opts: RunOpts,
-): Promise<{ provider: ProviderClient; client: UncClient; chainId: string; prover: Prover | null }> {
+): Promise<{
+  provider: ProviderClient;
+  client: UncClient;
+  chainId: string;
+  prover: Prover | null;
+  /** The leased chip (proven with `--prove`), when the node knows the lease. */
+  leaseChipId: string | undefined;
+}> {
   const leaseId = await resolveId(ctx, 'lease', opts.lease);
   const client = ctx.client();
   const prover = await proverFor(ctx, opts, client);
@@ -229,18 +236,34 @@ async function providerFor(
     client,
     chainId: status.chainId,
     prover,
+    leaseChipId: lease?.chipId,
   };
 }
 
-/** Checks the receipt against the chip's record on the chain and writes it where asked. */
+/**
+ * The receipt must be signed by the leased chip (the chain refuses any other for the lease,
+ * RECEIPT_WRONG_CHIP): checked against the key of whatever chip it names, a receipt of the
+ * provider's cheaper chip passed as "verified", with `--prove` as "proven on chain" too.
+ */
+export function checkReceiptChip(leaseChipId: string | undefined, receiptChipId: Uint8Array): void {
+  if (leaseChipId !== undefined && leaseChipId.toLowerCase() !== toHex(receiptChipId))
+    throw new UncError(
+      'RECEIPT_WRONG_CHIP',
+      `the receipt is signed by chip ${toHex(receiptChipId)}, not the leased chip ${leaseChipId}`,
+    );
+}
+
+/** Checks the receipt against the leased chip's record on the chain and writes it where asked. */
 async function finish(
   client: UncClient,
   chainId: string,
   result: JobResult,
   receiptOut: string | undefined,
   prover: Prover | null,
+  leaseChipId: string | undefined,
 ) {
   const hex = result.job.receipt!.hex;
+  checkReceiptChip(leaseChipId, result.receipt.receipt.chipId);
   const chipId = toHex(result.receipt.receipt.chipId);
   const chip = prover
     ? await provenChip(prover, chipId)
@@ -297,14 +320,14 @@ export function jobCommand(): Command {
     const ctx = ctxOf(cmd);
     const model = new Uint8Array(readFileArg(opts.model, 'model file'));
     const inputs = readInputs(opts.input);
-    const { provider, client, chainId, prover } = await providerFor(ctx, opts);
+    const { provider, client, chainId, prover, leaseChipId } = await providerFor(ctx, opts);
     const result = await provider
       .uploadModel(model)
       .then(({ modelHash }) =>
         withRequestOut(provider, opts.requestOut, () => provider.runJob(modelHash, inputs)),
       )
       .finally(() => provider.close());
-    await finish(client, chainId, result, opts.receiptOut, prover);
+    await finish(client, chainId, result, opts.receiptOut, prover, leaseChipId);
     const against = prover ? 'the chip key proven on chain' : 'the chip key the node reports';
     ctx.print({ ...result.job, verified: true, proven: prover !== null }, () =>
       [
@@ -322,11 +345,11 @@ export function jobCommand(): Command {
   ).action(async (image: string, opts: RunOpts, cmd: Command) => {
     const ctx = ctxOf(cmd);
     const bytes = new Uint8Array(readFileArg(image, 'image'));
-    const { provider, client, chainId, prover } = await providerFor(ctx, opts);
+    const { provider, client, chainId, prover, leaseChipId } = await providerFor(ctx, opts);
     const result = await withRequestOut(provider, opts.requestOut, () => provider.runOcr(bytes)).finally(() =>
       provider.close(),
     );
-    await finish(client, chainId, result, opts.receiptOut, prover);
+    await finish(client, chainId, result, opts.receiptOut, prover, leaseChipId);
     const against = prover ? 'the chip key proven on chain' : 'the chip key the node reports';
     ctx.print({ ...result.job, verified: true, proven: prover !== null }, () =>
       [
