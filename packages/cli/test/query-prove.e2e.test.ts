@@ -160,6 +160,15 @@ describe('unc query chip|lease --prove', () => {
       const again = await runUnc([...args, '-o', 'json']);
       assert.equal(again.code, 0, again.stderr);
       assert.equal(JSON.parse(again.stdout).verification.height, read.height);
+      // A balance the same: its first answer (replayed from now on) is refused once that block is old.
+      const account = ['query', 'account', 'dev1', '--prove', '--home', home.dir, '--node', url];
+      const firstAccount = await runUnc([...account, '-o', 'json']);
+      assert.equal(firstAccount.code, 0, firstAccount.stderr);
+      const accountMs = Date.parse(JSON.parse(firstAccount.stdout).verification.blockTime);
+      while (Date.now() < accountMs + 2_500) await new Promise((r) => setTimeout(r, 100));
+      const staleAccount = await runUnc([...account, '--max-age', '2']);
+      assert.notEqual(staleAccount.code, 0, staleAccount.stdout);
+      assert.match(staleAccount.stderr, /older than the oldest accepted/);
     } finally {
       replayer.close();
     }
@@ -258,7 +267,7 @@ async function startLiar(upstream: string): Promise<Server> {
   return server;
 }
 
-/** A node in front of the real one that answers every unc_getChip with the first answer it got. */
+/** A node in front of the real one that answers each unc_getChip and unc_getAccount with the first answer it got. */
 async function startReplayer(upstream: string): Promise<Server> {
   const first = new Map<string, string>();
   const server = createServer((req, res) => {
@@ -266,7 +275,10 @@ async function startReplayer(upstream: string): Promise<Server> {
     req.on('data', (d) => (body += d));
     req.on('end', async () => {
       const call = JSON.parse(body) as { id: unknown; method: string; params: unknown[] };
-      const key = call.method === 'unc_getChip' ? JSON.stringify(call.params) : null;
+      const key =
+        call.method === 'unc_getChip' || call.method === 'unc_getAccount'
+          ? `${call.method} ${JSON.stringify(call.params)}`
+          : null;
       let answer = key ? first.get(key) : undefined;
       if (answer === undefined) {
         const up = await fetch(upstream, {

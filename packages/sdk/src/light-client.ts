@@ -37,6 +37,7 @@ import { verifyAccountProof } from './proofs.js';
 import {
   absenceOf,
   checkChip,
+  checkFresh,
   checkLease,
   type ProvenChip,
   type ProvenLease,
@@ -199,6 +200,7 @@ export class LightClient {
   async verifyAccount(
     client: LightClientSource & { getAccount(address: string, proof: boolean): Promise<AccountJson> },
     address: string,
+    freshness: RecordFreshness = {},
   ): Promise<{ balance: bigint; nonce: bigint; header: VerifiedHeader; account: AccountJson }> {
     let asked: Uint8Array;
     try {
@@ -220,6 +222,7 @@ export class LightClient {
       throw new ProofError(`the node answered for ${account.address}, not ${address}`, 'WRONG_RECORD');
     }
     const header = await this.verifyHeight(account.height);
+    checkFresh(header.header.time, freshness, `account ${address}`, account.height);
     // Returned (and printed by the CLI) beside "verified": it must be the root that was checked.
     if (account.stateRoot !== toHex(header.header.stateRoot)) {
       throw new ProofError(

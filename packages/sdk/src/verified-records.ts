@@ -124,15 +124,20 @@ export async function verifyRecord<H extends { header: { stateRoot: Uint8Array; 
       'MISMATCH',
     );
   }
+  checkFresh(header.header.time, freshness, what, json.height as number);
+  const value = provenValue(root, key, { value: json.value as string | null, proof: json.proof }, what);
+  return { value, header, state: new ProvenState(root, json.related, what) };
+}
+
+/** Refuses (`STALE`) a read at a verified block whose time is before `freshness.notBefore`. */
+export function checkFresh(time: bigint, freshness: RecordFreshness, what: string, height: number): void {
   const { notBefore } = freshness;
-  if (notBefore !== undefined && header.header.time < notBefore) {
+  if (notBefore !== undefined && time < notBefore) {
     throw new ProofError(
-      `${what} was read at block ${json.height} of ${isoTime(header.header.time)}, older than the oldest accepted (${isoTime(notBefore)}): the node may be serving an old state (or lags); ask another node, or accept an older one`,
+      `${what} was read at block ${height} of ${isoTime(time)}, older than the oldest accepted (${isoTime(notBefore)}): the node may be serving an old state (or lags); ask another node, or accept an older one`,
       'STALE',
     );
   }
-  const value = provenValue(root, key, { value: json.value as string | null, proof: json.proof }, what);
-  return { value, header, state: new ProvenState(root, json.related, what) };
 }
 
 function isoTime(ms: bigint): string {

@@ -68,6 +68,7 @@ export function queryCommand(): Command {
       '--trusted-checkpoint <height:hash>',
       "trust this block (an epoch's last block) instead of the genesis",
     )
+    .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
     .addHelpText(
       'after',
       examples([
@@ -79,7 +80,7 @@ export function queryCommand(): Command {
     .action(
       async (
         address: string,
-        opts: { prove?: boolean; genesis?: string; trustedCheckpoint?: string },
+        opts: { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string },
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
@@ -98,8 +99,10 @@ export function queryCommand(): Command {
         }
         const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
         const lc = new LightClient(client, anchor);
-        const { account, header } = await verifyAccountWalking(lc, client, ctx.address(address), (through) =>
-          process.stderr.write(`validator sets verified through block ${through}; going on\n`),
+        const freshness = freshnessOf(opts);
+        const { account, header } = await walking(
+          () => lc.verifyAccount(client, ctx.address(address), freshness),
+          (through) => process.stderr.write(`validator sets verified through block ${through}; going on\n`),
         );
         const trusted =
           anchor.kind === 'genesis'
@@ -107,6 +110,7 @@ export function queryCommand(): Command {
             : `checkpoint ${anchor.height}:${toHex(anchor.hash)}`;
         const verification = {
           trustAnchor: trusted,
+          blockTime: new Date(Number(header.header.time)).toISOString(),
           header: toHex(header.hash),
           signedPower: header.signedPower.toString(),
           totalPower: header.totalPower.toString(),
@@ -118,6 +122,7 @@ export function queryCommand(): Command {
             `balance  ${formatUnc(BigInt(account.balance))} UNC`,
             `nonce    ${account.nonce}`,
             `height   ${account.height}  (proof verified against the state root)`,
+            `time     ${verification.blockTime}  (the block's; older than ${opts.maxAge ?? DEFAULT_MAX_AGE_S} s by this machine's clock is refused, --max-age)`,
             `header   ${verification.header}`,
             `  signed by ${verification.signedPower} of ${verification.totalPower} voting power, ${header.boundariesCrossed} epoch boundaries verified from the ${trusted}`,
           ].join('\n'),
