@@ -88,6 +88,8 @@ describe('unc gateway against unc dev and four providers', { timeout: 600_000 },
         '1',
         '--attempt-timeout',
         '60',
+        // Receipts checked against chip keys the light client proved (not the node's word).
+        '--prove',
       ]),
     );
     gateway = started.proc;

@@ -119,6 +119,11 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
     const byHex = await runUnc(['job', 'verify', hex, '--home', home.dir]);
     assert.equal(byHex.code, 0, byHex.stderr);
     assert.match(byHex.stdout, /^ok: signed by chip [0-9a-f]{64}/);
+    // --prove: the chip key from its Merkle proof against a validator-signed header.
+    const proven = await runUnc(['job', 'verify', hex, '--prove', '--home', home.dir, '--output', 'json']);
+    assert.equal(proven.code, 0, proven.stderr);
+    assert.equal(JSON.parse(proven.stdout).ok, true);
+    assert.match(JSON.parse(proven.stdout).checkedAgainst, /proven against validator-signed headers/);
   });
 
   test('unc job verify --chip --chain-id checks against a saved chip record and asks no node', async () => {
@@ -209,6 +214,15 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
     const ok = await runUnc(['job', 'verify', out, '--home', home.dir, '--output', 'json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).receipt.leaseId, lease.leaseId);
+    // The same through the light client: lease (endpoint, TLS pin, status) and chip key proven.
+    const proven = await runUnc(
+      ['job', 'ocr', SAMPLE, '--lease', lease.leaseId, '--from', 'dev3', '--prove'].concat([
+        '--home',
+        home.dir,
+      ]),
+    );
+    assert.equal(proven.code, 0, proven.stderr);
+    assert.match(proven.stdout, /receipt verified against the chip key proven on chain/);
 
     // Another key than the lease's renter: refused by the CLI, and by the provider itself.
     const other = await runUnc([
@@ -243,5 +257,13 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
     );
     assert.equal(closed.code, 1);
     assert.match(closed.stderr, /closed/);
+    const provenClosed = await runUnc(
+      ['job', 'ocr', SAMPLE, '--lease', lease.leaseId, '--from', 'dev3', '--prove'].concat([
+        '--home',
+        home.dir,
+      ]),
+    );
+    assert.equal(provenClosed.code, 1);
+    assert.match(provenClosed.stderr, /LEASE_NOT_ACTIVE|is closed/);
   });
 });

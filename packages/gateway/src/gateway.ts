@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import {
   addressFromPublicKey,
+  type Chip,
   contentHash,
   DEFAULT_MARKET_PARAMS,
   ed25519PublicKey,
@@ -23,8 +24,10 @@ import {
 } from '@unc/core';
 import {
   assertChainUnchanged,
+  BoundaryLimitError,
   buildTransaction,
   type ChipJson,
+  type ChipRecord,
   closeLeaseAction,
   decodeSignedJobRequest,
   decodeSignedReceipt,
@@ -34,12 +37,14 @@ import {
   feeFor,
   type JobResult,
   type LeaseJson,
+  LightClient,
   leaseDisputeAllowance,
   NodeUnreachableError,
   OCR_MODEL,
   type OfferJson,
   offerTermsDigest,
   openLeaseAction,
+  ProofError,
   ProviderClient,
   ProviderError,
   type ProviderRecordJson,
@@ -49,6 +54,7 @@ import {
   sendTransaction,
   signedHash,
   type TensorJson,
+  type TrustAnchor,
   type TxEventJson,
   tensorsFromJson,
   topUpLeaseAction,
@@ -117,6 +123,18 @@ export interface GatewayOptions {
   chainId?: string;
   /** The most the pool may cost, base units per hour. */
   budgetPerHour: bigint;
+  /**
+   * With it, the chip key every receipt is checked against is read through the light client
+   * (LightClient.verifyChip: a Merkle proof against a header the validators signed, walked from
+   * this anchor), never on the node's word (`unc gateway start --prove`).
+   */
+  trustAnchor?: TrustAnchor;
+  /**
+   * With `trustAnchor`: a chip record read at a block older than this (ms, by `now`) is refused
+   * (STALE), default 10 minutes. The node picks the height, and a chip deregistered and registered
+   * again holds another key: an old state would check receipts against the key it had before.
+   */
+  proofMaxAgeMs?: number;
   models: GatewayModel[];
   dbPath: string;
   host?: string;
@@ -323,6 +341,9 @@ export class Gateway {
   private readonly avoided = new Map<string, number>();
   private readonly recent: { atMs: number; latencyMs: number }[] = [];
   private readonly chips = new Map<string, { chip: ChipJson; readMs: number }>();
+  private readonly provenChips = new Map<string, { chip: Chip; readMs: number }>();
+  /** Set with `trustAnchor`: keeps the validator sets it learnt between reads. */
+  private lightClient: LightClient | null = null;
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
@@ -393,6 +414,7 @@ export class Gateway {
       );
     this.store = new GatewayStore(opts.dbPath, { nowMs: this.now });
     this.client = new UncClient(opts.nodeUrl);
+    if (opts.trustAnchor) this.lightClient = new LightClient(this.client, opts.trustAnchor);
     this.log = opts.logger ?? quietLogger;
     this.targets = { ...DEFAULT_TARGETS, ...opts.targets };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
@@ -884,7 +906,7 @@ export class Gateway {
   private async verify(signed: SignedReceipt, lease: LeaseState): Promise<SignedReceipt['receipt']> {
     if (toHex(signed.receipt.chipId) !== lease.row.chipId)
       throw new BadReceiptError('the receipt names another chip than the leased one');
-    const chip = await this.chip(lease.row.chipId);
+    const chip = await this.receiptChip(lease.row.chipId);
     try {
       return verifyReceiptOffline(signed, chip, this.chainId);
     } catch (err) {
@@ -892,12 +914,43 @@ export class Gateway {
     }
   }
 
+  /** The node's view of a chip (liveness: advisory, for choosing providers). */
   private async chip(chipId: string): Promise<ChipJson> {
     const cached = this.chips.get(chipId);
     if (cached && this.now() - cached.readMs < 30_000) return cached.chip;
     const chip = await this.client.call<ChipJson>('unc_getChip', [chipId]);
     this.chips.set(chipId, { chip, readMs: this.now() });
     return chip;
+  }
+
+  /** The record a receipt is checked against: proven with `trustAnchor`, else the node's view. */
+  private async receiptChip(chipId: string): Promise<ChipRecord> {
+    if (!this.lightClient) return this.chip(chipId);
+    const cached = this.provenChips.get(chipId);
+    if (cached && this.now() - cached.readMs < 30_000) return cached.chip;
+    const chip = await this.provenChip(this.lightClient, chipId);
+    this.provenChips.set(chipId, { chip, readMs: this.now() });
+    return chip;
+  }
+
+  /** The chip record proven by the light client, going on past its per-call boundary limit while it moves forward. */
+  private async provenChip(lc: LightClient, chipId: string): Promise<Chip> {
+    let through = -1n;
+    for (;;) {
+      try {
+        const maxAge = this.opts.proofMaxAgeMs ?? DEFAULT_PROOF_MAX_AGE_MS;
+        const r = await lc.verifyChip(this.client, chipId, { notBefore: BigInt(this.now() - maxAge) });
+        if (r.chip === null)
+          throw new ProofError(
+            `chip ${chipId} is proven absent from the chain: no key to check receipts against`,
+            'NOT_PROVEN',
+          );
+        return r.chip;
+      } catch (err) {
+        if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
+        through = err.verifiedThrough;
+      }
+    }
   }
 
   private hold(id: string, bytes: number): void {
@@ -2020,10 +2073,16 @@ const TOP_UP_RETRY_MS = 30_000;
  * database refusing a write) are nobody else's: calling them a bad receipt would ban an honest
  * provider for good whenever the node blinks.
  */
+/** How old a proven chip record the gateway takes by default (`proofMaxAgeMs`). */
+export const DEFAULT_PROOF_MAX_AGE_MS = 600_000;
+
 export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
   if (err instanceof AttemptDeadlineError) return 'timeout';
   if (err instanceof NodeUnreachableError || err instanceof RpcClientError) return 'gateway-error';
+  // The light client refused the node's answer (a chip key not proven, `trustAnchor`): the
+  // gateway's node lied or lags, the provider did nothing; read as a bad receipt it was banned.
+  if (err instanceof ProofError) return 'gateway-error';
   if (err instanceof Database.SqliteError) return 'gateway-error';
   if (err instanceof ProviderError) {
     if (err.code === 'JOB_FAILED') return 'rejected-input';

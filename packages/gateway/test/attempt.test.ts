@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { NodeUnreachableError, ProviderClient, ProviderError, RpcClientError } from '@unc/sdk';
+import { NodeUnreachableError, ProofError, ProviderClient, ProviderError, RpcClientError } from '@unc/sdk';
 import Database from 'better-sqlite3';
 import {
   apiServer,
@@ -31,6 +31,16 @@ describe('attempt failures', () => {
       'gateway-error',
     );
     assert.equal(classifyAttemptFailure(new RpcClientError(-32000, 'rate limited')), 'gateway-error');
+  });
+
+  test("the light client refusing the gateway's node's chip record bans no provider", () => {
+    // With --prove a node serving a forged chip key fails the proof: the node's fault, not the
+    // provider's; read as a bad receipt, a hostile node could have every honest provider banned.
+    assert.equal(classifyAttemptFailure(new ProofError('keyMaterial differs', 'MISMATCH')), 'gateway-error');
+    assert.equal(
+      classifyAttemptFailure(new ProofError('no proof of absence', 'NOT_PROVEN')),
+      'gateway-error',
+    );
   });
 
   test("the gateway's database refusing a write bans no provider", () => {

@@ -15,6 +15,7 @@ import {
   challengeLookup,
   challengesAsOf,
   chipClass,
+  chipKey,
   chipModelCodec,
   chipsOfOwner,
   circulatingSupply,
@@ -88,6 +89,7 @@ import { marketMethods } from './market-api.js';
 import type { RpcContext } from './rpc/context.js';
 import { RpcError, type RpcServerModules } from './rpc/server.js';
 import { bindMethods, bindSubscriptions } from './rpc/typed.js';
+import { notFoundProven, proveRecord } from './state-proofs.js';
 import { NODE_VERSION } from './version.js';
 
 /** unc_getChips answers at most this many chips (the schema says so; unc_listChips pages). */
@@ -499,10 +501,18 @@ export function createApi(node: RpcContext): RpcServerModules {
 
         unc_mempool: () => ({ size: node.mempool.size, bytes: node.mempool.bytes }),
 
-        unc_getChip: ({ chipId }): ChipJson => {
+        /** With `proof`: the chip record and every record its status reads, proven (state-proofs.ts). */
+        unc_getChip: ({ chipId, proof }): ChipJson => {
           const chip = getChip(chain.state, chipId);
-          if (!chip) throw notFound(`chip ${toHex(chipId)}`);
-          return chipJson(chip);
+          if (proof !== true) {
+            if (!chip) throw notFound(`chip ${toHex(chipId)}`);
+            return chipJson(chip);
+          }
+          const proven = proveRecord(chain.state, chain.head.header, chipKey(chipId), (reader) => {
+            if (chip) effectiveStatus(reader, chip);
+          });
+          if (!chip) throw notFoundProven(`chip ${toHex(chipId)}`, proven);
+          return { ...chipJson(chip), ...proven };
         },
 
         /**

@@ -23,6 +23,7 @@ import {
   LeaseStatus,
   leaseCostThrough,
   leaseEndsAt,
+  leaseKey,
   leasesByProvider,
   leasesByRenter,
   listItems,
@@ -39,6 +40,7 @@ import {
 import type { LeaseJson, OfferChipJson, OfferJson, ProviderRecordJson, UptimeJson } from '@unc/sdk';
 import type { RpcContext } from './rpc/context.js';
 import type { RpcImplementation } from './rpc/typed.js';
+import { notFoundProven, proveRecord } from './state-proofs.js';
 
 const notFound = (what: string) => new UncError('NOT_FOUND', `${what} not found`);
 
@@ -298,10 +300,18 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
       return offerJson(o, await heightAtTime(now() - UPTIME_WINDOW_MS));
     },
 
-    unc_getLease: ({ id }): LeaseJson => {
+    /** With `proof`: the lease record and its offer's (endpoint, TLS fingerprints), proven. */
+    unc_getLease: ({ id, proof }): LeaseJson => {
       const l = getLease(chain.state, id);
-      if (!l) throw notFound(`lease ${toHex(id)}`);
-      return leaseJson(l);
+      if (proof !== true) {
+        if (!l) throw notFound(`lease ${toHex(id)}`);
+        return leaseJson(l);
+      }
+      const proven = proveRecord(chain.state, chain.head.header, leaseKey(id), (reader) => {
+        if (l) getOffer(reader, l.offerId);
+      });
+      if (!l) throw notFoundProven(`lease ${toHex(id)}`, proven);
+      return { ...leaseJson(l), ...proven };
     },
 
     // The schema admits exactly one of the two.

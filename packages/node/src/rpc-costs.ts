@@ -63,6 +63,13 @@ export const RPC_COSTS: Record<string, RpcCost> = {
   unc_getChips: () => 100,
   unc_getOffers: () => 100,
   unc_getOffer: () => 1,
+  /**
+   * With `proof`: a trie walk per proven key, the record's and what its answer reads (a chip's
+   * status: the PoCI parameters, an allow-list entry, up to 8 revoked-serial keys; a lease's
+   * offer), each ~1 KB of proof: about a one-unit answer's weight per two keys.
+   */
+  unc_getChip: (p) => (arg(p, 1, 'proof') === true ? 5 : 1),
+  unc_getLease: (p) => (arg(p, 1, 'proof') === true ? 2 : 1),
   unc_getLeases: () => 100,
   /**
    * Up to 1,000 log entries read per chip, as unc_getChipEvents with limit 1,000. `rpcCosts`

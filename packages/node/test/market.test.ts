@@ -21,9 +21,11 @@ import {
   createOfferAction,
   encodeSigned,
   type LeaseJson,
+  LightClient,
   type OfferJson,
   offerTermsDigest,
   openLeaseAction,
+  ProofError,
   RpcClientError,
   signedHash,
   type TxEventJson,
@@ -155,6 +157,17 @@ async function decided(id: string): Promise<LeaseJson> {
     l = await client.getLease(id);
   }
   return l;
+}
+
+/** A light client trusting the node's genesis (as `--prove --genesis`). */
+function lightClient(): LightClient {
+  const g = node.chain.genesis;
+  return new LightClient(client, {
+    kind: 'genesis',
+    chainId: g.chainId,
+    validators: g.validators,
+    epochBlocks: g.poci.epochBlocks,
+  });
 }
 
 async function rpcError(p: Promise<unknown>): Promise<RpcClientError> {
@@ -299,6 +312,13 @@ describe('market RPC', () => {
       byProvider.map((x) => x.id),
       [leaseId],
     );
+    // The light client proves the same lease: record, status at the verified block time, and the
+    // offer's endpoint (unc_getLease with proof, node and SDK computing it by the same rules).
+    const proven = await lightClient().verifyLease(client, leaseId);
+    assert.ok(proven.lease);
+    assert.equal(proven.status, 'active');
+    assert.equal(proven.endpoint, 'http://127.0.0.1:9/jobs');
+    assert.equal(toHex(proven.lease.renterPublicKey), toHex(renter.publicKey));
   });
 
   test('attack: the leased chip’s transfer or deregistration is refused at submission, before any consent check', async () => {
@@ -452,6 +472,25 @@ describe('market RPC', () => {
     const l = await decided(leaseId);
     assert.equal(l.status, 'closed');
     assert.equal(l.closedReason, 'renterClosed');
+    const proven = await lightClient().verifyLease(client, leaseId);
+    assert.ok(proven.lease);
+    assert.equal(proven.status, 'closed');
+    // A node showing the closed lease as open, beside the honest proof, is refused.
+    const hostile = {
+      getBlock: (h: number) => client.getBlock(h),
+      getValidatorSetProof: (h: number) => client.getValidatorSetProof(h),
+      getLease: async (id: string): Promise<LeaseJson> => ({
+        ...(await client.getLease(id, true)),
+        status: 'active',
+        closedHeight: null,
+        closedTime: null,
+        closedReason: null,
+      }),
+    };
+    await assert.rejects(
+      lightClient().verifyLease(hostile, leaseId),
+      (e: Error) => e instanceof ProofError && e.code === 'MISMATCH' && /status/.test(e.message),
+    );
     assert.equal(l.remaining, '0');
     assert.equal(BigInt(l.paid) + BigInt(l.refunded), 72n * UNC + 5n);
     const rec = await client.getProviderRecord(encodeAddress(provider.address));

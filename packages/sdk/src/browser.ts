@@ -10,4 +10,10 @@ export * from './proofs.js';
 export * from './signer.js';
 export * from './subscriptions.js';
 export * from './transactions.js';
+export {
+  type ProvenChip,
+  type ProvenLease,
+  ProvenState,
+  type RecordFreshness,
+} from './verified-records.js';
 export * from './views.js';

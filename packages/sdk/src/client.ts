@@ -345,8 +345,9 @@ export class UncClient {
     return this.call('unc_sendTransactions', [hexes]);
   }
 
-  getChip(chipId: string): Promise<ChipJson> {
-    return this.call('unc_getChip', [chipId]);
+  /** With `proof`, Merkle proofs of the record and what its status reads (LightClient.verifyChip). */
+  getChip(chipId: string, proof = false): Promise<ChipJson> {
+    return this.call('unc_getChip', proof ? [chipId, true] : [chipId]);
   }
   /** Chips (at most 1000), optionally of one owner. */
   getChips(owner?: string): Promise<ChipJson[]> {
@@ -379,8 +380,9 @@ export class UncClient {
   getOffer(id: string): Promise<OfferJson> {
     return this.call('unc_getOffer', [id]);
   }
-  getLease(id: string): Promise<LeaseJson> {
-    return this.call('unc_getLease', [id]);
+  /** With `proof`, Merkle proofs of the lease and its offer (LightClient.verifyLease). */
+  getLease(id: string, proof = false): Promise<LeaseJson> {
+    return this.call('unc_getLease', proof ? [id, true] : [id]);
   }
   /** The leases of a renter or of a provider, newest first. */
   getLeases(filter: { renter: string } | { provider: string }): Promise<LeaseJson[]> {

@@ -8,4 +8,10 @@ export * from './signer.js';
 export * from './subscriptions.js';
 export * from './tls.js';
 export * from './transactions.js';
+export {
+  type ProvenChip,
+  type ProvenLease,
+  ProvenState,
+  type RecordFreshness,
+} from './verified-records.js';
 export * from './views.js';

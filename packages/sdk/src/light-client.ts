@@ -16,6 +16,7 @@ import {
   blockHash,
   blockHeaderCodec,
   type Commit,
+  chipKey,
   DEFAULT_POCI_PARAMS,
   decode,
   decodeAddress,
@@ -23,18 +24,35 @@ import {
   decodeValidatorList,
   encode,
   equalBytes,
-  merkleProofCodec,
+  leaseKey,
   pociParamsCodec,
   toHex,
   type Validator,
   ValidatorSet,
   validatorSetProofKeys,
   verifyBlockCommit,
-  verifyStateProof,
 } from '@unc/core';
-import { decodeField, hexField, ProofError } from './proof-fields.js';
+import { decodeField, hexField, ProofError, provenValue } from './proof-fields.js';
 import { verifyAccountProof } from './proofs.js';
-import type { AccountJson, BlockJson, HeaderJson, ProvenEntryJson, ValidatorSetProofJson } from './views.js';
+import {
+  absenceOf,
+  checkChip,
+  checkFresh,
+  checkLease,
+  type ProvenChip,
+  type ProvenLease,
+  type RecordFreshness,
+  verifyRecord,
+} from './verified-records.js';
+import type {
+  AccountJson,
+  BlockJson,
+  ChipJson,
+  HeaderJson,
+  LeaseJson,
+  RecordProofJson,
+  ValidatorSetProofJson,
+} from './views.js';
 
 /** What the light client asks a node for (an UncClient has both). */
 export interface LightClientSource {
@@ -182,6 +200,7 @@ export class LightClient {
   async verifyAccount(
     client: LightClientSource & { getAccount(address: string, proof: boolean): Promise<AccountJson> },
     address: string,
+    freshness: RecordFreshness = {},
   ): Promise<{ balance: bigint; nonce: bigint; header: VerifiedHeader; account: AccountJson }> {
     let asked: Uint8Array;
     try {
@@ -200,12 +219,16 @@ export class LightClient {
       throw new ProofError(`account.address: ${(err as Error).message}`);
     }
     if (!equalBytes(answered, asked)) {
-      throw new ProofError(`the node answered for ${account.address}, not ${address}`);
+      throw new ProofError(`the node answered for ${account.address}, not ${address}`, 'WRONG_RECORD');
     }
     const header = await this.verifyHeight(account.height);
+    checkFresh(header.header.time, freshness, `account ${address}`, account.height);
     // Returned (and printed by the CLI) beside "verified": it must be the root that was checked.
     if (account.stateRoot !== toHex(header.header.stateRoot)) {
-      throw new ProofError(`account.stateRoot ${String(account.stateRoot)} is not the verified header's`);
+      throw new ProofError(
+        `account.stateRoot ${String(account.stateRoot)} is not the verified header's`,
+        'MISMATCH',
+      );
     }
     // Only the encoding and hash are read: both are the verified header's, not the node's.
     const proven = verifyAccountProof(account, {
@@ -213,6 +236,81 @@ export class LightClient {
       hash: toHex(header.hash),
     } as HeaderJson);
     return { ...proven, header, account };
+  }
+
+  /**
+   * The chip `chipId` at the head, proven: its record under chipKey(the id asked), decoded with
+   * core's codec, and its effective status from proven state (verified-records.ts). `chip: null`
+   * only when the node proved the record absent. Throws a ProofError with a code otherwise
+   * (`STALE`: read at a block older than `freshness.notBefore`; the node picks the height).
+   */
+  async verifyChip(
+    client: LightClientSource & { getChip(chipId: string, proof: boolean): Promise<ChipJson> },
+    chipId: string,
+    freshness: RecordFreshness = {},
+  ): Promise<({ chip: null } | (ProvenChip & { json: ChipJson })) & { header: VerifiedHeader }> {
+    const asked = hexField(chipId, 'chipId', 32);
+    const what = `chip ${toHex(asked)}`;
+    let json: ChipJson | null = null;
+    let absence: RecordProofJson | null = null;
+    try {
+      json = await client.getChip(toHex(asked), true);
+    } catch (err) {
+      absence = absenceOf(err);
+      if (!absence) throw err;
+    }
+    const { value, header, state } = await verifyRecord(
+      (h) => this.verifyHeight(h),
+      (json ?? absence)!,
+      chipKey(asked),
+      what,
+      freshness,
+    );
+    if (!json) {
+      if (value !== null)
+        throw new ProofError(`${what}: the node says it does not exist, the state holds it`, 'MISMATCH');
+      return { chip: null, header };
+    }
+    if (value === null)
+      throw new ProofError(`${what}: the node reported it, the state proves it absent`, 'MISMATCH');
+    return { ...checkChip(asked, value, state, json), json, header };
+  }
+
+  /**
+   * The lease `leaseId` at the head, proven: its record under leaseKey(the id asked), its status at
+   * the verified header's block time, and its offer's endpoint and TLS fingerprints from proven
+   * state. `lease: null` only when the node proved the record absent.
+   */
+  async verifyLease(
+    client: LightClientSource & { getLease(id: string, proof: boolean): Promise<LeaseJson> },
+    leaseId: string,
+    freshness: RecordFreshness = {},
+  ): Promise<({ lease: null } | (ProvenLease & { json: LeaseJson })) & { header: VerifiedHeader }> {
+    const asked = hexField(leaseId, 'leaseId', 32);
+    const what = `lease ${toHex(asked)}`;
+    let json: LeaseJson | null = null;
+    let absence: RecordProofJson | null = null;
+    try {
+      json = await client.getLease(toHex(asked), true);
+    } catch (err) {
+      absence = absenceOf(err);
+      if (!absence) throw err;
+    }
+    const { value, header, state } = await verifyRecord(
+      (h) => this.verifyHeight(h),
+      (json ?? absence)!,
+      leaseKey(asked),
+      what,
+      freshness,
+    );
+    if (!json) {
+      if (value !== null)
+        throw new ProofError(`${what}: the node says it does not exist, the state holds it`, 'MISMATCH');
+      return { lease: null, header };
+    }
+    if (value === null)
+      throw new ProofError(`${what}: the node reported it, the state proves it absent`, 'MISMATCH');
+    return { ...checkLease(asked, value, state, header.header.time, json), json, header };
   }
 
   /** Verifies the last block of the newest known epoch and learns the next epoch's set from it. */
@@ -338,25 +436,6 @@ export class LightClient {
     }
     return { header, hash, signedPower, totalPower: set.totalPower };
   }
-}
-
-function provenValue(
-  root: Uint8Array,
-  key: Uint8Array,
-  entry: ProvenEntryJson,
-  what: string,
-): Uint8Array | null {
-  if (typeof entry !== 'object' || entry === null) throw new ProofError(`${what}: no proof`);
-  const value = entry.value === null ? null : hexField(entry.value, `${what}: value`);
-  const proof = decodeField(
-    (b) => decode(merkleProofCodec, b),
-    hexField(entry.proof, `${what}: proof`),
-    `${what}: proof`,
-  );
-  if (!verifyStateProof(root, key, value, proof)) {
-    throw new ProofError(`${what}: the Merkle proof does not match the verified state root`);
-  }
-  return value;
 }
 
 function commitOf(json: BlockJson['commit'], height: bigint): Commit {

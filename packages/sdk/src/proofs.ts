@@ -16,6 +16,7 @@ import {
 import { decodeField, hexField, ProofError } from './proof-fields.js';
 import type { AccountJson, HeaderJson } from './views.js';
 
+export type { ProofErrorCode } from './proof-fields.js';
 export { ProofError };
 
 /**
@@ -58,13 +59,13 @@ export function verifyAccountProof(
     throw new ProofError(`account.address: ${(err as Error).message}`);
   }
   if (!verifyStateProof(decoded.stateRoot, accountKey(address), value, proof)) {
-    throw new ProofError('the Merkle proof does not match the header state root');
+    throw new ProofError('the Merkle proof does not match the header state root', 'BAD_PROOF');
   }
   const proven = value
     ? decodeField((b) => decode(accountCodec, b), value, 'account.value')
     : { balance: 0n, nonce: 0n };
   if (proven.balance.toString() !== account.balance || Number(proven.nonce) !== account.nonce) {
-    throw new ProofError('the reported balance or nonce differs from the proven value');
+    throw new ProofError('the reported balance or nonce differs from the proven value', 'MISMATCH');
   }
   return proven;
 }

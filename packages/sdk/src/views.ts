@@ -239,6 +239,25 @@ export interface ProvenEntryJson {
   proof: string;
 }
 
+/** A proven entry that names its state key: a client looks it up by a key it derived, never trusts it. */
+export interface ProvenKeyEntryJson extends ProvenEntryJson {
+  key: string;
+}
+
+/**
+ * What unc_getChip and unc_getLease add with `proof` (as unc_getAccount): the head height and
+ * state root read at, the record's Merkle proof and stored value, and the other records its derived
+ * fields read (a chip's status: PoCI parameters, allow-list entry, revoked serials; a lease's
+ * offer: endpoint and TLS fingerprints). LightClient.verifyChip / verifyLease check them.
+ */
+export interface RecordProofJson {
+  height?: number;
+  stateRoot?: string;
+  proof?: string;
+  value?: string | null;
+  related?: ProvenKeyEntryJson[];
+}
+
 /** unc_getValidatorSetProof: the next epoch's set, proven against an epoch's last block. */
 export interface ValidatorSetProofJson {
   height: number;
@@ -727,6 +746,11 @@ export interface ChipJson {
    *  operator in force at the next block; core poci/operator.ts), null for none. Absent from nodes
    *  older than the rule. */
   heartbeatOperator?: string | null;
+  height?: number;
+  stateRoot?: string;
+  proof?: string;
+  value?: string | null;
+  related?: ProvenKeyEntryJson[];
 }
 
 export interface VendorJson {
@@ -1015,6 +1039,11 @@ export interface LeaseJson {
   closedHeight: number | null;
   closedTime: number | null;
   closedReason: string | null;
+  height?: number;
+  stateRoot?: string;
+  proof?: string;
+  value?: string | null;
+  related?: ProvenKeyEntryJson[];
 }
 
 export interface ProviderRecordJson {

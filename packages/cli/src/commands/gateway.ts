@@ -13,6 +13,7 @@ import { Command } from 'commander';
 import { type Context, checkHome, countOption, ctxOf, portOption } from '../context.js';
 import { confirm } from '../send.js';
 import { Shutdown } from '../shutdown.js';
+import { DEFAULT_MAX_AGE_S, MAX_AGE_HELP, trustAnchorOf } from './query.js';
 
 /**
  * --db, else the home's gateway/gateway.db, whose folder is held to the home's rule (BAD_HOME): the
@@ -95,6 +96,13 @@ export function gatewayCommand(): Command {
     .option('--providers <addresses>', 'lease only from these provider addresses (comma-separated)')
     .option('--api-token-file <file>', 'require Authorization: Bearer <token> (the first line of the file)')
     .option('--password-file <file>', "the renter key's password")
+    .option(
+      '--prove',
+      "check receipts against chip keys proven on chain by the light client (Merkle proofs against validator-signed headers), not the node's word",
+    )
+    .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
+    .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
+    .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
     .action(
       async (
         opts: {
@@ -115,6 +123,10 @@ export function gatewayCommand(): Command {
           providers?: string;
           apiTokenFile?: string;
           passwordFile?: string;
+          prove?: boolean;
+          genesis?: string;
+          trustedCheckpoint?: string;
+          maxAge?: string;
         },
         cmd: Command,
       ) => {
@@ -181,6 +193,14 @@ export function gatewayCommand(): Command {
           ...(opts.providers ? { providers: opts.providers.split(',').map((s) => s.trim()) } : {}),
           ...(apiToken ? { apiToken } : {}),
           allowHttp: devChain,
+          ...(opts.prove
+            ? {
+                trustAnchor: await trustAnchorOf(ctx.home, opts, async () => status.chainId),
+                proofMaxAgeMs:
+                  countOption(opts.maxAge ?? String(DEFAULT_MAX_AGE_S), 'max-age', 1, 10 * 365 * 86_400) *
+                  1000,
+              }
+            : {}),
           logger,
         });
         // Its start (reading the chain, adopting the leases a previous run left, the API) runs to

@@ -5,13 +5,14 @@
  */
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { ed25519PublicKey, toHex, UncError } from '@unc/core';
+import { type Chip, ed25519PublicKey, toHex, UncError } from '@unc/core';
 import { renterClientCertificate } from '@unc/miner';
 import {
   type ChipJson,
   decodeSignedReceipt,
   encodeSignedJobRequest,
   type JobResult,
+  LightClient,
   ProviderClient,
   RpcClientError,
   receiptToJson,
@@ -24,6 +25,7 @@ import { Command } from 'commander';
 import { type Context, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { leaseEndpoint, leasePin } from '../lease-pins.js';
+import { DEFAULT_MAX_AGE_S, freshnessOf, MAX_AGE_HELP, trustAnchorOf, walking } from './query.js';
 
 interface LeaseView {
   id: string;
@@ -92,6 +94,41 @@ export function readInputs(path: string): Record<string, TensorJson> {
   return out;
 }
 
+/**
+ * With `--prove`: the light client that reads the lease and the chip key (verifyLease, verifyChip)
+ * instead of taking the node's word; built once per command from the same trust anchors as
+ * `unc query account --prove`.
+ */
+interface Prover {
+  lc: LightClient;
+  client: UncClient;
+  /** `--max-age`: a lease or chip read at an older block is refused (STALE), not used. */
+  maxAge?: string;
+}
+
+async function proverFor(ctx: Context, opts: ProveOpts, client: UncClient): Promise<Prover | null> {
+  if (!opts.prove) return null;
+  const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
+  return { lc: new LightClient(client, anchor), client, ...(opts.maxAge ? { maxAge: opts.maxAge } : {}) };
+}
+
+const progress = (through: bigint) =>
+  process.stderr.write(`validator sets verified through block ${through}; going on\n`);
+
+/** The lease, proven: every field of the view (endpoint and TLS fingerprints: its offer's) checked. */
+async function provenLease(p: Prover, id: string): Promise<LeaseView> {
+  const r = await walking(() => p.lc.verifyLease(p.client, id, freshnessOf(p)), progress);
+  if (r.lease === null) throw new UncError('NO_LEASE', `the chain knows no lease ${id} (proven absent)`);
+  return { ...r.json, endpoint: r.endpoint, tlsFingerprints: r.tlsFingerprints, status: r.status };
+}
+
+/** The chip record, proven: the key a receipt is checked against is the chain's, not the node's word. */
+async function provenChip(p: Prover, chipId: string): Promise<Chip> {
+  const r = await walking(() => p.lc.verifyChip(p.client, chipId, freshnessOf(p)), progress);
+  if (r.chip === null) throw new UncError('NO_CHIP', `the chain knows no chip ${chipId} (proven absent)`);
+  return r.chip;
+}
+
 async function getLease(client: UncClient, id: string): Promise<LeaseView | null> {
   try {
     return await client.call<LeaseView>('unc_getLease', [id]);
@@ -104,7 +141,9 @@ async function getLease(client: UncClient, id: string): Promise<LeaseView | null
   }
 }
 
-interface RunOpts {
+type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string };
+
+interface RunOpts extends ProveOpts {
   lease: string;
   from: string;
   endpoint?: string;
@@ -137,9 +176,18 @@ async function withRequestOut<T>(provider: ProviderClient, out: string | undefin
 async function providerFor(
   ctx: Context,
   opts: RunOpts,
-): Promise<{ provider: ProviderClient; client: UncClient; chainId: string }> {
+): Promise<{
+  provider: ProviderClient;
+  client: UncClient;
+  chainId: string;
+  prover: Prover | null;
+  /** The leased chip (proven with `--prove`), when the node knows the lease. */
+  leaseChipId: string | undefined;
+}> {
   const leaseId = await resolveId(ctx, 'lease', opts.lease);
   const client = ctx.client();
+  const prover = await proverFor(ctx, opts, client);
+  const readLease = (id: string) => (prover ? provenLease(prover, id) : getLease(client, id));
   const status = await client.status();
   // Plain http only on a dev chain (one that accepts software chips): elsewhere the renter's
   // inputs would cross the network in the clear. Refused before any connection is made.
@@ -152,7 +200,7 @@ async function providerFor(
       );
   };
   if (opts.endpoint) refuseHttp(opts.endpoint);
-  const lease = await getLease(client, leaseId);
+  const lease = await readLease(leaseId);
   const endpoint = leaseEndpoint({
     leaseId,
     ...(opts.endpoint ? { given: opts.endpoint } : {}),
@@ -182,18 +230,44 @@ async function providerFor(
       // The offer's certificate fingerprints; read again from the chain if the endpoint presents
       // another (the provider may have rotated its certificate since).
       tlsFingerprints: lease?.tlsFingerprints ?? [],
-      refreshTlsFingerprints: async () => (await getLease(client, leaseId))?.tlsFingerprints ?? [],
+      refreshTlsFingerprints: async () => (await readLease(leaseId))?.tlsFingerprints ?? [],
       ...(opts.clientCert ? { clientCertificate: renterClientCertificate(seed) } : {}),
     }),
     client,
     chainId: status.chainId,
+    prover,
+    leaseChipId: lease?.chipId,
   };
 }
 
-/** Checks the receipt against the chip's record on the chain and writes it where asked. */
-async function finish(client: UncClient, chainId: string, result: JobResult, receiptOut?: string) {
+/**
+ * The receipt must be signed by the leased chip (the chain refuses any other for the lease,
+ * RECEIPT_WRONG_CHIP): checked against the key of whatever chip it names, a receipt of the
+ * provider's cheaper chip passed as "verified", with `--prove` as "proven on chain" too.
+ */
+export function checkReceiptChip(leaseChipId: string | undefined, receiptChipId: Uint8Array): void {
+  if (leaseChipId !== undefined && leaseChipId.toLowerCase() !== toHex(receiptChipId))
+    throw new UncError(
+      'RECEIPT_WRONG_CHIP',
+      `the receipt is signed by chip ${toHex(receiptChipId)}, not the leased chip ${leaseChipId}`,
+    );
+}
+
+/** Checks the receipt against the leased chip's record on the chain and writes it where asked. */
+async function finish(
+  client: UncClient,
+  chainId: string,
+  result: JobResult,
+  receiptOut: string | undefined,
+  prover: Prover | null,
+  leaseChipId: string | undefined,
+) {
   const hex = result.job.receipt!.hex;
-  const chip = await client.call<ChipJson>('unc_getChip', [toHex(result.receipt.receipt.chipId)]);
+  checkReceiptChip(leaseChipId, result.receipt.receipt.chipId);
+  const chipId = toHex(result.receipt.receipt.chipId);
+  const chip = prover
+    ? await provenChip(prover, chipId)
+    : await client.call<ChipJson>('unc_getChip', [chipId]);
   verifyReceiptOffline(hex, chip, chainId);
   if (receiptOut) writeFileSync(receiptOut, `${hex}\n`);
   return { chip };
@@ -227,7 +301,14 @@ export function jobCommand(): Command {
         '--request-out <file>',
         'write the signed job request (hex) here: the proof `unc market dispute` needs if no answer comes',
       )
-      .option('--password-file <file>', "the renter key's password");
+      .option('--password-file <file>', "the renter key's password")
+      .option(
+        '--prove',
+        "read the lease (status, endpoint, TLS pins) and the chip's key through the light client: Merkle proofs against validator-signed headers, not the node's word",
+      )
+      .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
+      .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
+      .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S));
 
   common(
     job
@@ -239,19 +320,20 @@ export function jobCommand(): Command {
     const ctx = ctxOf(cmd);
     const model = new Uint8Array(readFileArg(opts.model, 'model file'));
     const inputs = readInputs(opts.input);
-    const { provider, client, chainId } = await providerFor(ctx, opts);
+    const { provider, client, chainId, prover, leaseChipId } = await providerFor(ctx, opts);
     const result = await provider
       .uploadModel(model)
       .then(({ modelHash }) =>
         withRequestOut(provider, opts.requestOut, () => provider.runJob(modelHash, inputs)),
       )
       .finally(() => provider.close());
-    await finish(client, chainId, result, opts.receiptOut);
-    ctx.print({ ...result.job, verified: true }, () =>
+    await finish(client, chainId, result, opts.receiptOut, prover, leaseChipId);
+    const against = prover ? 'the chip key proven on chain' : 'the chip key the node reports';
+    ctx.print({ ...result.job, verified: true, proven: prover !== null }, () =>
       [
         `job ${result.job.jobId} done in ${result.receipt.receipt.durationMs} ms on chip ${toHex(result.receipt.receipt.chipId)}`,
         ...Object.entries(result.job.outputs ?? {}).map(([n, t]) => tensorLine(n, t)),
-        `receipt verified against the chip key the node reports${opts.receiptOut ? `; written to ${opts.receiptOut}` : ''}`,
+        `receipt verified against ${against}${opts.receiptOut ? `; written to ${opts.receiptOut}` : ''}`,
       ].join('\n'),
     );
   });
@@ -263,15 +345,16 @@ export function jobCommand(): Command {
   ).action(async (image: string, opts: RunOpts, cmd: Command) => {
     const ctx = ctxOf(cmd);
     const bytes = new Uint8Array(readFileArg(image, 'image'));
-    const { provider, client, chainId } = await providerFor(ctx, opts);
+    const { provider, client, chainId, prover, leaseChipId } = await providerFor(ctx, opts);
     const result = await withRequestOut(provider, opts.requestOut, () => provider.runOcr(bytes)).finally(() =>
       provider.close(),
     );
-    await finish(client, chainId, result, opts.receiptOut);
-    ctx.print({ ...result.job, verified: true }, () =>
+    await finish(client, chainId, result, opts.receiptOut, prover, leaseChipId);
+    const against = prover ? 'the chip key proven on chain' : 'the chip key the node reports';
+    ctx.print({ ...result.job, verified: true, proven: prover !== null }, () =>
       [
         result.job.ocr?.text ?? '',
-        `(job ${result.job.jobId}, ${result.receipt.receipt.durationMs} ms; receipt verified against the chip key the node reports${opts.receiptOut ? `, written to ${opts.receiptOut}` : ''})`,
+        `(job ${result.job.jobId}, ${result.receipt.receipt.durationMs} ms; receipt verified against ${against}${opts.receiptOut ? `, written to ${opts.receiptOut}` : ''})`,
       ].join('\n'),
     );
   });
@@ -286,6 +369,10 @@ export function jobCommand(): Command {
       'the chip record as `unc chip show <id> -o json` printed it: nothing is asked of any node (you vouch for that record)',
     )
     .option('--chain-id <id>', 'the chain the receipt is for (with --chip)')
+    .option('--prove', "check against the chip key proven on chain (light client), not the node's word")
+    .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
+    .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
+    .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
     .addHelpText(
       'after',
       examples([
@@ -294,7 +381,7 @@ export function jobCommand(): Command {
         'unc job verify receipt.hex --chip chip.json --chain-id unc-dev-1   # offline',
       ]),
     )
-    .action(async (arg: string, opts: { chip?: string; chainId?: string }, cmd: Command) => {
+    .action(async (arg: string, opts: ProveOpts & { chip?: string; chainId?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
       const hex = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
       let signed: ReturnType<typeof decodeSignedReceipt>;
@@ -308,10 +395,20 @@ export function jobCommand(): Command {
           'BAD_ARGUMENT',
           '--chip and --chain-id go together (offline verification needs both)',
         );
-      let chip: ChipJson;
+      if (opts.prove && opts.chip)
+        throw new UncError(
+          'BAD_ARGUMENT',
+          '--prove reads the chip from the chain; --chip is a record you vouch for',
+        );
+      let chip: ChipJson | Chip;
       let chainId: string;
       let source: string;
-      if (opts.chip && opts.chainId) {
+      if (opts.prove) {
+        const client = ctx.client();
+        chainId = (await client.status()).chainId;
+        chip = await provenChip((await proverFor(ctx, opts, client))!, toHex(signed.receipt.chipId));
+        source = `the chip record proven against validator-signed headers (node ${ctx.nodeUrl} not trusted)`;
+      } else if (opts.chip && opts.chainId) {
         chip = readChipRecord(opts.chip);
         chainId = opts.chainId;
         source = `the chip record in ${opts.chip} (offline: no node was asked)`;
@@ -321,10 +418,11 @@ export function jobCommand(): Command {
         chip = await client.call<ChipJson>('unc_getChip', [toHex(signed.receipt.chipId)]);
         source = `the chip record node ${ctx.nodeUrl} reports (not a Merkle proof: the node is trusted)`;
       }
-      if (chip.chipId !== toHex(signed.receipt.chipId))
+      const recordId = typeof chip.chipId === 'string' ? chip.chipId : toHex(chip.chipId);
+      if (recordId !== toHex(signed.receipt.chipId))
         throw new UncError(
           'WRONG_CHIP',
-          `the receipt is signed for chip ${toHex(signed.receipt.chipId)}, the record is of chip ${chip.chipId}`,
+          `the receipt is signed for chip ${toHex(signed.receipt.chipId)}, the record is of chip ${recordId}`,
         );
       const view = receiptToJson(signed);
       try {

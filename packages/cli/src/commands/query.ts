@@ -5,17 +5,20 @@ import { parseTrustedCheckpoint } from '@unc/node';
 import {
   type BlockJson,
   BoundaryLimitError,
+  type LeaseJson,
   LightClient,
   type ModelJson,
+  type RecordFreshness,
   type RewardJson,
   RpcClientError,
   type TrustAnchor,
   type TxJson,
   type TxReceiptJson,
   type VendorJson,
+  type VerifiedHeader,
 } from '@unc/sdk';
 import { Command } from 'commander';
-import { type Context, ctxOf, examples } from '../context.js';
+import { type Context, countOption, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { formatPower } from './chip.js';
 
@@ -65,6 +68,7 @@ export function queryCommand(): Command {
       '--trusted-checkpoint <height:hash>',
       "trust this block (an epoch's last block) instead of the genesis",
     )
+    .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
     .addHelpText(
       'after',
       examples([
@@ -76,7 +80,7 @@ export function queryCommand(): Command {
     .action(
       async (
         address: string,
-        opts: { prove?: boolean; genesis?: string; trustedCheckpoint?: string },
+        opts: { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string },
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
@@ -95,8 +99,10 @@ export function queryCommand(): Command {
         }
         const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
         const lc = new LightClient(client, anchor);
-        const { account, header } = await verifyAccountWalking(lc, client, ctx.address(address), (through) =>
-          process.stderr.write(`validator sets verified through block ${through}; going on\n`),
+        const freshness = freshnessOf(opts);
+        const { account, header } = await walking(
+          () => lc.verifyAccount(client, ctx.address(address), freshness),
+          (through) => process.stderr.write(`validator sets verified through block ${through}; going on\n`),
         );
         const trusted =
           anchor.kind === 'genesis'
@@ -104,6 +110,7 @@ export function queryCommand(): Command {
             : `checkpoint ${anchor.height}:${toHex(anchor.hash)}`;
         const verification = {
           trustAnchor: trusted,
+          blockTime: new Date(Number(header.header.time)).toISOString(),
           header: toHex(header.hash),
           signedPower: header.signedPower.toString(),
           totalPower: header.totalPower.toString(),
@@ -115,12 +122,161 @@ export function queryCommand(): Command {
             `balance  ${formatUnc(BigInt(account.balance))} UNC`,
             `nonce    ${account.nonce}`,
             `height   ${account.height}  (proof verified against the state root)`,
+            `time     ${verification.blockTime}  (the block's; older than ${opts.maxAge ?? DEFAULT_MAX_AGE_S} s by this machine's clock is refused, --max-age)`,
             `header   ${verification.header}`,
             `  signed by ${verification.signedPower} of ${verification.totalPower} voting power, ${header.boundariesCrossed} epoch boundaries verified from the ${trusted}`,
           ].join('\n'),
         );
       },
     );
+
+  const proveOptions = (c: Command): Command =>
+    c
+      .option(
+        '--prove',
+        'verify the record with Merkle proofs against a header the light client verified (validator commits walked from the genesis or --trusted-checkpoint)',
+      )
+      .option('--genesis <file>', "the chain's genesis file to trust (default: the home's genesis.json)")
+      .option(
+        '--trusted-checkpoint <height:hash>',
+        "trust this block (an epoch's last block) instead of the genesis",
+      )
+      .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S));
+  type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string };
+
+  /** The light client and what a verified answer prints under it. */
+  const proving = async (ctx: Context, opts: ProveOpts) => {
+    const client = ctx.client();
+    const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
+    const lc = new LightClient(client, anchor);
+    const trusted =
+      anchor.kind === 'genesis'
+        ? `genesis of ${anchor.chainId}`
+        : `checkpoint ${anchor.height}:${toHex(anchor.hash)}`;
+    const progress = (through: bigint) =>
+      process.stderr.write(`validator sets verified through block ${through}; going on\n`);
+    const freshness = freshnessOf(opts);
+    const verification = (header: VerifiedHeader) => ({
+      trustAnchor: trusted,
+      height: Number(header.header.height),
+      blockTime: new Date(Number(header.header.time)).toISOString(),
+      header: toHex(header.hash),
+      signedPower: header.signedPower.toString(),
+      totalPower: header.totalPower.toString(),
+      boundariesCrossed: header.boundariesCrossed,
+    });
+    const lines = (v: ReturnType<typeof verification>) => [
+      `height   ${v.height}  (proofs verified against the state root)`,
+      `time     ${v.blockTime}  (the block's; older than ${opts.maxAge ?? DEFAULT_MAX_AGE_S} s by this machine's clock is refused, --max-age)`,
+      `header   ${v.header}`,
+      `  signed by ${v.signedPower} of ${v.totalPower} voting power, ${v.boundariesCrossed} epoch boundaries verified from the ${trusted}`,
+    ];
+    return { client, lc, progress, verification, lines, freshness };
+  };
+
+  proveOptions(
+    query
+      .command('chip <chip-id>')
+      .description("a chip's record: owner, key, power and status (with --prove: verified)"),
+  )
+    .addHelpText(
+      'after',
+      examples([
+        'unc query chip 3f2a… --prove',
+        'unc query chip 3f2a… --prove --trusted-checkpoint 3600:ab12… -o json',
+      ]),
+    )
+    .action(async (id: string, opts: ProveOpts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const chipId = await resolveId(ctx, 'chip', id);
+      if (!opts.prove) {
+        const c = await ctx.client().getChip(chipId);
+        ctx.print(c, () =>
+          chipLines(
+            c.chipId,
+            c.owner,
+            c.profile,
+            c.keyMaterial ?? '',
+            c.power,
+            c.status,
+            c.statusReason,
+          ).join('\n'),
+        );
+        return;
+      }
+      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts);
+      const r = await walking(() => lc.verifyChip(client, chipId, freshness), progress);
+      const v = verification(r.header);
+      if (r.chip === null) {
+        ctx.print({ chipId, exists: false, verified: true, verification: v }, () =>
+          [`chip     ${chipId}  does not exist (proven absent)`, ...lines(v)].join('\n'),
+        );
+        return;
+      }
+      const c = r.chip;
+      const out = {
+        chipId: toHex(c.chipId),
+        exists: true,
+        owner: r.json.owner,
+        vendorId: c.vendorId,
+        modelId: c.modelId,
+        profile: c.profile,
+        power: c.power.toString(),
+        keyMaterial: toHex(c.keyMaterial),
+        certSerials: c.certSerials,
+        status: r.status,
+        statusReason: r.statusReason,
+        verified: true,
+        verification: v,
+      };
+      ctx.print(out, () =>
+        [
+          ...chipLines(
+            out.chipId,
+            out.owner,
+            out.profile,
+            out.keyMaterial,
+            out.power,
+            out.status,
+            out.statusReason,
+          ),
+          ...lines(v),
+        ].join('\n'),
+      );
+    });
+
+  proveOptions(
+    query
+      .command('lease <lease-id>')
+      .description("a lease's record: parties, escrow, status and endpoint (with --prove: verified)"),
+  )
+    .addHelpText(
+      'after',
+      examples(['unc query lease 9c0e… --prove', 'unc query lease 9c0e… --prove -o json']),
+    )
+    .action(async (id: string, opts: ProveOpts, cmd: Command) => {
+      const ctx = ctxOf(cmd);
+      const leaseId = await resolveId(ctx, 'lease', id);
+      if (!opts.prove) {
+        const l = await ctx.client().getLease(leaseId);
+        ctx.print(l, () => leaseLines(l).join('\n'));
+        return;
+      }
+      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts);
+      const r = await walking(() => lc.verifyLease(client, leaseId, freshness), progress);
+      const v = verification(r.header);
+      if (r.lease === null) {
+        ctx.print({ id: leaseId, exists: false, verified: true, verification: v }, () =>
+          [`lease    ${leaseId}  does not exist (proven absent)`, ...lines(v)].join('\n'),
+        );
+        return;
+      }
+      // Every field printed was compared with the proven record (verified-records.ts checkLease);
+      // only those are printed, not whatever else a node adds to its answer.
+      const json = Object.fromEntries(PROVEN_LEASE_FIELDS.map((k) => [k, r.json[k]]));
+      const out = { ...json, exists: true, verified: true, verification: v };
+      ctx.print(out, () => [...leaseLines(r.json), ...lines(v)].join('\n'));
+    });
 
   query
     .command('block <height|hash>')
@@ -300,10 +456,18 @@ export async function verifyAccountWalking(
   address: string,
   progress: (verifiedThrough: bigint) => void,
 ): ReturnType<LightClient['verifyAccount']> {
+  return walking(() => lc.verifyAccount(client, address), progress);
+}
+
+/** Any light-client call (verifyAccount, verifyChip, verifyLease), called again as verifyAccountWalking. */
+export async function walking<T>(
+  call: () => Promise<T>,
+  progress: (verifiedThrough: bigint) => void,
+): Promise<T> {
   let through = -1n;
   for (;;) {
     try {
-      return await lc.verifyAccount(client, address);
+      return await call();
     } catch (err) {
       if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
       through = err.verifiedThrough;
@@ -313,10 +477,27 @@ export async function verifyAccountWalking(
 }
 
 /**
+ * How old a proven record may be (`--max-age`, seconds): the node picks the height it answers at,
+ * so a true but old state (a lease closed since, TLS pins rotated since, a chip revoked since)
+ * verifies like a fresh one. The light client refuses a record read at a block older than this by
+ * this machine's clock (`STALE`). A client-side freshness bound, not a validity rule: only the
+ * verified header's time is compared, and the chain makes a block every second or so.
+ */
+export const DEFAULT_MAX_AGE_S = 600;
+export const MAX_AGE_HELP =
+  "with --prove: refuse a record read at a block older than this many seconds by this machine's clock (a node may serve a true but old state)";
+
+/** The oldest block time a proven read may have, from `--max-age` and this machine's clock. */
+export function freshnessOf(opts: { maxAge?: string }): RecordFreshness {
+  const seconds = countOption(opts.maxAge ?? String(DEFAULT_MAX_AGE_S), 'max-age', 1, 10 * 365 * 86_400);
+  return { notBefore: BigInt(Date.now() - seconds * 1000) };
+}
+
+/**
  * What `--prove` trusts: a checkpoint the user names (its hash binds the chain id, so the node's
  * word on that is checked against it), else the genesis file (--genesis, or the home's).
  */
-async function trustAnchorOf(
+export async function trustAnchorOf(
   home: string,
   opts: { genesis?: string; trustedCheckpoint?: string },
   chainIdOfNode: () => Promise<string>,
@@ -349,4 +530,69 @@ async function trustAnchorOf(
     validators: genesis.validators,
     epochBlocks: genesis.poci.epochBlocks,
   };
+}
+
+function chipLines(
+  chipId: string,
+  owner: string,
+  profile: string,
+  key: string,
+  power: string,
+  status: string,
+  reason: string,
+): string[] {
+  return [
+    `chip     ${chipId}`,
+    `owner    ${owner}`,
+    `profile  ${profile}`,
+    `key      ${key || '(not given)'}`,
+    `power    ${formatPower(power)}`,
+    `status   ${status}${reason ? ` (${reason})` : ''}`,
+  ];
+}
+
+/** The LeaseJson fields checkLease compares with the proven record (and the root it checked). */
+const PROVEN_LEASE_FIELDS = [
+  'id',
+  'offerId',
+  'chipId',
+  'provider',
+  'renter',
+  'renterPublicKey',
+  'endpoint',
+  'tlsFingerprints',
+  'pricePerHour',
+  'hours',
+  'deposit',
+  'paid',
+  'refunded',
+  'remaining',
+  'unsettled',
+  'escrowUntil',
+  'status',
+  'startHeight',
+  'startTime',
+  'endTime',
+  'settledTime',
+  'slotsAnswered',
+  'slotsMissed',
+  'closingReason',
+  'disputes',
+  'closedHeight',
+  'closedTime',
+  'closedReason',
+  'height',
+  'stateRoot',
+] as const satisfies readonly (keyof LeaseJson)[];
+
+function leaseLines(l: LeaseJson): string[] {
+  return [
+    `lease    ${l.id}`,
+    `status   ${l.status}${l.closedReason ? ` (${l.closedReason})` : l.closingReason ? ` (${l.closingReason})` : ''}`,
+    `chip     ${l.chipId}`,
+    `provider ${l.provider}`,
+    `renter   ${l.renter}  key ${l.renterPublicKey}`,
+    `endpoint ${l.endpoint || '(none)'}${l.tlsFingerprints.length ? `  tls ${l.tlsFingerprints.join(',')}` : ''}`,
+    `escrow   ${formatUnc(BigInt(l.remaining))} UNC left of ${formatUnc(BigInt(l.deposit))} UNC, until ${new Date(l.escrowUntil).toISOString()}`,
+  ];
 }

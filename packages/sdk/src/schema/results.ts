@@ -112,6 +112,27 @@ const ProvenEntry = v.strictObject({
   proof: v.pipe(HexString, v.description('encoded Merkle proof against the block state root')),
 });
 
+/**
+ * With `proof`: the head height and state root the record was read at, its Merkle proof and stored
+ * value (null: proven absent), and the other records its derived fields read (`related`, each under
+ * the state key a client derives itself from the proven record; docs/rpc.md "Light clients").
+ */
+const ProvenKeyEntry = v.strictObject({
+  key: v.pipe(
+    HexString,
+    v.description('the state key (a client matches it to a key it derived, never trusts it)'),
+  ),
+  value: v.pipe(nullable(HexString), v.description('the stored value, null when absent')),
+  proof: v.pipe(HexString, v.description('encoded Merkle proof against the state root')),
+});
+const RecordProof = {
+  height: opt(v.pipe(Int, v.description('with proof: the committed height the record is read at'))),
+  stateRoot: opt(Hash),
+  proof: opt(v.pipe(HexString, v.description('encoded Merkle proof of the record against stateRoot'))),
+  value: opt(nullable(HexString)),
+  related: opt(v.array(ProvenKeyEntry)),
+};
+
 export const ValidatorSetProofResult = v.strictObject({
   height: v.pipe(Int, v.description("the epoch's last block, whose state root the proofs are against")),
   epoch: v.pipe(Int, v.description('the epoch whose set the block stored')),
@@ -276,6 +297,8 @@ export const ChipResult = v.strictObject({
   challengeClass: Int,
   heartbeatOperator: opt(nullable(AddressText)),
 });
+/** unc_getChip: a chip, with `proof` its Merkle proofs (RecordProof). */
+export const ProvenChipResult = v.strictObject({ ...ChipResult.entries, ...RecordProof });
 
 export const ChipEventResult = v.strictObject({ height: Int, event: Tagged });
 
@@ -381,6 +404,8 @@ export const LeaseResult = v.strictObject({
   closedTime: nullable(Int),
   closedReason: nullable(v.string()),
 });
+/** unc_getLease: a lease, with `proof` its Merkle proofs (RecordProof). */
+export const ProvenLeaseResult = v.strictObject({ ...LeaseResult.entries, ...RecordProof });
 
 export const ProviderRecordResult = v.strictObject({
   address: AddressText,
