@@ -39,8 +39,9 @@ import type { PrivvalStorage } from './privval-store.js';
 export const SIGNER_GUARD_HEIGHTS = 8n;
 
 /**
- * The heights among the chain store's last `heights` (head down) whose stored commit holds a
- * precommit of `publicKey`, highest first.
+ * The heights among the chain's last `heights` (tip down) whose commit holds a precommit of
+ * `publicKey`, highest first. From the tip, the decided block whose write may be in flight: a held
+ * signer's release may run while it is written, and searched from the head it missed that block.
  */
 export async function recentlySignedHeights(
   chain: Chain,
@@ -48,9 +49,10 @@ export async function recentlySignedHeights(
   heights: bigint = SIGNER_GUARD_HEIGHTS,
 ): Promise<bigint[]> {
   const found: bigint[] = [];
-  const head = chain.height;
-  for (let h = head; h >= 1n && h > head - heights; h--) {
-    const block = await chain.blockAt(h);
+  const tip = chain.tip;
+  const top = tip.header.height;
+  for (let h = top; h >= 1n && h > top - heights; h--) {
+    const block = h === top ? tip.block : await chain.blockAt(h);
     if (block?.commit.signatures.some((s) => equalBytes(s.validator, publicKey))) found.push(h);
   }
   return found;
