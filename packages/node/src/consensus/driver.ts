@@ -279,6 +279,11 @@ export const FRESH_SIGNER_WARN_EVERY_MS = 60_000;
  * round it is stuck in, if it holds any.
  */
 export const FRESH_SIGNER_STUCK_WAIT = 3;
+/**
+ * The highest head at which a caught-up held fresh signer of a new chain is released at once,
+ * without waiting out the height under way (`launchExempt`): the chain's first block.
+ */
+export const FRESH_SIGNER_LAUNCH_HEAD = 1n;
 
 /**
  * Round timeouts: a proposer that is down costs a round of 3 s (plus 0.5 s per further round).
@@ -450,6 +455,11 @@ export class ConsensusDriver {
    * head is the one its lost life may have signed at (`releaseSigner` waits it out).
    */
   private signerCaughtUp: { head: bigint; at: number } | null = null;
+  /**
+   * Whether the chain store held no block when this driver was built: no earlier life of this
+   * data directory decided a block here (a condition of `launchExempt`).
+   */
+  private readonly storeWasEmpty: boolean;
   /** Since when a held fresh signer was first found not caught up, and when it last warned. */
   private signerHeldSince: number | null = null;
   private signerWarnedAt: number | null = null;
@@ -711,6 +721,7 @@ export class ConsensusDriver {
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
     });
     this.heightPace = new HeightPace({ intervalMs: this.blockTimeMs });
+    this.storeWasEmpty = this.chain.tipHeight === 0n;
     if (this.validator) {
       if (!this.privvalStorage) throw new Error('a validator needs a path for its private validator state');
       const stored = loadPrivvalFrom(this.privvalStorage, this.validator.publicKey);
@@ -2021,7 +2032,11 @@ export class ConsensusDriver {
     const checked = checkVoteGossip(data, this.gossipView());
     // A vote for the head's height that arrived after this node committed it still shows its
     // validator is up (a far validator's votes often come after the quorum of the near ones).
-    if ('late' in checked) this.liveness.saw(checked.late.validator, checked.late.height);
+    if ('late' in checked) {
+      this.liveness.saw(checked.late.validator, checked.late.height);
+      // Not kept (the head's height), but a trace of this key's earlier life (`launchExempt`).
+      this.noteOwnWhileHeld(checked.late);
+    }
     if ('buffer' in checked) this.noteOwnWhileHeld(checked.buffer);
     else if ('deliver' in checked) this.noteOwnWhileHeld(checked.deliver);
     if ('buffer' in checked) {
@@ -3373,11 +3388,19 @@ export class ConsensusDriver {
    * So is one at genesis: every validator of a new chain starts fresh, so all would wait (none
    * decides the first height without the others: the simulator's launches took 12 s more); a
    * lost life there is one of a chain that never decided a block, whose stuck peers re-send its
-   * votes on connecting (`sendCatchUp`).
+   * votes on connecting (`sendCatchUp`). So, on conditions, is one first caught up at the chain's
+   * first block (`launchExempt`).
    */
   private lateSignerFloor(head: bigint): number | null {
     const network = this.network;
     if (!network || !this.validator || head === 0n) return 0;
+    if (this.signerCaughtUp === null && this.launchExempt(head)) {
+      this.logger.info(
+        "fresh signer caught up at a new chain's first block, with no trace of this key: not held for the height under way",
+        { height: head + 1n },
+      );
+      return 0;
+    }
     if (network.peers().length === 0) {
       const set = this.nextValidators();
       if (set.hasQuorum(set.powerOf(this.validator.publicKey))) return 0;
@@ -3396,6 +3419,25 @@ export class ConsensusDriver {
     if (now - first.at < FRESH_SIGNER_STUCK_WAIT * (this.blockTimeMs + this.timeouts.proposeMs)) return null;
     const { height, round } = this.machine.snapshot();
     return height === head + 1n ? round : 0;
+  }
+
+  /**
+   * Whether a held fresh signer first caught up at `head` is released at once, as at genesis, and
+   * not held for head + 1: a new chain's launch, where every validator starts fresh and one that
+   * caught up only after the first block (a partition at launch, a late start) would otherwise
+   * each sit out the second (the simulator's peer-catch-up run sent 4.2 times the calm messages).
+   * All of: `head` is at most FRESH_SIGNER_LAUNCH_HEAD (the chain's first block); this node's chain
+   * store was empty when it started (blocks there would be an earlier life's: it decided them on
+   * this data directory); no message of this key, at any height, was seen while held
+   * (`OwnSignaturesAbove.sawAny`); and the release's commit search finds no precommit of it in any
+   * commit of the chain (heights 1…head are all within SIGNER_GUARD_HEIGHTS: fatal, as always).
+   * Not a proof: nothing a node holds tells a validator that never signed from one whose whole
+   * folder was lost. What it leaves (docs/consensus.md): a lost life that signed at head + 1 = 2
+   * of a new chain, left no precommit in commit 1 and no message this node saw while held, and was
+   * replaced by a node caught up before height 2 was decided, within the launch's first seconds.
+   */
+  private launchExempt(head: bigint): boolean {
+    return head <= FRESH_SIGNER_LAUNCH_HEAD && this.storeWasEmpty && !(this.ownSignatures?.sawAny ?? false);
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */

@@ -6,7 +6,8 @@
  * (equivocation evidence: slashed and tombstoned). It now stays held until that height is decided
  * without it; where it is not (its vote may be needed for the quorum), it is released after a
  * bounded wait, from the round the others are stuck in, never an earlier one (driver.ts
- * `lateSignerFloor`).
+ * `lateSignerFloor`). But for a new chain's launch: caught up at its first block, with an empty
+ * store at start and no trace of its key, it is released at once, as at genesis (`launchExempt`).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
   decode,
+  encode,
   equalBytes,
   PrivValidator,
   SIGN_STEP,
@@ -25,7 +27,11 @@ import {
 } from '@unc/core';
 import { until } from '@unc/test-utils';
 import fc from 'fast-check';
-import { FRESH_SIGNER_STUCK_WAIT, withRoundFloor } from '../../src/consensus/driver.js';
+import {
+  FRESH_SIGNER_LAUNCH_HEAD,
+  FRESH_SIGNER_STUCK_WAIT,
+  withRoundFloor,
+} from '../../src/consensus/driver.js';
 import { voteMessageCodec } from '../../src/consensus/wire.js';
 import type { UncNode } from '../../src/node.js';
 import { MemoryNetworkHub } from './memory-network.js';
@@ -43,6 +49,14 @@ const TIMEOUTS = {
 };
 /** What the held signer waits, at most, for the height under way to be decided without it. */
 const STUCK_MS = FRESH_SIGNER_STUCK_WAIT * (BLOCK_MS + TIMEOUTS.proposeMs);
+/**
+ * The head the held signer catches up at: past a new chain's first block, where one with no trace
+ * of its key is released at once (`launchExempt`; tested below), and H the height under way then.
+ */
+const HEAD = FRESH_SIGNER_LAUNCH_HEAD + 1n;
+const H = HEAD + 1n;
+/** A head whose height after next v0 does not propose at round 0 (the restart test). */
+const LATER_HEAD = HEAD + 2n;
 const genesis = fourValidatorGenesis(BLOCK_MS);
 const [v0, v1, v2, v3] = validators as [
   (typeof validators)[0],
@@ -60,9 +74,9 @@ describe('a held fresh signer whose own earlier messages come after it caught up
    * v0 with no privval.json, and one peer `p` that claims a block v0 does not have (and serves
    * none) until told the truth: v0's signer stays held meanwhile. What v0 sends is kept.
    */
-  async function heldV0(prefix: string, timeouts = TIMEOUTS, onFatal?: (error: Error) => void) {
+  async function heldV0(prefix: string, timeouts = TIMEOUTS, onFatal?: (error: Error) => void, head = HEAD) {
     const hub = new MemoryNetworkHub();
-    const peer = { claim: 2n, votes: [] as Vote[] };
+    const peer = { claim: head + 1n, votes: [] as Vote[] };
     hub.join('p', {
       onGossip: (topic, data) => {
         if (topic === 'vote') peer.votes.push(decode(voteMessageCodec, data).vote);
@@ -85,18 +99,30 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     });
     assert.ok(node.driver.holdingFreshSigner, 'a peer ahead holds the fresh signer');
     assert.equal(node.chain.tipHeight, 0n);
-    // Past genesis (where every validator starts fresh, released at once): v1…v3 decide height 1,
-    // which v0 follows, held.
-    const { h: h1, round: r1 } = roundOfOthers(node, 0);
-    const first = h1.proposalFor(r1, '0.02');
-    assert.equal(await h1.gossip('proposal', first.full, 'p'), 'accept');
-    for (const v of [v1, v2, v3]) await h1.gossip('vote', h1.vote(v, 'prevote', r1, first.blockHash), 'p');
-    for (const v of [v1, v2, v3]) await h1.gossip('vote', h1.vote(v, 'precommit', r1, first.blockHash), 'p');
-    await until('v0 follows height 1', () => node.chain.height >= 1n, { timeoutMs: 60_000 });
+    // Past a new chain's launch (where every validator starts fresh, released at once): v1…v3
+    // decide heights 1…head, which v0 follows, held.
+    await decideWithoutV0(node, head);
     assert.ok(node.driver.holdingFreshSigner);
     const mine = (height: bigint) =>
       peer.votes.filter((v) => equalBytes(v.validator, v0.publicKey) && v.height === height);
     return { node, peer, mine, hub, dataDir };
+  }
+
+  /** v1…v3 decide the heights up to `head`, each in a round v0 does not propose. */
+  async function decideWithoutV0(node: UncNode, head: bigint) {
+    while (node.chain.height < head) {
+      const height = node.chain.height + 1n;
+      // The height started (a block interval after the last).
+      if (height > 1n) await sleep(4 * BLOCK_MS);
+      const h = nextHeight(node);
+      const round = [0, 1].find((r) => !equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
+      assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
+      const p = h.proposalFor(round, '0.02');
+      assert.equal(await h.gossip('proposal', p.full, 'p'), 'accept');
+      for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'prevote', round, p.blockHash), 'p');
+      for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'precommit', round, p.blockHash), 'p');
+      await until(`v0 follows height ${height}`, () => node.chain.height >= height, { timeoutMs: 60_000 });
+    }
   }
 
   /** The first round from `from` on whose proposer, and the next round's, are not v0. */
@@ -116,11 +142,11 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     const round = [0, 1].find((r) => !equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
     assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
     const B = h.proposalFor(round, '0.03');
-    peer.claim = 1n;
-    // Caught up: before, it was released here, at once, and signed from height 2 on.
+    peer.claim = HEAD;
+    // Caught up: before, it was released here, at once, and signed from height H on.
     await sleep(1_500);
     assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
-    // Before its folder was lost, v0 prevoted A at (2, round); that prevote reaches it only now.
+    // Before its folder was lost, v0 prevoted A at (H, round); that prevote reaches it only now.
     const A = new Uint8Array(32).fill(0xaa);
     const late = h.vote(v0, 'prevote', round, A);
     await h.gossip('vote', late, 'p');
@@ -128,24 +154,24 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
     for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
     for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
-    await until('v0 follows B at height 2', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
+    await until('v0 follows B at height H', () => node.chain.height >= H, { timeoutMs: 60_000 });
     assert.equal(toHex(node.chain.tip.hash), B.hash);
-    // Height 2 decided without it: released, it signs from height 3.
+    // Height H decided without it: released, it signs from height H + 1.
     await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
-    // Before: v0 prevoted B at (2, round) beside its own prevote for A (duplicate-vote evidence).
+    // Before: v0 prevoted B at (H, round) beside its own prevote for A (duplicate-vote evidence).
     assert.deepEqual(
-      mine(2n)
+      mine(H)
         .filter((v) => toHex(v.signature) !== lateSignature)
         .map((v) => `${v.type}@${v.round}`),
       [],
-      'v0 signed at height 2, where its lost signer voted',
+      'v0 signed at height H, where its lost signer voted',
     );
   });
 
   test('its lost life precommitted at the height it waited out, and that height was decided with it: released, not stopped', async () => {
-    // An honest crash: v0 prevoted and precommitted B at height 2, then lost its folder. v1 and v2
-    // (v3 down) decide B with v0's precommit, so height 2's commit holds it. That height was
-    // under way when v0 caught up: the lost life stopped there, and v0 signs from height 3.
+    // An honest crash: v0 prevoted and precommitted B at height H, then lost its folder. v1 and v2
+    // (v3 down) decide B with v0's precommit, so height H's commit holds it. That height was
+    // under way when v0 caught up: the lost life stopped there, and v0 signs from height H + 1.
     const fatal: Error[] = [];
     const { node, peer, mine } = await heldV0(
       'unc-held-own-commit-',
@@ -156,7 +182,7 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     const round = [0, 1].find((r) => !equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
     assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
     const B = h.proposalFor(round, '0.03');
-    peer.claim = 1n;
+    peer.claim = HEAD;
     await sleep(1_500);
     assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
     assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
@@ -165,11 +191,11 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     for (const m of lost) await h.gossip('vote', m, 'p');
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
-    await until('v0 follows B at height 2', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
-    const decided = await node.chain.blockAt(2n);
+    await until('v0 follows B at height H', () => node.chain.height >= H, { timeoutMs: 60_000 });
+    const decided = await node.chain.blockAt(H);
     assert.ok(
       decided?.commit.signatures.some((s) => equalBytes(s.validator, v0.publicKey)),
-      "height 2's commit holds the lost life's precommit",
+      "height H's commit holds the lost life's precommit",
     );
     await until('the signer released or stopped', () => !node.driver.holdingFreshSigner || fatal.length > 0, {
       timeoutMs: 60_000,
@@ -179,13 +205,13 @@ describe('a held fresh signer whose own earlier messages come after it caught up
       fatal.map((e) => e.message),
       [],
     );
-    await until('v0 signs at height 3', () => mine(3n).length > 0, { timeoutMs: 60_000 });
+    await until('v0 signs at height H + 1', () => mine(H + 1n).length > 0, { timeoutMs: 60_000 });
     assert.deepEqual(
-      mine(2n)
+      mine(H)
         .filter((v) => !lostSignatures.includes(toHex(v.signature)))
         .map((v) => `${v.type}@${v.round}`),
       [],
-      'v0 signed at height 2, where its lost signer voted',
+      'v0 signed at height H, where its lost signer voted',
     );
   });
 
@@ -193,13 +219,18 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     const fatal: Error[] = [];
     const onFatal = (e: Error) => fatal.push(e);
     const timeouts = { ...TIMEOUTS, proposeMs: 3_000 };
-    const held = await heldV0('unc-held-restart-', timeouts, onFatal);
+    // Caught up at a later head than the other tests: the height after the one it waits out must
+    // not be v0's to propose at round 0 (it would sign at once on its release; the proposer order
+    // of these chains is fixed, and v0 has round 0 of heights 4 and 5).
+    const HEAD = LATER_HEAD;
+    const H = HEAD + 1n;
+    const held = await heldV0('unc-held-restart-', timeouts, onFatal, HEAD);
     const { peer, hub, dataDir } = held;
-    peer.claim = 1n;
+    peer.claim = HEAD;
     await sleep(1_500);
     assert.ok(held.node.driver.holdingFreshSigner);
     // A restart during the wait: nothing was saved while held, so it starts held again, and waits
-    // out height 2 again (what it noted is gone; the peers' re-sends bring it back).
+    // out height H again (what it noted is gone; the peers' re-sends bring it back).
     await held.node.stop();
     const restart = () =>
       nodes.start(hub, genesis, 'unc-held-restart-', { allowFreshSigner: false, timeouts, dataDir, onFatal });
@@ -212,11 +243,11 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
     const B = h.proposalFor(round, '0.03');
     assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
-    // The lost life's prevote and precommit decide height 2 with v1 and v2.
+    // The lost life's prevote and precommit decide height H with v1 and v2.
     for (const v of [v0, v1, v2]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
     for (const v of [v0, v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
-    await until('v0 follows B at height 2', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
-    // Not v0's turn at height 3, round 0: it signs nothing there before its propose timeout (3 s).
+    await until('v0 follows B at height H', () => node.chain.height >= H, { timeoutMs: 60_000 });
+    // Not v0's turn at height H + 1, round 0: it signs nothing there before its propose timeout (3 s).
     assert.ok(!equalBytes(nextHeight(node).proposerOf(0).publicKey, v0.publicKey));
     await until('the signer released', () => !node.driver.holdingFreshSigner || fatal.length > 0, {
       timeoutMs: 60_000,
@@ -227,12 +258,12 @@ describe('a held fresh signer whose own earlier messages come after it caught up
       [],
     );
     // Restarted before its first signature: the start guard, which finds the lost life's precommit
-    // at height 2, must find its signer state too (saved once the released machine starts).
+    // at height H, must find its signer state too (saved once the released machine starts).
     await node.stop();
     assert.deepEqual(
-      held.mine(3n).map((v) => `${v.type}@${v.round}`),
+      held.mine(H + 1n).map((v) => `${v.type}@${v.round}`),
       [],
-      'v0 signed at height 3 before the restart: nothing tested',
+      'v0 signed at height H + 1 before the restart: nothing tested',
     );
     const again = await restart();
     assert.equal(again.driver.holdingFreshSigner, false, 'held again after its release');
@@ -247,11 +278,11 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     const { node, peer } = await heldV0('unc-held-twin-', { ...TIMEOUTS, proposeMs: 3_000 }, (e) =>
       fatal.push(e),
     );
-    peer.claim = 1n;
+    peer.claim = HEAD;
     await sleep(1_500);
     assert.ok(node.driver.holdingFreshSigner, 'released while the height under way is undecided');
-    // A peer ahead again keeps it from trying to release while heights 2 and 3 are decided.
-    peer.claim = 4n;
+    // A peer ahead again keeps it from trying to release while heights H and H + 1 are decided.
+    peer.claim = H + 2n;
     const decide = async (signers: (typeof validators)[0][]) => {
       // The height started (a block interval after the last), in a round it takes a proposal in now.
       await sleep(4 * BLOCK_MS);
@@ -268,13 +299,13 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     await decide([v1, v2, v3]);
     // Height 3 was under way only after this node caught up: a process signing with this key then.
     await decide([v0, v1, v2]);
-    assert.equal(node.chain.height, 3n);
-    peer.claim = 3n;
+    assert.equal(node.chain.height, H + 1n);
+    peer.claim = H + 1n;
     await until('the signer stopped or released', () => fatal.length > 0 || !node.driver.holdingFreshSigner, {
       timeoutMs: 60_000,
     });
     assert.equal(fatal.length, 1, 'released although its key signed at a height decided while it waited');
-    assert.match(fatal[0]!.message, /at height\(s\) 3:/);
+    assert.match(fatal[0]!.message, new RegExp(`at height\\(s\\) ${H + 1n}:`));
     assert.ok(node.driver.holdingFreshSigner);
   });
 
@@ -285,7 +316,7 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     // (their nil prevotes there take the held machine to it: over a third of the power).
     const stuck = [v1, v2].map((v) => h.vote(v, 'prevote', round, null));
     for (const m of stuck) await h.gossip('vote', m, 'p');
-    peer.claim = 1n;
+    peer.claim = HEAD;
     const caughtUpAt = Date.now();
     await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
     const heldMs = Date.now() - caughtUpAt;
@@ -295,12 +326,12 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     await sleep(2 * TIMEOUTS.proposeMs);
     for (const m of stuck) await h.gossip('vote', m, 'p');
     await until('v0 prevotes nil in the round the others are stuck in', () =>
-      mine(2n).some((v) => v.type === 'prevote' && v.round === round && v.blockHash === null),
+      mine(H).some((v) => v.type === 'prevote' && v.round === round && v.blockHash === null),
     );
-    // Before: released at once on a machine started at round 0, it prevoted nil at (2, 0), a round
+    // Before: released at once on a machine started at round 0, it prevoted nil at (H, 0), a round
     // its lost signer may have voted in, unseen.
     assert.deepEqual(
-      mine(2n)
+      mine(H)
         .filter((v) => v.round < round)
         .map((v) => `${v.type}@${v.round}`),
       [],
@@ -309,16 +340,16 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     // Liveness: with v0, v1 and v2 (3/4 of the power) the height is decided.
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round, null), 'p');
     await until('v0 precommits nil in that round', () =>
-      mine(2n).some((v) => v.type === 'precommit' && v.round === round),
+      mine(H).some((v) => v.type === 'precommit' && v.round === round),
     );
     const B = h.proposalFor(round + 1, '0.03');
     assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'prevote', round + 1, B.blockHash), 'p');
     for (const v of [v1, v2]) await h.gossip('vote', h.vote(v, 'precommit', round + 1, B.blockHash), 'p');
-    await until('height 2 decided with v0', () => node.chain.height >= 2n, { timeoutMs: 60_000 });
+    await until('height H decided with v0', () => node.chain.height >= H, { timeoutMs: 60_000 });
     assert.equal(toHex(node.chain.tip.hash), B.hash);
     assert.ok(
-      mine(2n).some(
+      mine(H).some(
         (v) =>
           v.type === 'precommit' &&
           v.round === round + 1 &&
@@ -326,6 +357,82 @@ describe('a held fresh signer whose own earlier messages come after it caught up
           equalBytes(v.blockHash, B.blockHash),
       ),
       'v0 precommitted B',
+    );
+  });
+
+  test("a new chain's validator caught up at the first block, with no trace of its key: released at once, it signs at height 2", async () => {
+    // A propose timeout so long that the bounded wait (3 × (block interval + propose timeout),
+    // 180 s) cannot release it within the test's 60 s: only the launch exemption can.
+    const { node, peer, mine } = await heldV0(
+      'unc-held-launch-',
+      { ...TIMEOUTS, proposeMs: 60_000 },
+      undefined,
+      1n,
+    );
+    peer.claim = 1n;
+    // Before: held until height 2 was decided without it (each such validator of a new chain sat
+    // out a height: the simulator's peer-catch-up run sent 4.2 times the calm run's messages).
+    await until('the signer released', () => !node.driver.holdingFreshSigner, { timeoutMs: 60_000 });
+    assert.equal(node.chain.height, 1n, 'released only once height 2 was decided');
+    const h = nextHeight(node);
+    if (!equalBytes(h.proposerOf(0).publicKey, v0.publicKey)) {
+      const B = h.proposalFor(0, '0.03');
+      assert.equal(await h.gossip('proposal', B.full, 'p'), 'accept');
+    }
+    await until(
+      'v0 prevotes at height 2',
+      () => mine(2n).some((v) => v.type === 'prevote' && v.round === 0),
+      {
+        timeoutMs: 60_000,
+      },
+    );
+  });
+
+  test("a new chain's first block, but its key's precommit there came late: a trace of its lost life, held", async () => {
+    const { node, peer } = await heldV0(
+      'unc-held-launch-trace-',
+      { ...TIMEOUTS, proposeMs: 60_000 },
+      undefined,
+      1n,
+    );
+    // v0's lost life precommitted block 1 too, after the quorum (not in commit 1): it comes late.
+    const block1 = await node.chain.blockAt(1n);
+    assert.ok(block1);
+    assert.ok(!block1.commit.signatures.some((s) => equalBytes(s.validator, v0.publicKey)));
+    const lostPrecommit: Vote = signVote(
+      CHAIN,
+      {
+        type: 'precommit',
+        height: 1n,
+        round: block1.commit.round,
+        blockHash: node.chain.tip.hash,
+        validator: v0.publicKey,
+      },
+      v0.seed,
+    );
+    const late = encode(voteMessageCodec, { vote: lostPrecommit, sentAt: 1n });
+    await node.driver.handlers().onGossip('vote', late, 'p');
+    peer.claim = 1n;
+    await sleep(1_500);
+    // Without the trace condition: released at once, at the height its lost life went on to.
+    assert.ok(node.driver.holdingFreshSigner, 'released at a launch although its key signed there');
+  });
+
+  test("a new chain's first block, but its store held blocks when it started: an earlier life of this folder, held", async () => {
+    const first = await heldV0('unc-held-launch-store-', { ...TIMEOUTS, proposeMs: 60_000 }, undefined, 1n);
+    await first.node.stop();
+    // Its privval.json lost, its chain store kept (block 1, decided on this folder).
+    const node = await nodes.start(first.hub, genesis, 'unc-held-launch-store-', {
+      allowFreshSigner: false,
+      timeouts: { ...TIMEOUTS, proposeMs: 60_000 },
+      dataDir: first.dataDir,
+    });
+    assert.equal(node.chain.tipHeight, 1n);
+    first.peer.claim = 1n;
+    await sleep(1_500);
+    assert.ok(
+      node.driver.holdingFreshSigner,
+      'released at a launch although an earlier life decided blocks here',
     );
   });
 });
