@@ -40,8 +40,11 @@ export const SIGNER_GUARD_HEIGHTS = 8n;
 
 /**
  * The heights among the chain's last `heights` (tip down) whose commit holds a precommit of
- * `publicKey`, highest first. From the tip, the decided block whose write may be in flight: a held
- * signer's release may run while it is written, and searched from the head it missed that block.
+ * `publicKey`, or whose block `publicKey` proposed (the header names its proposer, which signed the
+ * proposal and the VRF proof: it was signing at that height even where its precommit is left out
+ * of the commit, which holds only those the next proposer gathered), highest first. From the tip,
+ * the decided block whose write may be in flight: a held signer's release may run while it is
+ * written, and searched from the head it missed that block.
  */
 export async function recentlySignedHeights(
   chain: Chain,
@@ -53,7 +56,12 @@ export async function recentlySignedHeights(
   const top = tip.header.height;
   for (let h = top; h >= 1n && h > top - heights; h--) {
     const block = h === top ? tip.block : await chain.blockAt(h);
-    if (block?.commit.signatures.some((s) => equalBytes(s.validator, publicKey))) found.push(h);
+    if (!block) continue;
+    if (
+      equalBytes(block.header.proposer, publicKey) ||
+      block.commit.signatures.some((s) => equalBytes(s.validator, publicKey))
+    )
+      found.push(h);
   }
   return found;
 }
@@ -69,7 +77,7 @@ export class SignerStateMissing extends Error {
   ) {
     const list = heights.map(String).join(', ');
     super(
-      `${where} (the signer state) is missing, but the chain store holds precommits of this validator ` +
+      `${where} (the signer state) is missing, but the chain store holds precommits or blocks of this validator ` +
         `(${toHex(publicKey).slice(0, 16)}…) at height(s) ${list}: it signed with this data directory ` +
         `lately, and a fresh signer remembers no vote it cast, so after a crash during height ${head + 1n} ` +
         `it could sign a second, conflicting vote there (equivocation: the bond is slashed and the ` +

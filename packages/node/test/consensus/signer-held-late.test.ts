@@ -34,6 +34,7 @@ import {
 } from '../../src/consensus/driver.js';
 import { voteMessageCodec } from '../../src/consensus/wire.js';
 import type { UncNode } from '../../src/node.js';
+import { chainServer } from '../../src/sync.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { fourValidatorGenesis, nextHeight, TestNodes, validators } from './test-nodes.js';
 
@@ -416,6 +417,46 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     await sleep(1_500);
     // Without the trace condition: released at once, at the height its lost life went on to.
     assert.ok(node.driver.holdingFreshSigner, 'released at a launch although its key signed there');
+  });
+
+  test("a new chain's first block proposed by its key, its precommit left out of commit 1: a trace in the chain itself, fatal", async () => {
+    // v0's lost life proposed block 1 (its key is the header's proposer: it signed the proposal and
+    // the VRF proof), then lost its folder; v1…v3 decided it, and commit 1 holds only their three
+    // precommits (a commit holds those its proposer gathered). Its lost life went on to height 2.
+    const timeouts = { ...TIMEOUTS, proposeMs: 60_000 };
+    const source = await nodes.start(new MemoryNetworkHub(), genesis, 'unc-held-launch-src-', {
+      fullNode: true,
+      timeouts,
+    });
+    const h = nextHeight(source);
+    const round = [0, 1, 2, 3, 4, 5, 6, 7].find((r) => equalBytes(h.proposerOf(r).publicKey, v0.publicKey));
+    assert.ok(round !== undefined, 'v0 proposes none of rounds 0…7 at height 1');
+    const B = h.proposalFor(round, '0.03');
+    // The others' prevotes (over a third of the power) take the machine to v0's round.
+    for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'prevote', round, B.blockHash), 'p');
+    await h.gossip('proposal', B.full, 'p');
+    for (const v of [v1, v2, v3]) await h.gossip('vote', h.vote(v, 'precommit', round, B.blockHash), 'p');
+    await until('block 1 decided', () => source.chain.height >= 1n, { timeoutMs: 60_000 });
+    const block1 = await source.chain.blockAt(1n);
+    assert.ok(block1 && equalBytes(block1.header.proposer, v0.publicKey), "block 1 is v0's");
+    assert.ok(!block1.commit.signatures.some((s) => equalBytes(s.validator, v0.publicKey)));
+    // v0 starts again on an empty folder, and syncs block 1 from a peer: it sees no message of its key.
+    const hub = new MemoryNetworkHub();
+    hub.join('p', { onGossip: () => 'ignore', ...chainServer(source.chain) });
+    const fatal: Error[] = [];
+    const node = await nodes.start(hub, genesis, 'unc-held-launch-proposer-', {
+      allowFreshSigner: false,
+      timeouts,
+      onFatal: (e) => fatal.push(e),
+    });
+    await until('the signer released or stopped', () => !node.driver.holdingFreshSigner || fatal.length > 0, {
+      timeoutMs: 60_000,
+    });
+    assert.equal(node.chain.height, 1n);
+    // Before: released at once (`launchExempt`), to sign at height 2, where its lost life went on.
+    assert.ok(node.driver.holdingFreshSigner, 'released although its key proposed block 1');
+    assert.equal(fatal.length, 1);
+    assert.match(fatal[0]!.message, /at height\(s\) 1:/);
   });
 
   test("a new chain's first block, but its store held blocks when it started: an earlier life of this folder, held", async () => {
