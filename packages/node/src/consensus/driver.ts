@@ -791,6 +791,7 @@ export class ConsensusDriver {
         this.signerWarnedAt = null;
       },
       onSynced: (committed) => {
+        this.signerSyncedPast(committed.block.header.height);
         this.behindView.noteHead(committed.block.header.height);
         this.abandonFetches();
         this.committedToMempool(committed);
@@ -3419,6 +3420,27 @@ export class ConsensusDriver {
     if (now - first.at < FRESH_SIGNER_STUCK_WAIT * (this.blockTimeMs + this.timeouts.proposeMs)) return null;
     const { height, round } = this.machine.snapshot();
     return height === head + 1n ? round : 0;
+  }
+
+  /**
+   * A block synced while a held fresh signer waits out the height after the head it first caught
+   * up at: one past that height shows the network was further on than the peers that answered then
+   * (one behind, or a liar, the only one connected yet), so the lost life may have signed at a
+   * height above the one waited out, and a release now (the head passed it) would sign there. The
+   * wait starts again at the next probe, from the head synced to (`lateSignerFloor`), timer
+   * included. One height synced (missed live) moves nothing: that is the height waited out.
+   */
+  private signerSyncedPast(height: bigint): void {
+    const first = this.signerCaughtUp;
+    if (!this.signerHeld || !first || height <= first.head + 1n) return;
+    this.signerCaughtUp = null;
+    this.logger.info(
+      'fresh signer held: synced past the height it waited out; it waits again from its new head',
+      {
+        waitedOut: first.head + 1n,
+        synced: height,
+      },
+    );
   }
 
   /**

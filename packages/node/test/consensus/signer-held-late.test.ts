@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
+  blockHash,
   decode,
   encode,
   equalBytes,
@@ -34,7 +35,7 @@ import {
 } from '../../src/consensus/driver.js';
 import { voteMessageCodec } from '../../src/consensus/wire.js';
 import type { UncNode } from '../../src/node.js';
-import { chainServer } from '../../src/sync.js';
+import { chainServer, readBlockRange } from '../../src/sync.js';
 import { MemoryNetworkHub } from './memory-network.js';
 import { fourValidatorGenesis, nextHeight, TestNodes, validators } from './test-nodes.js';
 
@@ -457,6 +458,47 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     assert.ok(node.driver.holdingFreshSigner, 'released although its key proposed block 1');
     assert.equal(fatal.length, 1);
     assert.match(fatal[0]!.message, /at height\(s\) 1:/);
+  });
+
+  test('first caught up with a peer behind the network, then synced past the next height: it waits out the height after the one it synced to', async () => {
+    // The network is at height 4 (decided by v1…v3; v0's lost life was voting at height 5), but the
+    // one peer that answers v0 at first is behind, at height 2: v0 takes 2 for the network's head.
+    const timeouts = { ...TIMEOUTS, proposeMs: 60_000 };
+    const source = await nodes.start(new MemoryNetworkHub(), genesis, 'unc-held-lagging-src-', {
+      fullNode: true,
+      timeouts,
+    });
+    await decideWithoutV0(source, 4n);
+    const hashes = new Map<bigint, Uint8Array>();
+    for (let height = 1n; height <= 4n; height++) {
+      const block = await source.chain.blockAt(height);
+      assert.ok(block);
+      hashes.set(height, blockHash(block.header));
+    }
+    const lagging = { upTo: 2n };
+    const hub = new MemoryNetworkHub();
+    hub.join('p', {
+      onGossip: () => 'ignore',
+      status: () => ({
+        chainId: CHAIN,
+        genesisHash: source.chain.genesisHash,
+        height: lagging.upTo,
+        headHash: hashes.get(lagging.upTo)!,
+      }),
+      blocks: (from, to, take) =>
+        readBlockRange(from, to < lagging.upTo ? to : lagging.upTo, source.chain, take),
+    });
+    const node = await nodes.start(hub, genesis, 'unc-held-lagging-', { allowFreshSigner: false, timeouts });
+    await sleep(1_500);
+    assert.equal(node.chain.height, 2n);
+    assert.ok(node.driver.holdingFreshSigner, 'released while the height after its head is undecided');
+    // The peer catches up with the network: v0 syncs heights 3 and 4.
+    lagging.upTo = 4n;
+    await until('v0 syncs to height 4', () => node.chain.height >= 4n, { timeoutMs: 60_000 });
+    await sleep(1_500);
+    // Before: released at once (its head passed the one it first caught up at), signing at
+    // height 5, where its lost life voted.
+    assert.ok(node.driver.holdingFreshSigner, 'released at the height its lost life was voting at');
   });
 
   test("a new chain's first block, but its store held blocks when it started: an earlier life of this folder, held", async () => {
