@@ -3343,6 +3343,20 @@ export class ConsensusDriver {
     this.ownSignatures = null;
     this.signerHeld = false;
     this.machine = this.newMachine();
+    // On disk now, not when the machine first runs with it: released before the next height
+    // starts (a block interval after the head's), a restart meanwhile found no signer state and
+    // was held again, or refused where its lost life's precommit is in the height it waited out.
+    try {
+      this.persistSigner([]);
+    } catch (err) {
+      this.fatal(
+        new Error(
+          `the signer state could not be saved (${this.privvalStorage.where}): ${err instanceof Error ? err.message : String(err)}`,
+        ),
+        'the signer state is not on disk',
+      );
+      return;
+    }
     this.logger.info('fresh signer cleared: no precommit of this key in the last commits; signing', {
       from: head + 1n,
       ...(seen ? { after: `${seen.height}/${seen.round}/${seen.step}` } : {}),
@@ -3424,18 +3438,19 @@ export class ConsensusDriver {
 
   /**
    * A block synced while a held fresh signer waits out the height after the head it first caught
-   * up at: one past that height shows the network was further on than the peers that answered then
-   * (one behind, or a liar, the only one connected yet), so the lost life may have signed at a
-   * height above the one waited out, and a release now (the head passed it) would sign there. The
-   * wait starts again at the next probe, from the head synced to (`lateSignerFloor`), timer
-   * included. One height synced (missed live) moves nothing: that is the height waited out.
+   * up at: fetched, not followed live, so the peers that answered then may have been behind the
+   * network (one height behind, or a liar, the only one connected yet), the lost life may have
+   * signed at a height above the one waited out, and a release now (the head passed the one it
+   * caught up at) would sign there. The wait starts again at the next probe, from the head synced
+   * to (`lateSignerFloor`), timer included: it ends once a height is decided live without it, or
+   * after the bounded wait. A height followed live (proposal and votes seen) moves nothing.
    */
   private signerSyncedPast(height: bigint): void {
     const first = this.signerCaughtUp;
-    if (!this.signerHeld || !first || height <= first.head + 1n) return;
+    if (!this.signerHeld || !first || height <= first.head) return;
     this.signerCaughtUp = null;
     this.logger.info(
-      'fresh signer held: synced past the height it waited out; it waits again from its new head',
+      'fresh signer held: synced a block while waiting out a height; it waits again from its new head',
       {
         waitedOut: first.head + 1n,
         synced: height,

@@ -10,7 +10,7 @@
  * store at start and no trace of its key, it is released at once, as at genesis (`launchExempt`).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -460,17 +460,18 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     assert.match(fatal[0]!.message, /at height\(s\) 1:/);
   });
 
-  test('first caught up with a peer behind the network, then synced past the next height: it waits out the height after the one it synced to', async () => {
-    // The network is at height 4 (decided by v1…v3; v0's lost life was voting at height 5), but the
-    // one peer that answers v0 at first is behind, at height 2: v0 takes 2 for the network's head.
+  test('first caught up with a peer behind the network, then synced further: it waits out the height after the one it synced to', async () => {
+    // The network is at height 3 (decided by v1…v3; v0's lost life was voting at height 4), but the
+    // one peer that answers v0 at first is one height behind, at 2: v0 takes 2 for the network's
+    // head, and would wait out height 3, decided already.
     const timeouts = { ...TIMEOUTS, proposeMs: 60_000 };
     const source = await nodes.start(new MemoryNetworkHub(), genesis, 'unc-held-lagging-src-', {
       fullNode: true,
       timeouts,
     });
-    await decideWithoutV0(source, 4n);
+    await decideWithoutV0(source, 3n);
     const hashes = new Map<bigint, Uint8Array>();
-    for (let height = 1n; height <= 4n; height++) {
+    for (let height = 1n; height <= 3n; height++) {
       const block = await source.chain.blockAt(height);
       assert.ok(block);
       hashes.set(height, blockHash(block.header));
@@ -492,13 +493,38 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     await sleep(1_500);
     assert.equal(node.chain.height, 2n);
     assert.ok(node.driver.holdingFreshSigner, 'released while the height after its head is undecided');
-    // The peer catches up with the network: v0 syncs heights 3 and 4.
-    lagging.upTo = 4n;
-    await until('v0 syncs to height 4', () => node.chain.height >= 4n, { timeoutMs: 60_000 });
+    // The peer catches up with the network: v0 syncs height 3.
+    lagging.upTo = 3n;
+    await until('v0 syncs to height 3', () => node.chain.height >= 3n, { timeoutMs: 60_000 });
     await sleep(1_500);
     // Before: released at once (its head passed the one it first caught up at), signing at
-    // height 5, where its lost life voted.
+    // height 4, where its lost life voted.
     assert.ok(node.driver.holdingFreshSigner, 'released at the height its lost life was voting at');
+  });
+
+  test('released before the next height starts: its signer state is on disk at once', async () => {
+    // A long block interval: the height after the head starts 3 s after block 1's time. v0 syncs
+    // block 1 at its start and is released there (`launchExempt`), before the height starts.
+    const slow = fourValidatorGenesis(3_000);
+    const source = await nodes.start(new MemoryNetworkHub(), slow, 'unc-held-saved-src-', {
+      fullNode: true,
+      timeouts: TIMEOUTS,
+    });
+    await decideWithoutV0(source, 1n);
+    const hub = new MemoryNetworkHub();
+    hub.join('p', { onGossip: () => 'ignore', ...chainServer(source.chain) });
+    const dataDir = mkdtempSync(join(tmpdir(), 'unc-held-saved-'));
+    const node = await nodes.start(hub, slow, 'unc-held-saved-', {
+      allowFreshSigner: false,
+      timeouts: TIMEOUTS,
+      dataDir,
+    });
+    assert.equal(node.chain.height, 1n);
+    assert.equal(node.driver.holdingFreshSigner, false, 'released at its start');
+    // Before: written only once the machine first ran at height 2, seconds later; a restart
+    // meanwhile found no signer state (held again, or refused where its lost life's precommit is
+    // in the height it waited out).
+    assert.ok(existsSync(join(dataDir, 'privval.json')), 'released, its signer state not on disk');
   });
 
   test("a new chain's first block, but its store held blocks when it started: an earlier life of this folder, held", async () => {
