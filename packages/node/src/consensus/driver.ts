@@ -33,6 +33,7 @@ import {
   keyId,
   MAX_BLOCK_BYTES,
   PrivValidator,
+  type PrivValidatorState,
   type Proposal,
   selectProposer,
   sha256,
@@ -109,7 +110,12 @@ import {
 import { budgetForRound, HeightPace, ProposalBudget } from './proposal-budget.js';
 import { ProposerLiveness } from './proposer-liveness.js';
 import { regossipTargets } from './regossip-targets.js';
-import { OwnSignaturesAbove, recentlySignedHeights, SignerStateMissing } from './signer-guard.js';
+import {
+  OwnSignaturesAbove,
+  recentlySignedHeights,
+  SIGNER_GUARD_HEIGHTS,
+  SignerStateMissing,
+} from './signer-guard.js';
 import {
   preverifySyncedBlock,
   type SyncConflict,
@@ -223,10 +229,37 @@ export interface DriverOptions {
    * `unc start --allow-fresh-signer`. Without it such a signer is held (`signerHeld`): the node
    * follows without signing until it has caught up with its peers and the last commits it then
    * holds show no precommit of this key (signer-guard.ts), and stops (SIGNER_STATE_MISSING, fatal)
-   * if they do; released, it signs nothing at or before the latest slot at head + 1 that a
-   * message of its own key, seen while held, was signed for (`OwnSignaturesAbove`).
+   * if they do; caught up, it stays held until the height then under way is decided without it,
+   * or, not decided after a bounded wait, is released there from the round the others are in
+   * (`lateSignerFloor`); released, it signs nothing at or before the latest slot at head + 1 that
+   * a message of its own key, seen while held, was signed for (`OwnSignaturesAbove`).
    */
   allowFreshSigner?: boolean;
+}
+
+/**
+ * `state` (what a held fresh signer saw its key sign at `height`, or null) raised to sign nothing
+ * at `height` before round `floor`: a released signer that follows the others from round `floor`
+ * must not sign in the rounds before, where its lost life may have signed unseen. Null when
+ * nothing is to be refused.
+ */
+export function withRoundFloor(
+  state: PrivValidatorState | null,
+  height: bigint,
+  floor: number,
+): PrivValidatorState | null {
+  if (floor <= 0) return state;
+  const at = state?.height === height ? state : null;
+  if (at && at.round >= floor) return at;
+  return {
+    height,
+    round: floor,
+    step: 0,
+    signBytes: null,
+    signature: null,
+    lock: at?.lock ?? null,
+    votes: at ? [...at.votes] : [],
+  };
 }
 
 /**
@@ -238,6 +271,19 @@ export const DEFAULT_BLOCK_WRITE_TIMEOUT_MS = 60_000;
 /** How long a held fresh signer waits before it warns that it is held, and how often it warns again. */
 export const FRESH_SIGNER_WARN_MS = 5_000;
 export const FRESH_SIGNER_WARN_EVERY_MS = 60_000;
+/**
+ * How long a caught-up held fresh signer waits for the height under way to be decided without it
+ * before it takes it for one that needs its vote, in block intervals plus propose timeouts: peers
+ * stuck on a height send its messages again once idle a block interval and a propose timeout, then
+ * every block interval (`maybeRegossip`), so by then each has re-sent this key's lost votes at the
+ * round it is stuck in, if it holds any.
+ */
+export const FRESH_SIGNER_STUCK_WAIT = 3;
+/**
+ * The highest head at which a caught-up held fresh signer of a new chain is released at once,
+ * without waiting out the height under way (`launchExempt`): the chain's first block.
+ */
+export const FRESH_SIGNER_LAUNCH_HEAD = 1n;
 
 /**
  * Round timeouts: a proposer that is down costs a round of 3 s (plus 0.5 s per further round).
@@ -404,6 +450,16 @@ export class ConsensusDriver {
    * where the lost node may have voted), to release the signer with the state they prove.
    */
   private ownSignatures: OwnSignaturesAbove | null = null;
+  /**
+   * When a held fresh signer was first found caught up, and the head then: the height after that
+   * head is the one its lost life may have signed at (`releaseSigner` waits it out).
+   */
+  private signerCaughtUp: { head: bigint; at: number } | null = null;
+  /**
+   * Whether the chain store held no block when this driver was built: no earlier life of this
+   * data directory decided a block here (a condition of `launchExempt`).
+   */
+  private readonly storeWasEmpty: boolean;
   /** Since when a held fresh signer was first found not caught up, and when it last warned. */
   private signerHeldSince: number | null = null;
   private signerWarnedAt: number | null = null;
@@ -665,6 +721,7 @@ export class ConsensusDriver {
       budgetMs: budgetForRound(this.blockTimeMs, this.timeouts.proposeMs),
     });
     this.heightPace = new HeightPace({ intervalMs: this.blockTimeMs });
+    this.storeWasEmpty = this.chain.tipHeight === 0n;
     if (this.validator) {
       if (!this.privvalStorage) throw new Error('a validator needs a path for its private validator state');
       const stored = loadPrivvalFrom(this.privvalStorage, this.validator.publicKey);
@@ -734,6 +791,7 @@ export class ConsensusDriver {
         this.signerWarnedAt = null;
       },
       onSynced: (committed) => {
+        this.signerSyncedPast(committed.block.header.height);
         this.behindView.noteHead(committed.block.header.height);
         this.abandonFetches();
         this.committedToMempool(committed);
@@ -1975,7 +2033,11 @@ export class ConsensusDriver {
     const checked = checkVoteGossip(data, this.gossipView());
     // A vote for the head's height that arrived after this node committed it still shows its
     // validator is up (a far validator's votes often come after the quorum of the near ones).
-    if ('late' in checked) this.liveness.saw(checked.late.validator, checked.late.height);
+    if ('late' in checked) {
+      this.liveness.saw(checked.late.validator, checked.late.height);
+      // Not kept (the head's height), but a trace of this key's earlier life (`launchExempt`).
+      this.noteOwnWhileHeld(checked.late);
+    }
     if ('buffer' in checked) this.noteOwnWhileHeld(checked.buffer);
     else if ('deliver' in checked) this.noteOwnWhileHeld(checked.deliver);
     if ('buffer' in checked) {
@@ -3237,8 +3299,10 @@ export class ConsensusDriver {
   }
 
   /**
-   * On the work queue, once caught up: the start guard's search (signer-guard.ts) on the commits
-   * of the last SIGNER_GUARD_HEIGHTS blocks now held. This key's precommit among them: it signed
+   * On the work queue, once caught up and no longer waiting out the height its lost life may have
+   * signed at (`lateSignerFloor`): the start guard's search (signer-guard.ts) on the commits
+   * of the last SIGNER_GUARD_HEIGHTS blocks now held, less the height waited out
+   * (`signedBeforeItWaited`). This key's precommit among them: it signed
    * there with a signer state now lost, and could sign a second, conflicting vote at the height it
    * stopped at; fatal (SIGNER_STATE_MISSING, the node exits 70). None: the signer is released and
    * signs from the height after the head, above every height searched. Messages of its own key
@@ -3251,7 +3315,9 @@ export class ConsensusDriver {
   private async releaseSigner(): Promise<void> {
     if (!this.signerHeld || this.stopped || !this.validator || !this.privvalStorage) return;
     const head = this.chain.tipHeight;
-    const found = await recentlySignedHeights(this.chain, this.validator.publicKey);
+    const floor = this.lateSignerFloor(head);
+    if (floor === null) return;
+    const found = await this.signedBeforeItWaited(head);
     if (this.stopped || !this.signerHeld || this.chain.tipHeight !== head) return;
     if (found.length > 0) {
       this.fatal(
@@ -3260,17 +3326,37 @@ export class ConsensusDriver {
       );
       return;
     }
-    const seen = this.ownSignatures?.stateAbove(head) ?? null;
-    if (seen) {
-      this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, seen);
+    const own = this.ownSignatures?.stateAbove(head) ?? null;
+    const seen = withRoundFloor(own, head + 1n, floor);
+    if (seen) this.privval = new PrivValidator(this.validator.seed, this.chain.genesis.chainId, seen);
+    if (floor > 0)
+      this.logger.warn(
+        'fresh signer: the height under way was not decided without this key (its vote may be needed); it signs there only from the round the others are in',
+        { height: head + 1n, fromRound: floor },
+      );
+    if (own) {
       this.logger.warn(
         'fresh signer: this key signed above the head before its signer state was lost; it signs nothing at or before that slot but the same message',
-        { height: seen.height, round: seen.round, step: seen.step },
+        { height: own.height, round: own.round, step: own.step },
       );
     }
     this.ownSignatures = null;
     this.signerHeld = false;
     this.machine = this.newMachine();
+    // On disk now, not when the machine first runs with it: released before the next height
+    // starts (a block interval after the head's), a restart meanwhile found no signer state and
+    // was held again, or refused where its lost life's precommit is in the height it waited out.
+    try {
+      this.persistSigner([]);
+    } catch (err) {
+      this.fatal(
+        new Error(
+          `the signer state could not be saved (${this.privvalStorage.where}): ${err instanceof Error ? err.message : String(err)}`,
+        ),
+        'the signer state is not on disk',
+      );
+      return;
+    }
     this.logger.info('fresh signer cleared: no precommit of this key in the last commits; signing', {
       from: head + 1n,
       ...(seen ? { after: `${seen.height}/${seen.round}/${seen.step}` } : {}),
@@ -3279,6 +3365,116 @@ export class ConsensusDriver {
       this.height = head;
       await this.startHeight(head + 1n);
     }
+  }
+
+  /**
+   * The commit search for `releaseSigner`: the last SIGNER_GUARD_HEIGHTS heights up to the head it
+   * first caught up at, as before the wait, and every height decided since, but for the one it
+   * waited out (that head + 1). Its lost life stopped at that height: its precommit there is
+   * expected after an honest crash (it voted, then crashed, and the others decided with its vote)
+   * and says nothing about the next one, since the network, and so the lost life, was at no later
+   * height when this node caught up. A precommit of this key at a height decided after that one
+   * shows a signer alive meanwhile (a second process with this key, or a catch-up on a stale view):
+   * fatal, as in the heights before.
+   */
+  private async signedBeforeItWaited(head: bigint): Promise<bigint[]> {
+    const key = this.validator?.publicKey;
+    if (!key) return [];
+    const waitedAt = this.signerCaughtUp?.head ?? head;
+    const since = head - waitedAt;
+    // Bounded: a head far past the one it caught up at (a long sync since) reads twice the usual.
+    const span = SIGNER_GUARD_HEIGHTS + (since < SIGNER_GUARD_HEIGHTS ? since : SIGNER_GUARD_HEIGHTS);
+    const found = await recentlySignedHeights(this.chain, key, span);
+    return since > 0n ? found.filter((h) => h !== waitedAt + 1n) : found;
+  }
+
+  /**
+   * Whether a caught-up held fresh signer may be released at `head` now, and from which round of
+   * head + 1 (null: not yet). Its lost life may have signed at the height under way when it first
+   * caught up (the network was at no later one: a validator signs at a height only after
+   * committing the one before), and its messages there may reach this node only after a release
+   * on catching up: a peer's catch-up, a re-send, a round later. So it stays held until that
+   * height is decided without it, and signs from the next one (0). Where it is not decided within
+   * FRESH_SIGNER_STUCK_WAIT block intervals and propose timeouts (its vote may be needed for the
+   * quorum: waiting on would stall the chain), it is released there, from the round the held
+   * machine follows the others in, never an earlier one; its lost messages in that round, which the
+   * stuck peers re-sent meanwhile, bind it (`ownSignatures`). A validator alone with a quorum and
+   * no peer decides nothing without this key and hears no re-send: released at once, as before.
+   * So is one at genesis: every validator of a new chain starts fresh, so all would wait (none
+   * decides the first height without the others: the simulator's launches took 12 s more); a
+   * lost life there is one of a chain that never decided a block, whose stuck peers re-send its
+   * votes on connecting (`sendCatchUp`). So, on conditions, is one first caught up at the chain's
+   * first block (`launchExempt`).
+   */
+  private lateSignerFloor(head: bigint): number | null {
+    const network = this.network;
+    if (!network || !this.validator || head === 0n) return 0;
+    if (this.signerCaughtUp === null && this.launchExempt(head)) {
+      this.logger.info(
+        "fresh signer caught up at a new chain's first block, with no trace of this key: not held for the height under way",
+        { height: head + 1n },
+      );
+      return 0;
+    }
+    if (network.peers().length === 0) {
+      const set = this.nextValidators();
+      if (set.hasQuorum(set.powerOf(this.validator.publicKey))) return 0;
+    }
+    const now = this.clock.now();
+    const first = this.signerCaughtUp;
+    if (!first) {
+      this.signerCaughtUp = { head, at: now };
+      this.logger.info(
+        'fresh signer caught up: held until the height under way is decided, where its lost signer may have signed',
+        { height: head + 1n },
+      );
+      return null;
+    }
+    if (head > first.head) return 0;
+    if (now - first.at < FRESH_SIGNER_STUCK_WAIT * (this.blockTimeMs + this.timeouts.proposeMs)) return null;
+    const { height, round } = this.machine.snapshot();
+    return height === head + 1n ? round : 0;
+  }
+
+  /**
+   * A block synced while a held fresh signer waits out the height after the head it first caught
+   * up at: fetched, not followed live, so the peers that answered then may have been behind the
+   * network (one height behind, or a liar, the only one connected yet), the lost life may have
+   * signed at a height above the one waited out, and a release now (the head passed the one it
+   * caught up at) would sign there. The wait starts again at the next probe, from the head synced
+   * to (`lateSignerFloor`), timer included: it ends once a height is decided live without it, or
+   * after the bounded wait. A height followed live (proposal and votes seen) moves nothing.
+   */
+  private signerSyncedPast(height: bigint): void {
+    const first = this.signerCaughtUp;
+    if (!this.signerHeld || !first || height <= first.head) return;
+    this.signerCaughtUp = null;
+    this.logger.info(
+      'fresh signer held: synced a block while waiting out a height; it waits again from its new head',
+      {
+        waitedOut: first.head + 1n,
+        synced: height,
+      },
+    );
+  }
+
+  /**
+   * Whether a held fresh signer first caught up at `head` is released at once, as at genesis, and
+   * not held for head + 1: a new chain's launch, where every validator starts fresh and one that
+   * caught up only after the first block (a partition at launch, a late start) would otherwise
+   * each sit out the second (the simulator's peer-catch-up run sent 4.2 times the calm messages).
+   * All of: `head` is at most FRESH_SIGNER_LAUNCH_HEAD (the chain's first block); this node's chain
+   * store was empty when it started (blocks there would be an earlier life's: it decided them on
+   * this data directory); no message of this key, at any height, was seen while held
+   * (`OwnSignaturesAbove.sawAny`); and the release's commit search finds no precommit of it in any
+   * commit of the chain (heights 1…head are all within SIGNER_GUARD_HEIGHTS: fatal, as always).
+   * Not a proof: nothing a node holds tells a validator that never signed from one whose whole
+   * folder was lost. What it leaves (docs/consensus.md): a lost life that signed at head + 1 = 2
+   * of a new chain, left no precommit in commit 1 and no message this node saw while held, and was
+   * replaced by a node caught up before height 2 was decided, within the launch's first seconds.
+   */
+  private launchExempt(head: bigint): boolean {
+    return head <= FRESH_SIGNER_LAUNCH_HEAD && this.storeWasEmpty && !(this.ownSignatures?.sawAny ?? false);
   }
 
   /** Fetches and checks the blocks peers have beyond our head, until no peer is ahead. */

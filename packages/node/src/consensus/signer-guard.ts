@@ -39,8 +39,12 @@ import type { PrivvalStorage } from './privval-store.js';
 export const SIGNER_GUARD_HEIGHTS = 8n;
 
 /**
- * The heights among the chain store's last `heights` (head down) whose stored commit holds a
- * precommit of `publicKey`, highest first.
+ * The heights among the chain's last `heights` (tip down) whose commit holds a precommit of
+ * `publicKey`, or whose block `publicKey` proposed (the header names its proposer, which signed the
+ * proposal and the VRF proof: it was signing at that height even where its precommit is left out
+ * of the commit, which holds only those the next proposer gathered), highest first. From the tip,
+ * the decided block whose write may be in flight: a held signer's release may run while it is
+ * written, and searched from the head it missed that block.
  */
 export async function recentlySignedHeights(
   chain: Chain,
@@ -48,10 +52,16 @@ export async function recentlySignedHeights(
   heights: bigint = SIGNER_GUARD_HEIGHTS,
 ): Promise<bigint[]> {
   const found: bigint[] = [];
-  const head = chain.height;
-  for (let h = head; h >= 1n && h > head - heights; h--) {
-    const block = await chain.blockAt(h);
-    if (block?.commit.signatures.some((s) => equalBytes(s.validator, publicKey))) found.push(h);
+  const tip = chain.tip;
+  const top = tip.header.height;
+  for (let h = top; h >= 1n && h > top - heights; h--) {
+    const block = h === top ? tip.block : await chain.blockAt(h);
+    if (!block) continue;
+    if (
+      equalBytes(block.header.proposer, publicKey) ||
+      block.commit.signatures.some((s) => equalBytes(s.validator, publicKey))
+    )
+      found.push(h);
   }
   return found;
 }
@@ -67,7 +77,7 @@ export class SignerStateMissing extends Error {
   ) {
     const list = heights.map(String).join(', ');
     super(
-      `${where} (the signer state) is missing, but the chain store holds precommits of this validator ` +
+      `${where} (the signer state) is missing, but the chain store holds precommits or blocks of this validator ` +
         `(${toHex(publicKey).slice(0, 16)}…) at height(s) ${list}: it signed with this data directory ` +
         `lately, and a fresh signer remembers no vote it cast, so after a crash during height ${head + 1n} ` +
         `it could sign a second, conflicting vote there (equivocation: the bond is slashed and the ` +
@@ -135,6 +145,7 @@ const HEIGHTS_KEPT = Number(SIGNER_GUARD_HEIGHTS);
  */
 export class OwnSignaturesAbove {
   private readonly heights = new Map<bigint, HeightSeen>();
+  private sawOwn = false;
 
   constructor(
     private readonly chainId: string,
@@ -147,11 +158,22 @@ export class OwnSignaturesAbove {
     return this.heights.size;
   }
 
+  /**
+   * Whether any message this key signed (checked), at any height, was seen: a trace of a life
+   * that signed before this one, which takes away a new chain's launch exemption (driver.ts
+   * `launchExempt`). Never cleared.
+   */
+  get sawAny(): boolean {
+    return this.sawOwn;
+  }
+
   /** Notes `vote` if this key signed it (checked) above `head`; says whether it was noted. */
   noteVote(vote: Vote, head: bigint): boolean {
-    if (vote.height <= head || !equalBytes(vote.validator, this.publicKey)) return false;
+    if (!equalBytes(vote.validator, this.publicKey)) return false;
     const signBytes = voteSignBytes(this.chainId, vote);
     if (!this.verify(this.publicKey, signBytes, vote.signature)) return false;
+    this.sawOwn = true;
+    if (vote.height <= head) return false;
     const slot = { height: vote.height, round: vote.round, step: SIGN_STEP[vote.type] };
     const seen = this.noteSlot({ ...slot, signBytes, signature: vote.signature }, head);
     if (!seen) return false;
@@ -167,9 +189,11 @@ export class OwnSignaturesAbove {
 
   /** Notes `proposal` if this key signed it (checked) above `head`; says whether it was noted. */
   noteProposal(proposal: Proposal, head: bigint): boolean {
-    if (proposal.height <= head || !equalBytes(proposal.proposer, this.publicKey)) return false;
+    if (!equalBytes(proposal.proposer, this.publicKey)) return false;
     const signBytes = proposalSignBytes(this.chainId, proposal);
     if (!this.verify(this.publicKey, signBytes, proposal.signature)) return false;
+    this.sawOwn = true;
+    if (proposal.height <= head) return false;
     const slot = { height: proposal.height, round: proposal.round, step: SIGN_STEP.proposal };
     return this.noteSlot({ ...slot, signBytes, signature: proposal.signature }, head) !== null;
   }

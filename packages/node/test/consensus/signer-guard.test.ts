@@ -22,7 +22,7 @@ import {
 import { devGenesisJson, devValidator, devValidatorKey } from '../../src/dev.js';
 import { type Logger, silentLogger } from '../../src/log.js';
 import { UncNode } from '../../src/node.js';
-import { ChainDb, MemoryKv } from '../../src/storage/db.js';
+import { ChainDb, type KvStore, MemoryKv } from '../../src/storage/db.js';
 import { chainServer } from '../../src/sync.js';
 import { GENESIS, grow, tempChains } from '../sync-fakes.js';
 import { MemoryNetworkHub } from './memory-network.js';
@@ -99,6 +99,45 @@ describe('the signer guard', () => {
     // The operator said so, or the state is there (loadPrivvalFrom judges it): no refusal.
     await refuseFreshSignerAfterSigning(storage(null), chain, KEY.publicKey, true);
     await refuseFreshSignerAfterSigning(storage('{}'), chain, KEY.publicKey);
+  });
+
+  test('searches the decided block still being written too', async () => {
+    // A store whose writes wait until released: block 4 is decided (the tip) but not yet the head.
+    const inner = new MemoryKv();
+    const held: (() => void)[] = [];
+    let holding = false;
+    const store: KvStore = {
+      get: (key) => inner.get(key),
+      batch: async (ops, durable) => {
+        if (holding) await new Promise<void>((release) => held.push(release));
+        await inner.batch(ops, durable);
+      },
+      entries: (range) => inner.entries(range),
+      close: () => inner.close(),
+    };
+    const chain = await Chain.open(
+      ChainDb.over(store),
+      devGenesisJson({ time: new Date(GENESIS_TIME) }),
+      silentLogger,
+    );
+    const commitNext = () =>
+      chain.proposeAndCommit(
+        [],
+        chain.nextBlockTime(BigInt(GENESIS_TIME) + (chain.tipHeight + 1n) * 1000n),
+        KEY,
+        () => false,
+      );
+    for (let i = 0; i < 3; i++) await commitNext();
+    holding = true;
+    const writing = commitNext();
+    await until('block 4 in flight', () => chain.writing && chain.tipHeight === 4n);
+    assert.equal(chain.height, 3n);
+    // Before: the search began at the head (3), and a release racing the write missed block 4.
+    assert.deepEqual(await recentlySignedHeights(chain, KEY.publicKey, 2n), [4n, 3n]);
+    holding = false;
+    for (const release of held) release();
+    await writing;
+    assert.deepEqual(await recentlySignedHeights(chain, KEY.publicKey, 2n), [4n, 3n]);
   });
 
   test('lets a validator that never signed here start afresh', async () => {

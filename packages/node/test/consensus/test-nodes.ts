@@ -12,6 +12,7 @@ import {
   envelopeFromBytes,
   envelopeFromSigned,
   equalBytes,
+  getAccount,
   parseUnc,
   selectProposer,
   signProposal,
@@ -52,13 +53,16 @@ export function devTransfer(
   return envelopeFromSigned(signTransaction({ ...base, fee }, sender.seed));
 }
 
-/** A transfer nobody gossiped (dev account 1, nonce 0): a fee of its own makes each a different transaction. */
-export function unseenTransfer(fee: string): Uint8Array {
+/**
+ * A transfer nobody gossiped (dev account 1, nonce 0 unless told): a fee of its own makes each a
+ * different transaction.
+ */
+export function unseenTransfer(fee: string, nonce = 0n): Uint8Array {
   const payer = devKey(1);
   const body = {
     chainId: 'unc-dev-1',
     signer: payer.publicKey,
-    nonce: 0n,
+    nonce,
     expiresAt: 1_000n,
     fee: parseUnc(fee),
     actions: [transferAction('unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34', parseUnc('1'))],
@@ -102,6 +106,8 @@ export class TestNodes {
        * also what a prepared chain signed by v0, without its privval.json, needs.
        */
       allowFreshSigner?: boolean;
+      /** NodeOptions.onFatal: without it a fatal stop exits the test process (status 70). */
+      onFatal?: (error: Error) => void;
     } = {},
   ): Promise<UncNode> {
     const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), prefix));
@@ -114,6 +120,7 @@ export class TestNodes {
       ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
       ...(!opts.fullNode && opts.allowFreshSigner !== false ? { allowFreshSigner: true } : {}),
       logger: opts.logger ?? silentLogger,
+      ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
       network: opts.network ?? (async (handlers) => hub.join(opts.fullNode ? 'n0' : 'v0', handlers)),
     });
     this.running.add(node);
@@ -150,7 +157,8 @@ export function nextHeight(node: UncNode) {
     polRound = -1,
     invalid = false,
   ) => {
-    const tx = unseenTransfer(fee);
+    // The sender's next nonce: a test may decide several heights with these proposals.
+    const tx = unseenTransfer(fee, getAccount(node.chain.tipState, devKey(1).address).nonce);
     const { pending } = node.chain.buildProposal(
       [envelopeFromBytes(tx)],
       node.chain.nextBlockTime(BigInt(Date.now())),
