@@ -20,6 +20,7 @@ import {
   encode,
   envelopeFromBytes,
   equalBytes,
+  MAX_BLOCK_TIME_DRIFT_MS,
   selectProposer,
   signProposal,
   signVote,
@@ -48,7 +49,8 @@ const GENESIS = devGenesisJson({
   blockTimeMs: 1000,
   validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
 });
-const DRIFT_MS = 5_000;
+/** The protocol's drift (core), which the driver applies and the tpm2 credit slack allows twice. */
+const DRIFT_MS = MAX_BLOCK_TIME_DRIFT_MS;
 
 function memoryPrivval(): PrivvalStorage {
   const slot = { text: null as string | null, records: new Map<string, Uint8Array>() };
