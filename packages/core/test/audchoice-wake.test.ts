@@ -267,11 +267,13 @@ describe('AUDIT: on-demand wake-up defeats "paid for the time online" (tpm2: clo
     // interval)) of the always-on chip's pay and seat. Here the drift term triples the slack (W × 1 s
     // = 5 s, + 10 s): 1.25 × 15 blocks of 50-block gaps, 31% (12% before tpm2skew); at the defaults
     // (W = 20 at 1 s, 3,600-block epochs: 30 s) 4.1% (2.7% before). This run (deterministic: the
-    // chips' ids come from their device names) gives 19% and 21% (9% and 11% before).
-    assert.ok(r.earned * 10n <= always.earned * 3n, `the napper earned ${r.earned} against ${always.earned}`);
+    // chips' ids come from their device names) gives 19% and 21% (9% and 11% before): held to a
+    // quarter, so that a slack wider still (which the answer-by-answer check above would follow,
+    // being computed with tpmCreditSlackMs too) shows here.
+    assert.ok(r.earned * 4n <= always.earned, `the napper earned ${r.earned} against ${always.earned}`);
     const lent = r.seats.reduce((x, s) => x + s.seat, 0n);
     const power = r.seats.reduce((x, s) => x + s.power, 0n);
-    assert.ok(lent * 10n <= power * 3n, `the napper lent ${lent} of ${power}`);
+    assert.ok(lent * 4n <= power, `the napper lent ${lent} of ${power}`);
   });
 
   test('an always-on TPM chip (its clock 15% slow) is credited every answer: full weight and full seat', () => {
