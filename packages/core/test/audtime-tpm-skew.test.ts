@@ -330,7 +330,7 @@ describe('audit: what the wider slack pays a chip whose TPM runs only while it i
     assert.ok(r.payBp > 200n, 'not vacuous: close pairs of challenges were credited');
   });
 
-  test('LEFT (rvtpm2skew, MEDIUM): at the default parameters a napper that stays up before signing just long enough to be credited earns over 5% of an always-on chip at about 0.13% uptime (4.0% with the old slack); spending 2% uptime on its clock, about 6.7% (5.7% with the old slack)', () => {
+  test('LEFT (rvtpm2skew, MEDIUM): at the default parameters a napper that stays up before signing just long enough to be credited earns over 5% of an always-on chip at about 0.13% uptime (4.0% with the old slack); spending 2% uptime on its clock, about 6.8% (5.7% with the old slack)', () => {
     // Woken at a challenge Δ blocks after its reference, staying up u ≤ W − 1 blocks before
     // signing credits it iff u × bt ≥ ⌈0.8 Δ bt⌉ − slack: every Δ up to (W − 1 + slack / bt) / 0.8
     // = 61 blocks at the defaults (49 with the old slack), about 1 − e^(−61 × S / B) ≈ 6.6% of its
