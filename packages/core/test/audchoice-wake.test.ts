@@ -13,7 +13,8 @@
  * Closed for chips whose answers carry a TPM clock (tpm2; docs/poci.md, "Asleep between
  * challenges"): an answer is credited only if the TPM neither reset nor restarted since the chip's
  * previous accepted answer and its clock advanced by 4/5 of the block time between the two
- * challenges, less W × the target block interval. A suspended machine resumes with a new
+ * challenges, less W × the target block interval + 2D (tpmCreditSlackMs, D the 5 s block-time
+ * drift). A suspended machine resumes with a new
  * restartCount (a powered-off one with a new resetCount), and a TPM that did not run has a clock that
  * did not advance. The chips here are TPMs made from fixtures (tpm-chip.ts): an AK certified by a
  * vendor root signs TPMS_ATTEST structures with the clock each scenario's TPM would read, checked by
@@ -31,8 +32,10 @@ import {
   getChip,
   getPociParams,
   type HeartbeatAnswer,
+  MAX_BLOCK_TIME_DRIFT_MS,
   type PociParams,
   type TxEvent,
+  tpmCreditSlackMs,
   UPTIME_SCALE,
 } from '../src/index.js';
 import { issueCa } from './attestation/helpers.js';
@@ -239,7 +242,7 @@ describe('AUDIT: on-demand wake-up defeats "paid for the time online" (tpm2: clo
     // a powered one keeps its clock running), but the clock alone must be enough. An answer proves
     // the chip was up somewhere in the W blocks after its challenge, so two challenges of its class
     // that come within about W blocks of each other are credited from one wake-up to the next: the
-    // slack (W × the target interval) is the rule's resolution, as W is v2's.
+    // slack (W × the target interval + 2D, tpmCreditSlackMs) is the rule's resolution, as W is v2's.
     const runs = run();
     const always = runs.get('always')!;
     const r = runs.get('napper')!;
@@ -247,8 +250,10 @@ describe('AUDIT: on-demand wake-up defeats "paid for the time online" (tpm2: clo
     assert.ok(f < 0.05, `precondition: the napper is awake under 5% of the blocks (${f})`);
     assert.ok(r.uncredited.length > 0 && r.uncredited.every((u) => u.reason === 'asleep'));
     // Each answer, credited or not, exactly as the rule says: its clock advanced BLOCK_MS (the block
-    // it was up), against 4/5 of the block time since the previous answer's challenge, less W blocks.
-    const slack = P.answerWindowBlocks * BLOCK_MS;
+    // it was up), against 4/5 of the block time since the previous answer's challenge, less the
+    // slack: W blocks and twice the drift (5 s + 10 s here).
+    const slack = tpmCreditSlackMs(P.answerWindowBlocks, Number(BLOCK_MS));
+    assert.equal(slack, P.answerWindowBlocks * BLOCK_MS + 2n * BigInt(MAX_BLOCK_TIME_DRIFT_MS));
     let prev: bigint | null = null;
     for (const a of r.answers) {
       if (prev !== null) {
@@ -258,13 +263,17 @@ describe('AUDIT: on-demand wake-up defeats "paid for the time online" (tpm2: clo
       }
       prev = a.slotHeight;
     }
-    // Its class drew challenges close together now and then: about 1 − e^(−1.25 W S / B) of the
-    // always-on chip's pay and seat, 12% here (W = 5 of 50-block gaps; 2.7% at the defaults). This
-    // run (deterministic: the chips' ids come from their device names) gives 9% and 11%.
-    assert.ok(r.earned * 20n <= always.earned * 3n, `the napper earned ${r.earned} against ${always.earned}`);
+    // Its class drew challenges close together now and then: about 1 − e^(−1.25 × slack × S / (B ×
+    // interval)) of the always-on chip's pay and seat. Here the drift term triples the slack (W × 1 s
+    // = 5 s, + 10 s): 1.25 × 15 blocks of 50-block gaps, 31% (12% before tpm2skew); at the defaults
+    // (W = 20 at 1 s, 3,600-block epochs: 30 s) 4.1% (2.7% before). This run (deterministic: the
+    // chips' ids come from their device names) gives 19% and 21% (9% and 11% before): held to a
+    // quarter, so that a slack wider still (which the answer-by-answer check above would follow,
+    // being computed with tpmCreditSlackMs too) shows here.
+    assert.ok(r.earned * 4n <= always.earned, `the napper earned ${r.earned} against ${always.earned}`);
     const lent = r.seats.reduce((x, s) => x + s.seat, 0n);
     const power = r.seats.reduce((x, s) => x + s.power, 0n);
-    assert.ok(lent * 20n <= power * 3n, `the napper lent ${lent} of ${power}`);
+    assert.ok(lent * 4n <= power, `the napper lent ${lent} of ${power}`);
   });
 
   test('an always-on TPM chip (its clock 15% slow) is credited every answer: full weight and full seat', () => {

@@ -6,8 +6,10 @@
  * node stalled at the challenge of block h1 and caught up at the next one, h2) signed both answers
  * at h2 and sent them in one heartbeat, each within its window. The second was measured against the
  * first: no clock between two signatures made at once, against 4/5 of T2 − T1 less the slack of W
- * target intervals. At twice the target interval, h2 − h1 = 4 blocks is 8 s of block time, more
- * than 1.25 × 5 s, so the second answer was uncredited (`asleep`) and counted as a miss. An answer
+ * target intervals + 2D (tpmCreditSlackMs; D the 5 s block-time drift, since tpm2skew). The chain
+ * here has a 10 s target (W × 10 s = 50 s, so the slack is 60 s and the drift term small, as at the
+ * defaults): at twice the target interval, h2 − h1 = 4 blocks is 80 s of block time, more than
+ * 1.25 × 60 s, so the second answer was uncredited (`asleep`) and counted as a miss. An answer
  * is now also credited against the reference the chip had before the heartbeat's first answer of
  * it, over that longer span, which the chip's clock covers: it ran all along.
  */
@@ -17,6 +19,7 @@ import fc from 'fast-check';
 import {
   blockChallengeClass,
   chipClass,
+  DEFAULT_PARAMS,
   epochOf,
   getChip,
   getPociParams,
@@ -28,18 +31,25 @@ import { challengesOfChip, genesis, miner, POCI, TestChain } from './harness.js'
 import { type Clock, FixtureTpm, withTpmVendor } from './tpm-chip.js';
 
 const ROOT = issueCa('TPM Vendor Root (late batch)');
+/**
+ * The chain's target block interval: 10 s, so that the slack's drift term (2D = 10 s) is a fifth of
+ * W × the target (W = 5), close to the defaults' half (W = 20 at 1 s), and the spans below exceed it.
+ */
+const TARGET_MS = 10_000n;
+const CHAIN_GENESIS = () =>
+  withTpmVendor(genesis(POCI, { params: { ...DEFAULT_PARAMS, blockTimeMs: Number(TARGET_MS) } }), ROOT);
 const W = POCI.answerWindowBlocks;
 /** Blocks between the two challenges answered together: W − 1, the most that one heartbeat can still carry. */
 const GAP = W - 1n;
 
 /**
  * Runs an always-on TPM chip (its clock at `ratePerMille` of block time) at `stepMs` per block
- * (the target is 1,000 ms), its agent signing each answer at the first head that shows the
+ * (the target is TARGET_MS), its agent signing each answer at the first head that shows the
  * challenge, except that it stalls at a challenge whose class's next challenge comes GAP blocks
  * later: it signs both then, in one heartbeat.
  */
 function run(stepMs: bigint, ratePerMille: bigint, send: 'together' | 'actions' | 'blocks' = 'together') {
-  const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
+  const chain = new TestChain(CHAIN_GENESIS());
   chain.step = () => stepMs;
   chain.blocksUntil(2n);
   const tpm = new FixtureTpm(ROOT, Uint8Array.of(0x5a));
@@ -105,7 +115,7 @@ function run(stepMs: bigint, ratePerMille: bigint, send: 'together' | 'actions' 
 
 describe('tpm2 credit: two answers signed together in one late heartbeat', () => {
   test('at twice the target block interval, an always-on chip (its TPM 15% slow) is credited both answers of every late pair', () => {
-    const r = run(2000n, 850n);
+    const r = run(2n * TARGET_MS, 850n);
     assert.ok(r.batches >= 2, `precondition: late pairs were sent (${r.batches})`);
     assert.deepEqual(
       r.uncredited.map((u) => (u.type === 'answerUncredited' ? `${u.slotHeight}: ${u.reason}` : '')),
@@ -116,7 +126,7 @@ describe('tpm2 credit: two answers signed together in one late heartbeat', () =>
   });
 
   test('at the target interval the same agent was credited every answer (the slack alone covers it)', () => {
-    const r = run(1000n, 850n);
+    const r = run(TARGET_MS, 850n);
     assert.ok(r.batches >= 2, `precondition: late pairs were sent (${r.batches})`);
     assert.deepEqual(r.uncredited, []);
     assert.equal(r.credited, r.answers);
@@ -132,7 +142,7 @@ describe('tpm2 credit: two answers signed together in one late heartbeat', () =>
 describe('tpm2 credit: a late pair signed together but sent in two heartbeats', () => {
   for (const send of ['actions', 'blocks'] as const) {
     test(`at twice the target block interval, sent as two ${send}, an always-on chip is credited both answers`, () => {
-      const r = run(2000n, 850n, send);
+      const r = run(2n * TARGET_MS, 850n, send);
       assert.ok(r.batches >= 2, `precondition: late pairs were sent (${r.batches})`);
       assert.deepEqual(
         r.uncredited.map((u) => (u.type === 'answerUncredited' ? `${u.slotHeight}: ${u.reason}` : '')),
@@ -152,8 +162,8 @@ describe('tpm2 credit: a late pair signed together but sent in two heartbeats', 
  * credited (slot heights), and whether the pair was found.
  */
 function overlappingPair(warm: number, ratePerMille: bigint, dA: bigint, dB: bigint, apart: boolean) {
-  const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
-  chain.step = () => 2000n;
+  const chain = new TestChain(CHAIN_GENESIS());
+  chain.step = () => 2n * TARGET_MS;
   chain.blocksUntil(2n);
   const tpm = new FixtureTpm(ROOT, Uint8Array.of(0x5b));
   const c: Clock = { clock: 7_000_000n, resetCount: 1, restartCount: 0 };
@@ -173,7 +183,7 @@ function overlappingPair(warm: number, ratePerMille: bigint, dA: bigint, dB: big
   const events: TxEvent[] = [];
   for (let h1 = first; h1 < first + 10n * p.epochBlocks; h1++) {
     if (!drawn(h1)) continue;
-    // The widest pair one heartbeat can carry (W − 1 blocks apart, 8 s of block time: more than the
+    // The widest pair one heartbeat can carry (W − 1 blocks apart, 80 s of block time: more than the
     // slack covers); a challenge between them goes unanswered, in both ways alike.
     const h2 = drawn(h1 + W - 1n) ? h1 + W - 1n : undefined;
     if (warmed < warm || h2 === undefined || epochOf(h2, p) !== epochOf(h1, p)) {
@@ -210,9 +220,9 @@ describe('tpm2 credit: answers sent apart credit no more than the same quotes se
       fc.property(
         fc.integer({ min: 0, max: 3 }),
         fc.bigInt({ min: 0n, max: 1150n }),
-        fc.bigInt({ min: 0n, max: 20_000n }),
-        // B measured against A alone needs up to 4/5 × 8 s − 5 s = 1.4 s: around it.
-        fc.bigInt({ min: 0n, max: 3_000n }),
+        fc.bigInt({ min: 0n, max: 200_000n }),
+        // B measured against A alone needs up to 4/5 × 80 s − 60 s = 4 s: around it.
+        fc.bigInt({ min: 0n, max: 10_000n }),
         (warm, rate, dA, dB) => {
           const together = overlappingPair(warm, rate, dA, dB, false);
           const apart = overlappingPair(warm, rate, dA, dB, true);
@@ -235,8 +245,8 @@ describe('tpm2 credit: answers sent apart credit no more than the same quotes se
  * second was credited.
  */
 function pairApart(gap: bigint, dB: bigint) {
-  const chain = new TestChain(withTpmVendor(genesis(POCI), ROOT));
-  chain.step = () => 2000n;
+  const chain = new TestChain(CHAIN_GENESIS());
+  chain.step = () => 2n * TARGET_MS;
   chain.blocksUntil(2n);
   const tpm = new FixtureTpm(ROOT, Uint8Array.of(0x5d));
   const c: Clock = { clock: 3_000_000n, resetCount: 2, restartCount: 1 };
@@ -273,7 +283,7 @@ function pairApart(gap: bigint, dB: bigint) {
 
 describe('tpm2 credit: the prior reference reaches only an answer whose window overlapped', () => {
   // Quotes with no clock between them (a paused TPM, or two signed at once): the second is short of
-  // the first by 4/5 of the span less the slack (1.4 s at W − 1 blocks, 3 s at W).
+  // the first by 4/5 of the span less the slack (4 s at W − 1 blocks, 20 s at W).
   test('W − 1 blocks apart (both windows open at h2): the second is measured from the reference before the first too, and credited', () => {
     const r = pairApart(W - 1n, 0n);
     assert.ok(r.found, 'precondition: such a pair was drawn');

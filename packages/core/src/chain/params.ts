@@ -29,6 +29,18 @@ export const chainParamsCodec: Codec<ChainParams> = struct<ChainParams>('ChainPa
   maxTxLifetimeBlocks: u64,
 });
 
+/**
+ * CONSENSUS: the drift D (ms) the protocol allows between a block's time and the real time. A node
+ * refuses a proposal stamped more than D ahead of its clock, and prevotes nil on a fresh one stamped
+ * more than D behind it (node consensus/gossip-checks.ts `proposalEnvelopeProblem`, with the
+ * driver's round widening of the second). So each block time of a block decided in its first
+ * round may be off the real time by up to ±D, and a rule that measures a chip's own clock against
+ * the elapsed block time of two blocks allows 2D for it (the tpm2 credit slack, `tpmCreditSlackMs`).
+ * A protocol constant, not a genesis parameter or a node option: every node must take the same D
+ * for the credit rule to cover what the proposal rule lets through.
+ */
+export const MAX_BLOCK_TIME_DRIFT_MS = 5_000;
+
 export const PARAMS_KEY = new Uint8Array([StateSpace.system, 0x02]);
 
 export function getParams(state: StateReader): ChainParams {

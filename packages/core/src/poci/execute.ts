@@ -82,6 +82,7 @@ import {
   tpmAnswerCredit,
   tpmBatchAnswerCredit,
   tpmClockRequiredMs,
+  tpmCreditSlackMs,
   transferMessage,
   unansweredSlots,
   uncreditedIn,
@@ -932,7 +933,7 @@ interface CreditReference {
  * CONSENSUS (docs/poci.md, "Asleep between challenges"): whether a tpm2 answer with `tpmClock`, to
  * the challenge of block `slotHeight`, is credited. Measured against the chip's reference clock (its
  * previous accepted answer's, or its registration evidence's), with a slack of W × the target block
- * interval; the reference then moves on to this answer, credited or not, so a chip that stays up
+ * interval + 2D (tpmCreditSlackMs); the reference then moves on to this answer, credited or not, so a chip that stays up
  * is credited again at its next answer. Call before advanceTpmClock (which refuses a clock that
  * went back; an answer refused for it changes nothing, the overlay being dropped).
  */
@@ -1119,9 +1120,10 @@ export function applyHeartbeat(
   const currentEpoch = epochOf(ctx.height, p);
   // The class and epoch records the answers change: decoded once, written once after the last.
   const held = new HeldRecords();
-  // The credit slack of tpm2 answers, W × the target block interval: read once, when first needed.
+  // The credit slack of tpm2 answers, W × the target block interval + 2D (tpmCreditSlackMs): read
+  // once, when first needed.
   let slackMs: bigint | null = null;
-  const slack = () => (slackMs ??= p.answerWindowBlocks * BigInt(getParams(state).blockTimeMs));
+  const slack = () => (slackMs ??= tpmCreditSlackMs(p.answerWindowBlocks, getParams(state).blockTimeMs));
   // Per tpm2 chip (by id), its credit reference before this heartbeat's first answer of it.
   const batchStart = new Map<string, CreditReference>();
   // Operator records are written only by setHeartbeatOperator, in force from the next block, so

@@ -5,6 +5,7 @@
  * and misses are derived (and recorded) from it when needed.
  */
 import { utf8 } from '../bytes.js';
+import { MAX_BLOCK_TIME_DRIFT_MS } from '../chain/params.js';
 import { taggedHash } from '../crypto/hash.js';
 import { bool, type Codec, decode, encode, list, struct, u64, u128 } from '../encoding/codec.js';
 import { hash32 } from '../encoding/primitives.js';
@@ -389,10 +390,23 @@ export const TPM_CLOCK_CREDIT_NUM = 4n;
 export const TPM_CLOCK_CREDIT_DEN = 5n;
 
 /**
+ * CONSENSUS CHANGE (tpm2skew; docs/security-audit-time.md T1): the slack of the tpm2 credit rule,
+ * W × the target block interval + 2D (D = MAX_BLOCK_TIME_DRIFT_MS). W intervals: the previous answer
+ * may have been signed up to W blocks after its challenge. 2D: the two block times measured are
+ * proposers' clocks, each of which consensus lets be up to D off the real time (the newer ahead,
+ * the older behind: 2D more block time than real time). Without it one block stamped D ahead cost a
+ * prompt always-on chip its answer wherever W × the interval is under 2D (200 ms blocks at W = 20).
+ */
+export function tpmCreditSlackMs(answerWindowBlocks: bigint, blockTimeMs: number): bigint {
+  return answerWindowBlocks * BigInt(blockTimeMs) + 2n * BigInt(MAX_BLOCK_TIME_DRIFT_MS);
+}
+
+/**
  * The least TPM clock advance (ms) that credits an answer whose challenge block is `elapsedMs` of
  * block time after the reference (the previous accepted answer's challenge block, or the
- * registration's block): 4/5 of the elapsed block time, rounded up, minus `slackMs` (W × the target
- * block interval: the previous answer may have been signed up to W blocks after its challenge).
+ * registration's block): 4/5 of the elapsed block time, rounded up, minus `slackMs`
+ * (tpmCreditSlackMs: W target block intervals for the previous answer's signing delay, and 2D for
+ * the proposers' skew on the two block times).
  * 4/5: TPM 2.0 Library Part 1, clause 33.3.6, asks only that Clock's nominal rate be within 15% of
  * UTC's, so a conforming TPM may run at 85% of real time (9/10 failed such a chip's every answer
  * more than about 7 minutes after the one before, W = 20). 0 or less: any advance will do. Exact integers.

@@ -32,6 +32,7 @@ import {
   equalBytes,
   keyId,
   MAX_BLOCK_BYTES,
+  MAX_BLOCK_TIME_DRIFT_MS,
   PrivValidator,
   type PrivValidatorState,
   type Proposal,
@@ -189,8 +190,6 @@ export interface DriverOptions {
   verifyPool?: SignatureVerifier | null;
   /** Signature checks passed here, shared with admission (`BlockPreverifier`'s `passed`). */
   verifiedSignatures?: VerifiedSignatures;
-  /** Proposals whose block time is further ahead of our clock than this are invalid. */
-  maxClockDriftMs?: number;
   /**
    * With no progress for this long, the driver re-sends the current height's messages and asks
    * peers whether they are ahead. Default: twice the block time plus two seconds.
@@ -699,7 +698,9 @@ export class ConsensusDriver {
     this.privvalStorage =
       opts.privvalStorage ?? (opts.privvalPath ? filePrivvalStorage(opts.privvalPath) : null);
     this.blockTimeMs = opts.blockTimeMs;
-    this.maxClockDriftMs = opts.maxClockDriftMs ?? 5_000;
+    // The protocol's drift, not a node option: core's tpm2 credit slack allows 2 × this for the
+    // proposers' skew on two block times, so every node must refuse past the same bound.
+    this.maxClockDriftMs = MAX_BLOCK_TIME_DRIFT_MS;
     this.stallMs = opts.stallMs ?? 2 * opts.blockTimeMs + 2_000;
     this.timeouts = opts.timeouts ?? DRIVER_TIMEOUTS;
     this.compactProposals = opts.compactProposals ?? true;

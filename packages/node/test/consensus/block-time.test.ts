@@ -20,6 +20,7 @@ import {
   encode,
   envelopeFromBytes,
   equalBytes,
+  MAX_BLOCK_TIME_DRIFT_MS,
   selectProposer,
   signProposal,
   signVote,
@@ -48,7 +49,8 @@ const GENESIS = devGenesisJson({
   blockTimeMs: 1000,
   validators: validators.map((v, i) => ({ publicKey: v.publicKey, name: `v${i}` })),
 });
-const DRIFT_MS = 5_000;
+/** The protocol's drift (core), which the driver applies and the tpm2 credit slack allows twice. */
+const DRIFT_MS = MAX_BLOCK_TIME_DRIFT_MS;
 
 function memoryPrivval(): PrivvalStorage {
   const slot = { text: null as string | null, records: new Map<string, Uint8Array>() };
@@ -152,6 +154,37 @@ test('a fresh proposal stamped within the drift before it arrived is prevoted', 
   const prevote = await t.ownVote('prevote', 1n, 0);
   assert.ok(prevote?.blockHash && equalBytes(prevote.blockHash, p.hash), 'v0 prevoted the block');
   await t.core.stop();
+});
+
+test('a proposal stamped up to the drift ahead of this node’s clock is prevoted, and 1 ms past it is refused: the bound core’s tpm2 credit slack (tpmCreditSlackMs) allows twice', async () => {
+  // The driver takes the drift from core (MAX_BLOCK_TIME_DRIFT_MS), not from an option: were its
+  // bound wider than core's D, a block stamped past D ahead could be decided and cost an honest
+  // tpm2 chip its answer (docs/security-audit-time.md T1). Exact at the edge, on a virtual clock.
+  const edge = await v0AtHeight1();
+  notV0(edge.proposerOf(0));
+  const ok = edge.proposal(0, edge.clock.now() + DRIFT_MS, '0.03');
+  assert.equal(await edge.gossip('proposal', ok.wire, 'relay'), 'accept');
+  const prevote = await edge.ownVote('prevote', 1n, 0);
+  assert.ok(
+    prevote?.blockHash && equalBytes(prevote.blockHash, ok.hash),
+    'v0 prevoted the block at the edge',
+  );
+  await edge.core.stop();
+
+  const past = await v0AtHeight1();
+  const late = past.proposal(0, past.clock.now() + DRIFT_MS + 1, '0.04');
+  assert.equal(
+    await past.gossip('proposal', late.wire, 'relay'),
+    'ignore',
+    'a block 1 ms past the drift was taken',
+  );
+  assert.deepEqual(past.hub.member('v0')!.penalties, []);
+  // Its round's propose timeout passes (a few seconds) and v0 prevotes nil.
+  let nil: Vote | undefined;
+  for (let i = 0; i < 10 && !nil; i++) nil = await past.ownVote('prevote', 1n, 0);
+  assert.ok(nil, 'v0 prevoted in round 0');
+  assert.equal(nil.blockHash, null, 'v0 prevoted a block stamped 1 ms past the drift ahead');
+  await past.core.stop();
 });
 
 test('a fresh proposal stamped more than the drift before it arrived: prevoted nil, yet valid: relayed, nobody blamed, locked on and committed', async () => {
