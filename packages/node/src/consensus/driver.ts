@@ -2840,6 +2840,9 @@ export class ConsensusDriver {
             envelopes,
             this.preverifier.isEd25519Verified,
           );
+    // Its last commit (checked, as the block's) may hold this key's precommit where the commit
+    // stored here does not: a trace of a lost life for a held fresh signer (`launchExempt`).
+    if (this.signerHeld) this.ownSignatures?.noteCommit(pending.lastCommit, this.chain.tipHeight);
     const checked = this.clock.now();
     this.proposalBudget.observe(envelopes.length, checked - started);
     this.mark('checked', proposal.round, checked, { txs: envelopes.length, ms: checked - started });

@@ -21,6 +21,8 @@
  * had been restored, so the signer's own slot rule refuses any conflicting signature there.
  */
 import {
+  type CommitCertificate,
+  certificateVotes,
   equalBytes,
   KEPT_VOTES,
   type PrivValidatorState,
@@ -185,6 +187,17 @@ export class OwnSignaturesAbove {
     if (vote.type === 'precommit' && vote.blockHash !== null && (!seen.lock || vote.round > seen.lock.round))
       seen.lock = vote;
     return true;
+  }
+
+  /**
+   * Notes this key's precommit in `commit` (a proposal's last commit, another node's certificate of
+   * the head), signature checked, as a trace (`sawAny`): never kept as a slot, the commit's height
+   * being at or below the head. A proposal for head + 1 carries the commit of the head its proposer
+   * gathered, which may hold this key's precommit where the commit this node stored does not.
+   */
+  noteCommit(commit: CommitCertificate, head: bigint): void {
+    for (const vote of certificateVotes(commit))
+      if (equalBytes(vote.validator, this.publicKey)) this.noteVote(vote, head);
   }
 
   /** Notes `proposal` if this key signed it (checked) above `head`; says whether it was noted. */

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
   blockHash,
+  commitHash,
   decode,
   encode,
   equalBytes,
@@ -418,6 +419,70 @@ describe('a held fresh signer whose own earlier messages come after it caught up
     await sleep(1_500);
     // Without the trace condition: released at once, at the height its lost life went on to.
     assert.ok(node.driver.holdingFreshSigner, 'released at a launch although its key signed there');
+  });
+
+  test("a new chain's first block, its key's precommit there only in the next proposal's last commit: a trace of its lost life, held", async () => {
+    // v0's lost life precommitted block 1 (then lost its folder). The height-2 proposer gathered
+    // that precommit into its commit of block 1, the one its proposal carries; the commit v0 holds
+    // (gathered here while held) lacks it, and no vote of its key reached it on its own.
+    const timeouts = { ...TIMEOUTS, proposeMs: 60_000 };
+    const source = await nodes.start(new MemoryNetworkHub(), genesis, 'unc-held-launch-lc-src-', {
+      fullNode: true,
+      timeouts,
+    });
+    const h1 = nextHeight(source);
+    const round = [0, 1].find((r) => !equalBytes(h1.proposerOf(r).publicKey, v0.publicKey));
+    assert.ok(round !== undefined, 'v0 proposes rounds 0 and 1');
+    const B = h1.proposalFor(round, '0.02');
+    const prevotes = [v1, v2, v3].map((v) => h1.vote(v, 'prevote', round, B.blockHash));
+    const precommits = [v0, v1, v2, v3].map((v) => h1.vote(v, 'precommit', round, B.blockHash));
+    assert.equal(await h1.gossip('proposal', B.full, 'p'), 'accept');
+    for (const m of prevotes) await h1.gossip('vote', m, 'p');
+    for (const m of precommits) await h1.gossip('vote', m, 'p');
+    await until('the source decides block 1', () => source.chain.height >= 1n, { timeoutMs: 60_000 });
+    const withV0 = await source.chain.blockAt(1n);
+    assert.ok(withV0, 'block 1 stored');
+    assert.ok(withV0.commit.signatures.some((s) => equalBytes(s.validator, v0.publicKey)));
+    // v0, fresh on an empty folder, follows block 1 held (a peer claims height 2), without v0's precommit.
+    const hub = new MemoryNetworkHub();
+    const peer = { claim: 2n };
+    hub.join('p', {
+      onGossip: () => 'ignore',
+      status: () => ({
+        chainId: CHAIN,
+        genesisHash: new Uint8Array(32),
+        height: peer.claim,
+        headHash: new Uint8Array(32),
+      }),
+      blocks: async () => [],
+    });
+    const node = await nodes.start(hub, genesis, 'unc-held-launch-lc-', {
+      allowFreshSigner: false,
+      timeouts,
+    });
+    assert.ok(node.driver.holdingFreshSigner);
+    const gossip = node.driver.handlers().onGossip;
+    assert.equal(await gossip('proposal', B.full, 'p'), 'accept');
+    for (const m of prevotes) await gossip('vote', m, 'p');
+    for (const m of precommits.slice(1)) await gossip('vote', m, 'p');
+    await until('v0 follows block 1', () => node.chain.height >= 1n, { timeoutMs: 60_000 });
+    const held = await node.chain.blockAt(1n);
+    assert.ok(held && !held.commit.signatures.some((s) => equalBytes(s.validator, v0.publicKey)));
+    // The height-2 proposal, built on the source's commit of block 1 (v0's precommit in it).
+    const h2 = nextHeight(source);
+    const r2 = [0, 1].find((r) => !equalBytes(h2.proposerOf(r).publicKey, v0.publicKey));
+    assert.ok(r2 !== undefined, 'v0 proposes rounds 0 and 1 at height 2');
+    const C = h2.proposalFor(r2, '0.03');
+    assert.ok(
+      equalBytes(C.block.header.lastCommitHash, commitHash(withV0.commit)),
+      'built on the commit with v0',
+    );
+    await sleep(4 * BLOCK_MS);
+    assert.equal(await gossip('proposal', C.full, 'p'), 'accept');
+    peer.claim = 1n;
+    await sleep(1_500);
+    // Before: released at once (`launchExempt`), to sign at height 2, where its lost life went on.
+    assert.ok(node.driver.holdingFreshSigner, 'released at a launch although its key precommitted block 1');
   });
 
   test("a new chain's first block proposed by its key, its precommit left out of commit 1: a trace in the chain itself, fatal", async () => {
