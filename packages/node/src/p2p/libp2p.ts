@@ -27,11 +27,14 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import { sleep, systemClock } from '../clock.js';
 import { MAX_COMPACT_PROPOSAL_BYTES } from '../consensus/wire.js';
 import { type Logger, silentLogger } from '../log.js';
+import { announceable, namedListenAddresses, storablePeerAddress } from './announce.js';
 import {
-  addressOf,
   type ConnectionLimits,
   connectionLimits,
   connectionManagerSettings,
+  exactAddressOf,
+  type InboundKeys,
+  inboundKeys,
   streamMuxerSettings,
 } from './connection-limits.js';
 import {
@@ -104,10 +107,17 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   'validator-peer': 512,
 };
 
+/** The part of libp2p's components `listenAddrs` reads (the announced addresses are filtered). */
+interface ListenComponents {
+  transportManager: { getAddrs(): { toString(): string }[] };
+}
+
 /** An inbound connection in its handshake: its socket, its remote multiaddr and when it came. */
 interface PendingInbound {
   conn: MultiaddrConnection;
   remote: string;
+  /** Its subnet (`inboundKeys`): the per-subnet limit counts over every address's entries. */
+  subnet: string;
   since: number;
 }
 
@@ -210,6 +220,14 @@ export type RequestOutcome =
 export interface NetworkOptions {
   /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/26656` or `/ip4/127.0.0.1/tcp/0`. */
   listen: string[];
+  /**
+   * Multiaddrs announced to peers (identify) instead of the listen addresses: where peers reach
+   * this node (behind a NAT: the public address the host does not see). Announced as given.
+   * Absent: the listen addresses, less the non-public ones a wildcard listen expands to (the
+   * loopback, the LAN, link-local): an address the operator names in `listen` is announced
+   * (announce.ts).
+   */
+  announce?: string[];
   /** Peers (multiaddrs, ideally with /p2p/<id>) dialled at start and again while under `targetPeers`. */
   bootstrap?: string[];
   /** 32-byte Ed25519 seed of the node's network identity; the same seed gives the same peer id. */
@@ -423,8 +441,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private stopped = false;
   /** What each connection held unread at the last look (`closeUnread`), by connection id. */
   private unreadBefore = new Map<string, number>();
-  /** Inbound connections in their handshake, by address (`tooManyPendingFrom`). */
+  /** Inbound connections in their handshake, by address (`inboundKeys`, `tooManyPendingFrom`). */
   private pendingByAddress = new Map<string, PendingInbound[]>();
+  /** The bootstrap peers' IP addresses (`exactAddressOf`), exempt from every per-address limit. */
+  private readonly bootstrapAddresses: ReadonlySet<string>;
   peerId = '';
   /** NetworkOptions.now: what every p2p limit is timed by, never the wall clock. */
   private readonly now: () => number;
@@ -440,6 +460,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.txServeBudget = new ServeBudget(opts.txServe);
     this.blockServeBudget = new ServeBudget(opts.blockServe, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
     this.connectionLimits = connectionLimits(opts.connections);
+    this.bootstrapAddresses = new Set(
+      (opts.bootstrap ?? []).map(exactAddressOf).filter((a): a is string => a !== null),
+    );
     this.log = (opts.logger ?? silentLogger).child('p2p');
     for (const t of GOSSIP_TOPICS) this.topicByWire.set(gossipTopicName(opts.chainId, t), t);
   }
@@ -452,8 +475,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return this.node;
   }
 
+  /**
+   * Where it listens, every address (with its peer id), whatever is announced (`announce`): the
+   * transports' own addresses, a wildcard expanded to each interface's.
+   */
   get listenAddrs(): string[] {
-    return this.node.getMultiaddrs().map((m) => m.toString());
+    const { transportManager } = (this.node as unknown as { components: ListenComponents }).components;
+    return transportManager.getAddrs().map((m) => `${m.toString()}/p2p/${this.peerId}`);
   }
 
   async start(): Promise<void> {
@@ -470,20 +498,33 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
         throw new RangeError(`${key} must be positive`);
     }
-    for (const addr of opts.bootstrap ?? []) {
-      try {
-        multiaddr(addr);
-      } catch (err) {
-        throw new TypeError(`invalid bootstrap multiaddr ${JSON.stringify(addr)}: ${errorMessage(err)}`);
+    for (const [what, addrs] of [
+      ['bootstrap', opts.bootstrap],
+      ['announce', opts.announce],
+    ] as const) {
+      for (const addr of addrs ?? []) {
+        try {
+          multiaddr(addr);
+        } catch (err) {
+          throw new TypeError(`invalid ${what} multiaddr ${JSON.stringify(addr)}: ${errorMessage(err)}`);
+        }
       }
     }
     const privateKey = await privateKeyFromSeed(opts.nodeKey);
     const largestMessage = Math.max(...GOSSIP_TOPICS.map((t) => this.maxBytes[t]));
     const refused = (peer: PeerId) => this.isBanned(peer.toString());
+    const named = namedListenAddresses(opts.listen);
     this.node = await createLibp2p({
       start: false,
       privateKey,
-      addresses: { listen: opts.listen },
+      addresses: {
+        listen: opts.listen,
+        ...(opts.announce?.length
+          ? { announce: opts.announce }
+          : { announceFilter: (addrs) => addrs.filter((a) => announceable(a.toString(), named)) }),
+      },
+      // What peers announce is kept only where public (announce.ts): none of it is dialled anyway.
+      peerStore: { addressFilter: (_peer, addr) => storablePeerAddress(addr.toString()) },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux(streamMuxerSettings(this.connectionLimits))],
@@ -1036,17 +1077,33 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
 
   /**
    * Whether an inbound connection from `remote` (a multiaddr) is one too many from its address
-   * (`maxInboundConnectionsPerAddress`). Bootstrap peers' addresses are exempt, as they are from
-   * the connection manager's limits (connection-limits.ts).
+   * (`maxInboundConnectionsPerAddress`: an IPv4 address, an IPv6 /64) or its subnet
+   * (`maxInboundConnectionsPerSubnet`: a /24, a /48). Bootstrap peers' addresses are exempt, as
+   * they are from the connection manager's limits (connection-limits.ts), and not counted.
    */
   private tooManyFrom(remote: string): boolean {
-    const address = addressOf(remote);
-    if (address === null || !this.node) return false;
-    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
-    let open = 0;
-    for (const c of this.node.getConnections())
-      if (c.direction === 'inbound' && addressOf(c.remoteAddr.toString()) === address) open++;
-    return open >= this.connectionLimits.maxInboundConnectionsPerAddress;
+    const keys = inboundKeys(remote);
+    if (keys === null || !this.node || this.exempt(remote)) return false;
+    let fromAddress = 0;
+    let fromSubnet = 0;
+    for (const c of this.node.getConnections()) {
+      const other = c.remoteAddr.toString();
+      if (c.direction !== 'inbound' || this.exempt(other)) continue;
+      const k = inboundKeys(other);
+      if (k?.address === keys.address) fromAddress++;
+      if (k?.subnet === keys.subnet) fromSubnet++;
+    }
+    const limits = this.connectionLimits;
+    return (
+      fromAddress >= limits.maxInboundConnectionsPerAddress ||
+      fromSubnet >= limits.maxInboundConnectionsPerSubnet
+    );
+  }
+
+  /** Whether `remote` (a multiaddr) is a bootstrap peer's address, exactly: no limit refuses those. */
+  private exempt(remote: string): boolean {
+    const address = exactAddressOf(remote);
+    return address !== null && this.bootstrapAddresses.has(address);
   }
 
   /**
@@ -1081,26 +1138,40 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
 
   /**
    * Whether an inbound connection still in its handshake is one too many from its address
-   * (`maxIncomingPendingConnectionsPerAddress`); if not, it is counted until its handshake ends:
-   * its socket closed, a connection on it opened, or its upgrade timed out. Bootstrap addresses
-   * are exempt, as from every other limit.
+   * (`maxIncomingPendingConnectionsPerAddress`) or its subnet (`…PerSubnet`); if not, it is
+   * counted until its handshake ends: its socket closed, a connection on it opened, or its upgrade
+   * timed out. Bootstrap addresses are exempt, as from every other limit.
    */
   private tooManyPendingFrom(conn: MultiaddrConnection): boolean {
     const remote = conn.remoteAddr.toString();
-    const address = addressOf(remote);
-    if (address === null || !this.node) return false;
-    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
+    const keys = inboundKeys(remote);
+    if (keys === null || !this.node || this.exempt(remote)) return false;
     // On the p2p clock (NetworkOptions.now), as every other limit here: on the wall clock a step
     // forward let an address past its limit at once, and a step back kept its entries counted.
     const now = this.now();
-    const pending = this.stillPending(address, now);
+    const pending = this.stillPending(keys.address, now);
     if (pending.length >= this.connectionLimits.maxIncomingPendingConnectionsPerAddress) return true;
-    pending.push({ conn, remote: withoutPeerId(remote), since: now });
-    this.pendingByAddress.set(address, pending);
+    if (this.pendingInSubnet(keys, now) >= this.connectionLimits.maxIncomingPendingConnectionsPerSubnet)
+      return true;
+    pending.push({ conn, remote: withoutPeerId(remote), subnet: keys.subnet, since: now });
+    this.pendingByAddress.set(keys.address, pending);
     return false;
   }
 
-  /** The connections from `address` still in their handshake at `now` (the others forgotten). */
+  /**
+   * How many connections from `keys`'s subnet are still in their handshake. Over every address's
+   * entries: at most the library's `maxIncomingPendingConnections` of them get this far.
+   */
+  private pendingInSubnet(keys: InboundKeys, now: number): number {
+    let n = 0;
+    for (const address of [...this.pendingByAddress.keys()]) {
+      const pending = this.stillPending(address, now);
+      if (pending[0]?.subnet === keys.subnet) n += pending.length;
+    }
+    return n;
+  }
+
+  /** The connections from `address` (`inboundKeys`) still in their handshake at `now` (the others forgotten). */
   private stillPending(address: string, now: number): PendingInbound[] {
     const tracked = this.pendingByAddress.get(address) ?? [];
     if (tracked.length === 0) return tracked;
