@@ -846,12 +846,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     onFrame?: () => void,
     onBytes?: (bytes: number) => void,
   ): Promise<Uint8Array[]> {
-    const started = Date.now();
+    const started = performance.now();
     const protocol = protocolOf(kind, this.opts.chainId);
     const fail = (failure: Exclude<RequestOutcome, 'ok'>, message: string): never => {
       // Abandoned by the caller: nobody's fault, whatever the stream looked like when it stopped.
       const outcome = cancel?.aborted ? 'cancelled' : failure;
-      this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
+      this.opts.metrics?.request?.(kind, outcome, performance.now() - started);
       if (outcome === 'bad-response') this.scoreDown(peer, 'badResponse', message);
       else if (outcome === 'timeout' || outcome === 'failed') this.scoreDown(peer, 'failedRequest', message);
       throw new PeerRequestError(outcome, peer, `${kind} request to ${peer}: ${message}`);
@@ -909,7 +909,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
-    this.opts.metrics?.request?.(kind, 'ok', Date.now() - started);
+    this.opts.metrics?.request?.(kind, 'ok', performance.now() - started);
     return frames;
   }
 
@@ -1149,9 +1149,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     // On the p2p clock (NetworkOptions.now), as every other limit here: on the wall clock a step
     // forward let an address past its limit at once, and a step back kept its entries counted.
     const now = this.now();
-    const pending = this.stillPending(keys.address, now);
+    const upgraded = this.upgradedRemotes();
+    const pending = this.stillPending(keys.address, now, upgraded);
     if (pending.length >= this.connectionLimits.maxIncomingPendingConnectionsPerAddress) return true;
-    if (this.pendingInSubnet(keys, now) >= this.connectionLimits.maxIncomingPendingConnectionsPerSubnet)
+    if (
+      this.pendingInSubnet(keys, now, upgraded) >=
+      this.connectionLimits.maxIncomingPendingConnectionsPerSubnet
+    )
       return true;
     pending.push({ conn, remote: withoutPeerId(remote), subnet: keys.subnet, since: now });
     this.pendingByAddress.set(keys.address, pending);
@@ -1162,21 +1166,23 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
    * How many connections from `keys`'s subnet are still in their handshake. Over every address's
    * entries: at most the library's `maxIncomingPendingConnections` of them get this far.
    */
-  private pendingInSubnet(keys: InboundKeys, now: number): number {
+  private pendingInSubnet(keys: InboundKeys, now: number, upgraded: ReadonlySet<string>): number {
     let n = 0;
     for (const address of [...this.pendingByAddress.keys()]) {
-      const pending = this.stillPending(address, now);
+      const pending = this.stillPending(address, now, upgraded);
       if (pending[0]?.subnet === keys.subnet) n += pending.length;
     }
     return n;
   }
 
   /** The connections from `address` (`inboundKeys`) still in their handshake at `now` (the others forgotten). */
-  private stillPending(address: string, now: number): PendingInbound[] {
+  private stillPending(
+    address: string,
+    now: number,
+    upgraded: ReadonlySet<string> = this.upgradedRemotes(),
+  ): PendingInbound[] {
     const tracked = this.pendingByAddress.get(address) ?? [];
     if (tracked.length === 0) return tracked;
-    // An upgraded connection's remote address names the peer too (`/p2p/<id>`); its socket's does not.
-    const upgraded = new Set(this.node.getConnections().map((c) => withoutPeerId(c.remoteAddr.toString())));
     const pending = tracked.filter(
       (p) =>
         p.conn.status === 'open' &&
@@ -1186,6 +1192,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (pending.length === 0) this.pendingByAddress.delete(address);
     else this.pendingByAddress.set(address, pending);
     return pending;
+  }
+
+  /** The remote addresses of the connections open now, without their peer ids (`stillPending`). */
+  private upgradedRemotes(): ReadonlySet<string> {
+    // An upgraded connection's remote address names the peer too (`/p2p/<id>`); its socket's does not.
+    return new Set(this.node.getConnections().map((c) => withoutPeerId(c.remoteAddr.toString())));
   }
 
   isBanned(peer: string): boolean {
@@ -1335,7 +1347,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     for (const peer of [...this.scores.keys()])
       if (!this.bannedUntil.has(peer) && this.scoreOf(peer) === 0) this.scores.delete(peer);
     const now = this.now();
-    for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now);
+    const upgraded = this.upgradedRemotes();
+    for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now, upgraded);
     if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
     for (const id of this.node.getPeers()) {
       const peer = id.toString();
