@@ -380,7 +380,10 @@ function socketFrom(remote: string): MultiaddrConnection {
 test('half-open connections are counted per IPv6 /64 and per subnet (/24, /48), an IPv4-mapped address as its IPv4', async () => {
   // Per single address, one IPv6 host (2^64 addresses in its /64) took every shared slot, and four
   // addresses of one /24 held all 16. A fixed clock: nothing times out meanwhile.
-  const net = await victim(9, { now: () => 1_000 });
+  const net = await victim(9, {
+    now: () => 1_000,
+    connections: { inboundConnectionsPerAddressPerSecond: 1_000 },
+  });
   const gater = gaterOf(net);
   const refused = async (remote: string) =>
     (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
@@ -484,4 +487,25 @@ test("a wildcard listen announces no loopback, LAN or link-local address; peers'
   await told;
   const kept = (await local.libp2p.peerStore.get(peer.peerId)).addresses.map((a) => a.multiaddr.toString());
   assert.deepEqual(kept, ['/ip4/8.8.8.8/tcp/4001']);
+});
+
+test('the inbound rate is counted per IPv6 /64, not per address (libp2p counts exact addresses)', async () => {
+  let now = 1_000;
+  const net = await victim(15, {
+    now: () => now,
+    connections: {
+      maxIncomingPendingConnectionsPerAddress: 100,
+      maxIncomingPendingConnectionsPerSubnet: 100,
+    },
+  });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  const rate = DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerAddressPerSecond;
+  for (let i = 1; i <= rate; i++) assert.equal(await refused(`/ip6/2a01:4f8:5:6::${i}/tcp/4000`), false);
+  assert.equal(await refused('/ip6/2a01:4f8:5:6::ffff/tcp/4000'), true, 'a fresh address of the same /64');
+  assert.equal(await refused('/ip6/2a01:4f8:5:7::1/tcp/4000'), false, 'another /64');
+  // The next second on the network's clock.
+  now += 1_000;
+  assert.equal(await refused('/ip6/2a01:4f8:5:6::ffff/tcp/4000'), false);
 });

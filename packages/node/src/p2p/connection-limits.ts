@@ -19,7 +19,10 @@ export interface ConnectionLimits {
   maxConnections: number;
   /** Inbound connections still in their handshake (Noise, Yamux) at once. Default 16. */
   maxIncomingPendingConnections: number;
-  /** Inbound connections per second from one address (IP); past it they are refused. Default 5. */
+  /**
+   * Inbound connections per second from one address (an IPv4 address, an IPv6 /64); past it they
+   * are refused. Default 5. libp2p counts it per exact address too.
+   */
   inboundConnectionsPerAddressPerSecond: number;
   /** An inbound connection's handshake must finish within this, ms. Default 5000. */
   inboundUpgradeTimeoutMs: number;

@@ -107,6 +107,12 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   'validator-peer': 512,
 };
 
+/**
+ * The most addresses `tooFastFrom` keeps a rate window for: past it the ended windows go (every
+ * one, should they all be current). Each is a few dozen bytes; a connection's socket costs more.
+ */
+const MAX_RATE_ENTRIES = 16_384;
+
 /** The part of libp2p's components `listenAddrs` reads (the announced addresses are filtered). */
 interface ListenComponents {
   transportManager: { getAddrs(): { toString(): string }[] };
@@ -443,6 +449,8 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private unreadBefore = new Map<string, number>();
   /** Inbound connections in their handshake, by address (`inboundKeys`, `tooManyPendingFrom`). */
   private pendingByAddress = new Map<string, PendingInbound[]>();
+  /** Inbound connections per address (`inboundKeys`) in its current one-second window (`tooFastFrom`). */
+  private readonly inboundRate = new Map<string, { since: number; count: number }>();
   /** The bootstrap peers' IP addresses (`exactAddressOf`), exempt from every per-address limit. */
   private readonly bootstrapAddresses: ReadonlySet<string>;
   peerId = '';
@@ -532,7 +540,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       connectionManager: connectionManagerSettings(this.connectionLimits, opts.bootstrap),
       connectionGater: {
         denyInboundConnection: (conn) =>
-          this.tooManyFrom(conn.remoteAddr.toString()) || this.tooManyPendingFrom(conn),
+          this.tooFastFrom(conn.remoteAddr.toString()) ||
+          this.tooManyFrom(conn.remoteAddr.toString()) ||
+          this.tooManyPendingFrom(conn),
         denyDialPeer: refused,
         denyInboundEncryptedConnection: refused,
         denyOutboundEncryptedConnection: refused,
@@ -1100,6 +1110,33 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     );
   }
 
+  /**
+   * Whether an inbound connection from `remote` is one more this second than its address may open
+   * (`inboundConnectionsPerAddressPerSecond`), counted by `inboundKeys`: libp2p counts the rate per
+   * exact address, so one IPv6 host (a /64) had it 2^64 times over, a Noise handshake each (the
+   * per-address counts bound how many at once, not how many a second). Over one-second windows on
+   * the p2p clock; bootstrap addresses exempt.
+   */
+  private tooFastFrom(remote: string): boolean {
+    const keys = inboundKeys(remote);
+    if (keys === null || this.exempt(remote)) return false;
+    const now = this.now();
+    let window = this.inboundRate.get(keys.address);
+    if (window === undefined || now - window.since >= 1_000 || now < window.since) {
+      if (this.inboundRate.size >= MAX_RATE_ENTRIES) this.forgetRates(now);
+      window = { since: now, count: 0 };
+      this.inboundRate.set(keys.address, window);
+    }
+    window.count++;
+    return window.count > this.connectionLimits.inboundConnectionsPerAddressPerSecond;
+  }
+
+  /** Forgets the rate windows that ended (all of them, should that not make room). */
+  private forgetRates(now: number): void {
+    for (const [key, w] of this.inboundRate) if (now - w.since >= 1_000) this.inboundRate.delete(key);
+    if (this.inboundRate.size >= MAX_RATE_ENTRIES) this.inboundRate.clear();
+  }
+
   /** Whether `remote` (a multiaddr) is a bootstrap peer's address, exactly: no limit refuses those. */
   private exempt(remote: string): boolean {
     const address = exactAddressOf(remote);
@@ -1349,6 +1386,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     const now = this.now();
     const upgraded = this.upgradedRemotes();
     for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now, upgraded);
+    this.forgetRates(now);
     if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
     for (const id of this.node.getPeers()) {
       const peer = id.toString();
