@@ -509,3 +509,10 @@ test('the inbound rate is counted per IPv6 /64, not per address (libp2p counts e
   now += 1_000;
   assert.equal(await refused('/ip6/2a01:4f8:5:6::ffff/tcp/4000'), false);
 });
+
+test('gossipsub peer exchange is refused from every peer: it would dial the peers a PRUNE names, by peer id', async () => {
+  const net = await victim(16);
+  const pubsub = net.libp2p.services.pubsub as { opts: { scoreThresholds: { acceptPXThreshold: number } } };
+  // The library's default, 10, takes it from any peer scoring that much.
+  assert.equal(pubsub.opts.scoreThresholds.acceptPXThreshold, Number.POSITIVE_INFINITY);
+});

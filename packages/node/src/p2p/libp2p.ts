@@ -570,6 +570,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           // buffering up to maxInboundDataLength (a stream it replaces is only half-closed).
           maxInboundStreams: 2,
           maxOutboundStreams: 2,
+          // Peer exchange: a PRUNE may name other peers (signed records), which gossipsub then
+          // dials by peer id at whatever addresses they carry, past `openStream`'s rule. Refused
+          // from everyone (the library takes it from a peer scoring 10 or more; ours score 0 now).
+          scoreThresholds: { acceptPXThreshold: Number.POSITIVE_INFINITY },
         }) as unknown as (components: GossipSubComponents) => GossipSubService,
       },
     });
