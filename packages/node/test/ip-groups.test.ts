@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { clientKey, isPublicIp, prefixesOf, unlimitedEntry } from '../src/ip-groups.js';
+import { exactAddressOf, inboundKeys } from '../src/p2p/connection-limits.js';
+
+test('an IPv4-mapped IPv6 address counts as its IPv4 address in every spelling (a multiaddr writes ::ffff:102:304)', () => {
+  for (const spelling of ['::ffff:1.2.3.4', '::ffff:102:304', '0:0:0:0:0:FFFF:0102:0304', '::FFFF:1.2.3.4'])
+    assert.equal(clientKey(spelling), '1.2.3.4', spelling);
+  assert.deepEqual(inboundKeys('/ip6/::ffff:102:304/tcp/1'), { address: '1.2.3.4', subnet: '1.2.3.0/24' });
+  assert.deepEqual(inboundKeys('/ip4/1.2.3.4/tcp/1'), inboundKeys('/ip6/::ffff:1.2.3.4/tcp/9'));
+  assert.equal(exactAddressOf('/ip6/::ffff:102:304/tcp/1'), '1.2.3.4');
+});
+
+test('an IPv6 address counts under its /64, its subnet is its /48', () => {
+  assert.deepEqual(inboundKeys('/ip6/2a01:4f8:1:2::1/tcp/1'), {
+    address: '2a01:4f8:1:2::/64',
+    subnet: '2a01:4f8:1::/48',
+  });
+  assert.equal(
+    inboundKeys('/ip6/2a01:4f8:1:2:ffff:ffff:ffff:ffff/tcp/1')?.address,
+    inboundKeys('/ip6/2a01:04F8:0001:0002::9/tcp/5')?.address,
+  );
+  assert.notEqual(
+    inboundKeys('/ip6/2a01:4f8:1:3::1/tcp/1')?.address,
+    inboundKeys('/ip6/2a01:4f8:1:2::1/tcp/1')?.address,
+  );
+  assert.equal(
+    inboundKeys('/ip6/2a01:4f8:1:3::1/tcp/1')?.subnet,
+    inboundKeys('/ip6/2a01:4f8:1:2::1/tcp/1')?.subnet,
+  );
+  assert.equal(inboundKeys('/dns4/example.com/tcp/1'), null);
+  // Exemptions are exact: a bootstrap peer's address, never its /64.
+  assert.notEqual(exactAddressOf('/ip6/2a01:4f8:1:2::1'), exactAddressOf('/ip6/2a01:4f8:1:2::2'));
+});
+
+test('the address keys agree with the RPC prefixes, for any IPv6 address in any spelling', () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLength: 8 }), (groups) => {
+      const full = groups.map((g) => g.toString(16).padStart(4, '0').toUpperCase()).join(':');
+      const canonical = unlimitedEntry(full);
+      assert.equal(clientKey(full), clientKey(canonical));
+      const key = clientKey(full);
+      if (key.includes('.')) return; // ::ffff:a.b.c.d
+      assert.equal(
+        key,
+        `${groups
+          .slice(0, 4)
+          .map((g) => g.toString(16))
+          .join(':')}::/64`,
+      );
+      assert.deepEqual(
+        prefixesOf(key)?.[0],
+        `${groups
+          .slice(0, 3)
+          .map((g) => g.toString(16))
+          .join(':')}::/48`,
+      );
+    }),
+  );
+});
+
+test('public addresses: not loopback, private, link-local (cloud metadata), CGNAT, unspecified or reserved', () => {
+  for (const ip of ['8.8.8.8', '1.1.1.1', '2a01:4f8::1', '2606:4700::1111', '::ffff:8.8.8.8'])
+    assert.equal(isPublicIp(ip), true, ip);
+  for (const ip of [
+    '127.0.0.1',
+    '10.1.2.3',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '224.0.0.1',
+    '255.255.255.255',
+    '192.0.2.2',
+    '::1',
+    '::',
+    'fe80::1',
+    'fd00::2',
+    'fc00::1',
+    'ff02::1',
+    '2001:db8::1',
+    '::ffff:10.0.0.1',
+    '::ffff:a00:1',
+    'example.com',
+  ])
+    assert.equal(isPublicIp(ip), false, ip);
+  assert.equal(isPublicIp('172.32.0.1'), true);
+  assert.equal(isPublicIp('100.128.0.1'), true);
+});
