@@ -90,3 +90,45 @@ test('public addresses: not loopback, private, link-local (cloud metadata), CGNA
   assert.equal(isPublicIp('172.32.0.1'), true);
   assert.equal(isPublicIp('100.128.0.1'), true);
 });
+
+test('an IPv6 address that only translates an IPv4 host (NAT64 64:ff9b::/96, 6to4, Teredo) counts as that IPv4 address', () => {
+  // Counted by /64, every IPv4 client behind one NAT64 shared one /64's limits (one of them locked
+  // the others out), and one 6to4 host (a /48 per IPv4 address) had 65,536 /64s' worth.
+  for (const [ip, v4] of [
+    ['64:ff9b::1.2.3.4', '1.2.3.4'],
+    ['64:ff9b::102:304', '1.2.3.4'],
+    ['64:FF9B:0:0:0:0:0909:0909', '9.9.9.9'],
+    ['2002:102:304::1', '1.2.3.4'],
+    ['2002:102:304:ffff:1:2:3:4', '1.2.3.4'],
+    // Teredo: the client's IPv4 inverted in the last 32 bits (RFC 4380's example: 192.0.2.45).
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', '192.0.2.45'],
+  ] as const)
+    assert.equal(clientKey(ip), v4, ip);
+  assert.deepEqual(inboundKeys('/ip6/64:ff9b::102:304/tcp/1'), inboundKeys('/ip4/1.2.3.4/tcp/2'));
+  assert.deepEqual(inboundKeys('/ip6/64:ff9b::102:399/tcp/1')?.subnet, '1.2.3.0/24');
+  assert.notEqual(clientKey('64:ff9b::1.2.3.4'), clientKey('64:ff9b::1.2.3.5'));
+  assert.notEqual(clientKey('2002:102:304::1'), clientKey('2002:102:305::1'));
+  // Only those prefixes: a neighbour of NAT64's /96 is an IPv6 /64 as any other.
+  assert.equal(clientKey('64:ff9b:1::1.2.3.4'), '64:ff9b:1:0::/64');
+  // Exact matches (bootstrap exemptions, unlimitedAddresses) never translate.
+  assert.equal(exactAddressOf('/ip6/2002:102:304::1/tcp/1'), '2002:102:304::1');
+  assert.equal(unlimitedEntry('64:ff9b::1.2.3.4'), '64:ff9b::102:304');
+});
+
+test('public addresses: none of the special-purpose ranges inside IPv6 global unicast, nor a 6to4 address of a private IPv4 host', () => {
+  for (const ip of [
+    '3fff::1', // documentation (RFC 9637)
+    '3fff:fff::1',
+    '2001:2::1', // benchmarking
+    '2001:10::1', // ORCHID
+    '2001:2f::1', // ORCHIDv2
+    '2002:a00:1::1', // 6to4 of 10.0.0.1
+    '2002:7f00:1::1', // 6to4 of 127.0.0.1
+    '2002:a9fe:a9fe::1', // 6to4 of 169.254.169.254
+    '192.88.99.1', // 6to4 relay anycast
+    '64:ff9b::808:808', // NAT64: a local translator's
+  ])
+    assert.equal(isPublicIp(ip), false, ip);
+  for (const ip of ['3fff:1000::1', '2001:2:1::1', '2001:30::1', '2002:808:808::1', '2001:4860::8888'])
+    assert.equal(isPublicIp(ip), true, ip);
+});
