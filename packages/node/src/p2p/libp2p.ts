@@ -461,7 +461,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
    */
   private readonly connectionKeys = new WeakMap<Connection, { keys: InboundKeys | null; exempt: boolean }>();
   /** How many open connections' addresses `countedAs` read (once each; p2p-defaults.test.ts). */
-  private connectionAddressReads = 0;
+  connectionAddressReads = 0;
   peerId = '';
   /** NetworkOptions.now: what every p2p limit is timed by, never the wall clock. */
   private readonly now: () => number;
