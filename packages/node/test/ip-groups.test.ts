@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { clientKey, isPublicIp, prefixesOf, unlimitedEntry } from '../src/ip-groups.js';
+import { announceable, namedListenAddresses, storablePeerAddress } from '../src/p2p/announce.js';
 import { exactAddressOf, inboundKeys } from '../src/p2p/connection-limits.js';
 
 test('an IPv4-mapped IPv6 address counts as its IPv4 address in every spelling (a multiaddr writes ::ffff:102:304)', () => {
@@ -131,4 +132,20 @@ test('public addresses: none of the special-purpose ranges inside IPv6 global un
     assert.equal(isPublicIp(ip), false, ip);
   for (const ip of ['3fff:1000::1', '2001:2:1::1', '2001:30::1', '2002:808:808::1', '2001:4860::8888'])
     assert.equal(isPublicIp(ip), true, ip);
+});
+
+test('a node announces none of its zoned (link-local) addresses, and a name or a named or public address as it is', () => {
+  const named = namedListenAddresses(['/ip4/10.0.0.5/tcp/1', '/ip4/0.0.0.0/tcp/1']);
+  // `/ip6zone/eth0/ip6/fe80::1` matched no `/ip4|/ip6` address and passed as if a name.
+  assert.equal(announceable('/ip6zone/eth0/ip6/fe80::1/tcp/1', named), false);
+  assert.equal(
+    announceable('/ip4/10.0.0.5/tcp/1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK', named),
+    true,
+  );
+  assert.equal(announceable('/ip4/10.0.0.6/tcp/1', named), false);
+  assert.equal(announceable('/ip4/0.0.0.0/tcp/1', named), false);
+  assert.equal(announceable('/ip4/8.8.8.8/tcp/1', named), true);
+  assert.equal(announceable('/dns4/node.example.com/tcp/1', named), true);
+  assert.equal(storablePeerAddress('/ip6zone/eth0/ip6/fe80::1/tcp/1'), false);
+  assert.equal(storablePeerAddress('/ip6/2002:a00:1::1/tcp/1'), false, '6to4 of 10.0.0.1');
 });

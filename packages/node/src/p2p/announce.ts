@@ -28,11 +28,13 @@ export function namedListenAddresses(listen: readonly string[]): ReadonlySet<str
 /**
  * Whether a multiaddr of this node's may be announced: its IP is public (ip-groups.ts
  * `isPublicIp`), or one the operator named (`namedListenAddresses`); a name (`/dns4/…`) is the
- * operator's too. NetworkOptions.announce, when given, is announced as it is, unfiltered.
+ * operator's too; a zoned address (`/ip6zone/…`, link-local) never. NetworkOptions.announce, when
+ * given, is announced as it is, unfiltered. (libp2p itself holds back a public one until AutoNAT
+ * verifies it, which is not run.)
  */
 export function announceable(multiaddr: string, named: ReadonlySet<string>): boolean {
   const ip = exactAddressOf(multiaddr);
-  return ip === null ? !/^\/ip[46]\//.test(multiaddr) : isPublicIp(ip) || named.has(ip);
+  return ip === null ? !/^\/ip(4|6|6zone)\//.test(multiaddr) : isPublicIp(ip) || named.has(ip);
 }
 
 /**

@@ -230,8 +230,9 @@ export interface NetworkOptions {
    * Multiaddrs announced to peers (identify) instead of the listen addresses: where peers reach
    * this node (behind a NAT: the public address the host does not see). Announced as given.
    * Absent: the listen addresses, less the non-public ones a wildcard listen expands to (the
-   * loopback, the LAN, link-local): an address the operator names in `listen` is announced
-   * (announce.ts).
+   * loopback, the LAN, link-local): a non-public address the operator names in `listen` is
+   * announced (announce.ts). A public one libp2p announces only once AutoNAT verified it, which
+   * is not run: a wildcard or public listen announces nothing without `announce`.
    */
   announce?: string[];
   /** Peers (multiaddrs, ideally with /p2p/<id>) dialled at start and again while under `targetPeers`. */
