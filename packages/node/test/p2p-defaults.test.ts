@@ -415,6 +415,27 @@ test('half-open connections are counted per IPv6 /64 and per subnet (/24, /48), 
   assert.equal(await refused('/ip4/198.51.8.1/tcp/4000'), false, 'another /24');
 });
 
+test("the per-subnet limits count public addresses only: a LAN's or VPC's nodes are the operator's", async () => {
+  // Nobody on the internet connects from 10.0.0.7; counted per /24, a seed on a LAN or in a VPC
+  // refused the 9th of its neighbours starting at once, and every one past the 32nd.
+  const net = await victim(18, { now: () => 1_000 });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  const perSubnet = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerSubnet;
+  for (let i = 1; i <= perSubnet + 4; i++)
+    assert.equal(await refused(`/ip4/10.0.0.${i}/tcp/4000`), false, `10.0.0.${i}`);
+  for (let i = 1; i <= perSubnet + 4; i++)
+    assert.equal(await refused(`/ip6/fd00:1:2:${i}::1/tcp/4000`), false, `fd00:1:2:${i}::1`);
+  // Each such address still has its own limits.
+  const perAddress = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerAddress;
+  for (let i = 1; i < perAddress; i++) assert.equal(await refused('/ip4/10.0.0.1/tcp/4000'), false);
+  assert.equal(await refused('/ip4/10.0.0.1/tcp/4000'), true);
+  // A public /24 as before.
+  for (let i = 1; i <= perSubnet; i++) assert.equal(await refused(`/ip4/198.51.9.${i}/tcp/4000`), false);
+  assert.equal(await refused('/ip4/198.51.9.200/tcp/4000'), true);
+});
+
 test('open inbound connections are counted per address and per subnet; a bootstrap address is exempt, exactly', async () => {
   const bootstrapHost = '/ip6/2a01:4f8:9:9::1/tcp/1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK';
   const net = await victim(10, {

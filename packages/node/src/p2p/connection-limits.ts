@@ -10,9 +10,10 @@
  * "Address" here is what the RPC's per-IP limits count too (ip-groups.ts): an IPv4 address, or an
  * IPv6 /64 (one host usually holds a whole /64: counted per IPv6 address, a host had 2^64 times
  * every per-address limit); an IPv4-mapped IPv6 address is its IPv4 address. "Subnet" is the
- * address's IPv4 /24 or IPv6 /48, rented as a block: its addresses share one larger limit.
+ * address's IPv4 /24 or IPv6 /48, rented as a block: its addresses share one larger limit (a
+ * non-public address, a LAN's or a VPC's, is its own subnet: `inboundKeys`).
  */
-import { clientKey, prefixesOf, unlimitedEntry } from '../ip-groups.js';
+import { clientKey, isPublicIp, prefixesOf, unlimitedEntry } from '../ip-groups.js';
 
 export interface ConnectionLimits {
   /** Connections at once, both ways; inbound ones past it are refused. Default 200 (100 validators and their followers). */
@@ -133,13 +134,17 @@ export interface InboundKeys {
 
 /**
  * The keys an inbound connection from `multiaddr` is counted under (connection-limits.ts, top),
- * or null for a name (`/dns4/…`), which no socket's remote address is.
+ * or null for a name (`/dns4/…`), which no socket's remote address is. A non-public address
+ * (ip-groups.ts `isPublicIp`: the LAN, a VPC, the loopback, carrier-grade NAT) is its own subnet:
+ * nobody on the internet can connect from one, and the nodes of one LAN or VPC /24 are the
+ * operator's (a seed there refused its 33rd neighbour, and the 9th of them starting at once).
  */
 export function inboundKeys(multiaddr: string): InboundKeys | null {
   const m = /^\/(ip4|ip6)\/([^/]+)/.exec(multiaddr);
   if (!m?.[2]) return null;
   const address = clientKey(m[2]);
-  return { address, subnet: prefixesOf(address)?.[0] ?? address };
+  const isPublic = isPublicIp(address.includes('.') ? address : m[2]);
+  return { address, subnet: (isPublic ? prefixesOf(address)?.[0] : undefined) ?? address };
 }
 
 /**
