@@ -546,6 +546,33 @@ test('the inbound rate is counted per IPv6 /64, not per address (libp2p counts e
   assert.equal(await refused('/ip6/2a01:4f8:5:6::ffff/tcp/4000'), false);
 });
 
+test('the inbound rate is counted per public subnet too (/24, /48), over what the per-address rate let through', async () => {
+  // Per address alone, a /48's 65,536 /64s (or a /24's 256 addresses) had as many times the rate,
+  // each a Noise handshake on this side that its sender drops after 32 bytes.
+  let now = 1_000;
+  const net = await victim(19, {
+    now: () => now,
+    connections: {
+      maxIncomingPendingConnectionsPerAddress: 100,
+      maxIncomingPendingConnectionsPerSubnet: 100,
+    },
+  });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  const rate = DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerSubnetPerSecond;
+  assert.ok(rate > DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerAddressPerSecond);
+  for (let i = 1; i <= rate; i++) assert.equal(await refused(`/ip6/2a01:4f8:5:${i}::1/tcp/4000`), false);
+  assert.equal(await refused('/ip6/2a01:4f8:5:ffff::1/tcp/4000'), true, 'a fresh /64 of the same /48');
+  assert.equal(await refused('/ip6/2a01:4f8:6::1/tcp/4000'), false, 'another /48');
+  for (let i = 1; i <= rate; i++) assert.equal(await refused(`/ip4/198.51.9.${i}/tcp/4000`), false);
+  assert.equal(await refused('/ip4/198.51.9.250/tcp/4000'), true, 'a fresh address of the same /24');
+  // Not counted per subnet: a LAN's addresses, each its own subnet.
+  for (let i = 1; i <= rate + 5; i++) assert.equal(await refused(`/ip4/10.9.9.${i}/tcp/4000`), false);
+  now += 1_000;
+  assert.equal(await refused('/ip6/2a01:4f8:5:ffff::1/tcp/4000'), false, 'the next second');
+});
+
 test('gossipsub peer exchange is refused from every peer: it would dial the peers a PRUNE names, by peer id', async () => {
   const net = await victim(16);
   const pubsub = net.libp2p.services.pubsub as { opts: { scoreThresholds: { acceptPXThreshold: number } } };

@@ -25,6 +25,12 @@ export interface ConnectionLimits {
    * are refused. Default 5. libp2p counts it per exact address too.
    */
   inboundConnectionsPerAddressPerSecond: number;
+  /**
+   * Inbound connections per second from one public subnet (IPv4 /24, IPv6 /48), counting those
+   * their address's rate let through. Default 20, four addresses' worth: per address alone, a
+   * /24 had 256 times the rate, a /48 65,536 times, a Noise handshake on this node's side each.
+   */
+  inboundConnectionsPerSubnetPerSecond: number;
   /** An inbound connection's handshake must finish within this, ms. Default 5000. */
   inboundUpgradeTimeoutMs: number;
   /**
@@ -75,6 +81,7 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = {
   streamNegotiationTimeoutMs: 5_000,
   maxIncomingPendingConnectionsPerAddress: 4,
   maxIncomingPendingConnectionsPerSubnet: 8,
+  inboundConnectionsPerSubnetPerSecond: 20,
   maxInboundConnectionsPerSubnet: 32,
 };
 

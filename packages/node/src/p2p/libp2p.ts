@@ -450,7 +450,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private unreadBefore = new Map<string, number>();
   /** Inbound connections in their handshake, by address (`inboundKeys`, `tooManyPendingFrom`). */
   private pendingByAddress = new Map<string, PendingInbound[]>();
-  /** Inbound connections per address (`inboundKeys`) in its current one-second window (`tooFastFrom`). */
+  /** Inbound connections per address and per subnet (`inboundKeys`) in its current one-second window (`tooFastFrom`). */
   private readonly inboundRate = new Map<string, { since: number; count: number }>();
   /** The bootstrap peers' IP addresses (`exactAddressOf`), exempt from every per-address limit. */
   private readonly bootstrapAddresses: ReadonlySet<string>;
@@ -1141,20 +1141,33 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
    * (`inboundConnectionsPerAddressPerSecond`), counted by `inboundKeys`: libp2p counts the rate per
    * exact address, so one IPv6 host (a /64) had it 2^64 times over, a Noise handshake each (the
    * per-address counts bound how many at once, not how many a second). Over one-second windows on
-   * the p2p clock; bootstrap addresses exempt.
+   * the p2p clock; bootstrap addresses exempt. A connection its address's rate let through counts
+   * toward its subnet's too (`inboundConnectionsPerSubnetPerSecond`): per address alone, a /24's
+   * 256 addresses, or a /48's 65,536 /64s, had as many times the rate, and each connection that
+   * is dropped right after the responder's Noise message (a key pair, two Diffie-Hellmans and a
+   * signature on this node's thread) costs its sender a TCP handshake and 32 bytes.
    */
   private tooFastFrom(remote: string): boolean {
     const keys = inboundKeys(remote);
     if (keys === null || this.exempt(remote)) return false;
     const now = this.now();
-    let window = this.inboundRate.get(keys.address);
+    const limits = this.connectionLimits;
+    if (this.tick(keys.address, now) > limits.inboundConnectionsPerAddressPerSecond) return true;
+    return (
+      keys.subnet !== keys.address &&
+      this.tick(keys.subnet, now) > limits.inboundConnectionsPerSubnetPerSecond
+    );
+  }
+
+  /** Counts one more connection in `key`'s current one-second window (`tooFastFrom`); its count. */
+  private tick(key: string, now: number): number {
+    let window = this.inboundRate.get(key);
     if (window === undefined || now - window.since >= 1_000 || now < window.since) {
       if (this.inboundRate.size >= MAX_RATE_ENTRIES) this.forgetRates(now);
       window = { since: now, count: 0 };
-      this.inboundRate.set(keys.address, window);
+      this.inboundRate.set(key, window);
     }
-    window.count++;
-    return window.count > this.connectionLimits.inboundConnectionsPerAddressPerSecond;
+    return ++window.count;
   }
 
   /** Forgets the rate windows that ended (all of them, should that not make room). */
