@@ -8,7 +8,18 @@ test('--p2p-announce takes comma-separated /ip4|/ip6|/dns multiaddrs with a TCP 
     '/ip4/203.0.113.5/tcp/26656',
     '/dns4/node.example.com/tcp/26656',
   ]);
-  for (const bad of ['203.0.113.5:26656', '/ip4/203.0.113.5', '/ip4/203.0.113.5/tcp/26656/p2p/12D3KooW'])
+  assert.deepEqual(announceList('/ip6/2001:db8::5/tcp/1'), ['/ip6/2001:db8::5/tcp/1']);
+  for (const bad of [
+    '203.0.113.5:26656',
+    '/ip4/203.0.113.5',
+    '/ip4/203.0.113.5/tcp/26656/p2p/12D3KooW',
+    // Passed the check, then stopped the start with libp2p's bare TypeError.
+    '/ip4/999.1.1.1/tcp/26656',
+    '/ip4/2001:db8::5/tcp/26656',
+    '/ip6/203.0.113.5/tcp/26656',
+    '/ip4/203.0.113.5/tcp/65536',
+    '/ip4/203.0.113.5/tcp/0',
+  ])
     assert.throws(
       () => announceList(bad),
       (err: Error & { code?: string }) => err.code === 'BAD_ANNOUNCE',

@@ -3,6 +3,7 @@
  * RPC — from a home made by `unc init` and a genesis file shared by every node of the chain.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
 import { type ChipSigner, DevSoftSigner, MinerAgent, URGENT_FEE_FILE } from '@unc/miner';
@@ -57,7 +58,13 @@ export function announceList(text: string | undefined): string[] {
     .map((a) => a.trim())
     .filter((a) => a.length > 0);
   for (const a of addrs) {
-    if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+$/.test(a)) {
+    // The address and port checked too: a bad one passed here and stopped the node's start with
+    // a bare TypeError from libp2p instead of this error.
+    const m = /^\/(ip4|ip6|dns4|dns6|dns)\/([^/]+)\/tcp\/(\d{1,5})$/.exec(a);
+    const port = Number(m?.[3]);
+    const hostOk =
+      m !== null && (m[1] === 'ip4' ? isIP(m[2]!) === 4 : m[1] === 'ip6' ? isIP(m[2]!) === 6 : true);
+    if (!m || !hostOk || port < 1 || port > 65_535) {
       throw new UncError(
         'BAD_ANNOUNCE',
         `invalid --p2p-announce address "${a}": expected a multiaddr like /ip4/203.0.113.5/tcp/26656`,
