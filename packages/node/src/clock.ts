@@ -13,11 +13,24 @@ export interface Clock {
   now(): number;
   /** Runs `fn` once after `delayMs` (0 or more). */
   schedule(delayMs: number, fn: () => void): Cancel;
+  /**
+   * Milliseconds from an arbitrary origin that never step (a real node: `performance.now`), for
+   * how long something lasts: marks "until then" a step of the wall clock (NTP, an operator, a VM
+   * restore) must neither lift nor extend. Never a time to compare with a block's. Absent (the
+   * simulator's virtual clock, which never steps): `now()` (`monotonicNow`).
+   */
+  monotonic?(): number;
+}
+
+/** The clock's `monotonic` reading, or its `now()` where it has none. */
+export function monotonicNow(clock: Clock): number {
+  return clock.monotonic ? clock.monotonic() : clock.now();
 }
 
 /** The wall clock and Node's timers: what a real node passes. */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   schedule(delayMs, fn) {
     const t = setTimeout(fn, Math.max(0, delayMs));
     return () => clearTimeout(t);

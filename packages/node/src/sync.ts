@@ -6,7 +6,7 @@
  */
 import { blockCodec, decode } from '@unc/core';
 import { BlockWriteError, type Chain } from './chain.js';
-import { type Cancel, type Clock, systemClock } from './clock.js';
+import { type Cancel, type Clock, monotonicNow, systemClock } from './clock.js';
 import { type Logger, silentLogger } from './log.js';
 import { BLOCK_SERVE_MAX_WAIT_MS } from './p2p/serve-budget.js';
 import {
@@ -74,7 +74,7 @@ export interface SyncOptions {
   progressIntervalMs?: number;
   signal?: AbortSignal;
   logger?: Logger;
-  /** For the progress rate; `systemClock` by default. */
+  /** For the progress rate and the serve waits, read monotonic (clock.ts `monotonicNow`); `systemClock` by default. */
   clock?: Clock;
   /**
    * Peers known to have claimed heights they did not serve (sync-reactor.ts): asked, and their
@@ -244,14 +244,14 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const clock = opts.clock ?? systemClock;
   const serveWaitMs = opts.serveWaitMs ?? BLOCK_SERVE_MAX_WAIT_MS;
   const hedgeMs = opts.hedgeMs ?? HEDGE_AFTER_MS;
-  const started = clock.now();
+  const started = monotonicNow(clock);
   let applied = 0;
   let target = chain.height();
-  let lastReport = 0;
+  let lastReport = Number.NEGATIVE_INFINITY;
 
   const report = (force: boolean) => {
     if (!opts.onProgress) return;
-    const now = clock.now();
+    const now = monotonicNow(clock);
     if (!force && now - lastReport < progressEvery) return;
     lastReport = now;
     const seconds = (now - started) / 1000;
@@ -276,7 +276,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
 
   const ask = (peer: string, from: bigint, to: bigint): Slot => {
     const abandon = new AbortController();
-    const asked = clock.now();
+    const asked = monotonicNow(clock);
     let progress = asked;
     let bytes = 0;
     let done = false;
@@ -287,14 +287,14 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         // (a second or more each) was hedged on every range, though its bytes kept coming. No
         // onBlock: a block arrives with the bytes that end it, which onBytes marked already.
         onBytes: (n) => {
-          progress = clock.now();
+          progress = monotonicNow(clock);
           bytes += n;
         },
       })
       .then(
         (blocks): Answer => {
           done = true;
-          return { blocks, at: clock.now() };
+          return { blocks, at: monotonicNow(clock) };
         },
         (error: Error): Answer => {
           done = true;
@@ -310,7 +310,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
       due: () => Math.min(progress + hedgeMs, asked + hedgeMs + (bytes * 1000) / HEDGE_MIN_BYTES_PER_SECOND),
       done: () => done,
       fair: () =>
-        clock.now() - asked < serveWaitMs &&
+        monotonicNow(clock) - asked < serveWaitMs &&
         bytes > 0 &&
         (bytes * 1000) / HEDGE_MIN_BYTES_PER_SECOND >= progress - asked,
       cancel: () => abandon.abort(),
@@ -324,7 +324,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   const first = (racing: Slot[], at: number | null): Promise<{ slot: Slot; answer: Answer } | 'hedge'> =>
     new Promise((resolve) => {
       let stop: Cancel = () => {};
-      if (at !== null) stop = clock.schedule(Math.max(0, at - clock.now()), () => resolve('hedge'));
+      if (at !== null) stop = clock.schedule(Math.max(0, at - monotonicNow(clock)), () => resolve('hedge'));
       for (const slot of racing)
         slot.answer.then((answer) => {
           stop();
@@ -522,7 +522,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         if (got !== 'hedge') return { ...got, rival: racing.find((r) => r !== got.slot) };
         // A block came meanwhile: the timer is set again from it. (The timer is set only with
         // `other`: never null here.)
-        if (!other || clock.now() < due(racing)) continue;
+        if (!other || monotonicNow(clock) < due(racing)) continue;
         if (hedge) {
           // Not blamed (a busy server waits for its budget before a block), and not asked for
           // this range again. Dropped from this sync, as a late answer is, only when it served
@@ -610,7 +610,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
   report(true);
   const height = chain.height();
   if (height < target) log.warn('sync stopped before the target', { height, target });
-  else log.info('sync complete', { height, applied, seconds: (clock.now() - started) / 1000 });
+  else log.info('sync complete', { height, applied, seconds: (monotonicNow(clock) - started) / 1000 });
   return {
     height,
     target,

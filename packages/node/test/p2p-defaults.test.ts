@@ -5,7 +5,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { identify } from '@libp2p/identify';
-import type { PeerId } from '@libp2p/interface';
+import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { encode } from '@unc/core';
@@ -80,6 +80,18 @@ async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms 
   }
 }
 
+/** Resolves once `net` has stored what `peer` told it in identify (its addresses, its protocols). */
+function identified(net: Libp2pNetwork, peer: PeerId): Promise<void> {
+  return new Promise((resolve) => {
+    const listener = (evt: CustomEvent<{ peerId: PeerId }>) => {
+      if (!evt.detail.peerId.equals(peer)) return;
+      net.libp2p.removeEventListener('peer:identify', listener);
+      resolve();
+    };
+    net.libp2p.addEventListener('peer:identify', listener);
+  });
+}
+
 /** A TCP service on the operator's LAN (here: loopback) that counts who connects to it. */
 async function lanService(): Promise<{ port: number; accepted: () => number }> {
   let accepted = 0;
@@ -96,13 +108,12 @@ test("a peer that hung up is never dialled at the addresses it announced (no con
   const net = await victim(1);
   const lan = await lanService();
   const evil = await attacker([`/ip4/127.0.0.1/tcp/${lan.port}`, '/ip4/10.0.0.1/tcp/22']);
+  const told = identified(net, evil.peerId);
   await evil.dial(multiaddr(net.listenAddrs[0]!));
   const id = evil.peerId.toString();
-  // Identified (so its announced addresses are known) and handshaken (so it is a peer we talk to).
-  await waitFor(
-    async () => ((await net.libp2p.peerStore.get(evil.peerId).catch(() => null))?.addresses.length ?? 0) > 0,
-    'identify',
-  );
+  // Identified (so its announced addresses are known: these two are not even kept, announce.ts)
+  // and handshaken (so it is a peer we talk to).
+  await told;
   await waitFor(() => net.peers().some((p) => p.id === id), 'the status exchange');
   await evil.stop();
   await waitFor(() => net.libp2p.getConnections(evil.peerId).length === 0, 'the hang-up');
@@ -353,4 +364,218 @@ test('gossipsub takes at most 2 inbound streams per connection (the library allo
   const gossipStreams = inbound.streams.filter((s) => s.protocol === meshsub && s.direction === 'inbound');
   assert.equal(inbound.status, 'open');
   assert.ok(gossipStreams.length <= 2, `${gossipStreams.length} gossipsub streams from one peer`);
+});
+
+/** The gater the node gave libp2p, to ask about addresses no socket here can come from (IPv6 blocks). */
+function gaterOf(net: Libp2pNetwork): ConnectionGater {
+  return (net.libp2p as unknown as { components: { connectionGater: ConnectionGater } }).components
+    .connectionGater;
+}
+
+/** A socket from `remote` still in its handshake, as the TCP listener hands it to the gater. */
+function socketFrom(remote: string): MultiaddrConnection {
+  return { remoteAddr: multiaddr(remote), status: 'open' } as unknown as MultiaddrConnection;
+}
+
+test('half-open connections are counted per IPv6 /64 and per subnet (/24, /48), an IPv4-mapped address as its IPv4', async () => {
+  // Per single address, one IPv6 host (2^64 addresses in its /64) took every shared slot, and four
+  // addresses of one /24 held all 16. A fixed clock: nothing times out meanwhile.
+  const net = await victim(9, {
+    now: () => 1_000,
+    connections: { inboundConnectionsPerAddressPerSecond: 1_000 },
+  });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  const perAddress = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerAddress;
+  const perSubnet = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerSubnet;
+  assert.ok(perSubnet > perAddress && perSubnet < DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnections);
+
+  // One /64: every address in it is one address.
+  for (let i = 1; i <= perAddress; i++)
+    assert.equal(await refused(`/ip6/2a01:4f8:1:2::${i}/tcp/4000`), false);
+  assert.equal(
+    await refused('/ip6/2a01:4f8:1:2:ffff:ffff:ffff:ffff/tcp/4000'),
+    true,
+    'another address of the /64',
+  );
+  // Other /64s of the same /48 share the subnet's count.
+  for (let i = perAddress; i < perSubnet; i++)
+    assert.equal(await refused(`/ip6/2a01:4f8:1:3::${i}/tcp/4000`), false);
+  assert.equal(await refused('/ip6/2a01:4f8:1:4::1/tcp/4000'), true, 'another /64 of the full /48');
+  assert.equal(await refused('/ip6/2a01:4f8:2::1/tcp/4000'), false, 'another /48');
+
+  // IPv4: the mapped spelling is the same address; addresses of one /24 share its count.
+  for (let i = 0; i < perAddress - 1; i++) assert.equal(await refused('/ip4/198.51.7.10/tcp/4000'), false);
+  assert.equal(await refused('/ip6/::ffff:198.51.7.10/tcp/4000'), false);
+  assert.equal(await refused('/ip6/::ffff:c633:70a/tcp/4000'), true, 'the mapped address got its own count');
+  for (let i = perAddress; i < perSubnet; i++)
+    assert.equal(await refused(`/ip4/198.51.7.${20 + i}/tcp/4000`), false);
+  assert.equal(await refused('/ip4/198.51.7.200/tcp/4000'), true, 'another address of the full /24');
+  assert.equal(await refused('/ip4/198.51.8.1/tcp/4000'), false, 'another /24');
+});
+
+test("the per-subnet limits count public addresses only: a LAN's or VPC's nodes are the operator's", async () => {
+  // Nobody on the internet connects from 10.0.0.7; counted per /24, a seed on a LAN or in a VPC
+  // refused the 9th of its neighbours starting at once, and every one past the 32nd.
+  const net = await victim(18, { now: () => 1_000 });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  const perSubnet = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerSubnet;
+  for (let i = 1; i <= perSubnet + 4; i++)
+    assert.equal(await refused(`/ip4/10.0.0.${i}/tcp/4000`), false, `10.0.0.${i}`);
+  for (let i = 1; i <= perSubnet + 4; i++)
+    assert.equal(await refused(`/ip6/fd00:1:2:${i}::1/tcp/4000`), false, `fd00:1:2:${i}::1`);
+  // Each such address still has its own limits.
+  const perAddress = DEFAULT_CONNECTION_LIMITS.maxIncomingPendingConnectionsPerAddress;
+  for (let i = 1; i < perAddress; i++) assert.equal(await refused('/ip4/10.0.0.1/tcp/4000'), false);
+  assert.equal(await refused('/ip4/10.0.0.1/tcp/4000'), true);
+  // A public /24 as before.
+  for (let i = 1; i <= perSubnet; i++) assert.equal(await refused(`/ip4/198.51.9.${i}/tcp/4000`), false);
+  assert.equal(await refused('/ip4/198.51.9.200/tcp/4000'), true);
+});
+
+test('open inbound connections are counted per address and per subnet; a bootstrap address is exempt, exactly', async () => {
+  const bootstrapHost = '/ip6/2a01:4f8:9:9::1/tcp/1/p2p/12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK';
+  const net = await victim(10, {
+    now: () => 1_000,
+    bootstrap: [bootstrapHost],
+    connections: { maxInboundConnectionsPerAddress: 1, maxInboundConnectionsPerSubnet: 2 },
+  });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  // One real connection from 127.0.0.1.
+  const peer = await attacker();
+  await peer.dial(multiaddr(net.listenAddrs[0]!));
+  await waitFor(() => net.libp2p.getConnections(peer.peerId).length > 0, 'the connection');
+  assert.equal(
+    await refused('/ip6/::ffff:127.0.0.1/tcp/4000'),
+    true,
+    'the mapped spelling of an address at its limit',
+  );
+  assert.equal(await refused('/ip6/::ffff:7f00:1/tcp/4000'), true);
+  assert.equal(
+    await refused('/ip4/127.0.0.2/tcp/4000'),
+    false,
+    'a second address of the /24 (its limit is 2)',
+  );
+  // The bootstrap peer's own address is exempt; its /64 neighbours are not.
+  assert.equal(await refused('/ip6/2a01:4f8:9:9::1/tcp/4000'), false);
+  assert.equal(await refused('/ip6/2a01:4f8:9:9::1/tcp/4001'), false);
+  assert.equal(await refused('/ip6/2a01:4f8:9:9::1/tcp/4002'), false);
+});
+
+test("the gater reads each open connection's address once, not at every inbound connection it judges", async () => {
+  // It looks at every open connection for each inbound one: read again each time (an IPv6 address
+  // through the URL parser, ~20 µs), 200 connections cost 4 ms a look, at whatever rate an
+  // attacker's fresh addresses (a /48 holds 65,536 /64s) reached it, on the consensus thread.
+  const net = await victim(17, { now: () => 1_000 });
+  const gater = gaterOf(net);
+  const peers = [await attacker(), await attacker(), await attacker()];
+  for (const peer of peers) await peer.dial(multiaddr(net.listenAddrs[0]!));
+  await waitFor(() => net.libp2p.getConnections().length === peers.length, 'the connections');
+  for (let i = 0; i < 40; i++)
+    assert.equal(await gater.denyInboundConnection?.(socketFrom(`/ip6/2a01:4f8:${i}::1/tcp/4000`)), false);
+  const reads = (net as unknown as { connectionAddressReads: number }).connectionAddressReads;
+  assert.equal(reads, peers.length, `${reads} reads of ${peers.length} connections' addresses in 40 looks`);
+});
+
+test("a wildcard listen announces no loopback, LAN or link-local address; peers' such addresses are not kept", async () => {
+  // Listening on 0.0.0.0 announced every interface's address (identify) to every peer.
+  const wild = await victim(11, { listen: ['/ip4/0.0.0.0/tcp/0'] });
+  assert.ok(
+    wild.listenAddrs.some((a) => a.startsWith('/ip4/127.0.0.1/')),
+    'it listens on the loopback',
+  );
+  assert.deepEqual(
+    wild.libp2p.getMultiaddrs().map((m) => m.toString()),
+    [],
+    'announced a non-public address of a wildcard listen',
+  );
+  // What the operator names is announced: an explicit listen address (a local testnet), or --p2p-announce.
+  const local = await victim(12);
+  assert.deepEqual(
+    local.libp2p.getMultiaddrs().map((m) => m.toString()),
+    local.listenAddrs,
+  );
+  const announced = await victim(13, {
+    listen: ['/ip4/0.0.0.0/tcp/0'],
+    announce: ['/ip4/10.1.2.3/tcp/26656'],
+  });
+  assert.deepEqual(
+    announced.libp2p.getMultiaddrs().map((m) => m.toString()),
+    [`/ip4/10.1.2.3/tcp/26656/p2p/${announced.peerId}`],
+  );
+  await assert.rejects(victim(14, { announce: ['not a multiaddr'] }), /invalid announce multiaddr/);
+
+  // A peer's announcements: only public addresses are kept (nothing dials them; libp2p.ts openStream).
+  const peer = await attacker([
+    '/ip4/127.0.0.1/tcp/22',
+    '/ip4/10.0.0.1/tcp/22',
+    '/ip4/169.254.169.254/tcp/80',
+    '/ip6/fe80::1/tcp/22',
+    '/ip4/8.8.8.8/tcp/4001',
+  ]);
+  const told = identified(local, peer.peerId);
+  await peer.dial(multiaddr(local.listenAddrs[0]!));
+  await told;
+  const kept = (await local.libp2p.peerStore.get(peer.peerId)).addresses.map((a) => a.multiaddr.toString());
+  assert.deepEqual(kept, ['/ip4/8.8.8.8/tcp/4001']);
+});
+
+test('the inbound rate is counted per IPv6 /64, not per address (libp2p counts exact addresses)', async () => {
+  let now = 1_000;
+  const net = await victim(15, {
+    now: () => now,
+    connections: {
+      maxIncomingPendingConnectionsPerAddress: 100,
+      maxIncomingPendingConnectionsPerSubnet: 100,
+    },
+  });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  const rate = DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerAddressPerSecond;
+  for (let i = 1; i <= rate; i++) assert.equal(await refused(`/ip6/2a01:4f8:5:6::${i}/tcp/4000`), false);
+  assert.equal(await refused('/ip6/2a01:4f8:5:6::ffff/tcp/4000'), true, 'a fresh address of the same /64');
+  assert.equal(await refused('/ip6/2a01:4f8:5:7::1/tcp/4000'), false, 'another /64');
+  // The next second on the network's clock.
+  now += 1_000;
+  assert.equal(await refused('/ip6/2a01:4f8:5:6::ffff/tcp/4000'), false);
+});
+
+test('the inbound rate is counted per public subnet too (/24, /48), over what the per-address rate let through', async () => {
+  // Per address alone, a /48's 65,536 /64s (or a /24's 256 addresses) had as many times the rate,
+  // each a Noise handshake on this side that its sender drops after 32 bytes.
+  let now = 1_000;
+  const net = await victim(19, {
+    now: () => now,
+    connections: {
+      maxIncomingPendingConnectionsPerAddress: 100,
+      maxIncomingPendingConnectionsPerSubnet: 100,
+    },
+  });
+  const gater = gaterOf(net);
+  const refused = async (remote: string) =>
+    (await gater.denyInboundConnection?.(socketFrom(remote))) === true;
+  const rate = DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerSubnetPerSecond;
+  assert.ok(rate > DEFAULT_CONNECTION_LIMITS.inboundConnectionsPerAddressPerSecond);
+  for (let i = 1; i <= rate; i++) assert.equal(await refused(`/ip6/2a01:4f8:5:${i}::1/tcp/4000`), false);
+  assert.equal(await refused('/ip6/2a01:4f8:5:ffff::1/tcp/4000'), true, 'a fresh /64 of the same /48');
+  assert.equal(await refused('/ip6/2a01:4f8:6::1/tcp/4000'), false, 'another /48');
+  for (let i = 1; i <= rate; i++) assert.equal(await refused(`/ip4/198.51.9.${i}/tcp/4000`), false);
+  assert.equal(await refused('/ip4/198.51.9.250/tcp/4000'), true, 'a fresh address of the same /24');
+  // Not counted per subnet: a LAN's addresses, each its own subnet.
+  for (let i = 1; i <= rate + 5; i++) assert.equal(await refused(`/ip4/10.9.9.${i}/tcp/4000`), false);
+  now += 1_000;
+  assert.equal(await refused('/ip6/2a01:4f8:5:ffff::1/tcp/4000'), false, 'the next second');
+});
+
+test('gossipsub peer exchange is refused from every peer: it would dial the peers a PRUNE names, by peer id', async () => {
+  const net = await victim(16);
+  const pubsub = net.libp2p.services.pubsub as { opts: { scoreThresholds: { acceptPXThreshold: number } } };
+  // The library's default, 10, takes it from any peer scoring that much.
+  assert.equal(pubsub.opts.scoreThresholds.acceptPXThreshold, Number.POSITIVE_INFINITY);
 });

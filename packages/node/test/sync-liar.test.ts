@@ -180,6 +180,24 @@ describe('block sync against peers that claim what they do not serve', () => {
     now += 11 * 60_000;
     assert.equal(await reactor.peerAhead(network), true);
   });
+  test("a disproved peer's mark is on the clock's monotonic reading: a step of the wall clock neither lifts nor extends it", async () => {
+    const fresh = await openChain();
+    // The wall clock (`now`) steps; the monotonic reading (`elapsed`) only runs.
+    let wall = 1_700_000_000_000;
+    let elapsed = 0;
+    const clock: Clock = { now: () => wall, monotonic: () => elapsed, schedule: () => () => {} };
+    const reactor = new SyncReactor({ clock, chain: fresh, logger: silentLogger, onSynced: () => {} });
+    const network = fakeNetwork(source, { liar, honest }, newLog());
+    await reactor.catchUp(network);
+    assert.equal(await reactor.peerAhead(network), false);
+    // A step forward of an hour (NTP, an operator) lifted every mark at once before.
+    wall += 60 * 60_000;
+    assert.equal(await reactor.peerAhead(network), false, 'a wall-clock step forward lifted the mark');
+    // A step back of a day held the marks a day longer.
+    wall -= 24 * 60 * 60_000;
+    elapsed += 11 * 60_000;
+    assert.equal(await reactor.peerAhead(network), true, 'a wall-clock step back extended the mark');
+  });
   test('the stall probe stops believing a peer claiming far whose answers came late or failed (each stall started a sync held for its deadline)', async () => {
     for (const mode of ['late', 'timeout'] as const) {
       const fresh = await openChain();

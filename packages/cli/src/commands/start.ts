@@ -3,6 +3,7 @@
  * RPC — from a home made by `unc init` and a genesis file shared by every node of the chain.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { UncError } from '@unc/core';
 import { type ChipSigner, DevSoftSigner, MinerAgent, URGENT_FEE_FILE } from '@unc/miner';
@@ -44,6 +45,33 @@ function peerList(text: string | undefined): string[] {
     }
   }
   return peers;
+}
+
+/**
+ * `--p2p-announce`: where peers reach this node, announced instead of the listen addresses
+ * (behind a NAT, or to announce a private address on a LAN chain on purpose).
+ */
+export function announceList(text: string | undefined): string[] {
+  if (!text) return [];
+  const addrs = text
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a.length > 0);
+  for (const a of addrs) {
+    // The address and port checked too: a bad one passed here and stopped the node's start with
+    // a bare TypeError from libp2p instead of this error.
+    const m = /^\/(ip4|ip6|dns4|dns6|dns)\/([^/]+)\/tcp\/(\d{1,5})$/.exec(a);
+    const port = Number(m?.[3]);
+    const hostOk =
+      m !== null && (m[1] === 'ip4' ? isIP(m[2]!) === 4 : m[1] === 'ip6' ? isIP(m[2]!) === 6 : true);
+    if (!m || !hostOk || port < 1 || port > 65_535) {
+      throw new UncError(
+        'BAD_ANNOUNCE',
+        `invalid --p2p-announce address "${a}": expected a multiaddr like /ip4/203.0.113.5/tcp/26656`,
+      );
+    }
+  }
+  return addrs;
 }
 
 /** The RPC limits in a home's config.json (`"rpc": {"maxBatchSize": 100, …}`; docs/rpc.md). */
@@ -109,6 +137,7 @@ export interface StartOptions {
   peers?: string;
   p2pPort: string;
   p2pHost: string;
+  p2pAnnounce?: string;
   rpcPort: string;
   rpcHost: string;
   validator?: boolean;
@@ -126,6 +155,10 @@ export function startCommand(): Command {
     .option('--peers <multiaddrs>', 'comma-separated peers, /ip4/<ip>/tcp/<port>/p2p/<peer id>')
     .option('--p2p-port <port>', 'peer-to-peer TCP port (0 picks a free one)', '26656')
     .option('--p2p-host <ip>', 'peer-to-peer listen address', '127.0.0.1')
+    .option(
+      '--p2p-announce <multiaddrs>',
+      'comma-separated addresses announced to peers instead of the listen address, /ip4/<ip>/tcp/<port> (default: the listen addresses, less private, loopback and link-local ones a 0.0.0.0 listen expands to)',
+    )
     .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
     .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
     .option('--validator', "vote with this home's validator key (it must be in the validator set)")
@@ -157,6 +190,7 @@ export function startCommand(): Command {
         throw new UncError('BAD_GENESIS', `${opts.genesis} is not valid JSON: ${(err as Error).message}`);
       }
       const peers = peerList(opts.peers);
+      const announce = announceList(opts.p2pAnnounce);
       const p2pPort = portOption(opts.p2pPort, 'p2p-port');
       const rpcPort = portOption(opts.rpcPort, 'rpc-port');
       const chipCount = countOption(opts.devChips, 'dev-chips', 0, 1000);
@@ -204,6 +238,7 @@ export function startCommand(): Command {
                 startNetwork({
                   listen: [`/ip4/${opts.p2pHost}/tcp/${p2pPort}`],
                   bootstrap: peers,
+                  ...(announce.length > 0 ? { announce } : {}),
                   nodeKey: keys.nodeKey,
                   chainId: chain.genesis.chainId,
                   genesisHash: chain.genesisHash,

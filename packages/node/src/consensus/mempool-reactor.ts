@@ -34,7 +34,7 @@ import {
   refusedAfterSignatureCheck,
   SignatureCheckBusy,
 } from '../admission.js';
-import { type Cancel, type Clock, every } from '../clock.js';
+import { type Cancel, type Clock, every, monotonicNow } from '../clock.js';
 import type { Logger } from '../log.js';
 import { provablyBadEvidence } from '../mempool.js';
 import type { DirectMessage, Verdict } from '../p2p/types.js';
@@ -536,7 +536,9 @@ export class MempoolReactor {
    */
   peerConnected(peer: string): void {
     if (this.stopped || !this.opts.pending || !this.opts.sendDirect) return;
-    const now = this.opts.clock.now();
+    // On the clock's monotonic reading (clock.ts): on the wall clock a step back held every
+    // peer's share, and the interval's budget, for the step's length.
+    const now = monotonicNow(this.opts.clock);
     if (now - this.shareWindow.start >= this.shareIntervalMs)
       this.shareWindow = { start: now, bytes: 0, unprovenBytes: 0 };
     const last = this.sharedAt.get(peer);

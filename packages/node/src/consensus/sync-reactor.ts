@@ -23,7 +23,7 @@ import {
   type VerifyFn,
 } from '@unc/core';
 import type { Chain, CommittedBlock } from '../chain.js';
-import type { Clock } from '../clock.js';
+import { type Clock, monotonicNow } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { BlockTake, Network } from '../p2p/types.js';
 import { peerStatuses, readBlockRange, SyncConflictError, type SyncProgress, syncChain } from '../sync.js';
@@ -162,6 +162,8 @@ export class SyncReactor {
    * until it gave up on that peer, stall after stall. Bounded (oldest forgotten first).
    */
   private readonly disproved = new Map<string, number>();
+  // The marks (and the conflict reminder) are on the clock's monotonic reading (clock.ts): on the
+  // wall clock, a step forward lifted every mark at once, a step back held them for its length.
 
   /**
    * Peers a sync dropped without proof of a lie (a failed request, a late short or empty answer:
@@ -208,14 +210,14 @@ export class SyncReactor {
   private until(marks: Map<string, number>, peer: string): boolean {
     const until = marks.get(peer);
     if (until === undefined) return false;
-    if (this.opts.clock.now() < until) return true;
+    if (monotonicNow(this.opts.clock) < until) return true;
     marks.delete(peer);
     return false;
   }
 
   private disprove(peer: string, marks = this.disproved): void {
     marks.delete(peer);
-    marks.set(peer, this.opts.clock.now() + DISPROVED_MS);
+    marks.set(peer, monotonicNow(this.opts.clock) + DISPROVED_MS);
     if (marks.size > MAX_DISPROVED) {
       const oldest = marks.keys().next().value;
       if (oldest !== undefined) marks.delete(oldest);
@@ -244,7 +246,7 @@ export class SyncReactor {
   /** Block sync (sync.ts) from the peers that are ahead, each block checked with its commit. */
   private async syncFromPeers(network: Network): Promise<void> {
     const { chain, logger } = this.opts;
-    let lastLog = 0;
+    let lastLog = Number.NEGATIVE_INFINITY;
     const result = await syncChain({
       network,
       chain: {
@@ -300,8 +302,8 @@ export class SyncReactor {
       onProgress: (p) => {
         this.syncProgress = p;
         this.warnLongRange(p);
-        if (this.opts.clock.now() - lastLog < 2_000 && p.height < p.target) return;
-        lastLog = this.opts.clock.now();
+        if (monotonicNow(this.opts.clock) - lastLog < 2_000 && p.height < p.target) return;
+        lastLog = monotonicNow(this.opts.clock);
         logger.info('syncing blocks', {
           height: p.height,
           target: p.target,
@@ -412,7 +414,7 @@ export class SyncReactor {
   private reportConflict(peer: string | undefined): void {
     const conflict = this.conflict!;
     if (peer !== undefined) conflict.peer = peer;
-    this.conflictLoggedAt = this.opts.clock.now();
+    this.conflictLoggedAt = monotonicNow(this.opts.clock);
     this.opts.logger.error(
       'CONFLICTING CHAIN: block sync stopped; check the trusted checkpoint and the peers (docs/operators.md)',
       { ...conflict },
@@ -426,7 +428,7 @@ export class SyncReactor {
    */
   private remindConflict(): void {
     const conflict = this.conflict!;
-    const now = this.opts.clock.now();
+    const now = monotonicNow(this.opts.clock);
     if (this.conflictLoggedAt === null) {
       this.reportConflict(conflict.peer);
       return;

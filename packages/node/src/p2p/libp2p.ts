@@ -27,11 +27,14 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import { sleep, systemClock } from '../clock.js';
 import { MAX_COMPACT_PROPOSAL_BYTES } from '../consensus/wire.js';
 import { type Logger, silentLogger } from '../log.js';
+import { announceable, namedListenAddresses, storablePeerAddress } from './announce.js';
 import {
-  addressOf,
   type ConnectionLimits,
   connectionLimits,
   connectionManagerSettings,
+  exactAddressOf,
+  type InboundKeys,
+  inboundKeys,
   streamMuxerSettings,
 } from './connection-limits.js';
 import {
@@ -104,10 +107,23 @@ export const DEFAULT_MAX_MESSAGE_BYTES: Readonly<Record<GossipTopic, number>> = 
   'validator-peer': 512,
 };
 
+/**
+ * The most addresses `tooFastFrom` keeps a rate window for: past it the ended windows go (every
+ * one, should they all be current). Each is a few dozen bytes; a connection's socket costs more.
+ */
+const MAX_RATE_ENTRIES = 16_384;
+
+/** The part of libp2p's components `listenAddrs` reads (the announced addresses are filtered). */
+interface ListenComponents {
+  transportManager: { getAddrs(): { toString(): string }[] };
+}
+
 /** An inbound connection in its handshake: its socket, its remote multiaddr and when it came. */
 interface PendingInbound {
   conn: MultiaddrConnection;
   remote: string;
+  /** Its subnet (`inboundKeys`): the per-subnet limit counts over every address's entries. */
+  subnet: string;
   since: number;
 }
 
@@ -210,6 +226,15 @@ export type RequestOutcome =
 export interface NetworkOptions {
   /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/26656` or `/ip4/127.0.0.1/tcp/0`. */
   listen: string[];
+  /**
+   * Multiaddrs announced to peers (identify) instead of the listen addresses: where peers reach
+   * this node (behind a NAT: the public address the host does not see). Announced as given.
+   * Absent: the listen addresses, less the non-public ones a wildcard listen expands to (the
+   * loopback, the LAN, link-local): a non-public address the operator names in `listen` is
+   * announced (announce.ts). A public one libp2p announces only once AutoNAT verified it, which
+   * is not run: a wildcard or public listen announces nothing without `announce`.
+   */
+  announce?: string[];
   /** Peers (multiaddrs, ideally with /p2p/<id>) dialled at start and again while under `targetPeers`. */
   bootstrap?: string[];
   /** 32-byte Ed25519 seed of the node's network identity; the same seed gives the same peer id. */
@@ -423,8 +448,21 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
   private stopped = false;
   /** What each connection held unread at the last look (`closeUnread`), by connection id. */
   private unreadBefore = new Map<string, number>();
-  /** Inbound connections in their handshake, by address (`tooManyPendingFrom`). */
+  /** Inbound connections in their handshake, by address (`inboundKeys`, `tooManyPendingFrom`). */
   private pendingByAddress = new Map<string, PendingInbound[]>();
+  /** Inbound connections per address and per subnet (`inboundKeys`) in its current one-second window (`tooFastFrom`). */
+  private readonly inboundRate = new Map<string, { since: number; count: number }>();
+  /** The bootstrap peers' IP addresses (`exactAddressOf`), exempt from every per-address limit. */
+  private readonly bootstrapAddresses: ReadonlySet<string>;
+  /**
+   * Each open connection's keys (`inboundKeys`) and exemption, read once (`countedAs`): the gater
+   * looks at every open connection for each inbound one, and reading an address (an IPv6 one
+   * through the URL parser) each time cost ~20 µs a connection, 4 ms a look at 200 of them, at
+   * whatever rate an attacker's fresh addresses reached the gater, on the thread consensus runs on.
+   */
+  private readonly connectionKeys = new WeakMap<Connection, { keys: InboundKeys | null; exempt: boolean }>();
+  /** How many open connections' addresses `countedAs` read (once each; p2p-defaults.test.ts). */
+  connectionAddressReads = 0;
   peerId = '';
   /** NetworkOptions.now: what every p2p limit is timed by, never the wall clock. */
   private readonly now: () => number;
@@ -440,6 +478,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     this.txServeBudget = new ServeBudget(opts.txServe);
     this.blockServeBudget = new ServeBudget(opts.blockServe, DEFAULT_BLOCK_SERVE_LIMITS, 'blockServe');
     this.connectionLimits = connectionLimits(opts.connections);
+    this.bootstrapAddresses = new Set(
+      (opts.bootstrap ?? []).map(exactAddressOf).filter((a): a is string => a !== null),
+    );
     this.log = (opts.logger ?? silentLogger).child('p2p');
     for (const t of GOSSIP_TOPICS) this.topicByWire.set(gossipTopicName(opts.chainId, t), t);
   }
@@ -452,8 +493,13 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     return this.node;
   }
 
+  /**
+   * Where it listens, every address (with its peer id), whatever is announced (`announce`): the
+   * transports' own addresses, a wildcard expanded to each interface's.
+   */
   get listenAddrs(): string[] {
-    return this.node.getMultiaddrs().map((m) => m.toString());
+    const { transportManager } = (this.node as unknown as { components: ListenComponents }).components;
+    return transportManager.getAddrs().map((m) => `${m.toString()}/p2p/${this.peerId}`);
   }
 
   async start(): Promise<void> {
@@ -470,20 +516,33 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       if (v !== undefined && (!Number.isSafeInteger(v) || v <= 0))
         throw new RangeError(`${key} must be positive`);
     }
-    for (const addr of opts.bootstrap ?? []) {
-      try {
-        multiaddr(addr);
-      } catch (err) {
-        throw new TypeError(`invalid bootstrap multiaddr ${JSON.stringify(addr)}: ${errorMessage(err)}`);
+    for (const [what, addrs] of [
+      ['bootstrap', opts.bootstrap],
+      ['announce', opts.announce],
+    ] as const) {
+      for (const addr of addrs ?? []) {
+        try {
+          multiaddr(addr);
+        } catch (err) {
+          throw new TypeError(`invalid ${what} multiaddr ${JSON.stringify(addr)}: ${errorMessage(err)}`);
+        }
       }
     }
     const privateKey = await privateKeyFromSeed(opts.nodeKey);
     const largestMessage = Math.max(...GOSSIP_TOPICS.map((t) => this.maxBytes[t]));
     const refused = (peer: PeerId) => this.isBanned(peer.toString());
+    const named = namedListenAddresses(opts.listen);
     this.node = await createLibp2p({
       start: false,
       privateKey,
-      addresses: { listen: opts.listen },
+      addresses: {
+        listen: opts.listen,
+        ...(opts.announce?.length
+          ? { announce: opts.announce }
+          : { announceFilter: (addrs) => addrs.filter((a) => announceable(a.toString(), named)) }),
+      },
+      // What peers announce is kept only where public (announce.ts): none of it is dialled anyway.
+      peerStore: { addressFilter: (_peer, addr) => storablePeerAddress(addr.toString()) },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux(streamMuxerSettings(this.connectionLimits))],
@@ -491,7 +550,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
       connectionManager: connectionManagerSettings(this.connectionLimits, opts.bootstrap),
       connectionGater: {
         denyInboundConnection: (conn) =>
-          this.tooManyFrom(conn.remoteAddr.toString()) || this.tooManyPendingFrom(conn),
+          this.tooFastFrom(conn.remoteAddr.toString()) ||
+          this.tooManyFrom(conn.remoteAddr.toString()) ||
+          this.tooManyPendingFrom(conn),
         denyDialPeer: refused,
         denyInboundEncryptedConnection: refused,
         denyOutboundEncryptedConnection: refused,
@@ -519,6 +580,10 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
           // buffering up to maxInboundDataLength (a stream it replaces is only half-closed).
           maxInboundStreams: 2,
           maxOutboundStreams: 2,
+          // Peer exchange: a PRUNE may name other peers (signed records), which gossipsub then
+          // dials by peer id at whatever addresses they carry, past `openStream`'s rule. Refused
+          // from everyone (the library takes it from a peer scoring 10 or more; ours score 0 now).
+          scoreThresholds: { acceptPXThreshold: Number.POSITIVE_INFINITY },
         }) as unknown as (components: GossipSubComponents) => GossipSubService,
       },
     });
@@ -805,12 +870,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     onFrame?: () => void,
     onBytes?: (bytes: number) => void,
   ): Promise<Uint8Array[]> {
-    const started = Date.now();
+    const started = performance.now();
     const protocol = protocolOf(kind, this.opts.chainId);
     const fail = (failure: Exclude<RequestOutcome, 'ok'>, message: string): never => {
       // Abandoned by the caller: nobody's fault, whatever the stream looked like when it stopped.
       const outcome = cancel?.aborted ? 'cancelled' : failure;
-      this.opts.metrics?.request?.(kind, outcome, Date.now() - started);
+      this.opts.metrics?.request?.(kind, outcome, performance.now() - started);
       if (outcome === 'bad-response') this.scoreDown(peer, 'badResponse', message);
       else if (outcome === 'timeout' || outcome === 'failed') this.scoreDown(peer, 'failedRequest', message);
       throw new PeerRequestError(outcome, peer, `${kind} request to ${peer}: ${message}`);
@@ -868,7 +933,7 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
-    this.opts.metrics?.request?.(kind, 'ok', Date.now() - started);
+    this.opts.metrics?.request?.(kind, 'ok', performance.now() - started);
     return frames;
   }
 
@@ -1036,17 +1101,85 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
 
   /**
    * Whether an inbound connection from `remote` (a multiaddr) is one too many from its address
-   * (`maxInboundConnectionsPerAddress`). Bootstrap peers' addresses are exempt, as they are from
-   * the connection manager's limits (connection-limits.ts).
+   * (`maxInboundConnectionsPerAddress`: an IPv4 address, an IPv6 /64) or its subnet
+   * (`maxInboundConnectionsPerSubnet`: a /24, a /48). Bootstrap peers' addresses are exempt, as
+   * they are from the connection manager's limits (connection-limits.ts), and not counted.
    */
   private tooManyFrom(remote: string): boolean {
-    const address = addressOf(remote);
-    if (address === null || !this.node) return false;
-    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
-    let open = 0;
-    for (const c of this.node.getConnections())
-      if (c.direction === 'inbound' && addressOf(c.remoteAddr.toString()) === address) open++;
-    return open >= this.connectionLimits.maxInboundConnectionsPerAddress;
+    const keys = inboundKeys(remote);
+    if (keys === null || !this.node || this.exempt(remote)) return false;
+    let fromAddress = 0;
+    let fromSubnet = 0;
+    for (const c of this.node.getConnections()) {
+      if (c.direction !== 'inbound') continue;
+      const { keys: k, exempt } = this.countedAs(c);
+      if (exempt) continue;
+      if (k?.address === keys.address) fromAddress++;
+      if (k?.subnet === keys.subnet) fromSubnet++;
+    }
+    const limits = this.connectionLimits;
+    return (
+      fromAddress >= limits.maxInboundConnectionsPerAddress ||
+      fromSubnet >= limits.maxInboundConnectionsPerSubnet
+    );
+  }
+
+  /** An open connection's keys and exemption (`connectionKeys`), read at its first look. */
+  private countedAs(c: Connection): { keys: InboundKeys | null; exempt: boolean } {
+    let counted = this.connectionKeys.get(c);
+    if (counted === undefined) {
+      const remote = c.remoteAddr.toString();
+      this.connectionAddressReads++;
+      counted = { keys: inboundKeys(remote), exempt: this.exempt(remote) };
+      this.connectionKeys.set(c, counted);
+    }
+    return counted;
+  }
+
+  /**
+   * Whether an inbound connection from `remote` is one more this second than its address may open
+   * (`inboundConnectionsPerAddressPerSecond`), counted by `inboundKeys`: libp2p counts the rate per
+   * exact address, so one IPv6 host (a /64) had it 2^64 times over, a Noise handshake each (the
+   * per-address counts bound how many at once, not how many a second). Over one-second windows on
+   * the p2p clock; bootstrap addresses exempt. A connection its address's rate let through counts
+   * toward its subnet's too (`inboundConnectionsPerSubnetPerSecond`): per address alone, a /24's
+   * 256 addresses, or a /48's 65,536 /64s, had as many times the rate, and each connection that
+   * is dropped right after the responder's Noise message (a key pair, two Diffie-Hellmans and a
+   * signature on this node's thread) costs its sender a TCP handshake and 32 bytes.
+   */
+  private tooFastFrom(remote: string): boolean {
+    const keys = inboundKeys(remote);
+    if (keys === null || this.exempt(remote)) return false;
+    const now = this.now();
+    const limits = this.connectionLimits;
+    if (this.tick(keys.address, now) > limits.inboundConnectionsPerAddressPerSecond) return true;
+    return (
+      keys.subnet !== keys.address &&
+      this.tick(keys.subnet, now) > limits.inboundConnectionsPerSubnetPerSecond
+    );
+  }
+
+  /** Counts one more connection in `key`'s current one-second window (`tooFastFrom`); its count. */
+  private tick(key: string, now: number): number {
+    let window = this.inboundRate.get(key);
+    if (window === undefined || now - window.since >= 1_000 || now < window.since) {
+      if (this.inboundRate.size >= MAX_RATE_ENTRIES) this.forgetRates(now);
+      window = { since: now, count: 0 };
+      this.inboundRate.set(key, window);
+    }
+    return ++window.count;
+  }
+
+  /** Forgets the rate windows that ended (all of them, should that not make room). */
+  private forgetRates(now: number): void {
+    for (const [key, w] of this.inboundRate) if (now - w.since >= 1_000) this.inboundRate.delete(key);
+    if (this.inboundRate.size >= MAX_RATE_ENTRIES) this.inboundRate.clear();
+  }
+
+  /** Whether `remote` (a multiaddr) is a bootstrap peer's address, exactly: no limit refuses those. */
+  private exempt(remote: string): boolean {
+    const address = exactAddressOf(remote);
+    return address !== null && this.bootstrapAddresses.has(address);
   }
 
   /**
@@ -1081,31 +1214,51 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
 
   /**
    * Whether an inbound connection still in its handshake is one too many from its address
-   * (`maxIncomingPendingConnectionsPerAddress`); if not, it is counted until its handshake ends:
-   * its socket closed, a connection on it opened, or its upgrade timed out. Bootstrap addresses
-   * are exempt, as from every other limit.
+   * (`maxIncomingPendingConnectionsPerAddress`) or its subnet (`…PerSubnet`); if not, it is
+   * counted until its handshake ends: its socket closed, a connection on it opened, or its upgrade
+   * timed out. Bootstrap addresses are exempt, as from every other limit.
    */
   private tooManyPendingFrom(conn: MultiaddrConnection): boolean {
     const remote = conn.remoteAddr.toString();
-    const address = addressOf(remote);
-    if (address === null || !this.node) return false;
-    if ((this.opts.bootstrap ?? []).some((b) => addressOf(b) === address)) return false;
+    const keys = inboundKeys(remote);
+    if (keys === null || !this.node || this.exempt(remote)) return false;
     // On the p2p clock (NetworkOptions.now), as every other limit here: on the wall clock a step
     // forward let an address past its limit at once, and a step back kept its entries counted.
     const now = this.now();
-    const pending = this.stillPending(address, now);
+    const upgraded = this.upgradedRemotes();
+    const pending = this.stillPending(keys.address, now, upgraded);
     if (pending.length >= this.connectionLimits.maxIncomingPendingConnectionsPerAddress) return true;
-    pending.push({ conn, remote: withoutPeerId(remote), since: now });
-    this.pendingByAddress.set(address, pending);
+    if (
+      this.pendingInSubnet(keys, now, upgraded) >=
+      this.connectionLimits.maxIncomingPendingConnectionsPerSubnet
+    )
+      return true;
+    pending.push({ conn, remote: withoutPeerId(remote), subnet: keys.subnet, since: now });
+    this.pendingByAddress.set(keys.address, pending);
     return false;
   }
 
-  /** The connections from `address` still in their handshake at `now` (the others forgotten). */
-  private stillPending(address: string, now: number): PendingInbound[] {
+  /**
+   * How many connections from `keys`'s subnet are still in their handshake. Over every address's
+   * entries: at most the library's `maxIncomingPendingConnections` of them get this far.
+   */
+  private pendingInSubnet(keys: InboundKeys, now: number, upgraded: ReadonlySet<string>): number {
+    let n = 0;
+    for (const address of [...this.pendingByAddress.keys()]) {
+      const pending = this.stillPending(address, now, upgraded);
+      if (pending[0]?.subnet === keys.subnet) n += pending.length;
+    }
+    return n;
+  }
+
+  /** The connections from `address` (`inboundKeys`) still in their handshake at `now` (the others forgotten). */
+  private stillPending(
+    address: string,
+    now: number,
+    upgraded: ReadonlySet<string> = this.upgradedRemotes(),
+  ): PendingInbound[] {
     const tracked = this.pendingByAddress.get(address) ?? [];
     if (tracked.length === 0) return tracked;
-    // An upgraded connection's remote address names the peer too (`/p2p/<id>`); its socket's does not.
-    const upgraded = new Set(this.node.getConnections().map((c) => withoutPeerId(c.remoteAddr.toString())));
     const pending = tracked.filter(
       (p) =>
         p.conn.status === 'open' &&
@@ -1115,6 +1268,12 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     if (pending.length === 0) this.pendingByAddress.delete(address);
     else this.pendingByAddress.set(address, pending);
     return pending;
+  }
+
+  /** The remote addresses of the connections open now, without their peer ids (`stillPending`). */
+  private upgradedRemotes(): ReadonlySet<string> {
+    // An upgraded connection's remote address names the peer too (`/p2p/<id>`); its socket's does not.
+    return new Set(this.node.getConnections().map((c) => withoutPeerId(c.remoteAddr.toString())));
   }
 
   isBanned(peer: string): boolean {
@@ -1264,7 +1423,9 @@ class Libp2pNetworkImpl implements Libp2pNetwork {
     for (const peer of [...this.scores.keys()])
       if (!this.bannedUntil.has(peer) && this.scoreOf(peer) === 0) this.scores.delete(peer);
     const now = this.now();
-    for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now);
+    const upgraded = this.upgradedRemotes();
+    for (const address of [...this.pendingByAddress.keys()]) this.stillPending(address, now, upgraded);
+    this.forgetRates(now);
     if (this.node.getPeers().length < (this.opts.targetPeers ?? 8)) this.dialBootstrap();
     for (const id of this.node.getPeers()) {
       const peer = id.toString();

@@ -20,7 +20,10 @@
  * network (a farm on one LAN, a pool of proxies) lists them as unlimited or raises the shares (0
  * turns a level off).
  */
-import { isIP } from 'node:net';
+import { normalAddress, prefixesOf, unlimitedEntry } from '../ip-groups.js';
+
+// The address logic is shared with the p2p connection gater (ip-groups.ts).
+export { clientKey, normalAddress, prefixesOf, unlimitedEntry } from '../ip-groups.js';
 
 /** How many addresses' worth of each per-IP limit a whole prefix gets (0: no cap at that level). */
 export interface PrefixShares {
@@ -32,65 +35,6 @@ export interface PrefixShares {
 
 /** A /24 or /48 gets 4 addresses' worth; the /16 or /32 level is off unless networkShare is set. */
 export const DEFAULT_PREFIX_SHARES: PrefixShares = Object.freeze({ subnet: 4, network: 0 });
-
-/** The address a client is counted under: IPv4 as is, IPv4-mapped IPv6 as IPv4, IPv6 by /64. */
-export function clientKey(address: string | undefined): string {
-  if (!address) return 'unknown';
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!address.includes(':')) return address;
-  const zone = address.indexOf('%');
-  const bare = zone === -1 ? address : address.slice(0, zone);
-  const [head = '', tail] = bare.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups =
-    tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  // One client usually holds a whole /64, so per-address limits apply per /64.
-  const prefix = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16));
-  return `${prefix.join(':')}::/64`;
-}
-
-/** A socket's address, as unlimitedAddresses are matched: IPv4-mapped IPv6 as IPv4. */
-export function normalAddress(address: string | undefined): string {
-  if (!address) return 'unknown';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-/**
- * An unlimitedAddresses entry as normalAddress gives a socket's address: IPv4 as is, IPv6 in the
- * canonical form sockets give (lower case, the longest run of zero groups compressed), IPv4-mapped
- * IPv6 (in any spelling) as IPv4; a TypeError for anything that is not one IP address. Entries were
- * compared as written: '2001:DB8::1', '0:0:0:0:0:0:0:1', 'localhost' or a range '10.0.0.0/8' never
- * matched a client, silently, and every client behind such a proxy shared one address's limits.
- */
-export function unlimitedEntry(entry: string): string {
-  const zone = entry.indexOf('%');
-  const bare = zone === -1 ? entry : entry.slice(0, zone);
-  const family = isIP(bare);
-  if (family === 4 && zone === -1) return bare;
-  if (family !== 6) throw new TypeError(`${JSON.stringify(entry)} is not an IP address`);
-  const canonical = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (mapped) {
-    const hi = Number.parseInt(mapped[1]!, 16);
-    const lo = Number.parseInt(mapped[2]!, 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return zone === -1 ? canonical : canonical + entry.slice(zone);
-}
-
-/**
- * The prefixes of a client key (from clientKey), the smaller first: an IPv4 address's /24 and /16,
- * an IPv6 /64's /48 and /32; undefined for anything else ('unknown').
- */
-export function prefixesOf(client: string): readonly [subnet: string, network: string] | undefined {
-  if (client.endsWith('::/64')) {
-    const g = client.slice(0, -'::/64'.length).split(':');
-    return g.length === 4 ? [`${g[0]}:${g[1]}:${g[2]}::/48`, `${g[0]}:${g[1]}::/32`] : undefined;
-  }
-  const o = client.split('.');
-  return o.length === 4 ? [`${o[0]}.${o[1]}.${o[2]}.0/24`, `${o[0]}.${o[1]}.0.0/16`] : undefined;
-}
 
 /** One level a client is counted at: its key, and how many addresses' worth its cap is. */
 export interface Level {

@@ -10,6 +10,7 @@ import { decode, encode, envelopeFromSigned, equalBytes, signTransaction, type T
 import { transferAction } from '@unc/sdk';
 import { clockSlices } from '../../src/admission.js';
 import { Chain } from '../../src/chain.js';
+import type { Clock } from '../../src/clock.js';
 import {
   MAX_BACKLOG_INTERVALS,
   MAX_REANNOUNCE_BYTES,
@@ -138,7 +139,7 @@ test('a transfer a full node admitted with no peers is committed by the validato
 
 /** A reactor over a mempool of `count` transfers, recording what it sends and publishes. */
 function reactorWith(
-  clock: VirtualClock,
+  clock: Clock,
   envs: TxEnvelope[],
   proven = (_peer: string) => false,
   pendingBytes?: () => number,
@@ -211,6 +212,29 @@ test('a peer that reconnects within the interval gets no second share', async ()
   reactor.peerConnected('P');
   await clock.run(clock.now() + 2_000);
   assert.equal(sent.length, 2);
+  reactor.stop();
+});
+
+test("the share interval is on the clock's monotonic reading: a step back of the wall clock holds no peer's share", async () => {
+  const virtual = new VirtualClock(START);
+  // The wall clock steps (NTP, an operator, a VM restore); the monotonic reading only runs.
+  let step = 0;
+  const clock: Clock = {
+    now: () => virtual.now() + step,
+    monotonic: () => virtual.now(),
+    schedule: (ms, fn) => virtual.schedule(ms, fn),
+  };
+  const { reactor, sent } = reactorWith(clock, [transfer('unc-devnet', 1)]);
+  reactor.peerConnected('P');
+  await virtual.run(virtual.now() + 2_000);
+  assert.equal(sent.length, 1);
+  // An hour back: on the wall clock the peer's last share (and the interval's budget) stayed
+  // "within the interval" for an hour, and nobody reconnecting got the pending transactions.
+  step = -60 * 60_000;
+  await virtual.run(virtual.now() + 10_000);
+  reactor.peerConnected('P');
+  await virtual.run(virtual.now() + 2_000);
+  assert.equal(sent.length, 2, 'a wall-clock step back held the share for its length');
   reactor.stop();
 });
 

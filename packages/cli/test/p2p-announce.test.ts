@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { announceList } from '../src/commands/start.js';
+
+test('--p2p-announce takes comma-separated /ip4|/ip6|/dns multiaddrs with a TCP port, and refuses anything else with BAD_ANNOUNCE', () => {
+  assert.deepEqual(announceList(undefined), []);
+  assert.deepEqual(announceList(' /ip4/203.0.113.5/tcp/26656 , /dns4/node.example.com/tcp/26656,'), [
+    '/ip4/203.0.113.5/tcp/26656',
+    '/dns4/node.example.com/tcp/26656',
+  ]);
+  assert.deepEqual(announceList('/ip6/2001:db8::5/tcp/1'), ['/ip6/2001:db8::5/tcp/1']);
+  for (const bad of [
+    '203.0.113.5:26656',
+    '/ip4/203.0.113.5',
+    '/ip4/203.0.113.5/tcp/26656/p2p/12D3KooW',
+    // Passed the check, then stopped the start with libp2p's bare TypeError.
+    '/ip4/999.1.1.1/tcp/26656',
+    '/ip4/2001:db8::5/tcp/26656',
+    '/ip6/203.0.113.5/tcp/26656',
+    '/ip4/203.0.113.5/tcp/65536',
+    '/ip4/203.0.113.5/tcp/0',
+  ])
+    assert.throws(
+      () => announceList(bad),
+      (err: Error & { code?: string }) => err.code === 'BAD_ANNOUNCE',
+      bad,
+    );
+});
