@@ -534,6 +534,15 @@ export async function trustAnchorOf(
   } catch (err) {
     throw new UncError('BAD_GENESIS', `${path}: ${(err as Error).message}`);
   }
+  // The chain the caller goes on to use beside the light client (a receipt's chain id in `unc job
+  // … --prove`, the gateway's) is the node's status: it must be the trusted genesis's, or a
+  // receipt for another chain passed against a chip key proven on this one.
+  const nodeChainId = await chainIdOfNode();
+  if (nodeChainId !== genesis.chainId)
+    throw new UncError(
+      'CHAIN_MISMATCH',
+      `the node is on chain "${nodeChainId}", but the genesis trusted (${path}) is of chain "${genesis.chainId}": nothing was proven`,
+    );
   return {
     kind: 'genesis',
     chainId: genesis.chainId,
