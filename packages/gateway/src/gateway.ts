@@ -17,6 +17,7 @@ import {
   type Chip,
   contentHash,
   DEFAULT_MARKET_PARAMS,
+  decodeAddress,
   ed25519PublicKey,
   encodeAddress,
   type SignedReceipt,
@@ -1271,22 +1272,28 @@ export class Gateway {
         );
       const lease = await this.client.getLease(opened.leaseId);
       // The endpoint recorded is the one in the terms signed (termsDigest: the chain refused the
-      // lease had the offer named another), not the node's later report of it: see adopt. So is
-      // the chip: the opening names it (the chain leases exactly that chip, CHIP_NOT_OFFERED or
+      // lease had the offer named another), not the node's later report of it: see adopt. So are
+      // the offer and its provider (in the terms too: a bad receipt bans the recorded provider, so
+      // a node naming another had an honest one banned for the liar's receipts), and the chip: the
+      // opening names it (the chain leases exactly that chip, CHIP_NOT_OFFERED or
       // CHIP_UNAVAILABLE otherwise), and receipts are checked against it (verify, proven with
       // `trustAnchor`); the node's word would let a provider answer from a chip the node names.
+      const signedOffer = rankedFrom.get(best) as OfferJson;
       const row = {
         ...openLeaseRow(lease, best.noticeMs, this.now()),
-        endpoint: (rankedFrom.get(best) as OfferJson).endpoint,
+        endpoint: signedOffer.endpoint,
+        offerId: signedOffer.id.toLowerCase(),
+        // Canonical: the digest bound its bytes, not its spelling.
+        provider: encodeAddress(decodeAddress(signedOffer.provider)),
         chipId: best.chipId.toLowerCase(),
       };
-      if (lease.chipId !== row.chipId)
+      if (lease.chipId !== row.chipId || lease.provider !== row.provider || lease.offerId !== row.offerId)
         this.log.warn(
-          'the node reports the new lease on another chip than the opening named; recorded on the named one',
+          'the node reports the new lease otherwise than the opening signed; recorded as signed',
           {
             lease: row.leaseId,
-            named: row.chipId,
-            reported: lease.chipId,
+            signed: { offer: row.offerId, provider: row.provider, chip: row.chipId },
+            reported: { offer: lease.offerId, provider: lease.provider, chip: lease.chipId },
           },
         );
       // Recorded before it is used: the budget counts it from now on, across restarts too.
