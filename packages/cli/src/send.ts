@@ -191,6 +191,17 @@ export async function signAndSend(
   );
   const seed = await ctx.unlockKey(signer.from, status.chainId, signer);
   const explorer = await explorerBase(ctx);
+  // The nonce is read again at signing (below): what the confirmation showed is not what binds it.
+  // A transaction signed behind more of the key's pending ones than the confirmation said (another
+  // command meanwhile, or a node that said one thing, then another) says so when it is accepted.
+  const behindNote = (attempt: number): string => {
+    if (attempt !== 1) return '';
+    const behind = signedNonce - BigInt(account.nonce);
+    if (behind <= 0n) return '';
+    const more = behind > queued ? `; the confirmation said ${queued > 0n ? queued : 'none'}` : '';
+    return ` (nonce ${signedNonce}, queued behind ${behind} earlier transaction(s) of the key${more})`;
+  };
+  let signedNonce = 0n;
   for (let attempt = 1; ; attempt++) {
     // The nonce is read again now: a confirmation can take a while, and the size (so the fee) does
     // not depend on it (fixed width). It is the key's next free nonce counting its transactions
@@ -201,6 +212,7 @@ export async function signAndSend(
     // Signed for the chain id shown in the confirmation: the node's status is read again inside,
     // and a hostile node could otherwise show a testnet and have the key sign for another chain.
     const stx = await buildTransaction(client, seed, actions, { fee, chainId: status.chainId });
+    signedNonce = stx.tx.nonce;
     const hash = signedHash(stx);
     const advice = checkBeforeRerunning({
       hash,
@@ -240,12 +252,7 @@ export async function signAndSend(
     }
     const page = explorer ? explorerLink(explorer, 'tx', hash) : null;
     if (ctx.output === 'text')
-      console.error(
-        `transaction ${hash} accepted by the node` +
-          (attempt === 1 && queued > 0n
-            ? ` (nonce ${stx.tx.nonce}, queued behind the key's pending transactions)`
-            : ''),
-      );
+      console.error(`transaction ${hash} accepted by the node${behindNote(attempt)}`);
     if (opts.wait === false) return { hash, pending: true, explorer: page };
     let outcome: Awaited<ReturnType<typeof client.waitForTransaction>>;
     try {

@@ -174,6 +174,31 @@ describe('unc query chip|lease --prove', () => {
     }
   });
 
+  test('a chip named by a prefix: proven for the full id, and the output says the prefix was resolved by the node', async () => {
+    // The node's lists turn a prefix into a full id (ids.ts): a node may list a look-alike and
+    // hide the one meant, so "verified" covers the full id printed, not the prefix typed.
+    let chips: Obj[] = [];
+    for (let i = 0; i < 100 && chips.length === 0; i++) {
+      chips = (await rpc(dev.url, 'unc_getChips', [])) as unknown as Obj[];
+      if (chips.length === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    const full = chips[0]!.chipId as string;
+    const prefix = full.slice(0, 12);
+    const json = await runUnc(['query', 'chip', prefix, '--prove', '--home', home.dir, '-o', 'json']);
+    assert.equal(json.code, 0, json.stderr);
+    const out = JSON.parse(json.stdout);
+    assert.equal(out.chipId, full);
+    assert.equal(out.verified, true);
+    assert.equal(out.verification.idFromPrefix, prefix);
+    const text = await runUnc(['query', 'chip', prefix, '--prove', '--home', home.dir]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, new RegExp(`from the prefix ${prefix} by the node's lists \\(not proven`));
+    // The full id says nothing of the kind.
+    const whole = await runUnc(['query', 'chip', full, '--prove', '--home', home.dir, '-o', 'json']);
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.equal(JSON.parse(whole.stdout).verification.idFromPrefix, undefined);
+  });
+
   test("a node's NOT_FOUND without its proof of absence is refused", async () => {
     const r = await runUnc([
       'query',

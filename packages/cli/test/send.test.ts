@@ -300,3 +300,41 @@ describe("a transaction signed behind the key's pending ones (the pending nonce)
     assert.doesNotMatch(lines(0n), /pending/);
   });
 });
+
+describe('the nonce signed at is read again after the confirmation', () => {
+  // The confirmation said nothing of the key was pending (nonce 7 free); at signing the node said
+  // 9, then 40: the transaction is signed there, and the accepted line says so, against what the
+  // confirmation said (it said nothing of it before unless the confirmation had shown a queue).
+  const accepted = async (nexts: bigint[]) => {
+    const { ctx, sent } = fakeNode([], [], 'https://rpc.example.net', { nexts });
+    (ctx as { output: string }).output = 'text';
+    const lines: string[] = [];
+    const error = console.error;
+    const log = console.log;
+    console.error = (...a: unknown[]) => void lines.push(a.join(' '));
+    console.log = () => {};
+    try {
+      await signAndSend(ctx, { from: 'dev9' }, [transferAction(to, 1n)], plan);
+    } finally {
+      console.error = error;
+      console.log = log;
+    }
+    return { sent, line: lines.find((l) => /accepted by the node/.test(l)) ?? '' };
+  };
+
+  test('signed past what the confirmation showed: the accepted line names the nonce and the difference', async () => {
+    const { sent, line } = await accepted([7n, 40n]);
+    assert.deepEqual(sent, [40n]);
+    assert.match(
+      line,
+      /\(nonce 40, queued behind 33 earlier transaction\(s\) of the key; the confirmation said none\)/,
+    );
+  });
+
+  test('signed where the confirmation said: the nonce and queue, nothing more', async () => {
+    const queuedAsShown = await accepted([9n, 9n]);
+    assert.match(queuedAsShown.line, /\(nonce 9, queued behind 2 earlier transaction\(s\) of the key\)$/);
+    const none = await accepted([7n, 7n]);
+    assert.match(none.line, /accepted by the node$/);
+  });
+});

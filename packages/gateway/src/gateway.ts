@@ -17,6 +17,7 @@ import {
   type Chip,
   contentHash,
   DEFAULT_MARKET_PARAMS,
+  decodeAddress,
   ed25519PublicKey,
   encodeAddress,
   type SignedReceipt,
@@ -1271,11 +1272,30 @@ export class Gateway {
         );
       const lease = await this.client.getLease(opened.leaseId);
       // The endpoint recorded is the one in the terms signed (termsDigest: the chain refused the
-      // lease had the offer named another), not the node's later report of it: see adopt.
+      // lease had the offer named another), not the node's later report of it: see adopt. So are
+      // the offer and its provider (in the terms too: a bad receipt bans the recorded provider, so
+      // a node naming another had an honest one banned for the liar's receipts), and the chip: the
+      // opening names it (the chain leases exactly that chip, CHIP_NOT_OFFERED or
+      // CHIP_UNAVAILABLE otherwise), and receipts are checked against it (verify, proven with
+      // `trustAnchor`); the node's word would let a provider answer from a chip the node names.
+      const signedOffer = rankedFrom.get(best) as OfferJson;
       const row = {
         ...openLeaseRow(lease, best.noticeMs, this.now()),
-        endpoint: (rankedFrom.get(best) as OfferJson).endpoint,
+        endpoint: signedOffer.endpoint,
+        offerId: signedOffer.id.toLowerCase(),
+        // Canonical: the digest bound its bytes, not its spelling.
+        provider: encodeAddress(decodeAddress(signedOffer.provider)),
+        chipId: best.chipId.toLowerCase(),
       };
+      if (lease.chipId !== row.chipId || lease.provider !== row.provider || lease.offerId !== row.offerId)
+        this.log.warn(
+          'the node reports the new lease otherwise than the opening signed; recorded as signed',
+          {
+            lease: row.leaseId,
+            signed: { offer: row.offerId, provider: row.provider, chip: row.chipId },
+            reported: { offer: lease.offerId, provider: lease.provider, chip: lease.chipId },
+          },
+        );
       // Recorded before it is used: the budget counts it from now on, across restarts too.
       this.settling.add(row.leaseId);
       this.store.putLease(row);
@@ -2067,15 +2087,15 @@ export class TopUpRefusedError extends Error {}
 const TOP_UP_AHEAD_MS = 10 * 60_000;
 const TOP_UP_RETRY_MS = 30_000;
 
+/** How old a proven chip record the gateway takes by default (`proofMaxAgeMs`). */
+export const DEFAULT_PROOF_MAX_AGE_MS = 600_000;
+
 /**
  * How an attempt failed, from what it threw. The gateway's own failures (its node unreachable or
  * refusing while the receipt is checked against the chain or the TLS pins are read again, its
  * database refusing a write) are nobody else's: calling them a bad receipt would ban an honest
  * provider for good whenever the node blinks.
  */
-/** How old a proven chip record the gateway takes by default (`proofMaxAgeMs`). */
-export const DEFAULT_PROOF_MAX_AGE_MS = 600_000;
-
 export function classifyAttemptFailure(err: unknown): AttemptFailure {
   if (err instanceof BadReceiptError) return 'bad-receipt';
   if (err instanceof AttemptDeadlineError) return 'timeout';

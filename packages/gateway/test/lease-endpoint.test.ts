@@ -176,3 +176,57 @@ describe('a new lease the node names by a recorded lease’s id', () => {
     }
   });
 });
+
+// The chip of a new lease is the one the opening named (the chain leases exactly that chip), not
+// the node's report of the lease: receipts are checked against the recorded chip (with `--prove`,
+// its key proven), so a node naming another chip had receipts of a chip the renter never leased
+// (the provider's cheaper one) pass as the leased chip's.
+describe('a new lease the node reports on another chip, offer or provider than the opening signed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-lease-chip-'));
+  const t0 = 1_000_000_000;
+  let node: ReturnType<typeof mempoolOnlyNode> | undefined;
+  after(async () => {
+    await new Promise<void>((r) => node?.close(() => r()) ?? r());
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('is recorded as signed: its chip, offer and provider', async () => {
+    const leaseId = '9a'.repeat(32);
+    const { state } = oneLeaseNode(t0, 'http://127.0.0.1:1', leaseId);
+    // The offer's chip (the one the opening names) is bb…; the node says the lease is on ff…, of
+    // another offer and provider (an honest one, banned for the liar's bad receipts).
+    Object.assign(state.lease[leaseId] as object, {
+      offerId: 'cc'.repeat(32),
+      chipId: 'ff'.repeat(32),
+      provider: 'unc1honestcompetitor',
+    });
+    node = mempoolOnlyNode([], state);
+    const gw = new Gateway(gatewayOptions(await listening(node), dir, { now: () => t0 }));
+    try {
+      await gw.start();
+      const named: string[] = [];
+      (gw as unknown as { sendTx: unknown }).sendTx = async (
+        actions: { type: string; chipId?: Uint8Array | null }[],
+        kind: string,
+        opts: { onAllowed?: () => void; onSending?: (hash: string, expiresAt: bigint) => void },
+      ) => {
+        if (kind !== 'openLease') return { events: [] };
+        for (const a of actions) if (a.chipId) named.push(Buffer.from(a.chipId).toString('hex'));
+        opts.onAllowed?.();
+        opts.onSending?.('03'.repeat(32), 100n);
+        return {
+          events: [{ type: 'leaseOpened', leaseId, offerId: 'aa'.repeat(32), chipId: 'ff'.repeat(32) }],
+        };
+      };
+      await gw.openLease('test');
+      assert.deepEqual(named, ['bb'.repeat(32)], 'the opening names the offer’s chip');
+      const row = gw.store.leases().find((r) => r.leaseId === leaseId);
+      assert.ok(row, 'the lease is recorded');
+      assert.equal(row.chipId, 'bb'.repeat(32), 'recorded on the chip the node reported');
+      assert.equal(row.provider, 'unc1qurswpc8qurswpc8qurswpc8qurswpc8v77tvl', 'the provider the node named');
+      assert.equal(row.offerId, 'aa'.repeat(32), 'the offer the node named');
+    } finally {
+      await gw.stop();
+    }
+  });
+});

@@ -270,6 +270,15 @@ export function ocrLinesHash(lines: OcrLine[]): Uint8Array {
   );
 }
 
+/**
+ * An OCR result as the renter is shown it: the signed lines and their text joined by newlines, as
+ * the provider builds it. The `text` a provider sends beside its lines is not what the receipt
+ * signs (only the lines hash into it), so it is never taken from the answer.
+ */
+export function ocrResult(lines: OcrLine[]): { lines: OcrLine[]; text: string } {
+  return { lines, text: lines.map((l) => l.text).join('\n') };
+}
+
 /** Content hash of an OCR job's input: the image bytes as sent. */
 export function imageHash(image: Uint8Array): Uint8Array {
   return contentHash(image);
@@ -289,6 +298,22 @@ export interface ReceiptJson {
   startMs: number;
   durationMs: number;
   profile: string;
+}
+
+/**
+ * A checked job's view with every field the renter is shown that the receipt decides taken from
+ * the receipt (`jobId`, `leaseId`, `receipt.json`, an OCR result's `text` from its signed lines),
+ * never from the provider's rendering of it: `unc job run|ocr` prints them as verified.
+ */
+export function boundJobView(job: JobView, signed: SignedReceipt): JobView {
+  const r = signed.receipt;
+  return {
+    ...job,
+    jobId: toHex(r.jobId),
+    leaseId: toHex(r.leaseId),
+    ...(job.ocr ? { ocr: ocrResult(job.ocr.lines) } : {}),
+    receipt: { hex: job.receipt!.hex, json: receiptToJson(signed) },
+  };
 }
 
 export function receiptToJson(signed: SignedReceipt): ReceiptJson {
@@ -759,7 +784,14 @@ export class ProviderClient {
       if (job.index !== i) throw new Error(`the batch's answers are out of order at ${i}`);
       verifyBatchJob(r, job, inputHashes[i]!);
     });
-    return { batch, receipt: signed, jobs: batch.jobs };
+    // What the chip signed, not the provider's renderings of it (boundJobView).
+    const jobs = batch.jobs.map((job) => (job.ocr ? { ...job, ocr: ocrResult(job.ocr.lines) } : job));
+    const bound = {
+      ...batch,
+      jobs,
+      receipt: { hex: batch.receipt.hex, json: batchReceiptToJson(signed) },
+    };
+    return { batch: bound, receipt: signed, jobs };
   }
 
   /** A job's view (GET /v1/jobs/<job id>); `timeoutMs`: the most this read may take (the client's by default). */
@@ -864,7 +896,7 @@ export class ProviderClient {
         : null;
     if (!outputHash || !equalBytes(r.outputHash, outputHash))
       throw new Error('the receipt does not match the outputs returned');
-    return { job, receipt: signed };
+    return { job: boundJobView(job, signed), receipt: signed };
   }
 
   private async request(

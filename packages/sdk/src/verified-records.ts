@@ -134,7 +134,7 @@ export function checkFresh(time: bigint, freshness: RecordFreshness, what: strin
   const { notBefore } = freshness;
   if (notBefore !== undefined && time < notBefore) {
     throw new ProofError(
-      `${what} was read at block ${height} of ${isoTime(time)}, older than the oldest accepted (${isoTime(notBefore)}): the node may be serving an old state (or lags); ask another node, or accept an older one`,
+      `${what} was read at block ${height} of ${isoTime(time)}, older than the oldest accepted (${isoTime(notBefore)}, from this machine's clock): the node may be serving an old state (or lags), the chain may have stalled, or this machine's clock may be ahead; ask another node, check the clock, or accept an older one`,
       'STALE',
     );
   }

@@ -581,6 +581,12 @@ test('a true but old state is refused as STALE past the oldest block time the ca
     /older than the oldest accepted/,
   );
   await refused(l.verifyChip(n, toHex(id(1)), { notBefore: TIME + 60_000n }), 'STALE', /block 1 of/);
+  // The bound is the caller's clock: a clock set ahead refuses fresh states, and the message says so.
+  await refused(
+    l.verifyChip(n, toHex(id(1)), { notBefore: TIME + 60_000n }),
+    'STALE',
+    /this machine's clock may be ahead/,
+  );
   // An absence at an old block (before the chip was registered) is stale too.
   await refused(l.verifyChip(n, toHex(id(0x42)), { notBefore: TIME + 1n }), 'STALE', /older/);
   assert.equal((await l.verifyChip(n, toHex(id(0x42)), { notBefore: TIME - 1n })).chip, null);

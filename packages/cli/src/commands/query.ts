@@ -19,7 +19,7 @@ import {
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, countOption, ctxOf, examples } from '../context.js';
-import { resolveId } from '../ids.js';
+import { type IdKind, parseId, resolveId } from '../ids.js';
 import { formatPower } from './chip.js';
 
 function blockRef(text: string): number | string {
@@ -145,8 +145,12 @@ export function queryCommand(): Command {
   type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string };
 
   /** The light client and what a verified answer prints under it. */
-  const proving = async (ctx: Context, opts: ProveOpts) => {
+  const proving = async (ctx: Context, opts: ProveOpts, kind: IdKind, typed: string) => {
     const client = ctx.client();
+    // A prefix names a full id through the node's lists (ids.ts), which proves nothing: the proofs
+    // are for the full id printed, the one the node's lists gave, and the output says so.
+    const parsed = parseId(typed, kind);
+    const prefix = 'prefix' in parsed ? parsed.prefix : null;
     const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
     const lc = new LightClient(client, anchor);
     const trusted =
@@ -164,8 +168,14 @@ export function queryCommand(): Command {
       signedPower: header.signedPower.toString(),
       totalPower: header.totalPower.toString(),
       boundariesCrossed: header.boundariesCrossed,
+      ...(prefix ? { idFromPrefix: prefix } : {}),
     });
     const lines = (v: ReturnType<typeof verification>) => [
+      ...(prefix
+        ? [
+            `id       from the prefix ${prefix} by the node's lists (not proven: the proofs are for the full id above)`,
+          ]
+        : []),
       `height   ${v.height}  (proofs verified against the state root)`,
       `time     ${v.blockTime}  (the block's; older than ${opts.maxAge ?? DEFAULT_MAX_AGE_S} s by this machine's clock is refused, --max-age)`,
       `header   ${v.header}`,
@@ -204,7 +214,7 @@ export function queryCommand(): Command {
         );
         return;
       }
-      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts);
+      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts, 'chip', id);
       const r = await walking(() => lc.verifyChip(client, chipId, freshness), progress);
       const v = verification(r.header);
       if (r.chip === null) {
@@ -262,7 +272,7 @@ export function queryCommand(): Command {
         ctx.print(l, () => leaseLines(l).join('\n'));
         return;
       }
-      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts);
+      const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts, 'lease', id);
       const r = await walking(() => lc.verifyLease(client, leaseId, freshness), progress);
       const v = verification(r.header);
       if (r.lease === null) {
@@ -524,6 +534,15 @@ export async function trustAnchorOf(
   } catch (err) {
     throw new UncError('BAD_GENESIS', `${path}: ${(err as Error).message}`);
   }
+  // The chain the caller goes on to use beside the light client (a receipt's chain id in `unc job
+  // … --prove`, the gateway's) is the node's status: it must be the trusted genesis's, or a
+  // receipt for another chain passed against a chip key proven on this one.
+  const nodeChainId = await chainIdOfNode();
+  if (nodeChainId !== genesis.chainId)
+    throw new UncError(
+      'CHAIN_MISMATCH',
+      `the node is on chain "${nodeChainId}", but the genesis trusted (${path}) is of chain "${genesis.chainId}": nothing was proven`,
+    );
   return {
     kind: 'genesis',
     chainId: genesis.chainId,
