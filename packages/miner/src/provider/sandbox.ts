@@ -12,7 +12,7 @@
  * the V8 heap), has its process killed with SIGKILL and gets a clear error; a fresh process takes
  * its place for the next job.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import {
   type BigIntStats,
   existsSync,
@@ -34,6 +34,18 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
 import { identityOf, processIdentity, processLives } from '../process-identity.js';
+import {
+  bwrapArgs,
+  descendants,
+  type JobIsolation,
+  type JobIsolationMode,
+  libraryBinds,
+  namedBinds,
+  nodeBinary,
+  resolveJobIsolation,
+  runnerBinds,
+  type SandboxBind,
+} from './job-isolation.js';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import {
@@ -87,6 +99,13 @@ export interface SandboxOptions {
   messageLimits?: Partial<MessageLimits>;
   /** The job process's entry point (tests stand in a process gone wrong); default sandbox-runner.js. */
   runner?: string;
+  /**
+   * OS isolation of the job processes (job-isolation.ts): settled at start; default `none` here
+   * (the provider's default is `auto`).
+   */
+  isolation?: JobIsolationMode;
+  /** What a job process must read besides the runner and the OCR files (the model store), under bwrap. */
+  readOnlyPaths?: string[];
   logger: Logger;
 }
 
@@ -133,6 +152,12 @@ interface Worker {
   unreadBytes: number;
   /** Its resident set when it became ready, before any job (null: /proc cannot tell). */
   baseRss: number | null;
+  /**
+   * Under bwrap, the processes inside its sandbox (the job process is a grandchild of `child`),
+   * found when it answered its init; each with its start time, so a pid given to another process
+   * since is never signalled. Empty outside a sandbox.
+   */
+  inner: { pid: number; started: string | undefined }[];
 }
 
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
@@ -535,6 +560,10 @@ export class JobSandbox {
   private memoryChecks = 0;
   /** The job-folder homes this pool made (makeJobsHome); the last one is in use. */
   private readonly homes: string[] = [];
+  /** What the job processes run under, settled at start (job-isolation.ts). */
+  private isolated: JobIsolation = 'none';
+  /** Under bwrap: its path, and what a job process is shown besides its job folder. */
+  private bwrap: { path: string; binds: SandboxBind[] } | null = null;
 
   private readonly limits: MessageLimits;
 
@@ -547,6 +576,11 @@ export class JobSandbox {
       ...DEFAULT_MESSAGE_LIMITS,
       ...opts.messageLimits,
     };
+  }
+
+  /** The OS isolation the job processes run under (`none` before start). */
+  get isolation(): JobIsolation {
+    return this.isolated;
   }
 
   /** The execution provider the job processes use ('cuda' falls back to 'cpu' when unavailable). */
@@ -564,11 +598,32 @@ export class JobSandbox {
     if (stale.length > 0)
       this.opts.logger.info('removed the job folders of providers no longer running', { folders: stale });
     try {
+      // Settled before any job process starts: `bwrap` asked for and unavailable ends the start.
+      const settled = resolveJobIsolation(this.opts.isolation ?? 'none', (msg, fields) =>
+        this.opts.logger.warn(msg, fields),
+      );
+      this.isolated = settled.isolation;
+      if (settled.isolation === 'bwrap') {
+        const { detectionPath, recognitionPath, dictionaryPath } = this.opts.ocr;
+        this.bwrap = {
+          path: settled.bwrap,
+          binds: [
+            ...runnerBinds(this.opts.runner ?? RUNNER),
+            ...namedBinds([
+              detectionPath,
+              recognitionPath,
+              dictionaryPath,
+              ...(this.opts.readOnlyPaths ?? []),
+            ]),
+            ...libraryBinds(process.env as Record<string, string>),
+          ],
+        };
+      }
+      this.opts.logger.info('job processes start', { isolation: this.isolated });
       const first = this.spawn();
       await first.ready;
       // A limit below what a job process takes before any job would kill every job.
-      const pid = this.workers[0]?.child.pid;
-      const base = pid === undefined ? null : residentBytes(pid);
+      const base = this.workers[0] ? this.rss(this.workers[0]) : null;
       if (base !== null && base > this.opts.memoryBytes / 2)
         throw new Error(
           `the job memory limit (${mib(this.opts.memoryBytes)} MiB) leaves no room: a job process takes ${mib(base)} MiB before its first job`,
@@ -676,15 +731,43 @@ export class JobSandbox {
     const env: Record<string, string> = {};
     for (const k of ['PATH', 'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'CUDA_HOME'])
       if (process.env[k] !== undefined) env[k] = process.env[k]!;
-    // Its argument: this process's pid, its provider, which it may find gone before it has loaded.
-    const child = fork(this.opts.runner ?? RUNNER, [String(process.pid)], {
-      cwd: dir,
-      env,
-      // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.
-      execArgv: [`--max-old-space-size=${this.opts.heapMb}`, '--expose-gc'],
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
+    // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.
+    const execArgv = [`--max-old-space-size=${this.opts.heapMb}`, '--expose-gc'];
+    const runner = this.opts.runner ?? RUNNER;
+    let child: ChildProcess;
+    if (this.bwrap) {
+      // Inside bwrap (job-isolation.ts), its channel is the inherited fd 3, which bwrap keeps;
+      // the environment that names it is set again inside, as bwrap clears the one it is given.
+      // Its arguments say so: its parent is the sandbox, which dies with this process.
+      const node = nodeBinary().path;
+      child = spawn(
+        this.bwrap.path,
+        bwrapArgs({
+          readOnly: this.bwrap.binds,
+          writable: [dir],
+          cwd: dir,
+          env: {
+            ...env,
+            HOME: dir,
+            TMPDIR: dir,
+            NODE_CHANNEL_FD: '3',
+            NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
+          },
+          gpu: this.effective !== 'cpu',
+          command: [node, ...execArgv, runner, String(process.pid), 'sandboxed'],
+        }),
+        { cwd: dir, env: {}, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+      );
+    } else {
+      // Its argument: this process's pid, its provider, which it may find gone before it has loaded.
+      child = fork(runner, [String(process.pid)], {
+        cwd: dir,
+        env,
+        execArgv,
+        serialization: 'advanced',
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      });
+    }
     this.spawned++;
     const w: Worker = {
       child,
@@ -701,6 +784,7 @@ export class JobSandbox {
       logBytes: 0,
       unreadBytes: 0,
       baseRss: null,
+      inner: [],
     };
     child.stderr?.on('data', (c: Buffer) => {
       w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
@@ -771,9 +855,18 @@ export class JobSandbox {
     }).then(
       (r) => {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
+        if (this.bwrap && child.pid !== undefined) {
+          // It answered: the job process runs inside. Without it found, its memory goes unmeasured.
+          w.inner = descendants(child.pid).map((pid) => ({ pid, started: processIdentity(pid).started }));
+          if (w.inner.length === 0) {
+            const err = new SandboxError('JOB_CRASHED', 'the job process cannot be found in its sandbox');
+            this.kill(w, err);
+            throw err;
+          }
+        }
         this.effective = ep;
         w.everReady = true;
-        w.baseRss = child.pid === undefined ? null : residentBytes(child.pid);
+        w.baseRss = this.rss(w);
         this.release(w);
       },
       (err: Error) => {
@@ -819,6 +912,16 @@ export class JobSandbox {
       w.child.kill('SIGKILL');
     } catch {
       // already gone
+    }
+    // bwrap's --die-with-parent ends the sandbox with it; its processes are killed here too, each
+    // only while its pid is still the process found there (its start time).
+    for (const p of w.inner) {
+      if (p.started === undefined || processIdentity(p.pid).started !== p.started) continue;
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
     const fail = () => {
       for (const p of w.pending.values()) p.reject(why);
@@ -963,7 +1066,7 @@ export class JobSandbox {
       clearTimeout(timer);
     }
     if (!this.overHalf(w)) return;
-    const rss = w.child.pid === undefined ? null : residentBytes(w.child.pid);
+    const rss = this.rss(w);
     this.opts.logger.info('job process left holding memory; replacing it', {
       rss,
       limit: this.opts.memoryBytes,
@@ -990,8 +1093,8 @@ export class JobSandbox {
 
   /** A live process holding more than half the memory limit. */
   private overHalf(w: Worker): boolean {
-    if (w.dead || w.child.pid === undefined) return false;
-    const rss = residentBytes(w.child.pid);
+    if (w.dead) return false;
+    const rss = this.rss(w);
     return rss !== null && rss > this.opts.memoryBytes / 2;
   }
 
@@ -1030,7 +1133,20 @@ export class JobSandbox {
   }
 
   private startRss(w: Worker): number | null {
-    return w.child.pid === undefined ? null : residentBytes(w.child.pid);
+    return this.rss(w);
+  }
+
+  /**
+   * The resident set of a job process: the forked process's, or under bwrap that of every process
+   * of its sandbox (bwrap's own two are small; the job process is one of them).
+   */
+  private rss(w: Worker): number | null {
+    if (w.child.pid === undefined) return null;
+    const own = residentBytes(w.child.pid);
+    if (own === null) return null;
+    let sum = own;
+    for (const p of w.inner) sum += residentBytes(p.pid) ?? 0;
+    return sum;
   }
 
   private release(w: Worker): void {
@@ -1213,7 +1329,7 @@ export class JobSandbox {
     for (const w of [...this.workers]) {
       if (w.dead || w.child.pid === undefined) continue;
       if (!w.busy && this.memoryChecks % 10 !== 0) continue;
-      const rss = residentBytes(w.child.pid);
+      const rss = this.rss(w);
       if (rss !== null && rss > this.opts.memoryBytes) {
         this.opts.logger.warn('job grew past its memory limit; killing its process', {
           rss,
