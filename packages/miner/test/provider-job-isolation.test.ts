@@ -6,7 +6,7 @@
  * sandbox, not the case, is what keeps it out.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -202,6 +202,31 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     }
   });
 
+  test('a pool stopped while its sandboxes start leaves no process behind', { timeout: 90_000 }, async () => {
+    // Its own model store: the sandboxes' command lines name it, whatever they are at.
+    const marker = join(dir.path, 'models-stop');
+    mkdirSync(marker);
+    const left = () =>
+      readdirSync('/proc').filter((n) => {
+        if (!/^\d+$/.test(n)) return false;
+        try {
+          return readFileSync(`/proc/${n}/cmdline`, 'latin1').includes(marker);
+        } catch {
+          return false;
+        }
+      });
+    for (let round = 0; round < 3; round++) {
+      const sandbox = sandboxOf('bwrap', { readOnlyPaths: [marker], workers: 4 });
+      await sandbox.start();
+      // The other three are starting now: bwrap killed before its sandbox is set up left its first
+      // process waiting for it for good.
+      await sandbox.stop();
+    }
+    const deadline = Date.now() + 10_000;
+    while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(left(), [], 'processes of a stopped pool still run');
+  });
+
   test("a job past the memory limit is killed: the sandboxed process's memory is what counts", {
     timeout: 90_000,
   }, async () => {
@@ -222,41 +247,41 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
 });
 
 describe('job isolation: settling the mode', () => {
-  const works = () => ({ bwrap: '/usr/bin/bwrap' });
-  const missing = () => ({ error: 'bwrap is not installed' });
+  const works = async () => ({ bwrap: '/usr/bin/bwrap' });
+  const missing = async () => ({ error: 'bwrap is not installed' });
 
-  test('none is none; bwrap and auto take the sandbox where it works', () => {
+  test('none is none; bwrap and auto take the sandbox where it works', async () => {
     const warnings: string[] = [];
     const warn = (m: string) => warnings.push(m);
-    assert.deepEqual(resolveJobIsolation('none', warn, missing), { isolation: 'none' });
-    assert.deepEqual(resolveJobIsolation('bwrap', warn, works), {
+    assert.deepEqual(await resolveJobIsolation('none', warn, missing), { isolation: 'none' });
+    assert.deepEqual(await resolveJobIsolation('bwrap', warn, works), {
       isolation: 'bwrap',
       bwrap: '/usr/bin/bwrap',
     });
-    assert.deepEqual(resolveJobIsolation('auto', warn, works), {
+    assert.deepEqual(await resolveJobIsolation('auto', warn, works), {
       isolation: 'bwrap',
       bwrap: '/usr/bin/bwrap',
     });
     assert.deepEqual(warnings, []);
   });
 
-  test('without a working bwrap: auto warns and runs without, bwrap refuses (JOB_ISOLATION_UNAVAILABLE)', () => {
+  test('without a working bwrap: auto warns and runs without, bwrap refuses (JOB_ISOLATION_UNAVAILABLE)', async () => {
     const warnings: { msg: string; fields?: Record<string, unknown> }[] = [];
     const warn = (msg: string, fields?: Record<string, unknown>) =>
       warnings.push({ msg, ...(fields ? { fields } : {}) });
-    assert.deepEqual(resolveJobIsolation('auto', warn, missing), { isolation: 'none' });
+    assert.deepEqual(await resolveJobIsolation('auto', warn, missing), { isolation: 'none' });
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!.msg, /WITHOUT OS isolation/);
     assert.deepEqual(warnings[0]!.fields, { reason: 'bwrap is not installed' });
-    assert.throws(
-      () => resolveJobIsolation('bwrap', warn, missing),
+    await assert.rejects(
+      resolveJobIsolation('bwrap', warn, missing),
       (e: Error) =>
         e instanceof JobIsolationError &&
         e.code === 'JOB_ISOLATION_UNAVAILABLE' &&
         /bwrap is not installed/.test(e.message),
     );
-    assert.throws(
-      () => resolveJobIsolation('sometimes' as JobIsolationMode, warn, works),
+    await assert.rejects(
+      resolveJobIsolation('sometimes' as JobIsolationMode, warn, works),
       (e: Error) => e instanceof JobIsolationError,
     );
   });

@@ -11,7 +11,7 @@
  * The provider's home, data folders and /etc are not there. `--die-with-parent`: the sandbox dies
  * with the provider, and with the bwrap process the provider holds (SIGKILL of it kills all).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import {
   accessSync,
   constants,
@@ -241,57 +241,73 @@ export function findBwrap(path = process.env.PATH ?? ''): string | null {
   return null;
 }
 
-let probed: { bwrap: string } | { error: string } | undefined;
+export type BwrapProbe = { bwrap: string } | { error: string };
+
+let probed: Promise<BwrapProbe> | undefined;
 
 /**
  * Whether bwrap works here: it runs Node in a sandbox of the kind the job processes get (once per
- * process; the answer is kept). The path of bwrap, or why not.
+ * process; the answer is kept). The path of bwrap, or why not. Not synchronous: in `unc dev` the
+ * node shares this process, and a bwrap that hangs must not stop its blocks (30 s at most).
  */
-export function probeBwrap(): { bwrap: string } | { error: string } {
-  if (probed) return probed;
-  const bwrap = findBwrap();
-  if (bwrap === null) {
-    probed = { error: 'bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' };
-    return probed;
-  }
-  const node = nodeBinary();
-  const r = spawnSync(
-    bwrap,
-    bwrapArgs({
-      readOnly: [],
-      writable: [],
-      cwd: '/',
-      env: {},
-      gpu: false,
-      command: [node.path, '-e', 'process.exit(0)'],
-    }),
-    { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000, env: {} },
-  );
-  if (r.error) probed = { error: `bwrap cannot be run: ${r.error.message}` };
-  else if (r.status !== 0) {
-    const said = (r.stderr?.toString('utf8') ?? '').trim().slice(-500);
-    probed = {
-      error: `bwrap cannot make a sandbox here (exit ${r.status ?? r.signal}${said ? `: ${said}` : ''}); unprivileged user namespaces may be off (sysctl kernel.unprivileged_userns_clone, or Ubuntu's kernel.apparmor_restrict_unprivileged_userns)`,
-    };
-  } else probed = { bwrap };
+export function probeBwrap(): Promise<BwrapProbe> {
+  probed ??= runProbe();
   return probed;
+}
+
+function runProbe(): Promise<BwrapProbe> {
+  const bwrap = findBwrap();
+  if (bwrap === null)
+    return Promise.resolve({ error: 'bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' });
+  const node = nodeBinary();
+  return new Promise((resolve) => {
+    let said = '';
+    const child = spawn(
+      bwrap,
+      bwrapArgs({
+        readOnly: [],
+        writable: [],
+        cwd: '/',
+        env: {},
+        gpu: false,
+        command: [node.path, '-e', 'process.exit(0)'],
+      }),
+      { stdio: ['ignore', 'ignore', 'pipe'], env: {} },
+    );
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.stderr?.on('data', (c: Buffer) => {
+      said = (said + c.toString('utf8')).slice(-500);
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ error: `bwrap cannot be run: ${err.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolve({ bwrap });
+      const why = said.trim();
+      resolve({
+        error: `bwrap cannot make a sandbox here (exit ${code ?? signal}${why ? `: ${why}` : ''}); unprivileged user namespaces may be off (sysctl kernel.unprivileged_userns_clone, or Ubuntu's kernel.apparmor_restrict_unprivileged_userns)`,
+      });
+    });
+  });
 }
 
 /**
  * Settles a mode: `none` as is; `bwrap` the sandbox or JobIsolationError; `auto` the sandbox where
  * it works, else `none` with a warning (`warn`) saying why.
  */
-export function resolveJobIsolation(
+export async function resolveJobIsolation(
   mode: JobIsolationMode,
   warn: (msg: string, fields?: Record<string, unknown>) => void,
-  probe: () => { bwrap: string } | { error: string } = probeBwrap,
-): { isolation: 'none' } | { isolation: 'bwrap'; bwrap: string } {
+  probe: () => Promise<BwrapProbe> = probeBwrap,
+): Promise<{ isolation: 'none' } | { isolation: 'bwrap'; bwrap: string }> {
   if (!isJobIsolationMode(mode))
     throw new JobIsolationError(
       `job isolation must be ${JOB_ISOLATION_MODES.join(', ')}, not ${String(mode)}`,
     );
   if (mode === 'none') return { isolation: 'none' };
-  const p = probe();
+  const p = await probe();
   if ('bwrap' in p) return { isolation: 'bwrap', bwrap: p.bwrap };
   if (mode === 'bwrap') throw new JobIsolationError(`job isolation bwrap is unavailable: ${p.error}`);
   warn(

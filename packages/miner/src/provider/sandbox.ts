@@ -599,7 +599,7 @@ export class JobSandbox {
       this.opts.logger.info('removed the job folders of providers no longer running', { folders: stale });
     try {
       // Settled before any job process starts: `bwrap` asked for and unavailable ends the start.
-      const settled = resolveJobIsolation(this.opts.isolation ?? 'none', (msg, fields) =>
+      const settled = await resolveJobIsolation(this.opts.isolation ?? 'none', (msg, fields) =>
         this.opts.logger.warn(msg, fields),
       );
       this.isolated = settled.isolation;
@@ -705,6 +705,14 @@ export class JobSandbox {
       { op: 'ocrMany', images, ...(budgetMs === undefined ? {} : { budgetMs }) },
       images.length,
     )) as JobSettled<OcrLine[]>[];
+  }
+
+  /**
+   * The resident set of each live job process as the memory limit counts it (under bwrap, every
+   * process of its sandbox), null where /proc cannot tell.
+   */
+  residentSets(): (number | null)[] {
+    return this.workers.filter((w) => !w.dead).map((w) => this.rss(w));
   }
 
   get busy(): number {
@@ -908,21 +916,7 @@ export class JobSandbox {
     if (w.dead) return;
     w.dead = true;
     w.busy = true;
-    try {
-      w.child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-    // bwrap's --die-with-parent ends the sandbox with it; its processes are killed here too, each
-    // only while its pid is still the process found there (its start time).
-    for (const p of w.inner) {
-      if (p.started === undefined || processIdentity(p.pid).started !== p.started) continue;
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
+    this.killSandbox(w);
     const fail = () => {
       for (const p of w.pending.values()) p.reject(why);
       w.pending.clear();
@@ -970,6 +964,40 @@ export class JobSandbox {
       };
       if (w.everReady) replace();
       else setTimeout(replace, 2_000).unref();
+    }
+  }
+
+  /**
+   * SIGKILL for a job process, and under bwrap for every process of its sandbox. bwrap's
+   * --die-with-parent does not cover all of it: a sandbox killed while it starts (the provider
+   * stopping as its pool warms up) left its first process, still waiting for the killed bwrap to
+   * map its user, running for good, holding the provider's stderr pipe. So the bwrap process is
+   * stopped first (it starts nothing more), the processes below it are found, and all are killed,
+   * each only while its pid still names the process found (its start time).
+   */
+  private killSandbox(w: Worker): void {
+    const pid = w.child.pid;
+    let below: { pid: number; started: string | undefined }[] = [];
+    if (this.bwrap && pid !== undefined && w.child.exitCode === null && w.child.signalCode === null) {
+      try {
+        process.kill(pid, 'SIGSTOP');
+        below = descendants(pid).map((p) => ({ pid: p, started: processIdentity(p).started }));
+      } catch {
+        // gone already: its sandbox went with it, or is among w.inner
+      }
+    }
+    try {
+      w.child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+    for (const p of [...below, ...w.inner]) {
+      if (p.started === undefined || processIdentity(p.pid).started !== p.started) continue;
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
   }
 
