@@ -10,7 +10,8 @@
  * runs one request at a time. A request that runs past its wall-clock limit, or whose process
  * grows past the memory limit (its resident set, read from /proc: ONNX Runtime's memory is outside
  * the V8 heap), has its process killed with SIGKILL and gets a clear error; a fresh process takes
- * its place for the next job.
+ * its place for the next job. Where bubblewrap works (job-isolation.ts, `isolation`) each job
+ * process runs inside a sandbox of its own: no network, and of the filesystem only what it needs.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import {
