@@ -230,6 +230,24 @@ export function countChannelReads(child: object, onRead: (bytes: number) => bool
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
+/** Waits (blocking, at most `ms`) until process `pid` is stopped or gone, as /proc says. */
+function waitStopped(pid: number, ms: number): void {
+  const until = performance.now() + ms;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let state: string | undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return;
+    }
+    if (state === 'T' || state === 't' || state === 'Z' || state === 'X') return;
+    if (performance.now() > until) return;
+    Atomics.wait(pause, 0, 0, 1);
+  }
+}
+
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
 export function residentBytes(pid: number): number | null {
   try {
@@ -982,6 +1000,9 @@ export class JobSandbox {
     if (this.bwrap && pid !== undefined && w.child.exitCode === null && w.child.signalCode === null) {
       try {
         process.kill(pid, 'SIGSTOP');
+        // The signal is taken when bwrap next leaves the kernel: a clone under way ends first, and
+        // its process would be missed. So the scan waits (200 ms at most) until bwrap is stopped.
+        waitStopped(pid, 200);
         below = descendants(pid).map((p) => ({ pid: p, started: processIdentity(p).started }));
       } catch {
         // gone already: its sandbox went with it, or is among w.inner
