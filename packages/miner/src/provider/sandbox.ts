@@ -10,9 +10,10 @@
  * runs one request at a time. A request that runs past its wall-clock limit, or whose process
  * grows past the memory limit (its resident set, read from /proc: ONNX Runtime's memory is outside
  * the V8 heap), has its process killed with SIGKILL and gets a clear error; a fresh process takes
- * its place for the next job.
+ * its place for the next job. Where bubblewrap works (job-isolation.ts, `isolation`) each job
+ * process runs inside a sandbox of its own: no network, and of the filesystem only what it needs.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import {
   type BigIntStats,
   existsSync,
@@ -34,6 +35,18 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
 import { identityOf, processIdentity, processLives } from '../process-identity.js';
+import {
+  bwrapArgs,
+  descendants,
+  type JobIsolation,
+  type JobIsolationMode,
+  libraryBinds,
+  namedBinds,
+  nodeBinary,
+  resolveJobIsolation,
+  runnerBinds,
+  type SandboxBind,
+} from './job-isolation.js';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import {
@@ -87,6 +100,13 @@ export interface SandboxOptions {
   messageLimits?: Partial<MessageLimits>;
   /** The job process's entry point (tests stand in a process gone wrong); default sandbox-runner.js. */
   runner?: string;
+  /**
+   * OS isolation of the job processes (job-isolation.ts): settled at start; default `none` here
+   * (the provider's default is `auto`).
+   */
+  isolation?: JobIsolationMode;
+  /** What a job process must read besides the runner and the OCR files (the model store), under bwrap. */
+  readOnlyPaths?: string[];
   logger: Logger;
 }
 
@@ -133,6 +153,12 @@ interface Worker {
   unreadBytes: number;
   /** Its resident set when it became ready, before any job (null: /proc cannot tell). */
   baseRss: number | null;
+  /**
+   * Under bwrap, the processes inside its sandbox (the job process is a grandchild of `child`),
+   * found when it answered its init; each with its start time, so a pid given to another process
+   * since is never signalled. Empty outside a sandbox.
+   */
+  inner: { pid: number; started: string | undefined }[];
 }
 
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
@@ -203,6 +229,24 @@ export function countChannelReads(child: object, onRead: (bytes: number) => bool
 }
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+
+/** Waits (blocking, at most `ms`) until process `pid` is stopped or gone, as /proc says. */
+function waitStopped(pid: number, ms: number): void {
+  const until = performance.now() + ms;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let state: string | undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return;
+    }
+    if (state === 'T' || state === 't' || state === 'Z' || state === 'X') return;
+    if (performance.now() > until) return;
+    Atomics.wait(pause, 0, 0, 1);
+  }
+}
 
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
 export function residentBytes(pid: number): number | null {
@@ -535,6 +579,10 @@ export class JobSandbox {
   private memoryChecks = 0;
   /** The job-folder homes this pool made (makeJobsHome); the last one is in use. */
   private readonly homes: string[] = [];
+  /** What the job processes run under, settled at start (job-isolation.ts). */
+  private isolated: JobIsolation = 'none';
+  /** Under bwrap: its path, and what a job process is shown besides its job folder. */
+  private bwrap: { path: string; binds: SandboxBind[] } | null = null;
 
   private readonly limits: MessageLimits;
 
@@ -547,6 +595,11 @@ export class JobSandbox {
       ...DEFAULT_MESSAGE_LIMITS,
       ...opts.messageLimits,
     };
+  }
+
+  /** The OS isolation the job processes run under (`none` before start). */
+  get isolation(): JobIsolation {
+    return this.isolated;
   }
 
   /** The execution provider the job processes use ('cuda' falls back to 'cpu' when unavailable). */
@@ -564,11 +617,32 @@ export class JobSandbox {
     if (stale.length > 0)
       this.opts.logger.info('removed the job folders of providers no longer running', { folders: stale });
     try {
+      // Settled before any job process starts: `bwrap` asked for and unavailable ends the start.
+      const settled = await resolveJobIsolation(this.opts.isolation ?? 'none', (msg, fields) =>
+        this.opts.logger.warn(msg, fields),
+      );
+      this.isolated = settled.isolation;
+      if (settled.isolation === 'bwrap') {
+        const { detectionPath, recognitionPath, dictionaryPath } = this.opts.ocr;
+        this.bwrap = {
+          path: settled.bwrap,
+          binds: [
+            ...runnerBinds(this.opts.runner ?? RUNNER),
+            ...namedBinds([
+              detectionPath,
+              recognitionPath,
+              dictionaryPath,
+              ...(this.opts.readOnlyPaths ?? []),
+            ]),
+            ...libraryBinds(process.env as Record<string, string>),
+          ],
+        };
+      }
+      this.opts.logger.info('job processes start', { isolation: this.isolated });
       const first = this.spawn();
       await first.ready;
       // A limit below what a job process takes before any job would kill every job.
-      const pid = this.workers[0]?.child.pid;
-      const base = pid === undefined ? null : residentBytes(pid);
+      const base = this.workers[0] ? this.rss(this.workers[0]) : null;
       if (base !== null && base > this.opts.memoryBytes / 2)
         throw new Error(
           `the job memory limit (${mib(this.opts.memoryBytes)} MiB) leaves no room: a job process takes ${mib(base)} MiB before its first job`,
@@ -652,6 +726,14 @@ export class JobSandbox {
     )) as JobSettled<OcrLine[]>[];
   }
 
+  /**
+   * The resident set of each live job process as the memory limit counts it (under bwrap, every
+   * process of its sandbox), null where /proc cannot tell.
+   */
+  residentSets(): (number | null)[] {
+    return this.workers.filter((w) => !w.dead).map((w) => this.rss(w));
+  }
+
   get busy(): number {
     return this.workers.filter((w) => w.busy).length;
   }
@@ -676,15 +758,43 @@ export class JobSandbox {
     const env: Record<string, string> = {};
     for (const k of ['PATH', 'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'CUDA_HOME'])
       if (process.env[k] !== undefined) env[k] = process.env[k]!;
-    // Its argument: this process's pid, its provider, which it may find gone before it has loaded.
-    const child = fork(this.opts.runner ?? RUNNER, [String(process.pid)], {
-      cwd: dir,
-      env,
-      // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.
-      execArgv: [`--max-old-space-size=${this.opts.heapMb}`, '--expose-gc'],
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
+    // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.
+    const execArgv = [`--max-old-space-size=${this.opts.heapMb}`, '--expose-gc'];
+    const runner = this.opts.runner ?? RUNNER;
+    let child: ChildProcess;
+    if (this.bwrap) {
+      // Inside bwrap (job-isolation.ts), its channel is the inherited fd 3, which bwrap keeps;
+      // the environment that names it is set again inside, as bwrap clears the one it is given.
+      // Its arguments say so: its parent is the sandbox, which dies with this process.
+      const node = nodeBinary().path;
+      child = spawn(
+        this.bwrap.path,
+        bwrapArgs({
+          readOnly: this.bwrap.binds,
+          writable: [dir],
+          cwd: dir,
+          env: {
+            ...env,
+            HOME: dir,
+            TMPDIR: dir,
+            NODE_CHANNEL_FD: '3',
+            NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
+          },
+          gpu: this.effective !== 'cpu',
+          command: [node, ...execArgv, runner, String(process.pid), 'sandboxed'],
+        }),
+        { cwd: dir, env: {}, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+      );
+    } else {
+      // Its argument: this process's pid, its provider, which it may find gone before it has loaded.
+      child = fork(runner, [String(process.pid)], {
+        cwd: dir,
+        env,
+        execArgv,
+        serialization: 'advanced',
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      });
+    }
     this.spawned++;
     const w: Worker = {
       child,
@@ -701,6 +811,7 @@ export class JobSandbox {
       logBytes: 0,
       unreadBytes: 0,
       baseRss: null,
+      inner: [],
     };
     child.stderr?.on('data', (c: Buffer) => {
       w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
@@ -771,9 +882,18 @@ export class JobSandbox {
     }).then(
       (r) => {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
+        if (this.bwrap && child.pid !== undefined) {
+          // It answered: the job process runs inside. Without it found, its memory goes unmeasured.
+          w.inner = descendants(child.pid).map((pid) => ({ pid, started: processIdentity(pid).started }));
+          if (w.inner.length === 0) {
+            const err = new SandboxError('JOB_CRASHED', 'the job process cannot be found in its sandbox');
+            this.kill(w, err);
+            throw err;
+          }
+        }
         this.effective = ep;
         w.everReady = true;
-        w.baseRss = child.pid === undefined ? null : residentBytes(child.pid);
+        w.baseRss = this.rss(w);
         this.release(w);
       },
       (err: Error) => {
@@ -815,11 +935,7 @@ export class JobSandbox {
     if (w.dead) return;
     w.dead = true;
     w.busy = true;
-    try {
-      w.child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
+    this.killSandbox(w);
     const fail = () => {
       for (const p of w.pending.values()) p.reject(why);
       w.pending.clear();
@@ -867,6 +983,43 @@ export class JobSandbox {
       };
       if (w.everReady) replace();
       else setTimeout(replace, 2_000).unref();
+    }
+  }
+
+  /**
+   * SIGKILL for a job process, and under bwrap for every process of its sandbox. bwrap's
+   * --die-with-parent does not cover all of it: a sandbox killed while it starts (the provider
+   * stopping as its pool warms up) left its first process, still waiting for the killed bwrap to
+   * map its user, running for good, holding the provider's stderr pipe. So the bwrap process is
+   * stopped first (it starts nothing more), the processes below it are found, and all are killed,
+   * each only while its pid still names the process found (its start time).
+   */
+  private killSandbox(w: Worker): void {
+    const pid = w.child.pid;
+    let below: { pid: number; started: string | undefined }[] = [];
+    if (this.bwrap && pid !== undefined && w.child.exitCode === null && w.child.signalCode === null) {
+      try {
+        process.kill(pid, 'SIGSTOP');
+        // The signal is taken when bwrap next leaves the kernel: a clone under way ends first, and
+        // its process would be missed. So the scan waits (200 ms at most) until bwrap is stopped.
+        waitStopped(pid, 200);
+        below = descendants(pid).map((p) => ({ pid: p, started: processIdentity(p).started }));
+      } catch {
+        // gone already: its sandbox went with it, or is among w.inner
+      }
+    }
+    try {
+      w.child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+    for (const p of [...below, ...w.inner]) {
+      if (p.started === undefined || processIdentity(p.pid).started !== p.started) continue;
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
   }
 
@@ -963,7 +1116,7 @@ export class JobSandbox {
       clearTimeout(timer);
     }
     if (!this.overHalf(w)) return;
-    const rss = w.child.pid === undefined ? null : residentBytes(w.child.pid);
+    const rss = this.rss(w);
     this.opts.logger.info('job process left holding memory; replacing it', {
       rss,
       limit: this.opts.memoryBytes,
@@ -990,8 +1143,8 @@ export class JobSandbox {
 
   /** A live process holding more than half the memory limit. */
   private overHalf(w: Worker): boolean {
-    if (w.dead || w.child.pid === undefined) return false;
-    const rss = residentBytes(w.child.pid);
+    if (w.dead) return false;
+    const rss = this.rss(w);
     return rss !== null && rss > this.opts.memoryBytes / 2;
   }
 
@@ -1030,7 +1183,20 @@ export class JobSandbox {
   }
 
   private startRss(w: Worker): number | null {
-    return w.child.pid === undefined ? null : residentBytes(w.child.pid);
+    return this.rss(w);
+  }
+
+  /**
+   * The resident set of a job process: the forked process's, or under bwrap that of every process
+   * of its sandbox (bwrap's own two are small; the job process is one of them).
+   */
+  private rss(w: Worker): number | null {
+    if (w.child.pid === undefined) return null;
+    const own = residentBytes(w.child.pid);
+    if (own === null) return null;
+    let sum = own;
+    for (const p of w.inner) sum += residentBytes(p.pid) ?? 0;
+    return sum;
   }
 
   private release(w: Worker): void {
@@ -1213,7 +1379,7 @@ export class JobSandbox {
     for (const w of [...this.workers]) {
       if (w.dead || w.child.pid === undefined) continue;
       if (!w.busy && this.memoryChecks % 10 !== 0) continue;
-      const rss = residentBytes(w.child.pid);
+      const rss = this.rss(w);
       if (rss !== null && rss > this.opts.memoryBytes) {
         this.opts.logger.warn('job grew past its memory limit; killing its process', {
           rss,
