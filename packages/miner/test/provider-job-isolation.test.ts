@@ -6,7 +6,8 @@
  * sandbox, not the case, is what keeps it out.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -90,7 +91,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     const file = join(dir.path, 'probe-runner.mjs');
     writeFileSync(
       file,
-      `import { readFileSync, readdirSync } from 'node:fs';
+      `import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
        import { connect } from 'node:net';
        const tryIt = (f) => { try { return { ok: true, value: f() }; } catch (e) { return { ok: false, code: e.code }; } };
        process.on('message', async (req) => {
@@ -102,7 +103,8 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
            s.on('connect', () => { s.destroy(); resolve({ ok: true }); });
            s.on('error', (e) => resolve({ ok: false, code: e.code }));
          });
-         process.send({ id: req.id, ok: true, result: { key, etc, net, env: Object.keys(process.env) } });
+         const writes = Object.fromEntries(['/tmp-file', '/dev/shm/file', '/tmp/file', 'own-file'].map((f) => [f, tryIt(() => (writeFileSync(f, 'x'.repeat(1024)), 'written'))]));
+         process.send({ id: req.id, ok: true, result: { key, etc, net, env: Object.keys(process.env), writes } });
        });
        process.on('disconnect', () => process.exit(0));`,
     );
@@ -114,6 +116,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     etc: { ok: boolean; value?: string[] };
     net: { ok: boolean; code?: string };
     env: string[];
+    writes: Record<string, { ok: boolean; value?: string; code?: string }>;
   };
 
   async function probe(isolation: JobIsolationMode): Promise<Probe> {
@@ -136,6 +139,14 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     assert.deepEqual(inside.etc, { ok: true, value: ['ld.so.cache'] });
     assert.equal(inside.net.ok, false, 'a connection from inside the sandbox');
     assert.equal(connections, before, 'the port of this machine was reached from inside');
+    // Its sandbox's root and /dev are tmpfs: written there, memory its resident set does not show
+    // (outside its memory limit). Only its job folder (its working directory) takes files.
+    assert.deepEqual(inside.writes, {
+      '/tmp-file': { ok: false, code: 'EROFS' },
+      '/dev/shm/file': { ok: false, code: 'EROFS' },
+      '/tmp/file': { ok: false, code: 'EROFS' },
+      'own-file': { ok: true, value: 'written' },
+    });
     // The same job process without isolation reaches both: the sandbox is what keeps them out.
     const outside = await probe('none');
     assert.equal(outside.key.ok, true);
@@ -226,6 +237,88 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     while (left().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(left(), [], 'processes of a stopped pool still run');
   });
+
+  /**
+   * A provider (a test-only program: a pool of the real job process) started with a descriptor it
+   * inherited without close-on-exec, fd 200 on the provider's key file, as a shell or service
+   * manager may hand one on; it prints its job process's pid (and the sandbox's processes).
+   */
+  async function startProvider(isolation: JobIsolationMode): Promise<{
+    provider: ChildProcess;
+    shown: { bwrap: number; inner: { pid: number; started: string | undefined }[] };
+  }> {
+    const src = new URL('../src/index.js', import.meta.url).href;
+    const script = join(dir.path, 'provider.mjs');
+    writeFileSync(
+      script,
+      `import { DEFAULT_OCR_MODELS, JobSandbox } from ${JSON.stringify(src)};
+       const sandbox = new JobSandbox({ workers: 1, executionProvider: 'cpu', ocr: DEFAULT_OCR_MODELS,
+         timeoutMs: 20_000, memoryBytes: 4 * 1024 ** 3, heapMb: 512, maxSessions: 4, maxOutputBytes: 1024,
+         isolation: process.argv[2], logger: { debug() {}, info() {}, warn() {}, error() {} } });
+       await sandbox.start();
+       const w = sandbox.workers[0];
+       console.log(JSON.stringify({ bwrap: w.child.pid, inner: w.inner }));
+       setInterval(() => undefined, 1_000);`,
+    );
+    // fd 200: Node marks the first descriptors it inherits close-on-exec (libuv's
+    // uv_disable_stdio_inheritance: 0-15, and on to the first gap), not one above a gap.
+    const provider = spawn(
+      'bash',
+      ['-c', 'exec 200<"$0"; exec "$1" "$2" "$3"', secret, process.execPath, script, isolation],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      provider.stdout!.on('data', (c: Buffer) => {
+        out += c.toString('utf8');
+        if (out.includes('\n')) resolve(out.split('\n')[0]!);
+      });
+      provider.on('exit', (code) =>
+        reject(new Error(`the provider ended (${code}) before its pool started`)),
+      );
+    });
+    return { provider, shown: JSON.parse(line) };
+  }
+
+  const fdTargets = (pid: number): string[] => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+    } catch {
+      return [];
+    }
+  };
+
+  for (const isolation of ['none', 'bwrap'] as const)
+    test(`a descriptor the provider inherited never reaches a job process (isolation ${isolation}); a provider killed with SIGKILL leaves none running`, {
+      timeout: 90_000,
+    }, async () => {
+      const { provider, shown } = await startProvider(isolation);
+      try {
+        assert.ok(fdTargets(provider.pid!).includes(secret), "the provider holds the key file's descriptor");
+        const jobs = isolation === 'none' ? [{ pid: shown.bwrap, started: undefined }] : shown.inner;
+        assert.ok(jobs.length > 0);
+        // Before: fd 200 was the job process's too, bwrap or not (bwrap closes none it passes on).
+        for (const p of jobs)
+          assert.ok(!fdTargets(p.pid).includes(secret), `process ${p.pid} holds the key file`);
+      } finally {
+        provider.kill('SIGKILL');
+      }
+      // Killed without a word, the provider leaves no job process nor sandbox process running.
+      const all = [{ pid: shown.bwrap, started: undefined as string | undefined }, ...shown.inner];
+      const alive = () =>
+        all.filter((p) => processLives({ pid: p.pid, ...(p.started ? { started: p.started } : {}) }));
+      const deadline = Date.now() + 15_000;
+      while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(alive(), [], "a process of the killed provider's pool lives on");
+    });
 
   test("a job past the memory limit is killed: the sandboxed process's memory is what counts", {
     timeout: 90_000,

@@ -131,6 +131,12 @@ export function bwrapArgs(opts: SandboxCommandOptions): string[] {
     args.push('--ro-bind-try', '/sys', '/sys');
   }
   for (const w of opts.writable) args.push('--bind', w, w);
+  // The sandbox's own root and /dev are tmpfs, writable as bwrap makes them: files written there
+  // (/tmp, /dev/shm, anywhere) are memory the job process's resident set does not count, outside
+  // its memory limit. Read-only once everything is mounted; the job folder is the place to write.
+  // (/dev stays writable for a GPU: CUDA may keep its files in /dev/shm; untried without one.)
+  if (!opts.gpu) args.push('--remount-ro', '/dev');
+  args.push('--remount-ro', '/');
   args.push('--chdir', opts.cwd);
   for (const [k, v] of Object.entries(opts.env)) args.push('--setenv', k, v);
   args.push('--', ...opts.command);

@@ -18,6 +18,8 @@
  * A done request's answer also carries `at`: when it arrived, when its work ended (the machine's
  * monotonic clock) and the CPU ms this process spent in between (bench:jobs --stages).
  */
+// First: what this process inherited beyond its stdio and channel is closed before anything else.
+import './close-inherited-fds.js';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';

@@ -107,6 +107,12 @@ export interface SandboxOptions {
   isolation?: JobIsolationMode;
   /** What a job process must read besides the runner and the OCR files (the model store), under bwrap. */
   readOnlyPaths?: string[];
+  /**
+   * How long a job process may take from its start to its answer to init (default 120 s); past
+   * it, it is killed and another started. Without it a sandbox stuck as it was set up held its
+   * place in the pool for good: the provider's start, or every job once all were stuck, waited forever.
+   */
+  startTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -159,10 +165,14 @@ interface Worker {
    * since is never signalled. Empty outside a sandbox.
    */
   inner: { pid: number; started: string | undefined }[];
+  /** Once killed: resolves when every process of it has been sent SIGKILL (killSandbox). */
+  killed?: Promise<void>;
 }
 
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
 const DRAIN_MS = 2_000;
+/** How long a job process may take to answer its init (SandboxOptions.startTimeoutMs). */
+const DEFAULT_START_TIMEOUT_MS = 120_000;
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
 
@@ -230,23 +240,24 @@ export function countChannelReads(child: object, onRead: (bytes: number) => bool
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
-/** Waits (blocking, at most `ms`) until process `pid` is stopped or gone, as /proc says. */
-function waitStopped(pid: number, ms: number): void {
-  const until = performance.now() + ms;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) {
-    let state: string | undefined;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    } catch {
-      return;
-    }
-    if (state === 'T' || state === 't' || state === 'Z' || state === 'X') return;
-    if (performance.now() > until) return;
-    Atomics.wait(pause, 0, 0, 1);
+/** Whether process `pid` is stopped (or gone, or a zombie), as /proc says. */
+function stoppedOrGone(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return true;
   }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'T' || state === 't' || state === 'Z' || state === 'X';
 }
+
+/**
+ * How long a killed sandbox's bwrap may take to stop before its processes are looked for anyway.
+ * A stopped process reaches the stopped state as soon as it is scheduled: only a machine starved
+ * for CPU, or one stuck in the kernel, takes long.
+ */
+const STOP_WAIT_MS = 10_000;
 
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
 export function residentBytes(pid: number): number | null {
@@ -583,6 +594,8 @@ export class JobSandbox {
   private isolated: JobIsolation = 'none';
   /** Under bwrap: its path, and what a job process is shown besides its job folder. */
   private bwrap: { path: string; binds: SandboxBind[] } | null = null;
+  /** Kills under way (killSandbox): stop() waits for them. */
+  private readonly killing = new Set<Promise<void>>();
 
   private readonly limits: MessageLimits;
 
@@ -665,6 +678,8 @@ export class JobSandbox {
     if (this.monitor) clearInterval(this.monitor);
     for (const w of this.workers.splice(0))
       this.kill(w, new SandboxError('JOB_FAILED', 'the provider is stopping'));
+    // Every sandbox's processes found and killed before the provider goes on (and may exit).
+    await Promise.all([...this.killing]);
     for (const home of this.homes.splice(0)) {
       rmSync(home, { recursive: true, force: true });
       liveHomes.delete(home);
@@ -901,6 +916,20 @@ export class JobSandbox {
         throw err;
       },
     );
+    // Its start has a time limit as its jobs have (see startTimeoutMs).
+    const startMs = this.opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const startTimer = setTimeout(() => {
+      this.opts.logger.warn('job process did not start in time; killing it', { startTimeoutMs: startMs });
+      this.kill(
+        w,
+        new SandboxError('JOB_CRASHED', `the job process did not start within ${startMs / 1000} s`),
+      );
+    }, startMs);
+    startTimer.unref();
+    w.ready.then(
+      () => clearTimeout(startTimer),
+      () => clearTimeout(startTimer),
+    );
     w.ready.catch(() => undefined);
     return w;
   }
@@ -935,7 +964,11 @@ export class JobSandbox {
     if (w.dead) return;
     w.dead = true;
     w.busy = true;
-    this.killSandbox(w);
+    this.killing.add((w.killed = this.killSandbox(w)));
+    void w.killed.then(() => this.killing.delete(w.killed!));
+    // Nothing more of its stderr is wanted (what it said is logged before a kill), and a process
+    // it left (one that outlived the kill) must not keep the pipe, and with it this process, open.
+    w.child.stderr?.destroy();
     const fail = () => {
       for (const p of w.pending.values()) p.reject(why);
       w.pending.clear();
@@ -990,37 +1023,64 @@ export class JobSandbox {
    * SIGKILL for a job process, and under bwrap for every process of its sandbox. bwrap's
    * --die-with-parent does not cover all of it: a sandbox killed while it starts (the provider
    * stopping as its pool warms up) left its first process, still waiting for the killed bwrap to
-   * map its user, running for good, holding the provider's stderr pipe. So the bwrap process is
-   * stopped first (it starts nothing more), the processes below it are found, and all are killed,
-   * each only while its pid still names the process found (its start time).
+   * let it go on (an eventfd read that never ends), running for good, holding the provider's
+   * stderr pipe. So the processes known to be in the sandbox die at once, the bwrap process is
+   * stopped (it starts nothing more), and once it is stopped (SIGSTOP is taken when it next leaves
+   * the kernel: a clone under way ends first) the processes below it are found and all killed,
+   * each only while its pid still names the process found (its start time). The wait for the
+   * stop is not blocking and not cut short: a scan after a fixed 200 ms missed a process cloned by
+   * a bwrap not yet scheduled on a loaded machine (the tests hung on its pipe). Resolves when done.
    */
-  private killSandbox(w: Worker): void {
-    const pid = w.child.pid;
-    let below: { pid: number; started: string | undefined }[] = [];
-    if (this.bwrap && pid !== undefined && w.child.exitCode === null && w.child.signalCode === null) {
-      try {
-        process.kill(pid, 'SIGSTOP');
-        // The signal is taken when bwrap next leaves the kernel: a clone under way ends first, and
-        // its process would be missed. So the scan waits (200 ms at most) until bwrap is stopped.
-        waitStopped(pid, 200);
-        below = descendants(pid).map((p) => ({ pid: p, started: processIdentity(p).started }));
-      } catch {
-        // gone already: its sandbox went with it, or is among w.inner
+  private killSandbox(w: Worker): Promise<void> {
+    const killAll = (ps: { pid: number; started: string | undefined }[]) => {
+      for (const p of ps) {
+        if (p.started === undefined || processIdentity(p.pid).started !== p.started) continue;
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
       }
+    };
+    const killChild = () => {
+      try {
+        w.child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    killAll(w.inner);
+    const pid = w.child.pid;
+    // Its pid is bwrap's only while Node has not reaped it (exitCode/signalCode set as it is).
+    const reaped = () => w.child.exitCode !== null || w.child.signalCode !== null;
+    if (!this.bwrap || pid === undefined || reaped()) {
+      killChild();
+      return Promise.resolve();
     }
     try {
-      w.child.kill('SIGKILL');
+      process.kill(pid, 'SIGSTOP');
     } catch {
-      // already gone
+      // gone already: its sandbox went with it, or is among w.inner
+      killChild();
+      return Promise.resolve();
     }
-    for (const p of [...below, ...w.inner]) {
-      if (p.started === undefined || processIdentity(p.pid).started !== p.started) continue;
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
+    const until = performance.now() + STOP_WAIT_MS;
+    return new Promise((resolve) => {
+      const poll = () => {
+        // In one turn of the loop: checked unreaped, scanned, then killed (no reuse of its pid).
+        if (!reaped() && !stoppedOrGone(pid) && performance.now() < until) {
+          setTimeout(poll, 2);
+          return;
+        }
+        const below = reaped()
+          ? []
+          : descendants(pid).map((p) => ({ pid: p, started: processIdentity(p).started }));
+        killChild();
+        killAll(below);
+        resolve();
+      };
+      poll();
+    });
   }
 
   /**
