@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,6 +19,7 @@ import {
   findBwrap,
   JobIsolationError,
   type JobIsolationMode,
+  probeBwrap,
   resolveJobIsolation,
 } from '../src/provider/job-isolation.js';
 import { expandModel, loopModel } from './fixtures/attack-models.js';
@@ -91,7 +92,8 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     const file = join(dir.path, 'probe-runner.mjs');
     writeFileSync(
       file,
-      `import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+      `import { spawnSync } from 'node:child_process';
+       import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
        import { connect } from 'node:net';
        const tryIt = (f) => { try { return { ok: true, value: f() }; } catch (e) { return { ok: false, code: e.code }; } };
        process.on('message', async (req) => {
@@ -103,8 +105,9 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
            s.on('connect', () => { s.destroy(); resolve({ ok: true }); });
            s.on('error', (e) => resolve({ ok: false, code: e.code }));
          });
+         const userns = spawnSync('/usr/bin/unshare', ['-U', 'true']).status;
          const writes = Object.fromEntries(['/tmp-file', '/dev/shm/file', '/tmp/file', 'own-file'].map((f) => [f, tryIt(() => (writeFileSync(f, 'x'.repeat(1024)), 'written'))]));
-         process.send({ id: req.id, ok: true, result: { key, etc, net, env: Object.keys(process.env), writes } });
+         process.send({ id: req.id, ok: true, result: { key, etc, net, env: Object.keys(process.env), writes, userns } });
        });
        process.on('disconnect', () => process.exit(0));`,
     );
@@ -117,6 +120,8 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     net: { ok: boolean; code?: string };
     env: string[];
     writes: Record<string, { ok: boolean; value?: string; code?: string }>;
+    /** The exit status of `unshare -U true` (null: no such program). */
+    userns: number | null;
   };
 
   async function probe(isolation: JobIsolationMode): Promise<Probe> {
@@ -147,6 +152,11 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
       '/tmp/file': { ok: false, code: 'EROFS' },
       'own-file': { ok: true, value: 'written' },
     });
+    // No user namespace of its own (the capabilities in one open most of the kernel), where this
+    // bwrap can keep them out (0.8 on); before, `unshare -U` worked inside.
+    const strict = await probeBwrap();
+    if ('disableUserns' in strict && strict.disableUserns && existsSync('/usr/bin/unshare'))
+      assert.notEqual(inside.userns, 0, 'a user namespace was made inside the sandbox');
     // The same job process without isolation reaches both: the sandbox is what keeps them out.
     const outside = await probe('none');
     assert.equal(outside.key.ok, true);
@@ -340,7 +350,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
 });
 
 describe('job isolation: settling the mode', () => {
-  const works = async () => ({ bwrap: '/usr/bin/bwrap' });
+  const works = async () => ({ bwrap: '/usr/bin/bwrap', disableUserns: true });
   const missing = async () => ({ error: 'bwrap is not installed' });
 
   test('none is none; bwrap and auto take the sandbox where it works', async () => {
@@ -350,10 +360,12 @@ describe('job isolation: settling the mode', () => {
     assert.deepEqual(await resolveJobIsolation('bwrap', warn, works), {
       isolation: 'bwrap',
       bwrap: '/usr/bin/bwrap',
+      disableUserns: true,
     });
     assert.deepEqual(await resolveJobIsolation('auto', warn, works), {
       isolation: 'bwrap',
       bwrap: '/usr/bin/bwrap',
+      disableUserns: true,
     });
     assert.deepEqual(warnings, []);
   });

@@ -62,6 +62,12 @@ export interface SandboxCommandOptions {
   env: Record<string, string>;
   /** A GPU execution provider: the NVIDIA device files and /sys are shown too. */
   gpu: boolean;
+  /**
+   * No user namespace made inside (bwrap's --disable-userns, 0.8 on; with --unshare-user): one
+   * gives its maker every capability in it, the way to most of the kernel a job process never
+   * needs (the mounts and netfilter tables many kernel exploits start from).
+   */
+  disableUserns?: boolean;
   command: string[];
 }
 
@@ -107,6 +113,7 @@ function systemArgs(): { args: string[]; covered: string[] } {
  */
 export function bwrapArgs(opts: SandboxCommandOptions): string[] {
   const args = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--clearenv'];
+  if (opts.disableUserns) args.push('--unshare-user', '--disable-userns');
   const system = systemArgs();
   args.push(...system.args);
   const node = nodeBinary();
@@ -247,7 +254,8 @@ export function findBwrap(path = process.env.PATH ?? ''): string | null {
   return null;
 }
 
-export type BwrapProbe = { bwrap: string } | { error: string };
+/** bwrap's path and whether it can keep user namespaces out (disableUserns), or why not. */
+export type BwrapProbe = { bwrap: string; disableUserns: boolean } | { error: string };
 
 let probed: Promise<BwrapProbe> | undefined;
 
@@ -261,10 +269,17 @@ export function probeBwrap(): Promise<BwrapProbe> {
   return probed;
 }
 
-function runProbe(): Promise<BwrapProbe> {
+async function runProbe(): Promise<BwrapProbe> {
   const bwrap = findBwrap();
-  if (bwrap === null)
-    return Promise.resolve({ error: 'bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' });
+  if (bwrap === null) return { error: 'bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' };
+  // With user namespaces kept out where this bwrap can (0.8 on, and its own made: a setuid bwrap
+  // on a kernel without unprivileged ones cannot); else as before.
+  const strict = await probeOnce(bwrap, true);
+  if (!('error' in strict)) return strict;
+  return probeOnce(bwrap, false);
+}
+
+function probeOnce(bwrap: string, disableUserns: boolean): Promise<BwrapProbe> {
   const node = nodeBinary();
   return new Promise((resolve) => {
     let said = '';
@@ -276,6 +291,7 @@ function runProbe(): Promise<BwrapProbe> {
         cwd: '/',
         env: {},
         gpu: false,
+        disableUserns,
         command: [node.path, '-e', 'process.exit(0)'],
       }),
       { stdio: ['ignore', 'ignore', 'pipe'], env: {} },
@@ -290,7 +306,7 @@ function runProbe(): Promise<BwrapProbe> {
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (code === 0) return resolve({ bwrap });
+      if (code === 0) return resolve({ bwrap, disableUserns });
       const why = said.trim();
       resolve({
         error: `bwrap cannot make a sandbox here (exit ${code ?? signal}${why ? `: ${why}` : ''}); unprivileged user namespaces may be off (sysctl kernel.unprivileged_userns_clone, or Ubuntu's kernel.apparmor_restrict_unprivileged_userns)`,
@@ -307,14 +323,14 @@ export async function resolveJobIsolation(
   mode: JobIsolationMode,
   warn: (msg: string, fields?: Record<string, unknown>) => void,
   probe: () => Promise<BwrapProbe> = probeBwrap,
-): Promise<{ isolation: 'none' } | { isolation: 'bwrap'; bwrap: string }> {
+): Promise<{ isolation: 'none' } | { isolation: 'bwrap'; bwrap: string; disableUserns: boolean }> {
   if (!isJobIsolationMode(mode))
     throw new JobIsolationError(
       `job isolation must be ${JOB_ISOLATION_MODES.join(', ')}, not ${String(mode)}`,
     );
   if (mode === 'none') return { isolation: 'none' };
   const p = await probe();
-  if ('bwrap' in p) return { isolation: 'bwrap', bwrap: p.bwrap };
+  if ('bwrap' in p) return { isolation: 'bwrap', bwrap: p.bwrap, disableUserns: p.disableUserns };
   if (mode === 'bwrap') throw new JobIsolationError(`job isolation bwrap is unavailable: ${p.error}`);
   warn(
     "job processes run WITHOUT OS isolation: a renter's model that breaks ONNX Runtime could read this user's files and use the network (--job-isolation none to silence, bwrap to require it)",

@@ -593,7 +593,7 @@ export class JobSandbox {
   /** What the job processes run under, settled at start (job-isolation.ts). */
   private isolated: JobIsolation = 'none';
   /** Under bwrap: its path, and what a job process is shown besides its job folder. */
-  private bwrap: { path: string; binds: SandboxBind[] } | null = null;
+  private bwrap: { path: string; binds: SandboxBind[]; disableUserns: boolean } | null = null;
   /** Kills under way (killSandbox): stop() waits for them. */
   private readonly killing = new Set<Promise<void>>();
 
@@ -639,6 +639,7 @@ export class JobSandbox {
         const { detectionPath, recognitionPath, dictionaryPath } = this.opts.ocr;
         this.bwrap = {
           path: settled.bwrap,
+          disableUserns: settled.disableUserns,
           binds: [
             ...runnerBinds(this.opts.runner ?? RUNNER),
             ...namedBinds([
@@ -651,7 +652,10 @@ export class JobSandbox {
           ],
         };
       }
-      this.opts.logger.info('job processes start', { isolation: this.isolated });
+      this.opts.logger.info('job processes start', {
+        isolation: this.isolated,
+        ...(this.bwrap ? { userNamespacesInside: !this.bwrap.disableUserns } : {}),
+      });
       const first = this.spawn();
       await first.ready;
       // A limit below what a job process takes before any job would kill every job.
@@ -796,6 +800,7 @@ export class JobSandbox {
             NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
           },
           gpu: this.effective !== 'cpu',
+          disableUserns: this.bwrap.disableUserns,
           command: [node, ...execArgv, runner, String(process.pid), 'sandboxed'],
         }),
         { cwd: dir, env: {}, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
