@@ -1,5 +1,5 @@
 /**
- * The OS isolation of a provider's job processes (docs/provider.md, "Job isolation"), for
+ * The OS isolation of a provider's job processes (docs/jobs.md, "Job isolation"), for
  * `unc miner start` and `unc dev`: `--job-isolation`, else UNC_JOB_ISOLATION, else the home's
  * config.json `{"provider": {"jobIsolation": "…"}}`, else `auto`. Each one given is checked, used or
  * not: a bad value is an error.
