@@ -330,6 +330,33 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
       assert.deepEqual(alive(), [], "a process of the killed provider's pool lives on");
     });
 
+  test('a process a job process forks inside its sandbox counts against its memory limit', {
+    timeout: 90_000,
+  }, async () => {
+    // A job process taken over by a renter's model: on its job it starts a process of its own,
+    // inside the sandbox, that takes 700 MiB, and stays small itself.
+    const runner = join(dir.path, 'forker.mjs');
+    writeFileSync(
+      runner,
+      `import { spawn } from 'node:child_process';
+       process.on('message', (req) => {
+         if (req.op === 'init') return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
+         spawn(process.execPath, ['-e', 'globalThis.b = Buffer.alloc(700 * 2 ** 20, 1); setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+       });`,
+    );
+    const sandbox = sandboxOf('bwrap', { runner, memoryBytes: 512 * 1024 ** 2, timeoutMs: 30_000 });
+    await sandbox.start();
+    try {
+      // Before: only the processes found at its start were counted; it ran to its time limit.
+      await assert.rejects(sandbox.ocr(new Uint8Array(1)), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'JOB_MEMORY');
+        return true;
+      });
+    } finally {
+      await sandbox.stop();
+    }
+  });
+
   test("a job past the memory limit is killed: the sandboxed process's memory is what counts", {
     timeout: 90_000,
   }, async () => {

@@ -270,6 +270,34 @@ export function residentBytes(pid: number): number | null {
 }
 
 /**
+ * The resident set of every process of a sandbox, as its own /proc lists them (read through the
+ * root of `init`, its pid namespace's first process): a process forked inside after the job
+ * process was found counts too. Null where that cannot be read, or `init`'s pid no longer names it
+ * (a pid reused by a process outside would show this machine's /proc, every process of it).
+ */
+function sandboxResidentBytes(init: { pid: number; started: string | undefined }): number | null {
+  if (init.started === undefined || processIdentity(init.pid).started !== init.started) return null;
+  const proc = `/proc/${init.pid}/root/proc`;
+  let names: string[];
+  try {
+    names = readdirSync(proc);
+  } catch {
+    return null;
+  }
+  let sum = 0;
+  for (const n of names) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`${proc}/${n}/status`, 'latin1'));
+      if (m) sum += Number(m[1]) * 1024;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return processIdentity(init.pid).started === init.started ? sum : null;
+}
+
+/**
  * The folder a provider's job processes work in, one subfolder each (`job-XXXXXX`):
  * `unc-jobs-<pid>-XXXXXX` in the temporary directory, holding JOBS_OWNER_FILE, which names the
  * provider process that made it (pid, boot id, start time). A job process removes its own
@@ -1253,12 +1281,18 @@ export class JobSandbox {
 
   /**
    * The resident set of a job process: the forked process's, or under bwrap that of every process
-   * of its sandbox (bwrap's own two are small; the job process is one of them).
+   * of its sandbox (bwrap's own are small; the job process is one of them), as the sandbox's /proc
+   * lists them: before, only the processes found at its start were counted, and a process forked
+   * inside later (by a job process a renter's model took over) grew outside the limit. Where that
+   * /proc cannot be read, the processes found at its start.
    */
   private rss(w: Worker): number | null {
     if (w.child.pid === undefined) return null;
     const own = residentBytes(w.child.pid);
     if (own === null) return null;
+    // The first found below bwrap is the sandbox's first process, its pid namespace's init.
+    const inside = this.bwrap && w.inner[0] ? sandboxResidentBytes(w.inner[0]) : null;
+    if (inside !== null) return own + inside;
     let sum = own;
     for (const p of w.inner) sum += residentBytes(p.pid) ?? 0;
     return sum;
