@@ -357,6 +357,31 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     }
   });
 
+  test('a job process that forks without end inside its sandbox is killed with the whole sandbox', {
+    timeout: 90_000,
+  }, async () => {
+    const runner = join(dir.path, 'bomb.mjs');
+    writeFileSync(
+      runner,
+      `import { spawn } from 'node:child_process';
+       process.on('message', (req) => {
+         if (req.op === 'init') return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
+         for (let i = 0; i < 200; i++) spawn('/usr/bin/sleep', ['1000'], { stdio: 'ignore' });
+       });`,
+    );
+    const sandbox = sandboxOf('bwrap', { runner, timeoutMs: 30_000 });
+    await sandbox.start();
+    try {
+      // Before: 200 processes inside, each small, the limit never reached; it ran to its time limit.
+      await assert.rejects(sandbox.ocr(new Uint8Array(1)), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'JOB_MEMORY');
+        return true;
+      });
+    } finally {
+      await sandbox.stop();
+    }
+  });
+
   test("a job past the memory limit is killed: the sandboxed process's memory is what counts", {
     timeout: 90_000,
   }, async () => {

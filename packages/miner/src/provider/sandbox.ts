@@ -269,6 +269,9 @@ export function residentBytes(pid: number): number | null {
   }
 }
 
+/** Processes a sandbox may hold (its first process, the job process and a few more) before it is killed. */
+export const MAX_SANDBOX_PROCESSES = 32;
+
 /**
  * The resident set of every process of a sandbox, as its own /proc lists them (read through the
  * root of `init`, its pid namespace's first process): a process forked inside after the job
@@ -280,13 +283,16 @@ function sandboxResidentBytes(init: { pid: number; started: string | undefined }
   const proc = `/proc/${init.pid}/root/proc`;
   let names: string[];
   try {
-    names = readdirSync(proc);
+    names = readdirSync(proc).filter((n) => /^\d+$/.test(n));
   } catch {
     return null;
   }
+  // The job process forks nothing (ONNX Runtime's workers are threads): past a few dozen
+  // processes it is a fork bomb, which would take this machine's pids (a pid namespace bounds no
+  // count) and make each check read thousands of files. Counted as over any limit: killed.
+  if (names.length > MAX_SANDBOX_PROCESSES) return Number.MAX_SAFE_INTEGER;
   let sum = 0;
   for (const n of names) {
-    if (!/^\d+$/.test(n)) continue;
     try {
       const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`${proc}/${n}/status`, 'latin1'));
       if (m) sum += Number(m[1]) * 1024;
