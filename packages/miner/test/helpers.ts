@@ -29,6 +29,13 @@ export const NEED_SWTPM: string | false = HAVE_SWTPM ? false : 'swtpm is not ins
 export const NEED_TOOLS: string | false =
   HAVE_SWTPM && HAVE_TPM2_TOOLS ? false : 'swtpm or tpm2-tools not installed';
 export const NEED_OPENSSL: string | false = HAVE_OPENSSL ? false : 'openssl is not installed';
+export const HAVE_BWRAP = onPath('bwrap');
+/**
+ * Tests of the job processes' OS sandbox skip without bubblewrap, except in CI (.ci/run installs it
+ * and sets UNC_CI): there they run, and fail, so a CI machine without it is never taken for a pass.
+ */
+export const NEED_BWRAP: string | false =
+  HAVE_BWRAP || process.env.UNC_CI ? false : 'bwrap is not installed (apt-get install bubblewrap)';
 
 export interface RunResult {
   readonly code: number;

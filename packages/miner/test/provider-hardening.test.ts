@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { contentHash, ed25519PublicKey, toHex, utf8 } from '@unc/core';
 import { silentLogger } from '@unc/node';
 import { ProviderClient, type ProviderError, signJobRequest, type TensorJson } from '@unc/sdk';
-import { DevSoftSigner, ProviderServer, residentBytes } from '../src/index.js';
+import { DevSoftSigner, ProviderServer } from '../src/index.js';
 import { lookupKey } from '../src/provider/server.js';
 import { expandModel, externalDataModel, loopModel, reshapeModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
@@ -563,9 +563,8 @@ describe('provider hardening', () => {
   });
 
   test('a job past the memory limit is killed', { timeout: 90_000 }, async (t) => {
-    const pid = (provider.jobProcesses as unknown as { workers: { child: { pid: number } }[] }).workers[0]
-      ?.child.pid;
-    const base = pid ? residentBytes(pid) : null;
+    // As the limit counts it: under bwrap (the default where it works) the sandbox's processes.
+    const base = provider.jobProcesses.residentSets()[0] ?? null;
     if (base === null) return t.skip('no /proc to read the resident set from');
     const limited = new ProviderServer({
       chainId: CHAIN,

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -16,7 +16,14 @@ import { countChannelReads, DEFAULT_MESSAGE_LIMITS } from '../src/provider/sandb
 import { clippedLog, clipUtf8, LogGate, logSize } from '../src/provider/sandbox-protocol.js';
 import { inputLoopModel, loopModel } from './fixtures/attack-models.js';
 import { affineModel } from './fixtures/make-fixtures.js';
-import { tempDir } from './helpers.js';
+import { NEED_BWRAP, tempDir } from './helpers.js';
+
+/**
+ * The pool's kill, time-limit, replacement, flood and close paths run once forked (isolation
+ * none, the pool's own default) and once inside bubblewrap (the provider's default where it
+ * works; job-isolation.ts), where they kill a sandbox of processes, not one. CI installs bwrap.
+ */
+const MODES: ('none' | 'bwrap')[] = NEED_BWRAP === false ? ['none', 'bwrap'] : ['none'];
 
 /** Waits (at most 15 s) until the sandbox has spawned `count` job processes in all. */
 async function respawned(sandbox: { spawned: number }, count: number): Promise<void> {
@@ -24,71 +31,74 @@ async function respawned(sandbox: { spawned: number }, count: number): Promise<v
   while (sandbox.spawned < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
-describe('job sandbox', () => {
-  const dirs: { remove(): Promise<void> }[] = [];
-  after(async () => {
-    for (const d of dirs) await d.remove();
-  });
-
-  test('a replacement that cannot be started (no temporary directory) is retried, not thrown', {
-    timeout: 60_000,
-  }, async () => {
-    const dir = await tempDir('unc-sandbox-');
-    dirs.push(dir);
-    const sandbox = new JobSandbox({
-      workers: 1,
-      executionProvider: 'cpu',
-      ocr: DEFAULT_OCR_MODELS,
-      timeoutMs: 1_000,
-      memoryBytes: 4 * 1024 ** 3,
-      heapMb: 512,
-      maxSessions: 4,
-      maxOutputBytes: 1024 * 1024,
-      logger: silentLogger,
+for (const isolation of MODES)
+  describe(`job sandbox (isolation ${isolation})`, () => {
+    const dirs: { remove(): Promise<void> }[] = [];
+    after(async () => {
+      for (const d of dirs) await d.remove();
     });
-    await sandbox.start();
-    const loop = join(dir.path, 'loop.onnx');
-    const affine = join(dir.path, 'affine.onnx');
-    writeFileSync(loop, loopModel());
-    writeFileSync(affine, affineModel());
-    const saved = process.env.TMPDIR;
-    // The pool's retry timer does not hold the process open (a provider's server does).
-    const keepAlive = setInterval(() => undefined, 1_000);
-    try {
-      // The job is killed at its time limit; its replacement's mkdtemp fails (ENOENT). That threw
-      // out of the timer and ended the process.
-      process.env.TMPDIR = join(dir.path, 'no-such-dir');
-      const x = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
-      await assert.rejects(sandbox.run('a'.repeat(64), loop, x), (e: Error & { code?: string }) => {
-        return e.code === 'JOB_TIMEOUT';
+
+    test('a replacement that cannot be started (no temporary directory) is retried, not thrown', {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-');
+      dirs.push(dir);
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 1_000,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 1024 * 1024,
+        logger: silentLogger,
+        isolation,
+        readOnlyPaths: [dir.path],
       });
-      await new Promise((r) => setTimeout(r, 300));
-      // The temporary directory is back: the pool recovers and runs jobs again.
-      if (saved === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = saved;
-      const out = await Promise.race([
-        sandbox.run('b'.repeat(64), affine, [
-          { name: 'x', type: 'float32', dims: [1n, 4n], data: new Uint8Array(16) },
-        ]),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('no job process came back in 45 s')), 45_000).unref(),
-        ),
-      ]);
-      assert.equal(out.length, 1);
-    } finally {
-      clearInterval(keepAlive);
-      if (saved === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = saved;
-      await sandbox.stop();
-    }
+      await sandbox.start();
+      const loop = join(dir.path, 'loop.onnx');
+      const affine = join(dir.path, 'affine.onnx');
+      writeFileSync(loop, loopModel());
+      writeFileSync(affine, affineModel());
+      const saved = process.env.TMPDIR;
+      // The pool's retry timer does not hold the process open (a provider's server does).
+      const keepAlive = setInterval(() => undefined, 1_000);
+      try {
+        // The job is killed at its time limit; its replacement's mkdtemp fails (ENOENT). That threw
+        // out of the timer and ended the process.
+        process.env.TMPDIR = join(dir.path, 'no-such-dir');
+        const x = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
+        await assert.rejects(sandbox.run('a'.repeat(64), loop, x), (e: Error & { code?: string }) => {
+          return e.code === 'JOB_TIMEOUT';
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        // The temporary directory is back: the pool recovers and runs jobs again.
+        if (saved === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = saved;
+        const out = await Promise.race([
+          sandbox.run('b'.repeat(64), affine, [
+            { name: 'x', type: 'float32', dims: [1n, 4n], data: new Uint8Array(16) },
+          ]),
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error('no job process came back in 45 s')), 45_000).unref(),
+          ),
+        ]);
+        assert.equal(out.length, 1);
+      } finally {
+        clearInterval(keepAlive);
+        if (saved === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = saved;
+        await sandbox.stop();
+      }
+    });
   });
-});
 
 /** The pool's job processes, for tests that stand in for a process gone wrong. */
 const children = (sandbox: JobSandbox) =>
   (sandbox as unknown as { workers: { child: ChildProcess }[] }).workers.map((w) => w.child);
 
-const oneWorker = (timeoutMs: number) =>
+const oneWorker = (timeoutMs: number, isolation: 'none' | 'bwrap', dir: { path: string }) =>
   new JobSandbox({
     workers: 1,
     executionProvider: 'cpu',
@@ -99,209 +109,309 @@ const oneWorker = (timeoutMs: number) =>
     maxSessions: 4,
     maxOutputBytes: 1024 * 1024,
     logger: silentLogger,
+    isolation,
+    readOnlyPaths: [dir.path],
   });
 
-describe('job sandbox against a job process gone wrong (it runs the renter’s model)', () => {
-  test('a malformed message kills that process and nothing else; the pool runs on', {
-    timeout: 60_000,
-  }, async () => {
-    const dir = await tempDir('unc-sandbox-malformed-');
-    const sandbox = oneWorker(5_000);
-    try {
-      await sandbox.start();
-      const affine = join(dir.path, 'affine.onnx');
-      writeFileSync(affine, affineModel());
-      const [child] = children(sandbox);
-      // As the channel would deliver them. Before, `'op' in 5` and `logger.nope(...)` threw out of
-      // the message handler: an uncaught exception that ended the provider.
-      for (const m of [
-        5,
-        null,
-        'x',
-        { op: 'log', level: 'nope', msg: 'x' },
-        { op: 'parts', id: 1, parts: [] },
-      ])
-        assert.doesNotThrow(() => child!.emit('message', m));
-      const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
-      const out = await sandbox.run('b'.repeat(64), affine, x);
-      assert.equal(out.length, 1);
-      assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
-    } finally {
-      await sandbox.stop();
-      await dir.remove();
-    }
-  });
-
-  test('a killed process whose channel stays open past the drain limit is cut off', {
-    timeout: 60_000,
-  }, async () => {
-    const dir = await tempDir('unc-sandbox-undead-');
-    const sandbox = oneWorker(1_000);
-    let undead: ChildProcess | undefined;
-    try {
-      await sandbox.start();
-      const loop = join(dir.path, 'loop.onnx');
-      writeFileSync(loop, loopModel());
-      undead = children(sandbox)[0]!;
-      // It outlives the kill (a process stuck in the kernel, or one that left a child holding its
-      // end of the channel): the channel never ends by itself.
-      undead.kill = () => true;
-      const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
-      await assert.rejects(sandbox.run('a'.repeat(64), loop, one), (e: Error & { code?: string }) => {
-        return e.code === 'JOB_TIMEOUT';
-      });
-      // Failed after the drain limit, and nothing more is read from it (before: still connected,
-      // every message it wrote parsed and logged for as long as it lived).
-      assert.equal(undead.connected, false);
-    } finally {
-      if (undead?.pid !== undefined) {
-        try {
-          process.kill(undead.pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
+for (const isolation of MODES)
+  describe(`job sandbox against a job process gone wrong (it runs the renter’s model) (isolation ${isolation})`, () => {
+    test('a malformed message kills that process and nothing else; the pool runs on', {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-malformed-');
+      const sandbox = oneWorker(5_000, isolation, dir);
+      try {
+        await sandbox.start();
+        const affine = join(dir.path, 'affine.onnx');
+        writeFileSync(affine, affineModel());
+        const [child] = children(sandbox);
+        // As the channel would deliver them. Before, `'op' in 5` and `logger.nope(...)` threw out of
+        // the message handler: an uncaught exception that ended the provider.
+        for (const m of [
+          5,
+          null,
+          'x',
+          { op: 'log', level: 'nope', msg: 'x' },
+          { op: 'parts', id: 1, parts: [] },
+        ])
+          assert.doesNotThrow(() => child!.emit('message', m));
+        const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
+        const out = await sandbox.run('b'.repeat(64), affine, x);
+        assert.equal(out.length, 1);
+        assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
       }
-      await sandbox.stop();
-      await dir.remove();
-    }
-  });
-});
-
-describe('job sandbox groups (the jobs of a batch in one job process)', () => {
-  test('each job of a group is answered; a job killed at its time limit fails, the ones after it did not run', {
-    timeout: 90_000,
-  }, async () => {
-    const dir = await tempDir('unc-sandbox-group-');
-    const sandbox = new JobSandbox({
-      workers: 1,
-      executionProvider: 'cpu',
-      ocr: DEFAULT_OCR_MODELS,
-      timeoutMs: 1_500,
-      memoryBytes: 4 * 1024 ** 3,
-      heapMb: 512,
-      maxSessions: 4,
-      maxOutputBytes: 1024 * 1024,
-      logger: silentLogger,
-    });
-    try {
-      await sandbox.start();
-      const loop = join(dir.path, 'loop.onnx');
-      const affine = join(dir.path, 'affine.onnx');
-      writeFileSync(loop, loopModel());
-      writeFileSync(affine, affineModel());
-      const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
-      const wrong = [{ name: 'z', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
-      const mixed = await sandbox.runMany('b'.repeat(64), affine, [x, wrong, x]);
-      assert.deepEqual(
-        mixed.map((s) => s.ok),
-        [true, false, true],
-      );
-      assert.equal(!mixed[1]!.ok && mixed[1]!.error.code, 'JOB_FAILED');
-      const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
-      const looping = await sandbox.runMany('a'.repeat(64), loop, [one, one, one]);
-      assert.deepEqual(
-        looping.map((s) => (s.ok ? 'ok' : s.error.code)),
-        ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED'],
-      );
-      // A fresh process took the killed one's place.
-      const again = await sandbox.runMany('b'.repeat(64), affine, [x]);
-      assert.ok(again[0]!.ok);
-      // Past its budget a group starts no more jobs (the first always runs): the answer holds
-      // the jobs that ran, the caller queues the rest.
-      const budgeted = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 0);
-      assert.deepEqual(
-        budgeted.map((s) => s.ok),
-        [true],
-      );
-      const roomy = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 60_000);
-      assert.equal(roomy.length, 3);
-    } finally {
-      await sandbox.stop();
-      await dir.remove();
-    }
-  });
-
-  /**
-   * A job's answer, once it ran, reaches the caller even when its process is killed during a
-   * later job of the same group. Before, answers that ended within 2 ms of the last message were
-   * held in the job process to go out together, and died with it when the next job of the group
-   * ran past its time limit; and the pool failed a killed process's requests at once, dropping
-   * answers the process had already written that the provider had not read yet.
-   */
-  const trip = (n: bigint) => {
-    const data = new Uint8Array(8);
-    new DataView(data.buffer).setBigInt64(0, n, true);
-    return [
-      { name: 'M', type: 'int64' as const, dims: [], data },
-      { name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) },
-    ];
-  };
-  const groupSandbox = (timeoutMs: number) =>
-    new JobSandbox({
-      workers: 1,
-      executionProvider: 'cpu',
-      ocr: DEFAULT_OCR_MODELS,
-      timeoutMs,
-      memoryBytes: 4 * 1024 ** 3,
-      heapMb: 512,
-      maxSessions: 4,
-      maxOutputBytes: 1024 * 1024,
-      logger: silentLogger,
     });
 
-  test('a quick job before one killed at its time limit keeps its answer', { timeout: 90_000 }, async () => {
-    const dir = await tempDir('unc-sandbox-held-');
-    const sandbox = groupSandbox(1_500);
-    try {
-      await sandbox.start();
-      const model = join(dir.path, 'input-loop.onnx');
-      writeFileSync(model, inputLoopModel());
-      await sandbox.check('c'.repeat(64), model);
-      const settled = await sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n), trip(1n << 62n)]);
-      // Before: ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED']: the two answers were held back.
-      assert.deepEqual(
-        settled.map((s) => (s.ok ? 'ok' : s.error.code)),
-        ['ok', 'ok', 'JOB_TIMEOUT'],
+    test('a killed process whose channel stays open past the drain limit is cut off', {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-undead-');
+      const sandbox = oneWorker(1_000, isolation, dir);
+      let undead: ChildProcess | undefined;
+      try {
+        await sandbox.start();
+        const loop = join(dir.path, 'loop.onnx');
+        writeFileSync(loop, loopModel());
+        undead = children(sandbox)[0]!;
+        // It outlives the kill (a process stuck in the kernel, or one that left a child holding its
+        // end of the channel): the channel never ends by itself.
+        undead.kill = () => true;
+        const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
+        await assert.rejects(sandbox.run('a'.repeat(64), loop, one), (e: Error & { code?: string }) => {
+          return e.code === 'JOB_TIMEOUT';
+        });
+        // Failed after the drain limit, and nothing more is read from it (before: still connected,
+        // every message it wrote parsed and logged for as long as it lived).
+        assert.equal(undead.connected, false);
+      } finally {
+        if (undead?.pid !== undefined) {
+          try {
+            process.kill(undead.pid, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
+
+    test('a job process that never answers its init is killed at the start limit: the start fails, it does not hang', {
+      timeout: 30_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-mute-');
+      const runner = join(dir.path, 'mute.mjs');
+      writeFileSync(runner, 'setInterval(() => undefined, 1_000);');
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 5_000,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 1024,
+        runner,
+        startTimeoutMs: 1_000,
+        logger: silentLogger,
+        isolation,
+      });
+      try {
+        // Before: no limit on the start; a sandbox stuck as it was set up held start() (and, once
+        // every process of the pool was such a one, every job) for good.
+        await assert.rejects(sandbox.start(), (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'JOB_CRASHED');
+          assert.match(e.message, /did not start within 1 s/);
+          return true;
+        });
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
+
+    test('a process the job process left holding its stderr does not keep the pipe open once it is killed', {
+      timeout: 60_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-leftover-');
+      const pidFile = join(dir.path, 'left.pid');
+      // On its init it starts a process that shares its stderr and outlives it (outside a sandbox a
+      // SIGKILL of the job process does not reach it); its first job runs past the time limit.
+      const runner = join(dir.path, 'leaver.mjs');
+      writeFileSync(
+        runner,
+        `import { spawn } from 'node:child_process';
+       process.on('message', (req) => {
+         if (req.op === 'init') {
+           spawn(process.execPath, ['-e', 'require("fs").writeFileSync(process.argv[1], String(process.pid)); setInterval(() => {}, 1e9)', ${JSON.stringify(pidFile)}], { stdio: ['ignore', 'ignore', 'inherit'] });
+           return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
+         }
+         for (;;);
+       });`,
       );
-    } finally {
-      await sandbox.stop();
-      await dir.remove();
-    }
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 1_000,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 1024,
+        runner,
+        logger: silentLogger,
+        isolation,
+        readOnlyPaths: [dir.path],
+      });
+      try {
+        await sandbox.start();
+        const [child] = children(sandbox);
+        await assert.rejects(sandbox.ocr(new Uint8Array(8)), (e: Error & { code?: string }) => {
+          return e.code === 'JOB_TIMEOUT';
+        });
+        // Before: the pipe stayed open for as long as the leftover lived, and held this process
+        // (a test file never ended; a provider's loop never emptied).
+        assert.equal(child!.stderr!.destroyed, true, "the killed process's stderr is still read");
+      } finally {
+        await sandbox.stop();
+        // Outside a sandbox its pid is this machine's (inside, it died with its sandbox's pid namespace).
+        if (isolation === 'none') {
+          try {
+            process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+          } catch {
+            // not started, or gone
+          }
+        }
+        await dir.remove();
+      }
+    });
   });
 
-  test('an answer the job process wrote before it was killed is read, not dropped', {
-    timeout: 90_000,
-  }, async () => {
-    const dir = await tempDir('unc-sandbox-drain-');
-    const timeoutMs = 1_500;
-    const sandbox = groupSandbox(timeoutMs);
-    try {
-      await sandbox.start();
-      const model = join(dir.path, 'input-loop.onnx');
-      writeFileSync(model, inputLoopModel());
-      await sandbox.check('c'.repeat(64), model);
-      const running = sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n << 62n)]);
-      // The provider's thread is busy past the time limit: meanwhile the job process answers the
-      // first job and runs into the second. When the provider's loop turns again, the expired
-      // timer kills the process before the answer waiting on the channel is read.
-      await new Promise<void>((resolve) =>
-        setImmediate(() => {
-          const until = performance.now() + timeoutMs + 2_000;
-          while (performance.now() < until);
-          resolve();
-        }),
-      );
-      const settled = await running;
-      assert.deepEqual(
-        settled.map((s) => (s.ok ? 'ok' : s.error.code)),
-        ['ok', 'JOB_TIMEOUT'],
-      );
-    } finally {
-      await sandbox.stop();
-      await dir.remove();
-    }
+for (const isolation of MODES)
+  describe(`job sandbox groups (the jobs of a batch in one job process) (isolation ${isolation})`, () => {
+    test('each job of a group is answered; a job killed at its time limit fails, the ones after it did not run', {
+      timeout: 90_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-group-');
+      const sandbox = new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs: 1_500,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 1024 * 1024,
+        logger: silentLogger,
+        isolation,
+        readOnlyPaths: [dir.path],
+      });
+      try {
+        await sandbox.start();
+        const loop = join(dir.path, 'loop.onnx');
+        const affine = join(dir.path, 'affine.onnx');
+        writeFileSync(loop, loopModel());
+        writeFileSync(affine, affineModel());
+        const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
+        const wrong = [{ name: 'z', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
+        const mixed = await sandbox.runMany('b'.repeat(64), affine, [x, wrong, x]);
+        assert.deepEqual(
+          mixed.map((s) => s.ok),
+          [true, false, true],
+        );
+        assert.equal(!mixed[1]!.ok && mixed[1]!.error.code, 'JOB_FAILED');
+        const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
+        const looping = await sandbox.runMany('a'.repeat(64), loop, [one, one, one]);
+        assert.deepEqual(
+          looping.map((s) => (s.ok ? 'ok' : s.error.code)),
+          ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED'],
+        );
+        // A fresh process took the killed one's place.
+        const again = await sandbox.runMany('b'.repeat(64), affine, [x]);
+        assert.ok(again[0]!.ok);
+        // Past its budget a group starts no more jobs (the first always runs): the answer holds
+        // the jobs that ran, the caller queues the rest.
+        const budgeted = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 0);
+        assert.deepEqual(
+          budgeted.map((s) => s.ok),
+          [true],
+        );
+        const roomy = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 60_000);
+        assert.equal(roomy.length, 3);
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
+
+    /**
+     * A job's answer, once it ran, reaches the caller even when its process is killed during a
+     * later job of the same group. Before, answers that ended within 2 ms of the last message were
+     * held in the job process to go out together, and died with it when the next job of the group
+     * ran past its time limit; and the pool failed a killed process's requests at once, dropping
+     * answers the process had already written that the provider had not read yet.
+     */
+    const trip = (n: bigint) => {
+      const data = new Uint8Array(8);
+      new DataView(data.buffer).setBigInt64(0, n, true);
+      return [
+        { name: 'M', type: 'int64' as const, dims: [], data },
+        { name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) },
+      ];
+    };
+    const groupSandbox = (timeoutMs: number, dir: { path: string }) =>
+      new JobSandbox({
+        workers: 1,
+        executionProvider: 'cpu',
+        ocr: DEFAULT_OCR_MODELS,
+        timeoutMs,
+        memoryBytes: 4 * 1024 ** 3,
+        heapMb: 512,
+        maxSessions: 4,
+        maxOutputBytes: 1024 * 1024,
+        logger: silentLogger,
+        isolation,
+        readOnlyPaths: [dir.path],
+      });
+
+    test('a quick job before one killed at its time limit keeps its answer', {
+      timeout: 90_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-held-');
+      const sandbox = groupSandbox(1_500, dir);
+      try {
+        await sandbox.start();
+        const model = join(dir.path, 'input-loop.onnx');
+        writeFileSync(model, inputLoopModel());
+        await sandbox.check('c'.repeat(64), model);
+        const settled = await sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n), trip(1n << 62n)]);
+        // Before: ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED']: the two answers were held back.
+        assert.deepEqual(
+          settled.map((s) => (s.ok ? 'ok' : s.error.code)),
+          ['ok', 'ok', 'JOB_TIMEOUT'],
+        );
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
+
+    test('an answer the job process wrote before it was killed is read, not dropped', {
+      timeout: 90_000,
+    }, async () => {
+      const dir = await tempDir('unc-sandbox-drain-');
+      const timeoutMs = 1_500;
+      const sandbox = groupSandbox(timeoutMs, dir);
+      try {
+        await sandbox.start();
+        const model = join(dir.path, 'input-loop.onnx');
+        writeFileSync(model, inputLoopModel());
+        await sandbox.check('c'.repeat(64), model);
+        const running = sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n << 62n)]);
+        // The provider's thread is busy past the time limit: meanwhile the job process answers the
+        // first job and runs into the second. When the provider's loop turns again, the expired
+        // timer kills the process before the answer waiting on the channel is read.
+        await new Promise<void>((resolve) =>
+          setImmediate(() => {
+            const until = performance.now() + timeoutMs + 2_000;
+            while (performance.now() < until);
+            resolve();
+          }),
+        );
+        const settled = await running;
+        assert.deepEqual(
+          settled.map((s) => (s.ok ? 'ok' : s.error.code)),
+          ['ok', 'JOB_TIMEOUT'],
+        );
+      } finally {
+        await sandbox.stop();
+        await dir.remove();
+      }
+    });
   });
-});
 
 /**
  * A job process that answers its init like the real one, then, on its first job, sends what
@@ -321,143 +431,100 @@ function hostileRunner(dir: string, name: string, attack: string): string {
   return file;
 }
 
-describe('job sandbox against a job process that floods the provider', () => {
-  const cases: [string, string, RegExp][] = [
-    [
-      'one message over the size limit (refused while it arrives)',
-      `process.send({ op: 'log', level: 'info', msg: 'x'.repeat(4 * 1024 * 1024) });`,
-      /a message over 1048576 bytes/,
-    ],
-    [
-      'an answer over the size limit',
-      `process.send({ id: req.id, ok: true, result: new Uint8Array(8 * 1024 * 1024) });`,
-      /a message over 1048576 bytes/,
-    ],
-    [
-      'one log message over the log size limit',
-      `process.send({ op: 'log', level: 'warn', msg: 'x'.repeat(64 * 1024) });`,
-      /a log message of 65536 bytes/,
-    ],
-    [
-      // 6,000 UTF-16 code units, 12,000 bytes: counted in characters it passed the 8 KiB limit.
-      'one log message over the log size limit in bytes, not in characters (emoji)',
-      `process.send({ op: 'log', level: 'warn', msg: '😀'.repeat(3000) });`,
-      /a log message of 12000 bytes/,
-    ],
-    [
-      'log bytes in one job over the limit in bytes, not in characters (CJK)',
-      `for (let i = 0; i < 10; i++) process.send({ op: 'log', level: 'info', msg: '中'.repeat(2500) });`,
-      /bytes of log messages in one job/,
-    ],
-    [
-      'more log bytes in one job than allowed',
-      `for (let i = 0; i < 20; i++) process.send({ op: 'log', level: 'info', msg: 'y'.repeat(7000) });`,
-      /bytes of log messages in one job/,
-    ],
-    [
-      'log messages faster than the rate',
-      `for (let i = 0; i < 2000; i++) process.send({ op: 'log', level: 'debug', msg: 'z' });`,
-      /messages faster than 20 a second/,
-    ],
-    [
-      // A few, within the log rate: taken from it, such answers (each up to the size limit) were
-      // decoded 20 a second for as long as the process lived.
-      'answers nobody asked for',
-      `for (let i = 0; i < 3; i++) process.send({ id: 1e9 + i, ok: true, result: null });`,
-      /an answer to no request/,
-    ],
-    [
-      'log fields that are not plain values',
-      `process.send({ op: 'log', level: 'info', msg: 'm', fields: { deep: { a: [1, 2, 3] } } }); return;`,
-      /malformed/,
-    ],
-  ];
-  for (const [what, attack, reason] of cases)
-    test(`${what}: its process is killed and replaced, its job fails with the reason`, {
-      timeout: 60_000,
-    }, async () => {
-      const dir = await tempDir('unc-sandbox-flood-');
-      let logged = 0;
-      const sandbox = new JobSandbox({
-        workers: 1,
-        executionProvider: 'cpu',
-        ocr: DEFAULT_OCR_MODELS,
-        timeoutMs: 20_000,
-        memoryBytes: 4 * 1024 ** 3,
-        heapMb: 512,
-        maxSessions: 4,
-        maxOutputBytes: 0,
-        runner: hostileRunner(dir.path, 'flood', attack),
-        logger: { ...silentLogger, info: () => logged++, debug: () => logged++, warn: () => undefined },
-      });
-      try {
-        await sandbox.start();
-        // Before, every one of these was read, decoded and logged, and the job answered as done.
-        await assert.rejects(sandbox.ocr(new Uint8Array(8)), (e: Error & { code?: string }) => {
-          assert.equal(e.code, e.message.includes('malformed') ? 'JOB_CRASHED' : 'JOB_FLOOD');
-          assert.match(e.message, reason);
-          return true;
+for (const isolation of MODES)
+  describe(`job sandbox against a job process that floods the provider (isolation ${isolation})`, () => {
+    const cases: [string, string, RegExp][] = [
+      [
+        'one message over the size limit (refused while it arrives)',
+        `process.send({ op: 'log', level: 'info', msg: 'x'.repeat(4 * 1024 * 1024) });`,
+        /a message over 1048576 bytes/,
+      ],
+      [
+        'an answer over the size limit',
+        `process.send({ id: req.id, ok: true, result: new Uint8Array(8 * 1024 * 1024) });`,
+        /a message over 1048576 bytes/,
+      ],
+      [
+        'one log message over the log size limit',
+        `process.send({ op: 'log', level: 'warn', msg: 'x'.repeat(64 * 1024) });`,
+        /a log message of 65536 bytes/,
+      ],
+      [
+        // 6,000 UTF-16 code units, 12,000 bytes: counted in characters it passed the 8 KiB limit.
+        'one log message over the log size limit in bytes, not in characters (emoji)',
+        `process.send({ op: 'log', level: 'warn', msg: '😀'.repeat(3000) });`,
+        /a log message of 12000 bytes/,
+      ],
+      [
+        'log bytes in one job over the limit in bytes, not in characters (CJK)',
+        `for (let i = 0; i < 10; i++) process.send({ op: 'log', level: 'info', msg: '中'.repeat(2500) });`,
+        /bytes of log messages in one job/,
+      ],
+      [
+        'more log bytes in one job than allowed',
+        `for (let i = 0; i < 20; i++) process.send({ op: 'log', level: 'info', msg: 'y'.repeat(7000) });`,
+        /bytes of log messages in one job/,
+      ],
+      [
+        'log messages faster than the rate',
+        `for (let i = 0; i < 2000; i++) process.send({ op: 'log', level: 'debug', msg: 'z' });`,
+        /messages faster than 20 a second/,
+      ],
+      [
+        // A few, within the log rate: taken from it, such answers (each up to the size limit) were
+        // decoded 20 a second for as long as the process lived.
+        'answers nobody asked for',
+        `for (let i = 0; i < 3; i++) process.send({ id: 1e9 + i, ok: true, result: null });`,
+        /an answer to no request/,
+      ],
+      [
+        'log fields that are not plain values',
+        `process.send({ op: 'log', level: 'info', msg: 'm', fields: { deep: { a: [1, 2, 3] } } }); return;`,
+        /malformed/,
+      ],
+    ];
+    for (const [what, attack, reason] of cases)
+      test(`${what}: its process is killed and replaced, its job fails with the reason`, {
+        timeout: 60_000,
+      }, async () => {
+        const dir = await tempDir('unc-sandbox-flood-');
+        let logged = 0;
+        const sandbox = new JobSandbox({
+          workers: 1,
+          executionProvider: 'cpu',
+          ocr: DEFAULT_OCR_MODELS,
+          timeoutMs: 20_000,
+          memoryBytes: 4 * 1024 ** 3,
+          heapMb: 512,
+          maxSessions: 4,
+          maxOutputBytes: 0,
+          runner: hostileRunner(dir.path, 'flood', attack),
+          logger: { ...silentLogger, info: () => logged++, debug: () => logged++, warn: () => undefined },
+          isolation,
         });
-        // At most the burst (50), and what the rate refills while the flood arrives on a busy machine.
-        assert.ok(logged <= 100, `${logged} of its log messages reached the provider's log`);
-        // The replacement's spawn is waited for, not assumed within a fixed 200 ms.
-        await respawned(sandbox, 2);
-        assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
-      } finally {
-        await sandbox.stop();
-        await dir.remove();
-      }
-    });
+        try {
+          await sandbox.start();
+          // Before, every one of these was read, decoded and logged, and the job answered as done.
+          await assert.rejects(sandbox.ocr(new Uint8Array(8)), (e: Error & { code?: string }) => {
+            assert.equal(e.code, e.message.includes('malformed') ? 'JOB_CRASHED' : 'JOB_FLOOD');
+            assert.match(e.message, reason);
+            return true;
+          });
+          // At most the burst (50), and what the rate refills while the flood arrives on a busy machine.
+          assert.ok(logged <= 100, `${logged} of its log messages reached the provider's log`);
+          // The replacement's spawn is waited for, not assumed within a fixed 200 ms.
+          await respawned(sandbox, 2);
+          assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
+        } finally {
+          await sandbox.stop();
+          await dir.remove();
+        }
+      });
 
-  test('a process within the limits (a few short logs, answers in size) is not touched', {
-    timeout: 60_000,
-  }, async () => {
-    const dir = await tempDir('unc-sandbox-calm-');
-    const sandbox = new JobSandbox({
-      workers: 1,
-      executionProvider: 'cpu',
-      ocr: DEFAULT_OCR_MODELS,
-      timeoutMs: 20_000,
-      memoryBytes: 4 * 1024 ** 3,
-      heapMb: 512,
-      maxSessions: 4,
-      maxOutputBytes: 1024 * 1024,
-      runner: hostileRunner(
-        dir.path,
-        'calm',
-        `for (let i = 0; i < 10; i++) process.send({ op: 'log', level: 'info', msg: 'fine', fields: { i, ok: true, n: null } });
-         process.send({ id: req.id, ok: true, result: new Uint8Array(512 * 1024) }); return;`,
-      ),
-      logger: silentLogger,
-    });
-    try {
-      await sandbox.start();
-      for (let i = 0; i < 3; i++) {
-        const out = (await sandbox.ocr(new Uint8Array(8))) as unknown as Uint8Array;
-        assert.equal(out.length, 512 * 1024);
-      }
-      assert.equal(sandbox.spawned, 1);
-    } finally {
-      await sandbox.stop();
-      await dir.remove();
-    }
-  });
-});
-
-describe('job sandbox against a job process that sends a group the wrong parts', () => {
-  const part = (index: string) =>
-    `process.send({ op: 'part', id: req.id, index: ${index}, durationMs: 0, ok: true, result: [] });`;
-  const cases: [string, string, number][] = [
-    // Before, the repeats were dropped unread of any limit, and the group answered as if whole.
-    ['the same part again and again', `for (let i = 0; i < 500; i++) ${part('0')}`, 1],
-    // Before, every one was kept (settled grew past the group) and restarted the group's timer.
-    ['parts past the group', `for (let i = 0; i < 500; i++) ${part('i')}`, 2],
-  ];
-  for (const [what, attack, answered] of cases)
-    test(`${what}: its process is killed and replaced, the jobs answered before stand`, {
+    test('a process within the limits (a few short logs, answers in size) is not touched', {
       timeout: 60_000,
     }, async () => {
-      const dir = await tempDir('unc-sandbox-parts-');
+      const dir = await tempDir('unc-sandbox-calm-');
       const sandbox = new JobSandbox({
         workers: 1,
         executionProvider: 'cpu',
@@ -466,32 +533,81 @@ describe('job sandbox against a job process that sends a group the wrong parts',
         memoryBytes: 4 * 1024 ** 3,
         heapMb: 512,
         maxSessions: 4,
-        maxOutputBytes: 1024,
-        runner: hostileRunner(dir.path, 'parts', attack),
+        maxOutputBytes: 1024 * 1024,
+        runner: hostileRunner(
+          dir.path,
+          'calm',
+          `for (let i = 0; i < 10; i++) process.send({ op: 'log', level: 'info', msg: 'fine', fields: { i, ok: true, n: null } });
+         process.send({ id: req.id, ok: true, result: new Uint8Array(512 * 1024) }); return;`,
+        ),
         logger: silentLogger,
+        isolation,
+        readOnlyPaths: [dir.path],
       });
       try {
         await sandbox.start();
-        const settled = await sandbox.ocrMany([new Uint8Array(8), new Uint8Array(8)]);
-        assert.equal(settled.length, 2, 'one answer per job of the group, no more');
-        assert.deepEqual(
-          settled.map((s) => s.ok),
-          [true, answered === 2],
-        );
-        if (answered === 1) {
-          const failed = settled[1] as { ok: false; error: Error & { code?: string } };
-          assert.equal(failed.error.code, 'JOB_FLOOD');
-          assert.match(failed.error.message, /a part numbered 0 where 1 of 2 was due/);
+        for (let i = 0; i < 3; i++) {
+          const out = (await sandbox.ocr(new Uint8Array(8))) as unknown as Uint8Array;
+          assert.equal(out.length, 512 * 1024);
         }
-        // The replacement's spawn is waited for, not assumed within a fixed 200 ms.
-        await respawned(sandbox, 2);
-        assert.equal(sandbox.spawned, 2, 'the process that sent them was replaced');
+        assert.equal(sandbox.spawned, 1);
       } finally {
         await sandbox.stop();
         await dir.remove();
       }
     });
-});
+  });
+
+for (const isolation of MODES)
+  describe(`job sandbox against a job process that sends a group the wrong parts (isolation ${isolation})`, () => {
+    const part = (index: string) =>
+      `process.send({ op: 'part', id: req.id, index: ${index}, durationMs: 0, ok: true, result: [] });`;
+    const cases: [string, string, number][] = [
+      // Before, the repeats were dropped unread of any limit, and the group answered as if whole.
+      ['the same part again and again', `for (let i = 0; i < 500; i++) ${part('0')}`, 1],
+      // Before, every one was kept (settled grew past the group) and restarted the group's timer.
+      ['parts past the group', `for (let i = 0; i < 500; i++) ${part('i')}`, 2],
+    ];
+    for (const [what, attack, answered] of cases)
+      test(`${what}: its process is killed and replaced, the jobs answered before stand`, {
+        timeout: 60_000,
+      }, async () => {
+        const dir = await tempDir('unc-sandbox-parts-');
+        const sandbox = new JobSandbox({
+          workers: 1,
+          executionProvider: 'cpu',
+          ocr: DEFAULT_OCR_MODELS,
+          timeoutMs: 20_000,
+          memoryBytes: 4 * 1024 ** 3,
+          heapMb: 512,
+          maxSessions: 4,
+          maxOutputBytes: 1024,
+          runner: hostileRunner(dir.path, 'parts', attack),
+          isolation,
+          logger: silentLogger,
+        });
+        try {
+          await sandbox.start();
+          const settled = await sandbox.ocrMany([new Uint8Array(8), new Uint8Array(8)]);
+          assert.equal(settled.length, 2, 'one answer per job of the group, no more');
+          assert.deepEqual(
+            settled.map((s) => s.ok),
+            [true, answered === 2],
+          );
+          if (answered === 1) {
+            const failed = settled[1] as { ok: false; error: Error & { code?: string } };
+            assert.equal(failed.error.code, 'JOB_FLOOD');
+            assert.match(failed.error.message, /a part numbered 0 where 1 of 2 was due/);
+          }
+          // The replacement's spawn is waited for, not assumed within a fixed 200 ms.
+          await respawned(sandbox, 2);
+          assert.equal(sandbox.spawned, 2, 'the process that sent them was replaced');
+        } finally {
+          await sandbox.stop();
+          await dir.remove();
+        }
+      });
+  });
 
 describe("counting a job process's channel reads (Node's inside, kChannelHandle)", () => {
   const kChannelHandle = Symbol('kChannelHandle');

@@ -538,6 +538,8 @@ export interface ProviderHealth {
   chips: string[];
   ocrModelHash: string;
   executionProvider: string;
+  /** The OS isolation its job processes run under: `bwrap` (a sandbox without network) or `none`. */
+  jobIsolation?: string;
   queue: { running: number; queued: number; concurrency: number; maxQueued: number };
   limits: {
     maxBodyBytes: number;

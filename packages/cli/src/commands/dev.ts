@@ -33,6 +33,7 @@ import {
 import { Command } from 'commander';
 import { tpmChipFromDir } from '../chips.js';
 import { countOption, ctxOf, DEFAULT_HOME, DEFAULT_NODE, makeHome, portOption } from '../context.js';
+import { type JobIsolationFlags, jobIsolationOf, withJobIsolationOption } from '../job-isolation-options.js';
 import { type MempoolFlags, mempoolOptions, withMempoolOptions } from '../mempool-options.js';
 import { spinner } from '../progress.js';
 import { once, Shutdown } from '../shutdown.js';
@@ -67,7 +68,7 @@ function blockTime(text: string): number {
 }
 
 export function devCommand(): Command {
-  return withVerifyOptions(withMempoolOptions(new Command('dev')))
+  return withJobIsolationOption(withVerifyOptions(withMempoolOptions(new Command('dev'))))
     .description('run a local single-validator dev chain with funded dev accounts')
     .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
     .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
@@ -105,7 +106,8 @@ export function devCommand(): Command {
           offer: boolean;
           providerTls?: boolean;
         } & MempoolFlags &
-          VerifyFlags,
+          VerifyFlags &
+          JobIsolationFlags,
         cmd: Command,
       ) => {
         const ctx = ctxOf(cmd);
@@ -127,6 +129,7 @@ export function devCommand(): Command {
         // --reset leaves config.json: what it says now is what the node gets.
         const recorded = ctx.config();
         const verifyThreads = verifyThreadsOf(opts, process.env, recorded, configPath);
+        const jobIsolation = jobIsolationOf(opts, process.env, recorded, configPath);
         const mempool = mempoolOptions(opts);
         // A dev chain serves its own explorer, CLI and miner on this machine: per-address limits would
         // only throttle them. Other loopback addresses (127.0.0.2, …) stay limited, and the home's
@@ -309,6 +312,7 @@ export function devCommand(): Command {
               modelDir: join(home, 'provider', 'models'),
               ...(opts.providerTls ? { tls: { dir: join(home, 'provider', 'tls') } } : {}),
               stateDir: join(home, 'provider'),
+              jobIsolation,
             },
             ...(opts.offer
               ? {

@@ -13,6 +13,7 @@ import { createLogger, DEV_MODELS, devChipKey, removeWholeLeftovers, writeFileWh
 import { Command } from 'commander';
 import { tpmChipFromSpec } from '../chips.js';
 import { ctxOf, makeHome } from '../context.js';
+import { JOB_ISOLATION_HELP, jobIsolationOf } from '../job-isolation-options.js';
 import { once, Shutdown } from '../shutdown.js';
 import { refuseDevChipsOffDevChain } from './start.js';
 
@@ -135,6 +136,7 @@ export function minerCommand(): Command {
     .option('--execution-provider <ep>', 'ONNX Runtime execution provider for jobs: cpu or cuda', 'cpu')
     .option('--job-timeout <seconds>', 'wall-clock limit of one job; its process is killed past it', '60')
     .option('--job-memory <MiB>', 'memory limit of one job process; it is killed past it', '4096')
+    .option('--job-isolation <mode>', JOB_ISOLATION_HELP)
     .option(
       '--job-concurrency <n>',
       'jobs run at once, each in its own process (CPU jobs: at most the cores)',
@@ -168,6 +170,7 @@ export function minerCommand(): Command {
           executionProvider: string;
           jobTimeout: string;
           jobMemory: string;
+          jobIsolation?: string;
           jobConcurrency: string;
           passwordFile?: string;
           maxHeartbeatFee: string;
@@ -215,6 +218,7 @@ export function minerCommand(): Command {
         const jobMemory = Number(opts.jobMemory);
         if (!Number.isInteger(jobMemory) || jobMemory < 1024)
           throw new UncError('BAD_ARGUMENT', '--job-memory must be an integer number of MiB, at least 1024');
+        const jobIsolation = jobIsolationOf(opts, process.env, ctx.config(), join(ctx.home, 'config.json'));
         const jobConcurrency = Number(opts.jobConcurrency);
         if (!Number.isInteger(jobConcurrency) || jobConcurrency < 1 || jobConcurrency > 64)
           throw new UncError('BAD_ARGUMENT', '--job-concurrency must be 1…64');
@@ -262,6 +266,7 @@ export function minerCommand(): Command {
                   ...(opts.providerTls ? { tls: { dir: join(ctx.home, 'tls') } } : {}),
                   jobTimeoutMs: Math.round(jobTimeout * 1000),
                   jobMemoryBytes: jobMemory * 1024 * 1024,
+                  jobIsolation,
                   concurrency: jobConcurrency,
                 },
               }

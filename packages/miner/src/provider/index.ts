@@ -1,5 +1,6 @@
 export * from './auth.js';
 export * from './errors.js';
+export * from './job-isolation.js';
 export * from './lease.js';
 export * from './models.js';
 export * from './ocr.js';

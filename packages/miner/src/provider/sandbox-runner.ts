@@ -18,6 +18,8 @@
  * A done request's answer also carries `at`: when it arrived, when its work ended (the machine's
  * monotonic clock) and the CPU ms this process spent in between (bench:jobs --stages).
  */
+// First: what this process inherited beyond its stdio and channel is closed before anything else.
+import './close-inherited-fds.js';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -240,12 +242,24 @@ process.on('message', (req: SandboxRequest) => {
 // provider) once the provider is gone for good (this process handed to another parent) and no
 // other job process's folder is left in it: a provider killed alone left it behind.
 const home = process.cwd();
+// Inside bwrap (job-isolation.ts: its second argument says so) its parent is the sandbox's first
+// process, and the provider's pid means nothing in its pid namespace: the sandbox dies with the
+// provider (--die-with-parent), and the provider's folder is not in its view (the next provider's
+// start removes what is left).
+const sandboxed = process.argv[3] === 'sandboxed';
 // Its provider's pid, given as its argument: its parent now may already be another process (a
 // provider that died while this one loaded).
 const given = Number(process.argv[2]);
-const parent = Number.isSafeInteger(given) && given > 0 ? given : process.ppid;
-const removeHome = () => rmSync(home, { recursive: true, force: true });
+const parent = !sandboxed && Number.isSafeInteger(given) && given > 0 ? given : process.ppid;
+const removeHome = () => {
+  try {
+    rmSync(home, { recursive: true, force: true });
+  } catch {
+    // In a sandbox its folder is a mount point: what is in it goes, the folder stays.
+  }
+};
 const removeProviderFolder = () => {
+  if (sandboxed) return;
   const folder = dirname(home);
   try {
     if (process.ppid === parent || !basename(folder).startsWith(`unc-jobs-${parent}-`)) return;

@@ -10,9 +10,10 @@
  * runs one request at a time. A request that runs past its wall-clock limit, or whose process
  * grows past the memory limit (its resident set, read from /proc: ONNX Runtime's memory is outside
  * the V8 heap), has its process killed with SIGKILL and gets a clear error; a fresh process takes
- * its place for the next job.
+ * its place for the next job. Where bubblewrap works (job-isolation.ts, `isolation`) each job
+ * process runs inside a sandbox of its own: no network, and of the filesystem only what it needs.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import {
   type BigIntStats,
   existsSync,
@@ -34,6 +35,18 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '@unc/node';
 import type { OcrLine, RawTensor } from '@unc/sdk';
 import { identityOf, processIdentity, processLives } from '../process-identity.js';
+import {
+  bwrapArgs,
+  descendants,
+  type JobIsolation,
+  type JobIsolationMode,
+  libraryBinds,
+  namedBinds,
+  nodeBinary,
+  resolveJobIsolation,
+  runnerBinds,
+  type SandboxBind,
+} from './job-isolation.js';
 import type { OcrModelFiles } from './ocr.js';
 import type { ExecutionProviderName, OrtThreadOptions } from './onnx.js';
 import {
@@ -87,6 +100,19 @@ export interface SandboxOptions {
   messageLimits?: Partial<MessageLimits>;
   /** The job process's entry point (tests stand in a process gone wrong); default sandbox-runner.js. */
   runner?: string;
+  /**
+   * OS isolation of the job processes (job-isolation.ts): settled at start; default `none` here
+   * (the provider's default is `auto`).
+   */
+  isolation?: JobIsolationMode;
+  /** What a job process must read besides the runner and the OCR files (the model store), under bwrap. */
+  readOnlyPaths?: string[];
+  /**
+   * How long a job process may take from its start to its answer to init (default 120 s); past
+   * it, it is killed and another started. Without it a sandbox stuck as it was set up held its
+   * place in the pool for good: the provider's start, or every job once all were stuck, waited forever.
+   */
+  startTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -133,10 +159,20 @@ interface Worker {
   unreadBytes: number;
   /** Its resident set when it became ready, before any job (null: /proc cannot tell). */
   baseRss: number | null;
+  /**
+   * Under bwrap, the processes inside its sandbox (the job process is a grandchild of `child`),
+   * found when it answered its init; each with its start time, so a pid given to another process
+   * since is never signalled. Empty outside a sandbox.
+   */
+  inner: { pid: number; started: string | undefined }[];
+  /** Once killed: resolves when every process of it has been sent SIGKILL (killSandbox). */
+  killed?: Promise<void>;
 }
 
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
 const DRAIN_MS = 2_000;
+/** How long a job process may take to answer its init (SandboxOptions.startTimeoutMs). */
+const DEFAULT_START_TIMEOUT_MS = 120_000;
 
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
 
@@ -204,6 +240,25 @@ export function countChannelReads(child: object, onRead: (bytes: number) => bool
 
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 
+/** Whether process `pid` is stopped (or gone, or a zombie), as /proc says. */
+function stoppedOrGone(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return true;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'T' || state === 't' || state === 'Z' || state === 'X';
+}
+
+/**
+ * How long a killed sandbox's bwrap may take to stop before its processes are looked for anyway.
+ * A stopped process reaches the stopped state as soon as it is scheduled: only a machine starved
+ * for CPU, or one stuck in the kernel, takes long.
+ */
+const STOP_WAIT_MS = 10_000;
+
 /** Resident set size of a process in bytes (Linux), or null where /proc cannot tell. */
 export function residentBytes(pid: number): number | null {
   try {
@@ -212,6 +267,40 @@ export function residentBytes(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** Processes a sandbox may hold (its first process, the job process and a few more) before it is killed. */
+export const MAX_SANDBOX_PROCESSES = 32;
+
+/**
+ * The resident set of every process of a sandbox, as its own /proc lists them (read through the
+ * root of `init`, its pid namespace's first process): a process forked inside after the job
+ * process was found counts too. Null where that cannot be read, or `init`'s pid no longer names it
+ * (a pid reused by a process outside would show this machine's /proc, every process of it).
+ */
+function sandboxResidentBytes(init: { pid: number; started: string | undefined }): number | null {
+  if (init.started === undefined || processIdentity(init.pid).started !== init.started) return null;
+  const proc = `/proc/${init.pid}/root/proc`;
+  let names: string[];
+  try {
+    names = readdirSync(proc).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return null;
+  }
+  // The job process forks nothing (ONNX Runtime's workers are threads): past a few dozen
+  // processes it is a fork bomb, which would take this machine's pids (a pid namespace bounds no
+  // count) and make each check read thousands of files. Counted as over any limit: killed.
+  if (names.length > MAX_SANDBOX_PROCESSES) return Number.MAX_SAFE_INTEGER;
+  let sum = 0;
+  for (const n of names) {
+    try {
+      const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`${proc}/${n}/status`, 'latin1'));
+      if (m) sum += Number(m[1]) * 1024;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return processIdentity(init.pid).started === init.started ? sum : null;
 }
 
 /**
@@ -535,6 +624,12 @@ export class JobSandbox {
   private memoryChecks = 0;
   /** The job-folder homes this pool made (makeJobsHome); the last one is in use. */
   private readonly homes: string[] = [];
+  /** What the job processes run under, settled at start (job-isolation.ts). */
+  private isolated: JobIsolation = 'none';
+  /** Under bwrap: its path, and what a job process is shown besides its job folder. */
+  private bwrap: { path: string; binds: SandboxBind[]; disableUserns: boolean } | null = null;
+  /** Kills under way (killSandbox): stop() waits for them. */
+  private readonly killing = new Set<Promise<void>>();
 
   private readonly limits: MessageLimits;
 
@@ -547,6 +642,11 @@ export class JobSandbox {
       ...DEFAULT_MESSAGE_LIMITS,
       ...opts.messageLimits,
     };
+  }
+
+  /** The OS isolation the job processes run under (`none` before start). */
+  get isolation(): JobIsolation {
+    return this.isolated;
   }
 
   /** The execution provider the job processes use ('cuda' falls back to 'cpu' when unavailable). */
@@ -564,11 +664,36 @@ export class JobSandbox {
     if (stale.length > 0)
       this.opts.logger.info('removed the job folders of providers no longer running', { folders: stale });
     try {
+      // Settled before any job process starts: `bwrap` asked for and unavailable ends the start.
+      const settled = await resolveJobIsolation(this.opts.isolation ?? 'none', (msg, fields) =>
+        this.opts.logger.warn(msg, fields),
+      );
+      this.isolated = settled.isolation;
+      if (settled.isolation === 'bwrap') {
+        const { detectionPath, recognitionPath, dictionaryPath } = this.opts.ocr;
+        this.bwrap = {
+          path: settled.bwrap,
+          disableUserns: settled.disableUserns,
+          binds: [
+            ...runnerBinds(this.opts.runner ?? RUNNER),
+            ...namedBinds([
+              detectionPath,
+              recognitionPath,
+              dictionaryPath,
+              ...(this.opts.readOnlyPaths ?? []),
+            ]),
+            ...libraryBinds(process.env as Record<string, string>),
+          ],
+        };
+      }
+      this.opts.logger.info('job processes start', {
+        isolation: this.isolated,
+        ...(this.bwrap ? { userNamespacesInside: !this.bwrap.disableUserns } : {}),
+      });
       const first = this.spawn();
       await first.ready;
       // A limit below what a job process takes before any job would kill every job.
-      const pid = this.workers[0]?.child.pid;
-      const base = pid === undefined ? null : residentBytes(pid);
+      const base = this.workers[0] ? this.rss(this.workers[0]) : null;
       if (base !== null && base > this.opts.memoryBytes / 2)
         throw new Error(
           `the job memory limit (${mib(this.opts.memoryBytes)} MiB) leaves no room: a job process takes ${mib(base)} MiB before its first job`,
@@ -591,6 +716,8 @@ export class JobSandbox {
     if (this.monitor) clearInterval(this.monitor);
     for (const w of this.workers.splice(0))
       this.kill(w, new SandboxError('JOB_FAILED', 'the provider is stopping'));
+    // Every sandbox's processes found and killed before the provider goes on (and may exit).
+    await Promise.all([...this.killing]);
     for (const home of this.homes.splice(0)) {
       rmSync(home, { recursive: true, force: true });
       liveHomes.delete(home);
@@ -652,6 +779,14 @@ export class JobSandbox {
     )) as JobSettled<OcrLine[]>[];
   }
 
+  /**
+   * The resident set of each live job process as the memory limit counts it (under bwrap, every
+   * process of its sandbox), null where /proc cannot tell.
+   */
+  residentSets(): (number | null)[] {
+    return this.workers.filter((w) => !w.dead).map((w) => this.rss(w));
+  }
+
   get busy(): number {
     return this.workers.filter((w) => w.busy).length;
   }
@@ -676,15 +811,44 @@ export class JobSandbox {
     const env: Record<string, string> = {};
     for (const k of ['PATH', 'LD_LIBRARY_PATH', 'CUDA_VISIBLE_DEVICES', 'CUDA_HOME'])
       if (process.env[k] !== undefined) env[k] = process.env[k]!;
-    // Its argument: this process's pid, its provider, which it may find gone before it has loaded.
-    const child = fork(this.opts.runner ?? RUNNER, [String(process.pid)], {
-      cwd: dir,
-      env,
-      // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.
-      execArgv: [`--max-old-space-size=${this.opts.heapMb}`, '--expose-gc'],
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    });
+    // --expose-gc: asked to drop its sessions (shrinkOrReplace), it collects its heap too.
+    const execArgv = [`--max-old-space-size=${this.opts.heapMb}`, '--expose-gc'];
+    const runner = this.opts.runner ?? RUNNER;
+    let child: ChildProcess;
+    if (this.bwrap) {
+      // Inside bwrap (job-isolation.ts), its channel is the inherited fd 3, which bwrap keeps;
+      // the environment that names it is set again inside, as bwrap clears the one it is given.
+      // Its arguments say so: its parent is the sandbox, which dies with this process.
+      const node = nodeBinary().path;
+      child = spawn(
+        this.bwrap.path,
+        bwrapArgs({
+          readOnly: this.bwrap.binds,
+          writable: [dir],
+          cwd: dir,
+          env: {
+            ...env,
+            HOME: dir,
+            TMPDIR: dir,
+            NODE_CHANNEL_FD: '3',
+            NODE_CHANNEL_SERIALIZATION_MODE: 'advanced',
+          },
+          gpu: this.effective !== 'cpu',
+          disableUserns: this.bwrap.disableUserns,
+          command: [node, ...execArgv, runner, String(process.pid), 'sandboxed'],
+        }),
+        { cwd: dir, env: {}, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+      );
+    } else {
+      // Its argument: this process's pid, its provider, which it may find gone before it has loaded.
+      child = fork(runner, [String(process.pid)], {
+        cwd: dir,
+        env,
+        execArgv,
+        serialization: 'advanced',
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      });
+    }
     this.spawned++;
     const w: Worker = {
       child,
@@ -701,6 +865,7 @@ export class JobSandbox {
       logBytes: 0,
       unreadBytes: 0,
       baseRss: null,
+      inner: [],
     };
     child.stderr?.on('data', (c: Buffer) => {
       w.stderr = (w.stderr + c.toString('utf8')).slice(-4096);
@@ -771,15 +936,38 @@ export class JobSandbox {
     }).then(
       (r) => {
         const ep = (r as { executionProvider: ExecutionProviderName }).executionProvider;
+        if (this.bwrap && child.pid !== undefined) {
+          // It answered: the job process runs inside. Without it found, its memory goes unmeasured.
+          w.inner = descendants(child.pid).map((pid) => ({ pid, started: processIdentity(pid).started }));
+          if (w.inner.length === 0) {
+            const err = new SandboxError('JOB_CRASHED', 'the job process cannot be found in its sandbox');
+            this.kill(w, err);
+            throw err;
+          }
+        }
         this.effective = ep;
         w.everReady = true;
-        w.baseRss = child.pid === undefined ? null : residentBytes(child.pid);
+        w.baseRss = this.rss(w);
         this.release(w);
       },
       (err: Error) => {
         this.kill(w, err);
         throw err;
       },
+    );
+    // Its start has a time limit as its jobs have (see startTimeoutMs).
+    const startMs = this.opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    const startTimer = setTimeout(() => {
+      this.opts.logger.warn('job process did not start in time; killing it', { startTimeoutMs: startMs });
+      this.kill(
+        w,
+        new SandboxError('JOB_CRASHED', `the job process did not start within ${startMs / 1000} s`),
+      );
+    }, startMs);
+    startTimer.unref();
+    w.ready.then(
+      () => clearTimeout(startTimer),
+      () => clearTimeout(startTimer),
     );
     w.ready.catch(() => undefined);
     return w;
@@ -815,11 +1003,11 @@ export class JobSandbox {
     if (w.dead) return;
     w.dead = true;
     w.busy = true;
-    try {
-      w.child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
+    this.killing.add((w.killed = this.killSandbox(w)));
+    void w.killed.then(() => this.killing.delete(w.killed!));
+    // Nothing more of its stderr is wanted (what it said is logged before a kill), and a process
+    // it left (one that outlived the kill) must not keep the pipe, and with it this process, open.
+    w.child.stderr?.destroy();
     const fail = () => {
       for (const p of w.pending.values()) p.reject(why);
       w.pending.clear();
@@ -868,6 +1056,70 @@ export class JobSandbox {
       if (w.everReady) replace();
       else setTimeout(replace, 2_000).unref();
     }
+  }
+
+  /**
+   * SIGKILL for a job process, and under bwrap for every process of its sandbox. bwrap's
+   * --die-with-parent does not cover all of it: a sandbox killed while it starts (the provider
+   * stopping as its pool warms up) left its first process, still waiting for the killed bwrap to
+   * let it go on (an eventfd read that never ends), running for good, holding the provider's
+   * stderr pipe. So the processes known to be in the sandbox die at once, the bwrap process is
+   * stopped (it starts nothing more), and once it is stopped (SIGSTOP is taken when it next leaves
+   * the kernel: a clone under way ends first) the processes below it are found and all killed,
+   * each only while its pid still names the process found (its start time). The wait for the
+   * stop is not blocking and not cut short: a scan after a fixed 200 ms missed a process cloned by
+   * a bwrap not yet scheduled on a loaded machine (the tests hung on its pipe). Resolves when done.
+   */
+  private killSandbox(w: Worker): Promise<void> {
+    const killAll = (ps: { pid: number; started: string | undefined }[]) => {
+      for (const p of ps) {
+        if (p.started === undefined || processIdentity(p.pid).started !== p.started) continue;
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+    };
+    const killChild = () => {
+      try {
+        w.child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    killAll(w.inner);
+    const pid = w.child.pid;
+    // Its pid is bwrap's only while Node has not reaped it (exitCode/signalCode set as it is).
+    const reaped = () => w.child.exitCode !== null || w.child.signalCode !== null;
+    if (!this.bwrap || pid === undefined || reaped()) {
+      killChild();
+      return Promise.resolve();
+    }
+    try {
+      process.kill(pid, 'SIGSTOP');
+    } catch {
+      // gone already: its sandbox went with it, or is among w.inner
+      killChild();
+      return Promise.resolve();
+    }
+    const until = performance.now() + STOP_WAIT_MS;
+    return new Promise((resolve) => {
+      const poll = () => {
+        // In one turn of the loop: checked unreaped, scanned, then killed (no reuse of its pid).
+        if (!reaped() && !stoppedOrGone(pid) && performance.now() < until) {
+          setTimeout(poll, 2);
+          return;
+        }
+        const below = reaped()
+          ? []
+          : descendants(pid).map((p) => ({ pid: p, started: processIdentity(p).started }));
+        killChild();
+        killAll(below);
+        resolve();
+      };
+      poll();
+    });
   }
 
   /**
@@ -963,7 +1215,7 @@ export class JobSandbox {
       clearTimeout(timer);
     }
     if (!this.overHalf(w)) return;
-    const rss = w.child.pid === undefined ? null : residentBytes(w.child.pid);
+    const rss = this.rss(w);
     this.opts.logger.info('job process left holding memory; replacing it', {
       rss,
       limit: this.opts.memoryBytes,
@@ -990,8 +1242,8 @@ export class JobSandbox {
 
   /** A live process holding more than half the memory limit. */
   private overHalf(w: Worker): boolean {
-    if (w.dead || w.child.pid === undefined) return false;
-    const rss = residentBytes(w.child.pid);
+    if (w.dead) return false;
+    const rss = this.rss(w);
     return rss !== null && rss > this.opts.memoryBytes / 2;
   }
 
@@ -1030,7 +1282,26 @@ export class JobSandbox {
   }
 
   private startRss(w: Worker): number | null {
-    return w.child.pid === undefined ? null : residentBytes(w.child.pid);
+    return this.rss(w);
+  }
+
+  /**
+   * The resident set of a job process: the forked process's, or under bwrap that of every process
+   * of its sandbox (bwrap's own are small; the job process is one of them), as the sandbox's /proc
+   * lists them: before, only the processes found at its start were counted, and a process forked
+   * inside later (by a job process a renter's model took over) grew outside the limit. Where that
+   * /proc cannot be read, the processes found at its start.
+   */
+  private rss(w: Worker): number | null {
+    if (w.child.pid === undefined) return null;
+    const own = residentBytes(w.child.pid);
+    if (own === null) return null;
+    // The first found below bwrap is the sandbox's first process, its pid namespace's init.
+    const inside = this.bwrap && w.inner[0] ? sandboxResidentBytes(w.inner[0]) : null;
+    if (inside !== null) return own + inside;
+    let sum = own;
+    for (const p of w.inner) sum += residentBytes(p.pid) ?? 0;
+    return sum;
   }
 
   private release(w: Worker): void {
@@ -1213,7 +1484,7 @@ export class JobSandbox {
     for (const w of [...this.workers]) {
       if (w.dead || w.child.pid === undefined) continue;
       if (!w.busy && this.memoryChecks % 10 !== 0) continue;
-      const rss = residentBytes(w.child.pid);
+      const rss = this.rss(w);
       if (rss !== null && rss > this.opts.memoryBytes) {
         this.opts.logger.warn('job grew past its memory limit; killing its process', {
           rss,

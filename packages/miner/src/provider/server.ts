@@ -81,6 +81,7 @@ import type { ChipSigner } from '../agent/signers.js';
 import { type AuthenticatedRequest, RequestAuthenticator } from './auth.js';
 import { HttpError } from './errors.js';
 import { checkUploadPace, DEFAULT_UPLOAD_PACE, listenOn, type UploadPace, watchUploadPace } from './http.js';
+import type { JobIsolationMode } from './job-isolation.js';
 import { ResultKeeps } from './keeps.js';
 import { type LeaseSource, leaseAt, type ProviderLease } from './lease.js';
 import { ModelStore, StoreFullError } from './models.js';
@@ -139,6 +140,11 @@ export interface ProviderOptions {
   maxGroupMs?: number;
   /** Resident memory limit of a job process, bytes; its process is killed past it. */
   jobMemoryBytes?: number;
+  /**
+   * OS isolation of the job processes (job-isolation.ts; default `auto`: bubblewrap where it
+   * works, else none with a warning; `bwrap`: the start fails, JOB_ISOLATION_UNAVAILABLE, without it).
+   */
+  jobIsolation?: JobIsolationMode;
   /** Largest job request body (JSON with tensors or a base64 image). */
   maxBodyBytes?: number;
   /** Output bytes (raw tensor data) one job may return; maxBodyBytes by default. */
@@ -440,6 +446,9 @@ export class ProviderServer {
       ...PROVIDER_JOB_PROCESS_LIMITS,
       ...(opts.onnxThreads ? { threads: opts.onnxThreads } : {}),
       maxOutputBytes: this.maxOutputBytes,
+      isolation: opts.jobIsolation ?? 'auto',
+      // The model store: the job process loads the renter's model from it (read-only).
+      readOnlyPaths: [opts.modelDir],
       logger: this.logger,
     });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
@@ -615,6 +624,7 @@ export class ProviderServer {
       chips: [...this.chips.keys()],
       ocrModelHash: this.ocrModelHash,
       executionProvider: this.sandbox.executionProvider,
+      jobIsolation: this.sandbox.isolation,
       queue: {
         running: this.queue.running,
         queued: this.queue.queued,
