@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { promisify } from 'node:util';
+import { type BwrapProbe, probeBwrap } from '../src/provider/job-isolation.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -31,11 +32,24 @@ export const NEED_TOOLS: string | false =
 export const NEED_OPENSSL: string | false = HAVE_OPENSSL ? false : 'openssl is not installed';
 export const HAVE_BWRAP = onPath('bwrap');
 /**
- * Tests of the job processes' OS sandbox skip without bubblewrap, except in CI (.ci/run installs it
- * and sets UNC_CI): there they run, and fail, so a CI machine without it is never taken for a pass.
+ * Whether bwrap can make a job sandbox here: the provider's own probe (a kernel or container that
+ * forbids user namespaces makes an installed bwrap fail, and `auto` then runs jobs without it).
  */
-export const NEED_BWRAP: string | false =
-  HAVE_BWRAP || process.env.UNC_CI ? false : 'bwrap is not installed (apt-get install bubblewrap)';
+export const BWRAP_PROBE: BwrapProbe = await probeBwrap();
+export const BWRAP_WORKS = 'bwrap' in BWRAP_PROBE;
+/**
+ * Tests of the job processes' OS sandbox skip where it cannot run, saying why. In CI (.ci/run
+ * installs bubblewrap and sets UNC_CI) a missing bwrap is not a reason: they run, and fail, so a CI
+ * machine without it is never taken for a pass. An installed bwrap the kernel refuses namespaces is
+ * a fact of the machine, as a missing /dev/tpmrm0 is: skipped with the probe's reason.
+ */
+export const NEED_BWRAP: string | false = BWRAP_WORKS
+  ? false
+  : HAVE_BWRAP
+    ? `bwrap cannot sandbox here: ${'error' in BWRAP_PROBE ? BWRAP_PROBE.error : ''}`
+    : process.env.UNC_CI
+      ? false
+      : 'bwrap is not installed (apt-get install bubblewrap)';
 
 export interface RunResult {
   readonly code: number;

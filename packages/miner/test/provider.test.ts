@@ -31,7 +31,7 @@ import {
 } from '@unc/sdk';
 import { DevSoftSigner, type JobTiming, ProviderServer, RpcLeaseSource } from '../src/index.js';
 import { AFFINE_B, AFFINE_W, affineModel } from './fixtures/make-fixtures.js';
-import { HAVE_BWRAP, tempDir } from './helpers.js';
+import { BWRAP_WORKS, tempDir } from './helpers.js';
 import { chipJsonOf, chipRecord, fixture, InMemoryLeaseSource, OCR_SAMPLE_TEXT } from './provider-helpers.js';
 
 const CHAIN = 'unc-test-provider';
@@ -134,7 +134,7 @@ describe('provider API with an in-memory lease source and a dev-soft chip', () =
     assert.match(h.ocrModelHash, /^[0-9a-f]{64}$/);
     assert.equal(h.executionProvider, 'cpu');
     // The default, auto: bubblewrap where it is installed (CI installs it), else none.
-    assert.equal(h.jobIsolation, HAVE_BWRAP ? 'bwrap' : 'none');
+    assert.equal(h.jobIsolation, BWRAP_WORKS ? 'bwrap' : 'none');
   });
 
   test('the OCR job reads the sample image exactly and the dev-soft chip signs its receipt', async () => {
