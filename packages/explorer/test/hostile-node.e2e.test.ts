@@ -386,11 +386,17 @@ describe('explorer reading from a hostile node', { skip }, () => {
         ['validators', 'validator'],
       ] as const) {
         await probe.goto(`${site.base}?rpc=${encodeURIComponent(hostile.url)}#/${route}`);
-        const main = probe.locator('main');
-        await main.getByText(written, { exact: false }).first().waitFor({ timeout: UI_WAIT });
-        const text = await shownText(probe);
+        // Waits for the node's text itself: the validators page's own heading holds "Validator", so
+        // waiting for the word alone passed before the node answered (a loaded CI machine saw it).
+        const shown = new RegExp(`${written}⟦U\\+202E⟧`);
+        const deadline = Date.now() + UI_WAIT;
+        let text = await shownText(probe);
+        while (!shown.test(text) && !text.includes(RLO) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          text = await shownText(probe);
+        }
         assert.ok(!text.includes(RLO), `#/${route}: the override reached the page as is`);
-        assert.match(text, new RegExp(`${written}⟦U\\+202E⟧`));
+        assert.match(text, shown);
       }
     } finally {
       await probe.close();
