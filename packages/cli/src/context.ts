@@ -31,6 +31,10 @@ export const ENV_VARS: readonly (readonly [name: string, meaning: string])[] = [
     'signature-check worker threads of a node (unc start, unc dev), like --verify-threads',
   ],
   [
+    'UNC_JOB_ISOLATION',
+    "auto, bwrap or none: the OS sandbox of a provider's job processes (unc miner start, unc dev), like --job-isolation",
+  ],
+  [
     'UNC_TESTNET_NODE_FLAGS',
     'node flags for each validator `unc testnet` starts, split on spaces (e.g. --cpu-prof)',
   ],
