@@ -106,7 +106,10 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
            s.on('error', (e) => resolve({ ok: false, code: e.code }));
          });
          const userns = spawnSync('/usr/bin/unshare', ['-U', 'true']).status;
-         const writes = Object.fromEntries(['/tmp-file', '/dev/shm/file', '/tmp/file', 'own-file'].map((f) => [f, tryIt(() => (writeFileSync(f, 'x'.repeat(1024)), 'written'))]));
+         // Writes are tried only where /etc shows the sandbox's view: outside it they would leave
+         // files in this machine's /, /tmp and /dev/shm.
+         const sandboxed = etc.ok && etc.value.length === 1 && etc.value[0] === 'ld.so.cache';
+         const writes = sandboxed ? Object.fromEntries(['/tmp-file', '/dev/shm/file', '/tmp/file', 'own-file'].map((f) => [f, tryIt(() => (writeFileSync(f, 'x'.repeat(1024)), 'written'))])) : {};
          process.send({ id: req.id, ok: true, result: { key, etc, net, env: Object.keys(process.env), writes, userns } });
        });
        process.on('disconnect', () => process.exit(0));`,
@@ -159,6 +162,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
       assert.notEqual(inside.userns, 0, 'a user namespace was made inside the sandbox');
     // The same job process without isolation reaches both: the sandbox is what keeps them out.
     const outside = await probe('none');
+    assert.deepEqual(outside.writes, {}, 'the probe wrote outside a sandbox');
     assert.equal(outside.key.ok, true);
     assert.equal(outside.net.ok, true);
     assert.equal(connections, before + 1);
