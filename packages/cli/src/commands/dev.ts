@@ -6,6 +6,7 @@ import {
   type ChipSigner,
   createVendorCa,
   DevSoftSigner,
+  killSandboxesNow,
   loadVendorCa,
   lockUrgentFeeFile,
   MinerAgent,
@@ -332,7 +333,8 @@ export function devCommand(): Command {
             logger: logger.child('miner'),
           });
           const stopMiner = once(() => miner.stop());
-          shutdown.add('miner agent', stopMiner);
+          // A forced exit kills the job sandboxes at once: one forced out while it starts waits for good.
+          shutdown.add('miner agent', stopMiner, killSandboxesNow);
           // Registering the chips waits for blocks: a signal meanwhile stops the agent at once
           // (a stop during its start takes nothing and starts nothing).
           if (chips.length > 0) await shutdown.step(() => miner.start(), stopMiner);

@@ -6,6 +6,7 @@ import {
   type ChipStatus,
   DevSoftSigner,
   ensureProviderCertificate,
+  killSandboxesNow,
   MinerAgent,
   URGENT_FEE_FILE,
 } from '@unc/miner';
@@ -279,7 +280,7 @@ export function minerCommand(): Command {
         if (
           !(await shutdown.startUp(async () => {
             await shutdown.step(() => agent.start(), stopAgent);
-            shutdown.add('miner agent', stopAgent);
+            shutdown.add('miner agent', stopAgent, killSandboxesNow);
           }))
         )
           return;

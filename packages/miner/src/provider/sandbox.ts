@@ -63,6 +63,28 @@ import { type JobProcessStamps, monotonicMs, type SandboxTiming } from './stages
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'sandbox-runner.js');
 
+/** The bwrap processes this process started that have not exited: killed by `killSandboxesNow`. */
+const liveSandboxes = new Set<number>();
+
+/**
+ * At a forced exit (a further signal, no waiting): SIGKILLs every live sandbox's processes, below
+ * bwrap first. bwrap's cloned child waits for bwrap's go-ahead before it arranges to die with its
+ * parent, so one forced out while it started would otherwise wait for good.
+ */
+export function killSandboxesNow(): void {
+  for (const pid of liveSandboxes) {
+    for (const inner of descendants(pid).reverse()) {
+      try {
+        process.kill(inner, 'SIGKILL');
+      } catch {}
+    }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  liveSandboxes.clear();
+}
+
 /** A job that failed in the sandbox; `message` is safe to show the renter. */
 export class SandboxError extends Error {
   constructor(
@@ -850,6 +872,11 @@ export class JobSandbox {
       });
     }
     this.spawned++;
+    const sandboxPid = this.bwrap && child.pid !== undefined ? child.pid : undefined;
+    if (sandboxPid !== undefined) {
+      liveSandboxes.add(sandboxPid);
+      child.once('exit', () => liveSandboxes.delete(sandboxPid));
+    }
     const w: Worker = {
       child,
       dir,
