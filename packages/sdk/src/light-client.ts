@@ -250,29 +250,11 @@ export class LightClient {
     freshness: RecordFreshness = {},
   ): Promise<({ chip: null } | (ProvenChip & { json: ChipJson })) & { header: VerifiedHeader }> {
     const asked = hexField(chipId, 'chipId', 32);
-    const what = `chip ${toHex(asked)}`;
-    let json: ChipJson | null = null;
-    let absence: RecordProofJson | null = null;
-    try {
-      json = await client.getChip(toHex(asked), true);
-    } catch (err) {
-      absence = absenceOf(err);
-      if (!absence) throw err;
-    }
-    const { value, header, state } = await verifyRecord(
-      (h) => this.verifyHeight(h),
-      (json ?? absence)!,
-      chipKey(asked),
-      what,
-      freshness,
+    const got = await this.provenRecord(`chip ${toHex(asked)}`, chipKey(asked), freshness, () =>
+      client.getChip(toHex(asked), true),
     );
-    if (!json) {
-      if (value !== null)
-        throw new ProofError(`${what}: the node says it does not exist, the state holds it`, 'MISMATCH');
-      return { chip: null, header };
-    }
-    if (value === null)
-      throw new ProofError(`${what}: the node reported it, the state proves it absent`, 'MISMATCH');
+    if (got.json === null) return { chip: null, header: got.header };
+    const { json, value, state, header } = got;
     return { ...checkChip(asked, value, state, json), json, header };
   }
 
@@ -287,11 +269,37 @@ export class LightClient {
     freshness: RecordFreshness = {},
   ): Promise<({ lease: null } | (ProvenLease & { json: LeaseJson })) & { header: VerifiedHeader }> {
     const asked = hexField(leaseId, 'leaseId', 32);
-    const what = `lease ${toHex(asked)}`;
-    let json: LeaseJson | null = null;
+    const got = await this.provenRecord(`lease ${toHex(asked)}`, leaseKey(asked), freshness, () =>
+      client.getLease(toHex(asked), true),
+    );
+    if (got.json === null) return { lease: null, header: got.header };
+    const { json, value, state, header } = got;
+    return { ...checkLease(asked, value, state, header.header.time, json), json, header };
+  }
+
+  /**
+   * One record read with its proof: the node's answer, or the proof of absence its NOT_FOUND
+   * carries, checked under `key` (derived from the id asked) against a verified header. Present
+   * in the answer and in the state, or absent from both; any other pairing is MISMATCH.
+   */
+  private async provenRecord<J extends RecordProofJson>(
+    what: string,
+    key: Uint8Array,
+    freshness: RecordFreshness,
+    read: () => Promise<J>,
+  ): Promise<
+    | { json: null; header: VerifiedHeader }
+    | {
+        json: J;
+        value: Uint8Array;
+        state: Awaited<ReturnType<typeof verifyRecord>>['state'];
+        header: VerifiedHeader;
+      }
+  > {
+    let json: J | null = null;
     let absence: RecordProofJson | null = null;
     try {
-      json = await client.getLease(toHex(asked), true);
+      json = await read();
     } catch (err) {
       absence = absenceOf(err);
       if (!absence) throw err;
@@ -299,18 +307,18 @@ export class LightClient {
     const { value, header, state } = await verifyRecord(
       (h) => this.verifyHeight(h),
       (json ?? absence)!,
-      leaseKey(asked),
+      key,
       what,
       freshness,
     );
-    if (!json) {
+    if (json === null) {
       if (value !== null)
         throw new ProofError(`${what}: the node says it does not exist, the state holds it`, 'MISMATCH');
-      return { lease: null, header };
+      return { json: null, header };
     }
     if (value === null)
       throw new ProofError(`${what}: the node reported it, the state proves it absent`, 'MISMATCH');
-    return { ...checkLease(asked, value, state, header.header.time, json), json, header };
+    return { json, value, state, header };
   }
 
   /** Verifies the last block of the newest known epoch and learns the next epoch's set from it. */
