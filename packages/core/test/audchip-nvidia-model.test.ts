@@ -176,6 +176,11 @@ describe('audchip C1: an NVIDIA GPU registers as its board, not its die', () => 
         /names no board/,
       ],
       ['bytes after the NUL', (o) => o.set(NVIDIA_OPAQUE.PROJECT, utf8('1010\0x')), /names no board/],
+      [
+        'a PROJECT_SKU of 9 characters',
+        (o) => o.set(NVIDIA_OPAQUE.PROJECT_SKU, utf8('020000000')),
+        /names no board/,
+      ],
       ['an unlisted board', (o) => o.set(NVIDIA_OPAQUE.PROJECT_SKU, utf8('0300\0')), /gh100-1010-0300-882/],
     ];
     for (const [label, edit, re] of cases) {

@@ -277,7 +277,8 @@ export function nvidiaModel(leaf: Certificate): { model: string; deviceId: strin
 
 /**
  * One board-identity field of the signed opaque data (PROJECT, PROJECT_SKU, CHIP_SKU: NUL-padded
- * ASCII, e.g. "1010\0"), or null when it is absent or not 1..16 letters and digits then NULs only.
+ * ASCII, e.g. "1010\0"), or null when it is absent or not 1..8 letters and digits then NULs only
+ * (with a die name of at most 32, the model id then fits the registry's 64 characters).
  */
 function skuField(bytes: Uint8Array | undefined): string | null {
   if (!bytes) return null;
@@ -285,7 +286,7 @@ function skuField(bytes: Uint8Array | undefined): string | null {
   const text = bytes.subarray(0, end < 0 ? bytes.length : end);
   if (end >= 0 && !bytes.subarray(end).every((b) => b === 0)) return null;
   const s = String.fromCharCode(...text);
-  return /^[A-Za-z0-9]{1,16}$/.test(s) ? s : null;
+  return /^[A-Za-z0-9]{1,8}$/.test(s) ? s : null;
 }
 
 /**
