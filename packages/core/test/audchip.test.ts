@@ -1,7 +1,8 @@
 /**
  * Audit audchip (docs/security-audit-chips.md): what an attacker without a chip, or with one, gets
  * from registration and heartbeats. These pin behaviour the audit rates LOW and leaves to the design
- * owner (C2..C4): each says what holds today, so that a change to it shows.
+ * owner (C2, C3): each says what holds today, so that a change to it shows; C4 is fixed (review
+ * revchip) and its tests say what holds now.
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
@@ -9,6 +10,7 @@ import { describe, test } from 'node:test';
 import { children, parseDer } from '../src/attestation/der.js';
 import {
   type Action,
+  canonicalAllowlistKey,
   certificateRevocationId,
   devSoftChipId,
   ed25519Sign,
@@ -17,7 +19,6 @@ import {
   getChip,
   getGovernance,
   governanceSigningBytes,
-  heartbeatChallenge,
   parseCertificate,
   registrationMessage,
   rsaAllowListChipId,
@@ -155,29 +156,38 @@ describe('audchip C3 (LOW): device names are chip ids across every vendor', () =
   });
 });
 
-describe('audchip C4 (LOW): the RSA allow-list is keyed by the key bytes, the chip by the key', () => {
-  test('a removal naming the same key in its other accepted encoding removes nothing', () => {
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const spki = new Uint8Array(rsa.publicKey.export({ type: 'spki', format: 'der' }));
-    // The same key with the rsaEncryption parameters left out (the parser takes NULL or absent).
-    const [, bits] = children(parseDer(spki));
-    const bare = der.seq(der.seq(der.oid('1.2.840.113549.1.1.1')), bits!.der);
+/** An RSA-2048 chip key as node:crypto (and `unc vendor`) encode it, and the same key without the NULL. */
+function rsaChipKey() {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const spki = new Uint8Array(rsa.publicKey.export({ type: 'spki', format: 'der' }));
+  // The same key with the rsaEncryption parameters left out: the one other encoding the SPKI parser
+  // takes (RFC 3279 says NULL).
+  const [, bits] = children(parseDer(spki));
+  const bare = der.seq(der.seq(der.oid('1.2.840.113549.1.1.1')), bits!.der);
+  return { rsa, spki, bare };
+}
+
+/** A chain with an rsa2048-allowlist vendor and a model of it, at height 2. */
+function allowlistChain(): TestChain {
+  const base = genesis();
+  const chain = new TestChain(
+    genesis(POCI, {
+      vendors: [
+        ...base.vendors,
+        { id: 'unc-foundation', name: 'f', profile: 'rsa2048-allowlist', roots: [] },
+      ],
+      models: [...base.models, { vendorId: 'unc-foundation', modelId: 'unc-a', name: 'a', power: 100_000n }],
+    }),
+  );
+  chain.blocksUntil(2n);
+  return chain;
+}
+
+describe('audchip C4 (fixed, CONSENSUS CHANGE): the RSA allow-list takes a key in its one encoding', () => {
+  test('a removal naming the listed key in its other encoding removes it: the chip is revoked', () => {
+    const { rsa, spki, bare } = rsaChipKey();
     assert.notDeepEqual(bare, spki);
-    assert.deepEqual(rsaAllowListChipId(bare), rsaAllowListChipId(spki));
-    const base = genesis();
-    const chain = new TestChain(
-      genesis(POCI, {
-        vendors: [
-          ...base.vendors,
-          { id: 'unc-foundation', name: 'f', profile: 'rsa2048-allowlist', roots: [] },
-        ],
-        models: [
-          ...base.models,
-          { vendorId: 'unc-foundation', modelId: 'unc-a', name: 'a', power: 100_000n },
-        ],
-      }),
-    );
-    chain.blocksUntil(2n);
+    const chain = allowlistChain();
     const entry = { vendorId: 'unc-foundation', publicKey: spki, modelId: 'unc-a', allowed: true };
     chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry })])]);
     const anchor = chain.height;
@@ -193,35 +203,53 @@ describe('audchip C4 (LOW): the RSA allow-list is keyed by the key bytes, the ch
       ]),
     ]);
     const chipId = rsaAllowListChipId(spki);
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'active');
+    // Before the fix the removal was keyed by these other bytes, removed nothing, and the chip kept
+    // answering and earning.
     const removal = { ...entry, publicKey: bare, allowed: false };
     chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: removal })])]);
-    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'active');
-    // The chip still answers.
-    chain.blocksUntil(POCI.epochBlocks);
-    const c = untilChipChallenged(chain, chipId);
-    const answer = new Uint8Array(
-      sign('sha256', heartbeatChallenge(CHAIN, chipId, chain.hashOf(c.height)), rsa.privateKey),
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'revoked');
+  });
+
+  test("the one encoding is node:crypto's, whatever the exponent; a removal's key is mapped to it", () => {
+    for (const publicExponent of [3, 65537]) {
+      const rsa = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent });
+      const spki = new Uint8Array(rsa.publicKey.export({ type: 'spki', format: 'der' }));
+      const [, bits] = children(parseDer(spki));
+      const bare = der.seq(der.seq(der.oid('1.2.840.113549.1.1.1')), bits!.der);
+      assert.deepEqual(rsaAllowListChipId(spki).length, 32);
+      assert.throws(() => rsaAllowListChipId(bare), /one encoding/);
+      assert.deepEqual(canonicalAllowlistKey(spki), spki);
+      assert.deepEqual(canonicalAllowlistKey(bare), spki);
+    }
+    assert.equal(canonicalAllowlistKey(new Uint8Array([0x30, 0x00])), null);
+  });
+
+  test('a listing or a registration in the other encoding is refused', () => {
+    const { rsa, spki, bare } = rsaChipKey();
+    const chain = allowlistChain();
+    const listing = { vendorId: 'unc-foundation', publicKey: bare, modelId: 'unc-a', allowed: true };
+    const refused = chain.attempt(
+      chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: listing })]),
     );
-    chain.block([
-      chain.tx(
-        miner,
-        [
-          {
-            type: 'heartbeat',
-            answers: [
-              {
-                chipId,
-                epoch: c.epoch,
-                slot: c.slot,
-                evidence: { type: 'rsa2048-allowlist', signature: answer },
-              },
-            ],
-          },
-        ],
-        0n,
-      ),
-    ]);
-    assert.equal(getChip(chain.state, chipId)!.slotsAnswered, 1n);
+    assert.equal(refused?.code, 'BAD_ALLOWLIST_KEY', refused?.message);
+    // Listed in the canonical encoding, the chip registers only with the key so encoded.
+    const entry = { ...listing, publicKey: spki };
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry })])]);
+    const anchor = chain.height;
+    const message = registrationMessage(CHAIN, miner.address, chain.hashOf(anchor));
+    const signature = new Uint8Array(sign('sha256', message, rsa.privateKey));
+    const register = (publicKey: Uint8Array) =>
+      chain.tx(miner, [
+        {
+          type: 'registerChip',
+          anchorHeight: anchor,
+          evidence: { type: 'rsa2048-allowlist', vendorId: 'unc-foundation', publicKey, signature },
+        },
+      ]);
+    const other = chain.attempt(register(bare));
+    assert.equal(other?.code, 'ATTEST_MALFORMED', other?.message);
+    assert.equal(chain.attempt(register(spki)), null);
   });
 });
 
