@@ -15,6 +15,7 @@ import {
   getChip,
   getRecentHash,
   NVIDIA_OPAQUE,
+  nvidiaModelId,
   parseSpdmMeasurements,
   type RegisterChipAction,
   registrationMessage,
@@ -190,4 +191,24 @@ describe('audchip C1: an NVIDIA GPU registers as its board, not its die', () => 
       assert.match(err.message, re, label);
     }
   });
+});
+
+test('review revchip: one board, one id, whatever the firmware pads its fields to, and in any case', () => {
+  // The committed sample (driver 550.90.07) carries CHIP_SKU in 9 bytes; nvtrust's earlier sample
+  // (driver 545.00) in 4, "882\0": both are the board 1010/0200/882. NVIDIA's own verifier compares
+  // the fields without regard to case, as the lowercase id does.
+  const fields = (chipSku: string, project = '1010\0') =>
+    new Map([
+      [NVIDIA_OPAQUE.PROJECT, utf8(project)],
+      [NVIDIA_OPAQUE.PROJECT_SKU, utf8('0200\0')],
+      [NVIDIA_OPAQUE.CHIP_SKU, utf8(chipSku)],
+    ]) as ReadonlyMap<number, Uint8Array>;
+  assert.equal(nvidiaModelId('GH100', fields('882\0\0\0\0\0\0')), SAMPLE_BOARD);
+  assert.equal(nvidiaModelId('GH100', fields('882\0')), SAMPLE_BOARD);
+  assert.equal(nvidiaModelId('GH100', fields('882')), SAMPLE_BOARD);
+  assert.equal(nvidiaModelId('GH100', fields('882', 'G520\0')), 'gh100-g520-0200-882');
+  assert.equal(nvidiaModelId('GH100', fields('882', 'g520')), 'gh100-g520-0200-882');
+  // No field may hold the separator, so an id splits one way only.
+  assert.equal(nvidiaModelId('GH100', fields('8-2')), null);
+  assert.equal(nvidiaModelId('GH100', fields('')), null);
 });
