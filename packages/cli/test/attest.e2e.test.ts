@@ -93,7 +93,7 @@ test('nvidia-spdm: the published H100 report verifies; a tampered copy does not'
   ];
   const ok = await runUnc(args(nv('report.hex')));
   assert.equal(ok.code, 0, ok.stderr);
-  assert.equal((JSON.parse(ok.stdout) as { modelId: string }).modelId, 'GH100');
+  assert.equal((JSON.parse(ok.stdout) as { modelId: string }).modelId, 'gh100-1010-0200-882');
   const tampered = join(home.dir, 'tampered.hex');
   const pos = 200;
   writeFileSync(tampered, hex.slice(0, pos) + (hex[pos] === '0' ? '1' : '0') + hex.slice(pos + 1));

@@ -545,7 +545,7 @@ function profileCases(): { cases: ProfileCase[]; trust: TrustContext } {
         roots: nvRoots,
         revokedSerials: [],
         revokedChipIds: [],
-        models: ['GH100'],
+        models: ['gh100-1010-0200-882'],
       },
       {
         vendorId: 'rsa-vendor',

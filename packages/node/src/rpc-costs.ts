@@ -6,6 +6,8 @@
  * and the method itself rejects it.
  */
 import {
+  costlyActionCount,
+  decode,
   decodeAddress,
   fromHex,
   getOffer,
@@ -15,6 +17,7 @@ import {
   openOffers,
   ownerChipCount,
   type StateReader,
+  signedTransactionCodec,
 } from '@unc/core';
 import { openRpcDocument } from '@unc/sdk/openrpc';
 import { indexCosts } from './index-api.js';
@@ -90,17 +93,35 @@ const PLAIN_TX_BYTES = 512;
 /** Bytes past those per extra unit. */
 const EVIDENCE_BYTES_PER_UNIT = 2048;
 
+/** Bytes below which a transaction is not decoded for its costly checks (a plain transfer is ~190). */
+const UNDECODED_TX_BYTES = 256;
+
 /**
  * Admission checks chip evidence too (mempool.ts: a registration's certificate chain and quote,
  * 1.5-4 ms of CPU where a signature is ~0.2 ms), and a submission refused for its evidence pays
  * no fee: so the bytes past a plain transaction's, where that evidence is, cost a unit per 2 KiB
- * (a TPM registration, ~3 KiB, about one unit: ten signatures' worth). Priced from the hex
- * string's length before anything is decoded; transfers cost what they did.
+ * (a TPM registration, ~3 KiB, about one unit: ten signatures' worth), and each costly chip check
+ * (a registration, a transfer's consent: core's costlyActionCount) a unit at least. The check costs
+ * what a chain and a quote cost (two signature checks at least), not what its bytes weigh: priced
+ * by bytes alone, 64 made-up registrations of ~600 bytes in one transaction cost ~20 units for 64
+ * checks, every one made on the verify workers (audit audchip C5). Transfers cost what they did:
+ * a transaction smaller than UNDECODED_TX_BYTES, or one that does not decode, is priced by its
+ * length alone (the method refuses what does not decode).
  */
 function evidenceUnits(tx: unknown): number {
   if (typeof tx !== 'string') return 0;
   const bytes = Math.floor(tx.length / 2);
-  return Math.max(0, bytes - PLAIN_TX_BYTES) / EVIDENCE_BYTES_PER_UNIT;
+  const byBytes = Math.max(0, bytes - PLAIN_TX_BYTES) / EVIDENCE_BYTES_PER_UNIT;
+  return Math.max(byBytes, bytes < UNDECODED_TX_BYTES ? 0 : costlyChecks(tx));
+}
+
+/** The costly chip checks of a hex-encoded signed transaction; 0 when it does not decode. */
+function costlyChecks(hex: string): number {
+  try {
+    return costlyActionCount(decode(signedTransactionCodec, fromHex(hex)).tx);
+  } catch {
+    return 0;
+  }
 }
 
 let discoverUnits: number | null = null;

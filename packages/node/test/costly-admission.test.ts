@@ -870,3 +870,57 @@ test('RPC submission is priced for the evidence a transaction carries, plain tra
   assert.ok(send([[registration]]) >= 1, `a registration costs ${send([[registration]])} units`);
   assert.ok(RPC_COSTS.unc_sendTransaction!({ tx: registration }) >= 2);
 });
+
+test('attack (audchip C5): RPC prices a registration at a unit at least, however small its evidence', () => {
+  // The check costs what a chain and a quote cost (two signature checks at least: the evidence's
+  // own, then the link to the vendor's root), not what its bytes weigh: a made-up registration of
+  // ~600 bytes is as dear as a 3 KiB one. Priced by bytes alone, 64 of them in one transaction cost
+  // ~20 units and 64 checks on the verify workers (admission sends every check of a transaction to
+  // them at once).
+  const small = (i: number): Action => {
+    const action = madeUpTpmRegistration(i, 1n);
+    if (action.type !== 'registerChip' || action.evidence.type !== 'tpm2') throw new Error('tpm2');
+    const e = action.evidence;
+    return {
+      ...action,
+      evidence: {
+        ...e,
+        attest: e.attest.subarray(0, 80),
+        signature: e.signature.subarray(0, 70),
+        akCertificate: e.akCertificate.subarray(0, 450),
+        chain: [],
+      },
+    };
+  };
+  const hexOf = (env: TxEnvelope) => Buffer.from(env.bytes).toString('hex');
+  const many = hexOf(
+    tx(
+      owner,
+      0n,
+      Array.from({ length: 64 }, (_, i) => small(i)),
+    ),
+  );
+  assert.ok(many.length / 2 < 64 * 1024, `${many.length / 2} bytes`);
+  const units = RPC_COSTS.unc_sendTransaction!({ tx: many });
+  assert.ok(units >= 64, `64 registrations cost ${units} units`);
+  assert.ok(RPC_COSTS.unc_sendTransactions!([[many]]) >= 64);
+  // A transfer of a chip is a costly check too (its consent).
+  const consent = hexOf(
+    tx(owner, 0n, [
+      {
+        type: 'transferChip',
+        chipId: new Uint8Array(32),
+        newOwner: devKey(2).address,
+        anchorHeight: 1n,
+        consent: { type: 'dev-soft', signature: new Uint8Array(64) },
+      },
+    ]),
+  );
+  assert.ok(RPC_COSTS.unc_sendTransaction!({ tx: consent }) >= 2);
+  // Plain transfers cost what they did, and a hex string that is no transaction is priced by length.
+  const transfer = hexOf(
+    tx(owner, 0n, [{ type: 'transfer', to: devKey(2).address, amount: 1n, memo: new Uint8Array(0) }]),
+  );
+  assert.equal(RPC_COSTS.unc_sendTransactions!([[transfer]]), 0.1);
+  assert.equal(RPC_COSTS.unc_sendTransaction!({ tx: 'zz'.repeat(4608) }), 3);
+});

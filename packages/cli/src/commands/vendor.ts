@@ -201,7 +201,13 @@ export function vendorCommand(): Command {
 
   vendor
     .command('certify')
-    .description('issue an AK certificate for an attestation key made elsewhere (e.g. tpm2_createak)')
+    // It certifies whatever key it is given: nothing here proves the key lives in a TPM, is
+    // restricted, or is the only AK of its TPM (audit audchip C7). Only for a key the vendor read
+    // from a TPM in its own hands; a key a miner sends is a software key until proven otherwise
+    // (`unc vendor provision` makes the AK and checks it on the TPM itself).
+    .description(
+      'issue an AK certificate for any public key given (e.g. from tpm2_createak): only for a key read from a TPM in your own hands, never one a miner sends; nothing here checks it is a TPM key',
+    )
     .requiredOption('--ca <dir>', 'the vendor CA directory')
     .requiredOption('--ak-public <file>', "the AK's public key, PEM (tpm2_print -t TPM2B_PUBLIC -f pem)")
     .requiredOption('--model <id>', 'the chip model id written into the certificate')

@@ -48,6 +48,9 @@ export const NVIDIA_OPAQUE = {
   DRIVER_VERSION: 3,
   GPU_INFO: 4,
   VBIOS_VERSION: 6,
+  CHIP_SKU: 15,
+  PROJECT: 17,
+  PROJECT_SKU: 18,
   FWID: 20,
 } as const;
 
@@ -272,6 +275,37 @@ export function nvidiaModel(leaf: Certificate): { model: string; deviceId: strin
   return null;
 }
 
+/**
+ * One board-identity field of the signed opaque data (PROJECT, PROJECT_SKU, CHIP_SKU: NUL-padded
+ * ASCII, e.g. "1010\0"), or null when it is absent or not 1..8 letters and digits then NULs only
+ * (with a die name of at most 32, the model id then fits the registry's 64 characters).
+ */
+function skuField(bytes: Uint8Array | undefined): string | null {
+  if (!bytes) return null;
+  const end = bytes.indexOf(0);
+  const text = bytes.subarray(0, end < 0 ? bytes.length : end);
+  if (end >= 0 && !bytes.subarray(end).every((b) => b === 0)) return null;
+  const s = String.fromCharCode(...text);
+  return /^[A-Za-z0-9]{1,8}$/.test(s) ? s : null;
+}
+
+/**
+ * The chain's model id of a GPU: the die the leaf names (its SAN, "GH100") and the board the signed
+ * report names (PROJECT, PROJECT_SKU, CHIP_SKU: the three fields NVIDIA's own verifier reads to
+ * find a board's reference values), lowercase, e.g. "gh100-1010-0200-882". The die alone does not
+ * say the compute: every board built on one die (an H100 SXM5, an H100 PCIe, a cut-down export
+ * SKU) names the same "GH100", and rated power is per model (CONSENSUS CHANGE, audit finding C1).
+ * Lowercase because model ids are (registry checkId): the die's "GH100" could never name one.
+ * Null when the report names no board.
+ */
+export function nvidiaModelId(chip: string, opaque: ReadonlyMap<number, Uint8Array>): string | null {
+  const project = skuField(opaque.get(NVIDIA_OPAQUE.PROJECT));
+  const projectSku = skuField(opaque.get(NVIDIA_OPAQUE.PROJECT_SKU));
+  const chipSku = skuField(opaque.get(NVIDIA_OPAQUE.CHIP_SKU));
+  if (project === null || projectSku === null || chipSku === null) return null;
+  return `${chip}-${project}-${projectSku}-${chipSku}`.toLowerCase();
+}
+
 /** A NUL-padded ASCII field (driver version), or its hex when it is not printable ASCII. */
 function asciiField(bytes: Uint8Array | undefined): string {
   if (!bytes) return '';
@@ -299,7 +333,8 @@ export interface NvidiaSpdmInput {
  * Verifies nvidia-spdm evidence: the messages parse, the signature verifies with the leaf key, the
  * requester nonce is the expected message, the device chain reaches a root at block time (five
  * certificates, linked by key ids and signatures), and the report's FWID is one the leaf's TcbInfo
- * vouches for. The chip id is the per-GPU BROM certificate's serial number.
+ * vouches for. The chip id is the per-GPU BROM certificate's serial number; the model id names the
+ * die and the board (nvidiaModelId).
  */
 export function verifyNvidiaSpdm(input: NvidiaSpdmInput): AttestedStatement {
   if (input.chain.length === 0) throw malformed('empty device certificate chain');
@@ -327,15 +362,22 @@ export function verifyNvidiaSpdm(input: NvidiaSpdmInput): AttestedStatement {
   const model = nvidiaModel(leaf);
   if (!model)
     throw new AttestationError('ATTEST_UNKNOWN_MODEL', 'the leaf certificate names no NVIDIA model');
+  const modelId = nvidiaModelId(model.model, report.opaque);
+  if (modelId === null)
+    throw new AttestationError(
+      'ATTEST_UNKNOWN_MODEL',
+      'the report names no board (opaque PROJECT, PROJECT_SKU and CHIP_SKU, letters and digits)',
+    );
   const brom = path[1]!;
   return {
     profile: 'nvidia-spdm',
     chipId: taggedHash('UNC/chip-id/nvidia-spdm', brom.serial),
     vendorId: input.vendorId ?? '',
-    modelId: model.model,
+    modelId,
     message: new Uint8Array(input.expectedMessage),
     details: {
       spdmVersion: '1.1',
+      chip: model.model,
       fwid: toHex(fwid),
       bromSerial: brom.serialHex,
       leafSerial: leaf.serialHex,

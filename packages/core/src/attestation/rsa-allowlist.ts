@@ -4,7 +4,7 @@
  * chip proves itself with an RSASSA-PKCS1-v1_5 / SHA-256 signature over the 32-byte message (the
  * message is the signed data, hashed by the scheme as usual).
  */
-import { toHex } from '../bytes.js';
+import { concatBytes, equalBytes, fromHex, toHex } from '../bytes.js';
 import { taggedHash } from '../crypto/hash.js';
 import { AttestationError, malformed } from './errors.js';
 import { ATTESTED_MESSAGE_LENGTH, type AttestedStatement } from './types.js';
@@ -17,17 +17,63 @@ import {
 
 export const RSA_ALLOWLIST_KEY_BITS = 2048;
 
+/** A DER TLV; `content` shorter than 64 KiB (an RSA SubjectPublicKeyInfo is ~300 bytes). */
+function tlv(tag: number, ...content: Uint8Array[]): Uint8Array {
+  const body = concatBytes(...content);
+  const n = body.length;
+  const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+  return concatBytes(Uint8Array.of(tag, ...length), body);
+}
+
+/** A non-negative INTEGER from its big-endian magnitude (minimal, a sign byte where needed). */
+const derUnsigned = (magnitude: Uint8Array): Uint8Array =>
+  tlv(0x02, magnitude[0]! >= 0x80 ? Uint8Array.of(0) : new Uint8Array(0), magnitude);
+
+/** AlgorithmIdentifier { rsaEncryption, NULL }: RFC 3279 §2.3.1 says the parameters are NULL. */
+const RSA_ALGORITHM = fromHex('300d06092a864886f70d0101010500');
+
+/** The one DER encoding of an RSA SubjectPublicKeyInfo, the NULL parameters present. */
+function canonicalRsaSpki(modulus: Uint8Array, exponent: Uint8Array): Uint8Array {
+  const rsaPublicKey = tlv(0x30, derUnsigned(modulus), derUnsigned(exponent));
+  return tlv(0x30, RSA_ALGORITHM, tlv(0x03, Uint8Array.of(0), rsaPublicKey));
+}
+
+/**
+ * An allow-listed chip key: an RSA-2048 SubjectPublicKeyInfo in its one encoding. The parser takes
+ * the rsaEncryption parameters NULL or absent; the allow-list is keyed by the key's bytes
+ * (registry allowlistKey), so two encodings of one key were two entries, and a removal in the
+ * encoding not listed removed nothing while the chip stayed active (audit audchip C4). Refused here,
+ * a key is listed, registered and heartbeat-checked in the encoding node:crypto and `unc vendor`
+ * write (CONSENSUS CHANGE).
+ */
 function rsa2048Key(spkiDer: Uint8Array): SubjectPublicKeyInfo {
   const spki = parseSubjectPublicKeyInfo(spkiDer);
   if (spki.key.kind !== 'rsa' || spki.key.bits !== RSA_ALLOWLIST_KEY_BITS) {
     throw malformed(`the chip key must be RSA-${RSA_ALLOWLIST_KEY_BITS}`);
   }
+  if (!equalBytes(canonicalRsaSpki(spki.key.modulus, spki.key.exponent), spkiDer)) {
+    throw malformed('the chip key must be DER in its one encoding: rsaEncryption with NULL parameters');
+  }
   return spki;
 }
 
 /**
- * The chip id of an allow-listed key (DER SubjectPublicKeyInfo). Registries key their allow-lists
- * by it; it hashes the key's canonical bytes, so two encodings of one key are one chip.
+ * The canonical encoding (rsaEncryption with NULL parameters) of an RSA SubjectPublicKeyInfo, for a
+ * removal from the allow-list that names the listed key in another encoding; null when the bytes
+ * are no RSA key the parser takes.
+ */
+export function canonicalAllowlistKey(publicKey: Uint8Array): Uint8Array | null {
+  try {
+    const spki = parseSubjectPublicKeyInfo(publicKey);
+    return spki.key.kind === 'rsa' ? canonicalRsaSpki(spki.key.modulus, spki.key.exponent) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The chip id of an allow-listed key (DER SubjectPublicKeyInfo in its one encoding, rsa2048Key):
+ * it hashes the key itself (publicKeyIdentity).
  */
 export function rsaAllowListChipId(publicKey: Uint8Array): Uint8Array {
   return taggedHash('UNC/chip-id/rsa2048-allowlist', publicKeyIdentity(rsa2048Key(publicKey).key));

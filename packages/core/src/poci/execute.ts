@@ -6,7 +6,7 @@
 
 import { AttestationError } from '../attestation/errors.js';
 import type { EvidenceCheck } from '../attestation/index.js';
-import { rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
+import { canonicalAllowlistKey, rsaAllowListChipId } from '../attestation/rsa-allowlist.js';
 import { checkTpmClockMonotonic, type TpmClockEvent } from '../attestation/tpm2.js';
 import { normalizeRevocationId, parseCertificate } from '../attestation/x509.js';
 import { equalBytes, toHex } from '../bytes.js';
@@ -284,6 +284,13 @@ export function applyGovernance(
         // stored before this check could hold a key that does not parse).
         if (p.entry.allowed) checkAllowlistKey(p.entry.publicKey);
         putAllowlistEntry(state, p.entry);
+        if (!p.entry.allowed) {
+          // A removal names a key, not its bytes: the key listed in its one encoding goes too, so
+          // a removal spelled without the rsaEncryption NULL is no silent no-op (audchip C4).
+          const canonical = canonicalAllowlistKey(p.entry.publicKey);
+          if (canonical && !equalBytes(canonical, p.entry.publicKey))
+            putAllowlistEntry(state, { ...p.entry, publicKey: canonical });
+        }
         break;
       case 'revokeSerial': {
         // A serial is unique only per issuing CA: revoked alone it revoked every certificate of the

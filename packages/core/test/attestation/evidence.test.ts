@@ -52,7 +52,7 @@ const CASES: { evidence: Evidence; message: Uint8Array; model: string }[] = [
       chain: nv.chain,
     },
     message: nv.nonce,
-    model: 'GH100',
+    model: 'gh100-1010-0200-882',
   },
   {
     evidence: {
@@ -91,7 +91,7 @@ const VENDORS: VendorTrust[] = [
     roots: nv.roots,
     revokedSerials: [],
     revokedChipIds: [],
-    models: ['GH100'],
+    models: ['gh100-1010-0200-882'],
   },
   {
     vendorId: 'unc-foundation',
@@ -287,9 +287,19 @@ describe('verifyEvidence', () => {
     rejects(
       () => verifyEvidence(evidence, withVendor('nvidia', { models: ['GB200'] }), TPM_AT, message),
       'ATTEST_UNKNOWN_MODEL',
-      /GH100/,
+      /gh100-1010-0200-882/,
     );
-    verifyEvidence(evidence, withVendor('nvidia', { models: ['GB200', 'GH100'] }), TPM_AT, message);
+    // The die alone names no model (audchip C1: the board decides the compute).
+    rejects(
+      () => verifyEvidence(evidence, withVendor('nvidia', { models: ['GH100'] }), TPM_AT, message),
+      'ATTEST_UNKNOWN_MODEL',
+    );
+    verifyEvidence(
+      evidence,
+      withVendor('nvidia', { models: ['GB200', 'gh100-1010-0200-882'] }),
+      TPM_AT,
+      message,
+    );
   });
 
   test('refuses dev-soft on a chain that does not enable it', () => {

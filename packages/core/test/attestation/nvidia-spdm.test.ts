@@ -71,7 +71,7 @@ describe('nvidia-spdm: NVIDIA H100 sample', () => {
     const s = verifyNvidiaSpdm(sample());
     assert.equal(s.profile, 'nvidia-spdm');
     assert.deepEqual(s.chipId, taggedHash('UNC/chip-id/nvidia-spdm', fromHex('41431d480fe5e87274')));
-    assert.equal(s.modelId, 'GH100');
+    assert.equal(s.modelId, 'gh100-1010-0200-882');
     assert.equal(s.vendorId, 'nvidia');
     assert.deepEqual(s.message, nv.nonce);
     assert.equal(s.details.fwid, SAMPLE_FWID);
@@ -85,7 +85,7 @@ describe('nvidia-spdm: NVIDIA H100 sample', () => {
   });
 
   test('verifies with the root left out of the chain (it comes from the trust registry)', () => {
-    assert.equal(verifyNvidiaSpdm(sample({ chain: nv.chain.slice(0, 4) })).modelId, 'GH100');
+    assert.equal(verifyNvidiaSpdm(sample({ chain: nv.chain.slice(0, 4) })).modelId, 'gh100-1010-0200-882');
   });
 
   test('refuses EVERY single flipped byte of the signed part', () => {
@@ -149,7 +149,7 @@ describe('nvidia-spdm: NVIDIA H100 sample', () => {
     const twin = flipS('P-384', sig);
     assert.notEqual(isHighS('P-384', sig.subarray(48)), isHighS('P-384', twin.subarray(48)));
     const response = concatBytes(nv.response.subarray(0, nv.response.length - SIGNATURE_LENGTH), twin);
-    assert.equal(verifyNvidiaSpdm(sample({ response })).modelId, 'GH100');
+    assert.equal(verifyNvidiaSpdm(sample({ response })).modelId, 'gh100-1010-0200-882');
   });
 
   test('refuses a report for another nonce', () => {
@@ -325,7 +325,7 @@ describe('nvidia-spdm: generated device chain', () => {
           report(l.key, () => {}),
         ),
       );
-      assert.equal(s.modelId, 'GH100');
+      assert.equal(s.modelId, 'gh100-1010-0200-882');
       assert.equal(s.details.deviceId, '0011223344556677');
       assert.deepEqual(s.chipId, taggedHash('UNC/chip-id/nvidia-spdm', fromHex('41431d480fe5e87275')));
     }

@@ -45,16 +45,18 @@ describe('rsa2048-allowlist', () => {
     assert.deepEqual(s.message, message);
   });
 
-  test('derives one chip id per key, however its SubjectPublicKeyInfo is encoded', () => {
-    // The same key with the (legal) absent rsaEncryption parameters instead of NULL.
+  test('takes a key in its one SubjectPublicKeyInfo encoding only (rsaEncryption with NULL)', () => {
+    // The same key with the absent rsaEncryption parameters instead of NULL: one chip id, but the
+    // allow-list is keyed by the listed bytes, so a second encoding let a removal in the other one
+    // remove nothing (audit audchip C4; CONSENSUS CHANGE, review revchip): refused.
     const key = parseSubjectPublicKeyInfo(chipSpki).key;
     assert.equal(key.kind, 'rsa');
     if (key.kind !== 'rsa') return;
     const rsaPublicKey = der.seq(der.uint(key.modulus), der.uint(key.exponent));
     const noParams = der.seq(der.seq(der.oid('1.2.840.113549.1.1.1')), der.bit(rsaPublicKey));
     assert.notDeepEqual(noParams, chipSpki);
-    assert.equal(toHex(rsaAllowListChipId(noParams)), chipHex);
-    assert.equal(toHex(verifyRsaAllowList(input({ publicKey: noParams })).chipId), chipHex);
+    rejects(() => rsaAllowListChipId(noParams), 'ATTEST_MALFORMED', /one encoding/);
+    rejects(() => verifyRsaAllowList(input({ publicKey: noParams })), 'ATTEST_MALFORMED', /one encoding/);
   });
 
   test('refuses a key that is not on the allow-list, whatever the lookup key', () => {

@@ -1,0 +1,291 @@
+/**
+ * Audit audchip (docs/security-audit-chips.md): what an attacker without a chip, or with one, gets
+ * from registration and heartbeats. These pin behaviour the audit rates LOW and leaves to the design
+ * owner (C2, C3): each says what holds today, so that a change to it shows; C4 is fixed (review
+ * revchip) and its tests say what holds now.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { children, parseDer } from '../src/attestation/der.js';
+import {
+  type Action,
+  canonicalAllowlistKey,
+  certificateRevocationId,
+  devSoftChipId,
+  ed25519Sign,
+  effectiveStatus,
+  type GovProposal,
+  getChip,
+  getGovernance,
+  governanceSigningBytes,
+  parseCertificate,
+  registrationMessage,
+  rsaAllowListChipId,
+  type TxEvent,
+  transferMessage,
+} from '../src/index.js';
+import { der, ext, type Issued, issue, issueCa, name } from './attestation/helpers.js';
+import {
+  CHAIN,
+  genesis,
+  gov,
+  key,
+  miner,
+  other,
+  POCI,
+  registerAction,
+  TestChain,
+  untilChipChallenged,
+} from './harness.js';
+import { type Clock, FixtureTpm, TPM_MODEL, TPM_POWER, withTpmVendor } from './tpm-chip.js';
+
+function govAction(chain: TestChain, proposal: GovProposal): Action {
+  const g = getGovernance(chain.state);
+  return {
+    type: 'governance',
+    proposal,
+    approvals: [
+      {
+        publicKey: gov.publicKey,
+        signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)),
+      },
+    ],
+  };
+}
+
+const registeredId = (events: TxEvent[]): Uint8Array => {
+  const e = events.find((x) => x.type === 'chipRegistered') as { chipId: Uint8Array } | undefined;
+  assert.ok(e, `registered: ${JSON.stringify(events.map((x) => x.type))}`);
+  return e.chipId;
+};
+
+/** An AK certificate like tpm-chip.ts's, with the issuer, device name and validity a test picks. */
+function akCert(
+  issuer: Issued,
+  ak: { publicKey: import('node:crypto').KeyObject; privateKey: import('node:crypto').KeyObject },
+  device: Uint8Array,
+  notAfter?: string,
+): Uint8Array {
+  const hmn = der.seq(
+    der.ctx(
+      0,
+      true,
+      new Uint8Array([
+        ...der.oid('1.3.6.1.5.5.7.8.4'),
+        ...der.ctx(0, true, der.seq(der.oid('1.3.6.1.4.1.99999.1.1'), der.octet(device))),
+      ]),
+    ),
+  );
+  return issue({
+    subject: name('AK', [['2.23.133.2.2', TPM_MODEL]]),
+    issuer,
+    keyPair: ak,
+    ...(notAfter ? { notAfter } : {}),
+    extensions: ({ ski }) => [ext.ski(ski), ext.aki(issuer.ski), ext.raw('2.5.29.17', false, hmn)],
+  }).der;
+}
+
+describe('audchip C2 (LOW): certificate validity is checked at registration only', () => {
+  test('a tpm2 chip keeps answering, and counting, after its AK certificate has expired at block time', () => {
+    const root = issueCa('TPM Vendor Root');
+    const chain = new TestChain(withTpmVendor(genesis(POCI), root));
+    chain.blocksUntil(3n);
+    // The AK certificate expires five seconds after the block that registers the chip.
+    const notAfterMs = chain.time + 1000n + 5000n;
+    const tpm = new FixtureTpm(root, Uint8Array.of(0xc2));
+    const cert = akCert(root, tpm.ak, Uint8Array.of(0xc2), new Date(Number(notAfterMs)).toISOString());
+    Object.assign(tpm, { cert });
+    const t0 = chain.time;
+    const now = (): Clock => ({ clock: 1_000n + (chain.time - t0), resetCount: 1, restartCount: 0 });
+    tpm.chipId = registeredId(chain.block([chain.tx(miner, [tpm.register(chain, miner.address, now())])]));
+    chain.blocksUntil(POCI.epochBlocks);
+    const c = untilChipChallenged(chain, tpm.chipId);
+    assert.ok(chain.time > notAfterMs + 1000n, 'the certificate has expired at block time');
+    chain.block([
+      chain.tx(miner, [{ type: 'heartbeat', answers: [tpm.answer(chain, c.epoch, c.slot, now())] }], 0n),
+    ]);
+    const chip = getChip(chain.state, tpm.chipId)!;
+    assert.equal(chip.slotsAnswered, 1n);
+    assert.equal(effectiveStatus(chain.state, chip).status, 'active');
+    // A registration of the same certificate now is refused: validity is read at registration only.
+    const again = new TestChain(withTpmVendor(genesis(POCI), root));
+    again.blocksUntil(chain.height);
+    assert.equal(
+      again.attempt(again.tx(other, [tpm.register(again, other.address, now())]))?.code,
+      'ATTEST_CERT_EXPIRED',
+    );
+  });
+});
+
+describe('audchip C3 (LOW): device names are chip ids across every vendor', () => {
+  test("another vendor's CA certifying this chip's device name takes its chip id, and revoking it does not give the id back", () => {
+    const rootA = issueCa('Honest TPM Vendor Root');
+    const rootB = issueCa('Rogue TPM Vendor Root');
+    const base = withTpmVendor(genesis(POCI), rootA);
+    const chain = new TestChain({
+      ...base,
+      vendors: [...base.vendors, { id: 'rogue', name: 'Rogue', profile: 'tpm2', roots: [rootB.der] }],
+      models: [...base.models, { vendorId: 'rogue', modelId: TPM_MODEL, name: 'tpu', power: TPM_POWER }],
+    });
+    chain.blocksUntil(3n);
+    const device = Uint8Array.of(0x0a, 0x0b, 0x0c);
+    const honest = new FixtureTpm(rootA, device);
+    // The rogue vendor's CA names the honest chip's device (its hwType and hwSerialNum) for a key of its own.
+    const squatter = new FixtureTpm(rootB, device);
+    const clock: Clock = { clock: 1_000n, resetCount: 1, restartCount: 0 };
+    const squat = squatter.register(chain, other.address, clock);
+    assert.equal(squat.evidence.type, 'tpm2');
+    const rogueAction = { ...squat, evidence: { ...squat.evidence, vendorId: 'rogue' } };
+    const squatId = registeredId(chain.block([chain.tx(other, [rogueAction])]));
+    const err = chain.attempt(chain.tx(miner, [honest.register(chain, miner.address, clock)]));
+    assert.equal(err?.code, 'CHIP_ALREADY_REGISTERED', err?.message);
+    // Governance revokes the rogue certificate: the squatting record is revoked, and keeps the id.
+    const id = certificateRevocationId(parseCertificate(squatter.cert));
+    chain.block([
+      chain.tx(miner, [
+        govAction(chain, { type: 'revokeSerial', vendorId: 'rogue', serial: id, revoked: true }),
+      ]),
+    ]);
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, squatId)!).status, 'revoked');
+    const after = chain.attempt(chain.tx(miner, [honest.register(chain, miner.address, clock)]));
+    assert.equal(after?.code, 'CHIP_ALREADY_REGISTERED', after?.message);
+    // Nor can its owner free it: a revoked chip is not deregistered.
+    const dereg = chain.attempt(chain.tx(other, [{ type: 'deregisterChip', chipId: squatId }]));
+    assert.equal(dereg?.code, 'CHIP_INACTIVE', dereg?.message);
+  });
+});
+
+/** An RSA-2048 chip key as node:crypto (and `unc vendor`) encode it, and the same key without the NULL. */
+function rsaChipKey() {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const spki = new Uint8Array(rsa.publicKey.export({ type: 'spki', format: 'der' }));
+  // The same key with the rsaEncryption parameters left out: the one other encoding the SPKI parser
+  // takes (RFC 3279 says NULL).
+  const [, bits] = children(parseDer(spki));
+  const bare = der.seq(der.seq(der.oid('1.2.840.113549.1.1.1')), bits!.der);
+  return { rsa, spki, bare };
+}
+
+/** A chain with an rsa2048-allowlist vendor and a model of it, at height 2. */
+function allowlistChain(): TestChain {
+  const base = genesis();
+  const chain = new TestChain(
+    genesis(POCI, {
+      vendors: [
+        ...base.vendors,
+        { id: 'unc-foundation', name: 'f', profile: 'rsa2048-allowlist', roots: [] },
+      ],
+      models: [...base.models, { vendorId: 'unc-foundation', modelId: 'unc-a', name: 'a', power: 100_000n }],
+    }),
+  );
+  chain.blocksUntil(2n);
+  return chain;
+}
+
+describe('audchip C4 (fixed, CONSENSUS CHANGE): the RSA allow-list takes a key in its one encoding', () => {
+  test('a removal naming the listed key in its other encoding removes it: the chip is revoked', () => {
+    const { rsa, spki, bare } = rsaChipKey();
+    assert.notDeepEqual(bare, spki);
+    const chain = allowlistChain();
+    const entry = { vendorId: 'unc-foundation', publicKey: spki, modelId: 'unc-a', allowed: true };
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry })])]);
+    const anchor = chain.height;
+    const message = registrationMessage(CHAIN, miner.address, chain.hashOf(anchor));
+    const signature = new Uint8Array(sign('sha256', message, rsa.privateKey));
+    chain.block([
+      chain.tx(miner, [
+        {
+          type: 'registerChip',
+          anchorHeight: anchor,
+          evidence: { type: 'rsa2048-allowlist', vendorId: 'unc-foundation', publicKey: spki, signature },
+        },
+      ]),
+    ]);
+    const chipId = rsaAllowListChipId(spki);
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'active');
+    // Before the fix the removal was keyed by these other bytes, removed nothing, and the chip kept
+    // answering and earning.
+    const removal = { ...entry, publicKey: bare, allowed: false };
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: removal })])]);
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'revoked');
+  });
+
+  test("the one encoding is node:crypto's, whatever the exponent; a removal's key is mapped to it", () => {
+    for (const publicExponent of [3, 65537]) {
+      const rsa = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent });
+      const spki = new Uint8Array(rsa.publicKey.export({ type: 'spki', format: 'der' }));
+      const [, bits] = children(parseDer(spki));
+      const bare = der.seq(der.seq(der.oid('1.2.840.113549.1.1.1')), bits!.der);
+      assert.deepEqual(rsaAllowListChipId(spki).length, 32);
+      assert.throws(() => rsaAllowListChipId(bare), /one encoding/);
+      assert.deepEqual(canonicalAllowlistKey(spki), spki);
+      assert.deepEqual(canonicalAllowlistKey(bare), spki);
+    }
+    assert.equal(canonicalAllowlistKey(new Uint8Array([0x30, 0x00])), null);
+  });
+
+  test('a listing or a registration in the other encoding is refused', () => {
+    const { rsa, spki, bare } = rsaChipKey();
+    const chain = allowlistChain();
+    const listing = { vendorId: 'unc-foundation', publicKey: bare, modelId: 'unc-a', allowed: true };
+    const refused = chain.attempt(
+      chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: listing })]),
+    );
+    assert.equal(refused?.code, 'BAD_ALLOWLIST_KEY', refused?.message);
+    // Listed in the canonical encoding, the chip registers only with the key so encoded.
+    const entry = { ...listing, publicKey: spki };
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry })])]);
+    const anchor = chain.height;
+    const message = registrationMessage(CHAIN, miner.address, chain.hashOf(anchor));
+    const signature = new Uint8Array(sign('sha256', message, rsa.privateKey));
+    const register = (publicKey: Uint8Array) =>
+      chain.tx(miner, [
+        {
+          type: 'registerChip',
+          anchorHeight: anchor,
+          evidence: { type: 'rsa2048-allowlist', vendorId: 'unc-foundation', publicKey, signature },
+        },
+      ]);
+    const other = chain.attempt(register(bare));
+    assert.equal(other?.code, 'ATTEST_MALFORMED', other?.message);
+    assert.equal(chain.attempt(register(spki)), null);
+  });
+});
+
+describe('audchip C6 (LOW): a registration signed for a former owner stays valid for its anchor window', () => {
+  test('the seller re-registers the chip with evidence signed before the sale once the buyer deregisters it', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('audchip-sold');
+    const chipId = devSoftChipId(chip.publicKey);
+    // The seller (miner) registers the chip, and keeps a second registration the chip signed for it.
+    const kept = registerAction(chain, chip, miner.address);
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    const anchor = chain.height;
+    const consent = {
+      type: 'transferChip' as const,
+      chipId,
+      newOwner: other.address,
+      anchorHeight: anchor,
+      consent: {
+        type: 'dev-soft' as const,
+        signature: ed25519Sign(
+          chip.seed,
+          transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)),
+        ),
+      },
+    };
+    chain.block([chain.tx(miner, [consent])]);
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+    // The buyer deregisters it (to register it again, say): the seller's kept evidence registers it
+    // first, without the chip's consent, while its anchor is one of the last 100 blocks.
+    chain.block([chain.tx(other, [{ type: 'deregisterChip', chipId }])]);
+    assert.ok(chain.height - kept.anchorHeight <= 100n);
+    const events = chain.block([chain.tx(miner, [kept])]);
+    assert.ok(events.some((e) => e.type === 'chipRegistered'));
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, miner.address);
+    const buyer = chain.attempt(chain.tx(other, [registerAction(chain, chip, other.address)]));
+    assert.equal(buyer?.code, 'CHIP_ALREADY_REGISTERED', buyer?.message);
+  });
+});
