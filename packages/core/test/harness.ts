@@ -14,6 +14,7 @@ import {
   ed25519Sign,
   encode,
   envelopeFromSigned,
+  feeActions,
   type Genesis,
   genesisAllocation,
   genesisStateWrites,
@@ -123,7 +124,7 @@ export class TestChain {
       fee: 0n,
     };
     const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-    const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
+    const f = fee ?? minimumFee(DEFAULT_PARAMS, size, feeActions(actions));
     return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
   }
   /**

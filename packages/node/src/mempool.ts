@@ -52,6 +52,7 @@ import {
   costlyActionCount,
   type EvidenceVerdicts,
   evidenceOffender,
+  feeActions,
   formatUnc,
   getAccount,
   getChallengeClass,
@@ -491,7 +492,7 @@ export class Mempool {
     if (nonce < account.nonce) {
       throw new ValidationError('NONCE_USED', `nonce ${nonce} already used (next is ${account.nonce})`);
     }
-    const free = isFeeFree(tx) && fee < minimumFee(params, env.bytes.length, tx.actions.length);
+    const free = isFeeFree(tx) && fee < minimumFee(params, env.bytes.length, feeActions(tx.actions));
     const shape = evidenceShapeRefusal(tx);
     if (shape) throw shape;
     const evidence = tx.actions[0]?.type === 'evidence';

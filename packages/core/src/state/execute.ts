@@ -3,7 +3,7 @@
  * context and transactions give the same writes on every node.
  */
 
-import { type ChainParams, getParams, minimumFee } from '../chain/params.js';
+import { type ChainParams, feeActions, getParams, minimumFee } from '../chain/params.js';
 import {
   type Action,
   type Transaction,
@@ -213,7 +213,7 @@ export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, 
       `expiry height ${tx.expiresAt} is more than ${params.maxTxLifetimeBlocks} blocks ahead`,
     );
   }
-  const minFee = isFeeFree(tx) ? 0n : minimumFee(params, env.bytes.length, tx.actions.length);
+  const minFee = isFeeFree(tx) ? 0n : minimumFee(params, env.bytes.length, feeActions(tx.actions));
   if (tx.fee < minFee) {
     throw new ValidationError(
       'FEE_TOO_LOW',
