@@ -17,9 +17,11 @@ import {
   DEFAULT_PARAMS,
   decode,
   devSoftChipId,
+  EVIDENCE_MAX_AGE_EPOCHS,
   encode,
   envelopeFromSigned,
   epochOf,
+  epochStart,
   getAccount,
   getBond,
   getChip,
@@ -315,5 +317,35 @@ describe('audmoney M-1: a claim pays the per-action fee for every chip it settle
     const fee = minimumFee(DEFAULT_PARAMS, txSize(chain, other, actions), 2);
     assert.equal(chain.attempt(txWithFee(chain, other, actions, fee)), null);
     assert.equal(chain.attempt(txWithFee(chain, other, actions, fee - 1n))?.code, 'FEE_TOO_LOW');
+  });
+});
+
+describe('audmoney: unbonded UNC stays slashable for as long as evidence can land', () => {
+  test('property: an unbond at any height of an epoch releases only after the last block that may carry evidence of that epoch', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 3, max: 3 * Number(POCI.epochBlocks) }), (at) => {
+        const chain = new TestChain();
+        chain.blocksUntil(2n);
+        chain.block([chain.tx(other, [{ type: 'bond', amount: 5n * UNC }])]);
+        chain.blocksUntil(BigInt(at));
+        const events = chain.block([chain.tx(other, [{ type: 'unbond', amount: 2n * UNC }])]);
+        const unbonded = events.find((e) => e.type === 'unbonded');
+        assert.ok(unbonded?.type === 'unbonded');
+        // Its stake backed the validator set of its own epoch (fixed at the block before it): evidence
+        // of an offence in that epoch is accepted up to the last block of epoch + EVIDENCE_MAX_AGE_EPOCHS.
+        const epoch = epochOf(chain.height, POCI);
+        const lastEvidenceHeight = epochStart(epoch + EVIDENCE_MAX_AGE_EPOCHS + 1n, POCI) - 1n;
+        assert.ok(
+          unbonded.releaseHeight > lastEvidenceHeight,
+          `unbond at ${chain.height} releases at ${unbonded.releaseHeight}, evidence may land until ${lastEvidenceHeight}`,
+        );
+        // And it does come back by itself at that height, whole.
+        const before = getAccount(chain.state, other.address).balance;
+        chain.blocksUntil(unbonded.releaseHeight);
+        assert.equal(getAccount(chain.state, other.address).balance, before + 2n * UNC);
+        assert.equal(getBond(chain.state, other.address).unbonding, 0n);
+      }),
+      { numRuns: 12 },
+    );
   });
 });
