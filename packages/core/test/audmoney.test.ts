@@ -35,7 +35,6 @@ import {
   signTransaction,
   type TxEnvelope,
   type TxEvent,
-  ValidationError,
 } from '../src/index.js';
 import {
   answer,
