@@ -76,7 +76,7 @@ import {
   genesisStateWrites,
   parseGenesis,
 } from '../src/chain/genesis.js';
-import { DEFAULT_PARAMS, minimumFee } from '../src/chain/params.js';
+import { DEFAULT_PARAMS, feeActions, minimumFee } from '../src/chain/params.js';
 import {
   type Action,
   envelopeFromSigned,
@@ -771,7 +771,7 @@ function registeredChipTemplate(): Chip {
     actions: [action],
   };
   const size = encode(signedTransactionCodec, { tx, signature: new Uint8Array(64) }).length;
-  const fee = minimumFee(DEFAULT_PARAMS, size, tx.actions.length);
+  const fee = minimumFee(DEFAULT_PARAMS, size, feeActions(tx.actions));
   runBlock(state, 2n, [envelopeFromSigned(signTransaction({ ...tx, fee }, miner.seed))], NOT_VERIFIED);
   const chip = getChip(state, devSoftChipId(publicKey));
   check(chip !== null, 'the template chip registers');

@@ -25,6 +25,7 @@ import {
   encode,
   envelopeFromSigned,
   epochOf,
+  feeActions,
   type Genesis,
   genesisAllocation,
   genesisStateWrites,
@@ -205,7 +206,7 @@ export function simulateLiveness(opts: LivenessSimOptions): LivenessSimResult {
     const base = { chainId, signer: ownerPub, nonce, expiresAt: height + 100n, actions, fee: 0n };
     nonce++;
     const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-    const fee = free ? 0n : minimumFee(DEFAULT_PARAMS, size, actions.length);
+    const fee = free ? 0n : minimumFee(DEFAULT_PARAMS, size, feeActions(actions));
     return envelopeFromSigned(signTransaction({ ...base, fee }, ownerSeed));
   };
   const block = (txs: TxEnvelope[]) => {

@@ -14,6 +14,7 @@ import {
   ed25519Sign,
   encode,
   envelopeFromSigned,
+  feeActions,
   type Genesis,
   genesisAllocation,
   genesisStateWrites,
@@ -123,7 +124,7 @@ export class TestChain {
       fee: 0n,
     };
     const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-    const f = fee ?? minimumFee(DEFAULT_PARAMS, size, actions.length);
+    const f = fee ?? minimumFee(DEFAULT_PARAMS, size, feeActions(actions));
     return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
   }
   /**
@@ -184,6 +185,35 @@ export class TestChain {
     for (const t of txs) this.nonces.set(Buffer.from(t.sender).toString('hex'), t.stx.tx.nonce + 1n);
     this.events.push(...events);
     return events;
+  }
+  /**
+   * Builds and commits the next block as a proposer does: every candidate tried in order on the
+   * block's one executor (`tryApply`), those that fail left out, and that executor's state
+   * committed. Unlike `attempt` + `block`, a failing transaction that left anything behind in the
+   * executor (a fee taken, a first action kept) shows in the committed state.
+   */
+  propose(candidates: TxEnvelope[]): {
+    events: TxEvent[];
+    rejected: { env: TxEnvelope; error: ValidationError }[];
+  } {
+    const ex = this.executor();
+    const events: TxEvent[] = [];
+    const rejected: { env: TxEnvelope; error: ValidationError }[] = [];
+    const included: TxEnvelope[] = [];
+    for (const t of candidates) {
+      const r = ex.tryApply(t);
+      if (r instanceof ValidationError) rejected.push({ env: t, error: r });
+      else {
+        included.push(t);
+        events.push(...r.events);
+      }
+    }
+    this.state.apply(ex.finish().overlay.changes());
+    this.height = ex.ctx.height;
+    this.time = ex.ctx.time;
+    for (const t of included) this.nonces.set(Buffer.from(t.sender).toString('hex'), t.stx.tx.nonce + 1n);
+    this.events.push(...events);
+    return { events, rejected };
   }
   blocksUntil(h: bigint): void {
     while (this.height < h) this.block();

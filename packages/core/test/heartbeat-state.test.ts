@@ -300,6 +300,10 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // (CONSENSUS CHANGE, docs/poci.md "Old epochs are pruned"): with the class weights put back,
     // the root is the one recorded before (4549fd9e…), and the events did not move; without the
     // seat-share records it was 969ad779… before that change.
+    // Recorded again when a claim began to pay one per-action fee per chip it names (CONSENSUS
+    // CHANGE, docs/security-audit-money.md M-1): block 70's claim of every chip pays more, so the
+    // balances, the burned total and its fee event moved. The executor before that rule, handed the
+    // claim at its new fee, gives exactly these values (nothing else moved).
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -323,10 +327,10 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: '154a01c76dc5df5bd4543aca19a636a243d73f34a0cef83d3cbbd24fa18226bd',
-  rootBeforeSeatShares: '19cc2b5d02e5c154fcb1e108ffeb6a5a3905ae55aa963b4c3b4206628a8614de',
-  rootBeforeClassPayouts: 'eae14a67eb37af51fafd47743e123667fbf32caa6f2f5ef5fd9dc7cc5a527b63',
-  events: '5beaa1cfc52a1002d36dc8739083e5cc4356ba5f0edf05890e0769d08a9c0aea',
+  root: '4897833764de0d87b7252f2444927471ea669ce7857621f5665f2b1ae2d56668',
+  rootBeforeSeatShares: '79b96bdb1139ad0a2191ab3541784e171e8b5a2b4a3c2787de962d0f266ff984',
+  rootBeforeClassPayouts: 'b7128d3825010ecb0424dd00972876dff6ecdaa9f3a670dc7800fe6638fa862f',
+  events: 'e756eb19ad239baaba65bf0cc578467c95998a9f368b302a38b4b94146a69320',
   answered: 105,
   missed: 17,
   rewarded: 23,

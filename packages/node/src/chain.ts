@@ -30,6 +30,7 @@ import {
   equalBytes,
   executeBlock,
   executeBlockAssuming,
+  feeActions,
   type Genesis,
   genesisStateWrites,
   genesisToJson,
@@ -94,6 +95,20 @@ export const MAX_REJECTED_PER_BLOCK_TXS = 4;
  * certificate expired at block time, an anchor grown stale): 64 such are at most ~0.25 s.
  */
 export const MAX_REJECTED_COSTLY_PER_BLOCK = 64;
+
+/**
+ * A proposer runs at most about this many units of per-action work (core's `feeActions` units,
+ * counted as execution starts them, ExecuteOptions.onActionWork: each action, each chip a claim
+ * settles; ~10–40 µs each) in candidates that fail, per block, beyond the first unit of each; past
+ * it, candidates of more than one unit are passed over until the next block. A failure pays
+ * nothing, whatever it ran first: 63 transfers and an unbond of no bond, or a claim of ~2,000
+ * chips whose last is not registered, were tens of milliseconds each, and the count bound above
+ * (sized for one action each) let a pool of them cost every proposer seconds per block for free
+ * (docs/security-audit-money.md, review R-1). A failure in its first unit weighs nothing, as a
+ * single action's does: those are bounded by their count, and must not keep an honest batch or
+ * claim out of the block. ~8,192 units are ~0.1–0.3 s.
+ */
+export const MAX_REJECTED_ACTIONS_PER_BLOCK = 8192;
 
 /** The full state in memory, keyed by state key, plus the trie that commits to it. */
 export class LiveState implements StateReader {
@@ -488,6 +503,7 @@ export class Chain {
     const prev = tip.header;
     const height = prev.height + 1n;
     let costlyChecks = 0;
+    let actionWork = 0;
     // The VRF beacon (PROTOCOL §6): the proposer cannot choose it, nobody can predict it earlier.
     // The block's execution reads it at its end (an epoch's last block breaks the next set's ties
     // with it), exactly as a validator's does with the header's (checkBeforeExecution).
@@ -504,7 +520,11 @@ export class Chain {
         beacon,
       },
       // Counts the costly checks execution starts, so that a failure is weighed by what it cost.
-      { isSignatureVerified, onCostlyCheck: () => costlyChecks++ },
+      {
+        isSignatureVerified,
+        onCostlyCheck: () => costlyChecks++,
+        onActionWork: () => actionWork++,
+      },
     );
     const included: TxEnvelope[] = [];
     const rejected: Rejected[] = [];
@@ -521,6 +541,8 @@ export class Chain {
     // fails at a lookup, free to send (a failure pays nothing), and 64 of those must not pass over
     // every honest registration in the block.
     let rejectedCostly = 0;
+    // And by the per-action work they ran beyond their first unit (MAX_REJECTED_ACTIONS_PER_BLOCK).
+    let rejectedWork = 0;
     let bytes = 0;
     const source = candidates[Symbol.iterator]() as Iterator<TxEnvelope, unknown, boolean | undefined>;
     for (let next = source.next(); !next.done; ) {
@@ -530,12 +552,15 @@ export class Chain {
       // Passed over, neither included nor rejected: it stays pending for a later block. Its actions
       // are counted only once the block is over the cap, not for every candidate.
       const overCostly = rejectedCostly >= MAX_REJECTED_COSTLY_PER_BLOCK && costlyActionCount(env.stx.tx) > 0;
-      if (!overCostly && bytes + env.bytes.length <= maxBlockBytes) {
+      const overWork = rejectedWork >= MAX_REJECTED_ACTIONS_PER_BLOCK && feeActions(env.stx.tx.actions) > 1;
+      if (!overCostly && !overWork && bytes + env.bytes.length <= maxBlockBytes) {
         const checksBefore = costlyChecks;
+        const workBefore = actionWork;
         const outcome = executor.tryApply(env);
         if (outcome instanceof ValidationError) {
           rejected.push({ env, error: outcome });
           rejectedCostly += costlyChecks - checksBefore;
+          rejectedWork += Math.max(0, actionWork - workBefore - 1);
         } else {
           included.push(env);
           bytes += env.bytes.length;

@@ -52,6 +52,7 @@ import {
   costlyActionCount,
   type EvidenceVerdicts,
   evidenceOffender,
+  feeActions,
   formatUnc,
   getAccount,
   getChallengeClass,
@@ -491,7 +492,7 @@ export class Mempool {
     if (nonce < account.nonce) {
       throw new ValidationError('NONCE_USED', `nonce ${nonce} already used (next is ${account.nonce})`);
     }
-    const free = isFeeFree(tx) && fee < minimumFee(params, env.bytes.length, tx.actions.length);
+    const free = isFeeFree(tx) && fee < minimumFee(params, env.bytes.length, feeActions(tx.actions));
     const shape = evidenceShapeRefusal(tx);
     if (shape) throw shape;
     const evidence = tx.actions[0]?.type === 'evidence';
@@ -662,9 +663,11 @@ export class Mempool {
     const queue =
       this.senders.get(senderId) ??
       this.newQueue(senderId, account.nonce); /* removeEntry may have emptied and deleted it */
+    // A paying one weighs what its fee counts (core feeActions: a claim, each chip it names): weighed
+    // one action, a few 64 KiB claims filled a block's bytes at a weight that shut the reserve.
     const weight = free
       ? tx.actions.reduce((n, a) => n + (a.type === 'heartbeat' ? a.answers.length : 1), 0)
-      : tx.actions.length;
+      : feeActions(tx.actions);
     const deadline = free || evidence ? freeDeadline(env, state, next) : 0n;
     const answers = claims.some((c) => c.startsWith('heartbeat'));
     const seq = this.admitted++;
@@ -1026,7 +1029,8 @@ export class Mempool {
    *
    * Paying transactions go highest fee first. Fee-free ones (heartbeats, evidence) are drawn
    * first while the fee-free share of what went in so far is at most a quarter of its weight
-   * (answers and evidence of a fee-free transaction, actions of a paying one), and their bytes at
+   * (answers and evidence of a fee-free transaction, the per-action fees of a paying one: core
+   * feeActions), and their bytes at
    * most a quarter of `maxBlockBytes`, nearest deadline first; past that share they wait for room
    * after the paying ones. The bytes are held to the block's limit, not to the bytes that went in
    * so far: against the smallest transfers (186 bytes) a quarter of those let a 100-transaction

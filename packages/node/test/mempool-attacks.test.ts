@@ -22,6 +22,7 @@ import {
   encode,
   envelopeFromSigned,
   epochOf,
+  feeActions,
   genesisStateWrites,
   getAccount,
   getChip,
@@ -96,7 +97,7 @@ class Chain {
 function tx(from: Key, nonce: bigint, actions: Action[], fee: bigint | 'min' = 'min', expiresAt = 50n) {
   const base = { chainId: genesis.chainId, signer: from.publicKey, nonce, expiresAt, actions, fee: 0n };
   const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
-  const f = fee === 'min' ? minimumFee(params, size, actions.length) : fee;
+  const f = fee === 'min' ? minimumFee(params, size, feeActions(actions)) : fee;
   return envelopeFromSigned(signTransaction({ ...base, fee: f }, from.seed));
 }
 
@@ -1085,6 +1086,45 @@ describe('the fee-free reserve', () => {
     // More answers pending than a block's reserve takes (40 against 25).
     const { included } = buildBlock(chain, pool, 100);
     assert.ok(included.includes(report), 'the report is in the next block');
+  });
+
+  test('a paying claim weighs what its fee counts (feeActions), so a few large claims do not shrink the reserve to a few answers', () => {
+    // revmoney: a claim of N chips pays N per-action fees (audmoney M-1), yet weighed one action
+    // here. 128 claims of 64 KiB fill a block's bytes with a weight of 128, against which the
+    // reserve took ~43 answers a block, whatever the chips' due answers.
+    const { chain, answers } = chainWithOpenSlots(12, false);
+    const pool = new Mempool();
+    const chipIds = answers.map((a) => a.answer.chipId);
+    const claimers = [0, 2, 3].map((i) => devKey(i));
+    // More claims pending than the block takes: the reserve, not an empty paying queue, decides.
+    for (const [i, c] of [...claimers, ...claimers, ...claimers, ...claimers].entries()) {
+      const actions: Action[] = [{ type: 'claimRewards', chipIds: [...chipIds, ...chipIds].slice(0, 20) }];
+      const base = {
+        chainId: genesis.chainId,
+        signer: c.publicKey,
+        nonce: BigInt(Math.floor(i / claimers.length)),
+        expiresAt: 1000n,
+        actions,
+        fee: 0n,
+      };
+      const size = encode(signedTransactionCodec, { tx: base, signature: new Uint8Array(64) }).length;
+      // Paying well over the minimum: drawn before the answers whenever the reserve is shut.
+      const fee = BigInt(10 + (i % claimers.length)) * minimumFee(params, size, feeActions(actions));
+      pool.add(
+        envelopeFromSigned(signTransaction({ ...base, fee }, c.seed)),
+        chain.state,
+        params,
+        chain.next(),
+      );
+    }
+    for (const a of answers)
+      pool.add(tx(a.from, a.nonce, [heartbeat(a.answer)], 0n, 1000n), chain.state, params, chain.next());
+    const picked = pool.select(chain.state, 10, 1 << 20);
+    const free = picked.filter((e) => e.stx.tx.fee === 0n).length;
+    // Weighed 20 each, one claim opens room for five answers: F C F F F F F F C F, eight answers.
+    // Weighed 1 each, four claims open room for one: F C C C C F C C C F, three.
+    assert.equal(picked.length, 10);
+    assert.ok(free >= 7, `${free} answers in a block of 10 with claims of 20 chips pending`);
   });
 
   test('property: while a fee-free transaction waits, a paying one is drawn only once the fee-free share is past a quarter', () => {

@@ -10,6 +10,7 @@ import {
   disputeAllowanceUntil,
   encode,
   encodeAddress,
+  feeActions,
   formatUnc,
   fromHex,
   LeaseStatus,
@@ -75,7 +76,7 @@ export function feeFor(
     tx: { ...tx, fee: 0n },
     signature: new Uint8Array(64),
   }).length;
-  return minimumFee(params, size, tx.actions.length);
+  return minimumFee(params, size, feeActions(tx.actions));
 }
 
 /**

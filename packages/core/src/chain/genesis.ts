@@ -178,8 +178,12 @@ export function parseGenesis(json: unknown): Genesis {
     } catch (err) {
       bad(`accounts[${i}].address`, (err as Error).message);
     }
-    if (seen.has(o.address as string)) bad(`accounts[${i}].address`, 'duplicate');
-    seen.add(o.address as string);
+    // By the address's bytes, not its text: bech32 reads an upper-case address as the lower-case
+    // one, and a second entry for one account wrote one balance while the allocation counted both
+    // (docs/security-audit-money.md L-1).
+    const id = toHex(address);
+    if (seen.has(id)) bad(`accounts[${i}].address`, 'duplicate');
+    seen.add(id);
     return { address, balance: amount(o.balance, `accounts[${i}].balance`) };
   });
   const allocated = accounts.reduce((s, a) => s + a.balance, 0n);
@@ -460,7 +464,14 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
     burned: 0n,
     slashed: 0n,
   });
-  for (const a of g.accounts) putAccount(overlay, a.address, { balance: a.balance, nonce: 0n });
+  const accounts = new Set<string>();
+  for (const a of g.accounts) {
+    // One balance per account: a second entry would overwrite the first, which the supply still counts.
+    const id = toHex(a.address);
+    if (accounts.has(id)) throw new RangeError(`genesis lists account ${encodeAddress(a.address)} twice`);
+    accounts.add(id);
+    putAccount(overlay, a.address, { balance: a.balance, nonce: 0n });
+  }
   putGovernance(overlay, { threshold: g.governance.threshold, keys: g.governance.keys, nonce: 0n });
   putPociParams(overlay, g.poci);
   if (g.consensus) putConsensusParams(overlay, g.consensus);

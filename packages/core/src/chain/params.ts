@@ -1,6 +1,7 @@
 import { type Codec, decode, encode, struct, u32, u64, u128 } from '../encoding/codec.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
+import type { Action } from './transaction.js';
 
 /**
  * Consensus parameters. They come from genesis and live in the state (so a header's state root
@@ -53,6 +54,21 @@ export function putParams(state: StateOverlay, params: ChainParams): void {
   state.set(PARAMS_KEY, encode(chainParamsCodec, params));
 }
 
+/**
+ * CONSENSUS (docs/security-audit-money.md M-1): how many per-action fees `actions` pay. One per
+ * action, except a `claimRewards`, which pays one per chip it names: each is a settlement of its
+ * own (the chip's record read and written, its epochs' records read), up to 1,024 per action, and
+ * priced as one action a 64 KiB claim of ~2,000 chips made every node do ~30 times the work that
+ * transfers pay for at the same fee. (A heartbeat's answers are fee-free and bounded by their
+ * windows; an offer's chips and a closed offer's leases by 32.)
+ */
+export function feeActions(actions: readonly Action[]): number {
+  let n = 0;
+  for (const a of actions) n += a.type === 'claimRewards' ? Math.max(1, a.chipIds.length) : 1;
+  return n;
+}
+
+/** The minimum fee of a transaction of `txBytes` bytes paying `actions` per-action fees (feeActions). */
 export function minimumFee(
   params: Pick<ChainParams, 'minFeePerByte' | 'minFeePerAction'>,
   txBytes: number,

@@ -109,6 +109,8 @@ export interface PociContext {
   isEd25519Verified?: Ed25519Verified;
   /** Told each time a costly attestation check starts (ExecuteOptions.onCostlyCheck); changes nothing. */
   onCostlyCheck?: () => void;
+  /** Told as each chip a claim settles starts (ExecuteOptions.onActionWork); changes nothing. */
+  onActionWork?: () => void;
   /**
    * Registration evidence already checked elsewhere (a node's verify workers), for the very same
    * inputs only (attest.ts EvidenceVerdicts): the same answer as checking it here, sooner.
@@ -191,11 +193,11 @@ export function applyClaimRewards(
   ctx: PociContext,
   action: ClaimRewardsAction,
 ): PociEvent[] {
-  void ctx;
   if (action.chipIds.length === 0) throw new ValidationError('EMPTY_CLAIM', 'name at least one chip');
   const p = getPociParams(state);
   const events: PociEvent[] = [];
   for (const chipId of action.chipIds) {
+    ctx.onActionWork?.();
     const chip = getChip(state, chipId);
     if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
     const paid = settleChipRewards(state, chip, p);

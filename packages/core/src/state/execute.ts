@@ -3,7 +3,7 @@
  * context and transactions give the same writes on every node.
  */
 
-import { type ChainParams, getParams, minimumFee } from '../chain/params.js';
+import { type ChainParams, feeActions, getParams, minimumFee } from '../chain/params.js';
 import {
   type Action,
   type Transaction,
@@ -76,7 +76,10 @@ export interface BlockContext {
 }
 
 /** What a transaction sees of its block: everything but the block's own beacon (BlockContext.beacon). */
-export type TxContext = Omit<BlockContext, 'beacon'>;
+export type TxContext = Omit<BlockContext, 'beacon'> & {
+  /** ExecuteOptions.onActionWork: told as each unit of per-action work starts; changes nothing. */
+  onActionWork?: () => void;
+};
 
 export type TxEvent =
   | { type: 'transfer'; from: Uint8Array; to: Uint8Array; amount: bigint; memo: Uint8Array }
@@ -213,7 +216,7 @@ export function checkTransactionStateless(env: TxEnvelope, params: ChainParams, 
       `expiry height ${tx.expiresAt} is more than ${params.maxTxLifetimeBlocks} blocks ahead`,
     );
   }
-  const minFee = isFeeFree(tx) ? 0n : minimumFee(params, env.bytes.length, tx.actions.length);
+  const minFee = isFeeFree(tx) ? 0n : minimumFee(params, env.bytes.length, feeActions(tx.actions));
   if (tx.fee < minFee) {
     throw new ValidationError(
       'FEE_TOO_LOW',
@@ -267,6 +270,8 @@ export function applyTransaction(
   const events: TxEvent[] = [];
   let entriesBurn = 0n;
   for (const action of tx.actions) {
+    // A claim tells each chip it settles itself (applyClaimRewards): the units of feeActions.
+    if (action.type !== 'claimRewards') ctx.onActionWork?.();
     // Charged before the action runs, so that its own amount check counts it (INSUFFICIENT_FUNDS).
     const burn = stateEntryBurn(scratch, params, action);
     if (burn > 0n) {
@@ -407,6 +412,13 @@ export interface ExecuteOptions {
    * rather than guess from the actions it carries. Observes only: execution is the same without it.
    */
   onCostlyCheck?: () => void;
+  /**
+   * Called as each unit of per-action work starts, the units the fee counts (chain/params.ts
+   * feeActions): each action, each chip a claim settles. A transaction that fails pays nothing,
+   * whatever it ran first, so that a proposer can weigh a failure by what it executed (node
+   * chain.ts MAX_REJECTED_ACTIONS_PER_BLOCK). Observes only: execution is the same without it.
+   */
+  onActionWork?: () => void;
 }
 
 /**
@@ -440,6 +452,7 @@ export class BlockExecutor {
       ...txBase,
       ...(options.isEd25519Verified ? { isEd25519Verified: options.isEd25519Verified } : {}),
       ...(options.onCostlyCheck ? { onCostlyCheck: options.onCostlyCheck } : {}),
+      ...(options.onActionWork ? { onActionWork: options.onActionWork } : {}),
     };
     this.params = getParams(this.overlay);
     beginBlockPoci(this.overlay, txBase, ctx.prevHash, ctx.prevBeacon);
