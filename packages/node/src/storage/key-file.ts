@@ -20,29 +20,71 @@ import { UncError } from '@unc/core';
  * opened without blocking so that a FIFO is refused rather than waited on.
  */
 export function readPrivateKeyFile(path: string): string {
+  return readOwnerOnlyFile(path, { what: 'a private key', code: 'BAD_KEY_FILE', pipes: false });
+}
+
+/**
+ * Reads a file that holds a secret the user names on the command line (a key's password, a
+ * mnemonic, an API token: `--password-file`, `--mnemonic-file`, `--api-token-file`), held to the same
+ * owner-only rule as a key file, through the same one descriptor, or throws BAD_SECRET_FILE naming
+ * the file and the `chmod 600` that fixes it. A password file left 0644 (the usual umask) let every
+ * user of the host read the password of a keystore that may itself be in a backup, and an API token
+ * 0644 let any of them spend the gateway's budget. Unlike a key file, a pipe is accepted (the mode
+ * and owner are still checked): `--password-file <(pass show unc)` and `/dev/stdin` hand the secret
+ * over without writing it to a disk, so the open waits for a writer, as the shell's pipe has.
+ */
+export function readSecretFile(path: string, what: string): string {
+  return readOwnerOnlyFile(path, { what, code: 'BAD_SECRET_FILE', pipes: true });
+}
+
+interface OwnerOnlyRule {
+  /** What the file holds, for the messages: "a private key", "a password". */
+  what: string;
+  /** The error code of a refusal. */
+  code: string;
+  /** Whether a pipe (FIFO) is read as well as a plain file. */
+  pipes: boolean;
+}
+
+function readOwnerOnlyFile(path: string, rule: OwnerOnlyRule): string {
   // Windows has neither these mode bits nor uids (its ACLs are not read here).
-  const nonBlocking = process.platform === 'win32' ? 0 : constants.O_NONBLOCK;
-  const fd = openSync(path, constants.O_RDONLY | nonBlocking);
+  const nonBlocking = process.platform === 'win32' || rule.pipes ? 0 : constants.O_NONBLOCK;
+  let fd: number;
   try {
-    checkKeyFileStats(path, fstatSync(fd));
+    fd = openSync(path, constants.O_RDONLY | nonBlocking);
+  } catch (err) {
+    if (!rule.pipes) throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new UncError(
+      rule.code,
+      `${path} should hold ${rule.what} but cannot be read (${e.code ?? e.message})`,
+    );
+  }
+  try {
+    checkOwnerOnly(path, fstatSync(fd), rule);
     return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
   }
 }
 
-function checkKeyFileStats(path: string, st: Stats): void {
-  if (!st.isFile()) throw new UncError('BAD_KEY_FILE', `${path} holds a private key but is not a plain file`);
+function checkOwnerOnly(path: string, st: Stats, rule: OwnerOnlyRule): void {
+  const { what, code } = rule;
+  if (!st.isFile() && !(rule.pipes && st.isFIFO()))
+    throw new UncError(
+      code,
+      `${path} holds ${what} but is not a plain file${rule.pipes ? ' or a pipe' : ''}`,
+    );
   const uid = process.getuid?.();
   if (uid === undefined) return;
   if (st.uid !== uid && st.uid !== 0)
     throw new UncError(
-      'BAD_KEY_FILE',
-      `${path} holds a private key but belongs to uid ${st.uid}, not to this user (uid ${uid}): its owner can read it or open it to others whenever they like; run chown ${uid} ${path} (or make the key anew)`,
+      code,
+      `${path} holds ${what} but belongs to uid ${st.uid}, not to this user (uid ${uid}): its owner can read it or open it to others whenever they like; run chown ${uid} ${path}${rule.pipes ? '' : ' (or make the key anew)'}`,
     );
   if ((st.mode & 0o077) !== 0)
     throw new UncError(
-      'BAD_KEY_FILE',
-      `${path} holds a private key but its mode is ${(st.mode & 0o777).toString(8)}: others on this host can read or change it; run chmod 600 ${path}`,
+      code,
+      `${path} holds ${what} but its mode is ${(st.mode & 0o777).toString(8)}: others on this host can read or change it; run chmod 600 ${path}`,
     );
 }

@@ -1,12 +1,18 @@
-/** readPrivateKeyFile: the owner-only rule, checked on the file the bytes are read from. */
+/**
+ * readPrivateKeyFile and readSecretFile: the owner-only rule, checked on the file the bytes are read
+ * from.
+ */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { UncError } from '@unc/core';
-import { readPrivateKeyFile } from '../../src/storage/key-file.js';
+import { readPrivateKeyFile, readSecretFile } from '../../src/storage/key-file.js';
+
+/** The compiled module, for a child process that reads a pipe its shell made. */
+const KEY_FILE_MODULE = new URL('../../src/storage/key-file.js', import.meta.url).href;
 
 const badKeyFile = (err: unknown) => err instanceof UncError && err.code === 'BAD_KEY_FILE';
 
@@ -52,6 +58,61 @@ test('a FIFO or a folder where a key file goes is refused at once, never waited 
       (err: unknown) => badKeyFile(err) && /not a plain file/.test(String(err)),
     );
     assert.throws(() => readPrivateKeyFile(dir), badKeyFile);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const badSecretFile = (err: unknown) => err instanceof UncError && err.code === 'BAD_SECRET_FILE';
+
+test('a secret file (password, mnemonic, token) others may read is refused with the chmod that fixes it', {
+  skip: process.platform === 'win32',
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-secret-file-'));
+  try {
+    const file = join(dir, 'pw');
+    writeFileSync(file, 'correct horse\n', { mode: 0o600 });
+    assert.equal(readSecretFile(file, 'a password'), 'correct horse\n');
+    for (const mode of [0o644, 0o640, 0o604, 0o620, 0o602]) {
+      chmodSync(file, mode);
+      assert.throws(
+        () => readSecretFile(file, 'a password'),
+        (err: unknown) =>
+          badSecretFile(err) &&
+          String(err).includes(file) &&
+          /holds a password/.test(String(err)) &&
+          String(err).includes(`chmod 600 ${file}`),
+      );
+    }
+    chmodSync(file, 0o400);
+    assert.equal(readSecretFile(file, 'a password'), 'correct horse\n');
+    assert.throws(() => readSecretFile(join(dir, 'missing'), 'a password'), badSecretFile);
+    assert.throws(() => readSecretFile(dir, 'a password'), badSecretFile);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a secret handed over through a pipe (--password-file <(…)) is read; a pipe others may use is refused', {
+  skip: process.platform === 'win32',
+}, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-secret-file-'));
+  try {
+    // Through the shell's anonymous pipe, as `<(printf …)` gives it: mode 600, this user's.
+    const out = execFileSync('bash', [
+      '-c',
+      `exec ${JSON.stringify(process.execPath)} --input-type=module -e "const m = await import(process.argv[1]); process.stdout.write(m.readSecretFile(process.argv[2], 'a password'))" ${JSON.stringify(KEY_FILE_MODULE)} <(printf 'piped pw')`,
+    ]).toString();
+    assert.equal(out, 'piped pw');
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', ['-m', '644', fifo]);
+    // Refused before anything is read: the open of a FIFO waits for a writer, so one is started.
+    const writer = spawn('sh', ['-c', `printf x > ${JSON.stringify(fifo)}`]);
+    try {
+      assert.throws(() => readSecretFile(fifo, 'a password'), badSecretFile);
+    } finally {
+      writer.kill();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
