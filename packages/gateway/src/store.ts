@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS disputes (
   error TEXT,
   created_ms INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS disputes_created ON disputes(created_ms);
 CREATE TABLE IF NOT EXISTS fees (
   tx_hash TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -494,6 +495,38 @@ export class GatewayStore {
       error: (r.error as string | null) ?? null,
       createdMs: Number(r.created_ms),
     }));
+  }
+
+  /** How many disputes are recorded (the status page): counted, not read row by row. */
+  disputeCount(): number {
+    return Number((this.db.prepare('SELECT COUNT(*) AS n FROM disputes').get() as Row).n);
+  }
+
+  /**
+   * Deletes at most `limit` dispute rows recorded before `beforeMs` that are final, and returns how
+   * many went. A row is final once nothing can change what it records: sent (its transaction is in
+   * a block: the chain recorded the dispute, and nothing on chain resolves it further, core
+   * `applyDispute`), or not sent and no longer postable, its lease over for longer than the chain's
+   * posting window (`receiptWindowMs` after its end, core `checkPostingWindow`: LEASE_CLOSED past
+   * it), or a lease this database does not know. A row not sent whose lease still runs, or ended
+   * within the window, stays whatever its age: its signed request is what `unc market dispute`
+   * posts by hand. The lease's end is taken as the gateway saw it close plus its notice (the chain
+   * runs a closing lease through its notice), on the gateway's clock, as its rows are. Without
+   * this the table grew with every failed request, for ever. Bounded like pruneFinishedJobs: rows
+   * read in `created_ms` order through `disputes_created`, the next call takes the rest.
+   */
+  pruneDisputes(beforeMs: number, nowMs: number, postingWindowMs: number, limit: number): number {
+    const r = this.db
+      .prepare(
+        `DELETE FROM disputes WHERE rowid IN (
+           SELECT d.rowid FROM disputes d LEFT JOIN leases l ON l.lease_id = d.lease_id
+           WHERE d.created_ms < @before
+             AND (d.tx_hash IS NOT NULL OR l.lease_id IS NULL
+                  OR (l.closed_ms IS NOT NULL AND l.closed_ms + l.notice_ms + @window < @now))
+           ORDER BY d.created_ms LIMIT @limit)`,
+      )
+      .run({ before: beforeMs, now: nowMs, window: postingWindowMs, limit });
+    return r.changes;
   }
 
   /** Written before the transaction is handed to the node: a crash after it cannot hide the fee. */
