@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { announceList } from '../src/commands/start.js';
+import { announceList, p2pListenAddresses } from '../src/commands/start.js';
 
 test('--p2p-announce takes comma-separated /ip4|/ip6|/dns multiaddrs with a TCP port, and refuses anything else with BAD_ANNOUNCE', () => {
   assert.deepEqual(announceList(undefined), []);
@@ -24,5 +24,24 @@ test('--p2p-announce takes comma-separated /ip4|/ip6|/dns multiaddrs with a TCP 
       () => announceList(bad),
       (err: Error & { code?: string }) => err.code === 'BAD_ANNOUNCE',
       bad,
+    );
+});
+
+test('--p2p-host takes IPv4 and IPv6 addresses, each as its own family, once each (dual stack: given twice)', () => {
+  assert.deepEqual(p2pListenAddresses(undefined, 26656), ['/ip4/127.0.0.1/tcp/26656']);
+  assert.deepEqual(p2pListenAddresses([], 0), ['/ip4/127.0.0.1/tcp/0']);
+  // Written /ip4/::/tcp/… before: libp2p refused it and the node could not start.
+  assert.deepEqual(p2pListenAddresses(['::'], 26656), ['/ip6/::/tcp/26656']);
+  assert.deepEqual(p2pListenAddresses(['[::1]'], 0), ['/ip6/::1/tcp/0']);
+  assert.deepEqual(p2pListenAddresses(['0.0.0.0', '::'], 26656), [
+    '/ip4/0.0.0.0/tcp/26656',
+    '/ip6/::/tcp/26656',
+  ]);
+  assert.deepEqual(p2pListenAddresses(['2001:db8::5'], 1), ['/ip6/2001:db8::5/tcp/1']);
+  for (const bad of [['node.example.com'], ['999.1.1.1'], ['fe80::1%eth0'], [''], ['::', '[::]']])
+    assert.throws(
+      () => p2pListenAddresses(bad, 1),
+      (err: Error & { code?: string }) => err.code === 'BAD_ARGUMENT',
+      bad.join(' '),
     );
 });
