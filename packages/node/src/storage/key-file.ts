@@ -20,7 +20,12 @@ import { UncError } from '@unc/core';
  * opened without blocking so that a FIFO is refused rather than waited on.
  */
 export function readPrivateKeyFile(path: string): string {
-  return readOwnerOnlyFile(path, { what: 'a private key', code: 'BAD_KEY_FILE', pipes: false });
+  return readOwnerOnlyFile(path, {
+    what: 'a private key',
+    code: 'BAD_KEY_FILE',
+    pipes: false,
+    rootGrants: false,
+  });
 }
 
 /**
@@ -32,9 +37,17 @@ export function readPrivateKeyFile(path: string): string {
  * 0644 let any of them spend the gateway's budget. Unlike a key file, a pipe is accepted (the mode
  * and owner are still checked): `--password-file <(pass show unc)` and `/dev/stdin` hand the secret
  * over without writing it to a disk, so the open waits for a writer, as the shell's pipe has.
+ *
+ * A file root owns and grants this (non-root) user's group read, no more (mode 440 or 640), is
+ * root's grant and is read: systemd hands a service its credential (`LoadCredential=`,
+ * `$CREDENTIALS_DIRECTORY`) as a root-owned 0400 file with an ACL entry for the unit's user, which
+ * stat shows as mode 440 (the ACL mask in the group bits), on a read-only file system; refused,
+ * `unc gateway start --api-token-file $CREDENTIALS_DIRECTORY/token` could not run as a service at
+ * all, and the chmod the refusal named was impossible. Still refused: others' read, any write but
+ * root's, and a group read on a file this user owns (root included) or on a key file.
  */
 export function readSecretFile(path: string, what: string): string {
-  return readOwnerOnlyFile(path, { what, code: 'BAD_SECRET_FILE', pipes: true });
+  return readOwnerOnlyFile(path, { what, code: 'BAD_SECRET_FILE', pipes: true, rootGrants: true });
 }
 
 interface OwnerOnlyRule {
@@ -44,6 +57,8 @@ interface OwnerOnlyRule {
   code: string;
   /** Whether a pipe (FIFO) is read as well as a plain file. */
   pipes: boolean;
+  /** Whether root may grant this (non-root) user's group read of a file root owns (readSecretFile). */
+  rootGrants: boolean;
 }
 
 function readOwnerOnlyFile(path: string, rule: OwnerOnlyRule): string {
@@ -82,7 +97,8 @@ function checkOwnerOnly(path: string, st: Stats, rule: OwnerOnlyRule): void {
       code,
       `${path} holds ${what} but belongs to uid ${st.uid}, not to this user (uid ${uid}): its owner can read it or open it to others whenever they like; run chown ${uid} ${path}${rule.pipes ? '' : ' (or make the key anew)'}`,
     );
-  if ((st.mode & 0o077) !== 0)
+  const granted = rule.rootGrants && st.uid === 0 && uid !== 0 ? 0o040 : 0;
+  if ((st.mode & 0o077 & ~granted) !== 0)
     throw new UncError(
       code,
       `${path} holds ${what} but its mode is ${(st.mode & 0o777).toString(8)}: others on this host can read or change it; run chmod 600 ${path}`,

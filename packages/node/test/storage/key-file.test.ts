@@ -3,8 +3,8 @@
  * from.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -113,6 +113,47 @@ test('a secret handed over through a pipe (--password-file <(…)) is read; a pi
     } finally {
       writer.kill();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a secret root provided for a service user (systemd LoadCredential=: 0400 and an ACL, which stat shows as 440) is read; one others may read, or its group write, is not', {
+  // Needs root to make a root-owned file and to run the reader as another user.
+  skip: process.platform === 'win32' || process.getuid?.() !== 0,
+}, () => {
+  const NOBODY = 65534;
+  const dir = mkdtempSync(join(tmpdir(), 'unc-secret-file-'));
+  try {
+    chmodSync(dir, 0o755);
+    const file = join(dir, 'token');
+    writeFileSync(file, 'sesame\n');
+    // systemd writes a credential root-owned 0400 and grants the unit's user read with an ACL
+    // entry; stat shows the ACL's mask in the group bits. A group of the reader's stands in here.
+    chownSync(file, 0, NOBODY);
+    const readAsService = (mode: number) => {
+      chmodSync(file, mode);
+      return spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          "const m = await import(process.argv[1]); try { process.stdout.write(m.readSecretFile(process.argv[2], 'an API token')) } catch (e) { process.stdout.write(String(e.code)) }",
+          KEY_FILE_MODULE,
+          file,
+        ],
+        { uid: NOBODY, gid: NOBODY, encoding: 'utf8' },
+      );
+    };
+    for (const mode of [0o440, 0o640]) {
+      const r = readAsService(mode);
+      assert.equal(r.stdout, 'sesame\n', `${mode.toString(8)}: ${r.stderr}`);
+    }
+    for (const mode of [0o444, 0o460, 0o442])
+      assert.equal(readAsService(mode).stdout, 'BAD_SECRET_FILE', mode.toString(8));
+    // Root's own file with group read is root's carelessness, as anyone's: refused to root.
+    chmodSync(file, 0o440);
+    assert.throws(() => readSecretFile(file, 'an API token'), badSecretFile);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
