@@ -45,3 +45,26 @@ test('--p2p-host takes IPv4 and IPv6 addresses, each as its own family, once eac
       bad.join(' '),
     );
 });
+
+test('--p2p-host: an IPv4-mapped IPv6 address, and the same address spelled twice, are refused before libp2p binds', () => {
+  const badArgument = (err: Error & { code?: string }) => err.code === 'BAD_ARGUMENT';
+  // libp2p listens on /ip6/ IPv6-only, where a mapped address cannot be bound (EINVAL at start).
+  for (const mapped of ['::ffff:1.2.3.4', '[::ffff:0.0.0.0]', '::FFFF:102:304', '0:0:0:0:0:ffff:7f00:1'])
+    assert.throws(
+      () => p2pListenAddresses([mapped], 1),
+      (err: Error & { code?: string }) => badArgument(err) && /IPv4/.test(err.message),
+      mapped,
+    );
+  // One address in two spellings bound the port twice (EADDRINUSE at start).
+  for (const twice of [
+    ['::', '0::0'],
+    ['::1', '0:0:0:0:0:0:0:1'],
+    ['2001:DB8::5', '2001:db8::5'],
+  ])
+    assert.throws(() => p2pListenAddresses(twice, 1), badArgument, twice.join(' '));
+  assert.deepEqual(
+    p2pListenAddresses(['2001:DB8:0::5'], 1),
+    ['/ip6/2001:db8::5/tcp/1'],
+    'written canonically',
+  );
+});

@@ -86,7 +86,8 @@ export const DEFAULT_P2P_HOST = '127.0.0.1';
  * is announced of a wildcard's expansion is filtered for both families alike (node p2p/announce.ts:
  * the loopback, ULA fc00::/7, link-local, documentation and the LAN are not announced; an address
  * named here is). Refused (BAD_ARGUMENT): a name, a zoned address (`fe80::1%eth0`: a link's, not
- * a peer's), or the same address twice.
+ * a peer's), an IPv4-mapped one (`::ffff:1.2.3.4`: not bindable IPv6-only; give the IPv4 address),
+ * or the same address twice, in any spelling (IPv6 is written canonically).
  */
 export function p2pListenAddresses(hosts: readonly string[] | undefined, port: number): string[] {
   const list = hosts === undefined || hosts.length === 0 ? [DEFAULT_P2P_HOST] : hosts;
@@ -99,7 +100,17 @@ export function p2pListenAddresses(hosts: readonly string[] | undefined, port: n
         'BAD_ARGUMENT',
         `invalid --p2p-host "${given}": expected an IPv4 or IPv6 address to listen on, e.g. 0.0.0.0, ::, 127.0.0.1 or ::1`,
       );
-    const addr = `/ip${family}/${host}/tcp/${port}`;
+    // One spelling per address (lower case, zeros compressed), so the same one given twice in two
+    // spellings is caught here, not by libp2p's second bind of the port (EADDRINUSE at start).
+    const ip = family === 6 ? new URL(`http://[${host}]/`).hostname.slice(1, -1) : host;
+    // An IPv4-mapped address (`::ffff:1.2.3.4`) cannot be bound on libp2p's IPv6-only listener
+    // (EINVAL at start): it is the IPv4 address's.
+    if (family === 6 && /^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(ip))
+      throw new UncError(
+        'BAD_ARGUMENT',
+        `invalid --p2p-host "${given}": an IPv4-mapped IPv6 address; give the IPv4 address itself (--p2p-host 0.0.0.0 listens on every IPv4 address)`,
+      );
+    const addr = `/ip${family}/${ip}/tcp/${port}`;
     if (out.includes(addr)) throw new UncError('BAD_ARGUMENT', `--p2p-host ${given} is given twice`);
     out.push(addr);
   }
