@@ -1145,13 +1145,20 @@ export class Gateway {
    * Deletes the final dispute rows (store.pruneDisputes) recorded longer than the job retention ago
    * (the renter's audit keeps a dispute as long as the job it disputes; 0 keeps them all), a
    * bounded batch per tick like the jobs'. A failing provider, or a caller who makes requests fail,
-   * otherwise grew the table with every request disputed or recorded as not sent.
+   * otherwise grew the table with every request disputed or recorded as not sent. A tick reads at
+   * most a batch of rows, deleted or not (store.pruneDisputes).
    */
   private pruneDisputes(nowMs: number): void {
     const retention = this.opts.jobRetentionMs ?? JOB_RETENTION_MS;
     if (retention === 0 || nowMs - this.lastDisputePruneMs < JOB_PRUNE_EVERY_MS) return;
-    const deleted = this.store.pruneDisputes(nowMs - retention, nowMs, this.receiptWindowMs, JOB_PRUNE_BATCH);
-    this.lastDisputePruneMs = deleted === JOB_PRUNE_BATCH ? 0 : nowMs;
+    const { deleted, more } = this.store.pruneDisputes(
+      nowMs - retention,
+      nowMs,
+      this.receiptWindowMs,
+      JOB_PRUNE_BATCH,
+    );
+    // A batch read whole: the next tick reads on (each tick reads at most a batch).
+    this.lastDisputePruneMs = more ? 0 : nowMs;
     if (deleted > 0) this.log.info('final disputes pruned', { deleted, retentionMs: retention });
   }
 
