@@ -44,7 +44,9 @@ export function readPrivateKeyFile(path: string): string {
  * stat shows as mode 440 (the ACL mask in the group bits), on a read-only file system; refused,
  * `unc gateway start --api-token-file $CREDENTIALS_DIRECTORY/token` could not run as a service at
  * all, and the chmod the refusal named was impossible. Still refused: others' read, any write but
- * root's, and a group read on a file this user owns (root included) or on a key file.
+ * root's, and a group read on a file this user owns (root included) or on a key file. On macOS a
+ * pipe read through `/dev/stdin` or `/dev/fd/N` is not held to its mode, which XNU reports 0660
+ * for every pipe (checkOwnerOnly).
  */
 export function readSecretFile(path: string, what: string): string {
   return readOwnerOnlyFile(path, { what, code: 'BAD_SECRET_FILE', pipes: true, rootGrants: true });
@@ -83,21 +85,57 @@ function readOwnerOnlyFile(path: string, rule: OwnerOnlyRule): string {
   }
 }
 
-function checkOwnerOnly(path: string, st: Stats, rule: OwnerOnlyRule): void {
+/** What of a file's fstat the owner-only rule reads. */
+export type OwnerOnlyStats = Pick<Stats, 'isFile' | 'isFIFO' | 'uid' | 'mode'>;
+
+/** The reader the rule is applied for: its uid (none on Windows) and its platform. */
+export interface SecretFileReader {
+  uid: number | undefined;
+  platform: NodeJS.Platform;
+}
+
+/**
+ * The check readSecretFile applies to the descriptor it reads (`st`, its fstat), by itself: throws
+ * BAD_SECRET_FILE, or returns. For tests of another platform's answers, and for hosts that open
+ * the file themselves.
+ */
+export function checkSecretFileStats(
+  path: string,
+  st: OwnerOnlyStats,
+  what: string,
+  reader: SecretFileReader = { uid: process.getuid?.(), platform: process.platform },
+): void {
+  checkOwnerOnly(path, st, { what, code: 'BAD_SECRET_FILE', pipes: true, rootGrants: true }, reader);
+}
+
+/** This process's own descriptors, as a path names one: what the shell hands a pipe over as. */
+const OWN_DESCRIPTOR = /^\/dev\/(stdin|fd\/\d+)$/;
+
+function checkOwnerOnly(
+  path: string,
+  st: OwnerOnlyStats,
+  rule: OwnerOnlyRule,
+  reader: SecretFileReader = { uid: process.getuid?.(), platform: process.platform },
+): void {
   const { what, code } = rule;
   if (!st.isFile() && !(rule.pipes && st.isFIFO()))
     throw new UncError(
       code,
       `${path} holds ${what} but is not a plain file${rule.pipes ? ' or a pipe' : ''}`,
     );
-  const uid = process.getuid?.();
+  const uid = reader.uid;
   if (uid === undefined) return;
   if (st.uid !== uid && st.uid !== 0)
     throw new UncError(
       code,
       `${path} holds ${what} but belongs to uid ${st.uid}, not to this user (uid ${uid}): its owner can read it or open it to others whenever they like; run chown ${uid} ${path}${rule.pipes ? '' : ' (or make the key anew)'}`,
     );
-  const granted = rule.rootGrants && st.uid === 0 && uid !== 0 ? 0o040 : 0;
+  let granted = rule.rootGrants && st.uid === 0 && uid !== 0 ? 0o040 : 0;
+  // macOS reports every anonymous pipe 0660 (XNU pipe_stat), bits no other user can act on: the
+  // pipe has no name on a disk, only this process's descriptor (the shell's `<(…)`, a pipe into
+  // stdin). Held to them, `--password-file <(pass show unc)` and `/dev/stdin` were refused there.
+  if (rule.pipes && st.isFIFO() && reader.platform === 'darwin' && OWN_DESCRIPTOR.test(path))
+    granted |= 0o060;
   if ((st.mode & 0o077 & ~granted) !== 0)
     throw new UncError(
       code,

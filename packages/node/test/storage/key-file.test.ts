@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { UncError } from '@unc/core';
-import { readPrivateKeyFile, readSecretFile } from '../../src/storage/key-file.js';
+import { checkSecretFileStats, readPrivateKeyFile, readSecretFile } from '../../src/storage/key-file.js';
 
 /** The compiled module, for a child process that reads a pipe its shell made. */
 const KEY_FILE_MODULE = new URL('../../src/storage/key-file.js', import.meta.url).href;
@@ -157,4 +157,28 @@ test('a secret root provided for a service user (systemd LoadCredential=: 0400 a
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('macOS reports every pipe 0660: a pipe handed over as a descriptor (/dev/stdin, /dev/fd/N) is read there; a named FIFO is held to its mode', () => {
+  // What fstat gives on macOS (XNU pipe_stat: S_IFIFO | 0660, the caller's uid) for the pipe of
+  // `--password-file <(pass show unc)` or `echo pw | unc … --password-file /dev/stdin`.
+  const pipe = { isFile: () => false, isFIFO: () => true, uid: 501, mode: 0o010660 };
+  const darwin = { uid: 501, platform: 'darwin' as const };
+  for (const path of ['/dev/stdin', '/dev/fd/63', '/dev/fd/0'])
+    assert.doesNotThrow(() => checkSecretFileStats(path, pipe, 'a password', darwin), path);
+  // A named FIFO on a disk reports its own mode, which others may use.
+  assert.throws(() => checkSecretFileStats('/tmp/pw.fifo', pipe, 'a password', darwin), badSecretFile);
+  // Elsewhere an anonymous pipe is 0600 (Linux pipefs): 0660 there is a named FIFO's mode.
+  assert.throws(
+    () => checkSecretFileStats('/dev/fd/63', pipe, 'a password', { uid: 501, platform: 'linux' }),
+    badSecretFile,
+  );
+  // Not a pipe: a file handed over as a descriptor (`3< pw`) is held to its mode everywhere.
+  const file = { isFile: () => true, isFIFO: () => false, uid: 501, mode: 0o100660 };
+  assert.throws(() => checkSecretFileStats('/dev/fd/3', file, 'a password', darwin), badSecretFile);
+  // Another user's pipe stays refused.
+  assert.throws(
+    () => checkSecretFileStats('/dev/stdin', { ...pipe, uid: 502 }, 'a password', darwin),
+    badSecretFile,
+  );
 });
