@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { decodeAddress, UncError } from '@unc/core';
-import { removeWholeLeftovers } from '@unc/node';
+import { readSecretFile, removeWholeLeftovers } from '@unc/node';
 import { normalizeNodeUrl, UncClient } from '@unc/sdk';
 import { type Command, Option } from 'commander';
 import { checkHome } from './home.js';
@@ -213,7 +213,8 @@ export function ctxOf(cmd: Command): Context {
 export const MIN_PASSWORD_LENGTH = 8;
 
 /**
- * Reads a password from --password-file, or asks on the terminal without echo. `isNew` marks the
+ * Reads a password from --password-file (held to the owner-only rule of secret files,
+ * readSecretFile: BAD_SECRET_FILE for one its group or others may read), or asks on the terminal without echo. `isNew` marks the
  * password a key is about to be encrypted under: asked twice at the prompt, and held to
  * MIN_PASSWORD_LENGTH from either source. The minimum applied to the prompt only, so a script's
  * `--password-file` holding "1" encrypted a key that any copy of its keystore (an export, a backup,
@@ -230,7 +231,7 @@ export async function readPassword(
     if (!existsSync(opts.passwordFile)) {
       throw new UncError('BAD_PASSWORD_FILE', `password file ${opts.passwordFile} does not exist`);
     }
-    password = readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    password = readSecretFile(opts.passwordFile, 'a password').replace(/\r?\n$/, '');
     if (password.length === 0)
       throw new UncError('BAD_PASSWORD_FILE', `password file ${opts.passwordFile} is empty`);
     checkNewPassword(password, isNew, ` (in ${opts.passwordFile})`);

@@ -19,7 +19,7 @@ test('attack: a short password from --password-file is refused for a new key, an
   const home = tempHome();
   try {
     const file = join(home.dir, 'pw');
-    writeFileSync(file, '1234567\n');
+    writeFileSync(file, '1234567\n', { mode: 0o600 });
     // A new key (keys add, keys import from a mnemonic): the prompt's minimum holds for a file too.
     await assert.rejects(readPassword({ passwordFile: file }, 'new: ', true), code('WEAK_PASSWORD'));
     // Unlocking a key that already has this password (imported from another wallet) is not refused.
@@ -32,6 +32,79 @@ test('attack: a short password from --password-file is refused for a new key, an
     assert.equal(add.code, 1);
     assert.match(add.stderr, /WEAK_PASSWORD/);
     assert.equal(new Keyring(home.dir).has('alice'), false);
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('attack: a password, mnemonic or API token file others on the host may read is refused, naming the file and the chmod', async () => {
+  if (process.platform === 'win32') return;
+  const home = tempHome();
+  try {
+    const refused = (r: { code: number | null; stderr: string }, file: string) => {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /BAD_SECRET_FILE/);
+      assert.ok(r.stderr.includes(`chmod 600 ${file}`), r.stderr);
+    };
+    const pw = join(home.dir, 'pw');
+    writeFileSync(pw, 'correct horse battery\n', { mode: 0o644 });
+    chmodSync(pw, 0o644); // whatever the umask
+    await assert.rejects(readPassword({ passwordFile: pw }, 'unlock: '), code('BAD_SECRET_FILE'));
+    refused(await runUnc(['keys', 'add', 'alice', '--password-file', pw, '--home', home.dir]), pw);
+    assert.equal(new Keyring(home.dir).has('alice'), false);
+    chmodSync(pw, 0o600);
+    const mnemonic = join(home.dir, 'words');
+    writeFileSync(mnemonic, 'abandon '.repeat(11) + 'about\n', { mode: 0o640 });
+    chmodSync(mnemonic, 0o640);
+    refused(
+      await runUnc([
+        'keys',
+        'import',
+        'bob',
+        '--mnemonic-file',
+        mnemonic,
+        '--password-file',
+        pw,
+        '--home',
+        home.dir,
+      ]),
+      mnemonic,
+    );
+    assert.equal(new Keyring(home.dir).has('bob'), false);
+    // Owner-only, the same files are read.
+    chmodSync(mnemonic, 0o600);
+    const ok = await runUnc([
+      'keys',
+      'import',
+      'bob',
+      '--mnemonic-file',
+      mnemonic,
+      '--password-file',
+      pw,
+      '--home',
+      home.dir,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const token = join(home.dir, 'token');
+    writeFileSync(token, 'sesame\n', { mode: 0o604 });
+    chmodSync(token, 0o604);
+    refused(
+      await runUnc([
+        'gateway',
+        'start',
+        '--from',
+        'bob',
+        '--budget',
+        '1',
+        '--models',
+        'ocr',
+        '--api-token-file',
+        token,
+        '--home',
+        home.dir,
+      ]),
+      token,
+    );
   } finally {
     home.cleanup();
   }

@@ -440,7 +440,7 @@ describe('keys delete, rename, export and import', () => {
   const unc = (...args: string[]) => runUnc([...args, '--home', home.dir]);
 
   test('export → import elsewhere gives the same address with a warning when the key is already held; rename; delete asks', async () => {
-    writeFileSync(pw, 'correct horse battery\n');
+    writeFileSync(pw, 'correct horse battery\n', { mode: 0o600 });
     const add = await unc('keys', 'add', 'alice', '--password-file', pw, '-o', 'json');
     assert.equal(add.code, 0, add.stderr);
     const alice = JSON.parse(add.stdout) as { address: string };
@@ -474,7 +474,7 @@ describe('keys delete, rename, export and import', () => {
     assert.equal((JSON.parse(again.stdout) as { address: string }).address, alice.address);
     assert.match(again.stderr, /warning: .* is already in the keyring as "alice"/);
     const wrong = join(home.dir, 'wrong');
-    writeFileSync(wrong, 'not the password\n');
+    writeFileSync(wrong, 'not the password\n', { mode: 0o600 });
     assert.equal(
       (await unc('keys', 'import', 'alice3', '--keystore', file, '--password-file', wrong)).code,
       1,

@@ -376,7 +376,7 @@ describe('unc dev end to end', () => {
 
   test('keys add and import keep the secret encrypted; import recovers the same address', async () => {
     const pw = join(home.dir, 'pw.txt');
-    writeFileSync(pw, 'correct horse battery\n');
+    writeFileSync(pw, 'correct horse battery\n', { mode: 0o600 });
     const add = await runUnc([
       'keys',
       'add',
@@ -396,7 +396,7 @@ describe('unc dev end to end', () => {
     assert.match(file, /aes-256-gcm/);
 
     const mf = join(home.dir, 'm.txt');
-    writeFileSync(mf, created.mnemonic);
+    writeFileSync(mf, created.mnemonic, { mode: 0o600 });
     const imp = await runUnc([
       'keys',
       'import',
@@ -437,7 +437,7 @@ describe('unc dev end to end', () => {
     const fund = await transfer('dev3', created.address, '5');
     assert.equal(fund.code, 0, fund.stderr);
     const bad = join(home.dir, 'bad.txt');
-    writeFileSync(bad, 'wrong password');
+    writeFileSync(bad, 'wrong password', { mode: 0o600 });
     const bob = 'unc1vystcnlgdeut2u2v57a0lacv4url68zepr0t34';
     const wrong = await transfer('alice', bob, '1', ['--password-file', bad]);
     assert.notEqual(wrong.code, 0);

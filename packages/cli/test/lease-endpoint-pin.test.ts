@@ -87,7 +87,7 @@ describe('unc job sends only to the endpoint the lease was opened on', () => {
     new Keyring(home.dir).addTest('renter', devKey(2).seed, CHAIN);
     // A keystore key unlocks on any chain id: only the lease record stands in the way.
     new Keyring(home.dir).addEncrypted('renter-enc', devKey(2).seed, 'pw');
-    writeFileSync(join(home.dir, 'pw'), 'pw\n');
+    writeFileSync(join(home.dir, 'pw'), 'pw\n', { mode: 0o600 });
     writeFileSync(join(home.dir, 'model.onnx'), 'not a model');
     writeFileSync(join(home.dir, 'in.json'), '{}');
   });

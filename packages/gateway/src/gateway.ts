@@ -261,6 +261,8 @@ interface PendingDispute {
 
 /** The protocol's default dispute wait (core DEFAULT_MARKET_PARAMS), for a node that does not name it. */
 const DEFAULT_DISPUTE_WAIT_MS = Number(DEFAULT_MARKET_PARAMS.disputeWaitMs);
+/** The protocol's default posting window (core DEFAULT_MARKET_PARAMS), for a node that does not name it. */
+const DEFAULT_RECEIPT_WINDOW_MS = Number(DEFAULT_MARKET_PARAMS.receiptWindowMs);
 
 interface QueuedJob {
   id: string;
@@ -383,6 +385,10 @@ export class Gateway {
   private lastChainReadMs = 0;
   /** When finished jobs were last pruned (0: at the next tick). */
   private lastJobPruneMs = 0;
+  /** When final disputes were last pruned (0: at the next tick). */
+  private lastDisputePruneMs = 0;
+  /** The chain's window after a lease's end in which its disputes are still taken (unc_getParams). */
+  private receiptWindowMs = DEFAULT_RECEIPT_WINDOW_MS;
   private chainId = '';
   private txChain: Promise<unknown> = Promise.resolve();
   private feeParams = { minFeePerByte: 0n, minFeePerAction: 0n };
@@ -452,6 +458,8 @@ export class Gateway {
       minFeePerAction: BigInt(params.minFeePerAction),
     };
     if (Number.isSafeInteger(params.disputeWaitMs)) this.disputeWaitMs = params.disputeWaitMs;
+    if (Number.isSafeInteger(params.receiptWindowMs) && params.receiptWindowMs >= 0)
+      this.receiptWindowMs = params.receiptWindowMs;
     const nowMs = this.now();
     for (const a of this.store.avoided()) if (a.untilMs > nowMs) this.avoided.set(a.provider, a.untilMs);
     // Openings a previous run sent and never saw settled: counted until the refresh settles them.
@@ -1096,6 +1104,7 @@ export class Gateway {
       const nowMs = this.now();
       // First: it needs no chain, so a node down does not hold the database's growth up.
       this.pruneFinishedJobs(nowMs);
+      this.pruneDisputes(nowMs);
       if (nowMs - this.lastChainReadMs >= (this.opts.chainRefreshMs ?? 2_000)) {
         this.lastChainReadMs = nowMs;
         await this.refreshLeases();
@@ -1130,6 +1139,27 @@ export class Gateway {
     const deleted = this.store.pruneFinishedJobs(nowMs - retention, JOB_PRUNE_BATCH);
     this.lastJobPruneMs = deleted === JOB_PRUNE_BATCH ? 0 : nowMs;
     if (deleted > 0) this.log.info('finished jobs pruned', { deleted, retentionMs: retention });
+  }
+
+  /**
+   * Deletes the final dispute rows (store.pruneDisputes) recorded longer than the job retention ago
+   * (the renter's audit keeps a dispute as long as the job it disputes; 0 keeps them all), a
+   * bounded batch per tick like the jobs'. A failing provider, or a caller who makes requests fail,
+   * otherwise grew the table with every request disputed or recorded as not sent. A tick reads at
+   * most a batch of rows, deleted or not (store.pruneDisputes).
+   */
+  private pruneDisputes(nowMs: number): void {
+    const retention = this.opts.jobRetentionMs ?? JOB_RETENTION_MS;
+    if (retention === 0 || nowMs - this.lastDisputePruneMs < JOB_PRUNE_EVERY_MS) return;
+    const { deleted, more } = this.store.pruneDisputes(
+      nowMs - retention,
+      nowMs,
+      this.receiptWindowMs,
+      JOB_PRUNE_BATCH,
+    );
+    // A batch read whole: the next tick reads on (each tick reads at most a batch).
+    this.lastDisputePruneMs = more ? 0 : nowMs;
+    if (deleted > 0) this.log.info('final disputes pruned', { deleted, retentionMs: retention });
   }
 
   private poolView(nowMs: number) {
@@ -1952,7 +1982,7 @@ export class Gateway {
           provider,
           untilMs: untilMs === AVOID_FOREVER ? null : untilMs,
         })),
-      disputes: this.store.disputes().length,
+      disputes: this.store.disputeCount(),
     };
   }
 

@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS disputes (
   error TEXT,
   created_ms INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS disputes_created ON disputes(created_ms);
 CREATE TABLE IF NOT EXISTS fees (
   tx_hash TEXT PRIMARY KEY,
   kind TEXT NOT NULL,
@@ -263,6 +264,8 @@ function pendingOpenOf(r: Row): PendingOpenRow {
 
 export class GatewayStore {
   private readonly db: Database.Database;
+  /** Where the last pruneDisputes call stopped reading; null: at the start. */
+  private disputeCursor: { createdMs: number; rowid: number } | null = null;
 
   /**
    * `readonly`: for `unc gateway jobs/receipts` beside a running gateway. `nowMs`: the gateway's
@@ -494,6 +497,68 @@ export class GatewayStore {
       error: (r.error as string | null) ?? null,
       createdMs: Number(r.created_ms),
     }));
+  }
+
+  /** How many disputes are recorded (the status page): counted, not read row by row. */
+  disputeCount(): number {
+    return Number((this.db.prepare('SELECT COUNT(*) AS n FROM disputes').get() as Row).n);
+  }
+
+  /**
+   * Deletes the final ones among at most `limit` dispute rows recorded before `beforeMs`, and
+   * returns how many went. A row is final once nothing can change what it records: sent (its transaction is in
+   * a block: the chain recorded the dispute, and nothing on chain resolves it further, core
+   * `applyDispute`), or not sent and no longer postable, its lease over for longer than the chain's
+   * posting window (`receiptWindowMs` after its end, core `checkPostingWindow`: LEASE_CLOSED past
+   * it), or a lease this database does not know. A row not sent whose lease still runs, or ended
+   * within the window, stays whatever its age: its signed request is what `unc market dispute`
+   * posts by hand. The lease's end is taken as the gateway saw it close plus its notice (the chain
+   * runs a closing lease through its notice), on the gateway's clock, as its rows are. Without
+   * this the table grew with every failed request, for ever.
+   *
+   * Bounded in the rows it reads, not only in those it deletes: at most `limit` rows per call, in
+   * `(created_ms, rowid)` order through `disputes_created`, from where the last call stopped (a
+   * cursor kept here, back to the start once a call reaches the cutoff). Rows still postable (not
+   * sent, their lease running) are kept whatever their age, and a caller whose requests fail on a
+   * long lease (each dispute refused over the budget, say) piles them up ahead of the final ones:
+   * a pass that filtered them out inside one `LIMIT`ed DELETE read every one of them again, each
+   * time, on the gateway's one thread. `more`: the call stopped at `limit` rows, the next goes on.
+   */
+  pruneDisputes(
+    beforeMs: number,
+    nowMs: number,
+    postingWindowMs: number,
+    limit: number,
+  ): { deleted: number; more: boolean } {
+    const from = this.disputeCursor ?? { createdMs: Number.MIN_SAFE_INTEGER, rowid: 0 };
+    const rows = this.db
+      .prepare(
+        `SELECT d.rowid AS rowid, d.created_ms AS created_ms,
+                (d.tx_hash IS NOT NULL OR l.lease_id IS NULL
+                 OR (l.closed_ms IS NOT NULL AND l.closed_ms + l.notice_ms + @window < @now)) AS final
+           FROM disputes d LEFT JOIN leases l ON l.lease_id = d.lease_id
+          WHERE d.created_ms < @before
+            AND (d.created_ms > @fromMs OR (d.created_ms = @fromMs AND d.rowid > @fromRow))
+          ORDER BY d.created_ms, d.rowid LIMIT @limit`,
+      )
+      .all({
+        before: beforeMs,
+        now: nowMs,
+        window: postingWindowMs,
+        fromMs: from.createdMs,
+        fromRow: from.rowid,
+        limit,
+      }) as Row[];
+    const remove = this.db.prepare('DELETE FROM disputes WHERE rowid = ?');
+    let deleted = 0;
+    this.db.transaction(() => {
+      for (const r of rows) if (Number(r.final) === 1) deleted += remove.run(r.rowid).changes;
+    })();
+    const more = rows.length === limit && limit > 0;
+    const last = rows[rows.length - 1];
+    this.disputeCursor =
+      more && last ? { createdMs: Number(last.created_ms), rowid: Number(last.rowid) } : null;
+    return { deleted, more };
   }
 
   /** Written before the transaction is handed to the node: a crash after it cannot hide the fee. */

@@ -69,3 +69,73 @@ describe('gateway job retention', () => {
     assert.throws(() => make('bad2.db', 1.5), /jobRetentionMs/);
   });
 });
+
+describe('gateway dispute retention', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-dispute-retention-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const clock = 100 * DAY;
+  const make = (name: string, jobRetentionMs?: number) =>
+    new Gateway({
+      nodeUrl: 'http://127.0.0.1:1',
+      renterSeed: new Uint8Array(32).fill(7),
+      budgetPerHour: 1n,
+      models: [{ name: 'ocr' }],
+      dbPath: join(dir, name),
+      now: () => clock,
+      chainRefreshMs: 1e15,
+      targets: { minLeases: 0 },
+      ...(jobRetentionMs === undefined ? {} : { jobRetentionMs }),
+    });
+  const tick = (gw: Gateway) => (gw as unknown as { tick(): Promise<void> }).tick();
+  const record = (gw: Gateway, jobId: string, txHash: string | null, createdMs: number) =>
+    gw.store.addDispute({
+      leaseId: 'l1',
+      jobId,
+      requestHex: 'aa',
+      reason: 'no answer',
+      txHash,
+      error: txHash ? null : 'not sent',
+      createdMs,
+    });
+
+  test('a tick deletes the disputes past the retention once final; one still postable on a running lease stays', async () => {
+    const gw = make('disputes.db');
+    try {
+      gw.store.putLease({
+        leaseId: 'l1',
+        offerId: 'o',
+        chipId: 'c',
+        provider: 'p',
+        endpoint: 'https://x',
+        pricePerHour: '1',
+        noticeMs: 0,
+        openedMs: 0,
+        closedMs: null,
+        closeReason: null,
+      });
+      record(gw, 'sent-old', 'ab'.repeat(32), clock - 31 * DAY);
+      record(gw, 'unsent-old', null, clock - 31 * DAY);
+      record(gw, 'sent-new', 'cd'.repeat(32), clock - 29 * DAY);
+      await tick(gw);
+      assert.deepEqual(
+        gw.store.disputes().map((d) => d.jobId),
+        ['unsent-old', 'sent-new'],
+        'the final one past the retention went; the one its running lease may still take and the newer one stayed',
+      );
+      assert.equal(gw.status().disputes, 2);
+    } finally {
+      gw.store.close();
+    }
+  });
+
+  test('0 keeps every dispute', async () => {
+    const gw = make('disputes-forever.db', 0);
+    try {
+      record(gw, 'sent-old', 'ab'.repeat(32), 0);
+      await tick(gw);
+      assert.equal(gw.store.disputes().length, 1);
+    } finally {
+      gw.store.close();
+    }
+  });
+});

@@ -198,3 +198,117 @@ describe('gateway store: finished jobs past the retention', () => {
     s.close();
   });
 });
+
+describe('gateway store: final disputes past the retention', () => {
+  test('pruneDisputes deletes final rows recorded before the cutoff, at most a batch; a dispute still postable stays', () => {
+    const s = new GatewayStore(':memory:');
+    const lease = (leaseId: string, closedMs: number | null, noticeMs = 0) =>
+      s.putLease({
+        leaseId,
+        offerId: 'o',
+        chipId: 'c',
+        provider: 'p',
+        endpoint: 'https://x',
+        pricePerHour: '1',
+        noticeMs,
+        openedMs: 0,
+        closedMs,
+        closeReason: closedMs === null ? null : 'idle',
+      });
+    const dispute = (leaseId: string, jobId: string, txHash: string | null, createdMs: number) =>
+      s.addDispute({
+        leaseId,
+        jobId,
+        requestHex: 'aa',
+        reason: 'no answer',
+        txHash,
+        error: txHash ? null : 'x',
+        createdMs,
+      });
+    const WINDOW = 1_000;
+    const NOW = 10_000;
+    lease('running', null);
+    lease('ended-long-ago', 100, 50); // window over at 100 + 50 + 1000 = 1150 < NOW
+    lease('ended-recently', 9_500); // window open until 10_500
+    lease('in-notice', 8_000, 5_000); // runs through its notice: window open until 14_000
+    // Sent (in a block): final, whichever lease.
+    for (let i = 0; i < 4; i++) dispute('running', `sent${i}`, `hash${i}`, i);
+    // Not sent: final only once the chain takes no dispute of its lease any more.
+    dispute('ended-long-ago', 'unsent-over', null, 5);
+    dispute('gone', 'unsent-unknown-lease', null, 6);
+    dispute('running', 'unsent-running', null, 7);
+    dispute('ended-recently', 'unsent-recent', null, 8);
+    dispute('in-notice', 'unsent-notice', null, 9);
+    // Final, but recorded after the cutoff: kept for the audit.
+    dispute('running', 'sent-late', 'hash-late', 500);
+    assert.deepEqual(s.pruneDisputes(100, NOW, WINDOW, 2), { deleted: 2, more: true }, 'a bounded batch');
+    assert.deepEqual(
+      s.pruneDisputes(100, NOW, WINDOW, 100),
+      { deleted: 4, more: false },
+      'the other final ones recorded before 100',
+    );
+    assert.equal(s.pruneDisputes(100, NOW, WINDOW, 100).deleted, 0);
+    assert.deepEqual(
+      s.disputes().map((d) => d.jobId),
+      ['unsent-running', 'unsent-recent', 'unsent-notice', 'sent-late'],
+    );
+    assert.equal(s.disputeCount(), 4);
+    // The lease ran out and the window passed: the open ones are final now.
+    assert.equal(s.pruneDisputes(100, 20_000, WINDOW, 100).deleted, 2, 'windows of ended leases over');
+    s.closeLease('running', 20_000, 'idle');
+    assert.equal(s.pruneDisputes(100, 21_001, WINDOW, 100).deleted, 1);
+    assert.deepEqual(
+      s.disputes().map((d) => d.jobId),
+      ['sent-late'],
+    );
+    s.close();
+  });
+
+  test('attack: old rows still postable ahead of the final ones are read at most a batch per call, the next call going on from there', () => {
+    const s = new GatewayStore(':memory:');
+    s.putLease({
+      leaseId: 'running',
+      offerId: 'o',
+      chipId: 'c',
+      provider: 'p',
+      endpoint: 'https://x',
+      pricePerHour: '1',
+      noticeMs: 0,
+      openedMs: 0,
+      closedMs: null,
+      closeReason: null,
+    });
+    const dispute = (jobId: string, txHash: string | null, createdMs: number) =>
+      s.addDispute({
+        leaseId: 'running',
+        jobId,
+        requestHex: 'aa',
+        reason: 'r',
+        txHash,
+        error: null,
+        createdMs,
+      });
+    // Requests a caller made fail on a lease that still runs (not sent: over budget), kept while
+    // it runs: every pass read them all again to reach the final rows behind them.
+    for (let i = 0; i < 5; i++) dispute(`unsent${i}`, null, i);
+    dispute('sent5', 'h5', 5);
+    dispute('sent6', 'h6', 6);
+    assert.deepEqual(
+      s.pruneDisputes(100, 1_000, 10, 3),
+      { deleted: 0, more: true },
+      'three rows read, none final',
+    );
+    assert.deepEqual(s.pruneDisputes(100, 1_000, 10, 3), { deleted: 1, more: true });
+    assert.deepEqual(
+      s.pruneDisputes(100, 1_000, 10, 3),
+      { deleted: 1, more: false },
+      'the end: from the start next time',
+    );
+    assert.deepEqual(s.pruneDisputes(100, 1_000, 10, 3), { deleted: 0, more: true });
+    assert.deepEqual(
+      s.disputes().map((d) => d.jobId),
+      ['unsent0', 'unsent1', 'unsent2', 'unsent3', 'unsent4'],
+    );
+    s.close();
+  });
+});

@@ -34,7 +34,14 @@ const SLOT_HEIGHT = 8;
 const HASH = 'cd'.repeat(32);
 
 function scriptedNode(
-  opts: { chainId?: string; head?: number; owner?: string; slotStatus?: 'open' | 'answered' } = {},
+  opts: {
+    chainId?: string;
+    head?: number;
+    owner?: string;
+    slotStatus?: 'open' | 'answered';
+    /** The next free nonce counting the key's pending transactions (`unc_getAccount` with `pending`). */
+    pendingNonce?: number;
+  } = {},
 ) {
   const state = {
     head: opts.head ?? 10,
@@ -99,6 +106,10 @@ function scriptedNode(
       state.calls.push('getAccount');
       return { address: '', balance: (10n ** 18n).toString(), nonce: 4, height: state.head, stateRoot: '' };
     }) as MinerClient['getAccount'],
+    nextNonce: (async () => {
+      state.calls.push('nextNonce');
+      return BigInt(opts.pendingNonce ?? 4);
+    }) as MinerClient['nextNonce'],
     getParams: (async () => {
       state.calls.push('getParams');
       return { minFeePerByte: '1000', minFeePerAction: '100000' } as never;
@@ -216,6 +227,36 @@ test('a chip another account owns is not put on the market either: an offer nami
     agent.providerUrl = 'http://127.0.0.1:1';
     await agent.start();
     assert.equal(state.sent.length, offered ? 1 : 0, offered ? 'its own chip is offered' : 'nothing sent');
+    await agent.stop();
+  }
+});
+
+test('with two transactions of its key pending, the agent queues its offer behind them (pending nonce) and keeps heartbeats at the committed nonce', async () => {
+  const offer = { pricePerHour: 1n, minHours: 1, maxHours: 2, noticeMs: 0n };
+  // Committed nonce 4, the key's transactions at 4 and 5 pending (sent by the operator's CLI).
+  {
+    const { state, client } = scriptedNode({ slotStatus: 'answered', pendingNonce: 6 });
+    const agent = agentOver(client, { offer });
+    agent.providerUrl = 'http://127.0.0.1:1';
+    await agent.start();
+    assert.equal(state.sent.length, 1);
+    const stx = decode(signedTransactionCodec, fromHex(state.sent[0]!));
+    assert.equal(stx.tx.actions[0]!.type, 'createOffer');
+    // At the committed nonce 4 it collided with the pending one there (refused, or replacing it).
+    assert.equal(stx.tx.nonce, 6n, 'the offer is signed at the pending nonce');
+    await agent.stop();
+  }
+  // A heartbeat is fee-free: the node admits one only at the committed nonce (NONCE_GAP past it),
+  // and a paying resend must replace the agent's own pending heartbeat there.
+  {
+    const { state, client } = scriptedNode({ pendingNonce: 6 });
+    const agent = agentOver(client);
+    await agent.start();
+    assert.equal(state.sent.length, 1);
+    const stx = decode(signedTransactionCodec, fromHex(state.sent[0]!));
+    assert.equal(stx.tx.actions[0]!.type, 'heartbeat');
+    assert.equal(stx.tx.nonce, 4n, 'the heartbeat is signed at the committed nonce');
+    assert.ok(!state.calls.includes('nextNonce'), 'the pending nonce is not asked for a heartbeat');
     await agent.stop();
   }
 });

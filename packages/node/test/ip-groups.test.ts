@@ -149,3 +149,16 @@ test('a node announces none of its zoned (link-local) addresses, and a name or a
   assert.equal(storablePeerAddress('/ip6zone/eth0/ip6/fe80::1/tcp/1'), false);
   assert.equal(storablePeerAddress('/ip6/2002:a00:1::1/tcp/1'), false, '6to4 of 10.0.0.1');
 });
+
+test('an IPv6 wildcard listen (--p2p-host ::) announces what an IPv4 one does: public addresses only; a named IPv6 address as named', () => {
+  const wildcard = namedListenAddresses(['/ip4/0.0.0.0/tcp/1', '/ip6/::/tcp/1']);
+  assert.equal(wildcard.size, 0, 'a wildcard names no address');
+  for (const local of ['::1', 'fd00::2', 'fe80::fc:ff:fe00:1', '2001:db8::5', '::'])
+    assert.equal(announceable(`/ip6/${local}/tcp/1`, wildcard), false, local);
+  assert.equal(announceable('/ip6/2a01:4f8:1:2::1/tcp/1', wildcard), true);
+  const named = namedListenAddresses(['/ip6/::1/tcp/0', '/ip6/fd00::2/tcp/0']);
+  assert.equal(announceable('/ip6/::1/tcp/40000', named), true, 'the loopback named: a local testnet');
+  assert.equal(announceable('/ip6/0:0:0:0:0:0:0:1/tcp/40000', named), true, 'in any spelling');
+  assert.equal(announceable('/ip6/fd00::2/tcp/40000', named), true);
+  assert.equal(announceable('/ip6/fd00::3/tcp/40000', named), false);
+});

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { basename, dirname, join } from 'node:path';
 import { formatUnc, parseUnc, UncError } from '@unc/core';
 import { Gateway, type GatewayModel, GatewayStore, isLoopbackHost, jobView } from '@unc/gateway';
-import { createLogger } from '@unc/node';
+import { createLogger, readSecretFile } from '@unc/node';
 import { Command } from 'commander';
 import { type Context, checkHome, countOption, ctxOf, portOption } from '../context.js';
 import { confirm } from '../send.js';
@@ -148,7 +148,7 @@ export function gatewayCommand(): Command {
         if (minLeases > maxLeases)
           throw new UncError('BAD_ARGUMENT', '--min-leases is more than --max-leases');
         const apiToken = opts.apiTokenFile
-          ? readFileSync(opts.apiTokenFile, 'utf8').split('\n')[0]!.trim()
+          ? readSecretFile(opts.apiTokenFile, 'an API token').split('\n')[0]!.trim()
           : undefined;
         if (opts.apiTokenFile && !apiToken)
           throw new UncError('BAD_ARGUMENT', `${opts.apiTokenFile} holds no token`);

@@ -12,6 +12,7 @@ import {
   uncDerivationPath,
   validateMnemonic,
 } from '@unc/core';
+import { readSecretFile } from '@unc/node';
 import { Command } from 'commander';
 import { askSecretLine, ctxOf, examples, readPassword } from '../context.js';
 import { checkKeyName, type Keyring } from '../keyring.js';
@@ -89,7 +90,7 @@ export function keysCommand(): Command {
         if (opts.mnemonicFile) {
           if (!existsSync(opts.mnemonicFile))
             throw new UncError('BAD_FILE', `${opts.mnemonicFile} does not exist`);
-          mnemonic = readFileSync(opts.mnemonicFile, 'utf8').trim();
+          mnemonic = readSecretFile(opts.mnemonicFile, 'a mnemonic').trim();
         } else {
           if (!process.stdin.isTTY) {
             throw new UncError(

@@ -74,6 +74,54 @@ export function announceList(text: string | undefined): string[] {
   return addrs;
 }
 
+/** Where `unc start` listens for peers without `--p2p-host`: this machine only. */
+export const DEFAULT_P2P_HOST = '127.0.0.1';
+
+/**
+ * `--p2p-host` (given once per address: `--p2p-host 0.0.0.0 --p2p-host ::` listens on IPv4 and
+ * IPv6 both) and `--p2p-port`: the multiaddrs the node listens on. An IPv6 address, bare or in
+ * brackets (`::`, `[::1]`), is listened on as `/ip6/…`: every host was written `/ip4/<host>`, so
+ * `--p2p-host ::` gave libp2p `/ip4/::/…` and the node could not start, and no node listened on
+ * IPv6. libp2p listens on an `/ip6/` address IPv6-only, so the two wildcards share one port. What
+ * is announced of a wildcard's expansion is filtered for both families alike (node p2p/announce.ts:
+ * the loopback, ULA fc00::/7, link-local, documentation and the LAN are not announced; an address
+ * named here is). Refused (BAD_ARGUMENT): a name, a zoned address (`fe80::1%eth0`: a link's, not
+ * a peer's), an IPv4-mapped one (`::ffff:1.2.3.4`: not bindable IPv6-only; give the IPv4 address),
+ * or the same address twice, in any spelling (IPv6 is written canonically).
+ */
+export function p2pListenAddresses(hosts: readonly string[] | undefined, port: number): string[] {
+  const list = hosts === undefined || hosts.length === 0 ? [DEFAULT_P2P_HOST] : hosts;
+  const out: string[] = [];
+  for (const given of list) {
+    const host = given.trim().replace(/^\[(.*)\]$/, '$1');
+    const family = host.includes('%') ? 0 : isIP(host);
+    if (family === 0)
+      throw new UncError(
+        'BAD_ARGUMENT',
+        `invalid --p2p-host "${given}": expected an IPv4 or IPv6 address to listen on, e.g. 0.0.0.0, ::, 127.0.0.1 or ::1`,
+      );
+    // One spelling per address (lower case, zeros compressed), so the same one given twice in two
+    // spellings is caught here, not by libp2p's second bind of the port (EADDRINUSE at start).
+    const ip = family === 6 ? new URL(`http://[${host}]/`).hostname.slice(1, -1) : host;
+    // An IPv4-mapped address (`::ffff:1.2.3.4`) cannot be bound on libp2p's IPv6-only listener
+    // (EINVAL at start): it is the IPv4 address's.
+    if (family === 6 && /^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(ip))
+      throw new UncError(
+        'BAD_ARGUMENT',
+        `invalid --p2p-host "${given}": an IPv4-mapped IPv6 address; give the IPv4 address itself (--p2p-host 0.0.0.0 listens on every IPv4 address)`,
+      );
+    const addr = `/ip${family}/${ip}/tcp/${port}`;
+    if (out.includes(addr)) throw new UncError('BAD_ARGUMENT', `--p2p-host ${given} is given twice`);
+    out.push(addr);
+  }
+  return out;
+}
+
+/** Commander's collector of an option given more than once. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 /** The RPC limits in a home's config.json (`"rpc": {"maxBatchSize": 100, …}`; docs/rpc.md). */
 export function rpcLimitsOf(config: Record<string, unknown>, path: string): Partial<RpcLimits> {
   try {
@@ -136,7 +184,8 @@ export interface StartOptions {
   genesis: string;
   peers?: string;
   p2pPort: string;
-  p2pHost: string;
+  /** Each `--p2p-host` given (none: DEFAULT_P2P_HOST). */
+  p2pHost?: string[];
   p2pAnnounce?: string;
   rpcPort: string;
   rpcHost: string;
@@ -154,10 +203,14 @@ export function startCommand(): Command {
     .requiredOption('--genesis <file>', 'the genesis file of the chain')
     .option('--peers <multiaddrs>', 'comma-separated peers, /ip4/<ip>/tcp/<port>/p2p/<peer id>')
     .option('--p2p-port <port>', 'peer-to-peer TCP port (0 picks a free one)', '26656')
-    .option('--p2p-host <ip>', 'peer-to-peer listen address', '127.0.0.1')
+    .option(
+      '--p2p-host <ip>',
+      `peer-to-peer listen address, IPv4 or IPv6 (0.0.0.0, ::, ::1); give it twice to listen on both (--p2p-host 0.0.0.0 --p2p-host ::) (default: ${DEFAULT_P2P_HOST})`,
+      collect,
+    )
     .option(
       '--p2p-announce <multiaddrs>',
-      'comma-separated addresses announced to peers instead of the listen address, /ip4/<ip>/tcp/<port> (default: the listen addresses, less private, loopback and link-local ones a 0.0.0.0 listen expands to)',
+      'comma-separated addresses announced to peers instead of the listen address, /ip4/<ip>/tcp/<port> or /ip6/<ip>/tcp/<port> (default: the listen addresses, less private, loopback and link-local ones a 0.0.0.0 or :: listen expands to)',
     )
     .option('--rpc-port <port>', 'RPC port (0 picks a free one)', '3030')
     .option('--rpc-host <host>', 'RPC listen address', '127.0.0.1')
@@ -192,6 +245,7 @@ export function startCommand(): Command {
       const peers = peerList(opts.peers);
       const announce = announceList(opts.p2pAnnounce);
       const p2pPort = portOption(opts.p2pPort, 'p2p-port');
+      const listen = p2pListenAddresses(opts.p2pHost, p2pPort);
       const rpcPort = portOption(opts.rpcPort, 'rpc-port');
       const chipCount = countOption(opts.devChips, 'dev-chips', 0, 1000);
       const chipOffset = countOption(opts.devChipOffset, 'dev-chip-offset', 0, 1_000_000);
@@ -236,7 +290,7 @@ export function startCommand(): Command {
               signal: shutdown.signal,
               network: (handlers, chain, metrics) =>
                 startNetwork({
-                  listen: [`/ip4/${opts.p2pHost}/tcp/${p2pPort}`],
+                  listen,
                   bootstrap: peers,
                   ...(announce.length > 0 ? { announce } : {}),
                   nodeKey: keys.nodeKey,

@@ -95,6 +95,7 @@ export type MinerClient = Pick<
   | 'call'
   | 'getHeader'
   | 'getAccount'
+  | 'nextNonce'
   | 'getParams'
   | 'sendRawTransaction'
   | 'waitForTransaction'
@@ -547,8 +548,35 @@ export class MinerAgent {
     return header.hash;
   }
 
-  private async nextNonce(): Promise<bigint> {
-    if (this.nonce === null) this.nonce = BigInt((await this.client.getAccount(this.owner.address)).nonce);
+  /**
+   * The nonce a transaction of `actions` is signed at, and the one after it kept for the next send
+   * (reset on any failure, `send`).
+   *
+   * A heartbeat takes the committed nonce (the node's `nonce`), never the pending one, for two
+   * rules of the node's mempool (node mempool.ts `add`): a fee-free transaction is admitted only at
+   * the sender's next nonce in the state (NONCE_GAP otherwise: it must execute on the next block's
+   * state, and one queued behind another transaction of the key could be made to fail by it at no
+   * cost to anyone); and an urgent resend paying the minimum fee must replace the agent's own
+   * fee-free heartbeat still pending at that nonce, whose answers it carries (at a later nonce it
+   * is refused ALREADY_PENDING: those slots are claimed). So while another transaction of the key
+   * is pending at the committed nonce (a registration still waiting, one the operator sent with the
+   * same key), a heartbeat cannot get in: the refusal (REPLACEMENT_UNDERPRICED) is reported and
+   * the next pass sends it again once that transaction is in a block.
+   *
+   * Every other transaction (registration, offer, TLS update; all paying) takes the node's pending
+   * nonce (sdk `nextNonce`: `unc_getAccount` with `pending`), or the next after the agent's own last
+   * send if that is higher. At the committed nonce it collided with whatever of the key was pending
+   * there: paying the minimum it replaced the agent's own fee-free heartbeat (its answers dropped
+   * from the pool) and was refused behind a paying one (REPLACEMENT_UNDERPRICED), or, paying 10%
+   * more, replaced a transaction the operator sent. Queued behind them it takes its turn.
+   */
+  private async nextNonce(actions: Action[]): Promise<bigint> {
+    if (actions.some((a) => a.type === 'heartbeat')) {
+      if (this.nonce === null) this.nonce = BigInt((await this.client.getAccount(this.owner.address)).nonce);
+    } else {
+      const pending = await this.client.nextNonce(this.owner.address);
+      if (this.nonce === null || pending > this.nonce) this.nonce = pending;
+    }
     const n = this.nonce;
     this.nonce += 1n;
     return n;
@@ -610,7 +638,7 @@ export class MinerAgent {
   private async send(actions: Action[], fee: bigint | 'minimum', waitUntil?: number): Promise<SendOutcome> {
     const paid = fee === 'minimum' ? await this.minimumFee(actions) : fee;
     const stx = signTransaction(
-      { ...this.header(actions, await this.nextNonce()), fee: paid },
+      { ...this.header(actions, await this.nextNonce(actions)), fee: paid },
       this.owner.seed,
     );
     try {
