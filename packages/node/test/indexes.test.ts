@@ -188,11 +188,17 @@ test('5,000 chips: paged by cursor, summed over all; account histories; kept acr
       txs.push(encodeSigned(stx));
       sent.push(signedHash(stx));
     }
-    const results = await client.call<{ hash?: string; error?: unknown }[]>('unc_sendTransactions', [txs]);
-    assert.ok(
-      results.every((r) => r.hash),
-      JSON.stringify(results.find((r) => !r.hash)),
-    );
+    // The RPC prices each registration at a unit at least (its check costs the same whatever its
+    // size), so 1,000 registrations go in calls under the per-request work limit.
+    for (let c = 0; c < txs.length; c += 4) {
+      const results = await client.call<{ hash?: string; error?: unknown }[]>('unc_sendTransactions', [
+        txs.slice(c, c + 4),
+      ]);
+      assert.ok(
+        results.every((r) => r.hash),
+        JSON.stringify(results.find((r) => !r.hash)),
+      );
+    }
   }
   // A transfer to an account that never sends: its history holds what it received.
   const recipient = encodeAddress(
