@@ -17,6 +17,7 @@ import {
   emptyTrie,
   encode,
   encodeAddress,
+  getMarketParams,
   getOffer,
   type Lease,
   LeaseStatus,
@@ -168,7 +169,10 @@ const honestLease = {
   closedHeight: null,
   closedTime: null,
   closedReason: null,
-  ...proven(leaseKey(id(3)), (r) => getOffer(r, id(5))),
+  ...proven(leaseKey(id(3)), (r) => {
+    getOffer(r, id(5));
+    getMarketParams(r);
+  }),
 };
 
 function prover(answer: (leaseId: string) => unknown): Prover {

@@ -1045,6 +1045,11 @@ export class Gateway {
         'WRONG_RECORD',
       );
     this.noteProvenHeight(r.header.header.height, floor, `lease ${leaseId}`);
+    // When the chain takes a dispute, proven beside the lease (unc_getParams' is the node's word):
+    // a node naming a shorter wait had disputes sent early (refused, their fees lost), a longer
+    // one had leases kept open (and paid) past the wait.
+    if (r.market.disputeWaitMs <= BigInt(Number.MAX_SAFE_INTEGER))
+      this.disputeWaitMs = Number(r.market.disputeWaitMs);
     // checkLease compared every field of the answer with the proven record: the answer is proven.
     const lease: LeaseJson = {
       ...r.json,

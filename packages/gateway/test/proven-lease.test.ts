@@ -19,6 +19,7 @@ import {
   type Offer,
   OfferStatus,
   putLease,
+  putMarketParams,
   putOffer,
 } from '@unc/core';
 import { ProofError, type ProofErrorCode } from '@unc/sdk';
@@ -88,6 +89,7 @@ function lease(n: number, who: Uint8Array): Lease {
 const mine = lease(3, renter);
 const theirs = lease(4, addr(0x44));
 const world = provenWorld(CHAIN, (o) => {
+  putMarketParams(o, { disputeWaitMs: 123_000n, receiptWindowMs: 86_400_000n });
   putOffer(o, offer);
   putLease(o, mine);
   putLease(o, theirs);
@@ -147,6 +149,7 @@ async function gateway(nowMs = timeOf(2) + 60_000): Promise<Private> {
 
 /** The gateway's chain reads the tests drive (private: the pool's ticks are not run here). */
 interface Private {
+  disputeWaitMs: number;
   readChainLeases(): Promise<{ id: string; pricePerHour: string }[]>;
   spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
 }
@@ -233,4 +236,14 @@ test('a lease answered at a block below the verified head is refused; so is a he
   reset();
   const late = await gateway(timeOf(2) + HOUR);
   await refused(late.spendAllowed(0n, 0n), 'STALE', /older than the oldest accepted/);
+});
+
+test("the dispute wait is the chain's, proven with the lease, not unc_getParams' word", async () => {
+  reset();
+  const gw = await gateway();
+  // What start() took from the node's unc_getParams: a wait of 1 ms (disputes sent at once, each
+  // refused by the chain and its fee lost).
+  gw.disputeWaitMs = 1;
+  await gw.readChainLeases();
+  assert.equal(gw.disputeWaitMs, 123_000);
 });

@@ -17,6 +17,7 @@ import {
   encode,
   encodeAddress,
   escrowUntil,
+  getMarketParams,
   getOffer,
   type Lease,
   LeaseStatus,
@@ -136,7 +137,10 @@ export function provenWorld(chainId: string, build: (o: StateOverlay) => void) {
       closedHeight: closed ? Number(l.closedHeight) : null,
       closedTime: closed ? Number(l.closedTime) : null,
       closedReason: closed ? l.closedReason : null,
-      ...prove(leaseKey(l.id), height, (r) => getOffer(r, l.offerId)),
+      ...prove(leaseKey(l.id), height, (r) => {
+        getOffer(r, l.offerId);
+        getMarketParams(r);
+      }),
     } as LeaseJson;
   };
   /** unc_getChip's proof fields and liveness at `header` (what state-proofs.ts proves). */

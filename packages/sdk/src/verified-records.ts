@@ -24,6 +24,7 @@ import {
   epochOf,
   equalBytes,
   escrowUntil,
+  getMarketParams,
   getOffer,
   getPociParams,
   heartbeatOperatorAt,
@@ -33,6 +34,7 @@ import {
   leaseCodec,
   leaseCostThrough,
   leaseEndsAt,
+  type MarketParams,
   type Offer,
   type StateReader,
   toHex,
@@ -331,6 +333,12 @@ export interface ProvenLease {
   tlsFingerprints: string[];
   /** As unc_getLease computes it, at the verified header's block time. */
   status: LeaseStatusJson;
+  /**
+   * The market parameters at the verified block (core getMarketParams over proven state): when a
+   * dispute of a request on this lease is first taken (`disputeWaitMs`), and how long after its end
+   * receipts and disputes may be posted (`receiptWindowMs`).
+   */
+  market: MarketParams;
 }
 
 /** The lease record's value decoded, its offer read through proven state, both checked against the answer. */
@@ -351,6 +359,7 @@ export function checkLease(
       'WRONG_RECORD',
     );
   const offer = derive(`${what} offer`, () => getOffer(state, lease.offerId));
+  const market = derive(`${what} market parameters`, () => getMarketParams(state));
   const closed = lease.status === LeaseStatus.closed;
   // The node's own rule (market-api.ts leaseJson), at the block time of the head it read.
   const status: LeaseStatusJson = closed
@@ -403,5 +412,5 @@ export function checkLease(
   same(what, 'closedHeight', json.closedHeight, closed ? Number(lease.closedHeight) : null);
   same(what, 'closedTime', json.closedTime, closed ? Number(lease.closedTime) : null);
   same(what, 'closedReason', json.closedReason, closed ? lease.closedReason : null);
-  return { lease, offer, endpoint, tlsFingerprints, status };
+  return { lease, offer, endpoint, tlsFingerprints, status, market };
 }

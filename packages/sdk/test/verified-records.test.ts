@@ -24,6 +24,7 @@ import {
   emptyTrie,
   encode,
   encodeAddress,
+  getMarketParams,
   getOffer,
   heartbeatOperatorCodec,
   heartbeatOperatorKey,
@@ -31,6 +32,7 @@ import {
   LeaseStatus,
   leaseCodec,
   leaseKey,
+  MARKET_PARAMS_KEY,
   MemoryState,
   type MerkleTrie,
   merkleProofCodec,
@@ -41,6 +43,7 @@ import {
   putChallengeClass,
   putChip,
   putLease,
+  putMarketParams,
   putOffer,
   putPociParams,
   StateOverlay,
@@ -315,8 +318,14 @@ function honestLease(w: ReturnType<typeof world>, n: number): LeaseJson {
     closedHeight: closed ? 2 : null,
     closedTime: closed ? Number(TIME - 1000n) : null,
     closedReason: closed ? 'renterClosed' : null,
-    ...proven(w, leaseKey(id(n)), (r) => getOffer(r, id(5))),
+    ...proven(w, leaseKey(id(n)), (r) => leaseReads(r, id(5))),
   };
+}
+
+/** What a lease answer derives from state (node market-api.ts): its offer, the market parameters. */
+function leaseReads(r: StateReader, offerId: Uint8Array): void {
+  getOffer(r, offerId);
+  getMarketParams(r);
 }
 
 type Answers = { chip?: (id: string) => ChipJson | Error; lease?: (id: string) => LeaseJson | Error };
@@ -542,7 +551,7 @@ test('property: any lease record verifies when honest, and no byte of it can be 
           putOffer(o, offer(0x31, endpoint));
         });
         const asked = toHex(id(0x30));
-        const p = proven(w, leaseKey(id(0x30)), (r) => getOffer(r, id(0x31)));
+        const p = proven(w, leaseKey(id(0x30)), (r) => leaseReads(r, id(0x31)));
         const ok = client(w, { lease: () => ({ id: asked, ...p }) as unknown as LeaseJson });
         // Only the record is checked here (the reported fields are tested above): go through verifyRecord.
         const { verifyRecord } = await import('../src/verified-records.js');
@@ -823,4 +832,31 @@ test('property: chip liveness verifies only with every record it reads; leaving 
     ),
     { numRuns: 40 },
   );
+});
+
+test('the market parameters a renter times disputes by are proven with the lease; left out is refused', async () => {
+  // A node naming a shorter dispute wait than the chain's had a renter (the gateway) send disputes
+  // the chain refuses, their fees lost; a longer one had it keep a lease open, and paid, past it.
+  const w = world((o) => putMarketParams(o, { disputeWaitMs: 123_000n, receiptWindowMs: 456_000n }));
+  const asked = toHex(id(3));
+  const ok = client(w, { lease: () => honestLease(w, 3) });
+  const r = await ok.l.verifyLease(ok.n, asked);
+  assert.ok(r.lease);
+  assert.equal(r.market.disputeWaitMs, 123_000n);
+  assert.equal(r.market.receiptWindowMs, 456_000n);
+  const key = toHex(MARKET_PARAMS_KEY);
+  const honest = honestLease(w, 3);
+  assert.ok(honest.related!.some((e) => e.key === key));
+  const leftOut = client(w, {
+    lease: () => ({ ...honest, related: honest.related!.filter((e) => e.key !== key) }),
+  });
+  await refused(leftOut.l.verifyLease(leftOut.n, asked), 'MISSING_PROOF', /no proof of state key/);
+  // Claimed absent (the defaults, 300 s, would then apply): the proof says otherwise.
+  const absent = client(w, {
+    lease: () => ({
+      ...honest,
+      related: honest.related!.map((e) => (e.key === key ? { ...e, value: null } : e)),
+    }),
+  });
+  await refused(absent.l.verifyLease(absent.n, asked), 'BAD_PROOF', /Merkle proof does not match/);
 });
