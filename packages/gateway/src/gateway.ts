@@ -1974,8 +1974,14 @@ export class Gateway {
       // For the chain read at start (the key's unlock named it): the node's status is read again
       // inside, and a node that then reports another chain would have the key sign there, where
       // the same key may hold funds. Refused (CHAIN_CHANGED), nothing signed.
+      // With `trustAnchor` the expiry counts from the verified head, not the node's status: a fee
+      // (and an opening's rate) counts as pending until the chain is seen past it, and a node
+      // reporting a height far ahead while the transaction is built had it signed to expire only
+      // then (refused by the chain, or held to be relayed late) and counted for ever.
+      const head = this.lightClient ? await this.chainHead() : null;
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions, {
         chainId: this.chainId,
+        ...(head ? { expiresAt: BigInt(head.height) + TX_TTL_BLOCKS } : {}),
       });
       // What the key pays besides the escrow: the fee, and what the chain burns for the records
       // the actions keep (a lease's: core stateEntryBurn), which leaves the balance like a fee.
@@ -2239,6 +2245,9 @@ export class TopUpRefusedError extends Error {}
 /** A busy lease is topped up when its escrow would run out within this (or two attempt timeouts). */
 const TOP_UP_AHEAD_MS = 10 * 60_000;
 const TOP_UP_RETRY_MS = 30_000;
+
+/** Blocks past the head a transaction the gateway signs stays valid (the sdk's default). */
+const TX_TTL_BLOCKS = 100n;
 
 /** How old a proven record or head the gateway takes by default (`proofMaxAgeMs`). */
 export const DEFAULT_PROOF_MAX_AGE_MS = 600_000;

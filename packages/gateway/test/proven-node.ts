@@ -161,6 +161,11 @@ export function rpcNode(answers: Record<string, (params: unknown[]) => unknown>)
       body += d;
     });
     req.on('end', () => {
+      // Not a JSON-RPC call (a subscription's upgrade or poll): not served here.
+      if (body === '') {
+        res.writeHead(400).end();
+        return;
+      }
       const { id, method, params } = JSON.parse(body) as { id: unknown; method: string; params: unknown[] };
       const answer = answers[method];
       let reply: unknown;
