@@ -386,6 +386,8 @@ export class Gateway {
       abandoned: boolean;
       /** The endpoint of the offer terms signed; unknown for one a previous run sent. */
       endpoint?: string;
+      /** The offer, chip and provider the opening signed; unknown for one a previous run sent. */
+      terms?: { offerId: string; chipId: string; provider: string };
     }
   >();
   /** Input bytes held by each unanswered job, and their sum (bounded by `maxQueuedBytes`). */
@@ -1382,6 +1384,11 @@ export class Gateway {
               noticeMs: best.noticeMs,
               abandoned: false,
               endpoint: (rankedFrom.get(best) as OfferJson).endpoint,
+              terms: {
+                offerId: (rankedFrom.get(best) as OfferJson).id.toLowerCase(),
+                chipId: best.chipId.toLowerCase(),
+                provider: encodeAddress(decodeAddress((rankedFrom.get(best) as OfferJson).provider)),
+              },
             });
             this.store.addPendingOpen({
               txHash: hash,
@@ -1506,21 +1513,36 @@ export class Gateway {
         const opened = receipt.events.find((e) => e.type === 'leaseOpened') as
           | Extract<TxEventJson, { type: 'leaseOpened' }>
           | undefined;
+        let named = opened !== undefined;
         if (opened && !this.store.leases().some((r) => r.leaseId === opened.leaseId)) {
           const lease = await this.readLease(opened.leaseId).catch(() => null);
           if (!lease) continue;
-          // Its endpoint is the one of the terms signed, never the node's report of it; one a
-          // previous run sent is not known (not kept across restarts): recorded as none, so a
-          // restart before its close refuses it (ENDPOINT_CHANGED) and closes it, not adopts it.
-          this.store.putLease({
-            ...openLeaseRow(lease, open.noticeMs, this.now()),
-            endpoint: open.endpoint ?? UNKNOWN_ENDPOINT,
-          });
-          this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
+          // Proven (`trustAnchor`): a lease this opening cannot have opened is another of this
+          // renter's that the node named (LEASE_NOT_OPENED, as openBestOffer refuses it): recorded
+          // it would be closed as out of the pool, and this opening's own lease left uncounted.
+          const other = this.lightClient ? notOpenedBy(lease, open) : null;
+          if (other) {
+            named = false;
+            this.log.warn('the node names a lease this opening did not open; not recorded', {
+              lease: lease.id,
+              tx: hash,
+              why: other,
+            });
+          } else {
+            // Its endpoint is the one of the terms signed, never the node's report of it; one a
+            // previous run sent is not known (not kept across restarts): recorded as none, so a
+            // restart before its close refuses it (ENDPOINT_CHANGED) and closes it, not adopts it.
+            this.store.putLease({
+              ...openLeaseRow(lease, open.noticeMs, this.now()),
+              endpoint: open.endpoint ?? UNKNOWN_ENDPOINT,
+            });
+            this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
+          }
         }
         // Included without a lease (a failed opening, or a node that reports a transaction
-        // included while it holds it): counted until no block can include it any more.
-        if (opened || (height !== null && BigInt(height) > open.expiresAt)) this.forgetOpen(hash);
+        // included while it holds it, or names a lease it did not open): counted until no block
+        // can include it any more.
+        if (named || (height !== null && BigInt(height) > open.expiresAt)) this.forgetOpen(hash);
       } else if (neverIncluded(st, height, open.expiresAt)) {
         this.forgetOpen(hash);
       }
@@ -2245,6 +2267,25 @@ export class TopUpRefusedError extends Error {}
 /** A busy lease is topped up when its escrow would run out within this (or two attempt timeouts). */
 const TOP_UP_AHEAD_MS = 10 * 60_000;
 const TOP_UP_RETRY_MS = 30_000;
+
+/**
+ * Why a proven lease cannot be the one an opening opened, or null: priced above the ceiling it
+ * signed (`maxPricePerHour`, its `rate`), started after its expiry height, or (known for an opening
+ * of this run) on another offer, chip or provider than its terms.
+ */
+function notOpenedBy(
+  lease: LeaseJson,
+  open: { rate: bigint; expiresAt: bigint; terms?: { offerId: string; chipId: string; provider: string } },
+): string | null {
+  if (BigInt(lease.pricePerHour) > open.rate)
+    return `priced ${lease.pricePerHour} per hour, above the ${open.rate} the opening signed`;
+  if (BigInt(lease.startHeight) > open.expiresAt)
+    return `started at block ${lease.startHeight}, after the opening's expiry height ${open.expiresAt}`;
+  const t = open.terms;
+  if (t && (lease.offerId !== t.offerId || lease.chipId !== t.chipId || lease.provider !== t.provider))
+    return `on chip ${lease.chipId} of offer ${lease.offerId} (provider ${lease.provider}), not the chip, offer and provider the opening signed`;
+  return null;
+}
 
 /** Blocks past the head a transaction the gateway signs stays valid (the sdk's default). */
 const TX_TTL_BLOCKS = 100n;

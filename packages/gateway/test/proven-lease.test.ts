@@ -14,6 +14,7 @@ import { after, test } from 'node:test';
 import {
   addressFromPublicKey,
   ed25519PublicKey,
+  encodeAddress,
   type Lease,
   LeaseStatus,
   type Offer,
@@ -107,6 +108,8 @@ const node = {
     world.leaseAnswer(leaseId === mineId ? mine : theirs, height, timeOf(height)),
   /** The height unc_getLease answers at (default: the head's). */
   leaseHeight: () => node.height,
+  /** The lease an included opening's events name. */
+  opened: '',
 };
 const mineId = '03'.repeat(32);
 const theirsId = '04'.repeat(32);
@@ -116,6 +119,16 @@ const server = rpcNode({
   unc_getBlock: (p) => node.block(p[0] as number),
   unc_getLeases: () => node.leases(),
   unc_getLease: (p) => node.lease(p[0] as string, node.leaseHeight()),
+  unc_getTransactionStatus: (p) => ({ hash: p[0], status: 'included', height: 2, index: 0 }),
+  unc_getTransaction: (p) => ({
+    hash: p[0],
+    height: 2,
+    index: 0,
+    blockHash: '00'.repeat(32),
+    time: new Date(timeOf(2)).toISOString(),
+    tx: {},
+    events: [{ type: 'leaseOpened', leaseId: node.opened }],
+  }),
 });
 const dir = mkdtempSync(join(tmpdir(), 'unc-gateway-prove-lease-'));
 const gateways: Gateway[] = [];
@@ -152,6 +165,13 @@ interface Private {
   disputeWaitMs: number;
   readChainLeases(): Promise<{ id: string; pricePerHour: string }[]>;
   spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean>;
+  settleOpens(height: number | null): Promise<void>;
+  unsettledOpens: Map<string, object>;
+  store: {
+    addPendingOpen(o: { txHash: string; pricePerHour: string; expiresAt: string; noticeMs: number }): void;
+    pendingOpens(): unknown[];
+    leases(): { leaseId: string }[];
+  };
 }
 
 function reset(): void {
@@ -246,4 +266,41 @@ test("the dispute wait is the chain's, proven with the lease, not unc_getParams'
   gw.disputeWaitMs = 1;
   await gw.readChainLeases();
   assert.equal(gw.disputeWaitMs, 123_000);
+});
+
+test('an opening seen late is recorded only with a lease it can have opened, not another of the renter’s', async () => {
+  // The renter's lease 3 (chip 1 of offer 5, 1 UNC/h, opened at block 1) is genuine and proven of
+  // this renter, but not this opening's: the node names it for a transaction whose lease it hides.
+  // Recorded, the refresh would close it (out of the pool), and the opening would count no more.
+  const opening = (hash: string, open: object, rate: bigint) => {
+    gw.store.addPendingOpen({
+      txHash: hash,
+      pricePerHour: rate.toString(),
+      expiresAt: '102',
+      noticeMs: 600_000,
+    });
+    gw.unsettledOpens.set(hash, { rate, expiresAt: 102n, noticeMs: 600_000, abandoned: true, ...open });
+  };
+  reset();
+  node.opened = mineId;
+  const gw = await gateway();
+  // This run's opening signed chip 2 of offer 6: not lease 3's terms.
+  const terms = { offerId: '06'.repeat(32), chipId: '02'.repeat(32), provider: encodeAddress(addr(9)) };
+  opening('a1'.repeat(32), { endpoint: offer.endpoint, terms }, UNC);
+  // A previous run's, whose terms are not kept: it signed at most 0.5 UNC/h, lease 3 costs 1.
+  opening('a2'.repeat(32), {}, UNC / 2n);
+  await gw.settleOpens(2);
+  assert.deepEqual(gw.store.leases(), [], 'no lease recorded');
+  // Still counted (their own leases may be hidden) until the chain passes their expiry height.
+  assert.equal(gw.unsettledOpens.size, 2);
+  assert.equal(gw.store.pendingOpens().length, 2);
+  await gw.settleOpens(103);
+  assert.equal(gw.unsettledOpens.size, 0);
+  // One it can have opened (lease 3's price, before its expiry, no terms known) is recorded.
+  opening('a3'.repeat(32), {}, UNC);
+  await gw.settleOpens(2);
+  assert.deepEqual(
+    gw.store.leases().map((r) => r.leaseId),
+    [mineId],
+  );
 });
