@@ -995,7 +995,7 @@ export class Gateway {
   private noteProvenHeight(height: bigint, floor: bigint, what: string): void {
     if (height < floor)
       throw new ProofError(
-        `${what} was read at block ${height}, below block ${floor} verified before: the node went back to an older state (or another node answers); not acted on`,
+        `${what} was read at block ${height}, below block ${floor} verified before: the node went back to an older state (or another node answers); not acted on. ${WENT_BACK_ADVICE(floor)}`,
         'HEAD_WENT_BACK',
       );
     if (height > this.provenHeight) this.provenHeight = height;
@@ -1018,7 +1018,7 @@ export class Gateway {
     // (an unprovable claim must not raise the floor the honest answers are then held to).
     if (BigInt(st.height) < floor)
       throw new ProofError(
-        `the node's head is block ${st.height}, below block ${floor} verified before: the node went back to an older state (or another node answers); not acted on`,
+        `the node's head is block ${st.height}, below block ${floor} verified before: the node went back to an older state (or another node answers); not acted on. ${WENT_BACK_ADVICE(floor)}`,
         'HEAD_WENT_BACK',
       );
     const v = await walk(() => lc.verifyHeight(st.height));
@@ -2000,7 +2000,14 @@ export class Gateway {
       // (and an opening's rate) counts as pending until the chain is seen past it, and a node
       // reporting a height far ahead while the transaction is built had it signed to expire only
       // then (refused by the chain, or held to be relayed late) and counted for ever.
-      const head = this.lightClient ? await this.chainHead() : null;
+      // A node gone back below the newest verified height (restarted from a snapshot, a replica
+      // behind a balancer) still gets closings: they expire past that verified height instead.
+      const head = this.lightClient
+        ? await this.chainHead().catch((err) => {
+            if (spend || !(err instanceof ProofError) || err.code !== 'HEAD_WENT_BACK') throw err;
+            return { height: Number(this.provenHeight) };
+          })
+        : null;
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions, {
         chainId: this.chainId,
         ...(head ? { expiresAt: BigInt(head.height) + TX_TTL_BLOCKS } : {}),
@@ -2286,6 +2293,10 @@ function notOpenedBy(
     return `on chip ${lease.chipId} of offer ${lease.offerId} (provider ${lease.provider}), not the chip, offer and provider the opening signed`;
   return null;
 }
+
+/** What a gateway refusing a node's older state (`HEAD_WENT_BACK`) can do about it. */
+const WENT_BACK_ADVICE = (floor: bigint) =>
+  `The gateway goes on with the node once it is past block ${floor} (a node restarted from an older snapshot catches up; nothing is lost meanwhile, leases and jobs wait); if --node is a load balancer over several nodes, point it at one node (or make it sticky): a replica a block behind the other refuses every other read.`;
 
 /** Blocks past the head a transaction the gateway signs stays valid (the sdk's default). */
 const TX_TTL_BLOCKS = 100n;

@@ -57,6 +57,7 @@ after(async () => {
 
 interface Private {
   chainId: string;
+  chainHead(): Promise<{ height: number }>;
   sendTx(actions: unknown[], kind: string): Promise<unknown>;
   store: { pendingFees(limit: number): { expiresAt: string | null }[] };
 }
@@ -112,5 +113,21 @@ test('a transaction expires 100 blocks past the verified head, whatever height t
   node.heads = () => REAL_HEAD;
   const honest = await gateway();
   await honest.sendTx(close(), 'closeLease').catch(() => {});
+  assert.deepEqual(sent, [BigInt(REAL_HEAD + 100)]);
+});
+
+test('a closing still goes out when the node went back below the verified head, to expire past that head', async () => {
+  sent.length = 0;
+  node.heads = () => REAL_HEAD;
+  const gw = await gateway();
+  assert.equal((await gw.chainHead()).height, REAL_HEAD);
+  // Restarted from an older snapshot: its head is block 1, below block 2 verified. Reads are
+  // refused (HEAD_WENT_BACK), and say what to do; a lease's closing is not held back by it.
+  node.heads = () => 1;
+  await assert.rejects(
+    gw.chainHead(),
+    /below block 2 verified before.*goes on with the node once it is past block 2.*load balancer/,
+  );
+  await gw.sendTx(close(), 'closeLease').catch(() => {});
   assert.deepEqual(sent, [BigInt(REAL_HEAD + 100)]);
 });
