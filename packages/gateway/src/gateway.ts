@@ -360,7 +360,11 @@ export class Gateway {
    * verified: refused (`HEAD_WENT_BACK`), never acted on.
    */
   private provenHeight = 0n;
-  /** With `trustAnchor`: leases proven closed (final: a closed lease never changes again). */
+  /**
+   * With `trustAnchor`: leases proven closed, not read again. Their status, price, times and deposit
+   * are final; their dispute count and a held last period's settlement (paid, refunded, remaining)
+   * may still change on chain, and are not taken from here (disputes: the gateway's own count).
+   */
   private readonly provenClosed = new Map<string, LeaseJson>();
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
