@@ -119,11 +119,11 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
     const byHex = await runUnc(['job', 'verify', hex, '--home', home.dir]);
     assert.equal(byHex.code, 0, byHex.stderr);
     assert.match(byHex.stdout, /^ok: signed by chip [0-9a-f]{64}/);
-    // --prove: the chip key from its Merkle proof against a validator-signed header.
+    // --prove proves the receipt's lease too (its chip must be the signer): this receipt's lease
+    // is made up, and the chain proves it absent. A real lease's receipt is proven below.
     const proven = await runUnc(['job', 'verify', hex, '--prove', '--home', home.dir, '--output', 'json']);
-    assert.equal(proven.code, 0, proven.stderr);
-    assert.equal(JSON.parse(proven.stdout).ok, true);
-    assert.match(JSON.parse(proven.stdout).checkedAgainst, /proven against validator-signed headers/);
+    assert.equal(proven.code, 1, proven.stdout);
+    assert.match(proven.stderr, /the chain knows no lease [0-9a-f]{64} \(proven absent\).*\[NO_LEASE\]/);
   });
 
   test('unc job verify --chip --chain-id checks against a saved chip record and asks no node', async () => {
@@ -214,6 +214,11 @@ describe('unc job against unc dev and unc miner start --provider-port', () => {
     const ok = await runUnc(['job', 'verify', out, '--home', home.dir, '--output', 'json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).receipt.leaseId, lease.leaseId);
+    // --prove: the chip key and the lease's chip from Merkle proofs against a validator-signed header.
+    const provenOk = await runUnc(['job', 'verify', out, '--prove', '--home', home.dir, '--output', 'json']);
+    assert.equal(provenOk.code, 0, provenOk.stderr);
+    assert.equal(JSON.parse(provenOk.stdout).ok, true);
+    assert.match(JSON.parse(provenOk.stdout).checkedAgainst, /proven against validator-signed headers/);
     // The same through the light client: lease (endpoint, TLS pin, status) and chip key proven.
     const proven = await runUnc(
       ['job', 'ocr', SAMPLE, '--lease', lease.leaseId, '--from', 'dev3', '--prove'].concat([

@@ -29,6 +29,7 @@ import {
   buildTransaction,
   type ChipJson,
   type ChipRecord,
+  checkFresh,
   closeLeaseAction,
   decodeSignedJobRequest,
   decodeSignedReceipt,
@@ -125,15 +126,23 @@ export interface GatewayOptions {
   /** The most the pool may cost, base units per hour. */
   budgetPerHour: bigint;
   /**
-   * With it, the chip key every receipt is checked against is read through the light client
-   * (LightClient.verifyChip: a Merkle proof against a header the validators signed, walked from
-   * this anchor), never on the node's word (`unc gateway start --prove`).
+   * With it (`unc gateway start --prove`), what the gateway acts on is read through the light
+   * client (Merkle proofs against headers the validators signed, walked from this anchor), never
+   * on the node's word: the chip key every receipt is checked against and the chip's liveness
+   * (LightClient.verifyChip); every lease value (price, start, end, escrow, deposit, status, chip,
+   * provider, offer, endpoint, TLS pins, disputes: LightClient.verifyLease, each lease of this
+   * renter's or refused); and the chain's height and time (the node's head verified, never below
+   * a height verified before). What stays the node's word: which leases it lists (a list has no
+   * proof of completeness: the records of the leases the gateway opened count besides), the
+   * offers it lists (the opening signs their terms and price ceiling), transaction inclusion and
+   * fee times, and the chain parameters (docs/gateway.md "--prove").
    */
   trustAnchor?: TrustAnchor;
   /**
-   * With `trustAnchor`: a chip record read at a block older than this (ms, by `now`) is refused
-   * (STALE), default 10 minutes. The node picks the height, and a chip deregistered and registered
-   * again holds another key: an old state would check receipts against the key it had before.
+   * With `trustAnchor`: a chip or lease record, or a head, read at a block older than this (ms,
+   * by `now`) is refused (STALE), default 10 minutes. The node picks the height, and a chip
+   * deregistered and registered again holds another key: an old state would check receipts
+   * against the key it had before; an old lease shows escrow since spent.
    */
   proofMaxAgeMs?: number;
   models: GatewayModel[];
@@ -347,6 +356,18 @@ export class Gateway {
   private readonly provenChips = new Map<string, { chip: Chip; readMs: number }>();
   /** Set with `trustAnchor`: keeps the validator sets it learnt between reads. */
   private lightClient: LightClient | null = null;
+  /**
+   * With `trustAnchor`: the newest block any proven read was at (a head, a lease, a chip). A node
+   * whose head, or whose answer, is at a lower height serves an older state than one already
+   * verified: refused (`HEAD_WENT_BACK`), never acted on.
+   */
+  private provenHeight = 0n;
+  /**
+   * With `trustAnchor`: leases proven closed, not read again. Their status, price, times and deposit
+   * are final; their dispute count and a held last period's settlement (paid, refunded, remaining)
+   * may still change on chain, and are not taken from here (disputes: the gateway's own count).
+   */
+  private readonly provenClosed = new Map<string, LeaseJson>();
   private readonly records = new Map<string, { record: ProviderRecordJson; readMs: number }>();
   private readonly models = new Map<string, Uint8Array | null>();
   private pendingOpens: bigint[] = [];
@@ -371,6 +392,8 @@ export class Gateway {
       abandoned: boolean;
       /** The endpoint of the offer terms signed; unknown for one a previous run sent. */
       endpoint?: string;
+      /** The offer, chip and provider the opening signed; unknown for one a previous run sent. */
+      terms?: { offerId: string; chipId: string; provider: string };
     }
   >();
   /** Input bytes held by each unanswered job, and their sum (bounded by `maxQueuedBytes`). */
@@ -452,7 +475,9 @@ export class Gateway {
     // Every lease and request is signed for this answer, not the one the key was unlocked for.
     assertChainUnchanged(chainStatus.chainId, this.opts.chainId);
     this.chainId = chainStatus.chainId;
-    this.chainTime = { blockMs: chainStatus.timeMs, readMs: this.now() };
+    // With `trustAnchor` the block time is the verified header's, not the status's word.
+    const head = this.lightClient ? await this.chainHead() : chainStatus;
+    this.chainTime = { blockMs: head.timeMs, readMs: this.now() };
     this.feeParams = {
       minFeePerByte: BigInt(params.minFeePerByte),
       minFeePerAction: BigInt(params.minFeePerAction),
@@ -472,7 +497,8 @@ export class Gateway {
       });
     for (const row of this.store.leases()) {
       if (row.closedMs !== null) continue;
-      const lease = await this.client.getLease(row.leaseId).catch(() => null);
+      const lease = await this.readLease(row.leaseId).catch((err) => this.unreadLease(row.leaseId, err));
+      if (lease === undefined) continue;
       if (lease?.status === 'closing') {
         // Its provider gave notice: it costs until the notice ends unless the renter closes it.
         this.closeOnChain(row.leaseId, 'the provider gave notice');
@@ -937,29 +963,145 @@ export class Gateway {
     if (!this.lightClient) return this.chip(chipId);
     const cached = this.provenChips.get(chipId);
     if (cached && this.now() - cached.readMs < 30_000) return cached.chip;
-    const chip = await this.provenChip(this.lightClient, chipId);
+    const { chip } = await this.provenChip(this.lightClient, chipId);
     this.provenChips.set(chipId, { chip, readMs: this.now() });
     return chip;
   }
 
-  /** The chip record proven by the light client, going on past its per-call boundary limit while it moves forward. */
-  private async provenChip(lc: LightClient, chipId: string): Promise<Chip> {
-    let through = -1n;
-    for (;;) {
-      try {
-        const maxAge = this.opts.proofMaxAgeMs ?? DEFAULT_PROOF_MAX_AGE_MS;
-        const r = await lc.verifyChip(this.client, chipId, { notBefore: BigInt(this.now() - maxAge) });
-        if (r.chip === null)
-          throw new ProofError(
-            `chip ${chipId} is proven absent from the chain: no key to check receipts against`,
-            'NOT_PROVEN',
-          );
-        return r.chip;
-      } catch (err) {
-        if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
-        through = err.verifiedThrough;
-      }
+  /**
+   * A leased chip's status and liveness, which decide whether its provider is avoided: proven
+   * with `trustAnchor` (read afresh: a node calling an offline chip online kept its lease paid),
+   * else the node's view.
+   */
+  private async liveness(chipId: string): Promise<{ online: boolean; status: string }> {
+    if (!this.lightClient) return this.chip(chipId);
+    const r = await this.provenChip(this.lightClient, chipId);
+    this.provenChips.set(chipId, { chip: r.chip, readMs: this.now() });
+    return { online: r.online, status: r.status };
+  }
+
+  /** The chip record proven by the light client (its key, status and liveness at a verified block). */
+  private async provenChip(lc: LightClient, chipId: string): Promise<ProvenChipRead> {
+    const floor = this.provenHeight;
+    const r = await walk(() => lc.verifyChip(this.client, chipId, this.freshness()));
+    if (r.chip === null)
+      throw new ProofError(
+        `chip ${chipId} is proven absent from the chain: no key to check receipts against`,
+        'NOT_PROVEN',
+      );
+    this.noteProvenHeight(r.header.header.height, floor, `chip ${chipId}`);
+    return r;
+  }
+
+  /** What a proven read accepts: a block no older than `proofMaxAgeMs` by the gateway's clock. */
+  private freshness(): { notBefore: bigint } {
+    return { notBefore: BigInt(this.now() - (this.opts.proofMaxAgeMs ?? DEFAULT_PROOF_MAX_AGE_MS)) };
+  }
+
+  /**
+   * A proven read at `height`, asked once `floor` (the newest height then verified) was known:
+   * refused below it (the node went back to an older state, true but old: a lease's escrow since
+   * spent, a head before an expiry), kept as the newest otherwise. Reads in flight together may
+   * end in any order; only what was verified before a read was asked binds its answer.
+   */
+  private noteProvenHeight(height: bigint, floor: bigint, what: string): void {
+    if (height < floor)
+      throw new ProofError(
+        `${what} was read at block ${height}, below block ${floor} verified before: the node went back to an older state (or another node answers); not acted on. ${WENT_BACK_ADVICE(floor)}`,
+        'HEAD_WENT_BACK',
+      );
+    if (height > this.provenHeight) this.provenHeight = height;
+  }
+
+  /**
+   * The chain's head as the gateway acts on it (expiry heights, escrow and dispute times): the
+   * node's status, and with `trustAnchor` its height verified (the header a commit of the
+   * validators signs, no older than `proofMaxAgeMs`, never below a height verified before) and its
+   * time the header's, not the status's.
+   */
+  private async chainHead(): Promise<{ height: number; timeMs: number }> {
+    const floor = this.provenHeight;
+    const st = await this.client.status();
+    const lc = this.lightClient;
+    if (!lc) return { height: st.height, timeMs: st.timeMs };
+    if (!Number.isSafeInteger(st.height) || st.height < 1)
+      throw new ProofError(`the node's head height ${String(st.height)} is not a block height`, 'MALFORMED');
+    // A lower claim is refused without fetching anything; a higher one counts only once verified
+    // (an unprovable claim must not raise the floor the honest answers are then held to).
+    if (BigInt(st.height) < floor)
+      throw new ProofError(
+        `the node's head is block ${st.height}, below block ${floor} verified before: the node went back to an older state (or another node answers); not acted on. ${WENT_BACK_ADVICE(floor)}`,
+        'HEAD_WENT_BACK',
+      );
+    const v = await walk(() => lc.verifyHeight(st.height));
+    checkFresh(v.header.time, this.freshness(), "the node's head", st.height);
+    this.noteProvenHeight(v.header.height, floor, "the node's head");
+    return { height: Number(v.header.height), timeMs: Number(v.header.time) };
+  }
+
+  /**
+   * A lease of this renter's: with `trustAnchor` proven (LightClient.verifyLease: every field,
+   * its offer's endpoint and TLS pins, its status at the verified block), of this renter or
+   * refused (WRONG_RECORD), at a block no older than `proofMaxAgeMs` nor below one verified
+   * before; without it, the node's word. A lease the chain does not hold is an error either way.
+   */
+  private async readLease(leaseId: string): Promise<LeaseJson> {
+    const lc = this.lightClient;
+    if (!lc) return this.client.getLease(leaseId);
+    const closed = this.provenClosed.get(leaseId);
+    if (closed) return closed;
+    const floor = this.provenHeight;
+    const r = await walk(() => lc.verifyLease(this.client, leaseId, this.freshness()));
+    if (r.lease === null) throw new ProvenAbsentError(`lease ${leaseId} is proven absent from the chain`);
+    if (r.json.renter !== this.renterAddress)
+      throw new ProofError(
+        `lease ${leaseId} is proven to be of renter ${r.json.renter}, not this gateway's ${this.renterAddress}`,
+        'WRONG_RECORD',
+      );
+    this.noteProvenHeight(r.header.header.height, floor, `lease ${leaseId}`);
+    // When the chain takes a dispute, proven beside the lease (unc_getParams' is the node's word):
+    // a node naming a shorter wait had disputes sent early (refused, their fees lost), a longer
+    // one had leases kept open (and paid) past the wait.
+    if (r.market.disputeWaitMs <= BigInt(Number.MAX_SAFE_INTEGER))
+      this.disputeWaitMs = Number(r.market.disputeWaitMs);
+    // checkLease compared every field of the answer with the proven record: the answer is proven.
+    const lease: LeaseJson = {
+      ...r.json,
+      endpoint: r.endpoint,
+      tlsFingerprints: r.tlsFingerprints,
+      status: r.status,
+    };
+    if (lease.status === 'closed') this.provenClosed.set(leaseId, lease);
+    return lease;
+  }
+
+  /**
+   * A lease read that failed, for callers that go on without it: undefined (left for the next
+   * pass) when the proof failed (the node lied or lags: nothing is decided on its word), null
+   * when the lease was not found (the node's word without `trustAnchor`, proven with it).
+   */
+  private unreadLease(leaseId: string, err: unknown): null | undefined {
+    if (err instanceof ProofError) {
+      this.log.warn('a lease read was not proven; left for the next pass', {
+        lease: leaseId,
+        err: String(err),
+      });
+      return undefined;
     }
+    return null;
+  }
+
+  /**
+   * The renter's leases the node lists, each proven with `trustAnchor` (readLease). Which leases it
+   * lists stays its word (no proof of a list's completeness): the records of the leases this
+   * gateway opened count besides (committedRateOnChain, spendLeases).
+   */
+  private async readLeases(): Promise<LeaseJson[]> {
+    const listed = await this.client.getLeases({ renter: this.renterAddress });
+    if (!this.lightClient) return listed;
+    const out: LeaseJson[] = [];
+    for (const l of listed) out.push(await this.readLease(l.id));
+    return out;
   }
 
   private hold(id: string, bytes: number): void {
@@ -1276,6 +1418,11 @@ export class Gateway {
               noticeMs: best.noticeMs,
               abandoned: false,
               endpoint: (rankedFrom.get(best) as OfferJson).endpoint,
+              terms: {
+                offerId: (rankedFrom.get(best) as OfferJson).id.toLowerCase(),
+                chipId: best.chipId.toLowerCase(),
+                provider: encodeAddress(decodeAddress((rankedFrom.get(best) as OfferJson).provider)),
+              },
             });
             this.store.addPendingOpen({
               txHash: hash,
@@ -1300,7 +1447,7 @@ export class Gateway {
         throw new Error(
           `LEASE_ID_TAKEN: the node reports the new lease as ${opened.leaseId}, a lease recorded already; its record is kept (the node may be lying)`,
         );
-      const lease = await this.client.getLease(opened.leaseId);
+      const lease = await this.readLease(opened.leaseId);
       // The endpoint recorded is the one in the terms signed (termsDigest: the chain refused the
       // lease had the offer named another), not the node's later report of it: see adopt. So are
       // the offer and its provider (in the terms too: a bad receipt bans the recorded provider, so
@@ -1317,7 +1464,15 @@ export class Gateway {
         provider: encodeAddress(decodeAddress(signedOffer.provider)),
         chipId: best.chipId.toLowerCase(),
       };
-      if (lease.chipId !== row.chipId || lease.provider !== row.provider || lease.offerId !== row.offerId)
+      const otherwise =
+        lease.chipId !== row.chipId || lease.provider !== row.provider || lease.offerId !== row.offerId;
+      // Proven (`trustAnchor`), a lease on other terms than the opening signed is not this opening's
+      // (the chain opens none otherwise): the node named another lease of this renter's.
+      if (otherwise && this.lightClient)
+        throw new Error(
+          `LEASE_NOT_OPENED: the node reports the new lease as ${row.leaseId}, proven to be on chip ${lease.chipId} of offer ${lease.offerId} (provider ${lease.provider}), not the chip, offer and provider the opening signed; not recorded`,
+        );
+      if (otherwise)
         this.log.warn(
           'the node reports the new lease otherwise than the opening signed; recorded as signed',
           {
@@ -1392,21 +1547,36 @@ export class Gateway {
         const opened = receipt.events.find((e) => e.type === 'leaseOpened') as
           | Extract<TxEventJson, { type: 'leaseOpened' }>
           | undefined;
+        let named = opened !== undefined;
         if (opened && !this.store.leases().some((r) => r.leaseId === opened.leaseId)) {
-          const lease = await this.client.getLease(opened.leaseId).catch(() => null);
+          const lease = await this.readLease(opened.leaseId).catch(() => null);
           if (!lease) continue;
-          // Its endpoint is the one of the terms signed, never the node's report of it; one a
-          // previous run sent is not known (not kept across restarts): recorded as none, so a
-          // restart before its close refuses it (ENDPOINT_CHANGED) and closes it, not adopts it.
-          this.store.putLease({
-            ...openLeaseRow(lease, open.noticeMs, this.now()),
-            endpoint: open.endpoint ?? UNKNOWN_ENDPOINT,
-          });
-          this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
+          // Proven (`trustAnchor`): a lease this opening cannot have opened is another of this
+          // renter's that the node named (LEASE_NOT_OPENED, as openBestOffer refuses it): recorded
+          // it would be closed as out of the pool, and this opening's own lease left uncounted.
+          const other = this.lightClient ? notOpenedBy(lease, open) : null;
+          if (other) {
+            named = false;
+            this.log.warn('the node names a lease this opening did not open; not recorded', {
+              lease: lease.id,
+              tx: hash,
+              why: other,
+            });
+          } else {
+            // Its endpoint is the one of the terms signed, never the node's report of it; one a
+            // previous run sent is not known (not kept across restarts): recorded as none, so a
+            // restart before its close refuses it (ENDPOINT_CHANGED) and closes it, not adopts it.
+            this.store.putLease({
+              ...openLeaseRow(lease, open.noticeMs, this.now()),
+              endpoint: open.endpoint ?? UNKNOWN_ENDPOINT,
+            });
+            this.log.warn('a lease opening seen late is recorded and closed', { lease: lease.id, tx: hash });
+          }
         }
         // Included without a lease (a failed opening, or a node that reports a transaction
-        // included while it holds it): counted until no block can include it any more.
-        if (opened || (height !== null && BigInt(height) > open.expiresAt)) this.forgetOpen(hash);
+        // included while it holds it, or names a lease it did not open): counted until no block
+        // can include it any more.
+        if (named || (height !== null && BigInt(height) > open.expiresAt)) this.forgetOpen(hash);
       } else if (neverIncluded(st, height, open.expiresAt)) {
         this.forgetOpen(hash);
       }
@@ -1467,7 +1637,7 @@ export class Gateway {
   private async spendAllowed(newRate: bigint, newFees: bigint): Promise<boolean> {
     // The chain's block time first: whatever the leases and fee statuses read after it show as
     // not yet included lands in a block after it.
-    const st = await this.client.status();
+    const st = await this.chainHead();
     if (st.timeMs >= this.chainTime.blockMs) this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     const onChain = await this.readChainLeases();
     await this.settleFees(st);
@@ -1504,7 +1674,7 @@ export class Gateway {
 
   /** The renter's leases from the chain, kept for the status (`chainLeases`). */
   private async readChainLeases(): Promise<LeaseJson[]> {
-    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    const onChain = await this.readLeases();
     this.chainLeases = onChain.map((l) => ({
       leaseId: l.id,
       pricePerHour: BigInt(l.pricePerHour),
@@ -1610,7 +1780,9 @@ export class Gateway {
         // In the queue, right before it goes: the lease as the chain shows it now, not as the
         // last refresh did (a notice given since would take the money into a lease that is ending).
         precheck: async () => {
-          const [st, lease] = await Promise.all([this.client.status(), this.client.getLease(l.row.leaseId)]);
+          // Head first: a lease proven at a later block than the head passes the height check.
+          const st = await this.chainHead();
+          const lease = await this.readLease(l.row.leaseId);
           const why = topUpRefusal(
             { status: lease.status, escrowUntilMs: lease.escrowUntil, endTimeMs: lease.endTime },
             st.timeMs,
@@ -1622,7 +1794,7 @@ export class Gateway {
         },
       })
         .then(async () => {
-          const lease = await this.client.getLease(l.row.leaseId);
+          const lease = await this.readLease(l.row.leaseId);
           // The deposit grew: the dispute allowance (computed from the view) grows with it.
           l.view = lease;
           this.log.info('lease topped up', { lease: l.row.leaseId, amount: amount.toString() });
@@ -1644,7 +1816,7 @@ export class Gateway {
    * the records. If the chain cannot be read, nothing is opened.
    */
   private async committedNow(): Promise<bigint> {
-    const onChain = await this.client.getLeases({ renter: this.renterAddress });
+    const onChain = await this.readLeases();
     return committedRateOnChain(
       this.store.leases().map((l) => ({
         leaseId: l.leaseId,
@@ -1712,7 +1884,11 @@ export class Gateway {
       renterSeed: this.opts.renterSeed,
       timeoutMs: this.opts.attemptTimeoutMs ?? 30_000,
       tlsFingerprints: fingerprints ?? lease.allClients[0]?.tlsFingerprints ?? [],
-      refreshTlsFingerprints: async () => (await this.client.getOffer(lease.row.offerId)).tlsFingerprints,
+      // The offer's pins as the chain holds them now (with `trustAnchor` proven: the lease's offer).
+      refreshTlsFingerprints: async () =>
+        this.lightClient
+          ? (await this.readLease(lease.row.leaseId)).tlsFingerprints
+          : (await this.client.getOffer(lease.row.offerId)).tlsFingerprints,
       allowHttp: this.opts.allowHttp ?? false,
     });
     lease.allClients.push(client);
@@ -1754,7 +1930,7 @@ export class Gateway {
       })
       .catch(async (err) => {
         // Already over on chain (ended, or closed by its chip's absence): nothing more is owed.
-        const l = await this.client.getLease(leaseId).catch(() => null);
+        const l = await this.readLease(leaseId).catch(() => null);
         if (this.storeClosed) return;
         if (l && !stillCosts(l.status)) this.store.closeLease(leaseId, this.now(), `${reason} (${l.status})`);
         else
@@ -1771,13 +1947,16 @@ export class Gateway {
 
   /** Lease and chip state from the chain: a lease that ended or whose chip went offline leaves the pool. */
   private async refreshLeases(): Promise<void> {
-    const st = await this.client.status().catch(() => null);
+    const st = await this.chainHead().catch((err) => {
+      if (err instanceof ProofError) this.log.warn("the node's head is not proven", { err: String(err) });
+      return null;
+    });
     await this.readChainLeases().catch(() => undefined);
     if (st && st.timeMs >= this.chainTime.blockMs)
       this.chainTime = { blockMs: st.timeMs, readMs: this.now() };
     for (const l of [...this.leases.values()]) {
       if (l.closing) continue;
-      const lease = await this.client.getLease(l.row.leaseId).catch(() => null);
+      const lease = await this.readLease(l.row.leaseId).catch(() => null);
       if (!lease) continue;
       l.view = lease;
       l.disputes = Math.max(l.disputes, lease.disputes);
@@ -1793,7 +1972,7 @@ export class Gateway {
         continue;
       }
       this.chips.delete(l.row.chipId);
-      const chip = await this.chip(l.row.chipId).catch(() => null);
+      const chip = await this.liveness(l.row.chipId).catch(() => null);
       if (chip && (!chip.online || chip.status !== 'active')) {
         this.avoidProvider(
           l.row.provider,
@@ -1808,7 +1987,7 @@ export class Gateway {
     // (a close that failed) and closed again.
     for (const row of this.store.leases()) {
       if (row.closedMs !== null || this.leases.has(row.leaseId) || this.settling.has(row.leaseId)) continue;
-      const lease = await this.client.getLease(row.leaseId).catch(() => null);
+      const lease = await this.readLease(row.leaseId).catch(() => null);
       if (!lease || this.settling.has(row.leaseId)) continue;
       if (!stillCosts(lease.status))
         this.store.closeLease(
@@ -1851,8 +2030,21 @@ export class Gateway {
       // For the chain read at start (the key's unlock named it): the node's status is read again
       // inside, and a node that then reports another chain would have the key sign there, where
       // the same key may hold funds. Refused (CHAIN_CHANGED), nothing signed.
+      // With `trustAnchor` the expiry counts from the verified head, not the node's status: a fee
+      // (and an opening's rate) counts as pending until the chain is seen past it, and a node
+      // reporting a height far ahead while the transaction is built had it signed to expire only
+      // then (refused by the chain, or held to be relayed late) and counted for ever.
+      // A node gone back below the newest verified height (restarted from a snapshot, a replica
+      // behind a balancer) still gets closings: they expire past that verified height instead.
+      const head = this.lightClient
+        ? await this.chainHead().catch((err) => {
+            if (spend || !(err instanceof ProofError) || err.code !== 'HEAD_WENT_BACK') throw err;
+            return { height: Number(this.provenHeight) };
+          })
+        : null;
       const stx = await buildTransaction(this.client, this.opts.renterSeed, actions, {
         chainId: this.chainId,
+        ...(head ? { expiresAt: BigInt(head.height) + TX_TTL_BLOCKS } : {}),
       });
       // What the key pays besides the escrow: the fee, and what the chain burns for the records
       // the actions keep (a lease's: core stateEntryBurn), which leaves the balance like a fee.
@@ -2117,8 +2309,52 @@ export class TopUpRefusedError extends Error {}
 const TOP_UP_AHEAD_MS = 10 * 60_000;
 const TOP_UP_RETRY_MS = 30_000;
 
-/** How old a proven chip record the gateway takes by default (`proofMaxAgeMs`). */
+/**
+ * Why a proven lease cannot be the one an opening opened, or null: priced above the ceiling it
+ * signed (`maxPricePerHour`, its `rate`), started after its expiry height, or (known for an opening
+ * of this run) on another offer, chip or provider than its terms.
+ */
+function notOpenedBy(
+  lease: LeaseJson,
+  open: { rate: bigint; expiresAt: bigint; terms?: { offerId: string; chipId: string; provider: string } },
+): string | null {
+  if (BigInt(lease.pricePerHour) > open.rate)
+    return `priced ${lease.pricePerHour} per hour, above the ${open.rate} the opening signed`;
+  if (BigInt(lease.startHeight) > open.expiresAt)
+    return `started at block ${lease.startHeight}, after the opening's expiry height ${open.expiresAt}`;
+  const t = open.terms;
+  if (t && (lease.offerId !== t.offerId || lease.chipId !== t.chipId || lease.provider !== t.provider))
+    return `on chip ${lease.chipId} of offer ${lease.offerId} (provider ${lease.provider}), not the chip, offer and provider the opening signed`;
+  return null;
+}
+
+/** What a gateway refusing a node's older state (`HEAD_WENT_BACK`) can do about it. */
+const WENT_BACK_ADVICE = (floor: bigint) =>
+  `The gateway goes on with the node once it is past block ${floor} (a node restarted from an older snapshot catches up; nothing is lost meanwhile, leases and jobs wait); if --node is a load balancer over several nodes, point it at one node (or make it sticky): a replica a block behind the other refuses every other read.`;
+
+/** Blocks past the head a transaction the gateway signs stays valid (the sdk's default). */
+const TX_TTL_BLOCKS = 100n;
+
+/** How old a proven record or head the gateway takes by default (`proofMaxAgeMs`). */
 export const DEFAULT_PROOF_MAX_AGE_MS = 600_000;
+
+type ProvenChipRead = { chip: Chip; online: boolean; status: string };
+
+/** A lease the light client proved absent (`trustAnchor`): the chain holds no such lease. */
+class ProvenAbsentError extends Error {}
+
+/** A light-client call, called again past its per-call boundary limit while it moves forward. */
+async function walk<T>(call: () => Promise<T>): Promise<T> {
+  let through = -1n;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
+      through = err.verifiedThrough;
+    }
+  }
+}
 
 /**
  * How an attempt failed, from what it threw. The gateway's own failures (its node unreachable or

@@ -32,7 +32,7 @@ import {
   toHex,
   trieKey,
 } from '@unc/core';
-import { ProofError } from '@unc/sdk';
+import { chipLivenessJson, ProofError } from '@unc/sdk';
 import { classifyAttemptFailure, DEFAULT_PROOF_MAX_AGE_MS, Gateway } from '../src/gateway.js';
 import { gatewayOptions, listening } from './fake-node.js';
 
@@ -122,11 +122,33 @@ function chain() {
     slotsAnswered: 0,
     slotsMissed: 0,
     rewardsEarned: '0',
+    lastAnsweredAt: 0,
+    tpmClock: null,
+    // Its liveness and operator, and the records they are read from, proven too (sdk checkChip).
+    ...chipLivenessJson(mem, chip, 'active', header),
     height: 1,
     stateRoot: toHex(trie.root),
     proof: toHex(encode(merkleProofCodec, trie.prove(trieKey(key)))),
     value: toHex(mem.get(key)!),
-    related: [],
+    related: (() => {
+      const reads: Uint8Array[] = [];
+      chipLivenessJson(
+        {
+          get: (k) => {
+            if (!reads.some((r) => toHex(r) === toHex(k))) reads.push(k);
+            return mem.get(k);
+          },
+        },
+        chip,
+        'active',
+        header,
+      );
+      return reads.map((k) => ({
+        key: toHex(k),
+        value: mem.get(k) ? toHex(mem.get(k)!) : null,
+        proof: toHex(encode(merkleProofCodec, trie.prove(trieKey(k)))),
+      }));
+    })(),
   };
   return { block, answer };
 }

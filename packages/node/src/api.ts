@@ -6,20 +6,15 @@
 import {
   accountKey,
   accountOfConsensusKey,
-  answeredIn,
   blockCodec,
   blockHash,
   bondBacking,
   type Chip,
   challengeClasses,
-  challengeLookup,
-  challengesAsOf,
-  chipClass,
   chipKey,
   chipModelCodec,
   chipsOfOwner,
   circulatingSupply,
-  consecutiveMisses,
   cumulativeEmission,
   DecodeError,
   decode,
@@ -44,7 +39,6 @@ import {
   getParams,
   getPociParams,
   getSupply,
-  heartbeatOperatorAt,
   merkleProofCodec,
   ownerRatedPower,
   StateSpace,
@@ -53,7 +47,6 @@ import {
   trieKey,
   txEventCodec,
   UncError,
-  uncreditedIn,
   validatorCandidateCount,
   validatorSetForHeight,
   vendorCodec,
@@ -64,12 +57,12 @@ import {
   blockToJson,
   type ChipEventJson,
   type ChipJson,
+  chipLivenessJson,
   type EpochJson,
   eventToJson,
   headerToJson,
   type ModelJson,
   type RewardJson,
-  type SlotJson,
   type StatusJson,
   type SupplyJson,
   type TxEventJson,
@@ -509,7 +502,10 @@ export function createApi(node: RpcContext): RpcServerModules {
             return chipJson(chip);
           }
           const proven = proveRecord(chain.state, chain.head.header, chipKey(chipId), (reader) => {
-            if (chip) effectiveStatus(reader, chip);
+            if (!chip) return;
+            // What a light client recomputes (sdk checkChip): status, then liveness and operator.
+            const { status } = effectiveStatus(reader, chip);
+            chipLivenessJson(reader, chip, status, chain.head.header);
           });
           if (!chip) throw notFoundProven(`chip ${toHex(chipId)}`, proven);
           return { ...chipJson(chip), ...proven };
@@ -690,38 +686,10 @@ export function createApi(node: RpcContext): RpcServerModules {
   }
 
   function chipJson(chip: Chip): ChipJson {
-    const p = getPociParams(chain.state);
-    const height = chain.height;
-    const challengesOf = challengeLookup(chain.state);
     const { status, reason } = effectiveStatus(chain.state, chip);
-    const current = epochOf(height, p);
-    const cls = chipClass(chip.chipId, p);
-    // The head's own challenge is answerable in the next block: listed at once.
-    const head = { height, beacon: chain.head.header.beacon };
-    // Only challenges that exist: blocks already committed that drew the chip's class (the class
-    // of a block comes from its beacon, so nothing about future blocks is known, or shown).
-    const slots: SlotJson[] = [];
-    for (const e of [current - 1n, current]) {
-      if (e < chip.firstEpoch || e < 0n) continue;
-      challengesAsOf(chain.state, e, cls, head, p).forEach((h, slot) => {
-        const windowEnd = h + p.answerWindowBlocks;
-        // An answer accepted without credit (asleep or rebooted) is a miss, and cannot be sent again.
-        const state: SlotJson['status'] = answeredIn(chip, e, slot)
-          ? 'answered'
-          : uncreditedIn(chip, e, slot) || windowEnd < height + 1n
-            ? 'missed'
-            : 'open';
-        slots.push({
-          epoch: Number(e),
-          slot,
-          height: Number(h),
-          status: state,
-          windowEnd: Number(windowEnd),
-        });
-      });
-    }
-    slots.sort((a, b) => a.height - b.height);
-    const misses = consecutiveMisses(chip, height, p, challengesOf);
+    // The liveness fields and the heartbeat operator come from the function a light client runs
+    // over proven state to check them (sdk chipLivenessJson), at the head block.
+    const live = chipLivenessJson(chain.state, chip, status, chain.head.header);
     return {
       chipId: toHex(chip.chipId),
       owner: encodeAddress(chip.owner),
@@ -733,8 +701,8 @@ export function createApi(node: RpcContext): RpcServerModules {
       keyMaterial: toHex(chip.keyMaterial),
       status,
       statusReason: reason,
-      online: status === 'active' && misses < p.offlineAfterMisses,
-      consecutiveMisses: misses,
+      online: live.online,
+      consecutiveMisses: live.consecutiveMisses,
       registeredAt: Number(chip.registeredAt),
       firstEpoch: Number(chip.firstEpoch),
       lastAnsweredAt: Number(chip.lastAnsweredAt),
@@ -748,13 +716,10 @@ export function createApi(node: RpcContext): RpcServerModules {
             restartCount: chip.tpmClock.restartCount,
           }
         : null,
-      slots,
-      challengeClass: Number(cls),
+      slots: live.slots,
+      challengeClass: live.challengeClass,
       // As of the next block, the first a heartbeat sent now can land in (a change takes effect there).
-      heartbeatOperator: (() => {
-        const operator = heartbeatOperatorAt(chain.state, chip.owner, height + 1n);
-        return operator ? encodeAddress(operator) : null;
-      })(),
+      heartbeatOperator: live.heartbeatOperator ?? null,
     };
   }
 

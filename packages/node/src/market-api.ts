@@ -14,6 +14,7 @@ import {
   getChip,
   getChipMarket,
   getLease,
+  getMarketParams,
   getOffer,
   getPociParams,
   getProviderRecord,
@@ -307,8 +308,12 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
         if (!l) throw notFound(`lease ${toHex(id)}`);
         return leaseJson(l);
       }
+      // What a light client derives (sdk checkLease): the offer, and the market parameters by
+      // which a renter times its disputes (disputeWaitMs).
       const proven = proveRecord(chain.state, chain.head.header, leaseKey(id), (reader) => {
-        if (l) getOffer(reader, l.offerId);
+        if (!l) return;
+        getOffer(reader, l.offerId);
+        getMarketParams(reader);
       });
       if (!l) throw notFoundProven(`lease ${toHex(id)}`, proven);
       return { ...leaseJson(l), ...proven };

@@ -71,7 +71,9 @@ export const RPC_COSTS: Record<string, RpcCost> = {
    * status: the PoCI parameters, an allow-list entry, up to 8 revoked-serial keys; a lease's
    * offer), each ~1 KB of proof: about a one-unit answer's weight per two keys.
    */
-  unc_getChip: (p) => (arg(p, 1, 'proof') === true ? 5 : 1),
+  // With proof: its status's records, and its liveness's (the challenge lists of up to
+  // CHALLENGE_HISTORY_EPOCHS epochs for a chip long silent), each a Merkle path.
+  unc_getChip: (p) => (arg(p, 1, 'proof') === true ? 10 : 1),
   unc_getLease: (p) => (arg(p, 1, 'proof') === true ? 2 : 1),
   unc_getLeases: () => 100,
   /**

@@ -2,9 +2,10 @@
  * Merkle proofs of state records for the `proof` flag of unc_getChip and unc_getLease, in
  * unc_getAccount's format: the head height and state root, the record's proof and stored value
  * (null: proven absent), plus `related`, every other key the answer's derived fields read (a
- * chip's effective status, a lease's offer). Those are found by running the same core function the
- * client runs (effectiveStatus, getOffer) over a reader that records the keys it is asked for: the
- * client derives the keys itself and only looks entries up by them (docs/rpc.md "Light clients").
+ * chip's effective status and liveness, a lease's offer). Those are found by running the same
+ * function the client runs (core effectiveStatus, sdk chipLivenessJson, core getOffer) over a
+ * reader that records the keys it is asked for: the client derives the keys itself and only looks
+ * entries up by them (docs/rpc.md "Light clients").
  */
 import { encode, type MerkleTrie, merkleProofCodec, type StateReader, toHex, trieKey } from '@unc/core';
 import type { ProvenKeyEntryJson } from '@unc/sdk';

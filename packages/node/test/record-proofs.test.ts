@@ -153,7 +153,7 @@ test('a hostile node serving a forged chip key or another chip’s proof is refu
 });
 
 test('a proof costs more than a plain read', () => {
-  assert.equal(RPC_COSTS.unc_getChip!([ids[0], true]), 5);
+  assert.equal(RPC_COSTS.unc_getChip!([ids[0], true]), 10);
   assert.equal(RPC_COSTS.unc_getChip!({ chipId: ids[0] }), 1);
   assert.equal(RPC_COSTS.unc_getLease!({ id: ids[0], proof: true }), 2);
 });

@@ -11,6 +11,9 @@ export * from './signer.js';
 export * from './subscriptions.js';
 export * from './transactions.js';
 export {
+  type ChipLivenessJson,
+  checkFresh,
+  chipLivenessJson,
   type ProvenChip,
   type ProvenLease,
   ProvenState,

@@ -9,6 +9,9 @@ export * from './subscriptions.js';
 export * from './tls.js';
 export * from './transactions.js';
 export {
+  type ChipLivenessJson,
+  checkFresh,
+  chipLivenessJson,
   type ProvenChip,
   type ProvenLease,
   ProvenState,

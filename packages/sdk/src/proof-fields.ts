@@ -12,7 +12,9 @@ import type { ProvenEntryJson } from './views.js';
  * proven record), WRONG_RECORD (the node answered for another id than asked), MISSING_PROOF (no
  * proof of a record the answer depends on), NOT_PROVEN (nothing to prove it with: an absence
  * without a proof of absence), STALE (proven, but read at a block older than the caller accepts: a
- * node may serve a true but old state), INVALID_PROOF (anything else: headers, commits, validator sets).
+ * node may serve a true but old state), HEAD_WENT_BACK (proven, but at a block below one the caller
+ * verified before it asked: the node went back to an older state; the gateway's check), INVALID_PROOF
+ * (anything else: headers, commits, validator sets).
  */
 export type ProofErrorCode =
   | 'MALFORMED'
@@ -22,6 +24,7 @@ export type ProofErrorCode =
   | 'MISSING_PROOF'
   | 'NOT_PROVEN'
   | 'STALE'
+  | 'HEAD_WENT_BACK'
   | 'INVALID_PROOF';
 
 export class ProofError extends Error {

@@ -44,6 +44,13 @@ export interface BuildOptions {
   /** Blocks from the current height until the transaction expires (default 100). */
   ttlBlocks?: bigint;
   /**
+   * The expiry height itself, instead of the node's height plus `ttlBlocks`: for a caller that
+   * verified the head (a light client). A node reporting a height far ahead has the transaction
+   * signed to stay valid that much longer: held back and relayed late, or counted as pending by a
+   * caller that waits for the chain to pass its expiry (the gateway's budget) for ever.
+   */
+  expiresAt?: bigint;
+  /**
    * The chain id the user saw and confirmed: signing for another is refused. The node is asked
    * for its status again here, and without this a node could show one chain (a testnet) in the
    * confirmation and then have the same key sign for another (where the same key holds real funds).
@@ -96,7 +103,7 @@ export async function prepareTransaction(
     chainId: status.chainId,
     signer: publicKey,
     nonce,
-    expiresAt: BigInt(status.height) + (opts.ttlBlocks ?? 100n),
+    expiresAt: opts.expiresAt ?? BigInt(status.height) + (opts.ttlBlocks ?? 100n),
     actions,
   };
   const fee =

@@ -9,27 +9,39 @@
  * the node calls absent must come with a proof of its absence. Docs: docs/rpc.md "Light clients".
  */
 import {
+  answeredIn,
+  CHALLENGE_HISTORY_EPOCHS,
   type Chip,
   type ChipStatusName,
+  challengeLookup,
+  challengesAsOf,
+  chipClass,
   chipCodec,
+  consecutiveMisses,
   decode,
   effectiveStatus,
   encodeAddress,
+  epochOf,
   equalBytes,
   escrowUntil,
+  getMarketParams,
   getOffer,
+  getPociParams,
+  heartbeatOperatorAt,
   LEASE_STATUS_NAMES,
   type Lease,
   LeaseStatus,
   leaseCodec,
   leaseCostThrough,
   leaseEndsAt,
+  type MarketParams,
   type Offer,
   type StateReader,
   toHex,
+  uncreditedIn,
 } from '@unc/core';
 import { decodeField, hexField, ProofError, provenValue } from './proof-fields.js';
-import type { ChipJson, LeaseJson, ProvenKeyEntryJson, RecordProofJson } from './views.js';
+import type { ChipJson, LeaseJson, ProvenKeyEntryJson, RecordProofJson, SlotJson } from './views.js';
 
 /** What verifyRecord needs of the light client: a header verified by its validators' commit. */
 export type HeaderVerifier<H extends { header: { stateRoot: Uint8Array; time: bigint } }> = (
@@ -47,8 +59,12 @@ export interface RecordFreshness {
   notBefore?: bigint;
 }
 
-/** More related entries than any answer needs (a chip's status reads at most 10 keys). */
-const MAX_RELATED = 64;
+/**
+ * More related entries than any answer needs: a chip's status reads at most 10 keys, its liveness
+ * the PoCI parameters, its owner's heartbeat operator and its class's challenges of at most
+ * CHALLENGE_HISTORY_EPOCHS epochs (a chip silent that long).
+ */
+const MAX_RELATED = 32 + Number(CHALLENGE_HISTORY_EPOCHS);
 
 /**
  * A StateReader over the node's `related` entries: each key read must have an entry whose Merkle
@@ -170,11 +186,77 @@ function same(what: string, field: string, reported: unknown, proven: unknown): 
   }
 }
 
+/** The liveness fields of a chip answer (ChipJson), as of the block `head`. */
+export type ChipLivenessJson = Pick<
+  ChipJson,
+  'online' | 'consecutiveMisses' | 'slots' | 'challengeClass' | 'heartbeatOperator'
+>;
+
+/**
+ * A chip's liveness as of the committed block `head`, from state alone: its class's challenges
+ * (core challengesAsOf, consecutiveMisses over the recorded challenge lists), online by the miss
+ * rule while active, and its owner's heartbeat operator in force at the next block (the first a
+ * heartbeat sent now can land in). One function for the node's answer (unc_getChip) and the light
+ * client's check of it, which runs it over proven state (every key it reads must be proven).
+ */
+export function chipLivenessJson(
+  state: StateReader,
+  chip: Chip,
+  status: ChipStatusName,
+  head: { height: bigint; beacon: Uint8Array },
+): ChipLivenessJson {
+  const p = getPociParams(state);
+  const height = head.height;
+  const current = epochOf(height, p);
+  const cls = chipClass(chip.chipId, p);
+  // Only challenges that exist: blocks already committed that drew the chip's class (the head's own
+  // is answerable in the next block, so listed at once; nothing about future blocks is known).
+  const slots: SlotJson[] = [];
+  for (const e of [current - 1n, current]) {
+    if (e < chip.firstEpoch || e < 0n) continue;
+    challengesAsOf(state, e, cls, head, p).forEach((h, slot) => {
+      const windowEnd = h + p.answerWindowBlocks;
+      // An answer accepted without credit (asleep or rebooted) is a miss, and cannot be sent again.
+      const outcome: SlotJson['status'] = answeredIn(chip, e, slot)
+        ? 'answered'
+        : uncreditedIn(chip, e, slot) || windowEnd < height + 1n
+          ? 'missed'
+          : 'open';
+      slots.push({
+        epoch: Number(e),
+        slot,
+        height: Number(h),
+        status: outcome,
+        windowEnd: Number(windowEnd),
+      });
+    });
+  }
+  slots.sort((a, b) => a.height - b.height);
+  const misses = consecutiveMisses(chip, height, p, challengeLookup(state), cls);
+  const operator = heartbeatOperatorAt(state, chip.owner, height + 1n);
+  return {
+    online: status === 'active' && misses < p.offlineAfterMisses,
+    consecutiveMisses: misses,
+    slots,
+    challengeClass: Number(cls),
+    heartbeatOperator: operator ? encodeAddress(operator) : null,
+  };
+}
+
 export interface ProvenChip {
   chip: Chip;
   /** core effectiveStatus over proven state: the record's status, a revoked certificate or key. */
   status: ChipStatusName;
   statusReason: string;
+  /**
+   * Liveness at the verified header's block, from proven state: online by the miss rule while
+   * active (not yet "proven online": `chip.lastAnsweredAt > 0` says it answered since its
+   * registration), its consecutive misses, and the owner's heartbeat operator (an address, null:
+   * none) in force at the next block.
+   */
+  online: boolean;
+  consecutiveMisses: number;
+  heartbeatOperator: string | null;
 }
 
 /** The chip record's value decoded and checked against what the node reported of it. */
@@ -183,6 +265,7 @@ export function checkChip(
   value: Uint8Array,
   state: StateReader,
   json: ChipJson,
+  head: { height: bigint; beacon: Uint8Array },
 ): ProvenChip {
   const what = `chip ${toHex(asked)}`;
   const chip = decodeField((b) => decode(chipCodec, b), value, `${what} record`);
@@ -208,7 +291,36 @@ export function checkChip(
   same(what, 'slotsAnswered', json.slotsAnswered, Number(chip.slotsAnswered));
   same(what, 'slotsMissed', json.slotsMissed, Number(chip.slotsMissed));
   same(what, 'rewardsEarned', json.rewardsEarned, chip.rewardsEarned.toString());
-  return { chip, status, statusReason: reason };
+  same(what, 'lastAnsweredAt', json.lastAnsweredAt, Number(chip.lastAnsweredAt));
+  same(
+    what,
+    'tpmClock',
+    json.tpmClock,
+    chip.tpmClock
+      ? {
+          clock: chip.tpmClock.clock.toString(),
+          resetCount: chip.tpmClock.resetCount,
+          restartCount: chip.tpmClock.restartCount,
+        }
+      : null,
+  );
+  // Liveness and the heartbeat operator from proven state, as the node computes them at its head.
+  const live = derive(`${what} liveness`, () => chipLivenessJson(state, chip, status, head));
+  same(what, 'online', json.online, live.online);
+  same(what, 'consecutiveMisses', json.consecutiveMisses, live.consecutiveMisses);
+  same(what, 'slots', json.slots, live.slots);
+  same(what, 'challengeClass', json.challengeClass, live.challengeClass);
+  // Absent from nodes older than the field; checked whenever reported (and proven either way).
+  if (json.heartbeatOperator !== undefined)
+    same(what, 'heartbeatOperator', json.heartbeatOperator, live.heartbeatOperator);
+  return {
+    chip,
+    status,
+    statusReason: reason,
+    online: live.online,
+    consecutiveMisses: live.consecutiveMisses,
+    heartbeatOperator: live.heartbeatOperator ?? null,
+  };
 }
 
 export type LeaseStatusJson = LeaseJson['status'];
@@ -221,6 +333,12 @@ export interface ProvenLease {
   tlsFingerprints: string[];
   /** As unc_getLease computes it, at the verified header's block time. */
   status: LeaseStatusJson;
+  /**
+   * The market parameters at the verified block (core getMarketParams over proven state): when a
+   * dispute of a request on this lease is first taken (`disputeWaitMs`), and how long after its end
+   * receipts and disputes may be posted (`receiptWindowMs`).
+   */
+  market: MarketParams;
 }
 
 /** The lease record's value decoded, its offer read through proven state, both checked against the answer. */
@@ -241,6 +359,7 @@ export function checkLease(
       'WRONG_RECORD',
     );
   const offer = derive(`${what} offer`, () => getOffer(state, lease.offerId));
+  const market = derive(`${what} market parameters`, () => getMarketParams(state));
   const closed = lease.status === LeaseStatus.closed;
   // The node's own rule (market-api.ts leaseJson), at the block time of the head it read.
   const status: LeaseStatusJson = closed
@@ -293,5 +412,5 @@ export function checkLease(
   same(what, 'closedHeight', json.closedHeight, closed ? Number(lease.closedHeight) : null);
   same(what, 'closedTime', json.closedTime, closed ? Number(lease.closedTime) : null);
   same(what, 'closedReason', json.closedReason, closed ? lease.closedReason : null);
-  return { lease, offer, endpoint, tlsFingerprints, status };
+  return { lease, offer, endpoint, tlsFingerprints, status, market };
 }

@@ -15,6 +15,7 @@ import {
   blockHeaderCodec,
   type Chip,
   ChipStatus,
+  chipClass,
   chipCodec,
   chipKey,
   DEFAULT_POCI_PARAMS,
@@ -23,11 +24,15 @@ import {
   emptyTrie,
   encode,
   encodeAddress,
+  getMarketParams,
   getOffer,
+  heartbeatOperatorCodec,
+  heartbeatOperatorKey,
   type Lease,
   LeaseStatus,
   leaseCodec,
   leaseKey,
+  MARKET_PARAMS_KEY,
   MemoryState,
   type MerkleTrie,
   merkleProofCodec,
@@ -35,8 +40,10 @@ import {
   OfferStatus,
   offerKey,
   putAllowlistEntry,
+  putChallengeClass,
   putChip,
   putLease,
+  putMarketParams,
   putOffer,
   putPociParams,
   StateOverlay,
@@ -50,6 +57,7 @@ import fc from 'fast-check';
 import {
   type BlockJson,
   type ChipJson,
+  chipLivenessJson,
   type LeaseJson,
   LightClient,
   type LightClientSource,
@@ -156,7 +164,7 @@ function lease(n: number, offerN: number, over: Partial<Lease> = {}): Lease {
 }
 
 /** The state the tests read: chips 1 (active) and 2 (serial 0b revoked), leases 3 (active) and 4 (closed). */
-function world(extra?: (s: StateOverlay) => void) {
+function world(extra?: (s: StateOverlay) => void, height = 1n) {
   const mem = new MemoryState();
   const o = new StateOverlay(mem);
   putChip(o, chip(1));
@@ -180,7 +188,7 @@ function world(extra?: (s: StateOverlay) => void) {
   const trie = applyToTrie(emptyTrie(), writes);
   const header: BlockHeader = {
     chainId: CHAIN,
-    height: 1n,
+    height,
     time: TIME,
     prevHash: new Uint8Array(32),
     stateRoot: trie.root,
@@ -237,7 +245,7 @@ function proven(
   });
   const v = w.mem.get(key);
   return {
-    height: 1,
+    height: Number(w.header.height),
     stateRoot: toHex(w.header.stateRoot),
     proof: prove(w.trie, key),
     value: v ? toHex(v) : null,
@@ -260,8 +268,6 @@ function honestChip(w: ReturnType<typeof world>, n: number): ChipJson {
     keyMaterial: toHex(c.keyMaterial),
     status: revoked ? 'revoked' : 'active',
     statusReason: revoked ? 'certificate 0b revoked by vendor acme2' : '',
-    online: true,
-    consecutiveMisses: 0,
     registeredAt: 3,
     firstEpoch: 1,
     lastAnsweredAt: 0,
@@ -269,11 +275,15 @@ function honestChip(w: ReturnType<typeof world>, n: number): ChipJson {
     slotsMissed: 1,
     rewardsEarned: '7',
     tpmClock: null,
-    slots: [],
-    challengeClass: 0,
-    // The node proves what core's effectiveStatus reads (state-proofs.ts); so does the test.
-    ...proven(w, chipKey(c.chipId), (r) => effectiveStatus(r, c)),
+    ...chipLivenessJson(w.mem, c, revoked ? 'revoked' : 'active', w.header),
+    // The node proves what its status and liveness read (state-proofs.ts); so does the test.
+    ...proven(w, chipKey(c.chipId), (r) => chipReads(r, c, w.header)),
   };
+}
+
+/** What a chip answer derives from state: its effective status, then its liveness and operator. */
+function chipReads(r: StateReader, c: Chip, head: BlockHeader): void {
+  chipLivenessJson(r, c, effectiveStatus(r, c).status, head);
 }
 
 function honestLease(w: ReturnType<typeof world>, n: number): LeaseJson {
@@ -308,8 +318,14 @@ function honestLease(w: ReturnType<typeof world>, n: number): LeaseJson {
     closedHeight: closed ? 2 : null,
     closedTime: closed ? Number(TIME - 1000n) : null,
     closedReason: closed ? 'renterClosed' : null,
-    ...proven(w, leaseKey(id(n)), (r) => getOffer(r, id(5))),
+    ...proven(w, leaseKey(id(n)), (r) => leaseReads(r, id(5))),
   };
+}
+
+/** What a lease answer derives from state (node market-api.ts): its offer, the market parameters. */
+function leaseReads(r: StateReader, offerId: Uint8Array): void {
+  getOffer(r, offerId);
+  getMarketParams(r);
 }
 
 type Answers = { chip?: (id: string) => ChipJson | Error; lease?: (id: string) => LeaseJson | Error };
@@ -535,7 +551,7 @@ test('property: any lease record verifies when honest, and no byte of it can be 
           putOffer(o, offer(0x31, endpoint));
         });
         const asked = toHex(id(0x30));
-        const p = proven(w, leaseKey(id(0x30)), (r) => getOffer(r, id(0x31)));
+        const p = proven(w, leaseKey(id(0x30)), (r) => leaseReads(r, id(0x31)));
         const ok = client(w, { lease: () => ({ id: asked, ...p }) as unknown as LeaseJson });
         // Only the record is checked here (the reported fields are tested above): go through verifyRecord.
         const { verifyRecord } = await import('../src/verified-records.js');
@@ -637,7 +653,8 @@ test('property: a chip status verifies only with every record it reads; leaving 
           keyMaterial: toHex(c.keyMaterial),
           status: expected.status,
           statusReason: expected.reason,
-          ...proven(w, chipKey(c.chipId), (r) => effectiveStatus(r, c)),
+          ...chipLivenessJson(w.mem, c, expected.status, w.header),
+          ...proven(w, chipKey(c.chipId), (r) => chipReads(r, c, w.header)),
         };
         const asked = toHex(c.chipId);
         const ok = client(w, { chip: () => honest });
@@ -658,4 +675,188 @@ test('property: a chip status verifies only with every record it reads; leaving 
     ),
     { numRuns: 60 },
   );
+});
+
+/** A world whose PoCI parameters make short epochs, with the chip's class challenged in each. */
+function livenessWorld(opts: {
+  height: bigint;
+  /** Challenge heights of the chip's class, by epoch. */
+  challenges: Map<bigint, bigint[]>;
+  operator?: { previous: Uint8Array | null; operator: Uint8Array | null; from: bigint };
+  lastAnsweredSlot?: bigint;
+}) {
+  const params = { ...DEFAULT_POCI_PARAMS, epochBlocks: 10n, slotsPerEpoch: 4, answerWindowBlocks: 2n };
+  const c = chip(0x60, {
+    registeredAt: 3n,
+    firstEpoch: 0n,
+    lastAnsweredSlot: opts.lastAnsweredSlot ?? 0n,
+  });
+  const cls = chipClass(c.chipId, params);
+  const w = world((o) => {
+    putPociParams(o, params);
+    putChip(o, c);
+    for (const [epoch, heights] of opts.challenges)
+      putChallengeClass(o, epoch, cls, { heights, powerByAnswered: [], weight: 0n });
+    if (opts.operator) o.set(heartbeatOperatorKey(c.owner), encode(heartbeatOperatorCodec, opts.operator));
+  }, opts.height);
+  const honest: ChipJson = {
+    ...honestChip(w, 1),
+    chipId: toHex(c.chipId),
+    owner: encodeAddress(c.owner),
+    keyMaterial: toHex(c.keyMaterial),
+    firstEpoch: 0,
+    ...chipLivenessJson(w.mem, c, 'active', w.header),
+    ...proven(w, chipKey(c.chipId), (r) => chipReads(r, c, w.header)),
+  };
+  return { w, c, honest, asked: toHex(c.chipId) };
+}
+
+test("a chip's liveness and heartbeat operator are proven: forged, left out or hidden is refused", async () => {
+  // Challenged at heights 12, 22, 32 and 42, none answered, windows closed by 45: three misses in a
+  // row, offline (offlineAfterMisses 3). Its owner named an operator from height 10. A node serving
+  // the chip's record honestly could, before these checks, still call it online, or name its own
+  // operator (the hot key a renter or watcher takes as the chip's), or say it has none.
+  const operator = addr(0x66);
+  const { w, honest, asked } = livenessWorld({
+    height: 45n,
+    challenges: new Map([
+      [1n, [12n]],
+      [2n, [22n]],
+      [3n, [32n]],
+      [4n, [42n]],
+    ]),
+    operator: { previous: null, operator, from: 10n },
+  });
+  const ok = client(w, { chip: () => honest });
+  const r = await ok.l.verifyChip(ok.n, asked);
+  assert.ok(r.chip);
+  assert.equal(r.online, false);
+  assert.equal(r.consecutiveMisses, 3);
+  assert.equal(r.heartbeatOperator, encodeAddress(operator));
+
+  const shownOnline = client(w, { chip: () => ({ ...honest, online: true, consecutiveMisses: 0 }) });
+  await refused(shownOnline.l.verifyChip(shownOnline.n, asked), 'MISMATCH', /online/);
+  const fewerMisses = client(w, { chip: () => ({ ...honest, consecutiveMisses: 1 }) });
+  await refused(fewerMisses.l.verifyChip(fewerMisses.n, asked), 'MISMATCH', /consecutiveMisses/);
+  const otherOperator = client(w, {
+    chip: () => ({ ...honest, heartbeatOperator: encodeAddress(addr(0x67)) }),
+  });
+  await refused(otherOperator.l.verifyChip(otherOperator.n, asked), 'MISMATCH', /heartbeatOperator/);
+  const noOperator = client(w, { chip: () => ({ ...honest, heartbeatOperator: null }) });
+  await refused(noOperator.l.verifyChip(noOperator.n, asked), 'MISMATCH', /heartbeatOperator/);
+  const answeredSlots = client(w, {
+    chip: () => ({ ...honest, slots: honest.slots.map((s) => ({ ...s, status: 'answered' as const })) }),
+  });
+  await refused(answeredSlots.l.verifyChip(answeredSlots.n, asked), 'MISMATCH', /slots/);
+
+  // The records they are read from cannot be left out, claimed absent, or taken from another key.
+  const opKey = toHex(heartbeatOperatorKey(addr(0x60)));
+  assert.ok(honest.related!.some((e) => e.key === opKey));
+  const opLeftOut = client(w, {
+    chip: () => ({
+      ...honest,
+      heartbeatOperator: null,
+      related: honest.related!.filter((e) => e.key !== opKey),
+    }),
+  });
+  await refused(opLeftOut.l.verifyChip(opLeftOut.n, asked), 'MISSING_PROOF', /no proof of state key/);
+  const opAbsent = client(w, {
+    chip: () => ({
+      ...honest,
+      heartbeatOperator: null,
+      related: honest.related!.map((e) => (e.key === opKey ? { ...e, value: null } : e)),
+    }),
+  });
+  await refused(opAbsent.l.verifyChip(opAbsent.n, asked), 'BAD_PROOF', /Merkle proof does not match/);
+  // Chip 1's owner has no operator: that (true) absence proof relabelled under this owner's key.
+  const elsewhere = proven(w, heartbeatOperatorKey(addr(1)));
+  const opOtherKey = client(w, {
+    chip: () => ({
+      ...honest,
+      heartbeatOperator: null,
+      related: honest.related!.map((e) =>
+        e.key === opKey ? { key: opKey, value: elsewhere.value, proof: elsewhere.proof } : e,
+      ),
+    }),
+  });
+  await refused(opOtherKey.l.verifyChip(opOtherKey.n, asked), 'BAD_PROOF', /Merkle proof does not match/);
+});
+
+test('property: chip liveness verifies only with every record it reads; leaving out or nulling any one is refused', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        height: fc.bigInt({ min: 5n, max: 90n }),
+        perEpoch: fc.array(fc.array(fc.nat({ max: 9 }), { maxLength: 3 }), { minLength: 10, maxLength: 10 }),
+        answeredThrough: fc.bigInt({ min: 0n, max: 60n }),
+        operator: fc.option(
+          fc.record({
+            previous: fc.option(fc.constant(addr(0x70)), { nil: null }),
+            operator: fc.option(fc.constant(addr(0x71)), { nil: null }),
+            from: fc.bigInt({ min: 1n, max: 100n }),
+          }),
+          { nil: undefined },
+        ),
+      }),
+      async ({ height, perEpoch, answeredThrough, operator }) => {
+        const challenges = new Map<bigint, bigint[]>();
+        perEpoch.forEach((offsets, e) => {
+          const hs = [...new Set(offsets)].sort((a, b) => a - b).map((o) => BigInt(e * 10 + o));
+          const below = hs.filter((h) => h >= 1n && h <= height);
+          if (below.length > 0) challenges.set(BigInt(e), below);
+        });
+        const { w, c, honest, asked } = livenessWorld({
+          height,
+          challenges,
+          ...(operator ? { operator } : {}),
+          lastAnsweredSlot: answeredThrough < height ? answeredThrough : 0n,
+        });
+        const ok = client(w, { chip: () => honest });
+        const r = await ok.l.verifyChip(ok.n, asked);
+        assert.ok(r.chip);
+        assert.equal(r.online, honest.online);
+        assert.equal(r.consecutiveMisses, honest.consecutiveMisses);
+        const op = operator ? (height + 1n >= operator.from ? operator.operator : operator.previous) : null;
+        assert.equal(r.heartbeatOperator, op ? encodeAddress(op) : null);
+        assert.ok(honest.related!.some((e) => e.key === toHex(heartbeatOperatorKey(c.owner))));
+        for (let i = 0; i < honest.related!.length; i++) {
+          const left = honest.related!.filter((_, j) => j !== i);
+          const omitted = client(w, { chip: () => ({ ...honest, related: left }) });
+          await refused(omitted.l.verifyChip(omitted.n, asked), 'MISSING_PROOF', /no proof of state key/);
+          if (honest.related![i]!.value === null) continue;
+          const nulled = honest.related!.map((e, j) => (j === i ? { ...e, value: null } : e));
+          const hidden = client(w, { chip: () => ({ ...honest, related: nulled }) });
+          await refused(hidden.l.verifyChip(hidden.n, asked), 'BAD_PROOF', /Merkle proof does not match/);
+        }
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+test('the market parameters a renter times disputes by are proven with the lease; left out is refused', async () => {
+  // A node naming a shorter dispute wait than the chain's had a renter (the gateway) send disputes
+  // the chain refuses, their fees lost; a longer one had it keep a lease open, and paid, past it.
+  const w = world((o) => putMarketParams(o, { disputeWaitMs: 123_000n, receiptWindowMs: 456_000n }));
+  const asked = toHex(id(3));
+  const ok = client(w, { lease: () => honestLease(w, 3) });
+  const r = await ok.l.verifyLease(ok.n, asked);
+  assert.ok(r.lease);
+  assert.equal(r.market.disputeWaitMs, 123_000n);
+  assert.equal(r.market.receiptWindowMs, 456_000n);
+  const key = toHex(MARKET_PARAMS_KEY);
+  const honest = honestLease(w, 3);
+  assert.ok(honest.related!.some((e) => e.key === key));
+  const leftOut = client(w, {
+    lease: () => ({ ...honest, related: honest.related!.filter((e) => e.key !== key) }),
+  });
+  await refused(leftOut.l.verifyLease(leftOut.n, asked), 'MISSING_PROOF', /no proof of state key/);
+  // Claimed absent (the defaults, 300 s, would then apply): the proof says otherwise.
+  const absent = client(w, {
+    lease: () => ({
+      ...honest,
+      related: honest.related!.map((e) => (e.key === key ? { ...e, value: null } : e)),
+    }),
+  });
+  await refused(absent.l.verifyLease(absent.n, asked), 'BAD_PROOF', /Merkle proof does not match/);
 });

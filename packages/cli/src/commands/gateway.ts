@@ -13,7 +13,7 @@ import { Command } from 'commander';
 import { type Context, checkHome, countOption, ctxOf, portOption } from '../context.js';
 import { confirm } from '../send.js';
 import { Shutdown } from '../shutdown.js';
-import { DEFAULT_MAX_AGE_S, MAX_AGE_HELP, trustAnchorOf } from './query.js';
+import { DEFAULT_MAX_AGE_S, MAX_AGE_HELP, requireProveFor, trustAnchorOf } from './query.js';
 
 /**
  * --db, else the home's gateway/gateway.db, whose folder is held to the home's rule (BAD_HOME): the
@@ -98,11 +98,12 @@ export function gatewayCommand(): Command {
     .option('--password-file <file>', "the renter key's password")
     .option(
       '--prove',
-      "check receipts against chip keys proven on chain by the light client (Merkle proofs against validator-signed headers), not the node's word",
+      "act only on chip keys, leases and heights proven by the light client (Merkle proofs against validator-signed headers), not the node's word",
     )
     .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
     .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
     .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
+    .hook('preAction', (_self, action) => requireProveFor(action))
     .action(
       async (
         opts: {

@@ -25,7 +25,7 @@ import { Command } from 'commander';
 import { type Context, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { leaseEndpoint, leasePin } from '../lease-pins.js';
-import { DEFAULT_MAX_AGE_S, freshnessOf, MAX_AGE_HELP, trustAnchorOf, walking } from './query.js';
+import { DEFAULT_MAX_AGE_S, freshnessOf, MAX_AGE_HELP, proveOnly, trustAnchorOf, walking } from './query.js';
 
 interface LeaseView {
   id: string;
@@ -99,9 +99,9 @@ export function readInputs(path: string): Record<string, TensorJson> {
  * instead of taking the node's word; built once per command from the same trust anchors as
  * `unc query account --prove`.
  */
-interface Prover {
+export interface Prover {
   lc: LightClient;
-  client: UncClient;
+  client: Parameters<LightClient['verifyLease']>[0] & Parameters<LightClient['verifyChip']>[0];
   /** `--max-age`: a lease or chip read at an older block is refused (STALE), not used. */
   maxAge?: string;
 }
@@ -116,7 +116,7 @@ const progress = (through: bigint) =>
   process.stderr.write(`validator sets verified through block ${through}; going on\n`);
 
 /** The lease, proven: every field of the view (endpoint and TLS fingerprints: its offer's) checked. */
-async function provenLease(p: Prover, id: string): Promise<LeaseView> {
+export async function provenLease(p: Prover, id: string): Promise<LeaseView> {
   const r = await walking(() => p.lc.verifyLease(p.client, id, freshnessOf(p)), progress);
   if (r.lease === null) throw new UncError('NO_LEASE', `the chain knows no lease ${id} (proven absent)`);
   return { ...r.json, endpoint: r.endpoint, tlsFingerprints: r.tlsFingerprints, status: r.status };
@@ -253,6 +253,21 @@ export function checkReceiptChip(leaseChipId: string | undefined, receiptChipId:
     );
 }
 
+/**
+ * `unc job verify --prove`: the receipt's lease proven (NO_LEASE when the chain proves it absent:
+ * the chain takes no receipt for it), and the receipt signed by that lease's chip
+ * (checkReceiptChip). The chip key alone proves only that some chip signed: a provider's receipt
+ * signed by its other, cheaper chip passed for a job on the leased one.
+ */
+export async function checkReceiptLease(
+  p: Prover,
+  receipt: { leaseId: Uint8Array; chipId: Uint8Array },
+): Promise<LeaseView> {
+  const lease = await provenLease(p, toHex(receipt.leaseId));
+  checkReceiptChip(lease.chipId, receipt.chipId);
+  return lease;
+}
+
 /** Checks the receipt against the leased chip's record on the chain and writes it where asked. */
 async function finish(
   client: UncClient,
@@ -291,7 +306,7 @@ export function jobCommand(): Command {
   );
 
   const common = (c: Command) =>
-    c
+    proveOnly(c)
       .requiredOption('--lease <id>', 'the lease (its id or a unique prefix)')
       .requiredOption('--from <key>', "keyring key of the lease's renter")
       .option('--endpoint <url>', "provider URL (default: the lease's endpoint on chain)")
@@ -359,8 +374,7 @@ export function jobCommand(): Command {
     );
   });
 
-  job
-    .command('verify <receipt>')
+  proveOnly(job.command('verify <receipt>'))
     .description(
       "check a signed receipt (file or hex) against the chip's key: the record the node reports, or with --chip and --chain-id a record you saved, without any network",
     )
@@ -369,7 +383,10 @@ export function jobCommand(): Command {
       'the chip record as `unc chip show <id> -o json` printed it: nothing is asked of any node (you vouch for that record)',
     )
     .option('--chain-id <id>', 'the chain the receipt is for (with --chip)')
-    .option('--prove', "check against the chip key proven on chain (light client), not the node's word")
+    .option(
+      '--prove',
+      "check against the chip key proven on chain (light client), not the node's word, and that the receipt's lease is proven to lease that chip",
+    )
     .option('--genesis <file>', "with --prove: the chain's genesis file to trust (default: the home's)")
     .option('--trusted-checkpoint <height:hash>', "with --prove: trust this epoch's last block instead")
     .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
@@ -406,8 +423,12 @@ export function jobCommand(): Command {
       if (opts.prove) {
         const client = ctx.client();
         chainId = (await client.status()).chainId;
-        chip = await provenChip((await proverFor(ctx, opts, client))!, toHex(signed.receipt.chipId));
-        source = `the chip record proven against validator-signed headers (node ${ctx.nodeUrl} not trusted)`;
+        const prover = (await proverFor(ctx, opts, client))!;
+        // The receipt's lease first: a receipt of another chip than the leased one is refused
+        // before its signature is checked (RECEIPT_WRONG_CHIP), as `unc job run` refuses it.
+        await checkReceiptLease(prover, signed.receipt);
+        chip = await provenChip(prover, toHex(signed.receipt.chipId));
+        source = `the chip record and the lease's chip proven against validator-signed headers (node ${ctx.nodeUrl} not trusted)`;
       } else if (opts.chip && opts.chainId) {
         chip = readChipRecord(opts.chip);
         chainId = opts.chainId;
@@ -415,6 +436,13 @@ export function jobCommand(): Command {
       } else {
         const client = ctx.client();
         chainId = (await client.status()).chainId;
+        // The lease's chip as the node reports it, when it knows the lease (the same check as
+        // --prove's, on the node's word; a receipt of an unknown lease is checked by its chip alone).
+        const lease = await getLease(client, toHex(signed.receipt.leaseId)).catch((err) => {
+          if (err instanceof UncError && err.code === 'NO_LEASE') return null;
+          throw err;
+        });
+        checkReceiptChip(lease?.chipId, signed.receipt.chipId);
         chip = await client.call<ChipJson>('unc_getChip', [toHex(signed.receipt.chipId)]);
         source = `the chip record node ${ctx.nodeUrl} reports (not a Merkle proof: the node is trusted)`;
       }

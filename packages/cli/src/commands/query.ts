@@ -69,6 +69,7 @@ export function queryCommand(): Command {
       "trust this block (an epoch's last block) instead of the genesis",
     )
     .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
+    .hook('preAction', (_self, action) => requireProveFor(action))
     .addHelpText(
       'after',
       examples([
@@ -141,7 +142,8 @@ export function queryCommand(): Command {
         '--trusted-checkpoint <height:hash>',
         "trust this block (an epoch's last block) instead of the genesis",
       )
-      .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S));
+      .option('--max-age <seconds>', MAX_AGE_HELP, String(DEFAULT_MAX_AGE_S))
+      .hook('preAction', (_self, action) => requireProveFor(action));
   type ProveOpts = { prove?: boolean; genesis?: string; trustedCheckpoint?: string; maxAge?: string };
 
   /** The light client and what a verified answer prints under it. */
@@ -494,8 +496,41 @@ export async function walking<T>(
  * verified header's time is compared, and the chain makes a block every second or so.
  */
 export const DEFAULT_MAX_AGE_S = 600;
+
+/** The options that say how `--prove` verifies, by commander name and flag. */
+const PROVE_ONLY = [
+  ['maxAge', '--max-age'],
+  ['genesis', '--genesis'],
+  ['trustedCheckpoint', '--trusted-checkpoint'],
+] as const;
+
+/**
+ * `--max-age`, `--genesis` and `--trusted-checkpoint` without `--prove` are refused (PROVE_REQUIRED),
+ * nothing asked of any node: they bound and anchor a verification that only `--prove` makes, so a
+ * user who passed one believed a record was checked (fresh, against that anchor) when the node's
+ * word was taken. Not applied instead: without proofs the block time is the node's word too, and a
+ * bound on it stops nothing a lying node says. Only options given (command line or environment)
+ * count, not `--max-age`'s default.
+ */
+export function requireProveFor(cmd: Command): void {
+  if (cmd.getOptionValue('prove') === true) return;
+  const given = PROVE_ONLY.filter(([name]) => {
+    const source = cmd.getOptionValueSource(name);
+    return source !== undefined && source !== 'default';
+  }).map(([, flag]) => flag);
+  if (given.length > 0)
+    throw new UncError(
+      'PROVE_REQUIRED',
+      `${given.join(', ')} ${given.length === 1 ? 'applies' : 'apply'} only with --prove (the light client's check; without it the node's word is taken and nothing is verified): add --prove, or leave ${given.length === 1 ? 'it' : 'them'} out`,
+    );
+}
+
+/** Makes `cmd` refuse its prove-only options without `--prove` (requireProveFor), before its action. */
+export function proveOnly(cmd: Command): Command {
+  return cmd.hook('preAction', (_self, action) => requireProveFor(action));
+}
 export const MAX_AGE_HELP =
-  "with --prove: refuse a record read at a block older than this many seconds by this machine's clock (a node may serve a true but old state)";
+  "with --prove (an error without it): refuse a record read at a block older than this many seconds by this machine's clock (a node may serve a true but old state)";
 
 /** The oldest block time a proven read may have, from `--max-age` and this machine's clock. */
 export function freshnessOf(opts: { maxAge?: string }): RecordFreshness {
