@@ -10,8 +10,9 @@
  * node_modules it loads, the OCR model files) plus its own job folder read-write, a tmpfs of a
  * fixed size (`scratch`) counted against its memory limit. The model store is not there: the
  * provider reads the model a job runs and sends its bytes (sandbox.ts), so a job process never
- * sees another renter's model. The provider's home, data folders and /etc are not there. `--die-with-parent`: the sandbox dies
- * with the provider, and with the bwrap process the provider holds (SIGKILL of it kills all).
+ * sees another renter's model. The provider's home, data folders and /etc are not there.
+ * `--die-with-parent`: the sandbox dies with the provider, and with the bwrap process the provider
+ * holds (SIGKILL of it kills all).
  */
 import { spawn } from 'node:child_process';
 import {

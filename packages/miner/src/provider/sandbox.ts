@@ -11,11 +11,12 @@
  * job never runs another renter's, so nothing one job left in it (memory, files, a runtime taken
  * over through a parser bug) reaches another renter. The pool stays `workers` processes: a job
  * whose renter has no process and finds none fresh has the least recently used idle one replaced
- * by a fresh one (see acquire). Models reach a job process as bytes, never as a path to open. A request that runs past its wall-clock limit, or whose process
- * grows past the memory limit (its resident set, read from /proc: ONNX Runtime's memory is outside
- * the V8 heap), has its process killed with SIGKILL and gets a clear error; a fresh process takes
- * its place for the next job. Where bubblewrap works (job-isolation.ts, `isolation`) each job
- * process runs inside a sandbox of its own: no network, and of the filesystem only what it needs.
+ * by a fresh one (see acquire). Models reach a job process as bytes, never as a path to open.
+ * A request that runs past its wall-clock limit, or whose process grows past the memory limit
+ * (its resident set, read from /proc: ONNX Runtime's memory is outside the V8 heap), has its
+ * process killed with SIGKILL and gets a clear error; a fresh process takes its place. Where
+ * bubblewrap works (job-isolation.ts, `isolation`) each job process runs inside a sandbox of its
+ * own: no network, and of the filesystem only what it needs.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import {
