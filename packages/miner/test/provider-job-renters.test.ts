@@ -23,7 +23,8 @@ const MiB = 1024 * 1024;
  * A job process (test-only) that answers each OCR job with who it is (its pid and pid namespace:
  * under bwrap every sandbox has a namespace of its own) and every token it was ever sent; image
  * [1, n] writes n MiB to its working directory, 1 MiB at a time, answering the error of the write
- * that failed (as a runtime taken over would), or ok once written.
+ * that failed (as a runtime taken over would), or ok once written; [2, n] makes n thousand empty
+ * files there.
  */
 function tellingRunner(dir: string): string {
   const file = join(dir, 'telling-runner.mjs');
@@ -35,6 +36,10 @@ function tellingRunner(dir: string): string {
        if (req.op === 'init') return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
        if (req.op === 'drop') return process.send({ id: req.id, ok: true });
        const image = req.image;
+       if (image[0] === 2) {
+         for (let i = 0; i < image[1] * 1000; i++) writeFileSync('f' + i, '');
+         return process.send({ id: req.id, ok: true, result: 'made' });
+       }
        if (image[0] === 1) {
          writeFileSync('fill', '');
          for (let i = 0; i < image[1]; i++) {
@@ -167,6 +172,13 @@ describe('under bwrap a job process sees no model store and has a bounded job fo
       });
       // Its process was replaced: the renter's next job runs in an empty folder.
       assert.equal(await sandbox.ocr('r', new Uint8Array([1, 3])), 'written');
+      // Empty files take no block, but kernel memory each: their count is bounded too.
+      assert.equal(await sandbox.ocr('r', new Uint8Array([2, 2])), 'made');
+      await assert.rejects(sandbox.ocr('r', new Uint8Array([2, 20])), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'JOB_DISK');
+        return true;
+      });
+      assert.equal(await sandbox.ocr('r', new Uint8Array([1, 1])), 'written');
     } finally {
       await sandbox.stop();
     }

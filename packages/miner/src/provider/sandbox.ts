@@ -229,6 +229,15 @@ interface Worker {
   killed?: Promise<void>;
 }
 
+/**
+ * Files (and folders) a job folder may hold. bwrap sizes its tmpfs in bytes only, and an empty
+ * file takes no block but an inode and a dentry of kernel memory (about a KiB, counted so in rss):
+ * a job making millions of them would hold memory no limit counted. Past this, JOB_DISK.
+ */
+export const MAX_JOB_FOLDER_FILES = 10_000;
+/** The kernel memory counted for each file of a job folder (its inode and dentry). */
+const FILE_BYTES = 1024;
+
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
 const DRAIN_MS = 2_000;
 /** How long a job process may take to answer its init (SandboxOptions.startTimeoutMs). */
@@ -1450,11 +1459,21 @@ export class JobSandbox {
     }
   }
 
+  /**
+   * Notes that `w` holds the session of `hash`. Kept to maxSessions, the oldest first forgotten,
+   * as the job process drops them (onnx.ts); one it dropped otherwise answers MODEL_NEEDED.
+   */
+  private remember(w: Worker, hash: string): void {
+    if (w.models.has(hash)) return;
+    w.models.add(hash);
+    if (w.models.size > this.opts.maxSessions) w.models.delete(w.models.values().next().value as string);
+  }
+
   /** The job-folder error (JOB_DISK). */
   private diskError(): SandboxError {
     return new SandboxError(
       'JOB_DISK',
-      `the job wrote more than the limit of ${mib(this.diskBytes)} MiB to its job folder and was stopped`,
+      `the job wrote more than the limit of ${mib(this.diskBytes)} MiB (or ${MAX_JOB_FOLDER_FILES} files) to its job folder and was stopped`,
     );
   }
 
@@ -1463,14 +1482,18 @@ export class JobSandbox {
    * folder's size; null outside a sandbox, or where it cannot be read (its first process gone, or
    * its pid now another process's).
    */
-  private scratchUse(w: Worker): { used: number; free: number } | null {
+  private scratchUse(w: Worker): { used: number; free: number; files: number } | null {
     const init = w.inner[0];
     if (!this.bwrap || !init || init.started === undefined) return null;
     if (processIdentity(init.pid).started !== init.started) return null;
     try {
       const st = statfsSync(`/proc/${init.pid}/root${w.dir}`);
-      const used = (st.blocks - st.bfree) * st.bsize;
-      return processIdentity(init.pid).started === init.started ? { used, free: st.bfree * st.bsize } : null;
+      // Its root folder is an inode too: files made by the job are the others.
+      const files = Math.max(0, st.files - st.ffree - 1);
+      const used = (st.blocks - st.bfree) * st.bsize + files * FILE_BYTES;
+      return processIdentity(init.pid).started === init.started
+        ? { used, free: st.bfree * st.bsize, files }
+        : null;
     } catch {
       return null;
     }
@@ -1478,7 +1501,7 @@ export class JobSandbox {
 
   private scratchFull(w: Worker): boolean {
     const use = this.scratchUse(w);
-    return use !== null && use.free === 0;
+    return use !== null && (use.free === 0 || use.files > MAX_JOB_FOLDER_FILES);
   }
 
   /**
@@ -1586,7 +1609,13 @@ export class JobSandbox {
     const timer = this.jobTimer(w, req.op);
     try {
       const value = await this.sendJob(w, req, model, undefined, timing);
-      if (model) w.models.add(model.hash);
+      if (model) this.remember(w, model.hash);
+      // Answered, yet past its job folder's limits (files the monitor had not seen yet): failed.
+      if (!w.dead && this.scratchFull(w)) {
+        const error = this.diskError();
+        this.kill(w, error);
+        return { ok: false, error, retry: false };
+      }
       return { ok: true, value };
     } catch (thrown) {
       const error = this.diskFailure(w, thrown);
@@ -1674,7 +1703,7 @@ export class JobSandbox {
         if (!p.ok && p.detail !== p.error)
           this.opts.logger.debug('job error', { code: p.code, detail: p.detail });
       });
-      if (model) w.models.add(model.hash);
+      if (model) this.remember(w, model.hash);
     } catch (thrown) {
       // The whole request failed (the model cannot load) or its process was killed: the job that
       // was running gets the reason, the ones after it did not run.
