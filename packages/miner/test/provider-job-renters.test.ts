@@ -114,6 +114,32 @@ for (const isolation of ['none', 'bwrap'] as const)
       }
     });
 
+    test('with room for more processes than run at once, each renter keeps its warm process', {
+      timeout: 120_000,
+    }, async () => {
+      const sandbox = sandboxOf(isolation, tellingRunner(dir.path), { maxProcesses: 2 });
+      await sandbox.start();
+      try {
+        const a = (await sandbox.ocr('renter-a', token('a-1'))) as unknown as Told;
+        const b = (await sandbox.ocr('renter-b', token('b-1'))) as unknown as Told;
+        const a2 = (await sandbox.ocr('renter-a', token('a-2'))) as unknown as Told;
+        assert.notEqual(b.who, a.who);
+        // A's process was kept for it: B got a process started, none replaced.
+        assert.equal(a2.who, a.who);
+        assert.deepEqual(a2.seen, ['a-1', 'a-2']);
+        assert.equal(sandbox.recycled, 0);
+        assert.equal(sandbox.spawned, 2);
+        // A third renter, the pool full: the least recently used idle process (B's) makes way.
+        const c = (await sandbox.ocr('renter-c', token('c-1'))) as unknown as Told;
+        assert.deepEqual(c.seen, ['c-1']);
+        assert.equal(sandbox.recycled, 1);
+        assert.equal(((await sandbox.ocr('renter-a', token('a-3'))) as unknown as Told).who, a.who);
+        assert.ok(sandbox.residentSets().length <= 2, 'the pool grew past maxProcesses');
+      } finally {
+        await sandbox.stop();
+      }
+    });
+
     test('many renters at once: every process serves one renter, and the pool stays at its size', {
       timeout: 240_000,
     }, async () => {

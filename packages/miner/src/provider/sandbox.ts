@@ -107,8 +107,16 @@ export class SandboxError extends Error {
 }
 
 export interface SandboxOptions {
-  /** Job processes kept warm; at most this many requests run at once. */
+  /** Job processes started at once and kept warm; at most this many requests run at once. */
   workers: number;
+  /**
+   * Job processes held at most (default `workers`): past `workers`, one is started for a renter
+   * that has none while the others are held by other renters, so each active renter keeps its own
+   * warm process instead of having another renter's replaced (recycle). More requests than
+   * `workers` may then run at once: the caller bounds them (the provider's job queue). The
+   * provider holds one per chip (a chip takes one lease, so one renter, at a time).
+   */
+  maxProcesses?: number;
   executionProvider: ExecutionProviderName;
   ocr: OcrModelFiles;
   /** Wall-clock limit of one request (a model load, a run, an OCR job). */
@@ -704,10 +712,13 @@ export class JobSandbox {
 
   private readonly limits: MessageLimits;
   private readonly diskBytes: number;
+  private readonly maxProcesses: number;
 
   constructor(private readonly opts: SandboxOptions) {
     if (!Number.isInteger(opts.workers) || opts.workers < 1)
       throw new Error('workers must be an integer ≥ 1');
+    this.maxProcesses = Math.max(opts.workers, opts.maxProcesses ?? opts.workers);
+    if (!Number.isInteger(this.maxProcesses)) throw new Error('maxProcesses must be an integer');
     this.effective = opts.executionProvider;
     this.diskBytes = opts.diskBytes ?? Math.min(64 * 2 ** 20, Math.floor(opts.memoryBytes / 4));
     if (!(Number.isSafeInteger(this.diskBytes) && this.diskBytes > 0))
@@ -1443,14 +1454,27 @@ export class JobSandbox {
    * Replaces idle processes no waiting job may take (another renter's, or, for a second run, one
    * holding leftovers), least recently used first, as many as the jobs waiting that the processes
    * being started will not serve: a starting process is fresh, any renter's job may take it.
-   * Jobs waiting are bounded by the job queue (at most `workers` run at once), so this replaces
-   * at most that many at a time.
+   * Where the pool holds fewer than maxProcesses, a process is started instead. Jobs waiting are
+   * bounded by the job queue, so this replaces (or starts) at most that many at a time.
    */
   private recycle(): void {
     if (this.stopped || !this.started) return;
-    const starting = this.workers.filter((w) => !w.dead && !w.everReady).length;
+    const live = this.workers.filter((w) => !w.dead);
+    const starting = live.filter((w) => !w.everReady).length;
     let need = this.waiting.length - starting;
     if (need <= 0) return;
+    // Room in the pool (maxProcesses): a fresh process more, no renter's warm one replaced.
+    for (let n = live.length; need > 0 && n < this.maxProcesses; n++, need--) {
+      try {
+        this.spawn().ready.catch((err: Error) =>
+          this.opts.logger.error('cannot start a job process', { error: err.message }),
+        );
+      } catch (err) {
+        // A full or missing temporary directory: the job waits for a process freed or replaced.
+        this.opts.logger.error('cannot start a job process', { error: (err as Error).message });
+        break;
+      }
+    }
     const idle = this.workers.filter((w) => !w.busy && !w.dead).sort((a, b) => a.lastUsed - b.lastUsed);
     for (const w of idle) {
       if (need-- <= 0) break;

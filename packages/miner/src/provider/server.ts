@@ -439,6 +439,10 @@ export class ProviderServer {
     this.jobMemoryBytes = opts.jobMemoryBytes ?? 4 * 1024 ** 3;
     this.sandbox = new JobSandbox({
       workers: concurrency,
+      // One per chip at most: a chip takes one lease (one renter) at a time, so every active
+      // renter keeps a warm process of its own (a process serves one renter only), and renters
+      // cannot make the provider hold more (a renter needs a lease on one of these chips).
+      maxProcesses: Math.max(concurrency, opts.signers.length),
       executionProvider: opts.executionProvider ?? 'cpu',
       ocr: DEFAULT_OCR_MODELS,
       timeoutMs: this.jobTimeoutMs,
