@@ -140,6 +140,35 @@ for (const isolation of ['none', 'bwrap'] as const)
       }
     });
 
+    test("a renter running jobs side by side (a batch's groups) does not replace another renter's one warm process", {
+      timeout: 120_000,
+    }, async () => {
+      // Two chips, two renters, the provider's defaults: two processes, two jobs at once.
+      const sandbox = sandboxOf(isolation, tellingRunner(dir.path), { workers: 2, maxProcesses: 2 });
+      await sandbox.start();
+      try {
+        const two = async (i: number) =>
+          (await Promise.all([
+            sandbox.ocr('renter-a', token(`a-${i}-1`)),
+            sandbox.ocr('renter-a', token(`a-${i}-2`)),
+          ])) as unknown as Told[];
+        await two(0);
+        const b = (await sandbox.ocr('renter-b', token('b-1'))) as unknown as Told;
+        // B had no process: a fresh one, or one of A's made way for it (as the pool's start went).
+        const recycled = sandbox.recycled;
+        for (let i = 1; i <= 3; i++) {
+          await two(i);
+          const again = (await sandbox.ocr('renter-b', token(`b-${i + 1}`))) as unknown as Told;
+          // Before: A's second job replaced B's idle process each time (A held one, B one), and
+          // B's next job replaced one of A's: every job of both paid a process start.
+          assert.equal(again.who, b.who, `round ${i}: B's warm process was replaced`);
+        }
+        assert.equal(sandbox.recycled, recycled);
+      } finally {
+        await sandbox.stop();
+      }
+    });
+
     test('many renters at once: every process serves one renter, and the pool stays at its size', {
       timeout: 240_000,
     }, async () => {

@@ -9,9 +9,9 @@
  * limit. A pool of them is kept warm (sessions and the OCR pipeline stay loaded between jobs); each
  * runs one request at a time, and serves one renter (`owner`) only: a process that ran a renter's
  * job never runs another renter's, so nothing one job left in it (memory, files, a runtime taken
- * over through a parser bug) reaches another renter. The pool stays `workers` processes: a job
- * whose renter has no process and finds none fresh has the least recently used idle one replaced
- * by a fresh one (see acquire). Models reach a job process as bytes, never as a path to open.
+ * over through a parser bug) reaches another renter. The pool holds at most `maxProcesses`: a job
+ * whose renter has no process and finds none fresh has one started, or another renter's idle one
+ * replaced by a fresh one (see recycle). Models reach a job process as bytes, never as a path to open.
  * A request that runs past its wall-clock limit, or whose process grows past the memory limit
  * (its resident set, read from /proc: ONNX Runtime's memory is outside the V8 heap), has its
  * process killed with SIGKILL and gets a clear error; a fresh process takes its place. Where
@@ -1423,8 +1423,9 @@ export class JobSandbox {
   /**
    * A process for a job of `owner`: an idle one of its own (where the model `hash` is warm, if
    * any), else an idle fresh one, else it waits; and where no process being started will serve it,
-   * the least recently used idle process of another renter is replaced by a fresh one (recycle).
-   * The pool never grows past `workers`: many renters cost processes started, never processes held.
+   * one is started while the pool has room, else an idle process of another renter may be replaced
+   * by a fresh one (recycle). The pool never grows past maxProcesses: many renters cost processes
+   * started, never processes held.
    */
   private acquire(owner: string, hash?: string, fresh = false): Promise<Worker> {
     const idle = this.workers.filter((w) => !w.busy && !w.dead && this.fits(w, owner, fresh));
@@ -1438,9 +1439,17 @@ export class JobSandbox {
 
   private release(w: Worker): void {
     if (w.dead) return;
-    // Second runs first (they waited once already), then in order of arrival.
-    let i = this.waiting.findIndex((e) => e.fresh && this.fits(w, e.owner, true));
-    if (i < 0) i = this.waiting.findIndex((e) => !e.fresh && this.fits(w, e.owner, false));
+    // Second runs first (they waited once already), then in order of arrival; a fresh process
+    // first to a job whose renter holds none (it may have been started for it, recycle: a renter
+    // that holds processes waits for one of its own).
+    const held = this.held();
+    const order = w.owner === undefined ? [(e: Waiter) => !held.has(e.owner), () => true] : [() => true];
+    let i = -1;
+    for (const first of order) {
+      i = this.waiting.findIndex((e) => first(e) && e.fresh && this.fits(w, e.owner, true));
+      if (i < 0) i = this.waiting.findIndex((e) => first(e) && !e.fresh && this.fits(w, e.owner, false));
+      if (i >= 0) break;
+    }
     if (i >= 0) {
       const [e] = this.waiting.splice(i, 1);
       e!.resolve(this.take(w, e!.owner));
@@ -1450,12 +1459,25 @@ export class JobSandbox {
     this.recycle();
   }
 
+  /** Live processes each renter holds (busy or idle). */
+  private held(): Map<string, number> {
+    const n = new Map<string, number>();
+    for (const w of this.workers)
+      if (!w.dead && w.owner !== undefined) n.set(w.owner, (n.get(w.owner) ?? 0) + 1);
+    return n;
+  }
+
   /**
-   * Replaces idle processes no waiting job may take (another renter's, or, for a second run, one
-   * holding leftovers), least recently used first, as many as the jobs waiting that the processes
-   * being started will not serve: a starting process is fresh, any renter's job may take it.
-   * Where the pool holds fewer than maxProcesses, a process is started instead. Jobs waiting are
-   * bounded by the job queue, so this replaces (or starts) at most that many at a time.
+   * Starts or replaces processes for the jobs waiting that the processes being started will not
+   * serve (a starting process is fresh: any renter's job may take it). Where the pool holds fewer
+   * than maxProcesses, a process is started. Else an idle process is replaced by a fresh one, but
+   * only for a job whose renter holds no process, or one of a renter holding at least two more
+   * than the job's renter (a second run may replace its renter's own one holding leftovers): of
+   * those, one of the renter holding the most first, then the least recently used. So a renter
+   * running jobs side by side (a batch's groups) waits for its own processes rather than replace
+   * another renter's only warm one: before, with two renters on a full pool, each job of one
+   * replaced the other's idle process, and every job of both paid a process start (2-3 s of CPU).
+   * Jobs waiting are bounded by the job queue, so this replaces (or starts) at most that many.
    */
   private recycle(): void {
     if (this.stopped || !this.started) return;
@@ -1464,22 +1486,43 @@ export class JobSandbox {
     let need = this.waiting.length - starting;
     if (need <= 0) return;
     // Room in the pool (maxProcesses): a fresh process more, no renter's warm one replaced.
+    let started = 0;
     for (let n = live.length; need > 0 && n < this.maxProcesses; n++, need--) {
       try {
         this.spawn().ready.catch((err: Error) =>
           this.opts.logger.error('cannot start a job process', { error: err.message }),
         );
+        started++;
       } catch (err) {
         // A full or missing temporary directory: the job waits for a process freed or replaced.
         this.opts.logger.error('cannot start a job process', { error: (err as Error).message });
         break;
       }
     }
-    const idle = this.workers.filter((w) => !w.busy && !w.dead).sort((a, b) => a.lastUsed - b.lastUsed);
-    for (const w of idle) {
-      if (need-- <= 0) break;
+    if (need <= 0) return;
+    const held = this.held();
+    const idle = this.workers.filter((w) => !w.busy && !w.dead && w.owner !== undefined);
+    // The waiting jobs in the order fresh processes serve them (release); the first ones get the
+    // processes starting.
+    const served = [...this.waiting.filter((e) => e.fresh), ...this.waiting.filter((e) => !e.fresh)];
+    for (const e of served.slice(starting + started)) {
+      const mine = held.get(e.owner) ?? 0;
+      let victim: Worker | undefined;
+      for (const w of idle) {
+        const theirs = held.get(w.owner!) ?? 0;
+        const may = w.owner === e.owner ? e.fresh : mine === 0 || theirs >= mine + 2;
+        if (!may) continue;
+        const best = victim ? (held.get(victim.owner!) ?? 0) : -1;
+        if (!victim || theirs > best || (theirs === best && w.lastUsed < victim.lastUsed)) victim = w;
+      }
+      if (!victim) continue;
+      idle.splice(idle.indexOf(victim), 1);
+      if (victim.owner !== e.owner) {
+        held.set(victim.owner!, (held.get(victim.owner!) ?? 1) - 1);
+        held.set(e.owner, mine + 1);
+      }
       this.recycled++;
-      this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
+      this.kill(victim, new SandboxError('JOB_FAILED', 'the job process was replaced'));
     }
   }
 
