@@ -20,6 +20,7 @@ import {
   JobIsolationError,
   type JobIsolationMode,
   probeBwrap,
+  probeBwrapAt,
   resolveJobIsolation,
 } from '../src/provider/job-isolation.js';
 import { expandModel, loopModel } from './fixtures/attack-models.js';
@@ -376,6 +377,25 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     } finally {
       await sandbox.stop();
     }
+  });
+
+  test('a bwrap that cannot size a tmpfs (no --size) fails the probe, not every job process start', {
+    timeout: 60_000,
+  }, async () => {
+    const real = findBwrap();
+    assert.ok(real);
+    // Older bwrap (0.4 of Debian 11 and Ubuntu 20.04) lacks --size, which sizes a job folder.
+    const old = join(dir.path, 'old-bwrap');
+    writeFileSync(
+      old,
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = --size ] && { echo "bwrap: Unknown option --size" >&2; exit 1; }; done\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
+    // Before: its probe passed (it used no --size), auto chose it, and no job process started.
+    const probe = await probeBwrapAt(old);
+    assert.ok('error' in probe, 'a bwrap without --size passed the probe');
+    assert.match(probe.error, /Unknown option --size/);
+    assert.ok(!('error' in (await probeBwrapAt(real))), 'the real bwrap fails the probe');
   });
 
   test("a job past the memory limit is killed: the sandboxed process's memory is what counts", {

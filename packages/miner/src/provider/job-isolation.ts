@@ -283,6 +283,11 @@ export function probeBwrap(): Promise<BwrapProbe> {
 async function runProbe(): Promise<BwrapProbe> {
   const bwrap = findBwrap();
   if (bwrap === null) return { error: 'bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' };
+  return probeBwrapAt(bwrap);
+}
+
+/** Whether the bwrap at `bwrap` makes the sandbox the job processes get (probeBwrap; tests). */
+export async function probeBwrapAt(bwrap: string): Promise<BwrapProbe> {
   // With user namespaces kept out where this bwrap can (0.8 on, and its own made: a setuid bwrap
   // on a kernel without unprivileged ones cannot); else as before.
   const strict = await probeOnce(bwrap, true);
@@ -299,7 +304,10 @@ function probeOnce(bwrap: string, disableUserns: boolean): Promise<BwrapProbe> {
       bwrapArgs({
         readOnly: [],
         writable: [],
-        cwd: '/',
+        // A job folder as the job processes get it: a bwrap without --size (older ones: 0.4 of
+        // Debian 11 and Ubuntu 20.04) passed a probe without it, then failed every job process start.
+        scratch: { path: '/job', bytes: 4096 },
+        cwd: '/job',
         env: {},
         gpu: false,
         disableUserns,
