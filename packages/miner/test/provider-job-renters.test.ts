@@ -35,6 +35,18 @@ function tellingRunner(dir: string): string {
      process.on('message', (req) => {
        if (req.op === 'init') return process.send({ id: req.id, ok: true, result: { executionProvider: 'cpu' } });
        if (req.op === 'drop') return process.send({ id: req.id, ok: true });
+       if (req.op === 'ocrMany') {
+         // A group: each image as a job alone, answered as a part.
+         req.images.forEach((image, index) => {
+           const send = process.send.bind(process);
+           process.send = (m) => (process.send = send, send(m.ok ? { op: 'part', id: req.id, index, durationMs: 0, ok: true, result: m.result } : { ...m, op: 'part', id: req.id, index, durationMs: 0 }));
+           one({ id: req.id, image });
+         });
+         return process.send({ id: req.id, ok: true });
+       }
+       one(req);
+     });
+     function one(req) {
        const image = req.image;
        if (image[0] === 2) {
          for (let i = 0; i < image[1] * 1000; i++) writeFileSync('f' + i, '');
@@ -50,7 +62,7 @@ function tellingRunner(dir: string): string {
        }
        seen.push(Buffer.from(image).toString('utf8'));
        process.send({ id: req.id, ok: true, result: { who: readlinkSync('/proc/self/ns/pid') + '/' + process.pid, seen: [...seen] } });
-     });
+     }
      process.on('disconnect', () => process.exit(0));`,
   );
   return file;
@@ -233,6 +245,28 @@ describe('under bwrap a job process sees no model store and has a bounded job fo
         assert.equal(e.code, 'JOB_DISK');
         return true;
       });
+      assert.equal(await sandbox.ocr('r', new Uint8Array([1, 1])), 'written');
+    } finally {
+      await sandbox.stop();
+    }
+  });
+
+  test('a job past its folder limits that answers before a memory check saw it fails JOB_DISK, alone or in a group', {
+    timeout: 120_000,
+  }, async () => {
+    const sandbox = sandboxOf('bwrap', tellingRunner(dir.path), { diskBytes: 4 * MiB });
+    await sandbox.start();
+    // No memory check runs (as between two checks, 100 ms apart): the answer is all there is.
+    clearInterval((sandbox as unknown as { monitor: NodeJS.Timeout }).monitor);
+    const disk = (e: Error & { code?: string }) => e.code === 'JOB_DISK';
+    try {
+      await assert.rejects(sandbox.ocr('r', new Uint8Array([2, 11])), disk);
+      const group = await sandbox.ocrMany('r', [new Uint8Array([1, 1]), new Uint8Array([2, 11])]);
+      assert.equal(group.length, 2);
+      assert.deepEqual(group[0], { ok: true, value: 'written', durationMs: 0 });
+      // Before: answered as done (its process replaced only later, at its clean-up).
+      assert.equal(group[1]!.ok, false, 'a job of a group past the file limit was answered as done');
+      assert.ok(disk((group[1] as { error: Error }).error));
       assert.equal(await sandbox.ocr('r', new Uint8Array([1, 1])), 'written');
     } finally {
       await sandbox.stop();

@@ -1771,6 +1771,14 @@ export class JobSandbox {
           this.opts.logger.debug('job error', { code: p.code, detail: p.detail });
       });
       if (model) this.remember(w, model.hash);
+      // Answered, yet past its job folder's limits (files the monitor had not seen yet): the last
+      // job answered fails, as a job sent alone would (before, it was done), and the process goes.
+      if (!w.dead && this.scratchFull(w)) {
+        const error = this.diskError();
+        this.kill(w, error);
+        const last = settled.at(-1);
+        if (last) settled[settled.length - 1] = { ok: false, error, durationMs: last.durationMs };
+      }
     } catch (thrown) {
       // The whole request failed (the model cannot load) or its process was killed: the job that
       // was running gets the reason, the ones after it did not run.
