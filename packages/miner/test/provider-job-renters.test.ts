@@ -181,6 +181,26 @@ for (const isolation of ['none', 'bwrap'] as const)
       }
     });
 
+    test("a renter's process left idle past coldAfterMs (its lease over) makes way for the next renter's jobs side by side", {
+      timeout: 120_000,
+    }, async () => {
+      const sandbox = sandboxOf(isolation, tellingRunner(dir.path), { maxProcesses: 2, coldAfterMs: 0 });
+      await sandbox.start();
+      try {
+        await sandbox.ocr('renter-a', token('a-1'));
+        // B's first job: a process started for it (room). A's stays, idle: A is gone.
+        await sandbox.ocr('renter-b', token('b-1'));
+        assert.equal(sandbox.recycled, 0);
+        await Promise.all([sandbox.ocr('renter-b', token('b-2')), sandbox.ocr('renter-b', token('b-3'))]);
+        // B holds one process, A one: without coldAfterMs B's second job waited for B's own
+        // process while A's sat idle for good (a chip's next renter ran its batches on half the
+        // processes). A's is replaced (the fresh one takes B's next job side by side).
+        assert.equal(sandbox.recycled, 1, "A's idle process was never replaced");
+      } finally {
+        await sandbox.stop();
+      }
+    });
+
     test('many renters at once: every process serves one renter, and the pool stays at its size', {
       timeout: 240_000,
     }, async () => {

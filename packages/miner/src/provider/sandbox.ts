@@ -157,6 +157,12 @@ export interface SandboxOptions {
    */
   diskBytes?: number;
   /**
+   * How long a renter's process may stay idle before any other renter's job may replace it
+   * (default 60 s; see recycle): a renter whose lease ended leaves one, which the renter holding
+   * the chip next would otherwise never get back while it holds a process of its own.
+   */
+  coldAfterMs?: number;
+  /**
    * How long a job process may take from its start to its answer to init (default 120 s); past
    * it, it is killed and another started. Without it a sandbox stuck as it was set up held its
    * place in the pool for good: the provider's start, or every job once all were stuck, waited forever.
@@ -214,6 +220,8 @@ interface Worker {
   owner?: string;
   /** When it last took a job (a counter): the least recently used idle process is replaced first. */
   lastUsed: number;
+  /** When it last became idle (monotonicMs): idle past coldAfterMs, any renter's job may replace it. */
+  idleSince: number;
   /** Why it was killed: a job that was between two messages to it gets that reason. */
   killedWith?: Error;
   pending: Map<number, Pending>;
@@ -246,6 +254,8 @@ export const MAX_JOB_FOLDER_FILES = 10_000;
 /** The kernel memory counted for each file of a job folder (its inode and dentry). */
 const FILE_BYTES = 1024;
 
+/** SandboxOptions.coldAfterMs by default. */
+const DEFAULT_COLD_AFTER_MS = 60_000;
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
 const DRAIN_MS = 2_000;
 /** How long a job process may take to answer its init (SandboxOptions.startTimeoutMs). */
@@ -972,6 +982,7 @@ export class JobSandbox {
       everReady: false,
       models: new Set(),
       lastUsed: 0,
+      idleSince: 0,
       pending: new Map(),
       stderr: '',
       logTokens: this.limits.maxLogBurst,
@@ -1456,6 +1467,7 @@ export class JobSandbox {
       return;
     }
     w.busy = false;
+    w.idleSince = monotonicMs();
     this.recycle();
   }
 
@@ -1472,7 +1484,8 @@ export class JobSandbox {
    * serve (a starting process is fresh: any renter's job may take it). Where the pool holds fewer
    * than maxProcesses, a process is started. Else an idle process is replaced by a fresh one, but
    * only for a job whose renter holds no process, or one of a renter holding at least two more
-   * than the job's renter (a second run may replace its renter's own one holding leftovers): of
+   * than the job's renter, or one idle for coldAfterMs (a renter gone; a second run may replace
+   * its renter's own one holding leftovers): of
    * those, one of the renter holding the most first, then the least recently used. So a renter
    * running jobs side by side (a batch's groups) waits for its own processes rather than replace
    * another renter's only warm one: before, with two renters on a full pool, each job of one
@@ -1502,6 +1515,7 @@ export class JobSandbox {
     if (need <= 0) return;
     const held = this.held();
     const idle = this.workers.filter((w) => !w.busy && !w.dead && w.owner !== undefined);
+    const coldBefore = monotonicMs() - (this.opts.coldAfterMs ?? DEFAULT_COLD_AFTER_MS);
     // The waiting jobs in the order fresh processes serve them (release); the first ones get the
     // processes starting.
     const served = [...this.waiting.filter((e) => e.fresh), ...this.waiting.filter((e) => !e.fresh)];
@@ -1510,7 +1524,8 @@ export class JobSandbox {
       let victim: Worker | undefined;
       for (const w of idle) {
         const theirs = held.get(w.owner!) ?? 0;
-        const may = w.owner === e.owner ? e.fresh : mine === 0 || theirs >= mine + 2;
+        const may =
+          w.owner === e.owner ? e.fresh : mine === 0 || theirs >= mine + 2 || w.idleSince <= coldBefore;
         if (!may) continue;
         const best = victim ? (held.get(victim.owner!) ?? 0) : -1;
         if (!victim || theirs > best || (theirs === best && w.lastUsed < victim.lastUsed)) victim = w;
