@@ -24,7 +24,7 @@ const MiB = 1024 * 1024;
  * under bwrap every sandbox has a namespace of its own) and every token it was ever sent; image
  * [1, n] writes n MiB to its working directory, 1 MiB at a time, answering the error of the write
  * that failed (as a runtime taken over would), or ok once written; [2, n] makes n thousand empty
- * files there.
+ * files there; [3] ends the process (a job that crashed it, or ran it out of memory).
  */
 function tellingRunner(dir: string): string {
   const file = join(dir, 'telling-runner.mjs');
@@ -48,6 +48,7 @@ function tellingRunner(dir: string): string {
      });
      function one(req) {
        const image = req.image;
+       if (image[0] === 3) process.exit(1);
        if (image[0] === 2) {
          for (let i = 0; i < image[1] * 1000; i++) writeFileSync('f' + i, '');
          return process.send({ id: req.id, ok: true, result: 'made' });
@@ -196,6 +197,30 @@ for (const isolation of ['none', 'bwrap'] as const)
         // process while A's sat idle for good (a chip's next renter ran its batches on half the
         // processes). A's is replaced (the fresh one takes B's next job side by side).
         assert.equal(sandbox.recycled, 1, "A's idle process was never replaced");
+      } finally {
+        await sandbox.stop();
+      }
+    });
+
+    test("a renter whose own process died does not replace another renter's with the jobs its replacement will serve", {
+      timeout: 120_000,
+    }, async () => {
+      const sandbox = sandboxOf(isolation, tellingRunner(dir.path), { maxProcesses: 3 });
+      await sandbox.start();
+      try {
+        const who = new Map<string, string>();
+        for (const r of ['renter-a', 'renter-b', 'renter-c'])
+          who.set(r, ((await sandbox.ocr(r, token(`${r}-1`))) as unknown as Told).who);
+        assert.equal(sandbox.recycled, 0);
+        // A kills its own process (a job that crashes it, or runs past the memory limit): a
+        // replacement starts at once. Then two jobs of A side by side: the replacement serves one.
+        await assert.rejects(sandbox.ocr('renter-a', new Uint8Array([3])));
+        await Promise.all([sandbox.ocr('renter-a', token('a-2')), sandbox.ocr('renter-a', token('a-3'))]);
+        // Before: A held no process while its replacement started, so its second job replaced
+        // B's or C's warm process (and could again after each crash, for the price of a job).
+        assert.equal(sandbox.recycled, 0, "another renter's process was replaced");
+        for (const r of ['renter-b', 'renter-c'])
+          assert.equal(((await sandbox.ocr(r, token(`${r}-2`))) as unknown as Told).who, who.get(r));
       } finally {
         await sandbox.stop();
       }

@@ -1516,9 +1516,13 @@ export class JobSandbox {
     const held = this.held();
     const idle = this.workers.filter((w) => !w.busy && !w.dead && w.owner !== undefined);
     const coldBefore = monotonicMs() - (this.opts.coldAfterMs ?? DEFAULT_COLD_AFTER_MS);
-    // The waiting jobs in the order fresh processes serve them (release); the first ones get the
-    // processes starting.
-    const served = [...this.waiting.filter((e) => e.fresh), ...this.waiting.filter((e) => !e.fresh)];
+    // The waiting jobs in the order fresh processes serve them (release: second runs first, a
+    // renter holding none first); the first ones get the processes starting, and count as their
+    // renters' (else a renter whose process died, a job of its own crashing it, held none while
+    // its replacement started, and its next job side by side replaced another renter's).
+    const byKind = [...this.waiting.filter((e) => e.fresh), ...this.waiting.filter((e) => !e.fresh)];
+    const served = [...byKind.filter((e) => !held.has(e.owner)), ...byKind.filter((e) => held.has(e.owner))];
+    for (const e of served.slice(0, starting + started)) held.set(e.owner, (held.get(e.owner) ?? 0) + 1);
     for (const e of served.slice(starting + started)) {
       const mine = held.get(e.owner) ?? 0;
       let victim: Worker | undefined;
