@@ -88,7 +88,7 @@ try {
       return [performance.now() - t, cpuMs() - c];
     }
     const timing: SandboxTiming = {};
-    await sandbox.ocr(image, timing);
+    await sandbox.ocr('bench', image, timing);
     const j = timing.job;
     if (!j) throw new Error('the job process sent no stamps');
     return [j.done - j.received, j.cpuMs];

@@ -263,6 +263,8 @@ describe('provider hardening', () => {
     const b = await renter();
     const c = await renter();
     const { modelHash: loop } = await a.client.uploadModel(loopModel());
+    // Each runs only a model it uploaded (and in a job process of its own).
+    await b.client.uploadModel(loopModel());
     const x = { x: { type: 'float32' as const, dims: [1], data: f32([1]) } };
     const loops = [a, b].map((r) => r.client.runJob(loop, x).catch((e: ProviderError) => e));
     while (provider.jobProcesses.busy < 2) await new Promise((r) => setTimeout(r, 20));
@@ -399,12 +401,13 @@ describe('provider hardening', () => {
       workers: { child: { on(e: 'message', f: (m: unknown) => void): void } }[];
     };
     let longest = 0;
+    const r = await renter();
+    const { modelHash } = await r.client.uploadModel(reshapeModel('n'.repeat(150 * 1024)));
+    // Listened to once the renter's job process is there (its check ran in it; its job runs there).
     for (const w of sandbox.workers)
       w.child.on('message', (m) => {
         longest = Math.max(longest, JSON.stringify(m).length);
       });
-    const r = await renter();
-    const { modelHash } = await r.client.uploadModel(reshapeModel('n'.repeat(150 * 1024)));
     await assert.rejects(
       r.client.runJob(modelHash, { x: { type: 'float32', dims: [4], data: f32([1, 2, 3, 4]) } }),
       (e: ProviderError) => e.status === 422 && e.message.length <= 400,

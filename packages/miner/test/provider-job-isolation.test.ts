@@ -20,6 +20,7 @@ import {
   JobIsolationError,
   type JobIsolationMode,
   probeBwrap,
+  probeBwrapAt,
   resolveJobIsolation,
 } from '../src/provider/job-isolation.js';
 import { expandModel, loopModel } from './fixtures/attack-models.js';
@@ -131,7 +132,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     const sandbox = sandboxOf(isolation, { runner: probingRunner() });
     await sandbox.start();
     try {
-      return (await sandbox.ocr(new Uint8Array(1))) as unknown as Probe;
+      return (await sandbox.ocr('r', new Uint8Array(1))) as unknown as Probe;
     } finally {
       await sandbox.stop();
     }
@@ -168,38 +169,30 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     assert.equal(connections, before + 1);
   });
 
-  test('the real job process loads no model from outside the model store, and runs one from it', {
+  test('the real job process runs a model the provider sends, from a folder not in its view', {
     timeout: 90_000,
   }, async () => {
-    const sandbox = sandboxOf('bwrap', { readOnlyPaths: [models] });
+    // No model folder shown: the provider reads the model and sends its bytes.
+    const sandbox = sandboxOf('bwrap');
     await sandbox.start();
     try {
       assert.equal(sandbox.isolation, 'bwrap');
-      // A path the runner opens, in the provider's home: not there for it.
-      await assert.rejects(sandbox.check('a'.repeat(64), strayModel), (e: Error & { code?: string }) => {
-        return e.code === 'BAD_MODEL';
-      });
-      const out = await sandbox.run('b'.repeat(64), join(models, 'affine.onnx'), [
+      // A model in the provider's home: the provider reads it (it chooses the path), the job
+      // process gets the bytes.
+      await sandbox.check('r', 'a'.repeat(64), strayModel);
+      const out = await sandbox.run('r', 'b'.repeat(64), join(models, 'affine.onnx'), [
         { name: 'x', type: 'float32', dims: [1n, 4n], data: f32([1, 2, 3, 4]) },
       ]);
       assert.equal(out.length, 1);
       assert.deepEqual(out[0]!.dims, [1n, 2n]);
       // OCR runs inside too (its model files are shown read-only).
-      const lines = await sandbox.ocr(fixture('ocr-sample.png'));
+      const lines = await sandbox.ocr('r', fixture('ocr-sample.png'));
       assert.ok(
         lines.some((l) => l.text.includes(OCR_SAMPLE_TEXT)),
         JSON.stringify(lines),
       );
     } finally {
       await sandbox.stop();
-    }
-    // Without isolation the same path is read (and the model loads): the sandbox kept it out.
-    const open = sandboxOf('none');
-    await open.start();
-    try {
-      await open.check('a'.repeat(64), strayModel);
-    } finally {
-      await open.stop();
     }
   });
 
@@ -214,7 +207,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
       const inner = innerOf(sandbox);
       assert.ok(inner.length > 0, 'the job process inside the sandbox was found');
       const x = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
-      await assert.rejects(sandbox.run('c'.repeat(64), loop, x), (e: Error & { code?: string }) => {
+      await assert.rejects(sandbox.run('r', 'c'.repeat(64), loop, x), (e: Error & { code?: string }) => {
         return e.code === 'JOB_TIMEOUT';
       });
       const deadline = Date.now() + 10_000;
@@ -352,7 +345,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     await sandbox.start();
     try {
       // Before: only the processes found at its start were counted; it ran to its time limit.
-      await assert.rejects(sandbox.ocr(new Uint8Array(1)), (e: Error & { code?: string }) => {
+      await assert.rejects(sandbox.ocr('r', new Uint8Array(1)), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'JOB_MEMORY');
         return true;
       });
@@ -377,13 +370,32 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     await sandbox.start();
     try {
       // Before: 200 processes inside, each small, the limit never reached; it ran to its time limit.
-      await assert.rejects(sandbox.ocr(new Uint8Array(1)), (e: Error & { code?: string }) => {
+      await assert.rejects(sandbox.ocr('r', new Uint8Array(1)), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'JOB_MEMORY');
         return true;
       });
     } finally {
       await sandbox.stop();
     }
+  });
+
+  test('a bwrap that cannot size a tmpfs (no --size) fails the probe, not every job process start', {
+    timeout: 60_000,
+  }, async () => {
+    const real = findBwrap();
+    assert.ok(real);
+    // Older bwrap (0.4 of Debian 11 and Ubuntu 20.04) lacks --size, which sizes a job folder.
+    const old = join(dir.path, 'old-bwrap');
+    writeFileSync(
+      old,
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = --size ] && { echo "bwrap: Unknown option --size" >&2; exit 1; }; done\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
+    // Before: its probe passed (it used no --size), auto chose it, and no job process started.
+    const probe = await probeBwrapAt(old);
+    assert.ok('error' in probe, 'a bwrap without --size passed the probe');
+    assert.match(probe.error, /Unknown option --size/);
+    assert.ok(!('error' in (await probeBwrapAt(real))), 'the real bwrap fails the probe');
   });
 
   test("a job past the memory limit is killed: the sandboxed process's memory is what counts", {
@@ -396,7 +408,7 @@ describe('job isolation: what a job process reaches', { skip: NEED_BWRAP }, () =
     await sandbox.start();
     try {
       await assert.rejects(
-        sandbox.run('d'.repeat(64), big, [{ name: 'x', type: 'float32', dims: [1n], data: f32([1]) }]),
+        sandbox.run('r', 'd'.repeat(64), big, [{ name: 'x', type: 'float32', dims: [1n], data: f32([1]) }]),
         (e: Error & { code?: string }) => e.code === 'JOB_MEMORY',
       );
     } finally {
@@ -409,10 +421,14 @@ describe('job isolation: settling the mode', () => {
   const works = async () => ({ bwrap: '/usr/bin/bwrap', disableUserns: true });
   const missing = async () => ({ error: 'bwrap is not installed' });
 
-  test('none is none; bwrap and auto take the sandbox where it works', async () => {
+  test('none is none, with a warning; bwrap and auto take the sandbox where it works', async () => {
     const warnings: string[] = [];
     const warn = (m: string) => warnings.push(m);
     assert.deepEqual(await resolveJobIsolation('none', warn, missing), { isolation: 'none' });
+    // `none` asked for still says what it gives up (forks escape the memory limit, no disk quota).
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /WITHOUT OS isolation.*memory limit.*disk quota/);
+    warnings.length = 0;
     assert.deepEqual(await resolveJobIsolation('bwrap', warn, works), {
       isolation: 'bwrap',
       bwrap: '/usr/bin/bwrap',

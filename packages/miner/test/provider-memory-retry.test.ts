@@ -13,11 +13,14 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@unc/node';
 import { DEFAULT_OCR_MODELS, JobSandbox, type SandboxError } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
 const MiB = 1024 * 1024;
+/** A file the provider reads as the "model" and sends (the stand-in ignores its bytes). */
+const MODEL = fileURLToPath(import.meta.url);
 const LIMIT = 512 * MiB;
 
 /**
@@ -108,10 +111,10 @@ test("a job that fits a fresh process is run again there when another job's left
 }, async () => {
   await withSandbox(async (sandbox) => {
     // ~200 MiB with the process's own: under half the limit, so the process is kept.
-    assert.equal(await outcome(sandbox.run('leftover:150', '', [])), 'done');
+    assert.equal(await outcome(sandbox.run('r', 'leftover:150', MODEL, [])), 'done');
     assert.equal(sandbox.spawned, 1, 'a process under half the limit is kept');
     // 350 MiB fits a fresh process (~50 MiB), not one holding 200 MiB: JOB_MEMORY before.
-    assert.equal(await outcome(sandbox.run('job:350', '', [])), 'done');
+    assert.equal(await outcome(sandbox.run('r', 'job:350', MODEL, [])), 'done');
     assert.equal(sandbox.retried, 1);
   });
 });
@@ -120,8 +123,8 @@ test('the jobs of a group from the one killed amid leftovers are run again in a 
   timeout: 60_000,
 }, async () => {
   await withSandbox(async (sandbox) => {
-    assert.equal(await outcome(sandbox.run('leftover:150', '', [])), 'done');
-    const settled = await sandbox.runMany('job:350', '', [[], []]);
+    assert.equal(await outcome(sandbox.run('r', 'leftover:150', MODEL, [])), 'done');
+    const settled = await sandbox.runMany('r', 'job:350', MODEL, [[], []]);
     assert.deepEqual(
       settled.map((s) => s.ok),
       [true, true],
@@ -135,11 +138,11 @@ test('a job too big for a fresh process fails JOB_MEMORY after at most one more 
 }, async () => {
   await withSandbox(async (sandbox) => {
     // In a fresh process: not run again.
-    assert.equal(await outcome(sandbox.run('job:600', '', [])), 'JOB_MEMORY');
+    assert.equal(await outcome(sandbox.run('r', 'job:600', MODEL, [])), 'JOB_MEMORY');
     assert.equal(sandbox.retried, 0);
     // Amid leftovers: once more, fresh, and it fails there too.
-    assert.equal(await outcome(sandbox.run('leftover:150', '', [])), 'done');
-    assert.equal(await outcome(sandbox.run('job:600', '', [])), 'JOB_MEMORY');
+    assert.equal(await outcome(sandbox.run('r', 'leftover:150', MODEL, [])), 'done');
+    assert.equal(await outcome(sandbox.run('r', 'job:600', MODEL, [])), 'JOB_MEMORY');
     assert.equal(sandbox.retried, 1);
   });
 });
@@ -149,9 +152,9 @@ test('a process over half the limit is kept when dropping its sessions brings it
 }, async () => {
   await withSandbox(async (sandbox) => {
     // ~300 MiB kept after the job: over half the limit. Asked to drop, it frees them: kept.
-    assert.equal(await outcome(sandbox.run('leftover:300', 'm', [])), 'done');
+    assert.equal(await outcome(sandbox.run('r', 'leftover:300', MODEL, [])), 'done');
     assert.equal(sandbox.spawned, 1, 'no process was started in its place');
-    assert.equal(await outcome(sandbox.run('job:10', 'm', [])), 'done');
+    assert.equal(await outcome(sandbox.run('r', 'job:10', MODEL, [])), 'done');
     assert.equal(sandbox.spawned, 1);
   });
 });
@@ -169,9 +172,9 @@ test("a job's second run does not replace the other job processes", { timeout: 6
       await allIdle(sandbox);
       assert.equal(sandbox.spawned, 3);
       // Three at once, one in each process: each keeps ~150 MiB (under half, kept).
-      await Promise.all([1, 2, 3].map(() => sandbox.run('leftover:150', '', [])));
+      await Promise.all([1, 2, 3].map(() => sandbox.run('r', 'leftover:150', MODEL, [])));
       assert.equal(sandbox.spawned, 3);
-      assert.equal(await outcome(sandbox.run('job:350', '', [])), 'done');
+      assert.equal(await outcome(sandbox.run('r', 'job:350', MODEL, [])), 'done');
       assert.equal(sandbox.retried, 1);
       // The killed one's replacement, and the second run's process if the drop left it over half;
       // before, the two other processes were replaced too (6 or 7).
@@ -204,22 +207,22 @@ test("a job's answer does not wait for its process's clean-up; the process takes
         return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
       };
       // ~350 MiB kept: over half the limit, so the process is asked to drop; the drop waits for open-1.
-      assert.equal(await outcome(sandbox.run('leftover:300', 'm', [])), 'done');
+      assert.equal(await outcome(sandbox.run('r', 'leftover:300', MODEL, [])), 'done');
       assert.ok(!log().includes('drop end'), 'answered before its clean-up');
       assert.equal(sandbox.busy, 1, 'the process is held by its clean-up');
-      const next = outcome(sandbox.run('job:10', 'm', []));
+      const next = outcome(sandbox.run('r', 'job:10', MODEL, []));
       writeFileSync(join(dir, 'open-1'), '');
       assert.equal(await next, 'done');
       assert.deepEqual(log(), ['run leftover:300', 'drop', 'drop end', 'run job:10']);
       assert.equal(sandbox.spawned, 1, 'the process was kept');
       // A group's answer too.
-      const group = await sandbox.runMany('leftover:300', 'm', [[], []]);
+      const group = await sandbox.runMany('r', 'leftover:300', MODEL, [[], []]);
       assert.deepEqual(
         group.map((s) => s.ok),
         [true, true],
       );
       assert.equal(sandbox.busy, 1, 'the process is held by its clean-up');
-      const after = outcome(sandbox.run('job:10', 'm', []));
+      const after = outcome(sandbox.run('r', 'job:10', MODEL, []));
       writeFileSync(join(dir, 'open-2'), '');
       assert.equal(await after, 'done');
       assert.deepEqual(log().slice(4), ['runMany leftover:300', 'drop', 'drop end', 'run job:10']);

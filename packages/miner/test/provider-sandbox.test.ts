@@ -69,7 +69,7 @@ for (const isolation of MODES)
         // out of the timer and ended the process.
         process.env.TMPDIR = join(dir.path, 'no-such-dir');
         const x = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
-        await assert.rejects(sandbox.run('a'.repeat(64), loop, x), (e: Error & { code?: string }) => {
+        await assert.rejects(sandbox.run('r', 'a'.repeat(64), loop, x), (e: Error & { code?: string }) => {
           return e.code === 'JOB_TIMEOUT';
         });
         await new Promise((r) => setTimeout(r, 300));
@@ -77,7 +77,7 @@ for (const isolation of MODES)
         if (saved === undefined) delete process.env.TMPDIR;
         else process.env.TMPDIR = saved;
         const out = await Promise.race([
-          sandbox.run('b'.repeat(64), affine, [
+          sandbox.run('r', 'b'.repeat(64), affine, [
             { name: 'x', type: 'float32', dims: [1n, 4n], data: new Uint8Array(16) },
           ]),
           new Promise<never>((_, reject) =>
@@ -136,7 +136,7 @@ for (const isolation of MODES)
         ])
           assert.doesNotThrow(() => child!.emit('message', m));
         const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
-        const out = await sandbox.run('b'.repeat(64), affine, x);
+        const out = await sandbox.run('r', 'b'.repeat(64), affine, x);
         assert.equal(out.length, 1);
         assert.equal(sandbox.spawned, 2, 'the process that sent it was replaced');
       } finally {
@@ -160,7 +160,7 @@ for (const isolation of MODES)
         // end of the channel): the channel never ends by itself.
         undead.kill = () => true;
         const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
-        await assert.rejects(sandbox.run('a'.repeat(64), loop, one), (e: Error & { code?: string }) => {
+        await assert.rejects(sandbox.run('r', 'a'.repeat(64), loop, one), (e: Error & { code?: string }) => {
           return e.code === 'JOB_TIMEOUT';
         });
         // Failed after the drain limit, and nothing more is read from it (before: still connected,
@@ -249,7 +249,7 @@ for (const isolation of MODES)
       try {
         await sandbox.start();
         const [child] = children(sandbox);
-        await assert.rejects(sandbox.ocr(new Uint8Array(8)), (e: Error & { code?: string }) => {
+        await assert.rejects(sandbox.ocr('r', new Uint8Array(8)), (e: Error & { code?: string }) => {
           return e.code === 'JOB_TIMEOUT';
         });
         // Before: the pipe stayed open for as long as the leftover lived, and held this process
@@ -297,29 +297,29 @@ for (const isolation of MODES)
         writeFileSync(affine, affineModel());
         const x = [{ name: 'x', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
         const wrong = [{ name: 'z', type: 'float32' as const, dims: [1n, 4n], data: new Uint8Array(16) }];
-        const mixed = await sandbox.runMany('b'.repeat(64), affine, [x, wrong, x]);
+        const mixed = await sandbox.runMany('r', 'b'.repeat(64), affine, [x, wrong, x]);
         assert.deepEqual(
           mixed.map((s) => s.ok),
           [true, false, true],
         );
         assert.equal(!mixed[1]!.ok && mixed[1]!.error.code, 'JOB_FAILED');
         const one = [{ name: 'x', type: 'float32' as const, dims: [1n], data: new Uint8Array(4) }];
-        const looping = await sandbox.runMany('a'.repeat(64), loop, [one, one, one]);
+        const looping = await sandbox.runMany('r', 'a'.repeat(64), loop, [one, one, one]);
         assert.deepEqual(
           looping.map((s) => (s.ok ? 'ok' : s.error.code)),
           ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED'],
         );
         // A fresh process took the killed one's place.
-        const again = await sandbox.runMany('b'.repeat(64), affine, [x]);
+        const again = await sandbox.runMany('r', 'b'.repeat(64), affine, [x]);
         assert.ok(again[0]!.ok);
         // Past its budget a group starts no more jobs (the first always runs): the answer holds
         // the jobs that ran, the caller queues the rest.
-        const budgeted = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 0);
+        const budgeted = await sandbox.runMany('r', 'b'.repeat(64), affine, [x, x, x], 0);
         assert.deepEqual(
           budgeted.map((s) => s.ok),
           [true],
         );
-        const roomy = await sandbox.runMany('b'.repeat(64), affine, [x, x, x], 60_000);
+        const roomy = await sandbox.runMany('r', 'b'.repeat(64), affine, [x, x, x], 60_000);
         assert.equal(roomy.length, 3);
       } finally {
         await sandbox.stop();
@@ -366,8 +366,12 @@ for (const isolation of MODES)
         await sandbox.start();
         const model = join(dir.path, 'input-loop.onnx');
         writeFileSync(model, inputLoopModel());
-        await sandbox.check('c'.repeat(64), model);
-        const settled = await sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n), trip(1n << 62n)]);
+        await sandbox.check('r', 'c'.repeat(64), model);
+        const settled = await sandbox.runMany('r', 'c'.repeat(64), model, [
+          trip(1n),
+          trip(1n),
+          trip(1n << 62n),
+        ]);
         // Before: ['JOB_TIMEOUT', 'JOB_ABORTED', 'JOB_ABORTED']: the two answers were held back.
         assert.deepEqual(
           settled.map((s) => (s.ok ? 'ok' : s.error.code)),
@@ -389,8 +393,8 @@ for (const isolation of MODES)
         await sandbox.start();
         const model = join(dir.path, 'input-loop.onnx');
         writeFileSync(model, inputLoopModel());
-        await sandbox.check('c'.repeat(64), model);
-        const running = sandbox.runMany('c'.repeat(64), model, [trip(1n), trip(1n << 62n)]);
+        await sandbox.check('r', 'c'.repeat(64), model);
+        const running = sandbox.runMany('r', 'c'.repeat(64), model, [trip(1n), trip(1n << 62n)]);
         // The provider's thread is busy past the time limit: meanwhile the job process answers the
         // first job and runs into the second. When the provider's loop turns again, the expired
         // timer kills the process before the answer waiting on the channel is read.
@@ -505,7 +509,7 @@ for (const isolation of MODES)
         try {
           await sandbox.start();
           // Before, every one of these was read, decoded and logged, and the job answered as done.
-          await assert.rejects(sandbox.ocr(new Uint8Array(8)), (e: Error & { code?: string }) => {
+          await assert.rejects(sandbox.ocr('r', new Uint8Array(8)), (e: Error & { code?: string }) => {
             assert.equal(e.code, e.message.includes('malformed') ? 'JOB_CRASHED' : 'JOB_FLOOD');
             assert.match(e.message, reason);
             return true;
@@ -547,7 +551,7 @@ for (const isolation of MODES)
       try {
         await sandbox.start();
         for (let i = 0; i < 3; i++) {
-          const out = (await sandbox.ocr(new Uint8Array(8))) as unknown as Uint8Array;
+          const out = (await sandbox.ocr('r', new Uint8Array(8))) as unknown as Uint8Array;
           assert.equal(out.length, 512 * 1024);
         }
         assert.equal(sandbox.spawned, 1);
@@ -588,7 +592,7 @@ for (const isolation of MODES)
         });
         try {
           await sandbox.start();
-          const settled = await sandbox.ocrMany([new Uint8Array(8), new Uint8Array(8)]);
+          const settled = await sandbox.ocrMany('r', [new Uint8Array(8), new Uint8Array(8)]);
           assert.equal(settled.length, 2, 'one answer per job of the group, no more');
           assert.deepEqual(
             settled.map((s) => s.ok),
@@ -794,7 +798,7 @@ test('a job process that logs without end through its log gate is not killed', {
   try {
     await sandbox.start();
     for (let i = 0; i < 3; i++) {
-      const [sent] = (await sandbox.ocr(new Uint8Array(8))) as unknown as number[];
+      const [sent] = (await sandbox.ocr('r', new Uint8Array(8))) as unknown as number[];
       assert.ok(sent! > 0, 'some of its messages went out');
       await new Promise((r) => setTimeout(r, 300));
     }

@@ -7,9 +7,12 @@
  * bubblewrap: new user, mount, pid, ipc, uts and network namespaces (no network at all), no
  * capabilities, a fresh session, a cleared environment, and a filesystem view of only what the
  * runner needs, read-only (the system's /usr and libraries, Node, the runner's package and the
- * node_modules it loads, the OCR model files, the model store) plus its own job folder read-write.
- * The provider's home, data folders and /etc are not there. `--die-with-parent`: the sandbox dies
- * with the provider, and with the bwrap process the provider holds (SIGKILL of it kills all).
+ * node_modules it loads, the OCR model files) plus its own job folder read-write, a tmpfs of a
+ * fixed size (`scratch`) counted against its memory limit. The model store is not there: the
+ * provider reads the model a job runs and sends its bytes (sandbox.ts), so a job process never
+ * sees another renter's model. The provider's home, data folders and /etc are not there.
+ * `--die-with-parent`: the sandbox dies with the provider, and with the bwrap process the provider
+ * holds (SIGKILL of it kills all).
  */
 import { spawn } from 'node:child_process';
 import {
@@ -55,8 +58,14 @@ export interface SandboxBind {
 export interface SandboxCommandOptions {
   /** What the job process may read (besides the system's folders and Node). */
   readOnly: SandboxBind[];
-  /** What it may write: its job folder. */
+  /** What it may write, bound from the host (the provider's own tests and probes; jobs use `scratch`). */
   writable: string[];
+  /**
+   * Its job folder: a tmpfs of at most `bytes` mounted at `path` (bwrap's --size). Writes past it
+   * fail inside (ENOSPC), never the provider's disk; what it holds is memory, which the provider
+   * counts against the job's memory limit (sandbox.ts).
+   */
+  scratch?: { path: string; bytes: number };
   cwd: string;
   /** Its whole environment (bwrap clears the one it is given). */
   env: Record<string, string>;
@@ -138,6 +147,8 @@ export function bwrapArgs(opts: SandboxCommandOptions): string[] {
     args.push('--ro-bind-try', '/sys', '/sys');
   }
   for (const w of opts.writable) args.push('--bind', w, w);
+  if (opts.scratch)
+    args.push('--size', String(Math.max(4096, Math.floor(opts.scratch.bytes))), '--tmpfs', opts.scratch.path);
   // The sandbox's own root and /dev are tmpfs, writable as bwrap makes them: files written there
   // (/tmp, /dev/shm, anywhere) are memory the job process's resident set does not count, outside
   // its memory limit. Read-only once everything is mounted; the job folder is the place to write.
@@ -272,6 +283,11 @@ export function probeBwrap(): Promise<BwrapProbe> {
 async function runProbe(): Promise<BwrapProbe> {
   const bwrap = findBwrap();
   if (bwrap === null) return { error: 'bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)' };
+  return probeBwrapAt(bwrap);
+}
+
+/** Whether the bwrap at `bwrap` makes the sandbox the job processes get (probeBwrap; tests). */
+export async function probeBwrapAt(bwrap: string): Promise<BwrapProbe> {
   // With user namespaces kept out where this bwrap can (0.8 on, and its own made: a setuid bwrap
   // on a kernel without unprivileged ones cannot); else as before.
   const strict = await probeOnce(bwrap, true);
@@ -288,7 +304,10 @@ function probeOnce(bwrap: string, disableUserns: boolean): Promise<BwrapProbe> {
       bwrapArgs({
         readOnly: [],
         writable: [],
-        cwd: '/',
+        // A job folder as the job processes get it: a bwrap without --size (older ones: 0.4 of
+        // Debian 11 and Ubuntu 20.04) passed a probe without it, then failed every job process start.
+        scratch: { path: '/job', bytes: 4096 },
+        cwd: '/job',
         env: {},
         gpu: false,
         disableUserns,
@@ -316,8 +335,17 @@ function probeOnce(bwrap: string, disableUserns: boolean): Promise<BwrapProbe> {
 }
 
 /**
- * Settles a mode: `none` as is; `bwrap` the sandbox or JobIsolationError; `auto` the sandbox where
- * it works, else `none` with a warning (`warn`) saying why.
+ * What a provider without the sandbox gives up, said when it starts that way (`none`, or `auto`
+ * without a working bwrap). The memory limit is read from the job process's own resident set:
+ * processes it forks (a runtime taken over by a renter's model can fork) are not counted, nor is
+ * anything it writes, to its job folder on this machine's disk (no quota), /tmp or /dev/shm.
+ */
+export const NO_ISOLATION_WARNING =
+  "job processes run WITHOUT OS isolation: a renter's model that breaks ONNX Runtime could read this user's files (other renters' models included) and use the network, processes it forks escape the job memory limit, and its job folder has no disk quota";
+
+/**
+ * Settles a mode: `none` as is, with a warning (`warn`) of what it gives up; `bwrap` the sandbox or
+ * JobIsolationError; `auto` the sandbox where it works, else `none` with that warning and why.
  */
 export async function resolveJobIsolation(
   mode: JobIsolationMode,
@@ -328,14 +356,15 @@ export async function resolveJobIsolation(
     throw new JobIsolationError(
       `job isolation must be ${JOB_ISOLATION_MODES.join(', ')}, not ${String(mode)}`,
     );
-  if (mode === 'none') return { isolation: 'none' };
+  if (mode === 'none') {
+    // Asked for, yet said at every start: what `none` gives up is not obvious from its name.
+    warn(NO_ISOLATION_WARNING, { jobIsolation: 'none' });
+    return { isolation: 'none' };
+  }
   const p = await probe();
   if ('bwrap' in p) return { isolation: 'bwrap', bwrap: p.bwrap, disableUserns: p.disableUserns };
   if (mode === 'bwrap') throw new JobIsolationError(`job isolation bwrap is unavailable: ${p.error}`);
-  warn(
-    "job processes run WITHOUT OS isolation: a renter's model that breaks ONNX Runtime could read this user's files and use the network (--job-isolation none to silence, bwrap to require it)",
-    { reason: p.error },
-  );
+  warn(`${NO_ISOLATION_WARNING} (--job-isolation bwrap to require the sandbox)`, { reason: p.error });
   return { isolation: 'none' };
 }
 

@@ -33,8 +33,14 @@ export type SandboxRequest =
       /** The provider's limits on log messages: the job process keeps within them (clippedLog). */
       logLimits: LogLimits;
     }
-  | { id: number; op: 'check'; hash: string; path: string }
-  | { id: number; op: 'run'; hash: string; path: string; inputs: RawTensor[] }
+  /**
+   * A model is named by its hash and sent as its bytes (`model`) when this process may not hold its
+   * session: the process never opens a model file (the model store is not in its sandbox, so it
+   * cannot read another renter's model). Without `model` and without the session it answers
+   * MODEL_NEEDED, and the provider sends the request again with the bytes.
+   */
+  | { id: number; op: 'check'; hash: string; model?: Uint8Array }
+  | { id: number; op: 'run'; hash: string; model?: Uint8Array; inputs: RawTensor[] }
   | { id: number; op: 'ocr'; image: Uint8Array }
   /** Releases the cached model sessions (the OCR pipeline stays) and collects garbage. */
   | { id: number; op: 'drop' }
@@ -43,7 +49,14 @@ export type SandboxRequest =
    * after the first starts once `budgetMs` have passed since the first began: the ones left are
    * not answered and go back to the provider's queue.
    */
-  | { id: number; op: 'runMany'; hash: string; path: string; inputs: RawTensor[][]; budgetMs?: number }
+  | {
+      id: number;
+      op: 'runMany';
+      hash: string;
+      model?: Uint8Array;
+      inputs: RawTensor[][];
+      budgetMs?: number;
+    }
   | { id: number; op: 'ocrMany'; images: Uint8Array[]; budgetMs?: number };
 
 /** A request before the sandbox gives it an id. */

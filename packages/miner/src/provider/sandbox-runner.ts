@@ -7,13 +7,15 @@
  * Messages (advanced serialization, so tensors travel as typed arrays):
  *   → { id, op: 'init', executionProvider, ocr,    ← { id, ok, result: { executionProvider } }
  *       maxSessions, threads, maxOutputBytes, logLimits }
- *   → { id, op: 'check', hash, path }               ← { id, ok } (the session is kept for jobs)
- *   → { id, op: 'run', hash, path, inputs }         ← { id, ok, result: RawTensor[] }
+ *   → { id, op: 'check', hash, model? }             ← { id, ok } (the session is kept for jobs)
+ *   → { id, op: 'run', hash, model?, inputs }       ← { id, ok, result: RawTensor[] }
  *   → { id, op: 'ocr', image }                      ← { id, ok, result: OcrLine[] }
  *   → { id, op: 'drop' }                            ← { id, ok } (model sessions released, GC run)
- *   → { id, op: 'runMany', hash, path, inputs[] }   ← { op: 'part', id, index, durationMs, ok, result }
+ *   → { id, op: 'runMany', hash, model?, inputs[] } ← { op: 'part', id, index, durationMs, ok, result }
  *   → { id, op: 'ocrMany', images }                    per job as it ends, then { id, ok }
  *   ← { op: 'log', level, msg, fields }
+ * `model`: the model's bytes, sent where this process may not hold its session (it opens no model
+ * file); without them and without the session a request answers MODEL_NEEDED.
  * A failed request answers { id, ok: false, code, error (safe to show a renter), detail (for the log) }.
  * A done request's answer also carries `at`: when it arrived, when its work ended (the machine's
  * monotonic clock) and the CPU ms this process spent in between (bench:jobs --stages).
@@ -21,7 +23,6 @@
 // First: what this process inherited beyond its stdio and channel is closed before anything else.
 import './close-inherited-fds.js';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '@unc/node';
@@ -82,19 +83,27 @@ let ocrFiles: OcrModelFiles | null = null;
 let ocr: Promise<OcrEngine> | null = null;
 let maxOutputBytes = Number.POSITIVE_INFINITY;
 
-async function loadModel(hash: string, path: string) {
+/** The provider sent no model bytes and this process holds no session of it: it sends them again. */
+const MODEL_NEEDED = 'MODEL_NEEDED';
+
+/**
+ * The session of model `hash`, loaded from `model` (the bytes the provider read and sent) where
+ * this process does not hold it. It never opens a model file: the model store is not in its view.
+ */
+async function loadModel(hash: string, model: Uint8Array | undefined) {
   return onnx!.session(hash, async () => {
-    const bytes = new Uint8Array(await readFile(path));
+    if (model === undefined) throw new PublicJobError(MODEL_NEEDED, 'the model was not sent');
     // Checked on every load, not only at upload: the store may hold models from before the check.
-    assertSelfContainedModel(bytes);
-    return bytes;
+    assertSelfContainedModel(model);
+    return model;
   });
 }
 
-async function loadChecked(hash: string, path: string) {
+async function loadChecked(hash: string, model: Uint8Array | undefined) {
   try {
-    return await loadModel(hash, path);
+    return await loadModel(hash, model);
   } catch (err) {
+    if (err instanceof PublicJobError && err.code === MODEL_NEEDED) throw err;
     if (err instanceof UnsafeModelError) throw new PublicJobError('BAD_MODEL', err.message);
     throw new PublicJobError('BAD_MODEL', 'ONNX Runtime cannot load the model', { cause: err });
   }
@@ -190,12 +199,12 @@ async function handle(req: SandboxRequest): Promise<unknown> {
       return { executionProvider: onnx.executionProvider };
     }
     case 'check':
-      await loadChecked(req.hash, req.path);
+      await loadChecked(req.hash, req.model);
       return undefined;
     case 'run':
-      return runOnce(await loadChecked(req.hash, req.path), req.inputs);
+      return runOnce(await loadChecked(req.hash, req.model), req.inputs);
     case 'runMany': {
-      const session = await loadChecked(req.hash, req.path);
+      const session = await loadChecked(req.hash, req.model);
       await eachPart(req.id, req.inputs, req.budgetMs, (inputs) => runOnce(session, inputs));
       return undefined;
     }

@@ -7,11 +7,16 @@
  * So every model load, model run and OCR job goes to a job process (sandbox-runner.ts), forked
  * with an empty temporary directory as its working directory, a small environment and a V8 heap
  * limit. A pool of them is kept warm (sessions and the OCR pipeline stay loaded between jobs); each
- * runs one request at a time. A request that runs past its wall-clock limit, or whose process
- * grows past the memory limit (its resident set, read from /proc: ONNX Runtime's memory is outside
- * the V8 heap), has its process killed with SIGKILL and gets a clear error; a fresh process takes
- * its place for the next job. Where bubblewrap works (job-isolation.ts, `isolation`) each job
- * process runs inside a sandbox of its own: no network, and of the filesystem only what it needs.
+ * runs one request at a time, and serves one renter (`owner`) only: a process that ran a renter's
+ * job never runs another renter's, so nothing one job left in it (memory, files, a runtime taken
+ * over through a parser bug) reaches another renter. The pool holds at most `maxProcesses`: a job
+ * whose renter has no process and finds none fresh has one started, or another renter's idle one
+ * replaced by a fresh one (see recycle). Models reach a job process as bytes, never as a path to open.
+ * A request that runs past its wall-clock limit, or whose process grows past the memory limit
+ * (its resident set, read from /proc: ONNX Runtime's memory is outside the V8 heap), has its
+ * process killed with SIGKILL and gets a clear error; a fresh process takes its place. Where
+ * bubblewrap works (job-isolation.ts, `isolation`) each job process runs inside a sandbox of its
+ * own: no network, and of the filesystem only what it needs.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import {
@@ -29,6 +34,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,7 +94,10 @@ export function killSandboxesNow(): void {
 /** A job that failed in the sandbox; `message` is safe to show the renter. */
 export class SandboxError extends Error {
   constructor(
-    /** BAD_MODEL, JOB_FAILED, JOB_TIMEOUT, JOB_MEMORY, JOB_CRASHED, JOB_FLOOD (sent more than its limits). */
+    /**
+     * BAD_MODEL, JOB_FAILED, JOB_TIMEOUT, JOB_MEMORY, JOB_DISK (filled its job folder), JOB_CRASHED,
+     * JOB_FLOOD (sent more than its limits).
+     */
     readonly code: string,
     message: string,
   ) {
@@ -98,8 +107,16 @@ export class SandboxError extends Error {
 }
 
 export interface SandboxOptions {
-  /** Job processes kept warm; at most this many requests run at once. */
+  /** Job processes started at once and kept warm; at most this many requests run at once. */
   workers: number;
+  /**
+   * Job processes held at most (default `workers`): past `workers`, one is started for a renter
+   * that has none while the others are held by other renters, so each active renter keeps its own
+   * warm process instead of having another renter's replaced (recycle). More requests than
+   * `workers` may then run at once: the caller bounds them (the provider's job queue). The
+   * provider holds one per chip (a chip takes one lease, so one renter, at a time).
+   */
+  maxProcesses?: number;
   executionProvider: ExecutionProviderName;
   ocr: OcrModelFiles;
   /** Wall-clock limit of one request (a model load, a run, an OCR job). */
@@ -127,8 +144,24 @@ export interface SandboxOptions {
    * (the provider's default is `auto`).
    */
   isolation?: JobIsolationMode;
-  /** What a job process must read besides the runner and the OCR files (the model store), under bwrap. */
+  /**
+   * What a job process must read besides the runner and the OCR files, under bwrap. Not the model
+   * store: models are read here and sent (a job process would read every renter's model there).
+   */
   readOnlyPaths?: string[];
+  /**
+   * Under bwrap, the size of a job process's writable job folder (a tmpfs; default the smaller of
+   * 64 MiB and a quarter of memoryBytes). What it holds counts against memoryBytes; a job that
+   * fills it fails with JOB_DISK and its process is replaced. (Without isolation the folder is on
+   * this machine's disk, unbounded: see job-isolation.ts NO_ISOLATION_WARNING.)
+   */
+  diskBytes?: number;
+  /**
+   * How long a renter's process may stay idle before any other renter's job may replace it
+   * (default 60 s; see recycle): a renter whose lease ended leaves one, which the renter holding
+   * the chip next would otherwise never get back while it holds a process of its own.
+   */
+  coldAfterMs?: number;
   /**
    * How long a job process may take from its start to its answer to init (default 120 s); past
    * it, it is killed and another started. Without it a sandbox stuck as it was set up held its
@@ -145,6 +178,19 @@ export interface MessageLimits extends LogLimits {
 }
 
 export const DEFAULT_MESSAGE_LIMITS: Omit<MessageLimits, 'maxMessageBytes'> = DEFAULT_LOG_LIMITS;
+
+/** A model a job runs: its hash and the file the provider reads it from (never the job process). */
+interface ModelRef {
+  hash: string;
+  path: string;
+}
+
+/** A job waiting for a process: one of `owner`'s or a fresh one (`fresh`: one with no leftovers). */
+interface Waiter {
+  owner: string;
+  fresh: boolean;
+  resolve(w: Worker): void;
+}
 
 type Pending = {
   resolve(v: unknown): void;
@@ -170,6 +216,14 @@ interface Worker {
   everReady: boolean;
   /** Model hashes whose sessions this process holds (a job goes where its session is warm). */
   models: Set<string>;
+  /** The renter whose jobs it runs, from its first job on (undefined: fresh, it ran none). */
+  owner?: string;
+  /** When it last took a job (a counter): the least recently used idle process is replaced first. */
+  lastUsed: number;
+  /** When it last became idle (monotonicMs): idle past coldAfterMs, any renter's job may replace it. */
+  idleSince: number;
+  /** Why it was killed: a job that was between two messages to it gets that reason. */
+  killedWith?: Error;
   pending: Map<number, Pending>;
   stderr: string;
   /** Log (and stray) messages it may still send now: a bucket refilled at maxLogsPerSecond. */
@@ -191,6 +245,17 @@ interface Worker {
   killed?: Promise<void>;
 }
 
+/**
+ * Files (and folders) a job folder may hold. bwrap sizes its tmpfs in bytes only, and an empty
+ * file takes no block but an inode and a dentry of kernel memory (about a KiB, counted so in rss):
+ * a job making millions of them would hold memory no limit counted. Past this, JOB_DISK.
+ */
+export const MAX_JOB_FOLDER_FILES = 10_000;
+/** The kernel memory counted for each file of a job folder (its inode and dentry). */
+const FILE_BYTES = 1024;
+
+/** SandboxOptions.coldAfterMs by default. */
+const DEFAULT_COLD_AFTER_MS = 60_000;
 /** How long a killed job process's channel may take to deliver what it wrote before it died. */
 const DRAIN_MS = 2_000;
 /** How long a job process may take to answer its init (SandboxOptions.startTimeoutMs). */
@@ -631,9 +696,9 @@ export function removeStaleJobFolders(
 
 export class JobSandbox {
   private readonly workers: Worker[] = [];
-  private readonly waiting: ((w: Worker) => void)[] = [];
-  /** Second runs waiting for a fresh process (acquireFresh): served before `waiting`. */
-  private readonly freshWaiting: ((w: Worker) => void)[] = [];
+  /** Jobs waiting for a process, in order of arrival (second runs, `fresh`, are served first). */
+  private readonly waiting: Waiter[] = [];
+  private uses = 0;
   private nextId = 1;
   private effective: ExecutionProviderName;
   private stopped = false;
@@ -643,6 +708,8 @@ export class JobSandbox {
   spawned = 0;
   /** Jobs (or a group's rest) run a second time, fresh, after JOB_MEMORY amid leftovers; tests read it. */
   retried = 0;
+  /** Idle processes replaced so that another renter's job had a fresh one (recycle); tests read it. */
+  recycled = 0;
   private memoryChecks = 0;
   /** The job-folder homes this pool made (makeJobsHome); the last one is in use. */
   private readonly homes: string[] = [];
@@ -654,11 +721,18 @@ export class JobSandbox {
   private readonly killing = new Set<Promise<void>>();
 
   private readonly limits: MessageLimits;
+  private readonly diskBytes: number;
+  private readonly maxProcesses: number;
 
   constructor(private readonly opts: SandboxOptions) {
     if (!Number.isInteger(opts.workers) || opts.workers < 1)
       throw new Error('workers must be an integer ≥ 1');
+    this.maxProcesses = Math.max(opts.workers, opts.maxProcesses ?? opts.workers);
+    if (!Number.isInteger(this.maxProcesses)) throw new Error('maxProcesses must be an integer');
     this.effective = opts.executionProvider;
+    this.diskBytes = opts.diskBytes ?? Math.min(64 * 2 ** 20, Math.floor(opts.memoryBytes / 4));
+    if (!(Number.isSafeInteger(this.diskBytes) && this.diskBytes > 0))
+      throw new Error(`diskBytes must be a positive integer, not ${this.diskBytes}`);
     this.limits = {
       maxMessageBytes: opts.maxOutputBytes + 1024 * 1024,
       ...DEFAULT_MESSAGE_LIMITS,
@@ -746,21 +820,36 @@ export class JobSandbox {
     }
   }
 
-  /** Loads a model (refusing external data) and keeps its session for the jobs that follow. */
-  async check(hash: string, path: string): Promise<void> {
-    await this.request({ op: 'check', hash, path }, hash);
+  /**
+   * Loads a model (refusing external data) and keeps its session for the jobs that follow, in a
+   * process of `owner` (the renter: its processes run no other renter's job). `path` is read here,
+   * by the provider, and the bytes sent: the job process opens no model file.
+   */
+  async check(owner: string, hash: string, path: string): Promise<void> {
+    await this.request(owner, { op: 'check', hash }, { hash, path });
   }
 
-  async run(hash: string, path: string, inputs: RawTensor[], timing?: SandboxTiming): Promise<RawTensor[]> {
-    const outputs = (await this.request({ op: 'run', hash, path, inputs }, hash, timing)) as RawTensor[];
+  async run(
+    owner: string,
+    hash: string,
+    path: string,
+    inputs: RawTensor[],
+    timing?: SandboxTiming,
+  ): Promise<RawTensor[]> {
+    const outputs = (await this.request(
+      owner,
+      { op: 'run', hash, inputs },
+      { hash, path },
+      timing,
+    )) as RawTensor[];
     if (outputs.reduce((n, t) => n + t.data.length, 0) > this.opts.maxOutputBytes)
       throw new SandboxError('OUTPUT_TOO_LARGE', 'the job returned more output than the limit here');
     return outputs;
   }
 
   /** OCR of one image; `timing` (if given) receives the request's times (stages.ts). */
-  async ocr(image: Uint8Array, timing?: SandboxTiming): Promise<OcrLine[]> {
-    return (await this.request({ op: 'ocr', image }, undefined, timing)) as OcrLine[];
+  async ocr(owner: string, image: Uint8Array, timing?: SandboxTiming): Promise<OcrLine[]> {
+    return (await this.request(owner, { op: 'ocr', image }, undefined, timing)) as OcrLine[];
   }
 
   /**
@@ -772,15 +861,17 @@ export class JobSandbox {
    * holds only the jobs that ran, in order (at least one), and the caller queues the rest again.
    */
   async runMany(
+    owner: string,
     hash: string,
     path: string,
     inputs: RawTensor[][],
     budgetMs?: number,
   ): Promise<JobSettled<RawTensor[]>[]> {
     const settled = await this.requestMany(
-      { op: 'runMany', hash, path, inputs, ...(budgetMs === undefined ? {} : { budgetMs }) },
+      owner,
+      { op: 'runMany', hash, inputs, ...(budgetMs === undefined ? {} : { budgetMs }) },
       inputs.length,
-      hash,
+      { hash, path },
     );
     return settled.map((s) => {
       if (s.ok && (s.value as RawTensor[]).reduce((n, t) => n + t.data.length, 0) > this.opts.maxOutputBytes)
@@ -794,8 +885,9 @@ export class JobSandbox {
   }
 
   /** OCR of several images in one job process (see runMany). */
-  async ocrMany(images: Uint8Array[], budgetMs?: number): Promise<JobSettled<OcrLine[]>[]> {
+  async ocrMany(owner: string, images: Uint8Array[], budgetMs?: number): Promise<JobSettled<OcrLine[]>[]> {
     return (await this.requestMany(
+      owner,
       { op: 'ocrMany', images, ...(budgetMs === undefined ? {} : { budgetMs }) },
       images.length,
     )) as JobSettled<OcrLine[]>[];
@@ -846,7 +938,11 @@ export class JobSandbox {
         this.bwrap.path,
         bwrapArgs({
           readOnly: this.bwrap.binds,
-          writable: [dir],
+          // Its job folder is a tmpfs of diskBytes at the folder's path (the folder made here
+          // stays empty): a job cannot fill this machine's disk, and what it writes is memory,
+          // counted against its limit (rss).
+          writable: [],
+          scratch: { path: dir, bytes: this.diskBytes },
           cwd: dir,
           env: {
             ...env,
@@ -885,6 +981,8 @@ export class JobSandbox {
       dead: false,
       everReady: false,
       models: new Set(),
+      lastUsed: 0,
+      idleSince: 0,
       pending: new Map(),
       stderr: '',
       logTokens: this.limits.maxLogBurst,
@@ -1030,6 +1128,7 @@ export class JobSandbox {
     if (w.dead) return;
     w.dead = true;
     w.busy = true;
+    w.killedWith = why;
     this.killing.add((w.killed = this.killSandbox(w)));
     void w.killed.then(() => this.killing.delete(w.killed!));
     // Nothing more of its stderr is wanted (what it said is logged before a kill), and a process
@@ -1230,6 +1329,11 @@ export class JobSandbox {
    * if it is still over half.
    */
   private async shrinkOrReplace(w: Worker): Promise<void> {
+    // A job folder left full would fail the renter's next job there.
+    if (!w.dead && this.scratchFull(w)) {
+      this.kill(w, this.diskError());
+      return;
+    }
     if (!this.overHalf(w)) return;
     // Asked whatever `models` says: a job that failed keeps its session there too.
     const timer = this.jobTimer(w, 'drop');
@@ -1279,33 +1383,10 @@ export class JobSandbox {
    * limit) when a job started there. Kept under half the limit (shrinkOrReplace), such a process
    * still leaves a job about half the limit where a fresh one leaves the limit less its baseline:
    * a job between the two, killed there with JOB_MEMORY, would be blamed for another job's
-   * leftovers. Such a job runs once more in a fresh process (request, requestMany).
+   * leftovers. Such a job runs once more in a fresh process (request, requestMany; fits).
    */
   private heldLeftovers(w: Worker, startRss: number | null): boolean {
     return startRss !== null && w.baseRss !== null && startRss > w.baseRss + this.opts.memoryBytes / 10;
-  }
-
-  /**
-   * A process that holds no more than a tenth of the limit over its baseline, for a job's second
-   * run. A second run follows a JOB_MEMORY kill, and the killed process's replacement is fresh:
-   * it is waited for, and the other processes (warm with other renters' sessions) are left alone.
-   * Replacing every idle one that held leftovers, as this once did, let one renter's job that ran
-   * out of memory restart the whole pool and drop every renter's cached models. Only when no
-   * process is starting (the replacement was taken, or could not be forked yet) is one replaced.
-   */
-  private async acquireFresh(): Promise<Worker> {
-    const fresh = (w: Worker) => !this.heldLeftovers(w, this.startRss(w));
-    const idle = this.workers.find((w) => !w.busy && !w.dead && fresh(w));
-    if (idle) {
-      idle.busy = true;
-      return idle;
-    }
-    if (!this.workers.some((w) => !w.dead && !w.everReady)) {
-      const w = await this.acquire();
-      if (fresh(w)) return w;
-      this.kill(w, new SandboxError('JOB_FAILED', 'the job process was replaced'));
-    }
-    return new Promise((resolve) => this.freshWaiting.push(resolve));
   }
 
   private startRss(w: Worker): number | null {
@@ -1317,39 +1398,246 @@ export class JobSandbox {
    * of its sandbox (bwrap's own are small; the job process is one of them), as the sandbox's /proc
    * lists them: before, only the processes found at its start were counted, and a process forked
    * inside later (by a job process a renter's model took over) grew outside the limit. Where that
-   * /proc cannot be read, the processes found at its start.
+   * /proc cannot be read, the processes found at its start. Plus what its job folder holds (a
+   * tmpfs: memory no resident set shows).
    */
   private rss(w: Worker): number | null {
     if (w.child.pid === undefined) return null;
     const own = residentBytes(w.child.pid);
     if (own === null) return null;
+    const scratch = this.scratchUse(w)?.used ?? 0;
     // The first found below bwrap is the sandbox's first process, its pid namespace's init.
     const inside = this.bwrap && w.inner[0] ? sandboxResidentBytes(w.inner[0]) : null;
-    if (inside !== null) return own + inside;
-    let sum = own;
+    if (inside !== null) return own + inside + scratch;
+    let sum = own + scratch;
     for (const p of w.inner) sum += residentBytes(p.pid) ?? 0;
     return sum;
   }
 
-  private release(w: Worker): void {
-    if (w.dead) return;
-    if (this.freshWaiting.length > 0 && !this.heldLeftovers(w, this.startRss(w))) {
-      this.freshWaiting.shift()!(w);
-      return;
-    }
-    const next = this.waiting.shift();
-    if (next) next(w);
-    else w.busy = false;
+  /**
+   * Whether `w` may take a job of `owner`: one of its own processes or a fresh one, never another
+   * renter's; for a second run (`fresh`) one holding no more than a tenth of the limit over its
+   * baseline (heldLeftovers), so the job is not blamed again for what an earlier one left.
+   */
+  private fits(w: Worker, owner: string, fresh: boolean): boolean {
+    if (w.owner !== undefined && w.owner !== owner) return false;
+    return !fresh || !this.heldLeftovers(w, this.startRss(w));
   }
 
-  private acquire(hash?: string): Promise<Worker> {
-    const idle = this.workers.filter((w) => !w.busy && !w.dead);
-    const w = (hash ? idle.find((x) => x.models.has(hash)) : undefined) ?? idle[0];
-    if (w) {
-      w.busy = true;
-      return Promise.resolve(w);
+  private take(w: Worker, owner: string): Worker {
+    w.busy = true;
+    w.owner ??= owner;
+    w.lastUsed = ++this.uses;
+    return w;
+  }
+
+  /**
+   * A process for a job of `owner`: an idle one of its own (where the model `hash` is warm, if
+   * any), else an idle fresh one, else it waits; and where no process being started will serve it,
+   * one is started while the pool has room, else an idle process of another renter may be replaced
+   * by a fresh one (recycle). The pool never grows past maxProcesses: many renters cost processes
+   * started, never processes held.
+   */
+  private acquire(owner: string, hash?: string, fresh = false): Promise<Worker> {
+    const idle = this.workers.filter((w) => !w.busy && !w.dead && this.fits(w, owner, fresh));
+    const mine = idle.filter((w) => w.owner === owner);
+    const w = (hash ? mine.find((x) => x.models.has(hash)) : undefined) ?? mine[0] ?? idle[0];
+    if (w) return Promise.resolve(this.take(w, owner));
+    const waiting = new Promise<Worker>((resolve) => this.waiting.push({ owner, fresh, resolve }));
+    this.recycle();
+    return waiting;
+  }
+
+  private release(w: Worker): void {
+    if (w.dead) return;
+    // Second runs first (they waited once already), then in order of arrival; a fresh process
+    // first to a job whose renter holds none (it may have been started for it, recycle: a renter
+    // that holds processes waits for one of its own).
+    const held = this.held();
+    const order = w.owner === undefined ? [(e: Waiter) => !held.has(e.owner), () => true] : [() => true];
+    let i = -1;
+    for (const first of order) {
+      i = this.waiting.findIndex((e) => first(e) && e.fresh && this.fits(w, e.owner, true));
+      if (i < 0) i = this.waiting.findIndex((e) => first(e) && !e.fresh && this.fits(w, e.owner, false));
+      if (i >= 0) break;
     }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (i >= 0) {
+      const [e] = this.waiting.splice(i, 1);
+      e!.resolve(this.take(w, e!.owner));
+      return;
+    }
+    w.busy = false;
+    w.idleSince = monotonicMs();
+    this.recycle();
+  }
+
+  /** Live processes each renter holds (busy or idle). */
+  private held(): Map<string, number> {
+    const n = new Map<string, number>();
+    for (const w of this.workers)
+      if (!w.dead && w.owner !== undefined) n.set(w.owner, (n.get(w.owner) ?? 0) + 1);
+    return n;
+  }
+
+  /**
+   * Starts or replaces processes for the jobs waiting that the processes being started will not
+   * serve (a starting process is fresh: any renter's job may take it). Where the pool holds fewer
+   * than maxProcesses, a process is started. Else an idle process is replaced by a fresh one, but
+   * only for a job whose renter holds no process, or one of a renter holding at least two more
+   * than the job's renter, or one idle for coldAfterMs (a renter gone; a second run may replace
+   * its renter's own one holding leftovers): of
+   * those, one of the renter holding the most first, then the least recently used. So a renter
+   * running jobs side by side (a batch's groups) waits for its own processes rather than replace
+   * another renter's only warm one: before, with two renters on a full pool, each job of one
+   * replaced the other's idle process, and every job of both paid a process start (2-3 s of CPU).
+   * Jobs waiting are bounded by the job queue, so this replaces (or starts) at most that many.
+   */
+  private recycle(): void {
+    if (this.stopped || !this.started) return;
+    const live = this.workers.filter((w) => !w.dead);
+    const starting = live.filter((w) => !w.everReady).length;
+    let need = this.waiting.length - starting;
+    if (need <= 0) return;
+    // Room in the pool (maxProcesses): a fresh process more, no renter's warm one replaced.
+    let started = 0;
+    for (let n = live.length; need > 0 && n < this.maxProcesses; n++, need--) {
+      try {
+        this.spawn().ready.catch((err: Error) =>
+          this.opts.logger.error('cannot start a job process', { error: err.message }),
+        );
+        started++;
+      } catch (err) {
+        // A full or missing temporary directory: the job waits for a process freed or replaced.
+        this.opts.logger.error('cannot start a job process', { error: (err as Error).message });
+        break;
+      }
+    }
+    if (need <= 0) return;
+    const held = this.held();
+    const idle = this.workers.filter((w) => !w.busy && !w.dead && w.owner !== undefined);
+    const coldBefore = monotonicMs() - (this.opts.coldAfterMs ?? DEFAULT_COLD_AFTER_MS);
+    // The waiting jobs in the order fresh processes serve them (release: second runs first, a
+    // renter holding none first); the first ones get the processes starting, and count as their
+    // renters' (else a renter whose process died, a job of its own crashing it, held none while
+    // its replacement started, and its next job side by side replaced another renter's).
+    const byKind = [...this.waiting.filter((e) => e.fresh), ...this.waiting.filter((e) => !e.fresh)];
+    const served = [...byKind.filter((e) => !held.has(e.owner)), ...byKind.filter((e) => held.has(e.owner))];
+    for (const e of served.slice(0, starting + started)) held.set(e.owner, (held.get(e.owner) ?? 0) + 1);
+    for (const e of served.slice(starting + started)) {
+      const mine = held.get(e.owner) ?? 0;
+      let victim: Worker | undefined;
+      for (const w of idle) {
+        const theirs = held.get(w.owner!) ?? 0;
+        const may =
+          w.owner === e.owner ? e.fresh : mine === 0 || theirs >= mine + 2 || w.idleSince <= coldBefore;
+        if (!may) continue;
+        const best = victim ? (held.get(victim.owner!) ?? 0) : -1;
+        if (!victim || theirs > best || (theirs === best && w.lastUsed < victim.lastUsed)) victim = w;
+      }
+      if (!victim) continue;
+      idle.splice(idle.indexOf(victim), 1);
+      if (victim.owner !== e.owner) {
+        held.set(victim.owner!, (held.get(victim.owner!) ?? 1) - 1);
+        held.set(e.owner, mine + 1);
+      }
+      this.recycled++;
+      this.kill(victim, new SandboxError('JOB_FAILED', 'the job process was replaced'));
+    }
+  }
+
+  /**
+   * Notes that `w` holds the session of `hash`. Kept to maxSessions, the oldest first forgotten,
+   * as the job process drops them (onnx.ts); one it dropped otherwise answers MODEL_NEEDED.
+   */
+  private remember(w: Worker, hash: string): void {
+    if (w.models.has(hash)) return;
+    w.models.add(hash);
+    if (w.models.size > this.opts.maxSessions) w.models.delete(w.models.values().next().value as string);
+  }
+
+  /** The job-folder error (JOB_DISK). */
+  private diskError(): SandboxError {
+    return new SandboxError(
+      'JOB_DISK',
+      `the job wrote more than the limit of ${mib(this.diskBytes)} MiB (or ${MAX_JOB_FOLDER_FILES} files) to its job folder and was stopped`,
+    );
+  }
+
+  /**
+   * Bytes in a sandboxed process's job folder (its tmpfs, read through its sandbox's root) and the
+   * folder's size; null outside a sandbox, or where it cannot be read (its first process gone, or
+   * its pid now another process's).
+   */
+  private scratchUse(w: Worker): { used: number; free: number; files: number } | null {
+    const init = w.inner[0];
+    if (!this.bwrap || !init || init.started === undefined) return null;
+    if (processIdentity(init.pid).started !== init.started) return null;
+    try {
+      const st = statfsSync(`/proc/${init.pid}/root${w.dir}`);
+      // Its root folder is an inode too: files made by the job are the others.
+      const files = Math.max(0, st.files - st.ffree - 1);
+      const used = (st.blocks - st.bfree) * st.bsize + files * FILE_BYTES;
+      return processIdentity(init.pid).started === init.started
+        ? { used, free: st.bfree * st.bsize, files }
+        : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private scratchFull(w: Worker): boolean {
+    const use = this.scratchUse(w);
+    return use !== null && (use.free === 0 || use.files > MAX_JOB_FOLDER_FILES);
+  }
+
+  /**
+   * A job that failed on a process whose job folder is full: it failed for filling it (JOB_DISK),
+   * and the process is replaced (a later job of its renter there would fail too). Else `err`.
+   */
+  private diskFailure(w: Worker, err: unknown): unknown {
+    if (w.dead || !this.scratchFull(w)) return err;
+    const e = this.diskError();
+    this.kill(w, e);
+    return e;
+  }
+
+  /**
+   * Sends a job's request with its model's bytes, read here from `model.path` (a path the provider
+   * chose), where `w` may not hold the model's session; where it holds it, without, and once more
+   * with them if it answers MODEL_NEEDED (it keeps maxSessions sessions: an old one may be gone).
+   */
+  private async sendJob(
+    w: Worker,
+    req: SandboxCall,
+    model: ModelRef | undefined,
+    part?: (p: SandboxPart) => void,
+    timing?: SandboxTiming,
+  ): Promise<unknown> {
+    if (model === undefined) return this.send(w, req, part, timing);
+    let parts = 0;
+    const counted = part
+      ? (p: SandboxPart) => {
+          parts++;
+          part(p);
+        }
+      : undefined;
+    if (w.models.has(model.hash)) {
+      try {
+        return await this.send(w, req, counted, timing);
+      } catch (err) {
+        if (!(err instanceof SandboxError && err.code === 'MODEL_NEEDED') || w.dead || parts > 0) throw err;
+        w.models.delete(model.hash);
+      }
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await readFile(model.path));
+    } catch {
+      throw new SandboxError('BAD_MODEL', 'the model cannot be read here');
+    }
+    // Killed meanwhile (its time limit): the reason it was killed.
+    if (w.dead) throw w.killedWith ?? new SandboxError('JOB_CRASHED', 'the job process ended unexpectedly');
+    return this.send(w, { ...req, model: bytes } as SandboxCall, counted, timing);
   }
 
   /** The time limit of one job on `w`: past it, the job's process is killed. */
@@ -1376,34 +1664,47 @@ export class JobSandbox {
    * costs the provider at most one extra run. The second run has a time limit of its own, as each
    * job of a group has (the renter is not at fault for the first).
    */
-  private async request(req: SandboxCall, hash?: string, timing?: SandboxTiming): Promise<unknown> {
+  private async request(
+    owner: string,
+    req: SandboxCall,
+    model?: ModelRef,
+    timing?: SandboxTiming,
+  ): Promise<unknown> {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
-    const first = await this.attempt(req, hash, timing, false);
+    const first = await this.attempt(owner, req, model, timing, false);
     if (first.ok) return first.value;
     if (!first.retry || this.stopped) throw first.error;
     this.opts.logger.info("job ran out of memory where another job's leftovers were; once more, fresh", {
       op: req.op,
     });
     this.retried++;
-    const again = await this.attempt(req, hash, timing, true);
+    const again = await this.attempt(owner, req, model, timing, true);
     if (again.ok) return again.value;
     throw again.error;
   }
 
   private async attempt(
+    owner: string,
     req: SandboxCall,
-    hash: string | undefined,
+    model: ModelRef | undefined,
     timing: SandboxTiming | undefined,
     fresh: boolean,
   ): Promise<{ ok: true; value: unknown } | { ok: false; error: unknown; retry: boolean }> {
-    const w = fresh ? await this.acquireFresh() : await this.acquire(hash);
+    const w = await this.acquire(owner, model?.hash, fresh);
     const startRss = this.startRss(w);
     const timer = this.jobTimer(w, req.op);
     try {
-      const value = await this.send(w, req, undefined, timing);
-      if (hash) w.models.add(hash);
+      const value = await this.sendJob(w, req, model, undefined, timing);
+      if (model) this.remember(w, model.hash);
+      // Answered, yet past its job folder's limits (files the monitor had not seen yet): failed.
+      if (!w.dead && this.scratchFull(w)) {
+        const error = this.diskError();
+        this.kill(w, error);
+        return { ok: false, error, retry: false };
+      }
       return { ok: true, value };
-    } catch (error) {
+    } catch (thrown) {
+      const error = this.diskFailure(w, thrown);
       const retry =
         !fresh &&
         error instanceof SandboxError &&
@@ -1423,9 +1724,14 @@ export class JobSandbox {
     return req;
   }
 
-  private async requestMany(req: SandboxCall, count: number, hash?: string): Promise<JobSettled<unknown>[]> {
+  private async requestMany(
+    owner: string,
+    req: SandboxCall,
+    count: number,
+    model?: ModelRef,
+  ): Promise<JobSettled<unknown>[]> {
     if (this.stopped) throw new SandboxError('JOB_FAILED', 'the provider is stopping');
-    let { settled, retryFrom } = await this.attemptMany(req, count, hash, false);
+    let { settled, retryFrom } = await this.attemptMany(owner, req, count, model, false);
     // The job killed with JOB_MEMORY where another job's leftovers were, and the ones after it
     // (aborted), run once more in a fresh process (see request).
     if (retryFrom !== undefined && !this.stopped) {
@@ -1433,7 +1739,13 @@ export class JobSandbox {
         op: req.op,
       });
       this.retried++;
-      const again = await this.attemptMany(JobSandbox.tail(req, retryFrom), count - retryFrom, hash, true);
+      const again = await this.attemptMany(
+        owner,
+        JobSandbox.tail(req, retryFrom),
+        count - retryFrom,
+        model,
+        true,
+      );
       settled = [...settled.slice(0, retryFrom), ...again.settled];
     }
     // A group stopped by its budget answers the jobs it ran; the others are the caller's to queue.
@@ -1444,12 +1756,13 @@ export class JobSandbox {
   }
 
   private async attemptMany(
+    owner: string,
     req: SandboxCall,
     count: number,
-    hash: string | undefined,
+    model: ModelRef | undefined,
     fresh: boolean,
   ): Promise<{ settled: JobSettled<unknown>[]; retryFrom?: number }> {
-    const w = fresh ? await this.acquireFresh() : await this.acquire(hash);
+    const w = await this.acquire(owner, model?.hash, fresh);
     const startRss = this.startRss(w);
     const settled: JobSettled<unknown>[] = [];
     let retryFrom: number | undefined;
@@ -1457,7 +1770,7 @@ export class JobSandbox {
     const timer = this.jobTimer(w, req.op);
     const arm = () => timer.refresh();
     try {
-      await this.send(w, req, (p) => {
+      await this.sendJob(w, req, model, (p) => {
         // The real job process answers a group's jobs in order, each once: any other part (one
         // repeated, out of order, past the group's count) was silently dropped, or, numbered next,
         // kept and the group's timer restarted, so a process could hold its runner and grow the
@@ -1476,10 +1789,19 @@ export class JobSandbox {
         if (!p.ok && p.detail !== p.error)
           this.opts.logger.debug('job error', { code: p.code, detail: p.detail });
       });
-      if (hash) w.models.add(hash);
-    } catch (err) {
+      if (model) this.remember(w, model.hash);
+      // Answered, yet past its job folder's limits (files the monitor had not seen yet): the last
+      // job answered fails, as a job sent alone would (before, it was done), and the process goes.
+      if (!w.dead && this.scratchFull(w)) {
+        const error = this.diskError();
+        this.kill(w, error);
+        const last = settled.at(-1);
+        if (last) settled[settled.length - 1] = { ok: false, error, durationMs: last.durationMs };
+      }
+    } catch (thrown) {
       // The whole request failed (the model cannot load) or its process was killed: the job that
       // was running gets the reason, the ones after it did not run.
+      const err = this.diskFailure(w, thrown);
       const why = err instanceof SandboxError ? err : new SandboxError('JOB_FAILED', 'the job failed');
       if (!fresh && why.code === 'JOB_MEMORY' && settled.length < count && this.heldLeftovers(w, startRss))
         retryFrom = settled.length;
@@ -1511,6 +1833,11 @@ export class JobSandbox {
     for (const w of [...this.workers]) {
       if (w.dead || w.child.pid === undefined) continue;
       if (!w.busy && this.memoryChecks % 10 !== 0) continue;
+      if (this.scratchFull(w)) {
+        this.opts.logger.warn('job filled its job folder; killing its process', { limit: this.diskBytes });
+        this.kill(w, this.diskError());
+        continue;
+      }
       const rss = this.rss(w);
       if (rss !== null && rss > this.opts.memoryBytes) {
         this.opts.logger.warn('job grew past its memory limit; killing its process', {

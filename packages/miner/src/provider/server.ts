@@ -439,6 +439,10 @@ export class ProviderServer {
     this.jobMemoryBytes = opts.jobMemoryBytes ?? 4 * 1024 ** 3;
     this.sandbox = new JobSandbox({
       workers: concurrency,
+      // One per chip at most: a chip takes one lease (one renter) at a time, so every active
+      // renter keeps a warm process of its own (a process serves one renter only), and renters
+      // cannot make the provider hold more (a renter needs a lease on one of these chips).
+      maxProcesses: Math.max(concurrency, opts.signers.length),
       executionProvider: opts.executionProvider ?? 'cpu',
       ocr: DEFAULT_OCR_MODELS,
       timeoutMs: this.jobTimeoutMs,
@@ -447,8 +451,8 @@ export class ProviderServer {
       ...(opts.onnxThreads ? { threads: opts.onnxThreads } : {}),
       maxOutputBytes: this.maxOutputBytes,
       isolation: opts.jobIsolation ?? 'auto',
-      // The model store: the job process loads the renter's model from it (read-only).
-      readOnlyPaths: [opts.modelDir],
+      // Not the model store: a job process there read every renter's model. The sandbox reads
+      // the model a job runs (its path chosen here, from its hash) and sends its bytes.
       logger: this.logger,
     });
     this.maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
@@ -1294,7 +1298,7 @@ export class ProviderServer {
       try {
         // Only a model ONNX Runtime can load is stored; the session is kept for the first job.
         // Through the job queue, in the renter's turn, like a job.
-        await this.queue.admit(() => this.sandbox.check(hash, tmp), renter);
+        await this.queue.admit(() => this.sandbox.check(renter, hash, tmp), renter);
       } catch (err) {
         if (err instanceof QueueFullError) throw new HttpError(429, 'QUEUE_FULL', err.message);
         if (err instanceof SandboxError)
@@ -1350,9 +1354,11 @@ export class ProviderServer {
 
   /**
    * Checks one job's input (an image for OCR, tensors for a model) and returns its hash and the
-   * work that runs it in a job process; `where` names the job in errors ("job 3: ").
+   * work that runs it in a job process of `renter` (its processes run no other renter's job);
+   * `where` names the job in errors ("job 3: ").
    */
   private async parseJob(
+    renter: string,
     model: JobModel,
     req: { inputs?: unknown; image?: unknown },
     where: string,
@@ -1377,7 +1383,7 @@ export class ProviderServer {
         input: { image },
         work: async (clock) => {
           const timing: SandboxTiming | undefined = clock ? {} : undefined;
-          const lines = await this.sandbox.ocr(image, timing);
+          const lines = await this.sandbox.ocr(renter, image, timing);
           if (clock && timing) clock.markSandbox(timing, 'queue, lease, job process', 'OCR run');
           const outputHash = ocrLinesHash(lines);
           clock?.mark('output hash');
@@ -1397,7 +1403,7 @@ export class ProviderServer {
       input: { tensors: inputs },
       work: async (clock) => {
         const timing: SandboxTiming | undefined = clock ? {} : undefined;
-        const outputs = await this.sandbox.run(hash, this.store.pathOf(hash), inputs, timing);
+        const outputs = await this.sandbox.run(renter, hash, this.store.pathOf(hash), inputs, timing);
         if (clock && timing) clock.markSandbox(timing, 'queue, lease, job process', 'model run');
         const outputHash = tensorsHash(outputs);
         clock?.mark('output hash');
@@ -1425,7 +1431,7 @@ export class ProviderServer {
     const modelHash = model.hash;
     // Unpinned when the job is over, or at once if it is refused before it is queued.
     const unpin = this.pinModel(model, auth.renterKeyHex);
-    const { inputHash, work } = await this.parseJob(model, req, '').catch((err) => {
+    const { inputHash, work } = await this.parseJob(auth.renterKeyHex, model, req, '').catch((err) => {
       unpin();
       throw err;
     });
@@ -1574,7 +1580,14 @@ export class ProviderServer {
     for (const [i, entry] of (req.jobs as unknown[]).entries()) {
       if (typeof entry !== 'object' || entry === null)
         throw new HttpError(400, 'BAD_INPUT', `job ${i}: expected { inputs } or { image }`);
-      parsed.push(await this.parseJob(model, entry as { inputs?: unknown; image?: unknown }, `job ${i}: `));
+      parsed.push(
+        await this.parseJob(
+          auth.renterKeyHex,
+          model,
+          entry as { inputs?: unknown; image?: unknown },
+          `job ${i}: `,
+        ),
+      );
     }
 
     const renter = auth.renterKeyHex;
@@ -1621,10 +1634,12 @@ export class ProviderServer {
       const inputs = indices.map((i) => parsed[i]!.input);
       const settled = model.ocr
         ? await this.sandbox.ocrMany(
+            renter,
             inputs.map((x) => (x as { image: Uint8Array }).image),
             this.maxGroupMs,
           )
         : await this.sandbox.runMany(
+            renter,
             toHex(model.hash),
             this.store.pathOf(toHex(model.hash)),
             inputs.map((x) => (x as { tensors: RawTensor[] }).tensors),
