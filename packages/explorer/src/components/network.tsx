@@ -80,7 +80,7 @@ function EpochBudgets({ epoch }: { epoch: EpochJson }) {
         <span>
           blocks #{formatInt(e.startHeight)}–#{formatInt(e.endHeight)}
         </span>
-        {e.final && big(e.totalWeight) === 0n ? <span>nobody earned: carried into the next</span> : null}
+        {e.final && big(e.totalWeight) === 0n ? <span>nobody earned: not minted</span> : null}
       </>
     ),
   }));
