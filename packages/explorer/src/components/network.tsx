@@ -43,6 +43,21 @@ export function emissionPerHour(supply: SupplyJson): bigint {
   return ((reserve >> (k + 1n)) * 3_600_000n) / period;
 }
 
+/** The mining reserve's parts, in base units, for the "Mining reserve" bar. */
+export function reserveSplit(supply: SupplyJson): {
+  reserve: bigint;
+  minted: bigint;
+  owed: bigint;
+  unemitted: bigint;
+} {
+  const reserve = big(supply.miningReserve);
+  const emitted = big(supply.emittedAllowance);
+  const minted = big(supply.minted);
+  const owed = emitted > minted ? emitted - minted : 0n;
+  const unemitted = reserve > emitted ? reserve - emitted : 0n;
+  return { reserve, minted, owed, unemitted };
+}
+
 /** UNC as a JS number, for chart axes. */
 function uncNumber(v: bigint): number {
   return Number(v / ONE_UNC) + Number(v % ONE_UNC) / 1e18;
@@ -125,11 +140,7 @@ export function EmissionCard({
       </Card>
     );
   }
-  const reserve = big(supply.miningReserve);
-  const emitted = big(supply.emittedAllowance);
-  const minted = big(supply.minted);
-  const owed = emitted > minted ? emitted - minted : 0n;
-  const unemitted = reserve > emitted ? reserve - emitted : 0n;
+  const { reserve, minted, owed, unemitted } = reserveSplit(supply);
   const rate = emissionPerHour(supply);
   const done = Math.min(epoch.epochBlocks, Math.max(0, head - epoch.startHeight + 1));
   const left = epoch.epochBlocks - done;
