@@ -195,6 +195,25 @@ describe('emission: an epoch is allotted its own span of the schedule (T2)', () 
         }
         claim(chain, chips);
         checkBudgets(chain);
+        // The spans tile chain time from block 1 on, judged by the block times themselves (not by
+        // the records checkBudgets reads): epoch e starts at the time of its first block, e·B + 1;
+        // so the weighted spans are disjoint and add up to at most E(head) − E(block 1's time).
+        const timeOf = (h: bigint) => {
+          let t = GENESIS_TIME;
+          for (let i = 1n; i <= h; i++) t += chain.step(i);
+          return t;
+        };
+        assert.equal(timeOf(chain.height), chain.time);
+        const at = E(chain);
+        for (const { r } of epochs(chain)) {
+          assert.equal(
+            r.startTime,
+            timeOf(r.epoch * POCI.epochBlocks + 1n),
+            `epoch ${r.epoch} starts at its first block`,
+          );
+        }
+        const allocated = getEmission(chain.state).allocated;
+        assert.ok(allocated <= at(chain.time) - at(timeOf(1n)), 'Σ spans ≤ E(head) − E(block 1)');
         // Every chip claimed every final epoch: what was minted is exactly the sum of final budgets.
         const finals = epochs(chain).filter(({ r }) => r.final);
         const budgets = finals.reduce((sum, { r }) => sum + r.budget, 0n);
