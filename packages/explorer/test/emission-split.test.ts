@@ -22,6 +22,7 @@ interface Split {
 }
 interface Network {
   reserveSplit: (supply: unknown) => Split;
+  epochBudgetNote: (e: { final: boolean; totalWeight: string }) => string | null;
 }
 
 const UNC = 10n ** 18n;
@@ -92,5 +93,12 @@ describe('emission card: the mining reserve bar', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  test('an open epoch nobody has earned in yet says its budget so far is not minted unless a chip earns', () => {
+    assert.match(network.epochBudgetNote({ final: false, totalWeight: '0' }) ?? '', /not minted unless/);
+    assert.equal(network.epochBudgetNote({ final: true, totalWeight: '0' }), 'nobody earned: not minted');
+    assert.equal(network.epochBudgetNote({ final: false, totalWeight: '5' }), null);
+    assert.equal(network.epochBudgetNote({ final: true, totalWeight: '5' }), null);
   });
 });

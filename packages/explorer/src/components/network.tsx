@@ -68,6 +68,16 @@ export function reserveSplit(supply: SupplyJson): {
   return { reserve, minted, owed, unallotted, unemitted };
 }
 
+/**
+ * What becomes of an epoch's budget when nobody has earned in it: an epoch with no weight when it is
+ * final is allotted nothing and its span of the schedule is never minted (docs/security-audit-time.md
+ * T2), so an open one's "budget so far" is paid only if a chip earns in it before then.
+ */
+export function epochBudgetNote(e: Pick<EpochJson, 'final' | 'totalWeight'>): string | null {
+  if (big(e.totalWeight) !== 0n) return null;
+  return e.final ? 'nobody earned: not minted' : 'nobody earned yet: not minted unless a chip earns in it';
+}
+
 /** UNC as a JS number, for chart axes. */
 function uncNumber(v: bigint): number {
   return Number(v / ONE_UNC) + Number(v % ONE_UNC) / 1e18;
@@ -105,7 +115,7 @@ function EpochBudgets({ epoch }: { epoch: EpochJson }) {
         <span>
           blocks #{formatInt(e.startHeight)}–#{formatInt(e.endHeight)}
         </span>
-        {e.final && big(e.totalWeight) === 0n ? <span>nobody earned: not minted</span> : null}
+        {epochBudgetNote(e) ? <span>{epochBudgetNote(e)}</span> : null}
       </>
     ),
   }));
@@ -175,6 +185,7 @@ export function EmissionCard({
             ) : (
               <>
                 <Badge tone="accent">accruing</Badge> ≈ {formatUncCompact(rate)} UNC per hour
+                {epochBudgetNote(epoch) ? <div>{epochBudgetNote(epoch)}</div> : null}
               </>
             )}
           </div>
