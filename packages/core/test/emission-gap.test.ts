@@ -19,6 +19,7 @@ import {
   getEpochRecord,
   getSupply,
   type HeartbeatAnswer,
+  scheduledEmission,
 } from '../src/index.js';
 import { answer, GENESIS_TIME, key, miner, POCI, registerAction, slotsOf, TestChain } from './harness.js';
 
@@ -225,5 +226,39 @@ describe('emission: an epoch is allotted its own span of the schedule (T2)', () 
     );
     assert.ok(paidRuns > 0, 'some runs paid chips (the bound is not met by paying nothing)');
     assert.ok(skippedRuns > 0, 'some runs had an epoch past the first with no weight');
+  });
+});
+
+describe('scheduledEmission: spans of a monotone, capped schedule', () => {
+  test('property: any u64 times (before genesisTime, across halvings, at the u64 limit): spans ≥ 0, additive, within the reserve', () => {
+    const U64 = 0xffff_ffff_ffff_ffffn;
+    const time = fc.bigInt({ min: 0n, max: U64 });
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: 2n ** 128n - 1n }),
+        fc.oneof(
+          fc.bigInt({ min: 1000n, max: 100_000n }),
+          fc.constant(DEFAULT_HALVING_PERIOD_MS),
+          fc.constant(U64),
+        ),
+        time,
+        fc.array(time, { minLength: 3, maxLength: 3 }),
+        (reserve, halvingPeriodMs, genesisTime, ts) => {
+          const [a, b, c] = ts.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)) as [bigint, bigint, bigint];
+          const e = { genesisTime, halvingPeriodMs };
+          const ab = scheduledEmission(reserve, e, a, b);
+          const bc = scheduledEmission(reserve, e, b, c);
+          assert.ok(ab >= 0n && bc >= 0n, 'a later time never has less emitted');
+          assert.equal(
+            ab + bc,
+            scheduledEmission(reserve, e, a, c),
+            'consecutive spans tile: no gap, no overlap',
+          );
+          assert.ok(scheduledEmission(reserve, e, 0n, c) < reserve, 'never the whole reserve');
+          if (b <= genesisTime) assert.equal(ab, 0n, 'nothing before genesisTime');
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
