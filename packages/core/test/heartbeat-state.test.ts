@@ -304,6 +304,11 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // CHANGE, docs/security-audit-money.md M-1): block 70's claim of every chip pays more, so the
     // balances, the burned total and its fee event moved. The executor before that rule, handed the
     // claim at its new fee, gives exactly these values (nothing else moved).
+    // Recorded again when an epoch began to be allotted its own span of the schedule only
+    // (CONSENSUS CHANGE, docs/security-audit-time.md T2): epoch 0 has no weight (the chips are
+    // measured from epoch 1), and epoch 1 was allotted E(its end), 41 s of emission (the second
+    // from genesisTime to block 1 and epoch 0's 20 s with it); it is now allotted its own 20 s.
+    // Every other epoch's budget is what it was (compared epoch by epoch), the counts did not move.
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -327,10 +332,10 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: '4897833764de0d87b7252f2444927471ea669ce7857621f5665f2b1ae2d56668',
-  rootBeforeSeatShares: '79b96bdb1139ad0a2191ab3541784e171e8b5a2b4a3c2787de962d0f266ff984',
-  rootBeforeClassPayouts: 'b7128d3825010ecb0424dd00972876dff6ecdaa9f3a670dc7800fe6638fa862f',
-  events: 'e756eb19ad239baaba65bf0cc578467c95998a9f368b302a38b4b94146a69320',
+  root: 'fc7ceb65c07761ca76cb049fc65ff1f4e51f8a965262b25ca9c45d541ac7346f',
+  rootBeforeSeatShares: '3d57e4ec9680d0f4289aaed1259a20b4a62fdf702520fb8373a36535bdd29451',
+  rootBeforeClassPayouts: '45ff54afc20d6706ca79d1a688d440186bcf1449a21b57a7f78df562835638c5',
+  events: 'db5a587cd601ee74e78417993c774fc7875ad3a72e5a7102f4f60e9c3e527c65',
   answered: 105,
   missed: 17,
   rewarded: 23,

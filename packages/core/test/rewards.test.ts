@@ -136,14 +136,17 @@ describe('rewards', () => {
         emission.allocated,
         'a lone chip is paid every final epoch in full',
       );
-      // What was allotted is E(t) at the start of the newest final epoch's successor: a function of time alone.
-      const lastFinal = [...Array(10).keys()]
-        .map(BigInt)
-        .filter((e) => getEpochRecord(chain.state, e)?.final)
-        .at(-1)!;
-      const next = getEpochRecord(chain.state, lastFinal + 1n)!;
-      assert.equal(emission.allocated, cumulativeEmission(RESERVE, P, next.startTime - GENESIS_TIME));
-      results.push((emission.allocated * 1000n) / (next.startTime - GENESIS_TIME));
+      // What was allotted is the schedule's span from the start of the first epoch with weight (epoch
+      // 1: the chip is measured from the epoch after its registration; epoch 0's span is carried
+      // into no later epoch, docs/security-audit-time.md T2) to the start of the newest final
+      // epoch's successor: a function of time alone.
+      const finals = [...Array(10).keys()].map(BigInt).filter((e) => getEpochRecord(chain.state, e)?.final);
+      assert.equal(getEpochRecord(chain.state, 0n)!.totalWeight, 0n);
+      const first = getEpochRecord(chain.state, 1n)!;
+      const next = getEpochRecord(chain.state, finals.at(-1)! + 1n)!;
+      const E = (t: bigint) => cumulativeEmission(RESERVE, P, t - GENESIS_TIME);
+      assert.equal(emission.allocated, E(next.startTime) - E(first.startTime));
+      results.push((emission.allocated * 1000n) / (next.startTime - first.startTime));
     }
     // Per second of chain time, the same within rounding, at 0.5 s, 1 s or 3 s blocks.
     const [a, b, c] = results as [bigint, bigint, bigint];

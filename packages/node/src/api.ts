@@ -42,6 +42,7 @@ import {
   merkleProofCodec,
   ownerRatedPower,
   StateSpace,
+  scheduledEmission,
   type TxEnvelope,
   toHex,
   trieKey,
@@ -675,14 +676,10 @@ export function createApi(node: RpcContext): RpcServerModules {
     if (record.final) return record.budget;
     const e = getEmission(chain.state);
     const reserve = getSupply(chain.state).miningReserve;
-    const allowance = (t: bigint) => cumulativeEmission(reserve, e.halvingPeriodMs, t - e.genesisTime);
     const next = getEpochRecord(chain.state, record.epoch + 1n);
     const end = next ? next.startTime : chain.head.header.time;
-    // The epoch before, not final yet, will be allotted everything up to this epoch's start.
-    const prev = record.epoch > 0n ? getEpochRecord(chain.state, record.epoch - 1n) : null;
-    const base = prev && !prev.final && prev.totalWeight > 0n ? allowance(record.startTime) : e.allocated;
-    const accrued = allowance(end) - base;
-    return accrued > 0n ? accrued : 0n;
+    // Its own span of the schedule so far (paid only if a chip has weight in it when it is final).
+    return end > record.startTime ? scheduledEmission(reserve, e, record.startTime, end) : 0n;
   }
 
   function chipJson(chip: Chip): ChipJson {

@@ -794,8 +794,9 @@ export interface EpochJson {
   totalWeight: string;
   /** Whether the budget is fixed (the epoch's last answer window has closed). */
   final: boolean;
-  /** Final: the epoch's fixed budget. Otherwise what it has accrued so far: E(min(now, its end)) − what
-   *  earlier epochs are allotted (an earlier epoch nobody earned in carries its budget into this one). */
+  /** Final: the epoch's fixed budget (0 if nobody earned in it). Otherwise what it has accrued so far:
+   *  E(min(now, its end)) − E(its start), its own span of the schedule (docs/security-audit-time.md
+   *  T2: an epoch nobody earned in is allotted nothing, and its emission is carried into no other). */
   budget: string;
 }
 

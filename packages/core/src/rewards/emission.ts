@@ -4,8 +4,10 @@
  * Emission is defined by chain time: period k (of `halvingPeriodMs`, 2 years by default) may mint
  * floor(reserve / 2^(k+1)), spread linearly over the period, so the cumulative allowance E(t) is a
  * pure integer function of the time since genesis and never reaches the 97% reserve. An epoch's
- * budget is E(its end) − what earlier epochs were allotted, so slow or fast blocks change nothing
- * per hour, and an epoch nobody earned in carries its budget into the next.
+ * budget is its own span of the schedule, E(its end) − E(its start) (its start: its first block's
+ * time), so slow or fast blocks change nothing per hour. Emission of time no epoch with weight
+ * spans is never minted: the time before block 1 (a genesis dated before the launch), and an epoch
+ * nobody earned in (its budget is not carried into the next: docs/security-audit-time.md T2).
  *
  * A chip's weight in an epoch is power × credited / challenged (scaled to an integer): its uptime as
  * measured by the challenges its class drew, after the grace budget. The epoch's total is kept per
@@ -47,7 +49,8 @@ export const DEFAULT_HALVING_PERIOD_MS = 63_115_200_000n;
 export interface EmissionState {
   genesisTime: bigint;
   halvingPeriodMs: bigint;
-  /** Sum of the budgets of final epochs that had weight (what E(t) has handed out so far). */
+  /** Sum of the budgets of final epochs that had weight (what the schedule has handed out so far;
+   *  at most E(start of the newest final epoch's successor), less when an epoch had no weight). */
   allocated: bigint;
 }
 
@@ -82,6 +85,20 @@ export function cumulativeEmission(reserve: bigint, halvingPeriodMs: bigint, ela
   }
   const part = reserve >> (k + 1n);
   return total + (part * (elapsedMs % halvingPeriodMs)) / halvingPeriodMs;
+}
+
+/**
+ * What the schedule emits between chain times `from` and `to` (ms; `to` ≥ `from`): E(to − genesis)
+ * − E(from − genesis). An epoch's budget is its own span of it (`finalizeEpochIfDue`).
+ */
+export function scheduledEmission(
+  reserve: bigint,
+  e: Pick<EmissionState, 'genesisTime' | 'halvingPeriodMs'>,
+  from: bigint,
+  to: bigint,
+): bigint {
+  const at = (t: bigint) => cumulativeEmission(reserve, e.halvingPeriodMs, t - e.genesisTime);
+  return at(to) - at(from);
 }
 
 /** lcm(1, …, 32): SCALE / n is an integer for every count n of challenges a class can draw. */
@@ -290,17 +307,16 @@ export function finalizeEpochIfDue(state: StateOverlay, height: bigint, p: PociP
   const nextRecord = getEpochRecord(state, next);
   if (!r || !nextRecord || r.final) return null;
   const e = getEmission(state);
-  const supply = getSupply(state);
-  const allowance = cumulativeEmission(
-    supply.miningReserve,
-    e.halvingPeriodMs,
-    nextRecord.startTime - e.genesisTime,
-  );
+  const reserve = getSupply(state).miningReserve;
   r.final = true;
   if (r.totalWeight > 0n) {
-    r.budget = allowance - e.allocated;
+    // CONSENSUS CHANGE (docs/security-audit-time.md T2): the epoch's own span of the schedule,
+    // E(its end) − E(its start), and nothing from before it. Block times strictly increase, so the
+    // budget is ≥ 0; the spans of consecutive epochs telescope, so a chain with weight in every
+    // epoch is allotted exactly E(start of e+1) − E(block 1's time), to the base unit.
+    r.budget = scheduledEmission(reserve, e, r.startTime, nextRecord.startTime);
     r.remainingBudget = r.budget;
-    putEmission(state, { ...e, allocated: allowance });
+    putEmission(state, { ...e, allocated: e.allocated + r.budget });
   }
   putEpochRecord(state, r);
   return r;

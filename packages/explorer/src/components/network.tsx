@@ -20,6 +20,7 @@ const EPOCHS_SHOWN = 12;
 const COLORS = {
   mined: 'var(--violet)',
   owed: 'var(--accent)',
+  unallotted: '#5b6b8c',
   reserve: '#2a3754',
   burn: 'var(--burn)',
 };
@@ -41,6 +42,40 @@ export function emissionPerHour(supply: SupplyJson): bigint {
     done += part;
   }
   return ((reserve >> (k + 1n)) * 3_600_000n) / period;
+}
+
+/**
+ * The mining reserve's parts, in base units, for the "Mining reserve" bar: mined; allotted to final
+ * epochs and not paid yet (owed to their chips); emitted by the schedule and not allotted (the open
+ * epochs' spans so far, and time no epoch with weight spans, which is never minted: the time before
+ * block 1 and epochs nobody earned in, docs/security-audit-time.md T2); not emitted yet.
+ */
+export function reserveSplit(supply: SupplyJson): {
+  reserve: bigint;
+  minted: bigint;
+  owed: bigint;
+  unallotted: bigint;
+  unemitted: bigint;
+} {
+  const reserve = big(supply.miningReserve);
+  const emitted = big(supply.emittedAllowance);
+  const allocated = big(supply.allocatedToEpochs);
+  const minted = big(supply.minted);
+  const owed = allocated > minted ? allocated - minted : 0n;
+  const allotted = allocated > minted ? allocated : minted;
+  const unallotted = emitted > allotted ? emitted - allotted : 0n;
+  const unemitted = reserve > emitted ? reserve - emitted : 0n;
+  return { reserve, minted, owed, unallotted, unemitted };
+}
+
+/**
+ * What becomes of an epoch's budget when nobody has earned in it: an epoch with no weight when it is
+ * final is allotted nothing and its span of the schedule is never minted (docs/security-audit-time.md
+ * T2), so an open one's "budget so far" is paid only if a chip earns in it before then.
+ */
+export function epochBudgetNote(e: Pick<EpochJson, 'final' | 'totalWeight'>): string | null {
+  if (big(e.totalWeight) !== 0n) return null;
+  return e.final ? 'nobody earned: not minted' : 'nobody earned yet: not minted unless a chip earns in it';
 }
 
 /** UNC as a JS number, for chart axes. */
@@ -80,7 +115,7 @@ function EpochBudgets({ epoch }: { epoch: EpochJson }) {
         <span>
           blocks #{formatInt(e.startHeight)}–#{formatInt(e.endHeight)}
         </span>
-        {e.final && big(e.totalWeight) === 0n ? <span>nobody earned: carried into the next</span> : null}
+        {epochBudgetNote(e) ? <span>{epochBudgetNote(e)}</span> : null}
       </>
     ),
   }));
@@ -125,11 +160,7 @@ export function EmissionCard({
       </Card>
     );
   }
-  const reserve = big(supply.miningReserve);
-  const emitted = big(supply.emittedAllowance);
-  const minted = big(supply.minted);
-  const owed = emitted > minted ? emitted - minted : 0n;
-  const unemitted = reserve > emitted ? reserve - emitted : 0n;
+  const { reserve, minted, owed, unallotted, unemitted } = reserveSplit(supply);
   const rate = emissionPerHour(supply);
   const done = Math.min(epoch.epochBlocks, Math.max(0, head - epoch.startHeight + 1));
   const left = epoch.epochBlocks - done;
@@ -154,6 +185,7 @@ export function EmissionCard({
             ) : (
               <>
                 <Badge tone="accent">accruing</Badge> ≈ {formatUncCompact(rate)} UNC per hour
+                {epochBudgetNote(epoch) ? <div>{epochBudgetNote(epoch)}</div> : null}
               </>
             )}
           </div>
@@ -194,10 +226,16 @@ export function EmissionCard({
               value: <Amount value={minted} maxFrac={2} unit={false} />,
             },
             {
-              label: 'Emitted, not paid yet',
+              label: 'Allotted to final epochs, not paid yet',
               fraction: fraction(owed, reserve),
               color: COLORS.owed,
               value: <Amount value={owed} maxFrac={2} unit={false} />,
+            },
+            {
+              label: 'Emitted, not allotted (open epochs; never minted where nobody earned)',
+              fraction: fraction(unallotted, reserve),
+              color: COLORS.unallotted,
+              value: <Amount value={unallotted} maxFrac={2} unit={false} />,
             },
             {
               label: 'Reserve not emitted yet',
