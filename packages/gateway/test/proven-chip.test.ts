@@ -70,6 +70,7 @@ const chip: Chip = {
   slotsMissed: 0n,
   rewardsEarned: 0n,
   rewardedThrough: 0n,
+  prevPower: 1000n,
 };
 
 /** Block 1, stamped TIME, over a state holding `chip`, signed by the one genesis validator. */

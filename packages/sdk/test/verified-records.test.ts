@@ -98,6 +98,7 @@ function chip(n: number, over: Partial<Chip> = {}): Chip {
     slotsMissed: 1n,
     rewardsEarned: 7n,
     rewardedThrough: 0n,
+    prevPower: 989_000n,
     ...over,
   };
 }
