@@ -24,6 +24,7 @@ import {
   type HeartbeatAnswer,
   networkAggregates,
   ownerRatedPower,
+  seatPowerOf,
   type TxEvent,
   UPTIME_SCALE,
   ValidationError,
@@ -139,6 +140,18 @@ describe('a model power change reaches chips registered before it', () => {
     assert.equal(ownerRatedPower(chain.state, miner.address), 3n * lowered);
     const figures = networkAggregates(chain.state, chipsOf(chain, chips), chain.height);
     assert.equal(figures.ratedPower, 3n * lowered);
+    // Seat power at the next boundary: the same chain without the change seats more.
+    const unchanged = new TestChain();
+    register(unchanged, chips, () => 'sim-h100');
+    drive(unchanged, chips, () => true, 6n * POCI.epochBlocks - unchanged.height);
+    claimAll(unchanged, chips);
+    const boundary = 6n * POCI.epochBlocks + 1n; // both chains' head: the first block of epoch 6
+    assert.equal(chain.height, boundary);
+    assert.equal(unchanged.height, boundary);
+    const seat = seatPowerOf(chain.state, miner.address, boundary);
+    const seatBefore = seatPowerOf(unchanged.state, miner.address, boundary);
+    assert.ok(seat > 0n && seat <= 3n * lowered, `seat ${seat}`);
+    assert.ok(seatBefore > 3n * lowered, `seat without the change ${seatBefore}`);
   });
 
   test('the epoch under way keeps the old power; the network figures switch at the next epoch', () => {
