@@ -326,10 +326,13 @@ describe('heartbeat execution commits exactly what it always did', () => {
   });
 });
 
+// Roots recorded again (branch modelpower, CONSENSUS CHANGE): a chip record gains `prevPower` and a
+// model record its power schedule (`prevPower`, `powerFrom`). The events, so every reward, are the
+// same: no model's power changes in this chain.
 const GOLDEN: Run = {
-  root: '4897833764de0d87b7252f2444927471ea669ce7857621f5665f2b1ae2d56668',
-  rootBeforeSeatShares: '79b96bdb1139ad0a2191ab3541784e171e8b5a2b4a3c2787de962d0f266ff984',
-  rootBeforeClassPayouts: 'b7128d3825010ecb0424dd00972876dff6ecdaa9f3a670dc7800fe6638fa862f',
+  root: 'ad5fc953eb86e4837776b9fdba737329328af8204ee950fe3cc7bb75afc386b1',
+  rootBeforeSeatShares: '4c50f66956790a5da1827a809151fe21713742ac913f10c9f1e739383ec81213',
+  rootBeforeClassPayouts: '51eff05beab40a30223b60b595efcf81fe5da4abfab807e3843fa1f92070fa29',
   events: 'e756eb19ad239baaba65bf0cc578467c95998a9f368b302a38b4b94146a69320',
   answered: 105,
   missed: 17,

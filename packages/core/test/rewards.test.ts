@@ -717,6 +717,7 @@ function getChipTemplate() {
     slotsMissed: 0n,
     rewardsEarned: 0n,
     rewardedThrough: 1n,
+    prevPower: 989_000n,
   };
 }
 

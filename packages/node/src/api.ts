@@ -16,7 +16,6 @@ import {
   challengesAsOf,
   chipClass,
   chipKey,
-  chipModelCodec,
   chipsOfOwner,
   circulatingSupply,
   consecutiveMisses,
@@ -48,6 +47,7 @@ import {
   merkleProofCodec,
   ownerRatedPower,
   StateSpace,
+  storedModelCodec,
   type TxEnvelope,
   toHex,
   trieKey,
@@ -563,7 +563,7 @@ export function createApi(node: RpcContext): RpcServerModules {
 
         unc_getModels: (): ModelJson[] =>
           chain.state.keysIn(StateSpace.model).map((k) => {
-            const m = decode(chipModelCodec, chain.state.get(k)!);
+            const m = decode(storedModelCodec, chain.state.get(k)!);
             return { vendorId: m.vendorId, modelId: m.modelId, name: m.name, power: m.power.toString() };
           }),
 

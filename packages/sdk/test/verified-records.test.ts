@@ -18,6 +18,7 @@ import {
   chipCodec,
   chipKey,
   DEFAULT_POCI_PARAMS,
+  deleteModel,
   ed25519PublicKey,
   effectiveStatus,
   emptyTrie,
@@ -37,6 +38,7 @@ import {
   putAllowlistEntry,
   putChip,
   putLease,
+  putModel,
   putOffer,
   putPociParams,
   StateOverlay,
@@ -98,6 +100,7 @@ function chip(n: number, over: Partial<Chip> = {}): Chip {
     slotsMissed: 1n,
     rewardsEarned: 7n,
     rewardedThrough: 0n,
+    prevPower: 989_000n,
     ...over,
   };
 }
@@ -161,6 +164,9 @@ function world(extra?: (s: StateOverlay) => void) {
   const o = new StateOverlay(mem);
   putChip(o, chip(1));
   putChip(o, chip(2, { vendorId: 'acme2' }));
+  // A chip's status reads its model (a removed model's chips are revoked, branch modelpower).
+  putModel(o, { vendorId: 'acme', modelId: 'h100', name: 'h100', power: 989_000n });
+  putModel(o, { vendorId: 'acme2', modelId: 'h100', name: 'h100', power: 989_000n });
   setSerialRevoked(o, 'acme2', '0b', true);
   putOffer(o, offer(5, 'https://gpu.example:8443/jobs'));
   putOffer(o, offer(6, 'https://other.example/jobs'));
@@ -373,6 +379,23 @@ test('an honest chip answer verifies: its key from the proven record, its status
   assert.ok(r2.chip);
   assert.equal(r2.status, 'revoked');
   assert.match(r2.statusReason, /certificate 0b revoked/);
+});
+
+test('a chip whose model governance removed is revoked in proven state: a node calling it active is refused', async () => {
+  const w = world((o) => deleteModel(o, 'acme', 'h100'));
+  const liar = client(w, { chip: () => honestChip(w, 1) });
+  await refused(liar.l.verifyChip(liar.n, toHex(id(1))), 'MISMATCH', /revoked/);
+  const honest = client(w, {
+    chip: () => ({
+      ...honestChip(w, 1),
+      status: 'revoked',
+      statusReason: 'model acme/h100 removed by governance',
+    }),
+  });
+  const r = await honest.l.verifyChip(honest.n, toHex(id(1)));
+  assert.ok(r.chip);
+  assert.equal(r.status, 'revoked');
+  assert.match(r.statusReason, /model acme\/h100 removed by governance/);
 });
 
 test('a forged chip key, a forged status, another chip proof or a missing revocation proof is refused', async () => {

@@ -374,5 +374,72 @@ export function vendorCommand(): Command {
       },
     );
 
+  vendor
+    .command('set-model')
+    .description("set a chip model's rated power: every chip of it follows from the next epoch")
+    .requiredOption('--vendor <id>', 'vendor id')
+    .requiredOption('--model <id>', 'chip model id')
+    .requiredOption('--power <n>', 'rated power, dense FP16 TFLOPS × 1000')
+    .option('--model-name <name>', 'model display name')
+    .requiredOption('--from <key>', 'governance key in the keyring')
+    .option('--password-file <file>', "the governance key's password")
+    .action(
+      async (
+        opts: {
+          vendor: string;
+          model: string;
+          power: string;
+          modelName?: string;
+          from: string;
+          passwordFile?: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        if (
+          !/^\d{1,30}$/.test(opts.power) ||
+          BigInt(opts.power) === 0n ||
+          BigInt(opts.power) > MAX_MODEL_POWER
+        )
+          throw new UncError('BAD_ARGUMENT', `--power must be an integer 1…${MAX_MODEL_POWER}`);
+        const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+          {
+            type: 'setModel',
+            model: {
+              vendorId: opts.vendor,
+              modelId: opts.model,
+              name: opts.modelName ?? opts.model,
+              power: BigInt(opts.power),
+            },
+          },
+        ]);
+        ctx.print(
+          { hash, height, vendorId: opts.vendor, modelId: opts.model, power: opts.power },
+          () =>
+            `model ${opts.vendor}/${opts.model} rated ${opts.power} at height ${height}, in force from the next epoch (tx ${hash})`,
+        );
+      },
+    );
+
+  vendor
+    .command('remove-model')
+    .description('remove a chip model: every chip of it stops at once (revoked)')
+    .requiredOption('--vendor <id>', 'vendor id')
+    .requiredOption('--model <id>', 'chip model id')
+    .requiredOption('--from <key>', 'governance key in the keyring')
+    .option('--password-file <file>', "the governance key's password")
+    .action(
+      async (opts: { vendor: string; model: string; from: string; passwordFile?: string }, cmd: Command) => {
+        const ctx = ctxOf(cmd);
+        const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+          { type: 'removeModel', vendorId: opts.vendor, modelId: opts.model },
+        ]);
+        ctx.print(
+          { hash, height, vendorId: opts.vendor, modelId: opts.model },
+          () => `removed model ${opts.vendor}/${opts.model} at height ${height} (tx ${hash})`,
+        );
+      },
+    );
+
   return vendor;
 }
