@@ -30,7 +30,7 @@ import {
   toPem,
   writeVendorCa,
 } from '@unc/miner';
-import { buildTransaction, encodeSigned } from '@unc/sdk';
+import { buildTransaction, encodeSigned, type ModelJson } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf } from '../context.js';
 import { spinner } from '../progress.js';
@@ -57,6 +57,12 @@ function vendorId(text: string): string {
  * chains; larger authorities collect approvals out of band). Proposals in one transaction use
  * consecutive governance nonces.
  */
+/** The model as the node's registry holds it, or null. */
+async function registeredModel(ctx: Context, vendorId: string, modelId: string): Promise<ModelJson | null> {
+  const models = await ctx.client().getModels();
+  return models.find((m) => m.vendorId === vendorId && m.modelId === modelId) ?? null;
+}
+
 export async function sendGovernance(
   ctx: Context,
   from: string,
@@ -380,7 +386,10 @@ export function vendorCommand(): Command {
     .requiredOption('--vendor <id>', 'vendor id')
     .requiredOption('--model <id>', 'chip model id')
     .requiredOption('--power <n>', 'rated power, dense FP16 TFLOPS × 1000')
-    .option('--model-name <name>', 'model display name')
+    .option(
+      '--model-name <name>',
+      'model display name (default: the name the registry holds, or the model id for a new model)',
+    )
     .requiredOption('--from <key>', 'governance key in the keyring')
     .option('--password-file <file>', "the governance key's password")
     .action(
@@ -402,13 +411,16 @@ export function vendorCommand(): Command {
           BigInt(opts.power) > MAX_MODEL_POWER
         )
           throw new UncError('BAD_ARGUMENT', `--power must be an integer 1…${MAX_MODEL_POWER}`);
+        // setModel writes the whole record, name included: without --model-name the model keeps the
+        // name it has (a power change must not rename "NVIDIA H100 SXM5" to its id); a new one is named by its id.
+        const current = await registeredModel(ctx, opts.vendor, opts.model);
         const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
           {
             type: 'setModel',
             model: {
               vendorId: opts.vendor,
               modelId: opts.model,
-              name: opts.modelName ?? opts.model,
+              name: opts.modelName ?? current?.name ?? opts.model,
               power: BigInt(opts.power),
             },
           },
@@ -431,6 +443,9 @@ export function vendorCommand(): Command {
     .action(
       async (opts: { vendor: string; model: string; from: string; passwordFile?: string }, cmd: Command) => {
         const ctx = ctxOf(cmd);
+        // The chain refuses to remove a model it does not hold (UNKNOWN_MODEL): say so before signing.
+        if (!(await registeredModel(ctx, opts.vendor, opts.model)))
+          throw new UncError('UNKNOWN_MODEL', `model ${opts.vendor}/${opts.model} is not registered`);
         const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
           { type: 'removeModel', vendorId: opts.vendor, modelId: opts.model },
         ]);
