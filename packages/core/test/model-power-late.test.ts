@@ -189,7 +189,7 @@ describe('model power: answers for the previous epoch landing after the roll', (
     });
     fc.assert(
       fc.property(
-        fc.array(change, { maxLength: 10 }),
+        fc.array(change, { minLength: 4, maxLength: 12 }),
         fc.array(fc.integer({ min: 0, max: Number(POCI.answerWindowBlocks) }), {
           minLength: 64,
           maxLength: 64,
@@ -225,7 +225,7 @@ describe('model power: answers for the previous epoch landing after the roll', (
           assertBooks(chain, chips, 6n);
         },
       ),
-      { numRuns: 12 },
+      { numRuns: 16 },
     );
   });
 });
