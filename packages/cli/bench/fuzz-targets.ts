@@ -228,6 +228,7 @@ function chipRecord(profile: Chip['profile'], chipId: Uint8Array, keyMaterial: U
     slotsMissed: 0n,
     rewardsEarned: 0n,
     rewardedThrough: 0n,
+    prevPower: 1000n,
   } as Chip;
 }
 

@@ -128,6 +128,30 @@ describe('global options and the home config', () => {
     assert.doesNotMatch(atBound.stderr, /--power/);
   });
 
+  test('unc vendor set-model refuses a power the chain would refuse (BAD_POWER) before anything is signed', async () => {
+    const args = (power: string) => [
+      'vendor',
+      'set-model',
+      '--vendor',
+      'acme',
+      '--model',
+      'h100',
+      '--power',
+      power,
+      '--from',
+      'gov',
+      '--node',
+      'http://127.0.0.1:9',
+      '--home',
+      home.dir,
+    ];
+    for (const power of ['0', (MAX_MODEL_POWER + 1n).toString(), '1e6']) {
+      const r = await runUnc(args(power));
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /--power must be an integer/);
+    }
+  });
+
   /** `unc vendor revoke` of `serial` by CA `ca` (default: one that does not exist), no node behind. */
   const revokeArgs = (serial: string, ca = join(home.dir, 'no-such-ca')) => [
     'vendor',

@@ -95,6 +95,7 @@ const template = {
   slotsMissed: 0n,
   rewardsEarned: 0n,
   rewardedThrough: 1n,
+  prevPower: 989_000n,
 };
 const batch = [];
 for (let i = 0; i < CHIPS; i++) {

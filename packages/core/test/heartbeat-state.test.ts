@@ -331,10 +331,14 @@ describe('heartbeat execution commits exactly what it always did', () => {
   });
 });
 
+// Roots recorded again (branch modelpower, CONSENSUS CHANGE): a chip record gains `prevPower` and a
+// model record its power schedule (`prevPower`, `powerFrom`). The events, so every reward, are the
+// same: no model's power changes in this chain. Recorded once more when modelpower met emitstart and
+// audmoney on main: the events are main's (their budgets and claim fees), only the roots moved.
 const GOLDEN: Run = {
-  root: 'fc7ceb65c07761ca76cb049fc65ff1f4e51f8a965262b25ca9c45d541ac7346f',
-  rootBeforeSeatShares: '3d57e4ec9680d0f4289aaed1259a20b4a62fdf702520fb8373a36535bdd29451',
-  rootBeforeClassPayouts: '45ff54afc20d6706ca79d1a688d440186bcf1449a21b57a7f78df562835638c5',
+  root: 'ca6bbe3f35c93d9b246b0795d65b4178a5a7a3364efd50ac83f3509fae74df1f',
+  rootBeforeSeatShares: 'aff0b3d43408cdba046a467ea3aecca17b02fd8273aea9abf374df9a0bf6cb24',
+  rootBeforeClassPayouts: '13f73af1ab6286c9024f6c618625bc258c8ac6bd22a722b396e7a126ed66c02d',
   events: 'db5a587cd601ee74e78417993c774fc7875ad3a72e5a7102f4f60e9c3e527c65',
   answered: 105,
   missed: 17,

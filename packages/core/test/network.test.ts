@@ -5,13 +5,40 @@ import {
   type Chip,
   ChipStatus,
   DEFAULT_POCI_PARAMS,
+  encode,
   isOnline,
   isProvenOnline,
+  modelKey,
   networkAggregates,
   type StateReader,
+  storedModelCodec,
+  toHex,
 } from '../src/index.js';
 
-const emptyState: StateReader = { get: () => undefined };
+/**
+ * A state holding one model per chip at the chip's power (a chip is read at its model's power, and
+ * a chip whose model is gone counts as revoked): each chip gets a model of its own.
+ */
+function withModels(chips: Chip[]): { state: StateReader; chips: Chip[] } {
+  const models = new Map<string, Uint8Array>();
+  const out = chips.map((c, i) => {
+    const chip = { ...c, modelId: `m${i}` };
+    const key = modelKey(chip.vendorId, chip.modelId);
+    models.set(
+      toHex(key),
+      encode(storedModelCodec, {
+        vendorId: chip.vendorId,
+        modelId: chip.modelId,
+        name: chip.modelId,
+        power: c.power,
+        prevPower: c.power,
+        powerFrom: 0n,
+      }),
+    );
+    return chip;
+  });
+  return { state: { get: (k) => models.get(toHex(k)) }, chips: out };
+}
 const p = { ...DEFAULT_POCI_PARAMS, epochBlocks: 24n, slotsPerEpoch: 4 };
 /** Every class is challenged at heights 5, 9, 13, … of every epoch. */
 const challengesOf = (epoch: bigint) => [5n, 9n, 13n, 17n].map((h) => epoch * p.epochBlocks + h);
@@ -61,27 +88,33 @@ const chipArb = fc
       slotsMissed: 0n,
       rewardsEarned: 0n,
       rewardedThrough: 0n,
+      prevPower: r.power,
     }),
   );
 
 test('network aggregates: exact bigint sums over every chip, whatever their order; proven online ⊆ active ⊆ all', () => {
   fc.assert(
-    fc.property(fc.array(chipArb, { maxLength: 60 }), fc.bigInt({ min: 1n, max: 260n }), (chips, height) => {
-      const a = networkAggregates(emptyState, chips, height, p, challengesOf);
-      const b = networkAggregates(emptyState, [...chips].reverse(), height, p, challengesOf);
-      assert.deepEqual(a, b);
-      const active = chips.filter((c) => c.status === ChipStatus.active);
-      const online = active.filter((c) => isProvenOnline(c, height, p, challengesOf));
-      const sum = (list: Chip[]) => list.reduce((s, c) => s + c.power, 0n);
-      assert.equal(a.chips, chips.length);
-      assert.equal(a.activeChips, active.length);
-      assert.equal(a.onlineChips, online.length);
-      assert.equal(a.ratedPower, sum(chips));
-      assert.equal(a.activePower, sum(active));
-      assert.equal(a.onlinePower, sum(online));
-      assert.ok(a.onlinePower <= a.activePower && a.activePower <= a.ratedPower);
-      assert.equal(a.height, height);
-    }),
+    fc.property(
+      fc.array(chipArb, { maxLength: 60 }),
+      fc.bigInt({ min: 1n, max: 260n }),
+      (generated, height) => {
+        const { state, chips } = withModels(generated);
+        const a = networkAggregates(state, chips, height, p, challengesOf);
+        const b = networkAggregates(state, [...chips].reverse(), height, p, challengesOf);
+        assert.deepEqual(a, b);
+        const active = chips.filter((c) => c.status === ChipStatus.active);
+        const online = active.filter((c) => isProvenOnline(c, height, p, challengesOf));
+        const sum = (list: Chip[]) => list.reduce((s, c) => s + c.power, 0n);
+        assert.equal(a.chips, chips.length);
+        assert.equal(a.activeChips, active.length);
+        assert.equal(a.onlineChips, online.length);
+        assert.equal(a.ratedPower, sum(chips));
+        assert.equal(a.activePower, sum(active));
+        assert.equal(a.onlinePower, sum(online));
+        assert.ok(a.onlinePower <= a.activePower && a.activePower <= a.ratedPower);
+        assert.equal(a.height, height);
+      },
+    ),
     { numRuns: 200 },
   );
 });
@@ -96,7 +129,8 @@ test('a chip silent through K challenges drops out of the online figures; one th
   }));
   const height = 5n * p.epochBlocks;
   const answered = { ...answering!, lastAnsweredSlot: challengesOf(4n)[1]!, lastAnsweredAt: height - 1n };
-  const a = networkAggregates(emptyState, [silent!, answered], height, p, challengesOf);
+  const { state, chips } = withModels([silent!, answered]);
+  const a = networkAggregates(state, chips, height, p, challengesOf);
   assert.equal(a.activeChips, 2);
   assert.equal(a.onlineChips, 1);
   assert.equal(a.onlinePower, 10n ** 30n);
@@ -119,7 +153,8 @@ test('attack: chips registered again and again without ever answering add nothin
     lastAnsweredAt: challengesOf(4n)[3]! + 1n,
   };
   assert.ok(isOnline(registered, height, p, challengesOf), 'online to the miss rule alone');
-  const a = networkAggregates(emptyState, [registered, answered], height, p, challengesOf);
+  const { state, chips } = withModels([registered, answered]);
+  const a = networkAggregates(state, chips, height, p, challengesOf);
   assert.equal(a.activeChips, 2);
   assert.equal(a.activePower, 2n * 10n ** 6n);
   assert.equal(a.onlineChips, 1);

@@ -720,6 +720,7 @@ function getChipTemplate() {
     slotsMissed: 0n,
     rewardsEarned: 0n,
     rewardedThrough: 1n,
+    prevPower: 989_000n,
   };
 }
 

@@ -26,7 +26,9 @@ import {
   encodeAddress,
   MemoryState,
   merkleProofCodec,
+  modelKey,
   putChip,
+  putModel,
   StateOverlay,
   signVote,
   toHex,
@@ -70,6 +72,7 @@ const chip: Chip = {
   slotsMissed: 0n,
   rewardsEarned: 0n,
   rewardedThrough: 0n,
+  prevPower: 1000n,
 };
 
 /** Block 1, stamped TIME, over a state holding `chip`, signed by the one genesis validator. */
@@ -77,6 +80,8 @@ function chain() {
   const mem = new MemoryState();
   const o = new StateOverlay(mem);
   putChip(o, chip);
+  // The chip's status reads its model (a removed model's chips are revoked): proven beside it.
+  putModel(o, { vendorId: chip.vendorId, modelId: chip.modelId, name: chip.modelId, power: chip.power });
   const writes = o.changes();
   mem.apply(writes);
   const trie = applyToTrie(emptyTrie(), writes);
@@ -131,7 +136,9 @@ function chain() {
     proof: toHex(encode(merkleProofCodec, trie.prove(trieKey(key)))),
     value: toHex(mem.get(key)!),
     related: (() => {
-      const reads: Uint8Array[] = [];
+      // The status reads the chip's model (its power and whether governance removed it); the
+      // liveness reads the chip's challenge records.
+      const reads: Uint8Array[] = [modelKey(chip.vendorId, chip.modelId)];
       chipLivenessJson(
         {
           get: (k) => {

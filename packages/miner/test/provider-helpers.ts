@@ -75,6 +75,7 @@ export function chipRecord(
     slotsMissed: 0n,
     rewardsEarned: 0n,
     rewardedThrough: 0n,
+    prevPower: 1000n,
   };
 }
 

@@ -12,7 +12,6 @@ import {
   type Chip,
   challengeClasses,
   chipKey,
-  chipModelCodec,
   chipsOfOwner,
   circulatingSupply,
   cumulativeEmission,
@@ -43,6 +42,7 @@ import {
   ownerRatedPower,
   StateSpace,
   scheduledEmission,
+  storedModelCodec,
   type TxEnvelope,
   toHex,
   trieKey,
@@ -560,7 +560,7 @@ export function createApi(node: RpcContext): RpcServerModules {
 
         unc_getModels: (): ModelJson[] =>
           chain.state.keysIn(StateSpace.model).map((k) => {
-            const m = decode(chipModelCodec, chain.state.get(k)!);
+            const m = decode(storedModelCodec, chain.state.get(k)!);
             return { vendorId: m.vendorId, modelId: m.modelId, name: m.name, power: m.power.toString() };
           }),
 

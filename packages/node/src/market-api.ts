@@ -5,6 +5,7 @@
  */
 import {
   challengeLookup,
+  chipModelPower,
   consecutiveMisses,
   decode,
   effectiveStatus,
@@ -192,7 +193,7 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
         chipId: toHex(chipId),
         vendorId: chip?.vendorId ?? '',
         modelId: chip?.modelId ?? '',
-        power: (chip?.power ?? 0n).toString(),
+        power: (chip ? chipModelPower(chain.state, chip) : 0n).toString(),
         online,
         // Rentable: applyOpenLease refuses a chip that has not answered a challenge since its
         // registration (it is 'online' by the miss rule, but not proven online).

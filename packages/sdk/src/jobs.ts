@@ -377,6 +377,7 @@ function chipFromJson(c: ChipJson): Chip {
     slotsMissed: BigInt(c.slotsMissed),
     rewardsEarned: BigInt(c.rewardsEarned),
     rewardedThrough: 0n,
+    prevPower: BigInt(c.power),
   };
 }
 

@@ -19,6 +19,7 @@ import {
   chipCodec,
   chipKey,
   DEFAULT_POCI_PARAMS,
+  deleteModel,
   ed25519PublicKey,
   effectiveStatus,
   emptyTrie,
@@ -44,6 +45,7 @@ import {
   putChip,
   putLease,
   putMarketParams,
+  putModel,
   putOffer,
   putPociParams,
   StateOverlay,
@@ -106,6 +108,7 @@ function chip(n: number, over: Partial<Chip> = {}): Chip {
     slotsMissed: 1n,
     rewardsEarned: 7n,
     rewardedThrough: 0n,
+    prevPower: 989_000n,
     ...over,
   };
 }
@@ -169,6 +172,9 @@ function world(extra?: (s: StateOverlay) => void, height = 1n) {
   const o = new StateOverlay(mem);
   putChip(o, chip(1));
   putChip(o, chip(2, { vendorId: 'acme2' }));
+  // A chip's status reads its model (a removed model's chips are revoked, branch modelpower).
+  putModel(o, { vendorId: 'acme', modelId: 'h100', name: 'h100', power: 989_000n });
+  putModel(o, { vendorId: 'acme2', modelId: 'h100', name: 'h100', power: 989_000n });
   setSerialRevoked(o, 'acme2', '0b', true);
   putOffer(o, offer(5, 'https://gpu.example:8443/jobs'));
   putOffer(o, offer(6, 'https://other.example/jobs'));
@@ -275,7 +281,9 @@ function honestChip(w: ReturnType<typeof world>, n: number): ChipJson {
     slotsMissed: 1,
     rewardsEarned: '7',
     tpmClock: null,
-    ...chipLivenessJson(w.mem, c, revoked ? 'revoked' : 'active', w.header),
+    // Liveness from the status the proven state gives (a removed model's chip reads revoked too),
+    // whatever status a lying node's answer built on this one claims.
+    ...chipLivenessJson(w.mem, c, effectiveStatus(w.mem, c).status, w.header),
     // The node proves what its status and liveness read (state-proofs.ts); so does the test.
     ...proven(w, chipKey(c.chipId), (r) => chipReads(r, c, w.header)),
   };
@@ -389,6 +397,23 @@ test('an honest chip answer verifies: its key from the proven record, its status
   assert.ok(r2.chip);
   assert.equal(r2.status, 'revoked');
   assert.match(r2.statusReason, /certificate 0b revoked/);
+});
+
+test('a chip whose model governance removed is revoked in proven state: a node calling it active is refused', async () => {
+  const w = world((o) => deleteModel(o, 'acme', 'h100'));
+  const liar = client(w, { chip: () => honestChip(w, 1) });
+  await refused(liar.l.verifyChip(liar.n, toHex(id(1))), 'MISMATCH', /revoked/);
+  const honest = client(w, {
+    chip: () => ({
+      ...honestChip(w, 1),
+      status: 'revoked',
+      statusReason: 'model acme/h100 removed by governance',
+    }),
+  });
+  const r = await honest.l.verifyChip(honest.n, toHex(id(1)));
+  assert.ok(r.chip);
+  assert.equal(r.status, 'revoked');
+  assert.match(r.statusReason, /model acme\/h100 removed by governance/);
 });
 
 test('a forged chip key, a forged status, another chip proof or a missing revocation proof is refused', async () => {

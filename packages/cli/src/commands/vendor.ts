@@ -30,7 +30,7 @@ import {
   toPem,
   writeVendorCa,
 } from '@unc/miner';
-import { buildTransaction, encodeSigned } from '@unc/sdk';
+import { buildTransaction, encodeSigned, type ModelJson } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf } from '../context.js';
 import { spinner } from '../progress.js';
@@ -57,6 +57,12 @@ function vendorId(text: string): string {
  * chains; larger authorities collect approvals out of band). Proposals in one transaction use
  * consecutive governance nonces.
  */
+/** The model as the node's registry holds it, or null. */
+async function registeredModel(ctx: Context, vendorId: string, modelId: string): Promise<ModelJson | null> {
+  const models = await ctx.client().getModels();
+  return models.find((m) => m.vendorId === vendorId && m.modelId === modelId) ?? null;
+}
+
 export async function sendGovernance(
   ctx: Context,
   from: string,
@@ -370,6 +376,82 @@ export function vendorCommand(): Command {
         ctx.print(
           { hash, height, serial, revocationId: id },
           () => `revoked serial ${serial} of ${loaded.vendorId} (${id}) at height ${height}`,
+        );
+      },
+    );
+
+  vendor
+    .command('set-model')
+    .description("set a chip model's rated power: every chip of it follows from the next epoch")
+    .requiredOption('--vendor <id>', 'vendor id')
+    .requiredOption('--model <id>', 'chip model id')
+    .requiredOption('--power <n>', 'rated power, dense FP16 TFLOPS × 1000')
+    .option(
+      '--model-name <name>',
+      'model display name (default: the name the registry holds, or the model id for a new model)',
+    )
+    .requiredOption('--from <key>', 'governance key in the keyring')
+    .option('--password-file <file>', "the governance key's password")
+    .action(
+      async (
+        opts: {
+          vendor: string;
+          model: string;
+          power: string;
+          modelName?: string;
+          from: string;
+          passwordFile?: string;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = ctxOf(cmd);
+        if (
+          !/^\d{1,30}$/.test(opts.power) ||
+          BigInt(opts.power) === 0n ||
+          BigInt(opts.power) > MAX_MODEL_POWER
+        )
+          throw new UncError('BAD_ARGUMENT', `--power must be an integer 1…${MAX_MODEL_POWER}`);
+        // setModel writes the whole record, name included: without --model-name the model keeps the
+        // name it has (a power change must not rename "NVIDIA H100 SXM5" to its id); a new one is named by its id.
+        const current = await registeredModel(ctx, opts.vendor, opts.model);
+        const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+          {
+            type: 'setModel',
+            model: {
+              vendorId: opts.vendor,
+              modelId: opts.model,
+              name: opts.modelName ?? current?.name ?? opts.model,
+              power: BigInt(opts.power),
+            },
+          },
+        ]);
+        ctx.print(
+          { hash, height, vendorId: opts.vendor, modelId: opts.model, power: opts.power },
+          () =>
+            `model ${opts.vendor}/${opts.model} rated ${opts.power} at height ${height}, in force from the next epoch (tx ${hash})`,
+        );
+      },
+    );
+
+  vendor
+    .command('remove-model')
+    .description('remove a chip model: every chip of it stops at once (revoked)')
+    .requiredOption('--vendor <id>', 'vendor id')
+    .requiredOption('--model <id>', 'chip model id')
+    .requiredOption('--from <key>', 'governance key in the keyring')
+    .option('--password-file <file>', "the governance key's password")
+    .action(
+      async (opts: { vendor: string; model: string; from: string; passwordFile?: string }, cmd: Command) => {
+        const ctx = ctxOf(cmd);
+        // The chain refuses to remove a model it does not hold (UNKNOWN_MODEL): say so before signing.
+        if (!(await registeredModel(ctx, opts.vendor, opts.model)))
+          throw new UncError('UNKNOWN_MODEL', `model ${opts.vendor}/${opts.model} is not registered`);
+        const { hash, height } = await sendGovernance(ctx, opts.from, opts.passwordFile, [
+          { type: 'removeModel', vendorId: opts.vendor, modelId: opts.model },
+        ]);
+        ctx.print(
+          { hash, height, vendorId: opts.vendor, modelId: opts.model },
+          () => `removed model ${opts.vendor}/${opts.model} at height ${height} (tx ${hash})`,
         );
       },
     );

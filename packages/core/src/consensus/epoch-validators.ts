@@ -34,7 +34,7 @@ import { taggedHash } from '../crypto/hash.js';
 import { type Codec, decode, encode, list, struct, u32, u64, u128 } from '../encoding/codec.js';
 import { address as addressCodec, publicKey as publicKeyCodec } from '../encoding/primitives.js';
 import { ValidationError } from '../errors.js';
-import { type Chip, effectiveStatus, getChip } from '../poci/chips.js';
+import { type Chip, chipRatedPower, effectiveStatus, getChip } from '../poci/chips.js';
 import {
   type ChallengeLookup,
   challengeLookup,
@@ -481,6 +481,21 @@ export function ownerRatedPower(state: StateReader, owner: Uint8Array): bigint {
   return ownerChips.head(state, owner).weight;
 }
 
+/**
+ * A chip's weight in its owner's index follows its `power` (CONSENSUS CHANGE, branch modelpower:
+ * moved when the chip's answers reach an epoch whose model power differs, poci/execute.ts
+ * rollChipPower). O(1).
+ */
+export function reweighOwnerChip(
+  state: StateOverlay,
+  owner: Uint8Array,
+  chipId: Uint8Array,
+  from: bigint,
+  to: bigint,
+): void {
+  ownerChips.reweigh(state, owner, chipId, from, to);
+}
+
 type ChipEvent =
   | { type: 'chipRegistered'; chipId: Uint8Array; owner: Uint8Array; power: bigint }
   | { type: 'chipTransferred'; chipId: Uint8Array; from: Uint8Array; to: Uint8Array }
@@ -547,7 +562,7 @@ export function onlinePowerOf(
     if (!chip || !equalBytes(chip.owner, owner)) continue;
     if (effectiveStatus(state, chip).status !== 'active') continue;
     if (epoch !== null && tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
-    if (isProvenOnline(chip, height, p, challengesOf)) power += chip.power;
+    if (isProvenOnline(chip, height, p, challengesOf)) power += seatRatedPower(state, chip, height, p);
   }
   return power;
 }
@@ -587,7 +602,19 @@ export function chipSeatPower(
   if (!isProvenOnline(chip, height, p, lookup, cls)) return 0n;
   const share = chipSeatShare(state, chip, epochOf(height, p), p, lookup, cls);
   if (share === null) return 0n;
-  return (chip.power * BigInt(share.credited)) / BigInt(share.counted);
+  return (seatRatedPower(state, chip, height, p) * BigInt(share.credited)) / BigInt(share.counted);
+}
+
+/**
+ * The power a chip counts for in a seat computed at `height` (CONSENSUS CHANGE, branch modelpower):
+ * its model's power in force at `height`'s epoch, at most `chip.power` (its weight in the owner's
+ * index, whose sum must bound the owner's seat power). A lowered power counts from the first set
+ * computed once it is in force; a raised one once the chip answered in an epoch where it is (its
+ * `power`, and its index weight, move then).
+ */
+function seatRatedPower(state: StateReader, chip: Chip, height: bigint, p: PociParams): bigint {
+  const rated = chipRatedPower(state, chip, epochOf(height, p));
+  return rated < chip.power ? rated : chip.power;
 }
 
 /**

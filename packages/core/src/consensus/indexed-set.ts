@@ -104,6 +104,16 @@ export class IndexedSet {
     return true;
   }
 
+  /** Moves the group's weight by `member`'s change of weight (from → to); false if it is not there. */
+  reweigh(state: StateOverlay, group: Uint8Array, member: Uint8Array, from: bigint, to: bigint): boolean {
+    this.check(group, member);
+    if (this.slotOf(state, group, member) === null) return false;
+    const head = this.head(state, group);
+    const weight = head.weight - from + to;
+    this.putHead(state, group, { count: head.count, weight: weight < 0n ? 0n : weight });
+    return true;
+  }
+
   /** The members in slot order (which depends on history; callers sort what must be canonical). */
   members(state: StateReader, group: Uint8Array): Uint8Array[] {
     const { count } = this.head(state, group);

@@ -10,7 +10,7 @@ import type { Action } from '../chain/transaction.js';
 import { ed25519Verify } from '../crypto/ed25519.js';
 import { taggedHash } from '../crypto/hash.js';
 import { ValidationError } from '../errors.js';
-import { effectiveStatus, getChip } from '../poci/chips.js';
+import { chipModelPower, effectiveStatus, getChip } from '../poci/chips.js';
 import {
   type ChallengeLookup,
   challengeLookup,
@@ -388,7 +388,7 @@ export function leaseTermsOf(state: StateReader, offer: Offer): LeaseTerms {
         chipId,
         vendorId: chip?.vendorId ?? '',
         modelId: chip?.modelId ?? '',
-        power: chip?.power ?? 0n,
+        power: chip ? chipModelPower(state, chip) : 0n,
       };
     }),
     minHours: offer.minHours,

@@ -20,7 +20,15 @@ import { address, hash32 } from '../encoding/primitives.js';
 import { StateSpace } from '../state/accounts.js';
 import type { StateOverlay, StateReader } from '../state/store.js';
 import { getPociParams } from './params.js';
-import { getAllowlistEntry, idCodec, isSerialRevoked, type Profile, profileCodec } from './registry.js';
+import {
+  getAllowlistEntry,
+  getModel,
+  idCodec,
+  isSerialRevoked,
+  modelPowerAt,
+  type Profile,
+  profileCodec,
+} from './registry.js';
 
 export const ChipStatus = { active: 0, deregistered: 1, revoked: 2 } as const;
 export type ChipStatusName = keyof typeof ChipStatus;
@@ -61,6 +69,12 @@ export interface Chip {
   vendorId: string;
   modelId: string;
   profile: Profile;
+  /**
+   * Rated power of the chip's answers in `epoch` (and `prevPower`: in `epoch` − 1), read from its
+   * model (modelPowerAt) when its answers move on to a new epoch (CONSENSUS CHANGE, branch
+   * modelpower): a governance change of the model reaches it from the next epoch, and what its
+   * answers already weighed in an epoch never changes. Also its weight in its owner's index.
+   */
   power: bigint;
   /** What heartbeats are verified with: the chip's attestation public key (profile-specific). */
   keyMaterial: Uint8Array;
@@ -107,6 +121,8 @@ export interface Chip {
   rewardsEarned: bigint;
   /** Epochs below this one are paid out (or had nothing to pay). */
   rewardedThrough: bigint;
+  /** Rated power of the chip's answers in `epoch` − 1 (see `power`). */
+  prevPower: bigint;
 }
 
 export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
@@ -138,6 +154,7 @@ export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
   slotsMissed: u64,
   rewardsEarned: u128,
   rewardedThrough: u64,
+  prevPower: u128,
 });
 
 export function chipKey(chipId: Uint8Array): Uint8Array {
@@ -205,5 +222,29 @@ export function effectiveStatus(state: StateReader, chip: Chip): { status: ChipS
       return { status: 'revoked', reason: `certificate ${serial} revoked by vendor ${chip.vendorId}` };
     }
   }
+  // CONSENSUS CHANGE (branch modelpower): a model governance removed rates no chip. Before, its
+  // chips kept answering, earning and lending seat power at the power they registered with.
+  if (!getModel(state, chip.vendorId, chip.modelId)) {
+    return { status: 'revoked', reason: `model ${chip.vendorId}/${chip.modelId} removed by governance` };
+  }
   return { status: 'active', reason: '' };
+}
+
+/**
+ * The chip's rated power as its model now states it (the newest `setModel`, even one not in force
+ * for rewards until the next epoch; 0 once the model is removed): what a lease's terms name, so a
+ * renter signs for the power governance stands by (CONSENSUS CHANGE, branch modelpower).
+ */
+export function chipModelPower(state: StateReader, chip: Chip): bigint {
+  return getModel(state, chip.vendorId, chip.modelId)?.power ?? 0n;
+}
+
+/**
+ * The chip's rated power in `epoch` as its model says now (0 once the model is removed): what
+ * network figures, seat power (capped by `chip.power`, its weight in the owner's index) and lease
+ * terms read.
+ */
+export function chipRatedPower(state: StateReader, chip: Chip, epoch: bigint): bigint {
+  const model = getModel(state, chip.vendorId, chip.modelId);
+  return model ? modelPowerAt(model, epoch) : 0n;
 }

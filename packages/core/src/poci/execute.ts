@@ -22,6 +22,7 @@ import type {
   Transaction,
   TransferChipAction,
 } from '../chain/transaction.js';
+import { reweighOwnerChip } from '../consensus/epoch-validators.js';
 import { type AnswerRef, StateRefusal, ValidationError } from '../errors.js';
 import { chipLeasedRefusal, chipLeasedRefusalAtAdmission } from '../market/execute.js';
 import {
@@ -90,10 +91,13 @@ import {
 import { mayAnswerFor } from './operator.js';
 import { getPociParams, type PociParams, putPociParams } from './params.js';
 import {
+  type ChipModel,
   checkId,
+  deleteModel,
   getModel,
   getVendor,
   MAX_MODEL_POWER,
+  modelPowerAt,
   putAllowlistEntry,
   putModel,
   putVendor,
@@ -179,7 +183,7 @@ function rewardEvents(chip: Chip, paid: RewardPaid[]): PociEvent[] {
     answered: r.answered,
     challenged: r.challenged,
     credited: r.credited,
-    power: chip.power,
+    power: r.power,
     weight: r.weight,
     budget: r.budget,
     totalWeight: r.totalWeight,
@@ -273,7 +277,15 @@ export function applyGovernance(
         }
         if (p.model.power <= 0n || p.model.power > MAX_MODEL_POWER)
           throw new ValidationError('BAD_POWER', `a model's rated power must be 1…${MAX_MODEL_POWER}`);
-        putModel(state, p.model);
+        putModel(state, { ...p.model, ...modelSchedule(state, ctx, p.model) });
+        break;
+      case 'removeModel':
+        checkId(p.vendorId, 'vendor id');
+        checkId(p.modelId, 'model id');
+        if (!getModel(state, p.vendorId, p.modelId)) {
+          throw new ValidationError('UNKNOWN_MODEL', `model ${p.vendorId}/${p.modelId} is not registered`);
+        }
+        deleteModel(state, p.vendorId, p.modelId);
         break;
       case 'setAllowlist':
         if (!getModel(state, p.entry.vendorId, p.entry.modelId)) {
@@ -687,6 +699,8 @@ export function applyRegisterChip(
   const model = getModel(state, id.vendorId, id.modelId);
   if (!model)
     throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
+  // The power of its first epoch (a change made in this one is in force there).
+  const power = modelPowerAt(model, epochOf(ctx.height, p) + 1n);
   const existing = getChip(state, id.chipId);
   refuseHeldAttestationKey(state, id);
   const events: PociEvent[] = [];
@@ -710,7 +724,7 @@ export function applyRegisterChip(
     vendorId: id.vendorId,
     modelId: id.modelId,
     profile: id.profile,
-    power: model.power,
+    power,
     keyMaterial: id.keyMaterial,
     certSerials: id.certSerials,
     registeredAt: ctx.height,
@@ -735,6 +749,7 @@ export function applyRegisterChip(
     slotsMissed: existing?.slotsMissed ?? 0n,
     rewardsEarned: existing?.rewardsEarned ?? 0n,
     rewardedThrough: epochOf(ctx.height, p) + 1n,
+    prevPower: power,
   };
   putChip(state, chip);
   // The remembered seat share is the old record's (its answers): the new one has none yet.
@@ -748,9 +763,56 @@ export function applyRegisterChip(
       owner,
       vendorId: id.vendorId,
       modelId: id.modelId,
-      power: model.power,
+      power,
     },
   ];
+}
+
+/**
+ * CONSENSUS CHANGE (branch modelpower): when a `setModel` changes a model's power. The new power is
+ * in force from the next epoch (chips read it when their answers move on to it, rollChipPower);
+ * the epoch under way keeps the old one, so no weight already recorded moves. A second change in
+ * the same epoch replaces the pending one. A change while an answer may still land for the epoch
+ * before the previous change took effect (that epoch is not final) is refused
+ * `MODEL_POWER_PENDING`: the record keeps two powers, and that epoch's would be lost.
+ */
+function modelSchedule(
+  state: StateReader,
+  ctx: PociContext,
+  m: ChipModel,
+): { prevPower: bigint; powerFrom: bigint } {
+  const old = getModel(state, m.vendorId, m.modelId);
+  if (!old) return { prevPower: m.power, powerFrom: 0n };
+  if (old.power === m.power || old.powerFrom > epochOf(ctx.height, getPociParams(state))) {
+    return { prevPower: old.prevPower, powerFrom: old.powerFrom };
+  }
+  const epoch = epochOf(ctx.height, getPociParams(state));
+  if (old.powerFrom === epoch && epoch > 0n && getEpochRecord(state, epoch - 1n)?.final === false) {
+    throw new ValidationError(
+      'MODEL_POWER_PENDING',
+      `model ${m.vendorId}/${m.modelId}: its power changed from epoch ${epoch}, and answers for epoch ${epoch - 1n} (at the power before) may still land; change it again once epoch ${epoch - 1n} is final`,
+    );
+  }
+  return { prevPower: old.power, powerFrom: epoch + 1n };
+}
+
+/**
+ * CONSENSUS CHANGE (branch modelpower): when a chip's masks move on to `epoch` (its first answer
+ * there), its powers move with them: `prevPower` is what its answers in `epoch` − 1 weighed (its
+ * `power` when that was its epoch, else the model's for that epoch: no answer of it weighed
+ * anything yet), and `power` the model's in `epoch` (modelPowerAt). Every answer of one chip in one
+ * epoch is weighed at one power, so its class's `powerByAnswered` buckets stay exact, and a model
+ * change reaches every chip from the epoch after the change, at O(1) per chip as it answers. The
+ * owner's index follows `power` (its sum bounds the owner's seat power). Only an active chip
+ * answers, so its model exists.
+ */
+function rollChipPower(state: StateOverlay, chip: Chip, epoch: bigint): void {
+  const model = getModel(state, chip.vendorId, chip.modelId);
+  if (!model) return;
+  chip.prevPower = epoch === chip.epoch + 1n ? chip.power : modelPowerAt(model, epoch - 1n);
+  const power = modelPowerAt(model, epoch);
+  if (power !== chip.power) reweighOwnerChip(state, chip.owner, chip.chipId, chip.power, power);
+  chip.power = power;
 }
 
 /**
@@ -1245,6 +1307,9 @@ export function applyHeartbeat(
     // uncredited answer too (markUncredited moves them as markAnswered does; its bit is a miss there).
     if (answer.epoch > chip.epoch) {
       rememberSeatShare(state, chip, answer.epoch, p, (e, c) => held.classRecord(state, e, c).heights, cls);
+      // The masks move on (markAnswered / markUncredited below): so do the powers, the new epoch's
+      // read from the model (CONSENSUS CHANGE, branch modelpower).
+      rollChipPower(state, chip, answer.epoch);
     }
     if (credit && credit.reason !== 'credited') {
       // Accepted (the chip's clock and block time move on, so it is credited again at its next
@@ -1267,7 +1332,8 @@ export function applyHeartbeat(
     }
     const before = popcount(answeredMask(chip, answer.epoch));
     markAnswered(chip, answer.epoch, answer.slot);
-    addAnswerWeight(state, answer.epoch, cls, chip.power, before, p, classRecord, held.epochs, held);
+    const power = answer.epoch === chip.epoch ? chip.power : chip.prevPower;
+    addAnswerWeight(state, answer.epoch, cls, power, before, p, classRecord, held.epochs, held);
     if (slotHeight > chip.lastAnsweredSlot) chip.lastAnsweredSlot = slotHeight;
     chip.lastAnsweredAt = ctx.height;
     chip.slotsAnswered += 1n;

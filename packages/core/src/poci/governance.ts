@@ -63,7 +63,9 @@ export type GovProposal =
   | { type: 'setAllowlist'; entry: AllowlistEntry }
   | { type: 'revokeSerial'; vendorId: string; serial: string; revoked: boolean }
   | { type: 'revokeChip'; chipId: Uint8Array; reason: string }
-  | { type: 'setPociParams'; params: PociParams };
+  | { type: 'setPociParams'; params: PociParams }
+  /** CONSENSUS CHANGE (branch modelpower): the model's chips stop counting (revoked) at once. */
+  | { type: 'removeModel'; vendorId: string; modelId: string };
 
 export const govProposalCodec: Codec<GovProposal> = taggedUnion<GovProposal>('GovProposal', {
   setVendor: [1, struct('SetVendor', { vendor: vendorCodec })],
@@ -75,6 +77,7 @@ export const govProposalCodec: Codec<GovProposal> = taggedUnion<GovProposal>('Go
   ],
   revokeChip: [5, struct('RevokeChip', { chipId: hash32, reason: string(256, 'reason') })],
   setPociParams: [6, struct('SetPociParams', { params: pociParamsCodec })],
+  removeModel: [7, struct('RemoveModel', { vendorId: idCodec, modelId: idCodec })],
 });
 
 export interface Approval {

@@ -6,8 +6,8 @@
  * round.
  */
 import type { StateReader } from '../state/store.js';
-import { type Chip, effectiveStatus } from './chips.js';
-import { type ChallengeLookup, challengeLookup, isProvenOnline } from './liveness.js';
+import { type Chip, chipRatedPower, effectiveStatus } from './chips.js';
+import { type ChallengeLookup, challengeLookup, epochOf, isProvenOnline } from './liveness.js';
 import { getPociParams, type PociParams } from './params.js';
 
 export interface NetworkAggregates {
@@ -48,15 +48,19 @@ export function networkAggregates(
     onlinePower: 0n,
     ratedPower: 0n,
   };
+  // Each chip at its model's power in force at `height` (0 once the model is removed: the registry
+  // is the one source of a chip's power, CONSENSUS CHANGE branch modelpower).
+  const epoch = epochOf(height, p);
   for (const chip of chips) {
     out.chips++;
-    out.ratedPower += chip.power;
+    const power = chipRatedPower(state, chip, epoch);
+    out.ratedPower += power;
     if (effectiveStatus(state, chip).status !== 'active') continue;
     out.activeChips++;
-    out.activePower += chip.power;
+    out.activePower += power;
     if (!isProvenOnline(chip, height, p, challengesOf)) continue;
     out.onlineChips++;
-    out.onlinePower += chip.power;
+    out.onlinePower += power;
   }
   return out;
 }

@@ -14,6 +14,7 @@ import {
   string,
   struct,
   u8,
+  u64,
   u128,
 } from '../encoding/codec.js';
 import { DecodeError } from '../errors.js';
@@ -116,6 +117,32 @@ export const chipModelCodec: Codec<ChipModel> = struct<ChipModel>('ChipModel', {
   power: u128,
 });
 
+/**
+ * A model as the state keeps it (CONSENSUS CHANGE, branch modelpower): the registry is the one
+ * source of a chip's rated power, and a `setModel` that changes it takes effect from the next
+ * epoch: `power` is in force from epoch `powerFrom` on, `prevPower` before it (modelPowerAt). Two
+ * values are enough: a change is refused (`MODEL_POWER_PENDING`) while an answer may still land
+ * for an epoch before the previous change took effect (docs/poci.md, "A model's power").
+ */
+export interface StoredModel extends ChipModel {
+  prevPower: bigint;
+  powerFrom: bigint;
+}
+
+export const storedModelCodec: Codec<StoredModel> = struct<StoredModel>('StoredModel', {
+  vendorId: idCodec,
+  modelId: idCodec,
+  name: string(128, 'name'),
+  power: u128,
+  prevPower: u128,
+  powerFrom: u64,
+});
+
+/** The model's rated power in force in `epoch`. */
+export function modelPowerAt(m: StoredModel, epoch: bigint): bigint {
+  return epoch >= m.powerFrom ? m.power : m.prevPower;
+}
+
 export interface AllowlistEntry {
   vendorId: string;
   /** The chip's public key (SubjectPublicKeyInfo DER for RSA chips). */
@@ -162,12 +189,25 @@ export function getVendor(state: StateReader, id: string): Vendor | null {
 export function putVendor(state: StateOverlay, v: Vendor): void {
   state.set(vendorKey(v.id), encode(vendorCodec, v));
 }
-export function getModel(state: StateReader, vendorId: string, modelId: string): ChipModel | null {
+export function getModel(state: StateReader, vendorId: string, modelId: string): StoredModel | null {
   const raw = state.get(modelKey(vendorId, modelId));
-  return raw ? decode(chipModelCodec, raw) : null;
+  return raw ? decode(storedModelCodec, raw) : null;
 }
-export function putModel(state: StateOverlay, m: ChipModel): void {
-  state.set(modelKey(m.vendorId, m.modelId), encode(chipModelCodec, m));
+/** Without a schedule (genesis, a new model) the power is in force in every epoch. */
+export function putModel(state: StateOverlay, m: ChipModel & Partial<StoredModel>): void {
+  const stored: StoredModel = {
+    vendorId: m.vendorId,
+    modelId: m.modelId,
+    name: m.name,
+    power: m.power,
+    prevPower: m.prevPower ?? m.power,
+    powerFrom: m.powerFrom ?? 0n,
+  };
+  state.set(modelKey(m.vendorId, m.modelId), encode(storedModelCodec, stored));
+}
+/** Governance `removeModel`: its chips stop counting at once (effectiveStatus: revoked). */
+export function deleteModel(state: StateOverlay, vendorId: string, modelId: string): void {
+  state.set(modelKey(vendorId, modelId), null);
 }
 export function getAllowlistEntry(
   state: StateReader,

@@ -328,6 +328,8 @@ export interface RewardPaid {
   /** Challenges the chip's class drew in the epoch. */
   challenged: number;
   credited: number;
+  /** The chip's rated power in the epoch (what its answers there weighed). */
+  power: bigint;
   weight: bigint;
   budget: bigint;
   totalWeight: bigint;
@@ -365,7 +367,10 @@ export function settleChipRewards(
     const answered = popcount(mask);
     const classRecord = answered > 0 ? getChallengeClass(state, epoch, cls) : null;
     const challenged = classRecord ? classRecord.heights.length : 0;
-    const weight = chipWeight(chip.power, answered, challenged, p);
+    // The power its answers in that epoch were weighed at (Chip.power / prevPower), as its class's
+    // buckets hold it: a model change since reaches only later epochs.
+    const power = epoch === chip.epoch ? chip.power : chip.prevPower;
+    const weight = chipWeight(power, answered, challenged, p);
     let amount = 0n;
     if (classRecord && weight > 0n && r.remainingWeight > 0n) {
       amount =
@@ -404,6 +409,7 @@ export function settleChipRewards(
         answered,
         challenged,
         credited: creditedChallenges(answered, challenged, p),
+        power,
         weight,
         budget: r.budget,
         totalWeight: r.totalWeight,
