@@ -1,0 +1,56 @@
+/**
+ * Evidence from a sync conflict: two commit certificates for one height, each on a different
+ * block, are precommits of the same validators for two blocks. Where both are of the same round,
+ * every validator that signed both signed two conflicting precommits of one slot, which is the
+ * duplicate-vote evidence the evidence pool already gossips and puts on chain (core
+ * `ConsensusEvidence`). Two certificates of one height each hold over two thirds of the power, so
+ * their signers overlap by over a third: a certified fork proves that much double signing.
+ * Certificates of different rounds prove only a lock violation, which this evidence format cannot
+ * carry; the caller says so in the log.
+ */
+import {
+  type Commit,
+  type ConsensusEvidence,
+  certificateVotes,
+  duplicateVoteEvidence,
+  equalBytes,
+  toHex,
+} from '@unc/core';
+
+/** What two certificates of one height prove: the pairs to report, or why there are none. */
+export type CommitConflict =
+  | { kind: 'evidence'; evidence: ConsensusEvidence[] }
+  | { kind: 'rounds'; ours: number; theirs: number; both: number }
+  | { kind: 'none'; why: string };
+
+/**
+ * The duplicate-vote evidence (unchecked: signatures and the set are the caller's check, core
+ * `checkEvidence`) that two commits of one height on different blocks carry, one piece per
+ * validator that signed both, in `theirs`' order, at most `limit` pieces.
+ */
+export function commitConflictEvidence(
+  chainId: string,
+  ours: Commit,
+  theirs: Commit,
+  limit: number,
+): CommitConflict {
+  if (ours.height !== theirs.height) return { kind: 'none', why: 'the commits are of different heights' };
+  if (equalBytes(ours.blockHash, theirs.blockHash)) return { kind: 'none', why: 'the commits agree' };
+  const mine = new Map(certificateVotes(ours).map((v) => [toHex(v.validator), v]));
+  if (ours.round !== theirs.round) {
+    let both = 0;
+    for (const s of theirs.signatures) if (mine.has(toHex(s.validator))) both++;
+    return { kind: 'rounds', ours: ours.round, theirs: theirs.round, both };
+  }
+  const evidence: ConsensusEvidence[] = [];
+  const seen = new Set<string>();
+  for (const vote of certificateVotes(theirs)) {
+    if (evidence.length >= limit) break;
+    const id = toHex(vote.validator);
+    const other = mine.get(id);
+    if (!other || seen.has(id)) continue;
+    seen.add(id);
+    evidence.push(duplicateVoteEvidence(chainId, other, vote));
+  }
+  return { kind: 'evidence', evidence };
+}
