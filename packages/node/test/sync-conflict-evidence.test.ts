@@ -116,6 +116,7 @@ describe('a sync conflict proves double signing', () => {
       },
     });
     await r.catchUp(fakeNetwork(real, { oldKeys: peerOf(fork) }, newLog()));
+    await r.probesSettled();
     // Never switches chains because of it.
     assert.equal(behind.height, HEAD);
     assert.notEqual(r.conflict, null);
@@ -147,8 +148,57 @@ describe('a sync conflict proves double signing', () => {
     // Probed once: a later sync attempt asks no more.
     const log = newLog();
     await r.catchUp(fakeNetwork(real, { oldKeys: peerOf(fork) }, log));
+    await r.probesSettled();
     assert.equal(found.length, 1);
     assert.deepEqual(log.asked, new Map(), 'asked again after the stop');
+  });
+
+  test('the evidence probe does not hold catchUp (the driver runs it in its consensus queue)', async () => {
+    const behind = await chains.open();
+    await grow(behind, HEAD);
+    const server = chainServer(fork);
+    let asked!: () => void;
+    const probeAsked = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // Serves the fork, but holds its answer to the probe (its block at our head's height).
+    const holding: FakePeer = {
+      claim: () => fork.height,
+      blocks: async (from, to) => {
+        if (from !== HEAD) return server.blocks(from, to);
+        asked();
+        await released;
+        return server.blocks(from, to);
+      },
+    };
+    const found: ConsensusEvidence[] = [];
+    const r = new SyncReactor({
+      clock: systemClock,
+      chain: behind,
+      logger: silentLogger,
+      onSynced: () => {},
+      onEvidence: (e) => found.push(e),
+    });
+    const done = r.catchUp(fakeNetwork(real, { oldKeys: holding }, newLog())).then(() => 'returned');
+    await probeAsked;
+    let turns = 0;
+    const pending = new Promise<string>((resolve) => {
+      const spin = (): void => {
+        if (++turns >= 20) resolve('held');
+        else setImmediate(spin);
+      };
+      setImmediate(spin);
+    });
+    const state = await Promise.race([done, pending]);
+    release();
+    await done;
+    await r.probesSettled();
+    assert.equal(state, 'returned', 'catchUp waited for the peer to answer the evidence probe');
+    assert.equal(found.length, 1, 'the probe, run apart, found no evidence');
   });
 
   test('a peer that serves another block at the fork (not the parent it certified on) yields no evidence', async () => {
@@ -166,6 +216,7 @@ describe('a sync conflict proves double signing', () => {
       onEvidence: (e) => found.push(e),
     });
     await r.catchUp(fakeNetwork(real, { oldKeys: swapped }, newLog()));
+    await r.probesSettled();
     assert.notEqual(r.conflict, null);
     assert.equal(behind.height, HEAD);
     assert.deepEqual(found, []);

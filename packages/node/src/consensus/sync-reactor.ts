@@ -278,9 +278,39 @@ export class SyncReactor {
       this.syncProgress = null;
       this.abandonPrepared();
     }
-    const probes = this.probes;
+    // Run apart from the sync, not awaited: the driver calls catchUp inside its consensus queue,
+    // and a peer holding each probe to its deadline held every vote and proposal 5 s a probe
+    // (20 s a sync) once the sync was over (review: sync evidence).
+    for (const probe of this.probes)
+      if (this.probeQueue.length < MAX_PROBES_PER_SYNC) this.probeQueue.push(probe);
     this.probes = [];
-    for (const probe of probes) await this.probeForEvidence(network, probe.peer, probe.fork);
+    this.startProbes(network);
+  }
+
+  /** Probes waiting to run (at most MAX_PROBES_PER_SYNC); one runner drains them (`probing`). */
+  private probeQueue: { peer: string; fork: Fork }[] = [];
+  /** The runner draining `probeQueue`, while one runs. */
+  private probing: Promise<void> | null = null;
+
+  private startProbes(network: Network): void {
+    if (this.probing || this.probeQueue.length === 0) return;
+    this.probing = (async () => {
+      for (let next = this.probeQueue.shift(); next; next = this.probeQueue.shift()) {
+        try {
+          await this.probeForEvidence(network, next.peer, next.fork);
+        } catch (err) {
+          this.opts.logger.debug('evidence probe failed', { error: (err as Error).message });
+        }
+      }
+    })().finally(() => {
+      this.probing = null;
+      this.startProbes(network);
+    });
+  }
+
+  /** Resolves once the evidence probes queued so far have run (the driver never waits for them). */
+  async probesSettled(): Promise<void> {
+    while (this.probing) await this.probing;
   }
 
   /** The fork `refuseConflict` saw last, until sync names the peer that served it. */
