@@ -223,6 +223,56 @@ describe('a sync conflict proves double signing', () => {
     // Sanity: the bytes it served decode as our block.
     assert.equal(decode(blockCodec, ours!).header.height, HEAD);
   });
+
+  test('a peer that does not serve the other block at the fork: another peer is asked, the block known by its hash', async () => {
+    const behind = await chains.open();
+    await grow(behind, HEAD);
+    const found: ConsensusEvidence[] = [];
+    const ours = await behind.db.getBlockBytes(HEAD);
+    const swapped = peerOf(fork, (from) => (from === HEAD ? [ours!] : null));
+    // Behind this node (never synced from), yet holding the other history's block at the fork.
+    const other: FakePeer = { claim: () => 1n, blocks: (from, to) => chainServer(fork).blocks(from, to) };
+    const r = new SyncReactor({
+      clock: systemClock,
+      chain: behind,
+      logger: silentLogger,
+      onSynced: () => {},
+      onEvidence: (e) => found.push(e),
+    });
+    await r.catchUp(fakeNetwork(real, { oldKeys: swapped, other }, newLog()));
+    await r.probesSettled();
+    assert.notEqual(r.conflict, null);
+    assert.equal(found.length, 1, 'the double signing went unreported once the first peer did not serve');
+  });
+
+  test('an entry with a bad signature placed first in the fork commit does not hide the genuine one after it', async () => {
+    const behind = await chains.open();
+    await grow(behind, HEAD);
+    const found: ConsensusEvidence[] = [];
+    const theirs = decode(blockCodec, (await fork.db.getBlockBytes(HEAD))!);
+    const forged = encode(blockCodec, {
+      ...theirs,
+      commit: {
+        ...theirs.commit,
+        signatures: [
+          { validator: KEY.publicKey, signature: new Uint8Array(64).fill(7) },
+          ...theirs.commit.signatures,
+        ],
+      },
+    });
+    const r = new SyncReactor({
+      clock: systemClock,
+      chain: behind,
+      logger: silentLogger,
+      onSynced: () => {},
+      onEvidence: (e) => found.push(e),
+    });
+    await r.catchUp(
+      fakeNetwork(real, { oldKeys: peerOf(fork, (from) => (from === HEAD ? [forged] : null)) }, newLog()),
+    );
+    await r.probesSettled();
+    assert.equal(found.length, 1, 'the forged first entry hid the validator that signed both');
+  });
 });
 
 describe('commitConflictEvidence', () => {

@@ -24,15 +24,19 @@ export type CommitConflict =
   | { kind: 'none'; why: string };
 
 /**
- * The duplicate-vote evidence (unchecked: signatures and the set are the caller's check, core
- * `checkEvidence`) that two commits of one height on different blocks carry, one piece per
- * validator that signed both, in `theirs`' order, at most `limit` pieces.
+ * The duplicate-vote evidence that two commits of one height on different blocks carry, one piece
+ * per validator that signed both, in `theirs`' order, at most `limit` pieces. `accept` is the
+ * caller's check of a piece (signatures and the set: core `checkEvidence`); a validator counts as
+ * reported only once a piece of it passed, so that an entry of it with a bad signature placed
+ * first in `theirs` (whose signatures nothing checked: a peer serves it) does not hide a genuine
+ * one after it. Pieces tried are bounded by twice the signers of `ours` (checked, so a set's).
  */
 export function commitConflictEvidence(
   chainId: string,
   ours: Commit,
   theirs: Commit,
   limit: number,
+  accept: (evidence: ConsensusEvidence) => boolean = () => true,
 ): CommitConflict {
   if (ours.height !== theirs.height) return { kind: 'none', why: 'the commits are of different heights' };
   if (equalBytes(ours.blockHash, theirs.blockHash)) return { kind: 'none', why: 'the commits agree' };
@@ -44,13 +48,17 @@ export function commitConflictEvidence(
   }
   const evidence: ConsensusEvidence[] = [];
   const seen = new Set<string>();
+  let tries = 2 * mine.size;
   for (const vote of certificateVotes(theirs)) {
-    if (evidence.length >= limit) break;
+    if (evidence.length >= limit || tries <= 0) break;
     const id = toHex(vote.validator);
     const other = mine.get(id);
     if (!other || seen.has(id)) continue;
+    tries--;
+    const piece = duplicateVoteEvidence(chainId, other, vote);
+    if (!accept(piece)) continue;
     seen.add(id);
-    evidence.push(duplicateVoteEvidence(chainId, other, vote));
+    evidence.push(piece);
   }
   return { kind: 'evidence', evidence };
 }

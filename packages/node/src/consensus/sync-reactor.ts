@@ -53,6 +53,8 @@ const MAX_DISPROVED = 1_024;
 export const EVIDENCE_PROBE_TIMEOUT_MS = 5_000;
 /** Conflicts probed for evidence per sync (each costs one one-block request). */
 const MAX_PROBES_PER_SYNC = 4;
+/** Peers asked for the other history's block at one fork (the one that served it first). */
+const PROBE_PEERS = 3;
 /** Forks (height and the other history's block there) remembered as probed already. */
 const MAX_PROBED = 256;
 /**
@@ -325,14 +327,40 @@ export class SyncReactor {
    * the head's height, and sets that block's commit against the head's: validators that signed
    * both in one round double-signed (duplicate-vote evidence, checked, handed to `onEvidence`,
    * logged at error level). Never changes the chain: sync stays stopped (or, with a checkpoint
-   * ahead, on this node's history). Bounded: one one-block request per fork, with a deadline.
+   * ahead, on this node's history). Bounded: one one-block request per peer asked, with a
+   * deadline. That block is known by its hash (the refused block's certified parent), so any peer
+   * may serve it: where `peer` does not (no answer, another block, a commit that proves nothing),
+   * up to PROBE_PEERS - 1 other peers are asked. Before, the peer that served the fork alone was
+   * asked, once: one that held its answer (or served a commit of bad signatures) kept the double
+   * signing unreported for good, a final conflict stopping sync for good.
    */
   private async probeForEvidence(network: Network, peer: string, fork: Fork): Promise<void> {
-    const { chain, logger, clock } = this.opts;
+    const { logger } = this.opts;
     const key = `${fork.height}:${toHex(fork.theirs)}`;
     if (this.probed.has(key)) return;
     if (this.probed.size >= MAX_PROBED) this.probed.clear();
     this.probed.add(key);
+    const others = network
+      .peers()
+      .map((p) => p.id)
+      .filter((id) => id !== peer);
+    for (const asked of [peer, ...others].slice(0, PROBE_PEERS)) {
+      const block = await this.forkBlockFrom(network, asked, fork);
+      if (block && this.reportForkEvidence(fork, block, asked)) return;
+    }
+    logger.warn(
+      'no peer asked served a commit at the fork of a conflicting certified block that proves anything',
+      {
+        height: fork.height,
+        theirs: toHex(fork.theirs),
+        peer,
+      },
+    );
+  }
+
+  /** `peer`'s block at the fork, if it is the other history's (the refused block's parent). */
+  private async forkBlockFrom(network: Network, peer: string, fork: Fork): Promise<Block | null> {
+    const { logger, clock } = this.opts;
     const abort = new AbortController();
     const cancel = clock.schedule(EVIDENCE_PROBE_TIMEOUT_MS, () => abort.abort());
     let block: Block;
@@ -341,12 +369,12 @@ export class SyncReactor {
       if (answer.length !== 1) throw new Error(`${answer.length} blocks answered`);
       block = decode(blockCodec, answer[0]!);
     } catch (err) {
-      logger.warn('the peer of a conflicting certified block did not serve its block at the fork', {
+      logger.debug('a peer did not serve its block at the fork of a conflicting certified block', {
         peer,
         height: fork.height,
         error: (err as Error).message,
       });
-      return;
+      return null;
     } finally {
       cancel();
     }
@@ -356,48 +384,63 @@ export class SyncReactor {
       !equalBytes(blockHash(block.header), fork.theirs) ||
       !equalBytes(block.commit.blockHash, fork.theirs)
     ) {
-      logger.warn('the peer of a conflicting certified block served another block at the fork', {
+      logger.debug('a peer served another block at the fork of a conflicting certified block', {
         peer,
         height: fork.height,
       });
-      return;
+      return null;
     }
+    return block;
+  }
+
+  /**
+   * Sets the other history's commit at the fork against the head's and reports what it proves.
+   * Returns whether that is settled: false where pieces were found but none checked (its commit's
+   * signatures may be a peer's forgery), for the next peer to be asked.
+   */
+  private reportForkEvidence(fork: Fork, block: Block, peer: string): boolean {
+    const { chain, logger } = this.opts;
     const chainId = chain.genesis.chainId;
-    const found = commitConflictEvidence(chainId, fork.ours, block.commit, MAX_EVIDENCE_PER_CONFLICT);
+    // Checked as a block would check it (signatures, the set of its epoch, age, tombstones),
+    // against the tip: a pair that fails proves nothing this chain can punish.
+    const state = chain.tipState;
+    const height = chain.tipHeight + 1n;
+    let refused = 0;
+    const found = commitConflictEvidence(chainId, fork.ours, block.commit, MAX_EVIDENCE_PER_CONFLICT, (e) => {
+      try {
+        checkEvidence(state, chainId, height, e, chain.genesis);
+        return true;
+      } catch {
+        refused++;
+        return false;
+      }
+    });
     const at = { height: fork.height, ours: toHex(fork.ours.blockHash), theirs: toHex(fork.theirs), peer };
-    if (found.kind === 'none') return;
+    if (found.kind === 'none') return true;
     if (found.kind === 'rounds') {
       logger.error(
         'CONFLICTING COMMITS: two blocks certified at one height, in different rounds: validators that signed both broke their lock, which duplicate-vote evidence cannot prove',
         { ...at, ourRound: found.ours, theirRound: found.theirs, signedBoth: found.both },
       );
-      return;
+      return true;
     }
-    // Checked as a block would check it (signatures, the set of its epoch, age, tombstones),
-    // against the tip: a pair that fails proves nothing this chain can punish.
-    const state = chain.tipState;
-    const height = chain.tipHeight + 1n;
-    const offenders: string[] = [];
-    for (const evidence of found.evidence) {
-      try {
-        checkEvidence(state, chainId, height, evidence, chain.genesis);
-      } catch {
-        continue;
-      }
-      offenders.push(toHex(evidenceOffender(evidence)));
-      this.opts.onEvidence?.(evidence);
-    }
-    if (offenders.length === 0) {
+    if (found.evidence.length === 0) {
       logger.warn('conflicting commits at one height name no validator this chain can still punish', {
         ...at,
-        pairs: found.evidence.length,
+        refused,
       });
-      return;
+      return refused === 0;
+    }
+    const offenders: string[] = [];
+    for (const evidence of found.evidence) {
+      offenders.push(toHex(evidenceOffender(evidence)));
+      this.opts.onEvidence?.(evidence);
     }
     logger.error(
       'DOUBLE SIGNING: two blocks certified at one height in one round; the validators that signed both are reported (this node stays on its chain)',
       { ...at, round: fork.ours.round, offenders: offenders.length, validators: offenders.join(',') },
     );
+    return true;
   }
 
   /** Block sync (sync.ts) from the peers that are ahead, each block checked with its commit. */
