@@ -313,6 +313,30 @@ describe('commitConflictEvidence', () => {
     assert.equal(capped.kind === 'evidence' && capped.evidence.length, 1);
   });
 
+  test("a peer's entry with a bad signature costs one signature check, not the caller's check; entries tried are bounded", () => {
+    const real = commit(0, blockB, keys);
+    const forged = {
+      ...real,
+      signatures: Array.from({ length: 50 }, (_, i) => ({
+        validator: keys[i % keys.length]!.publicKey,
+        signature: new Uint8Array(64).fill(9),
+      })),
+    };
+    let checks = 0;
+    const out = commitConflictEvidence(chainId, commit(0, blockA, keys), forged, 10, () => {
+      checks++;
+      return true;
+    });
+    assert.deepEqual(out, { kind: 'evidence', evidence: [] });
+    assert.equal(checks, 0, 'a forged entry reached the costly check');
+    let tried = 0;
+    commitConflictEvidence(chainId, commit(0, blockA, keys), real, 10, () => {
+      tried++;
+      return false;
+    });
+    assert.equal(tried, keys.length);
+  });
+
   test('different rounds: no duplicate-vote evidence, the overlap counted', () => {
     const out = commitConflictEvidence(chainId, commit(0, blockA, keys), commit(1, blockB, keys), 10);
     assert.deepEqual(out, { kind: 'rounds', ours: 0, theirs: 1, both: 3 });

@@ -15,6 +15,7 @@ import {
   duplicateVoteEvidence,
   equalBytes,
   toHex,
+  verifyVoteSignature,
 } from '@unc/core';
 
 /** What two certificates of one height prove: the pairs to report, or why there are none. */
@@ -29,7 +30,8 @@ export type CommitConflict =
  * caller's check of a piece (signatures and the set: core `checkEvidence`); a validator counts as
  * reported only once a piece of it passed, so that an entry of it with a bad signature placed
  * first in `theirs` (whose signatures nothing checked: a peer serves it) does not hide a genuine
- * one after it. Pieces tried are bounded by twice the signers of `ours` (checked, so a set's).
+ * one after it. Each entry's signature is checked before `accept` runs (which reads and decodes a
+ * set); entries tried are bounded by twice the lesser of `limit` and the signers of `ours`.
  */
 export function commitConflictEvidence(
   chainId: string,
@@ -48,13 +50,15 @@ export function commitConflictEvidence(
   }
   const evidence: ConsensusEvidence[] = [];
   const seen = new Set<string>();
-  let tries = 2 * mine.size;
+  let tries = 2 * Math.min(mine.size, limit);
   for (const vote of certificateVotes(theirs)) {
     if (evidence.length >= limit || tries <= 0) break;
     const id = toHex(vote.validator);
     const other = mine.get(id);
     if (!other || seen.has(id)) continue;
     tries--;
+    // Its signature first, one check: `accept` may cost far more (a set read and decoded).
+    if (!verifyVoteSignature(chainId, vote)) continue;
     const piece = duplicateVoteEvidence(chainId, other, vote);
     if (!accept(piece)) continue;
     seen.add(id);
