@@ -245,6 +245,32 @@ describe('a sync conflict proves double signing', () => {
     assert.equal(found.length, 1, 'the double signing went unreported once the first peer did not serve');
   });
 
+  test('a peer serving the block at the fork under a commit of bad signatures only: another peer is asked', async () => {
+    const behind = await chains.open();
+    await grow(behind, HEAD);
+    const found: ConsensusEvidence[] = [];
+    const theirs = decode(blockCodec, (await fork.db.getBlockBytes(HEAD))!);
+    const forged = encode(blockCodec, {
+      ...theirs,
+      commit: {
+        ...theirs.commit,
+        signatures: theirs.commit.signatures.map((s) => ({ ...s, signature: new Uint8Array(64).fill(7) })),
+      },
+    });
+    const other: FakePeer = { claim: () => 1n, blocks: (from, to) => chainServer(fork).blocks(from, to) };
+    const r = new SyncReactor({
+      clock: systemClock,
+      chain: behind,
+      logger: silentLogger,
+      onSynced: () => {},
+      onEvidence: (e) => found.push(e),
+    });
+    const forger = peerOf(fork, (from) => (from === HEAD ? [forged] : null));
+    await r.catchUp(fakeNetwork(real, { oldKeys: forger, other }, newLog()));
+    await r.probesSettled();
+    assert.equal(found.length, 1, 'a forged commit at the fork ended the probe');
+  });
+
   test('an entry with a bad signature placed first in the fork commit does not hide the genuine one after it', async () => {
     const behind = await chains.open();
     await grow(behind, HEAD);
@@ -327,7 +353,7 @@ describe('commitConflictEvidence', () => {
       checks++;
       return true;
     });
-    assert.deepEqual(out, { kind: 'evidence', evidence: [] });
+    assert.deepEqual(out, { kind: 'evidence', evidence: [], rejected: 6 });
     assert.equal(checks, 0, 'a forged entry reached the costly check');
     let tried = 0;
     commitConflictEvidence(chainId, commit(0, blockA, keys), real, 10, () => {

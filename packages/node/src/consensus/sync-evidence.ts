@@ -20,7 +20,8 @@ import {
 
 /** What two certificates of one height prove: the pairs to report, or why there are none. */
 export type CommitConflict =
-  | { kind: 'evidence'; evidence: ConsensusEvidence[] }
+  /** `rejected`: entries of validators in both whose signature or `accept` failed. */
+  | { kind: 'evidence'; evidence: ConsensusEvidence[]; rejected: number }
   | { kind: 'rounds'; ours: number; theirs: number; both: number }
   | { kind: 'none'; why: string };
 
@@ -51,6 +52,7 @@ export function commitConflictEvidence(
   const evidence: ConsensusEvidence[] = [];
   const seen = new Set<string>();
   let tries = 2 * Math.min(mine.size, limit);
+  let rejected = 0;
   for (const vote of certificateVotes(theirs)) {
     if (evidence.length >= limit || tries <= 0) break;
     const id = toHex(vote.validator);
@@ -58,11 +60,13 @@ export function commitConflictEvidence(
     if (!other || seen.has(id)) continue;
     tries--;
     // Its signature first, one check: `accept` may cost far more (a set read and decoded).
-    if (!verifyVoteSignature(chainId, vote)) continue;
-    const piece = duplicateVoteEvidence(chainId, other, vote);
-    if (!accept(piece)) continue;
+    const piece = verifyVoteSignature(chainId, vote) ? duplicateVoteEvidence(chainId, other, vote) : null;
+    if (!piece || !accept(piece)) {
+      rejected++;
+      continue;
+    }
     seen.add(id);
     evidence.push(piece);
   }
-  return { kind: 'evidence', evidence };
+  return { kind: 'evidence', evidence, rejected };
 }

@@ -405,13 +405,11 @@ export class SyncReactor {
     // against the tip: a pair that fails proves nothing this chain can punish.
     const state = chain.tipState;
     const height = chain.tipHeight + 1n;
-    let refused = 0;
     const found = commitConflictEvidence(chainId, fork.ours, block.commit, MAX_EVIDENCE_PER_CONFLICT, (e) => {
       try {
         checkEvidence(state, chainId, height, e, chain.genesis);
         return true;
       } catch {
-        refused++;
         return false;
       }
     });
@@ -427,9 +425,10 @@ export class SyncReactor {
     if (found.evidence.length === 0) {
       logger.warn('conflicting commits at one height name no validator this chain can still punish', {
         ...at,
-        refused,
+        rejected: found.rejected,
       });
-      return refused === 0;
+      // Entries that failed (a bad signature, a piece that did not check) may be a peer's forgery.
+      return found.rejected === 0;
     }
     const offenders: string[] = [];
     for (const evidence of found.evidence) {
