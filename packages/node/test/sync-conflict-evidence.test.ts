@@ -271,6 +271,30 @@ describe('a sync conflict proves double signing', () => {
     assert.equal(found.length, 1, 'a forged commit at the fork ended the probe');
   });
 
+  for (const [what, change] of [
+    ['another round', { round: 1 }],
+    ['another height', { height: HEAD + 1n }],
+  ] as const)
+    test(`a peer serving the block at the fork under a commit claiming ${what} (unchecked): another peer is asked`, async () => {
+      const behind = await chains.open();
+      await grow(behind, HEAD);
+      const found: ConsensusEvidence[] = [];
+      const theirs = decode(blockCodec, (await fork.db.getBlockBytes(HEAD))!);
+      const forged = encode(blockCodec, { ...theirs, commit: { ...theirs.commit, ...change } });
+      const other: FakePeer = { claim: () => 1n, blocks: (from, to) => chainServer(fork).blocks(from, to) };
+      const r = new SyncReactor({
+        clock: systemClock,
+        chain: behind,
+        logger: silentLogger,
+        onSynced: () => {},
+        onEvidence: (e) => found.push(e),
+      });
+      const forger = peerOf(fork, (from) => (from === HEAD ? [forged] : null));
+      await r.catchUp(fakeNetwork(real, { oldKeys: forger, other }, newLog()));
+      await r.probesSettled();
+      assert.equal(found.length, 1, `a commit claiming ${what} ended the probe`);
+    });
+
   test('an entry with a bad signature placed first in the fork commit does not hide the genuine one after it', async () => {
     const behind = await chains.open();
     await grow(behind, HEAD);
@@ -365,7 +389,7 @@ describe('commitConflictEvidence', () => {
 
   test('different rounds: no duplicate-vote evidence, the overlap counted', () => {
     const out = commitConflictEvidence(chainId, commit(0, blockA, keys), commit(1, blockB, keys), 10);
-    assert.deepEqual(out, { kind: 'rounds', ours: 0, theirs: 1, both: 3 });
+    assert.deepEqual(out, { kind: 'rounds', ours: 0, theirs: 1, both: 3, rejected: 0 });
   });
 
   test('the same block: nothing', () => {

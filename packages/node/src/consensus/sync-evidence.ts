@@ -22,7 +22,7 @@ import {
 export type CommitConflict =
   /** `rejected`: entries of validators in both whose signature or `accept` failed. */
   | { kind: 'evidence'; evidence: ConsensusEvidence[]; rejected: number }
-  | { kind: 'rounds'; ours: number; theirs: number; both: number }
+  | { kind: 'rounds'; ours: number; theirs: number; both: number; rejected: number }
   | { kind: 'none'; why: string };
 
 /**
@@ -45,9 +45,24 @@ export function commitConflictEvidence(
   if (equalBytes(ours.blockHash, theirs.blockHash)) return { kind: 'none', why: 'the commits agree' };
   const mine = new Map(certificateVotes(ours).map((v) => [toHex(v.validator), v]));
   if (ours.round !== theirs.round) {
+    // Counted on checked signatures only: the round of a peer's commit is its word until then, and
+    // a forged one must not pass for a lock violation (and end the probe) unchecked.
     let both = 0;
-    for (const s of theirs.signatures) if (mine.has(toHex(s.validator))) both++;
-    return { kind: 'rounds', ours: ours.round, theirs: theirs.round, both };
+    let rejected = 0;
+    let tries = 2 * mine.size;
+    const counted = new Set<string>();
+    for (const vote of certificateVotes(theirs)) {
+      const id = toHex(vote.validator);
+      if (!mine.has(id) || counted.has(id)) continue;
+      if (tries-- <= 0) break;
+      if (!verifyVoteSignature(chainId, vote)) {
+        rejected++;
+        continue;
+      }
+      counted.add(id);
+      both++;
+    }
+    return { kind: 'rounds', ours: ours.round, theirs: theirs.round, both, rejected };
   }
   const evidence: ConsensusEvidence[] = [];
   const seen = new Set<string>();

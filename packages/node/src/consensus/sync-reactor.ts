@@ -381,6 +381,7 @@ export class SyncReactor {
     // Its block at the fork must be the refused block's parent, under its own commit.
     if (
       block.header.height !== fork.height ||
+      block.commit.height !== fork.height ||
       !equalBytes(blockHash(block.header), fork.theirs) ||
       !equalBytes(block.commit.blockHash, fork.theirs)
     ) {
@@ -416,6 +417,8 @@ export class SyncReactor {
     const at = { height: fork.height, ours: toHex(fork.ours.blockHash), theirs: toHex(fork.theirs), peer };
     if (found.kind === 'none') return true;
     if (found.kind === 'rounds') {
+      // Nothing checked in it (a forged round): the next peer is asked.
+      if (found.both === 0) return found.rejected === 0;
       logger.error(
         'CONFLICTING COMMITS: two blocks certified at one height, in different rounds: validators that signed both broke their lock, which duplicate-vote evidence cannot prove',
         { ...at, ourRound: found.ours, theirRound: found.theirs, signedBoth: found.both },
