@@ -45,11 +45,12 @@ export function commitConflictEvidence(
   if (equalBytes(ours.blockHash, theirs.blockHash)) return { kind: 'none', why: 'the commits agree' };
   const mine = new Map(certificateVotes(ours).map((v) => [toHex(v.validator), v]));
   if (ours.round !== theirs.round) {
-    // Counted on checked signatures only: the round of a peer's commit is its word until then, and
-    // a forged one must not pass for a lock violation (and end the probe) unchecked.
+    // Counted on checked signatures only (as many tries as for pieces): the round of a peer's
+    // commit is its word until then, and a forged one must not pass for a lock violation (and
+    // end the probe) unchecked.
     let both = 0;
     let rejected = 0;
-    let tries = 2 * mine.size;
+    let tries = 2 * Math.min(mine.size, limit);
     const counted = new Set<string>();
     for (const vote of certificateVotes(theirs)) {
       const id = toHex(vote.validator);
