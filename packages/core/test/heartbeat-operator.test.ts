@@ -23,6 +23,7 @@ import {
   MemoryState,
   maxSpend,
   mayAnswerFor,
+  pruneRemovedHeartbeatOperators,
   STATE_ENTRY_BURN_ACTIONS,
   StateOverlay,
   type TxEnvelope,
@@ -185,6 +186,34 @@ describe('a heartbeat operator answers for its owner’s chips, and does nothing
     );
     // The owner still answers.
     chain.block([beat(chain, miner, at)]);
+  });
+
+  test('a removed operator’s record is deleted by the next block (CONSENSUS CHANGE: it stayed for good, state an owner could grow)', () => {
+    const chain = withOperator();
+    assert.notEqual(getHeartbeatOperatorRecord(chain.state, miner.address), null);
+    chain.block([setOperator(chain, miner, null)]);
+    // Through its own block the record still names the operator in force there.
+    const kept = getHeartbeatOperatorRecord(chain.state, miner.address);
+    assert.equal(kept?.operator, null);
+    assert.equal(toHex(kept!.previous!), toHex(op.address));
+    chain.block([]);
+    assert.equal(getHeartbeatOperatorRecord(chain.state, miner.address), null, 'the removal record stayed');
+    assert.equal(chain.state.get(Uint8Array.of(0x0f)), undefined, 'the removal list stayed');
+    // Removed, named again, removed in one block: the same; named again after: a fresh record.
+    chain.block([
+      chain.tx(miner, [
+        { type: 'setHeartbeatOperator', operator: op.address },
+        { type: 'setHeartbeatOperator', operator: null },
+      ]),
+    ]);
+    chain.block([]);
+    assert.equal(getHeartbeatOperatorRecord(chain.state, miner.address), null);
+    chain.block([setOperator(chain, miner, op)]);
+    chain.block([]);
+    assert.equal(
+      toHex(heartbeatOperatorAt(chain.state, miner.address, chain.height + 1n)!),
+      toHex(op.address),
+    );
   });
 
   test('the operator cannot transfer, deregister, offer or spend for the owner', () => {
@@ -427,6 +456,10 @@ test('property: the record answers like a plain model, set any number of times i
         for (const { gap, ops } of blocks) {
           height += BigInt(gap);
           inForce = lastNamed;
+          // The block's opening (beginBlockPoci) deletes the records of removals before it.
+          pruneRemovedHeartbeatOperators(state, height);
+          // A record stays only while an operator is named (or is being removed in this block).
+          assert.equal(getHeartbeatOperatorRecord(state, owner) !== null, lastNamed !== null);
           for (const i of ops) {
             const operator = i === null ? null : candidates[i]!;
             const scratch = state.child();
@@ -450,6 +483,11 @@ test('property: the record answers like a plain model, set any number of times i
               assert.equal(mayAnswerFor(state, owner, c, height), hex(inForce) === toHex(c));
           }
         }
+        // Once the next block opened, nothing of a removal is left: no record, no list.
+        pruneRemovedHeartbeatOperators(state, height + 1n);
+        assert.equal(getHeartbeatOperatorRecord(state, owner) !== null, lastNamed !== null);
+        assert.equal(state.get(Uint8Array.of(0x0f)), undefined);
+        assert.equal(state.get(Uint8Array.of(0x0f, 0, 0, 0, 0)), undefined);
       },
     ),
     { numRuns: 300 },

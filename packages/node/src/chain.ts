@@ -296,16 +296,18 @@ export class Chain {
   /**
    * Sets the trusted checkpoint, first checking the stored chain against it: a store holding
    * another block at its height followed a history the operator does not trust, and is refused
-   * (the node must be wiped and synced again from trusted peers).
+   * with CHECKPOINT_CONFLICT, nothing changed (the chain folder `chainDir` must be removed and the
+   * chain synced again from trusted peers; never the whole data folder, whose signer state keeps
+   * a validator from signing twice).
    */
-  async trustCheckpoint(cp: TrustedCheckpoint): Promise<void> {
+  async trustCheckpoint(cp: TrustedCheckpoint, chainDir = 'the chain folder (data/chain)'): Promise<void> {
     if (cp.height <= this.height) {
       const raw = await this.db.getBlockBytes(cp.height);
       const stored = raw ? blockHash(decode(blockCodec, raw).header) : null;
       if (!stored || !equalBytes(stored, cp.hash))
         throw new ValidationError(
-          'BAD_BLOCK',
-          `the stored block ${cp.height} is ${stored ? Buffer.from(stored).toString('hex') : 'missing'}, not the trusted checkpoint ${Buffer.from(cp.hash).toString('hex')}: this chain store followed another history; remove its data folder and sync again`,
+          'CHECKPOINT_CONFLICT',
+          `the stored block ${cp.height} is ${stored ? Buffer.from(stored).toString('hex') : 'missing'}, not the trusted checkpoint ${Buffer.from(cp.hash).toString('hex')}: this chain store followed another history (or the checkpoint is wrong: check it first). Stop the node, remove ${chainDir} only (not the keys or the signer state beside it) and start again to sync from peers`,
         );
     }
     this.trustedCheckpoint = cp;

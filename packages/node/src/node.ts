@@ -183,7 +183,8 @@ export class UncNode {
     try {
       if (aborted()) throw startAborted();
       chain = await Chain.open(db, opts.genesis, logger.child('chain'));
-      if (opts.trustedCheckpoint) await chain.trustCheckpoint(opts.trustedCheckpoint);
+      if (opts.trustedCheckpoint)
+        await chain.trustCheckpoint(opts.trustedCheckpoint, join(opts.dataDir, 'chain'));
       if (aborted()) throw startAborted();
     } catch (err) {
       await db.close();

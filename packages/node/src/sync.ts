@@ -51,6 +51,11 @@ export interface SyncChain {
    * a head start, never a verdict).
    */
   prepare?(following: Uint8Array, current: Uint8Array): void;
+  /**
+   * A block `peer` served ended in a SyncConflictError (two certified histories): the peer to ask
+   * for the other history's commit at the fork, which may prove double signing (optional).
+   */
+  conflictFrom?(peer: string, err: SyncConflictError): void;
 }
 
 export interface SyncProgress {
@@ -375,6 +380,7 @@ export async function syncChain(opts: SyncOptions): Promise<SyncResult> {
         if (err instanceof SyncConflictError) {
           drop(slot.peer, `block ${height} conflicts with this node's chain: ${err.message}`, false, false);
           err.peer ??= slot.peer;
+          chain.conflictFrom?.(slot.peer, err);
           if (err.final) throw err;
           failed = true;
           break;

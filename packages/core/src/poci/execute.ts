@@ -88,7 +88,7 @@ import {
   unansweredSlots,
   uncreditedIn,
 } from './liveness.js';
-import { mayAnswerFor } from './operator.js';
+import { mayAnswerFor, pruneRemovedHeartbeatOperators } from './operator.js';
 import { getPociParams, type PociParams, putPociParams } from './params.js';
 import {
   type ChipModel,
@@ -228,6 +228,8 @@ export function beginBlockPoci(
   prevBeacon: Uint8Array,
 ): void {
   putRecentHash(state, ctx.height - 1n, prevHash);
+  // The records of heartbeat operators the block before removed (poci/operator.ts).
+  pruneRemovedHeartbeatOperators(state, ctx.height);
   // The block's own time, for the credit of answers to its challenge (tpmAnswerCredit).
   putRecentTime(state, ctx.height, ctx.time);
   const p = getPociParams(state);

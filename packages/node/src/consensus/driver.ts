@@ -786,6 +786,8 @@ export class ConsensusDriver {
         this.preverifySynced(block, parent, abandoned, awaited),
       logger: this.logger,
       onCertified: (height) => this.behindView.sawCertified(height, this.clock.now()),
+      // Double signing a sync conflict proved: gossiped and put on chain like any other evidence.
+      onEvidence: (evidence) => this.evidencePool.reportEvidence(evidence, 'sync'),
       // The reactor logged it; a held fresh signer's next warning names it at once, not after its
       // usual minute (`caughtUpToSign`): the operator must act, and waiting will not release it.
       onConflict: () => {

@@ -75,6 +75,8 @@ const MAX_TRACKED = 10_000;
  * validator run behind a few sentry nodes. It is cut off only once none of them is connected.
  */
 export const MAX_PEERS_PER_VALIDATOR = 4;
+/** Heights between two sweeps of the marks of validators never seen (`prune`). */
+const SWEEP_HEIGHTS = 64n;
 
 export class ProposerLiveness {
   private readonly opts: ProposerLivenessOptions;
@@ -292,15 +294,52 @@ export class ProposerLiveness {
     return delayMs;
   }
 
-  /** Forgets validators not seen for long (the set changes at epoch boundaries). */
+  /**
+   * Marks (a missed turn, a cut-off, bound peers) of validators with no `lastSeen` entry (never
+   * seen, or forgotten by `prune` before the mark was written), by the height a sweep first found
+   * them unseen.
+   */
+  private readonly unseenSince = new Map<string, bigint>();
+  /** The height of the last sweep of `unseenSince` (one per `SWEEP_HEIGHTS`). */
+  private sweptAt: bigint | null = null;
+
+  /**
+   * Forgets validators not seen for long (the set changes at epoch boundaries). Before, only
+   * validators with a `lastSeen` entry were forgotten: the marks of one never seen (a validator
+   * bound to its peer that never voted, one whose turns were missed while unseen, one cut off
+   * after its `lastSeen` was pruned) stayed for good, and once MAX_TRACKED of them piled up
+   * (validators leaving the set over epochs) no new validator's binding or cut-off was taken. Now
+   * such marks go once they stayed unseen for `keepHeights` too, found by a sweep every
+   * `SWEEP_HEIGHTS` heights (each walks the marks once: bounded by 3 × MAX_TRACKED). Equivocation
+   * marks are kept, as ever: nothing lifts a proof.
+   */
   prune(height: bigint, keepHeights = 1_000n): void {
     for (const [id, h] of this.lastSeen)
       if (height - h > keepHeights) {
         this.lastSeen.delete(id);
-        this.missed.delete(id);
-        this.cutOff.delete(id);
-        this.peersOf.delete(id);
+        this.forget(id);
       }
+    if (this.sweptAt !== null && height - this.sweptAt < SWEEP_HEIGHTS && height >= this.sweptAt) return;
+    this.sweptAt = height;
+    const marked = new Set<string>([...this.missed, ...this.cutOff.keys(), ...this.peersOf.keys()]);
+    for (const id of this.unseenSince.keys())
+      if (!marked.has(id) || this.lastSeen.has(id)) this.unseenSince.delete(id);
+    for (const id of marked) {
+      if (this.lastSeen.has(id)) continue;
+      const since = this.unseenSince.get(id);
+      if (since === undefined) this.unseenSince.set(id, height);
+      else if (height - since >= keepHeights) {
+        this.unseenSince.delete(id);
+        this.forget(id);
+      }
+    }
+  }
+
+  /** Drops a validator's marks but its equivocation proof. */
+  private forget(id: string): void {
+    this.missed.delete(id);
+    this.cutOff.delete(id);
+    this.peersOf.delete(id);
   }
 }
 

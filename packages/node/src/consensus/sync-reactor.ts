@@ -7,16 +7,21 @@ import {
   type Block,
   blockCodec,
   blockHash,
+  type Commit,
+  type ConsensusEvidence,
+  checkEvidence,
   decode,
   type Ed25519Verified,
   ed25519CheckKey,
   ed25519Verify,
   epochOf,
   equalBytes,
+  evidenceOffender,
   getPociParams,
   keyId,
   latestValidatorSetEpoch,
   type TxEnvelope,
+  toHex,
   txRootOf,
   ValidationError,
   VerifiedSignatures,
@@ -28,6 +33,7 @@ import type { Logger } from '../log.js';
 import type { BlockTake, Network } from '../p2p/types.js';
 import { peerStatuses, readBlockRange, SyncConflictError, type SyncProgress, syncChain } from '../sync.js';
 import type { BlockPreverifier } from './block-preverify.js';
+import { commitConflictEvidence } from './sync-evidence.js';
 
 /** How long a peer whose claimed heights a sync found it did not serve is not believed. */
 export const DISPROVED_MS = 10 * 60_000;
@@ -43,6 +49,19 @@ export const CONFLICT_NEXT_STEP =
   'find out which history the network follows (a block explorer, other operators), restart with --trusted-checkpoint HEIGHT:HASH on it, and remove data/chain first if this node is on the other (docs/operators.md, Long-range attacks)';
 /** Peers remembered as disproved at once. */
 const MAX_DISPROVED = 1_024;
+/** How long the peer of a conflict is given to serve its block at the fork (the evidence probe). */
+export const EVIDENCE_PROBE_TIMEOUT_MS = 5_000;
+/** Conflicts probed for evidence per sync (each costs one one-block request). */
+const MAX_PROBES_PER_SYNC = 4;
+/** Peers asked for the other history's block at one fork (the one that served it first). */
+const PROBE_PEERS = 3;
+/** Forks (height and the other history's block there) remembered as probed already. */
+const MAX_PROBED = 256;
+/**
+ * Duplicate-vote pieces taken from one pair of commits: each costs two signature checks, and the
+ * evidence pool takes at most two per offender anyway. A third of the largest set (MAX_VALIDATORS).
+ */
+const MAX_EVIDENCE_PER_CONFLICT = 334;
 
 export interface SyncReactorOptions {
   clock: Clock;
@@ -76,6 +95,13 @@ export interface SyncReactorOptions {
    * it (the driver shows it in unc_status and in a held fresh signer's warning).
    */
   onConflict?(conflict: SyncConflict): void;
+  /**
+   * Duplicate-vote evidence a sync conflict proved (two commits of one height on different blocks,
+   * of the same round), its signatures checked against the set of its epoch (core
+   * `checkEvidence`): the driver hands it to the evidence pool, which gossips it and puts it on
+   * chain. Nothing else follows from it: sync stays on this node's history.
+   */
+  onEvidence?(evidence: ConsensusEvidence): void;
   /** Checks one precommit signature of a synced block's commit (default: ed25519Verify; tests count). */
   verifyCommitSignature?: VerifyFn;
 }
@@ -103,6 +129,18 @@ export interface SyncPreverified {
    * keys and challenges) that is no verdict on the block: it is checked again once current.
    */
   complete?: boolean;
+}
+
+/**
+ * A certified block that does not extend the head (`refuseConflict`): the other history's block
+ * at the head's height is its parent, whose commit, set against the head's, may prove double signing.
+ */
+interface Fork {
+  /** The head's height and commit when the block was refused. */
+  height: bigint;
+  ours: Commit;
+  /** The refused block's parent: the other history's block at `height`. */
+  theirs: Uint8Array;
 }
 
 /** Why sync stopped for good: a block that cannot belong to this node's chain, yet is certified. */
@@ -231,6 +269,7 @@ export class SyncReactor {
       return;
     }
     this.syncing = true;
+    this.probes = [];
     try {
       await this.syncFromPeers(network);
     } catch (err) {
@@ -241,6 +280,169 @@ export class SyncReactor {
       this.syncProgress = null;
       this.abandonPrepared();
     }
+    // Run apart from the sync, not awaited: the driver calls catchUp inside its consensus queue,
+    // and a peer holding each probe to its deadline held every vote and proposal 5 s a probe
+    // (20 s a sync) once the sync was over (review: sync evidence).
+    for (const probe of this.probes)
+      if (this.probeQueue.length < MAX_PROBES_PER_SYNC) this.probeQueue.push(probe);
+    this.probes = [];
+    this.startProbes(network);
+  }
+
+  /** Probes waiting to run (at most MAX_PROBES_PER_SYNC); one runner drains them (`probing`). */
+  private probeQueue: { peer: string; fork: Fork }[] = [];
+  /** The runner draining `probeQueue`, while one runs. */
+  private probing: Promise<void> | null = null;
+
+  private startProbes(network: Network): void {
+    if (this.probing || this.probeQueue.length === 0) return;
+    this.probing = (async () => {
+      for (let next = this.probeQueue.shift(); next; next = this.probeQueue.shift()) {
+        try {
+          await this.probeForEvidence(network, next.peer, next.fork);
+        } catch (err) {
+          this.opts.logger.debug('evidence probe failed', { error: (err as Error).message });
+        }
+      }
+    })().finally(() => {
+      this.probing = null;
+      this.startProbes(network);
+    });
+  }
+
+  /** Resolves once the evidence probes queued so far have run (the driver never waits for them). */
+  async probesSettled(): Promise<void> {
+    while (this.probing) await this.probing;
+  }
+
+  /** The fork `refuseConflict` saw last, until sync names the peer that served it. */
+  private refusedFork: Fork | null = null;
+  /** The conflicts of this sync to probe for evidence once it ends (at most MAX_PROBES_PER_SYNC). */
+  private probes: { peer: string; fork: Fork }[] = [];
+  /** Forks probed already (`height:their block`), bounded: one fork costs one request. */
+  private readonly probed = new Set<string>();
+
+  /**
+   * Asks `peer`, which served a certified block off this node's head, for its history's block at
+   * the head's height, and sets that block's commit against the head's: validators that signed
+   * both in one round double-signed (duplicate-vote evidence, checked, handed to `onEvidence`,
+   * logged at error level). Never changes the chain: sync stays stopped (or, with a checkpoint
+   * ahead, on this node's history). Bounded: one one-block request per peer asked, with a
+   * deadline. That block is known by its hash (the refused block's certified parent), so any peer
+   * may serve it: where `peer` does not (no answer, another block, a commit that proves nothing),
+   * up to PROBE_PEERS - 1 other peers are asked. Before, the peer that served the fork alone was
+   * asked, once: one that held its answer (or served a commit of bad signatures) kept the double
+   * signing unreported for good, a final conflict stopping sync for good.
+   */
+  private async probeForEvidence(network: Network, peer: string, fork: Fork): Promise<void> {
+    const { logger } = this.opts;
+    const key = `${fork.height}:${toHex(fork.theirs)}`;
+    if (this.probed.has(key)) return;
+    if (this.probed.size >= MAX_PROBED) this.probed.clear();
+    this.probed.add(key);
+    const others = network
+      .peers()
+      .map((p) => p.id)
+      .filter((id) => id !== peer);
+    for (const asked of [peer, ...others].slice(0, PROBE_PEERS)) {
+      const block = await this.forkBlockFrom(network, asked, fork);
+      if (block && this.reportForkEvidence(fork, block, asked)) return;
+    }
+    logger.warn(
+      'no peer asked served a commit at the fork of a conflicting certified block that proves anything',
+      {
+        height: fork.height,
+        theirs: toHex(fork.theirs),
+        peer,
+      },
+    );
+  }
+
+  /** `peer`'s block at the fork, if it is the other history's (the refused block's parent). */
+  private async forkBlockFrom(network: Network, peer: string, fork: Fork): Promise<Block | null> {
+    const { logger, clock } = this.opts;
+    const abort = new AbortController();
+    const cancel = clock.schedule(EVIDENCE_PROBE_TIMEOUT_MS, () => abort.abort());
+    let block: Block;
+    try {
+      const answer = await network.requestBlocks(peer, fork.height, fork.height, { signal: abort.signal });
+      if (answer.length !== 1) throw new Error(`${answer.length} blocks answered`);
+      block = decode(blockCodec, answer[0]!);
+    } catch (err) {
+      logger.debug('a peer did not serve its block at the fork of a conflicting certified block', {
+        peer,
+        height: fork.height,
+        error: (err as Error).message,
+      });
+      return null;
+    } finally {
+      cancel();
+    }
+    // Its block at the fork must be the refused block's parent, under its own commit.
+    if (
+      block.header.height !== fork.height ||
+      block.commit.height !== fork.height ||
+      !equalBytes(blockHash(block.header), fork.theirs) ||
+      !equalBytes(block.commit.blockHash, fork.theirs)
+    ) {
+      logger.debug('a peer served another block at the fork of a conflicting certified block', {
+        peer,
+        height: fork.height,
+      });
+      return null;
+    }
+    return block;
+  }
+
+  /**
+   * Sets the other history's commit at the fork against the head's and reports what it proves.
+   * Returns whether that is settled: false where pieces were found but none checked (its commit's
+   * signatures may be a peer's forgery), for the next peer to be asked.
+   */
+  private reportForkEvidence(fork: Fork, block: Block, peer: string): boolean {
+    const { chain, logger } = this.opts;
+    const chainId = chain.genesis.chainId;
+    // Checked as a block would check it (signatures, the set of its epoch, age, tombstones),
+    // against the tip: a pair that fails proves nothing this chain can punish.
+    const state = chain.tipState;
+    const height = chain.tipHeight + 1n;
+    const found = commitConflictEvidence(chainId, fork.ours, block.commit, MAX_EVIDENCE_PER_CONFLICT, (e) => {
+      try {
+        checkEvidence(state, chainId, height, e, chain.genesis);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const at = { height: fork.height, ours: toHex(fork.ours.blockHash), theirs: toHex(fork.theirs), peer };
+    if (found.kind === 'none') return true;
+    if (found.kind === 'rounds') {
+      // Nothing checked in it (a forged round): the next peer is asked.
+      if (found.both === 0) return found.rejected === 0;
+      logger.error(
+        'CONFLICTING COMMITS: two blocks certified at one height, in different rounds: validators that signed both broke their lock, which duplicate-vote evidence cannot prove',
+        { ...at, ourRound: found.ours, theirRound: found.theirs, signedBoth: found.both },
+      );
+      return true;
+    }
+    if (found.evidence.length === 0) {
+      logger.warn('conflicting commits at one height name no validator this chain can still punish', {
+        ...at,
+        rejected: found.rejected,
+      });
+      // Entries that failed (a bad signature, a piece that did not check) may be a peer's forgery.
+      return found.rejected === 0;
+    }
+    const offenders: string[] = [];
+    for (const evidence of found.evidence) {
+      offenders.push(toHex(evidenceOffender(evidence)));
+      this.opts.onEvidence?.(evidence);
+    }
+    logger.error(
+      'DOUBLE SIGNING: two blocks certified at one height in one round; the validators that signed both are reported (this node stays on its chain)',
+      { ...at, round: fork.ours.round, offenders: offenders.length, validators: offenders.join(',') },
+    );
+    return true;
   }
 
   /** Block sync (sync.ts) from the peers that are ahead, each block checked with its commit. */
@@ -282,6 +484,12 @@ export class SyncReactor {
             throw err;
           }
           this.opts.onSynced(committed);
+        },
+        // The fork refuseConflict just saw, now that its peer is known: probed once the sync ends.
+        conflictFrom: (peer) => {
+          const fork = this.refusedFork;
+          this.refusedFork = null;
+          if (fork && this.probes.length < MAX_PROBES_PER_SYNC) this.probes.push({ peer, fork });
         },
         // The next block's signatures go to the pool now, gathered on the head state with the
         // block about to execute as their head (the slot its answers answer), so that the workers
@@ -384,6 +592,15 @@ export class SyncReactor {
     // Not certified: an ordinary bad block, its peer blamed, without checking its commit again.
     if (!why)
       throw new ValidationError('BAD_BLOCK', `block ${height}: previous hash does not match the head`);
+    // A certified block off the head: its parent is the other history's block at the head's
+    // height, whose commit may prove double signing (probeForEvidence, once the sync ends).
+    if (!builds && chain.tipHeight > 0n)
+      this.refusedFork = {
+        height: chain.tipHeight,
+        ours: chain.tip.block.commit,
+        theirs: block.header.prevHash,
+      };
+    else this.refusedFork = null;
     // A trusted checkpoint ahead tells the two histories apart once reached: the peer serving this
     // one is set aside (unblamed) and the sync goes on. Stopping for good here let holders of
     // long-unbonded keys (a set's +2/3 signs any block at its heights at no cost) halt every node

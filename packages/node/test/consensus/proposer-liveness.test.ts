@@ -84,6 +84,49 @@ describe('ProposerLiveness', () => {
     assert.equal(l.isDown(a, 2_000n), true);
     assert.equal(l.proposeTimeout(a, 2_000n, 3000, 0), 100, 'absent, not merely missed');
   });
+  test('prune forgets the marks of validators never seen too (they stayed for good and, piled up, refused new bindings)', () => {
+    const l = new ProposerLiveness(opts);
+    const c = new Uint8Array(32).fill(3);
+    // b binds its peer, misses a turn and is cut off without ever being seen; c is seen throughout.
+    l.bindPeer(b, 'pb');
+    l.peerConnected('pb');
+    l.missedTurn(b);
+    l.peerDisconnected('pb', 5n);
+    l.bindPeer(c, 'pc');
+    l.equivocated(b);
+    for (let h = 10n; h <= 2_200n; h += 10n) {
+      l.saw(c, h);
+      l.prune(h);
+    }
+    assert.equal(l.isCutOff(b), false, 'the cut-off mark of a validator never seen stayed');
+    assert.equal(l.boundValidator('pb'), undefined, 'the binding of a validator never seen stayed');
+    assert.equal(l.boundValidator('pc'), Buffer.from(c).toString('hex'), 'a seen validator lost its binding');
+    assert.equal(l.hasEquivocated(b), true, 'a proof was lifted');
+    // Kept while younger than keepHeights: a fresh mark survives the next sweeps.
+    const d = new Uint8Array(32).fill(4);
+    l.bindPeer(d, 'pd');
+    l.prune(2_300n);
+    l.prune(2_400n);
+    assert.equal(l.boundValidator('pd'), Buffer.from(d).toString('hex'));
+  });
+
+  test('bindings of validators never seen, MAX_TRACKED of them, no longer lock out a new validator once pruned', () => {
+    const l = new ProposerLiveness(opts);
+    const key = (i: number) => {
+      const k = new Uint8Array(32);
+      new DataView(k.buffer).setUint32(0, i + 16);
+      return k;
+    };
+    for (let i = 0; i < 10_000; i++) l.bindPeer(key(i), `old${i}`);
+    const fresh = new Uint8Array(32).fill(9);
+    l.bindPeer(fresh, 'new');
+    assert.equal(l.boundValidator('new'), undefined, 'the table was not full');
+    l.prune(100n);
+    l.prune(1_200n);
+    l.bindPeer(fresh, 'new');
+    assert.equal(l.boundValidator('new'), Buffer.from(fresh).toString('hex'));
+  });
+
   test("the short waits still grow with the round, without bound, like the machine's", () => {
     // Tendermint is live only if a round's timeouts eventually exceed the network's delay. A wait
     // fixed at 500 ms held a marked proposer to it at every round: one whose proposal takes longer
