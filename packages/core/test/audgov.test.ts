@@ -7,16 +7,22 @@ import { describe, test } from 'node:test';
 import {
   type Action,
   CHALLENGE_HISTORY_EPOCHS,
+  computeValidatorSet,
   DEFAULT_CONSENSUS_PARAMS,
   duplicateVoteEvidence,
   ed25519Sign,
+  type Genesis,
   type GovProposal,
   genesisStateWrites,
   genesisToJson,
   getBond,
   getGovernance,
+  getHandoverParams,
   getPociParams,
   governanceSigningBytes,
+  HANDOVER_PARAMS_KEY,
+  handedOverAt,
+  handoverShortfall,
   isTombstoned,
   MAX_VALIDATORS,
   MemoryState,
@@ -62,31 +68,120 @@ function runAnswering(chain: TestChain, chips: readonly Key[], until: bigint): v
   }
 }
 
-describe('audgov G1: the genesis set hands the whole chain to the first bonded candidate', () => {
-  test('four genesis validators; one outside account with the minimum bond and one chip holds all the weight from epoch 2 (pinned: design, LEFT)', () => {
-    const gvs = [validator, key('gv2'), key('gv3'), key('gv4')];
-    const g = genesis(POCI, { validators: gvs.map((v, i) => ({ publicKey: v.publicKey, name: `g${i}` })) });
-    const chain = new Chain(g);
-    assert.equal(validatorSetAt(chain.state, g).size, 4);
-    const chip = key('audgov-lone-chip');
-    chain.block([
-      chain.tx(other, [
-        registerAction(chain, chip, other.address),
-        setConsensusKeyAction(other),
-        { type: 'bond', amount: DEFAULT_CONSENSUS_PARAMS.minValidatorBond },
-      ]),
-    ]);
-    assert.equal(getBond(chain.state, other.address).bonded, DEFAULT_CONSENSUS_PARAMS.minValidatorBond);
+/** Four genesis validators; `other` registers one sim-h100 chip, sets a consensus key and bonds exactly the minimum. */
+function loneBondedChip(handover: Genesis['handover']): {
+  chain: TestChain;
+  g: Genesis;
+  gvs: Key[];
+  chip: Key;
+} {
+  const gvs = [validator, key('gv2'), key('gv3'), key('gv4')];
+  const g = genesis(POCI, {
+    validators: gvs.map((v, i) => ({ publicKey: v.publicKey, name: `g${i}` })),
+    handover,
+  });
+  const chain = new Chain(g);
+  assert.equal(validatorSetAt(chain.state, g).size, 4);
+  const chip = key('audgov-lone-chip');
+  chain.block([
+    chain.tx(other, [
+      registerAction(chain, chip, other.address),
+      setConsensusKeyAction(other),
+      { type: 'bond', amount: DEFAULT_CONSENSUS_PARAMS.minValidatorBond },
+    ]),
+  ]);
+  assert.equal(getBond(chain.state, other.address).bonded, DEFAULT_CONSENSUS_PARAMS.minValidatorBond);
+  return { chain, g, gvs, chip };
+}
+
+const keysOf = (set: { validators: readonly { publicKey: Uint8Array }[] }) =>
+  set.validators.map((v) => toHex(v.publicKey)).sort();
+
+describe('audgov G1: a computed set replaces the genesis set only once it is big enough (CONSENSUS)', () => {
+  test('attack: with the default bar, one outside account with the minimum bond and one chip does NOT take the chain (it did from epoch 2)', () => {
+    const { chain, g, gvs, chip } = loneBondedChip(undefined);
     runAnswering(chain, [chip], 40n);
-    const set = validatorSetAt(chain.state, g);
-    // The whole set: one validator, every genesis validator gone. It alone is a quorum: it decides
-    // every block, includes only the heartbeats it likes (so no other chip gains seat power) and
-    // refuses other candidates' bonds: the capture keeps itself.
+    // The chip answered: the computed set would be that one key (it was stored before the fix).
     assert.deepEqual(
-      set.validators.map((v) => toHex(v.publicKey)),
+      computeValidatorSet(chain.state, chain.height + 1n, new Uint8Array(32)).map((v) => toHex(v.publicKey)),
       [toHex(consensusKey(other).publicKey)],
     );
-    for (const gv of gvs) assert.equal(set.has(gv.publicKey), false);
+    const set = validatorSetAt(chain.state, g);
+    assert.deepEqual(keysOf(set), gvs.map((v) => toHex(v.publicKey)).sort());
+    assert.equal(set.has(consensusKey(other).publicKey), false);
+    assert.equal(handedOverAt(chain.state), null);
+    // The defaults: 100 × what the minimum bond backs, and 4 validators.
+    assert.deepEqual(getHandoverParams(chain.state), {
+      minWeight:
+        100n * (DEFAULT_CONSENSUS_PARAMS.minValidatorBond / DEFAULT_CONSENSUS_PARAMS.uncPerPowerUnit),
+      minValidators: 4,
+    });
+  });
+
+  test('a set meeting both bars takes over, and from then on the genesis set never comes back (an emptied computed set keeps the computed one)', () => {
+    const { chain, g, gvs, chip } = loneBondedChip({ minWeight: 900_000n, minValidators: 1 });
+    runAnswering(chain, [chip], 40n);
+    const set = validatorSetAt(chain.state, g);
+    assert.deepEqual(keysOf(set), [toHex(consensusKey(other).publicKey)]);
+    assert.ok(set.totalPower >= 900_000n);
+    const at = handedOverAt(chain.state);
+    assert.ok(at !== null && at >= 1n);
+    // The validator unbonds everything: the computed set comes out empty; the kept set is the
+    // computed one (the liveness fallback), never the unbonded genesis keys again.
+    chain.block([chain.tx(other, [{ type: 'unbond', amount: DEFAULT_CONSENSUS_PARAMS.minValidatorBond }])]);
+    runAnswering(chain, [chip], chain.height + 3n * POCI.epochBlocks);
+    const later = validatorSetAt(chain.state, g);
+    assert.deepEqual(keysOf(later), [toHex(consensusKey(other).publicKey)]);
+    for (const gv of gvs) assert.equal(later.has(gv.publicKey), false);
+    assert.equal(handedOverAt(chain.state), at);
+  });
+
+  test('a set short of either bar is not stored: the genesis set serves on (too few validators; too little weight)', () => {
+    for (const handover of [
+      { minWeight: 1n, minValidators: 2 },
+      { minWeight: 989_001n, minValidators: 1 },
+    ]) {
+      const { chain, g, gvs, chip } = loneBondedChip(handover);
+      runAnswering(chain, [chip], 40n);
+      assert.deepEqual(keysOf(validatorSetAt(chain.state, g)), gvs.map((v) => toHex(v.publicKey)).sort());
+      assert.equal(handedOverAt(chain.state), null);
+      assert.equal(
+        handoverShortfall(computeValidatorSet(chain.state, 41n, new Uint8Array(32)), handover) !== null,
+        true,
+      );
+    }
+  });
+
+  test('genesis: handoverMinWeight and handoverMinValidators parse strictly, round-trip, and are in the state only when given', () => {
+    const json = genesisToJson(genesis(POCI, { handover: undefined }));
+    assert.equal('handoverMinWeight' in json, false);
+    const plain = parseGenesis(json);
+    assert.equal(plain.handover, undefined);
+    assert.equal(new Chain(plain).state.get(HANDOVER_PARAMS_KEY), undefined);
+    const given = parseGenesis({ ...json, handoverMinWeight: '5000000', handoverMinValidators: 7 });
+    assert.deepEqual(given.handover, { minWeight: 5_000_000n, minValidators: 7 });
+    assert.deepEqual(parseGenesis(genesisToJson(given)).handover, given.handover);
+    assert.deepEqual(getHandoverParams(new Chain(given).state), given.handover);
+    // One field alone: the other is the default of this genesis's consensus parameters.
+    const one = parseGenesis({ ...json, consensus: { maxValidators: 3 }, handoverMinWeight: '9' });
+    assert.deepEqual(one.handover, { minWeight: 9n, minValidators: 3 });
+    for (const [field, value] of [
+      ['handoverMinWeight', '0'],
+      ['handoverMinWeight', 5],
+      ['handoverMinWeight', (1n << 128n).toString()],
+      ['handoverMinWeight', '-1'],
+      ['handoverMinValidators', 0],
+      ['handoverMinValidators', 1.5],
+      ['handoverMinValidators', '4'],
+      ['handoverMinValidators', 101], // above the default maxValidators (100)
+      ['handoverMinValidators', MAX_VALIDATORS + 1],
+    ] as const) {
+      assert.throws(
+        () => parseGenesis({ ...json, [field]: value }),
+        (e: unknown) => (e as { code?: string }).code === 'BAD_GENESIS',
+        `${field} = ${String(value)}`,
+      );
+    }
   });
 });
 

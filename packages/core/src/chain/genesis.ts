@@ -7,9 +7,13 @@ import { fromHex, toHex } from '../bytes.js';
 import {
   type ConsensusParams,
   checkConsensusParams,
+  checkHandoverParams,
   DEFAULT_CONSENSUS_PARAMS,
+  defaultHandoverParams,
+  type HandoverParams,
   putConsensusParams,
   putGenesisValidators,
+  putHandoverParams,
 } from '../consensus/epoch-validators.js';
 import { MAX_VALIDATORS } from '../consensus/validators.js';
 import { decodeAddress, encodeAddress } from '../crypto/address.js';
@@ -81,6 +85,12 @@ export interface Genesis {
    * = the defaults (DEFAULT_CONSENSUS_PARAMS), and then nothing is written to the state for them.
    */
   consensus?: ConsensusParams;
+  /**
+   * When a computed validator set may replace the genesis set (audit G1; JSON `handoverMinWeight`,
+   * a decimal string of weight units, and `handoverMinValidators`). Absent = the defaults
+   * (defaultHandoverParams of the consensus parameters), and then nothing is written to the state.
+   */
+  handover?: HandoverParams;
   /**
    * Market rules (the dispute wait, the receipt window). Absent = the defaults
    * (DEFAULT_MARKET_PARAMS), and then nothing is written to the state for them.
@@ -328,6 +338,25 @@ export function parseGenesis(json: unknown): Genesis {
     }
   }
 
+  let handover: HandoverParams | undefined;
+  if (g.handoverMinWeight !== undefined || g.handoverMinValidators !== undefined) {
+    const cp = consensus ?? DEFAULT_CONSENSUS_PARAMS;
+    const dh = defaultHandoverParams(cp);
+    handover = {
+      minWeight:
+        g.handoverMinWeight === undefined ? dh.minWeight : amount(g.handoverMinWeight, 'handoverMinWeight'),
+      minValidators:
+        g.handoverMinValidators === undefined
+          ? dh.minValidators
+          : int(g.handoverMinValidators, 'handoverMinValidators', MAX_VALIDATORS),
+    };
+    try {
+      checkHandoverParams(handover, cp.maxValidators);
+    } catch (err) {
+      bad('handover', (err as Error).message);
+    }
+  }
+
   let market: MarketParams | undefined;
   if (g.market !== undefined) {
     const mj = obj(g.market, 'market');
@@ -420,6 +449,7 @@ export function parseGenesis(json: unknown): Genesis {
     halvingPeriodMs,
     poci,
     ...(consensus ? { consensus } : {}),
+    ...(handover ? { handover } : {}),
     ...(market ? { market } : {}),
     vendors,
     models,
@@ -467,6 +497,12 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
             uncPerPowerUnit: g.consensus.uncPerPowerUnit.toString(),
             tombstoneEpochs: Number(g.consensus.tombstoneEpochs),
           },
+        }
+      : {}),
+    ...(g.handover
+      ? {
+          handoverMinWeight: g.handover.minWeight.toString(),
+          handoverMinValidators: g.handover.minValidators,
         }
       : {}),
     ...(g.market
@@ -527,6 +563,8 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
   putGovernance(overlay, { threshold: g.governance.threshold, keys: g.governance.keys, nonce: 0n });
   putPociParams(overlay, g.poci);
   if (g.consensus) putConsensusParams(overlay, g.consensus);
+  // After the consensus parameters: minValidators is checked against their maxValidators.
+  if (g.handover) putHandoverParams(overlay, g.handover);
   if (g.market) putMarketParams(overlay, g.market);
   putEmission(overlay, { genesisTime: g.genesisTime, halvingPeriodMs: g.halvingPeriodMs, allocated: 0n });
   for (const v of g.vendors) putVendor(overlay, v);
