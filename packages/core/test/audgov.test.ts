@@ -22,6 +22,7 @@ import {
   governanceSigningBytes,
   HANDOVER_PARAMS_KEY,
   handedOverAt,
+  handoverPending,
   handoverShortfall,
   isTombstoned,
   MAX_VALIDATORS,
@@ -110,6 +111,9 @@ describe('audgov G1: a computed set replaces the genesis set only once it is big
     assert.deepEqual(keysOf(set), gvs.map((v) => toHex(v.publicKey)).sort());
     assert.equal(set.has(consensusKey(other).publicKey), false);
     assert.equal(handedOverAt(chain.state), null);
+    // What a node logs at each such boundary (handoverPending): why the genesis set stays.
+    const pending = handoverPending(chain.state, chain.height + 1n);
+    assert.ok(pending !== null && pending.validators === 1 && /fewer than 4/.test(pending.shortfall));
     // The defaults: 100 × what the minimum bond backs, and 4 validators.
     assert.deepEqual(getHandoverParams(chain.state), {
       minWeight:

@@ -202,6 +202,26 @@ export function handoverShortfall(validators: readonly Validator[], h: HandoverP
   return null;
 }
 
+/**
+ * For operators (not consensus): with `state` the state after an epoch's last block and `nextHeight`
+ * the next epoch's first height, what the computed set that the handover bar kept out looked like:
+ * null once handed over, or when no candidate has weight (the genesis set stays for lack of any),
+ * or when the set met the bar. The tie-break seed does not matter here: it orders equal weights,
+ * which changes neither the count nor the total.
+ */
+export function handoverPending(
+  state: StateReader,
+  nextHeight: bigint,
+): { validators: number; weight: bigint; shortfall: string; params: HandoverParams } | null {
+  if (handedOverAt(state) !== null) return null;
+  const set = computeValidatorSet(state, nextHeight, new Uint8Array(32));
+  if (set.length === 0) return null;
+  const params = getHandoverParams(state);
+  const shortfall = handoverShortfall(set, params);
+  if (shortfall === null) return null;
+  return { validators: set.length, weight: set.reduce((n, v) => n + v.power, 0n), shortfall, params };
+}
+
 // ---- Candidates: bonded accounts and their consensus keys ----
 
 /**
