@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import {
   type Action,
   CHALLENGE_HISTORY_EPOCHS,
@@ -33,6 +34,7 @@ import {
   toHex,
   utf8,
   validatorSetAt,
+  validatorSetForEpoch,
 } from '../src/index.js';
 import {
   answer,
@@ -154,6 +156,57 @@ describe('audgov G1: a computed set replaces the genesis set only once it is big
         true,
       );
     }
+  });
+
+  test('property: whatever the bar and the bonded candidates, the genesis set serves until a stored set meets the bar, and only the handover epoch opens that', () => {
+    const gvs = [validator, key('gv2'), key('gv3'), key('gv4')];
+    const genesisKeys = gvs.map((v) => toHex(v.publicKey)).sort();
+    fc.assert(
+      fc.property(
+        fc.subarray([0, 1]),
+        fc.array(fc.integer({ min: 1, max: 2 }), { minLength: 2, maxLength: 2 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.constantFrom(1n, 900_000n, 1_000_000n, 1_500_000n, 2_500_000n),
+        (who, chips, minValidators, minWeight) => {
+          const handover = { minWeight, minValidators };
+          const g = genesis(POCI, {
+            validators: gvs.map((v, i) => ({ publicKey: v.publicKey, name: `g${i}` })),
+            handover,
+          });
+          const chain = new Chain(g);
+          const owned: Key[] = [];
+          chain.block(
+            who.map((i) => {
+              const owner = [miner, other][i]!;
+              const mine = Array.from({ length: chips[i]! }, (_, c) => key(`prop-chip-${i}-${c}`));
+              owned.push(...mine);
+              return chain.tx(owner, [
+                ...mine.map((chip) => registerAction(chain, chip, owner.address)),
+                setConsensusKeyAction(owner),
+                { type: 'bond', amount: 3n * DEFAULT_CONSENSUS_PARAMS.minValidatorBond },
+              ]);
+            }),
+          );
+          runAnswering(chain, owned, 60n);
+          const at = handedOverAt(chain.state);
+          const set = validatorSetAt(chain.state, g);
+          if (at === null) {
+            assert.deepEqual(keysOf(set), genesisKeys);
+          } else {
+            // Handed over: the stored set of the handover epoch met the bar, and no genesis key is a
+            // validator (none of them bonded).
+            const first = validatorSetForEpoch(chain.state, g, at);
+            if (first) assert.equal(handoverShortfall(first.validators, handover), null);
+            for (const gv of gvs) assert.equal(set.has(gv.publicKey), false);
+          }
+          // Fewer candidates than the bar's seats: never handed over.
+          if (who.length < minValidators) assert.equal(at, null);
+          // The lowest bar and any candidate with a chip: handed over.
+          if (minWeight === 1n && minValidators === 1 && who.length > 0) assert.notEqual(at, null);
+        },
+      ),
+      { numRuns: 12 },
+    );
   });
 
   test('genesis: handoverMinWeight and handoverMinValidators parse strictly, round-trip, and are in the state only when given', () => {
