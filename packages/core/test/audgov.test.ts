@@ -142,6 +142,55 @@ describe('audgov G1: a computed set replaces the genesis set only once it is big
     assert.equal(handedOverAt(chain.state), at);
   });
 
+  test('after the handover too, a computed set short of the bar is not stored: one epoch in which the honest validator measured 0 does not hand the chain to a lone small key (review of G1)', () => {
+    const gvs = [validator, key('gv2'), key('gv3'), key('gv4')];
+    const handover = { minWeight: 1_500_000n, minValidators: 2 };
+    const g = genesis(POCI, {
+      validators: gvs.map((v, i) => ({ publicKey: v.publicKey, name: `g${i}` })),
+      handover,
+    });
+    const chain = new Chain(g);
+    // The honest validator (miner, two chips) and a small one (other, one chip), each bonded.
+    const honest = [key('review-honest-chip-0'), key('review-honest-chip-1')];
+    const small = key('review-small-chip');
+    chain.block([
+      chain.tx(miner, [
+        ...honest.map((c) => registerAction(chain, c, miner.address)),
+        setConsensusKeyAction(miner),
+        { type: 'bond', amount: 3n * DEFAULT_CONSENSUS_PARAMS.minValidatorBond },
+      ]),
+      chain.tx(other, [
+        registerAction(chain, small, other.address),
+        setConsensusKeyAction(other),
+        { type: 'bond', amount: 3n * DEFAULT_CONSENSUS_PARAMS.minValidatorBond },
+      ]),
+    ]);
+    runAnswering(chain, [...honest, small], 40n);
+    const both = [toHex(consensusKey(miner).publicKey), toHex(consensusKey(other).publicKey)].sort();
+    assert.deepEqual(keysOf(validatorSetAt(chain.state, g)), both);
+    const at = handedOverAt(chain.state);
+    assert.notEqual(at, null);
+    // The honest chips answer nothing for two epochs (an outage): the computed set is the small
+    // key alone, short of the bar. Before, it was stored and the small key held 100% of the weight.
+    runAnswering(chain, [small], 80n);
+    assert.deepEqual(
+      computeValidatorSet(chain.state, chain.height + 1n, new Uint8Array(32)).map((v) => toHex(v.publicKey)),
+      [toHex(consensusKey(other).publicKey)],
+    );
+    assert.deepEqual(keysOf(validatorSetAt(chain.state, g)), both);
+    // What a node logs at that boundary (handoverPending): the previous validators kept, and why.
+    const pending = handoverPending(chain.state, chain.height + 1n);
+    assert.ok(pending !== null && pending.handedOver && /fewer than 2/.test(pending.shortfall));
+    // The honest chips answer again: a computed set meeting the bar serves; the genesis set never returns.
+    runAnswering(chain, [...honest, small], 120n);
+    const after = validatorSetAt(chain.state, g);
+    assert.deepEqual(keysOf(after), both);
+    assert.ok(after.totalPower >= handover.minWeight);
+    for (const gv of gvs) assert.equal(after.has(gv.publicKey), false);
+    assert.equal(handedOverAt(chain.state), at);
+    assert.equal(handoverPending(chain.state, chain.height + 1n), null);
+  });
+
   test('a set short of either bar is not stored: the genesis set serves on (too few validators; too little weight)', () => {
     for (const handover of [
       { minWeight: 1n, minValidators: 2 },

@@ -905,14 +905,15 @@ export class Chain {
       startedEpoch === null
         ? undefined
         : { epoch: startedEpoch, json: JSON.stringify(networkStatsAt(after, block.header.height)) };
-    // At an epoch's last block, while the genesis set serves: why bonded candidates did not replace
-    // it (the handover bar, audit G1), so that founders see what is missing. Once per epoch.
+    // At an epoch's last block: why bonded candidates did not replace the set serving (the handover
+    // bar, audit G1; after the handover too), so that operators see what is missing. Once per epoch.
     const next = block.header.height + 1n;
     const nextEpoch = epochStartingAt(after, next);
     if (nextEpoch !== null) {
       const pending = handoverPending(after, next);
       if (pending) {
-        this.logger.info('genesis validators kept: the computed set is short of the handover bar', {
+        const kept = pending.handedOver ? 'previous validators' : 'genesis validators';
+        this.logger.info(`${kept} kept: the computed set is short of the handover bar`, {
           epoch: nextEpoch.toString(),
           validators: pending.validators,
           weight: pending.weight.toString(),

@@ -14,7 +14,7 @@
  * hash of that block's own VRF beacon and the consensus key, and stored in a ring of the
  * last few epochs, so every node reads the same set cheaply and evidence of a recent epoch can be
  * checked against the set that was in force. Until a computed set exists (or whenever one comes
- * out empty) the previous set stays; the first is the genesis validators.
+ * out empty, or short of the handover bar) the previous set stays; the first is the genesis validators.
  *
  * Cost. Candidates and chips are enumerable through state indexes (consensus/indexed-set.ts): the
  * bonded candidates, and per owner its chips with their total rated power, kept up to date O(1)
@@ -125,7 +125,8 @@ export function putConsensusParams(state: StateOverlay, p: ConsensusParams): voi
  * `minWeight` (the units of computed weights: chip power capped by bond). Before, the first
  * non-empty computed set took over however small: one account with the minimum bond and one chip
  * became the only validator and could censor everyone else's bonds and heartbeats for good.
- * Genesis parameters, fixed for the life of the chain.
+ * The bar stays after the handover: a later computed set short of it keeps the set serving too
+ * (endBlockValidators). Genesis parameters, fixed for the life of the chain.
  */
 export interface HandoverParams {
   minWeight: bigint;
@@ -204,22 +205,51 @@ export function handoverShortfall(validators: readonly Validator[], h: HandoverP
 
 /**
  * For operators (not consensus): with `state` the state after an epoch's last block and `nextHeight`
- * the next epoch's first height, what the computed set that the handover bar kept out looked like:
- * null once handed over, or when no candidate has weight (the genesis set stays for lack of any),
- * or when the set met the bar. The tie-break seed does not matter here: it orders equal weights,
- * which changes neither the count nor the total.
+ * the next epoch's first height, what the computed set that the handover bar kept out looked like
+ * (the genesis set serving on, or after the handover the previous computed set: `handedOver`):
+ * null when no candidate has weight (the set serving goes on for lack of any), or when the set met
+ * the bar. The tie-break seed does not matter here: it orders equal weights, which changes neither
+ * the count nor the total.
  */
 export function handoverPending(
   state: StateReader,
   nextHeight: bigint,
-): { validators: number; weight: bigint; shortfall: string; params: HandoverParams } | null {
-  if (handedOverAt(state) !== null) return null;
+): {
+  validators: number;
+  weight: bigint;
+  shortfall: string;
+  params: HandoverParams;
+  handedOver: boolean;
+} | null {
+  const handedOver = handedOverAt(state) !== null;
+  // After the handover, a boundary that stored a set other than a kept one (each validator one of
+  // the ending epoch's, at no more weight: keptValidators) stored a computed set that met the bar;
+  // only the others pay for a second computation.
+  if (handedOver && !mayBeKept(state, epochOf(nextHeight, getPociParams(state)))) return null;
   const set = computeValidatorSet(state, nextHeight, new Uint8Array(32));
   if (set.length === 0) return null;
   const params = getHandoverParams(state);
   const shortfall = handoverShortfall(set, params);
   if (shortfall === null) return null;
-  return { validators: set.length, weight: set.reduce((n, v) => n + v.power, 0n), shortfall, params };
+  return {
+    validators: set.length,
+    weight: set.reduce((n, v) => n + v.power, 0n),
+    shortfall,
+    params,
+    handedOver,
+  };
+}
+
+/** Whether the set stored for `epoch` may be the ending epoch's kept (keptValidators), not a computed one. */
+function mayBeKept(state: StateReader, epoch: bigint): boolean {
+  const now = getStoredSet(state, epoch);
+  const before = getStoredSet(state, epoch - 1n);
+  if (!now || now.epoch !== epoch || !before || before.epoch !== epoch - 1n) return false;
+  const weights = new Map(before.validators.map((v) => [toHex(v.publicKey), v.power]));
+  return now.validators.every((v) => {
+    const w = weights.get(toHex(v.publicKey));
+    return w !== undefined && v.power <= w;
+  });
 }
 
 // ---- Candidates: bonded accounts and their consensus keys ----
@@ -985,13 +1015,16 @@ export function endBlockValidators(state: StateOverlay, height: bigint, beacon: 
   const next = epochOf(height + 1n, p);
   if (height === 0n || next === epochOf(height, p)) return;
   let validators = computeValidatorSet(state, height + 1n, beacon);
-  if (validators.length > 0 && handedOverAt(state) === null) {
-    // Still the genesis era: a computed set short of the handover bar is not stored (audit G1).
-    if (handoverShortfall(validators, getHandoverParams(state)) === null) {
-      state.set(HANDED_OVER_KEY, encode(u64, next));
-    } else {
-      validators = [];
-    }
+  if (validators.length > 0 && handoverShortfall(validators, getHandoverParams(state)) !== null) {
+    // A computed set short of the handover bar is not stored, in the genesis era (audit G1) and
+    // after it (review of G1): the set that serves goes on, as for an empty computed set. After
+    // the handover the old rule stored any non-empty set, so one epoch in which every honest
+    // validator's measured seat power fell to 0 (its chips' challenges missed: an outage, a miner
+    // release that broke heartbeats, its heartbeats crowded out) handed the chain to one
+    // minimum-bond key whose chip did answer, which as sole proposer then kept it for good.
+    validators = [];
+  } else if (validators.length > 0 && handedOverAt(state) === null) {
+    state.set(HANDED_OVER_KEY, encode(u64, next));
   }
   if (validators.length === 0) validators = keptValidators(state, next - 1n);
   state.set(ringKey(next), encode(storedSetCodec, { epoch: next, validators }));
