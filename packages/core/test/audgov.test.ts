@@ -180,7 +180,7 @@ describe('audgov G1: a computed set replaces the genesis set only once it is big
     assert.deepEqual(keysOf(validatorSetAt(chain.state, g)), both);
     // What a node logs at that boundary (handoverPending): the previous validators kept, and why.
     const pending = handoverPending(chain.state, chain.height + 1n);
-    assert.ok(pending !== null && pending.handedOver && /fewer than 2/.test(pending.shortfall));
+    assert.ok(pending?.handedOver && /fewer than 2/.test(pending.shortfall));
     // The honest chips answer again: a computed set meeting the bar serves; the genesis set never returns.
     runAnswering(chain, [...honest, small], 120n);
     const after = validatorSetAt(chain.state, g);
