@@ -26,6 +26,7 @@ import {
   handoverPending,
   handoverShortfall,
   isTombstoned,
+  latestValidatorSetEpoch,
   MAX_VALIDATORS,
   MemoryState,
   parseGenesis,
@@ -189,6 +190,62 @@ describe('audgov G1: a computed set replaces the genesis set only once it is big
     for (const gv of gvs) assert.equal(after.has(gv.publicKey), false);
     assert.equal(handedOverAt(chain.state), at);
     assert.equal(handoverPending(chain.state, chain.height + 1n), null);
+  });
+
+  test('property: after the handover, every stored set meets the bar or is the set before it, kept (nobody unbonds here: the same validators), whatever the outages', () => {
+    const gvs = [validator, key('gv2'), key('gv3'), key('gv4')];
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 2 }), { minLength: 2, maxLength: 2 }),
+        fc.integer({ min: 1, max: 2 }),
+        fc.constantFrom(900_000n, 1_500_000n, 2_500_000n),
+        // Per epoch from the third on, which owners' chips answer (bit 0: miner, bit 1: other).
+        fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 4, maxLength: 4 }),
+        (chips, minValidators, minWeight, outages) => {
+          const handover = { minWeight, minValidators };
+          const g = genesis(POCI, {
+            validators: gvs.map((v, i) => ({ publicKey: v.publicKey, name: `g${i}` })),
+            handover,
+          });
+          const chain = new Chain(g);
+          const owned: Key[][] = [miner, other].map((owner, i) =>
+            Array.from({ length: chips[i]! }, (_, c) => key(`prop-outage-chip-${i}-${c}`)),
+          );
+          chain.block(
+            [miner, other].map((owner, i) =>
+              chain.tx(owner, [
+                ...owned[i]!.map((chip) => registerAction(chain, chip, owner.address)),
+                setConsensusKeyAction(owner),
+                { type: 'bond', amount: 3n * DEFAULT_CONSENSUS_PARAMS.minValidatorBond },
+              ]),
+            ),
+          );
+          runAnswering(chain, owned.flat(), 40n);
+          for (const mask of outages) {
+            const answering = owned.filter((_, i) => (mask >> i) & 1).flat();
+            runAnswering(chain, answering, chain.height + POCI.epochBlocks);
+          }
+          const at = handedOverAt(chain.state);
+          if (at === null) return;
+          const latest = latestValidatorSetEpoch(chain.state)!;
+          for (let e = latest - 2n; e <= latest; e++) {
+            if (e <= at) continue;
+            const now = validatorSetForEpoch(chain.state, g, e)!;
+            const before = validatorSetForEpoch(chain.state, g, e - 1n)!;
+            if (handoverShortfall(now.validators, handover) === null) continue;
+            const weights = new Map(before.validators.map((v) => [toHex(v.publicKey), v.power]));
+            for (const v of now.validators) {
+              const w = weights.get(toHex(v.publicKey));
+              assert.ok(
+                w !== undefined && v.power <= w,
+                `epoch ${e}: a short set that is not the one before, kept`,
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 10 },
+    );
   });
 
   test('a set short of either bar is not stored: the genesis set serves on (too few validators; too little weight)', () => {
