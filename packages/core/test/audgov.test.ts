@@ -208,7 +208,7 @@ describe('audgov G1: a computed set replaces the genesis set only once it is big
             handover,
           });
           const chain = new Chain(g);
-          const owned: Key[][] = [miner, other].map((owner, i) =>
+          const owned: Key[][] = [0, 1].map((i) =>
             Array.from({ length: chips[i]! }, (_, c) => key(`prop-outage-chip-${i}-${c}`)),
           );
           chain.block(
