@@ -35,6 +35,7 @@ import {
   genesisStateWrites,
   genesisToJson,
   getParams,
+  handoverPending,
   keyId,
   LATEST_VALIDATOR_SET_KEY,
   type MerkleTrie,
@@ -906,6 +907,24 @@ export class Chain {
       startedEpoch === null
         ? undefined
         : { epoch: startedEpoch, json: JSON.stringify(networkStatsAt(after, block.header.height)) };
+    // At an epoch's last block: why bonded candidates did not replace the set serving (the handover
+    // bar, audit G1; after the handover too), so that operators see what is missing. Once per epoch.
+    const next = block.header.height + 1n;
+    const nextEpoch = epochStartingAt(after, next);
+    if (nextEpoch !== null) {
+      const pending = handoverPending(after, next);
+      if (pending) {
+        const kept = pending.handedOver ? 'previous validators' : 'genesis validators';
+        this.logger.info(`${kept} kept: the computed set is short of the handover bar`, {
+          epoch: nextEpoch.toString(),
+          validators: pending.validators,
+          weight: pending.weight.toString(),
+          handoverMinValidators: pending.params.minValidators,
+          handoverMinWeight: pending.params.minWeight.toString(),
+          shortfall: pending.shortfall,
+        });
+      }
+    }
     const parent = equalBytes(commitHash(parentCommit), commitHash(this.headBlock.commit))
       ? null
       : { ...this.headBlock, commit: parentCommit };

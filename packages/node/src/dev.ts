@@ -18,6 +18,7 @@ import {
   type Genesis,
   genesisAllocation,
   genesisToJson,
+  type HandoverParams,
   mnemonicFromEntropy,
   mnemonicToSeed,
   sha256,
@@ -83,6 +84,9 @@ export const DEV_MODELS = [
   { modelId: 'sim-a100', name: 'Simulated A100 SXM (software key)', power: 312_000n },
 ] as const;
 
+/** A dev genesis hands over to any non-empty computed set (one bonded dev chip is enough). */
+export const DEV_HANDOVER: Readonly<HandoverParams> = Object.freeze({ minWeight: 1n, minValidators: 1 });
+
 /**
  * A dev genesis: the whole 3% genesis allocation, 1,000 UNC of it to the governance key (to pay for
  * its proposals) and the rest split evenly over the dev accounts (the first takes the remainder, so
@@ -111,6 +115,13 @@ export function devGenesis(
      * (docs/consensus.md), unless its validator keys are fresh, as every `unc testnet`'s are.
      */
     chainId?: string;
+    /**
+     * When a computed validator set replaces the genesis set (audit G1). Default: any non-empty
+     * computed set, written explicitly: a dev chain or `unc testnet` is run by one person, whose
+     * own bonded chips are the only candidates, so it keeps handing over as it always did. A
+     * public chain's genesis must set a real bar (docs/operators.md).
+     */
+    handover?: HandoverParams;
   } = {},
 ): Genesis {
   const accounts = devAccounts(opts.accounts ?? DEV_ACCOUNT_COUNT);
@@ -136,6 +147,7 @@ export function devGenesis(
     halvingPeriodMs: DEFAULT_HALVING_PERIOD_MS,
     governance: { threshold: 1, keys: [devGovernanceKey().publicKey] },
     poci: { ...DEFAULT_POCI_PARAMS, epochBlocks: BigInt(opts.epochBlocks ?? 60), devSoftEnabled: true },
+    handover: opts.handover ?? { ...DEV_HANDOVER },
     market: { ...DEFAULT_MARKET_PARAMS, disputeWaitMs: BigInt(opts.disputeWaitMs ?? 10_000) },
     vendors: [
       { id: DEV_SOFT_VENDOR, name: 'Dev software chips', profile: 'dev-soft', roots: [] },

@@ -7,10 +7,15 @@ import { fromHex, toHex } from '../bytes.js';
 import {
   type ConsensusParams,
   checkConsensusParams,
+  checkHandoverParams,
   DEFAULT_CONSENSUS_PARAMS,
+  defaultHandoverParams,
+  type HandoverParams,
   putConsensusParams,
   putGenesisValidators,
+  putHandoverParams,
 } from '../consensus/epoch-validators.js';
+import { MAX_VALIDATORS } from '../consensus/validators.js';
 import { decodeAddress, encodeAddress } from '../crypto/address.js';
 import { UncError } from '../errors.js';
 import {
@@ -49,7 +54,12 @@ export interface GenesisAccount {
 export interface GenesisValidator {
   publicKey: Uint8Array;
   name: string;
+  /** Its weight in the genesis set (1 when absent; docs/operators.md §2). */
+  power?: bigint;
 }
+
+/** The most weight a genesis validator may be given: u64, so no sum of a set comes near u128. */
+export const MAX_GENESIS_VALIDATOR_POWER = (1n << 64n) - 1n;
 
 export interface GenesisGovernance {
   threshold: number;
@@ -76,6 +86,12 @@ export interface Genesis {
    */
   consensus?: ConsensusParams;
   /**
+   * When a computed validator set may replace the genesis set (audit G1; JSON `handoverMinWeight`,
+   * a decimal string of weight units, and `handoverMinValidators`). Absent = the defaults
+   * (defaultHandoverParams of the consensus parameters), and then nothing is written to the state.
+   */
+  handover?: HandoverParams;
+  /**
    * Market rules (the dispute wait, the receipt window). Absent = the defaults
    * (DEFAULT_MARKET_PARAMS), and then nothing is written to the state for them.
    */
@@ -86,6 +102,19 @@ export interface Genesis {
 
 export const DEFAULT_MAX_SUPPLY = 1_000_000_000n * 10n ** 18n;
 export const DEFAULT_GENESIS_ALLOCATION_BPS = 300;
+
+/** Calls `repeated(i)` for the first key equal to an earlier one (byte for byte). */
+function firstRepeat(keys: readonly Uint8Array[], repeated: (i: number) => void): void {
+  const seen = new Set<string>();
+  for (let i = 0; i < keys.length; i++) {
+    const id = toHex(keys[i]!);
+    if (seen.has(id)) {
+      repeated(i);
+      return;
+    }
+    seen.add(id);
+  }
+}
 
 function bad(field: string, why: string): never {
   throw new UncError('BAD_GENESIS', `genesis ${field}: ${why}`);
@@ -197,6 +226,9 @@ export function parseGenesis(json: unknown): Genesis {
 
   if (!Array.isArray(g.validators) || g.validators.length === 0)
     bad('validators', 'must be a non-empty array');
+  // What a validator set holds (ValidatorSet, validatorListCodec): more parsed, and every node
+  // failed later writing or building the set.
+  if (g.validators.length > MAX_VALIDATORS) bad('validators', `at most ${MAX_VALIDATORS}`);
   const validators = g.validators.map((v, i): GenesisValidator => {
     const o = obj(v, `validators[${i}]`);
     let publicKey: Uint8Array;
@@ -205,8 +237,21 @@ export function parseGenesis(json: unknown): Genesis {
     } catch {
       bad(`validators[${i}].publicKey`, 'must be 32 bytes of hex');
     }
-    return { publicKey, name: typeof o.name === 'string' ? o.name : `validator-${i}` };
+    const name = typeof o.name === 'string' ? o.name : `validator-${i}`;
+    if (o.power === undefined) return { publicKey, name };
+    // The weight docs/operators.md promises (audgov G3): before, a `power` was dropped without a
+    // word and the validator weighed 1, whatever the founders had agreed.
+    const power = amount(o.power, `validators[${i}].power`);
+    if (power < 1n || power > MAX_GENESIS_VALIDATOR_POWER)
+      bad(`validators[${i}].power`, `must be 1…${MAX_GENESIS_VALIDATOR_POWER}`);
+    return { publicKey, name, power };
   });
+  // Once each (audgov G2): a key listed twice parsed, and every node failed later, building the
+  // set (BAD_VALIDATOR_SET), with no pointer to the genesis entry.
+  firstRepeat(
+    validators.map((v) => v.publicKey),
+    (i) => bad(`validators[${i}].publicKey`, 'duplicate'),
+  );
 
   const gov = obj(g.governance, 'governance');
   if (!Array.isArray(gov.keys) || gov.keys.length === 0 || gov.keys.length > 32) {
@@ -219,6 +264,10 @@ export function parseGenesis(json: unknown): Genesis {
       bad(`governance.keys[${i}]`, 'must be 32 bytes of hex');
     }
   });
+  // Once each (audgov G2): approvals count distinct keys (checkApprovals), so a key listed twice
+  // counted twice towards the threshold's bound only: threshold 2 of [A, A] parsed and could never
+  // be met, and no proposal can change the keys.
+  firstRepeat(govKeys, (i) => bad(`governance.keys[${i}]`, 'duplicate'));
   const threshold = int(gov.threshold, 'governance.threshold', 32);
   if (threshold < 1 || threshold > govKeys.length) bad('governance.threshold', 'must be 1…number of keys');
 
@@ -286,6 +335,25 @@ export function parseGenesis(json: unknown): Genesis {
       checkConsensusParams(consensus);
     } catch (err) {
       bad('consensus', (err as Error).message);
+    }
+  }
+
+  let handover: HandoverParams | undefined;
+  if (g.handoverMinWeight !== undefined || g.handoverMinValidators !== undefined) {
+    const cp = consensus ?? DEFAULT_CONSENSUS_PARAMS;
+    const dh = defaultHandoverParams(cp);
+    handover = {
+      minWeight:
+        g.handoverMinWeight === undefined ? dh.minWeight : amount(g.handoverMinWeight, 'handoverMinWeight'),
+      minValidators:
+        g.handoverMinValidators === undefined
+          ? dh.minValidators
+          : int(g.handoverMinValidators, 'handoverMinValidators', MAX_VALIDATORS),
+    };
+    try {
+      checkHandoverParams(handover, cp.maxValidators);
+    } catch (err) {
+      bad('handover', (err as Error).message);
     }
   }
 
@@ -381,6 +449,7 @@ export function parseGenesis(json: unknown): Genesis {
     halvingPeriodMs,
     poci,
     ...(consensus ? { consensus } : {}),
+    ...(handover ? { handover } : {}),
     ...(market ? { market } : {}),
     vendors,
     models,
@@ -403,7 +472,11 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
     maxSupply: g.maxSupply.toString(),
     genesisAllocationBps: g.genesisAllocationBps,
     accounts: g.accounts.map((a) => ({ address: encodeAddress(a.address), balance: a.balance.toString() })),
-    validators: g.validators.map((v) => ({ publicKey: toHex(v.publicKey), name: v.name })),
+    validators: g.validators.map((v) => ({
+      publicKey: toHex(v.publicKey),
+      name: v.name,
+      ...(v.power === undefined ? {} : { power: v.power.toString() }),
+    })),
     governance: { threshold: g.governance.threshold, keys: g.governance.keys.map(toHex) },
     halvingPeriodMs: g.halvingPeriodMs.toString(),
     poci: {
@@ -424,6 +497,12 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
             uncPerPowerUnit: g.consensus.uncPerPowerUnit.toString(),
             tombstoneEpochs: Number(g.consensus.tombstoneEpochs),
           },
+        }
+      : {}),
+    ...(g.handover
+      ? {
+          handoverMinWeight: g.handover.minWeight.toString(),
+          handoverMinValidators: g.handover.minValidators,
         }
       : {}),
     ...(g.market
@@ -472,9 +551,20 @@ export function genesisStateWrites(g: Genesis): StateWrite[] {
     accounts.add(id);
     putAccount(overlay, a.address, { balance: a.balance, nonce: 0n });
   }
+  firstRepeat(g.governance.keys, (i) => {
+    throw new RangeError(`genesis lists governance key ${toHex(g.governance.keys[i]!)} twice`);
+  });
+  firstRepeat(
+    g.validators.map((v) => v.publicKey),
+    (i) => {
+      throw new RangeError(`genesis lists validator ${toHex(g.validators[i]!.publicKey)} twice`);
+    },
+  );
   putGovernance(overlay, { threshold: g.governance.threshold, keys: g.governance.keys, nonce: 0n });
   putPociParams(overlay, g.poci);
   if (g.consensus) putConsensusParams(overlay, g.consensus);
+  // After the consensus parameters: minValidators is checked against their maxValidators.
+  if (g.handover) putHandoverParams(overlay, g.handover);
   if (g.market) putMarketParams(overlay, g.market);
   putEmission(overlay, { genesisTime: g.genesisTime, halvingPeriodMs: g.halvingPeriodMs, allocated: 0n });
   for (const v of g.vendors) putVendor(overlay, v);

@@ -14,7 +14,7 @@
  * hash of that block's own VRF beacon and the consensus key, and stored in a ring of the
  * last few epochs, so every node reads the same set cheaply and evidence of a recent epoch can be
  * checked against the set that was in force. Until a computed set exists (or whenever one comes
- * out empty) the previous set stays; the first is the genesis validators.
+ * out empty, or short of the handover bar) the previous set stays; the first is the genesis validators.
  *
  * Cost. Candidates and chips are enumerable through state indexes (consensus/indexed-set.ts): the
  * bonded candidates, and per owner its chips with their total rated power, kept up to date O(1)
@@ -115,6 +115,141 @@ export function getConsensusParams(state: StateReader): ConsensusParams {
 export function putConsensusParams(state: StateOverlay, p: ConsensusParams): void {
   checkConsensusParams(p);
   state.set(CONSENSUS_PARAMS_KEY, encode(consensusParamsCodec, p));
+}
+
+// ---- Handover: when a computed set may replace the genesis set ----
+
+/**
+ * CONSENSUS (docs/consensus.md, Genesis validators; audit G1): a computed set replaces the GENESIS
+ * set only once it has at least `minValidators` validators and a total voting weight of at least
+ * `minWeight` (the units of computed weights: chip power capped by bond). Before, the first
+ * non-empty computed set took over however small: one account with the minimum bond and one chip
+ * became the only validator and could censor everyone else's bonds and heartbeats for good.
+ * The bar stays after the handover: a later computed set short of it keeps the set serving too
+ * (endBlockValidators). Genesis parameters, fixed for the life of the chain.
+ */
+export interface HandoverParams {
+  minWeight: bigint;
+  minValidators: number;
+}
+
+/** Default handover weight: this many times what the minimum validator bond backs. */
+export const DEFAULT_HANDOVER_BOND_MULTIPLE = 100n;
+/** Default number of distinct validators a computed set needs to replace the genesis set. */
+export const DEFAULT_HANDOVER_MIN_VALIDATORS = 4;
+/** handoverMinWeight is stored as u128. */
+export const MAX_HANDOVER_WEIGHT = (1n << 128n) - 1n;
+
+/**
+ * The defaults for a genesis that does not name the handover parameters (never 0: 0 is the G1
+ * bug): 100 × (minValidatorBond ÷ uncPerPowerUnit), the weight of 100 validators at the minimum
+ * bond, each fully backed (100,000 UNC bonded behind about 100 H100s of proven seat power at the
+ * default parameters), and min(4, maxValidators) validators. A capture then costs at least 100×
+ * the minimum bond and as much proven chip power, spread over at least 4 keys; a launch that wants
+ * a different bar names it in its genesis.
+ */
+export function defaultHandoverParams(
+  p: Pick<ConsensusParams, 'minValidatorBond' | 'uncPerPowerUnit' | 'maxValidators'>,
+): HandoverParams {
+  let minWeight = DEFAULT_HANDOVER_BOND_MULTIPLE * (p.minValidatorBond / p.uncPerPowerUnit);
+  if (minWeight < 1n) minWeight = 1n;
+  if (minWeight > MAX_HANDOVER_WEIGHT) minWeight = MAX_HANDOVER_WEIGHT;
+  const minValidators =
+    p.maxValidators < DEFAULT_HANDOVER_MIN_VALIDATORS ? p.maxValidators : DEFAULT_HANDOVER_MIN_VALIDATORS;
+  return { minWeight, minValidators };
+}
+
+export const handoverParamsCodec: Codec<HandoverParams> = struct<HandoverParams>('HandoverParams', {
+  minWeight: u128,
+  minValidators: u32,
+});
+
+export function checkHandoverParams(h: HandoverParams, maxValidators: number): void {
+  if (h.minWeight < 1n || h.minWeight > MAX_HANDOVER_WEIGHT) {
+    throw new RangeError('handoverMinWeight must be 1…2^128-1');
+  }
+  if (!Number.isInteger(h.minValidators) || h.minValidators < 1 || h.minValidators > maxValidators) {
+    throw new RangeError(`handoverMinValidators must be 1…maxValidators (${maxValidators})`);
+  }
+}
+
+export const HANDOVER_PARAMS_KEY = Uint8Array.of(VALIDATOR_SETS, 0x04);
+/** Written once, at the boundary where a computed set first replaced the genesis set: that epoch (u64). */
+export const HANDED_OVER_KEY = Uint8Array.of(VALIDATOR_SETS, 0x05);
+
+/** Absent from the state means the defaults derived from the consensus parameters. */
+export function getHandoverParams(state: StateReader): HandoverParams {
+  const raw = state.get(HANDOVER_PARAMS_KEY);
+  return raw ? decode(handoverParamsCodec, raw) : defaultHandoverParams(getConsensusParams(state));
+}
+
+export function putHandoverParams(state: StateOverlay, h: HandoverParams): void {
+  checkHandoverParams(h, getConsensusParams(state).maxValidators);
+  state.set(HANDOVER_PARAMS_KEY, encode(handoverParamsCodec, h));
+}
+
+/** The epoch from which a computed set replaced the genesis set, or null while the genesis set serves. */
+export function handedOverAt(state: StateReader): bigint | null {
+  const raw = state.get(HANDED_OVER_KEY);
+  return raw ? decode(u64, raw) : null;
+}
+
+/** Why a computed set may not replace the genesis set (null: it may). */
+export function handoverShortfall(validators: readonly Validator[], h: HandoverParams): string | null {
+  const keys = new Set(validators.map((v) => toHex(v.publicKey)));
+  const weight = validators.reduce((sum, v) => sum + v.power, 0n);
+  if (keys.size < h.minValidators) return `${keys.size} validators, fewer than ${h.minValidators}`;
+  if (weight < h.minWeight) return `total weight ${weight}, below ${h.minWeight}`;
+  return null;
+}
+
+/**
+ * For operators (not consensus): with `state` the state after an epoch's last block and `nextHeight`
+ * the next epoch's first height, what the computed set that the handover bar kept out looked like
+ * (the genesis set serving on, or after the handover the previous computed set: `handedOver`):
+ * null when no candidate has weight (the set serving goes on for lack of any), or when the set met
+ * the bar. The tie-break seed does not matter here: it orders equal weights, which changes neither
+ * the count nor the total.
+ */
+export function handoverPending(
+  state: StateReader,
+  nextHeight: bigint,
+): {
+  validators: number;
+  weight: bigint;
+  shortfall: string;
+  params: HandoverParams;
+  handedOver: boolean;
+} | null {
+  const handedOver = handedOverAt(state) !== null;
+  // After the handover, a boundary that stored a set other than a kept one (each validator one of
+  // the ending epoch's, at no more weight: keptValidators) stored a computed set that met the bar;
+  // only the others pay for a second computation.
+  if (handedOver && !mayBeKept(state, epochOf(nextHeight, getPociParams(state)))) return null;
+  const set = computeValidatorSet(state, nextHeight, new Uint8Array(32));
+  if (set.length === 0) return null;
+  const params = getHandoverParams(state);
+  const shortfall = handoverShortfall(set, params);
+  if (shortfall === null) return null;
+  return {
+    validators: set.length,
+    weight: set.reduce((n, v) => n + v.power, 0n),
+    shortfall,
+    params,
+    handedOver,
+  };
+}
+
+/** Whether the set stored for `epoch` may be the ending epoch's kept (keptValidators), not a computed one. */
+function mayBeKept(state: StateReader, epoch: bigint): boolean {
+  const now = getStoredSet(state, epoch);
+  const before = getStoredSet(state, epoch - 1n);
+  if (!now || now.epoch !== epoch || !before || before.epoch !== epoch - 1n) return false;
+  const weights = new Map(before.validators.map((v) => [toHex(v.publicKey), v.power]));
+  return now.validators.every((v) => {
+    const w = weights.get(toHex(v.publicKey));
+    return w !== undefined && v.power <= w;
+  });
 }
 
 // ---- Candidates: bonded accounts and their consensus keys ----
@@ -907,6 +1042,17 @@ export function endBlockValidators(state: StateOverlay, height: bigint, beacon: 
   const next = epochOf(height + 1n, p);
   if (height === 0n || next === epochOf(height, p)) return;
   let validators = computeValidatorSet(state, height + 1n, beacon);
+  if (validators.length > 0 && handoverShortfall(validators, getHandoverParams(state)) !== null) {
+    // A computed set short of the handover bar is not stored, in the genesis era (audit G1) and
+    // after it (review of G1): the set that serves goes on, as for an empty computed set. After
+    // the handover the old rule stored any non-empty set, so one epoch in which every honest
+    // validator's measured seat power fell to 0 (its chips' challenges missed: an outage, a miner
+    // release that broke heartbeats, its heartbeats crowded out) handed the chain to one
+    // minimum-bond key whose chip did answer, which as sole proposer then kept it for good.
+    validators = [];
+  } else if (validators.length > 0 && handedOverAt(state) === null) {
+    state.set(HANDED_OVER_KEY, encode(u64, next));
+  }
   if (validators.length === 0) validators = keptValidators(state, next - 1n);
   state.set(ringKey(next), encode(storedSetCodec, { epoch: next, validators }));
   state.set(LATEST_KEY, encode(u64, next));
