@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { children, parseDer } from '../src/attestation/der.js';
 import {
   type Action,
@@ -397,5 +398,53 @@ describe('audchip C6 (fixed, CONSENSUS CHANGE): a registration anchored before t
     const record = getChip(chain.state, chipId)!;
     assert.deepEqual(record.owner, other.address);
     assert.equal(record.releasedAt, releasedAt, "a registration keeps the record's release height");
+  });
+});
+
+describe('audchip C6 property: the release bound', () => {
+  test('property: evidence anchored at height a registers a deregistered chip again iff a is at or after its last release', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 4 }),
+        fc.boolean(),
+        fc.nat(),
+        (before, after, sold, pick) => {
+          const chain = new TestChain();
+          chain.blocksUntil(3n);
+          const chip = key(`audchip-release-${before}-${after}-${sold}`);
+          const chipId = devSoftChipId(chip.publicKey);
+          chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+          chain.blocksUntil(chain.height + BigInt(before));
+          let holder = miner;
+          if (sold) {
+            const anchor = chain.height;
+            const message = transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor));
+            chain.block([
+              chain.tx(miner, [
+                {
+                  type: 'transferChip',
+                  chipId,
+                  newOwner: other.address,
+                  anchorHeight: anchor,
+                  consent: { type: 'dev-soft', signature: ed25519Sign(chip.seed, message) },
+                },
+              ]),
+            ]);
+            holder = other;
+          }
+          chain.block([chain.tx(holder, [{ type: 'deregisterChip', chipId }])]);
+          const releasedAt = chain.height;
+          assert.equal(getChip(chain.state, chipId)!.releasedAt, releasedAt);
+          chain.blocksUntil(chain.height + BigInt(after));
+          // Any anchor still recent: from the registration's block to the head.
+          const anchor = 3n + (BigInt(pick) % (chain.height - 2n));
+          const err = chain.attempt(chain.tx(miner, [registerAction(chain, chip, miner.address, anchor)]));
+          if (anchor >= releasedAt) assert.equal(err, null, err?.message);
+          else assert.equal(err?.code, 'ANCHOR_BEFORE_RELEASE', err?.message);
+        },
+      ),
+      { numRuns: 24 },
+    );
   });
 });
