@@ -228,6 +228,8 @@ function chipRecord(profile: Chip['profile'], chipId: Uint8Array, keyMaterial: U
     slotsMissed: 0n,
     rewardsEarned: 0n,
     rewardedThrough: 0n,
+    certsNotAfter: null,
+    releasedAt: 0n,
   } as Chip;
 }
 

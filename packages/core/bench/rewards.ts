@@ -95,6 +95,8 @@ const template = {
   slotsMissed: 0n,
   rewardsEarned: 0n,
   rewardedThrough: 1n,
+  certsNotAfter: null,
+  releasedAt: 0n,
 };
 const batch = [];
 for (let i = 0; i < CHIPS; i++) {

@@ -1,24 +1,27 @@
 /**
  * Audit audchip (docs/security-audit-chips.md): what an attacker without a chip, or with one, gets
- * from registration and heartbeats. These pin behaviour the audit rates LOW and leaves to the design
- * owner (C2, C3): each says what holds today, so that a change to it shows; C4 is fixed (review
- * revchip) and its tests say what holds now.
+ * from registration and heartbeats. C2, C6 and C3's record are fixed (chipleft, CONSENSUS CHANGE),
+ * C4 in review revchip: their tests say what holds now; C3's global chip ids stay (a design choice).
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { children, parseDer } from '../src/attestation/der.js';
 import {
   type Action,
   canonicalAllowlistKey,
   certificateRevocationId,
+  certificatesExpired,
   devSoftChipId,
+  earliestNotAfterMs,
   ed25519Sign,
   effectiveStatus,
   type GovProposal,
   getChip,
   getGovernance,
   governanceSigningBytes,
+  networkAggregates,
   parseCertificate,
   registrationMessage,
   rsaAllowListChipId,
@@ -86,49 +89,102 @@ function akCert(
   }).der;
 }
 
-describe('audchip C2 (LOW): certificate validity is checked at registration only', () => {
-  test('a tpm2 chip keeps answering, and counting, after its AK certificate has expired at block time', () => {
+describe('audchip C2 (fixed, CONSENSUS CHANGE): a chip stops earning once its certificates expire', () => {
+  test('a tpm2 chip whose AK certificate has expired at block time reads revoked: its answer is refused, and it registers again with a fresh certificate', () => {
     const root = issueCa('TPM Vendor Root');
     const chain = new TestChain(withTpmVendor(genesis(POCI), root));
     chain.blocksUntil(3n);
     // The AK certificate expires five seconds after the block that registers the chip.
     const notAfterMs = chain.time + 1000n + 5000n;
-    const tpm = new FixtureTpm(root, Uint8Array.of(0xc2));
-    const cert = akCert(root, tpm.ak, Uint8Array.of(0xc2), new Date(Number(notAfterMs)).toISOString());
+    const device = Uint8Array.of(0xc2);
+    const tpm = new FixtureTpm(root, device);
+    const cert = akCert(root, tpm.ak, device, new Date(Number(notAfterMs)).toISOString());
     Object.assign(tpm, { cert });
     const t0 = chain.time;
     const now = (): Clock => ({ clock: 1_000n + (chain.time - t0), resetCount: 1, restartCount: 0 });
     tpm.chipId = registeredId(chain.block([chain.tx(miner, [tpm.register(chain, miner.address, now())])]));
+    // The record keeps the path's earliest end (the AK's; the root's is 2036).
+    let chip = getChip(chain.state, tpm.chipId)!;
+    assert.equal(chip.certsNotAfter, notAfterMs);
+    assert.equal(effectiveStatus(chain.state, chip, notAfterMs + 999n).status, 'active');
     chain.blocksUntil(POCI.epochBlocks);
     const c = untilChipChallenged(chain, tpm.chipId);
     assert.ok(chain.time > notAfterMs + 1000n, 'the certificate has expired at block time');
-    chain.block([
+    // Before the fix the answer was accepted and counted (slotsAnswered 1, status active).
+    const err = chain.attempt(
       chain.tx(miner, [{ type: 'heartbeat', answers: [tpm.answer(chain, c.epoch, c.slot, now())] }], 0n),
-    ]);
-    const chip = getChip(chain.state, tpm.chipId)!;
-    assert.equal(chip.slotsAnswered, 1n);
+    );
+    assert.equal(err?.code, 'CHIP_INACTIVE', err?.message);
+    assert.match(err!.message, /certificate of its registration expired at .*fresh certificates/);
+    chip = getChip(chain.state, tpm.chipId)!;
+    assert.equal(chip.slotsAnswered, 0n);
+    const status = effectiveStatus(chain.state, chip, chain.time);
+    assert.equal(status.status, 'revoked');
+    assert.match(status.reason, new RegExp(new Date(Number(notAfterMs)).toISOString()));
+    // Without a block time the record reads as it is; network sums take the block's kept time.
     assert.equal(effectiveStatus(chain.state, chip).status, 'active');
-    // A registration of the same certificate now is refused: validity is read at registration only.
+    assert.equal(networkAggregates(chain.state, [chip], chain.height).activeChips, 0);
+    // Nor is it transferred (as a revoked chip is not).
+    const sell = chain.attempt(
+      chain.tx(miner, [
+        {
+          type: 'transferChip',
+          chipId: tpm.chipId,
+          newOwner: other.address,
+          anchorHeight: chain.height,
+          consent: { type: 'dev-soft', signature: new Uint8Array(64) },
+        },
+      ]),
+    );
+    assert.equal(sell?.code, 'CHIP_INACTIVE', sell?.message);
+    // The owner deregisters it and registers it with a fresh certificate from its vendor.
+    chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId: tpm.chipId }])]);
+    const dereg = getChip(chain.state, tpm.chipId)!;
+    assert.equal(effectiveStatus(chain.state, dereg, chain.time).status, 'deregistered');
+    assert.match(dereg.statusReason, /^deregistered by its owner once revoked: a certificate/);
+    Object.assign(tpm, { cert: akCert(root, tpm.ak, device) });
+    chain.block([chain.tx(miner, [tpm.register(chain, miner.address, now())])]);
+    chip = getChip(chain.state, tpm.chipId)!;
+    assert.equal(effectiveStatus(chain.state, chip, chain.time).status, 'active');
+    assert.equal(chip.certsNotAfter, BigInt(Date.parse('2036-01-01T00:00:00Z')));
+    // A registration of the expired certificate is refused, as before.
     const again = new TestChain(withTpmVendor(genesis(POCI), root));
     again.blocksUntil(chain.height);
+    Object.assign(tpm, { cert });
     assert.equal(
       again.attempt(again.tx(other, [tpm.register(again, other.address, now())]))?.code,
       'ATTEST_CERT_EXPIRED',
     );
   });
+
+  test('a path ends with its earliest-ending certificate, the root included', () => {
+    const ends = [5_000n, 2_000n, 9_000n].map((notAfterMs) => ({ notAfterMs }));
+    assert.equal(earliestNotAfterMs(ends), 2_000n);
+    const chip = { certsNotAfter: 2_000n };
+    // Valid through the last millisecond of its second, as the registration's check reads it.
+    assert.equal(certificatesExpired(chip, 2_999n), false);
+    assert.equal(certificatesExpired(chip, 3_000n), true);
+    assert.equal(certificatesExpired({ certsNotAfter: null }, 10n ** 15n), false);
+  });
 });
 
-describe('audchip C3 (LOW): device names are chip ids across every vendor', () => {
-  test("another vendor's CA certifying this chip's device name takes its chip id, and revoking it does not give the id back", () => {
-    const rootA = issueCa('Honest TPM Vendor Root');
-    const rootB = issueCa('Rogue TPM Vendor Root');
-    const base = withTpmVendor(genesis(POCI), rootA);
-    const chain = new TestChain({
-      ...base,
-      vendors: [...base.vendors, { id: 'rogue', name: 'Rogue', profile: 'tpm2', roots: [rootB.der] }],
-      models: [...base.models, { vendorId: 'rogue', modelId: TPM_MODEL, name: 'tpu', power: TPM_POWER }],
-    });
-    chain.blocksUntil(3n);
+/** Chain with an honest TPM vendor and a rogue one trusting another root, at height 3. */
+function twoVendorChain() {
+  const rootA = issueCa('Honest TPM Vendor Root');
+  const rootB = issueCa('Rogue TPM Vendor Root');
+  const base = withTpmVendor(genesis(POCI), rootA);
+  const chain = new TestChain({
+    ...base,
+    vendors: [...base.vendors, { id: 'rogue', name: 'Rogue', profile: 'tpm2', roots: [rootB.der] }],
+    models: [...base.models, { vendorId: 'rogue', modelId: TPM_MODEL, name: 'tpu', power: TPM_POWER }],
+  });
+  chain.blocksUntil(3n);
+  return { chain, rootA, rootB };
+}
+
+describe('audchip C3 (LOW, partly fixed, CONSENSUS CHANGE): device names are chip ids across every vendor', () => {
+  test("another vendor's CA certifying this chip's device name takes its chip id; once its certificate is revoked, anyone deregisters the record and the real device registers", () => {
+    const { chain, rootA, rootB } = twoVendorChain();
     const device = Uint8Array.of(0x0a, 0x0b, 0x0c);
     const honest = new FixtureTpm(rootA, device);
     // The rogue vendor's CA names the honest chip's device (its hwType and hwSerialNum) for a key of its own.
@@ -140,6 +196,9 @@ describe('audchip C3 (LOW): device names are chip ids across every vendor', () =
     const squatId = registeredId(chain.block([chain.tx(other, [rogueAction])]));
     const err = chain.attempt(chain.tx(miner, [honest.register(chain, miner.address, clock)]));
     assert.equal(err?.code, 'CHIP_ALREADY_REGISTERED', err?.message);
+    // Nobody but its owner deregisters an active chip.
+    const early = chain.attempt(chain.tx(miner, [{ type: 'deregisterChip', chipId: squatId }]));
+    assert.equal(early?.code, 'NOT_OWNER', early?.message);
     // Governance revokes the rogue certificate: the squatting record is revoked, and keeps the id.
     const id = certificateRevocationId(parseCertificate(squatter.cert));
     chain.block([
@@ -150,9 +209,34 @@ describe('audchip C3 (LOW): device names are chip ids across every vendor', () =
     assert.equal(effectiveStatus(chain.state, getChip(chain.state, squatId)!).status, 'revoked');
     const after = chain.attempt(chain.tx(miner, [honest.register(chain, miner.address, clock)]));
     assert.equal(after?.code, 'CHIP_ALREADY_REGISTERED', after?.message);
-    // Nor can its owner free it: a revoked chip is not deregistered.
-    const dereg = chain.attempt(chain.tx(other, [{ type: 'deregisterChip', chipId: squatId }]));
-    assert.equal(dereg?.code, 'CHIP_INACTIVE', dereg?.message);
+    // Before the fix nobody could free it (CHIP_INACTIVE, its owner included): now anyone can.
+    const events = chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId: squatId }])]);
+    const gone = events.find((e) => e.type === 'chipDeregistered') as { owner: Uint8Array } | undefined;
+    assert.deepEqual(gone?.owner, other.address, 'the event names the owner the chip left');
+    const record = getChip(chain.state, squatId)!;
+    assert.equal(record.status, 1);
+    assert.match(record.statusReason, /once revoked: certificate .* revoked by vendor rogue/);
+    assert.equal(
+      registeredId(chain.block([chain.tx(miner, [honest.register(chain, miner.address, clock)])])).length,
+      32,
+    );
+    assert.deepEqual(getChip(chain.state, squatId)!.owner, miner.address);
+    // The squatter cannot take it back: its certificate stays revoked.
+  });
+
+  test('a chip governance revoked by name (revokeChip) is not deregistered, by its owner or anyone: that revocation is a ban', () => {
+    const { chain, rootA } = twoVendorChain();
+    const tpm = new FixtureTpm(rootA, Uint8Array.of(0x33));
+    const clock: Clock = { clock: 1_000n, resetCount: 1, restartCount: 0 };
+    const chipId = registeredId(chain.block([chain.tx(other, [tpm.register(chain, other.address, clock)])]));
+    chain.block([chain.tx(miner, [govAction(chain, { type: 'revokeChip', chipId, reason: 'banned' })])]);
+    for (const [who, code] of [
+      [other, 'CHIP_INACTIVE'],
+      [miner, 'NOT_OWNER'],
+    ] as const) {
+      const err = chain.attempt(chain.tx(who, [{ type: 'deregisterChip', chipId }]));
+      assert.equal(err?.code, code, err?.message);
+    }
   });
 });
 
@@ -253,8 +337,8 @@ describe('audchip C4 (fixed, CONSENSUS CHANGE): the RSA allow-list takes a key i
   });
 });
 
-describe('audchip C6 (LOW): a registration signed for a former owner stays valid for its anchor window', () => {
-  test('the seller re-registers the chip with evidence signed before the sale once the buyer deregisters it', () => {
+describe('audchip C6 (fixed, CONSENSUS CHANGE): a registration anchored before the chip last changed hands is refused', () => {
+  test('the seller cannot re-register the chip with evidence signed before the sale once the buyer deregisters it', () => {
     const chain = new TestChain();
     chain.blocksUntil(3n);
     const chip = key('audchip-sold');
@@ -277,15 +361,90 @@ describe('audchip C6 (LOW): a registration signed for a former owner stays valid
       },
     };
     chain.block([chain.tx(miner, [consent])]);
+    const soldAt = chain.height;
     assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
-    // The buyer deregisters it (to register it again, say): the seller's kept evidence registers it
-    // first, without the chip's consent, while its anchor is one of the last 100 blocks.
+    assert.equal(getChip(chain.state, chipId)!.releasedAt, soldAt);
+    // The buyer deregisters it (to register it again, say). Before the fix the seller's kept
+    // evidence registered it first, without the chip's consent, while its anchor was recent.
     chain.block([chain.tx(other, [{ type: 'deregisterChip', chipId }])]);
+    assert.equal(getChip(chain.state, chipId)!.releasedAt, chain.height);
     assert.ok(chain.height - kept.anchorHeight <= 100n);
-    const events = chain.block([chain.tx(miner, [kept])]);
+    const err = chain.attempt(chain.tx(miner, [kept]));
+    assert.equal(err?.code, 'ANCHOR_BEFORE_RELEASE', err?.message);
+    // The buyer registers it with evidence the chip signs now.
+    const events = chain.block([chain.tx(other, [registerAction(chain, chip, other.address)])]);
     assert.ok(events.some((e) => e.type === 'chipRegistered'));
-    assert.deepEqual(getChip(chain.state, chipId)!.owner, miner.address);
-    const buyer = chain.attempt(chain.tx(other, [registerAction(chain, chip, other.address)]));
-    assert.equal(buyer?.code, 'CHIP_ALREADY_REGISTERED', buyer?.message);
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+  });
+
+  test('evidence signed before its own deregistration does not register the chip again; evidence anchored at the deregistration block does', () => {
+    const chain = new TestChain();
+    chain.blocksUntil(3n);
+    const chip = key('audchip-given-up');
+    const chipId = devSoftChipId(chip.publicKey);
+    const kept = registerAction(chain, chip, miner.address);
+    chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+    chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);
+    const releasedAt = chain.height;
+    // The device may have gone to someone else off chain: the old evidence registers it no more.
+    const err = chain.attempt(chain.tx(miner, [kept]));
+    assert.equal(err?.code, 'ANCHOR_BEFORE_RELEASE', err?.message);
+    const before = chain.attempt(
+      chain.tx(other, [registerAction(chain, chip, other.address, releasedAt - 1n)]),
+    );
+    assert.equal(before?.code, 'ANCHOR_BEFORE_RELEASE', before?.message);
+    // A signature over the deregistration block's hash was made after it.
+    chain.block([chain.tx(other, [registerAction(chain, chip, other.address, releasedAt)])]);
+    const record = getChip(chain.state, chipId)!;
+    assert.deepEqual(record.owner, other.address);
+    assert.equal(record.releasedAt, releasedAt, "a registration keeps the record's release height");
+  });
+});
+
+describe('audchip C6 property: the release bound', () => {
+  test('property: evidence anchored at height a registers a deregistered chip again iff a is at or after its last release', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 4 }),
+        fc.boolean(),
+        fc.nat(),
+        (before, after, sold, pick) => {
+          const chain = new TestChain();
+          chain.blocksUntil(3n);
+          const chip = key(`audchip-release-${before}-${after}-${sold}`);
+          const chipId = devSoftChipId(chip.publicKey);
+          chain.block([chain.tx(miner, [registerAction(chain, chip, miner.address)])]);
+          chain.blocksUntil(chain.height + BigInt(before));
+          let holder = miner;
+          if (sold) {
+            const anchor = chain.height;
+            const message = transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor));
+            chain.block([
+              chain.tx(miner, [
+                {
+                  type: 'transferChip',
+                  chipId,
+                  newOwner: other.address,
+                  anchorHeight: anchor,
+                  consent: { type: 'dev-soft', signature: ed25519Sign(chip.seed, message) },
+                },
+              ]),
+            ]);
+            holder = other;
+          }
+          chain.block([chain.tx(holder, [{ type: 'deregisterChip', chipId }])]);
+          const releasedAt = chain.height;
+          assert.equal(getChip(chain.state, chipId)!.releasedAt, releasedAt);
+          chain.blocksUntil(chain.height + BigInt(after));
+          // Any anchor still recent: from the registration's block to the head.
+          const anchor = 3n + (BigInt(pick) % (chain.height - 2n));
+          const err = chain.attempt(chain.tx(miner, [registerAction(chain, chip, miner.address, anchor)]));
+          if (anchor >= releasedAt) assert.equal(err, null, err?.message);
+          else assert.equal(err?.code, 'ANCHOR_BEFORE_RELEASE', err?.message);
+        },
+      ),
+      { numRuns: 24 },
+    );
   });
 });

@@ -304,6 +304,9 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // CHANGE, docs/security-audit-money.md M-1): block 70's claim of every chip pays more, so the
     // balances, the burned total and its fee event moved. The executor before that rule, handed the
     // claim at its new fee, gives exactly these values (nothing else moved).
+    // Recorded again for two more chip fields (chipleft, CONSENSUS CHANGE, audchip C2 and C6:
+    // `certsNotAfter`, a none byte for these dev-soft chips, and `releasedAt`, 0 here): only the
+    // three roots moved (they were 48978337…, 79b96bdb…, b7128d38…); the events and counts did not.
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -327,9 +330,9 @@ describe('heartbeat execution commits exactly what it always did', () => {
 });
 
 const GOLDEN: Run = {
-  root: '4897833764de0d87b7252f2444927471ea669ce7857621f5665f2b1ae2d56668',
-  rootBeforeSeatShares: '79b96bdb1139ad0a2191ab3541784e171e8b5a2b4a3c2787de962d0f266ff984',
-  rootBeforeClassPayouts: 'b7128d3825010ecb0424dd00972876dff6ecdaa9f3a670dc7800fe6638fa862f',
+  root: '7fc8a1670bdbda751f65844adde3916cd76dbb047787c0d9e1787ccb93dc6ab6',
+  rootBeforeSeatShares: 'ac1e9894aa75ecf75586ab1be45a9fb6c337dc0c12a3867f59e7de1d8a951544',
+  rootBeforeClassPayouts: '472174b7d02c953d70828f8e8aadff5b970716d4c78952c85b2bafbaa6728e9d',
   events: 'e756eb19ad239baaba65bf0cc578467c95998a9f368b302a38b4b94146a69320',
   answered: 105,
   missed: 17,

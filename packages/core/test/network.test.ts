@@ -61,6 +61,8 @@ const chipArb = fc
       slotsMissed: 0n,
       rewardsEarned: 0n,
       rewardedThrough: 0n,
+      certsNotAfter: null,
+      releasedAt: 0n,
     }),
   );
 

@@ -717,6 +717,8 @@ function getChipTemplate() {
     slotsMissed: 0n,
     rewardsEarned: 0n,
     rewardedThrough: 1n,
+    certsNotAfter: null,
+    releasedAt: 0n,
   };
 }
 

@@ -70,6 +70,8 @@ const chip: Chip = {
   slotsMissed: 0n,
   rewardsEarned: 0n,
   rewardedThrough: 0n,
+  certsNotAfter: null,
+  releasedAt: 0n,
 };
 
 /** Block 1, stamped TIME, over a state holding `chip`, signed by the one genesis validator. */

@@ -75,6 +75,8 @@ export function chipRecord(
     slotsMissed: 0n,
     rewardsEarned: 0n,
     rewardedThrough: 0n,
+    certsNotAfter: null,
+    releasedAt: 0n,
   };
 }
 

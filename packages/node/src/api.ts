@@ -509,7 +509,7 @@ export function createApi(node: RpcContext): RpcServerModules {
             return chipJson(chip);
           }
           const proven = proveRecord(chain.state, chain.head.header, chipKey(chipId), (reader) => {
-            if (chip) effectiveStatus(reader, chip);
+            if (chip) effectiveStatus(reader, chip, chain.head.header.time);
           });
           if (!chip) throw notFoundProven(`chip ${toHex(chipId)}`, proven);
           return { ...chipJson(chip), ...proven };
@@ -693,7 +693,8 @@ export function createApi(node: RpcContext): RpcServerModules {
     const p = getPociParams(chain.state);
     const height = chain.height;
     const challengesOf = challengeLookup(chain.state);
-    const { status, reason } = effectiveStatus(chain.state, chip);
+    // At the head's block time: a chip past its certificates' end reads revoked, with the reason.
+    const { status, reason } = effectiveStatus(chain.state, chip, chain.head.header.time);
     const current = epochOf(height, p);
     const cls = chipClass(chip.chipId, p);
     // The head's own challenge is answerable in the next block: listed at once.

@@ -377,6 +377,8 @@ function chipFromJson(c: ChipJson): Chip {
     slotsMissed: BigInt(c.slotsMissed),
     rewardsEarned: BigInt(c.rewardsEarned),
     rewardedThrough: 0n,
+    certsNotAfter: null,
+    releasedAt: 0n,
   };
 }
 

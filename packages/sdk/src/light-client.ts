@@ -255,7 +255,7 @@ export class LightClient {
     );
     if (got.json === null) return { chip: null, header: got.header };
     const { json, value, state, header } = got;
-    return { ...checkChip(asked, value, state, json), json, header };
+    return { ...checkChip(asked, value, state, json, header.header.time), json, header };
   }
 
   /**

@@ -183,6 +183,8 @@ export function checkChip(
   value: Uint8Array,
   state: StateReader,
   json: ChipJson,
+  /** The verified header's block time: a chip past its certificates' end reads revoked (core effectiveStatus). */
+  time: bigint,
 ): ProvenChip {
   const what = `chip ${toHex(asked)}`;
   const chip = decodeField((b) => decode(chipCodec, b), value, `${what} record`);
@@ -193,7 +195,7 @@ export function checkChip(
       `the node answered for chip ${String(json.chipId)}, not ${toHex(asked)}`,
       'WRONG_RECORD',
     );
-  const { status, reason } = derive(`${what} status`, () => effectiveStatus(state, chip));
+  const { status, reason } = derive(`${what} status`, () => effectiveStatus(state, chip, time));
   same(what, 'owner', json.owner, encodeAddress(chip.owner));
   same(what, 'vendorId', json.vendorId, chip.vendorId);
   same(what, 'modelId', json.modelId, chip.modelId);

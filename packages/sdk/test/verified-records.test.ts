@@ -98,6 +98,8 @@ function chip(n: number, over: Partial<Chip> = {}): Chip {
     slotsMissed: 1n,
     rewardsEarned: 7n,
     rewardedThrough: 0n,
+    certsNotAfter: null,
+    releasedAt: 0n,
     ...over,
   };
 }

@@ -107,6 +107,22 @@ export interface Chip {
   rewardsEarned: bigint;
   /** Epochs below this one are paid out (or had nothing to pay). */
   rewardedThrough: bigint;
+  /**
+   * CONSENSUS CHANGE (chipleft, audchip C2): the end of validity (ms, the last whole second's
+   * start, as the chain's certificate check reads it) of the earliest-ending certificate of the
+   * registration's path, leaf to root; null for a profile without certificates. Past it the chip
+   * reads revoked wherever block time is known (effectiveStatus with `atMs`): its answers are
+   * refused, so it stops earning; the owner deregisters it and registers it with fresh
+   * certificates.
+   */
+  certsNotAfter: bigint | null;
+  /**
+   * CONSENSUS CHANGE (chipleft, audchip C6): the height of this record's last transfer or
+   * deregistration (0: none). A registration over this record must be anchored at or after it, so
+   * that evidence the chip signed for an earlier owner cannot register it again once it changed
+   * hands or was deregistered.
+   */
+  releasedAt: bigint;
 }
 
 export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
@@ -138,6 +154,8 @@ export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
   slotsMissed: u64,
   rewardsEarned: u128,
   rewardedThrough: u64,
+  certsNotAfter: option(u64),
+  releasedAt: u64,
 });
 
 export function chipKey(chipId: Uint8Array): Uint8Array {
@@ -178,13 +196,29 @@ export function putTpmAkChip(state: StateOverlay, akKeyId: Uint8Array, chipId: U
 }
 
 /**
+ * Whether the certificate path the chip registered with has ended at block time `atMs`, read as
+ * the registration's check reads a certificate (x509.ts checkCertificate: whole seconds, valid
+ * through the last millisecond of notAfter).
+ */
+export function certificatesExpired(chip: Pick<Chip, 'certsNotAfter'>, atMs: bigint): boolean {
+  return chip.certsNotAfter !== null && atMs - (atMs % 1000n) > chip.certsNotAfter;
+}
+
+/**
  * The chip's status with revocations applied: revoking a certificate serial deactivates every
  * chip it vouched for at once, without touching each chip record; so does removing an
  * rsa2048-allowlist chip's key from its vendor's allow-list (the entry is looked up on every
  * heartbeat, and everywhere else a chip's status matters, in O(1)); so does turning dev-soft off
- * (setPociParams) for every software chip.
+ * (setPociParams) for every software chip. With the block time `atMs`, a chip whose registration's
+ * certificate path has ended by then (certsNotAfter) reads revoked too (audchip C2): passed by every
+ * action that credits or hands on a chip (heartbeats, transfers, offers, leases, deregistration),
+ * by validator seats and network sums (the block's time kept in state) and by the node's views.
  */
-export function effectiveStatus(state: StateReader, chip: Chip): { status: ChipStatusName; reason: string } {
+export function effectiveStatus(
+  state: StateReader,
+  chip: Chip,
+  atMs?: bigint,
+): { status: ChipStatusName; reason: string } {
   if (chip.status === ChipStatus.deregistered) return { status: 'deregistered', reason: chip.statusReason };
   if (chip.status === ChipStatus.revoked) return { status: 'revoked', reason: chip.statusReason };
   // A software (dev-soft) chip proves no hardware; it counts only while the chain accepts them.
@@ -204,6 +238,12 @@ export function effectiveStatus(state: StateReader, chip: Chip): { status: ChipS
     if (isSerialRevoked(state, chip.vendorId, serial)) {
       return { status: 'revoked', reason: `certificate ${serial} revoked by vendor ${chip.vendorId}` };
     }
+  }
+  if (atMs !== undefined && certificatesExpired(chip, atMs)) {
+    return {
+      status: 'revoked',
+      reason: `a certificate of its registration expired at ${new Date(Number(chip.certsNotAfter)).toISOString()} (block time); deregister it and register it with fresh certificates`,
+    };
   }
   return { status: 'active', reason: '' };
 }

@@ -487,9 +487,14 @@ function transferConsentCheckOf(
  * and `owner`'s earlier pending transactions may yet register it). Shared with
  * `transferConsentChecks`, so that the checks made ahead are those made inline.
  */
-function consentingChip(state: StateReader, owner: Uint8Array, action: TransferChipAction): Chip | null {
+function consentingChip(
+  state: StateReader,
+  owner: Uint8Array,
+  action: TransferChipAction,
+  atMs: bigint,
+): Chip | null {
   const chip = getChip(state, action.chipId);
-  if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
+  if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip, atMs).status !== 'active')
     return null;
   return chip;
 }
@@ -524,7 +529,7 @@ export function chipActionRefusal(
   if (action.type === 'transferChip') {
     const same = sameOwnerRefusal(sender, action);
     if (same) return same;
-    return consentingChip(state, sender, action)
+    return consentingChip(state, sender, action, time)
       ? chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'transferred', earlier)
       : null;
   }
@@ -559,7 +564,7 @@ export function transferConsentChecks(
   for (const a of tx.actions) {
     if (a.type !== 'transferChip') continue;
     if (chipActionRefusal(state, ctx.time, owner, a)) continue;
-    const chip = consentingChip(state, owner, a);
+    const chip = consentingChip(state, owner, a, ctx.time);
     if (!chip) continue;
     try {
       checks.push(transferConsentCheckOf(state, ctx, chip, a, p));
@@ -568,6 +573,22 @@ export function transferConsentChecks(
     }
   }
   return checks;
+}
+
+/**
+ * CONSENSUS CHANGE (chipleft, audchip C6): a registration over an existing record must be anchored
+ * at or after the record's last transfer or deregistration (`releasedAt`). The registration message
+ * names only the chain, the owner and the anchor, so evidence the chip signed for its owner before
+ * it changed hands, or before it was deregistered, would register it again for that owner, without
+ * the chip, while its anchor is recent. A signature over the hash of block `releasedAt` or a later
+ * one was made after the release. Null when `anchorHeight` is fine.
+ */
+function anchorBeforeReleaseRefusal(existing: Chip | null, anchorHeight: bigint): ValidationError | null {
+  if (!existing || anchorHeight >= existing.releasedAt) return null;
+  return new ValidationError(
+    'ANCHOR_BEFORE_RELEASE',
+    `chip ${toHex(existing.chipId)} was transferred or deregistered at height ${existing.releasedAt}, after this registration's anchor ${anchorHeight}: evidence signed before then cannot register it again; sign a registration anchored at block ${existing.releasedAt} or later`,
+  );
 }
 
 /**
@@ -635,6 +656,8 @@ export function checkCostlyActions(
       ) {
         throw new ValidationError('CHIP_ALREADY_REGISTERED', `chip ${toHex(chipId)} is already registered`);
       }
+      const early = anchorBeforeReleaseRefusal(existing, a.anchorHeight);
+      if (early) throw early;
       refuseHeldAttestationKey(state, id);
       if (existing) {
         const pending = rewardsPendingRefusal(state, existing, existing.epoch, p, 'register it again');
@@ -645,7 +668,7 @@ export function checkCostlyActions(
       // A transfer to its sender, or of a chip its lease binds: refused before the consent's check.
       const refusal = chipActionRefusal(state, ctx.time, owner, a);
       if (refusal) throw refusal;
-      const chip = consentingChip(state, owner, a);
+      const chip = consentingChip(state, owner, a, ctx.time);
       if (!chip) continue;
       // Refused after the consent in a block, at no fee: here before it, on the same state.
       const current = epochOf(ctx.height, p);
@@ -698,6 +721,8 @@ export function applyRegisterChip(
         `chip ${toHex(id.chipId)} is already registered (${status}); one chip is one identity`,
       );
     }
+    const early = anchorBeforeReleaseRefusal(existing, action.anchorHeight);
+    if (early) throw early;
     // The old record's epochs are its former owner's: pay what is final now, and refuse to
     // overwrite an epoch that is not final yet (the new record starts with empty masks).
     events.push(...rewardEvents(existing, settleChipRewards(state, existing, p)));
@@ -735,6 +760,9 @@ export function applyRegisterChip(
     slotsMissed: existing?.slotsMissed ?? 0n,
     rewardsEarned: existing?.rewardsEarned ?? 0n,
     rewardedThrough: epochOf(ctx.height, p) + 1n,
+    certsNotAfter: id.certsNotAfter,
+    // Kept from the old record: its release still bounds the anchors of later registrations.
+    releasedAt: existing?.releasedAt ?? 0n,
   };
   putChip(state, chip);
   // The remembered seat share is the old record's (its answers): the new one has none yet.
@@ -794,12 +822,12 @@ function finalFrom(e: bigint, p: PociParams): bigint {
   return epochStart(e + 1n, p) + p.answerWindowBlocks + 1n;
 }
 
-function ownedActiveChip(state: StateOverlay, chipId: Uint8Array, owner: Uint8Array): Chip {
+function ownedActiveChip(state: StateOverlay, chipId: Uint8Array, owner: Uint8Array, atMs: bigint): Chip {
   const chip = getChip(state, chipId);
   if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
   if (!equalBytes(chip.owner, owner))
     throw new ValidationError('NOT_OWNER', `chip ${toHex(chipId)} is not yours`);
-  const { status, reason } = effectiveStatus(state, chip);
+  const { status, reason } = effectiveStatus(state, chip, atMs);
   if (status !== 'active')
     throw new ValidationError(
       'CHIP_INACTIVE',
@@ -819,7 +847,7 @@ export function applyTransferChip(
   // the consent's check, so neither costs one.
   const same = sameOwnerRefusal(owner, action);
   if (same) throw same;
-  const chip = ownedActiveChip(state, action.chipId, owner);
+  const chip = ownedActiveChip(state, action.chipId, owner, ctx.time);
   const leased = chipLeasedRefusal(state, chip.chipId, owner, ctx.time, 'transferred');
   if (leased) throw leased;
   const p = getPociParams(state);
@@ -838,18 +866,59 @@ export function applyTransferChip(
   if (pending) throw pending;
   const from = chip.owner;
   chip.owner = action.newOwner;
+  // Evidence the chip signed for the seller before now registers it no more (audchip C6).
+  chip.releasedAt = ctx.height;
   putChip(state, chip);
   if (rebooted) events.push(rebooted);
   return [...events, { type: 'chipTransferred', chipId: chip.chipId, from, to: action.newOwner }];
 }
 
+/** `text` cut to at most `max` characters (every reason built here is ASCII: a byte each). */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(0, max);
+}
+
+/**
+ * The chip `sender` may deregister (audchip C3, CONSENSUS CHANGE, chipleft): its owner's active
+ * chip, as before; or a chip its credentials no longer vouch for (a certificate revoked, its
+ * allow-list key removed, dev-soft turned off, its certificates expired: effectiveStatus says
+ * revoked while the record says active), by its owner or by anyone. A revoked record held its chip
+ * id for ever before: a rogue vendor CA's squat of another vendor's device name outlived the
+ * revocation of its certificate, and a chip whose certificates expired could not be registered
+ * again with fresh ones. Anyone may free such a record, since the chip earns nothing while revoked
+ * and registers again only with valid evidence the chip signs after this block (the release bound,
+ * anchorBeforeReleaseRefusal); its final rewards are paid to its owner as at any deregistration. A
+ * chip governance revoked by name (revokeChip) stays revoked: that is a ban of the chip, which a
+ * registration again would lift.
+ */
+function deregistrableChip(state: StateOverlay, chipId: Uint8Array, sender: Uint8Array, atMs: bigint): Chip {
+  const chip = getChip(state, chipId);
+  if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
+  const { status, reason } = effectiveStatus(state, chip, atMs);
+  const credentialsRevoked = status === 'revoked' && chip.status === ChipStatus.active;
+  if (!credentialsRevoked && !equalBytes(chip.owner, sender)) {
+    throw new ValidationError(
+      'NOT_OWNER',
+      `chip ${toHex(chipId)} is not yours (anyone may deregister a chip only once its credentials are revoked)`,
+    );
+  }
+  if (status !== 'active' && !credentialsRevoked) {
+    throw new ValidationError(
+      'CHIP_INACTIVE',
+      `chip ${toHex(chipId)} is ${status}${reason ? `: ${reason}` : ''}`,
+    );
+  }
+  return chip;
+}
+
 export function applyDeregisterChip(
   state: StateOverlay,
   ctx: PociContext,
-  owner: Uint8Array,
+  sender: Uint8Array,
   action: DeregisterChipAction,
 ): PociEvent[] {
-  const chip = ownedActiveChip(state, action.chipId, owner);
+  const chip = deregistrableChip(state, action.chipId, sender, ctx.time);
+  const owner = chip.owner;
   // CONSENSUS CHANGE: as for a transfer, a chip its lease binds is not deregistered (CHIP_LEASED):
   // the deregistration ended the lease at once, skipping the notice its renter signed for.
   const leased = chipLeasedRefusal(state, chip.chipId, owner, ctx.time, 'deregistered');
@@ -880,8 +949,16 @@ export function applyDeregisterChip(
       true,
     );
   }
+  const revoked = effectiveStatus(state, chip, ctx.time);
   chip.status = ChipStatus.deregistered;
-  chip.statusReason = 'deregistered by its owner';
+  chip.statusReason =
+    revoked.status === 'revoked'
+      ? clip(
+          `deregistered by ${equalBytes(sender, owner) ? 'its owner' : toHex(sender)} once revoked: ${revoked.reason}`,
+          256,
+        )
+      : 'deregistered by its owner';
+  chip.releasedAt = ctx.height;
   putChip(state, chip);
   // It lends no seat and answers nothing from now on: its remembered seat share goes with it.
   forgetSeatShare(state, chip.chipId);
@@ -1149,7 +1226,8 @@ export function applyHeartbeat(
     // a transfer earlier in the block (or the transaction) hands the answers to the new owner, and
     // to the new owner's operator: the seller's operator no longer answers for the chip.
     if (!answerer.mayAnswerFor(chip.owner)) throw notChipOwner(where(), ref());
-    const { status, reason } = effectiveStatus(state, chip);
+    // With the block time: a chip whose certificates have expired answers no more (audchip C2).
+    const { status, reason } = effectiveStatus(state, chip, ctx.time);
     if (status !== 'active')
       throw new ValidationError(
         'CHIP_INACTIVE',

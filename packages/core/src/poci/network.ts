@@ -7,7 +7,7 @@
  */
 import type { StateReader } from '../state/store.js';
 import { type Chip, effectiveStatus } from './chips.js';
-import { type ChallengeLookup, challengeLookup, isProvenOnline } from './liveness.js';
+import { type ChallengeLookup, challengeLookup, getRecentTime, isProvenOnline } from './liveness.js';
 import { getPociParams, type PociParams } from './params.js';
 
 export interface NetworkAggregates {
@@ -48,10 +48,12 @@ export function networkAggregates(
     onlinePower: 0n,
     ratedPower: 0n,
   };
+  // Block `height`'s time, when state still keeps it: chips past their certificates' end read revoked.
+  const atMs = getRecentTime(state, height) ?? undefined;
   for (const chip of chips) {
     out.chips++;
     out.ratedPower += chip.power;
-    if (effectiveStatus(state, chip).status !== 'active') continue;
+    if (effectiveStatus(state, chip, atMs).status !== 'active') continue;
     out.activeChips++;
     out.activePower += chip.power;
     if (!isProvenOnline(chip, height, p, challengesOf)) continue;
