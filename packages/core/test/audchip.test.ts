@@ -41,7 +41,17 @@ import {
   TestChain,
   untilChipChallenged,
 } from './harness.js';
-import { type Clock, FixtureTpm, TPM_MODEL, TPM_POWER, withTpmVendor } from './tpm-chip.js';
+import {
+  akCertificate,
+  type Clock,
+  FixtureTpm,
+  TPM_MODEL,
+  TPM_POWER,
+  timeAttest,
+  tpmRegisterAction,
+  tpmSign,
+  withTpmVendor,
+} from './tpm-chip.js';
 
 function govAction(chain: TestChain, proposal: GovProposal): Action {
   const g = getGovernance(chain.state);
@@ -122,7 +132,7 @@ describe('audchip C2 (fixed, CONSENSUS CHANGE): a chip stops earning once its ce
     assert.equal(status.status, 'revoked');
     assert.match(status.reason, new RegExp(new Date(Number(notAfterMs)).toISOString()));
     // Without a block time the record reads as it is; network sums take the block's kept time.
-    assert.equal(effectiveStatus(chain.state, chip).status, 'active');
+    assert.equal(effectiveStatus(chain.state, chip, null).status, 'active');
     assert.equal(networkAggregates(chain.state, [chip], chain.height).activeChips, 0);
     // Nor is it transferred (as a revoked chip is not).
     const sell = chain.attempt(
@@ -206,7 +216,7 @@ describe('audchip C3 (LOW, partly fixed, CONSENSUS CHANGE): device names are chi
         govAction(chain, { type: 'revokeSerial', vendorId: 'rogue', serial: id, revoked: true }),
       ]),
     ]);
-    assert.equal(effectiveStatus(chain.state, getChip(chain.state, squatId)!).status, 'revoked');
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, squatId)!, null).status, 'revoked');
     const after = chain.attempt(chain.tx(miner, [honest.register(chain, miner.address, clock)]));
     assert.equal(after?.code, 'CHIP_ALREADY_REGISTERED', after?.message);
     // Before the fix nobody could free it (CHIP_INACTIVE, its owner included): now anyone can.
@@ -287,12 +297,12 @@ describe('audchip C4 (fixed, CONSENSUS CHANGE): the RSA allow-list takes a key i
       ]),
     ]);
     const chipId = rsaAllowListChipId(spki);
-    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'active');
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!, null).status, 'active');
     // Before the fix the removal was keyed by these other bytes, removed nothing, and the chip kept
     // answering and earning.
     const removal = { ...entry, publicKey: bare, allowed: false };
     chain.block([chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: removal })])]);
-    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'revoked');
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!, null).status, 'revoked');
   });
 
   test("the one encoding is node:crypto's, whatever the exponent; a removal's key is mapped to it", () => {
@@ -398,6 +408,65 @@ describe('audchip C6 (fixed, CONSENSUS CHANGE): a registration anchored before t
     const record = getChip(chain.state, chipId)!;
     assert.deepEqual(record.owner, other.address);
     assert.equal(record.releasedAt, releasedAt, "a registration keeps the record's release height");
+  });
+});
+
+describe('audchip C6 through the TPM index (review revchipleft): the release bound holds for the TPM, not only for one chip id', () => {
+  test("attack: the seller's kept evidence for the TPM's other chip id (its AK certified without a device name) does not register it once the buyer deregisters it", () => {
+    // One TPM answers for one chip (refuseHeldAttestationKey) but may carry two chip ids: its
+    // device name's and, certified without one, its AK's. The release bound read only the record of
+    // the chip id registered, so the seller's evidence for the other id, kept from before the sale,
+    // registered the TPM again without it once the buyer deregistered it: the buyer was locked out
+    // of its own chip (CHIP_ALREADY_REGISTERED, one TPM is one chip) until the seller let it go.
+    const root = issueCa('TPM Vendor Root');
+    const chain = new TestChain(withTpmVendor(genesis(POCI), root));
+    chain.blocksUntil(3n);
+    const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const named = akCertificate(root, ak, Uint8Array.of(0xc6, 1));
+    const bare = akCertificate(root, ak, null);
+    const clock = (n: bigint): Clock => ({ clock: 1000n + n, resetCount: 1, restartCount: 0 });
+    const kept = tpmRegisterAction(chain, miner.address, ak, bare, clock(0n));
+    const chipId = registeredId(
+      chain.block([chain.tx(miner, [tpmRegisterAction(chain, miner.address, ak, named, clock(1n))])]),
+    );
+    const anchor = chain.height;
+    const attest = timeAttest(transferMessage(CHAIN, chipId, other.address, chain.hashOf(anchor)), clock(2n));
+    chain.block([
+      chain.tx(miner, [
+        {
+          type: 'transferChip',
+          chipId,
+          newOwner: other.address,
+          anchorHeight: anchor,
+          consent: { type: 'tpm2', attest, signature: tpmSign(ak.privateKey, attest) },
+        },
+      ]),
+    ]);
+    chain.block([chain.tx(other, [{ type: 'deregisterChip', chipId }])]);
+    assert.ok(chain.height - kept.anchorHeight <= 100n);
+    const err = chain.attempt(chain.tx(miner, [kept]));
+    assert.equal(err?.code, 'ANCHOR_BEFORE_RELEASE', err?.message);
+    // The buyer registers its chip again, with evidence the TPM signs now.
+    chain.block([chain.tx(other, [tpmRegisterAction(chain, other.address, ak, named, clock(3n))])]);
+    assert.deepEqual(getChip(chain.state, chipId)!.owner, other.address);
+  });
+
+  test("evidence for the TPM's other chip id signed after the release registers it", () => {
+    const root = issueCa('TPM Vendor Root');
+    const chain = new TestChain(withTpmVendor(genesis(POCI), root));
+    chain.blocksUntil(3n);
+    const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const clock = (n: bigint): Clock => ({ clock: 1000n + n, resetCount: 1, restartCount: 0 });
+    const named = akCertificate(root, ak, Uint8Array.of(0xc6, 2));
+    const chipId = registeredId(
+      chain.block([chain.tx(miner, [tpmRegisterAction(chain, miner.address, ak, named, clock(0n))])]),
+    );
+    chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);
+    const bare = akCertificate(root, ak, null);
+    const other = registeredId(
+      chain.block([chain.tx(miner, [tpmRegisterAction(chain, miner.address, ak, bare, clock(1n))])]),
+    );
+    assert.notDeepEqual(other, chipId);
   });
 });
 

@@ -274,7 +274,7 @@ function honestChip(w: ReturnType<typeof world>, n: number): ChipJson {
     slots: [],
     challengeClass: 0,
     // The node proves what core's effectiveStatus reads (state-proofs.ts); so does the test.
-    ...proven(w, chipKey(c.chipId), (r) => effectiveStatus(r, c)),
+    ...proven(w, chipKey(c.chipId), (r) => effectiveStatus(r, c, null)),
   };
 }
 
@@ -628,7 +628,7 @@ test('property: a chip status verifies only with every record it reads; leaving 
           if (params !== 'absent')
             putPociParams(o, { ...DEFAULT_POCI_PARAMS, devSoftEnabled: params === 'devSoftOn' });
         });
-        const expected = effectiveStatus(w.mem, c);
+        const expected = effectiveStatus(w.mem, c, null);
         const honest: ChipJson = {
           ...honestChip(w, 1),
           chipId: toHex(c.chipId),
@@ -639,7 +639,7 @@ test('property: a chip status verifies only with every record it reads; leaving 
           keyMaterial: toHex(c.keyMaterial),
           status: expected.status,
           statusReason: expected.reason,
-          ...proven(w, chipKey(c.chipId), (r) => effectiveStatus(r, c)),
+          ...proven(w, chipKey(c.chipId), (r) => effectiveStatus(r, c, null)),
         };
         const asked = toHex(c.chipId);
         const ok = client(w, { chip: () => honest });

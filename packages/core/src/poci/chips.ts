@@ -217,7 +217,12 @@ export function certificatesExpired(chip: Pick<Chip, 'certsNotAfter'>, atMs: big
 export function effectiveStatus(
   state: StateReader,
   chip: Chip,
-  atMs?: bigint,
+  /**
+   * The block time (ms) the status is read at, required so that no caller forgets it (review
+   * revchipleft): null only where no block time applies and the answer is compared with
+   * `deregistered` alone (expiry reads revoked, never deregistered), or in a view of a record.
+   */
+  atMs: bigint | null,
 ): { status: ChipStatusName; reason: string } {
   if (chip.status === ChipStatus.deregistered) return { status: 'deregistered', reason: chip.statusReason };
   if (chip.status === ChipStatus.revoked) return { status: 'revoked', reason: chip.statusReason };
@@ -239,7 +244,7 @@ export function effectiveStatus(
       return { status: 'revoked', reason: `certificate ${serial} revoked by vendor ${chip.vendorId}` };
     }
   }
-  if (atMs !== undefined && certificatesExpired(chip, atMs)) {
+  if (atMs !== null && certificatesExpired(chip, atMs)) {
     return {
       status: 'revoked',
       reason: `a certificate of its registration expired at ${new Date(Number(chip.certsNotAfter)).toISOString()} (block time); deregister it and register it with fresh certificates`,

@@ -594,19 +594,25 @@ function anchorBeforeReleaseRefusal(existing: Chip | null, anchorHeight: bigint)
 /**
  * One TPM, one chip: the same AK under another chip id (certified once with a device name and once
  * without) would be answered by the same TPM twice. The rule for the chip id holds here too: only
- * a deregistered chip frees its key.
+ * a deregistered chip frees its key, and, as for the chip id (anchorBeforeReleaseRefusal), only to
+ * evidence anchored at or after that record's last release (review revchipleft, CONSENSUS CHANGE):
+ * else a seller's evidence for the TPM's other chip id, signed before the sale, registered the TPM
+ * again without it once the buyer deregistered it, and the buyer's chip id was held against it.
  */
-function refuseHeldAttestationKey(state: StateReader, id: RegisteredIdentity): void {
+function refuseHeldAttestationKey(state: StateReader, id: RegisteredIdentity, anchorHeight: bigint): void {
   if (!id.akKeyId) return;
   const holderId = getTpmAkChip(state, id.akKeyId);
   const holder = holderId && !equalBytes(holderId, id.chipId) ? getChip(state, holderId) : null;
-  const held = holder ? effectiveStatus(state, holder).status : 'deregistered';
+  // Compared with `deregistered` alone: no block time needed (expiry reads revoked).
+  const held = holder ? effectiveStatus(state, holder, null).status : 'deregistered';
   if (held !== 'deregistered') {
     throw new ValidationError(
       'CHIP_ALREADY_REGISTERED',
       `this TPM's attestation key is already registered as chip ${toHex(holderId!)} (${held}); one TPM is one chip`,
     );
   }
+  const early = anchorBeforeReleaseRefusal(holder, anchorHeight);
+  if (early) throw early;
 }
 
 /**
@@ -652,13 +658,13 @@ export function checkCostlyActions(
       const existing = getChip(state, chipId);
       if (
         registered.some((c) => equalBytes(c, chipId)) ||
-        (existing && effectiveStatus(state, existing).status !== 'deregistered')
+        (existing && effectiveStatus(state, existing, ctx.time).status !== 'deregistered')
       ) {
         throw new ValidationError('CHIP_ALREADY_REGISTERED', `chip ${toHex(chipId)} is already registered`);
       }
       const early = anchorBeforeReleaseRefusal(existing, a.anchorHeight);
       if (early) throw early;
-      refuseHeldAttestationKey(state, id);
+      refuseHeldAttestationKey(state, id, a.anchorHeight);
       if (existing) {
         const pending = rewardsPendingRefusal(state, existing, existing.epoch, p, 'register it again');
         if (pending) throw pending;
@@ -711,10 +717,10 @@ export function applyRegisterChip(
   if (!model)
     throw new ValidationError('ATTEST_UNKNOWN_MODEL', `model ${id.vendorId}/${id.modelId} is not registered`);
   const existing = getChip(state, id.chipId);
-  refuseHeldAttestationKey(state, id);
+  refuseHeldAttestationKey(state, id, action.anchorHeight);
   const events: PociEvent[] = [];
   if (existing) {
-    const { status } = effectiveStatus(state, existing);
+    const { status } = effectiveStatus(state, existing, ctx.time);
     if (status !== 'deregistered') {
       throw new ValidationError(
         'CHIP_ALREADY_REGISTERED',

@@ -49,7 +49,7 @@ export function networkAggregates(
     ratedPower: 0n,
   };
   // Block `height`'s time, when state still keeps it: chips past their certificates' end read revoked.
-  const atMs = getRecentTime(state, height) ?? undefined;
+  const atMs = getRecentTime(state, height);
   for (const chip of chips) {
     out.chips++;
     out.ratedPower += chip.power;
