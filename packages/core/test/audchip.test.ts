@@ -23,6 +23,7 @@ import {
   governanceSigningBytes,
   networkAggregates,
   parseCertificate,
+  REVOKED_CHIP_GRACE_EPOCHS,
   registrationMessage,
   rsaAllowListChipId,
   type TxEvent,
@@ -47,6 +48,7 @@ import {
   FixtureTpm,
   TPM_MODEL,
   TPM_POWER,
+  TPM_VENDOR,
   timeAttest,
   tpmRegisterAction,
   tpmSign,
@@ -219,7 +221,14 @@ describe('audchip C3 (LOW, partly fixed, CONSENSUS CHANGE): device names are chi
     assert.equal(effectiveStatus(chain.state, getChip(chain.state, squatId)!, null).status, 'revoked');
     const after = chain.attempt(chain.tx(miner, [honest.register(chain, miner.address, clock)]));
     assert.equal(after?.code, 'CHIP_ALREADY_REGISTERED', after?.message);
-    // Before the fix nobody could free it (CHIP_INACTIVE, its owner included): now anyone can.
+    // Before the fix nobody could free it (CHIP_INACTIVE, its owner included): now anyone can, once
+    // it has been silent for the grace (review revchipleft: a revocation governance undoes in time
+    // costs an honest owner nothing).
+    const grace = chain.attempt(chain.tx(miner, [{ type: 'deregisterChip', chipId: squatId }]));
+    assert.equal(grace?.code, 'NOT_OWNER', grace?.message);
+    chain.blocksUntil(
+      getChip(chain.state, squatId)!.registeredAt + REVOKED_CHIP_GRACE_EPOCHS * POCI.epochBlocks,
+    );
     const events = chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId: squatId }])]);
     const gone = events.find((e) => e.type === 'chipDeregistered') as { owner: Uint8Array } | undefined;
     assert.deepEqual(gone?.owner, other.address, 'the event names the owner the chip left');
@@ -232,6 +241,39 @@ describe('audchip C3 (LOW, partly fixed, CONSENSUS CHANGE): device names are chi
     );
     assert.deepEqual(getChip(chain.state, squatId)!.owner, miner.address);
     // The squatter cannot take it back: its certificate stays revoked.
+  });
+
+  test('attack: a griefer does not deregister a chip whose certificate is revoked for a moment (a mistake governance undoes); anyone may once it has been silent for the grace', () => {
+    // Anyone may free a chip revoked through its credentials; a revocation is undone by governance
+    // (revokeSerial revoked: false, setAllowlist allowed again, dev-soft on again). Freed at once, a
+    // whole vendor's chips, revoked for one block by a mistaken serial (an intermediate's, say),
+    // were deregistered by a griefer for a fee each: every owner registered again, its chips' seats
+    // and proven-online standing gone, their offers' chips bound by nobody.
+    const { chain, rootA } = twoVendorChain();
+    const tpm = new FixtureTpm(rootA, Uint8Array.of(0x3c));
+    const clock: Clock = { clock: 1_000n, resetCount: 1, restartCount: 0 };
+    const chipId = registeredId(chain.block([chain.tx(other, [tpm.register(chain, other.address, clock)])]));
+    const serial = certificateRevocationId(parseCertificate(tpm.cert));
+    const revoke = (revoked: boolean) =>
+      chain.block([
+        chain.tx(miner, [govAction(chain, { type: 'revokeSerial', vendorId: TPM_VENDOR, serial, revoked })]),
+      ]);
+    revoke(true);
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!, chain.time).status, 'revoked');
+    const grief = chain.attempt(chain.tx(miner, [{ type: 'deregisterChip', chipId }]));
+    assert.equal(grief?.code, 'NOT_OWNER', grief?.message);
+    assert.match(grief!.message, /silent/);
+    revoke(false);
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!, chain.time).status, 'active');
+    // Revoked for good: once the chip has been silent for the grace, anyone frees it.
+    revoke(true);
+    const quietFrom = getChip(chain.state, chipId)!.registeredAt;
+    chain.blocksUntil(quietFrom + REVOKED_CHIP_GRACE_EPOCHS * POCI.epochBlocks - 2n);
+    const still = chain.attempt(chain.tx(miner, [{ type: 'deregisterChip', chipId }]));
+    assert.equal(still?.code, 'NOT_OWNER', still?.message);
+    chain.block();
+    const events = chain.block([chain.tx(miner, [{ type: 'deregisterChip', chipId }])]);
+    assert.ok(events.some((e) => e.type === 'chipDeregistered'));
   });
 
   test('a chip governance revoked by name (revokeChip) is not deregistered, by its owner or anyone: that revocation is a ban', () => {

@@ -196,6 +196,16 @@ export function putTpmAkChip(state: StateOverlay, akKeyId: Uint8Array, chipId: U
 }
 
 /**
+ * CONSENSUS RULE (review revchipleft): a chip revoked through its credentials may be deregistered by
+ * anyone but its owner only once it has been silent this many epochs (no answer, transfer or
+ * registration in them: deregistrableChip, poci/execute.ts). A revocation governance undoes in time
+ * (a serial revoked by mistake, an allow-list key or dev-soft turned back on) then costs the honest
+ * owner nothing; a squatter's record or a chip whose certificates expired is freed a day later
+ * (hour-long epochs). Its owner may deregister it at once.
+ */
+export const REVOKED_CHIP_GRACE_EPOCHS = 24n;
+
+/**
  * Whether the certificate path the chip registered with has ended at block time `atMs`, read as
  * the registration's check reads a certificate (x509.ts checkCertificate: whole seconds, valid
  * through the last millisecond of notAfter).

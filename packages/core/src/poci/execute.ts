@@ -54,6 +54,7 @@ import {
   getTpmAkChip,
   putChip,
   putTpmAkChip,
+  REVOKED_CHIP_GRACE_EPOCHS,
   type TpmClock,
 } from './chips.js';
 import type { HeartbeatEvidence } from './evidence.js';
@@ -897,16 +898,36 @@ function clip(text: string, max: number): string {
  * chip governance revoked by name (revokeChip) stays revoked: that is a ban of the chip, which a
  * registration again would lift.
  */
-function deregistrableChip(state: StateOverlay, chipId: Uint8Array, sender: Uint8Array, atMs: bigint): Chip {
+function deregistrableChip(
+  state: StateOverlay,
+  ctx: PociContext,
+  chipId: Uint8Array,
+  sender: Uint8Array,
+): Chip {
   const chip = getChip(state, chipId);
   if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
-  const { status, reason } = effectiveStatus(state, chip, atMs);
+  const { status, reason } = effectiveStatus(state, chip, ctx.time);
   const credentialsRevoked = status === 'revoked' && chip.status === ChipStatus.active;
-  if (!credentialsRevoked && !equalBytes(chip.owner, sender)) {
+  const owner = equalBytes(chip.owner, sender);
+  if (!credentialsRevoked && !owner) {
     throw new ValidationError(
       'NOT_OWNER',
       `chip ${toHex(chipId)} is not yours (anyone may deregister a chip only once its credentials are revoked)`,
     );
+  }
+  if (credentialsRevoked && !owner) {
+    // Not during a revocation governance may yet undo (review revchipleft): only once the chip has
+    // been silent for the grace, its last answer, transfer or registration that long ago.
+    let quiet = chip.registeredAt;
+    if (chip.lastAnsweredAt > quiet) quiet = chip.lastAnsweredAt;
+    if (chip.releasedAt > quiet) quiet = chip.releasedAt;
+    const from = quiet + REVOKED_CHIP_GRACE_EPOCHS * getPociParams(state).epochBlocks;
+    if (ctx.height < from) {
+      throw new ValidationError(
+        'NOT_OWNER',
+        `chip ${toHex(chipId)} is not yours: it is ${status} (${reason}), and anyone but its owner may deregister it only once it has been silent ${REVOKED_CHIP_GRACE_EPOCHS} epochs, from height ${from}`,
+      );
+    }
   }
   if (status !== 'active' && !credentialsRevoked) {
     throw new ValidationError(
@@ -923,7 +944,7 @@ export function applyDeregisterChip(
   sender: Uint8Array,
   action: DeregisterChipAction,
 ): PociEvent[] {
-  const chip = deregistrableChip(state, action.chipId, sender, ctx.time);
+  const chip = deregistrableChip(state, ctx, action.chipId, sender);
   const owner = chip.owner;
   // CONSENSUS CHANGE: as for a transfer, a chip its lease binds is not deregistered (CHIP_LEASED):
   // the deregistration ended the lease at once, skipping the notice its renter signed for.
