@@ -41,7 +41,7 @@ function due(c, answered) {
   const out = [];
   for (const chip of chips) {
     const rec = getChip(c.state, devSoftChipId(chip.publicKey));
-    if (!rec || effectiveStatus(c.state, rec).status !== 'active') continue;
+    if (!rec || effectiveStatus(c.state, rec, null).status !== 'active') continue;
     const now = epochOf(next, p);
     for (const e of [now - 1n, now]) {
       if (e < rec.firstEpoch) continue;

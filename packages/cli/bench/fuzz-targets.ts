@@ -229,6 +229,8 @@ function chipRecord(profile: Chip['profile'], chipId: Uint8Array, keyMaterial: U
     rewardsEarned: 0n,
     rewardedThrough: 0n,
     prevPower: 1000n,
+    certsNotAfter: null,
+    releasedAt: 0n,
   } as Chip;
 }
 

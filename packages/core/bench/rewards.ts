@@ -96,6 +96,8 @@ const template = {
   rewardsEarned: 0n,
   rewardedThrough: 1n,
   prevPower: 989_000n,
+  certsNotAfter: null,
+  releasedAt: 0n,
 };
 const batch = [];
 for (let i = 0; i < CHIPS; i++) {

@@ -41,7 +41,7 @@ function step(c: TestChain, answered: Set<string>, txs: ReturnType<TestChain['tx
   const next = c.height + 1n;
   const due: HeartbeatAnswer[] = [];
   const rec = getChip(c.state, chipId);
-  if (rec && effectiveStatus(c.state, rec).status === 'active') {
+  if (rec && effectiveStatus(c.state, rec, null).status === 'active') {
     const now = epochOf(next, p);
     for (const e of [now - 1n, now]) {
       if (e < rec.firstEpoch) continue;

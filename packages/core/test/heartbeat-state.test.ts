@@ -321,6 +321,10 @@ describe('heartbeat execution commits exactly what it always did', () => {
     // measured from epoch 1), and epoch 1 was allotted E(its end), 41 s of emission (the second
     // from genesisTime to block 1 and epoch 0's 20 s with it); it is now allotted its own 20 s.
     // Every other epoch's budget is what it was (compared epoch by epoch), the counts did not move.
+    // Recorded again for two more chip fields (chipleft, CONSENSUS CHANGE, audchip C2 and C6:
+    // `certsNotAfter`, a none byte for these dev-soft chips, and `releasedAt`, 0 here, after
+    // modelpower's `prevPower`; merged on branch chipint): only the three roots moved (main's were
+    // ca6bbe3f…, aff0b3d4…, 13f73af1…); the events (db5a587c…) and counts are main's exactly.
     assert.deepEqual(run, GOLDEN);
   });
 
@@ -348,9 +352,9 @@ describe('heartbeat execution commits exactly what it always did', () => {
 // same: no model's power changes in this chain. Recorded once more when modelpower met emitstart and
 // audmoney on main: the events are main's (their budgets and claim fees), only the roots moved.
 const GOLDEN: Run = {
-  root: 'ca6bbe3f35c93d9b246b0795d65b4178a5a7a3364efd50ac83f3509fae74df1f',
-  rootBeforeSeatShares: 'aff0b3d43408cdba046a467ea3aecca17b02fd8273aea9abf374df9a0bf6cb24',
-  rootBeforeClassPayouts: '13f73af1ab6286c9024f6c618625bc258c8ac6bd22a722b396e7a126ed66c02d',
+  root: 'af2c410ab5d1924be5074124d7348d285e347bac64c7f02f1fc18a9716ff6697',
+  rootBeforeSeatShares: '5147531fdb1c6f0ba53921787e7dfd72f4bd36d99546fc82ee485aab381f3951',
+  rootBeforeClassPayouts: '0df8ffddad2ea2dc369bdd9230bb66d382af264bad65ebeb1a4ca14c94020a40',
   events: 'db5a587cd601ee74e78417993c774fc7875ad3a72e5a7102f4f60e9c3e527c65',
   answered: 105,
   missed: 17,

@@ -94,7 +94,7 @@ class JudgeChain extends TestChain {
     for (const t of txs) events.push(...ex.apply(t).events);
     const answers: HeartbeatAnswer[] = [];
     const rec = getChip(ex.overlay, chipId);
-    if (rec && effectiveStatus(ex.overlay, rec).status === 'active') {
+    if (rec && effectiveStatus(ex.overlay, rec, null).status === 'active') {
       const e = epochOf(next, p);
       for (const epoch of [e - 1n, e]) {
         if (epoch < rec.firstEpoch) continue;

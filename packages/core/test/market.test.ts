@@ -141,7 +141,7 @@ class MarketChain extends TestChain {
     // may answer) at the nonces those left: the providers' own transactions take theirs first.
     const live = answers.filter((a) => {
       const chip = getChip(ex.overlay, a.chipId);
-      return chip !== null && effectiveStatus(ex.overlay, chip).status === 'active';
+      return chip !== null && effectiveStatus(ex.overlay, chip, null).status === 'active';
     });
     for (const t of this.heartbeats(live, 0n, false, ex.overlay)) {
       all.push(t);
@@ -177,7 +177,7 @@ class MarketChain extends TestChain {
     const current = epochOf(next, p);
     for (const chip of this.chips) {
       const rec = getChip(this.state, devSoftChipId(chip.publicKey));
-      if (!rec || effectiveStatus(this.state, rec).status !== 'active') continue;
+      if (!rec || effectiveStatus(this.state, rec, null).status !== 'active') continue;
       for (const e of [current - 1n, current]) {
         if (e < rec.firstEpoch) continue;
         slotsOf(this, chip, e).forEach((h, slot) => {
@@ -2376,7 +2376,7 @@ describe('market: properties', () => {
             if (!refusal) step(txs);
             for (
               let i = 0;
-              i < 60 && effectiveStatus(chain.state, getChip(chain.state, idA)!).status !== 'active';
+              i < 60 && effectiveStatus(chain.state, getChip(chain.state, idA)!, null).status !== 'active';
               i++
             ) {
               const again = chain.tx(provider, [registerAction(chain, chipA, provider.address)]);

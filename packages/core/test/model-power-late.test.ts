@@ -73,7 +73,7 @@ function driveLate(
     const batch: { epoch: bigint; a: HeartbeatAnswer }[] = [];
     for (const [i, chip] of chips.entries()) {
       const record = getChip(chain.state, devSoftChipId(chip.publicKey));
-      if (!record || effectiveStatus(chain.state, record).status !== 'active') continue;
+      if (!record || effectiveStatus(chain.state, record, chain.time).status !== 'active') continue;
       for (const epoch of [now - 1n, now]) {
         if (epoch < record.firstEpoch) continue;
         slotsOf(chain, chip, epoch).forEach((slotHeight, slot) => {

@@ -68,7 +68,11 @@ function drive(
     const epoch = epochOf(h - 1n, POCI);
     for (const [i, chip] of chips.entries()) {
       const record = getChip(chain.state, devSoftChipId(chip.publicKey));
-      if (!record || effectiveStatus(chain.state, record).status !== 'active' || epoch < record.firstEpoch)
+      if (
+        !record ||
+        effectiveStatus(chain.state, record, chain.time).status !== 'active' ||
+        epoch < record.firstEpoch
+      )
         continue;
       slotsOf(chain, chip, epoch).forEach((slotHeight, slot) => {
         if (slotHeight === h - 1n && answers(i, epoch, slot)) batch.push(answer(chain, chip, epoch, slot));
@@ -183,7 +187,7 @@ describe('a model power change reaches chips registered before it', () => {
           : [],
     );
     const removed = getChip(chain.state, devSoftChipId(chips[0]!.publicKey))!;
-    const status = effectiveStatus(chain.state, removed);
+    const status = effectiveStatus(chain.state, removed, chain.time);
     assert.equal(status.status, 'revoked');
     assert.match(status.reason, /model dev\/sim-h100 removed by governance/);
     claimAll(chain, chips);

@@ -89,6 +89,8 @@ const chipArb = fc
       rewardsEarned: 0n,
       rewardedThrough: 0n,
       prevPower: r.power,
+      certsNotAfter: null,
+      releasedAt: 0n,
     }),
   );
 

@@ -420,7 +420,7 @@ describe('POCI: liveness', () => {
     ]);
     const chipId = rsaAllowListChipId(spki);
     const chip = () => getChip(chain.state, chipId)!;
-    assert.equal(effectiveStatus(chain.state, chip()).status, 'active');
+    assert.equal(effectiveStatus(chain.state, chip(), null).status, 'active');
     // Answer a challenge: accepted while listed.
     const rsaAnswer = (c: { epoch: bigint; slot: number; height: bigint }) => ({
       chipId,
@@ -439,7 +439,7 @@ describe('POCI: liveness', () => {
     chain.block([
       chain.tx(miner, [govAction(chain, { type: 'setAllowlist', entry: { ...entry, allowed: false } })]),
     ]);
-    assert.equal(effectiveStatus(chain.state, chip()).status, 'revoked');
+    assert.equal(effectiveStatus(chain.state, chip(), null).status, 'revoked');
     const next = untilChipChallenged(chain, chipId);
     expectReject(
       chain,
@@ -874,7 +874,7 @@ describe('POCI: governance of the parameters', () => {
       ]);
     chain.blocksUntil(POCI.epochBlocks);
     setDevSoft(false);
-    const off = effectiveStatus(chain.state, getChip(chain.state, chipId)!);
+    const off = effectiveStatus(chain.state, getChip(chain.state, chipId)!, null);
     assert.equal(off.status, 'revoked');
     assert.match(off.reason, /dev-soft/);
     // Its next challenge finds it inactive: no answer, no reward weight, no validator power.
@@ -886,7 +886,7 @@ describe('POCI: governance of the parameters', () => {
     );
     // Turned on again, the same record counts again (a status, not a change to the record).
     setDevSoft(true);
-    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!).status, 'active');
+    assert.equal(effectiveStatus(chain.state, getChip(chain.state, chipId)!, null).status, 'active');
     const again = untilChallenged(chain, chip);
     chain.block([
       chain.tx(miner, [{ type: 'heartbeat', answers: [answer(chain, chip, again.epoch, again.slot)] }]),

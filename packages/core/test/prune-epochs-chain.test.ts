@@ -40,7 +40,7 @@ function dueAnswers(c: TestChain, answered: Set<string>): HeartbeatAnswer[] {
   const due: HeartbeatAnswer[] = [];
   for (const chip of [steady, quiet]) {
     const rec = getChip(c.state, devSoftChipId(chip.publicKey));
-    if (!rec || effectiveStatus(c.state, rec).status !== 'active') continue;
+    if (!rec || effectiveStatus(c.state, rec, null).status !== 'active') continue;
     const now = epochOf(next, p);
     if (chip === quiet && now > 4n) continue;
     for (const e of [now - 1n, now]) {

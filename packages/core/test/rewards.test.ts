@@ -721,6 +721,8 @@ function getChipTemplate() {
     rewardsEarned: 0n,
     rewardedThrough: 1n,
     prevPower: 989_000n,
+    certsNotAfter: null,
+    releasedAt: 0n,
   };
 }
 

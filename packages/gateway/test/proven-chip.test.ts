@@ -73,6 +73,8 @@ const chip: Chip = {
   rewardsEarned: 0n,
   rewardedThrough: 0n,
   prevPower: 1000n,
+  certsNotAfter: null,
+  releasedAt: 0n,
 };
 
 /** Block 1, stamped TIME, over a state holding `chip`, signed by the one genesis validator. */

@@ -145,9 +145,9 @@ export function provenWorld(chainId: string, build: (o: StateOverlay) => void) {
   };
   /** unc_getChip's proof fields and liveness at `header` (what state-proofs.ts proves). */
   const chipProof = (c: Chip, header: BlockHeader) => ({
-    ...chipLivenessJson(mem, c, effectiveStatus(mem, c).status, header),
+    ...chipLivenessJson(mem, c, effectiveStatus(mem, c, header.time).status, header),
     ...prove(chipKey(c.chipId), Number(header.height), (r) =>
-      chipLivenessJson(r, c, effectiveStatus(r, c).status, header),
+      chipLivenessJson(r, c, effectiveStatus(r, c, header.time).status, header),
     ),
   });
   return { mem, trie, block, prove, leaseAnswer, chipProof };

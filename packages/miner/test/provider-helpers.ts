@@ -76,6 +76,8 @@ export function chipRecord(
     rewardsEarned: 0n,
     rewardedThrough: 0n,
     prevPower: 1000n,
+    certsNotAfter: null,
+    releasedAt: 0n,
   };
 }
 

@@ -504,8 +504,9 @@ export function createApi(node: RpcContext): RpcServerModules {
           }
           const proven = proveRecord(chain.state, chain.head.header, chipKey(chipId), (reader) => {
             if (!chip) return;
-            // What a light client recomputes (sdk checkChip): status, then liveness and operator.
-            const { status } = effectiveStatus(reader, chip);
+            // What a light client recomputes (sdk checkChip): status at the head's block time, then
+            // liveness and operator.
+            const { status } = effectiveStatus(reader, chip, chain.head.header.time);
             chipLivenessJson(reader, chip, status, chain.head.header);
           });
           if (!chip) throw notFoundProven(`chip ${toHex(chipId)}`, proven);
@@ -683,7 +684,8 @@ export function createApi(node: RpcContext): RpcServerModules {
   }
 
   function chipJson(chip: Chip): ChipJson {
-    const { status, reason } = effectiveStatus(chain.state, chip);
+    // At the head's block time: a chip past its certificates' end reads revoked, with the reason.
+    const { status, reason } = effectiveStatus(chain.state, chip, chain.head.header.time);
     // The liveness fields and the heartbeat operator come from the function a light client runs
     // over proven state to check them (sdk chipLivenessJson), at the head block.
     const live = chipLivenessJson(chain.state, chip, status, chain.head.header);

@@ -183,7 +183,9 @@ export function marketMethods(node: Pick<RpcContext, 'chain'>): Pick<RpcImplemen
     for (const chipId of o.chipIds) {
       const chip = getChip(chain.state, chipId);
       const leaseId = getChipMarket(chain.state, chipId).leaseId;
-      const active = chip ? effectiveStatus(chain.state, chip).status === 'active' : false;
+      const active = chip
+        ? effectiveStatus(chain.state, chip, chain.head.header.time).status === 'active'
+        : false;
       const online =
         chip !== null &&
         active &&

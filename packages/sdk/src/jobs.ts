@@ -378,6 +378,8 @@ function chipFromJson(c: ChipJson): Chip {
     rewardsEarned: BigInt(c.rewardsEarned),
     rewardedThrough: 0n,
     prevPower: BigInt(c.power),
+    certsNotAfter: null,
+    releasedAt: 0n,
   };
 }
 

@@ -265,7 +265,11 @@ export function checkChip(
   value: Uint8Array,
   state: StateReader,
   json: ChipJson,
-  head: { height: bigint; beacon: Uint8Array },
+  /**
+   * The verified header: its height and beacon for the liveness, its block time for the status (a
+   * chip past its certificates' end reads revoked, core effectiveStatus).
+   */
+  head: { height: bigint; beacon: Uint8Array; time: bigint },
 ): ProvenChip {
   const what = `chip ${toHex(asked)}`;
   const chip = decodeField((b) => decode(chipCodec, b), value, `${what} record`);
@@ -276,7 +280,7 @@ export function checkChip(
       `the node answered for chip ${String(json.chipId)}, not ${toHex(asked)}`,
       'WRONG_RECORD',
     );
-  const { status, reason } = derive(`${what} status`, () => effectiveStatus(state, chip));
+  const { status, reason } = derive(`${what} status`, () => effectiveStatus(state, chip, head.time));
   same(what, 'owner', json.owner, encodeAddress(chip.owner));
   same(what, 'vendorId', json.vendorId, chip.vendorId);
   same(what, 'modelId', json.modelId, chip.modelId);

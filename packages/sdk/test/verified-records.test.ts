@@ -109,6 +109,8 @@ function chip(n: number, over: Partial<Chip> = {}): Chip {
     rewardsEarned: 7n,
     rewardedThrough: 0n,
     prevPower: 989_000n,
+    certsNotAfter: null,
+    releasedAt: 0n,
     ...over,
   };
 }
@@ -283,7 +285,7 @@ function honestChip(w: ReturnType<typeof world>, n: number): ChipJson {
     tpmClock: null,
     // Liveness from the status the proven state gives (a removed model's chip reads revoked too),
     // whatever status a lying node's answer built on this one claims.
-    ...chipLivenessJson(w.mem, c, effectiveStatus(w.mem, c).status, w.header),
+    ...chipLivenessJson(w.mem, c, effectiveStatus(w.mem, c, w.header.time).status, w.header),
     // The node proves what its status and liveness read (state-proofs.ts); so does the test.
     ...proven(w, chipKey(c.chipId), (r) => chipReads(r, c, w.header)),
   };
@@ -291,7 +293,7 @@ function honestChip(w: ReturnType<typeof world>, n: number): ChipJson {
 
 /** What a chip answer derives from state: its effective status, then its liveness and operator. */
 function chipReads(r: StateReader, c: Chip, head: BlockHeader): void {
-  chipLivenessJson(r, c, effectiveStatus(r, c).status, head);
+  chipLivenessJson(r, c, effectiveStatus(r, c, head.time).status, head);
 }
 
 function honestLease(w: ReturnType<typeof world>, n: number): LeaseJson {
@@ -667,7 +669,7 @@ test('property: a chip status verifies only with every record it reads; leaving 
           if (params !== 'absent')
             putPociParams(o, { ...DEFAULT_POCI_PARAMS, devSoftEnabled: params === 'devSoftOn' });
         });
-        const expected = effectiveStatus(w.mem, c);
+        const expected = effectiveStatus(w.mem, c, w.header.time);
         const honest: ChipJson = {
           ...honestChip(w, 1),
           chipId: toHex(c.chipId),

@@ -23,7 +23,7 @@ function eventText(e: TxEventJson): string {
     case 'chipTransferred':
       return `transferred from ${e.from} to ${e.to}`;
     case 'chipDeregistered':
-      return `deregistered by ${e.owner}`;
+      return `deregistered from ${e.owner} (by its owner, or by anyone once its credentials were revoked)`;
     case 'chipRebooted':
       return `rebooted (TPM resetCount ${e.resetCount}, restartCount ${e.restartCount})`;
     case 'answerUncredited':

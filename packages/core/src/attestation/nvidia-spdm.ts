@@ -22,6 +22,7 @@ import { ATTESTED_MESSAGE_LENGTH, type AttestedStatement } from './types.js';
 import {
   type Certificate,
   certificateRevocationId,
+  earliestNotAfterMs,
   getExtension,
   parseCertificates,
   parseTrustedRoots,
@@ -383,6 +384,8 @@ export function verifyNvidiaSpdm(input: NvidiaSpdmInput): AttestedStatement {
       leafSerial: leaf.serialHex,
       // Revocation ids (issuer-scoped serials, certificateRevocationId), under the stable old name.
       certSerials: path.map(certificateRevocationId).join(','),
+      // The end of the path's validity (the earliest notAfter): the chip record keeps it (audchip C2).
+      certsNotAfterMs: earliestNotAfterMs(path),
       signingKey: toHex(leaf.publicKey.der),
       deviceId: model.deviceId,
       measurementBlocks: report.blocks.length,

@@ -24,6 +24,7 @@ import { ATTESTED_MESSAGE_LENGTH, type AttestedStatement } from './types.js';
 import {
   type Certificate,
   certificateRevocationId,
+  earliestNotAfterMs,
   ecScalarLength,
   type HashName,
   parseCertificate,
@@ -522,6 +523,8 @@ export function verifyTpm2(input: Tpm2Input): AttestedStatement {
     akSerial: ak.serialHex,
     // Revocation ids (issuer-scoped serials, certificateRevocationId), under the stable old name.
     certSerials: verified.path.map(certificateRevocationId).join(','),
+    // The end of the path's validity (the earliest notAfter): the chip record keeps it (audchip C2).
+    certsNotAfterMs: earliestNotAfterMs(verified.path),
     signingKey: toHex(ak.publicKey.der),
     rootSubject: verified.anchor.subject.text,
   };

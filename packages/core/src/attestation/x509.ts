@@ -600,6 +600,16 @@ export function normalizeSerialHex(serial: string): string {
 }
 
 /**
+ * The end of a verified path's validity: the earliest notAfter (ms) of its certificates, the
+ * anchor's included, as checkCertificate reads them (valid through that second's last millisecond).
+ */
+export function earliestNotAfterMs(path: readonly Pick<Certificate, 'notAfterMs'>[]): bigint {
+  let end = path[0]!.notAfterMs;
+  for (const c of path) if (c.notAfterMs < end) end = c.notAfterMs;
+  return end;
+}
+
+/**
  * A certificate's revocation id: `<issuer>:<serial>`, the issuer being the first 16 bytes of
  * SHA-256 over the DER of its issuer Name (hex) and the serial `normalizeSerialHex`'s. A serial is
  * unique only per issuing CA (RFC 5280 §4.1.2.2): two CAs of one vendor may issue the same serial,

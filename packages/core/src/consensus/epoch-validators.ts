@@ -40,6 +40,7 @@ import {
   challengeLookup,
   chipClass,
   epochOf,
+  getRecentTime,
   isProvenOnline,
 } from '../poci/liveness.js';
 import { getPociParams, POCI_PARAMS_KEY, type PociParams } from '../poci/params.js';
@@ -695,7 +696,7 @@ export function onlinePowerOf(
   for (const chipId of chipsOfOwner(state, owner)) {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, owner)) continue;
-    if (effectiveStatus(state, chip).status !== 'active') continue;
+    if (effectiveStatus(state, chip, getRecentTime(state, height - 1n)).status !== 'active') continue;
     if (epoch !== null && tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
     if (isProvenOnline(chip, height, p, challengesOf)) power += seatRatedPower(state, chip, height, p);
   }
@@ -766,11 +767,14 @@ export function seatPowerOf(
   epoch: bigint = epochOf(height, p),
 ): bigint {
   const tombstoneEpochs = getConsensusParams(state).tombstoneEpochs;
+  // The boundary block's time (kept in state for its challenge): a chip whose certificates have
+  // expired by then lends nothing, as a revoked one (audchip C2). None kept: the record as it is.
+  const atMs = getRecentTime(state, height - 1n);
   let power = 0n;
   for (const chipId of chipsOfOwner(state, owner)) {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, owner)) continue;
-    if (effectiveStatus(state, chip).status !== 'active') continue;
+    if (effectiveStatus(state, chip, atMs).status !== 'active') continue;
     if (tombstoneBarredThrough(state, chipId, p, tombstoneEpochs) >= epoch) continue;
     power += chipSeatPower(state, chip, height, p, challengesOf);
   }

@@ -162,7 +162,7 @@ export function applyCreateOffer(
     if (!equalBytes(chip.owner, provider)) {
       throw new ValidationError('NOT_OWNER', `chip ${short(chipId)} is not yours`);
     }
-    const { status } = effectiveStatus(state, chip);
+    const { status } = effectiveStatus(state, chip, ctx.time);
     if (status !== 'active') throw new ValidationError('CHIP_INACTIVE', `chip ${short(chipId)} is ${status}`);
     const m = getChipMarket(state, chipId);
     // An offer of a former owner (the chip was transferred or registered anew) binds nobody now.
@@ -442,7 +442,7 @@ export function applyOpenLease(
   const usable = (chipId: Uint8Array): string | null => {
     const chip = getChip(state, chipId);
     if (!chip || !equalBytes(chip.owner, offer.provider)) return 'no longer belongs to the provider';
-    const { status } = effectiveStatus(state, chip);
+    const { status } = effectiveStatus(state, chip, ctx.time);
     if (status !== 'active') return `is ${status}`;
     const current = getChipMarket(state, chipId).leaseId;
     if (current) {

@@ -212,10 +212,14 @@ export function credit(state: StateOverlay, who: Uint8Array, amount: bigint): vo
 }
 
 /** Whether the provider can still serve the lease with this chip (it still owns it, and it is active). */
-export function chipServes(state: StateOverlay, lease: Lease): { ok: boolean; chip: Chip | null } {
+export function chipServes(
+  state: StateOverlay,
+  lease: Lease,
+  time: bigint,
+): { ok: boolean; chip: Chip | null } {
   const chip = getChip(state, lease.chipId);
   if (!chip || !equalBytes(chip.owner, lease.provider)) return { ok: false, chip };
-  return { ok: effectiveStatus(state, chip).status === 'active', chip };
+  return { ok: effectiveStatus(state, chip, time).status === 'active', chip };
 }
 
 /**
@@ -244,7 +248,7 @@ export function settleLease(
   p: PociParams,
   challengesOf: ChallengeLookup,
   final = false,
-  served: { ok: boolean; chip: Chip | null } = chipServes(state, lease),
+  served: { ok: boolean; chip: Chip | null } = chipServes(state, lease, ctx.time),
 ): { event: MarketEvent | null; exhausted: boolean; chipOk: boolean; held: bigint } {
   // The escrow pays up to exactly the moment the lease ends, never past it.
   const until = escrowUntil(lease);
@@ -444,7 +448,7 @@ export function settleAndMaybeClose(
   challengesOf: ChallengeLookup,
   otherwise: string | null = null,
 ): MarketEvent[] {
-  const served = chipServes(state, lease);
+  const served = chipServes(state, lease, ctx.time);
   const reason = closeReasonAt(lease, ctx.time, served.ok) ?? otherwise;
   const events: MarketEvent[] = [];
   const { event, held } = settleLease(state, lease, ctx, p, challengesOf, reason !== null, served);

@@ -41,6 +41,8 @@ export interface RegisteredIdentity {
   profile: Profile;
   keyMaterial: Uint8Array;
   certSerials: string[];
+  /** The earliest notAfter (ms) of the certificate path (Chip.certsNotAfter); null: no certificates. */
+  certsNotAfter: bigint | null;
   tpmClock: TpmClock | null;
   /** tpm2: the AK's key id (tpm2AkKeyId), whatever the chip id; null for other profiles. */
   akKeyId: Uint8Array | null;
@@ -173,6 +175,7 @@ export function verifyRegistration(
         typeof d.certSerials === 'string' && d.certSerials
           ? d.certSerials.split(',').map((id) => normalizeRevocationId(id) ?? id)
           : [],
+      certsNotAfter: typeof d.certsNotAfterMs === 'bigint' ? d.certsNotAfterMs : null,
       tpmClock:
         evidence.type === 'tpm2'
           ? {

@@ -123,6 +123,22 @@ export interface Chip {
   rewardedThrough: bigint;
   /** Rated power of the chip's answers in `epoch` − 1 (see `power`). */
   prevPower: bigint;
+  /**
+   * CONSENSUS CHANGE (chipleft, audchip C2): the end of validity (ms, the last whole second's
+   * start, as the chain's certificate check reads it) of the earliest-ending certificate of the
+   * registration's path, leaf to root; null for a profile without certificates. Past it the chip
+   * reads revoked wherever block time is known (effectiveStatus with `atMs`): its answers are
+   * refused, so it stops earning; the owner deregisters it and registers it with fresh
+   * certificates.
+   */
+  certsNotAfter: bigint | null;
+  /**
+   * CONSENSUS CHANGE (chipleft, audchip C6): the height of this record's last transfer or
+   * deregistration (0: none). A registration over this record must be anchored at or after it, so
+   * that evidence the chip signed for an earlier owner cannot register it again once it changed
+   * hands or was deregistered.
+   */
+  releasedAt: bigint;
 }
 
 export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
@@ -155,6 +171,8 @@ export const chipCodec: Codec<Chip> = struct<Chip>('Chip', {
   rewardsEarned: u128,
   rewardedThrough: u64,
   prevPower: u128,
+  certsNotAfter: option(u64),
+  releasedAt: u64,
 });
 
 export function chipKey(chipId: Uint8Array): Uint8Array {
@@ -195,39 +213,97 @@ export function putTpmAkChip(state: StateOverlay, akKeyId: Uint8Array, chipId: U
 }
 
 /**
+ * CONSENSUS RULE (review revchipleft): a chip revoked through its credentials may be deregistered by
+ * anyone but its owner only once it has been silent this many epochs (no answer, transfer or
+ * registration in them: deregistrableChip, poci/execute.ts). A revocation governance undoes in time
+ * (a serial revoked by mistake, an allow-list key or dev-soft turned back on) then costs the honest
+ * owner nothing; a squatter's record or a chip whose certificates expired is freed a day later
+ * (hour-long epochs). Its owner may deregister it at once.
+ */
+export const REVOKED_CHIP_GRACE_EPOCHS = 24n;
+
+/**
+ * Whether the certificate path the chip registered with has ended at block time `atMs`, read as
+ * the registration's check reads a certificate (x509.ts checkCertificate: whole seconds, valid
+ * through the last millisecond of notAfter).
+ */
+export function certificatesExpired(chip: Pick<Chip, 'certsNotAfter'>, atMs: bigint): boolean {
+  return chip.certsNotAfter !== null && atMs - (atMs % 1000n) > chip.certsNotAfter;
+}
+
+/**
  * The chip's status with revocations applied: revoking a certificate serial deactivates every
  * chip it vouched for at once, without touching each chip record; so does removing an
  * rsa2048-allowlist chip's key from its vendor's allow-list (the entry is looked up on every
  * heartbeat, and everywhere else a chip's status matters, in O(1)); so does turning dev-soft off
- * (setPociParams) for every software chip.
+ * (setPociParams) for every software chip; so does governance removing the chip's model (removeModel,
+ * branch modelpower: re-adding it makes the chip active again). With the block time `atMs`, a chip whose registration's
+ * certificate path has ended by then (certsNotAfter) reads revoked too (audchip C2): passed by every
+ * action that credits or hands on a chip (heartbeats, transfers, offers, leases, deregistration),
+ * by validator seats and network sums (the block's time kept in state) and by the node's views.
  */
-export function effectiveStatus(state: StateReader, chip: Chip): { status: ChipStatusName; reason: string } {
+export function effectiveStatus(
+  state: StateReader,
+  chip: Chip,
+  /**
+   * The block time (ms) the status is read at, required so that no caller forgets it (review
+   * revchipleft): null only where no block time applies and the answer is compared with
+   * `deregistered` alone (expiry reads revoked, never deregistered), or in a view of a record.
+   */
+  atMs: bigint | null,
+): { status: ChipStatusName; reason: string } {
   if (chip.status === ChipStatus.deregistered) return { status: 'deregistered', reason: chip.statusReason };
   if (chip.status === ChipStatus.revoked) return { status: 'revoked', reason: chip.statusReason };
+  const held = revokedCredential(state, chip);
+  if (held !== null) return { status: 'revoked', reason: held };
+  // CONSENSUS CHANGE (branch modelpower): a model governance removed rates no chip. Before, its
+  // chips kept answering, earning and lending seat power at the power they registered with.
+  // Checked after the credentials and before certificate expiry (chipint): one order, so one reason
+  // text, on every node.
+  if (!getModel(state, chip.vendorId, chip.modelId)) {
+    return { status: 'revoked', reason: `model ${chip.vendorId}/${chip.modelId} removed by governance` };
+  }
+  if (atMs !== null && certificatesExpired(chip, atMs))
+    return { status: 'revoked', reason: expiredReason(chip) };
+  return { status: 'active', reason: '' };
+}
+
+function expiredReason(chip: Chip): string {
+  return `a certificate of its registration expired at ${new Date(Number(chip.certsNotAfter)).toISOString()} (block time); deregister it and register it with fresh certificates`;
+}
+
+/** The first of the chip's credential revocations that does not depend on block time, or null. */
+function revokedCredential(state: StateReader, chip: Chip): string | null {
   // A software (dev-soft) chip proves no hardware; it counts only while the chain accepts them.
   // Checked only at registration before, so chips registered while dev-soft was on kept answering,
   // earning rewards and lending validator power after governance turned it off (a chain leaving a
   // test phase kept every free software chip registered before, at any model's power).
   if (chip.profile === 'dev-soft' && !getPociParams(state).devSoftEnabled) {
-    return { status: 'revoked', reason: 'this chain no longer accepts software (dev-soft) chips' };
+    return 'this chain no longer accepts software (dev-soft) chips';
   }
   if (
     chip.profile === 'rsa2048-allowlist' &&
     !getAllowlistEntry(state, chip.vendorId, chip.keyMaterial)?.allowed
   ) {
-    return { status: 'revoked', reason: `key removed from the allow-list of vendor ${chip.vendorId}` };
+    return `key removed from the allow-list of vendor ${chip.vendorId}`;
   }
   for (const serial of chip.certSerials) {
     if (isSerialRevoked(state, chip.vendorId, serial)) {
-      return { status: 'revoked', reason: `certificate ${serial} revoked by vendor ${chip.vendorId}` };
+      return `certificate ${serial} revoked by vendor ${chip.vendorId}`;
     }
   }
-  // CONSENSUS CHANGE (branch modelpower): a model governance removed rates no chip. Before, its
-  // chips kept answering, earning and lending seat power at the power they registered with.
-  if (!getModel(state, chip.vendorId, chip.modelId)) {
-    return { status: 'revoked', reason: `model ${chip.vendorId}/${chip.modelId} removed by governance` };
-  }
-  return { status: 'active', reason: '' };
+  return null;
+}
+
+/**
+ * Why the chip's credentials no longer vouch for it at block time `atMs` (a certificate serial
+ * revoked, its allow-list key removed, dev-soft turned off, its certificates expired), or null;
+ * whatever its record says. Not a model governance removed (re-adding it restores the chip) nor a
+ * ban by name (revokeChip, in the record): only a credential revocation lets anyone deregister the
+ * chip after REVOKED_CHIP_GRACE_EPOCHS (chipint, deregistrableChip).
+ */
+export function credentialRevocation(state: StateReader, chip: Chip, atMs: bigint): string | null {
+  return revokedCredential(state, chip) ?? (certificatesExpired(chip, atMs) ? expiredReason(chip) : null);
 }
 
 /**

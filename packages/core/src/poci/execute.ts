@@ -50,11 +50,13 @@ import {
 import {
   type Chip,
   ChipStatus,
+  credentialRevocation,
   effectiveStatus,
   getChip,
   getTpmAkChip,
   putChip,
   putTpmAkChip,
+  REVOKED_CHIP_GRACE_EPOCHS,
   type TpmClock,
 } from './chips.js';
 import type { HeartbeatEvidence } from './evidence.js';
@@ -501,9 +503,14 @@ function transferConsentCheckOf(
  * and `owner`'s earlier pending transactions may yet register it). Shared with
  * `transferConsentChecks`, so that the checks made ahead are those made inline.
  */
-function consentingChip(state: StateReader, owner: Uint8Array, action: TransferChipAction): Chip | null {
+function consentingChip(
+  state: StateReader,
+  owner: Uint8Array,
+  action: TransferChipAction,
+  atMs: bigint,
+): Chip | null {
   const chip = getChip(state, action.chipId);
-  if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip).status !== 'active')
+  if (!chip || !equalBytes(chip.owner, owner) || effectiveStatus(state, chip, atMs).status !== 'active')
     return null;
   return chip;
 }
@@ -538,7 +545,7 @@ export function chipActionRefusal(
   if (action.type === 'transferChip') {
     const same = sameOwnerRefusal(sender, action);
     if (same) return same;
-    return consentingChip(state, sender, action)
+    return consentingChip(state, sender, action, time)
       ? chipLeasedRefusalAtAdmission(state, action.chipId, sender, time, 'transferred', earlier)
       : null;
   }
@@ -573,7 +580,7 @@ export function transferConsentChecks(
   for (const a of tx.actions) {
     if (a.type !== 'transferChip') continue;
     if (chipActionRefusal(state, ctx.time, owner, a)) continue;
-    const chip = consentingChip(state, owner, a);
+    const chip = consentingChip(state, owner, a, ctx.time);
     if (!chip) continue;
     try {
       checks.push(transferConsentCheckOf(state, ctx, chip, a, p));
@@ -585,21 +592,43 @@ export function transferConsentChecks(
 }
 
 /**
+ * CONSENSUS CHANGE (chipleft, audchip C6): a registration over an existing record must be anchored
+ * at or after the record's last transfer or deregistration (`releasedAt`). The registration message
+ * names only the chain, the owner and the anchor, so evidence the chip signed for its owner before
+ * it changed hands, or before it was deregistered, would register it again for that owner, without
+ * the chip, while its anchor is recent. A signature over the hash of block `releasedAt` or a later
+ * one was made after the release. Null when `anchorHeight` is fine.
+ */
+function anchorBeforeReleaseRefusal(existing: Chip | null, anchorHeight: bigint): ValidationError | null {
+  if (!existing || anchorHeight >= existing.releasedAt) return null;
+  return new ValidationError(
+    'ANCHOR_BEFORE_RELEASE',
+    `chip ${toHex(existing.chipId)} was transferred or deregistered at height ${existing.releasedAt}, after this registration's anchor ${anchorHeight}: evidence signed before then cannot register it again; sign a registration anchored at block ${existing.releasedAt} or later`,
+  );
+}
+
+/**
  * One TPM, one chip: the same AK under another chip id (certified once with a device name and once
  * without) would be answered by the same TPM twice. The rule for the chip id holds here too: only
- * a deregistered chip frees its key.
+ * a deregistered chip frees its key, and, as for the chip id (anchorBeforeReleaseRefusal), only to
+ * evidence anchored at or after that record's last release (review revchipleft, CONSENSUS CHANGE):
+ * else a seller's evidence for the TPM's other chip id, signed before the sale, registered the TPM
+ * again without it once the buyer deregistered it, and the buyer's chip id was held against it.
  */
-function refuseHeldAttestationKey(state: StateReader, id: RegisteredIdentity): void {
+function refuseHeldAttestationKey(state: StateReader, id: RegisteredIdentity, anchorHeight: bigint): void {
   if (!id.akKeyId) return;
   const holderId = getTpmAkChip(state, id.akKeyId);
   const holder = holderId && !equalBytes(holderId, id.chipId) ? getChip(state, holderId) : null;
-  const held = holder ? effectiveStatus(state, holder).status : 'deregistered';
+  // Compared with `deregistered` alone: no block time needed (expiry reads revoked).
+  const held = holder ? effectiveStatus(state, holder, null).status : 'deregistered';
   if (held !== 'deregistered') {
     throw new ValidationError(
       'CHIP_ALREADY_REGISTERED',
       `this TPM's attestation key is already registered as chip ${toHex(holderId!)} (${held}); one TPM is one chip`,
     );
   }
+  const early = anchorBeforeReleaseRefusal(holder, anchorHeight);
+  if (early) throw early;
 }
 
 /**
@@ -645,11 +674,13 @@ export function checkCostlyActions(
       const existing = getChip(state, chipId);
       if (
         registered.some((c) => equalBytes(c, chipId)) ||
-        (existing && effectiveStatus(state, existing).status !== 'deregistered')
+        (existing && effectiveStatus(state, existing, ctx.time).status !== 'deregistered')
       ) {
         throw new ValidationError('CHIP_ALREADY_REGISTERED', `chip ${toHex(chipId)} is already registered`);
       }
-      refuseHeldAttestationKey(state, id);
+      const early = anchorBeforeReleaseRefusal(existing, a.anchorHeight);
+      if (early) throw early;
+      refuseHeldAttestationKey(state, id, a.anchorHeight);
       if (existing) {
         const pending = rewardsPendingRefusal(state, existing, existing.epoch, p, 'register it again');
         if (pending) throw pending;
@@ -659,7 +690,7 @@ export function checkCostlyActions(
       // A transfer to its sender, or of a chip its lease binds: refused before the consent's check.
       const refusal = chipActionRefusal(state, ctx.time, owner, a);
       if (refusal) throw refusal;
-      const chip = consentingChip(state, owner, a);
+      const chip = consentingChip(state, owner, a, ctx.time);
       if (!chip) continue;
       // Refused after the consent in a block, at no fee: here before it, on the same state.
       const current = epochOf(ctx.height, p);
@@ -704,16 +735,18 @@ export function applyRegisterChip(
   // The power of its first epoch (a change made in this one is in force there).
   const power = modelPowerAt(model, epochOf(ctx.height, p) + 1n);
   const existing = getChip(state, id.chipId);
-  refuseHeldAttestationKey(state, id);
+  refuseHeldAttestationKey(state, id, action.anchorHeight);
   const events: PociEvent[] = [];
   if (existing) {
-    const { status } = effectiveStatus(state, existing);
+    const { status } = effectiveStatus(state, existing, ctx.time);
     if (status !== 'deregistered') {
       throw new ValidationError(
         'CHIP_ALREADY_REGISTERED',
         `chip ${toHex(id.chipId)} is already registered (${status}); one chip is one identity`,
       );
     }
+    const early = anchorBeforeReleaseRefusal(existing, action.anchorHeight);
+    if (early) throw early;
     // The old record's epochs are its former owner's: pay what is final now, and refuse to
     // overwrite an epoch that is not final yet (the new record starts with empty masks).
     events.push(...rewardEvents(existing, settleChipRewards(state, existing, p)));
@@ -752,6 +785,9 @@ export function applyRegisterChip(
     rewardsEarned: existing?.rewardsEarned ?? 0n,
     rewardedThrough: epochOf(ctx.height, p) + 1n,
     prevPower: power,
+    certsNotAfter: id.certsNotAfter,
+    // Kept from the old record: its release still bounds the anchors of later registrations.
+    releasedAt: existing?.releasedAt ?? 0n,
   };
   putChip(state, chip);
   // The remembered seat share is the old record's (its answers): the new one has none yet.
@@ -858,12 +894,12 @@ function finalFrom(e: bigint, p: PociParams): bigint {
   return epochStart(e + 1n, p) + p.answerWindowBlocks + 1n;
 }
 
-function ownedActiveChip(state: StateOverlay, chipId: Uint8Array, owner: Uint8Array): Chip {
+function ownedActiveChip(state: StateOverlay, chipId: Uint8Array, owner: Uint8Array, atMs: bigint): Chip {
   const chip = getChip(state, chipId);
   if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
   if (!equalBytes(chip.owner, owner))
     throw new ValidationError('NOT_OWNER', `chip ${toHex(chipId)} is not yours`);
-  const { status, reason } = effectiveStatus(state, chip);
+  const { status, reason } = effectiveStatus(state, chip, atMs);
   if (status !== 'active')
     throw new ValidationError(
       'CHIP_INACTIVE',
@@ -883,7 +919,7 @@ export function applyTransferChip(
   // the consent's check, so neither costs one.
   const same = sameOwnerRefusal(owner, action);
   if (same) throw same;
-  const chip = ownedActiveChip(state, action.chipId, owner);
+  const chip = ownedActiveChip(state, action.chipId, owner, ctx.time);
   const leased = chipLeasedRefusal(state, chip.chipId, owner, ctx.time, 'transferred');
   if (leased) throw leased;
   const p = getPociParams(state);
@@ -902,18 +938,83 @@ export function applyTransferChip(
   if (pending) throw pending;
   const from = chip.owner;
   chip.owner = action.newOwner;
+  // Evidence the chip signed for the seller before now registers it no more (audchip C6).
+  chip.releasedAt = ctx.height;
   putChip(state, chip);
   if (rebooted) events.push(rebooted);
   return [...events, { type: 'chipTransferred', chipId: chip.chipId, from, to: action.newOwner }];
 }
 
+/** `text` cut to at most `max` characters (every reason built here is ASCII: a byte each). */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(0, max);
+}
+
+/**
+ * The chip `sender` may deregister (audchip C3, CONSENSUS CHANGE, chipleft): its owner's active
+ * chip, as before; or a chip its credentials no longer vouch for (a certificate revoked, its
+ * allow-list key removed, dev-soft turned off, its certificates expired: effectiveStatus says
+ * revoked while the record says active), by its owner or by anyone. A revoked record held its chip
+ * id for ever before: a rogue vendor CA's squat of another vendor's device name outlived the
+ * revocation of its certificate, and a chip whose certificates expired could not be registered
+ * again with fresh ones. Anyone may free such a record, since the chip earns nothing while revoked
+ * and registers again only with valid evidence the chip signs after this block (the release bound,
+ * anchorBeforeReleaseRefusal); its final rewards are paid to its owner as at any deregistration. A
+ * chip governance revoked by name (revokeChip) stays revoked: that is a ban of the chip, which a
+ * registration again would lift. Nor is a chip whose model governance removed (chipint): re-adding
+ * the model makes it active again, so it is not freed for others (and reads CHIP_INACTIVE).
+ */
+function deregistrableChip(
+  state: StateOverlay,
+  ctx: PociContext,
+  chipId: Uint8Array,
+  sender: Uint8Array,
+): Chip {
+  const chip = getChip(state, chipId);
+  if (!chip) throw new ValidationError('UNKNOWN_CHIP', `chip ${toHex(chipId)} is not registered`);
+  const { status, reason } = effectiveStatus(state, chip, ctx.time);
+  // Only a revocation of its credentials (chipint): not its model's removal, which re-adding the
+  // model undoes (the chip reads revoked meanwhile: CHIP_INACTIVE, as before), nor a ban by name.
+  const credential = chip.status === ChipStatus.active ? credentialRevocation(state, chip, ctx.time) : null;
+  const credentialsRevoked = credential !== null;
+  const owner = equalBytes(chip.owner, sender);
+  if (!credentialsRevoked && !owner) {
+    throw new ValidationError(
+      'NOT_OWNER',
+      `chip ${toHex(chipId)} is not yours (anyone may deregister a chip only once its credentials are revoked)`,
+    );
+  }
+  if (credentialsRevoked && !owner) {
+    // Not during a revocation governance may yet undo (review revchipleft): only once the chip has
+    // been silent for the grace, its last answer, transfer or registration that long ago.
+    let quiet = chip.registeredAt;
+    if (chip.lastAnsweredAt > quiet) quiet = chip.lastAnsweredAt;
+    if (chip.releasedAt > quiet) quiet = chip.releasedAt;
+    const from = quiet + REVOKED_CHIP_GRACE_EPOCHS * getPociParams(state).epochBlocks;
+    if (ctx.height < from) {
+      throw new ValidationError(
+        'NOT_OWNER',
+        `chip ${toHex(chipId)} is not yours: it is revoked (${credential}), and anyone but its owner may deregister it only once it has been silent ${REVOKED_CHIP_GRACE_EPOCHS} epochs, from height ${from}`,
+      );
+    }
+  }
+  if (status !== 'active' && !credentialsRevoked) {
+    throw new ValidationError(
+      'CHIP_INACTIVE',
+      `chip ${toHex(chipId)} is ${status}${reason ? `: ${reason}` : ''}`,
+    );
+  }
+  return chip;
+}
+
 export function applyDeregisterChip(
   state: StateOverlay,
   ctx: PociContext,
-  owner: Uint8Array,
+  sender: Uint8Array,
   action: DeregisterChipAction,
 ): PociEvent[] {
-  const chip = ownedActiveChip(state, action.chipId, owner);
+  const chip = deregistrableChip(state, ctx, action.chipId, sender);
+  const owner = chip.owner;
   // CONSENSUS CHANGE: as for a transfer, a chip its lease binds is not deregistered (CHIP_LEASED):
   // the deregistration ended the lease at once, skipping the notice its renter signed for.
   const leased = chipLeasedRefusal(state, chip.chipId, owner, ctx.time, 'deregistered');
@@ -944,8 +1045,16 @@ export function applyDeregisterChip(
       true,
     );
   }
+  const revoked = chip.status === ChipStatus.active ? credentialRevocation(state, chip, ctx.time) : null;
   chip.status = ChipStatus.deregistered;
-  chip.statusReason = 'deregistered by its owner';
+  chip.statusReason =
+    revoked !== null
+      ? clip(
+          `deregistered by ${equalBytes(sender, owner) ? 'its owner' : toHex(sender)} once revoked: ${revoked}`,
+          256,
+        )
+      : 'deregistered by its owner';
+  chip.releasedAt = ctx.height;
   putChip(state, chip);
   // It lends no seat and answers nothing from now on: its remembered seat share goes with it.
   forgetSeatShare(state, chip.chipId);
@@ -1213,7 +1322,8 @@ export function applyHeartbeat(
     // a transfer earlier in the block (or the transaction) hands the answers to the new owner, and
     // to the new owner's operator: the seller's operator no longer answers for the chip.
     if (!answerer.mayAnswerFor(chip.owner)) throw notChipOwner(where(), ref());
-    const { status, reason } = effectiveStatus(state, chip);
+    // With the block time: a chip whose certificates have expired answers no more (audchip C2).
+    const { status, reason } = effectiveStatus(state, chip, ctx.time);
     if (status !== 'active')
       throw new ValidationError(
         'CHIP_INACTIVE',

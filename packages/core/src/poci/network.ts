@@ -7,7 +7,7 @@
  */
 import type { StateReader } from '../state/store.js';
 import { type Chip, chipRatedPower, effectiveStatus } from './chips.js';
-import { type ChallengeLookup, challengeLookup, epochOf, isProvenOnline } from './liveness.js';
+import { type ChallengeLookup, challengeLookup, epochOf, getRecentTime, isProvenOnline } from './liveness.js';
 import { getPociParams, type PociParams } from './params.js';
 
 export interface NetworkAggregates {
@@ -51,11 +51,13 @@ export function networkAggregates(
   // Each chip at its model's power in force at `height` (0 once the model is removed: the registry
   // is the one source of a chip's power, CONSENSUS CHANGE branch modelpower).
   const epoch = epochOf(height, p);
+  // Block `height`'s time, when state still keeps it: chips past their certificates' end read revoked.
+  const atMs = getRecentTime(state, height);
   for (const chip of chips) {
     out.chips++;
     const power = chipRatedPower(state, chip, epoch);
     out.ratedPower += power;
-    if (effectiveStatus(state, chip).status !== 'active') continue;
+    if (effectiveStatus(state, chip, atMs).status !== 'active') continue;
     out.activeChips++;
     out.activePower += power;
     if (!isProvenOnline(chip, height, p, challengesOf)) continue;

@@ -148,7 +148,8 @@ function LogLine({
       case 'chipDeregistered':
         text = (
           <>
-            Deregistered by its owner <AddrLink address={e.owner} />
+            Deregistered from its owner <AddrLink address={e.owner} /> (by the owner, or by anyone once its
+            credentials were revoked)
           </>
         );
         break;
