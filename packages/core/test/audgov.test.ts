@@ -192,6 +192,54 @@ describe('audgov G1: a computed set replaces the genesis set only once it is big
     assert.equal(handoverPending(chain.state, chain.height + 1n), null);
   });
 
+  test('after the handover, a set kept only by the liveness fallback (every serving validator unbonded) gives way to a bonded computed set short of the bar (read5core: it kept the unbonded keys at weight 1 for good, nothing at stake)', () => {
+    const gvs = [validator, key('gv2'), key('gv3'), key('gv4')];
+    const handover = { minWeight: 1_500_000n, minValidators: 2 };
+    const g = genesis(POCI, {
+      validators: gvs.map((v, i) => ({ publicKey: v.publicKey, name: `g${i}` })),
+      handover,
+    });
+    const chain = new Chain(g);
+    const bond = 3n * DEFAULT_CONSENSUS_PARAMS.minValidatorBond;
+    const chips = [key('read5-chip-0'), key('read5-chip-1')];
+    const stayer = key('read5-stayer');
+    const stayerChip = key('read5-stayer-chip');
+    chain.block([
+      chain.tx(miner, [
+        registerAction(chain, chips[0]!, miner.address),
+        setConsensusKeyAction(miner),
+        { type: 'bond', amount: bond },
+        { type: 'transfer', to: stayer.address, amount: 2n * bond, memo: new Uint8Array(0) },
+      ]),
+      chain.tx(other, [
+        registerAction(chain, chips[1]!, other.address),
+        setConsensusKeyAction(other),
+        { type: 'bond', amount: bond },
+      ]),
+      chain.tx(stayer, [registerAction(chain, stayerChip, stayer.address), setConsensusKeyAction(stayer)]),
+    ]);
+    runAnswering(chain, [...chips, stayerChip], 40n);
+    const both = [toHex(consensusKey(miner).publicKey), toHex(consensusKey(other).publicKey)].sort();
+    assert.deepEqual(keysOf(validatorSetAt(chain.state, g)), both);
+    assert.notEqual(handedOverAt(chain.state), null);
+    // A third account bonds behind its chip; the two serving validators unbond everything (they
+    // leave: nothing of theirs is at stake any more).
+    chain.block([chain.tx(stayer, [{ type: 'bond', amount: bond }])]);
+    chain.block([
+      chain.tx(miner, [{ type: 'unbond', amount: bond }]),
+      chain.tx(other, [{ type: 'unbond', amount: bond }]),
+    ]);
+    runAnswering(chain, [...chips, stayerChip], chain.height + 3n * POCI.epochBlocks);
+    const computed = computeValidatorSet(chain.state, chain.height + 1n, new Uint8Array(32));
+    assert.deepEqual(
+      computed.map((v) => toHex(v.publicKey)),
+      [toHex(consensusKey(stayer).publicKey)],
+    );
+    assert.notEqual(handoverShortfall(computed, handover), null);
+    // The bonded key serves, not the two unbonded ones kept at weight 1 by the fallback.
+    assert.deepEqual(keysOf(validatorSetAt(chain.state, g)), [toHex(consensusKey(stayer).publicKey)]);
+  });
+
   test('property: after the handover, every stored set meets the bar or is the set before it, kept (nobody unbonds here: the same validators), whatever the outages', () => {
     const gvs = [validator, key('gv2'), key('gv3'), key('gv4')];
     fc.assert(

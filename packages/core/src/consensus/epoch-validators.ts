@@ -226,7 +226,8 @@ export function handoverPending(
   // After the handover, a boundary that stored a set other than a kept one (each validator one of
   // the ending epoch's, at no more weight: keptValidators) stored a computed set that met the bar;
   // only the others pay for a second computation.
-  if (handedOver && !mayBeKept(state, epochOf(nextHeight, getPociParams(state)))) return null;
+  const epoch = epochOf(nextHeight, getPociParams(state));
+  if (handedOver && (!mayBeKept(state, epoch) || !keptStillBonded(state, epoch - 1n))) return null;
   const set = computeValidatorSet(state, nextHeight, new Uint8Array(32));
   if (set.length === 0) return null;
   const params = getHandoverParams(state);
@@ -989,6 +990,21 @@ export function validatorSetAt(state: StateReader, genesis: GenesisValidatorsLik
  * The list is returned as [] (the genesis set, as stored before) when it is the genesis set whole,
  * every weight unchanged.
  */
+/**
+ * Whether a validator of `epoch`'s stored set, not tombstoned, still holds at least the minimum
+ * bond (or has no account: a genesis seat), as keptValidators' `staked` reads it.
+ */
+function keptStillBonded(state: StateReader, epoch: bigint): boolean {
+  const previous = getStoredSet(state, epoch);
+  if (!previous || previous.epoch !== epoch || previous.validators.length === 0) return true;
+  const { minValidatorBond } = getConsensusParams(state);
+  return previous.validators.some((v) => {
+    if (isTombstoned(state, v.publicKey)) return false;
+    const account = state.get(consensusKeyOwnerKey(v.publicKey));
+    return account === undefined || getBond(state, account).bonded >= minValidatorBond;
+  });
+}
+
 function keptValidators(state: StateReader, epoch: bigint): Validator[] {
   const previous = getStoredSet(state, epoch);
   let kept = previous && previous.epoch === epoch ? previous.validators : [];
@@ -1053,7 +1069,12 @@ export function endBlockValidators(state: StateOverlay, height: bigint, beacon: 
     // validator's measured seat power fell to 0 (its chips' challenges missed: an outage, a miner
     // release that broke heartbeats, its heartbeats crowded out) handed the chain to one
     // minimum-bond key whose chip did answer, which as sole proposer then kept it for good.
-    validators = [];
+    // Except after the handover when no validator of the set serving holds a bond any more (read5core,
+    // CONSENSUS CHANGE): keptValidators would keep them by its liveness fallback, each at weight 1
+    // with nothing at stake, for as long as the bonded candidates stay short of the bar (for good,
+    // if they left and stopped their nodes). A bonded set, however small, replaces them, as any
+    // non-empty computed set did before the bar; while one kept validator is still bonded, the bar holds.
+    if (handedOverAt(state) === null || keptStillBonded(state, next - 1n)) validators = [];
   } else if (validators.length > 0 && handedOverAt(state) === null) {
     state.set(HANDED_OVER_KEY, encode(u64, next));
   }
