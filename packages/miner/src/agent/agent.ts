@@ -191,6 +191,25 @@ interface ChipState {
   tried: Set<string>;
   recent: ChipStatus['recent'];
   lastError: string | null;
+  /**
+   * Registrations of this chip refused in a row, and the height before which it is not tried
+   * again (registerBackoff). A chip the chain keeps refusing (its certificate expired, its vendor
+   * key revoked: deregistered by anyone once silent, core C3) was sent every block, each refusal
+   * logged, and in the same transaction as the others it sank their registration too.
+   */
+  registerFailures: number;
+  registerAfter: number;
+}
+
+/** Blocks a chip waits after its first refused registration; doubled per refusal in a row, up to REGISTER_RETRY_MAX_BLOCKS. */
+export const REGISTER_RETRY_BLOCKS = 10;
+/** The longest wait between tries of a chip whose registration keeps being refused (about 10 minutes at 1 s blocks). */
+export const REGISTER_RETRY_MAX_BLOCKS = 600;
+
+/** The blocks a chip waits after its `failures`-th refused registration in a row (failures ≥ 1). */
+export function registerBackoff(failures: number): number {
+  const doublings = Math.min(Math.max(failures, 1) - 1, 16);
+  return Math.min(REGISTER_RETRY_BLOCKS * 2 ** doublings, REGISTER_RETRY_MAX_BLOCKS);
 }
 
 /**
@@ -311,6 +330,8 @@ export class MinerAgent {
         tried: new Set(),
         recent: [],
         lastError: null,
+        registerFailures: 0,
+        registerAfter: 0,
       });
     }
     this.m.chips.set(this.chips.length);
@@ -395,7 +416,15 @@ export class MinerAgent {
           chip.view = await this.client.call<ChipJson>('unc_getChip', [chip.chipIdHex]);
           chip.registered = chip.view.status === 'active';
           if (chip.view.status !== 'active') {
-            chip.lastError = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
+            const why = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
+            // Said once when it turns so (a certificate expired, its model removed): not answered.
+            if (chip.lastError !== why)
+              this.logger.warn('chip is not active; not answered', {
+                chip: chip.signer.label,
+                status: chip.view.status,
+                reason: chip.view.statusReason,
+              });
+            chip.lastError = why;
             continue;
           }
           // Only the owner or its heartbeat operator may answer for a chip (core's NOT_CHIP_OWNER):
@@ -413,6 +442,8 @@ export class MinerAgent {
               chip.lastError = `chip is not registered: register it with the owner's key (${this.opts.operatorFor})`;
               continue;
             }
+            // Refused before: tried again once its wait is over (its lastError says when).
+            if (this.latest < chip.registerAfter) continue;
             unregistered.push(chip);
             continue;
           }
@@ -668,9 +699,15 @@ export class MinerAgent {
     }
   }
 
-  /** Registers chips, many per transaction, each with evidence bound to this owner and a recent block. */
+  /**
+   * Registers chips, many per transaction, each with evidence bound to this owner and a recent
+   * block. A transaction of several refused is sent again one chip at a time, so a chip the chain
+   * refuses does not keep the others unregistered; a chip refused alone waits registerBackoff
+   * blocks (doubling) before its next try, said in its status and logged once per try.
+   */
   private async register(chips: ChipState[]): Promise<void> {
     const labels = chips.map((c) => c.signer.label);
+    let reason: string;
     try {
       const anchor = await this.client.getHeader('latest');
       const message = registrationMessage(
@@ -687,23 +724,41 @@ export class MinerAgent {
         });
       }
       const result = await this.send(actions, 'minimum');
-      for (const chip of chips) {
-        chip.registered = result.ok;
-        chip.lastError = result.ok ? null : `registration failed: ${result.reason}`;
-      }
       if (result.ok) {
+        for (const chip of chips) {
+          chip.registered = true;
+          chip.lastError = null;
+          chip.registerFailures = 0;
+          chip.registerAfter = 0;
+        }
         this.m.registrations.inc(chips.length);
         this.logger.info('registered chips', { chips: labels.join(','), height: result.height });
-      } else {
-        this.logger.warn('chip registration failed', { chips: labels.join(','), reason: result.reason });
+        return;
       }
+      if (chips.length > 1) {
+        // Which chip the chain refused is not known here: each goes alone.
+        this.logger.warn('chip registration failed; registering each chip alone', {
+          chips: labels.join(','),
+          reason: result.reason,
+        });
+        for (const chip of chips) await this.register([chip]);
+        return;
+      }
+      reason = result.reason;
     } catch (err) {
-      for (const chip of chips) chip.lastError = `registration failed: ${(err as Error).message}`;
-      this.logger.warn('chip registration failed', {
-        chips: labels.join(','),
-        reason: (err as Error).message,
-      });
+      reason = (err as Error).message;
     }
+    for (const chip of chips) {
+      chip.registered = false;
+      chip.registerFailures += 1;
+      chip.registerAfter = this.latest + registerBackoff(chip.registerFailures);
+      chip.lastError = `registration failed: ${reason} (tried again at block ${chip.registerAfter})`;
+    }
+    this.logger.warn('chip registration failed', {
+      chips: labels.join(','),
+      reason,
+      retryAt: chips[0]?.registerAfter,
+    });
   }
 
   /** Sends the answers (heartbeats.ts: rebuilt and sent again at once on a refusal) and records each outcome. */
