@@ -39,6 +39,9 @@ function scriptedNode(refusedKey: Uint8Array) {
   const state = {
     head: 10,
     registered: new Set<string>(),
+    /** Chips the node reports revoked (their certificate expired at block time). */
+    revoked: new Set<string>(),
+    sends: 0,
     /** Per registration sent: how many chips it named, and whether the refused one was among them. */
     registrations: [] as { chips: number; refused: boolean; height: number }[],
     onBlock: null as ((b: BlockJson) => void) | null,
@@ -58,8 +61,8 @@ function scriptedNode(refusedKey: Uint8Array) {
         return {
           chipId,
           owner: ownerAddress,
-          status: 'active',
-          statusReason: '',
+          status: state.revoked.has(chipId) ? 'revoked' : 'active',
+          statusReason: state.revoked.has(chipId) ? 'its AK certificate expired' : '',
           online: true,
           slots: [],
         } as unknown as ChipJson;
@@ -78,6 +81,7 @@ function scriptedNode(refusedKey: Uint8Array) {
     getParams: (async () =>
       ({ minFeePerByte: '1000', minFeePerAction: '100000' }) as never) as MinerClient['getParams'],
     sendRawTransaction: async (hex: string) => {
+      state.sends++;
       const stx = decode(signedTransactionCodec, Buffer.from(hex, 'hex'));
       const keys = stx.tx.actions.map((a) => {
         assert.equal(a.type, 'registerChip');
@@ -162,4 +166,41 @@ test('the wait after refused registrations doubles from REGISTER_RETRY_BLOCKS up
   assert.equal(registerBackoff(3), 4 * REGISTER_RETRY_BLOCKS);
   assert.equal(registerBackoff(1000), REGISTER_RETRY_MAX_BLOCKS);
   for (let n = 1; n < 100; n++) assert.ok(registerBackoff(n + 1) >= registerBackoff(n));
+});
+
+test('a chip that turns revoked is said once in the log, not answered, and nothing is sent for it', async () => {
+  const { state, client } = scriptedNode(ed25519PublicKey(badSeed));
+  const good = new DevSoftSigner(goodSeed, 'm', 'chip-good');
+  const id = toHex(await good.chipId());
+  state.registered.add(id);
+  const warnings: string[] = [];
+  const logger = {
+    ...createLogger('miner-test', { level: 'error' }),
+    warn: (message: string) => {
+      warnings.push(message);
+    },
+  };
+  const agent = new MinerAgent({
+    nodeUrl: 'http://unused',
+    client,
+    ownerSeed,
+    chainId: CHAIN,
+    chips: [good],
+    logger,
+  });
+  try {
+    await agent.start();
+    await settle();
+    state.revoked.add(id);
+    for (let h = 11; h <= 15; h++) {
+      state.head = h;
+      state.onBlock!({ height: h, hash: HASH } as BlockJson);
+      await settle();
+    }
+    assert.equal(warnings.filter((w) => /not active/.test(w)).length, 1, 'said once, when it turned revoked');
+    assert.equal(state.sends, 0);
+    assert.match(String(agent.status().chips[0]!.lastError), /revoked: its AK certificate expired/);
+  } finally {
+    await agent.stop();
+  }
 });
