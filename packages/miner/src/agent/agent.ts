@@ -199,6 +199,8 @@ interface ChipState {
    */
   registerFailures: number;
   registerAfter: number;
+  /** In a registration of several chips the chain refused: registered alone, a chip per pass. */
+  registerAlone: boolean;
 }
 
 /** Blocks a chip waits after its first refused registration; doubled per refusal in a row, up to REGISTER_RETRY_MAX_BLOCKS. */
@@ -332,6 +334,7 @@ export class MinerAgent {
         lastError: null,
         registerFailures: 0,
         registerAfter: 0,
+        registerAlone: false,
       });
     }
     this.m.chips.set(this.chips.length);
@@ -505,7 +508,11 @@ export class MinerAgent {
         }
       }
       this.m.online.set(this.chips.filter((c) => c.view?.online).length);
-      if (unregistered.length > 0) await this.register(unregistered.slice(0, MAX_ACTIONS_PER_TX));
+      // After a refused registration of several chips, one of them per pass (each send waits for a
+      // block, and the pass's answers wait for it), so the one the chain refuses is found.
+      const alone = unregistered.find((c) => c.registerAlone);
+      if (unregistered.length > 0)
+        await this.register(alone ? [alone] : unregistered.slice(0, MAX_ACTIONS_PER_TX));
       // A record whose last save failed is saved again (until it is, no urgent fee is paid).
       if (this.urgentBudget.unsaved) this.urgentBudget.save();
       if (answers.length > 0) await this.sendAnswers(answers);
@@ -701,9 +708,10 @@ export class MinerAgent {
 
   /**
    * Registers chips, many per transaction, each with evidence bound to this owner and a recent
-   * block. A transaction of several refused is sent again one chip at a time, so a chip the chain
-   * refuses does not keep the others unregistered; a chip refused alone waits registerBackoff
-   * blocks (doubling) before its next try, said in its status and logged once per try.
+   * block. After a transaction of several is refused, each of them goes alone (a chip per pass,
+   * tick), so a chip the chain refuses does not keep the others unregistered; a chip refused alone
+   * waits registerBackoff blocks (doubling) before its next try, said in its status and logged
+   * once per try.
    */
   private async register(chips: ChipState[]): Promise<void> {
     const labels = chips.map((c) => c.signer.label);
@@ -730,18 +738,22 @@ export class MinerAgent {
           chip.lastError = null;
           chip.registerFailures = 0;
           chip.registerAfter = 0;
+          chip.registerAlone = false;
         }
         this.m.registrations.inc(chips.length);
         this.logger.info('registered chips', { chips: labels.join(','), height: result.height });
         return;
       }
       if (chips.length > 1) {
-        // Which chip the chain refused is not known here: each goes alone.
+        // Which chip the chain refused is not known here: each goes alone, one per pass.
+        for (const chip of chips) {
+          chip.registerAlone = true;
+          chip.lastError = `registration failed: ${result.reason} (registered alone next)`;
+        }
         this.logger.warn('chip registration failed; registering each chip alone', {
           chips: labels.join(','),
           reason: result.reason,
         });
-        for (const chip of chips) await this.register([chip]);
         return;
       }
       reason = result.reason;
