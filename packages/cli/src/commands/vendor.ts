@@ -52,17 +52,17 @@ function vendorId(text: string): string {
   return text;
 }
 
-/**
- * Sends governance proposals approved by one keyring key (a threshold-1 authority, as on dev
- * chains; larger authorities collect approvals out of band). Proposals in one transaction use
- * consecutive governance nonces.
- */
 /** The model as the node's registry holds it, or null. */
 async function registeredModel(ctx: Context, vendorId: string, modelId: string): Promise<ModelJson | null> {
   const models = await ctx.client().getModels();
   return models.find((m) => m.vendorId === vendorId && m.modelId === modelId) ?? null;
 }
 
+/**
+ * Sends governance proposals approved by one keyring key (a threshold-1 authority, as on dev
+ * chains; larger authorities collect approvals out of band). Proposals in one transaction use
+ * consecutive governance nonces.
+ */
 export async function sendGovernance(
   ctx: Context,
   from: string,

@@ -191,6 +191,27 @@ interface ChipState {
   tried: Set<string>;
   recent: ChipStatus['recent'];
   lastError: string | null;
+  /**
+   * Registrations of this chip refused in a row, and the height before which it is not tried
+   * again (registerBackoff). A chip the chain keeps refusing (its certificate expired, its vendor
+   * key revoked: deregistered by anyone once silent, core C3) was sent every block, each refusal
+   * logged, and in the same transaction as the others it sank their registration too.
+   */
+  registerFailures: number;
+  registerAfter: number;
+  /** In a registration of several chips the chain refused: registered alone, a chip per pass. */
+  registerAlone: boolean;
+}
+
+/** Blocks a chip waits after its first refused registration; doubled per refusal in a row, up to REGISTER_RETRY_MAX_BLOCKS. */
+export const REGISTER_RETRY_BLOCKS = 10;
+/** The longest wait between tries of a chip whose registration keeps being refused (about 10 minutes at 1 s blocks). */
+export const REGISTER_RETRY_MAX_BLOCKS = 600;
+
+/** The blocks a chip waits after its `failures`-th refused registration in a row (failures ≥ 1). */
+export function registerBackoff(failures: number): number {
+  const doublings = Math.min(Math.max(failures, 1) - 1, 16);
+  return Math.min(REGISTER_RETRY_BLOCKS * 2 ** doublings, REGISTER_RETRY_MAX_BLOCKS);
 }
 
 /**
@@ -311,6 +332,9 @@ export class MinerAgent {
         tried: new Set(),
         recent: [],
         lastError: null,
+        registerFailures: 0,
+        registerAfter: 0,
+        registerAlone: false,
       });
     }
     this.m.chips.set(this.chips.length);
@@ -395,7 +419,15 @@ export class MinerAgent {
           chip.view = await this.client.call<ChipJson>('unc_getChip', [chip.chipIdHex]);
           chip.registered = chip.view.status === 'active';
           if (chip.view.status !== 'active') {
-            chip.lastError = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
+            const why = `chip is ${chip.view.status}: ${chip.view.statusReason}`;
+            // Said once when it turns so (a certificate expired, its model removed): not answered.
+            if (chip.lastError !== why)
+              this.logger.warn('chip is not active; not answered', {
+                chip: chip.signer.label,
+                status: chip.view.status,
+                reason: chip.view.statusReason,
+              });
+            chip.lastError = why;
             continue;
           }
           // Only the owner or its heartbeat operator may answer for a chip (core's NOT_CHIP_OWNER):
@@ -413,6 +445,8 @@ export class MinerAgent {
               chip.lastError = `chip is not registered: register it with the owner's key (${this.opts.operatorFor})`;
               continue;
             }
+            // Refused before: tried again once its wait is over (its lastError says when).
+            if (this.latest < chip.registerAfter) continue;
             unregistered.push(chip);
             continue;
           }
@@ -474,7 +508,11 @@ export class MinerAgent {
         }
       }
       this.m.online.set(this.chips.filter((c) => c.view?.online).length);
-      if (unregistered.length > 0) await this.register(unregistered.slice(0, MAX_ACTIONS_PER_TX));
+      // After a refused registration of several chips, one of them per pass (each send waits for a
+      // block, and the pass's answers wait for it), so the one the chain refuses is found.
+      const alone = unregistered.find((c) => c.registerAlone);
+      if (unregistered.length > 0)
+        await this.register(alone ? [alone] : unregistered.slice(0, MAX_ACTIONS_PER_TX));
       // A record whose last save failed is saved again (until it is, no urgent fee is paid).
       if (this.urgentBudget.unsaved) this.urgentBudget.save();
       if (answers.length > 0) await this.sendAnswers(answers);
@@ -668,9 +706,16 @@ export class MinerAgent {
     }
   }
 
-  /** Registers chips, many per transaction, each with evidence bound to this owner and a recent block. */
+  /**
+   * Registers chips, many per transaction, each with evidence bound to this owner and a recent
+   * block. After a transaction of several is refused, each of them goes alone (a chip per pass,
+   * tick), so a chip the chain refuses does not keep the others unregistered; a chip refused alone
+   * waits registerBackoff blocks (doubling) before its next try, said in its status and logged
+   * once per try.
+   */
   private async register(chips: ChipState[]): Promise<void> {
     const labels = chips.map((c) => c.signer.label);
+    let reason: string;
     try {
       const anchor = await this.client.getHeader('latest');
       const message = registrationMessage(
@@ -687,23 +732,45 @@ export class MinerAgent {
         });
       }
       const result = await this.send(actions, 'minimum');
-      for (const chip of chips) {
-        chip.registered = result.ok;
-        chip.lastError = result.ok ? null : `registration failed: ${result.reason}`;
-      }
       if (result.ok) {
+        for (const chip of chips) {
+          chip.registered = true;
+          chip.lastError = null;
+          chip.registerFailures = 0;
+          chip.registerAfter = 0;
+          chip.registerAlone = false;
+        }
         this.m.registrations.inc(chips.length);
         this.logger.info('registered chips', { chips: labels.join(','), height: result.height });
-      } else {
-        this.logger.warn('chip registration failed', { chips: labels.join(','), reason: result.reason });
+        return;
       }
+      if (chips.length > 1) {
+        // Which chip the chain refused is not known here: each goes alone, one per pass.
+        for (const chip of chips) {
+          chip.registerAlone = true;
+          chip.lastError = `registration failed: ${result.reason} (registered alone next)`;
+        }
+        this.logger.warn('chip registration failed; registering each chip alone', {
+          chips: labels.join(','),
+          reason: result.reason,
+        });
+        return;
+      }
+      reason = result.reason;
     } catch (err) {
-      for (const chip of chips) chip.lastError = `registration failed: ${(err as Error).message}`;
-      this.logger.warn('chip registration failed', {
-        chips: labels.join(','),
-        reason: (err as Error).message,
-      });
+      reason = (err as Error).message;
     }
+    for (const chip of chips) {
+      chip.registered = false;
+      chip.registerFailures += 1;
+      chip.registerAfter = this.latest + registerBackoff(chip.registerFailures);
+      chip.lastError = `registration failed: ${reason} (tried again at block ${chip.registerAfter})`;
+    }
+    this.logger.warn('chip registration failed', {
+      chips: labels.join(','),
+      reason,
+      retryAt: chips[0]?.registerAfter,
+    });
   }
 
   /** Sends the answers (heartbeats.ts: rebuilt and sent again at once on a refusal) and records each outcome. */
