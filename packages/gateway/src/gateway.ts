@@ -25,7 +25,6 @@ import {
 } from '@unc/core';
 import {
   assertChainUnchanged,
-  BoundaryLimitError,
   buildTransaction,
   type ChipJson,
   type ChipRecord,
@@ -62,6 +61,7 @@ import {
   topUpLeaseAction,
   UncClient,
   verifyReceiptOffline,
+  walkBoundaries,
 } from '@unc/sdk';
 import Database from 'better-sqlite3';
 import {
@@ -983,7 +983,7 @@ export class Gateway {
   /** The chip record proven by the light client (its key, status and liveness at a verified block). */
   private async provenChip(lc: LightClient, chipId: string): Promise<ProvenChipRead> {
     const floor = this.provenHeight;
-    const r = await walk(() => lc.verifyChip(this.client, chipId, this.freshness()));
+    const r = await walkBoundaries(() => lc.verifyChip(this.client, chipId, this.freshness()));
     if (r.chip === null)
       throw new ProofError(
         `chip ${chipId} is proven absent from the chain: no key to check receipts against`,
@@ -1033,7 +1033,7 @@ export class Gateway {
         `the node's head is block ${st.height}, below block ${floor} verified before: the node went back to an older state (or another node answers); not acted on. ${WENT_BACK_ADVICE(floor)}`,
         'HEAD_WENT_BACK',
       );
-    const v = await walk(() => lc.verifyHeight(st.height));
+    const v = await walkBoundaries(() => lc.verifyHeight(st.height));
     checkFresh(v.header.time, this.freshness(), "the node's head", st.height);
     this.noteProvenHeight(v.header.height, floor, "the node's head");
     return { height: Number(v.header.height), timeMs: Number(v.header.time) };
@@ -1051,7 +1051,7 @@ export class Gateway {
     const closed = this.provenClosed.get(leaseId);
     if (closed) return closed;
     const floor = this.provenHeight;
-    const r = await walk(() => lc.verifyLease(this.client, leaseId, this.freshness()));
+    const r = await walkBoundaries(() => lc.verifyLease(this.client, leaseId, this.freshness()));
     if (r.lease === null) throw new ProvenAbsentError(`lease ${leaseId} is proven absent from the chain`);
     if (r.json.renter !== this.renterAddress)
       throw new ProofError(
@@ -2342,19 +2342,6 @@ type ProvenChipRead = { chip: Chip; online: boolean; status: string };
 
 /** A lease the light client proved absent (`trustAnchor`): the chain holds no such lease. */
 class ProvenAbsentError extends Error {}
-
-/** A light-client call, called again past its per-call boundary limit while it moves forward. */
-async function walk<T>(call: () => Promise<T>): Promise<T> {
-  let through = -1n;
-  for (;;) {
-    try {
-      return await call();
-    } catch (err) {
-      if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
-      through = err.verifiedThrough;
-    }
-  }
-}
 
 /**
  * How an attempt failed, from what it threw. The gateway's own failures (its node unreachable or

@@ -117,6 +117,27 @@ export class BoundaryLimitError extends ProofError {
   }
 }
 
+/**
+ * A light-client call (verifyAccount, verifyChip, verifyLease, verifyHeight) called again each time
+ * it stops at its per-call boundary limit having moved forward; a stop that did not move forward,
+ * or any other error, is thrown. `progress` hears each boundary reached.
+ */
+export async function walkBoundaries<T>(
+  call: () => Promise<T>,
+  progress: (verifiedThrough: bigint) => void = () => {},
+): Promise<T> {
+  let through = -1n;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
+      through = err.verifiedThrough;
+      progress(through);
+    }
+  }
+}
+
 export class LightClient {
   readonly chainId: string;
   /** epoch → the set that signs its blocks and the epochBlocks in force. */

@@ -20,12 +20,13 @@ import {
   type TensorJson,
   type UncClient,
   verifyReceiptOffline,
+  walkBoundaries,
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, ctxOf, examples } from '../context.js';
 import { resolveId } from '../ids.js';
 import { leaseEndpoint, leasePin } from '../lease-pins.js';
-import { DEFAULT_MAX_AGE_S, freshnessOf, MAX_AGE_HELP, proveOnly, trustAnchorOf, walking } from './query.js';
+import { DEFAULT_MAX_AGE_S, freshnessOf, MAX_AGE_HELP, proveOnly, trustAnchorOf } from './query.js';
 
 interface LeaseView {
   id: string;
@@ -117,14 +118,14 @@ const progress = (through: bigint) =>
 
 /** The lease, proven: every field of the view (endpoint and TLS fingerprints: its offer's) checked. */
 export async function provenLease(p: Prover, id: string): Promise<LeaseView> {
-  const r = await walking(() => p.lc.verifyLease(p.client, id, freshnessOf(p)), progress);
+  const r = await walkBoundaries(() => p.lc.verifyLease(p.client, id, freshnessOf(p)), progress);
   if (r.lease === null) throw new UncError('NO_LEASE', `the chain knows no lease ${id} (proven absent)`);
   return { ...r.json, endpoint: r.endpoint, tlsFingerprints: r.tlsFingerprints, status: r.status };
 }
 
 /** The chip record, proven: the key a receipt is checked against is the chain's, not the node's word. */
 async function provenChip(p: Prover, chipId: string): Promise<Chip> {
-  const r = await walking(() => p.lc.verifyChip(p.client, chipId, freshnessOf(p)), progress);
+  const r = await walkBoundaries(() => p.lc.verifyChip(p.client, chipId, freshnessOf(p)), progress);
   if (r.chip === null) throw new UncError('NO_CHIP', `the chain knows no chip ${chipId} (proven absent)`);
   return r.chip;
 }

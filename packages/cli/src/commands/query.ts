@@ -4,7 +4,6 @@ import { formatUnc, parseGenesis, toHex, UncError } from '@unc/core';
 import { parseTrustedCheckpoint } from '@unc/node';
 import {
   type BlockJson,
-  BoundaryLimitError,
   type LeaseJson,
   LightClient,
   type ModelJson,
@@ -16,6 +15,7 @@ import {
   type TxReceiptJson,
   type VendorJson,
   type VerifiedHeader,
+  walkBoundaries,
 } from '@unc/sdk';
 import { Command } from 'commander';
 import { type Context, countOption, ctxOf, examples } from '../context.js';
@@ -101,7 +101,7 @@ export function queryCommand(): Command {
         const anchor = await trustAnchorOf(ctx.home, opts, () => client.status().then((s) => s.chainId));
         const lc = new LightClient(client, anchor);
         const freshness = freshnessOf(opts);
-        const { account, header } = await walking(
+        const { account, header } = await walkBoundaries(
           () => lc.verifyAccount(client, ctx.address(address), freshness),
           (through) => process.stderr.write(`validator sets verified through block ${through}; going on\n`),
         );
@@ -217,7 +217,7 @@ export function queryCommand(): Command {
         return;
       }
       const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts, 'chip', id);
-      const r = await walking(() => lc.verifyChip(client, chipId, freshness), progress);
+      const r = await walkBoundaries(() => lc.verifyChip(client, chipId, freshness), progress);
       const v = verification(r.header);
       if (r.chip === null) {
         ctx.print({ chipId, exists: false, verified: true, verification: v }, () =>
@@ -275,7 +275,7 @@ export function queryCommand(): Command {
         return;
       }
       const { client, lc, progress, verification, lines, freshness } = await proving(ctx, opts, 'lease', id);
-      const r = await walking(() => lc.verifyLease(client, leaseId, freshness), progress);
+      const r = await walkBoundaries(() => lc.verifyLease(client, leaseId, freshness), progress);
       const v = verification(r.header);
       if (r.lease === null) {
         ctx.print({ id: leaseId, exists: false, verified: true, verification: v }, () =>
@@ -468,24 +468,7 @@ export async function verifyAccountWalking(
   address: string,
   progress: (verifiedThrough: bigint) => void,
 ): ReturnType<LightClient['verifyAccount']> {
-  return walking(() => lc.verifyAccount(client, address), progress);
-}
-
-/** Any light-client call (verifyAccount, verifyChip, verifyLease), called again as verifyAccountWalking. */
-export async function walking<T>(
-  call: () => Promise<T>,
-  progress: (verifiedThrough: bigint) => void,
-): Promise<T> {
-  let through = -1n;
-  for (;;) {
-    try {
-      return await call();
-    } catch (err) {
-      if (!(err instanceof BoundaryLimitError) || err.verifiedThrough <= through) throw err;
-      through = err.verifiedThrough;
-      progress(through);
-    }
-  }
+  return walkBoundaries(() => lc.verifyAccount(client, address), progress);
 }
 
 /**
