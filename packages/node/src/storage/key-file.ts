@@ -49,7 +49,12 @@ export function readPrivateKeyFile(path: string): string {
  * for every pipe (checkOwnerOnly).
  */
 export function readSecretFile(path: string, what: string): string {
-  return readOwnerOnlyFile(path, { what, code: 'BAD_SECRET_FILE', pipes: true, rootGrants: true });
+  return readOwnerOnlyFile(path, secretRule(what));
+}
+
+/** The owner-only rule of a secret file (readSecretFile, checkSecretFileStats). */
+function secretRule(what: string): OwnerOnlyRule {
+  return { what, code: 'BAD_SECRET_FILE', pipes: true, rootGrants: true };
 }
 
 interface OwnerOnlyRule {
@@ -105,7 +110,7 @@ export function checkSecretFileStats(
   what: string,
   reader: SecretFileReader = { uid: process.getuid?.(), platform: process.platform },
 ): void {
-  checkOwnerOnly(path, st, { what, code: 'BAD_SECRET_FILE', pipes: true, rootGrants: true }, reader);
+  checkOwnerOnly(path, st, secretRule(what), reader);
 }
 
 /** This process's own descriptors, as a path names one: what the shell hands a pipe over as. */
