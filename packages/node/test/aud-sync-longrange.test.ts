@@ -14,20 +14,14 @@ import { createApi } from '../src/api.js';
 import type { Chain } from '../src/chain.js';
 import { type Clock, systemClock } from '../src/clock.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
-import { type LogFields, type Logger, silentLogger } from '../src/log.js';
-import { chainServer } from '../src/sync.js';
-import { type FakePeer, fakeNetwork, grow, newLog, tempChains } from './sync-fakes.js';
+import { type Logger, silentLogger } from '../src/log.js';
+import { fakeNetwork, grow, newLog, peerOf, recordingLogger, tempChains } from './sync-fakes.js';
 
 const chains = tempChains('unc-aud-sync-');
 after(() => chains.close());
 
 /** Empty blocks up to `height`, each 500 ms later than `grow` makes them: another history. */
 const growFork = (chain: Chain, height: bigint) => grow(chain, height, 500n);
-
-const peerOf = (chain: Chain): FakePeer => {
-  const server = chainServer(chain);
-  return { claim: () => chain.height, blocks: (from, to) => server.blocks(from, to) };
-};
 
 async function hashAt(chain: Chain, height: bigint): Promise<Uint8Array> {
   const raw = await chain.db.getBlockBytes(height);
@@ -40,23 +34,6 @@ type CheckpointChain = {
   trustCheckpoint?: (cp: { height: bigint; hash: Uint8Array }) => Promise<void>;
 };
 const conflictOf = (r: SyncReactor) => (r as unknown as { conflict?: unknown }).conflict ?? null;
-
-function recordingLogger(lines: string[]): Logger {
-  const rec =
-    (level: string) =>
-    (msg: string, _f?: LogFields): void => {
-      lines.push(`${level} ${msg}`);
-    };
-  const logger: Logger = {
-    ...silentLogger,
-    debug: rec('debug'),
-    info: rec('info'),
-    warn: rec('warn'),
-    error: rec('error'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 describe('block sync against a long-range history', () => {
   let real: Chain;

@@ -27,41 +27,24 @@ import { checkEvidenceGossip } from '../src/consensus/gossip-checks.js';
 import { commitConflictEvidence } from '../src/consensus/sync-evidence.js';
 import { SyncReactor } from '../src/consensus/sync-reactor.js';
 import { devValidator, devValidatorKey } from '../src/dev.js';
-import { type LogFields, type Logger, silentLogger } from '../src/log.js';
+import { silentLogger } from '../src/log.js';
 import { Mempool } from '../src/mempool.js';
 import { chainServer } from '../src/sync.js';
-import { type FakePeer, fakeNetwork, grow, newLog, tempChains } from './sync-fakes.js';
+import {
+  type FakePeer,
+  fakeNetwork,
+  grow,
+  newLog,
+  peerOf,
+  recordingLogger,
+  tempChains,
+} from './sync-fakes.js';
 
 const chains = tempChains('unc-sync-evidence-');
 after(() => chains.close());
 
 const dev = devValidator();
 const KEY = { seed: dev.seed, publicKey: ed25519PublicKey(dev.seed) };
-
-const peerOf = (chain: Chain, at?: (from: bigint) => Uint8Array[] | null): FakePeer => {
-  const server = chainServer(chain);
-  return {
-    claim: () => chain.height,
-    blocks: async (from, to) => at?.(from) ?? server.blocks(from, to),
-  };
-};
-
-function recordingLogger(lines: string[]): Logger {
-  const rec =
-    (level: string) =>
-    (msg: string, _f?: LogFields): void => {
-      lines.push(`${level} ${msg}`);
-    };
-  const logger: Logger = {
-    ...silentLogger,
-    debug: rec('debug'),
-    info: rec('info'),
-    warn: rec('warn'),
-    error: rec('error'),
-    child: () => logger,
-  };
-  return logger;
-}
 
 describe('a sync conflict proves double signing', () => {
   let real: Chain;

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { ed25519PublicKey } from '@unc/core';
 import { Chain } from '../src/chain.js';
 import { devGenesisJson, devValidator } from '../src/dev.js';
-import { silentLogger } from '../src/log.js';
+import { type LogFields, type Logger, silentLogger } from '../src/log.js';
 import type { BlockRequestOptions, ChainStatus, Network } from '../src/p2p/types.js';
 import { ChainDb } from '../src/storage/db.js';
+import { chainServer } from '../src/sync.js';
 
 export const GENESIS = devGenesisJson({ time: new Date('2026-06-01T00:00:00Z') });
 
@@ -91,4 +92,31 @@ export function fakeNetwork(
     sendDirect: async () => {},
     stop: async () => {},
   };
+}
+
+/** A peer serving `chain`'s blocks, or what `at(from)` answers in their place where it answers. */
+export const peerOf = (chain: Chain, at?: (from: bigint) => Uint8Array[] | null): FakePeer => {
+  const server = chainServer(chain);
+  return {
+    claim: () => chain.height,
+    blocks: async (from, to) => at?.(from) ?? server.blocks(from, to),
+  };
+};
+
+/** A logger that records each line as `level message`. */
+export function recordingLogger(lines: string[]): Logger {
+  const rec =
+    (level: string) =>
+    (msg: string, _f?: LogFields): void => {
+      lines.push(`${level} ${msg}`);
+    };
+  const logger: Logger = {
+    ...silentLogger,
+    debug: rec('debug'),
+    info: rec('info'),
+    warn: rec('warn'),
+    error: rec('error'),
+    child: () => logger,
+  };
+  return logger;
 }
