@@ -9,7 +9,6 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { children, parseDer } from '../src/attestation/der.js';
 import {
-  type Action,
   canonicalAllowlistKey,
   certificateRevocationId,
   certificatesExpired,
@@ -17,10 +16,7 @@ import {
   earliestNotAfterMs,
   ed25519Sign,
   effectiveStatus,
-  type GovProposal,
   getChip,
-  getGovernance,
-  governanceSigningBytes,
   networkAggregates,
   parseCertificate,
   REVOKED_CHIP_GRACE_EPOCHS,
@@ -33,7 +29,7 @@ import { der, ext, type Issued, issue, issueCa, name } from './attestation/helpe
 import {
   CHAIN,
   genesis,
-  gov,
+  govAction,
   key,
   miner,
   other,
@@ -54,20 +50,6 @@ import {
   tpmSign,
   withTpmVendor,
 } from './tpm-chip.js';
-
-function govAction(chain: TestChain, proposal: GovProposal): Action {
-  const g = getGovernance(chain.state);
-  return {
-    type: 'governance',
-    proposal,
-    approvals: [
-      {
-        publicKey: gov.publicKey,
-        signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)),
-      },
-    ],
-  };
-}
 
 const registeredId = (events: TxEvent[]): Uint8Array => {
   const e = events.find((x) => x.type === 'chipRegistered') as { chipId: Uint8Array } | undefined;

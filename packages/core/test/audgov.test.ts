@@ -11,7 +11,6 @@ import {
   computeValidatorSet,
   DEFAULT_CONSENSUS_PARAMS,
   duplicateVoteEvidence,
-  ed25519Sign,
   type Genesis,
   type GovProposal,
   genesisStateWrites,
@@ -20,7 +19,6 @@ import {
   getGovernance,
   getHandoverParams,
   getPociParams,
-  governanceSigningBytes,
   HANDOVER_PARAMS_KEY,
   handedOverAt,
   handoverPending,
@@ -43,7 +41,7 @@ import {
   TestChain as Chain,
   consensusKey,
   genesis,
-  gov,
+  govAction,
   type Key,
   key,
   miner,
@@ -459,19 +457,6 @@ describe('audgov G2: a genesis lists each governance key and each validator once
 });
 
 /** A governance action approved by the test chain's one governance key, for `chainId` at `nonce`. */
-function govAction(chain: TestChain, proposal: GovProposal, chainId = CHAIN, nonce?: bigint): Action {
-  const n = nonce ?? getGovernance(chain.state).nonce;
-  return {
-    type: 'governance',
-    proposal,
-    approvals: [
-      {
-        publicKey: gov.publicKey,
-        signature: ed25519Sign(gov.seed, governanceSigningBytes(chainId, n, proposal)),
-      },
-    ],
-  };
-}
 
 describe('audgov G3: a genesis validator weighs the power its genesis entry gives it (docs/operators.md §2)', () => {
   test("a `power` in the genesis is the validator's weight (it was dropped: every genesis validator weighed 1)", () => {

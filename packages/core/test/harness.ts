@@ -16,12 +16,15 @@ import {
   envelopeFromSigned,
   feeActions,
   type Genesis,
+  type GovProposal,
   genesisAllocation,
   genesisStateWrites,
   getAccount,
   getChip,
+  getGovernance,
   getPociParams,
   getRecentHash,
+  governanceSigningBytes,
   type HeartbeatAnswer,
   heartbeatChallenge,
   MemoryState,
@@ -332,4 +335,19 @@ export function untilChipChallenged(
       return { epoch, slot: slots.length - 1, height: chain.height };
   }
   throw new Error('the chip was not challenged');
+}
+
+/** A governance action approved by the test's one governance key, at the chain's next governance nonce (or `nonce`). */
+export function govAction(chain: TestChain, proposal: GovProposal, chainId = CHAIN, nonce?: bigint): Action {
+  const n = nonce ?? getGovernance(chain.state).nonce;
+  return {
+    type: 'governance',
+    proposal,
+    approvals: [
+      {
+        publicKey: gov.publicKey,
+        signature: ed25519Sign(gov.seed, governanceSigningBytes(chainId, n, proposal)),
+      },
+    ],
+  };
 }

@@ -15,36 +15,19 @@ import {
   type Action,
   chipWeight,
   devSoftChipId,
-  ed25519Sign,
   effectiveStatus,
   epochOf,
   type GovProposal,
   getChip,
   getEpochRecord,
-  getGovernance,
   getModel,
-  governanceSigningBytes,
   type HeartbeatAnswer,
   ownerRatedPower,
   type TxEvent,
 } from '../src/index.js';
-import { answer, CHAIN, gov, key, miner, POCI, registerAction, slotsOf, TestChain } from './harness.js';
+import { answer, govAction, key, miner, POCI, registerAction, slotsOf, TestChain } from './harness.js';
 
 type Key = ReturnType<typeof key>;
-
-function govAction(chain: TestChain, proposal: GovProposal): Action {
-  const g = getGovernance(chain.state);
-  return {
-    type: 'governance',
-    proposal,
-    approvals: [
-      {
-        publicKey: gov.publicKey,
-        signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)),
-      },
-    ],
-  };
-}
 
 const setPower = (modelId: string, power: bigint): GovProposal => ({
   type: 'setModel',

@@ -12,7 +12,6 @@ import {
   type Chip,
   chipWeight,
   devSoftChipId,
-  ed25519Sign,
   effectiveStatus,
   epochOf,
   type GovProposal,
@@ -20,7 +19,6 @@ import {
   getEpochRecord,
   getGovernance,
   getModel,
-  governanceSigningBytes,
   type HeartbeatAnswer,
   networkAggregates,
   ownerRatedPower,
@@ -29,21 +27,7 @@ import {
   UPTIME_SCALE,
   ValidationError,
 } from '../src/index.js';
-import { answer, CHAIN, gov, key, miner, POCI, registerAction, slotsOf, TestChain } from './harness.js';
-
-function govAction(chain: TestChain, proposal: GovProposal): Action {
-  const g = getGovernance(chain.state);
-  return {
-    type: 'governance',
-    proposal,
-    approvals: [
-      {
-        publicKey: gov.publicKey,
-        signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)),
-      },
-    ],
-  };
-}
+import { answer, govAction, key, miner, POCI, registerAction, slotsOf, TestChain } from './harness.js';
 
 const setPower = (modelId: string, power: bigint): GovProposal => ({
   type: 'setModel',

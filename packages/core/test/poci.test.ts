@@ -15,7 +15,6 @@ import {
   effectiveStatus,
   encode,
   epochOf,
-  type GovProposal,
   genesisToJson,
   getAllowlistEntry,
   getChip,
@@ -23,7 +22,6 @@ import {
   getGovernance,
   getPociParams,
   getVendor,
-  governanceSigningBytes,
   type HeartbeatAnswer,
   heartbeatChallenge,
   isOnline,
@@ -54,7 +52,7 @@ import {
   answer,
   CHAIN,
   genesis,
-  gov,
+  govAction,
   type Key,
   key,
   miner,
@@ -66,20 +64,6 @@ import {
   untilChallenged,
   untilChipChallenged,
 } from './harness.js';
-
-function govAction(chain: TestChain, proposal: GovProposal): Action {
-  const g = getGovernance(chain.state);
-  return {
-    type: 'governance',
-    proposal,
-    approvals: [
-      {
-        publicKey: gov.publicKey,
-        signature: ed25519Sign(gov.seed, governanceSigningBytes(CHAIN, g.nonce, proposal)),
-      },
-    ],
-  };
-}
 
 function expectReject(chain: TestChain, t: TxEnvelope, code: string): void {
   const err = chain.attempt(t);
